@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * netfence wire structs: the one source of truth shared by the BPF programs
+ * and userspace. src/datapath/codecs.ts mirrors every struct here and
+ * test/bpf/btf-layout.test.ts checks sizes and offsets against the object's BTF.
+ *
+ * Conventions:
+ *  - Addresses are 16 bytes: IPv6 as is, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d),
+ *    so one trie serves both families.
+ *  - Multi-byte fields inside LPM keys are big-endian (the trie matches bytes
+ *    from the first one); every other integer is host order.
+ *  - Explicit padding: no struct relies on implicit compiler padding.
+ */
+#ifndef NETFENCE_H
+#define NETFENCE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define NF_LAYOUT_VERSION 1
+
+/* Rules per table: a table that needs more is refused by the compiler. */
+#define NF_MAX_RULES 256
+#define NF_BITMAP_WORDS (NF_MAX_RULES / 64)
+
+/* Table id 0 means "no policy in this direction": default allow. */
+#define NF_TABLE_NONE 0
+
+/* Policy direction, relative to the endpoint (not to the hook). */
+enum nf_dir {
+	NF_DIR_INGRESS = 0, /* traffic to the endpoint */
+	NF_DIR_EGRESS = 1,  /* traffic from the endpoint */
+};
+
+enum nf_action {
+	NF_ACT_NONE = 0,
+	NF_ACT_ALLOW = 1,
+	NF_ACT_DENY = 2,
+	NF_ACT_PASS = 3, /* skip the rest of this rule's tier */
+};
+
+enum nf_tier {
+	NF_TIER_SYSTEM = 0,   /* privileged rules (node lockout safety, own node) */
+	NF_TIER_ADMIN = 1,    /* ClusterNetworkPolicy tier Admin, node policies */
+	NF_TIER_NETPOL = 2,   /* NetworkPolicy / MultiNetworkPolicy (+ isolation deny) */
+	NF_TIER_BASELINE = 3, /* ClusterNetworkPolicy tier Baseline */
+	NF_TIER_DEFAULT = 4,  /* no rule matched: default allow */
+};
+
+/* Endpoint flags (struct nf_endpoint.flags). */
+#define NF_EP_F_POD (1u << 0)      /* pod veth / VF representor: tc ingress = from the pod */
+#define NF_EP_F_HOST (1u << 1)     /* host interface: tc ingress = to the node */
+#define NF_EP_F_TUNNEL (1u << 2)   /* transparent tunnel applies to traffic from this pod */
+#define NF_EP_F_SECONDARY (1u << 3)/* secondary network (MultiNetworkPolicy) */
+
+/* Endpoint map value; key: __u32 ifindex. */
+struct nf_endpoint {
+	__u32 id;        /* stable endpoint id (conntrack, events, counters) */
+	__u32 table[2];  /* indexed by enum nf_dir; NF_TABLE_NONE = not isolated */
+	__u32 flags;     /* NF_EP_F_* */
+	__u32 revision;  /* policy revision; conntrack entries of another revision are re-evaluated */
+	__u32 _pad;
+};
+
+/* An address in the 16-byte form (key of nf_ident_exact, nf_local_addrs). */
+struct nf_addr {
+	__u8 a[16];
+};
+
+/* LPM key over one address (nf_ident_lpm, nf_svc_cidrs, prefilter). */
+struct nf_addr_lpm_key {
+	__u32 prefixlen; /* 0..128 */
+	__u8 addr[16];
+};
+
+/* Rule bitmap: bit i of word i/64 = rule i of the table (precedence order). */
+struct nf_bitmap {
+	__u64 w[NF_BITMAP_WORDS];
+};
+
+/* nf_peer_ident key: which rules of a table select a peer identity. */
+struct nf_peer_ident_key {
+	__u32 table;
+	__u32 identity;
+};
+
+/* nf_peer_cidr LPM key: prefixlen counts the 32 table bits + the address bits. */
+struct nf_cidr_key {
+	__u32 prefixlen; /* 32 + 0..128 */
+	__u8 table[4];   /* big-endian table id */
+	__u8 addr[16];
+};
+
+/* nf_ports LPM key: prefixlen counts 32 table bits + 8 protocol bits + port bits.
+ * prefixlen 32 = every protocol and port; 40 = every port of the protocol. */
+struct nf_port_key {
+	__u32 prefixlen; /* 32, 40 + 0..16 */
+	__u8 table[4];   /* big-endian table id */
+	__u8 proto;      /* IPPROTO_* */
+	__u8 port[2];    /* big-endian destination port (ICMP: type << 8 | code is not used: 0) */
+	__u8 _pad;
+};
+
+/* nf_rules key and value: what rule `index` of `table` does. */
+struct nf_rule_key {
+	__u32 table;
+	__u32 index;
+};
+
+struct nf_rule {
+	__u8 action;    /* enum nf_action */
+	__u8 tier;      /* enum nf_tier */
+	__u16 tier_end; /* index of the first rule after this rule's tier (Pass jumps there) */
+	__u32 policy_id;/* index into the compiled policy-name table (userspace) */
+	__u32 rule_id;  /* rule id within the policy */
+	__u32 _pad;
+};
+
+/* Per-CPU counters (nf_rule_stats keyed by nf_rule_key; index NF_RULE_DEFAULT = no rule). */
+#define NF_RULE_DEFAULT 0xffffffffu
+struct nf_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Conntrack (LRU hash). The key is the flow as first seen in direction `dir`
+ * of endpoint `ep_id`; replies look up the reversed tuple. */
+struct nf_ct_key {
+	__u32 ep_id;
+	__u8 dir;      /* enum nf_dir the flow was allowed in */
+	__u8 proto;
+	__u16 _pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;   /* network order */
+	__u16 dport;   /* network order */
+};
+
+#define NF_CT_F_DEFERRED (1u << 0) /* allowed toward a service CIDR; backend checked after DNAT */
+#define NF_CT_F_SEEN_REPLY (1u << 1)
+
+struct nf_ct_val {
+	__u64 last_seen_ns;
+	__u32 revision;
+	__u16 rule;    /* rule index that allowed it (0xffff = default allow) */
+	__u8 flags;    /* NF_CT_F_* */
+	__u8 _pad;
+};
+
+/* Local addresses: pod and node addresses on this node (tunnel decision, source
+ * endpoint of deferred egress checks). */
+enum nf_local_kind {
+	NF_LOCAL_POD = 1,
+	NF_LOCAL_NODE = 2,
+};
+
+struct nf_local {
+	__u32 ifindex; /* the pod's host-side interface (0 for node addresses) */
+	__u32 kind;    /* enum nf_local_kind */
+};
+
+/* Drop reasons shared with userspace (flow records' drop_reason_desc). */
+enum nf_reason {
+	NF_REASON_NONE = 0,
+	NF_REASON_POLICY_DENY = 1,    /* an explicit Deny / Drop rule */
+	NF_REASON_ISOLATED = 2,       /* NetworkPolicy isolation: no allow matched */
+	NF_REASON_MALFORMED = 3,      /* truncated or malformed headers */
+	NF_REASON_REVISION_DENY = 4,  /* established flow cut by a newer policy revision */
+	NF_REASON_PREFILTER = 5,      /* XDP deny-CIDR prefilter */
+	NF_REASON_MAX = 6,
+};
+
+/* Global config (ARRAY, one element). Written by the agent; the tunnel flag
+ * is set only after the routes exist, so marked packets are never black-holed. */
+#define NF_CFG_F_TUNNEL_FWMARK (1u << 0)
+#define NF_CFG_F_TUNNEL_DIRECT (1u << 1)
+
+struct nf_config {
+	__u32 layout_version;   /* NF_LAYOUT_VERSION of the agent that wrote it */
+	__u32 flags;            /* NF_CFG_F_* */
+	__u32 tunnel_mark;      /* fwmark for the policy-routing mode */
+	__u32 tunnel_mark_mask;
+	__u32 uplink_ifindex;   /* direct mode: redirect target */
+	__u32 events_per_sec;   /* drop events per endpoint per second (0 = none) */
+	__u8 gateway6[16];      /* direct mode next hop, IPv6 (zero = none) */
+	__u8 gateway4[4];       /* direct mode next hop, IPv4, network order (zero = none) */
+	__u32 _pad;
+};
+
+/* Drop event on the ring buffer. */
+struct nf_event {
+	__u64 ts_ns;
+	__u32 ep_id;
+	__u32 ifindex;
+	__u32 table;
+	__u32 policy_id;
+	__u32 rule_id;
+	__u16 rule_index;
+	__u8 dir;      /* enum nf_dir */
+	__u8 proto;
+	__u8 reason;   /* enum nf_reason */
+	__u8 action;   /* enum nf_action */
+	__u16 sport;   /* network order */
+	__u16 dport;   /* network order */
+	__u16 _pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* Event rate limit state per endpoint (LRU hash keyed by ep_id). */
+struct nf_ratelimit {
+	__u64 window_start_ns;
+	__u32 count;
+	__u32 _pad;
+};
+
+#endif /* NETFENCE_H */

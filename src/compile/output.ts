@@ -1,0 +1,70 @@
+// The compiler's output contract: the complete desired content of every policy map,
+// as encoded key/value Buffers (codecs in src/datapath/codecs.ts), plus the names that
+// let trace/inspect/flows turn ids back into policies and rules. reconcile/ diffs this
+// against the pinned maps; trace loads it into private maps.
+
+/** Map names as declared in bpf/netfence.bpf.c (and pinned under <bpffs root>/). */
+export type PolicyMapName =
+  | 'nf_endpoints'
+  | 'nf_ident_exact'
+  | 'nf_ident_lpm'
+  | 'nf_peer_ident'
+  | 'nf_peer_cidr'
+  | 'nf_ports'
+  | 'nf_rules'
+  | 'nf_local_addrs'
+  | 'nf_svc_cidrs';
+
+/** Order in which reconcile writes maps so that no packet sees a half-updated
+ *  endpoint: table contents and identities first, endpoints last; deletes run in
+ *  reverse order after every write. */
+export const MAP_WRITE_ORDER: readonly PolicyMapName[] = [
+  'nf_rules',
+  'nf_ports',
+  'nf_peer_cidr',
+  'nf_peer_ident',
+  'nf_ident_lpm',
+  'nf_ident_exact',
+  'nf_svc_cidrs',
+  'nf_local_addrs',
+  'nf_endpoints',
+];
+
+/** key hex -> { key, value } per map. Hex keys make diffs and determinism cheap. */
+export type MapContent = Map<string, { key: Buffer; value: Buffer }>;
+export type DesiredMaps = Record<PolicyMapName, MapContent>;
+
+export interface CompiledRuleInfo {
+  table: number;
+  index: number;
+  policyId: number;
+  policy: string; // policyName(ref)
+  rule: string; // ruleName(rule)
+  action: 'allow' | 'deny' | 'pass';
+  tier: 'system' | 'admin' | 'netpol' | 'baseline';
+}
+
+export interface CompiledEndpoint {
+  /** Interface this endpoint is enforced on (host veth, VF representor, host iface). */
+  ifname: string;
+  ifindex: number;
+  id: number;
+  kind: 'pod' | 'host' | 'secondary';
+  pod?: string; // "ns/name"
+  node?: string;
+  network?: string; // "ns/nad" for secondary networks
+  ingressTable: number;
+  egressTable: number;
+  revision: number;
+}
+
+export interface CompileResult {
+  maps: DesiredMaps;
+  endpoints: CompiledEndpoint[];
+  rules: CompiledRuleInfo[];
+  /** policy_id -> policy name (index = id). */
+  policies: string[];
+  /** identity id -> description ("ns/labels" or "node/labels"). */
+  identities: Record<number, string>;
+  errors: string[];
+}

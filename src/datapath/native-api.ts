@@ -1,0 +1,148 @@
+// The contract of the native addon (native/, node-addon-api over libbpf and libnl).
+// The addon is thin: kernel objects in, Buffers out, no policy. Every failure throws
+// a NativeError: message "verb object: cause", code = errno name (e.g. "ENOENT"),
+// errno = number, syscall = failing call (e.g. "bpf_map_update_elem").
+
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+export interface MapInfo {
+  name: string;
+  fd: number;
+  type: number; // BPF_MAP_TYPE_*
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  id: number;
+  btfId: number;
+}
+
+export interface ProgInfo {
+  name: string;
+  fd: number;
+  type: number;
+  id: number;
+}
+
+export interface OpenObjectOptions {
+  /** bpffs directory for maps declared with LIBBPF_PIN_BY_NAME; absent = no pinning. */
+  pinRoot?: string;
+  /** Override max_entries per map name before load. */
+  maxEntries?: Record<string, number>;
+  /** Set `const volatile` rodata knobs? Not used yet; reserved. */
+}
+
+export interface BpfObjectHandle {
+  maps(): MapInfo[];
+  programs(): ProgInfo[];
+  /** Close the object (fds). Pinned maps and pinned links stay. */
+  close(): void;
+}
+
+export interface TestRunOptions {
+  data: Buffer;
+  /** struct __sk_buff (or xdp_md) input context; absent = none. */
+  ctx?: Buffer;
+  ctxOutSize?: number;
+  dataOutSize?: number; // default data.length + 256
+  repeat?: number; // default 1
+}
+
+export interface TestRunResult {
+  retval: number;
+  data: Buffer;
+  ctx?: Buffer;
+  duration: number; // ns per run, as reported by the kernel
+}
+
+export type TcDirection = 'ingress' | 'egress';
+
+export interface TcAttachResult {
+  mode: 'tcx' | 'clsact';
+  /** Where the TCX link was pinned (TCX links die with their last fd unless pinned). */
+  linkPin?: string;
+}
+
+export interface LinkInfo {
+  ifindex: number;
+  name: string;
+  kind: string; // "veth", "loopback", "" ...
+  mac: string;
+  up: boolean;
+  masterIfindex: number;
+  linkIfindex: number; // peer (veth) ifindex in its netns, 0 if unknown
+}
+
+export interface RouteRule {
+  family: 4 | 6;
+  priority: number;
+  mark?: number;
+  mask?: number;
+  table: number;
+  protocol?: number; // owner tag (e.g. 0x4e for netfence), lets reconcile find its own rules
+}
+
+export interface Route {
+  family: 4 | 6;
+  table: number;
+  dst: string; // "0.0.0.0/0", "10.244.1.5/32", "::/0"
+  gateway?: string;
+  oif?: number;
+  protocol?: number;
+  scope?: number;
+}
+
+export interface NativeAddon {
+  openObject(path: string, opts: OpenObjectOptions): BpfObjectHandle;
+
+  /** Open a pinned map or program; returns its fd and info. */
+  mapOpenPinned(path: string): MapInfo;
+  pin(fd: number, path: string): void;
+  unpin(path: string): void;
+  closeFd(fd: number): void;
+  /** Create a standalone map (inner maps for map-of-maps, tests). */
+  mapCreate(type: number, name: string, keySize: number, valueSize: number, maxEntries: number, flags: number): number;
+
+  /** Per-CPU maps: value buffers are valueSize rounded up to 8 times the number of possible CPUs. */
+  mapLookup(fd: number, key: Buffer): Buffer | null;
+  mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
+  mapDelete(fd: number, key: Buffer): boolean; // false when absent
+  mapUpdateBatch(fd: number, keys: Buffer[], values: Buffer[]): void;
+  mapDeleteBatch(fd: number, keys: Buffer[]): number; // deleted count
+  /** All keys (get_next_key walk). */
+  mapKeys(fd: number): Buffer[];
+  possibleCpus(): number;
+
+  tcAttach(ifindex: number, dir: TcDirection, progFd: number, opts: { linkPin?: string; forceClsact?: boolean }): TcAttachResult;
+  tcDetach(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): void;
+  /** Program id attached at the hook through netfence (TCX pinned link or clsact filter), 0 if none. */
+  tcQuery(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): number;
+  xdpAttach(ifindex: number, progFd: number, flags: number): void;
+  xdpDetach(ifindex: number, flags: number): void;
+
+  progTestRun(progFd: number, opts: TestRunOptions): TestRunResult;
+
+  /** Ring buffer consumer: uv_poll on ring_buffer__epoll_fd(); samples copied out during the callback. */
+  ringBufferOpen(mapFd: number, onSample: (sample: Buffer) => void): { close(): void };
+
+  linkList(): LinkInfo[];
+  linkByName(name: string): LinkInfo | null;
+  /** Subscribe to RTM_NEWLINK/DELLINK; delivered on the event loop. */
+  linkWatch(onEvent: (ev: { type: 'new' | 'del'; link: LinkInfo }) => void): { close(): void };
+
+  ruleList(family: 4 | 6): RouteRule[];
+  ruleAdd(rule: RouteRule): void; // EEXIST tolerated
+  ruleDelete(rule: RouteRule): void; // ENOENT tolerated
+  routeList(family: 4 | 6, table: number): Route[];
+  routeReplace(route: Route): void;
+  routeDelete(route: Route): void; // ENOENT tolerated
+
+  /** unshare(CLONE_NEWNET) for the calling thread (tests: a private netns for the process). */
+  unshareNet(): void;
+  /** setns into the netns at path (e.g. /run/netns/x). */
+  setNetns(path: string): void;
+}

@@ -1,0 +1,140 @@
+// Typed snapshot of the cluster state that matters for policy: what every source
+// (directory, Kubernetes API) produces and what model/, reference/ and compile/ read.
+// Objects here are already validated; raw YAML never travels past sources/.
+
+export type Labels = Readonly<Record<string, string>>;
+
+export interface ObjectRef {
+  kind: string;
+  namespace?: string;
+  name: string;
+}
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+
+/** Kubernetes LabelSelector; an empty selector ({}) selects everything. */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+
+export interface NamespaceObj {
+  name: string;
+  labels: Labels; // always includes kubernetes.io/metadata.name
+}
+
+export interface ContainerPort {
+  name?: string;
+  containerPort: number;
+  protocol: Protocol;
+}
+
+export interface PodObj {
+  namespace: string;
+  name: string;
+  labels: Labels;
+  annotations: Readonly<Record<string, string>>;
+  nodeName?: string;
+  hostNetwork: boolean;
+  ports: ContainerPort[];
+  ips: string[]; // status.podIPs, canonical text form
+  /** Secondary networks from k8s.v1.cni.cncf.io/network-status: "ns/nad" -> interface data. */
+  networks: PodNetwork[];
+}
+
+export interface PodNetwork {
+  network: string; // "namespace/name" of the NetworkAttachmentDefinition
+  interface?: string;
+  ips: string[];
+  pciAddress?: string; // SR-IOV VF (device-info.pci.pci-address)
+}
+
+export interface NodeObj {
+  name: string;
+  labels: Labels;
+  addresses: string[]; // InternalIP/ExternalIP addresses
+}
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  targetPort: number | string;
+  protocol: Protocol;
+}
+
+export interface ServiceObj {
+  namespace: string;
+  name: string;
+  clusterIPs: string[];
+  selector?: Record<string, string>;
+  ports: ServicePort[];
+}
+
+export interface NetworkAttachmentDefinitionObj {
+  namespace: string;
+  name: string;
+  config: string; // raw CNI config JSON
+  vlan?: number;
+}
+
+/** Where a policy object came from, for error messages and trace output. */
+export interface PolicyRef {
+  kind: 'NetworkPolicy' | 'ClusterNetworkPolicy' | 'MultiNetworkPolicy' | 'NodePolicy' | 'System';
+  namespace?: string;
+  name: string;
+}
+
+export interface RedirectConfig {
+  mode: 'fwmark' | 'direct';
+  mark: number;
+  table: number;
+  uplink: string;
+  gateway?: string;
+  gateway6?: string;
+  serviceCIDRs: string[];
+}
+
+export interface NetfenceConfig {
+  /** Host interface name patterns (glob: `eth*`, `ens160`). */
+  hostInterfaces: string[];
+  privileged: {
+    enabled: boolean;
+    established: boolean;
+    loopback: boolean;
+    apiServers: string[]; // "ip:port"
+    kubeletPort: number;
+    agentPorts: number[];
+  };
+  serviceCIDRs: string[];
+  redirect?: RedirectConfig;
+  metricsAddress: string; // host:port
+  eventsPerSecond: number;
+  bpffsRoot: string;
+}
+
+/** A rejected object: one per bad object, naming file, object and field. */
+export interface ValidationError {
+  file?: string;
+  object: string; // "Kind namespace/name"
+  field: string; // JSON path, e.g. spec.ingress[0].from[1].ipBlock.cidr
+  message: string;
+}
+
+export interface Snapshot {
+  namespaces: NamespaceObj[];
+  pods: PodObj[];
+  nodes: NodeObj[];
+  services: ServiceObj[];
+  networkAttachmentDefinitions: NetworkAttachmentDefinitionObj[];
+  /** Every policy kind, already normalized to rules (see rules.ts). */
+  policies: import('./rules').Policy[];
+  config: NetfenceConfig;
+  errors: ValidationError[];
+  warnings: string[];
+}
