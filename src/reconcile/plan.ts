@@ -1,0 +1,65 @@
+// Desired vs actual map contents -> the minimal diff: per map, the entries to write
+// (new keys or changed values) and the keys to delete. Pure: no I/O.
+import { MAP_WRITE_ORDER, type DesiredMaps, type MapContent, type PolicyMapName } from '../compile/output';
+import { decodeCidrKey, decodePeerIdentKey, decodePortKey, decodeRuleKey } from '../datapath/codecs';
+
+export type ActualMaps = Record<PolicyMapName, MapContent>;
+
+export interface Entry {
+  key: Buffer;
+  value: Buffer;
+}
+
+export interface MapDiff {
+  map: PolicyMapName;
+  /** New or changed entries, in key order (deterministic plans). */
+  updates: Entry[];
+  /** Keys present now and absent from the desired content. */
+  deletes: Buffer[];
+}
+
+/** Diffs in MAP_WRITE_ORDER; maps without changes are left out. */
+export interface Plan {
+  diffs: MapDiff[];
+}
+
+export function emptyMaps(): ActualMaps {
+  return Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, new Map()])) as ActualMaps;
+}
+
+export function diffMap(map: PolicyMapName, desired: MapContent, actual: MapContent): MapDiff {
+  const updates: Entry[] = [];
+  const deletes: Buffer[] = [];
+  for (const hex of [...desired.keys()].sort()) {
+    const want = desired.get(hex)!;
+    const have = actual.get(hex);
+    if (!have || !have.value.equals(want.value)) updates.push({ key: want.key, value: want.value });
+  }
+  for (const hex of [...actual.keys()].sort()) {
+    if (!desired.has(hex)) deletes.push(actual.get(hex)!.key);
+  }
+  return { map, updates, deletes };
+}
+
+export function planDiff(desired: DesiredMaps, actual: ActualMaps): Plan {
+  const diffs = MAP_WRITE_ORDER.map((m) => diffMap(m, desired[m] ?? new Map(), actual[m] ?? new Map())).filter(
+    (d) => d.updates.length > 0 || d.deletes.length > 0,
+  );
+  return { diffs };
+}
+
+/** The table a key belongs to, for maps keyed by table; undefined for the others. */
+export function tableOfKey(map: PolicyMapName, key: Buffer): number | undefined {
+  switch (map) {
+    case 'nf_rules':
+      return decodeRuleKey(key).table;
+    case 'nf_peer_ident':
+      return decodePeerIdentKey(key).table;
+    case 'nf_peer_cidr':
+      return decodeCidrKey(key).table;
+    case 'nf_ports':
+      return decodePortKey(key).table;
+    default:
+      return undefined;
+  }
+}

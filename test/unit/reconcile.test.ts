@@ -1,0 +1,316 @@
+import test from 'ava';
+import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps, type MapContent, type PolicyMapName } from '../../src/compile/output';
+import {
+  NfAction,
+  NfEpFlag,
+  NfTier,
+  IPPROTO,
+  bitmapFrom,
+  encodeAddr,
+  encodeCidrKey,
+  encodeEndpoint,
+  encodePortKey,
+  encodeRule,
+  encodeRuleKey,
+  encodeU32,
+  keyHex,
+} from '../../src/datapath/codecs';
+import type { TcDirection } from '../../src/datapath/native-api';
+import { MapOpError, MemoryMapIO } from '../../src/reconcile/mapio';
+import { reconcile, type Attacher, type EndpointRef } from '../../src/reconcile/apply';
+import { planDiff } from '../../src/reconcile/plan';
+
+interface EpSpec {
+  ifindex: number;
+  ingress: number;
+  egress: number;
+  revision?: number;
+  ip?: string;
+}
+
+interface Spec {
+  /** table id -> number of rules */
+  tables: Record<number, number>;
+  endpoints: EpSpec[];
+}
+
+function put(maps: DesiredMaps, m: PolicyMapName, key: Buffer, value: Buffer): void {
+  maps[m].set(keyHex(key), { key, value });
+}
+
+function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpoint[] } {
+  const maps = Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, new Map()])) as DesiredMaps;
+  for (const [t, n] of Object.entries(spec.tables).map(([t, n]) => [Number(t), n])) {
+    const all = bitmapFrom(Array.from({ length: n }, (_, i) => i));
+    for (let i = 0; i < n; i++) {
+      put(maps, 'nf_rules', encodeRuleKey(t, i), encodeRule({ action: NfAction.ALLOW, tier: NfTier.NETPOL, tierEnd: n, policyId: t, ruleId: i }));
+    }
+    put(maps, 'nf_ports', encodePortKey({ table: t, proto: IPPROTO.TCP, port: 80 }), all);
+    put(maps, 'nf_peer_cidr', encodeCidrKey(t, '10.0.0.0/8'), all);
+  }
+  const endpoints = spec.endpoints.map((e) => {
+    const ep: CompiledEndpoint = {
+      ifname: `veth${e.ifindex}`,
+      ifindex: e.ifindex,
+      id: e.ifindex + 1000,
+      kind: 'pod',
+      pod: `ns/p${e.ifindex}`,
+      ingressTable: e.ingress,
+      egressTable: e.egress,
+      revision: e.revision ?? 1,
+    };
+    put(
+      maps,
+      'nf_endpoints',
+      encodeU32(e.ifindex),
+      encodeEndpoint({ id: ep.id, ingressTable: e.ingress, egressTable: e.egress, flags: NfEpFlag.POD, revision: ep.revision }),
+    );
+    put(maps, 'nf_ident_exact', encodeAddr(e.ip ?? `10.0.0.${e.ifindex}`), encodeU32(7));
+    return ep;
+  });
+  return { maps, endpoints };
+}
+
+type Op = { op: 'update' | 'delete'; map: PolicyMapName; key: string };
+
+class RecordingIO extends MemoryMapIO {
+  ops: Op[] = [];
+  batches: PolicyMapName[] = [];
+  failUpdate?: (map: PolicyMapName, key: Buffer) => boolean;
+  override update(map: PolicyMapName, key: Buffer, value: Buffer): void {
+    if (this.failUpdate?.(map, key)) throw new MapOpError(`update ${map}: injected`, 'EIO');
+    super.update(map, key, value);
+    this.ops.push({ op: 'update', map, key: keyHex(key) });
+  }
+  override delete(map: PolicyMapName, key: Buffer): boolean {
+    this.ops.push({ op: 'delete', map, key: keyHex(key) });
+    return super.delete(map, key);
+  }
+  override updateBatch(map: PolicyMapName, keys: Buffer[], values: Buffer[]): void {
+    this.batches.push(map);
+    super.updateBatch(map, keys, values);
+  }
+  snapshot(): Record<string, string[]> {
+    return Object.fromEntries(
+      [...this.maps].map(([m, c]: [PolicyMapName, MapContent]) => [m, [...c.values()].map((e) => keyHex(e.key) + '=' + keyHex(e.value)).sort()]),
+    );
+  }
+}
+
+class FakeAttacher implements Attacher {
+  readonly hooks = new Set<string>();
+  failAttach = new Set<string>();
+  log: string[] = [];
+  attached(ep: EndpointRef, dir: TcDirection): boolean {
+    return this.hooks.has(`${ep.ifname}/${dir}`);
+  }
+  attach(ep: EndpointRef, dir: TcDirection): void {
+    if (this.failAttach.has(`${ep.ifname}/${dir}`)) throw new Error(`attach ${ep.ifname} ${dir}: injected`);
+    this.hooks.add(`${ep.ifname}/${dir}`);
+    this.log.push(`attach ${ep.ifname}/${dir}`);
+  }
+  detach(ep: EndpointRef, dir: TcDirection): void {
+    this.hooks.delete(`${ep.ifname}/${dir}`);
+    this.log.push(`detach ${ep.ifname}/${dir}`);
+  }
+  list(): EndpointRef[] {
+    const names = new Set([...this.hooks].map((h) => h.split('/')[0]));
+    return [...names].map((ifname) => ({ ifname, ifindex: Number(ifname.slice(4)) }));
+  }
+}
+
+const rulesOf = (io: MemoryMapIO, table: number): number =>
+  [...(io.maps.get('nf_rules')?.values() ?? [])].filter((e) => e.key.readUInt32LE(0) === table).length;
+
+test('first apply writes everything, a second apply of the same state changes nothing', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  const s = build({ tables: { 1: 2, 2: 3 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 2 }] });
+  const r1 = reconcile(io, att, s.maps, s.endpoints);
+  t.true(r1.ok);
+  t.deepEqual(r1.programmed, ['veth5']);
+  t.is(rulesOf(io, 1), 2);
+  t.is(rulesOf(io, 2), 3);
+  t.true(att.hooks.has('veth5/ingress') && att.hooks.has('veth5/egress'));
+  io.ops = [];
+  const r2 = reconcile(io, att, s.maps, s.endpoints);
+  t.true(r2.ok);
+  t.deepEqual(io.ops, []);
+  t.deepEqual(r2.updates, {});
+  t.deepEqual(r2.deletes, {});
+  t.deepEqual(planDiff(s.maps, Object.fromEntries([...io.maps]) as never).diffs, []);
+});
+
+test('a new endpoint: tables first, then programs, then the endpoint entry', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  const events: string[] = [];
+  const origAttach = att.attach.bind(att);
+  att.attach = (ep, d) => {
+    events.push(`attach ${d}`);
+    origAttach(ep, d);
+  };
+  const origUpdate = io.update.bind(io);
+  io.update = (m, k, v) => {
+    events.push(m);
+    origUpdate(m, k, v);
+  };
+  const s = build({ tables: { 1: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }] });
+  reconcile(io, att, s.maps, s.endpoints);
+  const firstAttach = events.indexOf('attach ingress');
+  t.true(events.indexOf('nf_rules') < firstAttach);
+  t.true(events.indexOf('nf_ports') < firstAttach);
+  t.is(events.at(-1), 'nf_endpoints');
+  t.true(events.indexOf('attach egress') < events.indexOf('nf_endpoints'));
+});
+
+test('switching an endpoint to another table: minimal writes, endpoint switched last, old table deleted after', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  const a = build({ tables: { 1: 2 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 0, egress: 0 }] });
+  reconcile(io, att, a.maps, a.endpoints);
+  io.ops = [];
+  const b = build({ tables: { 2: 1 }, endpoints: [{ ifindex: 5, ingress: 2, egress: 0, revision: 2 }, { ifindex: 6, ingress: 0, egress: 0 }] });
+  const r = reconcile(io, att, b.maps, b.endpoints);
+  t.true(r.ok);
+  t.deepEqual(r.updates, { nf_rules: 1, nf_ports: 1, nf_peer_cidr: 1, nf_endpoints: 1 });
+  t.deepEqual(r.deletes, { nf_rules: 2, nf_ports: 1, nf_peer_cidr: 1 });
+  const lastUpdate = io.ops.map((o) => o.op).lastIndexOf('update');
+  const firstDelete = io.ops.findIndex((o) => o.op === 'delete');
+  t.is(io.ops[lastUpdate].map, 'nf_endpoints');
+  t.true(lastUpdate < firstDelete);
+  // deletes run in reverse write order
+  const delMaps = [...new Set(io.ops.filter((o) => o.op === 'delete').map((o) => o.map))];
+  t.deepEqual(delMaps, ['nf_peer_cidr', 'nf_ports', 'nf_rules']);
+  t.is(rulesOf(io, 1), 0);
+  t.is(rulesOf(io, 2), 1);
+  t.deepEqual(att.log.filter((l) => l.startsWith('detach')), []);
+});
+
+test('a failed attach rolls back that endpoint only; a shared table stays', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  att.failAttach.add('veth7/egress');
+  const s = build({
+    tables: { 1: 1, 3: 2 },
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0 },
+      { ifindex: 7, ingress: 1, egress: 3 },
+    ],
+  });
+  const r = reconcile(io, att, s.maps, s.endpoints);
+  t.true(r.ok);
+  t.deepEqual(r.programmed, ['veth5']);
+  t.is(r.failed.length, 1);
+  t.is(r.failed[0].ifname, 'veth7');
+  t.regex(r.failed[0].error, /program endpoint veth7: attach veth7 egress: injected/);
+  t.false(att.hooks.has('veth7/ingress'), 'ingress hook detached again');
+  t.true(att.log.includes('detach veth7/ingress'));
+  t.is(rulesOf(io, 1), 1, 'table 1 is used by veth5 and stays');
+  t.is(rulesOf(io, 3), 0, 'table 3 only veth7 used: removed');
+  t.is(io.lookup('nf_endpoints', encodeU32(7)), null);
+  t.not(io.lookup('nf_endpoints', encodeU32(5)), null);
+  // next run retries and succeeds
+  att.failAttach.clear();
+  const r2 = reconcile(io, att, s.maps, s.endpoints);
+  t.deepEqual(r2.programmed, ['veth7']);
+  t.is(rulesOf(io, 3), 2);
+});
+
+test('an endpoint that fails first does not take its table from a later one', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  att.failAttach.add('veth5/ingress');
+  const s = build({ tables: { 1: 2 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 1, egress: 0 }] });
+  const r = reconcile(io, att, s.maps, s.endpoints);
+  t.deepEqual(r.programmed, ['veth6']);
+  t.deepEqual(r.failed.map((f) => f.ifname), ['veth5']);
+  t.is(rulesOf(io, 1), 2);
+});
+
+test('map full in the shared phase: error names the map, previous state untouched', (t) => {
+  const io = new RecordingIO({ nf_ident_exact: 2 });
+  const att = new FakeAttacher();
+  const a = build({ tables: { 1: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 1, egress: 0 }] });
+  t.true(reconcile(io, att, a.maps, a.endpoints).ok);
+  const before = io.snapshot();
+  // table 1 gains a rule (shared: enforced endpoints use it) and a third pod identity overflows
+  const b = build({
+    tables: { 1: 2, 4: 1 },
+    endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 4, egress: 0 }, { ifindex: 8, ingress: 1, egress: 0 }],
+  });
+  const r = reconcile(io, att, b.maps, b.endpoints);
+  t.false(r.ok);
+  t.is(r.fullMap, 'nf_ident_exact');
+  t.regex(r.error ?? '', /update nf_ident_exact: map full \(E2BIG\)/);
+  t.deepEqual(io.snapshot(), before);
+  t.false(att.hooks.has('veth8/ingress'));
+});
+
+test('map full while programming a new endpoint fails that endpoint and names the map', (t) => {
+  const io = new RecordingIO({ nf_rules: 3 });
+  const att = new FakeAttacher();
+  const a = build({ tables: { 1: 2 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }] });
+  reconcile(io, att, a.maps, a.endpoints);
+  const before = io.snapshot();
+  const b = build({ tables: { 1: 2, 9: 4 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 9, egress: 0 }] });
+  const r = reconcile(io, att, b.maps, b.endpoints);
+  t.true(r.ok);
+  t.is(r.fullMap, 'nf_rules');
+  t.regex(r.failed[0].error, /update nf_rules: map full/);
+  t.false(att.hooks.has('veth6/ingress'));
+  // nf_ident_exact of veth6 (shared) is written; everything else is as before
+  const after = io.snapshot();
+  for (const m of ['nf_rules', 'nf_ports', 'nf_peer_cidr', 'nf_endpoints']) t.deepEqual(after[m], before[m], m);
+});
+
+test('an injected write failure on an endpoint entry rolls back its tables and programs', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  io.failUpdate = (m, k) => m === 'nf_endpoints' && k.readUInt32LE(0) === 6;
+  const s = build({ tables: { 1: 1, 2: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 2, egress: 0 }] });
+  const r = reconcile(io, att, s.maps, s.endpoints);
+  t.deepEqual(r.failed.map((f) => f.ifname), ['veth6']);
+  t.regex(r.failed[0].error, /update nf_endpoints: write failed \(EIO\)/);
+  t.false(att.hooks.has('veth6/ingress') || att.hooks.has('veth6/egress'));
+  t.is(rulesOf(io, 2), 0);
+  t.is(rulesOf(io, 1), 1);
+});
+
+test('a removed endpoint: entry deleted, programs detached, its table removed', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  const a = build({ tables: { 1: 1, 2: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 2, egress: 0 }] });
+  reconcile(io, att, a.maps, a.endpoints);
+  const b = build({ tables: { 1: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }] });
+  const r = reconcile(io, att, b.maps, b.endpoints);
+  t.deepEqual(r.detached, ['veth6']);
+  t.false(att.hooks.has('veth6/ingress'));
+  t.is(io.lookup('nf_endpoints', encodeU32(6)), null);
+  t.is(rulesOf(io, 2), 0);
+  t.is(io.lookup('nf_ident_exact', encodeAddr('10.0.0.6')), null);
+});
+
+test('a pinned entry without programs (restart after a detach) is re-attached', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  const s = build({ tables: { 1: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }] });
+  reconcile(io, att, s.maps, s.endpoints);
+  att.hooks.clear();
+  io.ops = [];
+  const r = reconcile(io, att, s.maps, s.endpoints);
+  t.deepEqual(r.programmed, ['veth5']);
+  t.true(att.hooks.has('veth5/egress'));
+  t.deepEqual(io.ops.filter((o) => o.op === 'delete'), []);
+});
+
+test('batch ops are used for maps that support them', (t) => {
+  const io = new RecordingIO({}, new Set<PolicyMapName>(['nf_rules', 'nf_ident_exact']));
+  const att = new FakeAttacher();
+  const s = build({ tables: { 1: 3 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 1, egress: 0 }] });
+  reconcile(io, att, s.maps, s.endpoints);
+  t.true(io.batches.includes('nf_rules'));
+  t.true(io.batches.includes('nf_ident_exact'));
+  t.false(io.batches.includes('nf_ports'));
+  t.is(rulesOf(io, 1), 3);
+});
