@@ -1,0 +1,2 @@
+#include "modules.h"
+namespace nf { void InitAttach(Napi::Env, Napi::Object) {} }

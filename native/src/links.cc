@@ -1,0 +1,2 @@
+#include "modules.h"
+namespace nf { void InitLinks(Napi::Env, Napi::Object) {} }

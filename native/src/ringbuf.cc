@@ -1,0 +1,2 @@
+#include "modules.h"
+namespace nf { void InitRingBuf(Napi::Env, Napi::Object) {} }

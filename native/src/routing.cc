@@ -1,0 +1,2 @@
+#include "modules.h"
+namespace nf { void InitRouting(Napi::Env, Napi::Object) {} }

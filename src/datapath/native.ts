@@ -1,0 +1,15 @@
+// Loads the native addon (native/, built by node-gyp) typed by its contract.
+import path from 'node:path';
+import type { NativeAddon } from './native-api';
+
+// The package root: src/datapath/ in the sources, dist/src/datapath/ once compiled.
+function packageRoot(): string {
+  const here = __dirname;
+  const up = path.basename(path.resolve(here, '../..')) === 'dist' ? '../../..' : '../..';
+  return path.resolve(here, up);
+}
+
+export const addonPath = path.join(packageRoot(), 'native', 'build', 'Release', 'netfence_native.node');
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const native: NativeAddon = require(addonPath) as NativeAddon;
