@@ -1,0 +1,98 @@
+// Which interfaces of this node to enforce on, from the node's own state:
+//  - pod endpoints: the link a pod IP's /32 or /128 route in the main table points at
+//    (host-side veth);
+//  - secondary networks: the VF representor of PodNetwork.pciAddress (sysfs), or else
+//    the link routing one of that network's pod IPs;
+//  - host interfaces: link names matching config.hostInterfaces globs.
+// Pure over a NetView so tests feed it links and routes directly.
+import path from 'node:path';
+import type { DiscoveredEndpoint } from '../compile/endpoint';
+import type { LinkInfo, NativeAddon, Route } from '../datapath/native-api';
+import type { Snapshot } from '../model/types';
+import { representorOf } from './sysfs';
+
+export const MAIN_TABLE = 254;
+
+export interface NetView {
+  links: LinkInfo[];
+  /** Main-table routes of both families. */
+  routes: Route[];
+}
+
+export interface DiscoverOptions {
+  nodeName: string;
+  hostInterfaces: readonly string[];
+  sysfsRoot: string;
+}
+
+export interface Discovery {
+  endpoints: DiscoveredEndpoint[];
+  /** Pods of this node whose interface was not found (yet), with the reason. */
+  warnings: string[];
+}
+
+export function readNetView(addon: NativeAddon): NetView {
+  return { links: addon.linkList(), routes: [...addon.routeList(4, MAIN_TABLE), ...addon.routeList(6, MAIN_TABLE)] };
+}
+
+function hostRoutes(routes: Route[]): Map<string, number> {
+  const byIp = new Map<string, number>();
+  for (const r of routes) {
+    const [ip, len] = r.dst.split('/');
+    if (r.oif && ((r.family === 4 && len === '32') || (r.family === 6 && len === '128'))) byIp.set(ip, r.oif);
+  }
+  return byIp;
+}
+
+export function matchesAny(name: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) => path.matchesGlob(name, p));
+}
+
+export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: DiscoverOptions): Discovery {
+  const links = new Map(view.links.map((l) => [l.ifindex, l]));
+  const byName = new Map(view.links.map((l) => [l.name, l]));
+  const routeOif = hostRoutes(view.routes);
+  const endpoints: DiscoveredEndpoint[] = [];
+  const warnings: string[] = [];
+  const taken = new Set<number>();
+  const add = (link: LinkInfo, ep: Omit<DiscoveredEndpoint, 'ifname' | 'ifindex'>): void => {
+    if (taken.has(link.ifindex)) return;
+    taken.add(link.ifindex);
+    endpoints.push({ ifname: link.name, ifindex: link.ifindex, ...ep });
+  };
+  const linkForIps = (ips: readonly string[]): LinkInfo | undefined => {
+    for (const ip of ips) {
+      const l = links.get(routeOif.get(ip) ?? -1);
+      if (l) return l;
+    }
+    return undefined;
+  };
+
+  for (const pod of snapshot.pods) {
+    if (pod.nodeName !== opts.nodeName || pod.hostNetwork) continue;
+    const key = `${pod.namespace}/${pod.name}`;
+    const link = linkForIps(pod.ips);
+    if (link) add(link, { kind: 'pod', pod: key });
+    else if (pod.ips.length > 0) warnings.push(`discover pod ${key}: no /32 or /128 route to ${pod.ips.join(', ')} on this node`);
+    for (const net of pod.networks) {
+      let sec: LinkInfo | undefined;
+      if (net.pciAddress) {
+        const rep = representorOf(opts.sysfsRoot, net.pciAddress);
+        if (rep instanceof Error) warnings.push(`discover pod ${key} network ${net.network}: ${rep.message}`);
+        else {
+          sec = byName.get(rep);
+          if (!sec) warnings.push(`discover pod ${key} network ${net.network}: representor ${rep} is not a link here`);
+        }
+      } else {
+        sec = linkForIps(net.ips);
+        if (!sec) warnings.push(`discover pod ${key} network ${net.network}: no route to ${net.ips.join(', ') || '(no IPs)'}`);
+      }
+      if (sec) add(sec, { kind: 'secondary', pod: key, network: net.network });
+    }
+  }
+  for (const link of [...view.links].sort((a, b) => a.ifindex - b.ifindex)) {
+    if (matchesAny(link.name, opts.hostInterfaces)) add(link, { kind: 'host' });
+  }
+  endpoints.sort((a, b) => a.ifindex - b.ifindex);
+  return { endpoints, warnings };
+}
