@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * Drop accounting: per-reason per-CPU counters (always) and drop events on a
+ * ring buffer, at most `events_per_sec` per endpoint per one-second window.
+ */
+#ifndef NF_EVENTS_H
+#define NF_EVENTS_H
+
+#include <bpf/bpf_helpers.h>
+#include "netfence.h"
+#include "parse.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct nf_counter);
+	__uint(max_entries, NF_REASON_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_reason_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, __u32);
+	__type(value, struct nf_ratelimit);
+	__uint(max_entries, 8192);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_ratelimit SEC(".maps");
+
+#define NF_NSEC_PER_SEC 1000000000ULL
+
+/* What a drop was about (the packet itself comes from struct nf_pkt). */
+struct nf_drop {
+	__u32 ep_id;
+	__u32 table;
+	__u32 policy_id;
+	__u32 rule_id;
+	__u32 rule_index;
+	__u8 dir;
+	__u8 reason;
+	__u8 action;
+	__u8 _pad;
+};
+
+static __always_inline void nf_count_reason(__u32 reason, __u32 bytes)
+{
+	struct nf_counter *c = bpf_map_lookup_elem(&nf_reason_stats, &reason);
+
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+/* One more event for this endpoint in the current window? */
+static __always_inline int nf_event_allowed(__u32 ep_id, __u32 per_sec, __u64 now)
+{
+	struct nf_ratelimit *rl;
+
+	if (!per_sec)
+		return 0;
+	rl = bpf_map_lookup_elem(&nf_ratelimit, &ep_id);
+	if (!rl || now - rl->window_start_ns >= NF_NSEC_PER_SEC) {
+		struct nf_ratelimit fresh = { .window_start_ns = now, .count = 1 };
+
+		bpf_map_update_elem(&nf_ratelimit, &ep_id, &fresh, BPF_ANY);
+		return 1;
+	}
+	if (rl->count >= per_sec)
+		return 0;
+	__sync_fetch_and_add(&rl->count, 1);
+	return 1;
+}
+
+static __always_inline void nf_emit_drop(const struct nf_drop *d, const struct nf_pkt *p,
+					 __u32 ifindex, __u32 bytes, __u32 per_sec)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct nf_event *e;
+
+	nf_count_reason(d->reason, bytes);
+	if (!nf_event_allowed(d->ep_id, per_sec, now))
+		return;
+	e = bpf_ringbuf_reserve(&nf_events, sizeof(*e), 0);
+	if (!e)
+		return;
+	e->ts_ns = now;
+	e->ep_id = d->ep_id;
+	e->ifindex = ifindex;
+	e->table = d->table;
+	e->policy_id = d->policy_id;
+	e->rule_id = d->rule_id;
+	e->rule_index = d->rule_index > 0xffff ? 0xffff : d->rule_index;
+	e->dir = d->dir;
+	e->proto = p->proto;
+	e->reason = d->reason;
+	e->action = d->action;
+	e->sport = p->sport;
+	e->dport = p->dport;
+	e->_pad = 0;
+	__builtin_memcpy(e->saddr, p->saddr, 16);
+	__builtin_memcpy(e->daddr, p->daddr, 16);
+	bpf_ringbuf_submit(e, 0);
+}
+
+#endif /* NF_EVENTS_H */

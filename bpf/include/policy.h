@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * Policy lookup: (table, peer address, protocol, destination port) -> verdict.
+ *
+ *   identity   = nf_ident_exact[addr] or else nf_ident_lpm[addr] (0 = none)
+ *   peer bits  = nf_peer_ident[{table, identity}] | nf_peer_cidr[{table, addr}]
+ *   port bits  = nf_ports[{table, proto, port}]   (longest prefix: ranges)
+ *   verdict    = first set bit of peer & port; Pass clears the rest of its tier.
+ *
+ * Every step is a hash lookup or one trie walk, independent of the rule count.
+ */
+#ifndef NF_POLICY_H
+#define NF_POLICY_H
+
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "netfence.h"
+#include "parse.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct nf_addr);
+	__type(value, __u32);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_ident_exact SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct nf_addr_lpm_key);
+	__type(value, __u32);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_ident_lpm SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct nf_peer_ident_key);
+	__type(value, struct nf_bitmap);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_peer_ident SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct nf_cidr_key);
+	__type(value, struct nf_bitmap);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_peer_cidr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct nf_port_key);
+	__type(value, struct nf_bitmap);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct nf_rule_key);
+	__type(value, struct nf_rule);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, struct nf_rule_key);
+	__type(value, struct nf_counter);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_rule_stats SEC(".maps");
+
+/* Bounded Pass chain: each Pass jumps past its tier, so a handful suffices. */
+#define NF_POLICY_STEPS 8
+
+struct nf_verdict {
+	__u32 rule_index; /* NF_RULE_DEFAULT when no rule matched */
+	__u32 policy_id;
+	__u32 rule_id;
+	__u8 action;      /* NF_ACT_ALLOW or NF_ACT_DENY */
+	__u8 tier;
+	__u8 reason;      /* drop reason when action is DENY */
+	__u8 _pad;
+};
+
+/* Index of the lowest set bit of a non-zero word: popcount of the bits below
+ * it (branch-free, so the verifier sees one path). */
+static __always_inline __u32 nf_ffs64(__u64 x)
+{
+	x = (x & -x) - 1;
+	x = x - ((x >> 1) & 0x5555555555555555ULL);
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (x * 0x0101010101010101ULL) >> 56;
+}
+
+/* Bits [0, n) of a word for n in 0..64, branch-free. */
+static __always_inline __u64 nf_mask_below(__u32 n)
+{
+	return ((1ULL << (n & 63)) - 1) | -(__u64)(n >> 6);
+}
+
+/* Clear rule bits [from, to) of the match set (from < to <= NF_MAX_RULES). */
+static __always_inline void nf_clear_range(__u64 *m, __u32 from, __u32 to)
+{
+	int w;
+
+#pragma unroll
+	for (w = 0; w < NF_BITMAP_WORDS; w++) {
+		__u32 base = w * 64;
+		__u32 lo = from > base ? from - base : 0;
+		__u32 hi = to > base ? to - base : 0;
+
+		lo = lo > 64 ? 64 : lo;
+		hi = hi > 64 ? 64 : hi;
+		m[w] &= ~(nf_mask_below(hi) & ~nf_mask_below(lo));
+	}
+}
+
+static __always_inline void nf_count_rule(__u32 table, __u32 index, __u32 bytes)
+{
+	struct nf_rule_key k = { .table = table, .index = index };
+	struct nf_counter *c = bpf_map_lookup_elem(&nf_rule_stats, &k);
+
+	if (!c) {
+		struct nf_counter zero = {};
+
+		bpf_map_update_elem(&nf_rule_stats, &k, &zero, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&nf_rule_stats, &k);
+		if (!c)
+			return;
+	}
+	c->packets++;
+	c->bytes += bytes;
+}
+
+/* Identity of a peer address: exact (pods, nodes) before prefixes. */
+static __always_inline __u32 nf_identity(const __u8 *addr)
+{
+	struct nf_addr_lpm_key lk = { .prefixlen = 128 };
+	__u32 *id;
+
+	id = bpf_map_lookup_elem(&nf_ident_exact, addr);
+	if (id)
+		return *id;
+	__builtin_memcpy(lk.addr, addr, 16);
+	id = bpf_map_lookup_elem(&nf_ident_lpm, &lk);
+	return id ? *id : 0;
+}
+
+struct nf_query {
+	__u8 peer[16];
+	__u32 table;
+	__u32 bytes;  /* packet length, for the counters */
+	__u16 port;   /* destination port, network order (0 without ports) */
+	__u8 proto;
+	__u8 _pad;
+};
+
+/* State of the precedence walk over the matched rules. */
+struct nf_walk {
+	__u64 m[NF_BITMAP_WORDS];
+	struct nf_verdict v;
+	__u32 table;
+	__u32 _pad;
+};
+
+/* One step of the walk (a bpf_loop callback, verified once): take the first
+ * matched rule; Allow / Deny decide, Pass clears the rest of its tier. */
+static long nf_policy_step(__u32 i, void *ctx)
+{
+	struct nf_walk *wk = ctx;
+	struct nf_rule_key rk = { .table = wk->table };
+	struct nf_verdict *v = &wk->v;
+	struct nf_rule *r;
+	__u32 idx;
+
+	if (wk->m[0])
+		idx = nf_ffs64(wk->m[0]);
+	else if (wk->m[1])
+		idx = 64 + nf_ffs64(wk->m[1]);
+	else if (wk->m[2])
+		idx = 128 + nf_ffs64(wk->m[2]);
+	else if (wk->m[3])
+		idx = 192 + nf_ffs64(wk->m[3]);
+	else
+		return 1; /* nothing left: default */
+
+	rk.index = idx;
+	r = bpf_map_lookup_elem(&nf_rules, &rk);
+	if (!r || (r->action != NF_ACT_ALLOW && r->action != NF_ACT_DENY)) {
+		/* Pass skips the rest of its tier; a rule missing from nf_rules
+		 * (mid-update) or of unknown action is skipped alone. */
+		__u32 to = r && r->action == NF_ACT_PASS && r->tier_end > idx ? r->tier_end : idx + 1;
+
+		nf_clear_range(wk->m, idx, to > NF_MAX_RULES ? NF_MAX_RULES : to);
+		return 0;
+	}
+	v->rule_index = idx;
+	v->action = r->action;
+	v->tier = r->tier;
+	v->policy_id = r->policy_id;
+	v->rule_id = r->rule_id;
+	if (r->action == NF_ACT_DENY)
+		v->reason = r->tier == NF_TIER_NETPOL ? NF_REASON_ISOLATED : NF_REASON_POLICY_DENY;
+	return 1;
+}
+
+/* Evaluate q->table for a peer address, protocol and destination port. Counts
+ * the packet on the matched rule (or the table's default). A BPF-to-BPF call:
+ * every caller shares one verified copy. */
+static __noinline int nf_policy_eval(const struct nf_query *q, struct nf_verdict *v)
+{
+	struct nf_peer_ident_key pik = { .table = q->table };
+	struct nf_cidr_key ck = { .prefixlen = 32 + 128 };
+	struct nf_port_key pk = { .prefixlen = 32 + 8 + 16, .proto = q->proto };
+	struct nf_bitmap *bi, *bc, *bp;
+	__u32 table = q->table;
+	__u32 table_be = bpf_htonl(table);
+	__u16 port = q->port;
+	struct nf_walk walk;
+	int w;
+
+	v->rule_index = NF_RULE_DEFAULT;
+	v->action = NF_ACT_ALLOW;
+	v->tier = NF_TIER_DEFAULT;
+	v->policy_id = 0;
+	v->rule_id = 0;
+	v->reason = NF_REASON_NONE;
+
+	__builtin_memcpy(pk.table, &table_be, 4);
+	__builtin_memcpy(pk.port, &port, 2);
+	bp = bpf_map_lookup_elem(&nf_ports, &pk);
+	if (!bp)
+		goto out;
+
+	pik.identity = nf_identity(q->peer);
+	bi = pik.identity ? bpf_map_lookup_elem(&nf_peer_ident, &pik) : NULL;
+	__builtin_memcpy(ck.table, &table_be, 4);
+	__builtin_memcpy(ck.addr, q->peer, 16);
+	bc = bpf_map_lookup_elem(&nf_peer_cidr, &ck);
+
+#pragma unroll
+	for (w = 0; w < NF_BITMAP_WORDS; w++)
+		walk.m[w] = 0;
+	if (bi) {
+#pragma unroll
+		for (w = 0; w < NF_BITMAP_WORDS; w++)
+			walk.m[w] = bi->w[w];
+	}
+	if (bc) {
+#pragma unroll
+		for (w = 0; w < NF_BITMAP_WORDS; w++)
+			walk.m[w] |= bc->w[w];
+	}
+#pragma unroll
+	for (w = 0; w < NF_BITMAP_WORDS; w++)
+		walk.m[w] &= bp->w[w];
+	walk.table = table;
+	walk.v = *v;
+	bpf_loop(NF_POLICY_STEPS, nf_policy_step, &walk, 0);
+	*v = walk.v;
+out:
+	nf_count_rule(table, v->rule_index, q->bytes);
+	return v->action;
+}
+
+#endif /* NF_POLICY_H */

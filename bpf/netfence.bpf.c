@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * netfence tc classifier: one object serves every interface; per-endpoint
+ * state lives in maps keyed by ifindex (bpf/include/netfence.h).
+ *
+ * Hook -> policy direction:
+ *   pod endpoint:  tc ingress = traffic FROM the pod -> its EGRESS table, peer = destination
+ *                  tc egress  = traffic TO the pod   -> its INGRESS table, peer = source
+ *   host endpoint: tc ingress = traffic TO a node address   -> INGRESS table
+ *                  tc egress  = traffic FROM a node address -> EGRESS table
+ *                  (anything else is forwarded traffic and passes)
+ *
+ * Services (kube-proxy DNAT happens after the pod's tc ingress hook):
+ *   At the client pod's tc ingress, a destination inside nf_svc_cidrs is not
+ *   evaluated: a conntrack entry flagged NF_CT_F_DEFERRED is created so the
+ *   de-DNATed replies (source = service address) pass, and the packet goes on.
+ *   After DNAT the packet leaves through either the backend pod's veth (tc
+ *   egress, local backend) or a host interface (tc egress, remote backend).
+ *   Both hooks run the deferred check: when the source address is a local pod
+ *   (nf_local_addrs kind POD -> its ifindex -> nf_endpoints) and the flow is
+ *   not established for that source endpoint, the source's EGRESS table is
+ *   evaluated against the post-DNAT destination (creating the source's
+ *   conntrack entry on allow, dropping on deny), then the destination's own
+ *   policy applies. Direct pod-to-pod flows are already established for the
+ *   source by its own hook, so the check costs one conntrack lookup for them.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "netfence.h"
+#include "parse.h"
+#include "policy.h"
+#include "conntrack.h"
+#include "events.h"
+
+#define NF_AF_INET 2
+#define NF_AF_INET6 10
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct nf_endpoint);
+	__uint(max_entries, 4096);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct nf_addr);
+	__type(value, struct nf_local);
+	__uint(max_entries, 8192);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_local_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct nf_addr_lpm_key);
+	__type(value, __u8);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_svc_cidrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct nf_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_config SEC(".maps");
+
+static __always_inline const struct nf_config *nf_get_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&nf_config, &zero);
+}
+
+static __always_inline int nf_in_svc_cidr(const __u8 *addr)
+{
+	struct nf_addr_lpm_key k = { .prefixlen = 128 };
+
+	__builtin_memcpy(k.addr, addr, 16);
+	return bpf_map_lookup_elem(&nf_svc_cidrs, &k) != NULL;
+}
+
+static __always_inline const struct nf_local *nf_local(const __u8 *addr)
+{
+	return bpf_map_lookup_elem(&nf_local_addrs, addr);
+}
+
+static __always_inline int nf_is_local_kind(const __u8 *addr, __u32 kind)
+{
+	const struct nf_local *l = nf_local(addr);
+
+	return l && l->kind == kind;
+}
+
+static __always_inline void nf_drop_from_verdict(struct nf_drop *d, const struct nf_endpoint *ep,
+						 __u8 dir, __u32 table, const struct nf_verdict *v,
+						 __u8 reason)
+{
+	d->ep_id = ep->id;
+	d->dir = dir;
+	d->table = table;
+	d->policy_id = v->policy_id;
+	d->rule_id = v->rule_id;
+	d->rule_index = v->rule_index;
+	d->action = v->action;
+	d->reason = reason;
+}
+
+/* Evaluate the endpoint's table of direction `dir`; table 0 = default allow. */
+static __always_inline int nf_eval(const struct nf_endpoint *ep, __u8 dir, const __u8 *peer,
+				   __u8 proto, __u16 port, __u32 bytes, struct nf_verdict *v)
+{
+	struct nf_query q = { .table = ep->table[dir & 1], .bytes = bytes, .port = port, .proto = proto };
+
+	if (q.table == NF_TABLE_NONE) {
+		v->rule_index = NF_RULE_DEFAULT;
+		v->action = NF_ACT_ALLOW;
+		v->tier = NF_TIER_DEFAULT;
+		return NF_ACT_ALLOW;
+	}
+	__builtin_memcpy(q.peer, peer, 16);
+	return nf_policy_eval(&q, v);
+}
+
+/* A conntrack entry of another policy revision: re-evaluate its flow in the
+ * direction it was created in. `reply` = the packet is a reply of that flow. */
+static __always_inline int nf_ct_revalidate(const struct nf_endpoint *ep, const struct nf_ct_key *k,
+					    struct nf_ct_val *cv, const struct nf_pkt *p, int reply,
+					    __u32 bytes, struct nf_drop *d)
+{
+	struct nf_verdict v = {};
+	__u8 odir = k->dir;
+	/* the flow's original destination port; the peer is the far side of it */
+	__u16 port = p->has_ports ? (reply ? p->sport : p->dport) : 0;
+	const __u8 *peer = odir == NF_DIR_EGRESS ? k->daddr : k->saddr;
+
+	if (cv->flags & NF_CT_F_DEFERRED) {
+		/* the backend side is checked after DNAT, per packet of the flow */
+		cv->revision = ep->revision;
+		return 1;
+	}
+	if (nf_eval(ep, odir, peer, p->proto, port, bytes, &v) != NF_ACT_ALLOW) {
+		bpf_map_delete_elem(&nf_ct, k);
+		nf_drop_from_verdict(d, ep, odir, ep->table[odir & 1], &v, NF_REASON_REVISION_DENY);
+		return 0;
+	}
+	cv->revision = ep->revision;
+	cv->rule = v.rule_index > NF_CT_RULE_DEFAULT ? NF_CT_RULE_DEFAULT : v.rule_index;
+	return 1;
+}
+
+/*
+ * Policy of endpoint `ep` in direction `dir` for this packet, conntrack first.
+ * Returns 1 to allow, 0 to drop (with *d filled in). `defer_svc`: the
+ * destination is a service address; allow and leave the check to the hooks
+ * after DNAT.
+ */
+static __always_inline int nf_enforce(const struct nf_endpoint *ep, __u8 dir, const struct nf_pkt *p,
+				      int defer_svc, __u32 bytes, struct nf_drop *d)
+{
+	struct nf_verdict v = {};
+	struct nf_ct_key k;
+	struct nf_ct_val *cv;
+
+	/* no policy either way: nothing to remember replies for */
+	if (ep->table[0] == NF_TABLE_NONE && ep->table[1] == NF_TABLE_NONE)
+		return 1;
+
+	if (p->ct & NF_PKT_CT_LOOKUP) {
+		nf_ct_key_fwd(&k, ep->id, dir, p);
+		cv = bpf_map_lookup_elem(&nf_ct, &k);
+		if (cv) {
+			if (cv->revision != ep->revision)
+				return nf_ct_revalidate(ep, &k, cv, p, 0, bytes, d);
+			cv->last_seen_ns = bpf_ktime_get_ns();
+			return 1;
+		}
+		nf_ct_key_reply(&k, ep->id, dir, p);
+		cv = bpf_map_lookup_elem(&nf_ct, &k);
+		if (cv) {
+			if (cv->revision != ep->revision &&
+			    !nf_ct_revalidate(ep, &k, cv, p, 1, bytes, d))
+				return 0;
+			cv->last_seen_ns = bpf_ktime_get_ns();
+			cv->flags |= NF_CT_F_SEEN_REPLY;
+			return 1;
+		}
+	}
+
+	if (defer_svc) {
+		if (p->ct & NF_PKT_CT_CREATE) {
+			nf_ct_key_fwd(&k, ep->id, dir, p);
+			nf_ct_create(&k, ep->revision, NF_CT_RULE_DEFAULT, NF_CT_F_DEFERRED);
+		}
+		return 1;
+	}
+
+	if (nf_eval(ep, dir, dir == NF_DIR_EGRESS ? p->daddr : p->saddr, p->proto, p->policy_port,
+		    bytes, &v) != NF_ACT_ALLOW) {
+		nf_drop_from_verdict(d, ep, dir, ep->table[dir & 1], &v, v.reason);
+		return 0;
+	}
+	if (p->ct & NF_PKT_CT_CREATE) {
+		nf_ct_key_fwd(&k, ep->id, dir, p);
+		nf_ct_create(&k, ep->revision, v.rule_index, 0);
+	}
+	return 1;
+}
+
+static __always_inline int nf_do_drop(const struct nf_drop *d, const struct nf_pkt *p, __u32 ifindex,
+				   __u32 bytes)
+{
+	const struct nf_config *cfg = nf_get_config();
+
+	nf_emit_drop(d, p, ifindex, bytes, cfg ? cfg->events_per_sec : 0);
+	return TC_ACT_SHOT;
+}
+
+/* Deferred egress check of a local source pod (see the top of this file). */
+static __always_inline int nf_check_source_pod(const struct nf_pkt *p, __u32 bytes, struct nf_drop *d)
+{
+	const struct nf_local *l = nf_local(p->saddr);
+	const struct nf_endpoint *sep;
+	__u32 sif;
+
+	if (!l || l->kind != NF_LOCAL_POD)
+		return 1;
+	sif = l->ifindex;
+	sep = bpf_map_lookup_elem(&nf_endpoints, &sif);
+	if (!sep || !(sep->flags & NF_EP_F_POD))
+		return 1;
+	return nf_enforce(sep, NF_DIR_EGRESS, p, 0, bytes, d);
+}
+
+/* Transparent tunnel (DESIGN.md 3.8): an allowed packet from a tunnel-mode pod
+ * to another local pod leaves through the uplink instead of the local route. */
+static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_pkt *p, __u32 ifindex)
+{
+	const struct nf_local *l = nf_local(p->daddr);
+	const struct nf_config *cfg;
+
+	if (!l || l->kind != NF_LOCAL_POD || l->ifindex == ifindex)
+		return TC_ACT_OK;
+	cfg = nf_get_config();
+	if (!cfg)
+		return TC_ACT_OK;
+	if (cfg->flags & NF_CFG_F_TUNNEL_FWMARK)
+		skb->mark = (skb->mark & ~cfg->tunnel_mark_mask) | cfg->tunnel_mark;
+	if ((cfg->flags & NF_CFG_F_TUNNEL_DIRECT) && cfg->uplink_ifindex) {
+		struct bpf_redir_neigh nh = {};
+		int has_gw = 0;
+
+		if (p->family == 4) {
+			__builtin_memcpy(&nh.ipv4_nh, cfg->gateway4, 4);
+			nh.nh_family = NF_AF_INET;
+			has_gw = nh.ipv4_nh != 0;
+		} else {
+			__builtin_memcpy(nh.ipv6_nh, cfg->gateway6, 16);
+			nh.nh_family = NF_AF_INET6;
+			has_gw = (nh.ipv6_nh[0] | nh.ipv6_nh[1] | nh.ipv6_nh[2] | nh.ipv6_nh[3]) != 0;
+		}
+		/* no gateway configured: the kernel's FIB picks the next hop */
+		if (has_gw)
+			return bpf_redirect_neigh(cfg->uplink_ifindex, &nh, sizeof(nh), 0);
+		return bpf_redirect_neigh(cfg->uplink_ifindex, NULL, 0, 0);
+	}
+	return TC_ACT_OK;
+}
+
+static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
+{
+	__u32 ifindex = skb->ifindex;
+	__u32 bytes = skb->len;
+	const struct nf_endpoint *ep;
+	struct nf_drop d = {};
+	struct nf_pkt p = {};
+	int is_pod, to_svc = 0;
+	__u8 dir;
+	int rc;
+
+	ep = bpf_map_lookup_elem(&nf_endpoints, &ifindex);
+	if (!ep)
+		return TC_ACT_OK;
+	is_pod = (ep->flags & NF_EP_F_POD) != 0;
+	if (!is_pod && !(ep->flags & NF_EP_F_HOST))
+		return TC_ACT_OK;
+	if (is_pod)
+		dir = tc_egress ? NF_DIR_INGRESS : NF_DIR_EGRESS;
+	else
+		dir = tc_egress ? NF_DIR_EGRESS : NF_DIR_INGRESS;
+
+	rc = nf_parse(skb, bytes, &p);
+	if (rc == NF_PARSE_NOT_IP || rc == NF_PARSE_ND)
+		return TC_ACT_OK;
+
+	if (!is_pod && p.has_addrs) {
+		/* host endpoint: only traffic to / from the node itself is its business;
+		 * leaving packets still get the deferred check of a local source pod */
+		int mine = dir == NF_DIR_INGRESS ? nf_is_local_kind(p.daddr, NF_LOCAL_NODE)
+						 : nf_is_local_kind(p.saddr, NF_LOCAL_NODE);
+
+		if (rc == NF_PARSE_OK && tc_egress && !nf_check_source_pod(&p, bytes, &d))
+			return nf_do_drop(&d, &p, ifindex, bytes);
+		if (!mine)
+			return TC_ACT_OK;
+	}
+
+	if (rc == NF_PARSE_MALFORMED) {
+		/* host endpoints without addresses: not provably ours, the stack drops it */
+		if (ep->table[dir & 1] == NF_TABLE_NONE || (!is_pod && !p.has_addrs))
+			return TC_ACT_OK;
+		d.ep_id = ep->id;
+		d.dir = dir;
+		d.table = ep->table[dir & 1];
+		d.rule_index = NF_RULE_DEFAULT;
+		d.reason = NF_REASON_MALFORMED;
+		return nf_do_drop(&d, &p, ifindex, bytes);
+	}
+
+	if (is_pod) {
+		if (tc_egress && !nf_check_source_pod(&p, bytes, &d))
+			return nf_do_drop(&d, &p, ifindex, bytes);
+		if (dir == NF_DIR_EGRESS)
+			to_svc = nf_in_svc_cidr(p.daddr);
+	}
+
+	if (!nf_enforce(ep, dir, &p, to_svc, bytes, &d))
+		return nf_do_drop(&d, &p, ifindex, bytes);
+
+	if (is_pod && dir == NF_DIR_EGRESS && !to_svc && (ep->flags & NF_EP_F_TUNNEL))
+		return nf_tunnel(skb, &p, ifindex);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int nf_tc_ingress(struct __sk_buff *skb)
+{
+	return nf_handle(skb, 0);
+}
+
+SEC("tc")
+int nf_tc_egress(struct __sk_buff *skb)
+{
+	return nf_handle(skb, 1);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
