@@ -1,0 +1,103 @@
+// Transparent tunnel: routes and sysctls that must exist before the datapath may mark
+// (fwmark mode) or redirect (direct mode) pod-to-pod traffic toward the gateway.
+//  fwmark: one ip rule per family `fwmark mark/mask lookup table` and that table's
+//          default route via the gateway out the uplink, both tagged with NF_RT_PROTO;
+//          rp_filter loose on the uplink and `all` (returning packets come in the NIC).
+//  direct: nothing to route; the datapath gets the uplink ifindex and gateway.
+// The returned nf_config patch turns the datapath flag on only when that worked; the
+// caller writes it after this returns (and clears the flag before removeTunnel).
+import fs from 'node:fs';
+import path from 'node:path';
+import { NfCfgFlag, parseCidr, type Config } from '../datapath/codecs';
+import type { NativeAddon, Route } from '../datapath/native-api';
+import type { RedirectConfig } from '../model/types';
+
+/** rtnetlink protocol number tagging netfence-owned rules and routes ("N"). */
+export const NF_RT_PROTO = 0x4e;
+/** Before the main table (32766), after local (0). */
+export const NF_RULE_PRIORITY = 1000;
+const MAIN_TABLE = 254;
+
+export type TunnelPatch = Pick<Config, 'flags' | 'tunnelMark' | 'tunnelMarkMask' | 'uplinkIfindex' | 'gateway4' | 'gateway6'>;
+
+export interface TunnelResult {
+  /** nf_config fields to write (flags include only the tunnel bits). */
+  patch: TunnelPatch;
+  /** Why the tunnel stays off (missing gateway, no route...). */
+  error?: string;
+}
+
+const OFF: TunnelPatch = { flags: 0, tunnelMark: 0, tunnelMarkMask: 0, uplinkIfindex: 0, gateway4: undefined, gateway6: undefined };
+
+function contains(cidr: string, ip: string): boolean {
+  const net = parseCidr(cidr);
+  const host = parseCidr(ip);
+  if (net.family !== host.family) return false;
+  return parseCidr(`${ip}/${net.prefixLen}`).addr.equals(net.addr);
+}
+
+/** A main-table route that reaches `gw` out of `oif` (connected or via another hop). */
+function reachable(routes: Route[], gw: string, oif: number): boolean {
+  return routes.some((r) => r.oif === oif && contains(r.dst, gw));
+}
+
+function writeSysctl(procRoot: string, file: string, value: string): void {
+  fs.writeFileSync(path.join(procRoot, 'sys/net', file), value);
+}
+
+export interface TunnelOptions {
+  procRoot?: string; // default /proc (the agent's own netns)
+}
+
+export function ensureTunnel(addon: NativeAddon, cfg: RedirectConfig, opts: TunnelOptions = {}): TunnelResult {
+  const fail = (error: string): TunnelResult => ({ patch: OFF, error: `enable transparent tunnel (${cfg.mode}): ${error}` });
+  const uplink = addon.linkByName(cfg.uplink);
+  if (!uplink) return fail(`uplink ${cfg.uplink} not found`);
+  const gateways: { family: 4 | 6; gw: string }[] = [];
+  if (cfg.gateway) gateways.push({ family: 4, gw: cfg.gateway });
+  if (cfg.gateway6) gateways.push({ family: 6, gw: cfg.gateway6 });
+  if (gateways.length === 0) return fail('redirect.gateway and redirect.gateway6 are both missing');
+  for (const { family, gw } of gateways) {
+    if (!reachable(addon.routeList(family, MAIN_TABLE), gw, uplink.ifindex)) {
+      return fail(`gateway ${gw} is not reachable: no route to it via ${cfg.uplink}`);
+    }
+  }
+
+  if (cfg.mode === 'direct') {
+    return {
+      patch: { ...OFF, flags: NfCfgFlag.TUNNEL_DIRECT, uplinkIfindex: uplink.ifindex, gateway4: cfg.gateway, gateway6: cfg.gateway6 },
+    };
+  }
+
+  const procRoot = opts.procRoot ?? '/proc';
+  try {
+    for (const { family, gw } of gateways) {
+      addon.routeReplace({ family, table: cfg.table, dst: family === 4 ? '0.0.0.0/0' : '::/0', gateway: gw, oif: uplink.ifindex, protocol: NF_RT_PROTO });
+      addon.ruleAdd({ family, priority: NF_RULE_PRIORITY, mark: cfg.mark, mask: cfg.mark, table: cfg.table, protocol: NF_RT_PROTO });
+    }
+    writeSysctl(procRoot, 'ipv4/conf/all/rp_filter', '2');
+    writeSysctl(procRoot, `ipv4/conf/${cfg.uplink}/rp_filter`, '2');
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  return { patch: { ...OFF, flags: NfCfgFlag.TUNNEL_FWMARK, tunnelMark: cfg.mark, tunnelMarkMask: cfg.mark } };
+}
+
+/** Remove every netfence-owned rule and the owned routes of their tables (idempotent). */
+export function removeTunnel(addon: NativeAddon, table?: number): void {
+  for (const family of [4, 6] as const) {
+    const tables = new Set<number>(table === undefined ? [] : [table]);
+    for (const rule of addon.ruleList(family)) {
+      if (rule.protocol !== NF_RT_PROTO) continue;
+      tables.add(rule.table);
+      addon.ruleDelete(rule);
+    }
+    for (const t of tables) {
+      for (const route of addon.routeList(family, t)) {
+        if (route.protocol === NF_RT_PROTO) addon.routeDelete(route);
+      }
+    }
+  }
+}
+
+export const TUNNEL_OFF = OFF;
