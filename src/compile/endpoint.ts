@@ -1,0 +1,22 @@
+// What endpoint discovery hands the compiler: an interface to enforce on and what
+// it belongs to. Pure data; discovery itself lives in src/endpoints/.
+
+export interface DiscoveredEndpoint {
+  ifname: string;
+  ifindex: number;
+  /** pod: primary pod interface (host veth / VF representor); host: node interface;
+   *  secondary: a pod's interface on a secondary network (MultiNetworkPolicy). */
+  kind: 'pod' | 'host' | 'secondary';
+  pod?: string; // "ns/name" (pod and secondary)
+  network?: string; // "ns/nad" (secondary)
+}
+
+/** Stable key of an endpoint (endpoint ids are derived from it). */
+export function endpointKey(ep: DiscoveredEndpoint): string {
+  return ep.kind === 'host' ? `host/${ep.ifname}` : `${ep.kind}/${ep.pod ?? ''}/${ep.network ?? ''}`;
+}
+
+export function endpointLabel(ep: DiscoveredEndpoint): string {
+  if (ep.kind === 'host') return `host interface ${ep.ifname}`;
+  return ep.network ? `${ep.pod} on ${ep.network} (${ep.ifname})` : `${ep.pod} (${ep.ifname})`;
+}

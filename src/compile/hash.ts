@@ -1,0 +1,27 @@
+// Deterministic 32-bit ids derived from content: the same key always gets the same
+// id, so ids stay stable across runs and nodes and a new key does not renumber others.
+import { createHash } from 'node:crypto';
+
+/** First 32 bits of SHA-256 of `text`. */
+export function hash32(text: string): number {
+  return createHash('sha256').update(text).digest().readUInt32BE(0);
+}
+
+/**
+ * Ids for distinct keys: hash32(key), with linear probing on collisions (and on 0,
+ * which the datapath reserves for "none"). Keys are probed in (hash, key) order, so
+ * the outcome depends only on the set of keys.
+ */
+export function assignIds(keys: Iterable<string>, salt: string): Map<string, number> {
+  const hashed = [...new Set(keys)].map((key) => ({ key, h: hash32(`${salt}\0${key}`) }));
+  hashed.sort((a, b) => a.h - b.h || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const used = new Set<number>();
+  const out = new Map<string, number>();
+  for (const { key, h } of hashed) {
+    let id = h;
+    while (id === 0 || used.has(id)) id = (id + 1) >>> 0;
+    used.add(id);
+    out.set(key, id);
+  }
+  return out;
+}

@@ -1,0 +1,3 @@
+export { compile } from './compile';
+export type { DiscoveredEndpoint } from './endpoint';
+export type * from './output';
