@@ -77,3 +77,22 @@ export function policyName(ref: PolicyRef): string {
 export function ruleName(rule: Pick<Rule, 'direction' | 'index' | 'name'>): string {
   return rule.name ? `${rule.direction}[${rule.index}] ${rule.name}` : `${rule.direction}[${rule.index}]`;
 }
+
+/** Precedence of policies: tier order, then priority (lower first), then policy name,
+ *  so equal priorities resolve the same way in reference/ and compile/. */
+export function comparePolicies(a: Policy, b: Policy): number {
+  const ta = TIER_ORDER.indexOf(a.tier);
+  const tb = TIER_ORDER.indexOf(b.tier);
+  if (ta !== tb) return ta - tb;
+  if (a.priority !== b.priority) return a.priority - b.priority;
+  const na = policyName(a.ref);
+  const nb = policyName(b.ref);
+  return na < nb ? -1 : na > nb ? 1 : 0;
+}
+
+/** Synthetic rules of the netpol tier (they have no policy: `policy` stays undefined in
+ *  verdicts). For an endpoint isolated in a direction the tier ends with, in order:
+ *  the allow rules of every selecting policy, then (ingress to a pod only) NODE_LOCAL_RULE
+ *  allowing its own node's addresses, then ISOLATION_RULE denying the rest. */
+export const NODE_LOCAL_RULE = 'node-local';
+export const ISOLATION_RULE = 'isolation';

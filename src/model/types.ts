@@ -121,6 +121,7 @@ export interface NetfenceConfig {
 /** A rejected object: one per bad object, naming file, object and field. */
 export interface ValidationError {
   file?: string;
+  line?: number; // 1-based line of the offending field (or of the document) in `file`
   object: string; // "Kind namespace/name"
   field: string; // JSON path, e.g. spec.ingress[0].from[1].ipBlock.cidr
   message: string;

@@ -1,0 +1,104 @@
+// Node policies in the Antrea schema (crd.antrea.io/v1beta1 ClusterNetworkPolicy whose
+// policy-level appliedTo is a nodeSelector) -> Policy on nodes. Antrea tiers keep their
+// relative order by folding the tier's priority into the policy priority.
+import { Field } from './field';
+import type { Meta } from './objects';
+import { PROTOCOLS } from './objects';
+import type { Action, Direction, Peer, Policy, PortSpec, Rule } from './rules';
+
+/** Antrea's static tiers and their priorities (lower first). */
+export const ANTREA_TIERS: Readonly<Record<string, number>> = {
+  emergency: 50,
+  securityops: 100,
+  networkops: 150,
+  platform: 200,
+  application: 250,
+  baseline: 253,
+};
+
+/** Policy priority 1..10000 (a float) inside tier priority: one number orders both. */
+export function antreaPriority(tier: string, priority: number): number {
+  return ANTREA_TIERS[tier] * 1e6 + priority * 1000;
+}
+
+const ACTIONS: Record<string, Action> = { Allow: 'allow', Drop: 'deny', Pass: 'pass' };
+
+/** True when the policy-level appliedTo selects nodes; anything else is not a node policy. */
+export function isAntreaNodePolicy(doc: Field): boolean {
+  return doc
+    .get('spec')
+    .get('appliedTo')
+    .items()
+    .some((a) => a.get('nodeSelector').present);
+}
+
+function parsePeer(f: Field): Peer {
+  const keys = Object.keys(f.object(['ipBlock', 'nodeSelector']));
+  if (keys.length !== 1) f.fail('must set exactly one of ipBlock, nodeSelector');
+  if (keys[0] === 'nodeSelector') return { kind: 'nodes', nodeSelector: f.get('nodeSelector').selector() };
+  const ipb = f.get('ipBlock');
+  ipb.object(['cidr']);
+  return { kind: 'cidr', cidr: ipb.get('cidr').cidrText(), except: [] };
+}
+
+function parsePort(f: Field): PortSpec {
+  f.object(['protocol', 'port', 'endPort']);
+  const protocol = f.get('protocol').oneOf(PROTOCOLS, 'TCP');
+  const pf = f.get('port');
+  const ef = f.get('endPort');
+  if (!pf.present) {
+    if (ef.present) ef.fail('requires port');
+    return { protocol };
+  }
+  if (typeof pf.value === 'string') pf.fail('named ports are not supported on nodes');
+  const port = pf.int(1, 65535);
+  if (!ef.present) return { protocol, port };
+  const endPort = ef.int(1, 65535);
+  if (endPort < port) ef.fail(`must be >= port (${port}), got ${endPort}`);
+  return { protocol, port, endPort };
+}
+
+function parseRules(spec: Field, direction: Direction, baseline: boolean): Rule[] {
+  const peersKey = direction === 'ingress' ? 'from' : 'to';
+  return spec
+    .get(direction)
+    .items()
+    .map((r, index): Rule => {
+      r.object(['name', 'action', peersKey, 'ports', 'enableLogging']);
+      r.get('enableLogging').bool(false);
+      const name = r.get('name').optString();
+      const action = ACTIONS[r.get('action').oneOf(baseline ? ['Allow', 'Drop'] : ['Allow', 'Drop', 'Pass'])];
+      const peerFields = r.get(peersKey).items();
+      const portFields = r.get('ports').items();
+      return {
+        direction,
+        action,
+        // Antrea: an absent or empty from/to matches every peer.
+        peers: peerFields.length ? peerFields.map(parsePeer) : [{ kind: 'any' }],
+        ports: portFields.length ? portFields.map(parsePort) : null,
+        index,
+        ...(name !== undefined && { name }),
+      };
+    });
+}
+
+/** Call only when isAntreaNodePolicy(doc). */
+export function parseAntreaNodePolicy(doc: Field, meta: Meta): Policy {
+  const spec = doc.get('spec');
+  spec.object(['tier', 'priority', 'appliedTo', 'ingress', 'egress']);
+  const tf = spec.get('tier');
+  const tier = tf.present ? tf.string().toLowerCase() : 'application';
+  if (!(tier in ANTREA_TIERS)) tf.fail(`must be one of ${Object.keys(ANTREA_TIERS).join(', ')}, got "${tier}"`);
+  const applied = spec.get('appliedTo').items();
+  if (applied.length !== 1) spec.get('appliedTo').fail('node policies take exactly one appliedTo entry');
+  applied[0].object(['nodeSelector']);
+  const baseline = tier === 'baseline';
+  return {
+    ref: { kind: 'NodePolicy', name: meta.name },
+    tier: baseline ? 'baseline' : 'admin',
+    priority: antreaPriority(tier, spec.get('priority').number(1, 10000)),
+    subject: { kind: 'nodes', nodeSelector: applied[0].get('nodeSelector').selector() },
+    isolates: [],
+    rules: [...parseRules(spec, 'ingress', baseline), ...parseRules(spec, 'egress', baseline)],
+  };
+}

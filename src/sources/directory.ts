@@ -1,0 +1,102 @@
+// The directory source: every *.yaml / *.yml below a folder (recursively, in sorted
+// order, symlinks followed), multi-document, turned into a Snapshot. YAML syntax errors
+// and invalid objects are reported with file and line; the rest still loads.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import type { PathSegment } from '../model/field';
+import { buildSnapshot, type SourceObject } from '../model/snapshot';
+import type { Snapshot, ValidationError } from '../model/types';
+
+const YAML_FILE = /\.ya?ml$/;
+
+interface ParsedFile {
+  objects: SourceObject[];
+  errors: ValidationError[];
+}
+
+/** Line of the deepest node on `segments` that exists in the document. */
+function locator(doc: Document, lc: LineCounter): (segments: PathSegment[]) => number | undefined {
+  return (segments) => {
+    for (let n = segments.length; n >= 0; n--) {
+      const node = n === 0 ? doc.contents : doc.getIn(segments.slice(0, n), true);
+      const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+      if (range) return lc.linePos(range[0]).line;
+    }
+    return undefined;
+  };
+}
+
+/** Parses one file's text; `file` is the name used in messages. */
+export function parseYamlText(text: string, file: string): ParsedFile {
+  const lc = new LineCounter();
+  const out: ParsedFile = { objects: [], errors: [] };
+  for (const doc of parseAllDocuments(text, { lineCounter: lc })) {
+    if (doc.errors.length) {
+      const e = doc.errors[0];
+      out.errors.push({
+        file,
+        line: e.linePos?.[0].line,
+        object: '<yaml document>',
+        field: '',
+        message: `parse YAML: ${e.message.split('\n')[0]}`,
+      });
+      continue;
+    }
+    if (doc.contents === null) continue; // empty document (a trailing "---")
+    out.objects.push({ doc: doc.toJS({ maxAliasCount: 100 }), file, locate: locator(doc, lc) });
+  }
+  return out;
+}
+
+function collect(files: ParsedFile[]): Snapshot {
+  const snapshot = buildSnapshot(files.flatMap((f) => f.objects));
+  snapshot.errors.unshift(...files.flatMap((f) => f.errors));
+  return snapshot;
+}
+
+function listYaml(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .sort()
+    .flatMap((name) => {
+      const p = path.join(dir, name);
+      if (fs.statSync(p).isDirectory()) return listYaml(p);
+      return YAML_FILE.test(name) ? [p] : [];
+    });
+}
+
+/** Loads a state directory. Throws only when the directory itself cannot be read. */
+export function loadStateDir(dir: string): Snapshot {
+  let files: string[];
+  try {
+    files = listYaml(dir);
+  } catch (e) {
+    throw new Error(`load state directory ${dir}: ${(e as Error).message}`);
+  }
+  return collect(files.map((f) => parseYamlText(fs.readFileSync(f, 'utf8'), f)));
+}
+
+async function listYamlAsync(dir: string): Promise<string[]> {
+  const names = (await fsp.readdir(dir)).sort();
+  const nested = await Promise.all(
+    names.map(async (name) => {
+      const p = path.join(dir, name);
+      if ((await fsp.stat(p)).isDirectory()) return listYamlAsync(p);
+      return YAML_FILE.test(name) ? [p] : [];
+    }),
+  );
+  return nested.flat();
+}
+
+/** loadStateDir without blocking the event loop (the agent reloads on change). */
+export async function loadStateDirAsync(dir: string): Promise<Snapshot> {
+  let files: string[];
+  try {
+    files = await listYamlAsync(dir);
+  } catch (e) {
+    throw new Error(`load state directory ${dir}: ${(e as Error).message}`);
+  }
+  return collect(await Promise.all(files.map(async (f) => parseYamlText(await fsp.readFile(f, 'utf8'), f))));
+}
