@@ -57,7 +57,8 @@ void CheckSize(Napi::Env env, const char* fn, const char* verb, const MapView& m
                                                 std::to_string(want));
 }
 
-// Batch commands are missing for some map types (LPM tries, arrays for delete).
+// Batch commands are missing for some map types (LPM tries, arrays for delete); the
+// kernel then fails before touching any element, so a per-element loop can redo all.
 bool BatchUnsupported(int err) { return err == EINVAL || err == kENOTSUPP || err == EOPNOTSUPP; }
 
 Napi::Value MapLookup(const Napi::CallbackInfo& info) {
@@ -122,7 +123,7 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
   if (n == 0) return env.Undefined();
   uint32_t count = n;
   int err = bpf_map_update_batch(m.fd, keys.data(), values.data(), &count, nullptr);
-  if (err < 0 && BatchUnsupported(-err) && count == 0) {
+  if (err < 0 && BatchUnsupported(-err)) {
     for (uint32_t j = 0; j < n; j++)
       Check(env, bpf_map_update_elem(m.fd, &keys[j * m.key_size], &values[j * m.value_size], BPF_ANY),
             What("update", m), "bpf_map_update_elem");
@@ -151,7 +152,7 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
       at += count + 1;
       continue;
     }
-    if (BatchUnsupported(-err) && count == 0) {
+    if (BatchUnsupported(-err)) {
       for (; at < n; at++) {
         int e = bpf_map_delete_elem(m.fd, &keys[at * m.key_size]);
         if (e == -ENOENT) continue;
