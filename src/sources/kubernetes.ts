@@ -3,6 +3,7 @@
 // per-object parsing the directory source uses.
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { buildSnapshot, type SourceObject } from '../model/snapshot';
 import type { Snapshot } from '../model/types';
 import type { SnapshotSource } from './source';
 import { WATCHED_RESOURCES, type KubeObject } from './kubernetes-resources';
@@ -14,9 +15,16 @@ export type { KubeObject, WatchedResource } from './kubernetes-resources';
 /** Turns the current objects (wire form, every watched kind) into a snapshot. */
 export type SnapshotBuilder = (objects: readonly KubeObject[]) => Snapshot;
 
+/** The same per-object parsing as the directory source. `config` holds the agent's
+ *  NetfenceConfig document(s) (its netfence.yaml, parsed with parseYamlText). */
+export function apiSnapshotBuilder(config: readonly SourceObject[] = []): SnapshotBuilder {
+  return (objects) => buildSnapshot([...config, ...objects.map((doc) => ({ doc }))]);
+}
+
 export interface KubernetesSourceOptions {
   kubeConfig: KubeConfig;
-  buildSnapshot: SnapshotBuilder;
+  /** Default: apiSnapshotBuilder() (built-in NetfenceConfig defaults). */
+  buildSnapshot?: SnapshotBuilder;
   log: Logger;
   /** Quiet time that ends a burst of changes (default 200 ms). */
   debounceMs?: number;
@@ -52,8 +60,10 @@ export class KubernetesSource implements SnapshotSource {
   private firstPendingAt = 0;
   private readonly debounceMs: number;
   private readonly maxDelayMs: number;
+  private readonly build: SnapshotBuilder;
 
   constructor(private readonly opts: KubernetesSourceOptions) {
+    this.build = opts.buildSnapshot ?? apiSnapshotBuilder();
     this.debounceMs = opts.debounceMs ?? 200;
     this.maxDelayMs = opts.maxDelayMs ?? 2000;
   }
@@ -106,7 +116,7 @@ export class KubernetesSource implements SnapshotSource {
     const objects = this.watchers.flatMap((w) => w.objects());
     let snapshot: Snapshot;
     try {
-      snapshot = this.opts.buildSnapshot(objects);
+      snapshot = this.build(objects);
     } catch (err) {
       this.opts.log.error({ err: String(err) }, 'kubernetes source: building snapshot failed');
       return;

@@ -7,7 +7,8 @@ import path from 'node:path';
 import pino from 'pino';
 import type { Snapshot } from '../../src/model/types';
 import { collectionPath } from '../../src/sources/kubernetes-resources';
-import { KubernetesSource, loadKubeConfig, WATCHED_RESOURCES, type KubeObject } from '../../src/sources/kubernetes';
+import { parseYamlText } from '../../src/sources/directory';
+import { apiSnapshotBuilder, KubernetesSource, loadKubeConfig, WATCHED_RESOURCES, type KubeObject } from '../../src/sources/kubernetes';
 import { FakeApiServer, type Obj } from './fake-apiserver';
 
 const PODS = '/api/v1/pods';
@@ -59,17 +60,19 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: SetupOption
   );
   const seen: Seen[] = [];
   const waiters: Array<() => void> = [];
+  const config = parseYamlText('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: {name: netfence}\nspec: {}\n', 'netfence.yaml');
+  const build = apiSnapshotBuilder(config.objects);
   const source = new KubernetesSource({
     kubeConfig: loadKubeConfig(file),
     log: pino({ level: 'silent' }),
     debounceMs: 30,
     maxDelayMs: 300,
     timing: { backoffInitialMs: 20, backoffMaxMs: 200, watchTimeoutSeconds: 60, ...opts.timing },
-    // Records what the source hands over; the snapshot's content is the parser's business.
+    // Records what the source hands to the (real) snapshot builder.
     buildSnapshot: (objects) => {
       seen.push({ objects: [...objects] });
       for (const w of waiters.splice(0)) w();
-      return { objects } as unknown as Snapshot;
+      return build(objects);
     },
   });
   const delivered: Snapshot[] = [];
@@ -117,6 +120,11 @@ test('the first snapshot holds every listed object in wire form, apiVersion and 
   t.deepEqual((p.status as { podIPs: unknown }).podIPs, [{ ip: '10.244.0.2' }]);
   t.true(env.source.isSynced());
   t.is(env.delivered.length, env.seen.length);
+  // Through the directory source's parsing: typed, validated objects.
+  const snap = env.delivered[env.delivered.length - 1];
+  t.deepEqual(snap.errors, []);
+  t.deepEqual(snap.pods.map((p) => [p.namespace, p.name, p.ips, p.nodeName]), [['default', 'a', ['10.244.0.2'], 'n1']]);
+  t.deepEqual(snap.nodes.map((n) => n.addresses), [['192.168.0.1']]);
 });
 
 test('a held list blocks every snapshot until it completes', async (t) => {
@@ -153,6 +161,9 @@ test('adds, updates and deletes arrive, bursts coalesce into few snapshots', asy
   t.is(np.apiVersion, 'networking.k8s.io/v1');
   // Wire form, not the client's model form (`_from`).
   t.deepEqual((np.spec as { ingress: unknown[] }).ingress, [{ from: [{ podSelector: {} }] }]);
+  const snap = env.delivered[env.delivered.length - 1];
+  t.deepEqual(snap.errors, []);
+  t.true(snap.policies.some((p) => p.ref.kind === 'NetworkPolicy' && p.ref.name === 'deny' && p.isolates.includes('ingress')));
   // Watches asked for bookmarks and a server-side timeout.
   t.true(env.server.watchQueries.every((q) => q.get('allowWatchBookmarks') === 'true' && Number(q.get('timeoutSeconds')) >= 60));
 });
