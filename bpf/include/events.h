@@ -77,18 +77,11 @@ static __always_inline int nf_event_allowed(__u32 ep_id, __u32 per_sec, __u64 no
 	return 1;
 }
 
-static __always_inline void nf_emit_drop(const struct nf_drop *d, const struct nf_pkt *p,
-					 __u32 ifindex, __u32 bytes, __u32 per_sec)
+/* A subprogram: one copy for every drop site, and its signature keeps struct
+ * nf_event in the object's BTF for userspace decoders and bpftool. */
+static __noinline void nf_event_fill(struct nf_event *e, const struct nf_drop *d,
+				     const struct nf_pkt *p, __u32 ifindex, __u64 now)
 {
-	__u64 now = bpf_ktime_get_ns();
-	struct nf_event *e;
-
-	nf_count_reason(d->reason, bytes);
-	if (!nf_event_allowed(d->ep_id, per_sec, now))
-		return;
-	e = bpf_ringbuf_reserve(&nf_events, sizeof(*e), 0);
-	if (!e)
-		return;
 	e->ts_ns = now;
 	e->ep_id = d->ep_id;
 	e->ifindex = ifindex;
@@ -105,6 +98,21 @@ static __always_inline void nf_emit_drop(const struct nf_drop *d, const struct n
 	e->_pad = 0;
 	__builtin_memcpy(e->saddr, p->saddr, 16);
 	__builtin_memcpy(e->daddr, p->daddr, 16);
+}
+
+static __noinline void nf_emit_drop(const struct nf_drop *d, const struct nf_pkt *p, __u32 ifindex,
+				    __u32 bytes, __u32 per_sec)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct nf_event *e;
+
+	nf_count_reason(d->reason, bytes);
+	if (!nf_event_allowed(d->ep_id, per_sec, now))
+		return;
+	e = bpf_ringbuf_reserve(&nf_events, sizeof(*e), 0);
+	if (!e)
+		return;
+	nf_event_fill(e, d, p, ifindex, now);
 	bpf_ringbuf_submit(e, 0);
 }
 

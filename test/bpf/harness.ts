@@ -1,0 +1,307 @@
+// The classifier under BPF_PROG_TEST_RUN: loads bpf/.output/netfence.bpf.o unpinned
+// (every test file gets private maps), writes map entries through the codecs, runs
+// crafted frames and reads counters, conntrack and drop events back.
+//
+// Table builder: a deliberately small, obviously-correct stand-in for the compiler.
+// For a trie, the value of prefix P is the set of rules that match every address
+// under P: rules with a CIDR containing P and no except containing P. A lookup's
+// longest match P then yields exactly the rules matching the address.
+import {
+  NfAction,
+  NfTier,
+  bitmapFrom,
+  decodeCtKey,
+  decodeCtVal,
+  decodeEvent,
+  encodeAddr,
+  encodeAddrLpmKey,
+  encodeCidrKey,
+  encodeConfig,
+  encodeEndpoint,
+  encodeLocal,
+  encodePeerIdentKey,
+  encodePortKey,
+  encodeRule,
+  encodeRuleKey,
+  encodeU32,
+  encodeU8,
+  parseCidr,
+  portRangePrefixes,
+  sumPerCpuCounters,
+  NF_LAYOUT_VERSION,
+  NF_REASON_DESC,
+  type Config,
+  type Counter,
+  type CtKey,
+  type CtVal,
+  type DropEvent,
+  type Endpoint,
+} from '../../src/datapath/codecs';
+import { native } from '../../src/datapath/native';
+import type { BpfObjectHandle, MapInfo } from '../../src/datapath/native-api';
+import { objectPath } from './objects';
+
+
+export const TC_ACT_OK = 0;
+export const TC_ACT_SHOT = 2;
+export const TC_ACT_REDIRECT = 7;
+export const XDP_DROP = 1;
+export const XDP_PASS = 2;
+
+const BPF_MAP_TYPE_ARRAY = 2;
+const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
+const BPF_MAP_TYPE_RINGBUF = 27;
+const SKB_CTX_SIZE = 192; // sizeof(struct __sk_buff)
+const SKB_MARK_OFF = 8;
+const SKB_IFINDEX_OFF = 40;
+
+type TierName = 'system' | 'admin' | 'netpol' | 'baseline';
+export type TestPeer = { identity: number } | { cidr: string; except?: string[] };
+export interface TestPort {
+  proto: number;
+  port?: number;
+  endPort?: number;
+}
+export interface TestRule {
+  action: 'allow' | 'deny' | 'pass';
+  tier: TierName;
+  peers: TestPeer[];
+  /** null / absent = every protocol and port. */
+  ports?: TestPort[] | null;
+  policyId?: number;
+  ruleId?: number;
+}
+
+const TIER: Record<TierName, number> = {
+  system: NfTier.SYSTEM,
+  admin: NfTier.ADMIN,
+  netpol: NfTier.NETPOL,
+  baseline: NfTier.BASELINE,
+};
+const ACTION = { allow: NfAction.ALLOW, deny: NfAction.DENY, pass: NfAction.PASS } as const;
+
+/** A prefix over a bit string: the bits are `value`'s top `len` of `width`. */
+interface Prefix {
+  bytes: Buffer;
+  len: number;
+}
+
+function prefixContains(outer: Prefix, inner: Prefix): boolean {
+  if (outer.len > inner.len) return false;
+  for (let bit = 0; bit < outer.len; bit++) {
+    const m = 0x80 >> bit % 8;
+    if ((outer.bytes[bit >> 3] & m) !== (inner.bytes[bit >> 3] & m)) return false;
+  }
+  return true;
+}
+
+function cidrPrefix(cidr: string): Prefix {
+  const c = parseCidr(cidr);
+  return { bytes: c.addr, len: c.family === 4 ? c.prefixLen + 96 : c.prefixLen };
+}
+
+/** Port-trie prefixes of a spec: 24 bits = protocol (8) + port (16). */
+function portPrefixes(p: TestPort | null): { proto?: number; port?: number; portBits?: number; prefix: Prefix }[] {
+  const mk = (proto: number, port: number, portBits: number) => {
+    const bytes = Buffer.from([proto, port >> 8, port & 0xff]);
+    return { proto, port, portBits, prefix: { bytes, len: 8 + portBits } };
+  };
+  if (p === null) return [{ prefix: { bytes: Buffer.alloc(3), len: 0 } }];
+  if (p.port === undefined) return [mk(p.proto, 0, 0)];
+  return portRangePrefixes(p.port, p.endPort ?? p.port).map((r) => mk(p.proto, r.port, r.portBits));
+}
+
+export interface RunResult {
+  verdict: number;
+  mark: number;
+}
+
+export interface RunOptions {
+  mark?: number;
+}
+
+export class Classifier {
+  readonly obj: BpfObjectHandle;
+  private readonly maps: Map<string, MapInfo>;
+  private readonly progs: Map<string, number>;
+  readonly cpus = native.possibleCpus();
+  readonly events: DropEvent[] = [];
+  private ring?: { close(): void };
+
+  constructor(objectName: 'netfence' | 'prefilter' = 'netfence') {
+    this.obj = native.openObject(objectPath(objectName), {
+      maxEntries: {
+        nf_ct: 4096,
+        nf_rule_stats: 4096,
+        nf_ident_exact: 1024,
+        nf_peer_ident: 1024,
+        nf_rules: 4096,
+        nf_ratelimit: 256,
+        nf_endpoints: 256,
+        nf_local_addrs: 256,
+      },
+    });
+    this.maps = new Map(this.obj.maps().map((m) => [m.name, m]));
+    this.progs = new Map(this.obj.programs().map((p) => [p.name, p.fd]));
+  }
+
+  map(name: string): MapInfo {
+    const m = this.maps.get(name);
+    if (!m) throw new Error(`find map ${name}: not in the object`);
+    return m;
+  }
+
+  fd(name: string): number {
+    return this.map(name).fd;
+  }
+
+  prog(name: string): number {
+    const fd = this.progs.get(name);
+    if (fd === undefined) throw new Error(`find program ${name}: not in the object`);
+    return fd;
+  }
+
+  close(): void {
+    this.ring?.close();
+    this.obj.close();
+  }
+
+  /** Empty every map (arrays are zeroed) and forget collected events. */
+  reset(): void {
+    for (const m of this.maps.values()) {
+      if (m.type === BPF_MAP_TYPE_RINGBUF) continue;
+      if (m.type === BPF_MAP_TYPE_ARRAY || m.type === BPF_MAP_TYPE_PERCPU_ARRAY) {
+        const size = m.type === BPF_MAP_TYPE_PERCPU_ARRAY ? Math.ceil(m.valueSize / 8) * 8 * this.cpus : m.valueSize;
+        for (let i = 0; i < m.maxEntries; i++) native.mapUpdate(m.fd, encodeU32(i), Buffer.alloc(size));
+        continue;
+      }
+      for (const k of native.mapKeys(m.fd)) native.mapDelete(m.fd, k);
+    }
+    this.events.length = 0;
+  }
+
+  put(map: string, key: Buffer, value: Buffer): void {
+    native.mapUpdate(this.fd(map), key, value);
+  }
+
+  endpoint(ifindex: number, ep: Endpoint): void {
+    this.put('nf_endpoints', encodeU32(ifindex), encodeEndpoint(ep));
+  }
+
+  identity(ip: string, id: number): void {
+    this.put('nf_ident_exact', encodeAddr(ip), encodeU32(id));
+  }
+
+  identityPrefix(cidr: string, id: number): void {
+    this.put('nf_ident_lpm', encodeAddrLpmKey(cidr), encodeU32(id));
+  }
+
+  local(ip: string, ifindex: number, kind: number): void {
+    this.put('nf_local_addrs', encodeAddr(ip), encodeLocal({ ifindex, kind }));
+  }
+
+  svcCidr(cidr: string): void {
+    this.put('nf_svc_cidrs', encodeAddrLpmKey(cidr), encodeU8(1));
+  }
+
+  config(c: Partial<Config>): void {
+    const full: Config = {
+      layoutVersion: NF_LAYOUT_VERSION,
+      flags: 0,
+      tunnelMark: 0,
+      tunnelMarkMask: 0,
+      uplinkIfindex: 0,
+      eventsPerSec: 0,
+      ...c,
+    };
+    this.put('nf_config', encodeU32(0), encodeConfig(full));
+  }
+
+  /** Write a table: rules in precedence order (tiers must not go backwards). */
+  table(table: number, rules: TestRule[]): void {
+    const identBits = new Map<number, number[]>();
+    const cidrs: { prefix: Prefix; cidr: string }[] = [];
+    const ports: ReturnType<typeof portPrefixes> = [];
+    rules.forEach((r, i) => {
+      if (i > 0 && TIER[r.tier] < TIER[rules[i - 1].tier]) throw new Error(`build table ${table}: rule ${i} tier goes backwards`);
+      let end = i + 1;
+      while (end < rules.length && rules[end].tier === r.tier) end++;
+      this.put(
+        'nf_rules',
+        encodeRuleKey(table, i),
+        encodeRule({ action: ACTION[r.action], tier: TIER[r.tier], tierEnd: end, policyId: r.policyId ?? 100 + i, ruleId: r.ruleId ?? i }),
+      );
+      for (const p of r.peers) {
+        if ('identity' in p) identBits.set(p.identity, [...(identBits.get(p.identity) ?? []), i]);
+        else for (const c of [p.cidr, ...(p.except ?? [])]) cidrs.push({ prefix: cidrPrefix(c), cidr: c });
+      }
+      for (const p of r.ports ?? [null]) ports.push(...portPrefixes(p));
+    });
+    for (const [id, idx] of identBits) this.put('nf_peer_ident', encodePeerIdentKey(table, id), bitmapFrom(idx));
+
+    const cidrRules = (prefix: Prefix): number[] =>
+      rules.flatMap((r, i) =>
+        r.peers.some(
+          (p) =>
+            'cidr' in p &&
+            prefixContains(cidrPrefix(p.cidr), prefix) &&
+            !(p.except ?? []).some((e) => prefixContains(cidrPrefix(e), prefix)),
+        )
+          ? [i]
+          : [],
+      );
+    for (const c of cidrs) this.put('nf_peer_cidr', encodeCidrKey(table, c.cidr), bitmapFrom(cidrRules(c.prefix)));
+
+    const portRules = (prefix: Prefix): number[] =>
+      rules.flatMap((r, i) => ((r.ports ?? [null]).some((p) => portPrefixes(p).some((q) => prefixContains(q.prefix, prefix))) ? [i] : []));
+    for (const p of ports) this.put('nf_ports', encodePortKey({ table, ...p }), bitmapFrom(portRules(p.prefix)));
+  }
+
+  /** Run a frame through nf_tc_ingress / nf_tc_egress (skb on loopback, ifindex 1). */
+  run(hook: 'ingress' | 'egress', frame: Buffer, opts: RunOptions = {}): RunResult {
+    const ctx = Buffer.alloc(SKB_CTX_SIZE);
+    ctx.writeUInt32LE(opts.mark ?? 0, SKB_MARK_OFF);
+    ctx.writeUInt32LE(0, SKB_IFINDEX_OFF);
+    const r = native.progTestRun(this.prog(hook === 'ingress' ? 'nf_tc_ingress' : 'nf_tc_egress'), {
+      data: frame,
+      ctx,
+      ctxOutSize: SKB_CTX_SIZE,
+    });
+    return { verdict: r.retval, mark: r.ctx ? r.ctx.readUInt32LE(SKB_MARK_OFF) : -1 };
+  }
+
+  /** Run an XDP program (prefilter object). */
+  runXdp(frame: Buffer): number {
+    return native.progTestRun(this.prog('nf_xdp_prefilter'), { data: frame }).retval;
+  }
+
+  ruleStats(table: number, index: number): Counter {
+    const v = native.mapLookup(this.fd('nf_rule_stats'), encodeRuleKey(table, index));
+    return v ? sumPerCpuCounters(v, this.cpus) : { packets: 0n, bytes: 0n };
+  }
+
+  reasonStats(reason: number, map = 'nf_reason_stats'): Counter {
+    const v = native.mapLookup(this.fd(map), encodeU32(reason));
+    if (!v) throw new Error(`read ${map}[${NF_REASON_DESC[reason]}]: missing`);
+    return sumPerCpuCounters(v, this.cpus);
+  }
+
+  conntrack(): { key: CtKey; val: CtVal }[] {
+    const fd = this.fd('nf_ct');
+    return native.mapKeys(fd).map((k) => ({ key: decodeCtKey(k), val: decodeCtVal(native.mapLookup(fd, k)!) }));
+  }
+
+  /** Start collecting drop events from nf_events. */
+  watchEvents(): void {
+    this.ring ??= native.ringBufferOpen(this.fd('nf_events'), (s) => this.events.push(decodeEvent(s)));
+  }
+
+  /** Wait until at least `n` events arrived (or `ms` passed), then take them all. */
+  async takeEvents(n: number, ms = 1000): Promise<DropEvent[]> {
+    const until = Date.now() + ms;
+    while (this.events.length < n && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    return this.events.splice(0);
+  }
+}
+
+export { native };
