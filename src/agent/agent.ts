@@ -1,0 +1,239 @@
+// The agent: state directory -> snapshot -> endpoints -> compile -> reconcile, on every
+// change (fs.watch, debounced), on interface events and periodically. Bad input keeps
+// the last good state enforced. Pins (maps, TCX links) outlive the process, so SIGTERM,
+// kill -9 and restarts never open or drop traffic; a new agent adopts what is pinned.
+import fs from 'node:fs';
+import type { Logger } from 'pino';
+import { compile } from '../compile';
+import type { CompileResult } from '../compile/output';
+import { NfEpFlag, decodeEndpoint, decodeEvent } from '../datapath/codecs';
+import { TcAttacher } from '../datapath/attach';
+import { finishMigration, loadDatapath, mapFd, readConfig, updateConfig, type Datapath } from '../datapath/loader';
+import type { NativeAddon } from '../datapath/native-api';
+import { discoverEndpoints, readNetView } from '../endpoints/discover';
+import type { Snapshot } from '../model/types';
+import { reconcile, type ReconcileReport } from '../reconcile/apply';
+import { NativeMapIO } from '../reconcile/native-mapio';
+import { ensureTunnel, removeTunnel, TUNNEL_OFF } from '../redirect/tunnel';
+import { loadStateDirAsync } from '../sources/directory';
+import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
+import { AgentMetrics } from './metrics';
+import { stateDirHash } from './state-hash';
+
+export interface AgentOptions {
+  stateDir: string;
+  nodeName: string;
+  /** Overrides config.bpffsRoot. */
+  bpffsRoot?: string;
+  objectPath?: string;
+  sysfsRoot?: string;
+  resyncMs?: number;
+  debounceMs?: number;
+  flowLogsPerSecond?: number;
+}
+
+export interface AgentStatus {
+  ready: boolean;
+  generation: number;
+  stateHash?: string;
+  node: string;
+  endpoints: number;
+  failed: ReconcileReport['failed'];
+  errors: string[];
+  tunnel?: { mode: string; enabled: boolean; error?: string };
+  lastApply?: string;
+}
+
+const DEFAULT_BPFFS_ROOT = '/sys/fs/bpf/netfence';
+// Follow-up passes after a new link: the CNI adds the pod route just after the veth.
+const LINK_FOLLOWUPS_MS = [0, 50, 200, 1000];
+
+export class Agent {
+  readonly metrics: AgentMetrics;
+  private dp?: Datapath;
+  private attacher?: TcAttacher;
+  private lastGood?: Snapshot;
+  private compiled?: CompileResult;
+  private flowCtx?: FlowContext;
+  private appliedHash?: string;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private readonly closers: (() => void)[] = [];
+  private debounce?: NodeJS.Timeout;
+  private readonly flowLimiter: RateLimiter;
+  readonly status: AgentStatus;
+
+  constructor(
+    private readonly addon: NativeAddon,
+    private readonly opts: AgentOptions,
+    private readonly log: Logger,
+  ) {
+    this.status = { ready: false, generation: 0, node: opts.nodeName, endpoints: 0, failed: [], errors: [] };
+    this.flowLimiter = new RateLimiter(opts.flowLogsPerSecond ?? 50);
+    this.metrics = new AgentMetrics({ addon, maps: () => this.dp?.maps, compiled: () => this.compiled });
+  }
+
+  /** Load the datapath (adopting pins), apply once, then follow changes. */
+  async start(): Promise<void> {
+    const first = await loadStateDirAsync(this.opts.stateDir);
+    const root = this.opts.bpffsRoot ?? (first.config.bpffsRoot || DEFAULT_BPFFS_ROOT);
+    this.dp = loadDatapath(this.addon, { bpffsRoot: root, objectPath: this.opts.objectPath });
+    if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
+    this.attacher = new TcAttacher(this.addon, root, this.dp);
+    this.log.info({ bpffsRoot: root, node: this.opts.nodeName }, 'datapath loaded');
+
+    const rb = this.addon.ringBufferOpen(mapFd(this.dp, 'nf_events'), (s) => this.onEvent(s));
+    this.closers.push(() => rb.close());
+    const lw = this.addon.linkWatch((ev) => this.onLink(ev.type, ev.link.name));
+    this.closers.push(() => lw.close());
+    const watcher = fs.watch(this.opts.stateDir, { recursive: true }, () => this.schedule(this.opts.debounceMs ?? 100));
+    this.closers.push(() => watcher.close());
+    const timer = setInterval(() => this.schedule(0), this.opts.resyncMs ?? 30_000);
+    this.closers.push(() => clearInterval(timer));
+    await this.apply('start');
+  }
+
+  /** Stop following changes; enforcement (pins) stays. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.debounce);
+    for (const c of this.closers.splice(0)) c();
+    this.dp?.close();
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => void this.apply('change'), delayMs);
+  }
+
+  private onLink(type: 'new' | 'del', name: string): void {
+    this.log.debug({ type, link: name }, 'link event');
+    for (const ms of type === 'new' ? LINK_FOLLOWUPS_MS : [0]) setTimeout(() => void this.apply(`link ${type} ${name}`), ms);
+  }
+
+  /** One pass; passes never overlap (a request during a pass runs once more after it). */
+  async apply(reason: string): Promise<ReconcileReport | undefined> {
+    if (this.stopped) return undefined;
+    if (this.running) {
+      this.again = true;
+      return undefined;
+    }
+    this.running = true;
+    try {
+      return await this.pass(reason);
+    } finally {
+      this.running = false;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        setImmediate(() => void this.apply('queued'));
+      }
+    }
+  }
+
+  private fail(stage: string, message: string): void {
+    this.metrics.errors.inc({ stage });
+    this.status.errors.push(message);
+    this.log.error({ stage }, message);
+  }
+
+  private async pass(reason: string): Promise<ReconcileReport | undefined> {
+    const dp = this.dp!;
+    const endTimer = this.metrics.reconcileSeconds.startTimer();
+    this.status.errors = [];
+    let snapshot: Snapshot | undefined;
+    let hash: string | undefined;
+    try {
+      hash = await stateDirHash(this.opts.stateDir);
+      snapshot = await loadStateDirAsync(this.opts.stateDir);
+    } catch (e) {
+      this.fail('load', (e as Error).message);
+    }
+    if (snapshot && snapshot.errors.length > 0) {
+      for (const e of snapshot.errors) this.fail('validate', `${e.file ?? ''}${e.file ? ': ' : ''}${e.object} ${e.field}: ${e.message}`);
+      if (this.lastGood) {
+        this.log.warn('state has errors: keeping the last good state enforced');
+        snapshot = undefined;
+        hash = undefined;
+      }
+    }
+    const snap = snapshot ?? this.lastGood;
+    if (!snap) {
+      endTimer();
+      return undefined;
+    }
+
+    const view = readNetView(this.addon);
+    const discovery = discoverEndpoints(view, snap, {
+      nodeName: this.opts.nodeName,
+      hostInterfaces: snap.config.hostInterfaces,
+      sysfsRoot: this.opts.sysfsRoot ?? '/sys',
+    });
+    for (const w of discovery.warnings) this.log.debug(w);
+
+    const endCompile = this.metrics.compileSeconds.startTimer();
+    const result = compile(snap, this.opts.nodeName, discovery.endpoints);
+    endCompile();
+    for (const e of result.errors) this.fail('compile', e);
+
+    // Tunnel: routes before the flag, the flag off before routes go.
+    const redirect = snap.config.redirect;
+    const wantTunnel =
+      redirect !== undefined && [...result.maps.nf_endpoints.values()].some((e) => (decodeEndpoint(e.value).flags & NfEpFlag.TUNNEL) !== 0);
+    let tunnelError: string | undefined;
+    if (wantTunnel) {
+      const t = ensureTunnel(this.addon, redirect);
+      tunnelError = t.error;
+      if (t.error) this.fail('tunnel', t.error);
+      updateConfig(this.addon, dp, { ...t.patch, eventsPerSec: snap.config.eventsPerSecond });
+      if (redirect.mode === 'direct' || t.error) removeTunnel(this.addon, redirect.table);
+    } else {
+      updateConfig(this.addon, dp, { ...TUNNEL_OFF, eventsPerSec: snap.config.eventsPerSecond });
+    }
+
+    const report = reconcile(new NativeMapIO(this.addon, dp.maps), this.attacher!, result.maps, result.endpoints);
+    if (!wantTunnel) removeTunnel(this.addon, redirect?.table);
+    for (const f of report.failed) this.fail('endpoint', f.error);
+    this.status.failed = report.failed;
+    this.status.tunnel = redirect ? { mode: redirect.mode, enabled: wantTunnel && !tunnelError, error: tunnelError } : undefined;
+    if (!report.ok) {
+      this.fail('apply', report.error ?? 'apply failed');
+    } else {
+      if (report.error) this.fail('apply', report.error);
+      if (dp.migration) {
+        finishMigration(dp, () => this.attacher!.switchPrograms(dp));
+        this.log.info('migration finished: hooks switched, old pins replaced');
+      }
+      if (snapshot) this.lastGood = snapshot;
+      this.compiled = result;
+      this.flowCtx = flowContext(snap, result);
+      if (hash !== undefined && hash !== this.appliedHash) {
+        this.appliedHash = hash;
+        this.status.generation++;
+        this.metrics.generation.set(this.status.generation);
+      }
+      this.status.stateHash = this.appliedHash;
+      this.status.ready = true;
+      this.status.endpoints = result.endpoints.length - report.failed.length;
+      this.metrics.endpoints.set(this.status.endpoints);
+    }
+    this.status.lastApply = new Date().toISOString();
+    const seconds = endTimer();
+    const changed = Object.keys(report.updates).length + Object.keys(report.deletes).length > 0 || report.detached.length > 0;
+    this.log[changed || !report.ok ? 'info' : 'debug'](
+      { reason, generation: this.status.generation, updates: report.updates, deletes: report.deletes, programmed: report.programmed, detached: report.detached, failed: report.failed.length, seconds, config: readConfig(this.addon, dp).flags },
+      'reconciled',
+    );
+    return report;
+  }
+
+  private onEvent(sample: Buffer): void {
+    if (!this.flowCtx) return;
+    if (!this.flowLimiter.allow()) {
+      this.metrics.flowLogsSuppressed.inc();
+      return;
+    }
+    this.log.info({ flow: toFlow(decodeEvent(sample), this.flowCtx) }, 'flow');
+  }
+}

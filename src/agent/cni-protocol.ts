@@ -1,0 +1,66 @@
+// The request/response protocol between netfence-cni (the chained CNI plugin) and the
+// agent: one JSON object per line over a unix socket, one response line per request,
+// in order. Kept free of dependencies: the plugin ships with only this file and node.
+
+export const DEFAULT_AGENT_SOCKET = '/run/netfence/agent.sock';
+/** Longest request line the agent reads (prevResult included). */
+export const MAX_LINE_BYTES = 1 << 20;
+
+export type CniOp = 'add' | 'del' | 'check';
+
+export interface CniRequest {
+  op: CniOp;
+  containerId: string;
+  /** Path of the container's network namespace (may be empty on DEL). */
+  netns: string;
+  /** Interface name inside the container (CNI_IFNAME). */
+  ifName: string;
+  podNamespace: string;
+  podName: string;
+  /** The previous plugin's result (ADD and CHECK). */
+  prevResult?: unknown;
+}
+
+export type CniResponse = { ok: true } | { ok: false; error: string };
+
+function str(o: Record<string, unknown>, field: string, required: boolean): string {
+  const v = o[field];
+  if (v === undefined && !required) return '';
+  if (typeof v !== 'string') throw new Error(`${field}: must be a string`);
+  if (required && v === '') throw new Error(`${field}: must not be empty`);
+  return v;
+}
+
+/** Parses and validates one request line; throws "decode cni request: field: cause". */
+export function decodeRequest(line: string): CniRequest {
+  try {
+    const o: unknown = JSON.parse(line);
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error('not a JSON object');
+    const r = o as Record<string, unknown>;
+    const op = r.op;
+    if (op !== 'add' && op !== 'del' && op !== 'check') throw new Error(`op: must be add, del or check, got ${JSON.stringify(op)}`);
+    const attached = op !== 'del'; // DEL may come after the netns is gone
+    return {
+      op,
+      containerId: str(r, 'containerId', true),
+      netns: str(r, 'netns', attached),
+      ifName: str(r, 'ifName', true),
+      podNamespace: str(r, 'podNamespace', false),
+      podName: str(r, 'podName', false),
+      ...(r.prevResult !== undefined && { prevResult: r.prevResult }),
+    };
+  } catch (err) {
+    throw new Error(`decode cni request: ${(err as Error).message}`);
+  }
+}
+
+export function decodeResponse(line: string): CniResponse {
+  const o = JSON.parse(line) as Partial<{ ok: unknown; error: unknown }>;
+  if (o.ok === true) return { ok: true };
+  if (o.ok === false) return { ok: false, error: typeof o.error === 'string' ? o.error : 'unknown error' };
+  throw new Error('decode cni response: ok: must be a boolean');
+}
+
+export function encode(msg: CniRequest | CniResponse): string {
+  return JSON.stringify(msg) + '\n';
+}

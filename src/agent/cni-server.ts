@@ -1,0 +1,128 @@
+// The agent's end of the CNI socket: a root-only unix socket on which netfence-cni asks
+// "program this endpoint now" (ADD, answered only once it is enforced), "forget it"
+// (DEL) and "is it programmed?" (CHECK).
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { decodeRequest, encode, MAX_LINE_BYTES, type CniRequest, type CniResponse } from './cni-protocol';
+
+export interface CniHandler {
+  /** Resolve once the endpoint is programmed; reject to fail the pod's ADD. */
+  add(req: CniRequest): Promise<void>;
+  /** Forget the endpoint; must be idempotent. */
+  del(req: CniRequest): Promise<void>;
+  /** True when the endpoint is programmed. */
+  check(req: CniRequest): Promise<boolean>;
+}
+
+/** Remove a socket file left by a dead agent; refuse to steal a live one. */
+async function clearStale(socketPath: string): Promise<void> {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(socketPath);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new Error(`listen cni socket ${socketPath}: exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const c = net.connect(socketPath);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (live) throw new Error(`listen cni socket ${socketPath}: another process is serving it`);
+  fs.unlinkSync(socketPath);
+}
+
+export class CniServer {
+  private server?: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(
+    private readonly handler: CniHandler,
+    private readonly onError: (err: Error) => void = () => {},
+  ) {}
+
+  async listen(socketPath: string): Promise<void> {
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+    await clearStale(socketPath);
+    const server = net.createServer((s) => this.serve(s));
+    // The socket is created by bind(2) inside listen(): a umask makes it 0600 from the
+    // first instant (chmod afterwards would leave a window).
+    const old = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      throw new Error(`listen cni socket ${socketPath}: ${(err as Error).message}`);
+    } finally {
+      process.umask(old);
+    }
+    fs.chmodSync(socketPath, 0o600);
+    server.on('error', (err) => this.onError(err));
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private serve(sock: net.Socket): void {
+    this.sockets.add(sock);
+    sock.on('close', () => this.sockets.delete(sock));
+    sock.on('error', () => sock.destroy());
+    let buffered = 0;
+    sock.on('data', (chunk: Buffer) => {
+      buffered += chunk.length;
+      if (buffered > MAX_LINE_BYTES) sock.destroy(); // runaway request: drop the client
+    });
+    const lines = createInterface({ input: sock, crlfDelay: Infinity });
+    // Requests on one connection are answered in order.
+    let chain = Promise.resolve();
+    lines.on('line', (line) => {
+      buffered = 0;
+      chain = chain.then(async () => {
+        const res = await this.answer(line);
+        if (!sock.destroyed) sock.write(encode(res));
+      });
+    });
+  }
+
+  private async answer(line: string): Promise<CniResponse> {
+    let req: CniRequest;
+    try {
+      req = decodeRequest(line);
+    } catch (err) {
+      return { ok: false, error: (err as Error).message };
+    }
+    try {
+      switch (req.op) {
+        case 'add':
+          await this.handler.add(req);
+          return { ok: true };
+        case 'del':
+          await this.handler.del(req);
+          return { ok: true };
+        case 'check':
+          return (await this.handler.check(req))
+            ? { ok: true }
+            : { ok: false, error: `check endpoint ${req.podNamespace}/${req.podName} (${req.containerId}): not programmed` };
+      }
+    } catch (err) {
+      const msg = (err as Error).message ?? String(err);
+      return { ok: false, error: `${req.op} endpoint ${req.podNamespace}/${req.podName} (${req.containerId}): ${msg}` };
+    }
+  }
+}
