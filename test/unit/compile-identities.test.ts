@@ -1,0 +1,97 @@
+import test from 'ava';
+import { compile } from '../../src/compile';
+import type { CompileResult, PolicyMapName } from '../../src/compile/output';
+import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
+import { decodeU32, encodeAddr, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
+
+/** Changed keys per map between two compile results: added, removed, value changed. */
+function diff(a: CompileResult, b: CompileResult): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const map of Object.keys(a.maps) as PolicyMapName[]) {
+    const changes: string[] = [];
+    for (const [k, v] of b.maps[map]) {
+      const old = a.maps[map].get(k);
+      if (!old) changes.push(`+${k}`);
+      else if (!old.value.equals(v.value)) changes.push(`~${k}`);
+    }
+    for (const k of a.maps[map].keys()) if (!b.maps[map].has(k)) changes.push(`-${k}`);
+    if (changes.length) out[map] = changes;
+  }
+  return out;
+}
+
+const base = () =>
+  snapshot({
+    namespaces: [namespace('app'), namespace('db')],
+    nodes: [node('n1', ['192.168.0.1']), node('n2', ['192.168.0.2'])],
+    pods: [
+      pod('app', 'web-1', ['10.0.0.1'], { app: 'web' }),
+      pod('app', 'web-2', ['10.0.0.2'], { app: 'web' }, { nodeName: 'n2' }),
+      pod('db', 'pg-1', ['10.0.1.1'], { app: 'pg' }),
+    ],
+    policies: [
+      netpol('db', 'pg-from-web', { app: 'pg' }, [rule('ingress', 0, [{ kind: 'pods', namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } }], [{ protocol: 'TCP', port: 5432 }])]),
+      netpol('app', 'web-egress', { app: 'web' }, [rule('egress', 0, [podsPeer('app', { app: 'web' })], null)]),
+    ],
+  });
+
+const endpoints: DiscoveredEndpoint[] = [
+  { ifname: 'veth-web1', ifindex: 11, kind: 'pod', pod: 'app/web-1' },
+  { ifname: 'veth-pg1', ifindex: 12, kind: 'pod', pod: 'db/pg-1' },
+];
+
+test('a remote pod with an existing label set costs exactly one nf_ident_exact entry', (t) => {
+  const s1 = base();
+  const r1 = compile(s1, 'n1', endpoints);
+  const s2 = base();
+  s2.pods.push(pod('app', 'web-3', ['10.0.0.3'], { app: 'web' }, { nodeName: 'n2' }));
+  const r2 = compile(s2, 'n1', endpoints);
+  t.deepEqual(r1.errors, []);
+  t.deepEqual(diff(r1, r2), { nf_ident_exact: [`+${keyHex(encodeAddr('10.0.0.3'))}`] });
+  const id = r2.maps.nf_ident_exact.get(keyHex(encodeAddr('10.0.0.3')))!.value;
+  t.true(id.equals(r2.maps.nf_ident_exact.get(keyHex(encodeAddr('10.0.0.1')))!.value));
+});
+
+test('a local pod with an existing label set adds its identity, local address and endpoint only', (t) => {
+  const r1 = compile(base(), 'n1', endpoints);
+  const s2 = base();
+  s2.pods.push(pod('app', 'web-4', ['10.0.0.4'], { app: 'web' }));
+  const r2 = compile(s2, 'n1', [...endpoints, { ifname: 'veth-web4', ifindex: 13, kind: 'pod', pod: 'app/web-4' }]);
+  const addr = keyHex(encodeAddr('10.0.0.4'));
+  const ifindex = keyHex(encodeU32(13));
+  t.deepEqual(diff(r1, r2), { nf_ident_exact: [`+${addr}`], nf_local_addrs: [`+${addr}`], nf_endpoints: [`+${ifindex}`] });
+  const web1 = r2.endpoints.find((e) => e.pod === 'app/web-1')!;
+  const web4 = r2.endpoints.find((e) => e.pod === 'app/web-4')!;
+  t.is(web4.egressTable, web1.egressTable, 'same label set, same table');
+  t.not(web4.id, web1.id);
+});
+
+test('a new label set selected by a rule gets a new identity and changes the tables that select it', (t) => {
+  const r1 = compile(base(), 'n1', endpoints);
+  const s2 = base();
+  s2.pods.push(pod('app', 'web-canary', ['10.0.0.9'], { app: 'web', track: 'canary' }, { nodeName: 'n2' }));
+  const r2 = compile(s2, 'n1', endpoints);
+  const ids1 = new Set(Object.keys(r1.identities));
+  const added = Object.keys(r2.identities).filter((i) => !ids1.has(i));
+  t.is(added.length, 1);
+  t.regex(r2.identities[Number(added[0])], /^app\/app=web,track=canary/);
+  // Every identity that existed keeps its id.
+  for (const i of ids1) t.is(r2.identities[Number(i)], r1.identities[Number(i)]);
+  const pg1 = r1.endpoints.find((e) => e.pod === 'db/pg-1')!;
+  const pg2 = r2.endpoints.find((e) => e.pod === 'db/pg-1')!;
+  t.not(pg2.ingressTable, pg1.ingressTable, 'pg ingress now selects one more identity');
+  t.not(pg2.revision, pg1.revision);
+  t.is(pg2.egressTable, pg1.egressTable);
+});
+
+test('hostNetwork pods are their node: same identity as the node address', (t) => {
+  const s = base();
+  s.pods.push(pod('kube-system', 'proxy', ['192.168.0.2'], { k: 'p' }, { hostNetwork: true, nodeName: 'n2' }));
+  s.pods.push(pod('kube-system', 'agent', ['192.168.0.77'], { k: 'a' }, { hostNetwork: true, nodeName: 'n2' }));
+  const r = compile(s, 'n1', endpoints);
+  t.deepEqual(r.errors, []);
+  const idOf = (ip: string) => decodeU32(r.maps.nf_ident_exact.get(keyHex(encodeAddr(ip)))!.value);
+  t.is(idOf('192.168.0.77'), idOf('192.168.0.2'));
+  t.regex(r.identities[idOf('192.168.0.2')], /^node\//);
+});

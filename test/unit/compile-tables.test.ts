@@ -1,0 +1,189 @@
+import test from 'ava';
+import { compile } from '../../src/compile';
+import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
+import { IPPROTO, NfAction, decodeCidrKey, decodePortKey, decodeRule, bitmapIndices, formatCidr } from '../../src/datapath/codecs';
+import { cnp, namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
+import { evalTable } from '../helpers/map-eval';
+
+const podEp = (pod: string, ifindex: number): DiscoveredEndpoint => ({ ifname: `veth${ifindex}`, ifindex, kind: 'pod', pod });
+
+function replicas(n: number) {
+  return Array.from({ length: n }, (_, i) => pod('app', `web-${i}`, [`10.0.0.${i + 1}`], { app: 'web' }));
+}
+
+test('endpoints with the same rule list share one table', (t) => {
+  const s = snapshot({
+    namespaces: [namespace('app')],
+    nodes: [node('n1', ['192.168.0.1'])],
+    pods: [...replicas(20), pod('app', 'db', ['10.0.9.1'], { app: 'db' })],
+    policies: [netpol('app', 'web', { app: 'web' }, [rule('ingress', 0, [podsPeer('app', { app: 'db' })], [{ protocol: 'TCP', port: 80 }])])],
+  });
+  const r = compile(s, 'n1', [...replicas(20).map((p, i) => podEp(`app/${p.name}`, 10 + i)), podEp('app/db', 99)]);
+  t.deepEqual(r.errors, []);
+  const web = r.endpoints.filter((e) => e.pod!.startsWith('app/web-'));
+  t.is(new Set(web.map((e) => e.ingressTable)).size, 1);
+  t.not(web[0].ingressTable, 0);
+  t.is(web[0].egressTable, 0, 'not isolated for egress: no table');
+  const db = r.endpoints.find((e) => e.pod === 'app/db')!;
+  t.is(db.ingressTable, 0);
+  // One table: allow, node-local, isolation.
+  t.is(r.maps.nf_rules.size, 3);
+  t.deepEqual(
+    r.rules.map((x) => [x.policy, x.rule, x.action]),
+    [
+      ['NetworkPolicy app/web', 'ingress[0]', 'allow'],
+      ['', 'node-local', 'allow'],
+      ['', 'isolation', 'deny'],
+    ],
+  );
+  const table = web[0].ingressTable;
+  t.is(evalTable(r.maps, table, '10.0.9.1', IPPROTO.TCP, 80), 0);
+  t.is(evalTable(r.maps, table, '10.0.9.1', IPPROTO.TCP, 81), 2);
+  t.is(evalTable(r.maps, table, '192.168.0.1', IPPROTO.UDP, 53), 1);
+  t.is(evalTable(r.maps, table, '10.0.0.3', IPPROTO.TCP, 80), 2);
+});
+
+test('compile is deterministic and independent of input order', (t) => {
+  const pods = [...replicas(5), pod('app', 'db', ['10.0.9.1', 'fd00::9:1'], { app: 'db' })];
+  const policies = [
+    netpol('app', 'a', { app: 'web' }, [rule('ingress', 0, [podsPeer('app', { app: 'db' })], [{ protocol: 'TCP', port: 80 }])]),
+    netpol('app', 'b', { app: 'db' }, [rule('egress', 0, [{ kind: 'cidr', cidr: '10.0.0.0/16', except: ['10.0.0.0/24'] }], null)]),
+    cnp('c', 'admin', 5, {}, [rule('ingress', 0, [{ kind: 'cidr', cidr: '172.16.0.0/12', except: [] }], null, 'deny')]),
+  ];
+  const eps = [...pods.map((p, i) => podEp(`app/${p.name}`, 10 + i))];
+  const mk = (rev: boolean) =>
+    snapshot({
+      namespaces: [namespace('app')],
+      nodes: [node('n1', ['192.168.0.1'])],
+      pods: rev ? [...pods].reverse() : pods,
+      policies: rev ? [...policies].reverse() : policies,
+    });
+  const a = compile(mk(false), 'n1', eps);
+  const b = compile(mk(true), 'n1', [...eps].reverse());
+  for (const map of Object.keys(a.maps) as (keyof typeof a.maps)[]) {
+    t.deepEqual([...a.maps[map]].map(([k, v]) => [k, v.value.toString('hex')]).sort(), [...b.maps[map]].map(([k, v]) => [k, v.value.toString('hex')]).sort(), map);
+  }
+  t.deepEqual(a.endpoints, b.endpoints);
+  t.deepEqual(a.rules, b.rules);
+});
+
+test('a table over 256 rules is refused, naming the endpoint and the count', (t) => {
+  const rules = Array.from({ length: 300 }, (_, i) => rule('ingress', i, [{ kind: 'cidr', cidr: `10.${i >> 8}.${i & 255}.0/24`, except: [] }], null, 'deny'));
+  const s = snapshot({
+    namespaces: [namespace('app')],
+    nodes: [node('n1', ['192.168.0.1'])],
+    pods: replicas(2),
+    policies: [cnp('big', 'admin', 1, { app: 'web' }, rules)],
+  });
+  const r = compile(s, 'n1', [podEp('app/web-0', 10), podEp('app/web-1', 11)]);
+  t.is(r.errors.length, 2);
+  t.regex(r.errors[0], /^compile endpoint app\/web-0 \(veth10\): ingress table needs 300 rules, limit 256$/);
+  t.is(r.endpoints.length, 0);
+  t.is(r.maps.nf_endpoints.size, 0);
+  t.is(r.maps.nf_rules.size, 0, 'never truncated');
+});
+
+test('port ranges decompose into aligned LPM prefixes', (t) => {
+  const s = snapshot({
+    namespaces: [namespace('app')],
+    nodes: [node('n1', ['192.168.0.1'])],
+    pods: replicas(1),
+    policies: [
+      cnp('ranges', 'admin', 1, {}, [
+        rule('ingress', 0, [{ kind: 'any' }], [{ protocol: 'TCP', port: 1000, endPort: 1999 }], 'deny'),
+        rule('ingress', 1, [{ kind: 'any' }], [{ protocol: 'UDP' }, { protocol: 'TCP', port: 1500 }], 'deny'),
+        rule('ingress', 2, [{ kind: 'any' }], null, 'pass'),
+      ]),
+    ],
+  });
+  const r = compile(s, 'n1', [podEp('app/web-0', 10)]);
+  const table = r.endpoints[0].ingressTable;
+  const entries = [...r.maps.nf_ports.values()].map(({ key, value }) => ({ ...decodePortKey(key), rules: bitmapIndices(value) }));
+  const text = entries.map((e) => (e.proto === undefined ? `*=${e.rules}` : `${e.proto}:${e.port}/${e.portBits}=${e.rules}`)).sort();
+  // 1000-1999 = 1000/13 1008/12 1024/7 1536/8 1792/9 1920/10 1984/12; rule 2 (every
+  // port) is in every prefix; 1500 sits inside 1024/7 so it carries rules 0 and 1.
+  t.deepEqual(
+    text,
+    [
+      '*=2',
+      '17:0/0=1,2',
+      '6:1000/13=0,2',
+      '6:1008/12=0,2',
+      '6:1024/7=0,2',
+      '6:1500/16=0,1,2',
+      '6:1536/8=0,2',
+      '6:1792/9=0,2',
+      '6:1920/10=0,2',
+      '6:1984/12=0,2',
+    ].sort(),
+  );
+  t.true(entries.every((e) => e.table === table));
+  // Whatever the decomposition, the lookups must agree with the ranges.
+  for (const port of [0, 999, 1000, 1007, 1008, 1499, 1500, 1501, 1999, 2000, 65535]) {
+    const want = port >= 1000 && port <= 1999 ? 0 : undefined;
+    t.is(evalTable(r.maps, table, '1.2.3.4', IPPROTO.TCP, port), port === 1500 ? 0 : want, `tcp ${port}`);
+    t.is(evalTable(r.maps, table, '1.2.3.4', IPPROTO.UDP, port), 1, `udp ${port}`);
+  }
+  t.is(evalTable(r.maps, table, '1.2.3.4', IPPROTO.ICMP, 0), undefined, 'pass skips to the default');
+});
+
+test('ipBlock except: every cidr and except is a prefix; an except shadows only its own cidr', (t) => {
+  const s = snapshot({
+    namespaces: [namespace('app')],
+    nodes: [node('n1', ['192.168.0.1'])],
+    pods: replicas(1),
+    policies: [
+      cnp('blocks', 'admin', 1, {}, [
+        rule('egress', 0, [{ kind: 'cidr', cidr: '10.0.0.0/8', except: ['10.1.0.0/16', '10.2.0.0/16'] }], null, 'deny'),
+        rule('egress', 1, [{ kind: 'cidr', cidr: '10.1.0.0/16', except: ['10.1.1.0/24'] }], null, 'allow'),
+        rule('egress', 2, [{ kind: 'cidr', cidr: 'fd00::/8', except: ['fd00:1::/32'] }, { kind: 'any' }], [{ protocol: 'UDP', port: 53 }], 'deny'),
+      ]),
+    ],
+  });
+  const r = compile(s, 'n1', [podEp('app/web-0', 10)]);
+  const table = r.endpoints[0].egressTable;
+  const entries = [...r.maps.nf_peer_cidr.values()].map(({ key, value }) => `${formatCidr(decodeCidrKey(key).cidr)}=${bitmapIndices(value)}`);
+  t.deepEqual(entries.sort(), ['10.0.0.0/8=0,2', '10.1.0.0/16=1,2', '10.1.1.0/24=2', '10.2.0.0/16=2', '::/0=2', 'fd00::/8=2', 'fd00:1::/32=2'].sort());
+  const cases: [string, number, number | undefined][] = [
+    ['10.9.9.9', 80, 0],
+    ['10.1.2.3', 80, 1],
+    ['10.1.1.1', 80, undefined],
+    ['10.2.0.1', 80, undefined],
+    ['10.2.0.1', 53, 2],
+    ['11.0.0.1', 80, undefined],
+    ['fd00:1::1', 53, 2],
+  ];
+  for (const [ip, port, want] of cases) t.is(evalTable(r.maps, table, ip, IPPROTO.UDP, port), want, `${ip}:${port}`);
+  t.is(decodeRule(r.maps.nf_rules.values().next().value!.value).action, NfAction.DENY);
+});
+
+test('egress named ports split into sub-rules per resolved port; ingress resolves on the own pod', (t) => {
+  const http = (n: number) => [{ name: 'http', containerPort: n, protocol: 'TCP' as const }];
+  const s = snapshot({
+    namespaces: [namespace('app')],
+    nodes: [node('n1', ['192.168.0.1'])],
+    pods: [
+      pod('app', 'client', ['10.0.0.1'], { app: 'client' }, { ports: http(9000) }),
+      pod('app', 'a', ['10.0.0.2'], { app: 'srv', v: '1' }, { ports: http(8080) }),
+      pod('app', 'b', ['10.0.0.3'], { app: 'srv', v: '2' }, { ports: http(8081) }),
+      pod('app', 'c', ['10.0.0.4'], { app: 'srv', v: '3' }),
+    ],
+    policies: [
+      netpol('app', 'client-out', { app: 'client' }, [rule('egress', 0, [podsPeer('app', { app: 'srv' })], [{ protocol: 'TCP', name: 'http' }, { protocol: 'UDP', port: 53 }])]),
+      netpol('app', 'client-in', { app: 'client' }, [rule('ingress', 0, [{ kind: 'any' }], [{ protocol: 'TCP', name: 'http' }])]),
+    ],
+  });
+  const r = compile(s, 'n1', [podEp('app/client', 10)]);
+  t.deepEqual(r.errors, []);
+  const ep = r.endpoints[0];
+  const egress = r.rules.filter((x) => x.table === ep.egressTable);
+  t.deepEqual(egress.map((x) => x.rule), ['egress[0]', 'egress[0]', 'egress[0]', 'isolation'], 'numeric + one sub-rule per port');
+  const tcp = (ip: string, port: number) => evalTable(r.maps, ep.egressTable, ip, IPPROTO.TCP, port);
+  t.is(tcp('10.0.0.2', 8080), 1);
+  t.is(tcp('10.0.0.2', 8081), 3);
+  t.is(tcp('10.0.0.3', 8081), 2);
+  t.is(tcp('10.0.0.4', 8080), 3);
+  t.is(evalTable(r.maps, ep.egressTable, '10.0.0.4', IPPROTO.UDP, 53), 0);
+  t.is(evalTable(r.maps, ep.ingressTable, '8.8.8.8', IPPROTO.TCP, 9000), 0);
+  t.is(evalTable(r.maps, ep.ingressTable, '8.8.8.8', IPPROTO.TCP, 8080), 2);
+});
