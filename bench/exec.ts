@@ -1,0 +1,78 @@
+// Process helpers for the benchmark tooling: argument arrays only (no shell), stdin
+// input for the *-restore tools, and background servers stopped by their own pid.
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a command to completion; rejects with "run <cmd>: ..." on a non-zero exit. */
+export function run(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const timer =
+      opts.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (e) => {
+      if (timer) clearTimeout(timer);
+      reject(new Error(`run ${cmd} ${args.join(' ')}: ${e.message}`));
+    });
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      if (code === 0) resolve({ stdout, stderr });
+      else
+        reject(
+          new Error(`run ${cmd} ${args.slice(0, 6).join(' ')}${args.length > 6 ? ' ...' : ''}: ` +
+            `exit ${code ?? signal}: ${stderr.trim().slice(0, 500)}`),
+        );
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Run a command inside a named network namespace. */
+export function nsRun(ns: string, cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return run('ip', ['netns', 'exec', ns, cmd, ...args], opts);
+}
+
+/** A long-running process; `ready` resolves when its stdout contains `readyText`. */
+export class Background {
+  private readonly child: ChildProcess;
+  private output = '';
+  readonly ready: Promise<void>;
+
+  constructor(
+    readonly label: string,
+    cmd: string,
+    args: readonly string[],
+    readyText: string,
+  ) {
+    this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.ready = new Promise((resolve, reject) => {
+      const onData = (d: Buffer): void => {
+        this.output += d.toString();
+        if (this.output.includes(readyText)) resolve();
+      };
+      this.child.stdout?.on('data', onData);
+      this.child.stderr?.on('data', onData);
+      this.child.on('error', (e) => reject(new Error(`start ${label}: ${e.message}`)));
+      this.child.on('exit', (code) => reject(new Error(`start ${label}: exited ${code}: ${this.output.trim().slice(0, 300)}`)));
+    });
+    // A server that dies after start is reported by the next measurement failing.
+    this.ready.catch(() => undefined);
+  }
+
+  /** Stop this process (and only it) and wait for it to exit. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 2000);
+    await exited;
+    clearTimeout(t);
+  }
+}

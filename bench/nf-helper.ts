@@ -1,0 +1,83 @@
+// Runs inside the node namespace (`ip netns exec NODE node dist/bench/nf-helper.js ...`)
+// because the addon attaches to interfaces of the caller's namespace:
+//   attach --object O --pin DIR --cidrs N --client-if IF --server-if IF --client-ip IP
+//       a private netfence object whose server endpoint is isolated by a table of N
+//       CIDR prefixes (the client's address the last one; N = 0: not isolated), its
+//       programs attached to both veths' tc hooks through links pinned under DIR
+//   detach --pin DIR --ifs IF,IF
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { native } from '../src/datapath/native';
+import type { TcDirection } from '../src/datapath/native-api';
+import { fillMaps, openBenchObject, writeConfig, writePodEndpoint } from './datapath';
+import { buildPolicy } from './policy';
+
+const TABLE = 1;
+const DIRS: TcDirection[] = ['ingress', 'egress'];
+const PROG: Record<TcDirection, string> = { ingress: 'nf_tc_ingress', egress: 'nf_tc_egress' };
+
+function ifindex(name: string): number {
+  const l = native.linkByName(name);
+  if (!l) throw new Error(`find interface ${name}: not in this namespace`);
+  return l.ifindex;
+}
+
+function linkPin(dir: string, ifname: string, d: TcDirection): string {
+  return path.join(dir, `${ifname}-${d}`);
+}
+
+function attach(o: Record<string, string | undefined>): void {
+  const need = (k: string): string => {
+    const v = o[k];
+    if (!v) throw new Error(`nf-helper attach: --${k} is required`);
+    return v;
+  };
+  const cidrs = Number(need('cidrs'));
+  const pin = need('pin');
+  const client = need('client-if');
+  const server = need('server-if');
+  const obj = openBenchObject(native, need('object'), { nf_peer_cidr: Math.max(16384, cidrs + 1024) });
+  try {
+    if (cidrs > 0) {
+      const policy = buildPolicy({ table: TABLE, cidrs, families: [4], identities: 10, probes: [need('client-ip')] });
+      fillMaps(native, obj, policy.entries);
+    }
+    writeConfig(native, obj);
+    writePodEndpoint(native, obj, ifindex(client), 1, 0);
+    writePodEndpoint(native, obj, ifindex(server), 2, cidrs > 0 ? TABLE : 0);
+    mkdirSync(pin, { recursive: true });
+    for (const ifname of [client, server]) {
+      for (const d of DIRS) native.tcAttach(ifindex(ifname), d, obj.prog(PROG[d]).fd, { linkPin: linkPin(pin, ifname, d) });
+    }
+  } finally {
+    obj.close();
+  }
+}
+
+function detach(o: Record<string, string | undefined>): void {
+  if (!o.pin || !o.ifs) throw new Error('nf-helper detach: --pin and --ifs are required');
+  for (const ifname of o.ifs.split(',')) {
+    for (const d of DIRS) native.tcDetach(ifindex(ifname), d, { linkPin: linkPin(o.pin, ifname, d) });
+  }
+}
+
+function main(): void {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: Object.fromEntries(
+      ['object', 'pin', 'cidrs', 'client-if', 'server-if', 'client-ip', 'ifs'].map((k) => [k, { type: 'string' as const }]),
+    ),
+  });
+  const cmd = positionals[0];
+  if (cmd === 'attach') attach(values);
+  else if (cmd === 'detach') detach(values);
+  else throw new Error(`nf-helper: unknown command "${cmd ?? ''}" (attach, detach)`);
+}
+
+try {
+  main();
+} catch (e) {
+  process.stderr.write(`${(e as Error).message}\n`);
+  process.exit(1);
+}

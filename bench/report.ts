@@ -1,0 +1,377 @@
+// bench/REPORT.md and bench/chart.svg from a BenchResults: targets, tables, and a
+// plain-SVG chart of throughput and connection rate against rule count.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BenchResults, PktCase, TargetResult } from './types';
+import { ratio } from './stats';
+
+/** 100 -> "100", 1000 -> "1k", 100000 -> "100k". */
+export function countLabel(n: number): string {
+  if (n >= 1000 && n % 1000 === 0) return `${n / 1000}k`;
+  return String(n);
+}
+
+/** Rule counts of the network benchmark, in chart order. */
+export const NET_RULE_COUNTS = [0, 100, 1000, 10000] as const;
+
+function pktNs(r: BenchResults, config: string, flow: PktCase['flow'], family: 4 | 6): number | null {
+  const c = r.pkt?.cases.find((x) => x.config === config && x.flow === flow && x.family === family);
+  return c ? c.ns : null;
+}
+
+/** Worst (largest) of the per-family ratios a/b, or null when a figure is missing. */
+function worstPktRatio(r: BenchResults, flow: PktCase['flow'], a: string, b: string): number | null {
+  const vals: number[] = [];
+  for (const fam of [4, 6] as const) {
+    const x = pktNs(r, a, flow, fam);
+    const y = pktNs(r, b, flow, fam);
+    if (x === null || y === null) return null;
+    vals.push(ratio(x, y));
+  }
+  return Math.max(...vals);
+}
+
+function crrRatio(r: BenchResults, a: string, b: string): number | null {
+  const x = r.crr[a];
+  const y = r.crr[b];
+  return x === undefined || y === undefined ? null : ratio(x, y);
+}
+
+function target(t: Omit<TargetResult, 'pass'>): TargetResult {
+  const pass =
+    t.value === null || Number.isNaN(t.value) ? null : t.op === '<=' ? t.value <= t.limit : t.value >= t.limit;
+  return { ...t, pass };
+}
+
+export function evaluateTargets(r: BenchResults): TargetResult[] {
+  const c = r.control;
+  return [
+    target({
+      name: 'crr_10k_vs_bare',
+      description: 'connection rate, netfence 10k rules / bare',
+      value: crrRatio(r, 'netfence_10k', 'bare'),
+      op: '>=',
+      limit: 0.95,
+      unit: 'x',
+    }),
+    target({
+      name: 'crr_10k_vs_ipset',
+      description: 'connection rate, netfence 10k rules / iptables+ipset 10k rules',
+      value: crrRatio(r, 'netfence_10k', 'ipset_10k'),
+      op: '>=',
+      limit: 1.2,
+      unit: 'x',
+    }),
+    target({
+      name: 'pkt_established_100k_vs_0',
+      description: 'established-flow per-packet cost, 100k CIDRs / 0 (worst of v4, v6)',
+      value: worstPktRatio(r, 'established', 'cidr_100k', 'cidr_0'),
+      op: '<=',
+      limit: 1.1,
+      unit: 'x',
+    }),
+    target({
+      name: 'pkt_new_100k_vs_100',
+      description: 'new-flow per-packet cost, 100k CIDRs / 100 CIDRs (worst of v4, v6)',
+      value: worstPktRatio(r, 'new', 'cidr_100k', 'cidr_100'),
+      op: '<=',
+      limit: 3,
+      unit: 'x',
+    }),
+    target({
+      name: 'compile_time',
+      description: 'compile 10k pods / 1k namespaces / 2k policies',
+      value: c ? c.compileMs / 1000 : null,
+      op: '<=',
+      limit: 5,
+      unit: 's',
+    }),
+    target({
+      name: 'compile_rss',
+      description: 'peak RSS of that compile',
+      value: c ? c.peakRssMb : null,
+      op: '<=',
+      limit: 300,
+      unit: 'MB',
+    }),
+    target({
+      name: 'pod_add_updates_constant',
+      description: 'map updates for one pod added, 10k-pod cluster minus 1k-pod cluster (0 = O(1))',
+      value: c ? c.podAdd.updates - c.podAdd.updatesSmallCluster : null,
+      op: '<=',
+      limit: 0,
+      unit: 'updates',
+    }),
+    target({
+      name: 'pod_add_p99',
+      description: 'one pod added: recompute + diff, p99',
+      value: c ? c.podAdd.p99Ms : null,
+      op: '<=',
+      limit: 50,
+      unit: 'ms',
+    }),
+    target({
+      name: 'lab_policy_enforced_p99',
+      description: 'lab: policy file change -> probe verdict flipped, p99',
+      value: r.lab ? r.lab.policyFlip.p99Ms : null,
+      op: '<=',
+      limit: 200,
+      unit: 'ms',
+    }),
+  ];
+}
+
+function fmt(x: number | null | undefined, digits = 2): string {
+  if (x === null || x === undefined || Number.isNaN(x)) return 'n/a';
+  if (Math.abs(x) >= 1000) return Math.round(x).toLocaleString('en-US');
+  return x.toFixed(digits);
+}
+
+function verdict(p: boolean | null): string {
+  return p === null ? 'NOT RUN' : p ? 'PASS' : 'FAIL';
+}
+
+/** Network variants in display order: bare, then each engine by rule count. */
+export function netVariantOrder(r: BenchResults): string[] {
+  const names = new Set([...Object.keys(r.crr), ...Object.keys(r.throughput)]);
+  const order = ['bare'];
+  for (const engine of ['netfence', 'iptables', 'ipset']) {
+    for (const n of NET_RULE_COUNTS) order.push(`${engine}_${countLabel(n)}`);
+  }
+  return order.filter((n) => names.has(n));
+}
+
+function netTable(r: BenchResults): string[] {
+  const lines = [
+    '| variant | conn/s (median) | ratio to bare | Gbit/s (median) | ratio to bare |',
+    '|---|---:|---:|---:|---:|',
+  ];
+  for (const v of netVariantOrder(r)) {
+    lines.push(
+      `| ${v} | ${fmt(r.crr[v], 0)} | ${fmt(ratio(r.crr[v] ?? NaN, r.crr.bare ?? NaN))} | ` +
+        `${fmt(r.throughput[v])} | ${fmt(ratio(r.throughput[v] ?? NaN, r.throughput.bare ?? NaN))} |`,
+    );
+  }
+  return lines;
+}
+
+function pktTable(r: BenchResults): string[] {
+  const p = r.pkt;
+  if (!p) return ['Not run.'];
+  const configs = [...new Set(p.cases.map((c) => c.config))];
+  const lines = [
+    `Empty tc program: ${Object.entries(p.emptyNs)
+      .map(([k, v]) => `${k} ${fmt(v, 1)} ns`)
+      .join(', ')}.`,
+    '',
+    '| config | CIDRs | identities | v4 new ns (x empty) | v4 est. ns (x empty) | v6 new ns (x empty) | v6 est. ns (x empty) |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const cfg of configs) {
+    const cs = p.cases.filter((c) => c.config === cfg);
+    const cell = (fam: 4 | 6, flow: PktCase['flow']): string => {
+      const c = cs.find((x) => x.family === fam && x.flow === flow);
+      return c ? `${fmt(c.ns, 1)} (${fmt(c.ratioToEmpty)})` : 'n/a';
+    };
+    lines.push(
+      `| ${cfg} | ${countLabel(cs[0].cidrs)} | ${countLabel(cs[0].identities)} | ${cell(4, 'new')} | ` +
+        `${cell(4, 'established')} | ${cell(6, 'new')} | ${cell(6, 'established')} |`,
+    );
+  }
+  return lines;
+}
+
+function controlTable(r: BenchResults): string[] {
+  const c = r.control;
+  if (!c) return ['Not run.'];
+  return [
+    `Synthetic cluster: ${c.pods} pods, ${c.namespaces} namespaces, ${c.policies} policies, ${c.nodes} nodes ` +
+      `(${c.localEndpoints} endpoints on the compiled node).`,
+    '',
+    '| measure | value |',
+    '|---|---:|',
+    `| compile time (median) | ${fmt(c.compileMs, 0)} ms |`,
+    `| peak RSS of the compiling process | ${fmt(c.peakRssMb, 0)} MB |`,
+    `| BPF map memory (key+value x entries) | ${fmt(c.bpfMemoryBytes / 1048576)} MiB |`,
+    ...Object.entries(c.mapEntries).map(([m, n]) => `| entries in ${m} | ${fmt(n, 0)} |`),
+    `| one pod added: map updates (1k-pod cluster: ${c.podAdd.updatesSmallCluster}) | ${c.podAdd.updates} |`,
+    `| one pod added: recompute + diff p50 / p99 | ${fmt(c.podAdd.p50Ms)} / ${fmt(c.podAdd.p99Ms)} ms |`,
+    `| one pod removed: map updates | ${c.podRemove.updates} |`,
+    `| one pod removed: p50 / p99 | ${fmt(c.podRemove.p50Ms)} / ${fmt(c.podRemove.p99Ms)} ms |`,
+    `| one policy changed: map updates | ${c.policyChange.updates} |`,
+    `| one policy changed: p50 / p99 | ${fmt(c.policyChange.p50Ms)} / ${fmt(c.policyChange.p99Ms)} ms |`,
+  ];
+}
+
+function labTable(r: BenchResults): string[] {
+  const l = r.lab;
+  if (!l) return ['Not run.'];
+  const lines = [
+    '| measure | p50 | p99 | samples |',
+    '|---|---:|---:|---:|',
+    `| policy file change -> probe verdict flipped | ${fmt(l.policyFlip.p50Ms)} ms | ${fmt(l.policyFlip.p99Ms)} ms | ${l.policyFlip.samplesMs.length} |`,
+  ];
+  if (l.podIsolation) {
+    lines.push(
+      `| pod veth appears -> pod isolated | ${fmt(l.podIsolation.p50Ms)} ms | ${fmt(l.podIsolation.p99Ms)} ms | ${l.podIsolation.samplesMs.length} |`,
+    );
+  }
+  return lines;
+}
+
+export function renderReport(r: BenchResults): string {
+  const targets = r.targets.length ? r.targets : evaluateTargets(r);
+  const out = [
+    '# netfence benchmarks',
+    '',
+    `Generated by \`${r.command}\` on ${r.date} (${r.quick ? 'quick' : 'full'} run, ${r.rounds} interleaved rounds, ` +
+      `${fmt(r.durationS, 0)} s). Machine: kernel ${r.machine.kernel}, ${r.machine.cpus} CPUs, Node ${r.machine.node}.`,
+    '',
+    'Every comparison is measured in one run, interleaved (A B C A B C ...), and reported as the median of the ' +
+      'rounds and as a ratio to its baseline. Figures from a 2-core VM are noisy; compare ratios, not absolutes.',
+    '',
+    '## Targets',
+    '',
+    '| target | value | limit | result |',
+    '|---|---:|---:|---|',
+    ...targets.map((t) => `| ${t.description} | ${fmt(t.value)} ${t.unit} | ${t.op} ${t.limit} ${t.unit} | ${verdict(t.pass)} |`),
+    '',
+    '## Connection rate and throughput',
+    '',
+    'Two pod namespaces joined through a node namespace by veths (routing in the node namespace). ' +
+      'Connection rate: bench/crr.c (connect, 64-byte request, 64-byte response, close; several connections in ' +
+      'parallel for a fixed time). Throughput: iperf3, one TCP stream. Variants: bare (no program, no netfilter ' +
+      'rules); netfence_N (nf_tc_ingress/nf_tc_egress on both host veths, the server pod isolated by a table of N ' +
+      'CIDR prefixes, the client matching the last one); iptables_N (conntrack ESTABLISHED,RELATED accept first, ' +
+      'then one FORWARD rule per CIDR, the client matching the last one); ipset_N (one FORWARD rule per policy ' +
+      'rule matching a hash:net set).',
+    '',
+    '![connection rate and throughput against rule count](chart.svg)',
+    '',
+    ...netTable(r),
+    '',
+    '## Per-packet cost (BPF_PROG_TEST_RUN)',
+    '',
+    'nf_tc_egress (traffic to a pod, its ingress policy) run by the kernel on one packet. Established: the ' +
+      'same allowed packet repeated, so every run after the first is a conntrack hit. New: a packet to a port no ' +
+      'allow rule covers, repeated; it is denied, so every run is a conntrack miss plus the full lookup (identity, ' +
+      'CIDR trie, ports, rules): the new-flow path without the conntrack insert. N CIDRs = N prefixes spread over the rules of ' +
+      'one table, the probe source matching the longest one. Ratios are to an empty tc program (bench/empty.bpf.c) ' +
+      'measured the same way.',
+    '',
+    ...pktTable(r),
+    '',
+    '## Control plane',
+    '',
+    ...controlTable(r),
+    '',
+    '## End to end (lab)',
+    '',
+    ...labTable(r),
+    '',
+  ];
+  const skipped = Object.entries(r.skipped);
+  if (skipped.length) {
+    out.push('## Not run or partial', '', ...skipped.map(([k, v]) => `- ${k}: ${v}`), '');
+  }
+  return out.join('\n');
+}
+
+// ---- chart -------------------------------------------------------------------------
+
+const SERIES = [
+  { engine: 'netfence', color: '#1f77b4' },
+  { engine: 'iptables', color: '#d62728' },
+  { engine: 'ipset', color: '#ff7f0e' },
+] as const;
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** Round a maximum up to 1, 2 or 5 times a power of ten. */
+function niceMax(x: number): number {
+  if (!(x > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(x));
+  for (const m of [1, 2, 5, 10]) if (m * p >= x) return m * p;
+  return 10 * p;
+}
+
+function panel(title: string, data: Record<string, number>, x0: number, unit: string): string[] {
+  const w = 420;
+  const h = 260;
+  const left = x0 + 60;
+  const top = 40;
+  const pw = w - 80;
+  const ph = h - 90;
+  const values = Object.values(data).filter((v) => Number.isFinite(v));
+  const ymax = niceMax(Math.max(0, ...values) * 1.05);
+  const xs = NET_RULE_COUNTS.map((_, i) => left + (pw * (i + 0.5)) / NET_RULE_COUNTS.length);
+  const y = (v: number): number => top + ph - (ph * v) / ymax;
+  const out = [
+    `<text x="${x0 + w / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`,
+    `<line x1="${left}" y1="${top + ph}" x2="${left + pw}" y2="${top + ph}" stroke="#333"/>`,
+    `<line x1="${left}" y1="${top}" x2="${left}" y2="${top + ph}" stroke="#333"/>`,
+  ];
+  for (let i = 0; i <= 4; i++) {
+    const v = (ymax * i) / 4;
+    const yy = y(v).toFixed(1);
+    out.push(
+      `<line x1="${left}" y1="${yy}" x2="${left + pw}" y2="${yy}" stroke="#ddd"/>`,
+      `<text x="${left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle" font-size="10">${esc(fmt(v, v < 10 ? 1 : 0))}</text>`,
+    );
+  }
+  NET_RULE_COUNTS.forEach((n, i) => {
+    out.push(`<text x="${xs[i].toFixed(1)}" y="${top + ph + 16}" text-anchor="middle" font-size="10">${countLabel(n)}</text>`);
+  });
+  out.push(
+    `<text x="${left + pw / 2}" y="${top + ph + 34}" text-anchor="middle" font-size="11">rules (CIDR prefixes)</text>`,
+    `<text x="${x0 + 14}" y="${top + ph / 2}" text-anchor="middle" font-size="11" transform="rotate(-90 ${x0 + 14} ${top + ph / 2})">${esc(unit)}</text>`,
+  );
+  if (Number.isFinite(data.bare)) {
+    const yy = y(data.bare).toFixed(1);
+    out.push(`<line x1="${left}" y1="${yy}" x2="${left + pw}" y2="${yy}" stroke="#2ca02c" stroke-dasharray="6 4"/>`);
+  }
+  for (const s of SERIES) {
+    const pts = NET_RULE_COUNTS.map((n, i) => ({ x: xs[i], v: data[`${s.engine}_${countLabel(n)}`] })).filter((p) =>
+      Number.isFinite(p.v),
+    );
+    if (pts.length > 1) {
+      out.push(
+        `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map((p) => `${p.x.toFixed(1)},${y(p.v).toFixed(1)}`).join(' ')}"/>`,
+      );
+    }
+    for (const p of pts) out.push(`<circle cx="${p.x.toFixed(1)}" cy="${y(p.v).toFixed(1)}" r="3.5" fill="${s.color}"/>`);
+  }
+  return out;
+}
+
+export function renderChart(r: BenchResults): string {
+  const width = 860;
+  const height = 300;
+  const legend = [...SERIES.map((s) => ({ label: s.engine === 'ipset' ? 'iptables+ipset' : s.engine, color: s.color, dash: '' })), { label: 'bare', color: '#2ca02c', dash: ' stroke-dasharray="6 4"' }];
+  const body = [
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    ...panel('Connection rate', r.crr, 0, 'connections/s'),
+    ...panel('Throughput', r.throughput, 430, 'Gbit/s'),
+    ...legend.flatMap((l, i) => {
+      const x = 160 + i * 150;
+      return [
+        `<line x1="${x}" y1="${height - 12}" x2="${x + 24}" y2="${height - 12}" stroke="${l.color}" stroke-width="2"${l.dash}/>`,
+        `<text x="${x + 30}" y="${height - 12}" dominant-baseline="middle" font-size="11">${esc(l.label)}</text>`,
+      ];
+    }),
+  ];
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,
+    ...body.map((l) => `  ${l}`),
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+/** Write REPORT.md and chart.svg into `dir` (bench/). */
+export function writeReport(r: BenchResults, dir: string): void {
+  writeFileSync(join(dir, 'chart.svg'), renderChart(r));
+  writeFileSync(join(dir, 'REPORT.md'), renderReport(r));
+}

@@ -1,0 +1,76 @@
+// Shape of bench/results/latest.json: what run.ts writes and report.ts renders.
+
+export interface PktCase {
+  /** e.g. "cidr_100k" (CIDR series) or "ident_10k" (identity series). */
+  config: string;
+  cidrs: number;
+  identities: number;
+  family: 4 | 6;
+  flow: 'new' | 'established';
+  /** Median ns per packet through nf_tc_egress. */
+  ns: number;
+  /** ns / the empty program's ns for the same family and flow kind. */
+  ratioToEmpty: number;
+  samples: number[];
+}
+
+export interface PktResults {
+  repeat: number;
+  emptyNs: Record<string, number>; // "v4/new", "v4/established", ...
+  cases: PktCase[];
+}
+
+export interface ControlResults {
+  pods: number;
+  namespaces: number;
+  policies: number;
+  nodes: number;
+  localEndpoints: number;
+  compileMs: number;
+  compileSamplesMs: number[];
+  /** Peak RSS of the compiling child process (MB). */
+  peakRssMb: number;
+  mapEntries: Record<string, number>;
+  bpfMemoryBytes: number;
+  podAdd: { updates: number; updatesSmallCluster: number; p50Ms: number; p99Ms: number; samplesMs: number[] };
+  podRemove: { updates: number; p50Ms: number; p99Ms: number };
+  policyChange: { updates: number; p50Ms: number; p99Ms: number };
+}
+
+export interface LabResults {
+  changes: number;
+  policyFlip: { p50Ms: number; p99Ms: number; samplesMs: number[] };
+  podIsolation?: { p50Ms: number; p99Ms: number; samplesMs: number[] };
+}
+
+export interface TargetResult {
+  name: string;
+  description: string;
+  value: number | null;
+  limit: number;
+  op: '<=' | '>=';
+  unit: string;
+  /** null = not measured in this run. */
+  pass: boolean | null;
+}
+
+export interface BenchResults {
+  version: 1;
+  date: string;
+  command: string;
+  quick: boolean;
+  rounds: number;
+  machine: { kernel: string; cpus: number; node: string };
+  /** Connection rate medians (connections/s) per variant: bare, netfence_<n>, iptables_<n>, ipset_<n>. */
+  crr: Record<string, number>;
+  /** Throughput medians (Gbit/s) per variant. */
+  throughput: Record<string, number>;
+  samples: { crr: Record<string, number[]>; throughput: Record<string, number[]> };
+  pkt?: PktResults;
+  control?: ControlResults;
+  lab?: LabResults;
+  /** Benchmark -> why it did not run (or ran partly). */
+  skipped: Record<string, string>;
+  targets: TargetResult[];
+  durationS: number;
+}
