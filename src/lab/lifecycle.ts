@@ -12,8 +12,9 @@ import { waitForAgents } from './barrier';
 export interface UpOptions {
   /** The --state directory: the lab's identity. */
   stateDir: string;
-  /** The directory agents read; defaults to stateDir. */
-  agentStateDir?: string;
+  /** When given, agents read a working copy (<workDir>/state) that this fills in after
+   *  the old lab is gone; otherwise they read stateDir itself. */
+  workingCopy?: (dir: string) => void;
   prefix?: string;
   agents: boolean;
   /** Progress lines (the CLI prints them). */
@@ -36,12 +37,17 @@ export async function labUp(snapshot: Snapshot, opts: UpOptions): Promise<LabSta
   await labDown(plan.name, log); // replaces a previous or crashed lab of the same state dir
   const workDir = labWorkDir(plan.name);
   mkdirSync(workDir, { recursive: true });
+  const agentStateDir = opts.workingCopy ? join(workDir, 'state') : stateDir;
+  if (opts.workingCopy) {
+    mkdirSync(agentStateDir, { recursive: true });
+    opts.workingCopy(agentStateDir);
+  }
   const { ops, ...planRecord } = plan;
   const state: LabState = {
     name: plan.name,
     prefix,
     stateDir,
-    agentStateDir: resolve(opts.agentStateDir ?? stateDir),
+    agentStateDir,
     workDir,
     bpffsRoot: join(BPFFS_LAB_ROOT, plan.name),
     netns: [],

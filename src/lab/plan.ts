@@ -59,6 +59,8 @@ export interface LabPlan {
   /** API-server emulation in the fabric: "ip:port" entries from config.privileged.apiServers. */
   apiServers: { ip: string; port: number }[];
   services: { key: string; clusterIPs: string[] }[];
+  /** Ports every pod and node server listens on. */
+  ports: LabPort[];
   servers: ServerPlan[];
   ops: Op[];
 }
@@ -202,7 +204,7 @@ export function planLab(snapshot: Snapshot, opts: PlanOptions): LabPlan {
     servers.push({ netns: fabricNetns, label: 'fabric', ports: apiPorts });
   }
   const services = snapshot.services.map((s) => ({ key: `${s.namespace}/${s.name}`, clusterIPs: s.clusterIPs }));
-  return { name, fabricNetns, gateway4, gateway6, nodes, pods, apiServers, services, servers, ops };
+  return { name, fabricNetns, gateway4, gateway6, nodes, pods, apiServers, services, ports, servers, ops };
 }
 
 function baseSysctls(netns: string): Op[] {
