@@ -44,8 +44,9 @@ export function parseYamlText(text: string, file: string): ParsedFile {
       });
       continue;
     }
-    if (doc.contents === null) continue; // empty document (a trailing "---")
-    out.objects.push({ doc: doc.toJS({ maxAliasCount: 100 }), file, locate: locator(doc, lc) });
+    const js: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (js === null || js === undefined) continue; // empty document (a trailing "---")
+    out.objects.push({ doc: js, file, locate: locator(doc, lc) });
   }
   return out;
 }
@@ -54,6 +55,11 @@ function collect(files: ParsedFile[]): Snapshot {
   const snapshot = buildSnapshot(files.flatMap((f) => f.objects));
   snapshot.errors.unshift(...files.flatMap((f) => f.errors));
   return snapshot;
+}
+
+/** A Snapshot from YAML text (tests, stdin). */
+export function snapshotFromYaml(text: string, file = '<inline>'): Snapshot {
+  return collect([parseYamlText(text, file)]);
 }
 
 function listYaml(dir: string): string[] {

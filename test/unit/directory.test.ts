@@ -1,0 +1,182 @@
+import test from 'ava';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadStateDir, loadStateDirAsync, snapshotFromYaml } from '../../src/sources/directory';
+import { formatValidationError } from '../../src/model/snapshot';
+import { defaultConfig } from '../../src/model/config';
+
+const ROOT = path.resolve(__dirname, '../../..');
+
+function tmpState(files: Record<string, string>): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-state-'));
+  for (const [name, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), text);
+  }
+  return dir;
+}
+
+const NS = (name: string) => `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${name} }\n`;
+const NP = (name: string, spec: string) =>
+  `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: ${name}, namespace: a }\nspec:\n${spec}`;
+
+test('the demo state loads without errors', (t) => {
+  const s = loadStateDir(path.join(ROOT, 'examples/demo'));
+  t.deepEqual(s.errors, []);
+  t.deepEqual(s.warnings, []);
+  t.is(s.pods.length, 5);
+  t.is(s.nodes.length, 1);
+  t.deepEqual(s.nodes[0].addresses, ['10.0.0.10', 'fd00:10::10']);
+  t.deepEqual(s.config.serviceCIDRs, ['10.96.0.0/16', 'fd00:96::/112']);
+  t.deepEqual(
+    s.policies.map((p) => `${p.tier} ${p.ref.name}`),
+    [
+      'system privileged',
+      'admin allow-monitoring',
+      'admin deny-frontend-to-db',
+      'netpol allow-frontend-to-api',
+      'netpol allow-api-to-postgres',
+      'netpol default-deny',
+      'baseline baseline-isolate-backend',
+    ],
+  );
+});
+
+test('multi-document files, nested folders, .yml, and empty documents load; other files are ignored', (t) => {
+  const dir = tmpState({
+    'ns.yaml': `${NS('a')}---\n${NS('b')}---\n`,
+    'sub/deeper/more.yml': `---\n${NS('c')}\n---\n`,
+    'README.md': 'not yaml: [',
+    'notes.txt': ': : :',
+  });
+  const s = loadStateDir(dir);
+  t.deepEqual(s.errors, []);
+  t.deepEqual(s.namespaces.map((n) => n.name), ['a', 'b', 'c']);
+  t.deepEqual(s.namespaces[0].labels, { 'kubernetes.io/metadata.name': 'a' });
+});
+
+test('a YAML syntax error names file and line; the other documents and files still load', (t) => {
+  const dir = tmpState({ 'a.yaml': `${NS('a')}---\nkind: Namespace\nmetadata: { name: [oops\n`, 'b.yaml': NS('b') });
+  const s = loadStateDir(dir);
+  t.deepEqual(s.namespaces.map((n) => n.name), ['a', 'b']);
+  t.is(s.errors.length, 1);
+  t.is(s.errors[0].file, path.join(dir, 'a.yaml'));
+  t.true((s.errors[0].line ?? 0) >= 6);
+  t.regex(s.errors[0].message, /^parse YAML: /);
+});
+
+test('unknown kinds are skipped with a warning', (t) => {
+  const s = snapshotFromYaml(`apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web, namespace: a }\n---\n${NS('a')}`, 'x.yaml');
+  t.deepEqual(s.errors, []);
+  t.is(s.namespaces.length, 1);
+  t.is(s.warnings.length, 1);
+  t.regex(s.warnings[0], /skip Deployment a\/web \(x\.yaml:1\): unsupported kind apps\/v1\/Deployment/);
+});
+
+test('an unknown field in a policy is an error naming the field and its line', (t) => {
+  const s = snapshotFromYaml(NP('typo', '  podSelector: {}\n  ingress:\n    - fromm: []\n'), 'np.yaml');
+  t.is(s.policies.filter((p) => p.tier === 'netpol').length, 0);
+  t.is(s.errors.length, 1);
+  t.like(s.errors[0], { file: 'np.yaml', line: 7, object: 'NetworkPolicy a/typo', field: 'spec.ingress[0].fromm' });
+  t.is(s.errors[0].message, 'unknown field "fromm"');
+  t.is(formatValidationError(s.errors[0]), 'np.yaml:7: load NetworkPolicy a/typo: spec.ingress[0].fromm: unknown field "fromm"');
+});
+
+test('one error per bad object, each naming its field; the good objects load', (t) => {
+  const bad: [string, string, string, RegExp][] = [
+    ['bad-cidr', '  podSelector: {}\n  ingress:\n    - from:\n        - podSelector: {}\n        - ipBlock: { cidr: 10.0.0.0/33 }\n', 'spec.ingress[0].from[1].ipBlock.cidr', /invalid CIDR/],
+    ['bad-except', '  podSelector: {}\n  egress:\n    - to:\n        - ipBlock: { cidr: 10.0.0.0/16, except: [10.1.0.0/24] }\n', 'spec.egress[0].to[0].ipBlock.except[0]', /strict subset/],
+    ['bad-endport', '  podSelector: {}\n  ingress:\n    - ports: [{ port: 90, endPort: 80 }]\n', 'spec.ingress[0].ports[0].endPort', /must be >= port/],
+    ['bad-port', '  podSelector: {}\n  ingress:\n    - ports: [{ port: 70000 }]\n', 'spec.ingress[0].ports[0].port', /between 1 and 65535/],
+    ['bad-proto', '  podSelector: {}\n  ingress:\n    - ports: [{ protocol: ICMP, port: 1 }]\n', 'spec.ingress[0].ports[0].protocol', /one of TCP, UDP, SCTP/],
+    ['bad-op', '  podSelector:\n    matchExpressions: [{ key: app, operator: Equals, values: [x] }]\n', 'spec.podSelector.matchExpressions[0].operator', /one of In, NotIn/],
+    ['bad-values', '  podSelector:\n    matchExpressions: [{ key: app, operator: In }]\n', 'spec.podSelector.matchExpressions[0].values', /non-empty/],
+    ['bad-key', '  podSelector:\n    matchLabels: { "bad key!": x }\n', 'spec.podSelector.matchLabels.bad key!', /invalid label key/],
+  ];
+  const docs = [NS('a'), ...bad.map(([name, spec]) => NP(name, spec)), NP('good', '  podSelector: {}\n')];
+  const badPod = 'apiVersion: v1\nkind: Pod\nmetadata: { name: p, namespace: a }\nstatus: { podIPs: [{ ip: 10.0.0.300 }] }\n';
+  const noName = 'apiVersion: v1\nkind: Pod\nmetadata: { namespace: a }\n';
+  const s = snapshotFromYaml([...docs, badPod, noName].join('---\n'), 'bad.yaml');
+  t.deepEqual(s.policies.filter((p) => p.tier === 'netpol').map((p) => p.ref.name), ['good']);
+  t.is(s.namespaces.length, 1);
+  t.is(s.errors.length, bad.length + 2);
+  bad.forEach(([name, , field, message], i) => {
+    t.like(s.errors[i], { file: 'bad.yaml', object: `NetworkPolicy a/${name}`, field });
+    t.regex(s.errors[i].message, message, name);
+  });
+  t.like(s.errors[bad.length], { object: 'Pod a/p', field: 'status.podIPs[0].ip', message: 'invalid IP address "10.0.0.300"' });
+  t.like(s.errors[bad.length + 1], { object: 'Pod a/<unnamed>', field: 'metadata.name', message: 'is required' });
+});
+
+test('documents without kind or apiVersion are errors', (t) => {
+  const s = snapshotFromYaml('metadata: { name: x }\n', 'k.yaml');
+  t.like(s.errors[0], { object: '<unknown object>', field: 'kind', message: 'is required' });
+});
+
+test('a duplicate object is an error and the first one wins', (t) => {
+  const s = snapshotFromYaml(`${NS('a')}---\napiVersion: v1\nkind: Namespace\nmetadata: { name: a, labels: { x: y } }\n`, 'd.yaml');
+  t.is(s.namespaces.length, 1);
+  t.deepEqual(s.namespaces[0].labels, { 'kubernetes.io/metadata.name': 'a' });
+  t.like(s.errors[0], { object: 'Namespace a', field: 'metadata.name' });
+  t.regex(s.errors[0].message, /duplicate object, the first is in d\.yaml:1/);
+});
+
+test('List objects are flattened', (t) => {
+  const s = snapshotFromYaml(`apiVersion: v1\nkind: List\nitems:\n  - ${NS('a').trim().split('\n').join('\n    ')}\n`);
+  t.deepEqual(s.errors, []);
+  t.is(s.namespaces[0]?.name, 'a');
+});
+
+test('NetfenceConfig: defaults for everything when absent', (t) => {
+  const s = snapshotFromYaml(NS('a'));
+  t.deepEqual(s.config, defaultConfig());
+  t.deepEqual(s.config.privileged, {
+    enabled: true,
+    established: true,
+    loopback: true,
+    apiServers: [],
+    kubeletPort: 10250,
+    agentPorts: [9402],
+  });
+  t.deepEqual(s.config.hostInterfaces, ['eth*']);
+  t.is(s.config.metricsAddress, '127.0.0.1:9402');
+  t.is(s.config.eventsPerSecond, 100);
+  t.is(s.config.bpffsRoot, '/sys/fs/bpf/netfence');
+});
+
+test('NetfenceConfig: fields at top level or under spec; partial privileged keeps defaults', (t) => {
+  const top = snapshotFromYaml(
+    'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { loopback: false, apiServers: ["10.0.0.1:6443", "[fd00::0001]:6443"] }\nredirect: { uplink: eth0, gateway: 10.0.0.254 }\nserviceCIDRs: [10.96.0.0/12]\nbpffsRoot: /sys/fs/bpf/nf-1\n',
+  );
+  t.deepEqual(top.errors, []);
+  t.deepEqual(top.config.privileged.apiServers, ['10.0.0.1:6443', '[fd00::1]:6443']);
+  t.false(top.config.privileged.loopback);
+  t.true(top.config.privileged.established);
+  t.is(top.config.bpffsRoot, '/sys/fs/bpf/nf-1');
+  t.like(top.config.redirect, { mode: 'fwmark', uplink: 'eth0', gateway: '10.0.0.254', serviceCIDRs: ['10.96.0.0/12'] });
+  const nested = snapshotFromYaml('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nspec: { eventsPerSecond: 5 }\n');
+  t.deepEqual(nested.errors, []);
+  t.is(nested.config.eventsPerSecond, 5);
+});
+
+test('NetfenceConfig: a bad field is an error and the defaults stay', (t) => {
+  const s = snapshotFromYaml('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { apiServers: ["10.0.0.1"] }\n', 'netfence.yaml');
+  t.like(s.errors[0], { file: 'netfence.yaml', line: 3, field: 'privileged.apiServers[0]' });
+  t.deepEqual(s.config, defaultConfig());
+  const typo = snapshotFromYaml('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nhostInterface: [eth0]\n');
+  t.like(typo.errors[0], { field: 'hostInterface', message: 'unknown field "hostInterface"' });
+});
+
+test('loadStateDirAsync gives the same snapshot; symlinked files are followed', async (t) => {
+  const dir = path.join(ROOT, 'test/fixtures/netpol-truth/pod-selector/state');
+  t.true(fs.lstatSync(path.join(dir, '00-topology.yaml')).isSymbolicLink());
+  const sync = loadStateDir(dir);
+  t.is(sync.pods.length, 9);
+  t.deepEqual(await loadStateDirAsync(dir), sync);
+});
+
+test('an unreadable state directory throws a clear error', async (t) => {
+  t.throws(() => loadStateDir('/nonexistent/netfence'), { message: /^load state directory \/nonexistent\/netfence: ENOENT/ });
+  await t.throwsAsync(loadStateDirAsync('/nonexistent/netfence'), { message: /^load state directory/ });
+});
