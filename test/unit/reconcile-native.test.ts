@@ -1,0 +1,90 @@
+// The reconciler against real kernel maps (the netfence object through the addon):
+// minimal diffs on adoption, the kernel's map-full error, and a layout migration.
+import test from 'ava';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps } from '../../src/compile/output';
+import { NfAction, NfEpFlag, NfTier, bitmapFrom, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { DEFAULT_OBJECT, finishMigration, loadDatapath, mapFd, readConfig } from '../../src/datapath/loader';
+import { native } from '../../src/datapath/native';
+import type { TcDirection } from '../../src/datapath/native-api';
+import { readMap } from '../../src/reconcile/mapio';
+import { NativeMapIO } from '../../src/reconcile/native-mapio';
+import { reconcile, type Attacher, type EndpointRef } from '../../src/reconcile/apply';
+import { pinDir } from '../native/helpers';
+
+const hooks = new Set<string>();
+const attacher: Attacher = {
+  attached: (ep: EndpointRef, d: TcDirection) => hooks.has(`${ep.ifname}/${d}`),
+  attach: (ep: EndpointRef, d: TcDirection) => void hooks.add(`${ep.ifname}/${d}`),
+  detach: (ep: EndpointRef, d: TcDirection) => void hooks.delete(`${ep.ifname}/${d}`),
+  list: () => [],
+};
+
+function desired(rules: number, ifindex = 3): { maps: DesiredMaps; endpoints: CompiledEndpoint[] } {
+  const maps = Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, new Map()])) as DesiredMaps;
+  const put = (m: keyof DesiredMaps, key: Buffer, value: Buffer): void => void maps[m].set(keyHex(key), { key, value });
+  for (let i = 0; i < rules; i++) put('nf_rules', encodeRuleKey(1, i), encodeRule({ action: NfAction.ALLOW, tier: NfTier.NETPOL, tierEnd: rules, policyId: 0, ruleId: i }));
+  put('nf_ports', encodePortKey({ table: 1, proto: 6, port: 80 }), bitmapFrom([0]));
+  put('nf_endpoints', encodeU32(ifindex), encodeEndpoint({ id: 1, ingressTable: 1, egressTable: 0, flags: NfEpFlag.POD, revision: 1 }));
+  const ep: CompiledEndpoint = { ifname: `if${ifindex}`, ifindex, id: 1, kind: 'pod', ingressTable: 1, egressTable: 0, revision: 1 };
+  return { maps, endpoints: [ep] };
+}
+
+test.serial('real maps: apply, adopt after reopen with zero writes, map full names the map', (t) => {
+  const root = pinDir(t);
+  const dp = loadDatapath(native, { bpffsRoot: root });
+  t.teardown(() => dp.close());
+  t.is(dp.migration, undefined);
+  t.is(readConfig(native, dp).layoutVersion, 1);
+  const d = desired(3);
+  const r = reconcile(new NativeMapIO(native, dp.maps), attacher, d.maps, d.endpoints);
+  t.true(r.ok);
+  t.deepEqual(r.updates, { nf_rules: 3, nf_ports: 1, nf_endpoints: 1 });
+
+  // A second agent adopts the pins: nothing to write.
+  const dp2 = loadDatapath(native, { bpffsRoot: root });
+  t.teardown(() => dp2.close());
+  const io2 = new NativeMapIO(native, dp2.maps);
+  t.is(readMap(io2, 'nf_rules').size, 3);
+  const r2 = reconcile(io2, attacher, d.maps, d.endpoints);
+  t.deepEqual(r2.updates, {});
+  t.deepEqual(r2.deletes, {});
+
+  // The kernel's own E2BIG on a small private copy of the object.
+  const small = native.openObject(DEFAULT_OBJECT, { maxEntries: { nf_rules: 2 } });
+  t.teardown(() => small.close());
+  const io3 = new NativeMapIO(native, new Map(small.maps().map((m) => [m.name, m])));
+  const r3 = reconcile(io3, attacher, d.maps, d.endpoints);
+  t.true(r3.ok);
+  t.is(r3.fullMap, 'nf_rules');
+  t.regex(r3.failed[0].error, /update nf_rules: map full \(E2BIG\)/);
+  t.is(readMap(io3, 'nf_rules').size, 0, 'partial table rolled back');
+  t.is(readMap(io3, 'nf_endpoints').size, 0);
+});
+
+test.serial('layout migration: a foreign layout version loads fresh maps under staging, then replaces the pins', (t) => {
+  const root = pinDir(t);
+  const old = loadDatapath(native, { bpffsRoot: root });
+  const d = desired(2);
+  reconcile(new NativeMapIO(native, old.maps), attacher, d.maps, d.endpoints);
+  native.mapUpdate(mapFd(old, 'nf_config'), encodeU32(0), encodeConfig({ layoutVersion: 999, flags: 0, tunnelMark: 0, tunnelMarkMask: 0, uplinkIfindex: 0, eventsPerSec: 0 }));
+  const oldId = old.maps.get('nf_rules')!.id;
+  old.close();
+
+  const dp = loadDatapath(native, { bpffsRoot: root });
+  t.teardown(() => dp.close());
+  t.regex(dp.migration?.reason ?? '', /pinned layout version 999/);
+  t.true(fs.existsSync(path.join(root, 'staging', 'nf_rules')));
+  t.not(dp.maps.get('nf_rules')!.id, oldId);
+  const r = reconcile(new NativeMapIO(native, dp.maps), attacher, d.maps, d.endpoints);
+  t.true(r.ok);
+  let switched = false;
+  finishMigration(dp, () => (switched = true));
+  t.true(switched);
+  t.false(fs.existsSync(path.join(root, 'staging')));
+  const pinned = native.mapOpenPinned(path.join(root, 'nf_rules'));
+  t.teardown(() => native.closeFd(pinned.fd));
+  t.is(pinned.id, dp.maps.get('nf_rules')!.id, 'the new map is pinned at the root');
+  t.is(native.mapKeys(pinned.fd).length, 2);
+});
