@@ -1,6 +1,7 @@
 // The request/response protocol between netfence-cni (the chained CNI plugin) and the
 // agent: one JSON object per line over a unix socket, one response line per request,
 // in order. Kept free of dependencies: the plugin ships with only this file and node.
+import net from 'node:net';
 
 export const DEFAULT_AGENT_SOCKET = '/run/netfence/agent.sock';
 /** Longest request line the agent reads (prevResult included). */
@@ -63,4 +64,19 @@ export function decodeResponse(line: string): CniResponse {
 
 export function encode(msg: CniRequest | CniResponse): string {
   return JSON.stringify(msg) + '\n';
+}
+
+/** Whether something accepts connections on the socket (stale-file and STATUS probes). */
+export function canConnect(socketPath: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
 }

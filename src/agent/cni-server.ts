@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { decodeRequest, encode, MAX_LINE_BYTES, type CniRequest, type CniResponse } from './cni-protocol';
+import { canConnect, decodeRequest, encode, MAX_LINE_BYTES, type CniRequest, type CniResponse } from './cni-protocol';
 
 export interface CniHandler {
   /** Resolve once the endpoint is programmed; reject to fail the pod's ADD. */
@@ -25,15 +25,7 @@ async function clearStale(socketPath: string): Promise<void> {
     return;
   }
   if (!st.isSocket()) throw new Error(`listen cni socket ${socketPath}: exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const c = net.connect(socketPath);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (live) throw new Error(`listen cni socket ${socketPath}: another process is serving it`);
+  if (await canConnect(socketPath, 2000)) throw new Error(`listen cni socket ${socketPath}: another process is serving it`);
   fs.unlinkSync(socketPath);
 }
 

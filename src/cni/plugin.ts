@@ -1,0 +1,194 @@
+// netfence-cni: a chained CNI plugin (spec 1.0/1.1). It creates nothing; it makes pod
+// start-up wait until the agent enforces policy on the new endpoint (fail closed), and
+// passes the previous plugin's result through unchanged.
+import { canConnect, DEFAULT_AGENT_SOCKET, type CniOp, type CniRequest } from '../agent/cni-protocol';
+import { AgentUnreachableError, askAgent } from './agent-client';
+
+export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
+const DEFAULT_TIMEOUT_MS = 15_000;
+
+/** CNI well-known error codes (spec "Error"), plus ours from 100 up. */
+export const CniCode = {
+  INCOMPATIBLE_VERSION: 1,
+  INVALID_ENV: 4,
+  DECODE: 6,
+  INVALID_CONFIG: 7,
+  TRY_AGAIN_LATER: 11,
+  NOT_AVAILABLE: 50,
+  AGENT_REFUSED: 100,
+  NOT_PROGRAMMED: 101,
+} as const;
+
+export interface NetConf {
+  cniVersion: string;
+  name?: string;
+  type?: string;
+  /** Agent socket (default /run/netfence/agent.sock). */
+  agentSocket: string;
+  /** How long ADD/CHECK/DEL wait for the agent (default 15000). */
+  agentTimeoutMs: number;
+  /** Let pods start when the agent cannot be asked (default false: fail closed). */
+  failOpen: boolean;
+  prevResult?: unknown;
+}
+
+export interface PluginOutput {
+  exitCode: number;
+  stdout: string;
+  /** Diagnostics for stderr (the runtime logs it). */
+  stderr: string;
+}
+
+class CniError extends Error {
+  constructor(
+    readonly code: number,
+    msg: string,
+    readonly details = '',
+  ) {
+    super(msg);
+  }
+}
+
+function parseConf(stdin: string): NetConf {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(stdin) as Record<string, unknown>;
+  } catch (err) {
+    throw new CniError(CniCode.DECODE, 'decode network config: invalid JSON', (err as Error).message);
+  }
+  if (typeof o !== 'object' || o === null) throw new CniError(CniCode.DECODE, 'decode network config: not a JSON object');
+  const bad = (field: string, want: string) => new CniError(CniCode.INVALID_CONFIG, `read network config: ${field}: must be ${want}`);
+  if (typeof o.cniVersion !== 'string') throw bad('cniVersion', 'a string');
+  if (o.agentSocket !== undefined && (typeof o.agentSocket !== 'string' || o.agentSocket === '')) throw bad('agentSocket', 'a non-empty string');
+  if (o.agentTimeoutMs !== undefined && !(typeof o.agentTimeoutMs === 'number' && o.agentTimeoutMs > 0)) throw bad('agentTimeoutMs', 'a positive number');
+  if (o.failOpen !== undefined && typeof o.failOpen !== 'boolean') throw bad('failOpen', 'a boolean');
+  return {
+    cniVersion: o.cniVersion,
+    name: typeof o.name === 'string' ? o.name : undefined,
+    type: typeof o.type === 'string' ? o.type : undefined,
+    agentSocket: (o.agentSocket as string | undefined) ?? DEFAULT_AGENT_SOCKET,
+    agentTimeoutMs: (o.agentTimeoutMs as number | undefined) ?? DEFAULT_TIMEOUT_MS,
+    failOpen: (o.failOpen as boolean | undefined) ?? false,
+    prevResult: o.prevResult,
+  };
+}
+
+/** CNI_ARGS: "K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p;IgnoreUnknown=1". */
+export function parseCniArgs(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+function need(env: NodeJS.ProcessEnv, name: string): string {
+  const v = env[name];
+  if (!v) throw new CniError(CniCode.INVALID_ENV, `read environment: ${name}: required`);
+  return v;
+}
+
+function request(op: CniOp, env: NodeJS.ProcessEnv, conf: NetConf): CniRequest {
+  const args = parseCniArgs(env.CNI_ARGS ?? '');
+  return {
+    op,
+    containerId: need(env, 'CNI_CONTAINERID'),
+    netns: op === 'del' ? (env.CNI_NETNS ?? '') : need(env, 'CNI_NETNS'),
+    ifName: need(env, 'CNI_IFNAME'),
+    podNamespace: args.K8S_POD_NAMESPACE ?? '',
+    podName: args.K8S_POD_NAME ?? '',
+    ...(conf.prevResult !== undefined && { prevResult: conf.prevResult }),
+  };
+}
+
+async function ask(conf: NetConf, req: CniRequest): Promise<{ ok: true } | { ok: false; error: string; unreachable: boolean }> {
+  try {
+    const res = await askAgent(conf.agentSocket, req, conf.agentTimeoutMs);
+    return res.ok ? res : { ...res, unreachable: false };
+  } catch (err) {
+    if (err instanceof AgentUnreachableError) return { ok: false, error: err.message, unreachable: true };
+    throw err;
+  }
+}
+
+function who(req: CniRequest): string {
+  return req.podName ? `${req.podNamespace}/${req.podName}` : req.containerId;
+}
+
+export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string): Promise<PluginOutput> {
+  let version = '1.1.0';
+  try {
+    const command = env.CNI_COMMAND;
+    if (!command) throw new CniError(CniCode.INVALID_ENV, 'read environment: CNI_COMMAND: required');
+    const conf = parseConf(stdin);
+    version = conf.cniVersion;
+    if (command === 'VERSION') {
+      return { exitCode: 0, stdout: JSON.stringify({ cniVersion: conf.cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n', stderr: '' };
+    }
+    if (!(SUPPORTED_VERSIONS as readonly string[]).includes(conf.cniVersion)) {
+      version = '1.1.0';
+      throw new CniError(CniCode.INCOMPATIBLE_VERSION, `incompatible CNI version ${conf.cniVersion}`, `supported: ${SUPPORTED_VERSIONS.join(', ')}`);
+    }
+    switch (command) {
+      case 'ADD':
+        return await add(env, conf);
+      case 'DEL':
+        return await del(env, conf);
+      case 'CHECK':
+        return await check(env, conf);
+      case 'GC':
+        // Stale endpoints are found and dropped by the agent's own endpoint discovery.
+        return { exitCode: 0, stdout: '', stderr: '' };
+      case 'STATUS':
+        return await status(conf);
+      default:
+        throw new CniError(CniCode.INVALID_ENV, `read environment: CNI_COMMAND: unknown command ${command}`);
+    }
+  } catch (err) {
+    const e = err instanceof CniError ? err : new CniError(CniCode.TRY_AGAIN_LATER, (err as Error).message);
+    const out = { cniVersion: version, code: e.code, msg: e.message, ...(e.details && { details: e.details }) };
+    return { exitCode: 1, stdout: JSON.stringify(out) + '\n', stderr: '' };
+  }
+}
+
+async function add(env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
+  if (conf.prevResult === undefined) {
+    throw new CniError(CniCode.INVALID_CONFIG, 'read network config: prevResult: required (netfence-cni must be chained after an interface plugin)');
+  }
+  const req = request('add', env, conf);
+  const res = await ask(conf, req);
+  let stderr = '';
+  if (!res.ok) {
+    if (!(res.unreachable && conf.failOpen)) {
+      const code = res.unreachable ? CniCode.TRY_AGAIN_LATER : CniCode.AGENT_REFUSED;
+      throw new CniError(code, `program endpoint ${who(req)}: ${res.unreachable ? 'netfence agent unreachable' : 'netfence agent refused'}`, res.error);
+    }
+    stderr = `netfence-cni: failOpen: pod ${who(req)} starts unenforced: ${res.error}\n`;
+  }
+  // Passthrough: the previous plugin's result, unchanged.
+  return { exitCode: 0, stdout: JSON.stringify(conf.prevResult) + '\n', stderr };
+}
+
+async function del(env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
+  const req = request('del', env, conf);
+  const res = await ask(conf, req);
+  // DEL must not block pod removal: the agent drops endpoints whose interface is gone anyway.
+  const stderr = res.ok ? '' : `netfence-cni: forget endpoint ${who(req)}: ${res.error}\n`;
+  return { exitCode: 0, stdout: '', stderr };
+}
+
+async function check(env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
+  if (conf.prevResult === undefined) throw new CniError(CniCode.INVALID_CONFIG, 'read network config: prevResult: required for CHECK');
+  const req = request('check', env, conf);
+  const res = await ask(conf, req);
+  if (res.ok || (res.unreachable && conf.failOpen)) return { exitCode: 0, stdout: '', stderr: '' };
+  const code = res.unreachable ? CniCode.TRY_AGAIN_LATER : CniCode.NOT_PROGRAMMED;
+  throw new CniError(code, `check endpoint ${who(req)}: ${res.unreachable ? 'netfence agent unreachable' : 'not enforced'}`, res.error);
+}
+
+async function status(conf: NetConf): Promise<PluginOutput> {
+  // Whether ADDs can be served right now: the agent accepts connections.
+  if ((await canConnect(conf.agentSocket, conf.agentTimeoutMs)) || conf.failOpen) return { exitCode: 0, stdout: '', stderr: '' };
+  throw new CniError(CniCode.NOT_AVAILABLE, `status: netfence agent unreachable at ${conf.agentSocket}`);
+}
