@@ -1,0 +1,167 @@
+// The bpf trace engine: the real compiled program on real (private, unpinned) maps
+// through BPF_PROG_TEST_RUN. Every node of the snapshot is compiled and the union of
+// the tables loaded once; a probe then keys the source endpoint at ifindex 1 (where
+// test runs put the skb) and runs the hook that sees traffic leaving it, then the
+// destination endpoint and the hook that sees traffic reaching it. The deciding rule
+// is the one whose per-rule counter moved.
+import { compile } from '../compile';
+import type { CompiledEndpoint, CompiledRuleInfo, PolicyMapName } from '../compile/output';
+import {
+  NF_RULE_DEFAULT,
+  NfLocalKind,
+  decodeLocal,
+  decodeRuleKey,
+  encodeEndpoint,
+  encodeU32,
+  NfEpFlag,
+} from '../datapath/codecs';
+import { DEFAULT_OBJECT } from '../datapath/loader';
+import type { BpfObjectHandle, NativeAddon, ProgInfo } from '../datapath/native-api';
+import type { Snapshot } from '../model/types';
+import { DEFAULT_ALLOW, type DirectionVerdict, type Packet, type Verdict } from '../reference/evaluate';
+import { endpointByIp, sameEndpoint, type Endpoint } from '../selectors/resolve';
+import { nodeNames, synthesizeEndpoints } from './endpoints';
+import { buildPacket } from './packet';
+
+const TC_ACT_SHOT = 2;
+const TEST_RUN_IFINDEX = 1;
+const SOURCE_PORT = 40000;
+
+// Maps a trace loads. Not nf_svc_cidrs (a trace targets the backend, no deferral) and
+// no pod entries in nf_local_addrs: each side is evaluated on its own, as the reference
+// does, so the destination hook must not re-run the source's deferred egress check.
+const TABLE_MAPS: PolicyMapName[] = ['nf_rules', 'nf_ports', 'nf_peer_cidr', 'nf_peer_ident', 'nf_ident_lpm', 'nf_ident_exact', 'nf_local_addrs'];
+
+interface Loaded {
+  snapshot: Snapshot;
+  endpoints: Map<string, CompiledEndpoint>;
+  rules: Map<string, CompiledRuleInfo>;
+}
+
+function endpointKey(ep: Endpoint, network: string | undefined): string {
+  return ep.kind === 'node' ? `host/${ep.node.name}` : `${network ? 'secondary' : 'pod'}/${ep.pod.namespace}/${ep.pod.name}/${network ?? ''}`;
+}
+
+function compiledKey(ep: CompiledEndpoint): string {
+  return ep.kind === 'host' ? `host/${ep.node}` : `${ep.kind}/${ep.pod}/${ep.network ?? ''}`;
+}
+
+export class BpfEngine {
+  private readonly fds: Record<string, number>;
+  private readonly ingress: ProgInfo;
+  private readonly egress: ProgInfo;
+  private readonly cpus: number;
+  private written = new Map<PolicyMapName, Buffer[]>();
+  private loaded?: Loaded;
+
+  private constructor(
+    private readonly addon: NativeAddon,
+    private readonly obj: BpfObjectHandle,
+  ) {
+    this.fds = Object.fromEntries(obj.maps().map((m) => [m.name, m.fd]));
+    const progs = new Map(obj.programs().map((p) => [p.name, p]));
+    const prog = (name: string) => {
+      const p = progs.get(name);
+      if (!p) throw new Error(`open trace engine: program ${name} missing from the object`);
+      return p;
+    };
+    this.ingress = prog('nf_tc_ingress');
+    this.egress = prog('nf_tc_egress');
+    this.cpus = addon.possibleCpus();
+  }
+
+  /** Load the datapath object with private maps (no pinning: nothing outlives the engine). */
+  static open(addon: NativeAddon, objectPath: string = DEFAULT_OBJECT): BpfEngine {
+    return new BpfEngine(addon, addon.openObject(objectPath, {}));
+  }
+
+  close(): void {
+    this.obj.close();
+  }
+
+  private fd(map: string): number {
+    const fd = this.fds[map];
+    if (fd === undefined) throw new Error(`trace: map ${map} missing from the object`);
+    return fd;
+  }
+
+  private clear(map: string, keys?: Buffer[]): void {
+    const fd = this.fd(map);
+    for (const k of keys ?? this.addon.mapKeys(fd)) this.addon.mapDelete(fd, k);
+  }
+
+  /** Compile every node of `snapshot` and replace the engine's map contents. Returns compile errors. */
+  load(snapshot: Snapshot): string[] {
+    const errors: string[] = [];
+    const merged = new Map<PolicyMapName, Map<string, { key: Buffer; value: Buffer }>>(TABLE_MAPS.map((m) => [m, new Map()]));
+    const endpoints = new Map<string, CompiledEndpoint>();
+    const rules = new Map<string, CompiledRuleInfo>();
+    for (const node of nodeNames(snapshot)) {
+      const r = compile(snapshot, node, synthesizeEndpoints(snapshot, node));
+      errors.push(...r.errors.filter((e) => !errors.includes(e)));
+      for (const map of TABLE_MAPS) {
+        for (const [hex, entry] of r.maps[map]) {
+          if (map === 'nf_local_addrs' && decodeLocal(entry.value).kind !== NfLocalKind.NODE) continue;
+          const prev = merged.get(map)!.get(hex);
+          if (prev && !prev.value.equals(entry.value)) throw new Error(`trace: ${map} entry ${hex} differs between node compiles`);
+          merged.get(map)!.set(hex, entry);
+        }
+      }
+      for (const ep of r.endpoints) endpoints.set(compiledKey(ep), ep);
+      for (const info of r.rules) rules.set(`${info.table}/${info.index}`, info);
+    }
+    for (const [map, keys] of this.written) this.clear(map, keys);
+    this.written.clear();
+    for (const [map, entries] of merged) {
+      const fd = this.fd(map);
+      for (const { key, value } of entries.values()) this.addon.mapUpdate(fd, key, value);
+      this.written.set(map, [...entries.values()].map((e) => e.key));
+    }
+    this.loaded = { snapshot, endpoints, rules };
+    return errors;
+  }
+
+  /** One direction at one endpoint: key it at ifindex 1, run the hook, read the verdict. */
+  private run(ep: CompiledEndpoint, prog: ProgInfo, frame: Buffer): DirectionVerdict {
+    const flags = ep.kind === 'host' ? NfEpFlag.HOST : ep.kind === 'pod' ? NfEpFlag.POD : NfEpFlag.POD | NfEpFlag.SECONDARY;
+    const value = encodeEndpoint({ id: ep.id, ingressTable: ep.ingressTable, egressTable: ep.egressTable, flags, revision: ep.revision });
+    this.addon.mapUpdate(this.fd('nf_endpoints'), encodeU32(TEST_RUN_IFINDEX), value);
+    this.clear('nf_ct');
+    this.clear('nf_rule_stats');
+    const { retval } = this.addon.progTestRun(prog.fd, { data: frame });
+    const verdict = retval === TC_ACT_SHOT ? 'deny' : 'allow';
+    const moved = this.addon.mapKeys(this.fd('nf_rule_stats')).map(decodeRuleKey);
+    if (moved.length > 1) throw new Error(`trace: ${moved.length} rule counters moved for one packet`);
+    if (moved.length === 0 || moved[0].index === NF_RULE_DEFAULT) return { ...DEFAULT_ALLOW, verdict };
+    const info = this.loaded!.rules.get(`${moved[0].table}/${moved[0].index}`);
+    if (!info) throw new Error(`trace: counter of unknown rule ${moved[0].table}/${moved[0].index}`);
+    return { verdict, tier: info.tier, ...(info.policy && { policy: info.policy }), rule: info.rule };
+  }
+
+  private endpoint(ep: Endpoint, network: string | undefined): CompiledEndpoint {
+    const key = endpointKey(ep, network);
+    const compiled = this.loaded!.endpoints.get(key);
+    if (!compiled) throw new Error(`trace: no compiled endpoint for ${key} (not on a node, or refused by compile)`);
+    return compiled;
+  }
+
+  evaluate(pkt: Packet): Verdict {
+    if (!this.loaded) throw new Error('trace: no snapshot loaded');
+    const s = this.loaded.snapshot;
+    const frame = buildPacket({ src: pkt.src, dst: pkt.dst, protocol: pkt.protocol, sport: SOURCE_PORT, dport: pkt.dstPort });
+    const src = endpointByIp(s, pkt.src, pkt.network);
+    const dst = endpointByIp(s, pkt.dst, pkt.network);
+    // Traffic of an endpoint to itself never leaves its namespace: no hook sees it.
+    const self = src !== undefined && dst !== undefined && sameEndpoint(src, dst);
+    const side = (ep: Endpoint | undefined, leaving: boolean): DirectionVerdict => {
+      if (!ep || self) return DEFAULT_ALLOW;
+      const c = this.endpoint(ep, pkt.network);
+      // Pod hooks: tc ingress sees what the pod sends; host hooks: tc egress sees what the node sends.
+      const prog = (c.kind === 'host') === leaving ? this.egress : this.ingress;
+      return this.run(c, prog, frame);
+    };
+    const egress = side(src, true);
+    const ingress = side(dst, false);
+    return { verdict: egress.verdict === 'allow' && ingress.verdict === 'allow' ? 'allow' : 'deny', egress, ingress };
+  }
+}
