@@ -16,9 +16,13 @@ export const ANTREA_TIERS: Readonly<Record<string, number>> = {
   baseline: 253,
 };
 
-/** Policy priority 1..10000 (a float) inside tier priority: one number orders both. */
+/** Policy priority 1..10000 (a float) inside its tier: one number orders both, and
+ *  stays below 2^32 (tier rank * 1e8 + priority * 1000). */
 export function antreaPriority(tier: string, priority: number): number {
-  return ANTREA_TIERS[tier] * 1e6 + priority * 1000;
+  const rank = Object.keys(ANTREA_TIERS)
+    .sort((a, b) => ANTREA_TIERS[a] - ANTREA_TIERS[b])
+    .indexOf(tier);
+  return rank * 1e8 + priority * 1000;
 }
 
 const ACTIONS: Record<string, Action> = { Allow: 'allow', Drop: 'deny', Pass: 'pass' };
