@@ -228,6 +228,29 @@ export class Agent {
     return report;
   }
 
+  /** Whether a pod's primary endpoint is enforced by the last applied state. */
+  isProgrammed(pod: string): boolean {
+    return (
+      this.compiled?.endpoints.some((e) => e.pod === pod && e.kind === 'pod' && !this.status.failed.some((f) => f.ifindex === e.ifindex)) ??
+      false
+    );
+  }
+
+  /** CNI ADD: reconcile until the pod's endpoint is enforced (or fail naming why). */
+  async programPod(pod: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      while (this.running) await new Promise((r) => setTimeout(r, 10));
+      await this.apply(`cni add ${pod}`);
+      if (this.isProgrammed(pod)) return;
+      if (Date.now() > deadline) {
+        const failure = this.status.failed.find((f) => f.pod === pod);
+        throw new Error(`program pod ${pod}: ${failure?.error ?? 'no enforced endpoint (pod unknown to the state, or no route to its IPs)'}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   private onEvent(sample: Buffer): void {
     if (!this.flowCtx) return;
     if (!this.flowLimiter.allow()) {

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import pino from 'pino';
 import { Agent } from '../agent/agent';
+import { CniServer } from '../agent/cni-server';
 import { startHttp } from '../agent/http';
 import { loadStateDirAsync } from '../sources/directory';
 
@@ -49,17 +50,28 @@ export function register(program: Command): void {
       const config = (await loadStateDirAsync(f.state)).config;
       const address = f.metricsAddress ?? (config.metricsAddress || '127.0.0.1:9750');
       const server = await startHttp(address, () => agent.status, agent.metrics.registry);
-      if (f.socket) log.warn({ socket: f.socket }, 'CNI socket server is not wired in this build');
+      const cni = f.socket
+        ? new CniServer(
+            {
+              add: (req) => agent.programPod(`${req.podNamespace}/${req.podName}`),
+              del: async () => void agent.apply('cni del'),
+              check: async (req) => agent.isProgrammed(`${req.podNamespace}/${req.podName}`),
+            },
+            (e) => log.error({ err: e }, 'cni socket'),
+          )
+        : undefined;
       const shutdown = (signal: string): void => {
         // Pinned maps and links stay: enforcement continues without the agent.
         log.info({ signal }, 'stopping; enforcement stays pinned');
         agent.stop();
         server.close();
+        void cni?.close();
         process.exit(0);
       };
       process.on('SIGTERM', () => shutdown('SIGTERM'));
       process.on('SIGINT', () => shutdown('SIGINT'));
       await agent.start();
+      if (cni && f.socket) await cni.listen(f.socket);
       log.info({ address, generation: agent.status.generation, ready: agent.status.ready }, 'agent started');
     });
 }
