@@ -1,2 +1,218 @@
+// tc and XDP hooks. tc prefers TCX links (kernel >= 6.6), pinned so they outlive the
+// agent; otherwise a clsact qdisc with one direct-action filter at netfence's own
+// handle/priority. Only what netfence created is replaced or removed.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "errors.h"
 #include "modules.h"
-namespace nf { void InitAttach(Napi::Env, Napi::Object) {} }
+
+namespace nf {
+namespace {
+
+// Missing from libbpf 1.1.2's headers (kernel 6.6 uapi).
+constexpr int kBpfTcxIngress = 46;
+constexpr int kBpfTcxEgress = 47;
+constexpr uint32_t kBpfLinkTypeTcx = 11;
+// netfence's clsact filter: "NF".
+constexpr uint32_t kTcHandle = 0x4e46;
+constexpr uint32_t kTcPriority = 0x4e46;
+
+struct Hook {
+  int ifindex;
+  bool ingress;
+  std::string linkPin;  // empty: no TCX
+
+  std::string Name() const { return std::string("tc ") + (ingress ? "ingress" : "egress") + " of ifindex " + std::to_string(ifindex); }
+  int TcxType() const { return ingress ? kBpfTcxIngress : kBpfTcxEgress; }
+  bpf_tc_hook TcHook() const {
+    bpf_tc_hook h = {};
+    h.sz = sizeof(h);
+    h.ifindex = ifindex;
+    h.attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+    return h;
+  }
+};
+
+Hook ParseHook(const Napi::CallbackInfo& info, const char* fn, size_t opts_index) {
+  Hook h;
+  h.ifindex = static_cast<int>(ArgU32(info, 0, fn, "ifindex"));
+  std::string dir = ArgString(info, 1, fn, "dir");
+  if (dir != "ingress" && dir != "egress") ThrowArg(info.Env(), fn, "dir must be \"ingress\" or \"egress\"");
+  h.ingress = dir == "ingress";
+  OptString(ArgObject(info, opts_index, fn, "opts"), "linkPin", fn, &h.linkPin);
+  return h;
+}
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+// What a pinned TCX link points at (kernel 6.6 bpf_link_info.tcx = {ifindex, attach_type},
+// laid out where .xdp.ifindex is in older headers).
+struct TcxLink {
+  uint32_t type, prog_id, ifindex, attach_type;
+};
+
+TcxLink LinkInfo(Napi::Env env, int fd, const std::string& what) {
+  bpf_link_info info = {};
+  uint32_t len = sizeof(info);
+  Check(env, bpf_obj_get_info_by_fd(fd, &info, &len), what, "bpf_obj_get_info_by_fd");
+  TcxLink l = {info.type, info.prog_id, info.xdp.ifindex, 0};
+  memcpy(&l.attach_type, reinterpret_cast<const char*>(&info.xdp.ifindex) + sizeof(uint32_t), sizeof(uint32_t));
+  return l;
+}
+
+bool Exists(const std::string& path) { return !path.empty() && access(path.c_str(), F_OK) == 0; }
+
+// Attaches through a pinned TCX link: an existing live link at the pin is updated in
+// place (atomic program swap); a defunct one (its device is gone) is replaced.
+// Returns 0 or the negative errno of bpf_link_create, for the caller's fallback.
+int AttachTcx(Napi::Env env, const Hook& h, int prog_fd, const std::string& what) {
+  if (Exists(h.linkPin)) {
+    Fd link{Check(env, bpf_obj_get(h.linkPin.c_str()), what, "bpf_obj_get")};
+    TcxLink l = LinkInfo(env, link.fd, what);
+    bool ours = l.type == kBpfLinkTypeTcx && l.attach_type == static_cast<uint32_t>(h.TcxType());
+    if (ours && l.ifindex == static_cast<uint32_t>(h.ifindex)) {
+      Check(env, bpf_link_update(link.fd, prog_fd, nullptr), what, "bpf_link_update");
+      return 0;
+    }
+    if (!ours || l.ifindex != 0)
+      Throw(env, what, EEXIST, "bpf_obj_get", "link pin " + h.linkPin + " holds another hook's link");
+    if (unlink(h.linkPin.c_str()) != 0) Throw(env, what, errno, "unlink");
+  }
+  Fd link{bpf_link_create(prog_fd, h.ifindex, static_cast<bpf_attach_type>(h.TcxType()), nullptr)};
+  if (link.fd < 0) return link.fd;
+  Check(env, bpf_obj_pin(link.fd, h.linkPin.c_str()), what + ": pin link at " + h.linkPin, "bpf_obj_pin");
+  return 0;
+}
+
+// Detaches and unpins netfence's TCX link, if any.
+void DetachTcx(Napi::Env env, const Hook& h, const std::string& what) {
+  if (!Exists(h.linkPin)) return;
+  Fd link{Check(env, bpf_obj_get(h.linkPin.c_str()), what, "bpf_obj_get")};
+  int err = bpf_link_detach(link.fd);
+  if (err < 0 && err != -ENOLINK) Check(env, err, what, "bpf_link_detach");  // ENOLINK: device already gone
+  if (unlink(h.linkPin.c_str()) != 0) Throw(env, what, errno, "unlink");
+}
+
+bpf_tc_opts OurFilter() {
+  bpf_tc_opts o = {};
+  o.sz = sizeof(o);
+  o.handle = kTcHandle;
+  o.priority = kTcPriority;
+  return o;
+}
+
+// No clsact qdisc or no such filter: nothing of ours to remove or report.
+bool NoFilter(int err) { return err == -ENOENT || err == -EINVAL; }
+
+// A device that is gone has nothing of ours left either.
+void DetachClsact(Napi::Env env, const Hook& h, const std::string& what) {
+  bpf_tc_hook hook = h.TcHook();
+  bpf_tc_opts opts = OurFilter();
+  int err = bpf_tc_detach(&hook, &opts);
+  if (!NoFilter(err) && err != -ENODEV) Check(env, err, what, "bpf_tc_detach");
+}
+
+void AttachClsact(Napi::Env env, const Hook& h, int prog_fd, const std::string& what) {
+  bpf_tc_hook hook = h.TcHook();
+  int err = bpf_tc_hook_create(&hook);
+  if (err != -EEXIST) Check(env, err, what + ": create clsact qdisc", "bpf_tc_hook_create");
+  bpf_tc_opts opts = OurFilter();
+  opts.prog_fd = prog_fd;
+  opts.flags = BPF_TC_F_REPLACE;
+  Check(env, bpf_tc_attach(&hook, &opts), what, "bpf_tc_attach");
+}
+
+Napi::Value TcAttach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Hook h = ParseHook(info, "tcAttach", 3);
+  int prog_fd = ArgFd(info, 2, "tcAttach");
+  bool force_clsact = OptBool(ArgObject(info, 3, "tcAttach", "opts"), "forceClsact", "tcAttach", false);
+  std::string what = "attach " + h.Name();
+  Napi::Object out = Napi::Object::New(env);
+
+  // Without a pin a TCX link would die with its fd: such callers get clsact.
+  if (!force_clsact && !h.linkPin.empty()) {
+    int err = AttachTcx(env, h, prog_fd, what);
+    if (err == 0) {
+      DetachClsact(env, h, what);  // moving from clsact: TCX runs first, then drop the old filter
+      out.Set("mode", "tcx");
+      out.Set("linkPin", h.linkPin);
+      return out;
+    }
+    if (err != -EINVAL && err != -EOPNOTSUPP && err != -kENOTSUPP) Check(env, err, what, "bpf_link_create");
+  }
+  AttachClsact(env, h, prog_fd, what);
+  DetachTcx(env, h, what);
+  out.Set("mode", "clsact");
+  return out;
+}
+
+Napi::Value TcDetach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Hook h = ParseHook(info, "tcDetach", 2);
+  std::string what = "detach " + h.Name();
+  DetachTcx(env, h, what);
+  DetachClsact(env, h, what);
+  return env.Undefined();
+}
+
+Napi::Value TcQuery(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Hook h = ParseHook(info, "tcQuery", 2);
+  std::string what = "query " + h.Name();
+  if (Exists(h.linkPin)) {
+    Fd link{Check(env, bpf_obj_get(h.linkPin.c_str()), what, "bpf_obj_get")};
+    TcxLink l = LinkInfo(env, link.fd, what);
+    if (l.type == kBpfLinkTypeTcx && l.ifindex == static_cast<uint32_t>(h.ifindex) &&
+        l.attach_type == static_cast<uint32_t>(h.TcxType()))
+      return Napi::Number::New(env, l.prog_id);
+  }
+  bpf_tc_hook hook = h.TcHook();
+  bpf_tc_opts opts = OurFilter();
+  int err = bpf_tc_query(&hook, &opts);
+  if (NoFilter(err)) return Napi::Number::New(env, 0);
+  Check(env, err, what, "bpf_tc_query");
+  return Napi::Number::New(env, opts.prog_id);
+}
+
+Napi::Value XdpAttach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t ifindex = ArgU32(info, 0, "xdpAttach", "ifindex");
+  int prog_fd = ArgFd(info, 1, "xdpAttach");
+  uint32_t flags = ArgU32(info, 2, "xdpAttach", "flags");
+  Check(env, bpf_xdp_attach(ifindex, prog_fd, flags, nullptr), "attach xdp to ifindex " + std::to_string(ifindex),
+        "bpf_xdp_attach");
+  return env.Undefined();
+}
+
+Napi::Value XdpDetach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t ifindex = ArgU32(info, 0, "xdpDetach", "ifindex");
+  uint32_t flags = ArgU32(info, 1, "xdpDetach", "flags");
+  Check(env, bpf_xdp_detach(ifindex, flags, nullptr), "detach xdp from ifindex " + std::to_string(ifindex),
+        "bpf_xdp_detach");
+  return env.Undefined();
+}
+
+}  // namespace
+
+void InitAttach(Napi::Env env, Napi::Object exports) {
+  exports.Set("tcAttach", Napi::Function::New(env, TcAttach, "tcAttach"));
+  exports.Set("tcDetach", Napi::Function::New(env, TcDetach, "tcDetach"));
+  exports.Set("tcQuery", Napi::Function::New(env, TcQuery, "tcQuery"));
+  exports.Set("xdpAttach", Napi::Function::New(env, XdpAttach, "xdpAttach"));
+  exports.Set("xdpDetach", Napi::Function::New(env, XdpDetach, "xdpDetach"));
+}
+
+}  // namespace nf

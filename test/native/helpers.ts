@@ -45,16 +45,16 @@ export function status(cmd: string, args: string[]): number {
   }
 }
 
-/** A named netns (ip netns add), deleted at teardown and on process exit. */
-export function netnsAdd(t: ExecutionContext, prefix: string): string {
+/** A named netns (ip netns add), deleted by the returned function, at the latest on exit. */
+export function netnsAdd(prefix: string): { name: string; del: () => void } {
   const name = uniq(prefix);
   run('ip', ['netns', 'add', name]);
-  const cleanup = (): void => {
+  const del = (): void => {
+    process.removeListener('exit', del);
     status('ip', ['netns', 'del', name]);
   };
-  process.once('exit', cleanup);
-  t.teardown(cleanup);
-  return name;
+  process.once('exit', del);
+  return { name, del };
 }
 
 export function u32(n: number): Buffer {

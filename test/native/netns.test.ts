@@ -15,7 +15,8 @@ test.serial('unshareNet gives a private netns with only loopback', (t) => {
 });
 
 test.serial('setNetns enters a named netns', (t) => {
-  const name = netnsAdd(t, 'nf-nt-ns');
+  const { name, del } = netnsAdd('nf-nt-ns');
+  t.teardown(del);
   native.setNetns(`/run/netns/${name}`);
   t.is(netnsOf(), `net:[${fs.statSync(`/run/netns/${name}`).ino}]`);
   const e = throwsNative(t, () => native.setNetns('/run/netns/nf-absent'), 'ENOENT', 'open');
