@@ -8,6 +8,17 @@ import type { Identities, Identity } from './identities';
 import { canonicalCidr, prefixContains, toPrefix } from './prefix';
 import { ANY_CIDR, type CidrPeer, type PeerSet, sortCidrs } from './ruleset';
 
+// The datapath carries IPv4 as ::ffff:a.b.c.d; an IPv6 block must not match IPv4.
+const V4_MAPPED = '::ffff:0:0/96';
+
+function cidrPeer(cidr: string, except: string[]): CidrPeer {
+  const canonical = canonicalCidr(cidr);
+  const own = except.map(canonicalCidr);
+  const v6 = toPrefix(cidr);
+  const spansV4 = !canonical.includes('.') && prefixContains(v6, toPrefix(V4_MAPPED));
+  return { cidr: canonical, except: [...new Set(spansV4 ? [...own, V4_MAPPED] : own)].sort() };
+}
+
 /** Identities on the table's network (undefined = primary). */
 function onNetwork(ids: Identities, network: string | undefined): Identity[] {
   return ids.list.filter((i) => i.network === network);
@@ -18,9 +29,8 @@ export function resolvePeers(s: Snapshot, peers: Peer[], ids: Identities, networ
   const cidrs: CidrPeer[] = [];
   for (const peer of peers) {
     if (peer.kind === 'any') cidrs.push({ cidr: ANY_CIDR, except: [] });
-    else if (peer.kind === 'cidr') {
-      cidrs.push({ cidr: canonicalCidr(peer.cidr), except: [...new Set(peer.except.map(canonicalCidr))].sort() });
-    } else {
+    else if (peer.kind === 'cidr') cidrs.push(cidrPeer(peer.cidr, peer.except));
+    else {
       for (const id of onNetwork(ids, network)) if (peerSelects(s, peer, id.endpoint)) identities.add(id.id);
     }
   }
