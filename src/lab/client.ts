@@ -5,8 +5,8 @@
 //            prints "allow"/"deny"/"error <detail>" (established-connection checks).
 //   udpflood IP PORT COUNT TIMEOUTMS   sends COUNT requests on fresh source ports, prints
 //            {sent, received} (DNS-like loss through a ClusterIP).
-//   readyz URL MINGEN TIMEOUTMS   polls an agent's /readyz until its generation >= MINGEN
-//            and it answers 200; prints the last JSON (the generation barrier).
+//   readyz URL MINGEN TIMEOUTMS [HASH]   polls an agent's /readyz until it answers 200 with
+//            generation >= MINGEN (and stateHash = HASH); prints the JSON (the barrier).
 import { connect, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
@@ -136,7 +136,7 @@ function probeUdpOnce(t: ConnectTarget, timeoutMs: number): Promise<boolean> {
   });
 }
 
-async function readyzMode(url: string, minGen: number, timeoutMs: number): Promise<void> {
+async function readyzMode(url: string, minGen: number, timeoutMs: number, hash?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   for (;;) {
@@ -144,15 +144,19 @@ async function readyzMode(url: string, minGen: number, timeoutMs: number): Promi
       const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
       const text = await res.text();
       last = `HTTP ${res.status} ${text}`;
-      const body = JSON.parse(text) as { generation?: unknown };
-      if (res.status === 200 && typeof body.generation === 'number' && body.generation >= minGen) {
+      const body = JSON.parse(text) as { generation?: unknown; stateHash?: unknown };
+      const fresh = typeof body.generation === 'number' && body.generation >= minGen;
+      if (res.status === 200 && fresh && (!hash || body.stateHash === hash)) {
         process.stdout.write(text);
         return;
       }
     } catch (err) {
       last = (err as Error).message;
     }
-    if (Date.now() > deadline) throw new Error(`wait for agent ${url}: generation >= ${minGen} not reached in ${timeoutMs} ms (last: ${last})`);
+    if (Date.now() > deadline) {
+      const want = hash ? ` and stateHash ${hash.slice(0, 12)}` : '';
+      throw new Error(`wait for agent ${url}: generation >= ${minGen}${want} not reached in ${timeoutMs} ms (last: ${last.slice(0, 600)})`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -167,7 +171,7 @@ async function main(argv: string[]): Promise<void> {
     case 'udpflood':
       return udpFlood(args[0], Number(args[1]), Number(args[2]), Number(args[3]));
     case 'readyz':
-      return readyzMode(args[0], Number(args[1]), Number(args[2]));
+      return readyzMode(args[0], Number(args[1]), Number(args[2]), args[3]);
     default:
       throw new Error(`lab client: unknown mode "${mode}" (connect, hold, udpflood, readyz)`);
   }

@@ -262,7 +262,8 @@ function podOps(pod: PodPlan, node: NodePlan, peers: Map<string, string[]>): Op[
   ];
   for (const l of links) {
     ops.push(ipn(node.netns, 'link', 'add', l.hostIf, 'type', 'veth', 'peer', 'name', l.podIf, 'netns', pod.netns));
-    ops.push(sysctl(node.netns, `net.ipv4.conf.${l.hostIf}.proxy_arp=1`));
+    // Proxy ARP answers broadcasts after a random delay of up to 0.8 s unless proxy_delay=0.
+    ops.push(sysctl(node.netns, `net.ipv4.conf.${l.hostIf}.proxy_arp=1`, `net.ipv4.neigh.${l.hostIf}.proxy_delay=0`));
     ops.push(ipn(node.netns, 'addr', 'add', `${POD_GATEWAY6}/64`, 'dev', l.hostIf, 'nodad'));
     ops.push(ipn(node.netns, 'link', 'set', l.hostIf, 'up'));
     for (const ip of l.ips) {

@@ -76,7 +76,8 @@ export interface AgentSpec {
 
 export function startAgent(spec: AgentSpec, workDir: string): { pid: number; log: string } {
   const log = join(workDir, `agent-${sanitize(spec.node)}.log`);
-  const argv = ['ip', 'netns', 'exec', spec.netns, process.execPath, cliMain()!, 'agent', '--state', spec.stateDir,
+  // nsenter, not `ip netns exec`: the latter remounts /sys, which hides the bpffs at /sys/fs/bpf.
+  const argv = ['nsenter', `--net=/run/netns/${spec.netns}`, process.execPath, cliMain()!, 'agent', '--state', spec.stateDir,
     '--node', spec.node, '--bpffs-root', spec.bpffsRoot, '--metrics-address', spec.metricsAddress];
   return { pid: spawnLogged(argv, log), log };
 }
