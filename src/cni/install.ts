@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// The DaemonSet's init container: installs netfence-cni on the host (a node binary, the
+// plugin's few modules and a wrapper script, since hosts need not have node) and appends
+// it to the primary CNI network's plugin chain. Idempotent: reruns change nothing.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { DEFAULT_AGENT_SOCKET } from '../agent/cni-protocol';
+
+export const PLUGIN_TYPE = 'netfence-cni';
+/** The plugin's module closure, relative to dist/ (main.js imports nothing else). */
+const PLUGIN_FILES = ['src/cni/main.js', 'src/cni/plugin.js', 'src/cni/agent-client.js', 'src/agent/cni-protocol.js'];
+
+export interface ChainEntry {
+  type: string;
+  agentSocket: string;
+  failOpen: boolean;
+  [k: string]: unknown;
+}
+
+interface ConfList {
+  cniVersion: string;
+  name: string;
+  plugins: Array<{ type: string; [k: string]: unknown }>;
+  [k: string]: unknown;
+}
+
+function writeAtomic(file: string, data: string | Buffer, mode: number): void {
+  const tmp = `${file}.netfence-tmp`;
+  fs.writeFileSync(tmp, data, { mode });
+  fs.renameSync(tmp, file);
+}
+
+/** Copy node, the plugin modules and a wrapper into binDir (binDir/netfence-cni). */
+export function installBinary(binDir: string, distDir: string, nodeBinary = process.execPath): void {
+  const home = path.join(binDir, 'netfence');
+  for (const f of PLUGIN_FILES) {
+    fs.mkdirSync(path.dirname(path.join(home, f)), { recursive: true });
+    writeAtomic(path.join(home, f), fs.readFileSync(path.join(distDir, f)), 0o644);
+  }
+  writeAtomic(path.join(home, 'node'), fs.readFileSync(nodeBinary), 0o755);
+  const wrapper = `#!/bin/sh\nexec "${home}/node" "${home}/src/cni/main.js" "$@"\n`;
+  writeAtomic(path.join(binDir, PLUGIN_TYPE), wrapper, 0o755);
+}
+
+/** The primary network: the first config file in lexical order, as the runtime picks it. */
+export function primaryConfig(confDir: string): string | undefined {
+  return fs
+    .readdirSync(confDir)
+    .filter((n) => /\.(conflist|conf|json)$/.test(n))
+    .sort()
+    .map((n) => path.join(confDir, n))
+    .find((p) => fs.statSync(p).isFile());
+}
+
+/** Append netfence-cni to the chain of `file` (a .conf becomes a .conflist). Returns the file written. */
+export function addToChain(file: string, entry: ChainEntry): string {
+  let conf: Record<string, unknown>;
+  try {
+    conf = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`read CNI config ${file}: ${(err as Error).message}`);
+  }
+  let list: ConfList;
+  let out = file;
+  if (Array.isArray(conf.plugins)) {
+    list = conf as ConfList;
+  } else {
+    if (typeof conf.type !== 'string') throw new Error(`read CNI config ${file}: neither plugins nor type`);
+    const { cniVersion, name, ...plugin } = conf;
+    list = { cniVersion: String(cniVersion ?? '1.0.0'), name: String(name ?? 'k8s-pod-network'), plugins: [plugin as ConfList['plugins'][number]] };
+    out = file.replace(/\.(conf|json)$/, '.conflist');
+  }
+  const plugins = list.plugins.filter((p) => p.type !== PLUGIN_TYPE);
+  plugins.push(entry);
+  writeAtomic(out, JSON.stringify({ ...list, plugins }, null, 2) + '\n', 0o644);
+  if (out !== file) fs.unlinkSync(file);
+  return out;
+}
+
+function main(argv: string[]): void {
+  const opts = new Command('netfence-cni-install')
+    .option('--cni-bin-dir <dir>', 'host CNI binary directory', '/opt/cni/bin')
+    .option('--cni-conf-dir <dir>', 'host CNI network config directory', '/etc/cni/net.d')
+    .option('--agent-socket <path>', 'agent socket the plugin asks', DEFAULT_AGENT_SOCKET)
+    .option('--fail-open', 'let pods start when the agent cannot be asked', false)
+    .parse(argv)
+    .opts<{ cniBinDir: string; cniConfDir: string; agentSocket: string; failOpen: boolean }>();
+  installBinary(opts.cniBinDir, path.resolve(__dirname, '../..'));
+  const primary = primaryConfig(opts.cniConfDir);
+  if (!primary) throw new Error(`install netfence-cni: no CNI network config in ${opts.cniConfDir} (is the primary CNI installed?)`);
+  const written = addToChain(primary, { type: PLUGIN_TYPE, agentSocket: opts.agentSocket, failOpen: opts.failOpen });
+  process.stdout.write(`netfence-cni installed in ${opts.cniBinDir}, chained in ${written}\n`);
+}
+
+if (require.main === module) {
+  try {
+    main(process.argv);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
