@@ -114,16 +114,20 @@ static __always_inline void nf_drop_from_verdict(struct nf_drop *d, const struct
 
 /* Evaluate the endpoint's table of direction `dir`; table 0 = default allow. */
 static __always_inline int nf_eval(const struct nf_endpoint *ep, __u8 dir, const __u8 *peer,
-				   __u8 proto, __u16 port, __u32 bytes, struct nf_verdict *v)
+				   const struct nf_pkt *p, __u16 port, struct nf_verdict *v)
 {
-	struct nf_query q = { .table = ep->table[dir & 1], .bytes = bytes, .port = port, .proto = proto };
+	struct nf_query q = {};
 
+	q.table = ep->table[dir & 1];
 	if (q.table == NF_TABLE_NONE) {
 		v->rule_index = NF_RULE_DEFAULT;
 		v->action = NF_ACT_ALLOW;
 		v->tier = NF_TIER_DEFAULT;
 		return NF_ACT_ALLOW;
 	}
+	q.bytes = p->len;
+	q.port = port;
+	q.proto = p->proto;
 	__builtin_memcpy(q.peer, peer, 16);
 	return nf_policy_eval(&q, v);
 }
@@ -132,7 +136,7 @@ static __always_inline int nf_eval(const struct nf_endpoint *ep, __u8 dir, const
  * direction it was created in. `reply` = the packet is a reply of that flow. */
 static __always_inline int nf_ct_revalidate(const struct nf_endpoint *ep, const struct nf_ct_key *k,
 					    struct nf_ct_val *cv, const struct nf_pkt *p, int reply,
-					    __u32 bytes, struct nf_drop *d)
+					    struct nf_drop *d)
 {
 	struct nf_verdict v = {};
 	__u8 odir = k->dir;
@@ -145,7 +149,7 @@ static __always_inline int nf_ct_revalidate(const struct nf_endpoint *ep, const 
 		cv->revision = ep->revision;
 		return 1;
 	}
-	if (nf_eval(ep, odir, peer, p->proto, port, bytes, &v) != NF_ACT_ALLOW) {
+	if (nf_eval(ep, odir, peer, p, port, &v) != NF_ACT_ALLOW) {
 		bpf_map_delete_elem(&nf_ct, k);
 		nf_drop_from_verdict(d, ep, odir, ep->table[odir & 1], &v, NF_REASON_REVISION_DENY);
 		return 0;
@@ -159,15 +163,18 @@ static __always_inline int nf_ct_revalidate(const struct nf_endpoint *ep, const 
  * Policy of endpoint `ep` in direction `dir` for this packet, conntrack first.
  * Returns 1 to allow, 0 to drop (with *d filled in). `defer_svc`: the
  * destination is a service address; allow and leave the check to the hooks
- * after DNAT.
+ * after DNAT. A global function: verified once for all its call sites.
  */
-static __always_inline int nf_enforce(const struct nf_endpoint *ep, __u8 dir, const struct nf_pkt *p,
-				      int defer_svc, __u32 bytes, struct nf_drop *d)
+__noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, __u32 dir,
+			  __u32 defer_svc, struct nf_drop *d)
 {
 	struct nf_verdict v = {};
 	struct nf_ct_key k;
 	struct nf_ct_val *cv;
 
+	if (!ep || !p || !d)
+		return 1;
+	dir &= 1;
 	/* no policy either way: nothing to remember replies for */
 	if (ep->table[0] == NF_TABLE_NONE && ep->table[1] == NF_TABLE_NONE)
 		return 1;
@@ -177,15 +184,14 @@ static __always_inline int nf_enforce(const struct nf_endpoint *ep, __u8 dir, co
 		cv = bpf_map_lookup_elem(&nf_ct, &k);
 		if (cv) {
 			if (cv->revision != ep->revision)
-				return nf_ct_revalidate(ep, &k, cv, p, 0, bytes, d);
+				return nf_ct_revalidate(ep, &k, cv, p, 0, d);
 			cv->last_seen_ns = bpf_ktime_get_ns();
 			return 1;
 		}
 		nf_ct_key_reply(&k, ep->id, dir, p);
 		cv = bpf_map_lookup_elem(&nf_ct, &k);
 		if (cv) {
-			if (cv->revision != ep->revision &&
-			    !nf_ct_revalidate(ep, &k, cv, p, 1, bytes, d))
+			if (cv->revision != ep->revision && !nf_ct_revalidate(ep, &k, cv, p, 1, d))
 				return 0;
 			cv->last_seen_ns = bpf_ktime_get_ns();
 			cv->flags |= NF_CT_F_SEEN_REPLY;
@@ -201,9 +207,9 @@ static __always_inline int nf_enforce(const struct nf_endpoint *ep, __u8 dir, co
 		return 1;
 	}
 
-	if (nf_eval(ep, dir, dir == NF_DIR_EGRESS ? p->daddr : p->saddr, p->proto, p->policy_port,
-		    bytes, &v) != NF_ACT_ALLOW) {
-		nf_drop_from_verdict(d, ep, dir, ep->table[dir & 1], &v, v.reason);
+	if (nf_eval(ep, dir, dir == NF_DIR_EGRESS ? p->daddr : p->saddr, p, p->policy_port, &v) !=
+	    NF_ACT_ALLOW) {
+		nf_drop_from_verdict(d, ep, dir, ep->table[dir], &v, v.reason);
 		return 0;
 	}
 	if (p->ct & NF_PKT_CT_CREATE) {
@@ -213,17 +219,24 @@ static __always_inline int nf_enforce(const struct nf_endpoint *ep, __u8 dir, co
 	return 1;
 }
 
-static __always_inline int nf_do_drop(const struct nf_drop *d, const struct nf_pkt *p, __u32 ifindex,
-				   __u32 bytes)
+/* Parse the skb (global: one verified copy for both programs' call sites). */
+__noinline int nf_parse_skb(struct __sk_buff *skb, struct nf_pkt *p)
+{
+	if (!p)
+		return NF_PARSE_MALFORMED;
+	return nf_parse(skb, skb->len, p);
+}
+
+static __always_inline int nf_do_drop(const struct nf_drop *d, const struct nf_pkt *p, __u32 ifindex)
 {
 	const struct nf_config *cfg = nf_get_config();
 
-	nf_emit_drop(d, p, ifindex, bytes, cfg ? cfg->events_per_sec : 0);
+	nf_emit_drop(d, p, ifindex, cfg ? cfg->events_per_sec : 0);
 	return TC_ACT_SHOT;
 }
 
 /* Deferred egress check of a local source pod (see the top of this file). */
-static __always_inline int nf_check_source_pod(const struct nf_pkt *p, __u32 bytes, struct nf_drop *d)
+static __always_inline int nf_check_source_pod(const struct nf_pkt *p, struct nf_drop *d)
 {
 	const struct nf_local *l = nf_local(p->saddr);
 	const struct nf_endpoint *sep;
@@ -235,7 +248,7 @@ static __always_inline int nf_check_source_pod(const struct nf_pkt *p, __u32 byt
 	sep = bpf_map_lookup_elem(&nf_endpoints, &sif);
 	if (!sep || !(sep->flags & NF_EP_F_POD))
 		return 1;
-	return nf_enforce(sep, NF_DIR_EGRESS, p, 0, bytes, d);
+	return nf_enforce(sep, p, NF_DIR_EGRESS, 0, d);
 }
 
 /* Transparent tunnel (DESIGN.md 3.8): an allowed packet from a tunnel-mode pod
@@ -276,7 +289,6 @@ static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_pkt 
 static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 {
 	__u32 ifindex = skb->ifindex;
-	__u32 bytes = skb->len;
 	const struct nf_endpoint *ep;
 	struct nf_drop d = {};
 	struct nf_pkt p = {};
@@ -295,7 +307,7 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 	else
 		dir = tc_egress ? NF_DIR_EGRESS : NF_DIR_INGRESS;
 
-	rc = nf_parse(skb, bytes, &p);
+	rc = nf_parse_skb(skb, &p);
 	if (rc == NF_PARSE_NOT_IP || rc == NF_PARSE_ND)
 		return TC_ACT_OK;
 
@@ -305,8 +317,8 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 		int mine = dir == NF_DIR_INGRESS ? nf_is_local_kind(p.daddr, NF_LOCAL_NODE)
 						 : nf_is_local_kind(p.saddr, NF_LOCAL_NODE);
 
-		if (rc == NF_PARSE_OK && tc_egress && !nf_check_source_pod(&p, bytes, &d))
-			return nf_do_drop(&d, &p, ifindex, bytes);
+		if (rc == NF_PARSE_OK && tc_egress && !nf_check_source_pod(&p, &d))
+			return nf_do_drop(&d, &p, ifindex);
 		if (!mine)
 			return TC_ACT_OK;
 	}
@@ -320,18 +332,18 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 		d.table = ep->table[dir & 1];
 		d.rule_index = NF_RULE_DEFAULT;
 		d.reason = NF_REASON_MALFORMED;
-		return nf_do_drop(&d, &p, ifindex, bytes);
+		return nf_do_drop(&d, &p, ifindex);
 	}
 
 	if (is_pod) {
-		if (tc_egress && !nf_check_source_pod(&p, bytes, &d))
-			return nf_do_drop(&d, &p, ifindex, bytes);
+		if (tc_egress && !nf_check_source_pod(&p, &d))
+			return nf_do_drop(&d, &p, ifindex);
 		if (dir == NF_DIR_EGRESS)
 			to_svc = nf_in_svc_cidr(p.daddr);
 	}
 
-	if (!nf_enforce(ep, dir, &p, to_svc, bytes, &d))
-		return nf_do_drop(&d, &p, ifindex, bytes);
+	if (!nf_enforce(ep, &p, dir, to_svc, &d))
+		return nf_do_drop(&d, &p, ifindex);
 
 	if (is_pod && dir == NF_DIR_EGRESS && !to_svc && (ep->flags & NF_EP_F_TUNNEL))
 		return nf_tunnel(skb, &p, ifindex);

@@ -100,20 +100,24 @@ static __noinline void nf_event_fill(struct nf_event *e, const struct nf_drop *d
 	__builtin_memcpy(e->daddr, p->daddr, 16);
 }
 
-static __noinline void nf_emit_drop(const struct nf_drop *d, const struct nf_pkt *p, __u32 ifindex,
-				    __u32 bytes, __u32 per_sec)
+/* Count a drop and emit its event (global: verified once). */
+__noinline int nf_emit_drop(const struct nf_drop *d, const struct nf_pkt *p, __u32 ifindex,
+			    __u32 per_sec)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct nf_event *e;
 
-	nf_count_reason(d->reason, bytes);
+	if (!d || !p)
+		return 0;
+	nf_count_reason(d->reason, p->len);
 	if (!nf_event_allowed(d->ep_id, per_sec, now))
-		return;
+		return 0;
 	e = bpf_ringbuf_reserve(&nf_events, sizeof(*e), 0);
 	if (!e)
-		return;
+		return 0;
 	nf_event_fill(e, d, p, ifindex, now);
 	bpf_ringbuf_submit(e, 0);
+	return 1;
 }
 
 #endif /* NF_EVENTS_H */

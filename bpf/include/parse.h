@@ -62,6 +62,7 @@ struct nf_pkt {
 	__u8 ct;         /* NF_PKT_CT_* */
 	__u8 has_ports;  /* TCP/UDP/SCTP with an L4 header */
 	__u8 _pad;
+	__u32 len;       /* frame length (counters) */
 };
 
 /* Conntrack use of a packet: ported protocols and ICMP echo requests start
@@ -268,6 +269,7 @@ static __always_inline int nf_parse(void *ctx, __u32 len, struct nf_pkt *p)
 	__u32 off = 0;
 	__u16 proto = nf_parse_l2(ctx, &off);
 
+	p->len = len;
 	if (proto == ETH_P_IP)
 		return nf_parse_ipv4(ctx, off, len, p);
 	if (proto == ETH_P_IPV6)

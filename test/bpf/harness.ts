@@ -169,7 +169,7 @@ export class Classifier {
   /** Empty every map (arrays are zeroed) and forget collected events. */
   reset(): void {
     for (const m of this.maps.values()) {
-      if (m.type === BPF_MAP_TYPE_RINGBUF) continue;
+      if (m.type === BPF_MAP_TYPE_RINGBUF || !m.name.startsWith('nf_')) continue;
       if (m.type === BPF_MAP_TYPE_ARRAY || m.type === BPF_MAP_TYPE_PERCPU_ARRAY) {
         const size = m.type === BPF_MAP_TYPE_PERCPU_ARRAY ? Math.ceil(m.valueSize / 8) * 8 * this.cpus : m.valueSize;
         for (let i = 0; i < m.maxEntries; i++) native.mapUpdate(m.fd, encodeU32(i), Buffer.alloc(size));
