@@ -10,6 +10,8 @@
         "src/attach.cc",
         "src/testrun.cc",
         "src/ringbuf.cc",
+        "src/watcher.cc",
+        "src/netlink.cc",
         "src/links.cc",
         "src/routing.cc",
         "src/netns.cc"

@@ -1,2 +1,135 @@
+// Network links through libnl-route: list, look up by name, and watch RTM_NEWLINK /
+// RTM_DELLINK on the event loop.
+#include <linux/if.h>
+#include <linux/if_arp.h>
+#include <linux/rtnetlink.h>
+#include <netlink/cache.h>
+#include <netlink/msg.h>
+#include <netlink/route/link.h>
+#include <netlink/socket.h>
+
+#include <string>
+
+#include "errors.h"
 #include "modules.h"
-namespace nf { void InitLinks(Napi::Env, Napi::Object) {} }
+#include "netlink.h"
+#include "watcher.h"
+
+namespace nf {
+namespace {
+
+using LinkPtr = NlPtr<rtnl_link, rtnl_link_put>;
+using CachePtr = NlPtr<nl_cache, nl_cache_free>;
+
+Napi::Object LinkToJs(Napi::Env env, rtnl_link* link) {
+  Napi::Object o = Napi::Object::New(env);
+  const char* kind = rtnl_link_get_type(link);
+  const char* name = rtnl_link_get_name(link);
+  o.Set("ifindex", rtnl_link_get_ifindex(link));
+  o.Set("name", name ? name : "");
+  o.Set("kind", kind ? kind : rtnl_link_get_arptype(link) == ARPHRD_LOOPBACK ? "loopback" : "");
+  char mac[64] = "";
+  nl_addr* addr = rtnl_link_get_addr(link);
+  if (addr) nl_addr2str(addr, mac, sizeof(mac));
+  o.Set("mac", mac);
+  o.Set("up", (rtnl_link_get_flags(link) & IFF_UP) != 0);
+  o.Set("masterIfindex", rtnl_link_get_master(link));
+  o.Set("linkIfindex", rtnl_link_get_link(link));
+  return o;
+}
+
+Napi::Value LinkList(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* what = "list links";
+  NlSocket sk(env, what);
+  CachePtr cache;
+  sk.Check(rtnl_link_alloc_cache(sk.get(), AF_UNSPEC, &cache.p), what, "rtnl_link_alloc_cache");
+  Napi::Array out = Napi::Array::New(env);
+  for (nl_object* o = nl_cache_get_first(cache.get()); o; o = nl_cache_get_next(o))
+    out.Set(out.Length(), LinkToJs(env, reinterpret_cast<rtnl_link*>(o)));
+  return out;
+}
+
+Napi::Value LinkByName(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = ArgString(info, 0, "linkByName", "name");
+  std::string what = "get link " + name;
+  NlSocket sk(env, what);
+  LinkPtr link;
+  int err = rtnl_link_get_kernel(sk.get(), 0, name.c_str(), &link.p);
+  if (err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV) return env.Null();
+  sk.Check(err, what, "rtnl_link_get_kernel");
+  return LinkToJs(env, link.get());
+}
+
+class LinkWatcher : public FdWatcher {
+ public:
+  LinkWatcher(Napi::Env env, Napi::Function cb) : FdWatcher(env, cb, "netfence:linkwatch") {}
+
+  static Napi::Object Open(Napi::Env env, Napi::Function cb) {
+    const char* what = "watch links";
+    auto* self = new LinkWatcher(env, cb);
+    try {
+      self->sk_ = nl_socket_alloc();
+      if (!self->sk_) Throw(env, what, ENOMEM, "nl_socket_alloc");
+      nl_socket_disable_seq_check(self->sk_);  // notifications carry no sequence numbers
+      nl_socket_modify_cb(self->sk_, NL_CB_VALID, NL_CB_CUSTOM, OnMessage, self);
+      CheckNl(env, nl_connect(self->sk_, NETLINK_ROUTE), what, "nl_connect");
+      CheckNl(env, nl_socket_add_membership(self->sk_, RTNLGRP_LINK), what, "nl_socket_add_membership");
+      CheckNl(env, nl_socket_set_nonblocking(self->sk_), what, "nl_socket_set_nonblocking");
+    } catch (...) {
+      self->Release();
+      delete self;
+      throw;
+    }
+    return self->Start(nl_socket_get_fd(self->sk_), what);
+  }
+
+ private:
+  static int OnMessage(nl_msg* msg, void* arg) {
+    auto* self = static_cast<LinkWatcher*>(arg);
+    int type = nlmsg_hdr(msg)->nlmsg_type;
+    if (self->closed() || (type != RTM_NEWLINK && type != RTM_DELLINK)) return NL_SKIP;
+    self->type_ = type == RTM_NEWLINK ? "new" : "del";
+    nl_msg_parse(msg, OnLink, self);
+    return self->closed() ? NL_STOP : NL_OK;
+  }
+
+  static void OnLink(nl_object* obj, void* arg) {
+    auto* self = static_cast<LinkWatcher*>(arg);
+    Napi::Object ev = Napi::Object::New(self->env_);
+    ev.Set("type", self->type_);
+    ev.Set("link", LinkToJs(self->env_, reinterpret_cast<rtnl_link*>(obj)));
+    self->Deliver(ev);
+  }
+
+  // Drains every queued datagram. An overflow (ENOBUFS) loses events: callers resync.
+  void OnReadable() override {
+    while (!closed()) {
+      int err = nl_recvmsgs_default(sk_);
+      if (err < 0 && err != -NLE_NOMEM && err != -NLE_MSG_TRUNC) break;
+    }
+  }
+
+  void Release() override {
+    if (sk_) nl_socket_free(sk_);
+    sk_ = nullptr;
+  }
+
+  nl_sock* sk_ = nullptr;
+  const char* type_ = "";
+};
+
+Napi::Value LinkWatch(const Napi::CallbackInfo& info) {
+  return LinkWatcher::Open(info.Env(), ArgFunction(info, 0, "linkWatch", "onEvent"));
+}
+
+}  // namespace
+
+void InitLinks(Napi::Env env, Napi::Object exports) {
+  exports.Set("linkList", Napi::Function::New(env, LinkList, "linkList"));
+  exports.Set("linkByName", Napi::Function::New(env, LinkByName, "linkByName"));
+  exports.Set("linkWatch", Napi::Function::New(env, LinkWatch, "linkWatch"));
+}
+
+}  // namespace nf
