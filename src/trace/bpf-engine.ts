@@ -70,9 +70,11 @@ export class BpfEngine {
     this.cpus = addon.possibleCpus();
   }
 
-  /** Load the datapath object with private maps (no pinning: nothing outlives the engine). */
+  /** Load the datapath object with private maps (no pinning: nothing outlives the engine).
+   *  Conntrack and counters are emptied around every run: small maps keep that cheap
+   *  (walking an empty hash map costs its bucket count). */
   static open(addon: NativeAddon, objectPath: string = DEFAULT_OBJECT): BpfEngine {
-    return new BpfEngine(addon, addon.openObject(objectPath, {}));
+    return new BpfEngine(addon, addon.openObject(objectPath, { maxEntries: { nf_ct: 256, nf_rule_stats: 64 } }));
   }
 
   close(): void {
