@@ -11,6 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { createInterface } from 'node:readline';
+import { get } from 'node:http';
 
 export interface ConnectTarget {
   id: string;
@@ -136,17 +137,31 @@ function probeUdpOnce(t: ConnectTarget, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/** node:http rather than fetch: loading undici costs this short-lived process a second. */
+function httpGet(url: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { timeout: timeoutMs }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
 async function readyzMode(url: string, minGen: number, timeoutMs: number, hash?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   for (;;) {
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      const text = await res.text();
-      last = `HTTP ${res.status} ${text}`;
+      const { status, text } = await httpGet(url, 1000);
+      last = `HTTP ${status} ${text}`;
       const body = JSON.parse(text) as { generation?: unknown; stateHash?: unknown };
       const fresh = typeof body.generation === 'number' && body.generation >= minGen;
-      if (res.status === 200 && fresh && (!hash || body.stateHash === hash)) {
+      if (status === 200 && fresh && (!hash || body.stateHash === hash)) {
         process.stdout.write(text);
         return;
       }
