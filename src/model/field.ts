@@ -48,9 +48,11 @@ export class Field {
     throw new FieldError(this.segments, message);
   }
 
+  /** A child field; undefined unless this is a plain object owning `key`. */
   get(key: string): Field {
-    const obj = this.value as Record<string, unknown> | undefined;
-    return new Field(this.present ? obj?.[key] : undefined, [...this.segments, key]);
+    const v = this.value;
+    const own = typeof v === 'object' && v !== null && !Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, key);
+    return new Field(own ? (v as Record<string, unknown>)[key] : undefined, [...this.segments, key]);
   }
 
   /** Asserts an object; with `allowed`, any other key is an error naming it. */

@@ -180,3 +180,67 @@ test('an unreadable state directory throws a clear error', async (t) => {
   t.throws(() => loadStateDir('/nonexistent/netfence'), { message: /^load state directory \/nonexistent\/netfence: ENOENT/ });
   await t.throwsAsync(loadStateDirAsync('/nonexistent/netfence'), { message: /^load state directory/ });
 });
+
+test('Nodes, Services and NetworkAttachmentDefinitions keep the fields policy needs', (t) => {
+  const s = snapshotFromYaml(`apiVersion: v1
+kind: Node
+metadata: { name: n1 }
+status:
+  addresses:
+    - { type: Hostname, address: n1 }
+    - { type: InternalIP, address: "FD00:0::0A" }
+    - { type: ExternalIP, address: 203.0.113.5 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: a }
+spec:
+  clusterIP: 10.96.0.5
+  selector: { app: web }
+  ports: [{ port: 80 }, { name: dns, port: 53, protocol: UDP, targetPort: dns }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: headless, namespace: a }
+spec: { clusterIP: None, ports: [] }
+---
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: { name: vlan100, namespace: a }
+spec:
+  config: '{"cniVersion":"0.3.1","name":"vlan100","plugins":[{"type":"sriov","vlan":100},{"type":"tuning"}]}'
+---
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: { name: broken, namespace: a }
+spec: { config: '{"type":' }
+`);
+  t.deepEqual(s.nodes, [{ name: 'n1', labels: {}, addresses: ['fd00::a', '203.0.113.5'] }]);
+  t.deepEqual(s.services[0], {
+    namespace: 'a',
+    name: 'web',
+    clusterIPs: ['10.96.0.5'],
+    selector: { app: 'web' },
+    ports: [
+      { port: 80, targetPort: 80, protocol: 'TCP' },
+      { name: 'dns', port: 53, targetPort: 'dns', protocol: 'UDP' },
+    ],
+  });
+  t.deepEqual(s.services[1].clusterIPs, []);
+  t.is(s.networkAttachmentDefinitions.length, 1);
+  t.is(s.networkAttachmentDefinitions[0].vlan, 100);
+  t.like(s.errors[0], { object: 'NetworkAttachmentDefinition a/broken', field: 'spec.config' });
+  t.regex(s.errors[0].message, /^invalid CNI config JSON/);
+});
+
+test('a Pod with a malformed network-status annotation is rejected naming the annotation', (t) => {
+  const s = snapshotFromYaml(`apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  namespace: a
+  annotations: { k8s.v1.cni.cncf.io/network-status: '[{"name":"net1","ips":["nope"]}]' }
+`);
+  t.is(s.pods.length, 0);
+  t.like(s.errors[0], { object: 'Pod a/p', field: 'metadata.annotations.k8s.v1.cni.cncf.io/network-status[0].ips[0]' });
+});
