@@ -96,3 +96,6 @@ export function comparePolicies(a: Policy, b: Policy): number {
  *  allowing its own node's addresses, then ISOLATION_RULE denying the rest. */
 export const NODE_LOCAL_RULE = 'node-local';
 export const ISOLATION_RULE = 'isolation';
+/** Synthetic system-tier rule: a packet of a connection allowed earlier passes through
+ *  conntrack without a policy lookup (pods always; nodes while privileged.established). */
+export const ESTABLISHED_RULE = 'established';

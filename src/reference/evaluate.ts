@@ -19,12 +19,15 @@
 //   across (an SCTP rule does not open TCP).
 // - MultiNetworkPolicy applies only when packet.network is one of its networks; every
 //   other kind only on the primary network (packet.network undefined).
+// - An established packet (of a connection allowed earlier) passes conntrack on a pod side,
+//   and on a node side while config.privileged.enabled and .established (ESTABLISHED_RULE);
+//   otherwise it is evaluated like a new connection.
 // - A destination that is a Service ClusterIP with a matching port is DNATed to its first
 //   backend pod (by namespace/name) like kube-proxy, and both sides are evaluated against
 //   that backend (`dnat` in the verdict).
 import { canonicalIp, ipInCidr } from '../model/ip';
 import type { L4Protocol, Peer, Policy, PortSpec, Rule, Tier } from '../model/rules';
-import { comparePolicies, ISOLATION_RULE, NODE_LOCAL_RULE, policyName, ruleName } from '../model/rules';
+import { comparePolicies, ESTABLISHED_RULE, ISOLATION_RULE, NODE_LOCAL_RULE, policyName, ruleName } from '../model/rules';
 import type { Snapshot } from '../model/types';
 import { matchesSelector } from '../selectors/labels';
 import {
@@ -48,6 +51,8 @@ export interface Packet {
   dstPort: number;
   /** Secondary network "ns/nad"; undefined = the primary (pod) network. */
   network?: string;
+  /** Part of a connection allowed earlier (a reply or a later packet): conntrack state. */
+  established?: boolean;
 }
 
 export interface DirectionVerdict {
@@ -97,6 +102,10 @@ function appliesOnNetwork(p: Policy, network: string | undefined): boolean {
 }
 
 function evaluateSide(s: Snapshot, side: Side, pkt: Packet, dst: Endpoint | undefined): DirectionVerdict {
+  const p = s.config.privileged;
+  if (pkt.established && (side.ep.kind === 'pod' || (p.enabled && p.established))) {
+    return { verdict: 'allow', tier: 'system', rule: ESTABLISHED_RULE };
+  }
   const policies = s.policies
     .filter((p) => appliesOnNetwork(p, pkt.network) && subjectSelects(s, p.subject, side.ep))
     .sort(comparePolicies);

@@ -289,3 +289,15 @@ test('podMatrix: every ordered pair of distinct pods', (t) => {
     ['a/p1>a/p2', 'a/p2>a/p1', 'b/p1>a/p1', 'b/p1>a/p2', 'b/p2>a/p1', 'b/p2>a/p2'],
   );
 });
+
+test('established packets pass conntrack: pods always, nodes while privileged.established', (t) => {
+  const denyNodes = nodePolicy('drop', '  tier: baseline\n  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Drop }]\n');
+  const reply = { src: '10.1.0.1', dst: '10.0.0.1', protocol: 'TCP' as const, dstPort: 40000, established: true };
+  const s = state(DENY_INGRESS_A, denyNodes);
+  const est = { verdict: 'allow', tier: 'system', rule: 'established' };
+  t.deepEqual(evaluate(s, reply), { verdict: 'allow', egress: est, ingress: est });
+  t.deepEqual(evaluate(s, { ...reply, src: '10.0.0.1', dst: '10.1.0.1' }).ingress, est);
+  t.is(evaluate(s, { ...reply, established: false }).verdict, 'deny');
+  const off = state(DENY_INGRESS_A, denyNodes, 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { established: false }\n');
+  t.like(evaluate(off, reply), { verdict: 'deny', egress: est, ingress: { verdict: 'deny', tier: 'baseline' } });
+});
