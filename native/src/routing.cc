@@ -76,15 +76,17 @@ Napi::Value RuleList(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env);
   for (nl_object* obj = nl_cache_get_first(cache.get()); obj; obj = nl_cache_get_next(obj)) {
     auto* r = reinterpret_cast<rtnl_rule*>(obj);
+    if (rtnl_rule_get_family(r) != af) continue;  // the dump holds every family
     Napi::Object o = Napi::Object::New(env);
     o.Set("family", FamilyJs(rtnl_rule_get_family(r)));
     o.Set("priority", rtnl_rule_get_prio(r));
     o.Set("table", rtnl_rule_get_table(r));
-    // libnl reports an absent fwmark/mask as all ones.
-    uint32_t mark = rtnl_rule_get_mark(r);
-    if (mark != 0xffffffff) {
+    // No fwmark match shows as 0/0 (or all ones, depending on the libnl build).
+    uint32_t mark = rtnl_rule_get_mark(r), mask = rtnl_rule_get_mask(r);
+    auto set = [](uint32_t v) { return v != 0 && v != 0xffffffff; };
+    if (set(mark) || set(mask)) {
       o.Set("mark", mark);
-      o.Set("mask", rtnl_rule_get_mask(r));
+      o.Set("mask", mask);
     }
     uint8_t proto = 0;
     if (rtnl_rule_get_protocol(r, &proto) == 0) o.Set("protocol", proto);

@@ -1,0 +1,142 @@
+// libnl-route bindings in a private netns (this process unshares one): links, link
+// events, ip rules and routes, each cross-checked with iproute2.
+import test from 'ava';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { native } from '../../src/datapath/native';
+import type { LinkInfo, Route, RouteRule } from '../../src/datapath/native-api';
+import { run, throwsNative } from './helpers';
+
+const NF_PROTO = 0x4e;
+
+test.before(() => {
+  native.unshareNet();
+});
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await sleep(5);
+}
+
+test.serial('links: loopback, then a veth pair seen by linkWatch and linkByName', async (t) => {
+  const [lo] = native.linkList();
+  t.like(lo, { ifindex: 1, name: 'lo', kind: 'loopback', mac: '00:00:00:00:00:00', up: false, masterIfindex: 0 });
+  run('ip', ['link', 'set', 'lo', 'up']);
+  t.true(native.linkByName('lo')!.up);
+  t.is(native.linkByName('nope0'), null);
+
+  const events: { type: 'new' | 'del'; link: LinkInfo }[] = [];
+  const w = native.linkWatch((ev) => events.push(ev));
+  t.teardown(() => w.close());
+  run('ip', ['link', 'add', 'nlva', 'address', '02:00:00:00:00:0a', 'type', 'veth', 'peer', 'name', 'nlvb']);
+  await until(() => events.some((e) => e.type === 'new' && e.link.name === 'nlva'));
+  const added = events.find((e) => e.type === 'new' && e.link.name === 'nlva');
+  t.like(added?.link, { kind: 'veth', mac: '02:00:00:00:00:0a', up: false });
+
+  const a = native.linkByName('nlva')!;
+  const b = native.linkByName('nlvb')!;
+  t.is(a.linkIfindex, b.ifindex, 'veth peer');
+  t.is(b.linkIfindex, a.ifindex);
+  t.deepEqual(native.linkList().map((l) => l.name).sort(), ['lo', 'nlva', 'nlvb']);
+  run('ip', ['link', 'add', 'nlbr', 'type', 'bridge']);
+  run('ip', ['link', 'set', 'nlvb', 'master', 'nlbr']);
+  t.is(native.linkByName('nlvb')!.masterIfindex, native.linkByName('nlbr')!.ifindex);
+  t.is(native.linkByName('nlbr')!.kind, 'bridge');
+
+  run('ip', ['link', 'del', 'nlva']);
+  await until(() => events.some((e) => e.type === 'del' && e.link.name === 'nlvb'));
+  t.true(events.some((e) => e.type === 'del' && e.link.ifindex === a.ifindex));
+  t.true(events.some((e) => e.type === 'del' && e.link.ifindex === b.ifindex));
+  w.close();
+  const n = events.length;
+  run('ip', ['link', 'add', 'nlvc', 'type', 'veth', 'peer', 'name', 'nlvd']);
+  await sleep(50);
+  t.is(events.length, n, 'no events after close');
+  w.close();
+});
+
+interface IpRule {
+  priority: number;
+  table: string;
+  fwmark?: string;
+  fwmask?: string;
+  protocol?: string;
+}
+const ipRules = (family: '-4' | '-6'): IpRule[] => JSON.parse(run('ip', [family, '-j', 'rule', 'show'])) as IpRule[];
+
+test.serial('rules: add, idempotent add, list, delete, idempotent delete (IPv4 and IPv6)', (t) => {
+  const rule: RouteRule = { family: 4, priority: 100, mark: 0x200, mask: 0xf00, table: 100, protocol: NF_PROTO };
+  native.ruleAdd(rule);
+  native.ruleAdd(rule);
+  t.deepEqual(native.ruleList(4).filter((r) => r.priority === 100), [rule]);
+  t.like(ipRules('-4').filter((r) => r.priority === 100), [{ table: '100', fwmark: '0x200', fwmask: '0xf00' }]);
+  t.true(native.ruleList(4).some((r) => r.priority === 32766 && r.table === 254 && r.mark === undefined), 'main rule');
+
+  const v6: RouteRule = { family: 6, priority: 101, mark: 0x400, mask: 0x400, table: 1000, protocol: NF_PROTO };
+  native.ruleAdd(v6);
+  t.deepEqual(native.ruleList(6).filter((r) => r.priority === 101), [v6]);
+  t.deepEqual(native.ruleList(4).filter((r) => r.priority === 101), []);
+
+  native.ruleDelete(rule);
+  native.ruleDelete(rule);
+  native.ruleDelete(v6);
+  t.deepEqual(native.ruleList(4).filter((r) => r.priority === 100), []);
+  t.deepEqual(ipRules('-6').filter((r) => r.priority === 101), []);
+});
+
+interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string;
+}
+const ipRoutes = (family: '-4' | '-6', table: number): IpRoute[] =>
+  JSON.parse(run('ip', [family, '-j', 'route', 'show', 'table', String(table)])) as IpRoute[];
+
+test.serial('routes: replace, list, replace again, delete, idempotent delete', (t) => {
+  run('ip', ['link', 'add', 'nlr0', 'type', 'veth', 'peer', 'name', 'nlr1']);
+  run('ip', ['addr', 'add', '10.98.0.1/24', 'dev', 'nlr0']);
+  run('ip', ['-6', 'addr', 'add', 'fd00:98::1/64', 'dev', 'nlr0', 'nodad']);
+  run('ip', ['link', 'set', 'nlr0', 'up']);
+  run('ip', ['link', 'set', 'nlr1', 'up']);
+  const oif = native.linkByName('nlr0')!.ifindex;
+
+  const def: Route = { family: 4, table: 100, dst: '0.0.0.0/0', gateway: '10.98.0.2', oif, protocol: NF_PROTO };
+  const host: Route = { family: 4, table: 100, dst: '10.244.1.5/32', oif, protocol: NF_PROTO, scope: 253 };
+  native.routeReplace(def);
+  native.routeReplace(host);
+  native.routeReplace(def);
+  const listed = native.routeList(4, 100);
+  t.is(listed.length, 2);
+  t.like(listed.find((r) => r.dst === '0.0.0.0/0'), { ...def, scope: 0 });
+  t.like(listed.find((r) => r.dst === '10.244.1.5/32'), host);
+  t.like(ipRoutes('-4', 100).find((r) => r.dst === 'default'), { gateway: '10.98.0.2', dev: 'nlr0' });
+
+  native.routeReplace({ ...def, gateway: '10.98.0.3' });
+  t.deepEqual(native.routeList(4, 100).filter((r) => r.dst === '0.0.0.0/0').map((r) => r.gateway), ['10.98.0.3']);
+  t.deepEqual(native.routeList(4, 101), []);
+
+  const v6: Route = { family: 6, table: 100, dst: 'fd00:1::/64', gateway: 'fd00:98::2', oif, protocol: NF_PROTO };
+  native.routeReplace(v6);
+  t.like(native.routeList(6, 100).find((r) => r.dst === 'fd00:1::/64'), v6);
+
+  native.routeDelete(def); // gateway 10.98.0.2 no longer matches: tolerated, nothing removed
+  t.is(native.routeList(4, 100).length, 2);
+  native.routeDelete({ ...def, gateway: '10.98.0.3' });
+  native.routeDelete({ ...def, gateway: '10.98.0.3' });
+  native.routeDelete(host);
+  native.routeDelete(v6);
+  t.deepEqual(native.routeList(4, 100), []);
+  t.deepEqual(ipRoutes('-6', 100), []);
+});
+
+test.serial('netlink errors carry the kernel errno and the failing call', (t) => {
+  const oif = native.linkByName('lo')!.ifindex;
+  const e = throwsNative(t, () => native.routeReplace({ family: 4, table: 100, dst: '10.0.0.0/8', oif: 9999 }), 'ENODEV', 'rtnl_route_add');
+  t.is(e.message, 'replace route 10.0.0.0/8 table 100: No such device');
+  throwsNative(t, () => native.routeReplace({ family: 4, table: 100, dst: '10.0.0.0/8', gateway: '192.0.2.1', oif }), 'ENETUNREACH', 'rtnl_route_add');
+  const bad = throwsNative(t, () => native.routeReplace({ family: 4, table: 100, dst: 'fd00::/8' }), 'EINVAL', 'routeReplace');
+  t.regex(bad.message, /dst "fd00::\/8" is not an IPv4 address/);
+  throwsNative(t, () => native.ruleAdd({ family: 5 as 4, priority: 1, table: 1 }), 'EINVAL', 'ruleAdd');
+  throwsNative(t, () => native.ruleAdd({ family: 4, priority: 1 } as RouteRule), 'EINVAL', 'ruleAdd');
+  throwsNative(t, () => native.linkByName(1 as unknown as string), 'EINVAL', 'linkByName');
+});
