@@ -190,18 +190,18 @@ static __always_inline int nf_parse_ipv4(void *ctx, __u32 off, __u32 len, struct
 	tot = bpf_ntohs(ip.tot_len);
 	if (ip.version != 4 || hlen < sizeof(ip))
 		return NF_PARSE_MALFORMED;
+	/* addresses first: drops of inconsistent packets still name them */
+	p->family = 4;
+	p->proto = ip.protocol;
+	nf_addr_v4mapped(p->saddr, ip.saddr);
+	nf_addr_v4mapped(p->daddr, ip.daddr);
+	p->has_addrs = 1;
 	/* tot_len 0 is left by large GSO packets: trust the skb length then */
 	end = tot ? off + tot : len;
 	if (tot && (tot < hlen || end > len))
 		return NF_PARSE_MALFORMED;
 	if (off + hlen > end)
 		return NF_PARSE_MALFORMED;
-
-	p->family = 4;
-	p->proto = ip.protocol;
-	nf_addr_v4mapped(p->saddr, ip.saddr);
-	nf_addr_v4mapped(p->daddr, ip.daddr);
-	p->has_addrs = 1;
 	if (bpf_ntohs(ip.frag_off) & 0x1fff)
 		return NF_PARSE_OK; /* non-first fragment: no L4 header */
 	return nf_parse_l4(ctx, off + hlen, end, p);
@@ -218,16 +218,15 @@ static __always_inline int nf_parse_ipv6(void *ctx, __u32 off, __u32 len, struct
 		return NF_PARSE_MALFORMED;
 	if (ip6.version != 6)
 		return NF_PARSE_MALFORMED;
+	p->family = 6;
+	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
+	p->has_addrs = 1;
 	plen = bpf_ntohs(ip6.payload_len);
 	/* payload_len 0: jumbogram / BIG TCP, trust the skb length */
 	end = plen ? off + sizeof(ip6) + plen : len;
 	if (end > len)
 		return NF_PARSE_MALFORMED;
-
-	p->family = 6;
-	__builtin_memcpy(p->saddr, &ip6.saddr, 16);
-	__builtin_memcpy(p->daddr, &ip6.daddr, 16);
-	p->has_addrs = 1;
 	nh = ip6.nexthdr;
 	off += sizeof(ip6);
 
