@@ -1,0 +1,155 @@
+// `netfence inspect` and `netfence flows` against real pinned maps: a small state is
+// compiled and written into maps pinned under a private bpffs root, the classifier drops
+// a crafted packet through BPF_PROG_TEST_RUN, and the CLI decodes both back with names.
+import test from 'ava';
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { FlowRecord } from '../../src/agent/flows';
+import { namesFilePath, namesFromCompile, readNamesFile, writeNamesFile } from '../../src/agent/names-file';
+import type { InspectReport } from '../../src/cli/inspect';
+import { compile } from '../../src/compile';
+import { loadDatapath, mapFd, updateConfig, type Datapath } from '../../src/datapath/loader';
+import { native } from '../../src/datapath/native';
+import { snapshotFromYaml } from '../../src/sources/directory';
+import { packet, TCP_SYN } from './packets';
+
+const run = promisify(execFile);
+const cli = path.resolve(__dirname, '../../src/cli/main.js');
+const root = `/sys/fs/bpf/nf-inspect-${process.pid}`;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-inspect-'));
+const namesFile = path.join(tmp, 'names.json');
+const SKB_CTX_SIZE = 192;
+
+const STATE = `
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: web, namespace: shop, labels: { app: web } }
+spec: { nodeName: node-1, containers: [{ name: c, ports: [{ containerPort: 80 }] }] }
+status: { podIPs: [{ ip: 10.244.1.10 }] }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: client, namespace: shop, labels: { app: client } }
+spec: { nodeName: node-1, containers: [{ name: c }] }
+status: { podIPs: [{ ip: 10.244.1.20 }] }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: intruder, namespace: shop, labels: { app: intruder } }
+spec: { nodeName: node-1, containers: [{ name: c }] }
+status: { podIPs: [{ ip: 10.244.1.30 }] }
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: web-from-client, namespace: shop }
+spec:
+  podSelector: { matchLabels: { app: web } }
+  ingress:
+    - from: [{ podSelector: { matchLabels: { app: client } } }]
+      ports: [{ port: 80 }]
+`;
+
+let dp: Datapath;
+
+test.before(async () => {
+  dp = loadDatapath(native, { bpffsRoot: root });
+  const snapshot = snapshotFromYaml(STATE);
+  if (snapshot.errors.length) throw new Error(JSON.stringify(snapshot.errors));
+  // web's host-side interface stands in as loopback: BPF_PROG_TEST_RUN runs skbs on ifindex 1.
+  const compiled = compile(snapshot, 'node-1', [{ ifname: 'lo', ifindex: 1, kind: 'pod', pod: 'shop/web' }]);
+  if (compiled.errors.length) throw new Error(compiled.errors.join('; '));
+  for (const [map, content] of Object.entries(compiled.maps)) {
+    for (const { key, value } of content.values()) native.mapUpdate(mapFd(dp, map), key, value);
+  }
+  updateConfig(native, dp, { eventsPerSec: 100 });
+  await writeNamesFile(namesFile, namesFromCompile(compiled, snapshot, { bpffsRoot: root, node: 'node-1', generation: 7 }));
+});
+
+test.after.always(() => {
+  dp?.close();
+  fs.rmSync(root, { recursive: true, force: true });
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** A TCP SYN toward web, through the hook that enforces web's ingress policy. */
+function synToWeb(src: string): number {
+  const frame = packet({ src, dst: '10.244.1.10', l4: { proto: 'tcp', sport: 40000, dport: 80, flags: TCP_SYN } });
+  return native.progTestRun(dp.egress.fd, { data: frame, ctx: Buffer.alloc(SKB_CTX_SIZE), ctxOutSize: SKB_CTX_SIZE }).retval;
+}
+
+test('the names file round-trips and lives under /run/netfence/<root hash>/', (t) => {
+  const names = readNamesFile(namesFile);
+  t.is(names.node, 'node-1');
+  t.is(names.generation, 7);
+  t.true(names.pods.some((p) => p.ip === '10.244.1.30' && p.pod_name === 'intruder'));
+  t.regex(namesFilePath(root), /^\/run\/netfence\/[0-9a-f]{16}\/names\.json$/);
+  t.not(namesFilePath(root), namesFilePath(`${root}-other`));
+  fs.writeFileSync(path.join(tmp, 'v0.json'), '{"version":0}');
+  t.throws(() => readNamesFile(path.join(tmp, 'v0.json')), { message: /version: expected 1, got 0/ });
+});
+
+test('inspect decodes endpoints, tables, rules and identities with names', async (t) => {
+  const { stdout } = await run(process.execPath, [cli, 'inspect', '--json', '--bpffs-root', root, '--names', namesFile]);
+  const r = JSON.parse(stdout) as InspectReport;
+  t.is(r.names?.generation, 7);
+  const ep = r.endpoints.find((e) => e.ifindex === 1)!;
+  t.like(ep, { ifname: 'lo', pod: 'shop/web', flags: ['pod'] });
+  t.not(ep.ingressTable, 0);
+  const table = r.tables.find((x) => x.table === ep.ingressTable)!;
+  t.deepEqual(table.usedBy, [1]);
+  const allow = table.rules.find((x) => x.policy === 'NetworkPolicy shop/web-from-client' && x.action === 'allow')!;
+  t.truthy(allow, JSON.stringify(table.rules));
+  t.deepEqual(allow.ports, ['TCP/80']);
+  t.true(allow.identities.length > 0);
+  // The allowed peer identity is client's, and the identity map resolves client's address to it.
+  const clientIdent = r.identities.find((i) => i.match === '10.244.1.20')!;
+  t.true(allow.identities.some((i) => i.id === clientIdent.id));
+  t.false(allow.identities.some((i) => i.id === r.identities.find((x) => x.match === '10.244.1.30')?.id));
+  t.true(table.rules.some((x) => x.action === 'deny' && x.index > allow.index), 'isolation deny after the allow');
+  t.is(r.config?.eventsPerSec, 100);
+
+  const text = (await run(process.execPath, [cli, 'inspect', '--bpffs-root', root, '--names', namesFile])).stdout;
+  t.regex(text, /1 lo .* shop\/web/);
+  t.regex(text, /allow NetworkPolicy shop\/web-from-client .*ports: TCP\/80/);
+});
+
+test('inspect names a root without pins', async (t) => {
+  const err = await t.throwsAsync(run(process.execPath, [cli, 'inspect', '--bpffs-root', path.join(tmp, 'nothing')]));
+  t.regex((err as unknown as { stderr: string }).stderr, /no pinned netfence maps/);
+});
+
+test('flows streams a dropped SYN as a Hubble-style record with pod names', async (t) => {
+  const child = spawn(process.execPath, [cli, 'flows', '--json', '--count', '1', '--bpffs-root', root, '--names', namesFile]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  const ready = new Promise<void>((resolve) =>
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+      if (stderr.includes('reading')) resolve();
+    }),
+  );
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.teardown(() => child.kill());
+  await ready;
+  t.is(synToWeb('10.244.1.20'), 0, 'client is allowed');
+  t.is(synToWeb('10.244.1.30'), 2, 'intruder is dropped');
+  t.is(await exited, 0, stderr);
+  const flow = JSON.parse(stdout.trim()) as FlowRecord;
+  t.like(flow, {
+    verdict: 'DROPPED',
+    traffic_direction: 'INGRESS',
+    IP: { source: '10.244.1.30', destination: '10.244.1.10', ipVersion: 'IPv4' },
+    l4: { TCP: { source_port: 40000, destination_port: 80 } },
+    source: { namespace: 'shop', pod_name: 'intruder' },
+    destination: { namespace: 'shop', pod_name: 'web' },
+  });
+  t.regex(flow.drop_reason_desc, /ISOLATED|POLICY_DENY/);
+});
