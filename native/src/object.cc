@@ -165,8 +165,10 @@ Napi::Value OpenObject(const Napi::CallbackInfo& info) {
   if (!obj) Throw(env, what_open, errno, "bpf_object__open_file", ErrnoText(errno) + LogTail());
 
   try {
-    if (opts.Has("maxEntries") && opts.Get("maxEntries").IsObject()) {
-      Napi::Object overrides = opts.Get("maxEntries").As<Napi::Object>();
+    Napi::Value max_entries = opts.Get("maxEntries");
+    if (!max_entries.IsUndefined() && !max_entries.IsObject()) ThrowArg(env, "openObject", "maxEntries must be an object");
+    if (max_entries.IsObject()) {
+      Napi::Object overrides = max_entries.As<Napi::Object>();
       Napi::Array names = overrides.GetPropertyNames();
       for (uint32_t i = 0; i < names.Length(); i++) {
         std::string name = names.Get(i).As<Napi::String>().Utf8Value();

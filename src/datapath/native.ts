@@ -11,5 +11,4 @@ function packageRoot(): string {
 
 export const addonPath = path.join(packageRoot(), 'native', 'build', 'Release', 'netfence_native.node');
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 export const native: NativeAddon = require(addonPath) as NativeAddon;

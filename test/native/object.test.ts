@@ -89,4 +89,6 @@ test('openObject errors', (t) => {
   throwsNative(t, () => h.maps(), 'EBADF', 'maps');
   throwsNative(t, () => native.mapOpenPinned('/sys/fs/bpf/nf-absent'), 'ENOENT', 'bpf_obj_get');
   throwsNative(t, () => native.openObject(42 as unknown as string, {}), 'EINVAL', 'openObject');
+  throwsNative(t, () => native.openObject(obj, { maxEntries: 5 as never }), 'EINVAL', 'openObject');
+  throwsNative(t, () => native.openObject(obj, { maxEntries: { nt_hash: -1 } }), 'EINVAL', 'openObject maxEntries');
 });
