@@ -57,6 +57,11 @@ function resolveEndpoint(snapshot: Snapshot, nodeName: string, ep: DiscoveredEnd
 
 const FLAGS = { pod: NfEpFlag.POD, host: NfEpFlag.HOST, secondary: NfEpFlag.POD | NfEpFlag.SECONDARY } as const;
 
+/** With a redirect configured, the transparent tunnel applies to every pod's primary interface. */
+function flags(snapshot: Snapshot, kind: CompiledEndpoint['kind']): number {
+  return FLAGS[kind] | (kind === 'pod' && snapshot.config.redirect ? NfEpFlag.TUNNEL : 0);
+}
+
 function addIdentityEntries(maps: DesiredMaps, ids: Identities): void {
   for (const owner of ids.byAddress.values()) put(maps, 'nf_ident_exact', encodeAddr(owner.ip), encodeU32(owner.identity));
 }
@@ -139,7 +144,7 @@ export function compile(snapshot: Snapshot, nodeName: string, endpoints: Discove
       egressTable: tables[1],
       revision: revision(tables),
     };
-    const value = encodeEndpoint({ id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: FLAGS[ce.kind], revision: ce.revision });
+    const value = encodeEndpoint({ id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, ce.kind), revision: ce.revision });
     put(maps, 'nf_endpoints', encodeU32(ce.ifindex), value);
     return ce;
   });

@@ -11,9 +11,8 @@ import {
   NfLocalKind,
   decodeLocal,
   decodeRuleKey,
-  encodeEndpoint,
   encodeU32,
-  NfEpFlag,
+  keyHex,
 } from '../datapath/codecs';
 import { DEFAULT_OBJECT } from '../datapath/loader';
 import type { BpfObjectHandle, NativeAddon, ProgInfo } from '../datapath/native-api';
@@ -34,7 +33,8 @@ const TABLE_MAPS: PolicyMapName[] = ['nf_rules', 'nf_ports', 'nf_peer_cidr', 'nf
 
 interface Loaded {
   snapshot: Snapshot;
-  endpoints: Map<string, CompiledEndpoint>;
+  /** Compiled endpoint and its nf_endpoints value, by endpointKey(). */
+  endpoints: Map<string, { ep: CompiledEndpoint; value: Buffer }>;
   rules: Map<string, CompiledRuleInfo>;
 }
 
@@ -96,7 +96,7 @@ export class BpfEngine {
   load(snapshot: Snapshot): string[] {
     const errors: string[] = [];
     const merged = new Map<PolicyMapName, Map<string, { key: Buffer; value: Buffer }>>(TABLE_MAPS.map((m) => [m, new Map()]));
-    const endpoints = new Map<string, CompiledEndpoint>();
+    const endpoints: Loaded['endpoints'] = new Map();
     const rules = new Map<string, CompiledRuleInfo>();
     for (const node of nodeNames(snapshot)) {
       const r = compile(snapshot, node, synthesizeEndpoints(snapshot, node));
@@ -109,7 +109,7 @@ export class BpfEngine {
           merged.get(map)!.set(hex, entry);
         }
       }
-      for (const ep of r.endpoints) endpoints.set(compiledKey(ep), ep);
+      for (const ep of r.endpoints) endpoints.set(compiledKey(ep), { ep, value: r.maps.nf_endpoints.get(keyHex(encodeU32(ep.ifindex)))!.value });
       for (const info of r.rules) rules.set(`${info.table}/${info.index}`, info);
     }
     for (const [map, keys] of this.written) this.clear(map, keys);
@@ -124,9 +124,7 @@ export class BpfEngine {
   }
 
   /** One direction at one endpoint: key it at ifindex 1, run the hook, read the verdict. */
-  private run(ep: CompiledEndpoint, prog: ProgInfo, frame: Buffer): DirectionVerdict {
-    const flags = ep.kind === 'host' ? NfEpFlag.HOST : ep.kind === 'pod' ? NfEpFlag.POD : NfEpFlag.POD | NfEpFlag.SECONDARY;
-    const value = encodeEndpoint({ id: ep.id, ingressTable: ep.ingressTable, egressTable: ep.egressTable, flags, revision: ep.revision });
+  private run(value: Buffer, prog: ProgInfo, frame: Buffer): DirectionVerdict {
     this.addon.mapUpdate(this.fd('nf_endpoints'), encodeU32(TEST_RUN_IFINDEX), value);
     this.clear('nf_ct');
     this.clear('nf_rule_stats');
@@ -140,7 +138,7 @@ export class BpfEngine {
     return { verdict, tier: info.tier, ...(info.policy && { policy: info.policy }), rule: info.rule };
   }
 
-  private endpoint(ep: Endpoint, network: string | undefined): CompiledEndpoint {
+  private endpoint(ep: Endpoint, network: string | undefined): { ep: CompiledEndpoint; value: Buffer } {
     const key = endpointKey(ep, network);
     const compiled = this.loaded!.endpoints.get(key);
     if (!compiled) throw new Error(`trace: no compiled endpoint for ${key} (not on a node, or refused by compile)`);
@@ -159,8 +157,8 @@ export class BpfEngine {
       if (!ep || self) return DEFAULT_ALLOW;
       const c = this.endpoint(ep, pkt.network);
       // Pod hooks: tc ingress sees what the pod sends; host hooks: tc egress sees what the node sends.
-      const prog = (c.kind === 'host') === leaving ? this.egress : this.ingress;
-      return this.run(c, prog, frame);
+      const prog = (c.ep.kind === 'host') === leaving ? this.egress : this.ingress;
+      return this.run(c.value, prog, frame);
     };
     const egress = side(src, true);
     const ingress = side(dst, false);

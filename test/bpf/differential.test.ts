@@ -1,5 +1,6 @@
 // The compiled program (real BPF, BPF_PROG_TEST_RUN) against the reference on
-// thousands of random clusters and packets: the verdict of each direction must agree.
+// thousands of random clusters and packets: each direction's verdict, and the tier,
+// policy and rule that decided it, must agree.
 // Reproducible: a failure names the seed; DIFF_SEED=<n> reruns that one snapshot.
 import test from 'ava';
 import { native } from '../../src/datapath/native';
@@ -28,7 +29,8 @@ test('bpf engine and reference agree on random snapshots and packets', (t) => {
         probes++;
         if (want.verdict === 'deny') denies++;
         for (const dir of ['egress', 'ingress'] as const) {
-          if (got[dir].verdict !== want[dir].verdict) {
+          // Verdict, and which tier, policy and rule decided it.
+          if (JSON.stringify(got[dir]) !== JSON.stringify(want[dir])) {
             failures.push(
               `seed ${seed}: ${pkt.src} -> ${pkt.dst} ${pkt.dstPort}/${pkt.protocol} ${dir}: ` +
                 `bpf ${JSON.stringify(got[dir])}, reference ${JSON.stringify(want[dir])}`,

@@ -52,6 +52,7 @@ const CIDRS: [string, string[]][] = [
   ['fd00:244::/32', []],
   ['::/0', ['fd00::/8']],
 ];
+const SECONDARY = 'ns0/blue';
 const EXTERNAL = ['203.0.113.7', '10.244.9.9', '8.8.8.8', '2001:db8::7', 'fd00:244:9::9'];
 
 function labelSelector(r: Rng, keys: [string, readonly string[]][]): LabelSelector {
@@ -174,6 +175,7 @@ export function randomSnapshot(seed: number): Snapshot {
   const s = emptySnapshot();
   s.config.privileged.enabled = false;
   const dual = r.chance(0.3);
+  const secondary = r.chance(0.25);
   s.namespaces = ['ns0', 'ns1', 'ns2'].slice(0, r.int(1, 3)).map((name) => ({
     name,
     labels: { 'kubernetes.io/metadata.name': name, ...(r.chance(0.7) && { team: r.pick(['a', 'b']) }) },
@@ -202,13 +204,17 @@ export function randomSnapshot(seed: number): Snapshot {
       hostNetwork,
       ports,
       ips: hostNetwork ? node.addresses : [`10.244.${subnet}.${i + 2}`, ...(dual ? [`fd00:244:${subnet}::${i + 2}`] : [])],
-      networks: [],
+      networks: !hostNetwork && secondary && r.chance(0.7) ? [{ network: SECONDARY, ips: [`10.250.0.${i + 2}`] }] : [],
     };
   });
   const policyCount = r.int(0, 5);
   s.policies = Array.from({ length: policyCount }, (_, i) => {
     const kind = r.int(0, 9);
-    if (kind < 5) return networkPolicy(r, i, r.pick(s.namespaces).name);
+    if (kind < 5) {
+      const p = networkPolicy(r, i, r.pick(s.namespaces).name);
+      // On a snapshot with a secondary network, some become MultiNetworkPolicies for it.
+      return secondary && r.chance(0.5) ? { ...p, ref: { ...p.ref, kind: 'MultiNetworkPolicy' as const }, networks: [SECONDARY] } : p;
+    }
     return clusterPolicy(r, i, kind === 9);
   });
   return s;
@@ -218,8 +224,15 @@ export function randomSnapshot(seed: number): Snapshot {
 export function randomPackets(s: Snapshot, seed: number, count: number): Packet[] {
   const r = new Rng(seed ^ 0x5eed);
   const addrs = [...new Set([...s.pods.flatMap((p) => p.ips), ...s.nodes.flatMap((n) => n.addresses)])];
+  const secondary = [...new Set(s.pods.flatMap((p) => p.networks.flatMap((n) => n.ips)))];
   const out: Packet[] = [];
   while (out.length < count) {
+    if (secondary.length && r.chance(0.3)) {
+      const pick = () => (r.chance(0.9) ? r.pick(secondary) : '10.250.9.9');
+      const protocol = r.pick(['TCP', 'UDP'] as const);
+      out.push({ src: pick(), dst: pick(), protocol, dstPort: r.pick(PORTS), network: SECONDARY });
+      continue;
+    }
     const v6 = r.chance(0.25);
     const pool = addrs.filter((a) => a.includes(':') === v6);
     const outside = EXTERNAL.filter((a) => a.includes(':') === v6);

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { compile } from '../../src/compile';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
-import { IPPROTO, NfAction, decodeCidrKey, decodePortKey, decodeRule, bitmapIndices, formatCidr } from '../../src/datapath/codecs';
+import { IPPROTO, NfAction, NfEpFlag, decodeEndpoint, decodeCidrKey, decodePortKey, decodeRule, bitmapIndices, formatCidr } from '../../src/datapath/codecs';
 import { cnp, namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
 import { evalTable } from '../helpers/map-eval';
 
@@ -186,4 +186,15 @@ test('egress named ports split into sub-rules per resolved port; ingress resolve
   t.is(evalTable(r.maps, ep.egressTable, '10.0.0.4', IPPROTO.UDP, 53), 0);
   t.is(evalTable(r.maps, ep.ingressTable, '8.8.8.8', IPPROTO.TCP, 9000), 0);
   t.is(evalTable(r.maps, ep.ingressTable, '8.8.8.8', IPPROTO.TCP, 8080), 2);
+});
+
+test('endpoint flags: pod, host, and the tunnel on pods when a redirect is configured', (t) => {
+  const s = snapshot({ namespaces: [namespace('app')], nodes: [node('n1', ['192.168.0.1'])], pods: replicas(1) });
+  const eps: DiscoveredEndpoint[] = [podEp('app/web-0', 10), { ifname: 'eth0', ifindex: 2, kind: 'host' }];
+  const flagsOf = (r: ReturnType<typeof compile>) => [...r.maps.nf_endpoints.values()].map((e) => decodeEndpoint(e.value).flags).sort();
+  t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD, NfEpFlag.HOST].sort());
+  s.config.redirect = { mode: 'fwmark', mark: 1, table: 1, uplink: 'eth0', serviceCIDRs: ['10.96.0.0/12'] };
+  const r = compile(s, 'n1', eps);
+  t.deepEqual(flagsOf(r), [NfEpFlag.POD | NfEpFlag.TUNNEL, NfEpFlag.HOST].sort());
+  t.is(r.maps.nf_svc_cidrs.size, 1);
 });
