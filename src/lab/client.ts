@@ -5,8 +5,8 @@
 //            prints "allow"/"deny"/"error <detail>" (established-connection checks).
 //   udpflood IP PORT COUNT TIMEOUTMS   sends COUNT requests on fresh source ports, prints
 //            {sent, received} (DNS-like loss through a ClusterIP).
-//   readyz URL MINGEN TIMEOUTMS [HASH]   polls an agent's /readyz until it answers 200 with
-//            generation >= MINGEN (and stateHash = HASH); prints the JSON (the barrier).
+//   readyz URL HASH TIMEOUTMS   polls an agent's /readyz until it answers 200 with
+//            stateHash = HASH; prints the JSON (the generation barrier).
 import { connect, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
@@ -152,16 +152,15 @@ function httpGet(url: string, timeoutMs: number): Promise<{ status: number; text
   });
 }
 
-async function readyzMode(url: string, minGen: number, timeoutMs: number, hash?: string): Promise<void> {
+async function readyzMode(url: string, hash: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   for (;;) {
     try {
       const { status, text } = await httpGet(url, 1000);
       last = `HTTP ${status} ${text}`;
-      const body = JSON.parse(text) as { generation?: unknown; stateHash?: unknown };
-      const fresh = typeof body.generation === 'number' && body.generation >= minGen;
-      if (status === 200 && fresh && (!hash || body.stateHash === hash)) {
+      const body = JSON.parse(text) as { stateHash?: unknown };
+      if (status === 200 && body.stateHash === hash) {
         process.stdout.write(text);
         return;
       }
@@ -169,8 +168,7 @@ async function readyzMode(url: string, minGen: number, timeoutMs: number, hash?:
       last = (err as Error).message;
     }
     if (Date.now() > deadline) {
-      const want = hash ? ` and stateHash ${hash.slice(0, 12)}` : '';
-      throw new Error(`wait for agent ${url}: generation >= ${minGen}${want} not reached in ${timeoutMs} ms (last: ${last.slice(0, 600)})`);
+      throw new Error(`wait for agent ${url}: state ${hash.slice(0, 12)} not applied in ${timeoutMs} ms (last: ${last.slice(0, 600)})`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -186,7 +184,7 @@ async function main(argv: string[]): Promise<void> {
     case 'udpflood':
       return udpFlood(args[0], Number(args[1]), Number(args[2]), Number(args[3]));
     case 'readyz':
-      return readyzMode(args[0], Number(args[1]), Number(args[2]), args[3]);
+      return readyzMode(args[0], args[1], Number(args[2]));
     default:
       throw new Error(`lab client: unknown mode "${mode}" (connect, hold, udpflood, readyz)`);
   }

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Snapshot } from '../model/types';
-import { agentGenerations, waitForAgents } from './barrier';
+import { waitForAgents } from './barrier';
 import { labUp } from './lifecycle';
 import { formatMatrix, matrixPairs, probePairs } from './probe';
 import { concatYaml, copyStateDir, writeAtomic } from './workdir';
@@ -31,10 +31,9 @@ export async function labDemo(snapshot: Snapshot, opts: DemoOptions): Promise<vo
     opts.print(`\n== ${title} ==\n${formatMatrix(results)}`);
   };
   await table(`no policies (${state.agentStateDir})`);
-  const before = state.agents.length > 0 ? await agentGenerations(state) : undefined;
   // One file, renamed into place: the agents see all the policies at once.
   writeAtomic(join(state.agentStateDir, 'policies.yaml'), concatYaml(policiesDir));
-  if (before) await waitForAgents(state, before);
+  await waitForAgents(state);
   await table(`with ${policiesDir}`);
   opts.print(`Tear down with: netfence lab down --state ${opts.stateDir}${opts.prefix ? ` --prefix ${opts.prefix}` : ''}`);
 }

@@ -1,6 +1,6 @@
 // The agents' working copy of a state directory, changed atomically so an agent never
 // loads half a change: every write goes to a temporary file renamed into place.
-import { cpSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 /** Copies a state directory, leaving out top-level entries named in `exclude`. */
@@ -25,8 +25,4 @@ export function concatYaml(dir: string): string {
   };
   walk(dir);
   return files.map((f) => `# ${relative(dir, f)}\n${readFileSync(f, 'utf8').trim()}\n`).join('---\n');
-}
-
-export function removeFile(file: string): void {
-  rmSync(file, { force: true });
 }

@@ -6,7 +6,7 @@ import test from 'ava';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadStateDir } from '../../src/sources/directory';
-import { agentGenerations, waitForAgents } from '../../src/lab/barrier';
+import { waitForAgents } from '../../src/lab/barrier';
 import { labScript, run } from '../../src/lab/exec';
 import { labDown, labNameFor, labUp } from '../../src/lab/lifecycle';
 import { fabricCounters, matrixPairs, parsePort, probePairs, resolveEndpoint, type PairResult } from '../../src/lab/probe';
@@ -150,10 +150,11 @@ for (const file of files.filter((f) => !ONLY || f.replace(/\.yaml$/, '') === ONL
       if (agents && state.agents.length === 0) failures.push('lab: no agents (netfence agent is not built), nothing enforces the policies');
       for (const step of scenario.steps) {
         const changes = step.apply.length + step.delete.length + step.relabel.length > 0;
-        const before = changes && state.agents.length > 0 ? await agentGenerations(state) : undefined;
         ws.applyStep(step);
-        if (changes) writeAtomic(join(state.agentStateDir, 'state.yaml'), ws.render());
-        if (before) await waitForAgents(state, before);
+        if (changes) {
+          writeAtomic(join(state.agentStateDir, 'state.yaml'), ws.render());
+          await waitForAgents(state);
+        }
         const mismatches = await runStep(t, scenario, step, state, holds);
         failures.push(...mismatches.map((m) => `${step.name}: ${m}`));
       }
