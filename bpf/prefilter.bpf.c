@@ -49,10 +49,11 @@ static __always_inline int nf_source_addr(struct xdp_md *ctx, __u8 *addr)
 SEC("xdp")
 int nf_xdp_prefilter(struct xdp_md *ctx)
 {
-	struct nf_addr_lpm_key k = { .prefixlen = 128 };
+	struct nf_addr_lpm_key k = {};
 	struct nf_counter *c;
 	__u32 reason = NF_REASON_PREFILTER;
 
+	k.prefixlen = 128; /* set apart: an initializer would land in .rodata */
 	if (!nf_source_addr(ctx, k.addr))
 		return XDP_PASS;
 	if (!bpf_map_lookup_elem(&nf_prefilter, &k))

@@ -8,6 +8,12 @@
  *   verdict    = first set bit of peer & port; Pass clears the rest of its tier.
  *
  * Every step is a hash lookup or one trie walk, independent of the rule count.
+ *
+ * Counters (nf_rule_stats, per CPU) count policy evaluations: the first packet
+ * of each conntrack flow, every packet without conntrack (non-echo ICMP,
+ * non-first fragments, other protocols) and revision re-evaluations. Packets of
+ * established flows are not evaluated and not counted. Index NF_RULE_DEFAULT
+ * counts evaluations that matched no rule (default allow).
  */
 #ifndef NF_POLICY_H
 #define NF_POLICY_H

@@ -130,7 +130,7 @@ export class Classifier {
 
   constructor(objectName: 'netfence' | 'prefilter' = 'netfence') {
     this.obj = native.openObject(objectPath(objectName), {
-      maxEntries: {
+      maxEntries: objectName === 'prefilter' ? {} : {
         nf_ct: 4096,
         nf_rule_stats: 4096,
         nf_ident_exact: 1024,
