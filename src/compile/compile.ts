@@ -50,9 +50,10 @@ function resolveEndpoint(snapshot: Snapshot, nodeName: string, ep: DiscoveredEnd
     if (!ep.network) throw new Error('field network: required for a secondary endpoint');
     addresses = pod.networks.find((n) => n.network === ep.network)?.ips ?? [];
   }
-  const node = pod.nodeName ?? nodeName;
-  const ctx: EndpointContext = { kind: ep.kind, endpoint: { kind: 'pod', pod }, network: ep.network, nodeAddresses: nodeOf(node)?.addresses ?? [] };
-  return { ep, ctx, node, addresses };
+  // Own node as the reference finds it: by the pod's nodeName only.
+  const nodeAddresses = nodeOf(pod.nodeName)?.addresses ?? [];
+  const ctx: EndpointContext = { kind: ep.kind, endpoint: { kind: 'pod', pod }, network: ep.network, nodeAddresses };
+  return { ep, ctx, node: pod.nodeName ?? nodeName, addresses };
 }
 
 const FLAGS = { pod: NfEpFlag.POD, host: NfEpFlag.HOST, secondary: NfEpFlag.POD | NfEpFlag.SECONDARY } as const;
