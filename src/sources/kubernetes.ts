@@ -2,9 +2,11 @@
 // one of them has listed, each burst of changes becomes one snapshot built by the same
 // per-object parsing the directory source uses.
 import { KubeConfig } from '@kubernetes/client-node';
+import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { buildSnapshot, type SourceObject } from '../model/snapshot';
 import type { Snapshot } from '../model/types';
+import { parseYamlText } from './directory';
 import type { SnapshotSource } from './source';
 import { WATCHED_RESOURCES, type KubeObject } from './kubernetes-resources';
 import { DEFAULT_TIMING, ResourceWatcher, type WatchTiming } from './kubernetes-watch';
@@ -123,4 +125,32 @@ export class KubernetesSource implements SnapshotSource {
     }
     deliver(snapshot);
   }
+}
+
+/** The agent's Kubernetes source: kubeconfig file or in-cluster credentials, and the
+ *  NetfenceConfig from `configFile` (the ConfigMap's netfence.yaml) when given. */
+export function createKubernetesSource(opts: {
+  kubeconfig?: string;
+  configFile?: string;
+  log: Logger;
+  debounceMs?: number;
+}): KubernetesSource {
+  let config: SourceObject[] = [];
+  if (opts.configFile) {
+    let text: string;
+    try {
+      text = fs.readFileSync(opts.configFile, 'utf8');
+    } catch (err) {
+      throw new Error(`read config ${opts.configFile}: ${(err as Error).message}`);
+    }
+    const parsed = parseYamlText(text, opts.configFile);
+    if (parsed.errors.length) throw new Error(`read config ${opts.configFile}: ${parsed.errors[0].message}`);
+    config = parsed.objects;
+  }
+  return new KubernetesSource({
+    kubeConfig: loadKubeConfig(opts.kubeconfig),
+    buildSnapshot: apiSnapshotBuilder(config),
+    log: opts.log,
+    debounceMs: opts.debounceMs,
+  });
 }

@@ -8,7 +8,7 @@ import pino from 'pino';
 import type { Snapshot } from '../../src/model/types';
 import { collectionPath } from '../../src/sources/kubernetes-resources';
 import { parseYamlText } from '../../src/sources/directory';
-import { apiSnapshotBuilder, KubernetesSource, loadKubeConfig, WATCHED_RESOURCES, type KubeObject } from '../../src/sources/kubernetes';
+import { apiSnapshotBuilder, createKubernetesSource, KubernetesSource, loadKubeConfig, WATCHED_RESOURCES, type KubeObject } from '../../src/sources/kubernetes';
 import { FakeApiServer, type Obj } from './fake-apiserver';
 
 const PODS = '/api/v1/pods';
@@ -25,6 +25,24 @@ const pod = (ns: string, name: string, ip: string): Obj => ({
   spec: { nodeName: 'n1', containers: [{ name: 'c', ports: [{ containerPort: 80, protocol: 'TCP' }] }] },
   status: { podIPs: [{ ip }] },
 });
+
+function writeKubeconfig(url: string): { dir: string; file: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-kubeconfig-'));
+  const file = path.join(dir, 'kubeconfig');
+  fs.writeFileSync(
+    file,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters: [{name: fake, cluster: {server: "' + url + '", insecure-skip-tls-verify: true}}]',
+      'users: [{name: u, user: {token: t0k3n}}]',
+      'contexts: [{name: c, context: {cluster: fake, user: u}}]',
+      'current-context: c',
+      '',
+    ].join('\n'),
+  );
+  return { dir, file };
+}
 
 interface SetupOptions {
   paths?: string[];
@@ -44,20 +62,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: SetupOption
     for (const [p, o] of seed) if (server.serves(p)) server.put(p, o);
   }
   const url = await server.listen();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-kubeconfig-'));
-  const file = path.join(dir, 'kubeconfig');
-  fs.writeFileSync(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters: [{name: fake, cluster: {server: "' + url + '", insecure-skip-tls-verify: true}}]',
-      'users: [{name: u, user: {token: t0k3n}}]',
-      'contexts: [{name: c, context: {cluster: fake, user: u}}]',
-      'current-context: c',
-      '',
-    ].join('\n'),
-  );
+  const { dir, file } = writeKubeconfig(url);
   const seen: Seen[] = [];
   const waiters: Array<() => void> = [];
   const config = parseYamlText('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: {name: netfence}\nspec: {}\n', 'netfence.yaml');
@@ -245,4 +250,23 @@ test('a required API that fails keeps the source unsynced and retries', async (t
   t.is(env.seen.length, 0);
   t.false(env.source.isSynced());
   t.false(env.source.status().find((r) => r.resource === 'nodes')!.synced);
+});
+
+test('createKubernetesSource: kubeconfig file plus the agent config file', async (t) => {
+  const server = new FakeApiServer(ALL_PATHS);
+  server.put(PODS, pod('default', 'a', '10.244.0.2'));
+  const { dir, file } = writeKubeconfig(await server.listen());
+  const configFile = path.join(dir, 'netfence.yaml');
+  fs.writeFileSync(configFile, 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: {name: netfence}\nspec: {hostInterfaces: [ens5]}\n');
+  const source = createKubernetesSource({ kubeconfig: file, configFile, log: pino({ level: 'silent' }), debounceMs: 20 });
+  const first = new Promise<Snapshot>((resolve) => void source.start(resolve));
+  t.teardown(async () => {
+    await source.stop();
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const snap = await first;
+  t.deepEqual(snap.config.hostInterfaces, ['ens5']);
+  t.deepEqual(snap.pods.map((p) => p.name), ['a']);
+  t.throws(() => createKubernetesSource({ kubeconfig: path.join(dir, 'missing'), log: pino({ level: 'silent' }) }), { message: /^load kubeconfig .*missing: / });
 });
