@@ -1,0 +1,124 @@
+// Codecs: address forms, prefixes, keys and values round-trip; bad input names the field.
+import test from 'ava';
+import {
+  addrToBytes,
+  bitmapFrom,
+  bitmapIndices,
+  bitmapOr,
+  bitmapTest,
+  bytesToAddr,
+  decodeAddrLpmKey,
+  decodeCidrKey,
+  decodeConfig,
+  decodeCtKey,
+  decodeCtVal,
+  decodeEndpoint,
+  decodePortKey,
+  decodeRateLimit,
+  decodeRule,
+  encodeAddrLpmKey,
+  encodeCidrKey,
+  encodeConfig,
+  encodeCtKey,
+  encodeCtVal,
+  encodeEndpoint,
+  encodePortKey,
+  encodeRateLimit,
+  encodeRule,
+  formatCidr,
+  parseCidr,
+  portRangePrefixes,
+  sumPerCpuCounters,
+  LAYOUT,
+} from '../../src/datapath/codecs';
+
+test('addresses: IPv4 becomes IPv4-mapped IPv6 and back', (t) => {
+  t.is(addrToBytes('10.1.2.3').toString('hex'), '00000000000000000000ffff0a010203');
+  t.is(addrToBytes('::ffff:10.1.2.3').toString('hex'), '00000000000000000000ffff0a010203');
+  t.is(addrToBytes('fd00::1').toString('hex'), 'fd000000000000000000000000000001');
+  for (const a of ['10.1.2.3', '0.0.0.0', 'fd00::1', '::', '::1', '1:2:3:4:5:6:7:8', 'fe80::1:0:0:1', '2001:db8::', '1:0:0:2::3'])
+    t.is(bytesToAddr(addrToBytes(a)), a);
+  t.is(bytesToAddr(addrToBytes('1:0:0:2:0:0:0:3')), '1:0:0:2::3', 'longest zero run is compressed');
+  t.throws(() => addrToBytes('10.1.2'), { message: /^encode address "10\.1\.2": not an IPv4 or IPv6 address/ });
+});
+
+test('CIDRs: host bits cleared, family prefix lengths, LPM keys', (t) => {
+  t.is(formatCidr(parseCidr('10.1.2.3/16')), '10.1.0.0/16');
+  t.is(formatCidr(parseCidr('fd00:1:2::5/33')), 'fd00:1::/33');
+  t.is(formatCidr(parseCidr('10.1.2.3')), '10.1.2.3/32');
+  t.throws(() => parseCidr('10.0.0.0/33'), { message: /^parse CIDR "10\.0\.0\.0\/33": bad prefix length "33"/ });
+  t.throws(() => parseCidr('nope/8'), { message: /^parse CIDR "nope\/8"/ });
+  const k = encodeAddrLpmKey('10.0.0.0/8');
+  t.is(k.length, LAYOUT.nf_addr_lpm_key.size);
+  t.is(k.readUInt32LE(0), 104);
+  t.is(formatCidr(decodeAddrLpmKey(k)), '10.0.0.0/8');
+  t.is(formatCidr(decodeAddrLpmKey(encodeAddrLpmKey('::/0'))), '::/0');
+  const c = encodeCidrKey(0x01020304, 'fd00::/8');
+  t.is(c.readUInt32LE(0), 32 + 8);
+  t.is(c.subarray(4, 8).toString('hex'), '01020304', 'table is big-endian');
+  t.deepEqual(decodeCidrKey(c).table, 0x01020304);
+  t.is(formatCidr(decodeCidrKey(encodeCidrKey(5, '192.168.0.0/24')).cidr), '192.168.0.0/24');
+});
+
+test('port keys and range decomposition', (t) => {
+  t.is(encodePortKey({ table: 7 }).toString('hex'), '20000000' + '00000007' + '00000000');
+  t.is(encodePortKey({ table: 7, proto: 6 }).toString('hex'), '28000000' + '00000007' + '06000000');
+  t.is(encodePortKey({ table: 7, proto: 6, port: 443 }).toString('hex'), '38000000' + '00000007' + '0601bb00');
+  t.deepEqual(decodePortKey(encodePortKey({ table: 7, proto: 17, port: 1024, portBits: 6 })), { table: 7, proto: 17, port: 1024, portBits: 6 });
+  t.is(encodePortKey({ table: 1, proto: 6, port: 0xffff, portBits: 4 }).readUInt16BE(9), 0xf000, 'host bits cleared');
+  t.throws(() => encodePortKey({ table: 1, proto: 6, port: 70000 }), { message: /^encode port key: port 70000 out of range/ });
+  t.deepEqual(portRangePrefixes(80, 80), [{ port: 80, portBits: 16 }]);
+  t.deepEqual(portRangePrefixes(0, 65535), [{ port: 0, portBits: 0 }]);
+  for (const [a, b] of [[1000, 2000], [1, 65534], [32767, 32769], [5, 6]]) {
+    const covered = portRangePrefixes(a, b).flatMap((p) => {
+      const size = 2 ** (16 - p.portBits);
+      t.is(p.port % size, 0, 'aligned');
+      return [p.port, p.port + size - 1];
+    });
+    t.is(covered[0], a);
+    t.is(covered[covered.length - 1], b);
+    for (let i = 1; i + 1 < covered.length; i += 2) t.is(covered[i] + 1, covered[i + 1], 'contiguous');
+  }
+  t.throws(() => portRangePrefixes(10, 9), { message: /^split port range 10-9/ });
+});
+
+test('bitmaps: bit i of word i/64', (t) => {
+  const b = bitmapFrom([0, 63, 64, 200, 255]);
+  t.is(b.length, LAYOUT.nf_bitmap.size);
+  t.is(b.readBigUInt64LE(0), (1n << 63n) | 1n);
+  t.is(b.readBigUInt64LE(8), 1n);
+  t.is(b.readBigUInt64LE(24), (1n << 63n) | (1n << 8n));
+  t.deepEqual(bitmapIndices(b), [0, 63, 64, 200, 255]);
+  t.true(bitmapTest(b, 200));
+  t.false(bitmapTest(b, 201));
+  t.deepEqual(bitmapIndices(bitmapOr(bitmapFrom([1]), bitmapFrom([2]))), [1, 2]);
+  t.throws(() => bitmapFrom([256]), { message: /^bitmap: rule index 256 out of range 0\.\.255/ });
+});
+
+test('values round-trip', (t) => {
+  const ep = { id: 9, ingressTable: 3, egressTable: 4, flags: 5, revision: 6 };
+  t.deepEqual(decodeEndpoint(encodeEndpoint(ep)), ep);
+  t.is(encodeEndpoint(ep).readUInt32LE(4), 3, 'table[NF_DIR_INGRESS] first');
+  const r = { action: 3, tier: 1, tierEnd: 17, policyId: 1000, ruleId: 2 };
+  t.deepEqual(decodeRule(encodeRule(r)), r);
+  const ck = { epId: 1, dir: 1, proto: 6, saddr: '10.0.0.1', daddr: 'fd00::2', sport: 1234, dport: 80 };
+  t.deepEqual(decodeCtKey(encodeCtKey(ck)), ck);
+  t.is(encodeCtKey(ck).readUInt16BE(40), 1234, 'ports in network order');
+  const cv = { lastSeenNs: 123456789n, revision: 4, rule: 0xffff, flags: 3 };
+  t.deepEqual(decodeCtVal(encodeCtVal(cv)), cv);
+  const cfg = { layoutVersion: 1, flags: 3, tunnelMark: 0x100, tunnelMarkMask: 0xf00, uplinkIfindex: 2, eventsPerSec: 10, gateway4: '192.168.1.1', gateway6: 'fd10::1' };
+  t.deepEqual(decodeConfig(encodeConfig(cfg)), cfg);
+  t.is(encodeConfig(cfg).subarray(40, 44).toString('hex'), 'c0a80101');
+  t.throws(() => encodeConfig({ ...cfg, gateway4: 'fd00::1' }), { message: /^encode nf_config\.gateway4 "fd00::1": not an IPv4 address/ });
+  t.deepEqual(decodeRateLimit(encodeRateLimit({ windowStartNs: 5n, count: 2 })), { windowStartNs: 5n, count: 2 });
+});
+
+test('per-CPU counters sum over possible CPUs', (t) => {
+  const b = Buffer.alloc(16 * 3);
+  for (let c = 0; c < 3; c++) {
+    b.writeBigUInt64LE(BigInt(c + 1), c * 16);
+    b.writeBigUInt64LE(BigInt(100 * (c + 1)), c * 16 + 8);
+  }
+  t.deepEqual(sumPerCpuCounters(b, 3), { packets: 6n, bytes: 600n });
+  t.throws(() => sumPerCpuCounters(b, 4), { message: /^decode per-CPU nf_counter: 48 bytes, need 64/ });
+});
