@@ -110,6 +110,10 @@ export class ResourceWatcher {
     return this.absent;
   }
 
+  get size(): number {
+    return this.store.size;
+  }
+
   /** Objects in a stable order (by namespace/name). */
   objects(): KubeObject[] {
     return [...this.store.keys()].sort().map((k) => this.store.get(k)!);

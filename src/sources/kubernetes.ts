@@ -98,7 +98,7 @@ export class KubernetesSource implements SnapshotSource {
       resource: w.id,
       synced: w.isSynced,
       absent: w.isAbsent,
-      objects: w.objects().length,
+      objects: w.size,
     }));
   }
 
