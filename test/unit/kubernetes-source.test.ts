@@ -270,3 +270,13 @@ test('createKubernetesSource: kubeconfig file plus the agent config file', async
   t.deepEqual(snap.pods.map((p) => p.name), ['a']);
   t.throws(() => createKubernetesSource({ kubeconfig: path.join(dir, 'missing'), log: pino({ level: 'silent' }) }), { message: /^load kubeconfig .*missing: / });
 });
+
+test('large collections are listed in pages and arrive whole', async (t) => {
+  const server = new FakeApiServer(ALL_PATHS);
+  for (let i = 0; i < 1100; i++) server.put(PODS, pod('default', `p${String(i).padStart(4, '0')}`, `10.244.${i >> 8}.${i & 255}`));
+  server.put(NETPOL, { metadata: { namespace: 'default', name: 'np' }, spec: { podSelector: {} } });
+  const env = await setup(t, { server });
+  const s = await env.until((x) => pods(x).length === 1100);
+  t.is(env.server.count(env.server.lists, PODS), 3, 'three pages of at most 500');
+  t.is(new Set(pods(s)).size, 1100);
+});
