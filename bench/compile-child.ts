@@ -1,33 +1,23 @@
 // Child process of the control-plane benchmark (its peak RSS is the compile's):
 //   node dist/bench/compile-child.js --size big|small --rounds R --samples K
-// Prints one JSON object (ChildReport) on stdout.
+// Prints one JSON event per line (ChildEvent) as it goes, so the parent keeps what
+// finished when it stops a slow run at its deadline.
 import { parseArgs } from 'node:util';
 import { compile, type CompileResult } from '../src/compile';
 import type { PodObj, Snapshot } from '../src/model/types';
 import type { DiscoveredEndpoint } from '../src/compile/endpoint';
 import { planDiff } from '../src/reconcile/plan';
 import { BENCH_NODE, BIG_CLUSTER, SMALL_CLUSTER, localEndpoints, makeCluster, makePod } from './cluster';
-import { median, percentile } from './stats';
 
-export interface Change {
-  updates: number;
-  samplesMs: number[];
-}
+export type ChangeName = 'podAdd' | 'podRemove' | 'policyChange';
 
-export interface ChildReport {
-  pods: number;
-  namespaces: number;
-  policies: number;
-  nodes: number;
-  localEndpoints: number;
-  compileSamplesMs: number[];
-  peakRssMb: number;
-  mapEntries: Record<string, number>;
-  bpfMemoryBytes: number;
-  errors: number;
-  podAdd: Change;
-  podRemove: Change;
-  policyChange: Change;
+export type ChildEvent =
+  | { kind: 'meta'; pods: number; namespaces: number; policies: number; nodes: number; localEndpoints: number }
+  | { kind: 'compile'; ms: number; rssMb: number; mapEntries: Record<string, number>; bpfMemoryBytes: number; errors: number }
+  | { kind: 'change'; name: ChangeName; updates: number; ms: number };
+
+function emit(e: ChildEvent): void {
+  process.stdout.write(`${JSON.stringify(e)}\n`);
 }
 
 function timed<T>(f: () => T): { value: T; ms: number } {
@@ -42,16 +32,10 @@ function updateCount(to: CompileResult, from: CompileResult): number {
 }
 
 /** Recompile a changed snapshot and diff it against the base: the work one change costs. */
-function change(base: CompileResult, samples: number, variant: (i: number) => { s: Snapshot; eps: DiscoveredEndpoint[] }): Change {
-  const ms: number[] = [];
-  let updates = 0;
-  for (let i = 0; i < samples; i++) {
-    const { s, eps } = variant(i);
-    const t = timed(() => updateCount(compile(s, BENCH_NODE, eps), base));
-    ms.push(t.ms);
-    updates = Math.max(updates, t.value);
-  }
-  return { updates, samplesMs: ms };
+function change(name: ChangeName, base: CompileResult, i: number, variant: (i: number) => { s: Snapshot; eps: DiscoveredEndpoint[] }): void {
+  const { s, eps } = variant(i);
+  const t = timed(() => updateCount(compile(s, BENCH_NODE, eps), base));
+  emit({ kind: 'change', name, updates: t.value, ms: t.ms });
 }
 
 function main(): void {
@@ -63,61 +47,49 @@ function main(): void {
   const samples = Number(values.samples);
   const s = makeCluster(spec);
   const eps = localEndpoints(s, BENCH_NODE);
+  emit({ kind: 'meta', ...spec, localEndpoints: eps.length });
 
-  const compileSamplesMs: number[] = [];
   let base: CompileResult | undefined;
   for (let r = 0; r < rounds; r++) {
     const t = timed(() => compile(s, BENCH_NODE, eps));
-    compileSamplesMs.push(t.ms);
     base = t.value;
+    const mapEntries: Record<string, number> = {};
+    let bpfMemoryBytes = 0;
+    for (const [name, content] of Object.entries(base.maps)) {
+      mapEntries[name] = content.size;
+      for (const e of content.values()) bpfMemoryBytes += e.key.length + e.value.length;
+    }
+    const rssMb = process.resourceUsage().maxRSS / 1024;
+    emit({ kind: 'compile', ms: t.ms, rssMb, mapEntries, bpfMemoryBytes, errors: base.errors.length });
   }
-  const peakRssMb = process.resourceUsage().maxRSS / 1024;
   const result = base!;
-
-  const mapEntries: Record<string, number> = {};
-  let bpfMemoryBytes = 0;
-  for (const [name, content] of Object.entries(result.maps)) {
-    mapEntries[name] = content.size;
-    for (const e of content.values()) bpfMemoryBytes += e.key.length + e.value.length;
-  }
 
   const local = s.pods.filter((p) => p.nodeName === BENCH_NODE);
   const endpointOf = (p: PodObj): DiscoveredEndpoint => localEndpoints({ ...s, pods: [p] }, BENCH_NODE)[0];
 
-  const podAdd = change(result, samples, (i) => {
+  const podAdd = (i: number): { s: Snapshot; eps: DiscoveredEndpoint[] } => {
     const pod = { ...makePod(spec.pods + i * spec.nodes, spec.namespaces, spec.nodes), nodeName: BENCH_NODE };
     return { s: { ...s, pods: [...s.pods, pod] }, eps: [...eps, endpointOf(pod)] };
-  });
-  const podRemove = change(result, samples, (i) => {
+  };
+  const podRemove = (i: number): { s: Snapshot; eps: DiscoveredEndpoint[] } => {
     const gone = local[i % local.length];
     const key = `${gone.namespace}/${gone.name}`;
     return { s: { ...s, pods: s.pods.filter((p) => p !== gone) }, eps: eps.filter((e) => e.pod !== key) };
-  });
+  };
   // Change the port of a NetworkPolicy in a namespace that has pods on this node.
   const localNs = new Set(local.map((p) => p.namespace));
   const candidates = s.policies.filter((p) => p.ref.kind === 'NetworkPolicy' && localNs.has(p.ref.namespace ?? ''));
-  const policyChange = change(result, samples, (i) => {
+  const policyChange = (i: number): { s: Snapshot; eps: DiscoveredEndpoint[] } => {
     const old = candidates[i % candidates.length];
     const changed = { ...old, rules: old.rules.map((r, j) => (j === 0 ? { ...r, ports: [{ protocol: 'TCP' as const, port: 20000 + i }] } : r)) };
     return { s: { ...s, policies: s.policies.map((p) => (p === old ? changed : p)) }, eps };
-  });
-
-  const report: ChildReport = {
-    ...spec,
-    localEndpoints: eps.length,
-    compileSamplesMs,
-    peakRssMb,
-    mapEntries,
-    bpfMemoryBytes,
-    errors: result.errors.length,
-    podAdd,
-    podRemove,
-    policyChange,
   };
-  process.stdout.write(`${JSON.stringify(report)}\n`);
-  process.stderr.write(
-    `compile ${spec.pods} pods: median ${median(compileSamplesMs).toFixed(0)} ms, p99 pod add ${percentile(podAdd.samplesMs, 99).toFixed(1)} ms\n`,
-  );
+  // Interleaved, so a deadline leaves some samples of each kind.
+  for (let i = 0; i < samples; i++) {
+    change('podAdd', result, i, podAdd);
+    change('podRemove', result, i, podRemove);
+    change('policyChange', result, i, policyChange);
+  }
 }
 
 main();

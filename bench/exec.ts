@@ -1,6 +1,42 @@
 // Process helpers for the benchmark tooling: argument arrays only (no shell), stdin
 // input for the *-restore tools, and background servers stopped by their own pid.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+
+const interruptCleanups: (() => void)[] = [];
+let interruptInstalled = false;
+
+/** Synchronous clean-up to run if the benchmark is interrupted (Ctrl-C, timeout). */
+export function onInterrupt(cleanup: () => void): () => void {
+  interruptCleanups.push(cleanup);
+  if (!interruptInstalled) {
+    interruptInstalled = true;
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        for (const f of interruptCleanups.splice(0).reverse()) {
+          try {
+            f();
+          } catch {
+            // keep cleaning up the rest
+          }
+        }
+        process.exit(130);
+      });
+    }
+  }
+  return () => {
+    const i = interruptCleanups.indexOf(cleanup);
+    if (i >= 0) interruptCleanups.splice(i, 1);
+  };
+}
+
+/** Synchronous run for interrupt clean-ups; errors ignored. */
+export function runSyncQuiet(cmd: string, args: readonly string[]): void {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore', timeout: 10000 });
+  } catch {
+    // best effort
+  }
+}
 
 export interface RunResult {
   stdout: string;
@@ -10,13 +46,13 @@ export interface RunResult {
 /** Run a command to completion; rejects with "run <cmd>: ..." on a non-zero exit. */
 export function run(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const timer =
       opts.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', (e) => {
       if (timer) clearTimeout(timer);
       reject(new Error(`run ${cmd} ${args.join(' ')}: ${e.message}`));
@@ -30,7 +66,11 @@ export function run(cmd: string, args: readonly string[], opts: { input?: string
             `exit ${code ?? signal}: ${stderr.trim().slice(0, 500)}`),
         );
     });
-    child.stdin.end(opts.input ?? '');
+    if (child.stdin) {
+      // A tool that exits before reading all its input fails on its exit code, not on EPIPE.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.input);
+    }
   });
 }
 
@@ -50,12 +90,18 @@ export class Background {
     cmd: string,
     args: readonly string[],
     readyText: string,
+    readyTimeoutMs = 10000,
   ) {
     this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.ready = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`start ${label}: no "${readyText}" within ${readyTimeoutMs} ms`)), readyTimeoutMs);
+      this.child.once('exit', () => clearTimeout(timer));
       const onData = (d: Buffer): void => {
         this.output += d.toString();
-        if (this.output.includes(readyText)) resolve();
+        if (this.output.includes(readyText)) {
+          clearTimeout(timer);
+          resolve();
+        }
       };
       this.child.stdout?.on('data', onData);
       this.child.stderr?.on('data', onData);
@@ -64,6 +110,11 @@ export class Background {
     });
     // A server that dies after start is reported by the next measurement failing.
     this.ready.catch(() => undefined);
+  }
+
+  /** Signal this process (and only it) without waiting. */
+  kill(): void {
+    this.child.kill('SIGKILL');
   }
 
   /** Stop this process (and only it) and wait for it to exit. */

@@ -3,7 +3,7 @@
 // at several rule counts. Every round runs every variant once (interleaved); a variant
 // is set up right before its measurement and removed right after.
 import path from 'node:path';
-import { Background, nsRun, run } from './exec';
+import { Background, nsRun, onInterrupt, run, runSyncQuiet } from './exec';
 import { CRR_BINARY, REPO_ROOT } from './datapath';
 import { buildPolicy } from './policy';
 import { countLabel } from './report';
@@ -76,6 +76,7 @@ class NetBench {
   private readonly pinDir = `/sys/fs/bpf/nfbench-${process.pid}`;
   private readonly helper = path.join(REPO_ROOT, 'dist', 'bench', 'nf-helper.js');
   private servers: Background[] = [];
+  private dropInterrupt = (): void => undefined;
 
   constructor(
     private readonly topo: Topology,
@@ -83,10 +84,16 @@ class NetBench {
   ) {}
 
   async start(): Promise<void> {
+    // Servers die with their namespace's processes being killed by pid below.
+    this.dropInterrupt = onInterrupt(() => {
+      for (const s of this.servers) s.kill();
+      this.topo.downSync();
+      runSyncQuiet('rm', ['-rf', this.pinDir]);
+    });
     await this.topo.up();
     this.servers = [
       new Background('crr server', 'ip', ['netns', 'exec', this.topo.server, CRR_BINARY, 'server', String(CRR_PORT), String(CRR_THREADS)], 'listening'),
-      new Background('iperf3 server', 'ip', ['netns', 'exec', this.topo.server, 'iperf3', '-s', '-p', String(IPERF_PORT)], 'listening'),
+      new Background('iperf3 server', 'ip', ['netns', 'exec', this.topo.server, 'iperf3', '-s', '--forceflush', '-p', String(IPERF_PORT)], 'listening'),
     ];
     await Promise.all(this.servers.map((s) => s.ready));
   }
@@ -95,12 +102,14 @@ class NetBench {
     for (const s of this.servers) await s.stop();
     await this.topo.down();
     await run('rm', ['-rf', this.pinDir]).catch(() => undefined);
+    this.dropInterrupt();
   }
 
   async setup(v: NetVariant): Promise<void> {
     const node = this.topo.node;
     if (v.engine === 'netfence') {
-      await nsRun(node, process.execPath, [
+      // nsenter, not `ip netns exec`: the latter remounts /sys and hides the bpffs the links are pinned in.
+      await run('nsenter', [`--net=/run/netns/${node}`, process.execPath,
         this.helper, 'attach', '--object', this.opts.object, '--pin', this.pinDir, '--cidrs', String(v.rules),
         '--client-if', this.topo.clientVeth, '--server-if', this.topo.serverVeth, '--client-ip', CLIENT_IP,
       ]);
@@ -115,7 +124,7 @@ class NetBench {
   async teardown(v: NetVariant): Promise<void> {
     const node = this.topo.node;
     if (v.engine === 'netfence') {
-      await nsRun(node, process.execPath, [this.helper, 'detach', '--pin', this.pinDir, '--ifs', `${this.topo.clientVeth},${this.topo.serverVeth}`]);
+      await run('nsenter', [`--net=/run/netns/${node}`, process.execPath, this.helper, 'detach', '--pin', this.pinDir, '--ifs', `${this.topo.clientVeth},${this.topo.serverVeth}`]);
     } else if (v.engine === 'iptables' || v.engine === 'ipset') {
       await nsRun(node, 'nft', ['flush', 'ruleset']);
       if (v.engine === 'ipset') await nsRun(node, 'ipset', ['destroy']);

@@ -77,7 +77,7 @@ export interface PktOptions {
   log: (msg: string) => void;
 }
 
-export function runPkt(addon: NativeAddon, opts: PktOptions): Promise<PktResults> {
+export async function runPkt(addon: NativeAddon, opts: PktOptions): Promise<PktResults> {
   const configs = pktConfigs();
   const loaded = new Map<string, BenchObject>();
   const empty = openBenchObject(addon, EMPTY_OBJECT);
@@ -86,7 +86,7 @@ export function runPkt(addon: NativeAddon, opts: PktOptions): Promise<PktResults
       opts.log(`pkt: loading ${cfg.name} (${cfg.cidrs} CIDRs, ${cfg.identities} identities)`);
       loaded.set(cfg.name, loadConfig(addon, opts.object, cfg));
     }
-    return measure(addon, opts, configs, loaded, empty);
+    return await measure(addon, opts, configs, loaded, empty);
   } finally {
     for (const o of loaded.values()) o.close();
     empty.close();

@@ -3,7 +3,7 @@
 // this process; nothing touches the root namespace.
 //
 //   nfb-a-PID  eth0 10.244.1.2/24 ---- ha 10.244.1.1/24  nfb-node-PID  hb 10.244.2.1/24 ---- eth0 10.244.2.2/24  nfb-b-PID
-import { nsRun, run } from './exec';
+import { nsRun, run, runSyncQuiet } from './exec';
 
 export const CLIENT_IP = '10.244.1.2';
 export const SERVER_IP = '10.244.2.2';
@@ -41,6 +41,11 @@ export class Topology {
     await nsRun(this.node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     // The client opens tens of thousands of connections: reuse TIME_WAIT ports.
     await nsRun(this.client, 'sysctl', ['-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535']);
+  }
+
+  /** The same, synchronously, for an interrupted run. */
+  downSync(): void {
+    for (const ns of [this.client, this.server, this.node]) runSyncQuiet('ip', ['netns', 'del', ns]);
   }
 
   /** Remove the namespaces (and with them the veths); errors ignored so it always runs to the end. */

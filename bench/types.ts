@@ -26,8 +26,13 @@ export interface ControlResults {
   policies: number;
   nodes: number;
   localEndpoints: number;
+  /** Median compile time; a lower bound when compileTimedOut. */
   compileMs: number;
   compileSamplesMs: number[];
+  /** The first compile did not finish before the deadline. */
+  compileTimedOut: boolean;
+  /** Which cluster the change measurements ran on. */
+  changesOn: string;
   /** Peak RSS of the compiling child process (MB). */
   peakRssMb: number;
   mapEntries: Record<string, number>;

@@ -1,0 +1,170 @@
+// Fast checks of the benchmark harness: the arithmetic (median, percentile, ratio),
+// the interleaved schedule, target evaluation, and the report generator on a fixture.
+import test from 'ava';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { evaluateTargets, renderChart, writeReport, countLabel } from '../../bench/report';
+import { interleave, median, percentile, ratio, runInterleaved, prng } from '../../bench/stats';
+import { buildPolicy, syntheticPrefixes } from '../../bench/policy';
+import { forwardRules, netVariants } from '../../bench/net';
+import { parseCidr } from '../../src/datapath/codecs';
+import type { BenchResults } from '../../bench/types';
+
+test('median of odd and even sample counts, unsorted input', (t) => {
+  t.is(median([5, 1, 3]), 3);
+  t.is(median([4, 1, 3, 2]), 2.5);
+  t.is(median([7]), 7);
+  t.throws(() => median([]), { message: /no samples/ });
+});
+
+test('percentile is nearest-rank', (t) => {
+  const xs = Array.from({ length: 100 }, (_, i) => 100 - i); // 100..1
+  t.is(percentile(xs, 50), 50);
+  t.is(percentile(xs, 99), 99);
+  t.is(percentile(xs, 100), 100);
+  t.is(percentile([3, 1, 2], 99), 3);
+});
+
+test('ratio to a baseline, NaN without one', (t) => {
+  t.is(ratio(95, 100), 0.95);
+  t.true(Number.isNaN(ratio(1, 0)));
+});
+
+test('interleave runs every variant once per round, in order', (t) => {
+  const order = interleave(['A', 'B', 'C'], 2).map((s) => `${s.round}${s.variant}`);
+  t.deepEqual(order, ['0A', '0B', '0C', '1A', '1B', '1C']);
+  t.throws(() => interleave(['A'], 0), { message: /positive integer/ });
+});
+
+test('runInterleaved measures A B A B and groups samples per variant', async (t) => {
+  const seen: string[] = [];
+  const samples = await runInterleaved([{ name: 'A' }, { name: 'B' }], 3, (v, round) => {
+    seen.push(v.name);
+    return v.name === 'A' ? round : 10 + round;
+  });
+  t.deepEqual(seen, ['A', 'B', 'A', 'B', 'A', 'B']);
+  t.deepEqual(samples, { A: [0, 1, 2], B: [10, 11, 12] });
+  await t.throwsAsync(runInterleaved([{ name: 'A' }, { name: 'A' }], 1, () => 0), { message: /duplicate/ });
+});
+
+test('prng is deterministic', (t) => {
+  const a = prng(7);
+  const b = prng(7);
+  t.deepEqual([a(), a(), a()], [b(), b(), b()]);
+});
+
+test('synthetic prefixes are distinct, valid and non-overlapping', (t) => {
+  for (const fam of [4, 6] as const) {
+    const ps = syntheticPrefixes(fam, 2000, 3);
+    t.is(new Set(ps).size, 2000);
+    // Slot = the /25 (IPv4) or /64 (IPv6) a prefix lies in; one prefix per slot.
+    const slot = (a: Buffer): string => (fam === 4 ? String(a.readUInt32BE(12) >>> 7) : a.subarray(0, 8).toString('hex'));
+    const slots = new Set(ps.map((p) => slot(parseCidr(p).addr)));
+    t.is(slots.size, 2000, `IPv${fam} prefixes share a slot`);
+    for (const p of ps) t.is(parseCidr(p).family, fam);
+  }
+});
+
+test('bench policy: prefixes spread over at most 200 rules, probes in the last rule', (t) => {
+  const p = buildPolicy({ table: 3, cidrs: 1000, families: [4, 6], identities: 10, probes: ['10.200.0.1'], port: 80 });
+  t.is(p.prefixes.length, 1000);
+  t.is(p.cidrRules.length, 200);
+  t.is(p.rules, 202);
+  t.true(p.cidrRules[199].includes('10.200.0.1/32'));
+  t.is(p.entries.nf_peer_cidr?.length, 1001); // + catch-all deny
+  t.is(p.entries.nf_ident_exact?.length, 20);
+});
+
+test('iptables and ipset variants hold the same prefixes', (t) => {
+  const ipt = forwardRules('iptables', 500);
+  const set = forwardRules('ipset', 500);
+  t.is(ipt.iptables.split('\n').filter((l) => l.includes('-s ')).length, 500);
+  t.is(set.ipset.split('\n').filter((l) => l.startsWith('add ')).length, 500);
+  t.is(set.iptables.split('\n').filter((l) => l.includes('--match-set')).length, 200);
+  t.regex(ipt.iptables, /ESTABLISHED,RELATED -j ACCEPT\n-A FORWARD -s/);
+  t.deepEqual(
+    netVariants([0, 100]).map((v) => v.name),
+    ['bare', 'netfence_0', 'netfence_100', 'iptables_100', 'ipset_100'],
+  );
+});
+
+function fixture(): BenchResults {
+  const r: BenchResults = {
+    version: 1,
+    date: '2025-01-01T00:00:00.000Z',
+    command: 'npm run bench -- --quick',
+    quick: true,
+    rounds: 3,
+    machine: { kernel: '6.18', cpus: 2, node: 'v20' },
+    crr: { bare: 10000, netfence_0: 9900, netfence_10k: 9700, iptables_10k: 2000, ipset_10k: 7000 },
+    throughput: { bare: 20, netfence_10k: 19.5, iptables_10k: 15 },
+    samples: { crr: {}, throughput: {} },
+    pkt: {
+      repeat: 100000,
+      emptyNs: { 'v4/new': 10, 'v4/established': 10, 'v6/new': 10, 'v6/established': 10 },
+      cases: (['cidr_0', 'cidr_100', 'cidr_100k'] as const).flatMap((config, i) =>
+        ([4, 6] as const).flatMap((family) =>
+          (['new', 'established'] as const).map((flow) => ({
+            config,
+            cidrs: [0, 100, 100000][i],
+            identities: 10,
+            family,
+            flow,
+            ns: flow === 'new' ? 100 + 50 * i : 60 + i,
+            ratioToEmpty: 0,
+            samples: [],
+          })),
+        ),
+      ),
+    },
+    skipped: { lab: 'agent not built' },
+    targets: [],
+    durationS: 100,
+  };
+  r.targets = evaluateTargets(r);
+  return r;
+}
+
+test('targets: pass, fail and not run', (t) => {
+  const byName = Object.fromEntries(fixture().targets.map((x) => [x.name, x]));
+  t.is(byName.crr_10k_vs_bare.value, 0.97);
+  t.true(byName.crr_10k_vs_bare.pass);
+  t.is(byName.crr_10k_vs_ipset.pass, true); // 9700 / 7000 = 1.39
+  t.is(byName.pkt_established_100k_vs_0.value, 62 / 60);
+  t.true(byName.pkt_established_100k_vs_0.pass);
+  t.is(byName.pkt_new_100k_vs_100.value, 200 / 150);
+  t.is(byName.compile_time.pass, null);
+  t.is(byName.lab_policy_enforced_p99.pass, null);
+});
+
+test('report generator writes REPORT.md and a well-formed SVG', (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nf-bench-report-'));
+  try {
+    const r = fixture();
+    writeReport(r, dir);
+    const md = readFileSync(path.join(dir, 'REPORT.md'), 'utf8');
+    t.regex(md, /^# netfence benchmarks/);
+    t.regex(md, /npm run bench -- --quick/);
+    t.regex(md, /\| netfence_10k \| 9,700 \| 0\.97 \|/);
+    t.regex(md, /connection rate, netfence 10k rules \/ bare \| 0\.97 x \| >= 0\.95 x \| PASS/);
+    t.regex(md, /NOT RUN/);
+    t.regex(md, /- lab: agent not built/);
+    t.regex(md, /!\[[^\]]*\]\(chart\.svg\)/);
+    const svg = readFileSync(path.join(dir, 'chart.svg'), 'utf8');
+    t.regex(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    t.true(svg.trimEnd().endsWith('</svg>'));
+    // Every element is closed: self-closing or with a matching end tag.
+    const open = (svg.match(/<(?!\/)[a-z]+[^>]*[^/]>/g) ?? []).length;
+    const close = (svg.match(/<\/[a-z]+>/g) ?? []).length;
+    t.is(open, close);
+    t.false(/NaN|undefined/.test(svg));
+    t.is(renderChart(r), svg);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('count labels', (t) => {
+  t.deepEqual([0, 100, 1000, 10000, 100000].map(countLabel), ['0', '100', '1k', '10k', '100k']);
+});
