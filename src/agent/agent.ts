@@ -8,7 +8,7 @@ import { compile } from '../compile';
 import type { CompileResult } from '../compile/output';
 import { NfEpFlag, decodeEndpoint, decodeEvent } from '../datapath/codecs';
 import { TcAttacher } from '../datapath/attach';
-import { finishMigration, loadDatapath, mapFd, readConfig, updateConfig, type Datapath } from '../datapath/loader';
+import { finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig, updateConfig, type Datapath } from '../datapath/loader';
 import type { NativeAddon } from '../datapath/native-api';
 import { discoverEndpoints, readNetView } from '../endpoints/discover';
 import type { Snapshot } from '../model/types';
@@ -18,6 +18,7 @@ import { ensureTunnel, removeTunnel, TUNNEL_OFF } from '../redirect/tunnel';
 import { loadStateDirAsync } from '../sources/directory';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
 import { AgentMetrics } from './metrics';
+import { namesFilePath, namesFromCompile, writeNamesFile } from './names-file';
 import { stateDirHash } from './state-hash';
 
 export interface AgentOptions {
@@ -51,6 +52,7 @@ const LINK_FOLLOWUPS_MS = [0, 50, 200, 1000];
 export class Agent {
   readonly metrics: AgentMetrics;
   private dp?: Datapath;
+  private namesFile?: string;
   private attacher?: TcAttacher;
   private lastGood?: Snapshot;
   private compiled?: CompileResult;
@@ -78,10 +80,20 @@ export class Agent {
   async start(): Promise<void> {
     const first = await loadStateDirAsync(this.opts.stateDir);
     const root = this.opts.bpffsRoot ?? (first.config.bpffsRoot || DEFAULT_BPFFS_ROOT);
+    const loadStart = Date.now();
     this.dp = loadDatapath(this.addon, { bpffsRoot: root, objectPath: this.opts.objectPath });
     if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
     this.attacher = new TcAttacher(this.addon, root, this.dp);
-    this.log.info({ bpffsRoot: root, node: this.opts.nodeName }, 'datapath loaded');
+    this.namesFile = namesFilePath(root);
+    if (!this.dp.adopted && !this.dp.migration) {
+      // A new object over compatible maps: every hook moves to it (atomic link update).
+      this.attacher.switchPrograms(this.dp);
+      pruneProgramPins(this.dp);
+    }
+    this.log.info(
+      { bpffsRoot: root, node: this.opts.nodeName, object: this.dp.objectHash, adopted: this.dp.adopted, ms: Date.now() - loadStart },
+      this.dp.adopted ? 'datapath adopted from pins' : 'datapath loaded',
+    );
 
     const rb = this.addon.ringBufferOpen(mapFd(this.dp, 'nf_events'), (s) => this.onEvent(s));
     this.closers.push(() => rb.close());
@@ -202,7 +214,7 @@ export class Agent {
     } else {
       if (report.error) this.fail('apply', report.error);
       if (dp.migration) {
-        finishMigration(dp, () => this.attacher!.switchPrograms(dp));
+        finishMigration(this.addon, dp, () => this.attacher!.switchPrograms(dp));
         this.log.info('migration finished: hooks switched, old pins replaced');
       }
       if (snapshot) this.lastGood = snapshot;
@@ -217,6 +229,10 @@ export class Agent {
       this.status.ready = true;
       this.status.endpoints = result.endpoints.length - report.failed.length;
       this.metrics.endpoints.set(this.status.endpoints);
+      // For `netfence inspect` and `netfence flows` (names the maps cannot hold).
+      await writeNamesFile(this.namesFile!, namesFromCompile(result, snap, { bpffsRoot: dp.root, node: this.opts.nodeName, generation: this.status.generation })).catch(
+        (e: Error) => this.fail('names', `write names file ${this.namesFile}: ${e.message}`),
+      );
     }
     this.status.lastApply = new Date().toISOString();
     const seconds = endTimer();

@@ -34,11 +34,10 @@ export class TcAttacher implements Attacher {
     return this.addon.tcQuery(ep.ifindex, dir, { linkPin: this.linkPin(ep.ifname, dir) });
   }
 
+  /** A pin left by a gone interface of the same name (a defunct link) is replaced by the
+   *  addon; anything else at the pin path is not ours and fails this endpoint. */
   attach(ep: EndpointRef, dir: TcDirection): void {
-    const linkPin = this.linkPin(ep.ifname, dir);
-    // A pin left by an interface of the same name that is gone holds a dead link.
-    if (fs.existsSync(linkPin) && this.addon.tcQuery(ep.ifindex, dir, { linkPin }) === 0) this.addon.unpin(linkPin);
-    this.addon.tcAttach(ep.ifindex, dir, this.progs[dir].fd, { linkPin });
+    this.addon.tcAttach(ep.ifindex, dir, this.progs[dir].fd, { linkPin: this.linkPin(ep.ifname, dir) });
   }
 
   detach(ep: EndpointRef, dir: TcDirection): void {

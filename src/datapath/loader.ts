@@ -1,10 +1,16 @@
 // Loads bpf/.output/netfence.bpf.o with its maps pinned under the bpffs root, adopting
-// pinned state of the same layout. An incompatible layout (a pinned map libbpf cannot
-// reuse, or nf_config.layout_version differs) loads fresh maps under <root>/staging;
-// the caller fills them, and finishMigration() moves every tc hook to the new programs
-// and only then replaces the old pins, so packets always meet an enforcing program.
+// pinned state of the same layout. The programs are pinned too, under
+// <root>/progs/<object hash>: a restart with the same object adopts them and skips the
+// load (the verifier costs seconds); a changed object is loaded and the caller moves
+// the hooks to it (switchPrograms) before pruneProgramPins() drops the old programs.
+// An incompatible layout (a pinned map libbpf cannot reuse, or nf_config.layout_version
+// differs) loads fresh maps under <root>/staging; the caller fills them, and
+// finishMigration() moves every tc hook to the new programs and only then replaces the
+// old pins, so packets always meet an enforcing program.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { MAP_WRITE_ORDER } from '../compile/output';
 import { NF_LAYOUT_VERSION, decodeConfig, encodeConfig, encodeU32, type Config } from './codecs';
 import { addonPath } from './native';
 import type { BpfObjectHandle, MapInfo, NativeAddon, ProgInfo } from './native-api';
@@ -13,13 +19,20 @@ export const DEFAULT_BPFFS_ROOT = '/sys/fs/bpf/netfence';
 export const DEFAULT_OBJECT = path.resolve(path.dirname(addonPath), '../../../bpf/.output/netfence.bpf.o');
 const STAGING = 'staging';
 const LINKS = 'links';
+const PROGS = 'progs';
+const PROGRAMS = ['nf_tc_ingress', 'nf_tc_egress'] as const;
+/** Every map the agent and its programs use: adoption needs all of them pinned. */
+const RUNTIME_MAPS = ['nf_config', 'nf_events', 'nf_ct', 'nf_rule_stats', 'nf_reason_stats', 'nf_ratelimit', ...MAP_WRITE_ORDER];
 
 export interface Datapath {
   root: string;
-  obj: BpfObjectHandle;
   maps: Map<string, MapInfo>;
   ingress: ProgInfo; // nf_tc_ingress
   egress: ProgInfo; // nf_tc_egress
+  /** sha256 prefix of the object file the programs were loaded from. */
+  objectHash: string;
+  /** true: maps and programs were adopted from the pins, nothing was loaded. */
+  adopted: boolean;
   /** Set while the maps live under the staging dir (incompatible pinned layout). */
   migration?: { staging: string; reason: string };
   close(): void;
@@ -60,7 +73,15 @@ function pinnedLayoutVersion(addon: NativeAddon, root: string): number | undefin
   }
 }
 
-function wrap(addon: NativeAddon, root: string, obj: BpfObjectHandle, migration?: Datapath['migration']): Datapath {
+export function objectHash(objectPath: string): string {
+  try {
+    return createHash('sha256').update(fs.readFileSync(objectPath)).digest('hex').slice(0, 16);
+  } catch (e) {
+    throw new Error(`load datapath: read object ${objectPath}: ${(e as Error).message}`);
+  }
+}
+
+function wrap(root: string, obj: BpfObjectHandle, hash: string, migration?: Datapath['migration']): Datapath {
   const maps = new Map(obj.maps().map((m) => [m.name, m]));
   const progs = new Map(obj.programs().map((p) => [p.name, p]));
   const prog = (name: string): ProgInfo => {
@@ -68,12 +89,62 @@ function wrap(addon: NativeAddon, root: string, obj: BpfObjectHandle, migration?
     if (!p) throw new Error(`load datapath: program ${name} missing from the object`);
     return p;
   };
-  return { root, obj, maps, ingress: prog('nf_tc_ingress'), egress: prog('nf_tc_egress'), migration, close: () => obj.close() };
+  return { root, maps, ingress: prog('nf_tc_ingress'), egress: prog('nf_tc_egress'), objectHash: hash, adopted: false, migration, close: () => obj.close() };
+}
+
+function progsDir(root: string, hash: string): string {
+  return path.join(root, PROGS, hash);
+}
+
+/** Maps and programs from the pins, when the programs of this very object are pinned. */
+function adopt(addon: NativeAddon, root: string, hash: string): Datapath | undefined {
+  const dir = progsDir(root, hash);
+  const pinned = new Set(pinFiles(root));
+  if (!PROGRAMS.every((p) => fs.existsSync(path.join(dir, p))) || !RUNTIME_MAPS.every((m) => pinned.has(m))) return undefined;
+  const fds: number[] = [];
+  const open = (file: string): MapInfo => {
+    const info = addon.mapOpenPinned(file);
+    fds.push(info.fd);
+    return info;
+  };
+  try {
+    const maps = new Map([...pinned].map((name) => [name, { ...open(path.join(root, name)), name }]));
+    const [ingress, egress] = PROGRAMS.map((name): ProgInfo => {
+      const { fd, type, id } = open(path.join(dir, name));
+      return { name, fd, type, id };
+    });
+    return { root, maps, ingress, egress, objectHash: hash, adopted: true, close: () => fds.forEach((fd) => addon.closeFd(fd)) };
+  } catch (e) {
+    fds.forEach((fd) => addon.closeFd(fd));
+    throw new Error(`adopt pinned datapath in ${root}: ${(e as Error).message}`);
+  }
+}
+
+/** Pin the loaded programs under progs/<hash> (replacing pins of a half-done earlier run). */
+function pinPrograms(addon: NativeAddon, dp: Datapath): void {
+  const dir = progsDir(dp.root, dp.objectHash);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const p of [dp.ingress, dp.egress]) {
+    const file = path.join(dir, p.name);
+    if (fs.existsSync(file)) addon.unpin(file);
+    addon.pin(p.fd, file);
+  }
+}
+
+/** Drop pinned programs of other objects (call once every hook runs this datapath's programs). */
+export function pruneProgramPins(dp: Datapath): void {
+  const top = path.join(dp.root, PROGS);
+  for (const hash of fs.existsSync(top) ? fs.readdirSync(top) : []) {
+    if (hash === dp.objectHash) continue;
+    removePins(path.join(top, hash));
+    fs.rmdirSync(path.join(top, hash));
+  }
 }
 
 export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   const root = opts.bpffsRoot;
   const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
+  const hash = objectHash(objectPath);
   const staging = path.join(root, STAGING);
   fs.mkdirSync(path.join(root, LINKS), { recursive: true });
 
@@ -89,9 +160,12 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   if (version !== undefined && version !== 0 && version !== NF_LAYOUT_VERSION) {
     reason = `pinned layout version ${version}, this agent has ${NF_LAYOUT_VERSION}`;
   } else {
+    const adopted = version === NF_LAYOUT_VERSION ? adopt(addon, root, hash) : undefined;
+    if (adopted) return adopted;
     try {
-      const dp = wrap(addon, root, addon.openObject(objectPath, { pinRoot: root }));
+      const dp = wrap(root, addon.openObject(objectPath, { pinRoot: root }), hash);
       stampLayout(addon, dp);
+      pinPrograms(addon, dp);
       return dp;
     } catch (e) {
       const map = (e as { map?: unknown }).map;
@@ -100,7 +174,7 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
     }
   }
   fs.mkdirSync(staging, { recursive: true });
-  const dp = wrap(addon, root, addon.openObject(objectPath, { pinRoot: staging }), { staging, reason });
+  const dp = wrap(root, addon.openObject(objectPath, { pinRoot: staging }), hash, { staging, reason });
   stampLayout(addon, dp);
   return dp;
 }
@@ -130,12 +204,14 @@ export function mapFd(dp: Datapath, name: string): number {
 }
 
 /** After the staged maps are filled: switch every hook (via `switchHooks`), then replace the old pins. */
-export function finishMigration(dp: Datapath, switchHooks: () => void): void {
+export function finishMigration(addon: NativeAddon, dp: Datapath, switchHooks: () => void): void {
   if (!dp.migration) return;
   switchHooks();
   removePins(dp.root);
   movePins(dp.migration.staging, dp.root);
   dp.migration = undefined;
+  pinPrograms(addon, dp);
+  pruneProgramPins(dp);
 }
 
 export function linksDir(root: string): string {

@@ -80,7 +80,7 @@ test.serial('layout migration: a foreign layout version loads fresh maps under s
   const r = reconcile(new NativeMapIO(native, dp.maps), attacher, d.maps, d.endpoints);
   t.true(r.ok);
   let switched = false;
-  finishMigration(dp, () => (switched = true));
+  finishMigration(native, dp, () => (switched = true));
   t.true(switched);
   t.false(fs.existsSync(path.join(root, 'staging')));
   const pinned = native.mapOpenPinned(path.join(root, 'nf_rules'));

@@ -1,0 +1,146 @@
+// A lab (src/lab: fabric, node and pod namespaces, servers, kube-proxy-style DNAT) with one
+// `netfence agent` per node that the test starts, kills and restarts itself. The agents read
+// the test's state directory; writes go through writeAtomic and the /readyz stateHash
+// barrier (src/lab/barrier) says when a change is enforced. One lab per test file
+// (test.before), removed by down() in test.after.always, also when a test fails.
+import fs from 'node:fs';
+import path from 'node:path';
+import { run } from '../../../src/lab/exec';
+import { waitForAgents, type AgentStatus } from '../../../src/lab/barrier';
+import { labDown, labNameFor, labUp } from '../../../src/lab/lifecycle';
+import { probePairs, type PairResult, type ProbePair } from '../../../src/lab/probe';
+import { startAgent } from '../../../src/lab/processes';
+import type { LabState } from '../../../src/lab/state';
+import { writeAtomic } from '../../../src/lab/workdir';
+import { loadStateDirAsync } from '../../../src/sources/directory';
+
+const METRICS_ADDRESS = '127.0.0.1:9402';
+
+function alive(pid: number): boolean {
+  try {
+    // A zombie (killed, not reaped yet) is dead for our purpose.
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export class AgentLab {
+  private constructor(
+    readonly stateDir: string,
+    readonly state: LabState,
+  ) {}
+
+  /** Builds the lab of `files` (name -> YAML) under a fresh state directory; no agents yet. */
+  static async up(tag: string, files: Record<string, string>): Promise<AgentLab> {
+    const stateDir = fs.mkdtempSync(`/tmp/nf-e2e-${tag}-`);
+    try {
+      for (const [name, yaml] of Object.entries(files)) fs.writeFileSync(path.join(stateDir, name), yaml);
+      const snapshot = await loadStateDirAsync(stateDir);
+      if (snapshot.errors.length > 0) throw new Error(`load ${stateDir}: ${JSON.stringify(snapshot.errors)}`);
+      return new AgentLab(stateDir, await labUp(snapshot, { stateDir, prefix: `nfe${tag.slice(0, 3)}-`, agents: false }));
+    } catch (e) {
+      await labDown(labNameFor(stateDir, `nfe${tag.slice(0, 3)}-`)).catch(() => undefined);
+      fs.rmSync(stateDir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  async down(): Promise<void> {
+    await labDown(this.state.name);
+    fs.rmSync(this.stateDir, { recursive: true, force: true });
+  }
+
+  write(name: string, yaml: string): void {
+    writeAtomic(path.join(this.stateDir, name), yaml);
+  }
+  remove(name: string): void {
+    fs.rmSync(path.join(this.stateDir, name), { force: true });
+  }
+
+  node(name = 'n1'): { netns: string; bpffsRoot: string } {
+    const n = this.state.plan!.nodes.find((x) => x.name === name);
+    if (!n) throw new Error(`lab node ${name}: not in the plan`);
+    return { netns: n.netns, bpffsRoot: path.join(this.state.bpffsRoot, name) };
+  }
+  podNetns(key: string): string {
+    return this.state.plan!.pods.find((p) => p.key === key)!.netns;
+  }
+  hostIf(key: string): string {
+    return this.state.plan!.pods.find((p) => p.key === key)!.hostIf!;
+  }
+  podIp(key: string): string {
+    return this.state.plan!.pods.find((p) => p.key === key)!.ips.find((ip) => !ip.includes(':'))!;
+  }
+
+  /** Starts the agent of a node; resolves with its pid once it enforces the current state. */
+  async startAgent(nodeName = 'n1'): Promise<{ pid: number; ready: AgentStatus; ms: number }> {
+    const { netns, bpffsRoot } = this.node(nodeName);
+    fs.mkdirSync(bpffsRoot, { recursive: true });
+    const started = Date.now();
+    const { pid, log } = startAgent({ node: nodeName, netns, stateDir: this.stateDir, bpffsRoot, metricsAddress: METRICS_ADDRESS }, this.state.workDir);
+    this.state.agents = this.state.agents.filter((a) => a.node !== nodeName);
+    this.state.agents.push({ node: nodeName, netns, pid, metricsAddress: METRICS_ADDRESS, log });
+    this.state.pids.push(pid);
+    const ready = await this.ready();
+    return { pid, ready: ready.find((s) => s.node === nodeName)!, ms: Date.now() - started };
+  }
+
+  /** The generation barrier: every agent enforces the state directory as it is now. */
+  async ready(timeoutMs = 30_000): Promise<AgentStatus[]> {
+    try {
+      return await waitForAgents(this.state, timeoutMs);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\nagent log:\n${this.agentLog().slice(-3000)}`);
+    }
+  }
+
+  async kill(signal: NodeJS.Signals, nodeName = 'n1'): Promise<void> {
+    const agent = this.state.agents.find((a) => a.node === nodeName);
+    if (!agent) return;
+    process.kill(agent.pid, signal);
+    const deadline = Date.now() + 10_000;
+    while (alive(agent.pid)) {
+      if (Date.now() > deadline) throw new Error(`stop agent ${nodeName} (pid ${agent.pid}): still running 10 s after ${signal}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.state.agents = this.state.agents.filter((a) => a !== agent);
+  }
+
+  agentLog(nodeName = 'n1'): string {
+    const file = path.join(this.state.workDir, `agent-${nodeName}.log`);
+    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  }
+
+  /** Parsed JSON lines of the agent log (pino). */
+  agentRecords(nodeName = 'n1'): Record<string, unknown>[] {
+    return this.agentLog(nodeName)
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  async probe(pairs: ProbePair[], timeoutMs = 700): Promise<string[]> {
+    return (await this.probeFull(pairs, timeoutMs)).map((r) => r.verdict);
+  }
+  probeFull(pairs: ProbePair[], timeoutMs = 700): Promise<PairResult[]> {
+    return probePairs(this.state, pairs, { timeoutMs });
+  }
+
+  /** A command inside a lab netns (argument array, no shell). */
+  async exec(netns: string, argv: string[]): Promise<string> {
+    return (await run(['ip', 'netns', 'exec', netns, ...argv])).stdout;
+  }
+
+  /** GET on the agent's health/metrics listener, from inside its node netns. */
+  async http(urlPath: string, nodeName = 'n1'): Promise<string> {
+    const script = `require('http').get('http://${METRICS_ADDRESS}${urlPath}',r=>{let b='';r.on('data',d=>b+=d);r.on('end',()=>process.stdout.write(b))}).on('error',e=>{console.error(e.message);process.exit(1)})`;
+    return this.exec(this.node(nodeName).netns, [process.execPath, '-e', script]);
+  }
+
+  /** `netfence <args>` inside a node netns (inspect, flows). */
+  async cli(args: string[], nodeName = 'n1'): Promise<string> {
+    const main = path.resolve(__dirname, '../../../src/cli/main.js');
+    return (await run(['nsenter', `--net=/run/netns/${this.node(nodeName).netns}`, process.execPath, main, ...args])).stdout;
+  }
+}
