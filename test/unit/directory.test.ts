@@ -154,7 +154,7 @@ test('NetfenceConfig: fields at top level or under spec; partial privileged keep
   t.false(top.config.privileged.loopback);
   t.true(top.config.privileged.established);
   t.is(top.config.bpffsRoot, '/sys/fs/bpf/nf-1');
-  t.like(top.config.redirect, { mode: 'fwmark', uplink: 'eth0', gateway: '10.0.0.254', serviceCIDRs: ['10.96.0.0/12'] });
+  t.like(top.config.redirect, { mode: 'direct', uplink: 'eth0', gateway: '10.0.0.254', serviceCIDRs: ['10.96.0.0/12'] });
   const nested = snapshotFromYaml('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nspec: { eventsPerSecond: 5 }\n');
   t.deepEqual(nested.errors, []);
   t.is(nested.config.eventsPerSecond, 5);

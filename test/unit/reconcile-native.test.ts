@@ -2,16 +2,17 @@
 // minimal diffs on adoption, the kernel's map-full error, and a layout migration.
 import test from 'ava';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps } from '../../src/compile/output';
 import { NfAction, NfEpFlag, NfTier, bitmapFrom, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
-import { DEFAULT_OBJECT, finishMigration, loadDatapath, mapFd, readConfig } from '../../src/datapath/loader';
+import { DEFAULT_OBJECT, finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig } from '../../src/datapath/loader';
 import { native } from '../../src/datapath/native';
 import type { TcDirection } from '../../src/datapath/native-api';
 import { readMap } from '../../src/reconcile/mapio';
 import { NativeMapIO } from '../../src/reconcile/native-mapio';
 import { reconcile, type Attacher, type EndpointRef } from '../../src/reconcile/apply';
-import { pinDir } from '../native/helpers';
+import { pinDir, run } from '../native/helpers';
 
 const hooks = new Set<string>();
 const attacher: Attacher = {
@@ -87,4 +88,35 @@ test.serial('layout migration: a foreign layout version loads fresh maps under s
   t.teardown(() => native.closeFd(pinned.fd));
   t.is(pinned.id, dp.maps.get('nf_rules')!.id, 'the new map is pinned at the root');
   t.is(native.mapKeys(pinned.fd).length, 2);
+});
+
+test.serial('programs: the same object is adopted from its pins (no load); a changed object loads anew over the same maps', (t) => {
+  const root = pinDir(t);
+  const first = loadDatapath(native, { bpffsRoot: root });
+  t.false(first.adopted);
+  const progIds = [first.ingress.id, first.egress.id];
+  const mapId = first.maps.get('nf_rules')!.id;
+  first.close();
+
+  const again = loadDatapath(native, { bpffsRoot: root });
+  t.true(again.adopted);
+  t.deepEqual([again.ingress.id, again.egress.id], progIds, 'the pinned programs, not a reload');
+  t.is(again.maps.get('nf_rules')!.id, mapId);
+  t.is(again.maps.get('nf_rules')!.name, 'nf_rules');
+  again.close();
+
+  // Same maps and code, different bytes: a new object as far as the hash goes.
+  const variant = path.join(os.tmpdir(), `nf-variant-${process.pid}.bpf.o`);
+  run('llvm-strip', ['--strip-debug', '-o', variant, DEFAULT_OBJECT]);
+  t.teardown(() => fs.rmSync(variant, { force: true }));
+  const changed = loadDatapath(native, { bpffsRoot: root, objectPath: variant });
+  t.teardown(() => changed.close());
+  t.false(changed.adopted);
+  t.not(changed.objectHash, first.objectHash);
+  t.false(progIds.includes(changed.ingress.id));
+  t.is(changed.maps.get('nf_rules')!.id, mapId, 'compatible maps are kept');
+  const progs = path.join(root, 'progs');
+  t.deepEqual(fs.readdirSync(progs).sort(), [first.objectHash, changed.objectHash].sort(), 'old programs stay until the hooks moved');
+  pruneProgramPins(changed);
+  t.deepEqual(fs.readdirSync(progs), [changed.objectHash]);
 });

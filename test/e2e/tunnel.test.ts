@@ -1,0 +1,123 @@
+// The transparent tunnel through `netfence agent` on a lab node, in both modes: same-node
+// pod-to-pod traffic leaves through the uplink, passes the gateway (the fabric netns counts
+// it with an iptables counter) and comes back; policies still apply; DNS-like UDP through an
+// iptables-DNAT ClusterIP to a same-node backend is measured per mode (loss and time). The
+// mode that loses nothing and is faster is the default (src/model/config.ts).
+import test from 'ava';
+import { run, labScript } from '../../src/lab/exec';
+import { fabricCounters } from '../../src/lab/probe';
+import { parseNetfenceConfig } from '../../src/model/config';
+import { Field } from '../../src/model/field';
+import { AgentLab } from './helpers/agent-lab';
+
+const pod = (name: string, ip: string): string => `
+apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: demo, labels: { app: ${name} } }
+spec: { nodeName: n1, containers: [{ name: c, image: x, ports: [{ containerPort: 80 }, { containerPort: 53, protocol: UDP }] }] }
+status: { podIPs: [{ ip: ${ip} }] }
+`;
+
+const PODS = [
+  'apiVersion: v1\nkind: Namespace\nmetadata: { name: demo }\n',
+  pod('a', '10.244.1.2'),
+  pod('b', '10.244.1.3'),
+  pod('dns', '10.244.1.9'),
+  'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nstatus: { addresses: [{ type: InternalIP, address: 192.168.50.11 }] }\n',
+  `apiVersion: v1
+kind: Service
+metadata: { name: dns, namespace: demo }
+spec: { clusterIP: 10.96.0.10, selector: { app: dns }, ports: [{ port: 53, targetPort: 53, protocol: UDP }] }
+`,
+].join('---\n');
+
+const config = (redirect: string): string =>
+  `apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\n${redirect}`;
+const TUNNEL = (mode: string): string => config(`redirect: { mode: ${mode}, uplink: eth0, gateway: 169.254.0.1 }\n`);
+
+const QUERIES = 1000;
+
+interface Measure {
+  mode: string;
+  lost: number;
+  udpMs: number;
+  tcpMs: number;
+}
+
+let lab: AgentLab;
+
+test.before(async () => {
+  lab = await AgentLab.up('tunnel', { 'pods.yaml': PODS, 'netfence.yaml': config('') });
+});
+test.after.always(async () => {
+  await lab?.down();
+});
+
+const hairpins = async (): Promise<number> => (await fabricCounters(lab.state)).get('hairpin:n1') ?? 0;
+
+/** 1000 single-datagram queries to the ClusterIP (fresh source port each, 300 ms to answer)
+ *  and 200 concurrent TCP connects to b. */
+async function measure(mode: string): Promise<Measure> {
+  const netns = lab.podNetns('demo/a');
+  let start = Date.now();
+  const { stdout } = await run(['ip', 'netns', 'exec', netns, process.execPath, labScript('client'), 'udpflood', '10.96.0.10', '53', String(QUERIES), '300'], undefined, 120_000);
+  const udpMs = Date.now() - start;
+  const { received } = JSON.parse(stdout) as { received: number };
+  start = Date.now();
+  const targets = Array.from({ length: 200 }, () => ({ from: 'demo/a', to: 'demo/b', port: '80/TCP' }));
+  const tcp = await lab.probe(targets, 3000);
+  const tcpMs = Date.now() - start;
+  if (tcp.some((v) => v !== 'allow')) throw new Error(`measure ${mode}: ${tcp.filter((v) => v !== 'allow').length} of 200 TCP connects failed`);
+  return { mode, lost: QUERIES - received, udpMs, tcpMs };
+}
+
+const results: Measure[] = [];
+
+test.serial('tunnel off: same-node traffic stays on the node (baseline)', async (t) => {
+  await lab.startAgent();
+  const before = await hairpins();
+  t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }]), ['allow']);
+  t.is(await hairpins(), before);
+  results.push(await measure('off'));
+  t.log(JSON.stringify(results.at(-1)));
+});
+
+for (const mode of ['fwmark', 'direct']) {
+  test.serial(`tunnel ${mode}: same-node pod traffic hairpins through the gateway and back; policy applies; DNS through a ClusterIP measured`, async (t) => {
+    const t0 = Date.now();
+    lab.write('netfence.yaml', TUNNEL(mode));
+    const [ready] = await lab.ready();
+    t.log(`mode switch applied in ${Date.now() - t0} ms`);
+    t.like(ready.body, { tunnel: { mode, enabled: true } }, JSON.stringify(ready.body));
+
+    const before = await hairpins();
+    const r = await lab.probeFull([
+      { from: 'demo/a', to: 'demo/b', port: '80/TCP' },
+      { from: 'demo/a', to: 'demo/b', port: '53/UDP' },
+    ]);
+    t.deepEqual(r.map((x) => x.verdict), ['allow', 'allow']);
+    t.is(r[0].reply, 'netfence demo/b', 'the answer came back through the gateway');
+    const counted = (await hairpins()) - before;
+    t.true(counted >= 4, `the gateway counted ${counted} hairpinned packets`);
+
+    results.push(await measure(mode));
+    t.log(JSON.stringify(results.at(-1)));
+
+    lab.write('isolate-b.yaml', 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: isolate-b, namespace: demo }\nspec: { podSelector: { matchLabels: { app: b } }, policyTypes: [Ingress] }\n');
+    await lab.ready();
+    t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }, { from: 'demo/b', to: 'demo/a', port: '80/TCP' }]), ['deny', 'allow'], 'policy still applies');
+    lab.remove('isolate-b.yaml');
+    await lab.ready();
+  });
+}
+
+test.serial('the default tunnel mode loses no DNS query and is the faster of the two', (t) => {
+  t.log(`measured (${QUERIES} UDP queries via a same-node ClusterIP; 200 concurrent TCP connects):`);
+  for (const m of results) t.log(`  ${m.mode.padEnd(6)} lost ${m.lost}/${QUERIES}, udp ${m.udpMs} ms, tcp ${m.tcpMs} ms`);
+  const dflt = parseNetfenceConfig(new Field({ apiVersion: 'netfence.io/v1alpha1', kind: 'NetfenceConfig', metadata: { name: 'x' }, serviceCIDRs: [], redirect: { uplink: 'eth0' } })).redirect!.mode;
+  const chosen = results.find((m) => m.mode === dflt)!;
+  const other = results.find((m) => m.mode !== dflt && m.mode !== 'off')!;
+  t.truthy(chosen, `default mode ${dflt} was measured`);
+  t.is(chosen.lost, 0, `default mode ${dflt} loses no query`);
+  t.true(other.lost > 0 || chosen.udpMs + chosen.tcpMs <= (other.udpMs + other.tcpMs) * 1.25, `default ${dflt} is not slower than ${other.mode}`);
+});
