@@ -72,13 +72,15 @@ export interface AgentSpec {
   stateDir: string;
   bpffsRoot: string;
   metricsAddress: string;
+  /** More `netfence agent` flags (e.g. --socket). */
+  extraArgs?: string[];
 }
 
 export function startAgent(spec: AgentSpec, workDir: string): { pid: number; log: string } {
   const log = join(workDir, `agent-${sanitize(spec.node)}.log`);
   // nsenter, not `ip netns exec`: the latter remounts /sys, which hides the bpffs at /sys/fs/bpf.
   const argv = ['nsenter', `--net=/run/netns/${spec.netns}`, process.execPath, cliMain()!, 'agent', '--state', spec.stateDir,
-    '--node', spec.node, '--bpffs-root', spec.bpffsRoot, '--metrics-address', spec.metricsAddress];
+    '--node', spec.node, '--bpffs-root', spec.bpffsRoot, '--metrics-address', spec.metricsAddress, ...(spec.extraArgs ?? [])];
   return { pid: spawnLogged(argv, log), log };
 }
 

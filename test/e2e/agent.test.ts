@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { encodeU32 } from '../../src/datapath/codecs';
 import { native } from '../../src/datapath/native';
+import { askAgent } from '../../src/cni/agent-client';
 import { HeldConnection } from './hold';
 import { AgentLab } from './helpers/agent-lab';
 
@@ -62,10 +63,15 @@ const TCP_UDP = (from: string, to: string) => [
   { from, to, port: '53/UDP' },
 ];
 
+// In the lab from the start (netns, veth, route: what the CNI chain sets up), in the
+// agent's state only when the CNI test adds it.
+const LATE = pod('late', '10.244.1.5');
+
 let lab: AgentLab;
 
 test.before(async () => {
-  lab = await AgentLab.up('agent', BASE);
+  lab = await AgentLab.up('agent', { ...BASE, 'late.yaml': LATE });
+  lab.remove('late.yaml');
 });
 test.after.always(async () => {
   await lab?.down();
@@ -183,5 +189,35 @@ test.serial('egress toward a ClusterIP is decided by the backend it is DNATed to
   }
   t.deepEqual(await lab.probe([...TCP_UDP('demo/a', 'demo/b'), ...TCP_UDP('demo/a', 'demo/c')]), ['allow', 'allow', 'deny', 'deny'], 'direct pod addresses agree');
   lab.remove('a-to-b-only.yaml');
+  await lab.ready();
+});
+
+test.serial('CNI ADD on the agent socket answers once the new pod is enforced', async (t) => {
+  lab.write('isolate-late.yaml', isolate('late'));
+  lab.write('late.yaml', LATE);
+  const socket = lab.cniSocket();
+  for (const deadline = Date.now() + 10_000; !fs.existsSync(socket) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+  const req = { containerId: 'late-1', netns: `/run/netns/${lab.podNetns('demo/late')}`, ifName: 'eth0', podNamespace: 'demo', podName: 'late' };
+  t.deepEqual(await askAgent(socket, { op: 'add', ...req }, 10_000), { ok: true });
+  t.deepEqual(await lab.probe(TCP_UDP('demo/a', 'demo/late')), ['deny', 'deny'], 'enforced as soon as ADD returned');
+  t.deepEqual(await askAgent(socket, { op: 'check', ...req }, 10_000), { ok: true });
+  lab.remove('isolate-late.yaml');
+  await lab.ready();
+});
+
+test.serial('netfence inspect and netfence flows read the running agent\'s pins', async (t) => {
+  const { bpffsRoot } = lab.node();
+  const inspect = JSON.parse(await lab.cli(['inspect', '--json', '--bpffs-root', bpffsRoot])) as { endpoints: { ifname?: string; pod?: string }[] };
+  t.true(inspect.endpoints.some((e) => e.pod === 'demo/late' && e.ifname === lab.hostIf('demo/late')), `names from the agent's names file: ${JSON.stringify(inspect.endpoints).slice(0, 500)}`);
+  lab.write('isolate-b.yaml', isolate('b'));
+  await lab.ready();
+  // flows competes with the agent for ring buffer samples: probe until it has seen one.
+  const flows = lab.cli(['flows', '--json', '--count', '1', '--bpffs-root', bpffsRoot]);
+  let out: string | undefined;
+  void flows.then((o) => (out = o));
+  for (const deadline = Date.now() + 15_000; out === undefined && Date.now() < deadline; ) await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }], 300);
+  const flow = JSON.parse((await flows).trim().split('\n')[0]) as Record<string, unknown>;
+  t.like(flow, { verdict: 'DROPPED', destination: { namespace: 'demo', pod_name: 'b' } });
+  lab.remove('isolate-b.yaml');
   await lab.ready();
 });

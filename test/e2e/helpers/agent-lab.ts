@@ -78,12 +78,18 @@ export class AgentLab {
     const { netns, bpffsRoot } = this.node(nodeName);
     fs.mkdirSync(bpffsRoot, { recursive: true });
     const started = Date.now();
-    const { pid, log } = startAgent({ node: nodeName, netns, stateDir: this.stateDir, bpffsRoot, metricsAddress: METRICS_ADDRESS }, this.state.workDir);
+    const extraArgs = ['--socket', this.cniSocket(nodeName)];
+    const { pid, log } = startAgent({ node: nodeName, netns, stateDir: this.stateDir, bpffsRoot, metricsAddress: METRICS_ADDRESS, extraArgs }, this.state.workDir);
     this.state.agents = this.state.agents.filter((a) => a.node !== nodeName);
     this.state.agents.push({ node: nodeName, netns, pid, metricsAddress: METRICS_ADDRESS, log });
     this.state.pids.push(pid);
     const ready = await this.ready();
     return { pid, ready: ready.find((s) => s.node === nodeName)!, ms: Date.now() - started };
+  }
+
+  /** The agent's CNI request socket (unix sockets are not per netns: the test asks directly). */
+  cniSocket(nodeName = 'n1'): string {
+    return path.join(this.state.workDir, `cni-${nodeName}.sock`);
   }
 
   /** The generation barrier: every agent enforces the state directory as it is now. */
