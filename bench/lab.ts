@@ -177,19 +177,17 @@ async function podIsolation(pr: Prober, stateDir: string, st: NonNullable<Return
       const t0 = performance.now();
       for (const o of linkOps) await run(o.argv[0], o.argv.slice(1));
       const ifindex = (JSON.parse((await run('ip', ['-n', node.netns, '-j', 'link', 'show', hostIf])).stdout) as { ifindex: number }[])[0].ifindex;
-      // Isolated = the endpoint entry names an ingress table and a program sits on the veth's egress hook.
-      for (;;) {
-        if (performance.now() - t0 > FLIP_DEADLINE_MS) throw new Error(`isolate ${LATE.key}: not isolated after ${FLIP_DEADLINE_MS} ms`);
+      // Isolated = the endpoint entry names an ingress table, and then a probe is denied
+      // (a probe alone cannot tell "not reachable yet" from "isolated").
+      const ingressTable = (): number => {
         const v = native.mapLookup(endpoints.fd, encodeU32(ifindex));
-        if (v && decodeEndpoint(v).ingressTable !== 0) {
-          const net = await run('nsenter', [`--net=/run/netns/${node.netns}`, 'bpftool', '-j', 'net', 'show', 'dev', hostIf]);
-          if (/tcx?_egress|"egress"/.test(net.stdout) || net.stdout.includes('nf_tc_egress')) break;
-        }
+        return v ? decodeEndpoint(v).ingressTable : 0;
+      };
+      while (ingressTable() === 0) {
+        if (performance.now() - t0 > FLIP_DEADLINE_MS) throw new Error(`isolate ${LATE.key}: no endpoint entry for ${hostIf} after ${FLIP_DEADLINE_MS} ms`);
         await new Promise((r) => setTimeout(r, 2));
       }
-      ms.push(performance.now() - t0);
-      // And the probe agrees.
-      await timeToVerdict(pr, LATE, 'deny', performance.now());
+      ms.push(await timeToVerdict(pr, LATE, 'deny', t0));
     }
   } finally {
     native.closeFd(endpoints.fd);

@@ -53,7 +53,7 @@ export function netVariants(ruleCounts: readonly number[], skip: Partial<Record<
 }
 
 /** FORWARD chain for iptables (one rule per CIDR) or ipset (one rule per policy rule). */
-export function forwardRules(engine: 'iptables' | 'ipset', rules: number): { ipset: string; iptables: string } {
+export function forwardRules(engine: 'iptables' | 'ipset', rules: number, setPrefix = 'nfb'): { ipset: string; iptables: string } {
   const policy = buildPolicy({ table: 1, cidrs: rules, families: [4], identities: 0, probes: [CLIENT_IP] });
   const lines = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]'];
   lines.push('-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT');
@@ -62,7 +62,7 @@ export function forwardRules(engine: 'iptables' | 'ipset', rules: number): { ips
     for (const p of policy.prefixes) lines.push(`-A FORWARD -s ${p} -d ${SERVER_IP}/32 -p tcp -j ACCEPT`);
   } else {
     policy.cidrRules.forEach((prefixes, i) => {
-      const set = `nfb-r${i + 1}`;
+      const set = `${setPrefix}-r${i + 1}`;
       sets.push(`create ${set} hash:net family inet hashsize 1024 maxelem ${Math.max(65536, prefixes.length)}`);
       for (const p of prefixes) sets.push(`add ${set} ${p}`);
       lines.push(`-A FORWARD -m set --match-set ${set} src -d ${SERVER_IP}/32 -p tcp -j ACCEPT`);
@@ -72,11 +72,20 @@ export function forwardRules(engine: 'iptables' | 'ipset', rules: number): { ips
   return { ipset: sets.length ? `${sets.join('\n')}\n` : '', iptables: lines.join('\n') };
 }
 
+/** Sets can stay "in use" for a while after their rules are flushed; every setup uses
+ *  fresh set names, so a set that cannot go yet is left to die with the namespace. */
+async function destroySets(node: string): Promise<void> {
+  await nsRun(node, 'ipset', ['destroy']).catch((e: Error) => {
+    if (!/in use/.test(e.message)) throw e;
+  });
+}
+
 class NetBench {
   private readonly pinDir = `/sys/fs/bpf/nfbench-${process.pid}`;
   private readonly helper = path.join(REPO_ROOT, 'dist', 'bench', 'nf-helper.js');
   private servers: Background[] = [];
   private dropInterrupt = (): void => undefined;
+  private setups = 0;
 
   constructor(
     private readonly topo: Topology,
@@ -114,7 +123,7 @@ class NetBench {
         '--client-if', this.topo.clientVeth, '--server-if', this.topo.serverVeth, '--client-ip', CLIENT_IP,
       ]);
     } else if (v.engine === 'iptables' || v.engine === 'ipset') {
-      const r = forwardRules(v.engine, v.rules);
+      const r = forwardRules(v.engine, v.rules, `nfb${++this.setups}`);
       if (r.ipset) await nsRun(node, 'ipset', ['restore'], { input: r.ipset });
       await nsRun(node, 'iptables-restore', [], { input: r.iptables });
     }
@@ -127,7 +136,7 @@ class NetBench {
       await run('nsenter', [`--net=/run/netns/${node}`, process.execPath, this.helper, 'detach', '--pin', this.pinDir, '--ifs', `${this.topo.clientVeth},${this.topo.serverVeth}`]);
     } else if (v.engine === 'iptables' || v.engine === 'ipset') {
       await nsRun(node, 'nft', ['flush', 'ruleset']);
-      if (v.engine === 'ipset') await nsRun(node, 'ipset', ['destroy']);
+      if (v.engine === 'ipset') await destroySets(node);
       await nsRun(node, 'conntrack', ['-F']).catch(() => undefined);
     }
   }

@@ -80,7 +80,7 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
     }),
     target({
       name: 'compile_time',
-      description: 'compile 10k pods / 1k namespaces / 2k policies',
+      description: `compile 10k pods / 1k namespaces / 2k policies${c?.compileTimedOut ? ' (lower bound: stopped at the deadline)' : ''}`,
       value: c ? c.compileMs / 1000 : null,
       op: '<=',
       limit: 5,
@@ -104,7 +104,7 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
     }),
     target({
       name: 'pod_add_p99',
-      description: 'one pod added: recompute + diff, p99',
+      description: `one pod added: recompute + diff, p99 (on ${c?.changesOn ?? 'the 10k-pod cluster'})`,
       value: c ? c.podAdd.p99Ms : null,
       op: '<=',
       limit: 50,
@@ -230,6 +230,9 @@ export function renderReport(r: BenchResults): string {
     '',
     'Every comparison is measured in one run, interleaved (A B C A B C ...), and reported as the median of the ' +
       'rounds and as a ratio to its baseline. Figures from a 2-core VM are noisy; compare ratios, not absolutes.',
+    '',
+    'Build and run: `make -C bpf && make -C bench && npm run build:native && npx tsc -p tsconfig.json && ' +
+      `${r.command}\` (as root).`,
     '',
     '## Targets',
     '',
