@@ -2,7 +2,6 @@
 // change (fs.watch, debounced), on interface events and periodically. Bad input keeps
 // the last good state enforced. Pins (maps, TCX links) outlive the process, so SIGTERM,
 // kill -9 and restarts never open or drop traffic; a new agent adopts what is pinned.
-import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { compile } from '../compile';
 import type { CompileResult } from '../compile/output';
@@ -17,6 +16,7 @@ import { NativeMapIO } from '../reconcile/native-mapio';
 import { ensureTunnel, removeTunnel, TUNNEL_OFF } from '../redirect/tunnel';
 import { loadStateDirAsync } from '../sources/directory';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
+import { watchTree } from './dir-watch';
 import { AgentMetrics } from './metrics';
 import { namesFilePath, namesFromCompile, writeNamesFile } from './names-file';
 import { stateDirHash } from './state-hash';
@@ -99,7 +99,7 @@ export class Agent {
     this.closers.push(() => rb.close());
     const lw = this.addon.linkWatch((ev) => this.onLink(ev.type, ev.link.name));
     this.closers.push(() => lw.close());
-    const watcher = fs.watch(this.opts.stateDir, { recursive: true }, () => this.schedule(this.opts.debounceMs ?? 100));
+    const watcher = watchTree(this.opts.stateDir, () => this.schedule(this.opts.debounceMs ?? 100));
     this.closers.push(() => watcher.close());
     const timer = setInterval(() => this.schedule(0), this.opts.resyncMs ?? 30_000);
     this.closers.push(() => clearInterval(timer));
@@ -152,6 +152,7 @@ export class Agent {
 
   private async pass(reason: string): Promise<ReconcileReport | undefined> {
     const dp = this.dp!;
+    const generation = this.status.generation;
     const endTimer = this.metrics.reconcileSeconds.startTimer();
     this.status.errors = [];
     let snapshot: Snapshot | undefined;
@@ -236,7 +237,8 @@ export class Agent {
     }
     this.status.lastApply = new Date().toISOString();
     const seconds = endTimer();
-    const changed = Object.keys(report.updates).length + Object.keys(report.deletes).length > 0 || report.detached.length > 0;
+    const changed =
+      Object.keys(report.updates).length + Object.keys(report.deletes).length > 0 || report.detached.length > 0 || this.status.generation !== generation;
     this.log[changed || !report.ok ? 'info' : 'debug'](
       { reason, generation: this.status.generation, updates: report.updates, deletes: report.deletes, programmed: report.programmed, detached: report.detached, failed: report.failed.length, seconds, config: readConfig(this.addon, dp).flags },
       'reconciled',
