@@ -58,6 +58,9 @@ export async function labUp(snapshot: Snapshot, opts: UpOptions): Promise<LabSta
   };
   saveState(state);
   log(`lab ${plan.name}: ${plan.nodes.length} nodes, ${plan.pods.length} pods, ${ops.length} set-up commands`);
+  for (const nad of snapshot.networkAttachmentDefinitions.filter((n) => n.vlan !== undefined)) {
+    log(`lab ${plan.name}: ${nad.namespace}/${nad.name} (vlan ${nad.vlan}) runs untagged: this kernel has no 8021q; crafted-packet BPF tests cover VLAN frames`);
+  }
   for (const [i, op] of ops.entries()) {
     if (opts.crashAfterOps !== undefined && i >= opts.crashAfterOps) throw new Error(`lab up ${plan.name}: simulated crash after ${i} ops`);
     if (op.netns) {
