@@ -11,4 +11,13 @@ function packageRoot(): string {
 
 export const addonPath = path.join(packageRoot(), 'native', 'build', 'Release', 'netfence_native.node');
 
-export const native: NativeAddon = require(addonPath) as NativeAddon;
+let loaded: NativeAddon | undefined;
+
+// Loaded on first use, so commands that never touch the kernel (compile, trace --engine
+// model, lab down) work without a built addon.
+export const native: NativeAddon = new Proxy({} as NativeAddon, {
+  get(_target, prop: string | symbol): unknown {
+    loaded ??= require(addonPath) as NativeAddon;
+    return Reflect.get(loaded, prop);
+  },
+});
