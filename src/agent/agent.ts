@@ -1,7 +1,8 @@
-// The agent: state directory -> snapshot -> endpoints -> compile -> reconcile, on every
-// change (fs.watch, debounced), on interface events and periodically. Bad input keeps
-// the last good state enforced. Pins (maps, TCX links) outlive the process, so SIGTERM,
-// kill -9 and restarts never open or drop traffic; a new agent adopts what is pinned.
+// The agent: snapshot source (state directory or Kubernetes API) -> endpoints -> compile
+// -> reconcile, on every new snapshot, on interface events and periodically. Nothing is
+// enforced before the source's first complete snapshot; bad input keeps the last good
+// state enforced. Pins (maps, TCX links) outlive the process, so SIGTERM, kill -9 and
+// restarts never open or drop traffic; a new agent adopts what is pinned.
 import type { Logger } from 'pino';
 import { compile } from '../compile';
 import type { CompileResult } from '../compile/output';
@@ -14,28 +15,29 @@ import type { Snapshot } from '../model/types';
 import { reconcile, type ReconcileReport } from '../reconcile/apply';
 import { NativeMapIO } from '../reconcile/native-mapio';
 import { ensureTunnel, removeTunnel, TUNNEL_OFF } from '../redirect/tunnel';
-import { loadStateDirAsync } from '../sources/directory';
+import type { SnapshotSource } from '../sources/source';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
-import { watchTree } from './dir-watch';
 import { AgentMetrics } from './metrics';
 import { namesFilePath, namesFromCompile, writeNamesFile } from './names-file';
-import { stateDirHash } from './state-hash';
 
 export interface AgentOptions {
-  stateDir: string;
+  /** Where snapshots come from; the agent starts and stops it. */
+  source: SnapshotSource;
   nodeName: string;
-  /** Overrides config.bpffsRoot. */
-  bpffsRoot?: string;
+  /** bpffs directory of the pins (read once at start: it cannot follow the config). */
+  bpffsRoot: string;
   objectPath?: string;
   sysfsRoot?: string;
+  /** Periodic pass over the latest snapshot (repairs drift in the kernel). */
   resyncMs?: number;
-  debounceMs?: number;
   flowLogsPerSecond?: number;
 }
 
 export interface AgentStatus {
   ready: boolean;
   generation: number;
+  /** Version (SnapshotSource) of the applied state: the state directory's content hash,
+   *  or a hash of the API objects' resourceVersions. */
   stateHash?: string;
   node: string;
   endpoints: number;
@@ -45,7 +47,6 @@ export interface AgentStatus {
   lastApply?: string;
 }
 
-const DEFAULT_BPFFS_ROOT = '/sys/fs/bpf/netfence';
 // Follow-up passes after a new link: the CNI adds the pod route just after the veth.
 const LINK_FOLLOWUPS_MS = [0, 50, 200, 1000];
 
@@ -54,6 +55,8 @@ export class Agent {
   private dp?: Datapath;
   private namesFile?: string;
   private attacher?: TcAttacher;
+  /** The source's newest snapshot (applied or not: passes retry it). */
+  private latest?: { snapshot: Snapshot; version: string };
   private lastGood?: Snapshot;
   private compiled?: CompileResult;
   private flowCtx?: FlowContext;
@@ -62,7 +65,7 @@ export class Agent {
   private again = false;
   private stopped = false;
   private readonly closers: (() => void)[] = [];
-  private debounce?: NodeJS.Timeout;
+  private scheduled?: NodeJS.Timeout;
   private readonly flowLimiter: RateLimiter;
   readonly status: AgentStatus;
 
@@ -76,10 +79,10 @@ export class Agent {
     this.metrics = new AgentMetrics({ addon, maps: () => this.dp?.maps, compiled: () => this.compiled });
   }
 
-  /** Load the datapath (adopting pins), apply once, then follow changes. */
+  /** Load the datapath (adopting pins), then follow the source: the first pass runs
+   *  when its first (complete) snapshot arrives. */
   async start(): Promise<void> {
-    const first = await loadStateDirAsync(this.opts.stateDir);
-    const root = this.opts.bpffsRoot ?? (first.config.bpffsRoot || DEFAULT_BPFFS_ROOT);
+    const root = this.opts.bpffsRoot;
     const loadStart = Date.now();
     this.dp = loadDatapath(this.addon, { bpffsRoot: root, objectPath: this.opts.objectPath });
     if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
@@ -99,25 +102,27 @@ export class Agent {
     this.closers.push(() => rb.close());
     const lw = this.addon.linkWatch((ev) => this.onLink(ev.type, ev.link.name));
     this.closers.push(() => lw.close());
-    const watcher = watchTree(this.opts.stateDir, () => this.schedule(this.opts.debounceMs ?? 100));
-    this.closers.push(() => watcher.close());
-    const timer = setInterval(() => this.schedule(0), this.opts.resyncMs ?? 30_000);
+    const timer = setInterval(() => this.schedule('resync'), this.opts.resyncMs ?? 30_000);
     this.closers.push(() => clearInterval(timer));
-    await this.apply('start');
+    await this.opts.source.start((snapshot, version) => {
+      this.latest = { snapshot, version };
+      this.schedule('snapshot');
+    });
+    this.closers.push(() => void this.opts.source.stop());
   }
 
   /** Stop following changes; enforcement (pins) stays. */
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.debounce);
+    clearTimeout(this.scheduled);
     for (const c of this.closers.splice(0)) c();
     this.dp?.close();
   }
 
-  private schedule(delayMs: number): void {
+  private schedule(reason: string): void {
     if (this.stopped) return;
-    clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => void this.apply('change'), delayMs);
+    clearTimeout(this.scheduled);
+    this.scheduled = setTimeout(() => void this.apply(reason), 0);
   }
 
   private onLink(type: 'new' | 'del', name: string): void {
@@ -155,14 +160,8 @@ export class Agent {
     const generation = this.status.generation;
     const endTimer = this.metrics.reconcileSeconds.startTimer();
     this.status.errors = [];
-    let snapshot: Snapshot | undefined;
-    let hash: string | undefined;
-    try {
-      hash = await stateDirHash(this.opts.stateDir);
-      snapshot = await loadStateDirAsync(this.opts.stateDir);
-    } catch (e) {
-      this.fail('load', (e as Error).message);
-    }
+    let snapshot = this.latest?.snapshot;
+    let hash = this.latest?.version;
     if (snapshot && snapshot.errors.length > 0) {
       for (const e of snapshot.errors) this.fail('validate', `${e.file ?? ''}${e.file ? ': ' : ''}${e.object} ${e.field}: ${e.message}`);
       if (this.lastGood) {

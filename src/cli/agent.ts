@@ -1,13 +1,17 @@
-// `netfence agent`: enforce the state directory's policies on this node.
-import type { Command } from 'commander';
+// `netfence agent`: enforce the policies of a state source (a state directory, or the
+// Kubernetes API) on this node.
+import { Command } from 'commander';
 import pino from 'pino';
 import { Agent } from '../agent/agent';
 import { CniServer } from '../agent/cni-server';
 import { startHttp } from '../agent/http';
-import { loadStateDirAsync } from '../sources/directory';
+import { DEFAULT_BPFFS_ROOT } from '../datapath/loader';
+import { chooseSource, createAgentSource } from './agent-source';
 
 interface AgentFlags {
-  state: string;
+  state?: string;
+  kubeconfig?: string;
+  config?: string;
   node?: string;
   bpffsRoot?: string;
   metricsAddress?: string;
@@ -18,37 +22,41 @@ interface AgentFlags {
   logLevel: string;
 }
 
-export function register(program: Command): void {
-  program
-    .command('agent')
-    .description('enforce the policies of a state directory on this node (tc-BPF)')
-    .requiredOption('--state <dir>', 'state directory (Kubernetes YAML, netfence.yaml)')
+/** The command definition (also read by tests: the DaemonSet may only pass these flags). */
+export function agentCommand(): Command {
+  return new Command('agent')
+    .description('enforce the policies of a state directory or of the Kubernetes API on this node (tc-BPF)')
+    .option('--state <dir>', 'state directory (Kubernetes YAML, netfence.yaml): the embedded mode')
+    .option('--kubeconfig <file>', 'follow the Kubernetes API with this kubeconfig (default without --state: in-cluster credentials)')
+    .option('--config <file>', 'NetfenceConfig file for the Kubernetes source (default: built-in settings)')
     .option('--node <name>', 'node name (default: $NODE_NAME)')
-    .option('--bpffs-root <path>', 'bpffs directory for pinned maps and links (default: config.bpffsRoot or /sys/fs/bpf/netfence)')
-    .option('--metrics-address <host:port>', 'health and metrics listener (default: config.metricsAddress or 127.0.0.1:9750)')
+    .option('--bpffs-root <path>', `bpffs directory for pinned maps and links (default: config.bpffsRoot or ${DEFAULT_BPFFS_ROOT})`)
+    .option('--metrics-address <host:port>', 'health and metrics listener (default: config.metricsAddress)')
     .option('--socket <path>', 'CNI request socket')
     .option('--object <path>', 'BPF object (default: bpf/.output/netfence.bpf.o of this package)')
     .option('--sysfs-root <path>', 'sysfs root for VF representor discovery', '/sys')
-    .option('--resync-seconds <n>', 'periodic full resync', '30')
+    .option('--resync-seconds <n>', 'periodic full pass (and state directory reload)', '30')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (f: AgentFlags) => {
       const log = pino({ level: f.logLevel });
       const node = f.node ?? process.env.NODE_NAME;
       if (!node) throw new Error('start agent: no node name (--node or NODE_NAME)');
+      const resyncMs = Number(f.resyncSeconds) * 1000;
+      if (!(resyncMs > 0)) throw new Error(`start agent: --resync-seconds: expected a positive number, got "${f.resyncSeconds}"`);
+      const { source, config, describe } = await createAgentSource(chooseSource(f, process.env), { log, resyncMs });
       const agent = new Agent(
         (await import('../datapath/native')).native,
         {
-          stateDir: f.state,
+          source,
           nodeName: node,
-          bpffsRoot: f.bpffsRoot,
+          bpffsRoot: f.bpffsRoot ?? (config.bpffsRoot || DEFAULT_BPFFS_ROOT),
           objectPath: f.object,
           sysfsRoot: f.sysfsRoot,
-          resyncMs: Number(f.resyncSeconds) * 1000,
+          resyncMs,
         },
         log,
       );
-      const config = (await loadStateDirAsync(f.state)).config;
-      const address = f.metricsAddress ?? (config.metricsAddress || '127.0.0.1:9750');
+      const address = f.metricsAddress ?? config.metricsAddress;
       const server = await startHttp(address, () => agent.status, agent.metrics.registry);
       const cni = f.socket
         ? new CniServer(
@@ -72,6 +80,10 @@ export function register(program: Command): void {
       process.on('SIGINT', () => shutdown('SIGINT'));
       await agent.start();
       if (cni && f.socket) await cni.listen(f.socket);
-      log.info({ address, generation: agent.status.generation, ready: agent.status.ready }, 'agent started');
+      log.info({ address, source: describe }, 'agent started');
     });
+}
+
+export function register(program: Command): void {
+  program.addCommand(agentCommand());
 }

@@ -2,7 +2,7 @@
 // inside its node netns), that it applied exactly the state directory's current content
 // (stateHash). The agent reports the hash of its latest apply, so after a change the
 // hashes match only once that change is enforced.
-import { stateDirHash } from '../agent/state-hash';
+import { stateDirHash } from '../sources/state-hash';
 import { labScript, run } from './exec';
 import type { AgentRecord, LabState } from './state';
 

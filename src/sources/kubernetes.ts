@@ -2,6 +2,7 @@
 // one of them has listed, each burst of changes becomes one snapshot built by the same
 // per-object parsing the directory source uses.
 import { KubeConfig } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { buildSnapshot, type SourceObject } from '../model/snapshot';
@@ -57,7 +58,7 @@ export function loadKubeConfig(file?: string): KubeConfig {
 
 export class KubernetesSource implements SnapshotSource {
   private watchers: ResourceWatcher[] = [];
-  private onSnapshot?: (s: Snapshot) => void;
+  private onSnapshot?: (s: Snapshot, version: string) => void;
   private debounceTimer?: NodeJS.Timeout;
   private firstPendingAt = 0;
   private readonly debounceMs: number;
@@ -70,7 +71,7 @@ export class KubernetesSource implements SnapshotSource {
     this.maxDelayMs = opts.maxDelayMs ?? 2000;
   }
 
-  async start(onSnapshot: (s: Snapshot) => void): Promise<void> {
+  async start(onSnapshot: (s: Snapshot, version: string) => void): Promise<void> {
     if (this.onSnapshot) throw new Error('start kubernetes source: already started');
     this.onSnapshot = onSnapshot;
     const timing = { ...DEFAULT_TIMING, ...this.opts.timing };
@@ -123,8 +124,28 @@ export class KubernetesSource implements SnapshotSource {
       this.opts.log.error({ err: String(err) }, 'kubernetes source: building snapshot failed');
       return;
     }
-    deliver(snapshot);
+    deliver(snapshot, objectsVersion(objects));
   }
+}
+
+/** Names a set of objects: every change gets a new resourceVersion from the apiserver,
+ *  so the same state (a relist included) always hashes the same. */
+export function objectsVersion(objects: readonly KubeObject[]): string {
+  const ids = objects.map((o) => [o.apiVersion, o.kind, o.metadata.namespace ?? '', o.metadata.name, o.metadata.resourceVersion ?? ''].join('\0'));
+  return createHash('sha256').update(ids.sort().join('\n')).digest('hex');
+}
+
+/** The NetfenceConfig document(s) of a config file (the ConfigMap's netfence.yaml). */
+export function readConfigFile(file: string): SourceObject[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`read config ${file}: ${(err as Error).message}`);
+  }
+  const parsed = parseYamlText(text, file);
+  if (parsed.errors.length) throw new Error(`read config ${file}: ${parsed.errors[0].message}`);
+  return parsed.objects;
 }
 
 /** The agent's Kubernetes source: kubeconfig file or in-cluster credentials, and the
@@ -135,21 +156,9 @@ export function createKubernetesSource(opts: {
   log: Logger;
   debounceMs?: number;
 }): KubernetesSource {
-  let config: SourceObject[] = [];
-  if (opts.configFile) {
-    let text: string;
-    try {
-      text = fs.readFileSync(opts.configFile, 'utf8');
-    } catch (err) {
-      throw new Error(`read config ${opts.configFile}: ${(err as Error).message}`);
-    }
-    const parsed = parseYamlText(text, opts.configFile);
-    if (parsed.errors.length) throw new Error(`read config ${opts.configFile}: ${parsed.errors[0].message}`);
-    config = parsed.objects;
-  }
   return new KubernetesSource({
     kubeConfig: loadKubeConfig(opts.kubeconfig),
-    buildSnapshot: apiSnapshotBuilder(config),
+    buildSnapshot: apiSnapshotBuilder(opts.configFile ? readConfigFile(opts.configFile) : []),
     log: opts.log,
     debounceMs: opts.debounceMs,
   });

@@ -1,6 +1,7 @@
 // deploy/: every manifest parses and is a known kind; the DaemonSet's probes hit what the
 // agent serves; the agent's capabilities are exactly the four it needs; RBAC covers
-// exactly what the Kubernetes source watches; the CRDs match the watched resources.
+// exactly what the Kubernetes source watches; the CRDs match the watched resources; the
+// agent container passes only flags `netfence agent` defines.
 import test from 'ava';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -9,6 +10,8 @@ import path from 'node:path';
 import { Registry } from 'prom-client';
 import { parseAllDocuments } from 'yaml';
 import { startHttp } from '../../src/agent/http';
+import { chooseSource } from '../../src/cli/agent-source';
+import { agentCommand } from '../../src/cli/agent';
 import { buildSnapshot } from '../../src/model/snapshot';
 import { parseYamlText } from '../../src/sources/directory';
 import { WATCHED_RESOURCES } from '../../src/sources/kubernetes';
@@ -47,6 +50,8 @@ interface Probe {
 }
 interface Container {
   name: string;
+  command?: string[];
+  args?: string[];
   securityContext?: { privileged?: boolean; capabilities?: { add?: string[]; drop?: string[] } };
   livenessProbe?: Probe;
   readinessProbe?: Probe;
@@ -107,6 +112,34 @@ test('the DaemonSet probes paths and the port the agent serves', async (t) => {
     );
     t.not(code, 404, p.path);
   }
+});
+
+test('the agent container passes only real `netfence agent` flags, each with its value, and runs in-cluster', (t) => {
+  const a = agent();
+  t.is(a.command?.[a.command.length - 1], '/opt/netfence/dist/src/cli/main.js');
+  const [sub, ...args] = a.args ?? [];
+  t.is(sub, 'agent');
+  const options = agentCommand().options;
+  const flags: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const opt = options.find((o) => o.long === args[i]);
+    if (!opt) {
+      t.fail(`DaemonSet passes ${args[i]}: not an option of netfence agent (${options.map((o) => o.long).join(' ')})`);
+      continue;
+    }
+    const takesValue = opt.required || opt.optional;
+    if (takesValue) t.truthy(args[i + 1] && !args[i + 1].startsWith('--'), `${args[i]} needs a value`);
+    flags[opt.attributeName()] = takesValue ? args[++i] : 'true';
+  }
+  t.deepEqual(Object.keys(flags).sort(), ['config', 'socket']);
+  // No --state and no --kubeconfig: the Kubernetes source with the pod's service account.
+  t.deepEqual(chooseSource(flags, { KUBERNETES_SERVICE_HOST: '10.96.0.1' }), { kind: 'kubernetes', configFile: '/etc/netfence/netfence.yaml' });
+  // The config file is the ConfigMap's key, mounted where --config points.
+  const mount = a.volumeMounts?.find((m) => m.name === 'config');
+  t.is(path.join(mount?.mountPath ?? '', 'netfence.yaml'), flags.config);
+  t.truthy((one('ConfigMap') as unknown as { data: Record<string, string> }).data['netfence.yaml']);
+  const install = podSpec().initContainers!.find((c) => c.name === 'install-cni')!;
+  t.is(install.command?.[install.command.indexOf('--agent-socket') + 1], flags.socket, 'the CNI plugin asks the socket the agent serves');
 });
 
 test('the agent runs unprivileged with exactly BPF, NET_ADMIN, SYS_ADMIN, PERFMON', (t) => {

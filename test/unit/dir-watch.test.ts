@@ -4,7 +4,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { watchTree } from '../../src/agent/dir-watch';
+import { watchTree } from '../../src/sources/dir-watch';
 
 const replace = (file: string, text: string): void => {
   fs.writeFileSync(`${file}.tmp~`, text);

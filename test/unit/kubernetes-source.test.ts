@@ -9,7 +9,7 @@ import type { Snapshot } from '../../src/model/types';
 import { collectionPath } from '../../src/sources/kubernetes-resources';
 import { parseYamlText } from '../../src/sources/directory';
 import { apiSnapshotBuilder, createKubernetesSource, KubernetesSource, loadKubeConfig, WATCHED_RESOURCES, type KubeObject } from '../../src/sources/kubernetes';
-import { FakeApiServer, type Obj } from './fake-apiserver';
+import { FakeApiServer, type Obj } from '../helpers/fake-apiserver';
 
 const PODS = '/api/v1/pods';
 const NODES = '/api/v1/nodes';

@@ -1,0 +1,78 @@
+// The directory source as a SnapshotSource: the tree is loaded at start, after every
+// change (per-directory watchers, debounced) and periodically (a missed event costs at
+// most one period); a snapshot is handed on whenever the YAML content hash changed.
+import type { Logger } from 'pino';
+import type { Snapshot } from '../model/types';
+import { loadStateDirAsync } from './directory';
+import { watchTree } from './dir-watch';
+import type { SnapshotSource } from './source';
+import { stateDirHash } from './state-hash';
+
+export interface DirectorySourceOptions {
+  log: Logger;
+  /** Quiet time after a change before reloading (default 100 ms). */
+  debounceMs?: number;
+  /** Periodic reload (default 30 s). */
+  resyncMs?: number;
+}
+
+export class DirectorySource implements SnapshotSource {
+  private onSnapshot?: (snapshot: Snapshot, version: string) => void;
+  private closers: (() => void)[] = [];
+  private debounce?: NodeJS.Timeout;
+  private lastVersion?: string;
+  // Loads run one after another, so the newest content is always delivered last.
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly dir: string,
+    private readonly opts: DirectorySourceOptions,
+  ) {}
+
+  async start(onSnapshot: (snapshot: Snapshot, version: string) => void): Promise<void> {
+    if (this.onSnapshot) throw new Error(`start directory source ${this.dir}: already started`);
+    const watcher = watchTree(this.dir, () => this.schedule(this.opts.debounceMs ?? 100));
+    this.onSnapshot = onSnapshot;
+    const timer = setInterval(() => this.schedule(0), this.opts.resyncMs ?? 30_000);
+    this.closers = [() => watcher.close(), () => clearInterval(timer), () => clearTimeout(this.debounce)];
+    await this.enqueue();
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.closers.splice(0)) c();
+    this.onSnapshot = undefined;
+    await this.chain;
+  }
+
+  private schedule(delayMs: number): void {
+    if (!this.onSnapshot) return;
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => void this.enqueue(), delayMs);
+  }
+
+  private enqueue(): Promise<void> {
+    this.chain = this.chain.then(() => this.load());
+    return this.chain;
+  }
+
+  private async load(): Promise<void> {
+    let version: string;
+    let snapshot: Snapshot;
+    try {
+      version = await stateDirHash(this.dir);
+    } catch (e) {
+      this.opts.log.error(`hash state directory ${this.dir}: ${(e as Error).message}`);
+      return;
+    }
+    if (version === this.lastVersion) return;
+    try {
+      snapshot = await loadStateDirAsync(this.dir);
+    } catch (e) {
+      this.opts.log.error((e as Error).message);
+      return;
+    }
+    if (!this.onSnapshot) return;
+    this.lastVersion = version;
+    this.onSnapshot(snapshot, version);
+  }
+}
