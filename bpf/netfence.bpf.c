@@ -144,8 +144,9 @@ static __always_inline int nf_ct_revalidate(const struct nf_endpoint *ep, const 
 	__u16 port = p->has_ports ? (reply ? p->sport : p->dport) : 0;
 	const __u8 *peer = odir == NF_DIR_EGRESS ? k->daddr : k->saddr;
 
-	if (cv->flags & NF_CT_F_DEFERRED) {
-		/* the backend side is checked after DNAT, per packet of the flow */
+	/* deferred: the backend side is checked after DNAT, per packet of the flow;
+	 * privileged established flows (node lockout safety) outlive any revision */
+	if ((cv->flags & NF_CT_F_DEFERRED) || (ep->flags & NF_EP_F_KEEP_ESTABLISHED)) {
 		cv->revision = ep->revision;
 		return 1;
 	}

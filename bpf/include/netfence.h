@@ -53,6 +53,9 @@ enum nf_tier {
 #define NF_EP_F_HOST (1u << 1)     /* host interface: tc ingress = to the node */
 #define NF_EP_F_TUNNEL (1u << 2)   /* transparent tunnel applies to traffic from this pod */
 #define NF_EP_F_SECONDARY (1u << 3)/* secondary network (MultiNetworkPolicy) */
+/* established flows survive a policy revision change (refreshed, not re-evaluated):
+ * host endpoints while NetfenceConfig privileged.enabled && established */
+#define NF_EP_F_KEEP_ESTABLISHED (1u << 4)
 
 /* Endpoint map value; key: __u32 ifindex. */
 struct nf_endpoint {
@@ -139,6 +142,9 @@ struct nf_ct_key {
 
 #define NF_CT_F_DEFERRED (1u << 0) /* allowed toward a service CIDR; backend checked after DNAT */
 #define NF_CT_F_SEEN_REPLY (1u << 1)
+/* the flow reached the pod straight from the node's stack (e.g. after DNAT), not
+ * through the transparent tunnel: its replies are not tunnelled either */
+#define NF_CT_F_NO_TUNNEL (1u << 2)
 
 struct nf_ct_val {
 	__u64 last_seen_ns;

@@ -58,9 +58,15 @@ function resolveEndpoint(snapshot: Snapshot, nodeName: string, ep: DiscoveredEnd
 
 const FLAGS = { pod: NfEpFlag.POD, host: NfEpFlag.HOST, secondary: NfEpFlag.POD | NfEpFlag.SECONDARY } as const;
 
-/** With a redirect configured, the transparent tunnel applies to every pod's primary interface. */
+/** With a redirect configured, the transparent tunnel applies to every pod's primary interface;
+ *  with privileged established flows, a node's connections survive policy changes. */
 function flags(snapshot: Snapshot, kind: CompiledEndpoint['kind']): number {
-  return FLAGS[kind] | (kind === 'pod' && snapshot.config.redirect ? NfEpFlag.TUNNEL : 0);
+  const { enabled, established } = snapshot.config.privileged;
+  return (
+    FLAGS[kind] |
+    (kind === 'pod' && snapshot.config.redirect ? NfEpFlag.TUNNEL : 0) |
+    (kind === 'host' && enabled && established ? NfEpFlag.KEEP_ESTABLISHED : 0)
+  );
 }
 
 function addIdentityEntries(maps: DesiredMaps, ids: Identities): void {

@@ -2,8 +2,10 @@
 // of the compiled object: a field added, moved or resized in netfence.h fails here.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { LAYOUT, type StructName } from '../../src/datapath/codecs';
-import { buildObjects, objectPath } from './objects';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { LAYOUT, NfCfgFlag, NfCtFlag, NfEpFlag, type StructName } from '../../src/datapath/codecs';
+import { buildObjects, objectPath, root } from './objects';
 
 interface BtfMember {
   name: string;
@@ -40,4 +42,14 @@ for (const name of Object.keys(LAYOUT) as StructName[]) {
 test('prefilter object carries the shared LPM key layout', (t) => {
   const bt = btfStructs(objectPath('prefilter')).get('nf_addr_lpm_key');
   t.is(bt?.size, LAYOUT.nf_addr_lpm_key.size);
+});
+
+// Flag bits are #defines (no BTF): read them from the header itself.
+test('flag constants match netfence.h', (t) => {
+  const header = readFileSync(path.join(root, 'bpf/include/netfence.h'), 'utf8');
+  const defined = (prefix: string): Record<string, number> =>
+    Object.fromEntries([...header.matchAll(new RegExp(`^#define ${prefix}(\\w+)\\s+\\(1u << (\\d+)\\)`, 'gm'))].map((m) => [m[1], 1 << Number(m[2])]));
+  t.deepEqual(defined('NF_EP_F_'), { ...NfEpFlag }, 'NF_EP_F_*');
+  t.deepEqual(defined('NF_CT_F_'), { ...NfCtFlag }, 'NF_CT_F_*');
+  t.deepEqual(defined('NF_CFG_F_'), { ...NfCfgFlag }, 'NF_CFG_F_*');
 });

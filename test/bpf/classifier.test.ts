@@ -509,6 +509,42 @@ test.serial('revision bump on the egress side cuts replies of outbound flows', (
 
 // ---- host endpoints -------------------------------------------------------------
 
+test.serial('host endpoint: with KEEP_ESTABLISHED a revision bump to a deny keeps established flows; without, it cuts them', (t) => {
+  const NODE = '192.168.1.10';
+  const PEER = '192.168.1.20';
+  k.local(NODE, 0, NfLocalKind.NODE);
+  k.table(7, [{ action: 'allow', tier: 'admin', peers: ANY }]);
+  k.table(17, [DENY_ALL]);
+  const host = (over: Partial<Endpoint>): Endpoint => ({ id: 1, ingressTable: 0, egressTable: 7, flags: NfEpFlag.HOST, revision: 1, ...over });
+  const out = (sp: number) => packet({ src: NODE, dst: PEER, l4: { proto: 'tcp', sport: sp, dport: 80, flags: TCP_ACK } });
+  const back = (sp: number) => packet({ src: PEER, dst: NODE, l4: { proto: 'tcp', sport: 80, dport: sp, flags: TCP_ACK } });
+  const fromNode = (sp: number) => k.run('egress', out(sp)).verdict;
+  const toNode = (sp: number) => k.run('ingress', back(sp)).verdict;
+
+  for (const keep of [true, false]) {
+    const flags = NfEpFlag.HOST | (keep ? NfEpFlag.KEEP_ESTABLISHED : 0);
+    const sp = keep ? 41000 : 42000;
+    k.endpoint(HOOK_IF, host({ flags, revision: 1 }));
+    expectRun(t, fromNode(sp), OK, `${keep}: connection opened before the deny`);
+    expectRun(t, toNode(sp), OK, `${keep}: its reply`);
+    // the deny: every direction denies everything, new revision
+    k.endpoint(HOOK_IF, host({ flags, revision: 2, ingressTable: 17, egressTable: 17 }));
+    const cut = k.reasonStats(NfReason.REVISION_DENY).packets;
+    if (keep) {
+      expectRun(t, toNode(sp), OK, 'reply of the established flow survives the deny');
+      expectRun(t, fromNode(sp), OK, 'established flow survives the deny');
+      t.is(k.conntrack().find((e) => e.key.sport === sp)!.val.revision, 2, 'entry refreshed to the new revision');
+      t.is(k.reasonStats(NfReason.REVISION_DENY).packets, cut, 'nothing cut');
+      expectRun(t, fromNode(sp + 1), SHOT, 'a new connection is denied');
+    } else {
+      expectRun(t, toNode(sp), SHOT, 'reply of the established flow cut');
+      t.is(k.reasonStats(NfReason.REVISION_DENY).packets, cut + 1n);
+      t.falsy(k.conntrack().find((e) => e.key.sport === sp), 'entry removed');
+      expectRun(t, fromNode(sp), SHOT, 'the flow is now a new, denied one');
+    }
+  }
+});
+
 test.serial('host endpoint: node traffic is policed, forwarded traffic passes', (t) => {
   k.endpoint(HOOK_IF, { id: 1, ingressTable: 6, egressTable: 7, flags: NfEpFlag.HOST, revision: 1 });
   k.local('192.168.1.10', 0, NfLocalKind.NODE);

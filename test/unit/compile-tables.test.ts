@@ -188,7 +188,7 @@ test('egress named ports split into sub-rules per resolved port; ingress resolve
   t.is(evalTable(r.maps, ep.ingressTable, '8.8.8.8', IPPROTO.TCP, 8080), 2);
 });
 
-test('endpoint flags: pod, host, and the tunnel on pods when a redirect is configured', (t) => {
+test('endpoint flags: pod, host, the tunnel on pods when a redirect is configured, kept established flows on hosts', (t) => {
   const s = snapshot({ namespaces: [namespace('app')], nodes: [node('n1', ['192.168.0.1'])], pods: replicas(1) });
   const eps: DiscoveredEndpoint[] = [podEp('app/web-0', 10), { ifname: 'eth0', ifindex: 2, kind: 'host' }];
   const flagsOf = (r: ReturnType<typeof compile>) => [...r.maps.nf_endpoints.values()].map((e) => decodeEndpoint(e.value).flags).sort();
@@ -197,4 +197,9 @@ test('endpoint flags: pod, host, and the tunnel on pods when a redirect is confi
   const r = compile(s, 'n1', eps);
   t.deepEqual(flagsOf(r), [NfEpFlag.POD | NfEpFlag.TUNNEL, NfEpFlag.HOST].sort());
   t.is(r.maps.nf_svc_cidrs.size, 1);
+  // privileged established flows: host endpoints keep them across policy revisions
+  s.config.privileged = { ...s.config.privileged, enabled: true, established: true };
+  t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD | NfEpFlag.TUNNEL, NfEpFlag.HOST | NfEpFlag.KEEP_ESTABLISHED].sort());
+  s.config.privileged.established = false;
+  t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD | NfEpFlag.TUNNEL, NfEpFlag.HOST].sort(), 'established not privileged');
 });
