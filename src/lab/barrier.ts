@@ -12,7 +12,8 @@ export interface AgentStatus {
   body: Record<string, unknown>;
 }
 
-async function readyz(agent: AgentRecord, stateHash: string, timeoutMs: number): Promise<AgentStatus> {
+/** Polls one agent's /readyz until it is ready and reports `stateHash`. */
+export async function readyz(agent: AgentRecord, stateHash: string, timeoutMs: number): Promise<AgentStatus> {
   const url = `http://${agent.metricsAddress}/readyz`;
   const argv = ['ip', 'netns', 'exec', agent.netns, process.execPath, labScript('client'), 'readyz', url, stateHash, String(timeoutMs)];
   const { stdout } = await run(argv, undefined, timeoutMs + 5000);

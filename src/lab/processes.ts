@@ -70,6 +70,8 @@ export interface AgentSpec {
   node: string;
   netns: string;
   stateDir: string;
+  /** Flags naming the agent's state source (default: --state stateDir). */
+  source?: string[];
   bpffsRoot: string;
   metricsAddress: string;
   /** More `netfence agent` flags (e.g. --socket). */
@@ -79,7 +81,7 @@ export interface AgentSpec {
 export function startAgent(spec: AgentSpec, workDir: string): { pid: number; log: string } {
   const log = join(workDir, `agent-${sanitize(spec.node)}.log`);
   // nsenter, not `ip netns exec`: the latter remounts /sys, which hides the bpffs at /sys/fs/bpf.
-  const argv = ['nsenter', `--net=/run/netns/${spec.netns}`, process.execPath, cliMain()!, 'agent', '--state', spec.stateDir,
+  const argv = ['nsenter', `--net=/run/netns/${spec.netns}`, process.execPath, cliMain()!, 'agent', ...(spec.source ?? ['--state', spec.stateDir]),
     '--node', spec.node, '--bpffs-root', spec.bpffsRoot, '--metrics-address', spec.metricsAddress, ...(spec.extraArgs ?? [])];
   return { pid: spawnLogged(argv, log), log };
 }

@@ -55,9 +55,9 @@ export class FakeApiServer {
     });
   }
 
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  async listen(host = '127.0.0.1', port = 0): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(port, host, resolve));
+    return `http://${host}:${(this.server.address() as AddressInfo).port}`;
   }
 
   async close(): Promise<void> {
@@ -118,6 +118,11 @@ export class FakeApiServer {
       const apiObj = { kind: 'Bookmark', metadata: { resourceVersion: String(this.rv) } };
       w.res.write(JSON.stringify({ type: 'BOOKMARK', object: apiObj }) + '\n');
     }
+  }
+
+  /** The current objects of a collection, as stored (with their resourceVersions). */
+  objects(path: string): Obj[] {
+    return [...this.col(path).items.values()];
   }
 
   serves(path: string): boolean {

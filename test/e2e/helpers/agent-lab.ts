@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../../../src/lab/exec';
-import { waitForAgents, type AgentStatus } from '../../../src/lab/barrier';
+import { readyz, waitForAgents, type AgentStatus } from '../../../src/lab/barrier';
 import { labDown, labNameFor, labUp } from '../../../src/lab/lifecycle';
 import { probePairs, type PairResult, type ProbePair } from '../../../src/lab/probe';
 import { startAgent } from '../../../src/lab/processes';
@@ -75,16 +75,22 @@ export class AgentLab {
 
   /** Starts the agent of a node; resolves with its pid once it enforces the current state. */
   async startAgent(nodeName = 'n1'): Promise<{ pid: number; ready: AgentStatus; ms: number }> {
+    const started = Date.now();
+    const pid = this.spawnAgent(nodeName);
+    const ready = await this.ready();
+    return { pid, ready: ready.find((s) => s.node === nodeName)!, ms: Date.now() - started };
+  }
+
+  /** Starts the agent of a node without waiting; `source` replaces `--state <stateDir>`. */
+  spawnAgent(nodeName = 'n1', source?: string[]): number {
     const { netns, bpffsRoot } = this.node(nodeName);
     fs.mkdirSync(bpffsRoot, { recursive: true });
-    const started = Date.now();
     const extraArgs = ['--socket', this.cniSocket(nodeName)];
-    const { pid, log } = startAgent({ node: nodeName, netns, stateDir: this.stateDir, bpffsRoot, metricsAddress: METRICS_ADDRESS, extraArgs }, this.state.workDir);
+    const { pid, log } = startAgent({ node: nodeName, netns, stateDir: this.stateDir, source, bpffsRoot, metricsAddress: METRICS_ADDRESS, extraArgs }, this.state.workDir);
     this.state.agents = this.state.agents.filter((a) => a.node !== nodeName);
     this.state.agents.push({ node: nodeName, netns, pid, metricsAddress: METRICS_ADDRESS, log });
     this.state.pids.push(pid);
-    const ready = await this.ready();
-    return { pid, ready: ready.find((s) => s.node === nodeName)!, ms: Date.now() - started };
+    return pid;
   }
 
   /** The agent's CNI request socket (unix sockets are not per netns: the test asks directly). */
@@ -98,6 +104,17 @@ export class AgentLab {
       return await waitForAgents(this.state, timeoutMs);
     } catch (e) {
       throw new Error(`${(e as Error).message}\nagent log:\n${this.agentLog().slice(-3000)}`);
+    }
+  }
+
+  /** Waits until a node's agent is ready and enforces the state its source names `stateHash`. */
+  async readyFor(stateHash: string, nodeName = 'n1', timeoutMs = 30_000): Promise<AgentStatus> {
+    const agent = this.state.agents.find((a) => a.node === nodeName);
+    if (!agent) throw new Error(`wait for agent ${nodeName}: not started`);
+    try {
+      return await readyz(agent, stateHash, timeoutMs);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\nagent log:\n${this.agentLog(nodeName).slice(-3000)}`);
     }
   }
 

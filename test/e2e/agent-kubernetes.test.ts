@@ -1,0 +1,123 @@
+// `netfence agent --kubeconfig` on a lab node: the fake apiserver (the real list/watch
+// protocol) runs inside the node's netns, serving the lab's Namespace, Node and Pods and
+// the NetworkPolicies the tests add. The agent is not ready and enforces nothing until
+// every resource listed once; a NetworkPolicy ADDED over the watch isolates a pod for
+// real, DELETED reopens it; a 410 Gone relists, and enforcement follows the relisted state.
+import test from 'ava';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { native } from '../../src/datapath/native';
+import { WATCHED_RESOURCES } from '../../src/sources/kubernetes';
+import { apiVersionOf, collectionPath } from '../../src/sources/kubernetes-resources';
+import type { Obj } from '../helpers/fake-apiserver';
+import { AgentLab } from './helpers/agent-lab';
+import { ApiServerProcess } from './helpers/apiserver-process';
+
+const PODS = '/api/v1/pods';
+const NETPOL = '/apis/networking.k8s.io/v1/networkpolicies';
+
+const pod = (name: string, ip: string): string => `
+apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: demo, labels: { app: ${name} } }
+spec: { nodeName: n1, containers: [{ name: c, image: x, ports: [{ containerPort: 80 }] }] }
+status: { podIPs: [{ ip: ${ip} }] }
+`;
+const CLUSTER = [
+  'apiVersion: v1\nkind: Namespace\nmetadata: { name: demo, labels: { kubernetes.io/metadata.name: demo } }\n',
+  pod('a', '10.244.1.2'),
+  pod('b', '10.244.1.3'),
+  'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nstatus: { addresses: [{ type: InternalIP, address: 192.168.50.11 }] }\n',
+].join('---\n');
+const CONFIG = 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\n';
+
+const ISOLATE_B: Obj = {
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: { name: 'isolate-b', namespace: 'demo' },
+  spec: { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] },
+};
+
+const A_TO_B = { from: 'demo/a', to: 'demo/b', port: '80/TCP' };
+const B_TO_A = { from: 'demo/b', to: 'demo/a', port: '80/TCP' };
+
+let lab: AgentLab;
+let api: ApiServerProcess;
+
+/** Waits until the agent enforces exactly what the fake apiserver holds now. */
+const synced = async () => lab.readyFor(await api.version());
+
+test.before(async () => {
+  lab = await AgentLab.up('k8s', { 'cluster.yaml': CLUSTER, 'netfence.yaml': CONFIG });
+  api = await ApiServerProcess.start(lab.node().netns);
+  for (const doc of parseAllDocuments(CLUSTER).map((d) => d.toJS() as Obj)) {
+    const r = WATCHED_RESOURCES.find((x) => apiVersionOf(x) === doc.apiVersion && x.kind === doc.kind)!;
+    await api.put(collectionPath(r), doc);
+  }
+});
+test.after.always(async () => {
+  await api?.close();
+  await lab?.down();
+});
+
+test.serial('not ready and nothing enforced until every resource has listed; then the listed state is enforced', async (t) => {
+  const dir = lab.state.workDir;
+  fs.writeFileSync(path.join(dir, 'kubeconfig'), api.kubeconfig());
+  fs.writeFileSync(path.join(dir, 'netfence.yaml'), CONFIG);
+  await api.put(NETPOL, ISOLATE_B);
+  await api.hold(PODS); // every other resource lists; the pods list hangs
+  lab.spawnAgent('n1', ['--kubeconfig', path.join(dir, 'kubeconfig'), '--config', path.join(dir, 'netfence.yaml')]);
+
+  const readyz = async (): Promise<{ ready: boolean; generation: number } | undefined> => {
+    try {
+      return JSON.parse(await lab.http('/readyz')) as { ready: boolean; generation: number };
+    } catch {
+      return undefined; // not listening yet
+    }
+  };
+  for (const deadline = Date.now() + 20_000; (await api.counts(NETPOL)).lists === 0 || (await readyz()) === undefined; ) {
+    if (Date.now() > deadline) t.fail(`agent did not list or serve /readyz in 20 s:\n${lab.agentLog().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await new Promise((r) => setTimeout(r, 1000)); // well past the source's debounce
+  t.like(await readyz(), { ready: false, generation: 0 }, 'not ready while the pods list is outstanding');
+  const eps = native.mapOpenPinned(path.join(lab.node().bpffsRoot, 'nf_endpoints'));
+  t.teardown(() => native.closeFd(eps.fd));
+  t.deepEqual(native.mapKeys(eps.fd), [], 'no endpoint programmed from a partial list');
+
+  await api.release(PODS);
+  const ready = await synced();
+  t.true(ready.generation >= 1);
+  t.true(native.mapKeys(eps.fd).length >= 2, 'pods a and b are endpoints now');
+  t.deepEqual(await lab.probe([A_TO_B, B_TO_A]), ['deny', 'allow'], 'isolate-b from the initial list');
+  t.regex(lab.agentLog(), /"source":"kubernetes API \(/);
+});
+
+test.serial('a NetworkPolicy DELETED over the watch reopens the pod, ADDED isolates it again', async (t) => {
+  const lists = (await api.counts(NETPOL)).lists;
+  await api.remove(NETPOL, 'isolate-b', 'demo');
+  const open = await synced();
+  t.deepEqual(await lab.probe([A_TO_B, B_TO_A]), ['allow', 'allow']);
+  await api.put(NETPOL, ISOLATE_B);
+  const closed = await synced();
+  t.true(closed.generation > open.generation);
+  t.deepEqual(await lab.probe([A_TO_B, B_TO_A]), ['deny', 'allow']);
+  t.is((await api.counts(NETPOL)).lists, lists, 'changes came over the watch, not by relisting');
+});
+
+test.serial('410 Gone on the watch relists; enforcement follows the relisted state', async (t) => {
+  const before = await api.counts(NETPOL);
+  // Deleted without a watch event, history compacted, the open watch told its version is gone:
+  // only a relist can learn that isolate-b went away.
+  await api.remove(NETPOL, 'isolate-b', 'demo', true);
+  await api.compact();
+  await api.expire(NETPOL);
+  await synced();
+  t.true((await api.counts(NETPOL)).lists > before.lists, 'the source relisted network policies');
+  t.deepEqual(await lab.probe([A_TO_B, B_TO_A]), ['allow', 'allow'], 'the relisted state (no isolate-b) is enforced');
+
+  await api.put(NETPOL, ISOLATE_B);
+  await synced();
+  t.deepEqual(await lab.probe([A_TO_B]), ['deny'], 'the watch after the relist delivers new events');
+});
