@@ -1,31 +1,49 @@
 // compile(snapshot, node, endpoints): the complete desired content of the policy
-// maps for one node. Pure and deterministic: same input, same bytes.
-import { policyName, type Direction } from '../model/rules';
-import type { Snapshot } from '../model/types';
+// maps for one node. Deterministic: same input, same bytes, whatever a Compiler saw
+// before. A long-lived Compiler keeps per-identity and per-policy work between calls,
+// so a snapshot that differs by a pod of an existing label set recompiles in
+// milliseconds (its rule lists and tables are reused; only addresses are redone).
+import { policyName, type Direction, type Policy } from '../model/rules';
+import type { NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
 import {
   NF_MAX_RULES,
   NfEpFlag,
   NfLocalKind,
+  addrToBytes,
   encodeAddr,
   encodeAddrLpmKey,
   encodeEndpoint,
   encodeLocal,
   encodeU32,
   encodeU8,
+  keyHex,
 } from '../datapath/codecs';
 import { type DiscoveredEndpoint, endpointKey, endpointLabel } from './endpoint';
 import { assignIds, hash32 } from './hash';
-import { buildIdentities, type Identities } from './identities';
-import type { CompiledEndpoint, CompiledRuleInfo, CompileResult, DesiredMaps } from './output';
+import {
+  type Collected,
+  type Identities,
+  type IdentitySet,
+  type NamespaceInfo,
+  PodFacts,
+  assignIdentities,
+  collectIdentities,
+  namespaceIndex,
+  namespaceInfo,
+  nodeDraft,
+  ownAddresses,
+  podDraft,
+} from './identities';
+import { Memo } from './memo';
+import type { CompiledEndpoint, CompiledRuleInfo, CompileResult, DesiredMaps, PolicyMapName } from './output';
 import { MAP_WRITE_ORDER } from './output';
-import { buildRuleList, type EndpointContext } from './rulelist';
-import { contentKey, type CompiledRule } from './ruleset';
+import { type EndpointContext, type Expansion, type KeyedPolicy, type RuleList, RuleListBuilder, contextKey } from './rulelist';
+import type { CompiledRule } from './ruleset';
+import { Selection } from './selection';
 import { NO_POLICY_ID } from './synthetic';
-import { addTableEntries, put } from './tables';
+import { put, putEntries, type TableEntry, tableEntries } from './tables';
 
-function emptyMaps(): DesiredMaps {
-  return Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, new Map()])) as DesiredMaps;
-}
+type Lists = Record<Direction, RuleList>;
 
 interface Resolved {
   ep: DiscoveredEndpoint;
@@ -34,15 +52,50 @@ interface Resolved {
   addresses: string[]; // the endpoint's own addresses (nf_local_addrs)
 }
 
-function resolveEndpoint(snapshot: Snapshot, nodeName: string, ep: DiscoveredEndpoint): Resolved {
-  const nodeOf = (name: string | undefined) => snapshot.nodes.find((n) => n.name === name);
+/** Pods and nodes by name (the first of a name, as a linear search finds it). */
+interface Lookup {
+  pod: (name: string) => PodObj | undefined;
+  node: (name: string | undefined) => NodeObj | undefined;
+  namespace: (name: string) => NamespaceInfo;
+  facts: (pod: PodObj) => PodFacts;
+}
+
+function firstByName<T>(items: readonly T[], name: (t: T) => string): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const t of items) if (!out.has(name(t))) out.set(name(t), t);
+  return out;
+}
+
+function lookup(
+  snapshot: Snapshot,
+  endpoints: DiscoveredEndpoint[],
+  namespace: (name: string) => NamespaceInfo,
+  facts: (pod: PodObj) => PodFacts,
+): Lookup {
+  // Only the endpoints' pods are looked up: index just those.
+  const wanted = new Set(endpoints.flatMap((e) => (e.pod === undefined ? [] : [e.pod])));
+  const pods = new Map<string, PodObj>();
+  for (const p of snapshot.pods) {
+    const name = facts(p).name;
+    if (wanted.has(name) && !pods.has(name)) pods.set(name, p);
+  }
+  const nodes = firstByName(snapshot.nodes, (n) => n.name);
+  return {
+    pod: (name) => pods.get(name),
+    node: (name) => (name === undefined ? undefined : nodes.get(name)),
+    namespace,
+    facts,
+  };
+}
+
+function resolveEndpoint(find: Lookup, nodeName: string, ep: DiscoveredEndpoint): Resolved {
   if (ep.kind === 'host') {
-    const node = nodeOf(nodeName);
+    const node = find.node(nodeName);
     if (!node) throw new Error(`node ${nodeName} not found`);
-    const ctx: EndpointContext = { kind: 'host', endpoint: { kind: 'node', node }, nodeAddresses: node.addresses };
+    const ctx: EndpointContext = { kind: 'host', self: nodeDraft(node), nodeAddresses: node.addresses };
     return { ep, ctx, node: node.name, addresses: [] };
   }
-  const pod = snapshot.pods.find((p) => `${p.namespace}/${p.name}` === ep.pod);
+  const pod = ep.pod === undefined ? undefined : find.pod(ep.pod);
   if (!pod) throw new Error(`pod ${ep.pod ?? '(none)'} not found`);
   if (pod.hostNetwork) throw new Error(`pod ${ep.pod} uses the host network (it is enforced as its node)`);
   let addresses = pod.ips;
@@ -51,8 +104,9 @@ function resolveEndpoint(snapshot: Snapshot, nodeName: string, ep: DiscoveredEnd
     addresses = pod.networks.find((n) => n.network === ep.network)?.ips ?? [];
   }
   // Own node as the reference finds it: by the pod's nodeName only.
-  const nodeAddresses = nodeOf(pod.nodeName)?.addresses ?? [];
-  const ctx: EndpointContext = { kind: ep.kind, endpoint: { kind: 'pod', pod }, network: ep.network, nodeAddresses };
+  const nodeAddresses = find.node(pod.nodeName)?.addresses ?? [];
+  const self = podDraft(pod, find.namespace(pod.namespace), undefined, find.facts(pod).part);
+  const ctx: EndpointContext = { kind: ep.kind, self, network: ep.network, nodeAddresses };
   return { ep, ctx, node: pod.nodeName ?? nodeName, addresses };
 }
 
@@ -69,102 +123,208 @@ function flags(snapshot: Snapshot, kind: CompiledEndpoint['kind']): number {
   );
 }
 
-function addIdentityEntries(maps: DesiredMaps, ids: Identities): void {
-  for (const owner of ids.byAddress.values()) put(maps, 'nf_ident_exact', encodeAddr(owner.ip), encodeU32(owner.identity));
-}
-
-function addLocalEntries(maps: DesiredMaps, snapshot: Snapshot, nodeName: string, resolved: Resolved[]): void {
+function addLocalEntries(maps: DesiredMaps, snapshot: Snapshot, local: NodeObj | undefined, resolved: Resolved[]): void {
   for (const r of resolved) {
     for (const ip of r.addresses) put(maps, 'nf_local_addrs', encodeAddr(ip), encodeLocal({ ifindex: r.ep.ifindex, kind: NfLocalKind.POD }));
   }
-  for (const ip of snapshot.nodes.find((n) => n.name === nodeName)?.addresses ?? []) {
-    put(maps, 'nf_local_addrs', encodeAddr(ip), encodeLocal({ ifindex: 0, kind: NfLocalKind.NODE }));
-  }
+  for (const ip of local?.addresses ?? []) put(maps, 'nf_local_addrs', encodeAddr(ip), encodeLocal({ ifindex: 0, kind: NfLocalKind.NODE }));
   const svc = [...snapshot.config.serviceCIDRs, ...(snapshot.config.redirect?.serviceCIDRs ?? [])];
   for (const cidr of svc) put(maps, 'nf_svc_cidrs', encodeAddrLpmKey(cidr), encodeU8(1));
 }
 
-/** Revision: changes whenever either table changes (tables are content-addressed over
- *  resolved identity sets, so a new identity a rule selects is a new table). */
-function revision(tables: [number, number]): number {
-  return hash32(`revision\0${tables[0]}\0${tables[1]}`) || 1;
+/** The identities of one identity-key set and what depends only on them. */
+interface Universe {
+  keys: string[];
+  set: IdentitySet;
+  selection: Selection;
+  /** identity id -> description, as CompileResult.identities. */
+  descriptions: Record<number, string>;
 }
 
-export function compile(snapshot: Snapshot, nodeName: string, endpoints: DiscoveredEndpoint[]): CompileResult {
-  const ids = buildIdentities(snapshot);
-  const errors = [...ids.errors];
-  const maps = emptyMaps();
+const TABLE_MAPS = new Set<PolicyMapName>(['nf_rules', 'nf_ports', 'nf_peer_cidr', 'nf_peer_ident']);
 
-  // Rule lists per endpoint; refused endpoints are reported and left out entirely.
-  const lists: { r: Resolved; rules: Record<Direction, CompiledRule[]> }[] = [];
-  const sorted = [...endpoints].sort((a, b) => a.ifindex - b.ifindex || (a.ifname < b.ifname ? -1 : a.ifname > b.ifname ? 1 : 0));
-  for (const ep of sorted) {
-    let r: Resolved;
-    try {
-      r = resolveEndpoint(snapshot, nodeName, ep);
-    } catch (err) {
-      errors.push(`compile endpoint ${endpointLabel(ep)}: ${(err as Error).message}`);
-      continue;
-    }
-    const rules = { ingress: buildRuleList(snapshot, ids, r.ctx, 'ingress'), egress: buildRuleList(snapshot, ids, r.ctx, 'egress') };
-    const over = (['ingress', 'egress'] as const).filter((d) => rules[d].length > NF_MAX_RULES);
-    if (over.length) {
-      errors.push(
-        ...over.map((d) => `compile endpoint ${endpointLabel(ep)}: ${d} table needs ${rules[d].length} rules, limit ${NF_MAX_RULES}`),
-      );
-      continue;
-    }
-    lists.push({ r, rules });
-  }
+function sameItems<T>(a: readonly T[] | undefined, b: readonly T[]): boolean {
+  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
 
-  const contents = new Map<string, CompiledRule[]>();
-  for (const l of lists) for (const d of ['ingress', 'egress'] as const) if (l.rules[d].length) contents.set(contentKey(l.rules[d]), l.rules[d]);
-  const tableIds = assignIds(contents.keys(), 'table');
-  // Policy ids index every policy of the snapshot (not only those in use), so every
-  // node compiles the same nf_rules bytes for the same table.
-  const policies = [...new Set(snapshot.policies.map((p) => policyName(p.ref)))].sort();
-  const policyIds = new Map(policies.map((p, i) => [p, i]));
-  const policyId = (r: CompiledRule) => (r.policy === undefined ? NO_POLICY_ID : policyIds.get(r.policy)!);
+/**
+ * A compiler that keeps its work between calls: per pod and policy object their keys,
+ * per identity set the selections and rule expansions, per endpoint context its rule
+ * lists, per table its entries. Output is what a fresh compiler would produce.
+ * Snapshot objects must not be mutated once compiled (build new ones: the caches key
+ * on object identity); results share unchanged parts and are read-only.
+ */
+export class Compiler {
+  private readonly hashes = new Memo<number>();
+  private readonly addrHexes = new Memo<string>();
+  private readonly pods = new WeakMap<PodObj, PodFacts>();
+  private readonly namespaces = new WeakMap<NamespaceObj, NamespaceInfo>();
+  private readonly policyKeys = new WeakMap<Policy, string>();
+  /** Address key hex -> its nf_ident_exact entry and the identity it was made for. */
+  private readonly identEntries = new Memo<{ identity: number; entry: { key: Buffer; value: Buffer } }>();
+  private universe?: Universe;
+  /** Valid for the universe: rule expansions. */
+  private readonly expansions = new Memo<Expansion>();
+  /** Valid for the universe and `policies`: rule lists per endpoint context. */
+  private policies?: string[];
+  private readonly lists = new Memo<Lists>();
+  /** "table\0policy ids\0content" -> the table's entries. */
+  private readonly tables = new Memo<TableEntry[]>();
+  private last?: { tables: TableEntry[][]; maps: DesiredMaps };
+  private readonly memos = [this.hashes, this.addrHexes, this.identEntries, this.expansions, this.lists, this.tables];
 
-  const ruleInfos: CompiledRuleInfo[] = [];
-  for (const [key, rules] of [...contents].sort(([a], [b]) => tableIds.get(a)! - tableIds.get(b)!)) {
-    const table = tableIds.get(key)!;
-    addTableEntries(maps, table, rules, policyId);
-    rules.forEach((r, index) =>
-      ruleInfos.push({ table, index, policyId: policyId(r), policy: r.policy ?? '', rule: r.rule, action: r.action, tier: r.tier }),
-    );
-  }
-
-  const epIds = assignIds(lists.map((l) => endpointKey(l.r.ep)), 'endpoint');
-  const compiled: CompiledEndpoint[] = lists.map(({ r, rules }) => {
-    const table = (d: Direction) => (rules[d].length ? tableIds.get(contentKey(rules[d]))! : 0);
-    const tables: [number, number] = [table('ingress'), table('egress')];
-    const ce: CompiledEndpoint = {
-      ifname: r.ep.ifname,
-      ifindex: r.ep.ifindex,
-      id: epIds.get(endpointKey(r.ep))!,
-      kind: r.ep.kind,
-      ...(r.ep.pod !== undefined && { pod: r.ep.pod }),
-      ...(r.node !== undefined && { node: r.node }),
-      ...(r.ep.network !== undefined && { network: r.ep.network }),
-      ingressTable: tables[0],
-      egressTable: tables[1],
-      revision: revision(tables),
-    };
-    const value = encodeEndpoint({ id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, ce.kind), revision: ce.revision });
-    put(maps, 'nf_endpoints', encodeU32(ce.ifindex), value);
-    return ce;
-  });
-
-  addIdentityEntries(maps, ids);
-  addLocalEntries(maps, snapshot, nodeName, lists.map((l) => l.r));
-
-  return {
-    maps,
-    endpoints: compiled,
-    rules: ruleInfos,
-    policies,
-    identities: Object.fromEntries(ids.list.map((i) => [i.id, i.description])),
-    errors,
+  private readonly hash = (text: string): number => this.hashes.get(text, () => hash32(text));
+  private readonly addrHex = (ip: string): string => this.addrHexes.get(ip, () => keyHex(addrToBytes(ip)));
+  private readonly namespaceInfo = (ns: NamespaceObj): NamespaceInfo => {
+    let info = this.namespaces.get(ns);
+    if (!info) this.namespaces.set(ns, (info = namespaceInfo(ns.labels)));
+    return info;
   };
+  private readonly facts = (pod: PodObj): PodFacts => {
+    let f = this.pods.get(pod);
+    if (!f) this.pods.set(pod, (f = new PodFacts(pod)));
+    return f;
+  };
+
+  compile(snapshot: Snapshot, nodeName: string, endpoints: DiscoveredEndpoint[]): CompileResult {
+    for (const m of this.memos) m.nextGeneration();
+    const namespaces = namespaceIndex(snapshot, this.namespaceInfo);
+    const collected = collectIdentities(snapshot, namespaces, this.facts, this.addrHex);
+    const universe = this.universeOf(collected);
+    const ids: Identities = { list: universe.set.list, byId: universe.set.byId, ...ownAddresses(collected.owners, universe.set.idOf) };
+    const policies = this.keyPolicies(snapshot.policies);
+    const builder = new RuleListBuilder(policies, ids, universe.selection, this.expansions);
+    const find = lookup(snapshot, endpoints, namespaces, this.facts);
+    const errors = [...ids.errors];
+
+    // Rule lists per endpoint; refused endpoints are reported and left out entirely.
+    const lists: { r: Resolved; rules: Lists }[] = [];
+    const thisCall = new Map<string, Lists>();
+    const sorted = [...endpoints].sort((a, b) => a.ifindex - b.ifindex || (a.ifname < b.ifname ? -1 : a.ifname > b.ifname ? 1 : 0));
+    for (const ep of sorted) {
+      let r: Resolved;
+      try {
+        r = resolveEndpoint(find, nodeName, ep);
+      } catch (err) {
+        errors.push(`compile endpoint ${endpointLabel(ep)}: ${(err as Error).message}`);
+        continue;
+      }
+      const key = contextKey(r.ctx);
+      const rules = thisCall.get(key) ?? this.lists.find(key) ?? builder.build(r.ctx);
+      // Lists read from pod addresses change with any pod: never kept past this call.
+      if (!rules.ingress.readsAddresses && !rules.egress.readsAddresses) this.lists.set(key, rules);
+      thisCall.set(key, rules);
+      const over = (['ingress', 'egress'] as const).filter((d) => rules[d].rules.length > NF_MAX_RULES);
+      if (over.length) {
+        errors.push(
+          ...over.map((d) => `compile endpoint ${endpointLabel(ep)}: ${d} table needs ${rules[d].rules.length} rules, limit ${NF_MAX_RULES}`),
+        );
+        continue;
+      }
+      lists.push({ r, rules });
+    }
+
+    const contents = new Map<string, CompiledRule[]>();
+    for (const l of lists) for (const d of ['ingress', 'egress'] as const) if (l.rules[d].rules.length) contents.set(l.rules[d].content, l.rules[d].rules);
+    const tableIds = assignIds(contents.keys(), 'table', this.hash);
+    // Policy ids index every policy of the snapshot (not only those in use), so every
+    // node compiles the same nf_rules bytes for the same table.
+    const policyNames = [...new Set(snapshot.policies.map((p) => policyName(p.ref)))].sort();
+    const policyIds = new Map(policyNames.map((p, i) => [p, i]));
+    const policyId = (r: CompiledRule) => (r.policy === undefined ? NO_POLICY_ID : policyIds.get(r.policy)!);
+
+    const ruleInfos: CompiledRuleInfo[] = [];
+    const tables: TableEntry[][] = [];
+    for (const [content, rules] of [...contents].sort(([a], [b]) => tableIds.get(a)! - tableIds.get(b)!)) {
+      const table = tableIds.get(content)!;
+      const pids = rules.map(policyId);
+      tables.push(this.tables.get(`${table}\0${pids.join(',')}\0${content}`, () => tableEntries(table, rules, pids)));
+      rules.forEach((r, index) =>
+        ruleInfos.push({ table, index, policyId: pids[index], policy: r.policy ?? '', rule: r.rule, action: r.action, tier: r.tier }),
+      );
+    }
+    const maps = this.tableMaps(tables);
+
+    const epIds = assignIds(lists.map((l) => endpointKey(l.r.ep)), 'endpoint', this.hash);
+    const compiled: CompiledEndpoint[] = lists.map(({ r, rules }) => {
+      const table = (d: Direction) => (rules[d].rules.length ? tableIds.get(rules[d].content)! : 0);
+      const tables: [number, number] = [table('ingress'), table('egress')];
+      const ce: CompiledEndpoint = {
+        ifname: r.ep.ifname,
+        ifindex: r.ep.ifindex,
+        id: epIds.get(endpointKey(r.ep))!,
+        kind: r.ep.kind,
+        ...(r.ep.pod !== undefined && { pod: r.ep.pod }),
+        ...(r.node !== undefined && { node: r.node }),
+        ...(r.ep.network !== undefined && { network: r.ep.network }),
+        ingressTable: tables[0],
+        egressTable: tables[1],
+        // Changes whenever either table changes (tables are content-addressed over
+        // resolved identity sets, so a new identity a rule selects is a new table).
+        revision: this.hash(`revision\0${tables[0]}\0${tables[1]}`) || 1,
+      };
+      const value = encodeEndpoint({ id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, ce.kind), revision: ce.revision });
+      put(maps, 'nf_endpoints', encodeU32(ce.ifindex), value);
+      return ce;
+    });
+
+    this.addIdentityEntries(maps, ids);
+    addLocalEntries(maps, snapshot, find.node(nodeName), lists.map((l) => l.r));
+
+    return { maps, endpoints: compiled, rules: ruleInfos, policies: policyNames, identities: universe.descriptions, errors };
+  }
+
+  /** The identities of these keys; a new key set drops what depended on the old one. */
+  private universeOf(collected: Collected): Universe {
+    const keys = [...collected.drafts.keys()];
+    if (!this.universe || !sameItems(this.universe.keys, keys)) {
+      const set = assignIdentities(collected.drafts, this.hash);
+      const descriptions = Object.fromEntries(set.list.map((i) => [i.id, i.description]));
+      this.universe = { keys, set, selection: new Selection(set.list), descriptions };
+      this.expansions.clear();
+      this.lists.clear();
+    }
+    return this.universe;
+  }
+
+  /** Policies with their content keys; rule lists depend on every policy (which apply, in which order). */
+  private keyPolicies(policies: readonly Policy[]): KeyedPolicy[] {
+    const keyed = policies.map((policy) => {
+      let key = this.policyKeys.get(policy);
+      if (key === undefined) this.policyKeys.set(policy, (key = JSON.stringify(policy)));
+      return { policy, key };
+    });
+    const keys = keyed.map((p) => p.key);
+    if (!sameItems(this.policies, keys)) {
+      this.policies = keys;
+      this.lists.clear();
+    }
+    return keyed;
+  }
+
+  /** Fresh maps, sharing the table maps of the last result when its tables were these. */
+  private tableMaps(tables: TableEntry[][]): DesiredMaps {
+    const reuse = this.last && sameItems(this.last.tables, tables) ? this.last.maps : undefined;
+    const maps = Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, (TABLE_MAPS.has(m) && reuse?.[m]) || new Map()])) as DesiredMaps;
+    if (!reuse) for (const t of tables) putEntries(maps, t);
+    this.last = { tables, maps };
+    return maps;
+  }
+
+  private addIdentityEntries(maps: DesiredMaps, ids: Identities): void {
+    const out = maps.nf_ident_exact;
+    for (const [hex, owner] of ids.byAddress) {
+      let e = this.identEntries.find(hex);
+      if (e?.identity !== owner.identity) {
+        e = { identity: owner.identity, entry: { key: encodeAddr(owner.ip), value: encodeU32(owner.identity) } };
+        this.identEntries.set(hex, e);
+      }
+      out.set(hex, e.entry);
+    }
+  }
+}
+
+/** One-shot compile (no state kept between calls). */
+export function compile(snapshot: Snapshot, nodeName: string, endpoints: DiscoveredEndpoint[]): CompileResult {
+  return new Compiler().compile(snapshot, nodeName, endpoints);
 }

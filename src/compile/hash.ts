@@ -10,10 +10,10 @@ export function hash32(text: string): number {
 /**
  * Ids for distinct keys: hash32(key), with linear probing on collisions (and on 0,
  * which the datapath reserves for "none"). Keys are probed in (hash, key) order, so
- * the outcome depends only on the set of keys.
+ * the outcome depends only on the set of keys. `hash` may be a memoized hash32.
  */
-export function assignIds(keys: Iterable<string>, salt: string): Map<string, number> {
-  const hashed = [...new Set(keys)].map((key) => ({ key, h: hash32(`${salt}\0${key}`) }));
+export function assignIds(keys: Iterable<string>, salt: string, hash: (text: string) => number = hash32): Map<string, number> {
+  const hashed = [...new Set(keys)].map((key) => ({ key, h: hash(`${salt}\0${key}`) }));
   hashed.sort((a, b) => a.h - b.h || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const used = new Set<number>();
   const out = new Map<string, number>();

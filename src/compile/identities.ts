@@ -4,13 +4,14 @@
 // a pod with a label set that already exists costs one nf_ident_exact entry.
 // A pod's addresses on a secondary network get an identity of that network: only
 // MultiNetworkPolicies for that network select them (as the reference resolves them).
-import type { ContainerPort, Labels, NodeObj, PodObj, Snapshot } from '../model/types';
-import { addrToBytes, keyHex } from '../datapath/codecs';
+import type { ContainerPort, Labels, NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
 import { type Endpoint, namespaceLabels, nodeOfPod } from '../selectors/resolve';
 import { assignIds } from './hash';
 
 export interface Identity {
   id: number;
+  /** Content key: the id is derived from it; equal keys select and match alike. */
+  key: string;
   /** A pod or node of this identity: selectors evaluate identities through it. */
   endpoint: Endpoint;
   network?: string; // secondary network "ns/nad"; absent = primary
@@ -61,23 +62,98 @@ function namedPorts(ports: ContainerPort[]): Map<string, number> {
   return out;
 }
 
-type Draft = Omit<Identity, 'id'>;
+/** A namespace's labels with their part of identity keys, computed once per compile. */
+export interface NamespaceInfo {
+  labels: Labels;
+  keyText: string;
+}
 
-function podDraft(pod: PodObj, nsLabels: Labels, network?: string): Draft {
+export function namespaceInfo(labels: Labels): NamespaceInfo {
+  return { labels, keyText: JSON.stringify(sortedLabels(labels)) };
+}
+
+/** Namespace name -> labels as namespaceLabels() finds them (the first object of a
+ *  name); `info` may be memoized per namespace object. */
+export function namespaceIndex(s: Snapshot, info: (ns: NamespaceObj) => NamespaceInfo): (namespace: string) => NamespaceInfo {
+  const byName = new Map<string, NamespaceInfo>();
+  for (const ns of s.namespaces) if (!byName.has(ns.name)) byName.set(ns.name, info(ns));
+  return (namespace) => {
+    let hit = byName.get(namespace);
+    if (!hit) byName.set(namespace, (hit = namespaceInfo(namespaceLabels(s, namespace))));
+    return hit;
+  };
+}
+
+export type Draft = Omit<Identity, 'id'>;
+
+/** A pod's own part of its identity keys: labels and named ports. */
+export interface PodPart {
+  text: string;
+  ports: Map<string, number>;
+}
+
+function podPart(pod: PodObj): PodPart {
   const ports = namedPorts(pod.ports);
-  const portText = [...ports].sort().map(([k, v]) => `${k}=${v}`).join(',');
+  return { text: `${JSON.stringify(sortedLabels(pod.labels))},${JSON.stringify([...ports].sort())}`, ports };
+}
+
+/** What the compiler derives from one pod object. A Compiler keeps one per pod object,
+ *  so an unchanged pod costs a lookup (its key strings, and their hashes, are reused). */
+export class PodFacts {
+  readonly part: PodPart;
+  private primary?: { nsText: string; key: string };
+  private fullName?: string;
+  private ipHexes?: string[];
+
+  constructor(readonly pod: PodObj) {
+    this.part = podPart(pod);
+  }
+
+  /** "ns/name", as endpoints name pods. */
+  get name(): string {
+    return (this.fullName ??= `${this.pod.namespace}/${this.pod.name}`);
+  }
+
+  /** Key hex of each of its primary addresses. */
+  hexes(addrHex: (ip: string) => string): string[] {
+    return (this.ipHexes ??= this.pod.ips.map(addrHex));
+  }
+
+  /** Its identity key on a network (primary when absent) in namespace `ns`. */
+  key(ns: NamespaceInfo, network?: string): string {
+    if (network !== undefined) return podKey(this.pod, ns, this.part, network);
+    if (this.primary?.nsText !== ns.keyText) this.primary = { nsText: ns.keyText, key: podKey(this.pod, ns, this.part) };
+    return this.primary.key;
+  }
+}
+
+// Keys are the JSON of [kind, network, namespace, namespace labels, labels, named
+// ports], written out piecewise so each part is serialized once.
+function podKey(pod: PodObj, ns: NamespaceInfo, part: PodPart, network?: string): string {
+  return `["pod",${JSON.stringify(network ?? '')},${JSON.stringify(pod.namespace)},${ns.keyText},${part.text}]`;
+}
+
+function nodeKey(node: NodeObj): string {
+  return `["node","","",[],${JSON.stringify(sortedLabels(node.labels))},[]]`;
+}
+
+/** The identity a pod has on a network (primary when absent). */
+export function podDraft(pod: PodObj, ns: NamespaceInfo, network: string | undefined, part: PodPart): Draft {
+  const portText = [...part.ports].sort().map(([k, v]) => `${k}=${v}`).join(',');
   return {
+    key: podKey(pod, ns, part, network),
     endpoint: { kind: 'pod', pod },
     ...(network !== undefined && { network }),
-    namespaceLabels: nsLabels,
+    namespaceLabels: ns.labels,
     labels: pod.labels,
-    namedPorts: ports,
+    namedPorts: part.ports,
     description: `${network ? `${network}:` : ''}${pod.namespace}/${labelText(pod.labels)}${portText ? ` ports:${portText}` : ''}`,
   };
 }
 
-function nodeDraft(node: NodeObj): Draft {
+export function nodeDraft(node: NodeObj): Draft {
   return {
+    key: nodeKey(node),
     endpoint: { kind: 'node', node },
     namespaceLabels: {},
     labels: node.labels,
@@ -86,23 +162,40 @@ function nodeDraft(node: NodeObj): Draft {
   };
 }
 
-function draftKey(d: Draft): string {
-  return JSON.stringify([
-    d.endpoint.kind,
-    d.network ?? '',
-    d.endpoint.kind === 'pod' ? d.endpoint.pod.namespace : '',
-    sortedLabels(d.namespaceLabels),
-    sortedLabels(d.labels),
-    [...d.namedPorts].sort(),
-  ]);
+interface Owner {
+  ip: string;
+  hex: string; // of the address
+  key: string;
+  pod?: PodObj;
+  node?: string;
 }
 
-export function buildIdentities(snapshot: Snapshot): Identities {
-  const drafts = new Map<string, Draft>();
-  const owners: { ip: string; key: string; pod?: PodObj; node?: string }[] = [];
-  const add = (d: Draft): string => {
-    const key = draftKey(d);
-    if (!drafts.has(key)) drafts.set(key, d);
+/** Every address owner and the identity keys they use (drafts built on demand, in
+ *  first-use order). O(pods): a Compiler passes a `part` memoized per pod object. */
+export interface Collected {
+  drafts: Map<string, () => Draft>;
+  owners: Owner[];
+}
+
+export function collectIdentities(
+  snapshot: Snapshot,
+  nsInfo: (namespace: string) => NamespaceInfo,
+  facts: (pod: PodObj) => PodFacts,
+  addrHex: (ip: string) => string,
+): Collected {
+  const drafts = new Map<string, () => Draft>();
+  const owners: Owner[] = [];
+  // Most pods share a label set with an earlier one: only the first builds its draft.
+  const addPod = (pod: PodObj, network?: string): string => {
+    const ns = nsInfo(pod.namespace);
+    const f = facts(pod);
+    const key = f.key(ns, network);
+    if (!drafts.has(key)) drafts.set(key, () => podDraft(pod, ns, network, f.part));
+    return key;
+  };
+  const addNode = (node: NodeObj): string => {
+    const key = nodeKey(node);
+    if (!drafts.has(key)) drafts.set(key, () => nodeDraft(node));
     return key;
   };
 
@@ -110,36 +203,54 @@ export function buildIdentities(snapshot: Snapshot): Identities {
   // (their node; a stand-in node when the node is unknown), then secondary networks.
   const pods = snapshot.pods.filter((p) => !p.hostNetwork);
   for (const pod of pods) {
-    const key = add(podDraft(pod, namespaceLabels(snapshot, pod.namespace)));
-    for (const ip of pod.ips) owners.push({ ip, key, pod, node: pod.nodeName });
+    const key = addPod(pod);
+    const hexes = facts(pod).hexes(addrHex);
+    pod.ips.forEach((ip, i) => owners.push({ ip, hex: hexes[i], key, pod, node: pod.nodeName }));
   }
   for (const node of snapshot.nodes) {
-    const key = add(nodeDraft(node));
-    for (const ip of node.addresses) owners.push({ ip, key, node: node.name });
+    const key = addNode(node);
+    for (const ip of node.addresses) owners.push({ ip, hex: addrHex(ip), key, node: node.name });
   }
   for (const pod of snapshot.pods.filter((p) => p.hostNetwork)) {
     const node = nodeOfPod(snapshot, pod);
     if (!node) continue;
-    const key = add(nodeDraft(node));
-    for (const ip of pod.ips) owners.push({ ip, key, node: node.name });
+    const key = addNode(node);
+    for (const ip of pod.ips) owners.push({ ip, hex: addrHex(ip), key, node: node.name });
   }
   for (const pod of pods) {
     for (const net of pod.networks) {
-      const key = add(podDraft(pod, namespaceLabels(snapshot, pod.namespace), net.network));
-      for (const ip of net.ips) owners.push({ ip, key, pod, node: pod.nodeName });
+      const key = addPod(pod, net.network);
+      for (const ip of net.ips) owners.push({ ip, hex: addrHex(ip), key, pod, node: pod.nodeName });
     }
   }
+  return { drafts, owners };
+}
 
-  const ids = assignIds(drafts.keys(), 'identity');
-  const list: Identity[] = [...drafts].map(([key, d]) => ({ id: ids.get(key)!, ...d }));
+/** Identities with their ids; depends only on the draft keys. */
+export interface IdentitySet {
+  list: Identity[];
+  byId: ReadonlyMap<number, Identity>;
+  idOf: ReadonlyMap<string, number>;
+}
+
+export function assignIdentities(drafts: Collected['drafts'], hash: (text: string) => number): IdentitySet {
+  const idOf = assignIds(drafts.keys(), 'identity', hash);
+  const list: Identity[] = [...drafts.values()].map((make) => {
+    const draft = make();
+    return { id: idOf.get(draft.key)!, ...draft };
+  });
   list.sort((a, b) => a.id - b.id);
+  return { list, byId: new Map(list.map((i) => [i.id, i])), idOf };
+}
 
+/** Address (key hex) -> owner; a second owner of an address with another identity is an error. */
+export function ownAddresses(owners: Owner[], idOf: ReadonlyMap<string, number>): Pick<Identities, 'byAddress' | 'errors'> {
   const byAddress = new Map<string, AddressOwner>();
   const errors: string[] = [];
   for (const o of owners) {
-    const hex = keyHex(addrToBytes(o.ip));
+    const hex = o.hex;
     const prev = byAddress.get(hex);
-    const identity = ids.get(o.key)!;
+    const identity = idOf.get(o.key)!;
     if (prev) {
       // Node addresses shared with hostNetwork pods are expected; anything else is a conflict.
       if (prev.identity !== identity) errors.push(`assign identity ${o.ip}: address already owned by ${ownerName(prev)}`);
@@ -147,7 +258,7 @@ export function buildIdentities(snapshot: Snapshot): Identities {
     }
     byAddress.set(hex, { ip: o.ip, identity, pod: o.pod, node: o.node });
   }
-  return { list, byId: new Map(list.map((i) => [i.id, i])), byAddress, errors };
+  return { byAddress, errors };
 }
 
 function ownerName(o: AddressOwner): string {

@@ -1,3 +1,3 @@
-export { compile } from './compile';
+export { compile, Compiler } from './compile';
 export type { DiscoveredEndpoint } from './endpoint';
 export type * from './output';

@@ -1,12 +1,11 @@
 // Peers -> PeerSet (identity ids + CIDRs), and the split of a peer set by the port
 // number a named port resolves to on each destination (egress named ports).
 import type { Peer } from '../model/rules';
-import type { Snapshot } from '../model/types';
 import { bytesToAddr } from '../datapath/codecs';
-import { peerSelects } from '../selectors/resolve';
-import type { Identities, Identity } from './identities';
+import type { Identities } from './identities';
 import { canonicalCidr, prefixContains, toPrefix } from './prefix';
 import { ANY_CIDR, type CidrPeer, type PeerSet, sortCidrs } from './ruleset';
+import type { Selection } from './selection';
 
 // The datapath carries IPv4 as ::ffff:a.b.c.d; an IPv6 block must not match IPv4.
 const V4_MAPPED = '::ffff:0:0/96';
@@ -19,27 +18,35 @@ function cidrPeer(cidr: string, except: string[]): CidrPeer {
   return { cidr: canonical, except: [...new Set(spansV4 ? [...own, V4_MAPPED] : own)].sort() };
 }
 
-/** Identities on the table's network (undefined = primary). */
-function onNetwork(ids: Identities, network: string | undefined): Identity[] {
-  return ids.list.filter((i) => i.network === network);
-}
-
-export function resolvePeers(s: Snapshot, peers: Peer[], ids: Identities, network: string | undefined): PeerSet {
+export function resolvePeers(peers: Peer[], sel: Selection, network: string | undefined): PeerSet {
   const identities = new Set<number>();
   const cidrs: CidrPeer[] = [];
   for (const peer of peers) {
     if (peer.kind === 'any') cidrs.push({ cidr: ANY_CIDR, except: [] });
     else if (peer.kind === 'cidr') cidrs.push(cidrPeer(peer.cidr, peer.except));
-    else {
-      for (const id of onNetwork(ids, network)) if (peerSelects(s, peer, id.endpoint)) identities.add(id.id);
-    }
+    else for (const id of sel.peer(peer, network)) identities.add(id);
   }
   return { identities: [...identities].sort((a, b) => a - b), cidrs: sortCidrs(cidrs) };
 }
 
-function inCidrPeer(c: CidrPeer, ipHex: string): boolean {
-  const addr = { addr: Buffer.from(ipHex, 'hex'), bits: 128 };
-  return prefixContains(toPrefix(c.cidr), addr) && !c.except.some((e) => prefixContains(toPrefix(e), addr));
+const isAnyAddress = (c: CidrPeer): boolean => c.cidr === ANY_CIDR && c.except.length === 0;
+
+/** Does splitByNamedPort read pod addresses for this peer set (so its result changes
+ *  with any pod address, not only with identities)? */
+export function splitReadsAddresses(peers: PeerSet): boolean {
+  return peers.cidrs.some((c) => !isAnyAddress(c));
+}
+
+/** Pod addresses (key hex) inside a CIDR peer and outside its excepts. */
+function addressesIn(c: CidrPeer, hexes: Iterable<string>): string[] {
+  const outer = toPrefix(c.cidr);
+  const except = c.except.map(toPrefix);
+  const out: string[] = [];
+  for (const hex of hexes) {
+    const addr = { addr: Buffer.from(hex, 'hex'), bits: 128 };
+    if (prefixContains(outer, addr) && !except.some((e) => prefixContains(e, addr))) out.push(hex);
+  }
+  return out;
 }
 
 /**
@@ -52,6 +59,7 @@ export function splitByNamedPort(
   peers: PeerSet,
   key: string,
   ids: Identities,
+  sel: Selection,
   network: string | undefined,
 ): Map<number, PeerSet> {
   const groups = new Map<number, { identities: Set<number>; cidrs: CidrPeer[] }>();
@@ -65,22 +73,33 @@ export function splitByNamedPort(
     if (port !== undefined) group(port).identities.add(identity);
   };
   peers.identities.forEach(addIdentity);
+  // Pod addresses on this network with the port, once for every CIDR peer.
+  let withPort: Map<string, number> | undefined;
   for (const c of peers.cidrs) {
-    if (c.cidr === ANY_CIDR && c.except.length === 0) {
-      onNetwork(ids, network).forEach((i) => addIdentity(i.id));
+    if (isAnyAddress(c)) {
+      sel.onNetwork(network).forEach((i) => addIdentity(i.id));
       continue;
     }
-    for (const [hex, owner] of ids.byAddress) {
-      const id = ids.byId.get(owner.identity);
-      const port = owner.pod && id && id.network === network ? id.namedPorts.get(key) : undefined;
-      if (port === undefined || !inCidrPeer(c, hex)) continue;
-      group(port).cidrs.push({ cidr: canonicalCidr(bytesToAddr(Buffer.from(hex, 'hex'))), except: [] });
+    withPort ??= podPorts(ids, key, network);
+    for (const hex of addressesIn(c, withPort.keys())) {
+      group(withPort.get(hex)!).cidrs.push({ cidr: canonicalCidr(bytesToAddr(Buffer.from(hex, 'hex'))), except: [] });
     }
   }
   const out = new Map<number, PeerSet>();
   for (const port of [...groups.keys()].sort((a, b) => a - b)) {
     const g = groups.get(port)!;
     out.set(port, { identities: [...g.identities].sort((a, b) => a - b), cidrs: sortCidrs(g.cidrs) });
+  }
+  return out;
+}
+
+/** Key hex -> port number of the pod addresses on `network` whose identity has named port `key`. */
+function podPorts(ids: Identities, key: string, network: string | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [hex, owner] of ids.byAddress) {
+    const id = ids.byId.get(owner.identity);
+    const port = owner.pod && id && id.network === network ? id.namedPorts.get(key) : undefined;
+    if (port !== undefined) out.set(hex, port);
   }
   return out;
 }

@@ -3,35 +3,57 @@
 // policy order; an isolated direction's netpol tier ends with the node-local allow
 // (ingress to pods) and the isolation deny. Rules that can match nothing are dropped,
 // adjacent equal rules of a tier merged.
+// Endpoints are described by their identity (what subjects and named ports see), so
+// every endpoint of one label set shares one build, and a policy rule's expansion is
+// memoized by content (see Compiler for how long such memos stay valid).
 import type { Direction, Policy, PortSpec, Rule } from '../model/rules';
 import { TIER_ORDER, comparePolicies, policyName, ruleName } from '../model/rules';
-import type { Snapshot } from '../model/types';
-import { type Endpoint, namedPort, subjectSelects } from '../selectors/resolve';
-import type { Identities } from './identities';
+import type { Draft, Identities } from './identities';
 import { namedPortKey } from './identities';
-import { resolvePeers, splitByNamedPort } from './peers';
-import { type CompiledRule, type PeerSet, type PortBlock, PROTO_NUMBER, isEmptyPeerSet, matchKey, sortPorts } from './ruleset';
+import type { Memo } from './memo';
+import { resolvePeers, splitByNamedPort, splitReadsAddresses } from './peers';
+import { type CompiledRule, type PeerSet, type PortBlock, PROTO_NUMBER, contentKey, isEmptyPeerSet, matchKey, sortPorts } from './ruleset';
+import { type Selection, subjectSelects } from './selection';
 import { isolationRule, nodeLocalRule } from './synthetic';
 
 export interface EndpointContext {
   kind: 'pod' | 'host' | 'secondary';
-  /** The pod (own pod: ingress named ports resolve on it) or the node. */
-  endpoint: Endpoint;
+  /** The pod on its primary network, or the node: subjects select it, and ingress
+   *  named ports resolve on its named ports. */
+  self: Draft;
   network?: string; // secondary network "ns/nad"
   nodeAddresses: string[]; // own node's addresses (node-local rule for pods)
 }
 
-interface Build {
-  s: Snapshot;
-  ids: Identities;
-  ep: EndpointContext;
+/** Everything a context's rule lists depend on besides the policies and identities. */
+export function contextKey(ctx: EndpointContext): string {
+  return `${JSON.stringify([ctx.kind, ctx.network ?? '', ctx.nodeAddresses])}${ctx.self.key}`;
 }
 
-function appliesTo(b: Build, p: Policy): boolean {
+export interface RuleList {
+  rules: CompiledRule[];
+  /** contentKey(rules): equal lists share one table. */
+  content: string;
+  /** Built from pod addresses (CIDR peers with egress named ports), not only identities. */
+  readsAddresses: boolean;
+}
+
+/** A policy with its content key (JSON), computed once per compile. */
+export interface KeyedPolicy {
+  policy: Policy;
+  key: string;
+}
+
+export interface Expansion {
+  rules: CompiledRule[];
+  readsAddresses: boolean;
+}
+
+function appliesTo(ctx: EndpointContext, p: Policy): boolean {
   // Policies without networks govern the primary network; MultiNetworkPolicies only
   // the secondary networks they name.
-  const onNetwork = b.ep.kind === 'secondary' ? (p.networks?.includes(b.ep.network ?? '') ?? false) : !p.networks;
-  return onNetwork && subjectSelects(b.s, p.subject, b.ep.endpoint);
+  const onNetwork = ctx.kind === 'secondary' ? (p.networks?.includes(ctx.network ?? '') ?? false) : !p.networks;
+  return onNetwork && subjectSelects(p.subject, ctx.self);
 }
 
 function portBlock(spec: PortSpec, port?: number): PortBlock {
@@ -41,73 +63,117 @@ function portBlock(spec: PortSpec, port?: number): PortBlock {
   return { proto, start: spec.port, end: spec.endPort ?? spec.port };
 }
 
-/** One policy rule -> product sub-rules (none when it can match nothing). */
-function expandRule(b: Build, rule: Rule, base: Omit<CompiledRule, 'peers' | 'ports'>): CompiledRule[] {
-  const peers = resolvePeers(b.s, rule.peers, b.ids, b.ep.network);
-  if (isEmptyPeerSet(peers)) return [];
-  if (rule.ports === null) return [{ ...base, peers, ports: null }];
+/** Rule lists for one compile. `expansions` may outlive it: it must only hold
+ *  expansions of the same identities (the Compiler clears it when they change). */
+export class RuleListBuilder {
+  /** Expansions that read pod addresses: valid for this compile only. */
+  private readonly local = new Map<string, Expansion>();
+  private readonly matchKeys = new WeakMap<CompiledRule, string>();
 
-  const numeric: PortBlock[] = [];
-  const byPeers = new Map<string, { peers: PeerSet; ports: PortBlock[] }>();
-  for (const spec of rule.ports) {
-    if (spec.name === undefined) {
-      numeric.push(portBlock(spec));
-      continue;
-    }
-    if (rule.direction === 'ingress') {
-      // Ingress named ports resolve on the endpoint's own pod.
-      const own = b.ep.endpoint.kind === 'pod' ? namedPort(b.ep.endpoint.pod, spec.name, spec.protocol) : undefined;
-      if (own !== undefined) numeric.push(portBlock(spec, own));
-      continue;
-    }
-    // Egress named ports resolve on each destination: one sub-rule per distinct peer set.
-    const key = namedPortKey(spec.protocol, spec.name);
-    for (const [port, sub] of splitByNamedPort(peers, key, b.ids, b.ep.network)) {
-      const k = JSON.stringify(sub);
-      const entry = byPeers.get(k) ?? { peers: sub, ports: [] };
-      entry.ports.push(portBlock(spec, port));
-      byPeers.set(k, entry);
-    }
-  }
-  const out: CompiledRule[] = [];
-  if (numeric.length) out.push({ ...base, peers, ports: sortPorts(numeric) });
-  for (const k of [...byPeers.keys()].sort()) {
-    const e = byPeers.get(k)!;
-    out.push({ ...base, peers: e.peers, ports: sortPorts(e.ports) });
-  }
-  return out;
-}
+  constructor(
+    private readonly policies: readonly KeyedPolicy[],
+    private readonly ids: Identities,
+    private readonly sel: Selection,
+    private readonly expansions: Memo<Expansion>,
+  ) {}
 
-function mergeAdjacent(rules: CompiledRule[]): CompiledRule[] {
-  const out: CompiledRule[] = [];
-  for (const r of rules) {
-    const prev = out[out.length - 1];
-    if (prev && prev.tier === r.tier && matchKey(prev) === matchKey(r)) continue;
-    out.push(r);
+  build(ctx: EndpointContext): Record<Direction, RuleList> {
+    const applied = this.policies.filter((kp) => appliesTo(ctx, kp.policy)).sort((a, b) => comparePolicies(a.policy, b.policy));
+    return { ingress: this.list(ctx, applied, 'ingress'), egress: this.list(ctx, applied, 'egress') };
   }
-  return out;
-}
 
-export function buildRuleList(s: Snapshot, ids: Identities, ep: EndpointContext, dir: Direction): CompiledRule[] {
-  const b: Build = { s, ids, ep };
-  const policies = s.policies.filter((p) => appliesTo(b, p)).sort(comparePolicies);
-  const rules: CompiledRule[] = [];
-  for (const tier of TIER_ORDER) {
-    const inTier = policies.filter((p) => p.tier === tier);
-    for (const p of inTier) {
-      // Upstream: rules of a direction a NetworkPolicy does not isolate have no effect.
-      if (tier === 'netpol' && !p.isolates.includes(dir)) continue;
-      const policy = policyName(p.ref);
-      p.rules.forEach((rule, ruleId) => {
-        if (rule.direction !== dir) return;
-        rules.push(...expandRule(b, rule, { tier, action: rule.action, policy, ruleId, rule: ruleName(rule) }));
-      });
+  private list(ctx: EndpointContext, policies: KeyedPolicy[], dir: Direction): RuleList {
+    const rules: CompiledRule[] = [];
+    let readsAddresses = false;
+    for (const tier of TIER_ORDER) {
+      const inTier = policies.filter((kp) => kp.policy.tier === tier);
+      for (const kp of inTier) {
+        // Upstream: rules of a direction a NetworkPolicy does not isolate have no effect.
+        if (tier === 'netpol' && !kp.policy.isolates.includes(dir)) continue;
+        kp.policy.rules.forEach((rule, ruleId) => {
+          if (rule.direction !== dir) return;
+          const e = this.expansion(kp, ruleId, ctx);
+          rules.push(...e.rules);
+          readsAddresses ||= e.readsAddresses;
+        });
+      }
+      if (tier === 'netpol' && inTier.some((kp) => kp.policy.isolates.includes(dir))) {
+        const local = dir === 'ingress' && ctx.self.endpoint.kind === 'pod' ? nodeLocalRule(ctx.nodeAddresses) : undefined;
+        if (local) rules.push(local);
+        rules.push(isolationRule);
+      }
     }
-    if (tier === 'netpol' && inTier.some((p) => p.isolates.includes(dir))) {
-      const local = dir === 'ingress' && ep.endpoint.kind === 'pod' ? nodeLocalRule(ep.nodeAddresses) : undefined;
-      if (local) rules.push(local);
-      rules.push(isolationRule);
-    }
+    const merged = this.mergeAdjacent(rules);
+    return { rules: merged, content: contentKey(merged), readsAddresses };
   }
-  return mergeAdjacent(rules);
+
+  private expansion(kp: KeyedPolicy, ruleId: number, ctx: EndpointContext): Expansion {
+    const rule = kp.policy.rules[ruleId];
+    // Only ingress named ports read the endpoint's own ports.
+    const ownPorts = rule.direction === 'ingress' && rule.ports?.some((p) => p.name !== undefined);
+    const key = `${kp.key}\0${ruleId}\0${ctx.network ?? ''}\0${ownPorts ? JSON.stringify([...ctx.self.namedPorts].sort()) : ''}`;
+    let e = this.local.get(key) ?? this.expansions.find(key);
+    if (!e) {
+      const base = { tier: kp.policy.tier, action: rule.action, policy: policyName(kp.policy.ref), ruleId, rule: ruleName(rule) };
+      e = this.expandRule(ctx, rule, base);
+      if (e.readsAddresses) this.local.set(key, e);
+      else this.expansions.set(key, e);
+    }
+    return e;
+  }
+
+  /** One policy rule -> product sub-rules (none when it can match nothing). */
+  private expandRule(ctx: EndpointContext, rule: Rule, base: Omit<CompiledRule, 'peers' | 'ports'>): Expansion {
+    const peers = resolvePeers(rule.peers, this.sel, ctx.network);
+    if (isEmptyPeerSet(peers)) return { rules: [], readsAddresses: false };
+    if (rule.ports === null) return { rules: [{ ...base, peers, ports: null }], readsAddresses: false };
+
+    let readsAddresses = false;
+    const numeric: PortBlock[] = [];
+    const byPeers = new Map<string, { peers: PeerSet; ports: PortBlock[] }>();
+    for (const spec of rule.ports) {
+      if (spec.name === undefined) {
+        numeric.push(portBlock(spec));
+        continue;
+      }
+      if (rule.direction === 'ingress') {
+        // Ingress named ports resolve on the endpoint's own pod.
+        const own = ctx.self.endpoint.kind === 'pod' ? ctx.self.namedPorts.get(namedPortKey(spec.protocol, spec.name)) : undefined;
+        if (own !== undefined) numeric.push(portBlock(spec, own));
+        continue;
+      }
+      // Egress named ports resolve on each destination: one sub-rule per distinct peer set.
+      const key = namedPortKey(spec.protocol, spec.name);
+      readsAddresses ||= splitReadsAddresses(peers);
+      for (const [port, sub] of splitByNamedPort(peers, key, this.ids, this.sel, ctx.network)) {
+        const k = JSON.stringify(sub);
+        const entry = byPeers.get(k) ?? { peers: sub, ports: [] };
+        entry.ports.push(portBlock(spec, port));
+        byPeers.set(k, entry);
+      }
+    }
+    const rules: CompiledRule[] = [];
+    if (numeric.length) rules.push({ ...base, peers, ports: sortPorts(numeric) });
+    for (const k of [...byPeers.keys()].sort()) {
+      const e = byPeers.get(k)!;
+      rules.push({ ...base, peers: e.peers, ports: sortPorts(e.ports) });
+    }
+    return { rules, readsAddresses };
+  }
+
+  private matchKey(r: CompiledRule): string {
+    let k = this.matchKeys.get(r);
+    if (k === undefined) this.matchKeys.set(r, (k = matchKey(r)));
+    return k;
+  }
+
+  private mergeAdjacent(rules: CompiledRule[]): CompiledRule[] {
+    const out: CompiledRule[] = [];
+    for (const r of rules) {
+      const prev = out[out.length - 1];
+      if (prev && prev.tier === r.tier && this.matchKey(prev) === this.matchKey(r)) continue;
+      out.push(r);
+    }
+    return out;
+  }
 }

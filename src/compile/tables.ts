@@ -30,6 +30,10 @@ export function put(maps: DesiredMaps, map: PolicyMapName, key: Buffer, value: B
   maps[map].set(keyHex(key), { key, value });
 }
 
+export function putEntries(maps: DesiredMaps, entries: readonly TableEntry[]): void {
+  for (const e of entries) maps[e.map].set(e.hex, e.entry);
+}
+
 /** Index of the first rule after each rule's tier (Pass jumps there). */
 export function tierEnds(rules: CompiledRule[]): number[] {
   const ends = new Array<number>(rules.length);
@@ -64,45 +68,59 @@ function portContains(outer: PortPrefix, inner: PortPrefix): boolean {
 }
 
 /** Rules whose peer CIDRs contain `p` outside their own excepts. */
-function cidrBitmap(rules: CompiledRule[], p: Prefix): number[] {
+function cidrBitmap(rulePrefixes: { outer: Prefix; except: Prefix[] }[][], p: Prefix): number[] {
   const out: number[] = [];
-  rules.forEach((r, i) => {
-    const hit = r.peers.cidrs.some(
-      (c) => prefixContains(toPrefix(c.cidr), p) && !c.except.some((e) => prefixContains(toPrefix(e), p)),
-    );
-    if (hit) out.push(i);
+  rulePrefixes.forEach((cidrs, i) => {
+    if (cidrs.some((c) => prefixContains(c.outer, p) && !c.except.some((e) => prefixContains(e, p)))) out.push(i);
   });
   return out;
 }
 
-export function addTableEntries(
-  maps: DesiredMaps,
-  table: number,
-  rules: CompiledRule[],
-  policyId: (r: CompiledRule) => number,
-): void {
+/** One map entry of a table, keyed by its hex key as DesiredMaps are. */
+export interface TableEntry {
+  map: PolicyMapName;
+  hex: string;
+  entry: { key: Buffer; value: Buffer };
+}
+
+/** Every map entry of one table, in write order; `policyIds[i]` is rule i's policy id. */
+export function tableEntries(table: number, rules: CompiledRule[], policyIds: readonly number[]): TableEntry[] {
+  const out: TableEntry[] = [];
+  const add = (map: PolicyMapName, key: Buffer, value: Buffer) => out.push({ map, hex: keyHex(key), entry: { key, value } });
   const ends = tierEnds(rules);
   rules.forEach((r, i) => {
-    const value = { action: ACTION[r.action], tier: TIER[r.tier], tierEnd: ends[i], policyId: policyId(r), ruleId: r.ruleId };
-    put(maps, 'nf_rules', encodeRuleKey(table, i), encodeRule(value));
+    const value = { action: ACTION[r.action], tier: TIER[r.tier], tierEnd: ends[i], policyId: policyIds[i], ruleId: r.ruleId };
+    add('nf_rules', encodeRuleKey(table, i), encodeRule(value));
   });
 
   const byIdentity = new Map<number, number[]>();
-  rules.forEach((r, i) => r.peers.identities.forEach((id) => byIdentity.set(id, [...(byIdentity.get(id) ?? []), i])));
-  for (const [id, bits] of byIdentity) put(maps, 'nf_peer_ident', encodePeerIdentKey(table, id), bitmapFrom(bits));
+  rules.forEach((r, i) =>
+    r.peers.identities.forEach((id) => {
+      const bits = byIdentity.get(id);
+      if (bits) bits.push(i);
+      else byIdentity.set(id, [i]);
+    }),
+  );
+  for (const [id, bits] of byIdentity) add('nf_peer_ident', encodePeerIdentKey(table, id), bitmapFrom(bits));
 
   // Every cidr and except is a trie prefix; an except prefix may map to an empty bitmap
   // (it must still shadow the shorter cidr around it).
+  const prefixes = new Map<string, Prefix>();
+  const prefix = (cidr: string): Prefix => {
+    let p = prefixes.get(cidr);
+    if (!p) prefixes.set(cidr, (p = toPrefix(cidr)));
+    return p;
+  };
+  const rulePrefixes = rules.map((r) => r.peers.cidrs.map((c) => ({ outer: prefix(c.cidr), except: c.except.map(prefix) })));
   const cidrs = new Set(rules.flatMap((r) => r.peers.cidrs.flatMap((c) => [c.cidr, ...c.except])));
-  for (const cidr of cidrs) {
-    put(maps, 'nf_peer_cidr', encodeCidrKey(table, cidr), bitmapFrom(cidrBitmap(rules, toPrefix(cidr))));
-  }
+  for (const cidr of cidrs) add('nf_peer_cidr', encodeCidrKey(table, cidr), bitmapFrom(cidrBitmap(rulePrefixes, prefix(cidr))));
 
   const perRule = rules.map(rulePortPrefixes);
-  const prefixes = new Map(perRule.flat().map((p) => [`${p.proto ?? '*'}:${p.port}/${p.bits}`, p]));
-  for (const p of prefixes.values()) {
+  const ports = new Map(perRule.flat().map((p) => [`${p.proto ?? '*'}:${p.port}/${p.bits}`, p]));
+  for (const p of ports.values()) {
     const bits = perRule.flatMap((qs, i) => (qs.some((q) => portContains(q, p)) ? [i] : []));
     const key = p.proto === undefined ? encodePortKey({ table }) : encodePortKey({ table, proto: p.proto, port: p.port, portBits: p.bits });
-    put(maps, 'nf_ports', key, bitmapFrom(bits));
+    add('nf_ports', key, bitmapFrom(bits));
   }
+  return out;
 }

@@ -28,17 +28,19 @@ export function emptyMaps(): ActualMaps {
 }
 
 export function diffMap(map: PolicyMapName, desired: MapContent, actual: MapContent): MapDiff {
-  const updates: Entry[] = [];
-  const deletes: Buffer[] = [];
-  for (const hex of [...desired.keys()].sort()) {
-    const want = desired.get(hex)!;
+  // Only the changes are sorted: a small change to big maps stays cheap.
+  const changed: string[] = [];
+  for (const [hex, want] of desired) {
     const have = actual.get(hex);
-    if (!have || !have.value.equals(want.value)) updates.push({ key: want.key, value: want.value });
+    if (!have || (have.value !== want.value && !have.value.equals(want.value))) changed.push(hex);
   }
-  for (const hex of [...actual.keys()].sort()) {
-    if (!desired.has(hex)) deletes.push(actual.get(hex)!.key);
-  }
-  return { map, updates, deletes };
+  const gone: string[] = [];
+  for (const hex of actual.keys()) if (!desired.has(hex)) gone.push(hex);
+  const updates: Entry[] = changed.sort().map((hex) => {
+    const want = desired.get(hex)!;
+    return { key: want.key, value: want.value };
+  });
+  return { map, updates, deletes: gone.sort().map((hex) => actual.get(hex)!.key) };
 }
 
 export function planDiff(desired: DesiredMaps, actual: ActualMaps): Plan {

@@ -32,12 +32,14 @@ export interface PodSelection {
 }
 
 export function podMatches(s: Snapshot, pod: PodObj, sel: PodSelection): boolean {
-  if (pod.hostNetwork) return false;
-  if (sel.namespace !== undefined && pod.namespace !== sel.namespace) return false;
-  if (sel.namespace === undefined && sel.namespaceSelector && !matchesSelector(sel.namespaceSelector, namespaceLabels(s, pod.namespace))) {
-    return false;
-  }
-  return !sel.podSelector || matchesSelector(sel.podSelector, pod.labels);
+  return !pod.hostNetwork && selectionMatches(sel, pod.namespace, () => namespaceLabels(s, pod.namespace), pod.labels);
+}
+
+/** podMatches for a (not hostNetwork) pod given by its parts: compile/ matches identities. */
+export function selectionMatches(sel: PodSelection, namespace: string, nsLabels: () => Labels, labels: Labels): boolean {
+  if (sel.namespace !== undefined && namespace !== sel.namespace) return false;
+  if (sel.namespace === undefined && sel.namespaceSelector && !matchesSelector(sel.namespaceSelector, nsLabels())) return false;
+  return !sel.podSelector || matchesSelector(sel.podSelector, labels);
 }
 
 export function subjectSelects(s: Snapshot, subject: Subject, ep: Endpoint): boolean {
