@@ -219,7 +219,6 @@ export class Agent {
       }
       if (snapshot) this.lastGood = snapshot;
       this.compiled = result;
-      this.flowCtx = flowContext(snap, result);
       if (hash !== undefined && hash !== this.appliedHash) {
         this.appliedHash = hash;
         this.status.generation++;
@@ -230,7 +229,9 @@ export class Agent {
       this.status.endpoints = result.endpoints.length - report.failed.length;
       this.metrics.endpoints.set(this.status.endpoints);
       // For `netfence inspect` and `netfence flows` (names the maps cannot hold).
-      await writeNamesFile(this.namesFile!, namesFromCompile(result, snap, { bpffsRoot: dp.root, node: this.opts.nodeName, generation: this.status.generation })).catch(
+      const names = namesFromCompile(result, snap, { bpffsRoot: dp.root, node: this.opts.nodeName, generation: this.status.generation });
+      this.flowCtx = flowContext(snap, result, names.isolation);
+      await writeNamesFile(this.namesFile!, names).catch(
         (e: Error) => this.fail('names', `write names file ${this.namesFile}: ${e.message}`),
       );
     }

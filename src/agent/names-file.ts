@@ -10,6 +10,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { CompileResult, CompiledEndpoint, CompiledRuleInfo } from '../compile/output';
 import type { Snapshot } from '../model/types';
+import { isolationNames, type IsolationNames } from './flows';
 
 export const NAMES_FILE_VERSION = 1;
 export const DEFAULT_RUN_DIR = '/run/netfence';
@@ -34,6 +35,8 @@ export interface NamesFile {
   /** identity id -> description. */
   identities: Record<string, string>;
   pods: PodAddress[];
+  /** What isolation drops blame, per endpoint id and direction (absent in older files). */
+  isolation?: IsolationNames;
 }
 
 /** /run/netfence/<first 16 hex of sha256(absolute bpffs root)>/names.json */
@@ -44,7 +47,7 @@ export function namesFilePath(bpffsRoot: string, runDir = DEFAULT_RUN_DIR): stri
 
 export function namesFromCompile(
   compiled: Pick<CompileResult, 'policies' | 'rules' | 'endpoints' | 'identities'>,
-  snapshot: Pick<Snapshot, 'pods'>,
+  snapshot: Snapshot,
   meta: { bpffsRoot: string; node: string; generation: number },
   now = new Date(),
 ): NamesFile {
@@ -63,6 +66,7 @@ export function namesFromCompile(
     endpoints: compiled.endpoints,
     identities: Object.fromEntries(Object.entries(compiled.identities).map(([k, v]) => [String(k), v])),
     pods,
+    isolation: isolationNames(snapshot, compiled),
   };
 }
 

@@ -12,7 +12,7 @@ import { DEFAULT_BPFFS_ROOT } from '../datapath/loader';
 
 export function flowContextFromNames(names?: NamesFile): FlowContext {
   const podByIp = new Map<string, FlowEndpoint>((names?.pods ?? []).map((p) => [p.ip, { namespace: p.namespace, pod_name: p.pod_name }]));
-  return { podByIp, compiled: { policies: names?.policies ?? [], rules: names?.rules ?? [], endpoints: names?.endpoints ?? [] } };
+  return { podByIp, compiled: { policies: names?.policies ?? [], rules: names?.rules ?? [], endpoints: names?.endpoints ?? [] }, isolation: names?.isolation };
 }
 
 export function formatFlow(f: FlowRecord): string {

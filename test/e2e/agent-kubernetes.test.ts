@@ -2,7 +2,8 @@
 // protocol) runs inside the node's netns, serving the lab's Namespace, Node and Pods and
 // the NetworkPolicies the tests add. The agent is not ready and enforces nothing until
 // every resource listed once; a NetworkPolicy ADDED over the watch isolates a pod for
-// real, DELETED reopens it; a 410 Gone relists, and enforcement follows the relisted state.
+// real (the drop's flow record names it), DELETED reopens it; a 410 Gone relists, and
+// enforcement follows the relisted state.
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -104,6 +105,8 @@ test.serial('a NetworkPolicy DELETED over the watch reopens the pod, ADDED isola
   t.true(closed.generation > open.generation);
   t.deepEqual(await lab.probe([A_TO_B, B_TO_A]), ['deny', 'allow']);
   t.is((await api.counts(NETPOL)).lists, lists, 'changes came over the watch, not by relisting');
+  const flows = lab.agentRecords().filter((r) => r.msg === 'flow').map((r) => r.flow as { destination: { pod_name?: string }; policy?: string; rule?: string });
+  t.like(flows.find((f) => f.destination.pod_name === 'b'), { policy: 'isolation (NetworkPolicy demo/isolate-b)', rule: 'isolation' }, 'the drop names the isolating policy');
 });
 
 test.serial('410 Gone on the watch relists; enforcement follows the relisted state', async (t) => {
