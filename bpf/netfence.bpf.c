@@ -160,15 +160,21 @@ static __always_inline int nf_ct_revalidate(const struct nf_endpoint *ep, const 
 	return 1;
 }
 
+/* nf_enforce options */
+#define NF_ENF_SVC (1u << 0)       /* destination is a service address: defer to after DNAT */
+#define NF_ENF_NO_TUNNEL (1u << 1) /* remember the flow as NF_CT_F_NO_TUNNEL (even without tables) */
+
 /*
  * Policy of endpoint `ep` in direction `dir` for this packet, conntrack first.
- * Returns 1 to allow, 0 to drop (with *d filled in). `defer_svc`: the
- * destination is a service address; allow and leave the check to the hooks
- * after DNAT. A global function: verified once for all its call sites.
+ * Returns 1 to allow, 0 to drop (with *d filled in). `opts` (NF_ENF_*):
+ * NF_ENF_SVC allows and leaves the check to the hooks after DNAT;
+ * NF_ENF_NO_TUNNEL flags the flow's entry so its replies skip the tunnel.
+ * A global function: verified once for all its call sites.
  */
 __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, __u32 dir,
-			  __u32 defer_svc, struct nf_drop *d)
+			  __u32 opts, struct nf_drop *d)
 {
+	__u8 ct_flags = opts & NF_ENF_NO_TUNNEL ? NF_CT_F_NO_TUNNEL : 0;
 	struct nf_verdict v = {};
 	struct nf_ct_key k;
 	struct nf_ct_val *cv;
@@ -176,17 +182,19 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 	if (!ep || !p || !d)
 		return 1;
 	dir &= 1;
-	/* no policy either way: nothing to remember replies for */
-	if (ep->table[0] == NF_TABLE_NONE && ep->table[1] == NF_TABLE_NONE)
+	/* no policy either way and no flag to keep: nothing to remember */
+	if (ep->table[0] == NF_TABLE_NONE && ep->table[1] == NF_TABLE_NONE && !ct_flags)
 		return 1;
 
 	if (p->ct & NF_PKT_CT_LOOKUP) {
 		nf_ct_key_fwd(&k, ep->id, dir, p);
 		cv = bpf_map_lookup_elem(&nf_ct, &k);
 		if (cv) {
-			if (cv->revision != ep->revision)
-				return nf_ct_revalidate(ep, &k, cv, p, 0, d);
+			if (cv->revision != ep->revision && !nf_ct_revalidate(ep, &k, cv, p, 0, d))
+				return 0;
 			cv->last_seen_ns = bpf_ktime_get_ns();
+			if ((cv->flags & ct_flags) != ct_flags)
+				cv->flags |= ct_flags;
 			return 1;
 		}
 		nf_ct_key_reply(&k, ep->id, dir, p);
@@ -200,7 +208,7 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 		}
 	}
 
-	if (defer_svc) {
+	if (opts & NF_ENF_SVC) {
 		if (p->ct & NF_PKT_CT_CREATE) {
 			nf_ct_key_fwd(&k, ep->id, dir, p);
 			nf_ct_create(&k, ep->revision, NF_CT_RULE_DEFAULT, NF_CT_F_DEFERRED);
@@ -215,7 +223,7 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 	}
 	if (p->ct & NF_PKT_CT_CREATE) {
 		nf_ct_key_fwd(&k, ep->id, dir, p);
-		nf_ct_create(&k, ep->revision, v.rule_index, 0);
+		nf_ct_create(&k, ep->revision, v.rule_index, ct_flags);
 	}
 	return 1;
 }
@@ -236,25 +244,73 @@ static __always_inline int nf_do_drop(const struct nf_drop *d, const struct nf_p
 	return TC_ACT_SHOT;
 }
 
-/* Deferred egress check of a local source pod (see the top of this file). */
-static __always_inline int nf_check_source_pod(const struct nf_pkt *p, struct nf_drop *d)
+/* Deferred egress check of the packet's source `src` = nf_local(saddr), when a
+ * local pod (see the top of this file). */
+static __always_inline int nf_check_source_pod(const struct nf_local *src, const struct nf_pkt *p,
+					       struct nf_drop *d)
 {
-	const struct nf_local *l = nf_local(p->saddr);
 	const struct nf_endpoint *sep;
 	__u32 sif;
 
-	if (!l || l->kind != NF_LOCAL_POD)
+	if (!src || src->kind != NF_LOCAL_POD)
 		return 1;
-	sif = l->ifindex;
+	sif = src->ifindex;
 	sep = bpf_map_lookup_elem(&nf_endpoints, &sif);
 	if (!sep || !(sep->flags & NF_EP_F_POD))
 		return 1;
 	return nf_enforce(sep, p, NF_DIR_EGRESS, 0, d);
 }
 
+static __always_inline int nf_tunnel_active(const struct nf_config *cfg)
+{
+	return cfg && (cfg->flags & (NF_CFG_F_TUNNEL_FWMARK | NF_CFG_F_TUNNEL_DIRECT));
+}
+
+/*
+ * Replies of untunnelled flows. A flow that reached a pod straight through the
+ * node's stack (above all a ClusterIP request DNATed to a same-node backend:
+ * never tunnelled, its destination was a service address) must get its replies
+ * back the same way. Tunnelled, a reply (src = the backend, not yet de-DNATed)
+ * would skip the node's netfilter in direct mode (the external firewall sees
+ * half a flow) and meet it twice in fwmark mode (conntrack collides, the reply
+ * is lost). Such a request reaches the backend's tc egress with
+ * skb->ingress_ifindex = the client pod's own interface, while a tunnelled one
+ * comes back in through the uplink: the backend's conntrack entry for it gets
+ * NF_CT_F_NO_TUNNEL and its tc ingress does not tunnel replies hitting it.
+ *
+ * Chosen over the kernel's conntrack kfuncs (bpf_skb_ct_lookup + IPS_DST_NAT):
+ * those see DNAT only (not other untunnelled flows, e.g. a flow started before
+ * the tunnel was switched on), need nf_conntrack and kfunc BTF at load time (a
+ * weak extern and a second code path where missing) and cannot be driven by
+ * BPF_PROG_TEST_RUN without real conntrack state. The own-map flag loads on
+ * every kernel the classifier does and costs one lookup per tunnelled packet.
+ */
+static __always_inline int nf_arrived_untunnelled(const struct __sk_buff *skb,
+						  const struct nf_endpoint *ep,
+						  const struct nf_local *src)
+{
+	return (ep->flags & NF_EP_F_TUNNEL) && src && src->kind == NF_LOCAL_POD &&
+	       src->ifindex == skb->ingress_ifindex && nf_tunnel_active(nf_get_config());
+}
+
+/* This packet from `ep` is a reply of a flow flagged NF_CT_F_NO_TUNNEL. */
+static __always_inline int nf_reply_untunnelled(const struct nf_endpoint *ep, const struct nf_pkt *p)
+{
+	struct nf_ct_val *cv;
+	struct nf_ct_key k;
+
+	if (!(p->ct & NF_PKT_CT_LOOKUP))
+		return 0;
+	nf_ct_key_reply(&k, ep->id, NF_DIR_EGRESS, p);
+	cv = bpf_map_lookup_elem(&nf_ct, &k);
+	return cv && (cv->flags & NF_CT_F_NO_TUNNEL);
+}
+
 /* Transparent tunnel (DESIGN.md 3.8): an allowed packet from a tunnel-mode pod
- * to another local pod leaves through the uplink instead of the local route. */
-static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_pkt *p, __u32 ifindex)
+ * to another local pod leaves through the uplink instead of the local route,
+ * unless it replies to a flow that came untunnelled (above). */
+static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_endpoint *ep,
+				     const struct nf_pkt *p, __u32 ifindex)
 {
 	const struct nf_local *l = nf_local(p->daddr);
 	const struct nf_config *cfg;
@@ -262,7 +318,7 @@ static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_pkt 
 	if (!l || l->kind != NF_LOCAL_POD || l->ifindex == ifindex)
 		return TC_ACT_OK;
 	cfg = nf_get_config();
-	if (!cfg)
+	if (!nf_tunnel_active(cfg) || nf_reply_untunnelled(ep, p))
 		return TC_ACT_OK;
 	if (cfg->flags & NF_CFG_F_TUNNEL_FWMARK)
 		skb->mark = (skb->mark & ~cfg->tunnel_mark_mask) | cfg->tunnel_mark;
@@ -294,6 +350,7 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 	struct nf_drop d = {};
 	struct nf_pkt p = {};
 	int is_pod, to_svc = 0;
+	__u32 opts = 0;
 	__u8 dir;
 	int rc;
 
@@ -318,7 +375,7 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 		int mine = dir == NF_DIR_INGRESS ? nf_is_local_kind(p.daddr, NF_LOCAL_NODE)
 						 : nf_is_local_kind(p.saddr, NF_LOCAL_NODE);
 
-		if (rc == NF_PARSE_OK && tc_egress && !nf_check_source_pod(&p, &d))
+		if (rc == NF_PARSE_OK && tc_egress && !nf_check_source_pod(nf_local(p.saddr), &p, &d))
 			return nf_do_drop(&d, &p, ifindex);
 		if (!mine)
 			return TC_ACT_OK;
@@ -336,18 +393,24 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 		return nf_do_drop(&d, &p, ifindex);
 	}
 
-	if (is_pod) {
-		if (tc_egress && !nf_check_source_pod(&p, &d))
+	if (is_pod && tc_egress) {
+		const struct nf_local *src = nf_local(p.saddr);
+
+		if (!nf_check_source_pod(src, &p, &d))
 			return nf_do_drop(&d, &p, ifindex);
-		if (dir == NF_DIR_EGRESS)
-			to_svc = nf_in_svc_cidr(p.daddr);
+		if (nf_arrived_untunnelled(skb, ep, src))
+			opts |= NF_ENF_NO_TUNNEL;
+	} else if (is_pod) {
+		to_svc = nf_in_svc_cidr(p.daddr);
+		if (to_svc)
+			opts |= NF_ENF_SVC;
 	}
 
-	if (!nf_enforce(ep, &p, dir, to_svc, &d))
+	if (!nf_enforce(ep, &p, dir, opts, &d))
 		return nf_do_drop(&d, &p, ifindex);
 
 	if (is_pod && dir == NF_DIR_EGRESS && !to_svc && (ep->flags & NF_EP_F_TUNNEL))
-		return nf_tunnel(skb, &p, ifindex);
+		return nf_tunnel(skb, ep, &p, ifindex);
 	return TC_ACT_OK;
 }
 

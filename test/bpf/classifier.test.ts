@@ -720,3 +720,65 @@ test.serial('tunnel: mark only with the flag, only toward other local pods, neve
   // traffic to the pod is never tunnelled
   t.is(k.run('egress', packet({ src: B, dst: A, l4: l4('tcp', 80) })).verdict, OK);
 });
+
+test.serial('tunnel: replies of flows that came untunnelled (DNAT to a same-node backend) are not tunnelled', (t) => {
+  const A = '10.244.1.10'; // client pod, host interface 77
+  const B = '10.244.1.20'; // backend under test
+  const A6 = 'fd00:244::10';
+  const B6 = 'fd00:244::20';
+  const A_IF = 77;
+  const UPLINK = 2;
+  k.svcCidr('10.96.0.0/12');
+  for (const ip of [A, A6]) k.local(ip, A_IF, NfLocalKind.POD);
+  for (const ip of [B, B6]) k.local(ip, HOOK_IF, NfLocalKind.POD);
+  k.endpoint(A_IF, pod({ id: 100, flags: NfEpFlag.POD | NfEpFlag.TUNNEL }));
+  const TUNNEL_POD = NfEpFlag.POD | NfEpFlag.TUNNEL;
+  k.endpoint(HOOK_IF, pod({ id: 101, flags: TUNNEL_POD }));
+  // after DNAT: A -> B:53 arrives at B's tc egress, from A's interface (untunnelled) or the uplink (tunnelled)
+  const request = (sp: number, via: number, src = A, dst = B) =>
+    k.run('egress', packet({ src, dst, l4: { proto: 'udp', sport: sp, dport: 53 } }), { ingressIfindex: via }).verdict;
+  const reply = (sp: number, src = B, dst = A) => k.run('ingress', packet({ src, dst, l4: { proto: 'udp', sport: 53, dport: sp } }));
+  const flagged = () => k.conntrack().filter((e) => e.val.flags & NfCtFlag.NO_TUNNEL);
+
+  expectRun(t, request(1000, A_IF), OK, 'tunnel off');
+  t.is(k.conntrack().length, 0, 'tunnel off: a tableless endpoint remembers nothing');
+
+  k.config({ flags: NfCfgFlag.TUNNEL_DIRECT, uplinkIfindex: HOOK_IF, gateway4: '192.168.1.1', gateway6: 'fd10::1' });
+  expectRun(t, request(1001, A_IF), OK, 'DNATed request, straight from A');
+  t.is(flagged().length, 1);
+  t.like(flagged()[0].key, { epId: 101, dir: NfDir.INGRESS, proto: IPPROTO.UDP, saddr: A, daddr: B, sport: 1001, dport: 53 });
+  expectRun(t, reply(1001).verdict, OK, 'its reply goes back through the node (de-DNAT), not the tunnel');
+  expectRun(t, request(1002, UPLINK), OK, 'request that came through the tunnel');
+  t.is(flagged().length, 1, 'not flagged');
+  expectRun(t, reply(1002).verdict, TC_ACT_REDIRECT, 'its reply is tunnelled');
+  expectRun(t, reply(1003).verdict, TC_ACT_REDIRECT, 'B-initiated traffic to A is tunnelled');
+  expectRun(t, request(1004, A_IF, A6, B6), OK, 'v6 request straight from A');
+  expectRun(t, reply(1004, B6, A6).verdict, OK, 'v6 reply not tunnelled');
+  expectRun(t, request(1005, 33), OK, 'from another interface than the source pod\'s');
+  expectRun(t, reply(1005).verdict, TC_ACT_REDIRECT, 'not proof of an untunnelled flow: tunnelled');
+
+  k.config({ flags: NfCfgFlag.TUNNEL_FWMARK, tunnelMark: 0x100, tunnelMarkMask: 0xf00 });
+  t.deepEqual(reply(1001), { verdict: OK, mark: 0 }, 'fwmark mode: reply not marked');
+  t.deepEqual(reply(1002), { verdict: OK, mark: 0x100 }, 'fwmark mode: tunnelled flow\'s reply marked');
+
+  // with policy: the policy's own entry carries the flag, and keeps it across a revision bump
+  k.table(6, [{ action: 'allow', tier: 'netpol', peers: [{ cidr: '10.244.0.0/16' }] }, DENY_ALL]);
+  k.endpoint(HOOK_IF, pod({ id: 101, flags: TUNNEL_POD, ingressTable: 6, egressTable: 6 }));
+  expectRun(t, request(1006, UPLINK), OK, 'tunnelled request allowed by policy');
+  t.is(k.conntrack().find((e) => e.key.sport === 1006)!.val.flags & NfCtFlag.NO_TUNNEL, 0);
+  expectRun(t, request(1007, A_IF), OK, 'untunnelled request allowed by policy');
+  t.like(k.conntrack().find((e) => e.key.sport === 1007)!.val, { flags: NfCtFlag.NO_TUNNEL, rule: 0 });
+  k.endpoint(HOOK_IF, pod({ id: 101, flags: TUNNEL_POD, ingressTable: 6, egressTable: 6, revision: 2 }));
+  t.deepEqual(reply(1007), { verdict: OK, mark: 0 }, 'reply after a revision bump: re-evaluated, still untunnelled');
+  t.like(k.conntrack().find((e) => e.key.sport === 1007)!.val, { revision: 2, flags: NfCtFlag.NO_TUNNEL | NfCtFlag.SEEN_REPLY });
+  t.deepEqual(reply(1006), { verdict: OK, mark: 0x100 }, 'tunnelled flow\'s reply still marked');
+  expectRun(t, request(1008, A_IF, A6, B6), SHOT, 'denied requests (A6 is outside the allowed CIDR) flag nothing');
+
+  // the flag is only for tunnel-mode backends with the tunnel on
+  k.endpoint(HOOK_IF, pod({ id: 102 }));
+  expectRun(t, request(1009, A_IF), OK, 'backend not in tunnel mode');
+  k.endpoint(HOOK_IF, pod({ id: 103, flags: TUNNEL_POD }));
+  k.config({});
+  expectRun(t, request(1010, A_IF), OK, 'tunnel off');
+  t.deepEqual(flagged().map((e) => e.key.sport).sort(), [1001, 1004, 1007]);
+});

@@ -53,6 +53,7 @@ const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
 const BPF_MAP_TYPE_RINGBUF = 27;
 const SKB_CTX_SIZE = 192; // sizeof(struct __sk_buff)
 const SKB_MARK_OFF = 8;
+const SKB_INGRESS_IFINDEX_OFF = 36;
 const SKB_IFINDEX_OFF = 40;
 
 type TierName = 'system' | 'admin' | 'netpol' | 'baseline';
@@ -118,6 +119,8 @@ export interface RunResult {
 
 export interface RunOptions {
   mark?: number;
+  /** skb->ingress_ifindex: the interface the packet entered the node through. */
+  ingressIfindex?: number;
 }
 
 export class Classifier {
@@ -261,6 +264,7 @@ export class Classifier {
   run(hook: 'ingress' | 'egress', frame: Buffer, opts: RunOptions = {}): RunResult {
     const ctx = Buffer.alloc(SKB_CTX_SIZE);
     ctx.writeUInt32LE(opts.mark ?? 0, SKB_MARK_OFF);
+    ctx.writeUInt32LE(opts.ingressIfindex ?? 0, SKB_INGRESS_IFINDEX_OFF);
     ctx.writeUInt32LE(0, SKB_IFINDEX_OFF);
     const r = native.progTestRun(this.prog(hook === 'ingress' ? 'nf_tc_ingress' : 'nf_tc_egress'), {
       data: frame,

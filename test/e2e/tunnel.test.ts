@@ -1,8 +1,9 @@
 // The transparent tunnel through `netfence agent` on a lab node, in both modes: same-node
 // pod-to-pod traffic leaves through the uplink, passes the gateway (the fabric netns counts
 // it with an iptables counter) and comes back; policies still apply; DNS-like UDP through an
-// iptables-DNAT ClusterIP to a same-node backend is measured per mode (loss and time). The
-// mode that loses nothing and is faster is the default (src/model/config.ts).
+// iptables-DNAT ClusterIP to a same-node backend is measured per mode (loss and time): neither
+// mode may lose a query (the backend's reply is not tunnelled: the request came untunnelled),
+// and the default (src/model/config.ts) is the faster of the two.
 import test from 'ava';
 import { run, labScript } from '../../src/lab/exec';
 import { fabricCounters } from '../../src/lab/probe';
@@ -100,8 +101,10 @@ for (const mode of ['fwmark', 'direct']) {
     const counted = (await hairpins()) - before;
     t.true(counted >= 4, `the gateway counted ${counted} hairpinned packets`);
 
-    results.push(await measure(mode));
-    t.log(JSON.stringify(results.at(-1)));
+    const m = await measure(mode);
+    results.push(m);
+    t.log(JSON.stringify(m));
+    t.is(m.lost, 0, `${mode}: no DNS query lost through a same-node ClusterIP`);
 
     lab.write('isolate-b.yaml', 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: isolate-b, namespace: demo }\nspec: { podSelector: { matchLabels: { app: b } }, policyTypes: [Ingress] }\n');
     await lab.ready();
@@ -111,7 +114,7 @@ for (const mode of ['fwmark', 'direct']) {
   });
 }
 
-test.serial('the default tunnel mode loses no DNS query and is the faster of the two', (t) => {
+test.serial('the default tunnel mode loses no DNS query and is the faster of the two lossless modes', (t) => {
   t.log(`measured (${QUERIES} UDP queries via a same-node ClusterIP; 200 concurrent TCP connects):`);
   for (const m of results) t.log(`  ${m.mode.padEnd(6)} lost ${m.lost}/${QUERIES}, udp ${m.udpMs} ms, tcp ${m.tcpMs} ms`);
   const dflt = parseNetfenceConfig(new Field({ apiVersion: 'netfence.io/v1alpha1', kind: 'NetfenceConfig', metadata: { name: 'x' }, serviceCIDRs: [], redirect: { uplink: 'eth0' } })).redirect!.mode;
@@ -119,5 +122,7 @@ test.serial('the default tunnel mode loses no DNS query and is the faster of the
   const other = results.find((m) => m.mode !== dflt && m.mode !== 'off')!;
   t.truthy(chosen, `default mode ${dflt} was measured`);
   t.is(chosen.lost, 0, `default mode ${dflt} loses no query`);
+  t.truthy(other, 'the other mode was measured');
+  // 25% slack: two cores, timings are noisy
   t.true(other.lost > 0 || chosen.udpMs + chosen.tcpMs <= (other.udpMs + other.tcpMs) * 1.25, `default ${dflt} is not slower than ${other.mode}`);
 });
