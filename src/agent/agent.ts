@@ -58,6 +58,8 @@ export class Agent {
   /** The source's newest snapshot (applied or not: passes retry it). */
   private latest?: { snapshot: Snapshot; version: string };
   private lastGood?: Snapshot;
+  /** Addresses from CNI ADD of pods whose addresses the source does not know yet. */
+  private readonly cniIps = new Map<string, string[]>();
   private compiled?: CompileResult;
   private flowCtx?: FlowContext;
   private appliedHash?: string;
@@ -170,11 +172,12 @@ export class Agent {
         hash = undefined;
       }
     }
-    const snap = snapshot ?? this.lastGood;
-    if (!snap) {
+    const chosen = snapshot ?? this.lastGood;
+    if (!chosen) {
       endTimer();
       return undefined;
     }
+    const snap = this.withCniIps(chosen);
 
     const view = readNetView(this.addon);
     const discovery = discoverEndpoints(view, snap, {
@@ -254,8 +257,32 @@ export class Agent {
     );
   }
 
-  /** CNI ADD: reconcile until the pod's endpoint is enforced (or fail naming why). */
-  async programPod(pod: string, timeoutMs = 5000): Promise<void> {
+  /** The snapshot with CNI ADD addresses for pods it has none for yet; an entry goes
+   *  once the source knows the pod's addresses, or at CNI DEL. */
+  private withCniIps(s: Snapshot): Snapshot {
+    if (this.cniIps.size === 0) return s;
+    const pods = s.pods.map((p) => {
+      const key = `${p.namespace}/${p.name}`;
+      const ips = this.cniIps.get(key);
+      if (!ips) return p;
+      if (p.ips.length > 0) {
+        this.cniIps.delete(key);
+        return p;
+      }
+      return { ...p, ips };
+    });
+    return { ...s, pods };
+  }
+
+  /** CNI DEL: forget the addresses ADD brought. */
+  forgetPod(pod: string): void {
+    this.cniIps.delete(pod);
+  }
+
+  /** CNI ADD: reconcile until the pod's endpoint is enforced (or fail naming why).
+   *  `ips` (from the CNI result) stand in for status.podIPs until the source has them. */
+  async programPod(pod: string, ips: string[] = [], timeoutMs = 5000): Promise<void> {
+    if (ips.length) this.cniIps.set(pod, ips);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       while (this.running) await new Promise((r) => setTimeout(r, 10));

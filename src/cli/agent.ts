@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import pino from 'pino';
 import { Agent } from '../agent/agent';
+import { prevResultIps } from '../agent/cni-ips';
 import { CniServer } from '../agent/cni-server';
 import { startHttp } from '../agent/http';
 import { DEFAULT_BPFFS_ROOT } from '../datapath/loader';
@@ -61,8 +62,11 @@ export function agentCommand(): Command {
       const cni = f.socket
         ? new CniServer(
             {
-              add: (req) => agent.programPod(`${req.podNamespace}/${req.podName}`),
-              del: async () => void agent.apply('cni del'),
+              add: (req) => agent.programPod(`${req.podNamespace}/${req.podName}`, prevResultIps(req.prevResult)),
+              del: async (req) => {
+                agent.forgetPod(`${req.podNamespace}/${req.podName}`);
+                void agent.apply('cni del');
+              },
               check: async (req) => agent.isProgrammed(`${req.podNamespace}/${req.podName}`),
             },
             (e) => log.error({ err: e }, 'cni socket'),

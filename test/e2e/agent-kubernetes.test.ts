@@ -3,11 +3,13 @@
 // the NetworkPolicies the tests add. The agent is not ready and enforces nothing until
 // every resource listed once; a NetworkPolicy ADDED over the watch isolates a pod for
 // real (the drop's flow record names it), DELETED reopens it; a 410 Gone relists, and
-// enforcement follows the relisted state.
+// enforcement follows the relisted state. A pod the API lists without addresses yet (as
+// before its CNI ADD returns) is enforced from the addresses in the ADD request.
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { askAgent } from '../../src/cni/agent-client';
 import { native } from '../../src/datapath/native';
 import { WATCHED_RESOURCES } from '../../src/sources/kubernetes';
 import { apiVersionOf, collectionPath } from '../../src/sources/kubernetes-resources';
@@ -31,6 +33,9 @@ const CLUSTER = [
   pod('b', '10.244.1.3'),
   'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nstatus: { addresses: [{ type: InternalIP, address: 192.168.50.11 }] }\n',
 ].join('---\n');
+// In the lab (netns, veth, route) with its address; in the API without one, as a pod whose
+// CNI ADD is running.
+const LATE = pod('late', '10.244.1.5');
 const CONFIG = 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\n';
 
 const ISOLATE_B: Obj = {
@@ -50,7 +55,7 @@ let api: ApiServerProcess;
 const synced = async () => lab.readyFor(await api.version());
 
 test.before(async () => {
-  lab = await AgentLab.up('k8s', { 'cluster.yaml': CLUSTER, 'netfence.yaml': CONFIG });
+  lab = await AgentLab.up('k8s', { 'cluster.yaml': CLUSTER, 'late.yaml': LATE, 'netfence.yaml': CONFIG });
   api = await ApiServerProcess.start(lab.node().netns);
   for (const doc of parseAllDocuments(CLUSTER).map((d) => d.toJS() as Obj)) {
     const r = WATCHED_RESOURCES.find((x) => apiVersionOf(x) === doc.apiVersion && x.kind === doc.kind)!;
@@ -123,4 +128,26 @@ test.serial('410 Gone on the watch relists; enforcement follows the relisted sta
   await api.put(NETPOL, ISOLATE_B);
   await synced();
   t.deepEqual(await lab.probe([A_TO_B]), ['deny'], 'the watch after the relist delivers new events');
+});
+
+test.serial('CNI ADD enforces a pod the API lists without addresses yet, from the addresses in the request', async (t) => {
+  const { status: _none, ...late } = parseAllDocuments(LATE)[0].toJS() as Obj;
+  await api.put(PODS, late);
+  await api.put(NETPOL, { ...ISOLATE_B, metadata: { name: 'isolate-late', namespace: 'demo' }, spec: { podSelector: { matchLabels: { app: 'late' } }, policyTypes: ['Ingress'] } });
+  await synced();
+  t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/late', port: '80/TCP' }]), ['allow'], 'no addresses known: not enforced yet');
+
+  const req = { containerId: 'late-1', netns: `/run/netns/${lab.podNetns('demo/late')}`, ifName: 'eth0', podNamespace: 'demo', podName: 'late' };
+  const prevResult = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: req.netns }], ips: [{ address: '10.244.1.5/24', interface: 0 }] };
+  t.deepEqual(await askAgent(lab.cniSocket(), { op: 'add', ...req, prevResult }, 10_000), { ok: true });
+  t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/late', port: '80/TCP' }]), ['deny'], 'enforced as soon as ADD returned');
+  t.deepEqual(await askAgent(lab.cniSocket(), { op: 'check', ...req, prevResult }, 10_000), { ok: true });
+
+  // The kubelet publishes the address; the API's state alone keeps the pod enforced.
+  await api.put(PODS, { ...late, status: { podIPs: [{ ip: '10.244.1.5' }] } });
+  await synced();
+  t.deepEqual(await askAgent(lab.cniSocket(), { op: 'del', ...req }, 10_000), { ok: true });
+  await api.put(PODS, { ...late, status: { podIPs: [{ ip: '10.244.1.5' }] }, metadata: { ...late.metadata, annotations: { touched: 'yes' } } });
+  await synced();
+  t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/late', port: '80/TCP' }]), ['deny']);
 });
