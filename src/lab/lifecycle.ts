@@ -59,7 +59,7 @@ export async function labUp(snapshot: Snapshot, opts: UpOptions): Promise<LabSta
   saveState(state);
   log(`lab ${plan.name}: ${plan.nodes.length} nodes, ${plan.pods.length} pods, ${ops.length} set-up commands`);
   for (const nad of snapshot.networkAttachmentDefinitions.filter((n) => n.vlan !== undefined)) {
-    log(`lab ${plan.name}: ${nad.namespace}/${nad.name} (vlan ${nad.vlan}) runs untagged: this kernel has no 8021q; crafted-packet BPF tests cover VLAN frames`);
+    log(`lab ${plan.name}: ${nad.namespace}/${nad.name} (vlan ${nad.vlan}): representors bridged as an embedded switch would; pod traffic is untagged (no 8021q here), tagged frames are hand-built (test/e2e/fixtures/rawframe)`);
   }
   for (const [i, op] of ops.entries()) {
     if (opts.crashAfterOps !== undefined && i >= opts.crashAfterOps) throw new Error(`lab up ${plan.name}: simulated crash after ${i} ops`);

@@ -29,6 +29,8 @@ export interface SecondaryPlan {
   podIf: string; // inside the pod netns
   hostIf: string; // in the node netns: stands in for a VF representor
   ips: string[];
+  /** VLAN networks: the bridge in the node netns that hostIf is a port of (see vlanSwitchOps). */
+  bridge?: string;
 }
 
 export interface PodPlan {
@@ -95,6 +97,16 @@ export function secondaryHostIf(podKey: string, network: string): string {
   return `nr${shortHash(`${podKey}#${network}`, 11)}`;
 }
 
+/** The embedded-switch bridge of a VLAN network, same name in every node netns and the fabric. */
+export function vlanBridge(network: string): string {
+  return `nb${shortHash(network, 11)}`;
+}
+
+/** The veth pair joining a node's bridge of a VLAN network to the fabric's (both ends). */
+function vlanUplink(node: string, network: string): string {
+  return `nu${shortHash(`${node}#${network}`, 11)}`;
+}
+
 /** Netns names may only carry characters safe in a path component. */
 function nsPart(text: string): string {
   return text.replace(/[^A-Za-z0-9_.-]/g, '_');
@@ -141,7 +153,8 @@ export function planLab(snapshot: Snapshot, opts: PlanOptions): LabPlan {
     return { name: n.name, netns: `${name}-n-${nsPart(n.name)}`, fabricIf: `nfn${shortHash(n.name, 10)}`, addresses: n.addresses };
   });
   const nodeByName = new Map(nodes.map((n) => [n.name, n]));
-  const pods = snapshot.pods.map((p) => planPod(p, name, nodeByName));
+  const vlanNetworks = new Set(snapshot.networkAttachmentDefinitions.filter((n) => n.vlan !== undefined).map((n) => `${n.namespace}/${n.name}`));
+  const pods = snapshot.pods.map((p) => planPod(p, name, nodeByName, vlanNetworks));
 
   // Fabric: the underlay router and the external firewall that counts what passes.
   ops.push({ argv: ['ip', 'netns', 'add', fabricNetns], netns: fabricNetns });
@@ -179,12 +192,13 @@ export function planLab(snapshot: Snapshot, opts: PlanOptions): LabPlan {
 
   const secondaryIps = new Map<string, string[]>();
   for (const s of pods.flatMap((p) => p.secondary)) secondaryIps.set(s.network, [...(secondaryIps.get(s.network) ?? []), ...s.ips]);
+  ops.push(...vlanSwitchOps(fabricNetns, pods, nodeByName));
   for (const pod of pods) {
     const node = nodeByName.get(pod.node)!;
     if (!pod.hostNetwork) ops.push(...podOps(pod, node, secondaryIps));
-    for (const ip of [...(pod.hostNetwork ? [] : pod.ips), ...pod.secondary.flatMap((s) => s.ips)]) {
-      ops.push(fabricRoute(fabricNetns, ip, node));
-    }
+    // VLAN networks are layer 2 end to end: nothing to route in the fabric.
+    const routed = pod.secondary.filter((s) => !s.bridge).flatMap((s) => s.ips);
+    for (const ip of [...(pod.hostNetwork ? [] : pod.ips), ...routed]) ops.push(fabricRoute(fabricNetns, ip, node));
   }
   for (const svc of snapshot.services) ops.push(...serviceOps(svc, snapshot, nodes, pods));
 
@@ -228,7 +242,7 @@ function fabricRoute(fabricNetns: string, ip: string, node: NodePlan): Op {
   return ipn(fabricNetns, 'route', 'add', familyAddr(ip), 'via', via, 'dev', node.fabricIf, ...(isIPv6(ip) ? [] : ['onlink']));
 }
 
-function planPod(p: PodObj, lab: string, nodes: Map<string, NodePlan>): PodPlan {
+function planPod(p: PodObj, lab: string, nodes: Map<string, NodePlan>, vlanNetworks: Set<string>): PodPlan {
   const key = `${p.namespace}/${p.name}`;
   if (!p.nodeName) throw new Error(`plan pod ${key}: spec.nodeName is empty`);
   const node = nodes.get(p.nodeName);
@@ -239,7 +253,8 @@ function planPod(p: PodObj, lab: string, nodes: Map<string, NodePlan>): PodPlan 
   if (p.ips.length === 0) throw new Error(`plan pod ${key}: status.podIPs is empty`);
   const secondary = p.networks.map((n, i): SecondaryPlan => {
     if (n.ips.length === 0) throw new Error(`plan pod ${key}: network-status entry ${n.network} has no ips`);
-    return { network: n.network, podIf: n.interface ?? `net${i + 1}`, hostIf: secondaryHostIf(key, n.network), ips: n.ips };
+    const bridge = vlanNetworks.has(n.network) ? { bridge: vlanBridge(n.network) } : {};
+    return { network: n.network, podIf: n.interface ?? `net${i + 1}`, hostIf: secondaryHostIf(key, n.network), ips: n.ips, ...bridge };
   });
   return {
     key,
@@ -252,24 +267,65 @@ function planPod(p: PodObj, lab: string, nodes: Map<string, NodePlan>): PodPlan 
   };
 }
 
+/**
+ * VLAN networks (a NAD with `vlan` in its CNI config): the representors of the network's
+ * pods are ports of one bridge per node, joined through a bridge in the fabric, as an
+ * SR-IOV embedded switch and the wire behind it would. The bridges do not filter VLANs,
+ * so 802.1Q and 802.1ad (QinQ) tagged frames cross them unchanged; the pods' own
+ * traffic stays untagged (no 8021q module here), tagged frames are hand-built.
+ */
+function vlanSwitchOps(fabricNetns: string, pods: PodPlan[], nodes: Map<string, NodePlan>): Op[] {
+  const ops: Op[] = [];
+  const bridge = (netns: string, br: string): Op[] => [
+    // VLAN filtering stays off (the default; some kernels cannot even set the attribute).
+    // No multicast snooping: neighbour discovery must not depend on MLD reports seen in time.
+    ipn(netns, 'link', 'add', br, 'type', 'bridge', 'mcast_snooping', '0'),
+    ipn(netns, 'link', 'set', br, 'up'),
+  ];
+  const nodesOf = new Map<string, Set<string>>();
+  for (const pod of pods) {
+    for (const s of pod.secondary) if (s.bridge) nodesOf.set(s.network, (nodesOf.get(s.network) ?? new Set()).add(pod.node));
+  }
+  for (const [network, names] of nodesOf) {
+    const br = vlanBridge(network);
+    ops.push(...bridge(fabricNetns, br));
+    for (const n of names) {
+      const node = nodes.get(n)!;
+      const uplink = vlanUplink(n, network);
+      ops.push(...bridge(node.netns, br));
+      ops.push(ipn(fabricNetns, 'link', 'add', uplink, 'type', 'veth', 'peer', 'name', uplink, 'netns', node.netns));
+      for (const [netns, ifname] of [[fabricNetns, uplink], [node.netns, uplink]]) {
+        ops.push(ipn(netns, 'link', 'set', ifname, 'master', br), ipn(netns, 'link', 'set', ifname, 'up'));
+      }
+    }
+  }
+  return ops;
+}
+
 function podOps(pod: PodPlan, node: NodePlan, peers: Map<string, string[]>): Op[] {
   const ops: Op[] = [{ argv: ['ip', 'netns', 'add', pod.netns], netns: pod.netns }];
   ops.push(sysctl(pod.netns, 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0'));
   ops.push(ipn(pod.netns, 'link', 'set', 'lo', 'up'));
   const links = [
-    { hostIf: pod.hostIf!, podIf: 'eth0', ips: pod.ips, primary: true },
-    ...pod.secondary.map((s) => ({ hostIf: s.hostIf, podIf: s.podIf, ips: s.ips, primary: false })),
+    { hostIf: pod.hostIf!, podIf: 'eth0', ips: pod.ips, primary: true, bridge: undefined },
+    ...pod.secondary.map((s) => ({ hostIf: s.hostIf, podIf: s.podIf, ips: s.ips, primary: false, bridge: s.bridge })),
   ];
   for (const l of links) {
     ops.push(ipn(node.netns, 'link', 'add', l.hostIf, 'type', 'veth', 'peer', 'name', l.podIf, 'netns', pod.netns));
-    // Proxy ARP answers broadcasts after a random delay of up to 0.8 s unless proxy_delay=0.
-    ops.push(sysctl(node.netns, `net.ipv4.conf.${l.hostIf}.proxy_arp=1`, `net.ipv4.neigh.${l.hostIf}.proxy_delay=0`));
-    ops.push(ipn(node.netns, 'addr', 'add', `${POD_GATEWAY6}/64`, 'dev', l.hostIf, 'nodad'));
+    if (l.bridge) {
+      ops.push(ipn(node.netns, 'link', 'set', l.hostIf, 'master', l.bridge));
+    } else {
+      // Proxy ARP answers broadcasts after a random delay of up to 0.8 s unless proxy_delay=0.
+      ops.push(sysctl(node.netns, `net.ipv4.conf.${l.hostIf}.proxy_arp=1`, `net.ipv4.neigh.${l.hostIf}.proxy_delay=0`));
+      ops.push(ipn(node.netns, 'addr', 'add', `${POD_GATEWAY6}/64`, 'dev', l.hostIf, 'nodad'));
+    }
     ops.push(ipn(node.netns, 'link', 'set', l.hostIf, 'up'));
     for (const ip of l.ips) {
       ops.push(ipn(pod.netns, 'addr', 'add', familyAddr(ip), 'dev', l.podIf, ...(isIPv6(ip) ? ['nodad'] : [])));
     }
     ops.push(ipn(pod.netns, 'link', 'set', l.podIf, 'up'));
+    // On a bridge port the route carries no traffic: it records which representor an
+    // address is behind, as the sysfs VF link does on a real node (endpoint discovery).
     for (const ip of l.ips) ops.push(ipn(node.netns, 'route', 'add', familyAddr(ip), 'dev', l.hostIf, 'scope', 'link'));
     if (l.primary) {
       ops.push(ipn(pod.netns, 'route', 'add', `${POD_GATEWAY4}/32`, 'dev', 'eth0', 'scope', 'link'));
@@ -277,12 +333,13 @@ function podOps(pod: PodPlan, node: NodePlan, peers: Map<string, string[]>): Op[
       ops.push(ipn(pod.netns, '-6', 'route', 'add', 'default', 'via', POD_GATEWAY6, 'dev', 'eth0'));
     }
   }
-  // A secondary network reaches its own peers only: their addresses route over its interface.
+  // A secondary network reaches its own peers only: their addresses route over its
+  // interface, through the node (proxy ARP) or, on a VLAN network's bridge, directly.
   for (const s of pod.secondary) {
     for (const ip of peers.get(s.network) ?? []) {
       if (s.ips.includes(ip)) continue;
-      const via = isIPv6(ip) ? ['via', POD_GATEWAY6] : ['via', POD_GATEWAY4];
-      ops.push(ipn(pod.netns, 'route', 'add', familyAddr(ip), ...via, 'dev', s.podIf, 'onlink'));
+      const how = s.bridge ? ['dev', s.podIf, 'scope', 'link'] : ['via', isIPv6(ip) ? POD_GATEWAY6 : POD_GATEWAY4, 'dev', s.podIf, 'onlink'];
+      ops.push(ipn(pod.netns, 'route', 'add', familyAddr(ip), ...how));
     }
   }
   return ops;

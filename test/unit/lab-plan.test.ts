@@ -1,7 +1,7 @@
 // The lab plan is pure: check names, addresses, routes and kube-proxy rules from a
 // hand-made Snapshot without touching the kernel.
 import test from 'ava';
-import { labName, labPorts, planLab, podHostIf, type Op } from '../../src/lab/plan';
+import { labName, labPorts, planLab, podHostIf, vlanBridge, type Op } from '../../src/lab/plan';
 import { matrixPairs, parsePort, resolveEndpoint } from '../../src/lab/probe';
 import { expected, parsePattern } from '../e2e/scenario';
 import { labSnapshot } from '../e2e/lab-fixture';
@@ -54,6 +54,27 @@ test('pods get /32 and /128 routes on their node and through the fabric', (t) =>
   t.is(sec.network, 'x/sec');
   t.is(has((s) => s === `ip -n ${n1.netns} route add 10.10.0.10/32 dev ${sec.hostIf} scope link`).length, 1);
   t.is(has((s) => s === `ip -n ${a.netns} route add 10.10.0.20/32 via 169.254.1.1 dev net1 onlink`).length, 1);
+});
+
+test('a VLAN network is a bridge per node joined in the fabric: representors are its ports, pods talk directly', (t) => {
+  const snap = labSnapshot();
+  snap.networkAttachmentDefinitions[0].vlan = 100;
+  const p = planLab(snap, { id: '/tmp/some/state' });
+  const cmds = p.ops.map((o) => o.argv.join(' '));
+  const [a, c] = ['x/a', 'y/c'].map((k) => p.pods.find((x) => x.key === k)!);
+  const [n1, n2] = p.nodes;
+  const br = vlanBridge('x/sec');
+  t.is(a.secondary[0].bridge, br);
+  for (const ns of [p.fabricNetns, n1.netns, n2.netns]) t.true(cmds.includes(`ip -n ${ns} link add ${br} type bridge mcast_snooping 0`), ns);
+  const uplinks = cmds.filter((c) => c.startsWith(`ip -n ${p.fabricNetns} link set nu`) && c.endsWith(`master ${br}`));
+  t.is(uplinks.length, 2, 'one uplink per node with pods on the network');
+  t.true(cmds.includes(`ip -n ${n1.netns} link set ${a.secondary[0].hostIf} master ${br}`));
+  t.false(cmds.some((c) => c.includes(`${a.secondary[0].hostIf}.proxy_arp`)), 'no proxy ARP on a bridge port');
+  t.true(cmds.includes(`ip -n ${n1.netns} route add 10.10.0.10/32 dev ${a.secondary[0].hostIf} scope link`), 'the route discovery reads stays');
+  t.false(cmds.some((c) => c.startsWith(`ip -n ${p.fabricNetns} route add 10.10.0.`)), 'nothing routed in the fabric');
+  t.true(cmds.includes(`ip -n ${a.netns} route add 10.10.0.20/32 dev net1 scope link`));
+  t.true(cmds.includes(`ip -n ${c.netns} route add 10.10.0.10/32 dev net1 scope link`));
+  for (const n of [br, ...uplinks.map((u) => u.split(' ')[5])]) t.true(n.length <= 15, n);
 });
 
 test('services become kube-proxy style DNAT in every node, named target ports resolved', (t) => {
