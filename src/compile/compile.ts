@@ -19,7 +19,7 @@ import {
   keyHex,
 } from '../datapath/codecs';
 import { type DiscoveredEndpoint, endpointKey, endpointLabel } from './endpoint';
-import { assignIds, hash32 } from './hash';
+import { type IdKind, assignIds, hash32, idHash } from './hash';
 import {
   type Collected,
   type Identities,
@@ -37,7 +37,7 @@ import {
 import { Memo } from './memo';
 import type { CompiledEndpoint, CompiledRuleInfo, CompileResult, DesiredMaps, PolicyMapName } from './output';
 import { MAP_WRITE_ORDER } from './output';
-import { type EndpointContext, type Expansion, type KeyedPolicy, type RuleList, RuleListBuilder, contextKey } from './rulelist';
+import { type EndpointContext, type Expansion, PolicyIndex, type RuleList, RuleListBuilder, contextKey } from './rulelist';
 import type { CompiledRule } from './ruleset';
 import { Selection } from './selection';
 import { NO_POLICY_ID } from './synthetic';
@@ -134,11 +134,24 @@ function addLocalEntries(maps: DesiredMaps, snapshot: Snapshot, local: NodeObj |
 
 /** The identities of one identity-key set and what depends only on them. */
 interface Universe {
-  keys: string[];
   set: IdentitySet;
   selection: Selection;
   /** identity id -> description, as CompileResult.identities. */
   descriptions: Record<number, string>;
+}
+
+interface PolicySet {
+  keys: string[];
+  index: PolicyIndex;
+  /** Sorted distinct policy names: a policy's id is its index. */
+  names: string[];
+  ids: ReadonlyMap<string, number>;
+}
+
+interface CompiledTable {
+  content: string;
+  entries: TableEntry[];
+  infos: CompiledRuleInfo[];
 }
 
 const TABLE_MAPS = new Set<PolicyMapName>(['nf_rules', 'nf_ports', 'nf_peer_cidr', 'nf_peer_ident']);
@@ -156,6 +169,8 @@ function sameItems<T>(a: readonly T[] | undefined, b: readonly T[]): boolean {
  */
 export class Compiler {
   private readonly hashes = new Memo<number>();
+  /** Per id kind, key -> idHash (keys are big strings: a salted copy is never made twice). */
+  private readonly idHashes: Record<IdKind, Memo<number>> = { identity: new Memo(), table: new Memo(), endpoint: new Memo() };
   private readonly addrHexes = new Memo<string>();
   private readonly pods = new WeakMap<PodObj, PodFacts>();
   private readonly namespaces = new WeakMap<NamespaceObj, NamespaceInfo>();
@@ -165,15 +180,17 @@ export class Compiler {
   private universe?: Universe;
   /** Valid for the universe: rule expansions. */
   private readonly expansions = new Memo<Expansion>();
-  /** Valid for the universe and `policies`: rule lists per endpoint context. */
-  private policies?: string[];
-  private readonly lists = new Memo<Lists>();
-  /** "table\0policy ids\0content" -> the table's entries. */
-  private readonly tables = new Memo<TableEntry[]>();
+  private policies?: PolicySet;
+  /** Valid for the universe: per endpoint context, its rule lists and the policy
+   *  keys they were built from (a policy change rebuilds only the lists it touches). */
+  private readonly lists = new Memo<{ applied: string[]; lists: Lists; checked: PolicySet }>();
+  /** "table\0policy ids" -> the table compiled from a content. */
+  private readonly tables = new Memo<CompiledTable>();
   private last?: { tables: TableEntry[][]; maps: DesiredMaps };
-  private readonly memos = [this.hashes, this.addrHexes, this.identEntries, this.expansions, this.lists, this.tables];
+  private readonly memos = [this.hashes, ...Object.values(this.idHashes), this.addrHexes, this.identEntries, this.expansions, this.lists, this.tables];
 
   private readonly hash = (text: string): number => this.hashes.get(text, () => hash32(text));
+  private readonly idHash = (kind: IdKind, key: string): number => this.idHashes[kind].get(key, () => idHash(kind, key));
   private readonly addrHex = (ip: string): string => this.addrHexes.get(ip, () => keyHex(addrToBytes(ip)));
   private readonly namespaceInfo = (ns: NamespaceObj): NamespaceInfo => {
     let info = this.namespaces.get(ns);
@@ -192,8 +209,8 @@ export class Compiler {
     const collected = collectIdentities(snapshot, namespaces, this.facts, this.addrHex);
     const universe = this.universeOf(collected);
     const ids: Identities = { list: universe.set.list, byId: universe.set.byId, ...ownAddresses(collected.owners, universe.set.idOf) };
-    const policies = this.keyPolicies(snapshot.policies);
-    const builder = new RuleListBuilder(policies, ids, universe.selection, this.expansions);
+    const policies = this.policySet(snapshot.policies);
+    const builder = new RuleListBuilder(ids, universe.selection, this.expansions);
     const find = lookup(snapshot, endpoints, namespaces, this.facts);
     const errors = [...ids.errors];
 
@@ -210,9 +227,7 @@ export class Compiler {
         continue;
       }
       const key = contextKey(r.ctx);
-      const rules = thisCall.get(key) ?? this.lists.find(key) ?? builder.build(r.ctx);
-      // Lists read from pod addresses change with any pod: never kept past this call.
-      if (!rules.ingress.readsAddresses && !rules.egress.readsAddresses) this.lists.set(key, rules);
+      const rules = thisCall.get(key) ?? this.rulesOf(key, r.ctx, policies, builder);
       thisCall.set(key, rules);
       const over = (['ingress', 'egress'] as const).filter((d) => rules[d].rules.length > NF_MAX_RULES);
       if (over.length) {
@@ -226,26 +241,21 @@ export class Compiler {
 
     const contents = new Map<string, CompiledRule[]>();
     for (const l of lists) for (const d of ['ingress', 'egress'] as const) if (l.rules[d].rules.length) contents.set(l.rules[d].content, l.rules[d].rules);
-    const tableIds = assignIds(contents.keys(), 'table', this.hash);
+    const tableIds = assignIds(contents.keys(), 'table', this.idHash);
     // Policy ids index every policy of the snapshot (not only those in use), so every
     // node compiles the same nf_rules bytes for the same table.
-    const policyNames = [...new Set(snapshot.policies.map((p) => policyName(p.ref)))].sort();
-    const policyIds = new Map(policyNames.map((p, i) => [p, i]));
-    const policyId = (r: CompiledRule) => (r.policy === undefined ? NO_POLICY_ID : policyIds.get(r.policy)!);
+    const policyId = (r: CompiledRule) => (r.policy === undefined ? NO_POLICY_ID : policies.ids.get(r.policy)!);
 
     const ruleInfos: CompiledRuleInfo[] = [];
     const tables: TableEntry[][] = [];
     for (const [content, rules] of [...contents].sort(([a], [b]) => tableIds.get(a)! - tableIds.get(b)!)) {
-      const table = tableIds.get(content)!;
-      const pids = rules.map(policyId);
-      tables.push(this.tables.get(`${table}\0${pids.join(',')}\0${content}`, () => tableEntries(table, rules, pids)));
-      rules.forEach((r, index) =>
-        ruleInfos.push({ table, index, policyId: pids[index], policy: r.policy ?? '', rule: r.rule, action: r.action, tier: r.tier }),
-      );
+      const t = this.table(tableIds.get(content)!, rules.map(policyId), content, rules);
+      tables.push(t.entries);
+      for (const info of t.infos) ruleInfos.push(info);
     }
     const maps = this.tableMaps(tables);
 
-    const epIds = assignIds(lists.map((l) => endpointKey(l.r.ep)), 'endpoint', this.hash);
+    const epIds = assignIds(lists.map((l) => endpointKey(l.r.ep)), 'endpoint', this.idHash);
     const compiled: CompiledEndpoint[] = lists.map(({ r, rules }) => {
       const table = (d: Direction) => (rules[d].rules.length ? tableIds.get(rules[d].content)! : 0);
       const tables: [number, number] = [table('ingress'), table('egress')];
@@ -271,35 +281,60 @@ export class Compiler {
     this.addIdentityEntries(maps, ids);
     addLocalEntries(maps, snapshot, find.node(nodeName), lists.map((l) => l.r));
 
-    return { maps, endpoints: compiled, rules: ruleInfos, policies: policyNames, identities: universe.descriptions, errors };
+    return { maps, endpoints: compiled, rules: ruleInfos, policies: policies.names, identities: universe.descriptions, errors };
   }
 
   /** The identities of these keys; a new key set drops what depended on the old one. */
   private universeOf(collected: Collected): Universe {
-    const keys = [...collected.drafts.keys()];
-    if (!this.universe || !sameItems(this.universe.keys, keys)) {
-      const set = assignIdentities(collected.drafts, this.hash);
+    // Ids and all that depends on them are a function of the key set, not its order.
+    const known = this.universe?.set.idOf;
+    if (!this.universe || known?.size !== collected.drafts.size || [...collected.drafts.keys()].some((k) => !known.has(k))) {
+      const set = assignIdentities(collected.drafts, this.idHash);
       const descriptions = Object.fromEntries(set.list.map((i) => [i.id, i.description]));
-      this.universe = { keys, set, selection: new Selection(set.list), descriptions };
+      this.universe = { set, selection: new Selection(set.list), descriptions };
       this.expansions.clear();
       this.lists.clear();
     }
     return this.universe;
   }
 
-  /** Policies with their content keys; rule lists depend on every policy (which apply, in which order). */
-  private keyPolicies(policies: readonly Policy[]): KeyedPolicy[] {
-    const keyed = policies.map((policy) => {
+  /** An endpoint context's rule lists: kept while the identities are the same and,
+   *  after a policy change, while the policies that apply to it are the same. */
+  private rulesOf(key: string, ctx: EndpointContext, policies: PolicySet, builder: RuleListBuilder): Lists {
+    const hit = this.lists.find(key);
+    if (hit?.checked === policies) return hit.lists;
+    const applied = policies.index.applied(ctx);
+    const keys = applied.map((p) => p.key);
+    const lists = hit && sameItems(hit.applied, keys) ? hit.lists : builder.build(ctx, applied);
+    // Lists read from pod addresses change with any pod: never kept past this call.
+    if (!lists.ingress.readsAddresses && !lists.egress.readsAddresses) this.lists.set(key, { applied: keys, lists, checked: policies });
+    return lists;
+  }
+
+  /** The snapshot's policies with their content keys, and the sorted policy names
+   *  (policy ids). Rule lists depend on every policy (which apply, in which order). */
+  private policySet(policies: readonly Policy[]): PolicySet {
+    const keys = policies.map((policy) => {
       let key = this.policyKeys.get(policy);
       if (key === undefined) this.policyKeys.set(policy, (key = JSON.stringify(policy)));
-      return { policy, key };
+      return key;
     });
-    const keys = keyed.map((p) => p.key);
-    if (!sameItems(this.policies, keys)) {
-      this.policies = keys;
-      this.lists.clear();
+    if (!this.policies || !sameItems(this.policies.keys, keys)) {
+      const index = new PolicyIndex(policies.map((policy, i) => ({ policy, key: keys[i] })));
+      const names = [...new Set(policies.map((p) => policyName(p.ref)))].sort();
+      this.policies = { keys, index, names, ids: new Map(names.map((p, i) => [p, i])) };
     }
-    return keyed;
+    return this.policies;
+  }
+
+  private table(table: number, pids: number[], content: string, rules: CompiledRule[]): CompiledTable {
+    const key = `${table}\0${pids.join(',')}`;
+    let hit = this.tables.find(key);
+    if (hit?.content !== content) {
+      const infos = rules.map((r, index) => ({ table, index, policyId: pids[index], policy: r.policy ?? '', rule: r.rule, action: r.action, tier: r.tier }));
+      this.tables.set(key, (hit = { content, entries: tableEntries(table, rules, pids), infos }));
+    }
+    return hit;
   }
 
   /** Fresh maps, sharing the table maps of the last result when its tables were these. */

@@ -7,13 +7,20 @@ export function hash32(text: string): number {
   return createHash('sha256').update(text).digest().readUInt32BE(0);
 }
 
+export type IdKind = 'identity' | 'table' | 'endpoint';
+
+/** The hash an id of a kind starts from. */
+export function idHash(kind: IdKind, key: string): number {
+  return hash32(`${kind}\0${key}`);
+}
+
 /**
- * Ids for distinct keys: hash32(key), with linear probing on collisions (and on 0,
- * which the datapath reserves for "none"). Keys are probed in (hash, key) order, so
- * the outcome depends only on the set of keys. `hash` may be a memoized hash32.
+ * Ids for distinct keys: idHash(kind, key), with linear probing on collisions (and on
+ * 0, which the datapath reserves for "none"). Keys are probed in (hash, key) order, so
+ * the outcome depends only on the set of keys. `hash` may be a memoized idHash.
  */
-export function assignIds(keys: Iterable<string>, salt: string, hash: (text: string) => number = hash32): Map<string, number> {
-  const hashed = [...new Set(keys)].map((key) => ({ key, h: hash(`${salt}\0${key}`) }));
+export function assignIds(keys: Iterable<string>, kind: IdKind, hash: (kind: IdKind, key: string) => number = idHash): Map<string, number> {
+  const hashed = [...new Set(keys)].map((key) => ({ key, h: hash(kind, key) }));
   hashed.sort((a, b) => a.h - b.h || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const used = new Set<number>();
   const out = new Map<string, number>();

@@ -6,7 +6,7 @@
 // MultiNetworkPolicies for that network select them (as the reference resolves them).
 import type { ContainerPort, Labels, NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
 import { type Endpoint, namespaceLabels, nodeOfPod } from '../selectors/resolve';
-import { assignIds } from './hash';
+import { type IdKind, assignIds } from './hash';
 
 export interface Identity {
   id: number;
@@ -101,9 +101,8 @@ function podPart(pod: PodObj): PodPart {
  *  so an unchanged pod costs a lookup (its key strings, and their hashes, are reused). */
 export class PodFacts {
   readonly part: PodPart;
-  private primary?: { nsText: string; key: string };
+  private owned?: { nsText: string; key: string; owners: Owner[] };
   private fullName?: string;
-  private ipHexes?: string[];
 
   constructor(readonly pod: PodObj) {
     this.part = podPart(pod);
@@ -114,16 +113,14 @@ export class PodFacts {
     return (this.fullName ??= `${this.pod.namespace}/${this.pod.name}`);
   }
 
-  /** Key hex of each of its primary addresses. */
-  hexes(addrHex: (ip: string) => string): string[] {
-    return (this.ipHexes ??= this.pod.ips.map(addrHex));
-  }
-
-  /** Its identity key on a network (primary when absent) in namespace `ns`. */
-  key(ns: NamespaceInfo, network?: string): string {
-    if (network !== undefined) return podKey(this.pod, ns, this.part, network);
-    if (this.primary?.nsText !== ns.keyText) this.primary = { nsText: ns.keyText, key: podKey(this.pod, ns, this.part) };
-    return this.primary.key;
+  /** Its primary identity key in namespace `ns` and its primary addresses under it. */
+  primary(ns: NamespaceInfo, addrHex: (ip: string) => string): { key: string; owners: Owner[] } {
+    if (this.owned?.nsText !== ns.keyText) {
+      const { pod } = this;
+      const key = podKey(pod, ns, this.part);
+      this.owned = { nsText: ns.keyText, key, owners: pod.ips.map((ip) => ({ ip, hex: addrHex(ip), key, pod, node: pod.nodeName })) };
+    }
+    return this.owned;
   }
 }
 
@@ -162,12 +159,15 @@ export function nodeDraft(node: NodeObj): Draft {
   };
 }
 
+/** An address with its owner's identity key; `resolved` keeps the AddressOwner it
+ *  last resolved to (reused while the key gets the same id). */
 interface Owner {
   ip: string;
   hex: string; // of the address
   key: string;
   pod?: PodObj;
   node?: string;
+  resolved?: AddressOwner;
 }
 
 /** Every address owner and the identity keys they use (drafts built on demand, in
@@ -186,11 +186,8 @@ export function collectIdentities(
   const drafts = new Map<string, () => Draft>();
   const owners: Owner[] = [];
   // Most pods share a label set with an earlier one: only the first builds its draft.
-  const addPod = (pod: PodObj, network?: string): string => {
-    const ns = nsInfo(pod.namespace);
-    const f = facts(pod);
-    const key = f.key(ns, network);
-    if (!drafts.has(key)) drafts.set(key, () => podDraft(pod, ns, network, f.part));
+  const addPod = (pod: PodObj, ns: NamespaceInfo, part: PodPart, key: string, network?: string): string => {
+    if (!drafts.has(key)) drafts.set(key, () => podDraft(pod, ns, network, part));
     return key;
   };
   const addNode = (node: NodeObj): string => {
@@ -203,9 +200,11 @@ export function collectIdentities(
   // (their node; a stand-in node when the node is unknown), then secondary networks.
   const pods = snapshot.pods.filter((p) => !p.hostNetwork);
   for (const pod of pods) {
-    const key = addPod(pod);
-    const hexes = facts(pod).hexes(addrHex);
-    pod.ips.forEach((ip, i) => owners.push({ ip, hex: hexes[i], key, pod, node: pod.nodeName }));
+    const ns = nsInfo(pod.namespace);
+    const f = facts(pod);
+    const primary = f.primary(ns, addrHex);
+    addPod(pod, ns, f.part, primary.key);
+    for (const o of primary.owners) owners.push(o);
   }
   for (const node of snapshot.nodes) {
     const key = addNode(node);
@@ -219,7 +218,9 @@ export function collectIdentities(
   }
   for (const pod of pods) {
     for (const net of pod.networks) {
-      const key = addPod(pod, net.network);
+      const ns = nsInfo(pod.namespace);
+      const { part } = facts(pod);
+      const key = addPod(pod, ns, part, podKey(pod, ns, part, net.network), net.network);
       for (const ip of net.ips) owners.push({ ip, hex: addrHex(ip), key, pod, node: pod.nodeName });
     }
   }
@@ -233,7 +234,7 @@ export interface IdentitySet {
   idOf: ReadonlyMap<string, number>;
 }
 
-export function assignIdentities(drafts: Collected['drafts'], hash: (text: string) => number): IdentitySet {
+export function assignIdentities(drafts: Collected['drafts'], hash: (kind: IdKind, key: string) => number): IdentitySet {
   const idOf = assignIds(drafts.keys(), 'identity', hash);
   const list: Identity[] = [...drafts.values()].map((make) => {
     const draft = make();
@@ -248,15 +249,15 @@ export function ownAddresses(owners: Owner[], idOf: ReadonlyMap<string, number>)
   const byAddress = new Map<string, AddressOwner>();
   const errors: string[] = [];
   for (const o of owners) {
-    const hex = o.hex;
-    const prev = byAddress.get(hex);
+    const prev = byAddress.get(o.hex);
     const identity = idOf.get(o.key)!;
     if (prev) {
       // Node addresses shared with hostNetwork pods are expected; anything else is a conflict.
       if (prev.identity !== identity) errors.push(`assign identity ${o.ip}: address already owned by ${ownerName(prev)}`);
       continue;
     }
-    byAddress.set(hex, { ip: o.ip, identity, pod: o.pod, node: o.node });
+    if (o.resolved?.identity !== identity) o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node };
+    byAddress.set(o.hex, o.resolved);
   }
   return { byAddress, errors };
 }

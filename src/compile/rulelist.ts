@@ -49,6 +49,37 @@ export interface Expansion {
   readsAddresses: boolean;
 }
 
+/** Policies by the namespace their subject pins (most NetworkPolicies), so an
+ *  endpoint only checks its namespace's policies and those that pin none. */
+export class PolicyIndex {
+  private readonly byNamespace = new Map<string, number[]>();
+  private readonly rest: number[] = [];
+
+  constructor(readonly policies: readonly KeyedPolicy[]) {
+    policies.forEach((kp, i) => {
+      const ns = kp.policy.subject.kind === 'pods' ? kp.policy.subject.namespace : undefined;
+      if (ns === undefined) this.rest.push(i);
+      else {
+        const list = this.byNamespace.get(ns);
+        if (list) list.push(i);
+        else this.byNamespace.set(ns, [i]);
+      }
+    });
+  }
+
+  /** The policies that apply to an endpoint, in comparePolicies order (ties in snapshot order). */
+  applied(ctx: EndpointContext): KeyedPolicy[] {
+    const own = ctx.self.endpoint.kind === 'pod' ? (this.byNamespace.get(ctx.self.endpoint.pod.namespace) ?? []) : [];
+    const out: KeyedPolicy[] = [];
+    // Merge the two index lists back into snapshot order, so the stable sort ties alike.
+    for (let a = 0, b = 0; a < own.length || b < this.rest.length; ) {
+      const i = b >= this.rest.length || (a < own.length && own[a] < this.rest[b]) ? own[a++] : this.rest[b++];
+      if (appliesTo(ctx, this.policies[i].policy)) out.push(this.policies[i]);
+    }
+    return out.sort((x, y) => comparePolicies(x.policy, y.policy));
+  }
+}
+
 function appliesTo(ctx: EndpointContext, p: Policy): boolean {
   // Policies without networks govern the primary network; MultiNetworkPolicies only
   // the secondary networks they name.
@@ -68,17 +99,15 @@ function portBlock(spec: PortSpec, port?: number): PortBlock {
 export class RuleListBuilder {
   /** Expansions that read pod addresses: valid for this compile only. */
   private readonly local = new Map<string, Expansion>();
-  private readonly matchKeys = new WeakMap<CompiledRule, string>();
 
   constructor(
-    private readonly policies: readonly KeyedPolicy[],
     private readonly ids: Identities,
     private readonly sel: Selection,
     private readonly expansions: Memo<Expansion>,
   ) {}
 
-  build(ctx: EndpointContext): Record<Direction, RuleList> {
-    const applied = this.policies.filter((kp) => appliesTo(ctx, kp.policy)).sort((a, b) => comparePolicies(a.policy, b.policy));
+  /** `applied`: PolicyIndex.applied(ctx). */
+  build(ctx: EndpointContext, applied: KeyedPolicy[]): Record<Direction, RuleList> {
     return { ingress: this.list(ctx, applied, 'ingress'), egress: this.list(ctx, applied, 'egress') };
   }
 
@@ -161,17 +190,11 @@ export class RuleListBuilder {
     return { rules, readsAddresses };
   }
 
-  private matchKey(r: CompiledRule): string {
-    let k = this.matchKeys.get(r);
-    if (k === undefined) this.matchKeys.set(r, (k = matchKey(r)));
-    return k;
-  }
-
   private mergeAdjacent(rules: CompiledRule[]): CompiledRule[] {
     const out: CompiledRule[] = [];
     for (const r of rules) {
       const prev = out[out.length - 1];
-      if (prev && prev.tier === r.tier && this.matchKey(prev) === this.matchKey(r)) continue;
+      if (prev && prev.tier === r.tier && matchKey(prev) === matchKey(r)) continue;
       out.push(r);
     }
     return out;

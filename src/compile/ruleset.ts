@@ -41,14 +41,27 @@ export const PROTO_NUMBER: Record<L4Protocol, number> = {
 
 export const ANY_CIDR = '::/0';
 
-/** What a rule matches (peers, ports, action): equal matches may be merged in a tier. */
-export function matchKey(r: CompiledRule): string {
-  return JSON.stringify([r.action, r.peers, r.ports]);
+// Compiled rules are never mutated and are shared by every list that holds them, so
+// their keys are computed once per rule object.
+const matchKeys = new WeakMap<CompiledRule, string>();
+const contentKeys = new WeakMap<CompiledRule, string>();
+
+function cached(cache: WeakMap<CompiledRule, string>, r: CompiledRule, make: () => string): string {
+  let k = cache.get(r);
+  if (k === undefined) cache.set(r, (k = make()));
+  return k;
 }
 
-/** Everything that makes a table entry: equal lists share one table. */
+/** What a rule matches (peers, ports, action): equal matches may be merged in a tier. */
+export function matchKey(r: CompiledRule): string {
+  return cached(matchKeys, r, () => JSON.stringify([r.action, r.peers, r.ports]));
+}
+
+/** Everything that makes a table entry: equal lists share one table. (The JSON of the
+ *  list of rule arrays, written out from each rule's cached part.) */
 export function contentKey(rules: CompiledRule[]): string {
-  return JSON.stringify(rules.map((r) => [r.tier, r.action, r.policy ?? null, r.ruleId, r.rule, r.peers, r.ports]));
+  const parts = rules.map((r) => cached(contentKeys, r, () => JSON.stringify([r.tier, r.action, r.policy ?? null, r.ruleId, r.rule, r.peers, r.ports])));
+  return `[${parts.join(',')}]`;
 }
 
 export function isEmptyPeerSet(p: PeerSet): boolean {

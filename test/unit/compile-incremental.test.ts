@@ -1,0 +1,146 @@
+// The long-lived Compiler: whatever it compiled before, its result is byte-identical
+// (map contents and their order, endpoints, rules, names, errors) to a fresh compile,
+// and a pod of an existing label set costs O(1) map changes without rebuilding tables.
+import test from 'ava';
+import { Compiler, compile } from '../../src/compile';
+import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
+import type { CompileResult, PolicyMapName } from '../../src/compile/output';
+import type { Policy } from '../../src/model/rules';
+import type { PodObj, Snapshot } from '../../src/model/types';
+import { planDiff } from '../../src/reconcile/plan';
+import { nodeNames, synthesizeEndpoints } from '../../src/trace/endpoints';
+import { Rng, randomSnapshot } from '../helpers/random-snapshot';
+import { namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
+
+/** Everything a result says, maps in iteration order. */
+function serialize(r: CompileResult): string {
+  const maps = Object.entries(r.maps).map(([m, c]) => [m, [...c].map(([hex, e]) => `${hex}=${e.key.toString('hex')}:${e.value.toString('hex')}`)]);
+  return JSON.stringify([maps, r.endpoints, r.rules, r.policies, r.identities, r.errors]);
+}
+
+function compileAll(compiler: Compiler | undefined, s: Snapshot): string[] {
+  return nodeNames(s).map((n) => serialize((compiler ?? new Compiler()).compile(s, n, synthesizeEndpoints(s, n))));
+}
+
+const replace = <T>(xs: T[], i: number, x?: T): T[] => [...xs.slice(0, i), ...(x ? [x] : []), ...xs.slice(i + 1)];
+
+/** Small changes of the kinds a cluster sees, sharing unchanged objects as a watch would. */
+function mutations(s: Snapshot, r: Rng): Snapshot[] {
+  const pods = s.pods.filter((p) => !p.hostNetwork);
+  const out: Snapshot[] = [];
+  if (pods.length) {
+    const like = r.pick(pods);
+    const twin: PodObj = { ...like, name: `${like.name}-twin`, ips: like.ips.map((ip) => (ip.includes(':') ? `${ip}0` : ip.replace(/\.\d+$/, '.99'))), networks: [] };
+    out.push({ ...s, pods: [...s.pods, twin] });
+    out.push({ ...s, pods: replace(s.pods, s.pods.indexOf(r.pick(pods))) });
+    const relabeled = r.pick(pods);
+    out.push({ ...s, pods: replace(s.pods, s.pods.indexOf(relabeled), { ...relabeled, labels: { ...relabeled.labels, app: 'db' } }) });
+  }
+  out.push({ ...s, pods: [...s.pods].reverse() });
+  const ns = r.int(0, s.namespaces.length - 1);
+  out.push({ ...s, namespaces: replace(s.namespaces, ns, { ...s.namespaces[ns], labels: { ...s.namespaces[ns].labels, team: 'c' } }) });
+  if (s.policies.length) {
+    const i = r.int(0, s.policies.length - 1);
+    const tweaked: Policy = { ...s.policies[i], priority: s.policies[i].priority + 1, rules: s.policies[i].rules.slice(1) };
+    out.push({ ...s, policies: replace(s.policies, i, tweaked) });
+    out.push({ ...s, policies: replace(s.policies, i) });
+  }
+  out.push({ ...s, nodes: s.nodes.map((n, i) => (i === 0 ? { ...n, addresses: [...n.addresses, '192.168.9.9'] } : n)) });
+  // The same content as fresh objects (what a re-parsed state directory yields).
+  out.push(structuredClone(s));
+  return out;
+}
+
+test('a warm Compiler produces what a fresh one does, whatever it compiled before', (t) => {
+  const warm = new Compiler();
+  let compared = 0;
+  for (let seed = 1; seed <= 100; seed++) {
+    const s = randomSnapshot(seed);
+    const r = new Rng(seed);
+    for (const variant of [s, ...mutations(s, r), s]) {
+      const fresh = compileAll(undefined, variant);
+      t.deepEqual(compileAll(warm, variant), fresh, `seed ${seed}`);
+      compared += fresh.length;
+    }
+  }
+  t.true(compared > 500, `${compared} compiles compared`);
+});
+
+test('compile() is the one-shot form of Compiler.compile', (t) => {
+  const s = randomSnapshot(7);
+  const n = nodeNames(s)[0];
+  t.is(serialize(compile(s, n, synthesizeEndpoints(s, n))), serialize(new Compiler().compile(s, n, synthesizeEndpoints(s, n))));
+});
+
+const base = (extra: PodObj[] = []) =>
+  snapshot({
+    namespaces: [namespace('app'), namespace('db')],
+    nodes: [node('n1', ['192.168.0.1']), node('n2', ['192.168.0.2'])],
+    pods: [
+      ...Array.from({ length: 50 }, (_, i) => pod('app', `web-${i}`, [`10.0.0.${i + 1}`], { app: 'web' }, { nodeName: i % 2 ? 'n2' : 'n1' })),
+      pod('db', 'pg-1', ['10.0.1.1'], { app: 'pg' }),
+      ...extra,
+    ],
+    policies: [
+      netpol('db', 'pg-from-web', { app: 'pg' }, [rule('ingress', 0, [podsPeer('app', { app: 'web' })], [{ protocol: 'TCP', port: 5432 }])]),
+      netpol('app', 'web-egress', { app: 'web' }, [rule('egress', 0, [podsPeer('db', { app: 'pg' })], [{ protocol: 'TCP', port: 5432 }])]),
+    ],
+  });
+
+/** n1's pod interfaces, with ifindexes that stay put as pods come and go. */
+function n1Endpoints(s: Snapshot): DiscoveredEndpoint[] {
+  return s.pods
+    .filter((p) => p.nodeName === 'n1')
+    .map((p) => {
+      const n = /-(\d+)$/.exec(p.name);
+      const ifindex = 100 + (n ? Number(n[1]) : 500);
+      return { ifname: `veth${ifindex}`, ifindex, kind: 'pod' as const, pod: `${p.namespace}/${p.name}` };
+    });
+}
+
+/** Map writes (updates + deletes) from `from` to `to`, per map. */
+function changes(to: CompileResult, from: CompileResult): Partial<Record<PolicyMapName, number>> {
+  return Object.fromEntries(planDiff(to.maps, from.maps).diffs.map((d) => [d.map, d.updates.length + d.deletes.length]));
+}
+
+test('warm: a pod of an existing label set added or removed is O(1) map changes and reuses the tables', (t) => {
+  const compiler = new Compiler();
+  const s1 = base();
+  const r1 = compiler.compile(s1, 'n1', n1Endpoints(s1));
+  t.deepEqual(r1.errors, []);
+
+  const local = pod('app', 'web-new', ['10.0.0.200'], { app: 'web' }, { nodeName: 'n1' });
+  const s2 = { ...s1, pods: [...s1.pods, local] };
+  const r2 = compiler.compile(s2, 'n1', n1Endpoints(s2));
+  t.deepEqual(changes(r2, r1), { nf_ident_exact: 1, nf_local_addrs: 1, nf_endpoints: 1 });
+  // The table maps are the previous result's: nothing table-related was recompiled.
+  for (const m of ['nf_rules', 'nf_ports', 'nf_peer_cidr', 'nf_peer_ident'] as const) t.is(r2.maps[m], r1.maps[m], m);
+  t.is(serialize(r2), serialize(compile(s2, 'n1', n1Endpoints(s2))));
+
+  const remote = pod('app', 'web-far', ['10.0.0.201'], { app: 'web' }, { nodeName: 'n2' });
+  const s3 = { ...s2, pods: [...s2.pods, remote] };
+  const r3 = compiler.compile(s3, 'n1', n1Endpoints(s3));
+  t.deepEqual(changes(r3, r2), { nf_ident_exact: 1 });
+
+  // Removing the first pod of a label set keeps its identity (another pod has it).
+  const s4 = { ...s3, pods: s3.pods.filter((p) => p.name !== 'web-0') };
+  const r4 = compiler.compile(s4, 'n1', n1Endpoints(s4));
+  t.deepEqual(changes(r4, r3), { nf_ident_exact: 1, nf_local_addrs: 1, nf_endpoints: 1 });
+  t.is(r4.maps.nf_peer_ident, r3.maps.nf_peer_ident);
+  t.is(serialize(r4), serialize(compile(s4, 'n1', n1Endpoints(s4))));
+});
+
+test('warm: a policy change rebuilds only what it touches and matches a fresh compile', (t) => {
+  const compiler = new Compiler();
+  const s1 = base();
+  const r1 = compiler.compile(s1, 'n1', n1Endpoints(s1));
+  const changed = netpol('db', 'pg-from-web', { app: 'pg' }, [rule('ingress', 0, [podsPeer('app', { app: 'web' })], [{ protocol: 'TCP', port: 5433 }])]);
+  const s2 = { ...s1, policies: [changed, s1.policies[1]] };
+  const r2 = compiler.compile(s2, 'n1', n1Endpoints(s2));
+  t.is(serialize(r2), serialize(compile(s2, 'n1', n1Endpoints(s2))));
+  // pg-1's ingress table changes (its port trie, and so its table id); web's tables stay.
+  const web1 = (r: CompileResult) => r.endpoints.find((e) => e.pod === 'app/web-0')!;
+  const pg1 = (r: CompileResult) => r.endpoints.find((e) => e.pod === 'db/pg-1')!;
+  t.is(web1(r2).egressTable, web1(r1).egressTable);
+  t.not(pg1(r2).ingressTable, pg1(r1).ingressTable);
+});
