@@ -4,7 +4,7 @@
 // state enforced. Pins (maps, TCX links) outlive the process, so SIGTERM, kill -9 and
 // restarts never open or drop traffic; a new agent adopts what is pinned.
 import type { Logger } from 'pino';
-import { compile } from '../compile';
+import { Compiler } from '../compile';
 import type { CompileResult } from '../compile/output';
 import { NfEpFlag, decodeEndpoint, decodeEvent } from '../datapath/codecs';
 import { TcAttacher } from '../datapath/attach';
@@ -61,6 +61,8 @@ export class Agent {
   /** Addresses from CNI ADD of pods whose addresses the source does not know yet. */
   private readonly cniIps = new Map<string, string[]>();
   private compiled?: CompileResult;
+  /** Keeps per-pod, per-policy and per-table work between passes (a pod add is O(1)). */
+  private readonly compiler = new Compiler();
   private flowCtx?: FlowContext;
   private appliedHash?: string;
   private running = false;
@@ -188,7 +190,7 @@ export class Agent {
     for (const w of discovery.warnings) this.log.debug(w);
 
     const endCompile = this.metrics.compileSeconds.startTimer();
-    const result = compile(snap, this.opts.nodeName, discovery.endpoints);
+    const result = this.compiler.compile(snap, this.opts.nodeName, discovery.endpoints);
     endCompile();
     for (const e of result.errors) this.fail('compile', e);
 
