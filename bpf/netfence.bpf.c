@@ -71,6 +71,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_config SEC(".maps");
 
+/* LRU: ids of endpoints that are gone stop being touched and age out, so the map
+ * never fills up with them (live endpoints: at most 4096 x 2 directions x 2 verdicts). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__type(key, struct nf_ep_stats_key);
+	__type(value, struct nf_counter);
+	__uint(max_entries, 32768);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_ep_stats SEC(".maps");
+
 static __always_inline const struct nf_config *nf_get_config(void)
 {
 	__u32 zero = 0;
@@ -110,6 +120,30 @@ static __always_inline void nf_drop_from_verdict(struct nf_drop *d, const struct
 	d->rule_index = v->rule_index;
 	d->action = v->action;
 	d->reason = reason;
+}
+
+/* Count a decided packet on its endpoint (global: verified once for every call site). */
+__noinline int nf_count_ep(__u32 ep_id, __u32 dir, __u32 verdict, __u32 bytes)
+{
+	struct nf_ep_stats_key k = {};
+	struct nf_counter *c;
+
+	k.ep_id = ep_id;
+	k.dir = dir;
+	k.verdict = verdict;
+	c = bpf_map_lookup_elem(&nf_ep_stats, &k);
+	if (!c) {
+		struct nf_counter zero = {};
+
+		/* NOEXIST then lookup: a racing CPU's first packet is not overwritten */
+		bpf_map_update_elem(&nf_ep_stats, &k, &zero, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&nf_ep_stats, &k);
+		if (!c)
+			return 0;
+	}
+	c->packets++;
+	c->bytes += bytes;
+	return 1;
 }
 
 /* Evaluate the endpoint's table of direction `dir`; table 0 = default allow. */
@@ -240,6 +274,7 @@ static __always_inline int nf_do_drop(const struct nf_drop *d, const struct nf_p
 {
 	const struct nf_config *cfg = nf_get_config();
 
+	nf_count_ep(d->ep_id, d->dir, NF_EP_DENIED, p->len);
 	nf_emit_drop(d, p, ifindex, cfg ? cfg->events_per_sec : 0);
 	return TC_ACT_SHOT;
 }
@@ -408,6 +443,7 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 
 	if (!nf_enforce(ep, &p, dir, opts, &d))
 		return nf_do_drop(&d, &p, ifindex);
+	nf_count_ep(ep->id, dir, NF_EP_ALLOWED, p.len);
 
 	if (is_pod && dir == NF_DIR_EGRESS && !to_svc && (ep->flags & NF_EP_F_TUNNEL))
 		return nf_tunnel(skb, ep, &p, ifindex);

@@ -127,6 +127,23 @@ struct nf_counter {
 	__u64 bytes;
 };
 
+/* Per-endpoint counters (nf_ep_stats, per CPU): every packet the classifier decides
+ * for an endpoint, by policy direction and verdict. Allowed counts established and
+ * reply packets (conntrack) and default allows too, so unlike nf_rule_stats it is
+ * the endpoint's real traffic; a drop counts for the endpoint it is attributed to
+ * (a deferred service check: the source pod, egress). */
+enum nf_ep_verdict {
+	NF_EP_ALLOWED = 0,
+	NF_EP_DENIED = 1,
+};
+
+struct nf_ep_stats_key {
+	__u32 ep_id;
+	__u8 dir;      /* enum nf_dir */
+	__u8 verdict;  /* enum nf_ep_verdict */
+	__u16 _pad;
+};
+
 /* Conntrack (LRU hash). The key is the flow as first seen in direction `dir`
  * of endpoint `ep_id`; replies look up the reversed tuple. */
 struct nf_ct_key {

@@ -19,6 +19,7 @@ export const NfTier = { SYSTEM: 0, ADMIN: 1, NETPOL: 2, BASELINE: 3, DEFAULT: 4 
 export const NfEpFlag = { POD: 1 << 0, HOST: 1 << 1, TUNNEL: 1 << 2, SECONDARY: 1 << 3, KEEP_ESTABLISHED: 1 << 4 } as const;
 export const NfCtFlag = { DEFERRED: 1 << 0, SEEN_REPLY: 1 << 1, NO_TUNNEL: 1 << 2 } as const;
 export const NfLocalKind = { POD: 1, NODE: 2 } as const;
+export const NfEpVerdict = { ALLOWED: 0, DENIED: 1 } as const;
 export const NfCfgFlag = { TUNNEL_FWMARK: 1 << 0, TUNNEL_DIRECT: 1 << 1 } as const;
 export const NfReason = {
   NONE: 0,
@@ -51,6 +52,7 @@ export const LAYOUT = {
   nf_rule_key: { size: 8, fields: { table: 0, index: 4 } },
   nf_rule: { size: 16, fields: { action: 0, tier: 1, tier_end: 2, policy_id: 4, rule_id: 8, _pad: 12 } },
   nf_counter: { size: 16, fields: { packets: 0, bytes: 8 } },
+  nf_ep_stats_key: { size: 8, fields: { ep_id: 0, dir: 4, verdict: 5, _pad: 6 } },
   nf_ct_key: {
     size: 44,
     fields: { ep_id: 0, dir: 4, proto: 5, _pad: 6, saddr: 8, daddr: 24, sport: 40, dport: 42 },
@@ -519,6 +521,25 @@ export function sumPerCpuCounters(b: Buffer, possibleCpus: number): Counter {
 /** A zeroed per-CPU nf_counter value (to reset a counter). */
 export function zeroPerCpuCounters(possibleCpus: number): Buffer {
   return Buffer.alloc(perCpuStride(LAYOUT.nf_counter.size) * possibleCpus);
+}
+
+export interface EpStatsKey {
+  epId: number;
+  dir: number; // NfDir
+  verdict: number; // NfEpVerdict
+}
+
+export function encodeEpStatsKey(k: EpStatsKey): Buffer {
+  const b = alloc('nf_ep_stats_key');
+  w32(b, 0, k.epId);
+  b[4] = k.dir;
+  b[5] = k.verdict;
+  return b;
+}
+
+export function decodeEpStatsKey(b: Buffer): EpStatsKey {
+  checkSize('nf_ep_stats_key', b);
+  return { epId: r32(b, 0), dir: b[4], verdict: b[5] };
 }
 
 export interface CtKey {

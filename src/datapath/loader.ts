@@ -21,8 +21,10 @@ const STAGING = 'staging';
 const LINKS = 'links';
 const PROGS = 'progs';
 const PROGRAMS = ['nf_tc_ingress', 'nf_tc_egress'] as const;
-/** Every map the agent and its programs use: adoption needs all of them pinned. */
-const RUNTIME_MAPS = ['nf_config', 'nf_events', 'nf_ct', 'nf_rule_stats', 'nf_reason_stats', 'nf_ratelimit', ...MAP_WRITE_ORDER];
+/** Every map the agent and its programs use: adoption needs all of them pinned. A map
+ *  that pins of an older object lack (e.g. nf_ep_stats) makes the load take the normal
+ *  path: libbpf reuses the compatible pins and creates and pins the new map. */
+const RUNTIME_MAPS = ['nf_config', 'nf_events', 'nf_ct', 'nf_rule_stats', 'nf_reason_stats', 'nf_ratelimit', 'nf_ep_stats', ...MAP_WRITE_ORDER];
 
 export interface Datapath {
   root: string;

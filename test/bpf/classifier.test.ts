@@ -10,6 +10,7 @@ import {
   NfCtFlag,
   NfDir,
   NfEpFlag,
+  NfEpVerdict,
   NfLocalKind,
   NfReason,
   NF_RULE_DEFAULT,
@@ -411,6 +412,45 @@ test.serial('per-rule counters count packets and bytes; no match counts the defa
   expectRun(t, fromPod(g), OK, 'default allow');
   t.deepEqual(k.ruleStats(5, NF_RULE_DEFAULT), { packets: 1n, bytes: BigInt(g.length) });
   t.is(k.reasonStats(NfReason.ISOLATED).packets, 0n);
+});
+
+test.serial('per-endpoint counters: every decided packet (established, replies, default allow), per endpoint even on a shared table', (t) => {
+  const { ALLOWED, DENIED } = NfEpVerdict;
+  const { INGRESS, EGRESS } = NfDir;
+  const ep = (id: number, dir: number, verdict: number) => k.epStats(id, dir, verdict).packets;
+  k.table(5, [{ action: 'allow', tier: 'netpol', peers: [{ cidr: '10.2.0.0/16' }] }, DENY_ALL]);
+  k.endpoint(HOOK_IF, pod({ id: 10, egressTable: 5 }));
+  const out = packet({ src: V4.src, dst: V4.inside, l4: { proto: 'tcp', sport: 4000, dport: 80 } });
+  const back = packet({ src: V4.inside, dst: V4.src, l4: { proto: 'tcp', sport: 80, dport: 4000, flags: TCP_ACK } });
+  for (let i = 0; i < 4; i++) expectRun(t, fromPod(out), OK, `request ${i}`);
+  for (let i = 0; i < 2; i++) expectRun(t, toPod(back), OK, `reply ${i}`);
+  expectRun(t, fromPod(packet({ src: V4.src, dst: V4.outside, l4: l4('udp', 53) })), SHOT, 'denied');
+  t.is(k.ruleStats(5, 0).packets, 1n, 'the rule counted one evaluation');
+  t.deepEqual(k.epStats(10, EGRESS, ALLOWED), { packets: 4n, bytes: BigInt(4 * out.length) }, 'the endpoint counted every packet of the flow');
+  t.is(ep(10, INGRESS, ALLOWED), 2n, 'replies: the ingress direction (no table: default allow)');
+  t.is(ep(10, EGRESS, DENIED), 1n);
+  t.is(ep(10, INGRESS, DENIED), 0n);
+
+  // another endpoint on the same table has counters of its own
+  k.endpoint(HOOK_IF, pod({ id: 11, egressTable: 5 }));
+  expectRun(t, fromPod(packet({ src: V4.src, dst: V4.inside, l4: l4('udp', 53) })), OK, 'endpoint 11 allowed');
+  t.is(ep(11, EGRESS, ALLOWED), 1n);
+  t.is(ep(10, EGRESS, ALLOWED), 4n, 'endpoint 10 unchanged');
+
+  // not decided: non-IP frames; traffic of unknown interfaces
+  fromPod(arpFrame());
+  t.is(ep(11, EGRESS, ALLOWED) + ep(11, INGRESS, ALLOWED), 1n, 'ARP is not counted');
+
+  // a drop after DNAT counts for the source pod whose egress denied it, not the backend
+  k.local('10.244.1.10', 77, NfLocalKind.POD);
+  k.endpoint(77, pod({ id: 12, egressTable: 7 }));
+  k.table(7, [DENY_ALL]);
+  k.endpoint(HOOK_IF, pod({ id: 13 }));
+  expectRun(t, toPod(packet({ src: '10.244.1.10', dst: '10.244.1.20', l4: l4('tcp', 80) })), SHOT, 'denied by the source\'s egress');
+  t.is(ep(12, EGRESS, DENIED), 1n);
+  t.is(ep(13, INGRESS, DENIED), 0n);
+  expectRun(t, toPod(packet({ src: '10.244.1.99', dst: '10.244.1.20', l4: l4('tcp', 80) })), OK, 'from elsewhere');
+  t.is(ep(13, INGRESS, ALLOWED), 1n);
 });
 
 // ---- conntrack ------------------------------------------------------------------

@@ -18,6 +18,7 @@ import {
   encodeCidrKey,
   encodeConfig,
   encodeEndpoint,
+  encodeEpStatsKey,
   encodeLocal,
   encodePeerIdentKey,
   encodePortKey,
@@ -142,6 +143,7 @@ export class Classifier {
         nf_ratelimit: 256,
         nf_endpoints: 256,
         nf_local_addrs: 256,
+        nf_ep_stats: 1024,
       },
     });
     this.maps = new Map(this.obj.maps().map((m) => [m.name, m]));
@@ -281,6 +283,12 @@ export class Classifier {
 
   ruleStats(table: number, index: number): Counter {
     const v = native.mapLookup(this.fd('nf_rule_stats'), encodeRuleKey(table, index));
+    return v ? sumPerCpuCounters(v, this.cpus) : { packets: 0n, bytes: 0n };
+  }
+
+  /** nf_ep_stats of an endpoint id, policy direction (NfDir) and verdict (NfEpVerdict). */
+  epStats(epId: number, dir: number, verdict: number): Counter {
+    const v = native.mapLookup(this.fd('nf_ep_stats'), encodeEpStatsKey({ epId, dir, verdict }));
     return v ? sumPerCpuCounters(v, this.cpus) : { packets: 0n, bytes: 0n };
   }
 

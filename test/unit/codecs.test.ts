@@ -13,6 +13,7 @@ import {
   decodeCtKey,
   decodeCtVal,
   decodeEndpoint,
+  decodeEpStatsKey,
   decodePortKey,
   decodeRateLimit,
   decodeRule,
@@ -22,6 +23,7 @@ import {
   encodeCtKey,
   encodeCtVal,
   encodeEndpoint,
+  encodeEpStatsKey,
   encodePortKey,
   encodeRateLimit,
   encodeRule,
@@ -104,6 +106,9 @@ test('values round-trip', (t) => {
   const ck = { epId: 1, dir: 1, proto: 6, saddr: '10.0.0.1', daddr: 'fd00::2', sport: 1234, dport: 80 };
   t.deepEqual(decodeCtKey(encodeCtKey(ck)), ck);
   t.is(encodeCtKey(ck).readUInt16BE(40), 1234, 'ports in network order');
+  const sk = { epId: 0x01020304, dir: 1, verdict: 1 };
+  t.deepEqual(decodeEpStatsKey(encodeEpStatsKey(sk)), sk);
+  t.is(encodeEpStatsKey(sk).length, LAYOUT.nf_ep_stats_key.size);
   const cv = { lastSeenNs: 123456789n, revision: 4, rule: 0xffff, flags: 3 };
   t.deepEqual(decodeCtVal(encodeCtVal(cv)), cv);
   const cfg = { layoutVersion: 1, flags: 3, tunnelMark: 0x100, tunnelMarkMask: 0xf00, uplinkIfindex: 2, eventsPerSec: 10, gateway4: '192.168.1.1', gateway6: 'fd10::1' };

@@ -120,3 +120,30 @@ test.serial('programs: the same object is adopted from its pins (no load); a cha
   pruneProgramPins(changed);
   t.deepEqual(fs.readdirSync(progs), [changed.objectHash]);
 });
+
+test.serial('upgrade: pins without a map the new object has (nf_ep_stats) keep every pinned map and gain the new one', (t) => {
+  const root = pinDir(t);
+  const old = loadDatapath(native, { bpffsRoot: root });
+  const d = desired(2);
+  reconcile(new NativeMapIO(native, old.maps), attacher, d.maps, d.endpoints);
+  const ids = new Map([...old.maps].map(([name, m]) => [name, m.id]));
+  old.close();
+  // The pinned layout of an agent from before nf_ep_stats existed.
+  native.unpin(path.join(root, 'nf_ep_stats'));
+
+  const dp = loadDatapath(native, { bpffsRoot: root });
+  t.teardown(() => dp.close());
+  t.false(dp.adopted, 'not adoptable: a runtime map is missing');
+  t.is(dp.migration, undefined, 'no migration: the layout version is the same');
+  for (const [name, id] of ids) if (name !== 'nf_ep_stats') t.is(dp.maps.get(name)?.id, id, `${name} reused`);
+  t.not(dp.maps.get('nf_ep_stats')?.id, ids.get('nf_ep_stats'), 'a new nf_ep_stats');
+  const pinned = native.mapOpenPinned(path.join(root, 'nf_ep_stats'));
+  t.teardown(() => native.closeFd(pinned.fd));
+  t.is(pinned.id, dp.maps.get('nf_ep_stats')!.id, 'and it is pinned');
+  t.is(readMap(new NativeMapIO(native, dp.maps), 'nf_rules').size, 2, 'policy state kept');
+
+  const again = loadDatapath(native, { bpffsRoot: root });
+  t.teardown(() => again.close());
+  t.true(again.adopted, 'complete pins are adopted again');
+  t.is(again.maps.get('nf_ep_stats')!.id, pinned.id);
+});
