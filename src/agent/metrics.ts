@@ -1,10 +1,11 @@
 // Prometheus metrics of the agent (prom-client). Datapath counters are read from the
-// maps at scrape time: nf_rule_stats (per-CPU, keyed by table+rule) gives per-rule hits
-// and, summed over an endpoint's tables, its allowed/denied packets.
+// pinned maps at scrape time, so they are the kernel's own numbers and outlive agent
+// restarts: nf_ep_stats (every packet the classifier decided, per endpoint, direction and
+// verdict), nf_rule_stats (policy evaluations per rule) and nf_reason_stats (drops per
+// reason). Names of endpoints and rules come from the last applied compile result.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CompileResult, PolicyMapName } from '../compile/output';
-import { MAP_WRITE_ORDER } from '../compile/output';
-import { NF_RULE_DEFAULT, decodeRuleKey, sumPerCpuCounters } from '../datapath/codecs';
+import type { CompileResult } from '../compile/output';
+import { NF_REASON_DESC, NfDir, NfEpVerdict, encodeEpStatsKey, encodeRuleKey, encodeU32, sumPerCpuCounters, type Counter as NfCounter } from '../datapath/codecs';
 import type { MapInfo, NativeAddon } from '../datapath/native-api';
 
 export interface MetricsSource {
@@ -13,88 +14,96 @@ export interface MetricsSource {
   compiled(): Pick<CompileResult, 'rules' | 'endpoints'> | undefined;
 }
 
+// Maps without a meaningful fill ratio: arrays are always full, a ring buffer has no entries.
+const BPF_MAP_TYPE_ARRAY = 2;
+const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
+const BPF_MAP_TYPE_RINGBUF = 27;
+const UNCOUNTED_TYPES = new Set([BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_RINGBUF]);
+
+const DIRECTIONS = [
+  ['ingress', NfDir.INGRESS],
+  ['egress', NfDir.EGRESS],
+] as const;
+const VERDICTS = [
+  ['allowed', NfEpVerdict.ALLOWED],
+  ['denied', NfEpVerdict.DENIED],
+] as const;
+
+/** One per-CPU nf_counter of map `name`, summed over the CPUs (zero when absent). */
+function readCounter(src: MetricsSource, name: string, key: Buffer): NfCounter | undefined {
+  const info = src.maps()?.get(name);
+  if (!info) return undefined;
+  const v = src.addon.mapLookup(info.fd, key);
+  return v ? sumPerCpuCounters(v, src.addon.possibleCpus()) : { packets: 0n, bytes: 0n };
+}
+
 export class AgentMetrics {
   readonly registry = new Registry();
-  readonly reconcileSeconds = new Histogram({ name: 'netfence_reconcile_duration_seconds', help: 'load+compile+apply duration', registers: [this.registry], buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
+  readonly reconcileSeconds = new Histogram({ name: 'netfence_reconcile_duration_seconds', help: 'duration of a pass: discovery, compile and apply', registers: [this.registry], buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
   readonly compileSeconds = new Histogram({ name: 'netfence_compile_duration_seconds', help: 'compile duration', registers: [this.registry], buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
-  readonly errors = new Counter({ name: 'netfence_errors_total', help: 'errors by stage (load, validate, compile, apply, endpoint, tunnel)', labelNames: ['stage'], registers: [this.registry] });
+  readonly errors = new Counter({ name: 'netfence_errors_total', help: 'errors by stage (validate, compile, apply, endpoint, tunnel, names), counted per pass that meets them', labelNames: ['stage'], registers: [this.registry] });
   readonly generation = new Gauge({ name: 'netfence_applied_generation', help: 'generation of the applied state', registers: [this.registry] });
   readonly endpoints = new Gauge({ name: 'netfence_endpoints', help: 'enforced endpoints', registers: [this.registry] });
-  readonly flowLogsSuppressed = new Counter({ name: 'netfence_flow_logs_suppressed_total', help: 'drop events not logged (rate limit)', registers: [this.registry] });
+  readonly flowLogsSuppressed = new Counter({ name: 'netfence_flow_logs_suppressed_total', help: 'drop events received but not logged (flow log rate limit)', registers: [this.registry] });
 
   constructor(src: MetricsSource) {
-    const ruleStats = (): Map<string, { packets: number; table: number; index: number }> => {
-      const out = new Map<string, { packets: number; table: number; index: number }>();
-      const info = src.maps()?.get('nf_rule_stats');
-      if (!info) return out;
-      const cpus = src.addon.possibleCpus();
-      for (const key of src.addon.mapKeys(info.fd)) {
-        const v = src.addon.mapLookup(info.fd, key);
-        if (!v) continue;
-        const k = decodeRuleKey(key);
-        out.set(`${k.table}/${k.index}`, { ...k, packets: Number(sumPerCpuCounters(v, cpus).packets) });
-      }
-      return out;
-    };
+    const endpointCounter = (name: string, help: string, field: keyof NfCounter): Counter =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['endpoint', 'pod', 'direction', 'verdict'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const ep of src.compiled()?.endpoints ?? [])
+            for (const [direction, dir] of DIRECTIONS)
+              for (const [verdict, v] of VERDICTS) {
+                const c = readCounter(src, 'nf_ep_stats', encodeEpStatsKey({ epId: ep.id, dir, verdict: v }));
+                if (c) this.inc({ endpoint: ep.ifname, pod: ep.pod ?? '', direction, verdict }, Number(c[field]));
+              }
+        },
+      });
+    endpointCounter('netfence_endpoint_packets', 'packets the classifier decided for an endpoint (established flows and replies included; from nf_ep_stats)', 'packets');
+    endpointCounter('netfence_endpoint_bytes', 'bytes of the packets counted by netfence_endpoint_packets', 'bytes');
 
-    new Gauge({
+    new Counter({
       name: 'netfence_rule_hits',
-      help: 'packets decided by a rule (from nf_rule_stats)',
+      help: 'policy evaluations a rule decided (first packet of a flow; from nf_rule_stats)',
       labelNames: ['policy', 'rule', 'action', 'table'],
       registers: [this.registry],
       collect() {
         this.reset();
-        const compiled = src.compiled();
-        if (!compiled) return;
-        const stats = ruleStats();
-        for (const r of compiled.rules) {
-          const s = stats.get(`${r.table}/${r.index}`);
-          this.set({ policy: r.policy, rule: r.rule, action: r.action, table: String(r.table) }, s?.packets ?? 0);
+        for (const r of src.compiled()?.rules ?? []) {
+          const c = readCounter(src, 'nf_rule_stats', encodeRuleKey(r.table, r.index));
+          if (c) this.inc({ policy: r.policy, rule: r.rule, action: r.action, table: String(r.table) }, Number(c.packets));
         }
       },
     });
 
-    new Gauge({
-      name: 'netfence_endpoint_packets',
-      help: 'packets per endpoint, direction and verdict (summed over the endpoint table rules; shared tables count for each sharer)',
-      labelNames: ['endpoint', 'direction', 'verdict'],
+    new Counter({
+      name: 'netfence_drop_packets',
+      help: 'dropped packets by reason (from nf_reason_stats)',
+      labelNames: ['reason'],
       registers: [this.registry],
       collect() {
         this.reset();
-        const compiled = src.compiled();
-        if (!compiled) return;
-        const stats = [...ruleStats().values()];
-        const action = new Map(compiled.rules.map((r) => [`${r.table}/${r.index}`, r.action]));
-        for (const ep of compiled.endpoints) {
-          const name = ep.pod ?? ep.ifname;
-          for (const [direction, table] of [['ingress', ep.ingressTable], ['egress', ep.egressTable]] as const) {
-            let allowed = 0;
-            let denied = 0;
-            for (const s of stats) {
-              if (s.table !== table) continue;
-              const a = s.index === NF_RULE_DEFAULT ? 'allow' : action.get(`${s.table}/${s.index}`);
-              if (a === 'allow') allowed += s.packets;
-              else if (a === 'deny') denied += s.packets;
-            }
-            this.set({ endpoint: name, direction, verdict: 'allowed' }, allowed);
-            this.set({ endpoint: name, direction, verdict: 'denied' }, denied);
-          }
-        }
+        NF_REASON_DESC.forEach((reason, i) => {
+          const c = i > 0 ? readCounter(src, 'nf_reason_stats', encodeU32(i)) : undefined;
+          if (c) this.inc({ reason }, Number(c.packets));
+        });
       },
     });
 
     new Gauge({
       name: 'netfence_map_fill_ratio',
-      help: 'entries / max_entries per policy map',
+      help: 'entries / max_entries per hash, LRU and LPM map (entries counted by a key walk)',
       labelNames: ['map'],
       registers: [this.registry],
       collect() {
         this.reset();
-        const maps = src.maps();
-        if (!maps) return;
-        for (const name of MAP_WRITE_ORDER as readonly PolicyMapName[]) {
-          const info = maps.get(name);
-          if (info && info.maxEntries > 0) this.set({ map: name }, src.addon.mapKeys(info.fd).length / info.maxEntries);
+        for (const [name, info] of src.maps() ?? []) {
+          if (UNCOUNTED_TYPES.has(info.type) || info.maxEntries === 0) continue;
+          this.set({ map: name }, src.addon.mapKeys(info.fd).length / info.maxEntries);
         }
       },
     });
