@@ -72,12 +72,13 @@ struct {
 } nf_config SEC(".maps");
 
 /* LRU: ids of endpoints that are gone stop being touched and age out, so the map
- * never fills up with them (live endpoints: at most 4096 x 2 directions x 2 verdicts). */
+ * never fills up with them. Sized for every live key (4096 endpoints x 2 directions
+ * x 2 verdicts): values are per CPU and preallocated, headroom costs memory per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__type(key, struct nf_ep_stats_key);
 	__type(value, struct nf_counter);
-	__uint(max_entries, 32768);
+	__uint(max_entries, 16384);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_ep_stats SEC(".maps");
 
