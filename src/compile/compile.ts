@@ -21,19 +21,18 @@ import {
 import { type DiscoveredEndpoint, endpointKey, endpointLabel } from './endpoint';
 import { type IdKind, assignIds, hash32, idHash } from './hash';
 import {
+  type CollectContext,
   type Collected,
-  type Identities,
   type IdentitySet,
-  type NamespaceInfo,
+  KeyInterner,
   PodFacts,
   assignIdentities,
   collectIdentities,
-  namespaceIndex,
-  namespaceInfo,
-  nodeDraft,
+  numbersExactly,
   ownAddresses,
-  podDraft,
-} from './identities';
+  primaryKey,
+} from './collect';
+import { type Draft, type Identities, type NamespaceInfo, namespaceIndex, namespaceInfo, nodeDraft } from './identities';
 import { Memo } from './memo';
 import type { CompiledEndpoint, CompiledRuleInfo, CompileResult, DesiredMaps, PolicyMapName } from './output';
 import { MAP_WRITE_ORDER } from './output';
@@ -56,8 +55,8 @@ interface Resolved {
 interface Lookup {
   pod: (name: string) => PodObj | undefined;
   node: (name: string | undefined) => NodeObj | undefined;
-  namespace: (name: string) => NamespaceInfo;
-  facts: (pod: PodObj) => PodFacts;
+  /** A pod's primary identity (what subjects and its own named ports see). */
+  self: (pod: PodObj) => Draft;
 }
 
 function firstByName<T>(items: readonly T[], name: (t: T) => string): Map<string, T> {
@@ -66,12 +65,7 @@ function firstByName<T>(items: readonly T[], name: (t: T) => string): Map<string
   return out;
 }
 
-function lookup(
-  snapshot: Snapshot,
-  endpoints: DiscoveredEndpoint[],
-  namespace: (name: string) => NamespaceInfo,
-  facts: (pod: PodObj) => PodFacts,
-): Lookup {
+function lookup(snapshot: Snapshot, endpoints: DiscoveredEndpoint[], facts: (pod: PodObj) => PodFacts, self: (pod: PodObj) => Draft): Lookup {
   // Only the endpoints' pods are looked up: index just those.
   const wanted = new Set(endpoints.flatMap((e) => (e.pod === undefined ? [] : [e.pod])));
   const pods = new Map<string, PodObj>();
@@ -83,8 +77,7 @@ function lookup(
   return {
     pod: (name) => pods.get(name),
     node: (name) => (name === undefined ? undefined : nodes.get(name)),
-    namespace,
-    facts,
+    self,
   };
 }
 
@@ -105,8 +98,7 @@ function resolveEndpoint(find: Lookup, nodeName: string, ep: DiscoveredEndpoint)
   }
   // Own node as the reference finds it: by the pod's nodeName only.
   const nodeAddresses = find.node(pod.nodeName)?.addresses ?? [];
-  const self = podDraft(pod, find.namespace(pod.namespace), undefined, find.facts(pod).part);
-  const ctx: EndpointContext = { kind: ep.kind, self, network: ep.network, nodeAddresses };
+  const ctx: EndpointContext = { kind: ep.kind, self: find.self(pod), network: ep.network, nodeAddresses };
   return { ep, ctx, node: pod.nodeName ?? nodeName, addresses };
 }
 
@@ -173,6 +165,7 @@ export class Compiler {
   private readonly idHashes: Record<IdKind, Memo<number>> = { identity: new Memo(), table: new Memo(), endpoint: new Memo() };
   private readonly addrHexes = new Memo<string>();
   private readonly pods = new WeakMap<PodObj, PodFacts>();
+  private readonly keys = new KeyInterner();
   private readonly namespaces = new WeakMap<NamespaceObj, NamespaceInfo>();
   private readonly policyKeys = new WeakMap<Policy, string>();
   /** Address key hex -> its nf_ident_exact entry and the identity it was made for. */
@@ -206,12 +199,13 @@ export class Compiler {
   compile(snapshot: Snapshot, nodeName: string, endpoints: DiscoveredEndpoint[]): CompileResult {
     for (const m of this.memos) m.nextGeneration();
     const namespaces = namespaceIndex(snapshot, this.namespaceInfo);
-    const collected = collectIdentities(snapshot, namespaces, this.facts, this.addrHex);
+    const collect: CollectContext = { keys: this.keys, namespace: namespaces, facts: this.facts, addrHex: this.addrHex };
+    const collected = collectIdentities(snapshot, collect);
     const universe = this.universeOf(collected);
-    const ids: Identities = { list: universe.set.list, byId: universe.set.byId, ...ownAddresses(collected.owners, universe.set.idOf) };
+    const ids: Identities = { list: universe.set.list, byId: universe.set.byId, ...ownAddresses(collected.owners) };
     const policies = this.policySet(snapshot.policies);
     const builder = new RuleListBuilder(ids, universe.selection, this.expansions);
-    const find = lookup(snapshot, endpoints, namespaces, this.facts);
+    const find = lookup(snapshot, endpoints, this.facts, (pod) => primaryKey(pod, collect).draft());
     const errors = [...ids.errors];
 
     // Rule lists per endpoint; refused endpoints are reported and left out entirely.
@@ -287,9 +281,8 @@ export class Compiler {
   /** The identities of these keys; a new key set drops what depended on the old one. */
   private universeOf(collected: Collected): Universe {
     // Ids and all that depends on them are a function of the key set, not its order.
-    const known = this.universe?.set.idOf;
-    if (!this.universe || known?.size !== collected.drafts.size || [...collected.drafts.keys()].some((k) => !known.has(k))) {
-      const set = assignIdentities(collected.drafts, this.idHash);
+    if (!this.universe || !numbersExactly(this.universe.set, collected.keys)) {
+      const set = assignIdentities(collected.keys, this.idHash);
       const descriptions = Object.fromEntries(set.list.map((i) => [i.id, i.description]));
       this.universe = { set, selection: new Selection(set.list), descriptions };
       this.expansions.clear();
@@ -348,14 +341,14 @@ export class Compiler {
 
   private addIdentityEntries(maps: DesiredMaps, ids: Identities): void {
     const out = maps.nf_ident_exact;
-    for (const [hex, owner] of ids.byAddress) {
+    ids.byAddress.forEach((owner, hex) => {
       let e = this.identEntries.find(hex);
       if (e?.identity !== owner.identity) {
         e = { identity: owner.identity, entry: { key: encodeAddr(owner.ip), value: encodeU32(owner.identity) } };
         this.identEntries.set(hex, e);
       }
       out.set(hex, e.entry);
-    }
+    });
   }
 }
 

@@ -1,0 +1,236 @@
+// One pass over a snapshot's pods and nodes: who owns which address under which
+// identity key, and the identity set those keys make. This pass is the part of a
+// compile that is O(pods) even when nothing changed, so it works on cached per-pod
+// facts and interned keys: an unchanged pod costs a few property reads, no hashing.
+import type { NodeObj, PodObj, Snapshot } from '../model/types';
+import { nodeOfPod } from '../selectors/resolve';
+import { type IdKind, assignIds } from './hash';
+import {
+  type AddressOwner,
+  type Draft,
+  type Identities,
+  type Identity,
+  type NamespaceInfo,
+  type PodPart,
+  nodeDraft,
+  nodeKey,
+  podDraft,
+  podKey,
+  podPart,
+} from './identities';
+
+/** An identity key, interned: every pod and node with that key shares the record. */
+export interface IdentityKey {
+  readonly key: string;
+  /** Its identity's content, made once, from the first pod or node met with the key
+   *  (any other gives the same, but for the stand-in endpoint selectors never look at). */
+  readonly draft: () => Draft;
+  /** The interner epoch it belongs to (a record from an older epoch is re-interned). */
+  epoch: number;
+  /** The last pass that met it. */
+  pass: number;
+  /** Its id in the identity set `numbering` (see assignIdentities). */
+  id: number;
+  numbering?: object;
+}
+
+function once<T>(make: () => T): () => T {
+  let v: T | undefined;
+  return () => (v ??= make());
+}
+
+/** Interned keys, kept across passes; keys no pass met lately are swept now and then. */
+export class KeyInterner {
+  private readonly table = new Map<string, IdentityKey>();
+  private epoch = 0;
+  private pass = 0;
+  private met = 0;
+
+  /** Start a pass (after a sweep, when the table holds much more than the last pass met). */
+  nextPass(): void {
+    if (this.table.size > 2 * this.met + 64) {
+      this.epoch++;
+      for (const [key, r] of this.table) {
+        if (r.pass === this.pass) r.epoch = this.epoch;
+        else this.table.delete(key);
+      }
+    }
+    this.pass++;
+    this.met = 0;
+  }
+
+  intern(key: string, draft: () => Draft): IdentityKey {
+    let r = this.table.get(key);
+    if (!r) this.table.set(key, (r = { key, draft: once(draft), epoch: this.epoch, pass: 0, id: 0 }));
+    return r;
+  }
+
+  /** Is a record kept from an earlier pass still the interned one? */
+  current(r: IdentityKey): boolean {
+    return r.epoch === this.epoch;
+  }
+
+  /** Meet a key in this pass: true the first time. */
+  meet(r: IdentityKey): boolean {
+    if (r.pass === this.pass) return false;
+    r.pass = this.pass;
+    this.met++;
+    return true;
+  }
+}
+
+/** An address with its owner's identity key; `resolved` keeps the AddressOwner it
+ *  last resolved to (reused while the key has the same id). */
+interface Owner {
+  ip: string;
+  hex: string; // of the address
+  rec: IdentityKey;
+  pod?: PodObj;
+  node?: string;
+  resolved?: AddressOwner;
+}
+
+/** What the compiler derives from one pod object. A Compiler keeps one per pod object,
+ *  so an unchanged pod costs a lookup. */
+export class PodFacts {
+  readonly part: PodPart;
+  private owned?: { nsText: string; rec: IdentityKey; owners: Owner[] };
+  private fullName?: string;
+
+  constructor(readonly pod: PodObj) {
+    this.part = podPart(pod);
+  }
+
+  /** "ns/name", as endpoints name pods. */
+  get name(): string {
+    return (this.fullName ??= `${this.pod.namespace}/${this.pod.name}`);
+  }
+
+  /** Its primary identity key in namespace `ns` and its primary addresses under it. */
+  primary(ns: NamespaceInfo, keys: KeyInterner, addrHex: (ip: string) => string): { rec: IdentityKey; owners: Owner[] } {
+    if (this.owned?.nsText !== ns.keyText || !keys.current(this.owned.rec)) {
+      const { pod } = this;
+      const rec = keys.intern(podKey(pod, ns, this.part), () => podDraft(pod, ns, undefined, this.part));
+      this.owned = { nsText: ns.keyText, rec, owners: pod.ips.map((ip) => ({ ip, hex: addrHex(ip), rec, pod, node: pod.nodeName })) };
+    }
+    return this.owned;
+  }
+}
+
+/** Every address owner, and the identity keys met (first-use order). */
+export interface Collected {
+  keys: IdentityKey[];
+  owners: Owner[];
+}
+
+export interface CollectContext {
+  keys: KeyInterner;
+  namespace: (name: string) => NamespaceInfo;
+  facts: (pod: PodObj) => PodFacts;
+  addrHex: (ip: string) => string;
+}
+
+/** A pod's primary identity key. */
+export function primaryKey(pod: PodObj, c: CollectContext): IdentityKey {
+  return c.facts(pod).primary(c.namespace(pod.namespace), c.keys, c.addrHex).rec;
+}
+
+export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collected {
+  c.keys.nextPass();
+  const keys: Collected['keys'] = [];
+  const owners: Owner[] = [];
+  // Most pods share a label set with an earlier one: only the first gives its draft.
+  const meet = (rec: IdentityKey): IdentityKey => {
+    if (c.keys.meet(rec)) keys.push(rec);
+    return rec;
+  };
+  const meetNode = (node: NodeObj): IdentityKey => meet(c.keys.intern(nodeKey(node), () => nodeDraft(node)));
+
+  // Address owners in the reference's lookup order: pods, nodes, hostNetwork pods
+  // (their node; a stand-in node when the node is unknown), then secondary networks.
+  // One pass over the pods (the hot loop: indexed, no per-pod allocation).
+  const hostPods: PodObj[] = [];
+  const multiPods: PodObj[] = [];
+  for (const pod of snapshot.pods) {
+    if (pod.hostNetwork) {
+      hostPods.push(pod);
+      continue;
+    }
+    if (pod.networks.length) multiPods.push(pod);
+    const primary = c.facts(pod).primary(c.namespace(pod.namespace), c.keys, c.addrHex);
+    meet(primary.rec);
+    const own = primary.owners;
+    for (let i = 0; i < own.length; i++) owners.push(own[i]);
+  }
+  for (const node of snapshot.nodes) {
+    const rec = meetNode(node);
+    for (const ip of node.addresses) owners.push({ ip, hex: c.addrHex(ip), rec, node: node.name });
+  }
+  for (const pod of hostPods) {
+    const node = nodeOfPod(snapshot, pod);
+    if (!node) continue;
+    const rec = meetNode(node);
+    for (const ip of pod.ips) owners.push({ ip, hex: c.addrHex(ip), rec, node: node.name });
+  }
+  for (const pod of multiPods) {
+    const ns = c.namespace(pod.namespace);
+    const { part } = c.facts(pod);
+    for (const net of pod.networks) {
+      const rec = meet(c.keys.intern(podKey(pod, ns, part, net.network), () => podDraft(pod, ns, net.network, part)));
+      for (const ip of net.ips) owners.push({ ip, hex: c.addrHex(ip), rec, pod, node: pod.nodeName });
+    }
+  }
+  return { keys, owners };
+}
+
+/** Identities with their ids; a function of the set of keys only. */
+export interface IdentitySet {
+  list: Identity[];
+  byId: ReadonlyMap<number, Identity>;
+  /** Stamped on every key it numbered. */
+  numbering: object;
+}
+
+export function assignIdentities(keys: Collected['keys'], hash: (kind: IdKind, key: string) => number): IdentitySet {
+  const idOf = assignIds(
+    keys.map((k) => k.key),
+    'identity',
+    hash,
+  );
+  const numbering = {};
+  const list: Identity[] = keys.map((rec) => {
+    rec.id = idOf.get(rec.key)!;
+    rec.numbering = numbering;
+    return { id: rec.id, ...rec.draft() };
+  });
+  list.sort((a, b) => a.id - b.id);
+  return { list, byId: new Map(list.map((i) => [i.id, i])), numbering };
+}
+
+/** Does `set` number exactly the keys met (so its ids hold for them)? */
+export function numbersExactly(set: IdentitySet, keys: Collected['keys']): boolean {
+  return set.list.length === keys.length && keys.every((k) => k.numbering === set.numbering);
+}
+
+/** Address (key hex) -> owner, with ids from the set that numbered the keys; a
+ *  second owner of an address with another identity is an error. */
+export function ownAddresses(owners: Owner[]): Pick<Identities, 'byAddress' | 'errors'> {
+  const byAddress = new Map<string, AddressOwner>();
+  const errors: string[] = [];
+  for (const o of owners) {
+    const prev = byAddress.get(o.hex);
+    const identity = o.rec.id;
+    if (prev) {
+      // Node addresses shared with hostNetwork pods are expected; anything else is a conflict.
+      if (prev.identity !== identity) errors.push(`assign identity ${o.ip}: address already owned by ${ownerName(prev)}`);
+      continue;
+    }
+    if (o.resolved?.identity !== identity) o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node };
+    byAddress.set(o.hex, o.resolved);
+  }
+  return { byAddress, errors };
+}
+
+function ownerName(o: AddressOwner): string {
+  return o.pod ? `pod ${o.pod.namespace}/${o.pod.name}` : `node ${o.node ?? '?'}`;
+}
