@@ -8,7 +8,6 @@ import { type IdKind, assignIds } from './hash';
 import {
   type AddressOwner,
   type Draft,
-  type Identities,
   type Identity,
   type NamespaceInfo,
   type PodPart,
@@ -79,16 +78,20 @@ export class KeyInterner {
   }
 }
 
-/** An address with its owner's identity key; `resolved` keeps the AddressOwner it
- *  last resolved to (reused while the key has the same id). */
+/** An address with its owner's identity key; `resolved` keeps what it last resolved
+ *  to (reused while the key has the same id). */
 interface Owner {
   ip: string;
   hex: string; // of the address
   rec: IdentityKey;
   pod?: PodObj;
   node?: string;
-  resolved?: AddressOwner;
+  resolved?: OwnerEntry;
 }
+
+/** An address owner that is also its nf_ident_exact entry (key: the address, value:
+ *  the identity), so the address map is that map's content as it stands. */
+export type OwnerEntry = AddressOwner & { key: Buffer; value: Buffer };
 
 /** What the compiler derives from one pod object. A Compiler keeps one per pod object,
  *  so an unchanged pod costs a lookup. */
@@ -117,13 +120,17 @@ export class PodFacts {
   }
 }
 
-/** Every address owner, and the identity keys met (first-use order). */
+/** Every address owner, the identity keys met (first-use order), and the first pod
+ *  of each name asked for. */
 export interface Collected {
   keys: IdentityKey[];
   owners: Owner[];
+  pods: Map<string, PodObj>;
 }
 
 export interface CollectContext {
+  /** Pods to find by "ns/name" on the way (the endpoints' pods). */
+  wanted: ReadonlySet<string>;
   keys: KeyInterner;
   namespace: (name: string) => NamespaceInfo;
   facts: (pod: PodObj) => PodFacts;
@@ -151,13 +158,20 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
   // One pass over the pods (the hot loop: indexed, no per-pod allocation).
   const hostPods: PodObj[] = [];
   const multiPods: PodObj[] = [];
+  const pods = new Map<string, PodObj>();
+  const find = (pod: PodObj, name: string) => {
+    if (c.wanted.has(name) && !pods.has(name)) pods.set(name, pod);
+  };
   for (const pod of snapshot.pods) {
     if (pod.hostNetwork) {
       hostPods.push(pod);
+      find(pod, `${pod.namespace}/${pod.name}`);
       continue;
     }
     if (pod.networks.length) multiPods.push(pod);
-    const primary = c.facts(pod).primary(c.namespace(pod.namespace), c.keys, c.addrHex);
+    const f = c.facts(pod);
+    find(pod, f.name);
+    const primary = f.primary(c.namespace(pod.namespace), c.keys, c.addrHex);
     meet(primary.rec);
     const own = primary.owners;
     for (let i = 0; i < own.length; i++) owners.push(own[i]);
@@ -180,7 +194,7 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
       for (const ip of net.ips) owners.push({ ip, hex: c.addrHex(ip), rec, pod, node: pod.nodeName });
     }
   }
-  return { keys, owners };
+  return { keys, owners, pods };
 }
 
 /** Identities with their ids; a function of the set of keys only. */
@@ -213,9 +227,13 @@ export function numbersExactly(set: IdentitySet, keys: Collected['keys']): boole
 }
 
 /** Address (key hex) -> owner, with ids from the set that numbered the keys; a
- *  second owner of an address with another identity is an error. */
-export function ownAddresses(owners: Owner[]): Pick<Identities, 'byAddress' | 'errors'> {
-  const byAddress = new Map<string, AddressOwner>();
+ *  second owner of an address with another identity is an error. `encode` makes an
+ *  owner's nf_ident_exact entry. */
+export function ownAddresses(
+  owners: Owner[],
+  encode: (ip: string, identity: number) => { key: Buffer; value: Buffer },
+): { byAddress: Map<string, OwnerEntry>; errors: string[] } {
+  const byAddress = new Map<string, OwnerEntry>();
   const errors: string[] = [];
   for (const o of owners) {
     const prev = byAddress.get(o.hex);
@@ -225,7 +243,7 @@ export function ownAddresses(owners: Owner[]): Pick<Identities, 'byAddress' | 'e
       if (prev.identity !== identity) errors.push(`assign identity ${o.ip}: address already owned by ${ownerName(prev)}`);
       continue;
     }
-    if (o.resolved?.identity !== identity) o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node };
+    if (o.resolved?.identity !== identity) o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node, ...encode(o.ip, identity) };
     byAddress.set(o.hex, o.resolved);
   }
   return { byAddress, errors };

@@ -65,17 +65,10 @@ function firstByName<T>(items: readonly T[], name: (t: T) => string): Map<string
   return out;
 }
 
-function lookup(snapshot: Snapshot, endpoints: DiscoveredEndpoint[], facts: (pod: PodObj) => PodFacts, self: (pod: PodObj) => Draft): Lookup {
-  // Only the endpoints' pods are looked up: index just those.
-  const wanted = new Set(endpoints.flatMap((e) => (e.pod === undefined ? [] : [e.pod])));
-  const pods = new Map<string, PodObj>();
-  for (const p of snapshot.pods) {
-    const name = facts(p).name;
-    if (wanted.has(name) && !pods.has(name)) pods.set(name, p);
-  }
+function lookup(snapshot: Snapshot, collected: Collected, self: (pod: PodObj) => Draft): Lookup {
   const nodes = firstByName(snapshot.nodes, (n) => n.name);
   return {
-    pod: (name) => pods.get(name),
+    pod: (name) => collected.pods.get(name),
     node: (name) => (name === undefined ? undefined : nodes.get(name)),
     self,
   };
@@ -168,8 +161,6 @@ export class Compiler {
   private readonly keys = new KeyInterner();
   private readonly namespaces = new WeakMap<NamespaceObj, NamespaceInfo>();
   private readonly policyKeys = new WeakMap<Policy, string>();
-  /** Address key hex -> its nf_ident_exact entry and the identity it was made for. */
-  private readonly identEntries = new Memo<{ identity: number; entry: { key: Buffer; value: Buffer } }>();
   private universe?: Universe;
   /** Valid for the universe: rule expansions. */
   private readonly expansions = new Memo<Expansion>();
@@ -180,7 +171,7 @@ export class Compiler {
   /** "table\0policy ids" -> the table compiled from a content. */
   private readonly tables = new Memo<CompiledTable>();
   private last?: { tables: TableEntry[][]; maps: DesiredMaps };
-  private readonly memos = [this.hashes, ...Object.values(this.idHashes), this.addrHexes, this.identEntries, this.expansions, this.lists, this.tables];
+  private readonly memos = [this.hashes, ...Object.values(this.idHashes), this.addrHexes, this.expansions, this.lists, this.tables];
 
   private readonly hash = (text: string): number => this.hashes.get(text, () => hash32(text));
   private readonly idHash = (kind: IdKind, key: string): number => this.idHashes[kind].get(key, () => idHash(kind, key));
@@ -199,13 +190,16 @@ export class Compiler {
   compile(snapshot: Snapshot, nodeName: string, endpoints: DiscoveredEndpoint[]): CompileResult {
     for (const m of this.memos) m.nextGeneration();
     const namespaces = namespaceIndex(snapshot, this.namespaceInfo);
-    const collect: CollectContext = { keys: this.keys, namespace: namespaces, facts: this.facts, addrHex: this.addrHex };
+    // Only the endpoints' pods are looked up: the pass over pods finds just those.
+    const wanted = new Set(endpoints.flatMap((e) => (e.pod === undefined ? [] : [e.pod])));
+    const collect: CollectContext = { wanted, keys: this.keys, namespace: namespaces, facts: this.facts, addrHex: this.addrHex };
     const collected = collectIdentities(snapshot, collect);
     const universe = this.universeOf(collected);
-    const ids: Identities = { list: universe.set.list, byId: universe.set.byId, ...ownAddresses(collected.owners) };
+    const owned = ownAddresses(collected.owners, (ip, identity) => ({ key: encodeAddr(ip), value: encodeU32(identity) }));
+    const ids: Identities = { list: universe.set.list, byId: universe.set.byId, ...owned };
     const policies = this.policySet(snapshot.policies);
     const builder = new RuleListBuilder(ids, universe.selection, this.expansions);
-    const find = lookup(snapshot, endpoints, this.facts, (pod) => primaryKey(pod, collect).draft());
+    const find = lookup(snapshot, collected, (pod) => primaryKey(pod, collect).draft());
     const errors = [...ids.errors];
 
     // Rule lists per endpoint; refused endpoints are reported and left out entirely.
@@ -272,7 +266,7 @@ export class Compiler {
       return ce;
     });
 
-    this.addIdentityEntries(maps, ids);
+    maps.nf_ident_exact = owned.byAddress;
     addLocalEntries(maps, snapshot, find.node(nodeName), lists.map((l) => l.r));
 
     return { maps, endpoints: compiled, rules: ruleInfos, policies: policies.names, identities: universe.descriptions, errors };
@@ -337,18 +331,6 @@ export class Compiler {
     if (!reuse) for (const t of tables) putEntries(maps, t);
     this.last = { tables, maps };
     return maps;
-  }
-
-  private addIdentityEntries(maps: DesiredMaps, ids: Identities): void {
-    const out = maps.nf_ident_exact;
-    ids.byAddress.forEach((owner, hex) => {
-      let e = this.identEntries.find(hex);
-      if (e?.identity !== owner.identity) {
-        e = { identity: owner.identity, entry: { key: encodeAddr(owner.ip), value: encodeU32(owner.identity) } };
-        this.identEntries.set(hex, e);
-      }
-      out.set(hex, e.entry);
-    });
   }
 }
 

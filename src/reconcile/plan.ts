@@ -28,6 +28,8 @@ export function emptyMaps(): ActualMaps {
 }
 
 export function diffMap(map: PolicyMapName, desired: MapContent, actual: MapContent): MapDiff {
+  // A Compiler hands out the same map again when its content did not change.
+  if (desired === actual) return { map, updates: [], deletes: [] };
   // Only the changes are sorted: a small change to big maps stays cheap.
   // (forEach: no [key, value] pair allocated per entry.)
   const changed: string[] = [];
