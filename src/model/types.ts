@@ -125,6 +125,9 @@ export interface ValidationError {
   object: string; // "Kind namespace/name"
   field: string; // JSON path, e.g. spec.ingress[0].from[1].ipBlock.cidr
   message: string;
+  /** Identity of the rejected object (objectKey in snapshot.ts) when its kind and name
+   *  could be read; absent for a document that cannot be identified (YAML syntax error). */
+  key?: string;
 }
 
 export interface Snapshot {
@@ -138,4 +141,7 @@ export interface Snapshot {
   config: NetfenceConfig;
   errors: ValidationError[];
   warnings: string[];
+  /** Every loaded object by identity (objectKey), with the file it came from: with the
+   *  errors' keys, what lets a rejected object keep its last valid version (last-good.ts). */
+  origins?: Record<string, { file?: string }>;
 }

@@ -1,0 +1,79 @@
+// Per-object last good state. A source snapshot drops every rejected object; enforcing it
+// as is would remove a policy edited into an invalid one and open the traffic it denied.
+// LastGood remembers the last valid version of every object (by objectKey) and merges
+// each new snapshot: a rejected object keeps its last valid version (one that never had
+// one stays out), a file that could not be read keeps the objects it held (a YAML syntax
+// error names no object), and everything else follows the new snapshot, deletions too.
+import { CONFIG_OBJECT_KEY, objectKey, withSystemPolicies } from './snapshot';
+import type { Snapshot } from './types';
+
+interface Entry {
+  file?: string;
+  /** Puts this version of the object back into a snapshot. */
+  restore(into: Snapshot): void;
+}
+
+export interface Merged {
+  snapshot: Snapshot;
+  /** Objects enforced at their last valid version, not at the (rejected) current one. */
+  kept: string[];
+}
+
+/** The valid objects of a snapshot by identity (the system policy follows the config). */
+function entries(s: Snapshot): Map<string, Entry> {
+  const out = new Map<string, Entry>();
+  const put = <T>(items: readonly T[], key: (o: T) => string, list: (into: Snapshot) => T[]): void => {
+    for (const o of items) {
+      const k = key(o);
+      out.set(k, { file: s.origins?.[k]?.file, restore: (into) => list(into).push(o) });
+    }
+  };
+  put(s.namespaces, (n) => objectKey('Namespace', undefined, n.name), (t) => t.namespaces);
+  put(s.pods, (p) => objectKey('Pod', p.namespace, p.name), (t) => t.pods);
+  put(s.nodes, (n) => objectKey('Node', undefined, n.name), (t) => t.nodes);
+  put(s.services, (x) => objectKey('Service', x.namespace, x.name), (t) => t.services);
+  put(s.networkAttachmentDefinitions, (x) => objectKey('NetworkAttachmentDefinition', x.namespace, x.name), (t) => t.networkAttachmentDefinitions);
+  const policies = s.policies.filter((p) => p.ref.kind !== 'System');
+  put(policies, (p) => objectKey(p.ref.kind, p.ref.namespace, p.ref.name), (t) => t.policies);
+  const config = s.origins?.[CONFIG_OBJECT_KEY];
+  if (config) {
+    const value = s.config;
+    out.set(CONFIG_OBJECT_KEY, { file: config.file, restore: (into) => (into.config = value) });
+  }
+  return out;
+}
+
+export class LastGood {
+  private good = new Map<string, Entry>();
+
+  /** The snapshot to enforce for `s`; `s` becomes the last good state of its valid objects. */
+  merge(s: Snapshot): Merged {
+    const fresh = entries(s);
+    const present = new Set([...fresh.keys(), ...Object.keys(s.origins ?? {})]);
+    const rejected = new Set(s.errors.flatMap((e) => (e.key !== undefined ? [e.key] : [])));
+    const unreadable = new Set(s.errors.flatMap((e) => (e.key === undefined && e.file !== undefined ? [e.file] : [])));
+    const kept = [...this.good].filter(
+      ([key, e]) => !present.has(key) && (rejected.has(key) || (e.file !== undefined && unreadable.has(e.file))),
+    );
+    this.good = new Map([...fresh, ...kept]);
+    if (kept.length === 0) return { snapshot: s, kept: [] };
+
+    const origins = { ...s.origins };
+    const out: Snapshot = {
+      ...s,
+      namespaces: [...s.namespaces],
+      pods: [...s.pods],
+      nodes: [...s.nodes],
+      services: [...s.services],
+      networkAttachmentDefinitions: [...s.networkAttachmentDefinitions],
+      policies: [...s.policies],
+      origins,
+    };
+    for (const [key, e] of kept) {
+      e.restore(out);
+      origins[key] = e.file !== undefined ? { file: e.file } : {};
+    }
+    out.policies = withSystemPolicies(out.policies, out.config);
+    return { snapshot: out, kept: kept.map(([key]) => key) };
+  }
+}
