@@ -40,7 +40,7 @@ import { type EndpointContext, type Expansion, PolicyIndex, type RuleList, RuleL
 import type { CompiledRule } from './ruleset';
 import { Selection } from './selection';
 import { NO_POLICY_ID } from './synthetic';
-import { put, putEntries, type TableEntry, tableEntries } from './tables';
+import { putEntries, type TableEntry, tableEntries } from './tables';
 
 type Lists = Record<Direction, RuleList>;
 
@@ -108,13 +108,17 @@ function flags(snapshot: Snapshot, kind: CompiledEndpoint['kind']): number {
   );
 }
 
-function addLocalEntries(maps: DesiredMaps, snapshot: Snapshot, local: NodeObj | undefined, resolved: Resolved[]): void {
+/** Makes a map entry, or finds it made (by a key naming everything it encodes). */
+type Entries = (map: PolicyMapName, what: string, make: () => { key: Buffer; value: Buffer }) => void;
+
+function addLocalEntries(entry: Entries, snapshot: Snapshot, local: NodeObj | undefined, resolved: Resolved[]): void {
   for (const r of resolved) {
-    for (const ip of r.addresses) put(maps, 'nf_local_addrs', encodeAddr(ip), encodeLocal({ ifindex: r.ep.ifindex, kind: NfLocalKind.POD }));
+    const ifindex = r.ep.ifindex;
+    for (const ip of r.addresses) entry('nf_local_addrs', `${ip}\0${ifindex}`, () => ({ key: encodeAddr(ip), value: encodeLocal({ ifindex, kind: NfLocalKind.POD }) }));
   }
-  for (const ip of local?.addresses ?? []) put(maps, 'nf_local_addrs', encodeAddr(ip), encodeLocal({ ifindex: 0, kind: NfLocalKind.NODE }));
+  for (const ip of local?.addresses ?? []) entry('nf_local_addrs', `${ip}\0node`, () => ({ key: encodeAddr(ip), value: encodeLocal({ ifindex: 0, kind: NfLocalKind.NODE }) }));
   const svc = [...snapshot.config.serviceCIDRs, ...(snapshot.config.redirect?.serviceCIDRs ?? [])];
-  for (const cidr of svc) put(maps, 'nf_svc_cidrs', encodeAddrLpmKey(cidr), encodeU8(1));
+  for (const cidr of svc) entry('nf_svc_cidrs', cidr, () => ({ key: encodeAddrLpmKey(cidr), value: encodeU8(1) }));
 }
 
 /** The identities of one identity-key set and what depends only on them. */
@@ -170,8 +174,10 @@ export class Compiler {
   private readonly lists = new Memo<{ applied: string[]; lists: Lists; checked: PolicySet }>();
   /** "table\0policy ids" -> the table compiled from a content. */
   private readonly tables = new Memo<CompiledTable>();
+  /** Endpoint, local address and service entries by what they encode. */
+  private readonly entries = new Memo<{ hex: string; entry: { key: Buffer; value: Buffer } }>();
   private last?: { tables: TableEntry[][]; maps: DesiredMaps };
-  private readonly memos = [this.hashes, ...Object.values(this.idHashes), this.addrHexes, this.expansions, this.lists, this.tables];
+  private readonly memos = [this.hashes, ...Object.values(this.idHashes), this.addrHexes, this.expansions, this.lists, this.tables, this.entries];
 
   private readonly hash = (text: string): number => this.hashes.get(text, () => hash32(text));
   private readonly idHash = (kind: IdKind, key: string): number => this.idHashes[kind].get(key, () => idHash(kind, key));
@@ -243,6 +249,13 @@ export class Compiler {
     }
     const maps = this.tableMaps(tables);
 
+    const entries: Entries = (map, what, make) => {
+      const e = this.entries.get(`${map}\0${what}`, () => {
+        const entry = make();
+        return { hex: keyHex(entry.key), entry };
+      });
+      maps[map].set(e.hex, e.entry);
+    };
     const epIds = assignIds(lists.map((l) => endpointKey(l.r.ep)), 'endpoint', this.idHash);
     const compiled: CompiledEndpoint[] = lists.map(({ r, rules }) => {
       const table = (d: Direction) => (rules[d].rules.length ? tableIds.get(rules[d].content)! : 0);
@@ -261,13 +274,16 @@ export class Compiler {
         // resolved identity sets, so a new identity a rule selects is a new table).
         revision: this.hash(`revision\0${tables[0]}\0${tables[1]}`) || 1,
       };
-      const value = encodeEndpoint({ id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, ce.kind), revision: ce.revision });
-      put(maps, 'nf_endpoints', encodeU32(ce.ifindex), value);
+      const value = { id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, ce.kind), revision: ce.revision };
+      entries('nf_endpoints', `${ce.ifindex}\0${value.id}\0${value.ingressTable}\0${value.egressTable}\0${value.flags}`, () => ({
+        key: encodeU32(ce.ifindex),
+        value: encodeEndpoint(value),
+      }));
       return ce;
     });
 
     maps.nf_ident_exact = owned.byAddress;
-    addLocalEntries(maps, snapshot, find.node(nodeName), lists.map((l) => l.r));
+    addLocalEntries(entries, snapshot, find.node(nodeName), lists.map((l) => l.r));
 
     return { maps, endpoints: compiled, rules: ruleInfos, policies: policies.names, identities: universe.descriptions, errors };
   }

@@ -26,10 +26,6 @@ const TIER: Record<Tier, number> = {
 };
 const ACTION = { allow: NfAction.ALLOW, deny: NfAction.DENY, pass: NfAction.PASS } as const;
 
-export function put(maps: DesiredMaps, map: PolicyMapName, key: Buffer, value: Buffer): void {
-  maps[map].set(keyHex(key), { key, value });
-}
-
 export function putEntries(maps: DesiredMaps, entries: readonly TableEntry[]): void {
   for (const e of entries) maps[e.map].set(e.hex, e.entry);
 }
