@@ -1,8 +1,9 @@
 // The agent: snapshot source (state directory or Kubernetes API) -> endpoints -> compile
 // -> reconcile, on every new snapshot, on interface events and periodically. Nothing is
-// enforced before the source's first complete snapshot; bad input keeps the last good
-// state enforced. Pins (maps, TCX links) outlive the process, so SIGTERM, kill -9 and
-// restarts never open or drop traffic; a new agent adopts what is pinned.
+// enforced before the source's first complete snapshot; bad input rejects only the bad
+// objects, each keeping its last valid version enforced (model/last-good). Pins (maps,
+// TCX links) outlive the process, so SIGTERM, kill -9 and restarts never open or drop
+// traffic; a new agent adopts what is pinned.
 import type { Logger } from 'pino';
 import { Compiler } from '../compile';
 import type { CompileResult } from '../compile/output';
@@ -11,6 +12,8 @@ import { TcAttacher } from '../datapath/attach';
 import { finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig, updateConfig, type Datapath } from '../datapath/loader';
 import type { NativeAddon } from '../datapath/native-api';
 import { discoverEndpoints, readNetView } from '../endpoints/discover';
+import { LastGood } from '../model/last-good';
+import { formatValidationError } from '../model/snapshot';
 import type { Snapshot } from '../model/types';
 import { reconcile, type ReconcileReport } from '../reconcile/apply';
 import { NativeMapIO } from '../reconcile/native-mapio';
@@ -55,9 +58,12 @@ export class Agent {
   private dp?: Datapath;
   private namesFile?: string;
   private attacher?: TcAttacher;
-  /** The source's newest snapshot (applied or not: passes retry it). */
+  /** The source's newest snapshot, rejected objects at their last valid version
+   *  (applied or not: passes retry it). */
   private latest?: { snapshot: Snapshot; version: string };
-  private lastGood?: Snapshot;
+  private readonly lastGood = new LastGood();
+  /** The newest snapshot's validation errors, listed by every pass while they last. */
+  private invalid: string[] = [];
   /** Addresses from CNI ADD of pods whose addresses the source does not know yet. */
   private readonly cniIps = new Map<string, string[]>();
   private compiled?: CompileResult;
@@ -109,7 +115,7 @@ export class Agent {
     const timer = setInterval(() => this.schedule('resync'), this.opts.resyncMs ?? 30_000);
     this.closers.push(() => clearInterval(timer));
     await this.opts.source.start((snapshot, version) => {
-      this.latest = { snapshot, version };
+      this.latest = { snapshot: this.validate(snapshot), version };
       this.schedule('snapshot');
     });
     this.closers.push(() => void this.opts.source.stop());
@@ -153,6 +159,21 @@ export class Agent {
     }
   }
 
+  /** Merges a source snapshot with the last valid objects; errors are logged and counted
+   *  once, when they appear, not on every pass. */
+  private validate(s: Snapshot): Snapshot {
+    const { snapshot, kept } = this.lastGood.merge(s);
+    const errors = s.errors.map(formatValidationError);
+    const known = new Set(this.invalid);
+    for (const e of errors.filter((x) => !known.has(x))) {
+      this.metrics.errors.inc({ stage: 'validate' });
+      this.log.error({ stage: 'validate' }, e);
+    }
+    for (const key of kept) this.log.warn(`keep enforcing the last valid version of ${key}: the current one is rejected`);
+    this.invalid = errors;
+    return snapshot;
+  }
+
   private fail(stage: string, message: string): void {
     this.metrics.errors.inc({ stage });
     this.status.errors.push(message);
@@ -163,23 +184,13 @@ export class Agent {
     const dp = this.dp!;
     const generation = this.status.generation;
     const endTimer = this.metrics.reconcileSeconds.startTimer();
-    this.status.errors = [];
-    let snapshot = this.latest?.snapshot;
-    let hash = this.latest?.version;
-    if (snapshot && snapshot.errors.length > 0) {
-      for (const e of snapshot.errors) this.fail('validate', `${e.file ?? ''}${e.file ? ': ' : ''}${e.object} ${e.field}: ${e.message}`);
-      if (this.lastGood) {
-        this.log.warn('state has errors: keeping the last good state enforced');
-        snapshot = undefined;
-        hash = undefined;
-      }
-    }
-    const chosen = snapshot ?? this.lastGood;
-    if (!chosen) {
+    this.status.errors = [...this.invalid];
+    if (!this.latest) {
       endTimer();
       return undefined;
     }
-    const snap = this.withCniIps(chosen);
+    const hash = this.latest.version;
+    const snap = this.withCniIps(this.latest.snapshot);
 
     const view = readNetView(this.addon);
     const discovery = discoverEndpoints(view, snap, {
@@ -222,9 +233,8 @@ export class Agent {
         finishMigration(this.addon, dp, () => this.attacher!.switchPrograms(dp));
         this.log.info('migration finished: hooks switched, old pins replaced');
       }
-      if (snapshot) this.lastGood = snapshot;
       this.compiled = result;
-      if (hash !== undefined && hash !== this.appliedHash) {
+      if (hash !== this.appliedHash) {
         this.appliedHash = hash;
         this.status.generation++;
         this.metrics.generation.set(this.status.generation);

@@ -4,7 +4,8 @@
 // every resource listed once; a NetworkPolicy ADDED over the watch isolates a pod for
 // real (the drop's flow record names it), DELETED reopens it; a 410 Gone relists, and
 // enforcement follows the relisted state. A pod the API lists without addresses yet (as
-// before its CNI ADD returns) is enforced from the addresses in the ADD request.
+// before its CNI ADD returns) is enforced from the addresses in the ADD request. An
+// invalid object keeps its last valid version while the rest of the API's state applies.
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -150,4 +151,23 @@ test.serial('CNI ADD enforces a pod the API lists without addresses yet, from th
   await api.put(PODS, { ...late, status: { podIPs: [{ ip: '10.244.1.5' }] }, metadata: { ...late.metadata, annotations: { touched: 'yes' } } });
   await synced();
   t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/late', port: '80/TCP' }]), ['deny']);
+});
+
+test.serial('an invalid object over the watch keeps its last valid version; the node does not freeze', async (t) => {
+  t.deepEqual(await lab.probe([A_TO_B, { from: 'demo/a', to: 'demo/late', port: '80/TCP' }]), ['deny', 'deny']);
+  // One burst: isolate-b MODIFIED into an invalid policy (dropping it would reopen b) and
+  // isolate-late DELETED (applies).
+  const isolateB = (ingress: unknown[]): Obj => ({ ...ISOLATE_B, spec: { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'], ingress } });
+  await api.put(NETPOL, isolateB([{ from: [{ ipBlock: { cidr: '10.0.0.0/33' } }] }]));
+  await api.remove(NETPOL, 'isolate-late', 'demo');
+  const ready = await synced(); // the agent enforces the API's newest state, bad object and all
+  const errors = ready.body.errors as string[];
+  t.is(errors.length, 1, JSON.stringify(errors));
+  t.regex(errors[0], /NetworkPolicy demo\/isolate-b: spec\.ingress\[0\]\.from\[0\]\.ipBlock\.cidr: /);
+  t.deepEqual(await lab.probe([A_TO_B, { from: 'demo/a', to: 'demo/late', port: '80/TCP' }]), ['deny', 'allow'], 'isolate-b at its last valid version; isolate-late gone');
+
+  await api.put(NETPOL, isolateB([{ from: [{ podSelector: { matchLabels: { app: 'a' } } }] }]));
+  const fixed = await synced();
+  t.deepEqual(fixed.body.errors, []);
+  t.deepEqual(await lab.probe([A_TO_B]), ['allow'], 'the fixed version applies');
 });

@@ -1,7 +1,7 @@
 // Every metric of `netfence agent` moves when its event happens, on a lab node with real
 // pods: allowed and denied packets per endpoint (b and c share one table, yet only the
 // endpoint that saw the traffic counts it), rule hits, drops by reason, generation and
-// durations, validation errors (the last good state stays enforced), map fill ratios and
+// durations, validation errors (a bad object keeps its last valid version), map fill ratios and
 // flow-log suppression. /metrics is scraped from inside the node netns.
 import test, { type ExecutionContext } from 'ava';
 import { AgentLab } from './helpers/agent-lab';
@@ -163,17 +163,55 @@ test.serial('a state change: new generation, reconcile and compile timed; a new 
   t.false(after.series('netfence_map_fill_ratio').some((s) => ['nf_config', 'nf_events', 'nf_reason_stats'].includes(s.labels.map)), 'no ratio for arrays and the ring buffer');
 });
 
-test.serial('invalid input counts a validate error; the last good state stays enforced', async (t) => {
-  const before = await scrape();
+test.serial('invalid input: one validate error per bad object, counted once; a bad edit keeps its old rules, the rest applies', async (t) => {
   const errors = (s: Scrape) => s.series('netfence_errors_total').filter((x) => x.labels.stage === 'validate').reduce((n, x) => n + x.value, 0);
+  const status = async () => JSON.parse(await lab.http('/readyz')) as { errors: string[]; generation: number };
+  const matrix = [
+    { from: 'demo/a', to: 'demo/b', port: '80/TCP' },
+    { from: 'demo/c', to: 'demo/b', port: '80/TCP' },
+    { from: 'demo/b', to: 'demo/a', port: '80/TCP' },
+    { from: 'demo/c', to: 'demo/a', port: '80/TCP' },
+  ];
+  t.deepEqual(await lab.probe(matrix), ['allow', 'deny', 'allow', 'allow'], 'before: web isolates b and c, a and c egress are open');
+  const before = await scrape();
+  // One step: web edited to an invalid CIDR (its old rules must stay: dropping it would let
+  // c reach b), a new invalid policy isolating everything (skipped), and a valid new policy
+  // isolating c's egress (applies).
+  lab.write('web.yaml', WEB.replace('ingress: [{ from: [', 'ingress: [{ from: [{ ipBlock: { cidr: 10.0.0.0/33 } }, '));
   lab.write('bad.yaml', 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: bad, namespace: demo }\nspec:\n  podSelector: {}\n  policyTypes: [Ingress]\n  ingress: [{ from: [{ ipBlock: { cidr: 10.0.0.0/33 } }] }]\n');
-  const after = await until(t, 'netfence_errors_total{stage="validate"}', (s) => errors(s) > errors(before));
-  t.is(after.get('netfence_applied_generation'), before.get('netfence_applied_generation'), 'nothing new applied');
-  const status = JSON.parse(await lab.http('/readyz')) as { errors: string[] };
-  t.true(status.errors.some((e) => e.includes('ipBlock.cidr')), JSON.stringify(status.errors));
-  t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }, { from: 'demo/c', to: 'demo/b', port: '80/TCP' }, { from: 'demo/b', to: 'demo/a', port: '80/TCP' }]), ['allow', 'deny', 'allow'], 'the bad policy (isolating everything) is not applied');
-  lab.remove('bad.yaml');
+  lab.write('c-egress.yaml', 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: c-egress, namespace: demo }\nspec: { podSelector: { matchLabels: { app: c } }, policyTypes: [Egress] }\n');
+  const [ready] = await lab.ready();
+  const after = await scrape();
+  t.true(ready.generation > before.get('netfence_applied_generation'), 'the step is applied (a new generation), errors and all');
+  t.is(errors(after) - errors(before), 2, 'one validate error per bad object');
+  const listed = (await status()).errors;
+  t.is(listed.length, 2, JSON.stringify(listed));
+  t.true(listed.some((e) => e.includes('web.yaml') && e.includes('NetworkPolicy demo/web') && e.includes('ipBlock.cidr')), JSON.stringify(listed));
+  t.true(listed.some((e) => e.includes('bad.yaml') && e.includes('NetworkPolicy demo/bad') && e.includes('ipBlock.cidr')), JSON.stringify(listed));
+  t.deepEqual(await lab.probe(matrix), ['allow', 'deny', 'allow', 'deny'], 'web keeps its old rules, bad is skipped, c-egress applies');
+  const records = lab.agentRecords();
+  t.true(records.some((r) => r.stage === 'validate' && String(r.msg).includes('NetworkPolicy demo/bad')), 'the log names each error');
+  t.true(records.some((r) => String(r.msg).includes('keep enforcing the last valid version of NetworkPolicy demo/web')));
+
+  // An unrelated valid change: the same errors are not counted again.
+  lab.write('other.yaml', 'apiVersion: v1\nkind: Namespace\nmetadata: { name: other }\n');
   await lab.ready();
+  t.is(errors(await scrape()) - errors(before), 2, 'an unchanged error set counts once');
+
+  // web.yaml no longer parses: the objects it held keep their last valid version.
+  lab.write('web.yaml', `${WEB}  bogus: [unclosed\n`);
+  await lab.ready();
+  const yamlError = (await status()).errors.find((e) => !e.includes('demo/bad'));
+  t.true(yamlError !== undefined && /web\.yaml:\d+: .*parse YAML/.test(yamlError), String(yamlError));
+  t.deepEqual(await lab.probe(matrix.slice(0, 2)), ['allow', 'deny'], 'web still enforced from its last valid version');
+
+  lab.write('web.yaml', WEB);
+  lab.remove('bad.yaml');
+  lab.remove('c-egress.yaml');
+  lab.remove('other.yaml');
+  await lab.ready();
+  t.deepEqual((await status()).errors, [], 'fixed: no errors listed');
+  t.deepEqual(await lab.probe(matrix), ['allow', 'deny', 'allow', 'allow']);
 });
 
 test.serial('drop events over the flow-log rate are counted as suppressed', async (t) => {
