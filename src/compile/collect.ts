@@ -97,11 +97,20 @@ export type OwnerEntry = AddressOwner & { key: Buffer; value: Buffer };
  *  so an unchanged pod costs a lookup. */
 export class PodFacts {
   readonly part: PodPart;
-  private owned?: { nsText: string; rec: IdentityKey; owners: Owner[] };
+  // Its primary key and addresses under the namespace labels they were made with
+  // (plain fields: this is read for every pod of every compile).
+  private nsText?: string;
+  private rec?: IdentityKey;
+  private owned: readonly Owner[] = [];
   private fullName?: string;
 
   constructor(readonly pod: PodObj) {
     this.part = podPart(pod);
+  }
+
+  /** Its primary addresses, owned under the key primary() last returned. */
+  get owners(): readonly Owner[] {
+    return this.owned;
   }
 
   /** "ns/name", as endpoints name pods. */
@@ -109,14 +118,17 @@ export class PodFacts {
     return (this.fullName ??= `${this.pod.namespace}/${this.pod.name}`);
   }
 
-  /** Its primary identity key in namespace `ns` and its primary addresses under it. */
-  primary(ns: NamespaceInfo, keys: KeyInterner, addrHex: (ip: string) => string): { rec: IdentityKey; owners: Owner[] } {
-    if (this.owned?.nsText !== ns.keyText || !keys.current(this.owned.rec)) {
-      const { pod } = this;
-      const rec = keys.intern(podKey(pod, ns, this.part), () => podDraft(pod, ns, undefined, this.part));
-      this.owned = { nsText: ns.keyText, rec, owners: pod.ips.map((ip) => ({ ip, hex: addrHex(ip), rec, pod, node: pod.nodeName })) };
+  /** Its primary identity key in namespace `ns` (and `owners` its addresses under it). */
+  primary(ns: NamespaceInfo, keys: KeyInterner, addrHex: (ip: string) => string): IdentityKey {
+    let rec = this.rec;
+    if (this.nsText !== ns.keyText || !rec || !keys.current(rec)) {
+      const { pod, part } = this;
+      const made = keys.intern(podKey(pod, ns, part), () => podDraft(pod, ns, undefined, part));
+      this.nsText = ns.keyText;
+      this.rec = rec = made;
+      this.owned = pod.ips.map((ip) => ({ ip, hex: addrHex(ip), rec: made, pod, node: pod.nodeName }));
     }
-    return this.owned;
+    return rec;
   }
 }
 
@@ -139,7 +151,7 @@ export interface CollectContext {
 
 /** A pod's primary identity key. */
 export function primaryKey(pod: PodObj, c: CollectContext): IdentityKey {
-  return c.facts(pod).primary(c.namespace(pod.namespace), c.keys, c.addrHex).rec;
+  return c.facts(pod).primary(c.namespace(pod.namespace), c.keys, c.addrHex);
 }
 
 export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collected {
@@ -171,9 +183,8 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
     if (pod.networks.length) multiPods.push(pod);
     const f = c.facts(pod);
     find(pod, f.name);
-    const primary = f.primary(c.namespace(pod.namespace), c.keys, c.addrHex);
-    meet(primary.rec);
-    const own = primary.owners;
+    meet(f.primary(c.namespace(pod.namespace), c.keys, c.addrHex));
+    const own = f.owners;
     for (let i = 0; i < own.length; i++) owners.push(own[i]);
   }
   for (const node of snapshot.nodes) {
