@@ -40,7 +40,7 @@ import { type EndpointContext, type Expansion, PolicyIndex, type RuleList, RuleL
 import type { CompiledRule } from './ruleset';
 import { Selection } from './selection';
 import { NO_POLICY_ID } from './synthetic';
-import { putEntries, type TableEntry, tableEntries } from './tables';
+import { TABLE_MAPS, type TableEntry, type TableMapName, isTableMap, putEntries, tableEntries } from './tables';
 
 type Lists = Record<Direction, RuleList>;
 
@@ -138,12 +138,13 @@ interface PolicySet {
 }
 
 interface CompiledTable {
+  /** Tells compiled tables apart (table map sets are keyed by these). */
+  serial: number;
   content: string;
   entries: TableEntry[];
   infos: CompiledRuleInfo[];
 }
 
-const TABLE_MAPS = new Set<PolicyMapName>(['nf_rules', 'nf_ports', 'nf_peer_cidr', 'nf_peer_ident']);
 
 function sameItems<T>(a: readonly T[] | undefined, b: readonly T[]): boolean {
   return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
@@ -176,8 +177,11 @@ export class Compiler {
   private readonly tables = new Memo<CompiledTable>();
   /** Endpoint, local address and service entries by what they encode. */
   private readonly entries = new Memo<{ hex: string; entry: { key: Buffer; value: Buffer } }>();
-  private last?: { tables: TableEntry[][]; maps: DesiredMaps };
-  private readonly memos = [this.hashes, ...Object.values(this.idHashes), this.addrHexes, this.expansions, this.lists, this.tables, this.entries];
+  /** Serials of a compile's tables -> its table maps: a table set seen lately
+   *  (unchanged, or changed back) gets the same map instances. */
+  private readonly tableSets = new Memo<Pick<DesiredMaps, TableMapName>>();
+  private serial = 0;
+  private readonly memos = [this.hashes, ...Object.values(this.idHashes), this.addrHexes, this.expansions, this.lists, this.tables, this.tableSets, this.entries];
 
   private readonly hash = (text: string): number => this.hashes.get(text, () => hash32(text));
   private readonly idHash = (kind: IdKind, key: string): number => this.idHashes[kind].get(key, () => idHash(kind, key));
@@ -241,10 +245,10 @@ export class Compiler {
     const policyId = (r: CompiledRule) => (r.policy === undefined ? NO_POLICY_ID : policies.ids.get(r.policy)!);
 
     const ruleInfos: CompiledRuleInfo[] = [];
-    const tables: TableEntry[][] = [];
+    const tables: CompiledTable[] = [];
     for (const [content, rules] of [...contents].sort(([a], [b]) => tableIds.get(a)! - tableIds.get(b)!)) {
       const t = this.table(tableIds.get(content)!, rules.map(policyId), content, rules);
-      tables.push(t.entries);
+      tables.push(t);
       for (const info of t.infos) ruleInfos.push(info);
     }
     const maps = this.tableMaps(tables);
@@ -335,18 +339,19 @@ export class Compiler {
     let hit = this.tables.find(key);
     if (hit?.content !== content) {
       const infos = rules.map((r, index) => ({ table, index, policyId: pids[index], policy: r.policy ?? '', rule: r.rule, action: r.action, tier: r.tier }));
-      this.tables.set(key, (hit = { content, entries: tableEntries(table, rules, pids), infos }));
+      this.tables.set(key, (hit = { serial: ++this.serial, content, entries: tableEntries(table, rules, pids), infos }));
     }
     return hit;
   }
 
-  /** Fresh maps, sharing the table maps of the last result when its tables were these. */
-  private tableMaps(tables: TableEntry[][]): DesiredMaps {
-    const reuse = this.last && sameItems(this.last.tables, tables) ? this.last.maps : undefined;
-    const maps = Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, (TABLE_MAPS.has(m) && reuse?.[m]) || new Map()])) as DesiredMaps;
-    if (!reuse) for (const t of tables) putEntries(maps, t);
-    this.last = { tables, maps };
-    return maps;
+  /** Fresh maps; the table maps are shared with earlier results of the same tables. */
+  private tableMaps(tables: CompiledTable[]): DesiredMaps {
+    const shared = this.tableSets.get(tables.map((t) => t.serial).join(','), () => {
+      const maps = Object.fromEntries(TABLE_MAPS.map((m) => [m, new Map()])) as Pick<DesiredMaps, TableMapName>;
+      for (const t of tables) putEntries(maps, t.entries);
+      return maps;
+    });
+    return Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, isTableMap(m) ? shared[m] : new Map()])) as DesiredMaps;
   }
 }
 

@@ -26,7 +26,7 @@ const TIER: Record<Tier, number> = {
 };
 const ACTION = { allow: NfAction.ALLOW, deny: NfAction.DENY, pass: NfAction.PASS } as const;
 
-export function putEntries(maps: DesiredMaps, entries: readonly TableEntry[]): void {
+export function putEntries(maps: Pick<DesiredMaps, TableMapName>, entries: readonly TableEntry[]): void {
   for (const e of entries) maps[e.map].set(e.hex, e.entry);
 }
 
@@ -72,9 +72,17 @@ function cidrBitmap(rulePrefixes: { outer: Prefix; except: Prefix[] }[][], p: Pr
   return out;
 }
 
+/** The maps keyed by table. */
+export const TABLE_MAPS = ['nf_rules', 'nf_ports', 'nf_peer_cidr', 'nf_peer_ident'] as const;
+export type TableMapName = (typeof TABLE_MAPS)[number];
+
+export function isTableMap(m: PolicyMapName): m is TableMapName {
+  return (TABLE_MAPS as readonly string[]).includes(m);
+}
+
 /** One map entry of a table, keyed by its hex key as DesiredMaps are. */
 export interface TableEntry {
-  map: PolicyMapName;
+  map: TableMapName;
   hex: string;
   entry: { key: Buffer; value: Buffer };
 }
@@ -82,7 +90,7 @@ export interface TableEntry {
 /** Every map entry of one table, in write order; `policyIds[i]` is rule i's policy id. */
 export function tableEntries(table: number, rules: CompiledRule[], policyIds: readonly number[]): TableEntry[] {
   const out: TableEntry[] = [];
-  const add = (map: PolicyMapName, key: Buffer, value: Buffer) => out.push({ map, hex: keyHex(key), entry: { key, value } });
+  const add = (map: TableMapName, key: Buffer, value: Buffer) => out.push({ map, hex: keyHex(key), entry: { key, value } });
   const ends = tierEnds(rules);
   rules.forEach((r, i) => {
     const value = { action: ACTION[r.action], tier: TIER[r.tier], tierEnd: ends[i], policyId: policyIds[i], ruleId: r.ruleId };

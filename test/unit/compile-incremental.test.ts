@@ -143,4 +143,8 @@ test('warm: a policy change rebuilds only what it touches and matches a fresh co
   const pg1 = (r: CompileResult) => r.endpoints.find((e) => e.pod === 'db/pg-1')!;
   t.is(web1(r2).egressTable, web1(r1).egressTable);
   t.not(pg1(r2).ingressTable, pg1(r1).ingressTable);
+  // Changed back: the same tables, so the same table maps as the first result.
+  const r3 = compiler.compile(s1, 'n1', n1Endpoints(s1));
+  t.is(r3.maps.nf_peer_ident, r1.maps.nf_peer_ident);
+  t.deepEqual(changes(r3, r1), {});
 });
