@@ -145,7 +145,6 @@ interface CompiledTable {
   infos: CompiledRuleInfo[];
 }
 
-
 function sameItems<T>(a: readonly T[] | undefined, b: readonly T[]): boolean {
   return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 }
