@@ -6,11 +6,11 @@
 // lab nodes share a machine.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { CompileResult, CompiledEndpoint, CompiledRuleInfo } from '../compile/output';
 import type { Snapshot } from '../model/types';
 import { isolationNames, type IsolationNames } from './flows';
+import { writeFileAtomic } from './write-atomic';
 
 export const NAMES_FILE_VERSION = 1;
 export const DEFAULT_RUN_DIR = '/run/netfence';
@@ -70,12 +70,9 @@ export function namesFromCompile(
   };
 }
 
-/** Atomic replace (write a temporary file, rename): readers never see half a file. */
+/** Atomic replace: readers never see half a file. */
 export async function writeNamesFile(file: string, names: NamesFile): Promise<void> {
-  await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fsp.writeFile(tmp, JSON.stringify(names) + '\n', { mode: 0o644 });
-  await fsp.rename(tmp, file);
+  await writeFileAtomic(file, JSON.stringify(names) + '\n');
 }
 
 export function readNamesFile(file: string): NamesFile {

@@ -4,13 +4,18 @@
 // each new snapshot: a rejected object keeps its last valid version (one that never had
 // one stays out), a file that could not be read keeps the objects it held (a YAML syntax
 // error names no object), and everything else follows the new snapshot, deletions too.
-import { CONFIG_OBJECT_KEY, objectKey, withSystemPolicies } from './snapshot';
+// The store converts to and from plain data (LastGoodData) so the agent can keep it across
+// restarts: a new agent must not open what a rejected object's last valid version denied.
+import { CONFIG_OBJECT_KEY, emptySnapshot, objectKey, withSystemPolicies } from './snapshot';
 import type { Snapshot } from './types';
+
+/** What LastGood keeps of a snapshot: its objects. */
+type Objects = Omit<Snapshot, 'errors' | 'warnings' | 'origins'>;
 
 interface Entry {
   file?: string;
   /** Puts this version of the object back into a snapshot. */
-  restore(into: Snapshot): void;
+  restore(into: Objects): void;
 }
 
 export interface Merged {
@@ -22,7 +27,7 @@ export interface Merged {
 /** The valid objects of a snapshot by identity (the system policy follows the config). */
 function entries(s: Snapshot): Map<string, Entry> {
   const out = new Map<string, Entry>();
-  const put = <T>(items: readonly T[], key: (o: T) => string, list: (into: Snapshot) => T[]): void => {
+  const put = <T>(items: readonly T[], key: (o: T) => string, list: (into: Objects) => T[]): void => {
     for (const o of items) {
       const k = key(o);
       out.set(k, { file: s.origins?.[k]?.file, restore: (into) => list(into).push(o) });
@@ -43,11 +48,38 @@ function entries(s: Snapshot): Map<string, Entry> {
   return out;
 }
 
+/** The store as plain (JSON) data: its objects as snapshot lists, their files in origins;
+ *  config is one of them only when origins names it. */
+export type LastGoodData = Objects & { origins: NonNullable<Snapshot['origins']> };
+
 export class LastGood {
   private good = new Map<string, Entry>();
+  /** Counts merges: the store can only have changed when this moved. */
+  private merges = 0;
+
+  get revision(): number {
+    return this.merges;
+  }
+
+  static fromData(data: LastGoodData): LastGood {
+    const store = new LastGood();
+    store.good = entries({ ...data, errors: [], warnings: [] });
+    return store;
+  }
+
+  toData(): LastGoodData {
+    const { errors: _e, warnings: _w, ...out } = emptySnapshot();
+    const data: LastGoodData = { ...out, origins: {} };
+    for (const [key, e] of this.good) {
+      e.restore(data);
+      data.origins[key] = e.file !== undefined ? { file: e.file } : {};
+    }
+    return data;
+  }
 
   /** The snapshot to enforce for `s`; `s` becomes the last good state of its valid objects. */
   merge(s: Snapshot): Merged {
+    this.merges++;
     const fresh = entries(s);
     const present = new Set([...fresh.keys(), ...Object.keys(s.origins ?? {})]);
     const rejected = new Set(s.errors.flatMap((e) => (e.key !== undefined ? [e.key] : [])));

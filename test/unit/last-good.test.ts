@@ -2,23 +2,30 @@
 // version stays out, a file that does not parse keeps the objects it held, deletions and
 // every other change apply, and a fixed object comes back at its new version. Snapshots
 // come from real state directories (loadStateDir), as the agent's directory source reads them.
+// A store carried through its plain data (toData -> JSON -> fromData, as across an agent
+// restart) keeps every kind's last valid version and the files they came from.
 import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LastGood } from '../../src/model/last-good';
+import { LastGood, type LastGoodData } from '../../src/model/last-good';
 import type { Snapshot } from '../../src/model/types';
 import { loadStateDir } from '../../src/sources/directory';
 
 class StateDir {
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-last-good-'));
-  readonly last = new LastGood();
+  last = new LastGood();
   write(name: string, text: string): this {
     fs.writeFileSync(path.join(this.dir, name), text);
     return this;
   }
   remove(name: string): this {
     fs.rmSync(path.join(this.dir, name));
+    return this;
+  }
+  /** The store as a restarted agent has it: through its plain data, as JSON. */
+  restart(): this {
+    this.last = LastGood.fromData(JSON.parse(JSON.stringify(this.last.toData())) as LastGoodData);
     return this;
   }
   /** Loads the directory and merges it, like the agent on a new snapshot. */
@@ -188,4 +195,22 @@ for (const [kind, [key, good, bad]] of Object.entries(KINDS)) {
     t.deepEqual(second.kept, [key]);
     t.deepEqual(content(second.snapshot), content(first.snapshot));
   });
+
+  test(`${kind}: the valid version survives a restart (store through JSON)`, (t) => {
+    const s = state(t).write('base.yaml', NS).write('obj.yaml', good);
+    const first = s.merge();
+    const second = s.restart().write('obj.yaml', bad).merge();
+    t.deepEqual(second.kept, [key]);
+    t.deepEqual(content(second.snapshot), content(first.snapshot));
+  });
 }
+
+test('after a restart, a file that does not parse keeps the objects it held; deletions apply', (t) => {
+  const s = state(t).write('base.yaml', NS).write('pods.yaml', pod('a', '10.244.1.2')).write('web.yaml', np('web', '10.0.0.0/8'));
+  s.merge();
+  t.deepEqual(new LastGood().toData().origins, {}, 'an empty store has nothing');
+  const { snapshot, kept } = s.restart().write('pods.yaml', 'kind: [unclosed\n').remove('web.yaml').merge();
+  t.deepEqual(kept, ['Pod demo/a'], 'the file each object came from is kept too');
+  t.deepEqual(names(snapshot), [], 'web, deleted while the agent was down, stays deleted');
+  t.deepEqual(snapshot.origins?.['Pod demo/a'], { file: path.join(s.dir, 'pods.yaml') });
+});
