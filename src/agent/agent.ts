@@ -16,8 +16,9 @@ import { discoverEndpoints, readNetView } from '../endpoints/discover';
 import { LastGood } from '../model/last-good';
 import { formatValidationError } from '../model/snapshot';
 import type { Snapshot } from '../model/types';
-import { reconcile, type ReconcileReport } from '../reconcile/apply';
+import type { ReconcileReport } from '../reconcile/apply';
 import { NativeMapIO } from '../reconcile/native-mapio';
+import { Reconciler } from '../reconcile/reconciler';
 import { ensureTunnel, removeTunnel, TUNNEL_OFF } from '../redirect/tunnel';
 import type { SnapshotSource } from '../sources/source';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
@@ -33,7 +34,8 @@ export interface AgentOptions {
   bpffsRoot: string;
   objectPath?: string;
   sysfsRoot?: string;
-  /** Periodic pass over the latest snapshot (repairs drift in the kernel). */
+  /** Periodic pass over the latest snapshot that reads the maps back (repairs drift in
+   *  the kernel; other passes diff against the last applied state). */
   resyncMs?: number;
   flowLogsPerSecond?: number;
 }
@@ -60,6 +62,9 @@ export class Agent {
   private dp?: Datapath;
   private namesFile?: string;
   private attacher?: TcAttacher;
+  /** Diffs against the last applied state; reads the pinned maps at the first pass,
+   *  on resync and after a failure. */
+  private reconciler?: Reconciler;
   /** The source's newest snapshot, rejected objects at their last valid version
    *  (applied or not: passes retry it). */
   private latest?: { snapshot: Snapshot; version: string };
@@ -100,6 +105,7 @@ export class Agent {
     this.dp = loadDatapath(this.addon, { bpffsRoot: root, objectPath: this.opts.objectPath });
     if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
     this.attacher = new TcAttacher(this.addon, root, this.dp);
+    this.reconciler = new Reconciler(new NativeMapIO(this.addon, this.dp.maps), this.attacher);
     this.namesFile = namesFilePath(root);
     // Before the first snapshot is merged: its rejected objects keep the versions saved.
     this.lastGoodFile = new LastGoodFile(lastGoodFilePath(root));
@@ -120,7 +126,10 @@ export class Agent {
     this.closers.push(() => rb.close());
     const lw = this.addon.linkWatch((ev) => this.onLink(ev.type, ev.link.name));
     this.closers.push(() => lw.close());
-    const timer = setInterval(() => this.schedule('resync'), this.opts.resyncMs ?? 30_000);
+    const timer = setInterval(() => {
+      this.reconciler!.verify();
+      this.schedule('resync');
+    }, this.opts.resyncMs ?? 30_000);
     this.closers.push(() => clearInterval(timer));
     await this.opts.source.start((snapshot, version) => {
       this.latest = { snapshot: this.validate(snapshot), version };
@@ -228,7 +237,7 @@ export class Agent {
       updateConfig(this.addon, dp, { ...TUNNEL_OFF, eventsPerSec: snap.config.eventsPerSecond });
     }
 
-    const report = reconcile(new NativeMapIO(this.addon, dp.maps), this.attacher!, result.maps, result.endpoints);
+    const report = this.reconciler!.apply(result.maps, result.endpoints);
     if (!wantTunnel) removeTunnel(this.addon, redirect?.table);
     for (const f of report.failed) this.fail('endpoint', f.error);
     this.status.failed = report.failed;
@@ -266,7 +275,7 @@ export class Agent {
     const changed =
       Object.keys(report.updates).length + Object.keys(report.deletes).length > 0 || report.detached.length > 0 || this.status.generation !== generation;
     this.log[changed || !report.ok ? 'info' : 'debug'](
-      { reason, generation: this.status.generation, updates: report.updates, deletes: report.deletes, programmed: report.programmed, detached: report.detached, failed: report.failed.length, seconds, config: readConfig(this.addon, dp).flags },
+      { reason, generation: this.status.generation, mapsRead: report.read, updates: report.updates, deletes: report.deletes, programmed: report.programmed, detached: report.detached, failed: report.failed.length, seconds, config: readConfig(this.addon, dp).flags },
       'reconciled',
     );
     return report;

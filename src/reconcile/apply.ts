@@ -6,6 +6,7 @@
 //     then its nf_endpoints entry; a failure rolls back that endpoint only;
 //  3. changed entries of endpoints that are already enforced (one atomic write each);
 //  4. deletes in reverse MAP_WRITE_ORDER, keeping every table an endpoint still points at.
+// The current content is read from the maps unless the caller knows it (Reconciler).
 import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps, type PolicyMapName } from '../compile/output';
 import { decodeEndpoint, encodeU32, keyHex } from '../datapath/codecs';
 import type { TcDirection } from '../datapath/native-api';
@@ -44,6 +45,11 @@ export interface ReconcileReport {
   failed: EndpointFailure[];
   updates: Partial<Record<PolicyMapName, number>>;
   deletes: Partial<Record<PolicyMapName, number>>;
+  /** Whether this pass read the maps (rather than being told their content). */
+  read: boolean;
+  /** The maps now hold exactly the desired content: nothing failed, rolled back or was
+   *  left in place, so a next pass may diff against it without reading the maps. */
+  exact: boolean;
 }
 
 const DIRS: readonly TcDirection[] = ['ingress', 'egress'];
@@ -134,9 +140,10 @@ export function reconcile(
   attacher: Attacher,
   desired: DesiredMaps,
   endpoints: readonly CompiledEndpoint[],
+  known?: ActualMaps,
 ): ReconcileReport {
-  const report: ReconcileReport = { ok: true, programmed: [], detached: [], failed: [], updates: {}, deletes: {} };
-  const actual = readActual(io);
+  const report: ReconcileReport = { ok: true, programmed: [], detached: [], failed: [], updates: {}, deletes: {}, read: !known, exact: false };
+  const actual = known ?? readActual(io);
   const diffs = new Map<PolicyMapName, MapDiff>(
     MAP_WRITE_ORDER.map((m) => [m, diffMap(m, desired[m] ?? new Map(), actual[m])]),
   );
@@ -269,15 +276,17 @@ export function reconcile(
     report.detached.push(ref.ifname);
   }
 
+  let withheld = 0;
   for (const m of [...tableMaps].reverse()) {
-    del(
-      m,
-      diffs.get(m)!.deletes.filter((k) => {
-        const t = tableOfKey(m, k);
-        return t === undefined || !keep.has(t);
-      }),
-    );
+    const deletes = diffs.get(m)!.deletes;
+    const allowed = deletes.filter((k) => {
+      const t = tableOfKey(m, k);
+      return t === undefined || !keep.has(t);
+    });
+    withheld += deletes.length - allowed.length;
+    del(m, allowed);
   }
   if (deleteErrors.length > 0) report.error = deleteErrors.join('; ');
+  report.exact = report.failed.length === 0 && deleteErrors.length === 0 && withheld === 0;
   return report;
 }

@@ -1,0 +1,133 @@
+// Shared by the reconcile tests: synthetic desired maps, an in-memory MapIO that records
+// every operation (and counts reads), and a tc attacher double with injected failures.
+import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps, type MapContent, type PolicyMapName } from '../../src/compile/output';
+import {
+  NfAction,
+  NfEpFlag,
+  NfTier,
+  IPPROTO,
+  bitmapFrom,
+  encodeAddr,
+  encodeCidrKey,
+  encodeEndpoint,
+  encodePortKey,
+  encodeRule,
+  encodeRuleKey,
+  encodeU32,
+  keyHex,
+} from '../../src/datapath/codecs';
+import type { TcDirection } from '../../src/datapath/native-api';
+import { MapOpError, MemoryMapIO } from '../../src/reconcile/mapio';
+import type { Attacher, EndpointRef } from '../../src/reconcile/apply';
+
+export interface EpSpec {
+  ifindex: number;
+  ingress: number;
+  egress: number;
+  revision?: number;
+  ip?: string;
+}
+
+export interface Spec {
+  /** table id -> number of rules */
+  tables: Record<number, number>;
+  endpoints: EpSpec[];
+}
+
+function put(maps: DesiredMaps, m: PolicyMapName, key: Buffer, value: Buffer): void {
+  maps[m].set(keyHex(key), { key, value });
+}
+
+export function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpoint[] } {
+  const maps = Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, new Map()])) as DesiredMaps;
+  for (const [t, n] of Object.entries(spec.tables).map(([t, n]) => [Number(t), n])) {
+    const all = bitmapFrom(Array.from({ length: n }, (_, i) => i));
+    for (let i = 0; i < n; i++) {
+      put(maps, 'nf_rules', encodeRuleKey(t, i), encodeRule({ action: NfAction.ALLOW, tier: NfTier.NETPOL, tierEnd: n, policyId: t, ruleId: i }));
+    }
+    put(maps, 'nf_ports', encodePortKey({ table: t, proto: IPPROTO.TCP, port: 80 }), all);
+    put(maps, 'nf_peer_cidr', encodeCidrKey(t, '10.0.0.0/8'), all);
+  }
+  const endpoints = spec.endpoints.map((e) => {
+    const ep: CompiledEndpoint = {
+      ifname: `veth${e.ifindex}`,
+      ifindex: e.ifindex,
+      id: e.ifindex + 1000,
+      kind: 'pod',
+      pod: `ns/p${e.ifindex}`,
+      ingressTable: e.ingress,
+      egressTable: e.egress,
+      revision: e.revision ?? 1,
+    };
+    put(
+      maps,
+      'nf_endpoints',
+      encodeU32(e.ifindex),
+      encodeEndpoint({ id: ep.id, ingressTable: e.ingress, egressTable: e.egress, flags: NfEpFlag.POD, revision: ep.revision }),
+    );
+    put(maps, 'nf_ident_exact', encodeAddr(e.ip ?? `10.0.0.${e.ifindex}`), encodeU32(7));
+    return ep;
+  });
+  return { maps, endpoints };
+}
+
+export type Op = { op: 'update' | 'delete'; map: PolicyMapName; key: string };
+
+export class RecordingIO extends MemoryMapIO {
+  ops: Op[] = [];
+  batches: PolicyMapName[] = [];
+  /** keys() and lookup() calls: each is a syscall (or a walk of them) on kernel maps. */
+  reads = 0;
+  failUpdate?: (map: PolicyMapName, key: Buffer) => boolean;
+  override keys(map: PolicyMapName): Buffer[] {
+    this.reads++;
+    return super.keys(map);
+  }
+  override lookup(map: PolicyMapName, key: Buffer): Buffer | null {
+    this.reads++;
+    return super.lookup(map, key);
+  }
+  override update(map: PolicyMapName, key: Buffer, value: Buffer): void {
+    if (this.failUpdate?.(map, key)) throw new MapOpError(`update ${map}: injected`, 'EIO');
+    super.update(map, key, value);
+    this.ops.push({ op: 'update', map, key: keyHex(key) });
+  }
+  override delete(map: PolicyMapName, key: Buffer): boolean {
+    this.ops.push({ op: 'delete', map, key: keyHex(key) });
+    return super.delete(map, key);
+  }
+  override updateBatch(map: PolicyMapName, keys: Buffer[], values: Buffer[]): void {
+    this.batches.push(map);
+    super.updateBatch(map, keys, values);
+  }
+  snapshot(): Record<string, string[]> {
+    return Object.fromEntries(
+      [...this.maps].map(([m, c]: [PolicyMapName, MapContent]) => [m, [...c.values()].map((e) => keyHex(e.key) + '=' + keyHex(e.value)).sort()]),
+    );
+  }
+}
+
+export class FakeAttacher implements Attacher {
+  readonly hooks = new Set<string>();
+  failAttach = new Set<string>();
+  log: string[] = [];
+  attached(ep: EndpointRef, dir: TcDirection): boolean {
+    return this.hooks.has(`${ep.ifname}/${dir}`);
+  }
+  attach(ep: EndpointRef, dir: TcDirection): void {
+    if (this.failAttach.has(`${ep.ifname}/${dir}`)) throw new Error(`attach ${ep.ifname} ${dir}: injected`);
+    this.hooks.add(`${ep.ifname}/${dir}`);
+    this.log.push(`attach ${ep.ifname}/${dir}`);
+  }
+  detach(ep: EndpointRef, dir: TcDirection): void {
+    this.hooks.delete(`${ep.ifname}/${dir}`);
+    this.log.push(`detach ${ep.ifname}/${dir}`);
+  }
+  list(): EndpointRef[] {
+    const names = new Set([...this.hooks].map((h) => h.split('/')[0]));
+    return [...names].map((ifname) => ({ ifname, ifindex: Number(ifname.slice(4)) }));
+  }
+}
+
+export const rulesOf = (io: MemoryMapIO, table: number): number =>
+  [...(io.maps.get('nf_rules')?.values() ?? [])].filter((e) => e.key.readUInt32LE(0) === table).length;
