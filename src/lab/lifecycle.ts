@@ -1,7 +1,8 @@
 // `lab up` and `lab down`: build the plan in namespaces, start servers and agents, and
 // undo all of it from the state file (also after a crash halfway through up).
-import { mkdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { namesFilePath } from '../agent/names-file';
 import type { Snapshot } from '../model/types';
 import { run, tryRun } from './exec';
 import { labName, planLab } from './plan';
@@ -107,7 +108,11 @@ export async function labDown(name: string, log: (line: string) => void = () => 
   for (const ns of netns) await tryRun(['ip', 'netns', 'del', ns]);
   const left = listNetns().filter((n) => netns.has(n));
   if (left.length > 0) throw new Error(`lab down ${name}: namespaces still present: ${left.join(', ')}`);
-  rmSync(join(BPFFS_LAB_ROOT, name), { recursive: true, force: true });
+  const labPins = join(BPFFS_LAB_ROOT, name);
+  // Each node's agent keeps its names and last-good files in a run dir keyed by its bpffs root.
+  const nodeRoots = existsSync(labPins) ? readdirSync(labPins).map((node) => join(labPins, node)) : [];
+  for (const root of nodeRoots) rmSync(dirname(namesFilePath(root)), { recursive: true, force: true });
+  rmSync(labPins, { recursive: true, force: true });
   rmSync(labWorkDir(name), { recursive: true, force: true });
   removeState(name);
   if (netns.size > 0) log(`lab ${name}: removed ${netns.size} namespaces`);

@@ -2,7 +2,8 @@
 // leaves nothing behind, also after a crash halfway through up.
 import test from 'ava';
 import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { namesFilePath } from '../../src/agent/names-file';
 import { run } from '../../src/lab/exec';
 import { labDown, labNameFor, labUp } from '../../src/lab/lifecycle';
 import { fabricCounters, probePairs } from '../../src/lab/probe';
@@ -65,8 +66,11 @@ test.serial('down after a crash halfway through up', async (t) => {
   t.true((state?.netns.length ?? 0) >= 2);
   t.true(listNetns().filter((n) => n.startsWith(`${name}-`)).length >= 2);
   mkdirSync(join(BPFFS_LAB_ROOT, name, 'n1'), { recursive: true }); // as an agent's pins would
+  const runDir = dirname(namesFilePath(join(BPFFS_LAB_ROOT, name, 'n1')));
+  mkdirSync(runDir, { recursive: true }); // and its names / last-good files
   // A namespace the state file does not know (crash between create and record) is swept too.
   await run(['ip', 'netns', 'add', `${name}-stray`]);
   await labDown(name);
   t.deepEqual(leftovers(name), []);
+  t.false(existsSync(runDir), 'the agents\' run directories are removed');
 });
