@@ -1,5 +1,6 @@
 // The reconciler against real kernel maps (the netfence object through the addon):
-// minimal diffs on adoption, the kernel's map-full error, and a layout migration.
+// minimal diffs on adoption, drift repaired at resync, the kernel's map-full error, and
+// a layout migration.
 import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,6 +13,7 @@ import type { TcDirection } from '../../src/datapath/native-api';
 import { readMap } from '../../src/reconcile/mapio';
 import { NativeMapIO } from '../../src/reconcile/native-mapio';
 import { reconcile, type Attacher, type EndpointRef } from '../../src/reconcile/apply';
+import { Reconciler } from '../../src/reconcile/reconciler';
 import { pinDir, run } from '../native/helpers';
 
 const hooks = new Set<string>();
@@ -62,6 +64,27 @@ test.serial('real maps: apply, adopt after reopen with zero writes, map full nam
   t.regex(r3.failed[0].error, /update nf_rules: map full \(E2BIG\)/);
   t.is(readMap(io3, 'nf_rules').size, 0, 'partial table rolled back');
   t.is(readMap(io3, 'nf_endpoints').size, 0);
+});
+
+test.serial('real maps: passes diff against memory; an entry changed behind the agent is repaired at verify', (t) => {
+  const root = pinDir(t);
+  const dp = loadDatapath(native, { bpffsRoot: root });
+  t.teardown(() => dp.close());
+  const rec = new Reconciler(new NativeMapIO(native, dp.maps), attacher);
+  const d = desired(3, 4);
+  t.true(rec.apply(d.maps, d.endpoints).read);
+  // Another writer (bpftool, a stray process) changes a rule and drops the port entry.
+  const rules = mapFd(dp, 'nf_rules');
+  native.mapUpdate(rules, encodeRuleKey(1, 0), encodeRule({ action: NfAction.DENY, tier: NfTier.NETPOL, tierEnd: 3, policyId: 0, ruleId: 0 }));
+  native.mapDelete(mapFd(dp, 'nf_ports'), encodePortKey({ table: 1, proto: 6, port: 80 }));
+  const trusted = rec.apply(d.maps, d.endpoints);
+  t.false(trusted.read);
+  t.deepEqual(trusted.updates, {});
+  rec.verify();
+  const repaired = rec.apply(d.maps, d.endpoints);
+  t.true(repaired.read && repaired.exact);
+  t.deepEqual(repaired.updates, { nf_rules: 1, nf_ports: 1 });
+  t.deepEqual(native.mapLookup(rules, encodeRuleKey(1, 0)), d.maps.nf_rules.get(keyHex(encodeRuleKey(1, 0)))!.value);
 });
 
 test.serial('layout migration: a foreign layout version loads fresh maps under staging, then replaces the pins', (t) => {
