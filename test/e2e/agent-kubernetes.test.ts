@@ -15,29 +15,22 @@ import { native } from '../../src/datapath/native';
 import { WATCHED_RESOURCES } from '../../src/sources/kubernetes';
 import { apiVersionOf, collectionPath } from '../../src/sources/kubernetes-resources';
 import type { Obj } from '../helpers/fake-apiserver';
-import { AgentLab } from './helpers/agent-lab';
+import { AgentLab, demoPod, labConfig, NODE_N1 } from './helpers/agent-lab';
 import { ApiServerProcess } from './helpers/apiserver-process';
 
 const PODS = '/api/v1/pods';
 const NETPOL = '/apis/networking.k8s.io/v1/networkpolicies';
 
-const pod = (name: string, ip: string): string => `
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: demo, labels: { app: ${name} } }
-spec: { nodeName: n1, containers: [{ name: c, image: x, ports: [{ containerPort: 80 }] }] }
-status: { podIPs: [{ ip: ${ip} }] }
-`;
 const CLUSTER = [
   'apiVersion: v1\nkind: Namespace\nmetadata: { name: demo, labels: { kubernetes.io/metadata.name: demo } }\n',
-  pod('a', '10.244.1.2'),
-  pod('b', '10.244.1.3'),
-  'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nstatus: { addresses: [{ type: InternalIP, address: 192.168.50.11 }] }\n',
+  demoPod('a', '10.244.1.2'),
+  demoPod('b', '10.244.1.3'),
+  NODE_N1,
 ].join('---\n');
 // In the lab (netns, veth, route) with its address; in the API without one, as a pod whose
 // CNI ADD is running.
-const LATE = pod('late', '10.244.1.5');
-const CONFIG = 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\n';
+const LATE = demoPod('late', '10.244.1.5');
+const CONFIG = labConfig();
 
 const ISOLATE_B: Obj = {
   apiVersion: 'networking.k8s.io/v1',

@@ -10,25 +10,11 @@ import { encodeU32 } from '../../src/datapath/codecs';
 import { native } from '../../src/datapath/native';
 import { askAgent } from '../../src/cni/agent-client';
 import { HeldConnection } from './hold';
-import { AgentLab } from './helpers/agent-lab';
-
-const pod = (name: string, ip: string): string => `
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: demo, labels: { app: ${name} } }
-spec: { nodeName: n1, containers: [{ name: c, image: x, ports: [{ containerPort: 80 }, { containerPort: 53, protocol: UDP }] }] }
-status: { podIPs: [{ ip: ${ip} }] }
-`;
+import { AgentLab, demoPod, demoPodsAbc, labConfig } from './helpers/agent-lab';
 
 const BASE = {
-  'pods.yaml': [
-    'apiVersion: v1\nkind: Namespace\nmetadata: { name: demo }\n',
-    pod('a', '10.244.1.2'),
-    pod('b', '10.244.1.3'),
-    pod('c', '10.244.1.4'),
-    'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nstatus: { addresses: [{ type: InternalIP, address: 192.168.50.11 }] }\n',
-  ].join('---\n'),
-  'netfence.yaml': 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\n',
+  'pods.yaml': demoPodsAbc({ udp53: true }),
+  'netfence.yaml': labConfig(),
 };
 
 const isolate = (app: string, types = 'Ingress'): string => `
@@ -65,7 +51,7 @@ const TCP_UDP = (from: string, to: string) => [
 
 // In the lab from the start (netns, veth, route: what the CNI chain sets up), in the
 // agent's state only when the CNI test adds it.
-const LATE = pod('late', '10.244.1.5');
+const LATE = demoPod('late', '10.244.1.5', { udp53: true });
 
 let lab: AgentLab;
 

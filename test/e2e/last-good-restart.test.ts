@@ -6,15 +6,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import { lastGoodFilePath } from '../../src/agent/last-good-file';
-import { AgentLab } from './helpers/agent-lab';
-
-const pod = (name: string, ip: string): string => `
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: demo, labels: { app: ${name} } }
-spec: { nodeName: n1, containers: [{ name: c, image: x, ports: [{ containerPort: 80 }] }] }
-status: { podIPs: [{ ip: ${ip} }] }
-`;
+import { AgentLab, demoPodsAbc, labConfig } from './helpers/agent-lab';
 
 const web = (from: string): string => `
 apiVersion: networking.k8s.io/v1
@@ -29,14 +21,8 @@ const FROM_A = '{ podSelector: { matchLabels: { app: a } } }';
 const FROM_C = '{ podSelector: { matchLabels: { app: c } } }';
 
 const FILES = {
-  'pods.yaml': [
-    'apiVersion: v1\nkind: Namespace\nmetadata: { name: demo }\n',
-    pod('a', '10.244.1.2'),
-    pod('b', '10.244.1.3'),
-    pod('c', '10.244.1.4'),
-    'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nstatus: { addresses: [{ type: InternalIP, address: 192.168.50.11 }] }\n',
-  ].join('---\n'),
-  'netfence.yaml': 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\n',
+  'pods.yaml': demoPodsAbc(),
+  'netfence.yaml': labConfig(),
   'web.yaml': web(FROM_A),
 };
 

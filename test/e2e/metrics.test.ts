@@ -4,15 +4,7 @@
 // durations, validation errors (a bad object keeps its last valid version), map fill ratios and
 // flow-log suppression. /metrics is scraped from inside the node netns.
 import test, { type ExecutionContext } from 'ava';
-import { AgentLab } from './helpers/agent-lab';
-
-const pod = (name: string, ip: string, node = 'n1'): string => `
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: demo, labels: { app: ${name} } }
-spec: { nodeName: ${node}, containers: [{ name: c, image: x, ports: [{ containerPort: 80 }, { containerPort: 53, protocol: UDP }] }] }
-status: { podIPs: [{ ip: ${ip} }] }
-`;
+import { AgentLab, demoPod, demoPodsAbc, labConfig } from './helpers/agent-lab';
 
 // b and c get the same ingress rule list (one policy selects both): one shared table.
 const WEB = `
@@ -34,15 +26,9 @@ spec: { podSelector: { matchLabels: { app: a } }, policyTypes: [Egress], egress:
 `;
 
 const FILES = {
-  'pods.yaml': [
-    'apiVersion: v1\nkind: Namespace\nmetadata: { name: demo }\n',
-    pod('a', '10.244.1.2'),
-    pod('b', '10.244.1.3'),
-    pod('c', '10.244.1.4'),
-    'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nstatus: { addresses: [{ type: InternalIP, address: 192.168.50.11 }] }\n',
-  ].join('---\n'),
+  'pods.yaml': demoPodsAbc({ udp53: true }),
   // drop events up to 1000/s per endpoint reach the agent, which logs 50/s
-  'netfence.yaml': 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\neventsPerSecond: 1000\n',
+  'netfence.yaml': labConfig('eventsPerSecond: 1000\n'),
   'web.yaml': WEB,
 };
 
@@ -147,7 +133,7 @@ test.serial('a state change: new generation, reconcile and compile timed; a new 
   const before = await scrape();
   const fill = (s: Scrape, map: string) => s.get('netfence_map_fill_ratio', { map });
   // a pod on another node: an identity (exact address) but no local endpoint
-  lab.write('more.yaml', `${pod('d', '10.244.2.9', 'n2')}---\n${A_EGRESS_ANY}`);
+  lab.write('more.yaml', `${demoPod('d', '10.244.2.9', { udp53: true, node: 'n2' })}---\n${A_EGRESS_ANY}`);
   const [ready] = await lab.ready();
   const after = await scrape();
   t.is(after.get('netfence_applied_generation'), before.get('netfence_applied_generation') + 1);

@@ -9,22 +9,14 @@ import { run, labScript } from '../../src/lab/exec';
 import { fabricCounters } from '../../src/lab/probe';
 import { parseNetfenceConfig } from '../../src/model/config';
 import { Field } from '../../src/model/field';
-import { AgentLab } from './helpers/agent-lab';
-
-const pod = (name: string, ip: string): string => `
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: demo, labels: { app: ${name} } }
-spec: { nodeName: n1, containers: [{ name: c, image: x, ports: [{ containerPort: 80 }, { containerPort: 53, protocol: UDP }] }] }
-status: { podIPs: [{ ip: ${ip} }] }
-`;
+import { AgentLab, DEMO_NAMESPACE, demoPod, labConfig, NODE_N1 } from './helpers/agent-lab';
 
 const PODS = [
-  'apiVersion: v1\nkind: Namespace\nmetadata: { name: demo }\n',
-  pod('a', '10.244.1.2'),
-  pod('b', '10.244.1.3'),
-  pod('dns', '10.244.1.9'),
-  'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nstatus: { addresses: [{ type: InternalIP, address: 192.168.50.11 }] }\n',
+  DEMO_NAMESPACE,
+  demoPod('a', '10.244.1.2', { udp53: true }),
+  demoPod('b', '10.244.1.3', { udp53: true }),
+  demoPod('dns', '10.244.1.9', { udp53: true }),
+  NODE_N1,
   `apiVersion: v1
 kind: Service
 metadata: { name: dns, namespace: demo }
@@ -32,9 +24,7 @@ spec: { clusterIP: 10.96.0.10, selector: { app: dns }, ports: [{ port: 53, targe
 `,
 ].join('---\n');
 
-const config = (redirect: string): string =>
-  `apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\n${redirect}`;
-const TUNNEL = (mode: string): string => config(`redirect: { mode: ${mode}, uplink: eth0, gateway: 169.254.0.1 }\n`);
+const TUNNEL = (mode: string): string => labConfig(`redirect: { mode: ${mode}, uplink: eth0, gateway: 169.254.0.1 }\n`);
 
 const QUERIES = 1000;
 
@@ -48,7 +38,7 @@ interface Measure {
 let lab: AgentLab;
 
 test.before(async () => {
-  lab = await AgentLab.up('tunnel', { 'pods.yaml': PODS, 'netfence.yaml': config('') });
+  lab = await AgentLab.up('tunnel', { 'pods.yaml': PODS, 'netfence.yaml': labConfig() });
 });
 test.after.always(async () => {
   await lab?.down();

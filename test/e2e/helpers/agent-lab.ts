@@ -16,6 +16,34 @@ import { loadStateDirAsync } from '../../../src/sources/directory';
 
 const METRICS_ADDRESS = '127.0.0.1:9402';
 
+// ---- manifests the lab tests share ---------------------------------------------------
+
+export const DEMO_NAMESPACE = 'apiVersion: v1\nkind: Namespace\nmetadata: { name: demo }\n';
+export const NODE_N1 =
+  'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nstatus: { addresses: [{ type: InternalIP, address: 192.168.50.11 }] }\n';
+
+/** A pod of namespace demo labelled app=<name> serving TCP 80 (and UDP 53 with `udp53`: the lab starts a server per container port). */
+export function demoPod(name: string, ip: string, opts: { udp53?: boolean; node?: string } = {}): string {
+  const ports = opts.udp53 ? '[{ containerPort: 80 }, { containerPort: 53, protocol: UDP }]' : '[{ containerPort: 80 }]';
+  return `
+apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: demo, labels: { app: ${name} } }
+spec: { nodeName: ${opts.node ?? 'n1'}, containers: [{ name: c, image: x, ports: ${ports} }] }
+status: { podIPs: [{ ip: ${ip} }] }
+`;
+}
+
+/** Namespace demo with pods a, b and c (10.244.1.2, .3, .4) on node n1, and the node. */
+export function demoPodsAbc(opts: { udp53?: boolean } = {}): string {
+  return [DEMO_NAMESPACE, demoPod('a', '10.244.1.2', opts), demoPod('b', '10.244.1.3', opts), demoPod('c', '10.244.1.4', opts), NODE_N1].join('---\n');
+}
+
+/** The lab tests' NetfenceConfig (uplink eth0, services 10.96.0.0/16); `extra` is appended YAML. */
+export function labConfig(extra = ''): string {
+  return `apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\n${extra}`;
+}
+
 function alive(pid: number): boolean {
   try {
     // A zombie (killed, not reaped yet) is dead for our purpose.
