@@ -127,24 +127,11 @@ static __always_inline void nf_drop_from_verdict(struct nf_drop *d, const struct
 __noinline int nf_count_ep(__u32 ep_id, __u32 dir, __u32 verdict, __u32 bytes)
 {
 	struct nf_ep_stats_key k = {};
-	struct nf_counter *c;
 
 	k.ep_id = ep_id;
 	k.dir = dir;
 	k.verdict = verdict;
-	c = bpf_map_lookup_elem(&nf_ep_stats, &k);
-	if (!c) {
-		struct nf_counter zero = {};
-
-		/* NOEXIST then lookup: a racing CPU's first packet is not overwritten */
-		bpf_map_update_elem(&nf_ep_stats, &k, &zero, BPF_NOEXIST);
-		c = bpf_map_lookup_elem(&nf_ep_stats, &k);
-		if (!c)
-			return 0;
-	}
-	c->packets++;
-	c->bytes += bytes;
-	return 1;
+	return nf_count_key(&nf_ep_stats, &k, bytes);
 }
 
 /* Evaluate the endpoint's table of direction `dir`; table 0 = default allow. */

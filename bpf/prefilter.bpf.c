@@ -10,6 +10,7 @@
 #include "netfence.h"
 #define NF_LOAD_BYTES bpf_xdp_load_bytes
 #include "parse.h"
+#include "counters.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -20,13 +21,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_prefilter SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct nf_counter);
-	__uint(max_entries, NF_REASON_MAX);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_prefilter_stats SEC(".maps");
+NF_REASON_COUNTERS(nf_prefilter_stats);
 
 /* Source address of an IP frame in 16-byte form; 0 if not IP or too short. */
 static __always_inline int nf_source_addr(struct xdp_md *ctx, __u8 *addr)
@@ -50,19 +45,13 @@ SEC("xdp")
 int nf_xdp_prefilter(struct xdp_md *ctx)
 {
 	struct nf_addr_lpm_key k = {};
-	struct nf_counter *c;
-	__u32 reason = NF_REASON_PREFILTER;
 
 	k.prefixlen = 128; /* set apart: an initializer would land in .rodata */
 	if (!nf_source_addr(ctx, k.addr))
 		return XDP_PASS;
 	if (!bpf_map_lookup_elem(&nf_prefilter, &k))
 		return XDP_PASS;
-	c = bpf_map_lookup_elem(&nf_prefilter_stats, &reason);
-	if (c) {
-		c->packets++;
-		c->bytes += ctx->data_end - ctx->data;
-	}
+	nf_count_index(&nf_prefilter_stats, NF_REASON_PREFILTER, ctx->data_end - ctx->data);
 	return XDP_DROP;
 }
 

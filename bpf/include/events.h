@@ -9,14 +9,9 @@
 #include <bpf/bpf_helpers.h>
 #include "netfence.h"
 #include "parse.h"
+#include "counters.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct nf_counter);
-	__uint(max_entries, NF_REASON_MAX);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_reason_stats SEC(".maps");
+NF_REASON_COUNTERS(nf_reason_stats);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -49,12 +44,7 @@ struct nf_drop {
 
 static __always_inline void nf_count_reason(__u32 reason, __u32 bytes)
 {
-	struct nf_counter *c = bpf_map_lookup_elem(&nf_reason_stats, &reason);
-
-	if (c) {
-		c->packets++;
-		c->bytes += bytes;
-	}
+	nf_count_index(&nf_reason_stats, reason, bytes);
 }
 
 /* One more event for this endpoint in the current window? */

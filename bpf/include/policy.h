@@ -22,6 +22,7 @@
 #include <bpf/bpf_endian.h>
 #include "netfence.h"
 #include "parse.h"
+#include "counters.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -132,18 +133,8 @@ static __always_inline void nf_clear_range(__u64 *m, __u32 from, __u32 to)
 static __always_inline void nf_count_rule(__u32 table, __u32 index, __u32 bytes)
 {
 	struct nf_rule_key k = { .table = table, .index = index };
-	struct nf_counter *c = bpf_map_lookup_elem(&nf_rule_stats, &k);
 
-	if (!c) {
-		struct nf_counter zero = {};
-
-		bpf_map_update_elem(&nf_rule_stats, &k, &zero, BPF_NOEXIST);
-		c = bpf_map_lookup_elem(&nf_rule_stats, &k);
-		if (!c)
-			return;
-	}
-	c->packets++;
-	c->bytes += bytes;
+	nf_count_key(&nf_rule_stats, &k, bytes);
 }
 
 /* Identity of a peer address: exact (pods, nodes) before prefixes. */
