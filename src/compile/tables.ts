@@ -18,13 +18,14 @@ import type { DesiredMaps, PolicyMapName } from './output';
 import { prefixContains, toPrefix, type Prefix } from './prefix';
 import type { CompiledRule } from './ruleset';
 
-const TIER: Record<Tier, number> = {
+/** Model tier and action -> their wire numbers (nf_rule.tier, nf_rule.action). */
+export const TIER: Record<Tier, number> = {
   system: NfTier.SYSTEM,
   admin: NfTier.ADMIN,
   netpol: NfTier.NETPOL,
   baseline: NfTier.BASELINE,
 };
-const ACTION = { allow: NfAction.ALLOW, deny: NfAction.DENY, pass: NfAction.PASS } as const;
+export const ACTION = { allow: NfAction.ALLOW, deny: NfAction.DENY, pass: NfAction.PASS } as const;
 
 export function putEntries(maps: Pick<DesiredMaps, TableMapName>, entries: readonly TableEntry[]): void {
   for (const e of entries) maps[e.map].set(e.hex, e.entry);

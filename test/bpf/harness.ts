@@ -7,8 +7,6 @@
 // under P: rules with a CIDR containing P and no except containing P. A lookup's
 // longest match P then yields exactly the rules matching the address.
 import {
-  NfAction,
-  NfTier,
   bitmapFrom,
   decodeCtKey,
   decodeCtVal,
@@ -39,6 +37,8 @@ import {
   type Endpoint,
 } from '../../src/datapath/codecs';
 import { native } from '../../src/datapath/native';
+import { ACTION, TIER } from '../../src/compile/tables';
+import type { Tier } from '../../src/model/rules';
 import type { BpfObjectHandle, MapInfo } from '../../src/datapath/native-api';
 import { objectPath } from './objects';
 
@@ -57,7 +57,6 @@ const SKB_MARK_OFF = 8;
 const SKB_INGRESS_IFINDEX_OFF = 36;
 const SKB_IFINDEX_OFF = 40;
 
-type TierName = 'system' | 'admin' | 'netpol' | 'baseline';
 export type TestPeer = { identity: number } | { cidr: string; except?: string[] };
 export interface TestPort {
   proto: number;
@@ -66,21 +65,13 @@ export interface TestPort {
 }
 export interface TestRule {
   action: 'allow' | 'deny' | 'pass';
-  tier: TierName;
+  tier: Tier;
   peers: TestPeer[];
   /** null / absent = every protocol and port. */
   ports?: TestPort[] | null;
   policyId?: number;
   ruleId?: number;
 }
-
-const TIER: Record<TierName, number> = {
-  system: NfTier.SYSTEM,
-  admin: NfTier.ADMIN,
-  netpol: NfTier.NETPOL,
-  baseline: NfTier.BASELINE,
-};
-const ACTION = { allow: NfAction.ALLOW, deny: NfAction.DENY, pass: NfAction.PASS } as const;
 
 /** A prefix over a bit string: the bits are `value`'s top `len` of `width`. */
 interface Prefix {
