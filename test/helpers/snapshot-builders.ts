@@ -1,4 +1,5 @@
 // Small builders for hand-made Snapshots in compile/trace tests.
+import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
 import type { Peer, Policy, PortSpec, Rule } from '../../src/model/rules';
 import { emptySnapshot } from '../../src/model/snapshot';
 import type { ContainerPort, NodeObj, PodObj, Snapshot } from '../../src/model/types';
@@ -69,3 +70,14 @@ export const podsPeer = (namespace: string, labels: Record<string, string>): Pee
   namespace,
   podSelector: { matchLabels: labels },
 });
+
+/** n1's pod interfaces, with ifindexes derived from the pod name's number so they stay put as pods come and go. */
+export function n1Endpoints(s: Snapshot): DiscoveredEndpoint[] {
+  return s.pods
+    .filter((p) => p.nodeName === 'n1')
+    .map((p) => {
+      const n = /-(\d+)$/.exec(p.name);
+      const ifindex = 100 + (n ? Number(n[1]) : 500);
+      return { ifname: `veth${ifindex}`, ifindex, kind: 'pod' as const, pod: `${p.namespace}/${p.name}` };
+    });
+}

@@ -3,14 +3,13 @@
 // and a pod of an existing label set costs O(1) map changes without rebuilding tables.
 import test from 'ava';
 import { Compiler, compile } from '../../src/compile';
-import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
 import type { CompileResult, PolicyMapName } from '../../src/compile/output';
 import type { Policy } from '../../src/model/rules';
 import type { PodObj, Snapshot } from '../../src/model/types';
 import { planDiff } from '../../src/reconcile/plan';
 import { nodeNames, synthesizeEndpoints } from '../../src/trace/endpoints';
 import { Rng, randomSnapshot } from '../helpers/random-snapshot';
-import { namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
+import { namespace, netpol, node, pod, podsPeer, n1Endpoints, rule, snapshot } from '../helpers/snapshot-builders';
 
 /** Everything a result says, maps in iteration order. */
 function serialize(r: CompileResult): string {
@@ -87,16 +86,6 @@ const base = (extra: PodObj[] = []) =>
     ],
   });
 
-/** n1's pod interfaces, with ifindexes that stay put as pods come and go. */
-function n1Endpoints(s: Snapshot): DiscoveredEndpoint[] {
-  return s.pods
-    .filter((p) => p.nodeName === 'n1')
-    .map((p) => {
-      const n = /-(\d+)$/.exec(p.name);
-      const ifindex = 100 + (n ? Number(n[1]) : 500);
-      return { ifname: `veth${ifindex}`, ifindex, kind: 'pod' as const, pod: `${p.namespace}/${p.name}` };
-    });
-}
 
 /** Map writes (updates + deletes) from `from` to `to`, per map. */
 function changes(to: CompileResult, from: CompileResult): Partial<Record<PolicyMapName, number>> {

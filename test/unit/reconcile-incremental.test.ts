@@ -3,13 +3,12 @@
 // repair) and after a pass that failed.
 import test from 'ava';
 import { Compiler } from '../../src/compile';
-import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
 import type { CompileResult, DesiredMaps } from '../../src/compile/output';
 import { encodeAddr, encodeU32, keyHex } from '../../src/datapath/codecs';
 import type { Snapshot } from '../../src/model/types';
 import { Reconciler } from '../../src/reconcile/reconciler';
 import { planDiff } from '../../src/reconcile/plan';
-import { namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
+import { namespace, netpol, node, pod, podsPeer, n1Endpoints, rule, snapshot } from '../helpers/snapshot-builders';
 import { FakeAttacher, RecordingIO, build, rulesOf, type Op } from './_reconcile';
 
 const base = (): Snapshot =>
@@ -26,16 +25,6 @@ const base = (): Snapshot =>
     ],
   });
 
-/** n1's pod interfaces; ifindexes stay put as pods come and go. */
-function n1Endpoints(s: Snapshot): DiscoveredEndpoint[] {
-  return s.pods
-    .filter((p) => p.nodeName === 'n1')
-    .map((p) => {
-      const n = /-(\d+)$/.exec(p.name);
-      const ifindex = 100 + (n ? Number(n[1]) : 500);
-      return { ifname: `veth${ifindex}`, ifindex, kind: 'pod' as const, pod: `${p.namespace}/${p.name}` };
-    });
-}
 
 /** The map operations that take `from` to `to`, as the recording IO logs them. */
 function expectedOps(to: DesiredMaps, from: DesiredMaps): string[] {
