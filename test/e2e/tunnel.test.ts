@@ -1,9 +1,10 @@
 // The transparent tunnel through `netfence agent` on a lab node, in both modes: same-node
 // pod-to-pod traffic leaves through the uplink, passes the gateway (the fabric netns counts
 // it with an iptables counter) and comes back; policies still apply; DNS-like UDP through an
-// iptables-DNAT ClusterIP to a same-node backend is measured per mode (loss and time): neither
-// mode may lose a query (the backend's reply is not tunnelled: the request came untunnelled),
-// and the default (src/model/config.ts) is the faster of the two.
+// iptables-DNAT ClusterIP to a same-node backend is measured per mode: neither mode may lose a
+// query (the backend's reply is not tunnelled: the request came untunnelled). Which mode is
+// faster is a benchmark's question (`npm run bench`, lab part: interleaved rounds, a ratio),
+// not a test's: one timing on a loaded 2-core machine decides nothing.
 import test from 'ava';
 import { run, labScript } from '../../src/lab/exec';
 import { fabricCounters } from '../../src/lab/probe';
@@ -104,7 +105,7 @@ for (const mode of ['fwmark', 'direct']) {
   });
 }
 
-test.serial('the default tunnel mode loses no DNS query and is the faster of the two lossless modes', (t) => {
+test.serial('the default tunnel mode and the other one lose no DNS query', (t) => {
   t.log(`measured (${QUERIES} UDP queries via a same-node ClusterIP; 200 concurrent TCP connects):`);
   for (const m of results) t.log(`  ${m.mode.padEnd(6)} lost ${m.lost}/${QUERIES}, udp ${m.udpMs} ms, tcp ${m.tcpMs} ms`);
   const dflt = parseNetfenceConfig(new Field({ apiVersion: 'netfence.io/v1alpha1', kind: 'NetfenceConfig', metadata: { name: 'x' }, serviceCIDRs: [], redirect: { uplink: 'eth0' } })).redirect!.mode;
@@ -113,6 +114,5 @@ test.serial('the default tunnel mode loses no DNS query and is the faster of the
   t.truthy(chosen, `default mode ${dflt} was measured`);
   t.is(chosen.lost, 0, `default mode ${dflt} loses no query`);
   t.truthy(other, 'the other mode was measured');
-  // 25% slack: two cores, timings are noisy
-  t.true(other.lost > 0 || chosen.udpMs + chosen.tcpMs <= (other.udpMs + other.tcpMs) * 1.25, `default ${dflt} is not slower than ${other.mode}`);
+  t.is(other.lost, 0, `${other.mode} loses no query either`);
 });
