@@ -29,7 +29,7 @@ export interface KubernetesSourceOptions {
   /** Default: apiSnapshotBuilder() (built-in NetfenceConfig defaults). */
   buildSnapshot?: SnapshotBuilder;
   log: Logger;
-  /** Quiet time that ends a burst of changes (default 200 ms). */
+  /** Quiet time that ends a burst of changes (default 50 ms; maxDelayMs bounds a long burst). */
   debounceMs?: number;
   /** Upper bound on how long a steady stream of changes can delay a snapshot (default 2 s). */
   maxDelayMs?: number;
@@ -67,7 +67,7 @@ export class KubernetesSource implements SnapshotSource {
 
   constructor(private readonly opts: KubernetesSourceOptions) {
     this.build = opts.buildSnapshot ?? apiSnapshotBuilder();
-    this.debounceMs = opts.debounceMs ?? 200;
+    this.debounceMs = opts.debounceMs ?? 50;
     this.maxDelayMs = opts.maxDelayMs ?? 2000;
   }
 
