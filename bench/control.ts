@@ -38,7 +38,9 @@ function child(size: 'big' | 'small', rounds: number, samples: number, deadlineM
   const script = path.join(REPO_ROOT, 'dist', 'bench', 'compile-child.js');
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const p = spawn(process.execPath, [script, '--size', size, '--rounds', String(rounds), '--samples', String(samples)], {
+    // --expose-gc: the child collects the previous round's compiler before the next, so the
+    // peak is one compile's, not the garbage of several.
+    const p = spawn(process.execPath, ['--expose-gc', script, '--size', size, '--rounds', String(rounds), '--samples', String(samples)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const events: ChildEvent[] = [];
