@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchResults, PktCase, TargetResult } from './types';
 import { ratio } from './stats';
+import { tunnelDefaultTarget, tunnelRows } from './tunnel-report';
 
 /** 100 -> "100", 1000 -> "1k", 100000 -> "100k". */
 export function countLabel(n: number): string {
@@ -118,6 +119,7 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
       limit: 200,
       unit: 'ms',
     }),
+    tunnelDefaultTarget(r.tunnel),
   ];
 }
 
@@ -220,6 +222,12 @@ function labTable(r: BenchResults): string[] {
   return lines;
 }
 
+function tunnelTable(r: BenchResults): string[] {
+  if (!r.tunnel) return ['Not run.'];
+  const [head, ...rows] = tunnelRows(r.tunnel);
+  return [`| ${head.join(' | ')} |`, '|---|---:|---:|---:|', ...rows.map((row) => `| ${row.join(' | ')} |`)];
+}
+
 export function renderReport(r: BenchResults): string {
   const targets = r.targets.length ? r.targets : evaluateTargets(r);
   const out = [
@@ -274,6 +282,18 @@ export function renderReport(r: BenchResults): string {
     '## End to end (lab)',
     '',
     ...labTable(r),
+    '',
+    '## Transparent tunnel modes (lab)',
+    '',
+    'One lab node with its agent, two pods on it and a UDP service behind an iptables-DNAT ClusterIP whose ' +
+      'backend is on the same node. Modes: off (same-node traffic stays on the node), fwmark (marked packets ' +
+      'policy-routed out the uplink) and direct (bpf_redirect_neigh to the uplink). Interleaved rounds; a switch ' +
+      "rewrites the NetfenceConfig and waits for the agent's readiness barrier. Per round and mode: DNS-like " +
+      'queries to the ClusterIP (one datagram each, fresh source port, 300 ms to answer; every unanswered one is ' +
+      'lost) and bench/crr.c between the two pods (median over rounds; the gateway counts the hairpinned packets, ' +
+      'so each mode is known to take its path).',
+    '',
+    ...tunnelTable(r),
     '',
   ];
   const skipped = Object.entries(r.skipped);

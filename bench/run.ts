@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only pkt,net,control,lab] [--object PATH]`
+// `npm run bench [-- --quick] [--only pkt,net,control,lab,tunnel] [--object PATH]`
 // Runs the benchmarks, prints ratio tables, writes bench/results/latest.json and
 // regenerates bench/REPORT.md + bench/chart.svg. Parts whose prerequisites are missing
 // (datapath object, addon, CLI) are skipped and named in the report.
@@ -12,11 +12,13 @@ import { runControl } from './control';
 import { runLab } from './lab';
 import { runNet, type Engine } from './net';
 import { runPkt } from './pkt';
+import { runTunnel } from './tunnel';
+import { tunnelRows } from './tunnel-report';
 import { evaluateTargets, netVariantOrder, writeReport } from './report';
 import { ratio } from './stats';
 import type { BenchResults } from './types';
 
-const PARTS = ['pkt', 'net', 'control', 'lab'] as const;
+const PARTS = ['pkt', 'net', 'control', 'lab', 'tunnel'] as const;
 type Part = (typeof PARTS)[number];
 
 function log(msg: string): void {
@@ -62,6 +64,7 @@ function printTables(r: BenchResults): void {
     rows.push([], ['per-packet', 'ns', 'x empty', '', '']);
     for (const c of r.pkt.cases) rows.push([`${c.config} v${c.family} ${c.flow}`, c.ns.toFixed(1), c.ratioToEmpty.toFixed(2), '', '']);
   }
+  if (r.tunnel) rows.push([], ...tunnelRows(r.tunnel));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
   for (const row of rows) console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
   console.log('');
@@ -169,6 +172,20 @@ async function main(): Promise<void> {
     } catch (e) {
       skipped.lab = `failed: ${(e as Error).message.split('\n')[0]}`;
       log(skipped.lab);
+    }
+  }
+
+  if (only.has('tunnel')) {
+    if (!isRoot) skipped.tunnel = 'needs root';
+    else {
+      try {
+        const tunnel = await runTunnel({ rounds, crrSeconds: quick ? 2 : 5, queries: 1000, log });
+        if (typeof tunnel === 'string') skipped.tunnel = tunnel;
+        else results.tunnel = tunnel;
+      } catch (e) {
+        skipped.tunnel = `failed: ${(e as Error).message.split('\n')[0]}`;
+        log(skipped.tunnel);
+      }
     }
   }
 

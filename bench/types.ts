@@ -48,6 +48,28 @@ export interface LabResults {
   podIsolation?: { p50Ms: number; p99Ms: number; samplesMs: number[] };
 }
 
+/** One transparent-tunnel mode in the lab (bench/tunnel.ts). */
+export interface TunnelModeResult {
+  /** Median connections/s between two pods of one node (bench/crr.c). */
+  connPerSec: number;
+  connPerSecSamples: number[];
+  /** DNS-like UDP queries through a same-node ClusterIP: lost and sent, over all rounds. */
+  dnsLost: number;
+  dnsQueries: number;
+  /** Packets the gateway saw hairpinned, over all rounds (0 for off: the path is proven). */
+  hairpinPackets: number;
+}
+
+export interface TunnelResults {
+  rounds: number;
+  crrSeconds: number;
+  /** The mode src/model/config.ts picks when the config names none, at measurement time. */
+  defaultMode: 'fwmark' | 'direct';
+  off: TunnelModeResult;
+  fwmark: TunnelModeResult;
+  direct: TunnelModeResult;
+}
+
 export interface TargetResult {
   name: string;
   description: string;
@@ -74,6 +96,7 @@ export interface BenchResults {
   pkt?: PktResults;
   control?: ControlResults;
   lab?: LabResults;
+  tunnel?: TunnelResults;
   /** Benchmark -> why it did not run (or ran partly). */
   skipped: Record<string, string>;
   targets: TargetResult[];
