@@ -3,8 +3,8 @@
 // relative order by folding the tier's priority into the policy priority.
 import { Field } from './field';
 import type { Meta } from './objects';
-import { PROTOCOLS } from './objects';
-import type { Action, Direction, Peer, Policy, PortSpec, Rule } from './rules';
+import { parsePortFields, parseRules, peersOrAny, portsOrAll, tieredAction, type RuleParser } from './policy-fields';
+import type { Action, Peer, Policy, PortSpec } from './rules';
 
 /** Antrea's static tiers and their priorities (lower first). */
 export const ANTREA_TIERS: Readonly<Record<string, number>> = {
@@ -46,44 +46,21 @@ function parsePeer(f: Field): Peer {
 }
 
 function parsePort(f: Field): PortSpec {
-  f.object(['protocol', 'port', 'endPort']);
-  const protocol = f.get('protocol').oneOf(PROTOCOLS, 'TCP');
-  const pf = f.get('port');
-  const ef = f.get('endPort');
-  if (!pf.present) {
-    if (ef.present) ef.fail('requires port');
-    return { protocol };
-  }
-  if (typeof pf.value === 'string') pf.fail('named ports are not supported on nodes');
-  const port = pf.int(1, 65535);
-  if (!ef.present) return { protocol, port };
-  const endPort = ef.int(1, 65535);
-  if (endPort < port) ef.fail(`must be >= port (${port}), got ${endPort}`);
-  return { protocol, port, endPort };
+  return parsePortFields(f, (pf) => pf.fail('named ports are not supported on nodes'));
 }
 
-function parseRules(spec: Field, direction: Direction, baseline: boolean): Rule[] {
-  const peersKey = direction === 'ingress' ? 'from' : 'to';
-  return spec
-    .get(direction)
-    .items()
-    .map((r, index): Rule => {
-      r.object(['name', 'action', peersKey, 'ports', 'enableLogging']);
-      r.get('enableLogging').bool(false);
-      const name = r.get('name').optString();
-      const action = ACTIONS[r.get('action').oneOf(baseline ? ['Allow', 'Drop'] : ['Allow', 'Drop', 'Pass'])];
-      const peerFields = r.get(peersKey).items();
-      const portFields = r.get('ports').items();
-      return {
-        direction,
-        action,
-        // Antrea: an absent or empty from/to matches every peer.
-        peers: peerFields.length ? peerFields.map(parsePeer) : [{ kind: 'any' }],
-        ports: portFields.length ? portFields.map(parsePort) : null,
-        index,
-        ...(name !== undefined && { name }),
-      };
-    });
+function ruleParser(baseline: boolean): RuleParser {
+  return (r, peersKey) => {
+    r.object(['name', 'action', peersKey, 'ports', 'enableLogging']);
+    r.get('enableLogging').bool(false);
+    return {
+      name: r.get('name').optString(),
+      action: tieredAction(r.get('action'), ACTIONS, baseline),
+      // Antrea: an absent or empty from/to matches every peer.
+      peers: peersOrAny(r.get(peersKey), parsePeer),
+      ports: portsOrAll(r.get('ports'), parsePort),
+    };
+  };
 }
 
 /** Call only when isAntreaNodePolicy(doc). */
@@ -103,6 +80,6 @@ export function parseAntreaNodePolicy(doc: Field, meta: Meta): Policy {
     priority: antreaPriority(tier, spec.get('priority').number(1, 10000)),
     subject: { kind: 'nodes', nodeSelector: applied[0].get('nodeSelector').selector() },
     isolates: [],
-    rules: [...parseRules(spec, 'ingress', baseline), ...parseRules(spec, 'egress', baseline)],
+    rules: parseRules(spec, ruleParser(baseline)),
   };
 }

@@ -3,7 +3,8 @@
 import { Field } from './field';
 import type { Meta } from './objects';
 import { PROTOCOLS } from './objects';
-import type { Action, Direction, Peer, Policy, PortSpec, Rule, Subject } from './rules';
+import { parseRules, tieredAction, type RuleParser } from './policy-fields';
+import type { Action, Peer, Policy, PortSpec, Subject } from './rules';
 import type { LabelSelector } from './types';
 
 /** Exactly one key of an object must be set (the API's MinProperties=MaxProperties=1). */
@@ -26,8 +27,8 @@ function parseSubject(f: Field): Subject {
   return { kind: 'pods', ...namespacedPod(f.get(key)) };
 }
 
-function parsePeers(f: Field, direction: Direction): Peer[] {
-  const allowed = direction === 'ingress' ? ['namespaces', 'pods'] : ['namespaces', 'pods', 'nodes', 'networks', 'domainNames'];
+function parsePeers(f: Field, peersKey: 'from' | 'to'): Peer[] {
+  const allowed = peersKey === 'from' ? ['namespaces', 'pods'] : ['namespaces', 'pods', 'nodes', 'networks', 'domainNames'];
   const key = oneKey(f, allowed);
   const v = f.get(key);
   switch (key) {
@@ -68,23 +69,19 @@ function parseProtocol(f: Field): PortSpec[] {
 
 const ACTIONS: Record<string, Action> = { Accept: 'allow', Deny: 'deny', Pass: 'pass' };
 
-function parseRules(spec: Field, direction: Direction, baseline: boolean): Rule[] {
-  const peersKey = direction === 'ingress' ? 'from' : 'to';
-  return spec
-    .get(direction)
-    .items()
-    .map((r, index): Rule => {
-      r.object(['name', 'action', peersKey, 'protocols']);
-      const name = r.get('name').optString();
-      const action = ACTIONS[r.get('action').oneOf(baseline ? ['Accept', 'Deny'] : ['Accept', 'Deny', 'Pass'])];
-      const peers = r.get(peersKey).nonEmptyItems().flatMap((p) => parsePeers(p, direction));
-      const protos = r.get('protocols');
-      const ports = protos.present ? protos.nonEmptyItems().flatMap(parseProtocol) : null;
-      if (ports?.some((p) => p.name) && peers.some((p) => p.kind === 'nodes' || p.kind === 'cidr')) {
-        protos.fail('destinationNamedPort cannot be used with nodes or networks peers');
-      }
-      return { direction, action, peers, ports, index, ...(name !== undefined && { name }) };
-    });
+function ruleParser(baseline: boolean): RuleParser {
+  return (r, peersKey) => {
+    r.object(['name', 'action', peersKey, 'protocols']);
+    const name = r.get('name').optString();
+    const action = tieredAction(r.get('action'), ACTIONS, baseline);
+    const peers = r.get(peersKey).nonEmptyItems().flatMap((p) => parsePeers(p, peersKey));
+    const protos = r.get('protocols');
+    const ports = protos.present ? protos.nonEmptyItems().flatMap(parseProtocol) : null;
+    if (ports?.some((p) => p.name) && peers.some((p) => p.kind === 'nodes' || p.kind === 'cidr')) {
+      protos.fail('destinationNamedPort cannot be used with nodes or networks peers');
+    }
+    return { action, peers, ports, name };
+  };
 }
 
 export function parseClusterNetworkPolicy(doc: Field, meta: Meta): Policy {
@@ -98,6 +95,6 @@ export function parseClusterNetworkPolicy(doc: Field, meta: Meta): Policy {
     priority: spec.get('priority').int(0, 1000),
     subject: parseSubject(spec.get('subject')),
     isolates: [],
-    rules: [...parseRules(spec, 'ingress', baseline), ...parseRules(spec, 'egress', baseline)],
+    rules: parseRules(spec, ruleParser(baseline)),
   };
 }

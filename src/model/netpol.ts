@@ -3,8 +3,8 @@
 import { Field } from './field';
 import { cidrWithin, formatCidr } from './ip';
 import type { Meta } from './objects';
-import { PROTOCOLS } from './objects';
-import type { Direction, Peer, Policy, PortSpec, Rule } from './rules';
+import { parsePortFields, parseRules, peersOrAny, portsOrAll, type RuleParser } from './policy-fields';
+import type { Direction, Peer, Policy, PortSpec } from './rules';
 import type { PolicyRef } from './types';
 
 export const POLICY_FOR_ANNOTATION = 'k8s.v1.cni.cncf.io/policy-for';
@@ -12,27 +12,14 @@ export const POLICY_FOR_ANNOTATION = 'k8s.v1.cni.cncf.io/policy-for';
 // IANA_SVC_NAME: <= 15 lowercase alphanumerics or '-', at least one letter, no '--'.
 const PORT_NAME = /^(?=.*[a-z])(?!.*--)[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
 
-/** NetworkPolicyPort: protocol defaults to TCP; named ports stay names; endPort inclusive. */
+/** NetworkPolicyPort: named ports stay names (IANA_SVC_NAME), resolved on the destination pod. */
 export function parseNetpolPort(f: Field): PortSpec {
-  f.object(['protocol', 'port', 'endPort']);
-  const protocol = f.get('protocol').oneOf(PROTOCOLS, 'TCP');
-  const pf = f.get('port');
-  const ef = f.get('endPort');
-  if (!pf.present) {
-    if (ef.present) ef.fail('requires a numeric port');
-    return { protocol };
-  }
-  if (typeof pf.value === 'string') {
+  return parsePortFields(f, (pf, ef, protocol) => {
     const name = pf.string();
     if (!PORT_NAME.test(name)) pf.fail(`invalid port name "${name}"`);
     if (ef.present) ef.fail('requires a numeric port, not a named port');
     return { protocol, name };
-  }
-  const port = pf.int(1, 65535);
-  if (!ef.present) return { protocol, port };
-  const endPort = ef.int(1, 65535);
-  if (endPort < port) ef.fail(`must be >= port (${port}), got ${endPort}`);
-  return { protocol, port, endPort };
+  });
 }
 
 function parsePeer(f: Field, namespace: string): Peer {
@@ -67,24 +54,16 @@ function parsePeer(f: Field, namespace: string): Peer {
   };
 }
 
-function parseRules(spec: Field, direction: Direction, namespace: string): Rule[] {
-  const peersKey = direction === 'ingress' ? 'from' : 'to';
-  return spec
-    .get(direction)
-    .items()
-    .map((r, index): Rule => {
-      r.object([peersKey, 'ports']);
-      const peerFields = r.get(peersKey).items();
-      const portFields = r.get('ports').items();
-      return {
-        direction,
-        action: 'allow',
-        // An absent or empty from/to matches every source/destination.
-        peers: peerFields.length ? peerFields.map((p) => parsePeer(p, namespace)) : [{ kind: 'any' }],
-        ports: portFields.length ? portFields.map(parseNetpolPort) : null,
-        index,
-      };
-    });
+function ruleParser(namespace: string): RuleParser {
+  return (r, peersKey) => {
+    r.object([peersKey, 'ports']);
+    return {
+      action: 'allow',
+      // An absent or empty from/to matches every source/destination.
+      peers: peersOrAny(r.get(peersKey), (p) => parsePeer(p, namespace)),
+      ports: portsOrAll(r.get('ports'), parseNetpolPort),
+    };
+  };
 }
 
 function parseNetpolSpec(doc: Field, ref: PolicyRef, namespace: string): Policy {
@@ -102,10 +81,7 @@ function parseNetpolSpec(doc: Field, ref: PolicyRef, namespace: string): Policy 
       : ['ingress'];
   // Rules of a direction the policy does not isolate have no effect upstream: they are
   // validated, then dropped.
-  const rules = (['ingress', 'egress'] as const)
-    .map((d) => parseRules(spec, d, namespace))
-    .flat()
-    .filter((r) => isolates.includes(r.direction));
+  const rules = parseRules(spec, ruleParser(namespace)).filter((r) => isolates.includes(r.direction));
   return {
     ref,
     tier: 'netpol',
