@@ -236,6 +236,12 @@ export function mappedPrefixLen(family: Family, prefixLen: number): number {
   return family === 4 ? prefixLen + 96 : prefixLen;
 }
 
+/** The inverse of mappedPrefixLen: bits over the 16-byte form -> a Cidr of its family. */
+function unmappedCidr(addr: Buffer, bits: number): Cidr {
+  const v4 = isV4Mapped(addr) && bits >= 96;
+  return { family: v4 ? 4 : 6, prefixLen: v4 ? bits - 96 : bits, addr };
+}
+
 function maskBits(b: Buffer, bits: number): Buffer {
   const out = Buffer.from(b);
   for (let i = 0; i < 16; i++) {
@@ -281,10 +287,7 @@ export function encodeAddrLpmKey(cidr: string): Buffer {
 
 export function decodeAddrLpmKey(b: Buffer): Cidr {
   checkSize('nf_addr_lpm_key', b);
-  const bits = r32(b, 0);
-  const addr = Buffer.from(b.subarray(4, 20));
-  const v4 = isV4Mapped(addr) && bits >= 96;
-  return { family: v4 ? 4 : 6, prefixLen: v4 ? bits - 96 : bits, addr };
+  return unmappedCidr(Buffer.from(b.subarray(4, 20)), r32(b, 0));
 }
 
 export interface Endpoint {
@@ -391,10 +394,7 @@ export function encodeCidrKey(table: number, cidr: string): Buffer {
 
 export function decodeCidrKey(b: Buffer): { table: number; cidr: Cidr } {
   checkSize('nf_cidr_key', b);
-  const bits = r32(b, 0) - 32;
-  const addr = Buffer.from(b.subarray(8, 24));
-  const v4 = isV4Mapped(addr) && bits >= 96;
-  return { table: b.readUInt32BE(4), cidr: { family: v4 ? 4 : 6, prefixLen: v4 ? bits - 96 : bits, addr } };
+  return { table: b.readUInt32BE(4), cidr: unmappedCidr(Buffer.from(b.subarray(8, 24)), r32(b, 0) - 32) };
 }
 
 export interface PortKey {
