@@ -22,25 +22,26 @@ interface LabOpts {
   prefix: string;
 }
 
+/** A lab subcommand with the options they all take: the state directory and the prefix. */
+function labCommand(lab: Command, name: string, description: string, stateHelp = 'state directory'): Command {
+  return lab
+    .command(name)
+    .description(description)
+    .requiredOption('--state <dir>', stateHelp)
+    .option('--prefix <p>', 'namespace name prefix', 'nf-');
+}
+
 export function register(program: Command): void {
   const lab = program.command('lab').description('build the state as network namespaces on this machine, probe, tear down');
 
-  lab
-    .command('up')
-    .description('create the lab: fabric, node and pod namespaces, servers, one agent per node')
-    .requiredOption('--state <dir>', 'state directory')
+  labCommand(lab, 'up', 'create the lab: fabric, node and pod namespaces, servers, one agent per node')
     .option('--no-agent', 'do not start agents')
-    .option('--prefix <p>', 'namespace name prefix', 'nf-')
     .action(async (o: LabOpts & { agent: boolean }) => {
       const state = await labUp(loadTopology(o.state), { stateDir: o.state, prefix: o.prefix, agents: o.agent, log: say });
       say(`lab ${state.name} is up (state file /run/netfence-lab/${state.name}.json)`);
     });
 
-  lab
-    .command('probe')
-    .description('wait for the agents, then connect every ordered pair of pods for real')
-    .requiredOption('--state <dir>', 'state directory')
-    .option('--prefix <p>', 'namespace name prefix', 'nf-')
+  labCommand(lab, 'probe', 'wait for the agents, then connect every ordered pair of pods for real')
     .option('--port <N/PROTO>', 'probe one port (default: every container port)')
     .option('--network <ns/nad>', 'probe the addresses on a secondary network')
     .option('--timeout <ms>', 'connect timeout per probe', '1000')
@@ -58,23 +59,14 @@ export function register(program: Command): void {
       say(o.json ? JSON.stringify({ pairs: results }) : formatMatrix(results));
     });
 
-  lab
-    .command('down')
-    .description('stop the agents and remove everything the lab created')
-    .requiredOption('--state <dir>', 'state directory')
-    .option('--prefix <p>', 'namespace name prefix', 'nf-')
-    .action(async (o: LabOpts) => {
+  labCommand(lab, 'down', 'stop the agents and remove everything the lab created').action(async (o: LabOpts) => {
       const name = labNameFor(o.state, o.prefix);
       await labDown(name, say);
       say(`lab ${name} is down`);
     });
 
-  lab
-    .command('demo')
-    .description('lab up with agents, truth table without and with the policies/ folder')
-    .requiredOption('--state <dir>', 'state directory with a policies/ folder')
-    .option('--prefix <p>', 'namespace name prefix', 'nf-')
-    .action(async (o: LabOpts) => {
+  const demoHelp = 'lab up with agents, truth table without and with the policies/ folder';
+  labCommand(lab, 'demo', demoHelp, 'state directory with a policies/ folder').action(async (o: LabOpts) => {
       await labDemo(loadTopology(o.state), { stateDir: o.state, prefix: o.prefix === 'nf-' ? undefined : o.prefix, print: say });
     });
 }
