@@ -289,7 +289,7 @@ export function renderReport(r: BenchResults): string {
       'backend is on the same node. Modes: off (same-node traffic stays on the node), fwmark (marked packets ' +
       'policy-routed out the uplink) and direct (bpf_redirect_neigh to the uplink). Interleaved rounds; a switch ' +
       "rewrites the NetfenceConfig and waits for the agent's readiness barrier. Per round and mode: DNS-like " +
-      'queries to the ClusterIP (one datagram each, fresh source port, 300 ms to answer; every unanswered one is ' +
+      'queries to the ClusterIP (one datagram each, fresh source port, 1 s to answer; every unanswered one is ' +
       'lost) and bench/crr.c between the two pods (median over rounds; the gateway counts the hairpinned packets, ' +
       'so each mode is known to take its path).',
     '',

@@ -176,10 +176,11 @@ async function main(): Promise<void> {
   }
 
   if (only.has('tunnel')) {
-    if (!isRoot) skipped.tunnel = 'needs root';
+    const why = !isRoot ? 'needs root' : (helpersMissing ?? datapathMissing);
+    if (why) skipped.tunnel = why;
     else {
       try {
-        const tunnel = await runTunnel({ rounds, crrSeconds: quick ? 2 : 5, queries: 1000, log });
+        const tunnel = await runTunnel({ object, rounds, crrSeconds: quick ? 2 : 5, queries: 1000, log });
         if (typeof tunnel === 'string') skipped.tunnel = tunnel;
         else results.tunnel = tunnel;
       } catch (e) {

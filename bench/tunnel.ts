@@ -4,14 +4,14 @@
 // interleaved (off fwmark direct off ...); a mode switch rewrites the NetfenceConfig and
 // waits for the agent's readiness barrier. Per round and mode: DNS-like queries through the
 // ClusterIP (each lost one counted) and the connection rate between the two pods.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { waitForAgents } from '../src/lab/barrier';
 import { labScript } from '../src/lab/exec';
-import { labDown, labNameFor, labUp } from '../src/lab/lifecycle';
+import { AGENT_METRICS_ADDRESS, labDown, labNameFor, labUp } from '../src/lab/lifecycle';
 import { fabricCounters } from '../src/lab/probe';
-import { agentCommandAvailable, cliMain } from '../src/lab/processes';
-import type { LabState } from '../src/lab/state';
+import { agentCommandAvailable, cliMain, startAgent } from '../src/lab/processes';
+import { labWorkDir, saveState, type LabState } from '../src/lab/state';
 import { writeAtomic } from '../src/lab/workdir';
 import { loadStateDirAsync } from '../src/sources/directory';
 import { CRR_BINARY } from './datapath';
@@ -28,7 +28,9 @@ const SERVER = { key: 'demo/b', ip: '10.244.1.3' };
 const DNS = { clusterIP: '10.96.0.10', port: 53 };
 const CRR_PORT = 7000;
 const CRR_THREADS = 8;
-const DNS_TIMEOUT_MS = 300;
+// Generous: a collision in conntrack drops the reply for good, while a client descheduled on a
+// busy machine would see its timers fire before the answers it already has.
+const DNS_TIMEOUT_MS = 1000;
 
 const pod = (name: string, ip: string): string => `apiVersion: v1
 kind: Pod
@@ -55,6 +57,8 @@ const config = (mode: Mode): string =>
   (mode === 'off' ? '' : `redirect: { mode: ${mode}, uplink: eth0, gateway: 169.254.0.1 }\n`);
 
 export interface TunnelOptions {
+  /** The BPF object the agent loads (run.ts --object). */
+  object: string;
   rounds: number;
   crrSeconds: number;
   /** DNS-like queries per round and mode. */
@@ -69,12 +73,22 @@ class TunnelLab {
     private readonly log: (msg: string) => void,
   ) {}
 
-  static async up(stateDir: string, log: (msg: string) => void): Promise<TunnelLab> {
+  static async up(stateDir: string, object: string, log: (msg: string) => void): Promise<TunnelLab> {
     writeFileSync(path.join(stateDir, 'cluster.yaml'), CLUSTER);
     writeFileSync(path.join(stateDir, 'netfence.yaml'), config('off'));
     const snapshot = await loadStateDirAsync(stateDir);
     if (snapshot.errors.length > 0) throw new Error(`load ${stateDir}: ${JSON.stringify(snapshot.errors)}`);
-    const lab = new TunnelLab(await labUp(snapshot, { stateDir, prefix: PREFIX, agents: true }), log);
+    const state = await labUp(snapshot, { stateDir, prefix: PREFIX, agents: false });
+    // The agent started here rather than by labUp: it loads the object under test.
+    const node = state.plan!.nodes[0];
+    const bpffsRoot = path.join(state.bpffsRoot, node.name);
+    mkdirSync(bpffsRoot, { recursive: true });
+    const agent = startAgent({ node: node.name, netns: node.netns, stateDir, bpffsRoot, metricsAddress: AGENT_METRICS_ADDRESS, extraArgs: ['--object', object] }, state.workDir);
+    state.agents.push({ node: node.name, netns: node.netns, pid: agent.pid, metricsAddress: AGENT_METRICS_ADDRESS, log: agent.log });
+    state.pids.push(agent.pid);
+    saveState(state);
+    await waitForAgents(state);
+    const lab = new TunnelLab(state, log);
     lab.crrServer = new Background('crr server', 'ip', ['netns', 'exec', lab.netns(SERVER.key), CRR_BINARY, 'server', String(CRR_PORT), String(CRR_THREADS)], 'listening');
     await lab.crrServer.ready;
     // Each mode's connections leave TIME_WAIT sockets in the client; without reuse the next
@@ -140,7 +154,7 @@ export async function runTunnel(opts: TunnelOptions): Promise<TunnelResults | st
   let lab: TunnelLab | undefined;
   try {
     opts.log('tunnel: lab up');
-    lab = await TunnelLab.up(stateDir, opts.log);
+    lab = await TunnelLab.up(stateDir, opts.object, opts.log);
     for (const { round, variant: mode } of interleave(TUNNEL_MODES, opts.rounds)) {
       await lab.switchTo(mode);
       const m = await lab.measure(mode, opts);
@@ -150,6 +164,11 @@ export async function runTunnel(opts: TunnelOptions): Promise<TunnelResults | st
       s.hairpins += m.hairpins;
       opts.log(`tunnel: round ${round + 1}/${opts.rounds} ${mode}: ${Math.round(m.connPerSec)} conn/s, DNS lost ${m.lost}/${opts.queries}`);
     }
+  } catch (e) {
+    // lab down removes the agent's log: show its end first.
+    const agentLog = path.join(labWorkDir(name), 'agent-n1.log');
+    if (existsSync(agentLog)) opts.log(`tunnel: agent log (end):\n${readFileSync(agentLog, 'utf8').slice(-3000)}`);
+    throw e;
   } finally {
     await lab?.stop();
     await labDown(name).catch((e: Error) => opts.log(`tunnel: lab down: ${e.message}`));
