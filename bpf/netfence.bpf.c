@@ -23,6 +23,12 @@
  *   conntrack entry on allow, dropping on deny), then the destination's own
  *   policy applies. Direct pod-to-pod flows are already established for the
  *   source by its own hook, so the check costs one conntrack lookup for them.
+ *
+ * Related ICMP errors: an error whose embedded header belongs to a flow in
+ * conntrack (fragmentation needed / packet too big for PMTU discovery, port
+ * unreachable, ...) passes at every hook that knows the flow, under the flow's
+ * revision rule, and is counted as NF_REASON_RELATED; any other ICMP error is an
+ * ordinary ICMP packet for the policy.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -82,6 +88,35 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_ep_stats SEC(".maps");
 
+/* Per-packet state of nf_handle, kept off the stack: the verifier allows 512 bytes
+ * for the deepest call chain (nf_handle, nf_enforce, nf_policy_eval and its bpf_loop
+ * step). Per CPU, reset for each packet (rel when used); tc programs do not nest on
+ * a CPU (tc ingress runs in softirq, tc egress with bottom halves disabled). */
+struct nf_scratch {
+	struct nf_pkt p;
+	struct nf_pkt rel; /* the embedded flow of an ICMP error */
+	struct nf_drop d;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct nf_scratch);
+	__uint(max_entries, 1);
+} nf_scratch SEC(".maps");
+
+static __always_inline struct nf_scratch *nf_get_scratch(void)
+{
+	__u32 zero = 0;
+	struct nf_scratch *s = bpf_map_lookup_elem(&nf_scratch, &zero);
+
+	if (s) {
+		__builtin_memset(&s->p, 0, sizeof(s->p));
+		__builtin_memset(&s->d, 0, sizeof(s->d));
+	}
+	return s;
+}
+
 static __always_inline const struct nf_config *nf_get_config(void)
 {
 	__u32 zero = 0;
@@ -134,7 +169,8 @@ __noinline int nf_count_ep(__u32 ep_id, __u32 dir, __u32 verdict, __u32 bytes)
 	return nf_count_key(&nf_ep_stats, &k, bytes);
 }
 
-/* Evaluate the endpoint's table of direction `dir`; table 0 = default allow. */
+/* Evaluate the endpoint's table of direction `dir` for packet p's protocol and
+ * `port` toward `peer`; table 0 = default allow. */
 static __always_inline int nf_eval(const struct nf_endpoint *ep, __u8 dir, const __u8 *peer,
 				   const struct nf_pkt *p, __u16 port, struct nf_verdict *v)
 {
@@ -182,6 +218,76 @@ static __always_inline int nf_ct_revalidate(const struct nf_endpoint *ep, const 
 	return 1;
 }
 
+enum nf_ct_rc {
+	NF_CT_MISS = 0, /* no live entry: evaluate the packet */
+	NF_CT_HIT = 1,  /* a flow conntrack knows: pass */
+	NF_CT_CUT = 2,  /* its flow failed re-evaluation under a new revision: drop (*d) */
+};
+
+/* nf_ct_lookup `how`: bit 0 = enum nf_dir, NF_CTL_RELATED, NF_CT_F_* << NF_CTL_SET_SHIFT */
+#define NF_CTL_RELATED (1u << 1) /* p is an ICMP error's embedded flow: look up only */
+#define NF_CTL_SET_SHIFT 8       /* flags to set on a hit of the flow's own direction */
+
+/*
+ * Conntrack for packet (or embedded flow) p at endpoint ep: the flow's own entry,
+ * then the reversed tuple's. A hit refreshes the entry, re-evaluates it under a
+ * new revision and follows TCP close; a stale entry (nf_ct_stale) is deleted and
+ * counts as none. *k: the caller's key space (it builds new entries there).
+ */
+static __always_inline int nf_ct_lookup(const struct nf_endpoint *ep, const struct nf_pkt *p,
+					__u32 how, struct nf_ct_key *k, struct nf_drop *d)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u8 dir = how & 1;
+	struct nf_ct_val *cv;
+	int reply;
+
+	for (reply = 0; reply < 2; reply++) {
+		if (reply)
+			nf_ct_key_reply(k, ep->id, dir, p);
+		else
+			nf_ct_key_fwd(k, ep->id, dir, p);
+		cv = bpf_map_lookup_elem(&nf_ct, k);
+		if (!cv)
+			continue;
+		if (nf_ct_stale(cv, p, now)) {
+			bpf_map_delete_elem(&nf_ct, k);
+			continue;
+		}
+		if (cv->revision != ep->revision && !nf_ct_revalidate(ep, k, cv, p, reply, d))
+			return NF_CT_CUT;
+		cv->last_seen_ns = now;
+		if (how & NF_CTL_RELATED)
+			return NF_CT_HIT;
+		if (reply)
+			cv->flags |= NF_CT_F_SEEN_REPLY;
+		else if ((cv->flags & (how >> NF_CTL_SET_SHIFT)) != (__u8)(how >> NF_CTL_SET_SHIFT))
+			cv->flags |= how >> NF_CTL_SET_SHIFT;
+		if (p->proto == IPPROTO_TCP)
+			nf_ct_tcp_close(cv, p->tcp_flags, reply, now);
+		return NF_CT_HIT;
+	}
+	return NF_CT_MISS;
+}
+
+static __always_inline int nf_has_tables(const struct nf_endpoint *ep)
+{
+	return ep->table[0] != NF_TABLE_NONE || ep->table[1] != NF_TABLE_NONE;
+}
+
+/* Conntrack of an ICMP error's embedded flow `rel` (nf_parse_related) at endpoint
+ * ep in direction `dir`: enum nf_ct_rc. Global and apart from nf_enforce: the
+ * verifier's call-chain stack budget holds either, not both in one frame. */
+__noinline int nf_related(const struct nf_endpoint *ep, const struct nf_pkt *rel, __u32 dir,
+			  struct nf_drop *d)
+{
+	struct nf_ct_key k;
+
+	if (!ep || !rel || !d || !nf_has_tables(ep))
+		return NF_CT_MISS;
+	return nf_ct_lookup(ep, rel, (dir & 1) | NF_CTL_RELATED, &k, d);
+}
+
 /* nf_enforce options */
 #define NF_ENF_SVC (1u << 0)       /* destination is a service address: defer to after DNAT */
 #define NF_ENF_NO_TUNNEL (1u << 1) /* remember the flow as NF_CT_F_NO_TUNNEL (even without tables) */
@@ -199,41 +305,25 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 	__u8 ct_flags = opts & NF_ENF_NO_TUNNEL ? NF_CT_F_NO_TUNNEL : 0;
 	struct nf_verdict v = {};
 	struct nf_ct_key k;
-	struct nf_ct_val *cv;
+	int rc;
 
 	if (!ep || !p || !d)
 		return 1;
 	dir &= 1;
 	/* no policy either way and no flag to keep: nothing to remember */
-	if (ep->table[0] == NF_TABLE_NONE && ep->table[1] == NF_TABLE_NONE && !ct_flags)
+	if (!nf_has_tables(ep) && !ct_flags)
 		return 1;
 
 	if (p->ct & NF_PKT_CT_LOOKUP) {
-		nf_ct_key_fwd(&k, ep->id, dir, p);
-		cv = bpf_map_lookup_elem(&nf_ct, &k);
-		if (cv) {
-			if (cv->revision != ep->revision && !nf_ct_revalidate(ep, &k, cv, p, 0, d))
-				return 0;
-			cv->last_seen_ns = bpf_ktime_get_ns();
-			if ((cv->flags & ct_flags) != ct_flags)
-				cv->flags |= ct_flags;
-			return 1;
-		}
-		nf_ct_key_reply(&k, ep->id, dir, p);
-		cv = bpf_map_lookup_elem(&nf_ct, &k);
-		if (cv) {
-			if (cv->revision != ep->revision && !nf_ct_revalidate(ep, &k, cv, p, 1, d))
-				return 0;
-			cv->last_seen_ns = bpf_ktime_get_ns();
-			cv->flags |= NF_CT_F_SEEN_REPLY;
-			return 1;
-		}
+		rc = nf_ct_lookup(ep, p, dir | (__u32)ct_flags << NF_CTL_SET_SHIFT, &k, d);
+		if (rc != NF_CT_MISS)
+			return rc == NF_CT_HIT;
 	}
 
 	if (opts & NF_ENF_SVC) {
 		if (p->ct & NF_PKT_CT_CREATE) {
 			nf_ct_key_fwd(&k, ep->id, dir, p);
-			nf_ct_create(&k, ep->revision, NF_CT_RULE_DEFAULT, NF_CT_F_DEFERRED);
+			nf_ct_create(&k, p, ep->revision, NF_CT_RULE_DEFAULT, NF_CT_F_DEFERRED);
 		}
 		return 1;
 	}
@@ -245,9 +335,26 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 	}
 	if (p->ct & NF_PKT_CT_CREATE) {
 		nf_ct_key_fwd(&k, ep->id, dir, p);
-		nf_ct_create(&k, ep->revision, v.rule_index, ct_flags);
+		nf_ct_create(&k, p, ep->revision, v.rule_index, ct_flags);
 	}
 	return 1;
+}
+
+/* nf_enforce, except that an ICMP error whose embedded flow `rel` conntrack knows
+ * passes as related: cut like the flow's own packets by a new revision that denies
+ * the flow. An error about no known flow is an ICMP packet like any other. */
+static __always_inline int nf_decide(const struct nf_endpoint *ep, const struct nf_pkt *p,
+				     const struct nf_pkt *rel, __u32 dir, __u32 opts, struct nf_drop *d)
+{
+	if (rel) {
+		int rc = nf_related(ep, rel, dir, d);
+
+		if (rc == NF_CT_HIT)
+			nf_count_reason(NF_REASON_RELATED, p->len);
+		if (rc != NF_CT_MISS)
+			return rc == NF_CT_HIT;
+	}
+	return nf_enforce(ep, p, dir, opts, d);
 }
 
 /* Parse the skb (global: one verified copy for both programs' call sites). */
@@ -256,6 +363,17 @@ __noinline int nf_parse_skb(struct __sk_buff *skb, struct nf_pkt *p)
 	if (!p)
 		return NF_PARSE_MALFORMED;
 	return nf_parse(skb, skb->len, p);
+}
+
+/* The embedded flow of ICMP error p into *rel (nf_parse_embedded); 0 if readable.
+ * Global and apart from nf_parse_skb: the verifier walks the two parsers separately. */
+__noinline int nf_parse_related(struct __sk_buff *skb, const struct nf_pkt *p, struct nf_pkt *rel)
+{
+	if (!p || !rel)
+		return -1;
+	__builtin_memset(rel, 0, sizeof(*rel));
+	rel->len = p->len;
+	return nf_parse_embedded(skb, p->inner_off, p->inner_end, p->family, rel);
 }
 
 static __always_inline int nf_do_drop(const struct nf_drop *d, const struct nf_pkt *p, __u32 ifindex)
@@ -268,9 +386,9 @@ static __always_inline int nf_do_drop(const struct nf_drop *d, const struct nf_p
 }
 
 /* Deferred egress check of the packet's source `src` = nf_local(saddr), when a
- * local pod (see the top of this file). */
+ * local pod (see the top of this file); `rel` as for nf_decide. */
 static __always_inline int nf_check_source_pod(const struct nf_local *src, const struct nf_pkt *p,
-					       struct nf_drop *d)
+					       const struct nf_pkt *rel, struct nf_drop *d)
 {
 	const struct nf_endpoint *sep;
 	__u32 sif;
@@ -281,7 +399,7 @@ static __always_inline int nf_check_source_pod(const struct nf_local *src, const
 	sep = bpf_map_lookup_elem(&nf_endpoints, &sif);
 	if (!sep || !(sep->flags & NF_EP_F_POD))
 		return 1;
-	return nf_enforce(sep, p, NF_DIR_EGRESS, 0, d);
+	return nf_decide(sep, p, rel, NF_DIR_EGRESS, 0, d);
 }
 
 static __always_inline int nf_tunnel_active(const struct nf_config *cfg)
@@ -369,9 +487,11 @@ static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_endp
 static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 {
 	__u32 ifindex = skb->ifindex;
+	const struct nf_pkt *relp = NULL;
 	const struct nf_endpoint *ep;
-	struct nf_drop d = {};
-	struct nf_pkt p = {};
+	struct nf_scratch *s;
+	struct nf_drop *d;
+	struct nf_pkt *p;
 	int is_pod, to_svc = 0;
 	__u32 opts = 0;
 	__u8 dir;
@@ -388,53 +508,60 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 	else
 		dir = tc_egress ? NF_DIR_EGRESS : NF_DIR_INGRESS;
 
-	rc = nf_parse_skb(skb, &p);
+	s = nf_get_scratch();
+	if (!s)
+		return TC_ACT_OK;
+	p = &s->p;
+	d = &s->d;
+	rc = nf_parse_skb(skb, p);
 	if (rc == NF_PARSE_NOT_IP || rc == NF_PARSE_ND)
 		return TC_ACT_OK;
+	if ((p->ct & NF_PKT_CT_RELATED) && nf_parse_related(skb, p, &s->rel) == 0)
+		relp = &s->rel;
 
-	if (!is_pod && p.has_addrs) {
+	if (!is_pod && p->has_addrs) {
 		/* host endpoint: only traffic to / from the node itself is its business;
 		 * leaving packets still get the deferred check of a local source pod */
-		int mine = dir == NF_DIR_INGRESS ? nf_is_local_kind(p.daddr, NF_LOCAL_NODE)
-						 : nf_is_local_kind(p.saddr, NF_LOCAL_NODE);
+		int mine = dir == NF_DIR_INGRESS ? nf_is_local_kind(p->daddr, NF_LOCAL_NODE)
+						 : nf_is_local_kind(p->saddr, NF_LOCAL_NODE);
 
-		if (rc == NF_PARSE_OK && tc_egress && !nf_check_source_pod(nf_local(p.saddr), &p, &d))
-			return nf_do_drop(&d, &p, ifindex);
+		if (rc == NF_PARSE_OK && tc_egress && !nf_check_source_pod(nf_local(p->saddr), p, relp, d))
+			return nf_do_drop(d, p, ifindex);
 		if (!mine)
 			return TC_ACT_OK;
 	}
 
 	if (rc == NF_PARSE_MALFORMED) {
 		/* host endpoints without addresses: not provably ours, the stack drops it */
-		if (ep->table[dir & 1] == NF_TABLE_NONE || (!is_pod && !p.has_addrs))
+		if (ep->table[dir & 1] == NF_TABLE_NONE || (!is_pod && !p->has_addrs))
 			return TC_ACT_OK;
-		d.ep_id = ep->id;
-		d.dir = dir;
-		d.table = ep->table[dir & 1];
-		d.rule_index = NF_RULE_DEFAULT;
-		d.reason = NF_REASON_MALFORMED;
-		return nf_do_drop(&d, &p, ifindex);
+		d->ep_id = ep->id;
+		d->dir = dir;
+		d->table = ep->table[dir & 1];
+		d->rule_index = NF_RULE_DEFAULT;
+		d->reason = NF_REASON_MALFORMED;
+		return nf_do_drop(d, p, ifindex);
 	}
 
 	if (is_pod && tc_egress) {
-		const struct nf_local *src = nf_local(p.saddr);
+		const struct nf_local *src = nf_local(p->saddr);
 
-		if (!nf_check_source_pod(src, &p, &d))
-			return nf_do_drop(&d, &p, ifindex);
+		if (!nf_check_source_pod(src, p, relp, d))
+			return nf_do_drop(d, p, ifindex);
 		if (nf_arrived_untunnelled(skb, ep, src))
 			opts |= NF_ENF_NO_TUNNEL;
 	} else if (is_pod) {
-		to_svc = nf_in_svc_cidr(p.daddr);
+		to_svc = nf_in_svc_cidr(p->daddr);
 		if (to_svc)
 			opts |= NF_ENF_SVC;
 	}
 
-	if (!nf_enforce(ep, &p, dir, opts, &d))
-		return nf_do_drop(&d, &p, ifindex);
-	nf_count_ep(ep->id, dir, NF_EP_ALLOWED, p.len);
+	if (!nf_decide(ep, p, relp, dir, opts, d))
+		return nf_do_drop(d, p, ifindex);
+	nf_count_ep(ep->id, dir, NF_EP_ALLOWED, p->len);
 
 	if (is_pod && dir == NF_DIR_EGRESS && !to_svc && (ep->flags & NF_EP_F_TUNNEL))
-		return nf_tunnel(skb, ep, &p, ifindex);
+		return nf_tunnel(skb, ep, p, ifindex);
 	return TC_ACT_OK;
 }
 

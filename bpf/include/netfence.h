@@ -162,6 +162,15 @@ struct nf_ct_key {
 /* the flow reached the pod straight from the node's stack (e.g. after DNAT), not
  * through the transparent tunnel: its replies are not tunnelled either */
 #define NF_CT_F_NO_TUNNEL (1u << 2)
+/* TCP close: a FIN seen from the side that opened the flow / from the other side */
+#define NF_CT_F_FIN_FWD (1u << 3)
+#define NF_CT_F_FIN_REPLY (1u << 4)
+/* RST or FIN both ways: the entry lives NF_CT_CLOSE_TIMEOUT_NS past its last packet,
+ * and a new SYN on the tuple is evaluated as a new flow */
+#define NF_CT_F_CLOSING (1u << 5)
+
+/* Life of a closing entry after its last packet (Cilium's CT_CLOSE_TIMEOUT). */
+#define NF_CT_CLOSE_TIMEOUT_NS (10ULL * 1000000000ULL)
 
 struct nf_ct_val {
 	__u64 last_seen_ns;
@@ -169,6 +178,9 @@ struct nf_ct_val {
 	__u16 rule;    /* rule index that allowed it (0xffff = default allow) */
 	__u8 flags;    /* NF_CT_F_* */
 	__u8 _pad;
+	/* bpf_ktime_get_ns() from which the entry is void (a packet finding it is
+	 * evaluated as new); 0 = none: open flows live until the LRU evicts them */
+	__u64 expires_ns;
 };
 
 /* Local addresses: pod and node addresses on this node (tunnel decision, source
@@ -183,7 +195,9 @@ struct nf_local {
 	__u32 kind;    /* enum nf_local_kind */
 };
 
-/* Drop reasons shared with userspace (flow records' drop_reason_desc). */
+/* Drop reasons shared with userspace (flow records' drop_reason_desc), and the
+ * index of the per-reason counters (nf_reason_stats). NF_REASON_RELATED is the one
+ * pass counted there: never a drop reason, no event carries it. */
 enum nf_reason {
 	NF_REASON_NONE = 0,
 	NF_REASON_POLICY_DENY = 1,    /* an explicit Deny / Drop rule */
@@ -191,7 +205,8 @@ enum nf_reason {
 	NF_REASON_MALFORMED = 3,      /* truncated or malformed headers */
 	NF_REASON_REVISION_DENY = 4,  /* established flow cut by a newer policy revision */
 	NF_REASON_PREFILTER = 5,      /* XDP deny-CIDR prefilter */
-	NF_REASON_MAX = 6,
+	NF_REASON_RELATED = 6,        /* passed: ICMP error about a tracked flow */
+	NF_REASON_MAX = 7,
 };
 
 /* Global config (ARRAY, one element). Written by the agent; the tunnel flag

@@ -9,6 +9,11 @@
  * Fragments: only the first fragment carries the L4 header. Non-first
  * fragments are evaluated with port 0 and no conntrack tuple, so only rules
  * that allow every port of the protocol (or every protocol) match them.
+ *
+ * ICMP errors (destination unreachable incl. fragmentation needed, packet too
+ * big, time exceeded, parameter problem) carry the header of the packet they are
+ * about: nf_parse marks them NF_PKT_CT_RELATED and nf_parse_embedded reads that
+ * header into the tuple conntrack knows the flow by.
  */
 #ifndef NF_PARSE_H
 #define NF_PARSE_H
@@ -37,6 +42,16 @@
 #define NF_ICMPV6_ECHO_REPLY 129
 #define NF_ICMPV6_ND_FIRST 133 /* router solicitation */
 #define NF_ICMPV6_ND_LAST 137  /* redirect */
+#define NF_ICMP_DEST_UNREACH 3
+#define NF_ICMP_TIME_EXCEEDED 11
+#define NF_ICMP_PARAMETERPROB 12
+#define NF_ICMPV6_DEST_UNREACH 1
+#define NF_ICMPV6_PARAMPROB 4  /* 1..4: unreachable, packet too big, time exceeded, parameter */
+
+#define NF_TCP_FIN 0x01
+#define NF_TCP_SYN 0x02
+#define NF_TCP_RST 0x04
+#define NF_TCP_ACK 0x10
 
 #define NF_VLAN_MAX 3   /* QinQ and one more */
 #define NF_IPV6_EXT_MAX 8
@@ -61,14 +76,20 @@ struct nf_pkt {
 	__u8 has_addrs;  /* addresses valid (set before L4 parsing) */
 	__u8 ct;         /* NF_PKT_CT_* */
 	__u8 has_ports;  /* TCP/UDP/SCTP with an L4 header */
-	__u8 _pad;
+	__u8 tcp_flags;  /* NF_TCP_* (0 for other protocols) */
 	__u32 len;       /* frame length (counters) */
+	/* NF_PKT_CT_RELATED: the embedded header spans [inner_off, inner_end)
+	 * (an ICMP error is never a GSO packet: 16 bits suffice) */
+	__u16 inner_off;
+	__u16 inner_end;
 };
 
 /* Conntrack use of a packet: ported protocols and ICMP echo requests start
- * flows; echo replies only find them; everything else is evaluated alone. */
+ * flows; echo replies only find them; ICMP errors are related to the flow of
+ * their embedded header; everything else is evaluated alone. */
 #define NF_PKT_CT_LOOKUP (1u << 0)
 #define NF_PKT_CT_CREATE (1u << 1)
+#define NF_PKT_CT_RELATED (1u << 2)
 
 struct nf_vlan_hdr {
 	__be16 tci;
@@ -114,6 +135,54 @@ static __always_inline int nf_is_ext_hdr(__u8 nh)
 	       nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH;
 }
 
+static __always_inline int nf_is_icmp_error(__u8 proto, __u8 type)
+{
+	if (proto == IPPROTO_ICMP)
+		return type == NF_ICMP_DEST_UNREACH || type == NF_ICMP_TIME_EXCEEDED ||
+		       type == NF_ICMP_PARAMETERPROB;
+	return type >= NF_ICMPV6_DEST_UNREACH && type <= NF_ICMPV6_PARAMPROB;
+}
+
+enum nf_ext_rc {
+	NF_EXT_OK = 0,
+	NF_EXT_FRAGMENT = 1, /* a non-first fragment: no L4 header follows */
+	NF_EXT_MALFORMED = 2,
+};
+
+/* Walk IPv6 extension headers from *off (next header *nh) up to the L4 header. */
+static __always_inline int nf_ipv6_skip_ext(void *ctx, __u32 *off, __u32 end, __u8 *nh)
+{
+	int i;
+
+	for (i = 0; i < NF_IPV6_EXT_MAX; i++) {
+		__u8 eh[2];
+
+		if (!nf_is_ext_hdr(*nh))
+			break;
+		if (*off + 8 > end || NF_LOAD_BYTES(ctx, *off, eh, sizeof(eh)) < 0)
+			return NF_EXT_MALFORMED;
+		if (*nh == IPPROTO_FRAGMENT) {
+			__be16 fo;
+
+			if (NF_LOAD_BYTES(ctx, *off + 2, &fo, sizeof(fo)) < 0)
+				return NF_EXT_MALFORMED;
+			*nh = eh[0];
+			if (bpf_ntohs(fo) & 0xfff8)
+				return NF_EXT_FRAGMENT;
+			*off += 8;
+			continue;
+		}
+		if (*nh == IPPROTO_AH)
+			*off += (eh[1] + 2) * 4;
+		else
+			*off += (eh[1] + 1) * 8;
+		*nh = eh[0];
+	}
+	if (nf_is_ext_hdr(*nh))
+		return NF_EXT_MALFORMED; /* more extension headers than we walk */
+	return NF_EXT_OK;
+}
+
 /* L4: ports (TCP/UDP/SCTP share the port offsets), ICMP echo ids, ND. */
 static __always_inline int nf_parse_l4(void *ctx, __u32 off, __u32 end, struct nf_pkt *p)
 {
@@ -144,13 +213,15 @@ static __always_inline int nf_parse_l4(void *ctx, __u32 off, __u32 end, struct n
 
 	if (p->proto == IPPROTO_TCP) {
 		/* data offset below 5 words or past the IP payload: not a TCP header */
-		__u8 doff = 0;
+		__u8 hdr[2] = {}; /* data offset, flags */
+		__u32 doff;
 
-		if (NF_LOAD_BYTES(ctx, off + 12, &doff, 1) < 0)
+		if (NF_LOAD_BYTES(ctx, off + 12, hdr, sizeof(hdr)) < 0)
 			return NF_PARSE_MALFORMED;
-		doff >>= 4;
+		doff = hdr[0] >> 4;
 		if (doff < 5 || off + doff * 4 > end)
 			return NF_PARSE_MALFORMED;
+		p->tcp_flags = hdr[1];
 	}
 	if (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6) {
 		__u8 type = buf[0];
@@ -158,6 +229,12 @@ static __always_inline int nf_parse_l4(void *ctx, __u32 off, __u32 end, struct n
 
 		if (p->proto == IPPROTO_ICMPV6 && type >= NF_ICMPV6_ND_FIRST && type <= NF_ICMPV6_ND_LAST)
 			return NF_PARSE_ND;
+		if (nf_is_icmp_error(p->proto, type)) {
+			p->ct = NF_PKT_CT_RELATED;
+			p->inner_off = off + 8;
+			p->inner_end = end > 0xffff ? 0xffff : end;
+			return NF_PARSE_OK;
+		}
 		__builtin_memcpy(&id, buf + 4, 2);
 		if ((p->proto == IPPROTO_ICMP && type == NF_ICMP_ECHO) ||
 		    (p->proto == IPPROTO_ICMPV6 && type == NF_ICMPV6_ECHO_REQUEST)) {
@@ -212,7 +289,7 @@ static __always_inline int nf_parse_ipv6(void *ctx, __u32 off, __u32 len, struct
 	struct ipv6hdr ip6;
 	__u32 end, plen;
 	__u8 nh;
-	int i;
+	int rc;
 
 	if (NF_LOAD_BYTES(ctx, off, &ip6, sizeof(ip6)) < 0)
 		return NF_PARSE_MALFORMED;
@@ -230,36 +307,93 @@ static __always_inline int nf_parse_ipv6(void *ctx, __u32 off, __u32 len, struct
 	nh = ip6.nexthdr;
 	off += sizeof(ip6);
 
-	for (i = 0; i < NF_IPV6_EXT_MAX; i++) {
-		__u8 eh[2];
-
-		if (!nf_is_ext_hdr(nh))
-			break;
-		if (off + 8 > end || NF_LOAD_BYTES(ctx, off, eh, sizeof(eh)) < 0)
-			return NF_PARSE_MALFORMED;
-		if (nh == IPPROTO_FRAGMENT) {
-			__be16 fo;
-
-			if (NF_LOAD_BYTES(ctx, off + 2, &fo, sizeof(fo)) < 0)
-				return NF_PARSE_MALFORMED;
-			if (bpf_ntohs(fo) & 0xfff8) {
-				p->proto = eh[0];
-				return NF_PARSE_OK; /* non-first fragment: no L4 header */
-			}
-			off += 8;
-		} else if (nh == IPPROTO_AH) {
-			off += (eh[1] + 2) * 4;
-		} else {
-			off += (eh[1] + 1) * 8;
-		}
-		nh = eh[0];
-	}
-	if (nf_is_ext_hdr(nh))
-		return NF_PARSE_MALFORMED; /* more extension headers than we walk */
+	rc = nf_ipv6_skip_ext(ctx, &off, end, &nh);
+	if (rc == NF_EXT_MALFORMED)
+		return NF_PARSE_MALFORMED;
 	p->proto = nh;
+	if (rc == NF_EXT_FRAGMENT)
+		return NF_PARSE_OK; /* non-first fragment: no L4 header */
 	if (off > end)
 		return NF_PARSE_MALFORMED;
 	return nf_parse_l4(ctx, off, end, p);
+}
+
+/*
+ * The header embedded in an ICMP error of family `family` ([off, end) of the
+ * frame: an IP header and at least 8 bytes of its L4 header) as the tuple of a
+ * packet going the other way: the error travels back along the flow the embedded
+ * packet belongs to, so conntrack finds that flow with the usual two lookups.
+ * Returns 0, or -1 when no tuple can be read (truncated, a non-first fragment,
+ * a protocol without ports, ICMP other than echo).
+ */
+static __always_inline int nf_parse_embedded(void *ctx, __u32 off, __u32 end, __u8 family,
+					     struct nf_pkt *r)
+{
+	__u16 sport = 0, dport = 0;
+	__u8 buf[8];
+	__u8 proto;
+
+	if (family == 4) {
+		struct iphdr ip;
+		__u32 hlen;
+
+		if (off + sizeof(ip) > end || NF_LOAD_BYTES(ctx, off, &ip, sizeof(ip)) < 0)
+			return -1;
+		hlen = ip.ihl * 4;
+		if (ip.version != 4 || hlen < sizeof(ip) || (bpf_ntohs(ip.frag_off) & 0x1fff))
+			return -1;
+		proto = ip.protocol;
+		nf_addr_v4mapped(r->saddr, ip.daddr);
+		nf_addr_v4mapped(r->daddr, ip.saddr);
+		off += hlen;
+	} else {
+		struct ipv6hdr ip6;
+
+		if (off + sizeof(ip6) > end || NF_LOAD_BYTES(ctx, off, &ip6, sizeof(ip6)) < 0)
+			return -1;
+		if (ip6.version != 6)
+			return -1;
+		proto = ip6.nexthdr;
+		off += sizeof(ip6);
+		if (nf_ipv6_skip_ext(ctx, &off, end, &proto) != NF_EXT_OK)
+			return -1;
+		__builtin_memcpy(r->saddr, &ip6.daddr, 16);
+		__builtin_memcpy(r->daddr, &ip6.saddr, 16);
+	}
+	if (off + sizeof(buf) > end || NF_LOAD_BYTES(ctx, off, buf, sizeof(buf)) < 0)
+		return -1;
+
+	switch (proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP:
+		__builtin_memcpy(&sport, buf, 2);
+		__builtin_memcpy(&dport, buf + 2, 2);
+		r->has_ports = 1;
+		break;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		/* an echo's tuple (parse_l4): request id / 0, reply 0 / id */
+		if ((proto == IPPROTO_ICMP) != (family == 4))
+			return -1;
+		if (buf[0] == (family == 4 ? NF_ICMP_ECHO : NF_ICMPV6_ECHO_REQUEST))
+			__builtin_memcpy(&sport, buf + 4, 2);
+		else if (buf[0] == (family == 4 ? NF_ICMP_ECHOREPLY : NF_ICMPV6_ECHO_REPLY))
+			__builtin_memcpy(&dport, buf + 4, 2);
+		else
+			return -1;
+		break;
+	default:
+		return -1;
+	}
+	r->proto = proto;
+	r->family = family;
+	r->has_addrs = 1;
+	r->sport = dport;
+	r->dport = sport;
+	r->policy_port = r->has_ports ? r->dport : 0;
+	r->ct = NF_PKT_CT_LOOKUP;
+	return 0;
 }
 
 /* Parse a frame of `len` bytes into *p. */

@@ -5,7 +5,7 @@
 // reason). Names of endpoints and rules come from the last applied compile result.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CompileResult } from '../compile/output';
-import { NF_REASON_DESC, NfDir, NfEpVerdict, encodeEpStatsKey, encodeRuleKey, encodeU32, sumPerCpuCounters, type Counter as NfCounter } from '../datapath/codecs';
+import { NF_REASON_DESC, NfDir, NfReason, NfEpVerdict, encodeEpStatsKey, encodeRuleKey, encodeU32, sumPerCpuCounters, type Counter as NfCounter } from '../datapath/codecs';
 import type { MapInfo, NativeAddon } from '../datapath/native-api';
 
 export interface MetricsSource {
@@ -88,7 +88,8 @@ export class AgentMetrics {
       collect() {
         this.reset();
         NF_REASON_DESC.forEach((reason, i) => {
-          const c = i > 0 ? readCounter(src, 'nf_reason_stats', encodeU32(i)) : undefined;
+          // NONE is no drop; RELATED counts passes (ICMP errors of tracked flows)
+          const c = i !== NfReason.NONE && i !== NfReason.RELATED ? readCounter(src, 'nf_reason_stats', encodeU32(i)) : undefined;
           if (c) this.inc({ reason }, Number(c.packets));
         });
       },

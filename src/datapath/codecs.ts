@@ -12,12 +12,14 @@ export const NF_TABLE_NONE = 0;
 export const NF_RULE_DEFAULT = 0xffffffff;
 /** nf_ct_val.rule for a flow allowed by the default (no rule matched). */
 export const NF_CT_RULE_DEFAULT = 0xffff;
+/** Life of a closing conntrack entry past its last packet (nf_ct_val.expires_ns). */
+export const NF_CT_CLOSE_TIMEOUT_NS = 10_000_000_000n;
 
 export const NfDir = { INGRESS: 0, EGRESS: 1 } as const;
 export const NfAction = { NONE: 0, ALLOW: 1, DENY: 2, PASS: 3 } as const;
 export const NfTier = { SYSTEM: 0, ADMIN: 1, NETPOL: 2, BASELINE: 3, DEFAULT: 4 } as const;
 export const NfEpFlag = { POD: 1 << 0, HOST: 1 << 1, TUNNEL: 1 << 2, SECONDARY: 1 << 3, KEEP_ESTABLISHED: 1 << 4 } as const;
-export const NfCtFlag = { DEFERRED: 1 << 0, SEEN_REPLY: 1 << 1, NO_TUNNEL: 1 << 2 } as const;
+export const NfCtFlag = { DEFERRED: 1 << 0, SEEN_REPLY: 1 << 1, NO_TUNNEL: 1 << 2, FIN_FWD: 1 << 3, FIN_REPLY: 1 << 4, CLOSING: 1 << 5 } as const;
 export const NfLocalKind = { POD: 1, NODE: 2 } as const;
 export const NfEpVerdict = { ALLOWED: 0, DENIED: 1 } as const;
 export const NfCfgFlag = { TUNNEL_FWMARK: 1 << 0, TUNNEL_DIRECT: 1 << 1 } as const;
@@ -28,7 +30,9 @@ export const NfReason = {
   MALFORMED: 3,
   REVISION_DENY: 4,
   PREFILTER: 5,
-  MAX: 6,
+  /** a pass, not a drop: ICMP errors related to a tracked flow */
+  RELATED: 6,
+  MAX: 7,
 } as const;
 export const NF_REASON_DESC: readonly string[] = [
   'none',
@@ -37,6 +41,7 @@ export const NF_REASON_DESC: readonly string[] = [
   'malformed',
   'revision_deny',
   'prefilter',
+  'related',
 ];
 export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58, SCTP: 132 } as const;
 
@@ -57,7 +62,7 @@ export const LAYOUT = {
     size: 44,
     fields: { ep_id: 0, dir: 4, proto: 5, _pad: 6, saddr: 8, daddr: 24, sport: 40, dport: 42 },
   },
-  nf_ct_val: { size: 16, fields: { last_seen_ns: 0, revision: 8, rule: 12, flags: 14, _pad: 15 } },
+  nf_ct_val: { size: 24, fields: { last_seen_ns: 0, revision: 8, rule: 12, flags: 14, _pad: 15, expires_ns: 16 } },
   nf_local: { size: 8, fields: { ifindex: 0, kind: 4 } },
   nf_config: {
     size: 48,
@@ -583,6 +588,8 @@ export interface CtVal {
   revision: number;
   rule: number;
   flags: number;
+  /** bpf_ktime_get_ns() from which the entry is void; 0n = none (open flow). */
+  expiresNs: bigint;
 }
 
 export function encodeCtVal(v: CtVal): Buffer {
@@ -591,12 +598,13 @@ export function encodeCtVal(v: CtVal): Buffer {
   w32(b, 8, v.revision);
   w16(b, 12, v.rule);
   b[14] = v.flags;
+  w64(b, 16, v.expiresNs);
   return b;
 }
 
 export function decodeCtVal(b: Buffer): CtVal {
   checkSize('nf_ct_val', b);
-  return { lastSeenNs: r64(b, 0), revision: r32(b, 8), rule: r16(b, 12), flags: b[14] };
+  return { lastSeenNs: r64(b, 0), revision: r32(b, 8), rule: r16(b, 12), flags: b[14], expiresNs: r64(b, 16) };
 }
 
 export interface Local {

@@ -109,7 +109,7 @@ test('values round-trip', (t) => {
   const sk = { epId: 0x01020304, dir: 1, verdict: 1 };
   t.deepEqual(decodeEpStatsKey(encodeEpStatsKey(sk)), sk);
   t.is(encodeEpStatsKey(sk).length, LAYOUT.nf_ep_stats_key.size);
-  const cv = { lastSeenNs: 123456789n, revision: 4, rule: 0xffff, flags: 3 };
+  const cv = { lastSeenNs: 123456789n, revision: 4, rule: 0xffff, flags: 3, expiresNs: 10_123456789n };
   t.deepEqual(decodeCtVal(encodeCtVal(cv)), cv);
   const cfg = { layoutVersion: 1, flags: 3, tunnelMark: 0x100, tunnelMarkMask: 0xf00, uplinkIfindex: 2, eventsPerSec: 10, gateway4: '192.168.1.1', gateway6: 'fd10::1' };
   t.deepEqual(decodeConfig(encodeConfig(cfg)), cfg);
