@@ -12,6 +12,8 @@ import {
   decodeCtVal,
   decodeEvent,
   encodeAddr,
+  encodeCtKey,
+  encodeCtVal,
   encodeAddrLpmKey,
   encodeCidrKey,
   encodeConfig,
@@ -292,6 +294,11 @@ export class Classifier {
   conntrack(): { key: CtKey; val: CtVal }[] {
     const fd = this.fd('nf_ct');
     return native.mapKeys(fd).map((k) => ({ key: decodeCtKey(k), val: decodeCtVal(native.mapLookup(fd, k)!) }));
+  }
+
+  /** Overwrite a conntrack entry (e.g. move its deadline into the past). */
+  putConntrack(key: CtKey, val: CtVal): void {
+    this.put('nf_ct', encodeCtKey(key), encodeCtVal(val));
   }
 
   /** Start collecting drop events from nf_events. */
