@@ -1,18 +1,31 @@
 // Connection rate (bench/crr.c) and throughput (iperf3) from one pod namespace to
 // another through the node namespace, for: bare, netfence, iptables and iptables+ipset
 // at several rule counts. Every round runs every variant once (interleaved); a variant
-// is set up right before its measurement and removed right after.
+// is set up right before its measurement and removed right after, and the node
+// namespace's netfilter state is checked around every measurement.
+import os from 'node:os';
 import path from 'node:path';
 import { Background, nsRun, onInterrupt, run, runSyncQuiet } from './exec';
 import { CRR_BINARY, REPO_ROOT } from './datapath';
 import { buildPolicy } from './policy';
 import { countLabel } from './report';
-import { median, interleave } from './stats';
-import { CLIENT_IP, SERVER_IP, Topology } from './topology';
+import { median } from './stats';
+import { CLIENT_IP, OUTSIDER_IP, SERVER_IP, Topology } from './topology';
 
 const CRR_PORT = 7000;
 const IPERF_PORT = 5201;
-const CRR_THREADS = 8;
+// Client and server each pinned to their own CPU with a few blocking threads: the
+// client's CPU, which also runs the softirq work of every packet it sends (the SYN's
+// whole path through the node and the server's SYN-ACK), is saturated, so the rate is
+// the inverse of the per-connection CPU cost. Unpinned 8+8 threads on 2 CPUs varied
+// 20-30% between identical rounds; pinned, about 5%.
+const CRR_THREADS = 4;
+const CRR_CLIENT_CPU = 0;
+const CRR_SERVER_CPU = 1;
+/** Connections in the first moments after a set-up (deferred frees, cold caches) are not counted. */
+const CRR_WARMUP_MS = 500;
+/** A dropped SYN is retransmitted after 1 s: a probe not answered in this time was dropped. */
+const PROBE_TIMEOUT_MS = 300;
 
 export type Engine = 'bare' | 'netfence' | 'iptables' | 'ipset';
 
@@ -72,6 +85,26 @@ export function forwardRules(engine: 'iptables' | 'ipset', rules: number, setPre
   return { ipset: sets.length ? `${sets.join('\n')}\n` : '', iptables: lines.join('\n') };
 }
 
+function usesNetfilter(v: NetVariant): boolean {
+  return v.engine === 'iptables' || v.engine === 'ipset';
+}
+
+/** The measurement order of one round: the target comparisons (bare, netfence at the
+ *  largest count, ipset at the largest count) run back to back so load from outside
+ *  the benchmark shifts them together; odd rounds run the order backwards so a slow
+ *  drift favours no position. */
+export function roundOrder<T extends { name: string }>(variants: readonly T[], round: number): T[] {
+  const largest = (engine: string): string | undefined => variants.filter((v) => v.name.startsWith(`${engine}_`)).at(-1)?.name;
+  const first = ['bare', largest('netfence'), largest('ipset')];
+  const order = [...variants].sort((a, b) => rank(first, a.name) - rank(first, b.name));
+  return round % 2 === 1 ? order.reverse() : order;
+}
+
+function rank(first: readonly (string | undefined)[], name: string): number {
+  const i = first.indexOf(name);
+  return i < 0 ? first.length : i;
+}
+
 /** Sets can stay "in use" for a while after their rules are flushed; every setup uses
  *  fresh set names, so a set that cannot go yet is left to die with the namespace. */
 async function destroySets(node: string): Promise<void> {
@@ -101,10 +134,15 @@ class NetBench {
     });
     await this.topo.up();
     this.servers = [
-      new Background('crr server', 'ip', ['netns', 'exec', this.topo.server, CRR_BINARY, 'server', String(CRR_PORT), String(CRR_THREADS)], 'listening'),
+      new Background('crr server', 'ip', ['netns', 'exec', this.topo.server, CRR_BINARY, 'server', String(CRR_PORT), String(CRR_THREADS), this.cpu(CRR_SERVER_CPU)], 'listening'),
       new Background('iperf3 server', 'ip', ['netns', 'exec', this.topo.server, 'iperf3', '-s', '--forceflush', '-p', String(IPERF_PORT)], 'listening'),
     ];
     await Promise.all(this.servers.map((s) => s.ready));
+  }
+
+  /** Pinning needs two CPUs; on one, both share it unpinned. */
+  private cpu(which: number): string {
+    return os.cpus().length > Math.max(CRR_CLIENT_CPU, CRR_SERVER_CPU) ? String(which) : 'any';
   }
 
   async stop(): Promise<void> {
@@ -141,12 +179,50 @@ class NetBench {
     }
   }
 
+  /** Fails unless the node namespace has no nftables/iptables-nft rules: bare and
+   *  netfence variants measure a path without netfilter rules. */
+  async checkNoRules(v: NetVariant): Promise<void> {
+    const { stdout } = await nsRun(this.topo.node, 'nft', ['list', 'ruleset']);
+    if (stdout.trim()) throw new Error(`measure ${v.name}: the node namespace still has netfilter rules: ${stdout.trim().slice(0, 200)}`);
+  }
+
+  /** After a measurement: bare and netfence must have left the node's conntrack table
+   *  empty (no conntrack hook still registered by an earlier iptables variant); the
+   *  iptables variants must have tracked connections (their rules were in the path). */
+  async checkConntrack(v: NetVariant): Promise<void> {
+    const { stdout } = await nsRun(this.topo.node, 'conntrack', ['-C']);
+    const tracked = Number(stdout.trim());
+    const netfilter = usesNetfilter(v);
+    if (!Number.isInteger(tracked)) throw new Error(`count conntrack entries after ${v.name}: unexpected output "${stdout.trim()}"`);
+    if (netfilter ? tracked === 0 : tracked > 0) {
+      throw new Error(`measure ${v.name}: ${tracked} conntrack entries in the node namespace, expected ${netfilter ? 'some' : 'none'}`);
+    }
+  }
+
+  /** The variant is real: with rules, the server is isolated (a request from an address
+   *  outside the table is dropped); without, it is not (which checks the probe itself). */
+  async checkEnforced(v: NetVariant): Promise<void> {
+    const isolated = v.rules > 0;
+    const answered = await nsRun(this.topo.client, CRR_BINARY, ['probe', SERVER_IP, String(CRR_PORT), OUTSIDER_IP, String(PROBE_TIMEOUT_MS)]).then(
+      () => true,
+      (e: Error) => {
+        if (!/exit 1:/.test(e.message)) throw e;
+        return false;
+      },
+    );
+    if (answered === isolated) {
+      throw new Error(`check ${v.name}: a request from ${OUTSIDER_IP}, outside its table, was ${answered ? 'answered (the server is not isolated)' : 'dropped (the path is not open)'}`);
+    }
+  }
+
   async crr(): Promise<number> {
-    const { stdout } = await nsRun(this.topo.client, CRR_BINARY, ['client', SERVER_IP, String(CRR_PORT), String(CRR_THREADS), String(this.opts.crrSeconds)], {
+    const args = ['client', SERVER_IP, String(CRR_PORT), String(CRR_THREADS), String(this.opts.crrSeconds), this.cpu(CRR_CLIENT_CPU), String(CRR_WARMUP_MS)];
+    const { stdout } = await nsRun(this.topo.client, CRR_BINARY, args, {
       timeoutMs: (this.opts.crrSeconds + 30) * 1000,
     });
-    const [conns, , rate] = stdout.trim().split(/\s+/).map(Number);
+    const [conns, , rate, failed] = stdout.trim().split(/\s+/).map(Number);
     if (!(conns > 0)) throw new Error(`run crr client: no connection completed (${stdout.trim()})`);
+    if (failed > 0) throw new Error(`run crr client: ${failed} of ${conns + failed} connections failed (the variant drops the allowed client?)`);
     return rate;
   }
 
@@ -169,11 +245,15 @@ export async function runNet(opts: NetOptions): Promise<NetResults> {
   const tput: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.name, []]));
   try {
     await bench.start();
-    for (const { round, variant } of interleave(variants, opts.rounds)) {
+    const schedule = Array.from({ length: opts.rounds }, (_, round) => roundOrder(variants, round).map((variant) => ({ round, variant }))).flat();
+    for (const { round, variant } of schedule) {
+      if (!usesNetfilter(variant)) await bench.checkNoRules(variant);
       await bench.setup(variant);
       try {
+        if (round === 0) await bench.checkEnforced(variant);
         crr[variant.name].push(await bench.crr());
         tput[variant.name].push(await bench.iperf());
+        await bench.checkConntrack(variant);
       } finally {
         await bench.teardown(variant);
       }

@@ -3,10 +3,14 @@
 // this process; nothing touches the root namespace.
 //
 //   nfb-a-PID  eth0 10.244.1.2/24 ---- ha 10.244.1.1/24  nfb-node-PID  hb 10.244.2.1/24 ---- eth0 10.244.2.2/24  nfb-b-PID
+//              (+ 10.244.1.3/24)
 import { nsRun, run, runSyncQuiet } from './exec';
 
 export const CLIENT_IP = '10.244.1.2';
 export const SERVER_IP = '10.244.2.2';
+/** A second address of the client namespace that no policy allows: a variant that
+ *  isolates the server must drop it. */
+export const OUTSIDER_IP = '10.244.1.3';
 
 export class Topology {
   readonly node: string;
@@ -38,9 +42,11 @@ export class Topology {
       await run('ip', ['-n', p.ns, 'link', 'set', 'eth0', 'up']);
       await run('ip', ['-n', p.ns, 'route', 'add', 'default', 'via', p.gw]);
     }
+    await run('ip', ['-n', this.client, 'addr', 'add', `${OUTSIDER_IP}/24`, 'dev', 'eth0']);
     await nsRun(this.node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-    // The client opens tens of thousands of connections: reuse TIME_WAIT ports.
-    await nsRun(this.client, 'sysctl', ['-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535']);
+    // The client opens tens of thousands of connections (closed with RST, so no
+    // TIME_WAIT): the whole ephemeral range, the same in every measurement.
+    await nsRun(this.client, 'sysctl', ['-qw', 'net.ipv4.ip_local_port_range=1024 65535']);
   }
 
   /** The same, synchronously, for an interrupted run. */
