@@ -19,6 +19,7 @@ import type { Snapshot } from '../model/types';
 import type { ReconcileReport } from '../reconcile/apply';
 import { NativeMapIO } from '../reconcile/native-mapio';
 import { Reconciler } from '../reconcile/reconciler';
+import { pruneRuleStats } from '../reconcile/rule-stats';
 import { ensureTunnel, removeTunnel, TUNNEL_OFF } from '../redirect/tunnel';
 import type { SnapshotSource } from '../sources/source';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
@@ -240,6 +241,13 @@ export class Agent {
     const report = this.reconciler!.apply(result.maps, result.endpoints);
     if (!wantTunnel) removeTunnel(this.addon, redirect?.table);
     for (const f of report.failed) this.fail('endpoint', f.error);
+    if (report.retiredRuleKeys.length > 0) {
+      try {
+        pruneRuleStats(this.addon, mapFd(dp, 'nf_rule_stats'), report.retiredRuleKeys);
+      } catch (e) {
+        this.fail('stats', `prune nf_rule_stats: ${(e as Error).message}`);
+      }
+    }
     this.status.failed = report.failed;
     this.status.tunnel = redirect ? { mode: redirect.mode, enabled: wantTunnel && !tunnelError, error: tunnelError } : undefined;
     if (!report.ok) {

@@ -45,6 +45,9 @@ export interface ReconcileReport {
   failed: EndpointFailure[];
   updates: Partial<Record<PolicyMapName, number>>;
   deletes: Partial<Record<PolicyMapName, number>>;
+  /** nf_rules keys this pass deleted whose table no endpoint uses any more: the table is
+   *  retired, and its counters in nf_rule_stats can go (src/reconcile/rule-stats.ts). */
+  retiredRuleKeys: Buffer[];
   /** Whether this pass read the maps (rather than being told their content). */
   read: boolean;
   /** The maps now hold exactly the desired content: nothing failed, rolled back or was
@@ -142,7 +145,7 @@ export function reconcile(
   endpoints: readonly CompiledEndpoint[],
   known?: ActualMaps,
 ): ReconcileReport {
-  const report: ReconcileReport = { ok: true, programmed: [], detached: [], failed: [], updates: {}, deletes: {}, read: !known, exact: false };
+  const report: ReconcileReport = { ok: true, programmed: [], detached: [], failed: [], updates: {}, deletes: {}, retiredRuleKeys: [], read: !known, exact: false };
   const actual = known ?? readActual(io);
   const diffs = new Map<PolicyMapName, MapDiff>(
     MAP_WRITE_ORDER.map((m) => [m, diffMap(m, desired[m] ?? new Map(), actual[m])]),
@@ -252,13 +255,15 @@ export function reconcile(
   for (const v of finalEndpoints.values()) endpointTables(v).forEach((t) => keep.add(t));
 
   const deleteErrors: string[] = [];
-  const del = (m: PolicyMapName, keys: Buffer[]): void => {
-    if (keys.length === 0) return;
+  const del = (m: PolicyMapName, keys: Buffer[]): boolean => {
+    if (keys.length === 0) return true;
     try {
       const n = keys.length > 1 && io.supportsBatch(m) ? io.deleteBatch(m, keys) : keys.filter((k) => io.delete(m, k)).length;
       report.deletes[m] = (report.deletes[m] ?? 0) + n;
+      return true;
     } catch (e) {
       deleteErrors.push(`delete from ${m}: ${errText(e)}`);
+      return false;
     }
   };
   del('nf_endpoints', diffs.get('nf_endpoints')!.deletes);
@@ -284,7 +289,7 @@ export function reconcile(
       return t === undefined || !keep.has(t);
     });
     withheld += deletes.length - allowed.length;
-    del(m, allowed);
+    if (del(m, allowed) && m === 'nf_rules') report.retiredRuleKeys = allowed;
   }
   if (deleteErrors.length > 0) report.error = deleteErrors.join('; ');
   report.exact = report.failed.length === 0 && deleteErrors.length === 0 && withheld === 0;

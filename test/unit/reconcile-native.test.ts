@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps } from '../../src/compile/output';
-import { NfAction, NfEpFlag, NfTier, bitmapFrom, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { NF_RULE_DEFAULT, NfAction, NfEpFlag, NfTier, bitmapFrom, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
 import { DEFAULT_OBJECT, finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig } from '../../src/datapath/loader';
 import { native } from '../../src/datapath/native';
 import type { TcDirection } from '../../src/datapath/native-api';
@@ -14,6 +14,7 @@ import { readMap } from '../../src/reconcile/mapio';
 import { NativeMapIO } from '../../src/reconcile/native-mapio';
 import { reconcile, type Attacher, type EndpointRef } from '../../src/reconcile/apply';
 import { Reconciler } from '../../src/reconcile/reconciler';
+import { pruneRuleStats } from '../../src/reconcile/rule-stats';
 import { pinDir, run } from '../native/helpers';
 
 const hooks = new Set<string>();
@@ -24,13 +25,13 @@ const attacher: Attacher = {
   list: () => [],
 };
 
-function desired(rules: number, ifindex = 3): { maps: DesiredMaps; endpoints: CompiledEndpoint[] } {
+function desired(rules: number, ifindex = 3, table = 1): { maps: DesiredMaps; endpoints: CompiledEndpoint[] } {
   const maps = Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, new Map()])) as DesiredMaps;
   const put = (m: keyof DesiredMaps, key: Buffer, value: Buffer): void => void maps[m].set(keyHex(key), { key, value });
-  for (let i = 0; i < rules; i++) put('nf_rules', encodeRuleKey(1, i), encodeRule({ action: NfAction.ALLOW, tier: NfTier.NETPOL, tierEnd: rules, policyId: 0, ruleId: i }));
-  put('nf_ports', encodePortKey({ table: 1, proto: 6, port: 80 }), bitmapFrom([0]));
-  put('nf_endpoints', encodeU32(ifindex), encodeEndpoint({ id: 1, ingressTable: 1, egressTable: 0, flags: NfEpFlag.POD, revision: 1 }));
-  const ep: CompiledEndpoint = { ifname: `if${ifindex}`, ifindex, id: 1, kind: 'pod', ingressTable: 1, egressTable: 0, revision: 1 };
+  for (let i = 0; i < rules; i++) put('nf_rules', encodeRuleKey(table, i), encodeRule({ action: NfAction.ALLOW, tier: NfTier.NETPOL, tierEnd: rules, policyId: 0, ruleId: i }));
+  put('nf_ports', encodePortKey({ table, proto: 6, port: 80 }), bitmapFrom([0]));
+  put('nf_endpoints', encodeU32(ifindex), encodeEndpoint({ id: 1, ingressTable: table, egressTable: 0, flags: NfEpFlag.POD, revision: 1 }));
+  const ep: CompiledEndpoint = { ifname: `if${ifindex}`, ifindex, id: 1, kind: 'pod', ingressTable: table, egressTable: 0, revision: 1 };
   return { maps, endpoints: [ep] };
 }
 
@@ -169,4 +170,28 @@ test.serial('upgrade: pins without a map the new object has (nf_ep_stats) keep e
   t.teardown(() => again.close());
   t.true(again.adopted, 'complete pins are adopted again');
   t.is(again.maps.get('nf_ep_stats')!.id, pinned.id);
+});
+
+test.serial('a retired table takes its counters out of nf_rule_stats; the live table keeps its own', (t) => {
+  const root = pinDir(t);
+  const dp = loadDatapath(native, { bpffsRoot: root });
+  t.teardown(() => dp.close());
+  const rec = new Reconciler(new NativeMapIO(native, dp.maps), attacher);
+  const first = desired(3, 5, 1);
+  t.deepEqual(rec.apply(first.maps, first.endpoints).retiredRuleKeys, []);
+  const stats = mapFd(dp, 'nf_rule_stats');
+  const counter = Buffer.alloc(16 * native.possibleCpus(), 1);
+  const counted = [encodeRuleKey(1, 0), encodeRuleKey(1, NF_RULE_DEFAULT), encodeRuleKey(2, 0)];
+  for (const k of counted) native.mapUpdate(stats, k, counter);
+
+  // The endpoint moves to table 2: table 1 is retired with its three rules.
+  const second = desired(3, 5, 2);
+  const r = rec.apply(second.maps, second.endpoints);
+  t.true(r.exact);
+  t.deepEqual(r.retiredRuleKeys.map((k) => k.toString('hex')).sort(), [0, 1, 2].map((i) => encodeRuleKey(1, i).toString('hex')).sort());
+  t.is(pruneRuleStats(native, stats, r.retiredRuleKeys), 2, 'rule 0 and the default counter of table 1 existed');
+  t.is(native.mapLookup(stats, counted[0]), null);
+  t.is(native.mapLookup(stats, counted[1]), null);
+  t.not(native.mapLookup(stats, counted[2]), null, 'the live table keeps its counter');
+  t.deepEqual(rec.apply(second.maps, second.endpoints).retiredRuleKeys, [], 'nothing retired twice');
 });
