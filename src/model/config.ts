@@ -54,8 +54,9 @@ function parseRedirect(f: Field, serviceCIDRs: string[]): RedirectConfig {
   if (gateway6 !== undefined && !gateway6.includes(':')) f.get('gateway6').fail(`must be an IPv6 address, got "${gateway6}"`);
   const sc = f.get('serviceCIDRs');
   return {
-    // direct by measurement (test/e2e/tunnel.test.ts): both modes lose no DNS query through a
-    // same-node ClusterIP; direct is faster (no second pass through the node's netfilter).
+    // direct by measurement (`npm run bench`, tunnel part; bench/REPORT.md): both modes lose
+    // no DNS query through a same-node ClusterIP (test/e2e/tunnel.test.ts), and direct has the
+    // higher connection rate (no second pass through the node's netfilter).
     mode: f.get('mode').oneOf(['fwmark', 'direct'] as const, 'direct'),
     mark: f.get('mark').optInt(1, 0xffffffff, DEFAULT_REDIRECT_MARK)!,
     table: f.get('table').optInt(1, 0xfffffffe, DEFAULT_REDIRECT_TABLE)!,
