@@ -251,9 +251,19 @@ export function renderReport(r: BenchResults): string {
     '## Connection rate and throughput',
     '',
     'Two pod namespaces joined through a node namespace by veths (routing in the node namespace). ' +
-      'Connection rate: bench/crr.c (connect, 64-byte request, 64-byte response, close; several connections in ' +
-      'parallel for a fixed time). Throughput: iperf3, one TCP stream. Variants: bare (no program, no netfilter ' +
-      'rules); netfence_N (nf_tc_ingress/nf_tc_egress on both host veths, the server pod isolated by a table of N ' +
+      'Connection rate: bench/crr.c, 4 client threads pinned to CPU 0 and 4 server threads pinned to CPU 1, each ' +
+      'looping connect, 64-byte request, 64-byte response, close; the client closes with RST (SO_LINGER 0), so no ' +
+      'TIME_WAIT socket outlives a measurement and no variant inherits ephemeral ports an earlier one left occupied. ' +
+      'Connections are counted for 2 s (quick run) or 5 s after a 0.5 s warm-up. The client\'s CPU also runs the ' +
+      'softirq path of every packet it sends (the SYN through both hooks, the server\'s SYN-ACK), so it saturates and ' +
+      'conn/s is the inverse of the per-connection CPU cost. Throughput: iperf3, one TCP stream, 1 s (quick) or 3 s. ' +
+      'Each round measures every variant once, set up right before its measurement and removed right after; ' +
+      'bare, netfence_10k and ipset_10k run back to back, and odd rounds run the order backwards. The node ' +
+      'namespace\'s netfilter state is checked around every measurement: bare and netfence run with an empty ' +
+      'ruleset and must leave the node\'s conntrack table empty (no conntrack hook left registered by an iptables ' +
+      'variant), iptables and ipset must have tracked the connections. In the first round a request from a second ' +
+      'client address, outside every table, must be dropped by each variant with rules and answered by bare and ' +
+      'netfence_0. Variants: bare (no program, no netfilter rules); netfence_N (nf_tc_ingress/nf_tc_egress on both host veths, the server pod isolated by a table of N ' +
       'CIDR prefixes, the client matching the last one); iptables_N (conntrack ESTABLISHED,RELATED accept first, ' +
       'then one FORWARD rule per CIDR, the client matching the last one); ipset_N (one FORWARD rule per policy ' +
       'rule matching a hash:net set).',

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { evaluateTargets, renderChart, writeReport, countLabel } from '../../bench/report';
 import { interleave, median, percentile, ratio, runInterleaved, prng } from '../../bench/stats';
 import { buildPolicy, syntheticPrefixes } from '../../bench/policy';
-import { forwardRules, netVariants } from '../../bench/net';
+import { forwardRules, netVariants, roundOrder } from '../../bench/net';
 import { parseCidr } from '../../src/datapath/codecs';
 import type { BenchResults } from '../../bench/types';
 
@@ -87,6 +87,14 @@ test('iptables and ipset variants hold the same prefixes', (t) => {
     netVariants([0, 100]).map((v) => v.name),
     ['bare', 'netfence_0', 'netfence_100', 'iptables_100', 'ipset_100'],
   );
+});
+
+test('net rounds run the target comparisons back to back, odd rounds backwards', (t) => {
+  const vs = netVariants([0, 100, 10000]);
+  const names = (round: number): string[] => roundOrder(vs, round).map((v) => v.name);
+  t.deepEqual(names(0).slice(0, 3), ['bare', 'netfence_10k', 'ipset_10k']);
+  t.deepEqual(names(1), [...names(0)].reverse());
+  t.is(new Set(names(0)).size, vs.length);
 });
 
 function fixture(): BenchResults {
