@@ -208,11 +208,8 @@ Napi::Value XdpDetach(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitAttach(Napi::Env env, Napi::Object exports) {
-  exports.Set("tcAttach", Napi::Function::New(env, TcAttach, "tcAttach"));
-  exports.Set("tcDetach", Napi::Function::New(env, TcDetach, "tcDetach"));
-  exports.Set("tcQuery", Napi::Function::New(env, TcQuery, "tcQuery"));
-  exports.Set("xdpAttach", Napi::Function::New(env, XdpAttach, "xdpAttach"));
-  exports.Set("xdpDetach", Napi::Function::New(env, XdpDetach, "xdpDetach"));
+  ExportAll(env, exports, {{"tcAttach", TcAttach}, {"tcDetach", TcDetach}, {"tcQuery", TcQuery},
+                           {"xdpAttach", XdpAttach}, {"xdpDetach", XdpDetach}});
 }
 
 }  // namespace nf

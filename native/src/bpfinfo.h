@@ -6,10 +6,20 @@
 
 #include <string>
 
+#include "errors.h"
+
 namespace nf {
 
-// Throws "what: cause" when the fd is not a map.
-bpf_map_info MapInfoOf(Napi::Env env, int fd, const std::string& what);
+// bpf_obj_get_info_by_fd as T (bpf_map_info, bpf_prog_info); throws "what: cause" when
+// the fd is not such an object.
+template <typename T>
+T InfoOf(Napi::Env env, int fd, const std::string& what) {
+  T info = {};
+  uint32_t len = sizeof(info);
+  Check(env, bpf_obj_get_info_by_fd(fd, &info, &len), what, "bpf_obj_get_info_by_fd");
+  return info;
+}
+
 Napi::Object MapInfoToJs(Napi::Env env, const std::string& name, int fd, const bpf_map_info& info);
 Napi::Object ProgInfoToJs(Napi::Env env, const std::string& name, int fd, const bpf_prog_info& info);
 

@@ -127,9 +127,7 @@ Napi::Value LinkWatch(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitLinks(Napi::Env env, Napi::Object exports) {
-  exports.Set("linkList", Napi::Function::New(env, LinkList, "linkList"));
-  exports.Set("linkByName", Napi::Function::New(env, LinkByName, "linkByName"));
-  exports.Set("linkWatch", Napi::Function::New(env, LinkWatch, "linkWatch"));
+  ExportAll(env, exports, {{"linkList", LinkList}, {"linkByName", LinkByName}, {"linkWatch", LinkWatch}});
 }
 
 }  // namespace nf

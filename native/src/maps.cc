@@ -41,7 +41,7 @@ struct MapView {
 };
 
 MapView View(Napi::Env env, int fd, const char* verb) {
-  bpf_map_info info = MapInfoOf(env, fd, std::string(verb) + " map fd " + std::to_string(fd));
+  auto info = InfoOf<bpf_map_info>(env, fd, std::string(verb) + " map fd " + std::to_string(fd));
   size_t value_size = info.value_size;
   if (IsPerCpu(info.type)) value_size = ((value_size + 7) & ~size_t(7)) * libbpf_num_possible_cpus();
   return MapView{fd, info.name, info.type, info.key_size, value_size};
@@ -221,7 +221,7 @@ Napi::Value MapOpenPinned(const Napi::CallbackInfo& info) {
       as_map.btf_id = pi.btf_id;
       return MapInfoToJs(env, pi.name, fd, as_map);
     }
-    bpf_map_info mi = MapInfoOf(env, fd, what);
+    auto mi = InfoOf<bpf_map_info>(env, fd, what);
     return MapInfoToJs(env, mi.name, fd, mi);
   } catch (...) {
     close(fd);
@@ -259,18 +259,10 @@ Napi::Value PossibleCpus(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitMaps(Napi::Env env, Napi::Object exports) {
-  exports.Set("mapLookup", Napi::Function::New(env, MapLookup, "mapLookup"));
-  exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate, "mapUpdate"));
-  exports.Set("mapDelete", Napi::Function::New(env, MapDelete, "mapDelete"));
-  exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch, "mapUpdateBatch"));
-  exports.Set("mapDeleteBatch", Napi::Function::New(env, MapDeleteBatch, "mapDeleteBatch"));
-  exports.Set("mapKeys", Napi::Function::New(env, MapKeys, "mapKeys"));
-  exports.Set("mapCreate", Napi::Function::New(env, MapCreate, "mapCreate"));
-  exports.Set("mapOpenPinned", Napi::Function::New(env, MapOpenPinned, "mapOpenPinned"));
-  exports.Set("pin", Napi::Function::New(env, Pin, "pin"));
-  exports.Set("unpin", Napi::Function::New(env, Unpin, "unpin"));
-  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
-  exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpus, "possibleCpus"));
+  ExportAll(env, exports, {{"mapLookup", MapLookup}, {"mapUpdate", MapUpdate}, {"mapDelete", MapDelete},
+                           {"mapUpdateBatch", MapUpdateBatch}, {"mapDeleteBatch", MapDeleteBatch}, {"mapKeys", MapKeys},
+                           {"mapCreate", MapCreate}, {"mapOpenPinned", MapOpenPinned}, {"pin", Pin}, {"unpin", Unpin},
+                           {"closeFd", CloseFd}, {"possibleCpus", PossibleCpus}});
 }
 
 }  // namespace nf

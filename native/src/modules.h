@@ -3,7 +3,19 @@
 
 #include <napi.h>
 
+#include <initializer_list>
+
 namespace nf {
+
+// One function of the addon: exports[name], a JS function of that name.
+struct Export {
+  const char* name;
+  Napi::Function::Callback fn;
+};
+
+inline void ExportAll(Napi::Env env, Napi::Object exports, std::initializer_list<Export> fns) {
+  for (const Export& e : fns) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
+}
 
 void InitObject(Napi::Env env, Napi::Object exports);
 void InitMaps(Napi::Env env, Napi::Object exports);

@@ -33,8 +33,7 @@ Napi::Value SetNetns(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitNetns(Napi::Env env, Napi::Object exports) {
-  exports.Set("unshareNet", Napi::Function::New(env, UnshareNet, "unshareNet"));
-  exports.Set("setNetns", Napi::Function::New(env, SetNetns, "setNetns"));
+  ExportAll(env, exports, {{"unshareNet", UnshareNet}, {"setNetns", SetNetns}});
 }
 
 }  // namespace nf

@@ -112,7 +112,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     bpf_object__for_each_map(map, obj) {
       int fd = bpf_map__fd(map);
       if (fd < 0) continue;  // not created (autocreate off)
-      bpf_map_info mi = MapInfoOf(env, fd, std::string("get info of map ") + bpf_map__name(map));
+      auto mi = InfoOf<bpf_map_info>(env, fd, std::string("get info of map ") + bpf_map__name(map));
       out.Set(out.Length(), MapInfoToJs(env, bpf_map__name(map), fd, mi));
     }
     return out;
@@ -126,10 +126,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     bpf_object__for_each_program(prog, obj) {
       int fd = bpf_program__fd(prog);
       if (fd < 0) continue;  // not loaded (autoload off)
-      bpf_prog_info pi = {};
-      uint32_t len = sizeof(pi);
-      Check(env, bpf_obj_get_info_by_fd(fd, &pi, &len), std::string("get info of program ") + bpf_program__name(prog),
-            "bpf_obj_get_info_by_fd");
+      auto pi = InfoOf<bpf_prog_info>(env, fd, std::string("get info of program ") + bpf_program__name(prog));
       out.Set(out.Length(), ProgInfoToJs(env, bpf_program__name(prog), fd, pi));
     }
     return out;
@@ -200,13 +197,6 @@ Napi::Value OpenObject(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-bpf_map_info MapInfoOf(Napi::Env env, int fd, const std::string& what) {
-  bpf_map_info info = {};
-  uint32_t len = sizeof(info);
-  Check(env, bpf_obj_get_info_by_fd(fd, &info, &len), what, "bpf_obj_get_info_by_fd");
-  return info;
-}
-
 Napi::Object MapInfoToJs(Napi::Env env, const std::string& name, int fd, const bpf_map_info& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("name", name);
@@ -235,7 +225,7 @@ void InitObject(Napi::Env env, Napi::Object exports) {
   auto* data = new ObjectData();
   data->ctor = Napi::Persistent(BpfObject::Define(env));
   env.SetInstanceData(data);
-  exports.Set("openObject", Napi::Function::New(env, OpenObject, "openObject"));
+  ExportAll(env, exports, {{"openObject", OpenObject}});
 }
 
 }  // namespace nf

@@ -55,7 +55,7 @@ Napi::Value RingBufferOpen(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitRingBuf(Napi::Env env, Napi::Object exports) {
-  exports.Set("ringBufferOpen", Napi::Function::New(env, RingBufferOpen, "ringBufferOpen"));
+  ExportAll(env, exports, {{"ringBufferOpen", RingBufferOpen}});
 }
 
 }  // namespace nf

@@ -37,6 +37,23 @@ uint32_t Required(Napi::Object o, const char* key, const char* fn) {
   return v;
 }
 
+// One rule or route change from a JS object: `verb` names it in errors ("add rule ...");
+// `already` is the result that means the kernel is already so (EEXIST on add, ENOENT on
+// delete): that is success, so callers converge without reading first.
+template <typename Ptr, typename T>
+Napi::Value Change(const Napi::CallbackInfo& info, const char* fn, const char* arg,
+                   T* (*from_js)(Napi::Env, Napi::Object, const char*, std::string*), const char* verb,
+                   int (*op)(nl_sock*, T*, int), const char* call, int flags, int already) {
+  Napi::Env env = info.Env();
+  std::string name;
+  Ptr obj(from_js(env, ArgObject(info, 0, fn, arg), fn, &name));
+  std::string what = std::string(verb) + " " + name;
+  NlSocket sk(env, what);
+  int err = op(sk.get(), obj.get(), flags);
+  if (err != already) sk.Check(err, what, call);
+  return env.Undefined();
+}
+
 // --- rules ---
 
 std::string RuleName(int af, uint32_t prio, uint32_t table) {
@@ -96,24 +113,14 @@ Napi::Value RuleList(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value RuleAdd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string name;
-  RulePtr r(RuleFromJs(env, ArgObject(info, 0, "ruleAdd", "rule"), "ruleAdd", &name));
-  NlSocket sk(env, "add " + name);
   // NLM_F_EXCL: without it the kernel adds a duplicate instead of reporting EEXIST.
-  int err = rtnl_rule_add(sk.get(), r.get(), NLM_F_EXCL);
-  if (err != -NLE_EXIST) sk.Check(err, "add " + name, "rtnl_rule_add");
-  return env.Undefined();
+  return Change<RulePtr>(info, "ruleAdd", "rule", RuleFromJs, "add", rtnl_rule_add, "rtnl_rule_add", NLM_F_EXCL,
+                         -NLE_EXIST);
 }
 
 Napi::Value RuleDelete(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string name;
-  RulePtr r(RuleFromJs(env, ArgObject(info, 0, "ruleDelete", "rule"), "ruleDelete", &name));
-  NlSocket sk(env, "delete " + name);
-  int err = rtnl_rule_delete(sk.get(), r.get(), 0);
-  if (err != -NLE_OBJ_NOTFOUND) sk.Check(err, "delete " + name, "rtnl_rule_delete");
-  return env.Undefined();
+  return Change<RulePtr>(info, "ruleDelete", "rule", RuleFromJs, "delete", rtnl_rule_delete, "rtnl_rule_delete", 0,
+                         -NLE_OBJ_NOTFOUND);
 }
 
 // --- routes ---
@@ -192,33 +199,21 @@ Napi::Value RouteList(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value RouteReplace(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string name;
-  RoutePtr r(RouteFromJs(env, ArgObject(info, 0, "routeReplace", "route"), "routeReplace", &name));
-  NlSocket sk(env, "replace " + name);
-  sk.Check(rtnl_route_add(sk.get(), r.get(), NLM_F_REPLACE), "replace " + name, "rtnl_route_add");
-  return env.Undefined();
+  // A replace has no "already so": 0 is its only success.
+  return Change<RoutePtr>(info, "routeReplace", "route", RouteFromJs, "replace", rtnl_route_add, "rtnl_route_add",
+                          NLM_F_REPLACE, 0);
 }
 
 Napi::Value RouteDelete(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string name;
-  RoutePtr r(RouteFromJs(env, ArgObject(info, 0, "routeDelete", "route"), "routeDelete", &name));
-  NlSocket sk(env, "delete " + name);
-  int err = rtnl_route_delete(sk.get(), r.get(), 0);
-  if (err != -NLE_OBJ_NOTFOUND) sk.Check(err, "delete " + name, "rtnl_route_delete");
-  return env.Undefined();
+  return Change<RoutePtr>(info, "routeDelete", "route", RouteFromJs, "delete", rtnl_route_delete, "rtnl_route_delete",
+                          0, -NLE_OBJ_NOTFOUND);
 }
 
 }  // namespace
 
 void InitRouting(Napi::Env env, Napi::Object exports) {
-  exports.Set("ruleList", Napi::Function::New(env, RuleList, "ruleList"));
-  exports.Set("ruleAdd", Napi::Function::New(env, RuleAdd, "ruleAdd"));
-  exports.Set("ruleDelete", Napi::Function::New(env, RuleDelete, "ruleDelete"));
-  exports.Set("routeList", Napi::Function::New(env, RouteList, "routeList"));
-  exports.Set("routeReplace", Napi::Function::New(env, RouteReplace, "routeReplace"));
-  exports.Set("routeDelete", Napi::Function::New(env, RouteDelete, "routeDelete"));
+  ExportAll(env, exports, {{"ruleList", RuleList}, {"ruleAdd", RuleAdd}, {"ruleDelete", RuleDelete},
+                           {"routeList", RouteList}, {"routeReplace", RouteReplace}, {"routeDelete", RouteDelete}});
 }
 
 }  // namespace nf

@@ -53,7 +53,7 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitTestRun(Napi::Env env, Napi::Object exports) {
-  exports.Set("progTestRun", Napi::Function::New(env, ProgTestRun, "progTestRun"));
+  ExportAll(env, exports, {{"progTestRun", ProgTestRun}});
 }
 
 }  // namespace nf
