@@ -7,14 +7,16 @@ import { evalTable } from '../helpers/map-eval';
 
 const podEp = (pod: string, ifindex: number): DiscoveredEndpoint => ({ ifname: `veth${ifindex}`, ifindex, kind: 'pod', pod });
 
+/** Namespace app and node n1 (192.168.0.1) with the pods and policies given. */
+const appSnapshot = (parts: Pick<Parameters<typeof snapshot>[0], 'pods' | 'policies'>) =>
+  snapshot({ namespaces: [namespace('app')], nodes: [node('n1', ['192.168.0.1'])], ...parts });
+
 function replicas(n: number) {
   return Array.from({ length: n }, (_, i) => pod('app', `web-${i}`, [`10.0.0.${i + 1}`], { app: 'web' }));
 }
 
 test('endpoints with the same rule list share one table', (t) => {
-  const s = snapshot({
-    namespaces: [namespace('app')],
-    nodes: [node('n1', ['192.168.0.1'])],
+  const s = appSnapshot({
     pods: [...replicas(20), pod('app', 'db', ['10.0.9.1'], { app: 'db' })],
     policies: [netpol('app', 'web', { app: 'web' }, [rule('ingress', 0, [podsPeer('app', { app: 'db' })], [{ protocol: 'TCP', port: 80 }])])],
   });
@@ -52,9 +54,7 @@ test('compile is deterministic and independent of input order', (t) => {
   ];
   const eps = [...pods.map((p, i) => podEp(`app/${p.name}`, 10 + i))];
   const mk = (rev: boolean) =>
-    snapshot({
-      namespaces: [namespace('app')],
-      nodes: [node('n1', ['192.168.0.1'])],
+    appSnapshot({
       pods: rev ? [...pods].reverse() : pods,
       policies: rev ? [...policies].reverse() : policies,
     });
@@ -69,9 +69,7 @@ test('compile is deterministic and independent of input order', (t) => {
 
 test('a table over 256 rules is refused, naming the endpoint and the count', (t) => {
   const rules = Array.from({ length: 300 }, (_, i) => rule('ingress', i, [{ kind: 'cidr', cidr: `10.${i >> 8}.${i & 255}.0/24`, except: [] }], null, 'deny'));
-  const s = snapshot({
-    namespaces: [namespace('app')],
-    nodes: [node('n1', ['192.168.0.1'])],
+  const s = appSnapshot({
     pods: replicas(2),
     policies: [cnp('big', 'admin', 1, { app: 'web' }, rules)],
   });
@@ -84,9 +82,7 @@ test('a table over 256 rules is refused, naming the endpoint and the count', (t)
 });
 
 test('port ranges decompose into aligned LPM prefixes', (t) => {
-  const s = snapshot({
-    namespaces: [namespace('app')],
-    nodes: [node('n1', ['192.168.0.1'])],
+  const s = appSnapshot({
     pods: replicas(1),
     policies: [
       cnp('ranges', 'admin', 1, {}, [
@@ -128,9 +124,7 @@ test('port ranges decompose into aligned LPM prefixes', (t) => {
 });
 
 test('ipBlock except: every cidr and except is a prefix; an except shadows only its own cidr', (t) => {
-  const s = snapshot({
-    namespaces: [namespace('app')],
-    nodes: [node('n1', ['192.168.0.1'])],
+  const s = appSnapshot({
     pods: replicas(1),
     policies: [
       cnp('blocks', 'admin', 1, {}, [
@@ -159,9 +153,7 @@ test('ipBlock except: every cidr and except is a prefix; an except shadows only 
 
 test('egress named ports split into sub-rules per resolved port; ingress resolves on the own pod', (t) => {
   const http = (n: number) => [{ name: 'http', containerPort: n, protocol: 'TCP' as const }];
-  const s = snapshot({
-    namespaces: [namespace('app')],
-    nodes: [node('n1', ['192.168.0.1'])],
+  const s = appSnapshot({
     pods: [
       pod('app', 'client', ['10.0.0.1'], { app: 'client' }, { ports: http(9000) }),
       pod('app', 'a', ['10.0.0.2'], { app: 'srv', v: '1' }, { ports: http(8080) }),
@@ -189,7 +181,7 @@ test('egress named ports split into sub-rules per resolved port; ingress resolve
 });
 
 test('endpoint flags: pod, host, the tunnel on pods when a redirect is configured, kept established flows on hosts', (t) => {
-  const s = snapshot({ namespaces: [namespace('app')], nodes: [node('n1', ['192.168.0.1'])], pods: replicas(1) });
+  const s = appSnapshot({ pods: replicas(1) });
   const eps: DiscoveredEndpoint[] = [podEp('app/web-0', 10), { ifname: 'eth0', ifindex: 2, kind: 'host' }];
   const flagsOf = (r: ReturnType<typeof compile>) => [...r.maps.nf_endpoints.values()].map((e) => decodeEndpoint(e.value).flags).sort();
   t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD, NfEpFlag.HOST].sort());
