@@ -118,11 +118,7 @@ export class Field {
   }
 
   int(min: number, max: number): number {
-    this.required();
-    const v = this.value;
-    if (typeof v !== 'number' || !Number.isInteger(v)) this.fail(`must be an integer, got ${describe(v)}`);
-    if (v < min || v > max) this.fail(`must be between ${min} and ${max}, got ${v}`);
-    return v;
+    return this.inRange(Number.isInteger, 'an integer', min, max);
   }
 
   optInt(min: number, max: number, dflt?: number): number | undefined {
@@ -130,9 +126,14 @@ export class Field {
   }
 
   number(min: number, max: number): number {
+    return this.inRange(Number.isFinite, 'a number', min, max);
+  }
+
+  /** A number of the kind `is` accepts (`what` names it in the error), within min..max. */
+  private inRange(is: (v: number) => boolean, what: string, min: number, max: number): number {
     this.required();
     const v = this.value;
-    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(`must be a number, got ${describe(v)}`);
+    if (typeof v !== 'number' || !is(v)) this.fail(`must be ${what}, got ${describe(v)}`);
     if (v < min || v > max) this.fail(`must be between ${min} and ${max}, got ${v}`);
     return v;
   }
