@@ -99,3 +99,6 @@ export const ISOLATION_RULE = 'isolation';
 /** Synthetic system-tier rule: a packet of a connection allowed earlier passes through
  *  conntrack without a policy lookup (pods always; nodes while privileged.established). */
 export const ESTABLISHED_RULE = 'established';
+/** Synthetic system-tier rule: an ICMP error about a connection allowed earlier passes
+ *  as related (PMTU discovery) where its established packets would. */
+export const RELATED_RULE = 'related';

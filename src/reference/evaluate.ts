@@ -21,13 +21,15 @@
 //   other kind only on the primary network (packet.network undefined).
 // - An established packet (of a connection allowed earlier) passes conntrack on a pod side,
 //   and on a node side while config.privileged.enabled and .established (ESTABLISHED_RULE);
-//   otherwise it is evaluated like a new connection.
+//   otherwise it is evaluated like a new connection. A related packet (an ICMP/ICMPv6
+//   error about such a connection) passes the same way (RELATED_RULE); where it does not,
+//   it is an ICMP packet like any other.
 // - A destination that is a Service ClusterIP with a matching port is DNATed to its first
 //   backend pod (by namespace/name) like kube-proxy, and both sides are evaluated against
 //   that backend (`dnat` in the verdict).
 import { canonicalIp, ipInCidr } from '../model/ip';
 import type { L4Protocol, Peer, Policy, PortSpec, Rule, Tier } from '../model/rules';
-import { comparePolicies, ESTABLISHED_RULE, ISOLATION_RULE, NODE_LOCAL_RULE, policyName, ruleName } from '../model/rules';
+import { comparePolicies, ESTABLISHED_RULE, ISOLATION_RULE, NODE_LOCAL_RULE, RELATED_RULE, policyName, ruleName } from '../model/rules';
 import type { Snapshot } from '../model/types';
 import { matchesSelector } from '../selectors/labels';
 import {
@@ -53,6 +55,8 @@ export interface Packet {
   network?: string;
   /** Part of a connection allowed earlier (a reply or a later packet): conntrack state. */
   established?: boolean;
+  /** An ICMP/ICMPv6 error (protocol ICMP or ICMPv6) about a connection allowed earlier. */
+  related?: boolean;
 }
 
 export interface DirectionVerdict {
@@ -103,8 +107,8 @@ function appliesOnNetwork(p: Policy, network: string | undefined): boolean {
 
 function evaluateSide(s: Snapshot, side: Side, pkt: Packet, dst: Endpoint | undefined): DirectionVerdict {
   const p = s.config.privileged;
-  if (pkt.established && (side.ep.kind === 'pod' || (p.enabled && p.established))) {
-    return { verdict: 'allow', tier: 'system', rule: ESTABLISHED_RULE };
+  if ((pkt.established || pkt.related) && (side.ep.kind === 'pod' || (p.enabled && p.established))) {
+    return { verdict: 'allow', tier: 'system', rule: pkt.related ? RELATED_RULE : ESTABLISHED_RULE };
   }
   const policies = s.policies
     .filter((p) => appliesOnNetwork(p, pkt.network) && subjectSelects(s, p.subject, side.ep))
@@ -157,6 +161,9 @@ function checkPacket(pkt: Packet): void {
     if (canonicalIp(ip) === undefined) throw new Error(`evaluate packet: invalid ${what} address "${ip}"`);
   }
   if (!L4_PROTOCOLS.includes(pkt.protocol)) throw new Error(`evaluate packet: unknown protocol "${pkt.protocol}"`);
+  if (pkt.related && pkt.protocol !== 'ICMP' && pkt.protocol !== 'ICMPv6') {
+    throw new Error(`evaluate packet: related needs protocol ICMP or ICMPv6, not ${pkt.protocol}`);
+  }
   if (!Number.isInteger(pkt.dstPort) || pkt.dstPort < 0 || pkt.dstPort > 65535) {
     throw new Error(`evaluate packet: port ${pkt.dstPort} out of range 0-65535`);
   }

@@ -4,27 +4,47 @@
 // test runs put the skb) and runs the hook that sees traffic leaving it, then the
 // destination endpoint and the hook that sees traffic reaching it. The deciding rule
 // is the one whose per-rule counter moved.
+//
+// Conntrack state of the reference's packets: an established packet finds its own flow's
+// entry, a related one (an ICMP error quoting a TCP segment the other side sent) the
+// quoted flow's entry, written at the endpoint's revision before the run. Only where
+// the reference lets such state pass: pods, and hosts keeping established flows
+// (NF_EP_F_KEEP_ESTABLISHED, from privileged.established); elsewhere the packet runs
+// as a new one. Allowed with no rule evaluated = passed through conntrack.
 import { compile } from '../compile';
 import type { CompiledEndpoint, CompiledRuleInfo, PolicyMapName } from '../compile/output';
 import {
+  NF_CT_RULE_DEFAULT,
   NF_RULE_DEFAULT,
+  NfDir,
+  NfEpFlag,
   NfLocalKind,
+  decodeEndpoint,
   decodeLocal,
+  encodeCtKey,
+  encodeCtVal,
+  type CtKey,
   decodeRuleKey,
   encodeU32,
   keyHex,
 } from '../datapath/codecs';
 import { DEFAULT_OBJECT } from '../datapath/loader';
 import type { BpfObjectHandle, NativeAddon, ProgInfo } from '../datapath/native-api';
+import { ESTABLISHED_RULE, RELATED_RULE } from '../model/rules';
 import type { Snapshot } from '../model/types';
 import { DEFAULT_ALLOW, type DirectionVerdict, type Packet, type Verdict } from '../reference/evaluate';
 import { endpointByIp, sameEndpoint, type Endpoint } from '../selectors/resolve';
 import { nodeNames, synthesizeEndpoints } from './endpoints';
-import { buildPacket } from './packet';
+import { PROTO_NUMBER } from '../compile/ruleset';
+import { buildPacket, packet } from './packet';
 
 const TC_ACT_SHOT = 2;
 const TEST_RUN_IFINDEX = 1;
 const SOURCE_PORT = 40000;
+/** The destination port of the segment a related ICMP error quotes. */
+const RELATED_PORT = 443;
+/** The id buildPacket gives ICMP echo requests: an echo flow's conntrack source port. */
+const ECHO_ID = 1;
 
 // Maps a trace loads. Not nf_svc_cidrs (a trace targets the backend, no deferral) and
 // no pod entries in nf_local_addrs: each side is evaluated on its own, as the reference
@@ -123,15 +143,21 @@ export class BpfEngine {
     return errors;
   }
 
-  /** One direction at one endpoint: key it at ifindex 1, run the hook, read the verdict. */
-  private run(value: Buffer, prog: ProgInfo, frame: Buffer): DirectionVerdict {
+  /** One direction at one endpoint: key it at ifindex 1, write the conntrack entry `ct`
+   *  (if any), run the hook, read the verdict. */
+  private run(value: Buffer, prog: ProgInfo, frame: Buffer, ct?: { key: CtKey; rule: string }): DirectionVerdict {
     this.addon.mapUpdate(this.fd('nf_endpoints'), encodeU32(TEST_RUN_IFINDEX), value);
     this.clear('nf_ct');
     this.clear('nf_rule_stats');
+    if (ct) {
+      const val = { lastSeenNs: 0n, revision: decodeEndpoint(value).revision, rule: NF_CT_RULE_DEFAULT, flags: 0, expiresNs: 0n };
+      this.addon.mapUpdate(this.fd('nf_ct'), encodeCtKey(ct.key), encodeCtVal(val));
+    }
     const { retval } = this.addon.progTestRun(prog.fd, { data: frame });
     const verdict = retval === TC_ACT_SHOT ? 'deny' : 'allow';
     const moved = this.addon.mapKeys(this.fd('nf_rule_stats')).map(decodeRuleKey);
     if (moved.length > 1) throw new Error(`trace: ${moved.length} rule counters moved for one packet`);
+    if (ct && moved.length === 0 && verdict === 'allow') return { verdict, tier: 'system', rule: ct.rule };
     if (moved.length === 0 || moved[0].index === NF_RULE_DEFAULT) return { ...DEFAULT_ALLOW, verdict };
     const info = this.loaded!.rules.get(`${moved[0].table}/${moved[0].index}`);
     if (!info) throw new Error(`trace: counter of unknown rule ${moved[0].table}/${moved[0].index}`);
@@ -148,7 +174,7 @@ export class BpfEngine {
   evaluate(pkt: Packet): Verdict {
     if (!this.loaded) throw new Error('trace: no snapshot loaded');
     const s = this.loaded.snapshot;
-    const frame = buildPacket({ src: pkt.src, dst: pkt.dst, protocol: pkt.protocol, sport: SOURCE_PORT, dport: pkt.dstPort });
+    const frame = pkt.related ? relatedFrame(pkt) : buildPacket({ src: pkt.src, dst: pkt.dst, protocol: pkt.protocol, sport: SOURCE_PORT, dport: pkt.dstPort });
     const src = endpointByIp(s, pkt.src, pkt.network);
     const dst = endpointByIp(s, pkt.dst, pkt.network);
     // Traffic of an endpoint to itself never leaves its namespace: no hook sees it.
@@ -158,10 +184,34 @@ export class BpfEngine {
       const c = this.endpoint(ep, pkt.network);
       // Pod hooks: tc ingress sees what the pod sends; host hooks: tc egress sees what the node sends.
       const prog = (c.ep.kind === 'host') === leaving ? this.egress : this.ingress;
-      return this.run(c.value, prog, frame);
+      const tracked = c.ep.kind !== 'host' || (decodeEndpoint(c.value).flags & NfEpFlag.KEEP_ESTABLISHED) !== 0;
+      return this.run(c.value, prog, frame, tracked ? conntrackOf(pkt, decodeEndpoint(c.value).id, leaving) : undefined);
     };
     const egress = side(src, true);
     const ingress = side(dst, false);
     return { verdict: egress.verdict === 'allow' && ingress.verdict === 'allow' ? 'allow' : 'deny', egress, ingress };
   }
+}
+
+/** An ICMP/ICMPv6 error from pkt.src to pkt.dst (fragmentation needed / packet too big)
+ *  quoting a TCP segment pkt.dst sent to pkt.src. */
+function relatedFrame(pkt: Packet): Buffer {
+  const quoted = buildPacket({ src: pkt.dst, dst: pkt.src, protocol: 'TCP', sport: SOURCE_PORT, dport: RELATED_PORT }).subarray(14);
+  const l4 = pkt.protocol === 'ICMP' ? { proto: 'icmp' as const, type: 3, code: 4, seq: 1400 } : { proto: 'icmpv6' as const, type: 2, code: 0, seq: 1400 };
+  return packet({ src: pkt.src, dst: pkt.dst, l4, payload: Buffer.from(quoted) });
+}
+
+/** The conntrack entry an established or related packet finds at endpoint `epId` on the
+ *  side the packet is `leaving` (egress) or reaching (ingress); undefined for a new one. */
+function conntrackOf(pkt: Packet, epId: number, leaving: boolean): { key: CtKey; rule: string } | undefined {
+  const dir = leaving ? NfDir.EGRESS : NfDir.INGRESS;
+  if (pkt.related) {
+    // the quoted segment went pkt.dst -> pkt.src: that flow, seen from this side
+    const key = { epId, dir: dir ^ 1, proto: PROTO_NUMBER.TCP, saddr: pkt.dst, daddr: pkt.src, sport: SOURCE_PORT, dport: RELATED_PORT };
+    return { key, rule: RELATED_RULE };
+  }
+  if (!pkt.established) return undefined;
+  const icmp = pkt.protocol === 'ICMP' || pkt.protocol === 'ICMPv6';
+  const ports = icmp ? { sport: ECHO_ID, dport: 0 } : { sport: SOURCE_PORT, dport: pkt.dstPort };
+  return { key: { epId, dir, proto: PROTO_NUMBER[pkt.protocol], saddr: pkt.src, daddr: pkt.dst, ...ports }, rule: ESTABLISHED_RULE };
 }

@@ -17,6 +17,7 @@ test('bpf engine and reference agree on random snapshots and packets', (t) => {
   const seeds = process.env.DIFF_SEED ? [Number(process.env.DIFF_SEED)] : Array.from({ length: SNAPSHOTS }, (_, i) => i + 1);
   let probes = 0;
   let denies = 0;
+  const tracked = { established: 0, related: 0 };
   const failures: string[] = [];
   try {
     for (const seed of seeds) {
@@ -28,6 +29,8 @@ test('bpf engine and reference agree on random snapshots and packets', (t) => {
         const got = engine.evaluate(pkt);
         probes++;
         if (want.verdict === 'deny') denies++;
+        if (pkt.established) tracked.established++;
+        if (pkt.related) tracked.related++;
         for (const dir of ['egress', 'ingress'] as const) {
           // Verdict, and which tier, policy and rule decided it.
           if (JSON.stringify(got[dir]) !== JSON.stringify(want[dir])) {
@@ -47,5 +50,6 @@ test('bpf engine and reference agree on random snapshots and packets', (t) => {
   // The generator must exercise both outcomes, or agreement proves little.
   t.true(denies > probes / 20, `${denies} denies of ${probes} probes`);
   t.true(probes - denies > probes / 5, `${probes - denies} allows of ${probes} probes`);
-  t.log(`${seeds.length} snapshots, ${probes} probes, ${denies} denied`);
+  t.true(tracked.established > probes / 20 && tracked.related > probes / 100, `conntrack state: ${JSON.stringify(tracked)}`);
+  t.log(`${seeds.length} snapshots, ${probes} probes, ${denies} denied, ${tracked.established} established, ${tracked.related} related`);
 });

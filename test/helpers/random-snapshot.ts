@@ -242,7 +242,9 @@ export function randomPackets(s: Snapshot, seed: number, count: number): Packet[
     const protocol: L4Protocol = r.pick(['TCP', 'TCP', 'UDP', 'SCTP', v6 ? 'ICMPv6' : 'ICMP'] as const);
     const icmp = protocol === 'ICMP' || protocol === 'ICMPv6';
     const dstPort = icmp ? 0 : r.chance(0.8) ? r.pick(PORTS) : r.int(1, 65535);
-    out.push({ src, dst, protocol, dstPort });
+    // conntrack state: ICMP as an error about a connection (related), the rest as a later packet of one
+    const tracked = r.chance(0.2) ? (icmp ? { related: true } : { established: true }) : {};
+    out.push({ src, dst, protocol, dstPort, ...tracked });
   }
   return out;
 }

@@ -301,3 +301,15 @@ test('established packets pass conntrack: pods always, nodes while privileged.es
   const off = state(DENY_INGRESS_A, denyNodes, 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { established: false }\n');
   t.like(evaluate(off, reply), { verdict: 'deny', egress: est, ingress: { verdict: 'deny', tier: 'baseline' } });
 });
+
+test('related ICMP errors pass where established packets do; elsewhere they are ICMP packets', (t) => {
+  const denyNodes = nodePolicy('drop', '  tier: baseline\n  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Drop }]\n');
+  const err = { src: '10.1.0.1', dst: '10.0.0.1', protocol: 'ICMP' as const, dstPort: 0, related: true };
+  const s = state(DENY_INGRESS_A, denyNodes);
+  const rel = { verdict: 'allow', tier: 'system', rule: 'related' };
+  t.deepEqual(evaluate(s, err), { verdict: 'allow', egress: rel, ingress: rel });
+  t.is(evaluate(s, { ...err, related: false }).verdict, 'deny', 'without a connection: isolation denies the ICMP packet');
+  const off = state(DENY_INGRESS_A, denyNodes, 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { established: false }\n');
+  t.like(evaluate(off, err), { verdict: 'deny', egress: rel, ingress: { verdict: 'deny', tier: 'baseline' } });
+  t.throws(() => evaluate(s, { ...err, protocol: 'TCP', dstPort: 80 }), { message: 'evaluate packet: related needs protocol ICMP or ICMPv6, not TCP' });
+});
