@@ -103,6 +103,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct nf_scratch);
 	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME); /* like every map: a reload reuses it */
 } nf_scratch SEC(".maps");
 
 static __always_inline struct nf_scratch *nf_get_scratch(void)
