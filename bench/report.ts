@@ -143,14 +143,23 @@ export function netVariantOrder(r: BenchResults): string[] {
   return order.filter((n) => names.has(n));
 }
 
+/** Lowest and highest per-round connection-rate ratio to the same round's bare: the noise. */
+function crrRoundRange(r: BenchResults, v: string): string {
+  const xs = r.samples.crr[v];
+  const base = r.samples.crr.bare;
+  if (!xs?.length || xs.length !== base?.length) return 'n/a';
+  const ratios = xs.map((x, i) => ratio(x, base[i]));
+  return `${fmt(Math.min(...ratios))}-${fmt(Math.max(...ratios))}`;
+}
+
 function netTable(r: BenchResults): string[] {
   const lines = [
-    '| variant | conn/s (median) | ratio to bare | Gbit/s (median) | ratio to bare |',
-    '|---|---:|---:|---:|---:|',
+    '| variant | conn/s (median) | ratio to bare | per-round ratio to bare (min-max) | Gbit/s (median) | ratio to bare |',
+    '|---|---:|---:|---:|---:|---:|',
   ];
   for (const v of netVariantOrder(r)) {
     lines.push(
-      `| ${v} | ${fmt(r.crr[v], 0)} | ${fmt(ratio(r.crr[v] ?? NaN, r.crr.bare ?? NaN))} | ` +
+      `| ${v} | ${fmt(r.crr[v], 0)} | ${fmt(ratio(r.crr[v] ?? NaN, r.crr.bare ?? NaN))} | ${crrRoundRange(r, v)} | ` +
         `${fmt(r.throughput[v])} | ${fmt(ratio(r.throughput[v] ?? NaN, r.throughput.bare ?? NaN))} |`,
     );
   }
@@ -266,7 +275,8 @@ export function renderReport(r: BenchResults): string {
       'netfence_0. Variants: bare (no program, no netfilter rules); netfence_N (nf_tc_ingress/nf_tc_egress on both host veths, the server pod isolated by a table of N ' +
       'CIDR prefixes, the client matching the last one); iptables_N (conntrack ESTABLISHED,RELATED accept first, ' +
       'then one FORWARD rule per CIDR, the client matching the last one); ipset_N (one FORWARD rule per policy ' +
-      'rule matching a hash:net set).',
+      'rule matching a hash:net set). The per-round column divides each round\'s figure by the same round\'s bare: ' +
+      'its spread is the noise from load outside the benchmark (other processes share the 2 CPUs).',
     '',
     '![connection rate and throughput against rule count](chart.svg)',
     '',
