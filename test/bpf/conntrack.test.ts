@@ -4,10 +4,10 @@
 // for the file; every test starts from empty maps; the endpoint under test is keyed
 // at ifindex 1, where the test runs put the skb.
 import test, { type ExecutionContext } from 'ava';
+import { isIP } from 'node:net';
 import { IPPROTO, NF_CT_CLOSE_TIMEOUT_NS, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfReason, type Endpoint } from '../../src/datapath/codecs';
 import { Classifier, TC_ACT_OK, TC_ACT_SHOT, type TestRule } from './harness';
 import { buildObjects } from './objects';
-import { isIP } from 'node:net';
 import { l3Offset, packet, TCP_ACK, TCP_SYN, type L4, type PacketSpec } from './packets';
 
 const TCP_FIN = 0x01;
