@@ -485,6 +485,16 @@ static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_endp
 	return TC_ACT_OK;
 }
 
+/* A pod endpoint whose packets nothing here can drop or redirect: no table in
+ * either direction (conntrack keeps no entries for it: see nf_enforce), no tunnel,
+ * and at tc egress no deferred check of a source pod that may be due. */
+static __always_inline int nf_pod_passes_unparsed(const struct nf_endpoint *ep, int tc_egress)
+{
+	__u32 busy = NF_EP_F_TUNNEL | (tc_egress ? NF_EP_F_SRC_CHECK : 0);
+
+	return !nf_has_tables(ep) && !(ep->flags & busy);
+}
+
 static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 {
 	__u32 ifindex = skb->ifindex;
@@ -508,6 +518,13 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 		dir = tc_egress ? NF_DIR_INGRESS : NF_DIR_EGRESS;
 	else
 		dir = tc_egress ? NF_DIR_EGRESS : NF_DIR_INGRESS;
+	if (is_pod && nf_pod_passes_unparsed(ep, tc_egress)) {
+		/* what the full path would count: IP frames (ND and malformed ones
+		 * included: without tables they pass as well) */
+		if (skb->protocol == bpf_htons(ETH_P_IP) || skb->protocol == bpf_htons(ETH_P_IPV6))
+			nf_count_ep(ep->id, dir, NF_EP_ALLOWED, skb->len);
+		return TC_ACT_OK;
+	}
 
 	s = nf_get_scratch();
 	if (!s)

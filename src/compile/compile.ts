@@ -98,11 +98,14 @@ function resolveEndpoint(find: Lookup, nodeName: string, ep: DiscoveredEndpoint)
 const FLAGS = { pod: NfEpFlag.POD, host: NfEpFlag.HOST, secondary: NfEpFlag.POD | NfEpFlag.SECONDARY } as const;
 
 /** With a redirect configured, the transparent tunnel applies to every pod's primary interface;
- *  with privileged established flows, a node's connections survive policy changes. */
-function flags(snapshot: Snapshot, kind: CompiledEndpoint['kind']): number {
+ *  with privileged established flows, a node's connections survive policy changes; while a
+ *  local pod has an egress table (`srcCheck`), every endpoint's tc egress runs the deferred
+ *  egress check of a local source pod (without it, a policy-free pod's hooks pass at once). */
+function flags(snapshot: Snapshot, kind: CompiledEndpoint['kind'], srcCheck: boolean): number {
   const { enabled, established } = snapshot.config.privileged;
   return (
     FLAGS[kind] |
+    (srcCheck ? NfEpFlag.SRC_CHECK : 0) |
     (kind === 'pod' && snapshot.config.redirect ? NfEpFlag.TUNNEL : 0) |
     (kind === 'host' && enabled && established ? NfEpFlag.KEEP_ESTABLISHED : 0)
   );
@@ -260,9 +263,10 @@ export class Compiler {
       maps[map].set(e.hex, e.entry);
     };
     const epIds = assignIds(lists.map((l) => endpointKey(l.r.ep)), 'endpoint', this.idHash);
+    const table = (rules: (typeof lists)[number]['rules'], d: Direction) => (rules[d].rules.length ? tableIds.get(rules[d].content)! : 0);
+    const srcCheck = lists.some(({ r, rules }) => r.ep.kind !== 'host' && table(rules, 'egress') !== 0);
     const compiled: CompiledEndpoint[] = lists.map(({ r, rules }) => {
-      const table = (d: Direction) => (rules[d].rules.length ? tableIds.get(rules[d].content)! : 0);
-      const tables: [number, number] = [table('ingress'), table('egress')];
+      const tables: [number, number] = [table(rules, 'ingress'), table(rules, 'egress')];
       const ce: CompiledEndpoint = {
         ifname: r.ep.ifname,
         ifindex: r.ep.ifindex,
@@ -277,7 +281,7 @@ export class Compiler {
         // resolved identity sets, so a new identity a rule selects is a new table).
         revision: this.hash(`revision\0${tables[0]}\0${tables[1]}`) || 1,
       };
-      const value = { id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, ce.kind), revision: ce.revision };
+      const value = { id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, ce.kind, srcCheck), revision: ce.revision };
       entries('nf_endpoints', `${ce.ifindex}\0${value.id}\0${value.ingressTable}\0${value.egressTable}\0${value.flags}`, () => ({
         key: encodeU32(ce.ifindex),
         value: encodeEndpoint(value),

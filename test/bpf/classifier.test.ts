@@ -674,6 +674,28 @@ test.serial('service traffic: egress deferred at the client, enforced after DNAT
   expectRun(t, toPod(dnat(B, 1004)), OK, 'A without policy reaches B');
 });
 
+test.serial('a policy-free pod passes right after the endpoint lookup unless a deferred source check may be due (NF_EP_F_SRC_CHECK)', (t) => {
+  const { ALLOWED } = NfEpVerdict;
+  const A = '10.244.1.10';
+  const B = '10.244.1.20';
+  k.local(A, 77, NfLocalKind.POD);
+  k.table(7, [DENY_ALL]);
+  k.endpoint(77, pod({ id: 100, egressTable: 7 }));
+  const f = packet({ src: A, dst: B, l4: l4('tcp', 8080) });
+  k.endpoint(HOOK_IF, pod({ id: 101 }));
+  expectRun(t, toPod(f), SHOT, 'with the flag: A\'s egress checked at B');
+  // the compiler sets the flag while any local pod has an egress table: this state
+  // only shows that without it the hook does not look at the packet
+  k.endpoint(HOOK_IF, pod({ id: 101 }), false);
+  expectRun(t, toPod(f), OK, 'without it: no source check');
+  t.is(k.epStats(101, NfDir.INGRESS, ALLOWED).packets, 1n, 'still counted');
+  expectRun(t, fromPod(packet({ src: B, dst: A, l4: l4('tcp', 80) })), OK, 'tc ingress');
+  t.is(k.epStats(101, NfDir.EGRESS, ALLOWED).packets, 1n);
+  fromPod(arpFrame());
+  t.is(k.epStats(101, NfDir.EGRESS, ALLOWED).packets, 1n, 'ARP is not counted');
+  t.is(k.conntrack().length, 0, 'no entries');
+});
+
 // ---- drop events ----------------------------------------------------------------
 
 test.serial('drop events carry the verdict and the packet; the rate limit caps them', async (t) => {

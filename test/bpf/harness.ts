@@ -31,6 +31,7 @@ import {
   sumPerCpuCounters,
   NF_LAYOUT_VERSION,
   NF_REASON_DESC,
+  NfEpFlag,
   type Config,
   type Counter,
   type CtKey,
@@ -182,8 +183,10 @@ export class Classifier {
     native.mapUpdate(this.fd(map), key, value);
   }
 
-  endpoint(ifindex: number, ep: Endpoint): void {
-    this.put('nf_endpoints', encodeU32(ifindex), encodeEndpoint(ep));
+  /** An endpoint; `srcCheck` (NF_EP_F_SRC_CHECK, on by default: a node where some local pod
+   *  has an egress table, as most tests build one) keeps the deferred source-pod checks on. */
+  endpoint(ifindex: number, ep: Endpoint, srcCheck = true): void {
+    this.put('nf_endpoints', encodeU32(ifindex), encodeEndpoint({ ...ep, flags: ep.flags | (srcCheck ? NfEpFlag.SRC_CHECK : 0) }));
   }
 
   identity(ip: string, id: number): void {

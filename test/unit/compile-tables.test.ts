@@ -195,3 +195,13 @@ test('endpoint flags: pod, host, the tunnel on pods when a redirect is configure
   s.config.privileged.established = false;
   t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD | NfEpFlag.TUNNEL, NfEpFlag.HOST].sort(), 'established not privileged');
 });
+
+test('endpoint flags: SRC_CHECK on every endpoint while a local pod has an egress table', (t) => {
+  const eps: DiscoveredEndpoint[] = [podEp('app/web-0', 10), podEp('app/web-1', 11), { ifname: 'eth0', ifindex: 2, kind: 'host' }];
+  const flagsOf = (policies: Parameters<typeof appSnapshot>[0]['policies']) =>
+    [...compile(appSnapshot({ pods: replicas(2), policies }), 'n1', eps).maps.nf_endpoints.values()].map((e) => decodeEndpoint(e.value).flags & NfEpFlag.SRC_CHECK);
+  t.deepEqual(flagsOf([]), [0, 0, 0], 'no policy');
+  t.deepEqual(flagsOf([netpol('app', 'in', { app: 'web' }, [rule('ingress', 0, [{ kind: 'any' }], null)])]), [0, 0, 0], 'ingress tables only');
+  const egress = netpol('app', 'out', { app: 'web' }, [rule('egress', 0, [{ kind: 'cidr', cidr: '10.0.0.0/16', except: [] }], null)]);
+  t.deepEqual(flagsOf([egress]), [NfEpFlag.SRC_CHECK, NfEpFlag.SRC_CHECK, NfEpFlag.SRC_CHECK], 'egress: every endpoint');
+});
