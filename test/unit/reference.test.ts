@@ -290,26 +290,28 @@ test('podMatrix: every ordered pair of distinct pods', (t) => {
   );
 });
 
+// Every node isolated by a baseline Drop; and the privileged established rule turned off.
+const DENY_NODES = nodePolicy('drop', '  tier: baseline\n  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Drop }]\n');
+const NO_PRIVILEGED_ESTABLISHED = 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { established: false }\n';
+
 test('established packets pass conntrack: pods always, nodes while privileged.established', (t) => {
-  const denyNodes = nodePolicy('drop', '  tier: baseline\n  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Drop }]\n');
   const reply = { src: '10.1.0.1', dst: '10.0.0.1', protocol: 'TCP' as const, dstPort: 40000, established: true };
-  const s = state(DENY_INGRESS_A, denyNodes);
+  const s = state(DENY_INGRESS_A, DENY_NODES);
   const est = { verdict: 'allow', tier: 'system', rule: 'established' };
   t.deepEqual(evaluate(s, reply), { verdict: 'allow', egress: est, ingress: est });
   t.deepEqual(evaluate(s, { ...reply, src: '10.0.0.1', dst: '10.1.0.1' }).ingress, est);
   t.is(evaluate(s, { ...reply, established: false }).verdict, 'deny');
-  const off = state(DENY_INGRESS_A, denyNodes, 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { established: false }\n');
+  const off = state(DENY_INGRESS_A, DENY_NODES, NO_PRIVILEGED_ESTABLISHED);
   t.like(evaluate(off, reply), { verdict: 'deny', egress: est, ingress: { verdict: 'deny', tier: 'baseline' } });
 });
 
 test('related ICMP errors pass where established packets do; elsewhere they are ICMP packets', (t) => {
-  const denyNodes = nodePolicy('drop', '  tier: baseline\n  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Drop }]\n');
   const err = { src: '10.1.0.1', dst: '10.0.0.1', protocol: 'ICMP' as const, dstPort: 0, related: true };
-  const s = state(DENY_INGRESS_A, denyNodes);
+  const s = state(DENY_INGRESS_A, DENY_NODES);
   const rel = { verdict: 'allow', tier: 'system', rule: 'related' };
   t.deepEqual(evaluate(s, err), { verdict: 'allow', egress: rel, ingress: rel });
   t.is(evaluate(s, { ...err, related: false }).verdict, 'deny', 'without a connection: isolation denies the ICMP packet');
-  const off = state(DENY_INGRESS_A, denyNodes, 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { established: false }\n');
+  const off = state(DENY_INGRESS_A, DENY_NODES, NO_PRIVILEGED_ESTABLISHED);
   t.like(evaluate(off, err), { verdict: 'deny', egress: rel, ingress: { verdict: 'deny', tier: 'baseline' } });
   t.throws(() => evaluate(s, { ...err, protocol: 'TCP', dstPort: 80 }), { message: 'evaluate packet: related needs protocol ICMP or ICMPv6, not TCP' });
 });
