@@ -99,4 +99,15 @@ static __always_inline void nf_ct_tcp_close(struct nf_ct_val *cv, __u8 tcp_flags
 		cv->expires_ns = now + NF_CT_CLOSE_TIMEOUT_NS;
 }
 
+/* last_seen_ns is kept to NF_CT_SEEN_GRAIN_NS (a write per packet bounces the entry's
+ * cache line between the CPUs of both ends); exact while closing, where the deadline
+ * (expires_ns, written with the same `now`) follows it. */
+#define NF_CT_SEEN_GRAIN_NS 1000000000ULL
+
+static __always_inline void nf_ct_touch(struct nf_ct_val *cv, __u64 now)
+{
+	if ((cv->flags & NF_CT_F_CLOSING) || now - cv->last_seen_ns >= NF_CT_SEEN_GRAIN_NS)
+		cv->last_seen_ns = now;
+}
+
 #endif /* NF_CONNTRACK_H */
