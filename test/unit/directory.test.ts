@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadStateDir, loadStateDirAsync, snapshotFromYaml } from '../../src/sources/directory';
 import { formatValidationError } from '../../src/model/snapshot';
-import { defaultConfig } from '../../src/model/config';
+import { DEFAULT_REDIRECT_MARK, DEFAULT_REDIRECT_TABLE, defaultConfig } from '../../src/model/config';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
@@ -243,4 +243,16 @@ metadata:
 `);
   t.is(s.pods.length, 0);
   t.like(s.errors[0], { object: 'Pod a/p', field: 'metadata.annotations.k8s.v1.cni.cncf.io/network-status[0].ips[0]' });
+});
+
+test("README's NetfenceConfig example parses without an error and spells out the defaults it names", (t) => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const block = /### NetfenceConfig[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme);
+  t.truthy(block, 'README has a yaml block under "### NetfenceConfig"');
+  const s = snapshotFromYaml(block![1], 'README.md');
+  t.deepEqual(s.errors, []);
+  const d = defaultConfig();
+  t.is(s.config.metricsAddress, d.metricsAddress);
+  t.deepEqual(s.config.privileged.agentPorts, d.privileged.agentPorts);
+  t.like(s.config.redirect, { mode: 'direct', mark: DEFAULT_REDIRECT_MARK, table: DEFAULT_REDIRECT_TABLE, gateway6: 'fd00::1' });
 });
