@@ -16,7 +16,8 @@
  *   de-DNATed replies (source = service address) pass, and the packet goes on.
  *   After DNAT the packet leaves through either the backend pod's veth (tc
  *   egress, local backend) or a host interface (tc egress, remote backend).
- *   Both hooks run the deferred check: when the source address is a local pod
+ *   Both hooks run the deferred check (while NF_EP_F_SRC_CHECK says a local pod
+ *   has an egress table): when the source address is a local pod
  *   (nf_local_addrs kind POD -> its ifindex -> nf_endpoints) and the flow is
  *   not established for that source endpoint, the source's EGRESS table is
  *   evaluated against the post-DNAT destination (creating the source's
@@ -159,8 +160,8 @@ static __always_inline void nf_drop_from_verdict(struct nf_drop *d, const struct
 	d->reason = reason;
 }
 
-/* Count a decided packet on its endpoint (global: verified once for every call site). */
-__noinline int nf_count_ep(__u32 ep_id, __u32 dir, __u32 verdict, __u32 bytes)
+/* Count a decided packet on its endpoint. */
+static __always_inline int nf_count_ep(__u32 ep_id, __u32 dir, __u32 verdict, __u32 bytes)
 {
 	struct nf_ep_stats_key k = {};
 
@@ -629,7 +630,8 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 		int mine = dir == NF_DIR_INGRESS ? nf_is_local_kind(p->daddr, NF_LOCAL_NODE)
 						 : nf_is_local_kind(p->saddr, NF_LOCAL_NODE);
 
-		if (rc == NF_PARSE_OK && tc_egress && !nf_check_source_pod(nf_local(p->saddr), p, relp, d))
+		if (rc == NF_PARSE_OK && tc_egress && (ep->flags & NF_EP_F_SRC_CHECK) &&
+		    !nf_check_source_pod(nf_local(p->saddr), p, relp, d))
 			return nf_do_drop(d, p, ifindex);
 		if (!mine)
 			return TC_ACT_OK;
@@ -648,9 +650,10 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 	}
 
 	if (is_pod && tc_egress) {
-		const struct nf_local *src = nf_local(p->saddr);
+		/* the source pod is looked up only when a check or the tunnel needs it */
+		const struct nf_local *src = ep->flags & (NF_EP_F_SRC_CHECK | NF_EP_F_TUNNEL) ? nf_local(p->saddr) : NULL;
 
-		if (!nf_check_source_pod(src, p, relp, d))
+		if ((ep->flags & NF_EP_F_SRC_CHECK) && !nf_check_source_pod(src, p, relp, d))
 			return nf_do_drop(d, p, ifindex);
 		if (nf_arrived_untunnelled(skb, ep, src))
 			opts |= NF_ENF_NO_TUNNEL;

@@ -56,10 +56,11 @@ enum nf_tier {
 /* established flows survive a policy revision change (refreshed, not re-evaluated):
  * host endpoints while NetfenceConfig privileged.enabled && established */
 #define NF_EP_F_KEEP_ESTABLISHED (1u << 4)
-/* a local pod has an egress table: tc egress runs the deferred egress check of a
- * local source pod (DESIGN.md "Known hard part"). Set by the compiler on every
- * endpoint of the node then; without it, and without tables or the tunnel flag,
- * a pod endpoint's packets pass right after the endpoint lookup. */
+/* tc egress runs the deferred egress check of a local source pod (DESIGN.md "Known
+ * hard part"). Set by the compiler on every endpoint of the node while a local pod
+ * has an egress table (without one the check allows every packet). Without it, and
+ * without tables or the tunnel flag, a pod endpoint's packets pass right after the
+ * endpoint lookup. */
 #define NF_EP_F_SRC_CHECK (1u << 5)
 
 /* Endpoint map value; key: __u32 ifindex. */

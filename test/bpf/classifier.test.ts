@@ -694,6 +694,12 @@ test.serial('a policy-free pod passes right after the endpoint lookup unless a d
   fromPod(arpFrame());
   t.is(k.epStats(101, NfDir.EGRESS, ALLOWED).packets, 1n, 'ARP is not counted');
   t.is(k.conntrack().length, 0, 'no entries');
+  // with tables of its own the hook parses and enforces them, the flag still decides the check
+  k.table(8, [{ action: 'allow', tier: 'netpol', peers: [{ cidr: '10.244.0.0/16' }] }, DENY_ALL]);
+  k.endpoint(HOOK_IF, pod({ id: 101, ingressTable: 8 }), false);
+  expectRun(t, toPod(f), OK, 'own table allows, no source check');
+  k.endpoint(HOOK_IF, pod({ id: 101, ingressTable: 8 }));
+  expectRun(t, toPod(packet({ src: A, dst: B, l4: l4('tcp', 8081) })), SHOT, 'with the flag: checked');
 });
 
 // ---- drop events ----------------------------------------------------------------
