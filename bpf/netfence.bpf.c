@@ -441,14 +441,12 @@ static __always_inline int nf_parse_direct(struct __sk_buff *skb, struct nf_pkt 
 	return 0;
 }
 
-/* Parse the skb (global: one verified copy for both programs' call sites). */
+/* The rest of the packets (global: verified apart from the caller, once). */
 __noinline int nf_parse_skb(struct __sk_buff *skb, struct nf_pkt *p)
 {
 	if (!p)
 		return NF_PARSE_MALFORMED;
-	if (nf_parse_direct(skb, p) == 0)
-		return NF_PARSE_OK;
-	/* a failed attempt may have left fields behind */
+	/* a failed nf_parse_direct may have left fields behind */
 	__builtin_memset(p, 0, sizeof(*p));
 	return nf_parse(skb, skb->len, p);
 }
@@ -618,7 +616,7 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 		return TC_ACT_OK;
 	p = &s->p;
 	d = &s->d;
-	rc = nf_parse_skb(skb, p);
+	rc = nf_parse_direct(skb, p) == 0 ? NF_PARSE_OK : nf_parse_skb(skb, p);
 	if (rc == NF_PARSE_NOT_IP || rc == NF_PARSE_ND)
 		return TC_ACT_OK;
 	if ((p->ct & NF_PKT_CT_RELATED) && nf_parse_related(skb, p, &s->rel) == 0)
