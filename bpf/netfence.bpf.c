@@ -656,7 +656,7 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 		if (nf_arrived_untunnelled(skb, ep, src))
 			opts |= NF_ENF_NO_TUNNEL;
 	} else if (is_pod) {
-		to_svc = nf_in_svc_cidr(p->daddr);
+		to_svc = (ep->flags & NF_EP_F_SVC_CIDRS) && nf_in_svc_cidr(p->daddr);
 		if (to_svc)
 			opts |= NF_ENF_SVC;
 	}

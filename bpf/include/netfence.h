@@ -62,6 +62,9 @@ enum nf_tier {
  * without tables or the tunnel flag, a pod endpoint's packets pass right after the
  * endpoint lookup. */
 #define NF_EP_F_SRC_CHECK (1u << 5)
+/* the node has service CIDRs (nf_svc_cidrs): a pod's tc ingress looks its
+ * destination up there. Set by the compiler on every endpoint while it has some. */
+#define NF_EP_F_SVC_CIDRS (1u << 6)
 
 /* Endpoint map value; key: __u32 ifindex. */
 struct nf_endpoint {

@@ -100,12 +100,14 @@ const FLAGS = { pod: NfEpFlag.POD, host: NfEpFlag.HOST, secondary: NfEpFlag.POD 
 /** With a redirect configured, the transparent tunnel applies to every pod's primary interface;
  *  with privileged established flows, a node's connections survive policy changes; while a
  *  local pod has an egress table (`srcCheck`), every endpoint's tc egress runs the deferred
- *  egress check of a local source pod (without it, a policy-free pod's hooks pass at once). */
+ *  egress check of a local source pod (without it, a policy-free pod's hooks pass at once);
+ *  with service CIDRs, pods' destinations are looked up in them. */
 function flags(snapshot: Snapshot, kind: CompiledEndpoint['kind'], srcCheck: boolean): number {
   const { enabled, established } = snapshot.config.privileged;
   return (
     FLAGS[kind] |
     (srcCheck ? NfEpFlag.SRC_CHECK : 0) |
+    (serviceCidrs(snapshot).length ? NfEpFlag.SVC_CIDRS : 0) |
     (kind === 'pod' && snapshot.config.redirect ? NfEpFlag.TUNNEL : 0) |
     (kind === 'host' && enabled && established ? NfEpFlag.KEEP_ESTABLISHED : 0)
   );
@@ -114,14 +116,17 @@ function flags(snapshot: Snapshot, kind: CompiledEndpoint['kind'], srcCheck: boo
 /** Makes a map entry, or finds it made (by a key naming everything it encodes). */
 type Entries = (map: PolicyMapName, what: string, make: () => { key: Buffer; value: Buffer }) => void;
 
+function serviceCidrs(snapshot: Snapshot): string[] {
+  return [...snapshot.config.serviceCIDRs, ...(snapshot.config.redirect?.serviceCIDRs ?? [])];
+}
+
 function addLocalEntries(entry: Entries, snapshot: Snapshot, local: NodeObj | undefined, resolved: Resolved[]): void {
   for (const r of resolved) {
     const ifindex = r.ep.ifindex;
     for (const ip of r.addresses) entry('nf_local_addrs', `${ip}\0${ifindex}`, () => ({ key: encodeAddr(ip), value: encodeLocal({ ifindex, kind: NfLocalKind.POD }) }));
   }
   for (const ip of local?.addresses ?? []) entry('nf_local_addrs', `${ip}\0node`, () => ({ key: encodeAddr(ip), value: encodeLocal({ ifindex: 0, kind: NfLocalKind.NODE }) }));
-  const svc = [...snapshot.config.serviceCIDRs, ...(snapshot.config.redirect?.serviceCIDRs ?? [])];
-  for (const cidr of svc) entry('nf_svc_cidrs', cidr, () => ({ key: encodeAddrLpmKey(cidr), value: encodeU8(1) }));
+  for (const cidr of serviceCidrs(snapshot)) entry('nf_svc_cidrs', cidr, () => ({ key: encodeAddrLpmKey(cidr), value: encodeU8(1) }));
 }
 
 /** The identities of one identity-key set and what depends only on them. */

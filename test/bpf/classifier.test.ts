@@ -674,6 +674,16 @@ test.serial('service traffic: egress deferred at the client, enforced after DNAT
   expectRun(t, toPod(dnat(B, 1004)), OK, 'A without policy reaches B');
 });
 
+test.serial('service CIDRs are looked up only with NF_EP_F_SVC_CIDRS (the compiler sets it while the node has some)', (t) => {
+  k.svcCidr('10.96.0.0/12');
+  k.table(7, [DENY_ALL]);
+  const f = packet({ src: '10.244.1.10', dst: '10.96.0.10', l4: l4('tcp', 80) });
+  k.endpoint(HOOK_IF, pod({ id: 100, egressTable: 7 }));
+  expectRun(t, fromPod(f), OK, 'with the flag: deferred');
+  k.endpoint(HOOK_IF, pod({ id: 100, egressTable: 7 }), NfEpFlag.SRC_CHECK);
+  expectRun(t, fromPod(packet({ src: '10.244.1.10', dst: '10.96.0.10', l4: l4('tcp', 81) })), SHOT, 'without: evaluated at once');
+});
+
 test.serial('a policy-free pod passes right after the endpoint lookup unless a deferred source check may be due (NF_EP_F_SRC_CHECK)', (t) => {
   const { ALLOWED } = NfEpVerdict;
   const A = '10.244.1.10';
@@ -686,7 +696,7 @@ test.serial('a policy-free pod passes right after the endpoint lookup unless a d
   expectRun(t, toPod(f), SHOT, 'with the flag: A\'s egress checked at B');
   // the compiler sets the flag while any local pod has an egress table: this state
   // only shows that without it the hook does not look at the packet
-  k.endpoint(HOOK_IF, pod({ id: 101 }), false);
+  k.endpoint(HOOK_IF, pod({ id: 101 }), 0);
   expectRun(t, toPod(f), OK, 'without it: no source check');
   t.is(k.epStats(101, NfDir.INGRESS, ALLOWED).packets, 1n, 'still counted');
   expectRun(t, fromPod(packet({ src: B, dst: A, l4: l4('tcp', 80) })), OK, 'tc ingress');
@@ -696,7 +706,7 @@ test.serial('a policy-free pod passes right after the endpoint lookup unless a d
   t.is(k.conntrack().length, 0, 'no entries');
   // with tables of its own the hook parses and enforces them, the flag still decides the check
   k.table(8, [{ action: 'allow', tier: 'netpol', peers: [{ cidr: '10.244.0.0/16' }] }, DENY_ALL]);
-  k.endpoint(HOOK_IF, pod({ id: 101, ingressTable: 8 }), false);
+  k.endpoint(HOOK_IF, pod({ id: 101, ingressTable: 8 }), 0);
   expectRun(t, toPod(f), OK, 'own table allows, no source check');
   k.endpoint(HOOK_IF, pod({ id: 101, ingressTable: 8 }));
   expectRun(t, toPod(packet({ src: A, dst: B, l4: l4('tcp', 8081) })), SHOT, 'with the flag: checked');

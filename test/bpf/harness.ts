@@ -183,10 +183,11 @@ export class Classifier {
     native.mapUpdate(this.fd(map), key, value);
   }
 
-  /** An endpoint; `srcCheck` (NF_EP_F_SRC_CHECK, on by default: a node where some local pod
-   *  has an egress table, as most tests build one) keeps the deferred source-pod checks on. */
-  endpoint(ifindex: number, ep: Endpoint, srcCheck = true): void {
-    this.put('nf_endpoints', encodeU32(ifindex), encodeEndpoint({ ...ep, flags: ep.flags | (srcCheck ? NfEpFlag.SRC_CHECK : 0) }));
+  /** An endpoint, with the compiler's node-wide flags `nodeFlags` added: by default a node
+   *  where some local pod has an egress table (deferred source checks on) and service CIDRs
+   *  are looked up, as most tests build one. */
+  endpoint(ifindex: number, ep: Endpoint, nodeFlags: number = NfEpFlag.SRC_CHECK | NfEpFlag.SVC_CIDRS): void {
+    this.put('nf_endpoints', encodeU32(ifindex), encodeEndpoint({ ...ep, flags: ep.flags | nodeFlags }));
   }
 
   identity(ip: string, id: number): void {

@@ -187,13 +187,23 @@ test('endpoint flags: pod, host, the tunnel on pods when a redirect is configure
   t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD, NfEpFlag.HOST].sort());
   s.config.redirect = { mode: 'fwmark', mark: 1, table: 1, uplink: 'eth0', serviceCIDRs: ['10.96.0.0/12'] };
   const r = compile(s, 'n1', eps);
-  t.deepEqual(flagsOf(r), [NfEpFlag.POD | NfEpFlag.TUNNEL, NfEpFlag.HOST].sort());
+  const { SVC_CIDRS } = NfEpFlag; // the redirect's service CIDRs: every endpoint
+  t.deepEqual(flagsOf(r), [NfEpFlag.POD | NfEpFlag.TUNNEL | SVC_CIDRS, NfEpFlag.HOST | SVC_CIDRS].sort());
   t.is(r.maps.nf_svc_cidrs.size, 1);
   // privileged established flows: host endpoints keep them across policy revisions
   s.config.privileged = { ...s.config.privileged, enabled: true, established: true };
-  t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD | NfEpFlag.TUNNEL, NfEpFlag.HOST | NfEpFlag.KEEP_ESTABLISHED].sort());
+  t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD | NfEpFlag.TUNNEL | SVC_CIDRS, NfEpFlag.HOST | NfEpFlag.KEEP_ESTABLISHED | SVC_CIDRS].sort());
   s.config.privileged.established = false;
-  t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD | NfEpFlag.TUNNEL, NfEpFlag.HOST].sort(), 'established not privileged');
+  t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD | NfEpFlag.TUNNEL | SVC_CIDRS, NfEpFlag.HOST | SVC_CIDRS].sort(), 'established not privileged');
+});
+
+test('endpoint flags: SVC_CIDRS on every endpoint while the node has service CIDRs', (t) => {
+  const s = appSnapshot({ pods: replicas(1) });
+  const eps: DiscoveredEndpoint[] = [podEp('app/web-0', 10), { ifname: 'eth0', ifindex: 2, kind: 'host' }];
+  const svcOf = () => [...compile(s, 'n1', eps).maps.nf_endpoints.values()].map((e) => decodeEndpoint(e.value).flags & NfEpFlag.SVC_CIDRS);
+  t.deepEqual(svcOf(), [0, 0]);
+  s.config.serviceCIDRs = ['10.96.0.0/12'];
+  t.deepEqual(svcOf(), [NfEpFlag.SVC_CIDRS, NfEpFlag.SVC_CIDRS]);
 });
 
 test('endpoint flags: SRC_CHECK on every endpoint while a local pod has an egress table', (t) => {
