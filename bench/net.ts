@@ -217,8 +217,21 @@ class NetBench {
     let answered = await probe();
     for (let i = 1; !answered && !isolated && i < PROBE_TRIES; i++) answered = await probe();
     if (answered === isolated) {
-      throw new Error(`check ${v.name}: a request from ${OUTSIDER_IP}, outside its table, was ${answered ? 'answered (the server is not isolated)' : `dropped ${PROBE_TRIES} times (the path is not open)`}`);
+      throw new Error(
+        `check ${v.name}: a request from ${OUTSIDER_IP}, outside its table, was ${answered ? 'answered (the server is not isolated)' : `dropped ${PROBE_TRIES} times (the path is not open)`}; ` +
+          `node namespace: ${await this.diagnostics()}`,
+      );
     }
+  }
+
+  /** What the node namespace holds, for an error that needs explaining. */
+  private async diagnostics(): Promise<string> {
+    const show = async (argv: string[]): Promise<string> =>
+      `${argv.join(' ')}: ${await nsRun(this.topo.node, argv[0], argv.slice(1)).then(
+        (r) => r.stdout.trim().replace(/\s+/g, ' ').slice(0, 400),
+        (e: Error) => e.message,
+      )}`;
+    return (await Promise.all([['ip', 'neigh'], ['nft', 'list', 'ruleset'], ['conntrack', '-C'], ['ip', '-s', 'link']].map(show))).join(' | ');
   }
 
   async crr(): Promise<number> {
