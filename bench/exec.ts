@@ -1,6 +1,7 @@
 // Process helpers for the benchmark tooling: argument arrays only (no shell), stdin
 // input for the *-restore tools, and background servers stopped by their own pid.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { SYSTEM_ENV } from '../src/lab/exec';
 
 const interruptCleanups: (() => void)[] = [];
 let interruptInstalled = false;
@@ -32,7 +33,7 @@ export function onInterrupt(cleanup: () => void): () => void {
 /** Synchronous run for interrupt clean-ups; errors ignored. */
 export function runSyncQuiet(cmd: string, args: readonly string[]): void {
   try {
-    execFileSync(cmd, args, { stdio: 'ignore', timeout: 10000 });
+    execFileSync(cmd, args, { stdio: 'ignore', timeout: 10000, env: SYSTEM_ENV });
   } catch {
     // best effort
   }
@@ -46,7 +47,7 @@ export interface RunResult {
 /** Run a command to completion; rejects with "run <cmd>: ..." on a non-zero exit. */
 export function run(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: SYSTEM_ENV });
     let stdout = '';
     let stderr = '';
     const timer =
@@ -92,7 +93,7 @@ export class Background {
     readyText: string,
     readyTimeoutMs = 10000,
   ) {
-    this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: SYSTEM_ENV });
     this.ready = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`start ${label}: no "${readyText}" within ${readyTimeoutMs} ms`)), readyTimeoutMs);
       this.child.once('exit', () => clearTimeout(timer));

@@ -2,6 +2,11 @@
 // a shell. Errors name the command and carry its stderr.
 import { execFile, spawn } from 'node:child_process';
 
+/** System tools come from the system's directories only: under `npm run`, PATH starts with
+ *  node_modules/.bin, where a package's `nft` (a file tracer) hides nftables' `nft`. */
+export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const SYSTEM_ENV: NodeJS.ProcessEnv = { ...process.env, PATH: SYSTEM_PATH };
+
 export interface RunResult {
   stdout: string;
   stderr: string;
@@ -9,7 +14,7 @@ export interface RunResult {
 
 export function run(argv: string[], input?: string, timeoutMs = 30_000): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(argv[0], argv.slice(1), { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    const child = execFile(argv[0], argv.slice(1), { timeout: timeoutMs, maxBuffer: 64 << 20, env: SYSTEM_ENV }, (err, stdout, stderr) => {
       if (err) {
         const detail = stderr.trim() || err.message;
         reject(new Error(`run ${argv.join(' ')}: ${detail}`));
@@ -31,7 +36,7 @@ export async function tryRun(argv: string[]): Promise<boolean> {
 
 /** Starts a long-lived process that outlives this one, output appended to `logFile`. */
 export function spawnDetached(argv: string[], logFd: number): number {
-  const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd] });
+  const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], env: SYSTEM_ENV });
   if (child.pid === undefined) throw new Error(`spawn ${argv.join(' ')}: no pid`);
   child.unref();
   return child.pid;
