@@ -97,17 +97,21 @@ function resolveEndpoint(find: Lookup, nodeName: string, ep: DiscoveredEndpoint)
 
 const FLAGS = { pod: NfEpFlag.POD, host: NfEpFlag.HOST, secondary: NfEpFlag.POD | NfEpFlag.SECONDARY } as const;
 
+/** While a local pod has an egress table (`srcCheck`), every endpoint's tc egress runs the
+ *  deferred egress check of a local source pod (without it, a policy-free pod's hooks pass at
+ *  once); with service CIDRs, pods' destinations are looked up in them. The same for every
+ *  endpoint of the node: computed once per compile. */
+function nodeFlags(snapshot: Snapshot, srcCheck: boolean): number {
+  return (srcCheck ? NfEpFlag.SRC_CHECK : 0) | (serviceCidrs(snapshot).length ? NfEpFlag.SVC_CIDRS : 0);
+}
+
 /** With a redirect configured, the transparent tunnel applies to every pod's primary interface;
- *  with privileged established flows, a node's connections survive policy changes; while a
- *  local pod has an egress table (`srcCheck`), every endpoint's tc egress runs the deferred
- *  egress check of a local source pod (without it, a policy-free pod's hooks pass at once);
- *  with service CIDRs, pods' destinations are looked up in them. */
-function flags(snapshot: Snapshot, kind: CompiledEndpoint['kind'], srcCheck: boolean): number {
+ *  with privileged established flows, a node's connections survive policy changes. */
+function flags(snapshot: Snapshot, kind: CompiledEndpoint['kind'], node: number): number {
   const { enabled, established } = snapshot.config.privileged;
   return (
     FLAGS[kind] |
-    (srcCheck ? NfEpFlag.SRC_CHECK : 0) |
-    (serviceCidrs(snapshot).length ? NfEpFlag.SVC_CIDRS : 0) |
+    node |
     (kind === 'pod' && snapshot.config.redirect ? NfEpFlag.TUNNEL : 0) |
     (kind === 'host' && enabled && established ? NfEpFlag.KEEP_ESTABLISHED : 0)
   );
@@ -269,7 +273,7 @@ export class Compiler {
     };
     const epIds = assignIds(lists.map((l) => endpointKey(l.r.ep)), 'endpoint', this.idHash);
     const table = (rules: (typeof lists)[number]['rules'], d: Direction) => (rules[d].rules.length ? tableIds.get(rules[d].content)! : 0);
-    const srcCheck = lists.some(({ r, rules }) => r.ep.kind !== 'host' && table(rules, 'egress') !== 0);
+    const node = nodeFlags(snapshot, lists.some(({ r, rules }) => r.ep.kind !== 'host' && table(rules, 'egress') !== 0));
     const compiled: CompiledEndpoint[] = lists.map(({ r, rules }) => {
       const tables: [number, number] = [table(rules, 'ingress'), table(rules, 'egress')];
       const ce: CompiledEndpoint = {
@@ -286,7 +290,7 @@ export class Compiler {
         // resolved identity sets, so a new identity a rule selects is a new table).
         revision: this.hash(`revision\0${tables[0]}\0${tables[1]}`) || 1,
       };
-      const value = { id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, ce.kind, srcCheck), revision: ce.revision };
+      const value = { id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, ce.kind, node), revision: ce.revision };
       entries('nf_endpoints', `${ce.ifindex}\0${value.id}\0${value.ingressTable}\0${value.egressTable}\0${value.flags}`, () => ({
         key: encodeU32(ce.ifindex),
         value: encodeEndpoint(value),
