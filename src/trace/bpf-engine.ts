@@ -184,8 +184,9 @@ export class BpfEngine {
       const c = this.endpoint(ep, pkt.network);
       // Pod hooks: tc ingress sees what the pod sends; host hooks: tc egress sees what the node sends.
       const prog = (c.ep.kind === 'host') === leaving ? this.egress : this.ingress;
-      const tracked = c.ep.kind !== 'host' || (decodeEndpoint(c.value).flags & NfEpFlag.KEEP_ESTABLISHED) !== 0;
-      return this.run(c.value, prog, frame, tracked ? conntrackOf(pkt, decodeEndpoint(c.value).id, leaving) : undefined);
+      const { flags, id } = decodeEndpoint(c.value);
+      const tracked = c.ep.kind !== 'host' || (flags & NfEpFlag.KEEP_ESTABLISHED) !== 0;
+      return this.run(c.value, prog, frame, tracked ? conntrackOf(pkt, id, leaving) : undefined);
     };
     const egress = side(src, true);
     const ingress = side(dst, false);
