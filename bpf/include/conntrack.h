@@ -28,31 +28,30 @@ struct {
 
 #define NF_CT_RULE_DEFAULT 0xffff
 
-static __always_inline void nf_ct_key_fwd(struct nf_ct_key *k, __u32 ep_id, __u8 dir,
-					  const struct nf_pkt *p)
+static __always_inline void nf_ct_key_set(struct nf_ct_key *k, __u32 ep_id, __u8 dir, __u8 proto,
+					  const __u8 *saddr, const __u8 *daddr, __u16 sport, __u16 dport)
 {
 	k->ep_id = ep_id;
 	k->dir = dir;
-	k->proto = p->proto;
+	k->proto = proto;
 	k->_pad = 0;
-	__builtin_memcpy(k->saddr, p->saddr, 16);
-	__builtin_memcpy(k->daddr, p->daddr, 16);
-	k->sport = p->sport;
-	k->dport = p->dport;
+	__builtin_memcpy(k->saddr, saddr, 16);
+	__builtin_memcpy(k->daddr, daddr, 16);
+	k->sport = sport;
+	k->dport = dport;
+}
+
+static __always_inline void nf_ct_key_fwd(struct nf_ct_key *k, __u32 ep_id, __u8 dir,
+					  const struct nf_pkt *p)
+{
+	nf_ct_key_set(k, ep_id, dir, p->proto, p->saddr, p->daddr, p->sport, p->dport);
 }
 
 /* The key a reply to this packet's flow was created under. */
 static __always_inline void nf_ct_key_reply(struct nf_ct_key *k, __u32 ep_id, __u8 dir,
 					    const struct nf_pkt *p)
 {
-	k->ep_id = ep_id;
-	k->dir = dir ^ 1;
-	k->proto = p->proto;
-	k->_pad = 0;
-	__builtin_memcpy(k->saddr, p->daddr, 16);
-	__builtin_memcpy(k->daddr, p->saddr, 16);
-	k->sport = p->dport;
-	k->dport = p->sport;
+	nf_ct_key_set(k, ep_id, dir ^ 1, p->proto, p->daddr, p->saddr, p->dport, p->sport);
 }
 
 /* A new entry for packet p's flow; a flow that starts with RST starts closing. */
