@@ -2,7 +2,7 @@
 // configuration gets its own maps, filled by hand, so configurations can be measured
 // side by side, interleaved, without touching anyone's pinned state.
 import path from 'node:path';
-import { NF_LAYOUT_VERSION, encodeConfig, encodeEndpoint, encodeU32, NfEpFlag } from '../src/datapath/codecs';
+import { NF_LAYOUT_VERSION, encodeConfig, encodeEndpoint, encodeU32, NfEpFlag, type Endpoint } from '../src/datapath/codecs';
 import type { BpfObjectHandle, MapInfo, NativeAddon, ProgInfo } from '../src/datapath/native-api';
 import type { Entries } from './policy';
 
@@ -63,11 +63,9 @@ export function writeConfig(addon: NativeAddon, o: BenchObject): void {
   );
 }
 
-/** A pod endpoint on `ifindex`; table 0 = not isolated in that direction. */
-export function writePodEndpoint(addon: NativeAddon, o: BenchObject, ifindex: number, id: number, ingressTable: number, egressTable = 0): void {
-  addon.mapUpdate(
-    o.map('nf_endpoints').fd,
-    encodeU32(ifindex),
-    encodeEndpoint({ id, ingressTable, egressTable, flags: NfEpFlag.POD, revision: 1 }),
-  );
+/** A pod endpoint on `ifindex`; table 0 = not isolated in that direction. Returns the entry written. */
+export function writePodEndpoint(addon: NativeAddon, o: BenchObject, ifindex: number, id: number, ingressTable: number, egressTable = 0): Endpoint {
+  const ep: Endpoint = { id, ingressTable, egressTable, flags: NfEpFlag.POD, revision: 1 };
+  addon.mapUpdate(o.map('nf_endpoints').fd, encodeU32(ifindex), encodeEndpoint(ep));
+  return ep;
 }

@@ -3,18 +3,19 @@
 //   attach --object O --pin DIR --cidrs N --client-if IF --server-if IF --client-ip IP
 //       a private netfence object whose server endpoint is isolated by a table of N
 //       CIDR prefixes (the client's address the last one; N = 0: not isolated), its
-//       programs attached to both veths' tc hooks through links pinned under DIR
+//       programs attached through links pinned under DIR to the hooks the agent would
+//       give each endpoint (src/datapath/hooks.ts: none for an endpoint without a table)
 //   detach --pin DIR --ifs IF,IF
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { native } from '../src/datapath/native';
+import { TC_DIRECTIONS, hooksFor } from '../src/datapath/hooks';
 import type { TcDirection } from '../src/datapath/native-api';
 import { fillMaps, openBenchObject, writeConfig, writePodEndpoint } from './datapath';
 import { buildPolicy } from './policy';
 
 const TABLE = 1;
-const DIRS: TcDirection[] = ['ingress', 'egress'];
 const PROG: Record<TcDirection, string> = { ingress: 'nf_tc_ingress', egress: 'nf_tc_egress' };
 
 function ifindex(name: string): number {
@@ -44,11 +45,13 @@ function attach(o: Record<string, string | undefined>): void {
       fillMaps(native, obj, policy.entries);
     }
     writeConfig(native, obj);
-    writePodEndpoint(native, obj, ifindex(client), 1, 0);
-    writePodEndpoint(native, obj, ifindex(server), 2, cidrs > 0 ? TABLE : 0);
+    const endpoints = [
+      { ifname: client, ep: writePodEndpoint(native, obj, ifindex(client), 1, 0) },
+      { ifname: server, ep: writePodEndpoint(native, obj, ifindex(server), 2, cidrs > 0 ? TABLE : 0) },
+    ];
     mkdirSync(pin, { recursive: true });
-    for (const ifname of [client, server]) {
-      for (const d of DIRS) native.tcAttach(ifindex(ifname), d, obj.prog(PROG[d]).fd, { linkPin: linkPin(pin, ifname, d) });
+    for (const { ifname, ep } of endpoints) {
+      for (const d of hooksFor(ep)) native.tcAttach(ifindex(ifname), d, obj.prog(PROG[d]).fd, { linkPin: linkPin(pin, ifname, d) });
     }
   } finally {
     obj.close();
@@ -58,7 +61,10 @@ function attach(o: Record<string, string | undefined>): void {
 function detach(o: Record<string, string | undefined>): void {
   if (!o.pin || !o.ifs) throw new Error('nf-helper detach: --pin and --ifs are required');
   for (const ifname of o.ifs.split(',')) {
-    for (const d of DIRS) native.tcDetach(ifindex(ifname), d, { linkPin: linkPin(o.pin, ifname, d) });
+    for (const d of TC_DIRECTIONS) {
+      const pinned = linkPin(o.pin, ifname, d);
+      if (existsSync(pinned)) native.tcDetach(ifindex(ifname), d, { linkPin: pinned });
+    }
   }
 }
 

@@ -2,13 +2,16 @@
 //  1. shared entries (tables of already-enforced endpoints, identities, local
 //     addresses, service CIDRs) in MAP_WRITE_ORDER; any failure undoes the whole
 //     phase, so the previous state stays enforced;
-//  2. each new endpoint on its own: its exclusive table entries, then the tc programs,
-//     then its nf_endpoints entry; a failure rolls back that endpoint only;
+//  2. each new endpoint (or one that needs a hook it lacks) on its own: its exclusive
+//     table entries, then the tc programs its hooks need (src/datapath/hooks.ts), then
+//     its nf_endpoints entry; a failure rolls back that endpoint only;
 //  3. changed entries of endpoints that are already enforced (one atomic write each);
-//  4. deletes in reverse MAP_WRITE_ORDER, keeping every table an endpoint still points at.
+//  4. deletes in reverse MAP_WRITE_ORDER, keeping every table an endpoint still points at;
+//     programs leave the hooks that no longer need them once the entries say so.
 // The current content is read from the maps unless the caller knows it (Reconciler).
 import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps, type PolicyMapName } from '../compile/output';
 import { decodeEndpoint, encodeU32, keyHex } from '../datapath/codecs';
+import { TC_DIRECTIONS as DIRS, hooksFor } from '../datapath/hooks';
 import type { TcDirection } from '../datapath/native-api';
 import { readMap, type MapIO } from './mapio';
 import { diffMap, emptyMaps, tableOfKey, type ActualMaps, type Entry, type MapDiff } from './plan';
@@ -41,6 +44,7 @@ export interface ReconcileReport {
   /** Map named by a map-full error (E2BIG/ENOSPC), if any. */
   fullMap?: PolicyMapName;
   programmed: string[];
+  /** Interfaces whose programs left every hook ("veth5"), or one hook ("veth5/ingress"). */
   detached: string[];
   failed: EndpointFailure[];
   updates: Partial<Record<PolicyMapName, number>>;
@@ -55,7 +59,6 @@ export interface ReconcileReport {
   exact: boolean;
 }
 
-const DIRS: readonly TcDirection[] = ['ingress', 'egress'];
 const MAP_FULL_CODES = new Set(['E2BIG', 'ENOSPC']);
 
 /** A failed map write, named by map: "update nf_rules: map full (E2BIG): ..." */
@@ -152,9 +155,14 @@ export function reconcile(
   );
   const epKey = (ep: EndpointRef): string => keyHex(encodeU32(ep.ifindex));
 
-  // An endpoint is new unless its entry is in place and both hooks carry our program.
+  // The hooks each endpoint's desired entry needs (both when it has none: the pass fails it below).
+  const needs = (ep: CompiledEndpoint): readonly TcDirection[] => {
+    const entry = desired.nf_endpoints.get(epKey(ep));
+    return entry ? hooksFor(decodeEndpoint(entry.value)) : DIRS;
+  };
+  // An endpoint is new unless its entry is in place and every hook it needs carries our program.
   const isNew = (ep: CompiledEndpoint): boolean =>
-    !actual.nf_endpoints.has(epKey(ep)) || DIRS.some((d) => !attacher.attached(ep, d));
+    !actual.nf_endpoints.has(epKey(ep)) || needs(ep).some((d) => !attacher.attached(ep, d));
   const sorted = [...endpoints].sort((a, b) => a.ifindex - b.ifindex);
   const fresh = sorted.filter(isNew);
   const freshKeys = new Set(fresh.map(epKey));
@@ -196,7 +204,7 @@ export function reconcile(
     const counts: ReconcileReport['updates'] = {};
     try {
       for (const m of tableMaps) journal.write(m, updatesFor(m, (t) => t !== undefined && tables.includes(t)), counts);
-      for (const d of DIRS) {
+      for (const d of needs(ep)) {
         if (attacher.attached(ep, d)) continue;
         attacher.attach(ep, d);
         attachedNow.push(d);
@@ -268,7 +276,23 @@ export function reconcile(
   };
   del('nf_endpoints', diffs.get('nf_endpoints')!.deletes);
 
-  const wanted = new Set(sorted.filter((ep) => !failedKeys.has(epKey(ep)) || actual.nf_endpoints.has(epKey(ep))).map((ep) => ep.ifname));
+  const kept = sorted.filter((ep) => !failedKeys.has(epKey(ep)) || actual.nf_endpoints.has(epKey(ep)));
+  // A kept endpoint's entry is its desired one unless it failed (then its old entry stays,
+  // and so do its hooks).
+  for (const ep of kept) {
+    if (failedKeys.has(epKey(ep))) continue;
+    const needed = needs(ep);
+    for (const d of DIRS) {
+      if (needed.includes(d) || !attacher.attached(ep, d)) continue;
+      try {
+        attacher.detach(ep, d);
+        report.detached.push(`${ep.ifname}/${d}`);
+      } catch (e) {
+        deleteErrors.push(`detach ${ep.ifname} ${d}: ${errText(e)}`);
+      }
+    }
+  }
+  const wanted = new Set(kept.map((ep) => ep.ifname));
   for (const ref of attacher.list()) {
     if (wanted.has(ref.ifname)) continue;
     for (const d of DIRS) {

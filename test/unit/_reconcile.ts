@@ -26,6 +26,8 @@ export interface EpSpec {
   egress: number;
   revision?: number;
   ip?: string;
+  /** NfEpFlag bits (default: a plain pod endpoint) */
+  flags?: number;
 }
 
 export interface Spec {
@@ -63,7 +65,7 @@ export function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpo
       maps,
       'nf_endpoints',
       encodeU32(e.ifindex),
-      encodeEndpoint({ id: ep.id, ingressTable: e.ingress, egressTable: e.egress, flags: NfEpFlag.POD, revision: ep.revision }),
+      encodeEndpoint({ id: ep.id, ingressTable: e.ingress, egressTable: e.egress, flags: e.flags ?? NfEpFlag.POD, revision: ep.revision }),
     );
     put(maps, 'nf_ident_exact', encodeAddr(e.ip ?? `10.0.0.${e.ifindex}`), encodeU32(7));
     return ep;

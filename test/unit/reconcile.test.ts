@@ -1,9 +1,9 @@
 import test from 'ava';
 import type { PolicyMapName } from '../../src/compile/output';
-import { encodeAddr, encodeU32 } from '../../src/datapath/codecs';
+import { NfEpFlag, encodeAddr, encodeU32 } from '../../src/datapath/codecs';
 import { reconcile } from '../../src/reconcile/apply';
 import { planDiff } from '../../src/reconcile/plan';
-import { FakeAttacher, RecordingIO, build, rulesOf } from './_reconcile';
+import { FakeAttacher, RecordingIO, build, rulesOf, type EpSpec } from './_reconcile';
 
 test('first apply writes everything, a second apply of the same state changes nothing', (t) => {
   const io = new RecordingIO();
@@ -196,4 +196,49 @@ test('batch ops are used for maps that support them', (t) => {
   t.true(io.batches.includes('nf_ident_exact'));
   t.false(io.batches.includes('nf_ports'));
   t.is(rulesOf(io, 1), 3);
+});
+
+test('hooks only where the program can act: none without a table, both with one, tc egress alone for a deferred source check, both on a host interface', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  const hooks = (ifindex: number): string[] => ['ingress', 'egress'].filter((d) => att.hooks.has(`veth${ifindex}/${d}`));
+  const state = (v5: Partial<EpSpec>) =>
+    build({
+      tables: { 1: 1 },
+      endpoints: [
+        { ifindex: 5, ingress: 0, egress: 0, ...v5 },
+        { ifindex: 6, ingress: 1, egress: 0 },
+        { ifindex: 7, ingress: 0, egress: 0, flags: NfEpFlag.POD | NfEpFlag.SRC_CHECK },
+        { ifindex: 8, ingress: 0, egress: 0, flags: NfEpFlag.HOST },
+      ],
+    });
+  const first = state({});
+  t.deepEqual(reconcile(io, att, first.maps, first.endpoints).programmed, ['veth5', 'veth6', 'veth7', 'veth8'], 'every endpoint has its entry');
+  t.deepEqual([hooks(5), hooks(6), hooks(7), hooks(8)], [[], ['ingress', 'egress'], ['egress'], ['ingress', 'egress']]);
+
+  // veth5 gains a table: its programs are attached before its entry points at the table
+  att.log = [];
+  const events: string[] = [];
+  const origUpdate = io.update.bind(io);
+  io.update = (m, k, v) => {
+    events.push(`${m} ${att.log.length}`);
+    origUpdate(m, k, v);
+  };
+  const gained = state({ ingress: 1, revision: 2 });
+  const r = reconcile(io, att, gained.maps, gained.endpoints);
+  t.deepEqual(r.programmed, ['veth5']);
+  t.deepEqual(att.log, ['attach veth5/ingress', 'attach veth5/egress']);
+  t.deepEqual(events, ['nf_endpoints 2'], 'the shared table was in place; the entry after both attaches');
+
+  // and loses it: the entry first (the program then passes everything), then the hooks go
+  att.log = [];
+  events.length = 0;
+  const lost = state({ revision: 3 });
+  const r2 = reconcile(io, att, lost.maps, lost.endpoints);
+  t.true(r2.exact);
+  t.deepEqual(events, ['nf_endpoints 0']);
+  t.deepEqual(att.log, ['detach veth5/ingress', 'detach veth5/egress']);
+  t.deepEqual(r2.detached, ['veth5/ingress', 'veth5/egress']);
+  t.deepEqual(hooks(5), []);
+  t.deepEqual(reconcile(io, att, lost.maps, lost.endpoints).updates, {}, 'settled: nothing to do');
 });
