@@ -1,12 +1,13 @@
 // Connection rate (bench/crr.c) and throughput (iperf3) from one pod namespace to
-// another through the node namespace, for: bare, netfence, iptables and iptables+ipset
-// at several rule counts. Every round runs every variant once (interleaved); a variant
+// another through the node namespace, for: bare, an empty tc program on the hooks
+// (the floor any tc classifier pays), netfence, iptables and iptables+ipset at several
+// rule counts. Every round runs every variant once (interleaved); a variant
 // is set up right before its measurement and removed right after, and the node
 // namespace's netfilter state is checked around every measurement.
 import os from 'node:os';
 import path from 'node:path';
 import { Background, nsRun, onInterrupt, run, runSyncQuiet } from './exec';
-import { CRR_BINARY, REPO_ROOT } from './datapath';
+import { CRR_BINARY, EMPTY_OBJECT, REPO_ROOT } from './datapath';
 import { buildPolicy } from './policy';
 import { countLabel } from './report';
 import { median } from './stats';
@@ -28,12 +29,14 @@ const CRR_WARMUP_MS = 500;
 const PROBE_TIMEOUT_MS = 500;
 const PROBE_TRIES = 3;
 
-export type Engine = 'bare' | 'netfence' | 'iptables' | 'ipset';
+export type Engine = 'bare' | 'emptyprog' | 'netfence' | 'iptables' | 'ipset';
 
 export interface NetVariant {
   name: string;
   engine: Engine;
   rules: number;
+  /** emptyprog: the server veth's two hooks (where netfence_N>0 runs) or all four. */
+  hooks?: 2 | 4;
 }
 
 export interface NetOptions {
@@ -56,6 +59,7 @@ export interface NetResults {
 
 export function netVariants(ruleCounts: readonly number[], skip: Partial<Record<Engine, string>> = {}): NetVariant[] {
   const out: NetVariant[] = [{ name: 'bare', engine: 'bare', rules: 0 }];
+  for (const hooks of [2, 4] as const) out.push({ name: `emptyprog_${hooks}hooks`, engine: 'emptyprog', rules: 0, hooks });
   for (const engine of ['netfence', 'iptables', 'ipset'] as const) {
     if (skip[engine]) continue;
     for (const n of ruleCounts) {
@@ -155,7 +159,12 @@ class NetBench {
 
   async setup(v: NetVariant): Promise<void> {
     const node = this.topo.node;
-    if (v.engine === 'netfence') {
+    if (v.engine === 'emptyprog') {
+      const ifs = v.hooks === 4 ? [this.topo.serverVeth, this.topo.clientVeth] : [this.topo.serverVeth];
+      await run('nsenter', [`--net=/run/netns/${node}`, process.execPath,
+        this.helper, 'attach-empty', '--object', EMPTY_OBJECT, '--pin', this.pinDir, '--ifs', ifs.join(','),
+      ]);
+    } else if (v.engine === 'netfence') {
       // nsenter, not `ip netns exec`: the latter remounts /sys and hides the bpffs the links are pinned in.
       await run('nsenter', [`--net=/run/netns/${node}`, process.execPath,
         this.helper, 'attach', '--object', this.opts.object, '--pin', this.pinDir, '--cidrs', String(v.rules),
@@ -171,7 +180,7 @@ class NetBench {
   /** Back to bare: no programs, no rules, no sets, empty conntrack. */
   async teardown(v: NetVariant): Promise<void> {
     const node = this.topo.node;
-    if (v.engine === 'netfence') {
+    if (v.engine === 'netfence' || v.engine === 'emptyprog') {
       await run('nsenter', [`--net=/run/netns/${node}`, process.execPath, this.helper, 'detach', '--pin', this.pinDir, '--ifs', `${this.topo.clientVeth},${this.topo.serverVeth}`]);
     } else if (v.engine === 'iptables' || v.engine === 'ipset') {
       await nsRun(node, 'nft', ['flush', 'ruleset']);

@@ -5,6 +5,8 @@
 //       CIDR prefixes (the client's address the last one; N = 0: not isolated), its
 //       programs attached through links pinned under DIR to the hooks the agent would
 //       give each endpoint (src/datapath/hooks.ts: none for an endpoint without a table)
+//   attach-empty --object EMPTY --pin DIR --ifs IF[,IF]
+//       the do-nothing program of bench/empty.bpf.c on both tc hooks of each interface
 //   detach --pin DIR --ifs IF,IF
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -58,6 +60,19 @@ function attach(o: Record<string, string | undefined>): void {
   }
 }
 
+function attachEmpty(o: Record<string, string | undefined>): void {
+  if (!o.object || !o.pin || !o.ifs) throw new Error('nf-helper attach-empty: --object, --pin and --ifs are required');
+  const obj = openBenchObject(native, o.object);
+  try {
+    mkdirSync(o.pin, { recursive: true });
+    for (const ifname of o.ifs.split(',')) {
+      for (const d of TC_DIRECTIONS) native.tcAttach(ifindex(ifname), d, obj.prog('bench_empty').fd, { linkPin: linkPin(o.pin, ifname, d) });
+    }
+  } finally {
+    obj.close();
+  }
+}
+
 function detach(o: Record<string, string | undefined>): void {
   if (!o.pin || !o.ifs) throw new Error('nf-helper detach: --pin and --ifs are required');
   for (const ifname of o.ifs.split(',')) {
@@ -77,8 +92,9 @@ function main(): void {
   });
   const cmd = positionals[0];
   if (cmd === 'attach') attach(values);
+  else if (cmd === 'attach-empty') attachEmpty(values);
   else if (cmd === 'detach') detach(values);
-  else throw new Error(`nf-helper: unknown command "${cmd ?? ''}" (attach, detach)`);
+  else throw new Error(`nf-helper: unknown command "${cmd ?? ''}" (attach, attach-empty, detach)`);
 }
 
 try {

@@ -136,7 +136,7 @@ function verdict(p: boolean | null): string {
 /** Network variants in display order: bare, then each engine by rule count. */
 export function netVariantOrder(r: BenchResults): string[] {
   const names = new Set([...Object.keys(r.crr), ...Object.keys(r.throughput)]);
-  const order = ['bare'];
+  const order = ['bare', 'emptyprog_2hooks', 'emptyprog_4hooks'];
   for (const engine of ['netfence', 'iptables', 'ipset']) {
     for (const n of NET_RULE_COUNTS) order.push(`${engine}_${countLabel(n)}`);
   }
@@ -272,8 +272,11 @@ export function renderReport(r: BenchResults): string {
       'ruleset and must leave the node\'s conntrack table empty (no conntrack hook left registered by an iptables ' +
       'variant), iptables and ipset must have tracked the connections. In the first round a request from a second ' +
       'client address, outside every table, must be dropped by each variant with rules and answered by bare and ' +
-      'netfence_0. Variants: bare (no program, no netfilter rules); netfence_N (nf_tc_ingress/nf_tc_egress on both host veths, the server pod isolated by a table of N ' +
-      'CIDR prefixes, the client matching the last one); iptables_N (conntrack ESTABLISHED,RELATED accept first, ' +
+      'netfence_0. Variants: bare (no program, no netfilter rules); emptyprog_2hooks and emptyprog_4hooks (bench/empty.bpf.c, ' +
+      'a tc program that returns at once, on both hooks of the server\'s veth, or of both veths: the floor any tc classifier pays ' +
+      'there, for the dispatch and the cache lines of a program run); netfence_N (the server pod isolated by a table of N ' +
+      'CIDR prefixes, the client matching the last one; nf_tc_ingress/nf_tc_egress on the hooks the agent gives each endpoint ' +
+      '(src/datapath/hooks.ts): both of the server\'s veth for N > 0, none on the client\'s, which no policy selects); iptables_N (conntrack ESTABLISHED,RELATED accept first, ' +
       'then one FORWARD rule per CIDR, the client matching the last one); ipset_N (one FORWARD rule per policy ' +
       'rule matching a hash:net set). The per-round column divides each round\'s figure by the same round\'s bare: ' +
       'its spread is the noise from load outside the benchmark (other processes share the 2 CPUs).',

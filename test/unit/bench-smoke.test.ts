@@ -85,7 +85,7 @@ test('iptables and ipset variants hold the same prefixes', (t) => {
   t.regex(ipt.iptables, /ESTABLISHED,RELATED -j ACCEPT\n-A FORWARD -s/);
   t.deepEqual(
     netVariants([0, 100]).map((v) => v.name),
-    ['bare', 'netfence_0', 'netfence_100', 'iptables_100', 'ipset_100'],
+    ['bare', 'emptyprog_2hooks', 'emptyprog_4hooks', 'netfence_0', 'netfence_100', 'iptables_100', 'ipset_100'],
   );
 });
 
