@@ -97,6 +97,7 @@ struct nf_scratch {
 	struct nf_pkt p;
 	struct nf_pkt rel; /* the embedded flow of an ICMP error */
 	struct nf_drop d;
+	struct nf_ct_key k; /* conntrack key space of nf_enforce and the tunnel */
 };
 
 struct {
@@ -107,10 +108,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME); /* like every map: a reload reuses it */
 } nf_scratch SEC(".maps");
 
-static __always_inline struct nf_scratch *nf_get_scratch(void)
+static __always_inline struct nf_scratch *nf_scratch_of_cpu(void)
 {
 	__u32 zero = 0;
-	struct nf_scratch *s = bpf_map_lookup_elem(&nf_scratch, &zero);
+
+	return bpf_map_lookup_elem(&nf_scratch, &zero);
+}
+
+static __always_inline struct nf_scratch *nf_get_scratch(void)
+{
+	struct nf_scratch *s = nf_scratch_of_cpu();
 
 	if (s) {
 		__builtin_memset(&s->p, 0, sizeof(s->p));
@@ -199,10 +206,11 @@ static __always_inline int nf_ct_revalidate(const struct nf_endpoint *ep, const 
 					    struct nf_drop *d)
 {
 	struct nf_verdict v = {};
-	__u8 odir = k->dir;
-	/* the flow's original destination port; the peer is the far side of it */
+	__u8 odir = cv->orig & NF_CT_O_EGRESS ? NF_DIR_EGRESS : NF_DIR_INGRESS;
+	/* the flow's original destination port; the peer is the far side of it: its
+	 * destination for an egress flow, its source for an ingress one */
 	__u16 port = p->has_ports ? (reply ? p->sport : p->dport) : 0;
-	const __u8 *peer = odir == NF_DIR_EGRESS ? k->daddr : k->saddr;
+	const __u8 *peer = (odir == NF_DIR_EGRESS) != !!reply ? p->daddr : p->saddr;
 
 	/* deferred: the backend side is checked after DNAT, per packet of the flow;
 	 * privileged established flows (node lockout safety) outlive any revision */
@@ -231,46 +239,44 @@ enum nf_ct_rc {
 #define NF_CTL_SET_SHIFT 8       /* flags to set on a hit of the flow's own direction */
 
 /*
- * Conntrack for packet (or embedded flow) p at endpoint ep: the flow's own entry,
- * then the reversed tuple's. A hit refreshes the entry, re-evaluates it under a
- * new revision and follows TCP close; a stale entry (nf_ct_stale) is deleted and
- * counts as none. *k: the caller's key space (it builds new entries there).
+ * Conntrack for packet (or embedded flow) p at endpoint ep: one lookup finds the
+ * flow's entry whichever way p goes. A hit refreshes the entry, re-evaluates it
+ * under a new revision and follows TCP close; a stale entry (nf_ct_stale) is
+ * deleted and counts as none, like an entry p is no packet of (nf_ct_side).
+ * *k: the caller's key space.
  */
 static __always_inline int nf_ct_lookup(const struct nf_endpoint *ep, const struct nf_pkt *p,
 					__u32 how, struct nf_ct_key *k, struct nf_drop *d)
 {
-	__u64 now = bpf_ktime_get_ns();
 	__u8 dir = how & 1;
-	struct nf_ct_val *cv;
+	__u8 src_hi = nf_ct_key_pkt(k, ep->id, p);
+	struct nf_ct_val *cv = bpf_map_lookup_elem(&nf_ct, k);
+	__u64 now;
 	int reply;
 
-	for (reply = 0; reply < 2; reply++) {
-		if (reply)
-			nf_ct_key_reply(k, ep->id, dir, p);
-		else
-			nf_ct_key_fwd(k, ep->id, dir, p);
-		cv = bpf_map_lookup_elem(&nf_ct, k);
-		if (!cv)
-			continue;
-		if (nf_ct_stale(cv, p, now)) {
-			bpf_map_delete_elem(&nf_ct, k);
-			continue;
-		}
-		if (cv->revision != ep->revision && !nf_ct_revalidate(ep, k, cv, p, reply, d))
-			return NF_CT_CUT;
-		if (!(how & NF_CTL_RELATED)) {
-			/* written only on a change: both ends' CPUs hit the same entry */
-			if (reply && !(cv->flags & NF_CT_F_SEEN_REPLY))
-				cv->flags |= NF_CT_F_SEEN_REPLY;
-			else if (!reply && (cv->flags & (how >> NF_CTL_SET_SHIFT)) != (__u8)(how >> NF_CTL_SET_SHIFT))
-				cv->flags |= how >> NF_CTL_SET_SHIFT;
-			if (p->proto == IPPROTO_TCP)
-				nf_ct_tcp_close(cv, p->tcp_flags, reply, now);
-		}
-		nf_ct_touch(cv, now);
-		return NF_CT_HIT;
+	if (!cv)
+		return NF_CT_MISS;
+	reply = nf_ct_side(cv, dir, src_hi);
+	if (reply < 0)
+		return NF_CT_MISS;
+	now = bpf_ktime_get_ns();
+	if (nf_ct_stale(cv, p, now)) {
+		bpf_map_delete_elem(&nf_ct, k);
+		return NF_CT_MISS;
 	}
-	return NF_CT_MISS;
+	if (cv->revision != ep->revision && !nf_ct_revalidate(ep, k, cv, p, reply, d))
+		return NF_CT_CUT;
+	if (!(how & NF_CTL_RELATED)) {
+		/* written only on a change: both ends' CPUs hit the same entry */
+		if (reply && !(cv->flags & NF_CT_F_SEEN_REPLY))
+			cv->flags |= NF_CT_F_SEEN_REPLY;
+		else if (!reply && (cv->flags & (how >> NF_CTL_SET_SHIFT)) != (__u8)(how >> NF_CTL_SET_SHIFT))
+			cv->flags |= how >> NF_CTL_SET_SHIFT;
+		if (p->proto == IPPROTO_TCP)
+			nf_ct_tcp_close(cv, p->tcp_flags, reply, now);
+	}
+	nf_ct_touch(cv, now);
+	return NF_CT_HIT;
 }
 
 static __always_inline int nf_has_tables(const struct nf_endpoint *ep)
@@ -307,10 +313,10 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 {
 	__u8 ct_flags = opts & NF_ENF_NO_TUNNEL ? NF_CT_F_NO_TUNNEL : 0;
 	struct nf_verdict v = {};
-	struct nf_ct_key k;
+	struct nf_scratch *s = nf_scratch_of_cpu();
 	int rc;
 
-	if (!ep || !p || !d)
+	if (!ep || !p || !d || !s)
 		return 1;
 	dir &= 1;
 	/* no policy either way and no flag to keep: nothing to remember */
@@ -318,16 +324,14 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 		return 1;
 
 	if (p->ct & NF_PKT_CT_LOOKUP) {
-		rc = nf_ct_lookup(ep, p, dir | (__u32)ct_flags << NF_CTL_SET_SHIFT, &k, d);
+		rc = nf_ct_lookup(ep, p, dir | (__u32)ct_flags << NF_CTL_SET_SHIFT, &s->k, d);
 		if (rc != NF_CT_MISS)
 			return rc == NF_CT_HIT;
 	}
 
 	if (opts & NF_ENF_SVC) {
-		if (p->ct & NF_PKT_CT_CREATE) {
-			nf_ct_key_fwd(&k, ep->id, dir, p);
-			nf_ct_create(&k, p, ep->revision, NF_CT_RULE_DEFAULT, NF_CT_F_DEFERRED);
-		}
+		if (p->ct & NF_PKT_CT_CREATE)
+			nf_ct_create(&s->k, ep->id, p, dir, ep->revision, NF_CT_RULE_DEFAULT, NF_CT_F_DEFERRED);
 		return 1;
 	}
 
@@ -336,10 +340,8 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 		nf_drop_from_verdict(d, ep, dir, ep->table[dir], &v, v.reason);
 		return 0;
 	}
-	if (p->ct & NF_PKT_CT_CREATE) {
-		nf_ct_key_fwd(&k, ep->id, dir, p);
-		nf_ct_create(&k, p, ep->revision, v.rule_index, ct_flags);
-	}
+	if (p->ct & NF_PKT_CT_CREATE)
+		nf_ct_create(&s->k, ep->id, p, dir, ep->revision, v.rule_index, ct_flags);
 	return 1;
 }
 
@@ -521,23 +523,24 @@ static __always_inline int nf_arrived_untunnelled(const struct __sk_buff *skb,
 }
 
 /* This packet from `ep` is a reply of a flow flagged NF_CT_F_NO_TUNNEL. */
-static __always_inline int nf_reply_untunnelled(const struct nf_endpoint *ep, const struct nf_pkt *p)
+static __always_inline int nf_reply_untunnelled(const struct nf_endpoint *ep, const struct nf_pkt *p,
+						 struct nf_ct_key *k)
 {
 	struct nf_ct_val *cv;
-	struct nf_ct_key k;
+	__u8 src_hi;
 
 	if (!(p->ct & NF_PKT_CT_LOOKUP))
 		return 0;
-	nf_ct_key_reply(&k, ep->id, NF_DIR_EGRESS, p);
-	cv = bpf_map_lookup_elem(&nf_ct, &k);
-	return cv && (cv->flags & NF_CT_F_NO_TUNNEL);
+	src_hi = nf_ct_key_pkt(k, ep->id, p);
+	cv = bpf_map_lookup_elem(&nf_ct, k);
+	return cv && nf_ct_side(cv, NF_DIR_EGRESS, src_hi) == 1 && (cv->flags & NF_CT_F_NO_TUNNEL);
 }
 
 /* Transparent tunnel (DESIGN.md 3.8): an allowed packet from a tunnel-mode pod
  * to another local pod leaves through the uplink instead of the local route,
  * unless it replies to a flow that came untunnelled (above). */
 static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_endpoint *ep,
-				     const struct nf_pkt *p, __u32 ifindex)
+				     const struct nf_pkt *p, __u32 ifindex, struct nf_ct_key *k)
 {
 	const struct nf_local *l = nf_local(p->daddr);
 	const struct nf_config *cfg;
@@ -545,7 +548,7 @@ static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_endp
 	if (!l || l->kind != NF_LOCAL_POD || l->ifindex == ifindex)
 		return TC_ACT_OK;
 	cfg = nf_get_config();
-	if (!nf_tunnel_active(cfg) || nf_reply_untunnelled(ep, p))
+	if (!nf_tunnel_active(cfg) || nf_reply_untunnelled(ep, p, k))
 		return TC_ACT_OK;
 	if (cfg->flags & NF_CFG_F_TUNNEL_FWMARK)
 		skb->mark = (skb->mark & ~cfg->tunnel_mark_mask) | cfg->tunnel_mark;
@@ -666,7 +669,7 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 	nf_count_ep(ep->id, dir, NF_EP_ALLOWED, p->len);
 
 	if (is_pod && dir == NF_DIR_EGRESS && !to_svc && (ep->flags & NF_EP_F_TUNNEL))
-		return nf_tunnel(skb, ep, p, ifindex);
+		return nf_tunnel(skb, ep, p, ifindex, &s->k);
 	return TC_ACT_OK;
 }
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * Conntrack: an LRU hash of flows as first allowed, keyed by endpoint, policy
- * direction and 5-tuple. A packet hits either its own direction's entry
- * (established) or the reversed tuple in the opposite direction (reply).
+ * Conntrack: an LRU hash of flows as first allowed, keyed by endpoint, protocol and
+ * the flow's two ends in ascending order, so both directions of a flow find its one
+ * entry with one lookup; the value says which end opened it and in which policy
+ * direction, so a packet is either one of the flow's own (established) or a reply.
  *
  * Lifetime: open flows live until the LRU evicts them. A TCP flow that closes
  * (RST, or FIN from both sides) gets NF_CT_CLOSE_TIMEOUT_NS past its last packet
@@ -15,6 +16,7 @@
 #define NF_CONNTRACK_H
 
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 #include "netfence.h"
 #include "parse.h"
 
@@ -28,35 +30,68 @@ struct {
 
 #define NF_CT_RULE_DEFAULT 0xffff
 
-static __always_inline void nf_ct_key_set(struct nf_ct_key *k, __u32 ep_id, __u8 dir, __u8 proto,
-					  const __u8 *saddr, const __u8 *daddr, __u16 sport, __u16 dport)
+/* Byte order of two addresses (memcmp order, as userspace compares them): 1 if a > b. */
+static __always_inline int nf_addr_gt(const __u8 *a, const __u8 *b, int *eq)
 {
+	__u64 a0, a1, b0, b1;
+
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	a0 = bpf_be64_to_cpu(a0);
+	b0 = bpf_be64_to_cpu(b0);
+	a1 = bpf_be64_to_cpu(a1);
+	b1 = bpf_be64_to_cpu(b1);
+	*eq = a0 == b0 && a1 == b1;
+	return a0 != b0 ? a0 > b0 : a1 > b1;
+}
+
+/*
+ * The conntrack key of packet p's flow at endpoint ep_id: its two ends (address,
+ * port) in ascending order. Returns NF_CT_O_SRC_HI when p's source is the hi end.
+ */
+static __always_inline __u8 nf_ct_key_pkt(struct nf_ct_key *k, __u32 ep_id, const struct nf_pkt *p)
+{
+	int eq, src_hi = nf_addr_gt(p->saddr, p->daddr, &eq);
+
+	if (eq)
+		src_hi = bpf_ntohs(p->sport) > bpf_ntohs(p->dport);
 	k->ep_id = ep_id;
-	k->dir = dir;
-	k->proto = proto;
+	k->_pad0 = 0;
+	k->proto = p->proto;
 	k->_pad = 0;
-	__builtin_memcpy(k->saddr, saddr, 16);
-	__builtin_memcpy(k->daddr, daddr, 16);
-	k->sport = sport;
-	k->dport = dport;
+	if (src_hi) {
+		__builtin_memcpy(k->addr_lo, p->daddr, 16);
+		__builtin_memcpy(k->addr_hi, p->saddr, 16);
+		k->port_lo = p->dport;
+		k->port_hi = p->sport;
+		return NF_CT_O_SRC_HI;
+	}
+	__builtin_memcpy(k->addr_lo, p->saddr, 16);
+	__builtin_memcpy(k->addr_hi, p->daddr, 16);
+	k->port_lo = p->sport;
+	k->port_hi = p->dport;
+	return 0;
 }
 
-static __always_inline void nf_ct_key_fwd(struct nf_ct_key *k, __u32 ep_id, __u8 dir,
-					  const struct nf_pkt *p)
+/* How packet p (orientation src_hi from nf_ct_key_pkt, policy direction dir) relates to
+ * the flow of entry cv: 0 = one of its own packets, 1 = a reply, -1 = neither (the same
+ * ends seen the other way round in the same direction: no packet of this flow). */
+static __always_inline int nf_ct_side(const struct nf_ct_val *cv, __u8 dir, __u8 src_hi)
 {
-	nf_ct_key_set(k, ep_id, dir, p->proto, p->saddr, p->daddr, p->sport, p->dport);
+	int same_dir = !!(cv->orig & NF_CT_O_EGRESS) == (dir == NF_DIR_EGRESS);
+	int same_end = (cv->orig & NF_CT_O_SRC_HI) == src_hi;
+
+	if (same_dir && same_end)
+		return 0;
+	return !same_dir && !same_end ? 1 : -1;
 }
 
-/* The key a reply to this packet's flow was created under. */
-static __always_inline void nf_ct_key_reply(struct nf_ct_key *k, __u32 ep_id, __u8 dir,
-					    const struct nf_pkt *p)
-{
-	nf_ct_key_set(k, ep_id, dir ^ 1, p->proto, p->daddr, p->saddr, p->dport, p->sport);
-}
-
-/* A new entry for packet p's flow; a flow that starts with RST starts closing. */
-static __always_inline void nf_ct_create(const struct nf_ct_key *k, const struct nf_pkt *p,
-					 __u32 revision, __u32 rule, __u8 flags)
+/* A new entry for packet p's flow, first seen in direction dir; a flow that starts
+ * with RST starts closing. */
+static __always_inline void nf_ct_create(struct nf_ct_key *k, __u32 ep_id, const struct nf_pkt *p,
+					 __u8 dir, __u32 revision, __u32 rule, __u8 flags)
 {
 	struct nf_ct_val v = {
 		.last_seen_ns = bpf_ktime_get_ns(),
@@ -65,6 +100,7 @@ static __always_inline void nf_ct_create(const struct nf_ct_key *k, const struct
 		.flags = flags,
 	};
 
+	v.orig = nf_ct_key_pkt(k, ep_id, p) | (dir == NF_DIR_EGRESS ? NF_CT_O_EGRESS : 0);
 	if (p->tcp_flags & NF_TCP_RST) {
 		v.flags |= NF_CT_F_CLOSING;
 		v.expires_ns = v.last_seen_ns + NF_CT_CLOSE_TIMEOUT_NS;

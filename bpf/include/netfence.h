@@ -18,7 +18,7 @@
 #include <linux/types.h>
 #endif
 
-#define NF_LAYOUT_VERSION 1
+#define NF_LAYOUT_VERSION 2
 
 /* Rules per table: a table that needs more is refused by the compiler. */
 #define NF_MAX_RULES 256
@@ -153,17 +153,19 @@ struct nf_ep_stats_key {
 	__u16 _pad;
 };
 
-/* Conntrack (LRU hash). The key is the flow as first seen in direction `dir`
- * of endpoint `ep_id`; replies look up the reversed tuple. */
+/* Conntrack (LRU hash). One key per flow and endpoint whichever way a packet goes:
+ * the flow's two ends (address, port) in ascending order, so a packet costs one
+ * lookup (a reply needs no second one for the reversed tuple). Which end opened
+ * the flow, and in which policy direction, is in the value (nf_ct_val.orig). */
 struct nf_ct_key {
 	__u32 ep_id;
-	__u8 dir;      /* enum nf_dir the flow was allowed in */
+	__u8 _pad0;
 	__u8 proto;
 	__u16 _pad;
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__u16 sport;   /* network order */
-	__u16 dport;   /* network order */
+	__u8 addr_lo[16]; /* the lower end: (addr_lo, port_lo) < (addr_hi, port_hi) */
+	__u8 addr_hi[16];
+	__u16 port_lo;    /* network order */
+	__u16 port_hi;    /* network order */
 };
 
 #define NF_CT_F_DEFERRED (1u << 0) /* allowed toward a service CIDR; backend checked after DNAT */
@@ -178,6 +180,10 @@ struct nf_ct_key {
  * and a new SYN on the tuple is evaluated as a new flow */
 #define NF_CT_F_CLOSING (1u << 5)
 
+/* nf_ct_val.orig */
+#define NF_CT_O_EGRESS (1u << 0) /* allowed in direction NF_DIR_EGRESS (else INGRESS) */
+#define NF_CT_O_SRC_HI (1u << 1) /* its first packet came from the key's hi end */
+
 /* Life of a closing entry after its last packet (Cilium's CT_CLOSE_TIMEOUT). */
 #define NF_CT_CLOSE_TIMEOUT_NS (10ULL * 1000000000ULL)
 
@@ -186,7 +192,7 @@ struct nf_ct_val {
 	__u32 revision;
 	__u16 rule;    /* rule index that allowed it (0xffff = default allow) */
 	__u8 flags;    /* NF_CT_F_* */
-	__u8 _pad;
+	__u8 orig;     /* NF_CT_O_*: how the flow was first seen */
 	/* bpf_ktime_get_ns() from which the entry is void (a packet finding it is
 	 * evaluated as new); 0 = none: open flows live until the LRU evicts them */
 	__u64 expires_ns;

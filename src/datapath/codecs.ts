@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { endianness } from 'node:os';
 
-export const NF_LAYOUT_VERSION = 1;
+export const NF_LAYOUT_VERSION = 2;
 export const NF_MAX_RULES = 256;
 export const NF_BITMAP_WORDS = NF_MAX_RULES / 64;
 export const NF_TABLE_NONE = 0;
@@ -60,9 +60,9 @@ export const LAYOUT = {
   nf_ep_stats_key: { size: 8, fields: { ep_id: 0, dir: 4, verdict: 5, _pad: 6 } },
   nf_ct_key: {
     size: 44,
-    fields: { ep_id: 0, dir: 4, proto: 5, _pad: 6, saddr: 8, daddr: 24, sport: 40, dport: 42 },
+    fields: { ep_id: 0, _pad0: 4, proto: 5, _pad: 6, addr_lo: 8, addr_hi: 24, port_lo: 40, port_hi: 42 },
   },
-  nf_ct_val: { size: 24, fields: { last_seen_ns: 0, revision: 8, rule: 12, flags: 14, _pad: 15, expires_ns: 16 } },
+  nf_ct_val: { size: 24, fields: { last_seen_ns: 0, revision: 8, rule: 12, flags: 14, orig: 15, expires_ns: 16 } },
   nf_local: { size: 8, fields: { ifindex: 0, kind: 4 } },
   nf_config: {
     size: 48,
@@ -547,6 +547,9 @@ export function decodeEpStatsKey(b: Buffer): EpStatsKey {
   return { epId: r32(b, 0), dir: b[4], verdict: b[5] };
 }
 
+/** A conntrack flow as first seen: its policy direction and tuple. On the wire the key
+ *  holds its two ends in ascending (address bytes, port) order and the value's orig
+ *  says which end opened it in which direction (bpf/include/netfence.h). */
 export interface CtKey {
   epId: number;
   dir: number;
@@ -558,31 +561,6 @@ export interface CtKey {
   dport: number;
 }
 
-export function encodeCtKey(k: CtKey): Buffer {
-  const b = alloc('nf_ct_key');
-  w32(b, 0, k.epId);
-  b[4] = k.dir;
-  b[5] = k.proto;
-  addrToBytes(k.saddr).copy(b, 8);
-  addrToBytes(k.daddr).copy(b, 24);
-  b.writeUInt16BE(k.sport, 40);
-  b.writeUInt16BE(k.dport, 42);
-  return b;
-}
-
-export function decodeCtKey(b: Buffer): CtKey {
-  checkSize('nf_ct_key', b);
-  return {
-    epId: r32(b, 0),
-    dir: b[4],
-    proto: b[5],
-    saddr: bytesToAddr(b.subarray(8, 24)),
-    daddr: bytesToAddr(b.subarray(24, 40)),
-    sport: b.readUInt16BE(40),
-    dport: b.readUInt16BE(42),
-  };
-}
-
 export interface CtVal {
   lastSeenNs: bigint;
   revision: number;
@@ -592,19 +570,51 @@ export interface CtVal {
   expiresNs: bigint;
 }
 
-export function encodeCtVal(v: CtVal): Buffer {
-  const b = alloc('nf_ct_val');
-  w64(b, 0, v.lastSeenNs);
-  w32(b, 8, v.revision);
-  w16(b, 12, v.rule);
-  b[14] = v.flags;
-  w64(b, 16, v.expiresNs);
-  return b;
+export const NfCtOrig = { EGRESS: 1 << 0, SRC_HI: 1 << 1 } as const;
+
+/** The wire key and value of flow k with state v. */
+export function encodeCt(k: CtKey, v: CtVal): { key: Buffer; value: Buffer } {
+  const src = addrToBytes(k.saddr);
+  const dst = addrToBytes(k.daddr);
+  const byAddr = Buffer.compare(src, dst);
+  const srcHi = byAddr > 0 || (byAddr === 0 && k.sport > k.dport);
+  const key = alloc('nf_ct_key');
+  w32(key, 0, k.epId);
+  key[5] = k.proto;
+  (srcHi ? dst : src).copy(key, 8);
+  (srcHi ? src : dst).copy(key, 24);
+  key.writeUInt16BE(srcHi ? k.dport : k.sport, 40);
+  key.writeUInt16BE(srcHi ? k.sport : k.dport, 42);
+  const value = alloc('nf_ct_val');
+  w64(value, 0, v.lastSeenNs);
+  w32(value, 8, v.revision);
+  w16(value, 12, v.rule);
+  value[14] = v.flags;
+  value[15] = (k.dir === NfDir.EGRESS ? NfCtOrig.EGRESS : 0) | (srcHi ? NfCtOrig.SRC_HI : 0);
+  w64(value, 16, v.expiresNs);
+  return { key, value };
 }
 
-export function decodeCtVal(b: Buffer): CtVal {
-  checkSize('nf_ct_val', b);
-  return { lastSeenNs: r64(b, 0), revision: r32(b, 8), rule: r16(b, 12), flags: b[14], expiresNs: r64(b, 16) };
+export function decodeCt(key: Buffer, value: Buffer): { key: CtKey; val: CtVal } {
+  checkSize('nf_ct_key', key);
+  checkSize('nf_ct_val', value);
+  const orig = value[15];
+  const srcHi = (orig & NfCtOrig.SRC_HI) !== 0;
+  const lo = { addr: bytesToAddr(key.subarray(8, 24)), port: key.readUInt16BE(40) };
+  const hi = { addr: bytesToAddr(key.subarray(24, 40)), port: key.readUInt16BE(42) };
+  const [src, dst] = srcHi ? [hi, lo] : [lo, hi];
+  return {
+    key: {
+      epId: r32(key, 0),
+      dir: orig & NfCtOrig.EGRESS ? NfDir.EGRESS : NfDir.INGRESS,
+      proto: key[5],
+      saddr: src.addr,
+      daddr: dst.addr,
+      sport: src.port,
+      dport: dst.port,
+    },
+    val: { lastSeenNs: r64(value, 0), revision: r32(value, 8), rule: r16(value, 12), flags: value[14], expiresNs: r64(value, 16) },
+  };
 }
 
 export interface Local {

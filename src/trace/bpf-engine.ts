@@ -21,8 +21,7 @@ import {
   NfLocalKind,
   decodeEndpoint,
   decodeLocal,
-  encodeCtKey,
-  encodeCtVal,
+  encodeCt,
   type CtKey,
   decodeRuleKey,
   encodeU32,
@@ -151,7 +150,8 @@ export class BpfEngine {
     this.clear('nf_rule_stats');
     if (ct) {
       const val = { lastSeenNs: 0n, revision: decodeEndpoint(value).revision, rule: NF_CT_RULE_DEFAULT, flags: 0, expiresNs: 0n };
-      this.addon.mapUpdate(this.fd('nf_ct'), encodeCtKey(ct.key), encodeCtVal(val));
+      const e = encodeCt(ct.key, val);
+      this.addon.mapUpdate(this.fd('nf_ct'), e.key, e.value);
     }
     const { retval } = this.addon.progTestRun(prog.fd, { data: frame });
     const verdict = retval === TC_ACT_SHOT ? 'deny' : 'allow';

@@ -8,12 +8,10 @@
 // longest match P then yields exactly the rules matching the address.
 import {
   bitmapFrom,
-  decodeCtKey,
-  decodeCtVal,
+  decodeCt,
   decodeEvent,
   encodeAddr,
-  encodeCtKey,
-  encodeCtVal,
+  encodeCt,
   encodeAddrLpmKey,
   encodeCidrKey,
   encodeConfig,
@@ -297,12 +295,13 @@ export class Classifier {
 
   conntrack(): { key: CtKey; val: CtVal }[] {
     const fd = this.fd('nf_ct');
-    return native.mapKeys(fd).map((k) => ({ key: decodeCtKey(k), val: decodeCtVal(native.mapLookup(fd, k)!) }));
+    return native.mapKeys(fd).map((k) => decodeCt(k, native.mapLookup(fd, k)!));
   }
 
   /** Overwrite a conntrack entry (e.g. move its deadline into the past). */
   putConntrack(key: CtKey, val: CtVal): void {
-    this.put('nf_ct', encodeCtKey(key), encodeCtVal(val));
+    const e = encodeCt(key, val);
+    this.put('nf_ct', e.key, e.value);
   }
 
   /** Start collecting drop events from nf_events. */

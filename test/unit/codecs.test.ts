@@ -10,8 +10,7 @@ import {
   decodeAddrLpmKey,
   decodeCidrKey,
   decodeConfig,
-  decodeCtKey,
-  decodeCtVal,
+  decodeCt,
   decodeEndpoint,
   decodeEpStatsKey,
   decodePortKey,
@@ -20,8 +19,7 @@ import {
   encodeAddrLpmKey,
   encodeCidrKey,
   encodeConfig,
-  encodeCtKey,
-  encodeCtVal,
+  encodeCt,
   encodeEndpoint,
   encodeEpStatsKey,
   encodePortKey,
@@ -32,6 +30,8 @@ import {
   portRangePrefixes,
   sumPerCpuCounters,
   LAYOUT,
+  NfCtOrig,
+  NfDir,
 } from '../../src/datapath/codecs';
 
 test('addresses: IPv4 becomes IPv4-mapped IPv6 and back', (t) => {
@@ -103,14 +103,9 @@ test('values round-trip', (t) => {
   t.is(encodeEndpoint(ep).readUInt32LE(4), 3, 'table[NF_DIR_INGRESS] first');
   const r = { action: 3, tier: 1, tierEnd: 17, policyId: 1000, ruleId: 2 };
   t.deepEqual(decodeRule(encodeRule(r)), r);
-  const ck = { epId: 1, dir: 1, proto: 6, saddr: '10.0.0.1', daddr: 'fd00::2', sport: 1234, dport: 80 };
-  t.deepEqual(decodeCtKey(encodeCtKey(ck)), ck);
-  t.is(encodeCtKey(ck).readUInt16BE(40), 1234, 'ports in network order');
   const sk = { epId: 0x01020304, dir: 1, verdict: 1 };
   t.deepEqual(decodeEpStatsKey(encodeEpStatsKey(sk)), sk);
   t.is(encodeEpStatsKey(sk).length, LAYOUT.nf_ep_stats_key.size);
-  const cv = { lastSeenNs: 123456789n, revision: 4, rule: 0xffff, flags: 3, expiresNs: 10_123456789n };
-  t.deepEqual(decodeCtVal(encodeCtVal(cv)), cv);
   const cfg = { layoutVersion: 1, flags: 3, tunnelMark: 0x100, tunnelMarkMask: 0xf00, uplinkIfindex: 2, eventsPerSec: 10, gateway4: '192.168.1.1', gateway6: 'fd10::1' };
   t.deepEqual(decodeConfig(encodeConfig(cfg)), cfg);
   t.is(encodeConfig(cfg).subarray(40, 44).toString('hex'), 'c0a80101');
@@ -126,4 +121,25 @@ test('per-CPU counters sum over possible CPUs', (t) => {
   }
   t.deepEqual(sumPerCpuCounters(b, 3), { packets: 6n, bytes: 600n });
   t.throws(() => sumPerCpuCounters(b, 4), { message: /^decode per-CPU nf_counter: 48 bytes, need 64/ });
+});
+
+test('conntrack: one wire key per flow whichever end a packet comes from; the value says which end opened it', (t) => {
+  const val = { lastSeenNs: 123456789n, revision: 4, rule: 0xffff, flags: 3, expiresNs: 10_123456789n };
+  const flow = { epId: 1, dir: NfDir.EGRESS, proto: 6, saddr: '10.0.0.9', daddr: '10.0.0.1', sport: 1234, dport: 80 };
+  const reply = { ...flow, dir: NfDir.INGRESS, saddr: flow.daddr, daddr: flow.saddr, sport: flow.dport, dport: flow.sport };
+  const a = encodeCt(flow, val);
+  const b = encodeCt(reply, val);
+  t.deepEqual(a.key, b.key, 'both directions share the key');
+  t.is(bytesToAddr(a.key.subarray(8, 24)), '10.0.0.1', 'the lower address first');
+  t.is(a.key.readUInt16BE(40), 80, 'with its port, in network order');
+  t.is(a.value[15], NfCtOrig.EGRESS | NfCtOrig.SRC_HI, 'opened from the hi end, egress');
+  t.is(b.value[15], 0, 'the reverse flow: opened from the lo end, ingress');
+  t.deepEqual(decodeCt(a.key, a.value), { key: flow, val });
+  t.deepEqual(decodeCt(b.key, b.value), { key: reply, val });
+  // equal addresses: the ports decide
+  const self = { ...flow, daddr: flow.saddr, sport: 5000, dport: 80 };
+  t.is(encodeCt(self, val).key.readUInt16BE(40), 80);
+  t.deepEqual(decodeCt(encodeCt(self, val).key, encodeCt(self, val).value).key, self);
+  const v6 = { ...flow, saddr: 'fd00::2', daddr: '10.0.0.1' };
+  t.deepEqual(decodeCt(encodeCt(v6, val).key, encodeCt(v6, val).value).key, v6);
 });

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps } from '../../src/compile/output';
-import { NF_RULE_DEFAULT, NfAction, NfEpFlag, NfTier, bitmapFrom, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { NF_LAYOUT_VERSION, NF_RULE_DEFAULT, NfAction, NfEpFlag, NfTier, bitmapFrom, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
 import { DEFAULT_OBJECT, finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig } from '../../src/datapath/loader';
 import { native } from '../../src/datapath/native';
 import type { TcDirection } from '../../src/datapath/native-api';
@@ -40,7 +40,7 @@ test.serial('real maps: apply, adopt after reopen with zero writes, map full nam
   const dp = loadDatapath(native, { bpffsRoot: root });
   t.teardown(() => dp.close());
   t.is(dp.migration, undefined);
-  t.is(readConfig(native, dp).layoutVersion, 1);
+  t.is(readConfig(native, dp).layoutVersion, NF_LAYOUT_VERSION);
   const d = desired(3);
   const r = reconcile(new NativeMapIO(native, dp.maps), attacher, d.maps, d.endpoints);
   t.true(r.ok);
