@@ -259,7 +259,7 @@ static __always_inline int nf_ct_lookup(const struct nf_endpoint *ep, const stru
 	reply = nf_ct_side(cv, dir, src_hi);
 	if (reply < 0)
 		return NF_CT_MISS;
-	now = bpf_ktime_get_ns();
+	now = nf_ct_now();
 	if (nf_ct_stale(cv, p, now)) {
 		bpf_map_delete_elem(&nf_ct, k);
 		return NF_CT_MISS;

@@ -30,6 +30,14 @@ struct {
 
 #define NF_CT_RULE_DEFAULT 0xffff
 
+/* Conntrack time: CLOCK_MONOTONIC at tick resolution. Its timeouts are seconds, and
+ * the coarse clock reads a variable where bpf_ktime_get_ns reads the clock source
+ * (tens of ns per packet in a VM). */
+static __always_inline __u64 nf_ct_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
 /* Byte order of two addresses (memcmp order, as userspace compares them): 1 if a > b. */
 static __always_inline int nf_addr_gt(const __u8 *a, const __u8 *b, int *eq)
 {
@@ -94,7 +102,7 @@ static __always_inline void nf_ct_create(struct nf_ct_key *k, __u32 ep_id, const
 					 __u8 dir, __u32 revision, __u32 rule, __u8 flags)
 {
 	struct nf_ct_val v = {
-		.last_seen_ns = bpf_ktime_get_ns(),
+		.last_seen_ns = nf_ct_now(),
 		.revision = revision,
 		.rule = rule > NF_CT_RULE_DEFAULT ? NF_CT_RULE_DEFAULT : rule,
 		.flags = flags,

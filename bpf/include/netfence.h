@@ -193,7 +193,7 @@ struct nf_ct_val {
 	__u16 rule;    /* rule index that allowed it (0xffff = default allow) */
 	__u8 flags;    /* NF_CT_F_* */
 	__u8 orig;     /* NF_CT_O_*: how the flow was first seen */
-	/* bpf_ktime_get_ns() from which the entry is void (a packet finding it is
+	/* CLOCK_MONOTONIC ns (coarse) from which the entry is void (a packet finding it is
 	 * evaluated as new); 0 = none: open flows live until the LRU evicts them */
 	__u64 expires_ns;
 };

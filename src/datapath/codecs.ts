@@ -566,7 +566,7 @@ export interface CtVal {
   revision: number;
   rule: number;
   flags: number;
-  /** bpf_ktime_get_ns() from which the entry is void; 0n = none (open flow). */
+  /** CLOCK_MONOTONIC ns (the coarse clock) from which the entry is void; 0n = none (open flow). */
   expiresNs: bigint;
 }
 
