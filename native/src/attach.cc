@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "bpfinfo.h"
 #include "errors.h"
 #include "modules.h"
 
@@ -48,13 +49,6 @@ Hook ParseHook(const Napi::CallbackInfo& info, const char* fn, size_t opts_index
   OptString(ArgObject(info, opts_index, fn, "opts"), "linkPin", fn, &h.linkPin);
   return h;
 }
-
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) close(fd);
-  }
-};
 
 // What a pinned TCX link points at (kernel 6.6 bpf_link_info.tcx = {ifindex, attach_type},
 // laid out where .xdp.ifindex is in older headers).

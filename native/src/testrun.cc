@@ -1,8 +1,10 @@
-// BPF_PROG_TEST_RUN: run a loaded program on a packet (and context) in the kernel.
+// BPF_PROG_TEST_RUN: run a loaded program on a packet (and context) in the kernel; and
+// the kernel's run-time statistics of programs on real traffic (BPF_ENABLE_STATS).
 #include <bpf/bpf.h>
 
 #include <string>
 
+#include "bpfinfo.h"
 #include "errors.h"
 #include "modules.h"
 
@@ -50,10 +52,29 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The kernel counts program runs and their time while some fd from BPF_ENABLE_STATS is
+// open (closeFd ends it); a sysctl-free switch that ends with the process.
+Napi::Value EnableRunStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Napi::Number::New(env, Check(env, bpf_enable_stats(BPF_STATS_RUN_TIME), "enable bpf run stats", "bpf_enable_stats"));
+}
+
+Napi::Value ProgRunStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id = ArgU32(info, 0, "progRunStats", "id");
+  std::string what = "read run stats of program " + std::to_string(id);
+  Fd prog{Check(env, bpf_prog_get_fd_by_id(id), what, "bpf_prog_get_fd_by_id")};
+  auto pi = InfoOf<bpf_prog_info>(env, prog.fd, what);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("runCnt", Napi::Number::New(env, static_cast<double>(pi.run_cnt)));
+  out.Set("runTimeNs", Napi::Number::New(env, static_cast<double>(pi.run_time_ns)));
+  return out;
+}
+
 }  // namespace
 
 void InitTestRun(Napi::Env env, Napi::Object exports) {
-  ExportAll(env, exports, {{"progTestRun", ProgTestRun}});
+  ExportAll(env, exports, {{"progTestRun", ProgTestRun}, {"enableRunStats", EnableRunStats}, {"progRunStats", ProgRunStats}});
 }
 
 }  // namespace nf

@@ -125,6 +125,10 @@ export interface NativeAddon {
   xdpDetach(ifindex: number, flags: number): void;
 
   progTestRun(progFd: number, opts: TestRunOptions): TestRunResult;
+  /** BPF_ENABLE_STATS (run time): the kernel counts program runs while the fd is open (closeFd). */
+  enableRunStats(): number;
+  /** Runs and their total time of the program with this id since it was loaded, counted while stats were on. */
+  progRunStats(id: number): { runCnt: number; runTimeNs: number };
 
   /** Ring buffer consumer: uv_poll on ring_buffer__epoll_fd(); samples copied out during the callback. */
   ringBufferOpen(mapFd: number, onSample: (sample: Buffer) => void): { close(): void };

@@ -57,3 +57,20 @@ test('test run errors', (t) => {
   throwsNative(t, () => native.progTestRun(prog, { data: udpPacket('1.1.1.1', '2.2.2.2', 1), dataOutSize: 10 }), 'ENOSPC', 'bpf_prog_test_run_opts');
   throwsNative(t, () => native.progTestRun(prog, {} as never), 'EINVAL', 'progTestRun');
 });
+
+test('run stats: the kernel counts runs and their time while an enableRunStats fd is open', (t) => {
+  const { h, prog } = load(t);
+  const id = h.programs().find((p) => p.name === 'nt_classify')!.id;
+  const before = native.progRunStats(id);
+  const fd = native.enableRunStats();
+  try {
+    native.progTestRun(prog, { data: udpPacket('10.0.0.2', '10.0.0.1', 53), repeat: 100 });
+  } finally {
+    native.closeFd(fd);
+  }
+  const after = native.progRunStats(id);
+  t.is(after.runCnt - before.runCnt, 100, 'every repeat counted');
+  t.true(after.runTimeNs > before.runTimeNs, 'and timed');
+  const err = throwsNative(t, () => native.progRunStats(0x7ffffff0), 'ENOENT', 'bpf_prog_get_fd_by_id');
+  t.regex(err.message, /^read run stats of program 2147483632: /);
+});
