@@ -6,12 +6,14 @@
 // namespace's netfilter state is checked around every measurement.
 import os from 'node:os';
 import path from 'node:path';
+import type { NativeAddon } from '../src/datapath/native-api';
 import { Background, nsRun, onInterrupt, run, runSyncQuiet } from './exec';
 import { CRR_BINARY, EMPTY_OBJECT, REPO_ROOT } from './datapath';
 import { buildPolicy } from './policy';
 import { countLabel } from './report';
 import { median } from './stats';
 import { CLIENT_IP, OUTSIDER_IP, SERVER_IP, Topology } from './topology';
+import type { ProgramCost } from './types';
 
 const CRR_PORT = 7000;
 const IPERF_PORT = 5201;
@@ -28,6 +30,7 @@ const CRR_WARMUP_MS = 500;
 /** A dropped SYN is retransmitted after 1 s: a probe not answered in this time was dropped. */
 const PROBE_TIMEOUT_MS = 500;
 const PROBE_TRIES = 3;
+const PROGRAM_COST_SECONDS = 2;
 
 export type Engine = 'bare' | 'emptyprog' | 'netfence' | 'iptables' | 'ipset';
 
@@ -48,10 +51,13 @@ export interface NetOptions {
   ruleCounts: readonly number[];
   /** Engines left out (and why), e.g. netfence before the datapath is built. */
   skipEngines: Partial<Record<Engine, string>>;
+  /** For the programs' run statistics (ProgramCost); without it they are not measured. */
+  addon?: NativeAddon;
   log: (msg: string) => void;
 }
 
 export interface NetResults {
+  programCost: Record<string, ProgramCost>;
   crr: Record<string, number>;
   throughput: Record<string, number>;
   samples: { crr: Record<string, number[]>; throughput: Record<string, number[]> };
@@ -122,6 +128,8 @@ class NetBench {
   private readonly pinDir = `/sys/fs/bpf/nfbench-${process.pid}`;
   private readonly helper = path.join(REPO_ROOT, 'dist', 'bench', 'nf-helper.js');
   private servers: Background[] = [];
+  /** Programs the current variant put on the hooks. */
+  private progIds: number[] = [];
   private dropInterrupt = (): void => undefined;
   private setups = 0;
 
@@ -159,15 +167,18 @@ class NetBench {
 
   async setup(v: NetVariant): Promise<void> {
     const node = this.topo.node;
+    this.progIds = [];
+    // nsenter, not `ip netns exec`: the latter remounts /sys and hides the bpffs the links are pinned in.
+    const helper = async (args: string[]): Promise<void> => {
+      const { stdout } = await run('nsenter', [`--net=/run/netns/${node}`, process.execPath, this.helper, ...args]);
+      this.progIds = (JSON.parse(stdout) as { progIds: number[] }).progIds;
+    };
     if (v.engine === 'emptyprog') {
       const ifs = v.hooks === 4 ? [this.topo.serverVeth, this.topo.clientVeth] : [this.topo.serverVeth];
-      await run('nsenter', [`--net=/run/netns/${node}`, process.execPath,
-        this.helper, 'attach-empty', '--object', EMPTY_OBJECT, '--pin', this.pinDir, '--ifs', ifs.join(','),
-      ]);
+      await helper(['attach-empty', '--object', EMPTY_OBJECT, '--pin', this.pinDir, '--ifs', ifs.join(',')]);
     } else if (v.engine === 'netfence') {
-      // nsenter, not `ip netns exec`: the latter remounts /sys and hides the bpffs the links are pinned in.
-      await run('nsenter', [`--net=/run/netns/${node}`, process.execPath,
-        this.helper, 'attach', '--object', this.opts.object, '--pin', this.pinDir, '--cidrs', String(v.rules),
+      await helper([
+        'attach', '--object', this.opts.object, '--pin', this.pinDir, '--cidrs', String(v.rules),
         '--client-if', this.topo.clientVeth, '--server-if', this.topo.serverVeth, '--client-ip', CLIENT_IP,
       ]);
     } else if (v.engine === 'iptables' || v.engine === 'ipset') {
@@ -243,15 +254,38 @@ class NetBench {
     return (await Promise.all([['ip', 'neigh'], ['nft', 'list', 'ruleset'], ['conntrack', '-C'], ['ip', '-s', 'link']].map(show))).join(' | ');
   }
 
-  async crr(): Promise<number> {
-    const args = ['client', SERVER_IP, String(CRR_PORT), String(CRR_THREADS), String(this.opts.crrSeconds), this.cpu(CRR_CLIENT_CPU), String(CRR_WARMUP_MS)];
+  async crr(seconds = this.opts.crrSeconds): Promise<{ conns: number; seconds: number; rate: number }> {
+    const args = ['client', SERVER_IP, String(CRR_PORT), String(CRR_THREADS), String(seconds), this.cpu(CRR_CLIENT_CPU), String(CRR_WARMUP_MS)];
     const { stdout } = await nsRun(this.topo.client, CRR_BINARY, args, {
-      timeoutMs: (this.opts.crrSeconds + 30) * 1000,
+      timeoutMs: (seconds + 30) * 1000,
     });
-    const [conns, , rate, failed] = stdout.trim().split(/\s+/).map(Number);
+    const [conns, secs, rate, failed] = stdout.trim().split(/\s+/).map(Number);
     if (!(conns > 0)) throw new Error(`run crr client: no connection completed (${stdout.trim()})`);
     if (failed > 0) throw new Error(`run crr client: ${failed} of ${conns + failed} connections failed (the variant drops the allowed client?)`);
-    return rate;
+    return { conns, seconds: secs, rate };
+  }
+
+  /** The variant's programs' time per connection over an extra connection-rate run with
+   *  the kernel's run statistics on (not a counted run: the statistics cost time per run). */
+  async programCost(addon: NativeAddon): Promise<ProgramCost | undefined> {
+    if (this.progIds.length === 0) return undefined;
+    const total = (): { runCnt: number; runTimeNs: number } =>
+      this.progIds.map((id) => addon.progRunStats(id)).reduce((a, b) => ({ runCnt: a.runCnt + b.runCnt, runTimeNs: a.runTimeNs + b.runTimeNs }));
+    const fd = addon.enableRunStats();
+    try {
+      const before = total();
+      const r = await this.crr(PROGRAM_COST_SECONDS);
+      const after = total();
+      const nsPerConn = (after.runTimeNs - before.runTimeNs) / r.conns;
+      return {
+        connections: r.conns,
+        runsPerConn: (after.runCnt - before.runCnt) / r.conns,
+        nsPerConn,
+        cpuShare: nsPerConn / ((os.cpus().length * r.seconds * 1e9) / r.conns),
+      };
+    } finally {
+      addon.closeFd(fd);
+    }
   }
 
   async iperf(): Promise<number> {
@@ -271,6 +305,7 @@ export async function runNet(opts: NetOptions): Promise<NetResults> {
   const bench = new NetBench(topo, opts);
   const crr: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.name, []]));
   const tput: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.name, []]));
+  const programCost: Record<string, ProgramCost> = {};
   try {
     await bench.start();
     const schedule = Array.from({ length: opts.rounds }, (_, round) => roundOrder(variants, round).map((variant) => ({ round, variant }))).flat();
@@ -278,8 +313,12 @@ export async function runNet(opts: NetOptions): Promise<NetResults> {
       if (!usesNetfilter(variant)) await bench.checkNoRules(variant);
       await bench.setup(variant);
       try {
-        if (round === 0) await bench.checkEnforced(variant);
-        crr[variant.name].push(await bench.crr());
+        if (round === 0) {
+          await bench.checkEnforced(variant);
+          const cost = opts.addon ? await bench.programCost(opts.addon) : undefined;
+          if (cost) programCost[variant.name] = cost;
+        }
+        crr[variant.name].push((await bench.crr()).rate);
         tput[variant.name].push(await bench.iperf());
         await bench.checkConntrack(variant);
       } finally {
@@ -295,5 +334,5 @@ export async function runNet(opts: NetOptions): Promise<NetResults> {
   }
   const med = (s: Record<string, number[]>): Record<string, number> =>
     Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v)]));
-  return { crr: med(crr), throughput: med(tput), samples: { crr, throughput: tput } };
+  return { programCost, crr: med(crr), throughput: med(tput), samples: { crr, throughput: tput } };
 }

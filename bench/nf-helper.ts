@@ -7,6 +7,7 @@
 //       give each endpoint (src/datapath/hooks.ts: none for an endpoint without a table)
 //   attach-empty --object EMPTY --pin DIR --ifs IF[,IF]
 //       the do-nothing program of bench/empty.bpf.c on both tc hooks of each interface
+// Both attach commands print {"progIds":[...]}: the programs on the hooks (run statistics).
 //   detach --pin DIR --ifs IF,IF
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -52,12 +53,21 @@ function attach(o: Record<string, string | undefined>): void {
       { ifname: server, ep: writePodEndpoint(native, obj, ifindex(server), 2, cidrs > 0 ? TABLE : 0) },
     ];
     mkdirSync(pin, { recursive: true });
+    const ids = new Set<number>();
     for (const { ifname, ep } of endpoints) {
-      for (const d of hooksFor(ep)) native.tcAttach(ifindex(ifname), d, obj.prog(PROG[d]).fd, { linkPin: linkPin(pin, ifname, d) });
+      for (const d of hooksFor(ep)) {
+        native.tcAttach(ifindex(ifname), d, obj.prog(PROG[d]).fd, { linkPin: linkPin(pin, ifname, d) });
+        ids.add(obj.prog(PROG[d]).id);
+      }
     }
+    printProgIds(ids);
   } finally {
     obj.close();
   }
+}
+
+function printProgIds(ids: Iterable<number>): void {
+  process.stdout.write(`${JSON.stringify({ progIds: [...ids] })}\n`);
 }
 
 function attachEmpty(o: Record<string, string | undefined>): void {
@@ -68,6 +78,7 @@ function attachEmpty(o: Record<string, string | undefined>): void {
     for (const ifname of o.ifs.split(',')) {
       for (const d of TC_DIRECTIONS) native.tcAttach(ifindex(ifname), d, obj.prog('bench_empty').fd, { linkPin: linkPin(o.pin, ifname, d) });
     }
+    printProgIds([obj.prog('bench_empty').id]);
   } finally {
     obj.close();
   }

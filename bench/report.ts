@@ -166,6 +166,19 @@ function netTable(r: BenchResults): string[] {
   return lines;
 }
 
+function programCostTable(r: BenchResults): string[] {
+  const rows = netVariantOrder(r).filter((v) => r.programCost?.[v]);
+  if (rows.length === 0) return ['Not measured.'];
+  return [
+    '| variant | program runs per connection | program time per connection | share of the connection\'s CPU time |',
+    '|---|---:|---:|---:|',
+    ...rows.map((v) => {
+      const c = r.programCost![v];
+      return `| ${v} | ${fmt(c.runsPerConn, 1)} | ${fmt(c.nsPerConn, 0)} ns | ${fmt(c.cpuShare * 100, 1)} % |`;
+    }),
+  ];
+}
+
 function pktTable(r: BenchResults): string[] {
   const p = r.pkt;
   if (!p) return ['Not run.'];
@@ -284,6 +297,14 @@ export function renderReport(r: BenchResults): string {
     '![connection rate and throughput against rule count](chart.svg)',
     '',
     ...netTable(r),
+    '',
+    'What the programs themselves cost on this path: in the first round each variant with programs makes one more ' +
+      'connection-rate run (2 s, not counted above) with the kernel\'s run statistics on (BPF_ENABLE_STATS: the ' +
+      'kernel times every program run, which itself costs a clock read per run), and the time of every run on every ' +
+      'hook is divided by the connections made; the share relates it to the CPU time a connection took in that run ' +
+      '(CPUs x seconds / connections). The hook dispatch around a run is not in it; the emptyprog variants measure that.',
+    '',
+    ...programCostTable(r),
     '',
     '## Per-packet cost (BPF_PROG_TEST_RUN)',
     '',

@@ -143,11 +143,13 @@ async function main(): Promise<void> {
           iperfSeconds: quick ? 1 : 3,
           ruleCounts: [0, 100, 1000, 10000],
           skipEngines,
+          addon: typeof addon === 'string' ? undefined : addon,
           log,
         });
         results.crr = net.crr;
         results.throughput = net.throughput;
         results.samples = net.samples;
+        results.programCost = net.programCost;
       } catch (e) {
         skipped.net = `failed: ${(e as Error).message.split('\n')[0]}`;
         log(skipped.net);

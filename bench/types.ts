@@ -70,6 +70,18 @@ export interface TunnelResults {
   direct: TunnelModeResult;
 }
 
+/** The kernel's run statistics (BPF_ENABLE_STATS) of a variant's programs over one extra
+ *  connection-rate run in the first round (not one of the counted ones: stats cost time). */
+export interface ProgramCost {
+  connections: number;
+  /** Program runs per connection (packets x hooks). */
+  runsPerConn: number;
+  /** Program time per connection, every hook summed (ns). */
+  nsPerConn: number;
+  /** nsPerConn / the CPU time a connection took in that run (CPUs x seconds / connections). */
+  cpuShare: number;
+}
+
 export interface TargetResult {
   name: string;
   description: string;
@@ -93,6 +105,8 @@ export interface BenchResults {
   /** Throughput medians (Gbit/s) per variant. */
   throughput: Record<string, number>;
   samples: { crr: Record<string, number[]>; throughput: Record<string, number[]> };
+  /** Variants with tc programs: what their programs cost per connection on the real path. */
+  programCost?: Record<string, ProgramCost>;
   pkt?: PktResults;
   control?: ControlResults;
   lab?: LabResults;

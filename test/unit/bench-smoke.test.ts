@@ -108,6 +108,7 @@ function fixture(): BenchResults {
     crr: { bare: 10000, netfence_0: 9900, netfence_10k: 9700, iptables_10k: 2000, ipset_10k: 7000 },
     throughput: { bare: 20, netfence_10k: 19.5, iptables_10k: 15 },
     samples: { crr: {}, throughput: {} },
+    programCost: { netfence_10k: { connections: 20000, runsPerConn: 8, nsPerConn: 4800, cpuShare: 0.044 } },
     pkt: {
       repeat: 100000,
       emptyNs: { 'v4/new': 10, 'v4/established': 10, 'v6/new': 10, 'v6/established': 10 },
@@ -155,6 +156,7 @@ test('report generator writes REPORT.md and a well-formed SVG', (t) => {
     t.regex(md, /^# netfence benchmarks/);
     t.regex(md, /npm run bench -- --quick/);
     t.regex(md, /\| netfence_10k \| 9,700 \| 0\.97 \|/);
+    t.regex(md, /\| netfence_10k \| 8\.0 \| 4,800 ns \| 4\.4 % \|/, 'program time per connection');
     t.regex(md, /connection rate, netfence 10k rules \/ bare \| 0\.97 x \| >= 0\.95 x \| PASS/);
     t.regex(md, /NOT RUN/);
     t.regex(md, /- lab: agent not built/);
