@@ -268,7 +268,8 @@ export function renderReport(r: BenchResults): string {
     '',
     '| target | value | limit | result |',
     '|---|---:|---:|---|',
-    ...targets.map((t) => `| ${t.description} | ${fmt(t.value)} ${t.unit} | ${t.op} ${t.limit} ${t.unit} | ${verdict(t.pass)} |`),
+    // ratios with three decimals, so a value that rounds to its limit shows on which side it is
+    ...targets.map((t) => `| ${t.description} | ${fmt(t.value, t.unit === 'x' ? 3 : 2)} ${t.unit} | ${t.op} ${t.limit} ${t.unit} | ${verdict(t.pass)} |`),
     '',
     '## Connection rate and throughput',
     '',

@@ -1,5 +1,6 @@
 // Network links through libnl-route: list, look up by name, and watch RTM_NEWLINK /
-// RTM_DELLINK on the event loop.
+// RTM_DELLINK (and the main table's host routes, which say where a pod is) on the
+// event loop.
 #include <linux/if.h>
 #include <linux/if_arp.h>
 #include <linux/rtnetlink.h>
@@ -75,7 +76,8 @@ class LinkWatcher : public FdWatcher {
       nl_socket_disable_seq_check(self->sk_);  // notifications carry no sequence numbers
       nl_socket_modify_cb(self->sk_, NL_CB_VALID, NL_CB_CUSTOM, OnMessage, self);
       CheckNl(env, nl_connect(self->sk_, NETLINK_ROUTE), what, "nl_connect");
-      CheckNl(env, nl_socket_add_membership(self->sk_, RTNLGRP_LINK), what, "nl_socket_add_membership");
+      for (int group : {RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE})
+        CheckNl(env, nl_socket_add_membership(self->sk_, group), what, "nl_socket_add_membership");
       CheckNl(env, nl_socket_set_nonblocking(self->sk_), what, "nl_socket_set_nonblocking");
     } catch (...) {
       self->Release();
@@ -88,8 +90,14 @@ class LinkWatcher : public FdWatcher {
  private:
   static int OnMessage(nl_msg* msg, void* arg) {
     auto* self = static_cast<LinkWatcher*>(arg);
-    int type = nlmsg_hdr(msg)->nlmsg_type;
-    if (self->closed() || (type != RTM_NEWLINK && type != RTM_DELLINK)) return NL_SKIP;
+    nlmsghdr* hdr = nlmsg_hdr(msg);
+    int type = hdr->nlmsg_type;
+    if (self->closed()) return NL_SKIP;
+    if (type == RTM_NEWROUTE || type == RTM_DELROUTE) {
+      self->OnRoute(type, static_cast<const rtmsg*>(nlmsg_data(hdr)));
+      return self->closed() ? NL_STOP : NL_OK;
+    }
+    if (type != RTM_NEWLINK && type != RTM_DELLINK) return NL_SKIP;
     self->type_ = type == RTM_NEWLINK ? "new" : "del";
     nl_msg_parse(msg, OnLink, self);
     return self->closed() ? NL_STOP : NL_OK;
@@ -101,6 +109,18 @@ class LinkWatcher : public FdWatcher {
     ev.Set("type", self->type_);
     ev.Set("link", LinkToJs(self->env_, reinterpret_cast<rtnl_link*>(obj)));
     self->Deliver(ev);
+  }
+
+  // A CNI adds a pod's host route after its veth: discovery needs to hear of it. Only
+  // main-table /32 and /128 routes, so the agent's own tunnel table (and route
+  // replaces that change nothing) cause no passes.
+  void OnRoute(int type, const rtmsg* rtm) {
+    bool host = (rtm->rtm_family == AF_INET && rtm->rtm_dst_len == 32) || (rtm->rtm_family == AF_INET6 && rtm->rtm_dst_len == 128);
+    if (!host || rtm->rtm_table != RT_TABLE_MAIN) return;
+    Napi::Object ev = Napi::Object::New(env_);
+    ev.Set("type", type == RTM_NEWROUTE ? "route-new" : "route-del");
+    ev.Set("family", rtm->rtm_family == AF_INET ? 4 : 6);
+    Deliver(ev);
   }
 
   // Drains every queued datagram. An overflow (ENOBUFS) loses events: callers resync.

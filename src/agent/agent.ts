@@ -125,7 +125,7 @@ export class Agent {
 
     const rb = this.addon.ringBufferOpen(mapFd(this.dp, 'nf_events'), (s) => this.onEvent(s));
     this.closers.push(() => rb.close());
-    const lw = this.addon.linkWatch((ev) => this.onLink(ev.type, ev.link.name));
+    const lw = this.addon.linkWatch((ev) => ('link' in ev ? this.onLink(ev.type, ev.link.name) : this.schedule(`host route ${ev.type.slice(6)}`)));
     this.closers.push(() => lw.close());
     const timer = setInterval(() => {
       this.reconciler!.verify();

@@ -21,6 +21,8 @@ export interface MapInfo {
   btfId: number;
 }
 
+export type LinkEvent = { type: 'new' | 'del'; link: LinkInfo } | { type: 'route-new' | 'route-del'; family: 4 | 6 };
+
 export interface ProgInfo {
   name: string;
   fd: number;
@@ -135,8 +137,9 @@ export interface NativeAddon {
 
   linkList(): LinkInfo[];
   linkByName(name: string): LinkInfo | null;
-  /** Subscribe to RTM_NEWLINK/DELLINK; delivered on the event loop. */
-  linkWatch(onEvent: (ev: { type: 'new' | 'del'; link: LinkInfo }) => void): { close(): void };
+  /** Subscribe to RTM_NEWLINK/DELLINK and to main-table host routes (/32, /128) coming
+   *  and going; delivered on the event loop. */
+  linkWatch(onEvent: (ev: LinkEvent) => void): { close(): void };
 
   ruleList(family: 4 | 6): RouteRule[];
   ruleAdd(rule: RouteRule): void; // EEXIST tolerated

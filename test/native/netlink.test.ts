@@ -3,7 +3,7 @@
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../src/datapath/native';
-import type { LinkInfo, Route, RouteRule } from '../../src/datapath/native-api';
+import type { LinkEvent, Route, RouteRule } from '../../src/datapath/native-api';
 import { run, throwsNative } from './helpers';
 
 const NF_PROTO = 0x4e;
@@ -24,12 +24,13 @@ test.serial('links: loopback, then a veth pair seen by linkWatch and linkByName'
   t.true(native.linkByName('lo')!.up);
   t.is(native.linkByName('nope0'), null);
 
-  const events: { type: 'new' | 'del'; link: LinkInfo }[] = [];
-  const w = native.linkWatch((ev) => events.push(ev));
+  const all: LinkEvent[] = [];
+  const w = native.linkWatch((ev) => all.push(ev));
+  const links = (): Extract<LinkEvent, { link: unknown }>[] => all.flatMap((e) => ('link' in e ? [e] : []));
   t.teardown(() => w.close());
   run('ip', ['link', 'add', 'nlva', 'address', '02:00:00:00:00:0a', 'type', 'veth', 'peer', 'name', 'nlvb']);
-  await until(() => events.some((e) => e.type === 'new' && e.link.name === 'nlva'));
-  const added = events.find((e) => e.type === 'new' && e.link.name === 'nlva');
+  await until(() => links().some((e) => e.type === 'new' && e.link.name === 'nlva'));
+  const added = links().find((e) => e.type === 'new' && e.link.name === 'nlva');
   t.like(added?.link, { kind: 'veth', mac: '02:00:00:00:00:0a', up: false });
 
   const a = native.linkByName('nlva')!;
@@ -42,15 +43,30 @@ test.serial('links: loopback, then a veth pair seen by linkWatch and linkByName'
   t.is(native.linkByName('nlvb')!.masterIfindex, native.linkByName('nlbr')!.ifindex);
   t.is(native.linkByName('nlbr')!.kind, 'bridge');
 
+  // a pod's host route in the main table is an event; a route of another table is not
+  run('ip', ['link', 'set', 'nlva', 'up']);
+  run('ip', ['link', 'set', 'nlvb', 'up']);
+  const routes = (): string[] => all.flatMap((e) => ('family' in e ? [`${e.type}/${e.family}`] : []));
+  run('ip', ['route', 'add', '10.9.0.5/32', 'dev', 'nlva', 'table', '100']);
+  run('ip', ['route', 'add', '10.9.0.0/24', 'dev', 'nlva']);
+  run('ip', ['route', 'add', '10.9.0.7/32', 'dev', 'nlva']);
+  run('ip', ['-6', 'route', 'add', 'fd00:9::7/128', 'dev', 'nlva']);
+  await until(() => routes().length >= 2);
+  await sleep(50);
+  t.deepEqual(routes(), ['route-new/4', 'route-new/6'], 'host routes of the main table only');
+  run('ip', ['route', 'del', '10.9.0.7/32', 'dev', 'nlva']);
+  await until(() => routes().length >= 3);
+  t.is(routes()[2], 'route-del/4');
+
   run('ip', ['link', 'del', 'nlva']);
-  await until(() => events.some((e) => e.type === 'del' && e.link.name === 'nlvb'));
-  t.true(events.some((e) => e.type === 'del' && e.link.ifindex === a.ifindex));
-  t.true(events.some((e) => e.type === 'del' && e.link.ifindex === b.ifindex));
+  await until(() => links().some((e) => e.type === 'del' && e.link.name === 'nlvb'));
+  t.true(links().some((e) => e.type === 'del' && e.link.ifindex === a.ifindex));
+  t.true(links().some((e) => e.type === 'del' && e.link.ifindex === b.ifindex));
   w.close();
-  const n = events.length;
+  const n = all.length;
   run('ip', ['link', 'add', 'nlvc', 'type', 'veth', 'peer', 'name', 'nlvd']);
   await sleep(50);
-  t.is(events.length, n, 'no events after close');
+  t.is(all.length, n, 'no events after close');
   w.close();
 });
 
