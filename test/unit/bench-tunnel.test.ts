@@ -80,5 +80,5 @@ test('the report carries the tunnel target and table', (t) => {
   const md = renderReport(r);
   t.regex(md, /## Transparent tunnel modes \(lab\)/);
   t.regex(md, /\| direct \(default\) \| 3400 \| 0\.85 \| 0\/5000 \|/);
-  t.regex(md, /default tunnel mode \(src\/model\/config\.ts: direct\).*\| 1\.13 x \| >= 1 x \| PASS \|/);
+  t.regex(md, /default tunnel mode \(src\/model\/config\.ts: direct\).*\| 1\.133 x \| >= 1 x \| PASS \|/);
 });
