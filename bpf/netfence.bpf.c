@@ -243,13 +243,13 @@ enum nf_ct_rc {
  * flow's entry whichever way p goes. A hit refreshes the entry, re-evaluates it
  * under a new revision and follows TCP close; a stale entry (nf_ct_stale) is
  * deleted and counts as none, like an entry p is no packet of (nf_ct_side).
- * *k: the caller's key space.
+ * *k: p's key at ep and src_hi its orientation (nf_ct_key_pkt).
  */
 static __always_inline int nf_ct_lookup(const struct nf_endpoint *ep, const struct nf_pkt *p,
-					__u32 how, struct nf_ct_key *k, struct nf_drop *d)
+					__u32 how, const struct nf_ct_key *k, __u8 src_hi,
+					struct nf_drop *d)
 {
 	__u8 dir = how & 1;
-	__u8 src_hi = nf_ct_key_pkt(k, ep->id, p);
 	struct nf_ct_val *cv = bpf_map_lookup_elem(&nf_ct, k);
 	__u64 now;
 	int reply;
@@ -291,10 +291,12 @@ __noinline int nf_related(const struct nf_endpoint *ep, const struct nf_pkt *rel
 			  struct nf_drop *d)
 {
 	struct nf_ct_key k;
+	__u8 src_hi;
 
 	if (!ep || !rel || !d || !nf_has_tables(ep))
 		return NF_CT_MISS;
-	return nf_ct_lookup(ep, rel, (dir & 1) | NF_CTL_RELATED, &k, d);
+	src_hi = nf_ct_key_pkt(&k, ep->id, rel);
+	return nf_ct_lookup(ep, rel, (dir & 1) | NF_CTL_RELATED, &k, src_hi, d);
 }
 
 /* nf_enforce options */
@@ -314,6 +316,7 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 	__u8 ct_flags = opts & NF_ENF_NO_TUNNEL ? NF_CT_F_NO_TUNNEL : 0;
 	struct nf_verdict v = {};
 	struct nf_scratch *s = nf_scratch_of_cpu();
+	__u8 src_hi = 0;
 	int rc;
 
 	if (!ep || !p || !d || !s)
@@ -323,15 +326,18 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 	if (!nf_has_tables(ep) && !ct_flags)
 		return 1;
 
+	/* one key for the lookup and the entry a miss creates */
+	if (p->ct & (NF_PKT_CT_LOOKUP | NF_PKT_CT_CREATE))
+		src_hi = nf_ct_key_pkt(&s->k, ep->id, p);
 	if (p->ct & NF_PKT_CT_LOOKUP) {
-		rc = nf_ct_lookup(ep, p, dir | (__u32)ct_flags << NF_CTL_SET_SHIFT, &s->k, d);
+		rc = nf_ct_lookup(ep, p, dir | (__u32)ct_flags << NF_CTL_SET_SHIFT, &s->k, src_hi, d);
 		if (rc != NF_CT_MISS)
 			return rc == NF_CT_HIT;
 	}
 
 	if (opts & NF_ENF_SVC) {
 		if (p->ct & NF_PKT_CT_CREATE)
-			nf_ct_create(&s->k, ep->id, p, dir, ep->revision, NF_CT_RULE_DEFAULT, NF_CT_F_DEFERRED);
+			nf_ct_create(&s->k, src_hi, p, dir, ep->revision, NF_CT_RULE_DEFAULT, NF_CT_F_DEFERRED);
 		return 1;
 	}
 
@@ -341,7 +347,7 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 		return 0;
 	}
 	if (p->ct & NF_PKT_CT_CREATE)
-		nf_ct_create(&s->k, ep->id, p, dir, ep->revision, v.rule_index, ct_flags);
+		nf_ct_create(&s->k, src_hi, p, dir, ep->revision, v.rule_index, ct_flags);
 	return 1;
 }
 

@@ -96,9 +96,9 @@ static __always_inline int nf_ct_side(const struct nf_ct_val *cv, __u8 dir, __u8
 	return !same_dir && !same_end ? 1 : -1;
 }
 
-/* A new entry for packet p's flow, first seen in direction dir; a flow that starts
- * with RST starts closing. */
-static __always_inline void nf_ct_create(struct nf_ct_key *k, __u32 ep_id, const struct nf_pkt *p,
+/* A new entry under key k (nf_ct_key_pkt of p, orientation src_hi) for packet p's flow,
+ * first seen in direction dir; a flow that starts with RST starts closing. */
+static __always_inline void nf_ct_create(const struct nf_ct_key *k, __u8 src_hi, const struct nf_pkt *p,
 					 __u8 dir, __u32 revision, __u32 rule, __u8 flags)
 {
 	struct nf_ct_val v = {
@@ -108,7 +108,7 @@ static __always_inline void nf_ct_create(struct nf_ct_key *k, __u32 ep_id, const
 		.flags = flags,
 	};
 
-	v.orig = nf_ct_key_pkt(k, ep_id, p) | (dir == NF_DIR_EGRESS ? NF_CT_O_EGRESS : 0);
+	v.orig = src_hi | (dir == NF_DIR_EGRESS ? NF_CT_O_EGRESS : 0);
 	if (p->tcp_flags & NF_TCP_RST) {
 		v.flags |= NF_CT_F_CLOSING;
 		v.expires_ns = v.last_seen_ns + NF_CT_CLOSE_TIMEOUT_NS;
