@@ -279,29 +279,26 @@ export function reconcile(
   const kept = sorted.filter((ep) => !failedKeys.has(epKey(ep)) || actual.nf_endpoints.has(epKey(ep)));
   // A kept endpoint's entry is its desired one unless it failed (then its old entry stays,
   // and so do its hooks).
+  const detach = (ref: EndpointRef, d: TcDirection): boolean => {
+    try {
+      attacher.detach(ref, d);
+      return true;
+    } catch (e) {
+      deleteErrors.push(`detach ${ref.ifname} ${d}: ${errText(e)}`);
+      return false;
+    }
+  };
   for (const ep of kept) {
     if (failedKeys.has(epKey(ep))) continue;
     const needed = needs(ep);
     for (const d of DIRS) {
-      if (needed.includes(d) || !attacher.attached(ep, d)) continue;
-      try {
-        attacher.detach(ep, d);
-        report.detached.push(`${ep.ifname}/${d}`);
-      } catch (e) {
-        deleteErrors.push(`detach ${ep.ifname} ${d}: ${errText(e)}`);
-      }
+      if (!needed.includes(d) && attacher.attached(ep, d) && detach(ep, d)) report.detached.push(`${ep.ifname}/${d}`);
     }
   }
   const wanted = new Set(kept.map((ep) => ep.ifname));
   for (const ref of attacher.list()) {
     if (wanted.has(ref.ifname)) continue;
-    for (const d of DIRS) {
-      try {
-        attacher.detach(ref, d);
-      } catch (e) {
-        deleteErrors.push(`detach ${ref.ifname} ${d}: ${errText(e)}`);
-      }
-    }
+    for (const d of DIRS) detach(ref, d);
     report.detached.push(ref.ifname);
   }
 
