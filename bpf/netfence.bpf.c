@@ -241,13 +241,14 @@ enum nf_ct_rc {
 /*
  * Conntrack for packet (or embedded flow) p at endpoint ep: one lookup finds the
  * flow's entry whichever way p goes. A hit refreshes the entry, re-evaluates it
- * under a new revision and follows TCP close; a stale entry (nf_ct_stale) is
- * deleted and counts as none, like an entry p is no packet of (nf_ct_side).
+ * under a new revision and follows TCP close; a stale entry (nf_ct_stale) counts
+ * as none, like an entry p is no packet of (nf_ct_side): it is handed to the caller
+ * in *stale for reuse when `stale` is given, else deleted.
  * *k: p's key at ep and src_hi its orientation (nf_ct_key_pkt).
  */
 static __always_inline int nf_ct_lookup(const struct nf_endpoint *ep, const struct nf_pkt *p,
 					__u32 how, const struct nf_ct_key *k, __u8 src_hi,
-					struct nf_drop *d)
+					struct nf_drop *d, struct nf_ct_val **stale)
 {
 	__u8 dir = how & 1;
 	struct nf_ct_val *cv = bpf_map_lookup_elem(&nf_ct, k);
@@ -261,7 +262,10 @@ static __always_inline int nf_ct_lookup(const struct nf_endpoint *ep, const stru
 		return NF_CT_MISS;
 	now = nf_ct_now();
 	if (nf_ct_stale(cv, p, now)) {
-		bpf_map_delete_elem(&nf_ct, k);
+		if (stale)
+			*stale = cv;
+		else
+			bpf_map_delete_elem(&nf_ct, k);
 		return NF_CT_MISS;
 	}
 	if (cv->revision != ep->revision && !nf_ct_revalidate(ep, k, cv, p, reply, d))
@@ -296,7 +300,7 @@ __noinline int nf_related(const struct nf_endpoint *ep, const struct nf_pkt *rel
 	if (!ep || !rel || !d || !nf_has_tables(ep))
 		return NF_CT_MISS;
 	src_hi = nf_ct_key_pkt(&k, ep->id, rel);
-	return nf_ct_lookup(ep, rel, (dir & 1) | NF_CTL_RELATED, &k, src_hi, d);
+	return nf_ct_lookup(ep, rel, (dir & 1) | NF_CTL_RELATED, &k, src_hi, d, NULL);
 }
 
 /* nf_enforce options */
@@ -316,6 +320,7 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 	__u8 ct_flags = opts & NF_ENF_NO_TUNNEL ? NF_CT_F_NO_TUNNEL : 0;
 	struct nf_verdict v = {};
 	struct nf_scratch *s = nf_scratch_of_cpu();
+	struct nf_ct_val *stale = NULL; /* the key's entry, found stale: rewritten, not re-added */
 	__u8 src_hi = 0;
 	int rc;
 
@@ -330,24 +335,27 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 	if (p->ct & (NF_PKT_CT_LOOKUP | NF_PKT_CT_CREATE))
 		src_hi = nf_ct_key_pkt(&s->k, ep->id, p);
 	if (p->ct & NF_PKT_CT_LOOKUP) {
-		rc = nf_ct_lookup(ep, p, dir | (__u32)ct_flags << NF_CTL_SET_SHIFT, &s->k, src_hi, d);
+		rc = nf_ct_lookup(ep, p, dir | (__u32)ct_flags << NF_CTL_SET_SHIFT, &s->k, src_hi, d,
+				  p->ct & NF_PKT_CT_CREATE ? &stale : NULL);
 		if (rc != NF_CT_MISS)
 			return rc == NF_CT_HIT;
 	}
 
 	if (opts & NF_ENF_SVC) {
 		if (p->ct & NF_PKT_CT_CREATE)
-			nf_ct_create(&s->k, src_hi, p, dir, ep->revision, NF_CT_RULE_DEFAULT, NF_CT_F_DEFERRED);
+			nf_ct_create(&s->k, src_hi, p, dir, ep->revision, NF_CT_RULE_DEFAULT, NF_CT_F_DEFERRED, stale);
 		return 1;
 	}
 
 	if (nf_eval(ep, dir, dir == NF_DIR_EGRESS ? p->daddr : p->saddr, p, p->policy_port, &v) !=
 	    NF_ACT_ALLOW) {
+		if (stale)
+			bpf_map_delete_elem(&nf_ct, &s->k);
 		nf_drop_from_verdict(d, ep, dir, ep->table[dir], &v, v.reason);
 		return 0;
 	}
 	if (p->ct & NF_PKT_CT_CREATE)
-		nf_ct_create(&s->k, src_hi, p, dir, ep->revision, v.rule_index, ct_flags);
+		nf_ct_create(&s->k, src_hi, p, dir, ep->revision, v.rule_index, ct_flags, stale);
 	return 1;
 }
 

@@ -9,8 +9,9 @@
  * (RST, or FIN from both sides) gets NF_CT_CLOSE_TIMEOUT_NS past its last packet
  * (expires_ns) for the closing handshake; after that, or at once for a new SYN
  * on the tuple, its packets are evaluated as a new flow, so a reused 4-tuple
- * meets the current policy. Expired entries are deleted when a packet finds them;
- * untouched, they are the LRU's first victims.
+ * meets the current policy. A stale entry a packet finds is rewritten in place when
+ * that packet opens the flow anew, else deleted; untouched, it is among the LRU's
+ * first victims.
  */
 #ifndef NF_CONNTRACK_H
 #define NF_CONNTRACK_H
@@ -97,9 +98,14 @@ static __always_inline int nf_ct_side(const struct nf_ct_val *cv, __u8 dir, __u8
 }
 
 /* A new entry under key k (nf_ct_key_pkt of p, orientation src_hi) for packet p's flow,
- * first seen in direction dir; a flow that starts with RST starts closing. */
+ * first seen in direction dir; a flow that starts with RST starts closing. `stale`: the
+ * key's own entry a lookup found stale, rewritten in place: an update would take a
+ * fresh element from the LRU (its global lock, an eviction once the map is full) and
+ * free the old one, for every tuple reused (a client's ephemeral ports come round
+ * within the close timeout). */
 static __always_inline void nf_ct_create(const struct nf_ct_key *k, __u8 src_hi, const struct nf_pkt *p,
-					 __u8 dir, __u32 revision, __u32 rule, __u8 flags)
+					 __u8 dir, __u32 revision, __u32 rule, __u8 flags,
+					 struct nf_ct_val *stale)
 {
 	struct nf_ct_val v = {
 		.last_seen_ns = nf_ct_now(),
@@ -113,7 +119,10 @@ static __always_inline void nf_ct_create(const struct nf_ct_key *k, __u8 src_hi,
 		v.flags |= NF_CT_F_CLOSING;
 		v.expires_ns = v.last_seen_ns + NF_CT_CLOSE_TIMEOUT_NS;
 	}
-	bpf_map_update_elem(&nf_ct, k, &v, BPF_ANY);
+	if (stale)
+		*stale = v;
+	else
+		bpf_map_update_elem(&nf_ct, k, &v, BPF_ANY);
 }
 
 /* The entry no longer stands for a live flow: past its deadline, or closing and

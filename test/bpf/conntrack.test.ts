@@ -234,4 +234,5 @@ test.serial('TCP close: a host endpoint keeping established flows across a deny 
   expectRun(t, out(TCP_SYN, 41000), OK, 'a retransmitted SYN of an open flow stays established');
   expectRun(t, out(TCP_SYN, 41001), SHOT, 'b\'s tuple reused after the RST meets the deny');
   t.is(k.reasonStats(NfReason.ISOLATED).packets, 1n);
+  t.is(k.conntrack().length, 1, 'b\'s closing entry went with the denied SYN: a\'s is left');
 });
