@@ -128,3 +128,67 @@ export class Background {
     clearTimeout(t);
   }
 }
+
+/** A child process spoken to in lines: each `ask` writes one line to its stdin and
+ *  resolves with the next line it prints (its stderr goes into the errors). */
+export class LineChild {
+  private readonly child: ChildProcess;
+  private buffered = '';
+  private stderr = '';
+  private waiting: { resolve: (line: string) => void; reject: (e: Error) => void } | undefined;
+  private exited: Promise<void>;
+
+  constructor(
+    readonly label: string,
+    cmd: string,
+    args: readonly string[],
+  ) {
+    this.child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: SYSTEM_ENV });
+    this.child.stdin!.on('error', () => undefined);
+    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.child.stdout!.on('data', (d: Buffer) => {
+      this.buffered += d.toString();
+      this.deliver();
+    });
+    this.exited = new Promise((resolve) =>
+      this.child.on('close', (code, signal) => {
+        this.waiting?.reject(new Error(`${label}: exited ${code ?? signal}: ${this.stderr.trim().slice(0, 500)}`));
+        this.waiting = undefined;
+        resolve();
+      }),
+    );
+  }
+
+  private deliver(): void {
+    const nl = this.buffered.indexOf('\n');
+    if (nl < 0 || !this.waiting) return;
+    const line = this.buffered.slice(0, nl);
+    this.buffered = this.buffered.slice(nl + 1);
+    this.waiting.resolve(line);
+    this.waiting = undefined;
+  }
+
+  ask(line: string, timeoutMs = 60000): Promise<string> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) {
+      return Promise.reject(new Error(`${this.label}: not running: ${this.stderr.trim().slice(0, 500)}`));
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.label}: no answer to "${line}" within ${timeoutMs} ms`)), timeoutMs);
+      const done = <T>(f: (v: T) => void) => (v: T): void => {
+        clearTimeout(timer);
+        f(v);
+      };
+      this.waiting = { resolve: done(resolve), reject: done(reject) };
+      this.child.stdin!.write(`${line}\n`);
+      this.deliver();
+    });
+  }
+
+  /** End its input (it exits at EOF) and wait; killed after 5 s. */
+  async close(): Promise<void> {
+    this.child.stdin!.end();
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(t);
+  }
+}

@@ -7,13 +7,13 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { NativeAddon } from '../src/datapath/native-api';
-import { Background, nsRun, onInterrupt, run, runSyncQuiet } from './exec';
+import { Background, LineChild, nsRun, onInterrupt, run, runSyncQuiet } from './exec';
 import { CRR_BINARY, EMPTY_OBJECT, REPO_ROOT } from './datapath';
 import { buildPolicy } from './policy';
 import { countLabel } from './report';
 import { median } from './stats';
 import { CLIENT_IP, OUTSIDER_IP, SERVER_IP, Topology } from './topology';
-import type { ProgramCost } from './types';
+import type { PairedCrr, ProgramCost } from './types';
 
 const CRR_PORT = 7000;
 const IPERF_PORT = 5201;
@@ -47,6 +47,10 @@ export interface NetOptions {
   rounds: number;
   crrSeconds: number;
   iperfSeconds: number;
+  /** Tight bare / variant pairs (PairedCrr) for emptyprog_2hooks and the largest netfence
+   *  variant, and the seconds of each run in them. */
+  pairs: number;
+  pairSeconds: number;
   /** Rule counts for netfence (0 included) and for iptables / ipset (0 skipped: that is bare). */
   ruleCounts: readonly number[];
   /** Engines left out (and why), e.g. netfence before the datapath is built. */
@@ -58,6 +62,7 @@ export interface NetOptions {
 
 export interface NetResults {
   programCost: Record<string, ProgramCost>;
+  crrPaired: Record<string, PairedCrr>;
   crr: Record<string, number>;
   throughput: Record<string, number>;
   samples: { crr: Record<string, number[]>; throughput: Record<string, number[]> };
@@ -94,6 +99,12 @@ export function forwardRules(engine: 'iptables' | 'ipset', rules: number, setPre
   }
   lines.push(`-A FORWARD -d ${SERVER_IP}/32 -j DROP`, 'COMMIT', '');
   return { ipset: sets.length ? `${sets.join('\n')}\n` : '', iptables: lines.join('\n') };
+}
+
+/** The variants measured in tight pairs too: the empty-program floor and the largest netfence. */
+export function pairedVariants(variants: readonly NetVariant[]): NetVariant[] {
+  const largest = variants.filter((v) => v.engine === 'netfence').at(-1);
+  return variants.filter((v) => v.name === 'emptyprog_2hooks' || v === largest);
 }
 
 function usesNetfilter(v: NetVariant): boolean {
@@ -174,18 +185,56 @@ class NetBench {
       this.progIds = (JSON.parse(stdout) as { progIds: number[] }).progIds;
     };
     if (v.engine === 'emptyprog') {
-      const ifs = v.hooks === 4 ? [this.topo.serverVeth, this.topo.clientVeth] : [this.topo.serverVeth];
-      await helper(['attach-empty', '--object', EMPTY_OBJECT, '--pin', this.pinDir, '--ifs', ifs.join(',')]);
+      await helper(['attach-empty', ...this.programArgs(v)]);
     } else if (v.engine === 'netfence') {
-      await helper([
-        'attach', '--object', this.opts.object, '--pin', this.pinDir, '--cidrs', String(v.rules),
-        '--client-if', this.topo.clientVeth, '--server-if', this.topo.serverVeth, '--client-ip', CLIENT_IP,
-      ]);
+      await helper(['attach', ...this.programArgs(v)]);
     } else if (v.engine === 'iptables' || v.engine === 'ipset') {
       const r = forwardRules(v.engine, v.rules, `nfb${++this.setups}`);
       if (r.ipset) await nsRun(node, 'ipset', ['restore'], { input: r.ipset });
       await nsRun(node, 'iptables-restore', [], { input: r.iptables });
     }
+  }
+
+  /** nf-helper options of a variant with programs (attach, attach-empty, serve). */
+  private programArgs(v: NetVariant): string[] {
+    if (v.engine === 'emptyprog') {
+      const ifs = v.hooks === 4 ? [this.topo.serverVeth, this.topo.clientVeth] : [this.topo.serverVeth];
+      return ['--object', EMPTY_OBJECT, '--pin', this.pinDir, '--ifs', ifs.join(',')];
+    }
+    return [
+      '--object', this.opts.object, '--pin', this.pinDir, '--cidrs', String(v.rules),
+      '--client-if', this.topo.clientVeth, '--server-if', this.topo.serverVeth, '--client-ip', CLIENT_IP,
+    ];
+  }
+
+  /** PairedCrr of variant v: its object set up once, then `pairs` pairs of short runs,
+   *  bare (programs detached) and v (attached), the order alternating pair by pair. */
+  async paired(v: NetVariant): Promise<PairedCrr> {
+    const serve = new LineChild(`nf-helper serve ${v.name}`, 'nsenter', [
+      `--net=/run/netns/${this.topo.node}`, process.execPath, this.helper, 'serve', ...(v.engine === 'emptyprog' ? ['--empty'] : []), ...this.programArgs(v),
+    ]);
+    const set = async (on: boolean): Promise<void> => {
+      const answer = await serve.ask(on ? 'on' : 'off');
+      if (on ? !answer.startsWith('{"progIds"') : answer !== 'off') throw new Error(`${serve.label}: unexpected answer "${answer}"`);
+    };
+    const pairs: PairedCrr['pairs'] = [];
+    try {
+      await set(true);
+      await this.checkEnforced(v);
+      for (let i = 0; i < this.opts.pairs; i++) {
+        const pair = { bare: 0, variant: 0 };
+        for (const on of i % 2 ? [true, false] : [false, true]) {
+          await set(on);
+          pair[on ? 'variant' : 'bare'] = (await this.crr(this.opts.pairSeconds)).rate;
+        }
+        pairs.push(pair);
+      }
+      await set(false);
+    } finally {
+      await serve.close();
+    }
+    await this.checkConntrack(v);
+    return { pairs, ratio: median(pairs.map((p) => p.variant / p.bare)) };
   }
 
   /** Back to bare: no programs, no rules, no sets, empty conntrack. */
@@ -306,6 +355,7 @@ export async function runNet(opts: NetOptions): Promise<NetResults> {
   const crr: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.name, []]));
   const tput: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.name, []]));
   const programCost: Record<string, ProgramCost> = {};
+  const crrPaired: Record<string, PairedCrr> = {};
   try {
     await bench.start();
     const schedule = Array.from({ length: opts.rounds }, (_, round) => roundOrder(variants, round).map((variant) => ({ round, variant }))).flat();
@@ -329,10 +379,15 @@ export async function runNet(opts: NetOptions): Promise<NetResults> {
           `${tput[variant.name].at(-1)!.toFixed(2)} Gbit/s`,
       );
     }
+    for (const variant of pairedVariants(variants)) {
+      await bench.checkNoRules(variant);
+      crrPaired[variant.name] = await bench.paired(variant);
+      opts.log(`net: ${opts.pairs} pairs bare / ${variant.name}: median ratio ${crrPaired[variant.name].ratio.toFixed(3)}`);
+    }
   } finally {
     await bench.stop();
   }
   const med = (s: Record<string, number[]>): Record<string, number> =>
     Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v)]));
-  return { programCost, crr: med(crr), throughput: med(tput), samples: { crr, throughput: tput } };
+  return { programCost, crrPaired, crr: med(crr), throughput: med(tput), samples: { crr, throughput: tput } };
 }

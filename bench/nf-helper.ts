@@ -1,4 +1,4 @@
-// Runs inside the node namespace (`ip netns exec NODE node dist/bench/nf-helper.js ...`)
+// Runs inside the node namespace (`nsenter --net=... node dist/bench/nf-helper.js ...`)
 // because the addon attaches to interfaces of the caller's namespace:
 //   attach --object O --pin DIR --cidrs N --client-if IF --server-if IF --client-ip IP
 //       a private netfence object whose server endpoint is isolated by a table of N
@@ -9,17 +9,30 @@
 //       the do-nothing program of bench/empty.bpf.c on both tc hooks of each interface
 // Both attach commands print {"progIds":[...]}: the programs on the hooks (run statistics).
 //   detach --pin DIR --ifs IF,IF
+//   serve (the options of attach, or --empty and those of attach-empty)
+//       sets up the same object once and keeps it open, then answers one stdout line
+//       per stdin line: "on" attaches ({"progIds":[...]}), "off" detaches ("off"), so a
+//       measurement can switch between bare and the programs in milliseconds.
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { native } from '../src/datapath/native';
 import { TC_DIRECTIONS, hooksFor } from '../src/datapath/hooks';
-import type { TcDirection } from '../src/datapath/native-api';
+import type { ProgInfo, TcDirection } from '../src/datapath/native-api';
 import { fillMaps, openBenchObject, writeConfig, writePodEndpoint } from './datapath';
 import { buildPolicy } from './policy';
 
 const TABLE = 1;
 const PROG: Record<TcDirection, string> = { ingress: 'nf_tc_ingress', egress: 'nf_tc_egress' };
+
+type Options = Record<string, string | boolean | undefined>;
+
+/** An object set up for a variant: the programs it puts on which hooks. */
+interface Setup {
+  hooks: { ifname: string; dir: TcDirection; prog: ProgInfo }[];
+  close(): void;
+}
 
 function ifindex(name: string): number {
   const l = native.linkByName(name);
@@ -31,20 +44,20 @@ function linkPin(dir: string, ifname: string, d: TcDirection): string {
   return path.join(dir, `${ifname}-${d}`);
 }
 
-function attach(o: Record<string, string | undefined>): void {
-  const need = (k: string): string => {
-    const v = o[k];
-    if (!v) throw new Error(`nf-helper attach: --${k} is required`);
-    return v;
-  };
-  const cidrs = Number(need('cidrs'));
-  const pin = need('pin');
-  const client = need('client-if');
-  const server = need('server-if');
-  const obj = openBenchObject(native, need('object'), { nf_peer_cidr: Math.max(16384, cidrs + 1024) });
+function need(o: Options, cmd: string, k: string): string {
+  const v = o[k];
+  if (typeof v !== 'string' || !v) throw new Error(`nf-helper ${cmd}: --${k} is required`);
+  return v;
+}
+
+function netfenceSetup(o: Options, cmd: string): Setup {
+  const cidrs = Number(need(o, cmd, 'cidrs'));
+  const client = need(o, cmd, 'client-if');
+  const server = need(o, cmd, 'server-if');
+  const obj = openBenchObject(native, need(o, cmd, 'object'), { nf_peer_cidr: Math.max(16384, cidrs + 1024) });
   try {
     if (cidrs > 0) {
-      const policy = buildPolicy({ table: TABLE, cidrs, families: [4], identities: 10, probes: [need('client-ip')] });
+      const policy = buildPolicy({ table: TABLE, cidrs, families: [4], identities: 10, probes: [need(o, cmd, 'client-ip')] });
       fillMaps(native, obj, policy.entries);
     }
     writeConfig(native, obj);
@@ -52,65 +65,82 @@ function attach(o: Record<string, string | undefined>): void {
       { ifname: client, ep: writePodEndpoint(native, obj, ifindex(client), 1, 0) },
       { ifname: server, ep: writePodEndpoint(native, obj, ifindex(server), 2, cidrs > 0 ? TABLE : 0) },
     ];
-    mkdirSync(pin, { recursive: true });
-    const ids = new Set<number>();
-    for (const { ifname, ep } of endpoints) {
-      for (const d of hooksFor(ep)) {
-        native.tcAttach(ifindex(ifname), d, obj.prog(PROG[d]).fd, { linkPin: linkPin(pin, ifname, d) });
-        ids.add(obj.prog(PROG[d]).id);
-      }
-    }
-    printProgIds(ids);
-  } finally {
+    const hooks = endpoints.flatMap(({ ifname, ep }) => hooksFor(ep).map((dir) => ({ ifname, dir, prog: obj.prog(PROG[dir]) })));
+    return { hooks, close: () => obj.close() };
+  } catch (e) {
     obj.close();
+    throw e;
   }
 }
 
-function printProgIds(ids: Iterable<number>): void {
+function emptySetup(o: Options, cmd: string): Setup {
+  const ifs = need(o, cmd, 'ifs');
+  const obj = openBenchObject(native, need(o, cmd, 'object'));
+  const prog = obj.prog('bench_empty');
+  return { hooks: ifs.split(',').flatMap((ifname) => TC_DIRECTIONS.map((dir) => ({ ifname, dir, prog }))), close: () => obj.close() };
+}
+
+/** Attaches the setup's programs through links pinned under `pin`; prints their ids. */
+function attachHooks(s: Setup, pin: string): void {
+  mkdirSync(pin, { recursive: true });
+  const ids = new Set<number>();
+  for (const h of s.hooks) {
+    native.tcAttach(ifindex(h.ifname), h.dir, h.prog.fd, { linkPin: linkPin(pin, h.ifname, h.dir) });
+    ids.add(h.prog.id);
+  }
   process.stdout.write(`${JSON.stringify({ progIds: [...ids] })}\n`);
 }
 
-function attachEmpty(o: Record<string, string | undefined>): void {
-  if (!o.object || !o.pin || !o.ifs) throw new Error('nf-helper attach-empty: --object, --pin and --ifs are required');
-  const obj = openBenchObject(native, o.object);
-  try {
-    mkdirSync(o.pin, { recursive: true });
-    for (const ifname of o.ifs.split(',')) {
-      for (const d of TC_DIRECTIONS) native.tcAttach(ifindex(ifname), d, obj.prog('bench_empty').fd, { linkPin: linkPin(o.pin, ifname, d) });
-    }
-    printProgIds([obj.prog('bench_empty').id]);
-  } finally {
-    obj.close();
-  }
-}
-
-function detach(o: Record<string, string | undefined>): void {
-  if (!o.pin || !o.ifs) throw new Error('nf-helper detach: --pin and --ifs are required');
-  for (const ifname of o.ifs.split(',')) {
+function detach(pin: string, ifs: string[]): void {
+  for (const ifname of ifs) {
     for (const d of TC_DIRECTIONS) {
-      const pinned = linkPin(o.pin, ifname, d);
+      const pinned = linkPin(pin, ifname, d);
       if (existsSync(pinned)) native.tcDetach(ifindex(ifname), d, { linkPin: pinned });
     }
   }
 }
 
-function main(): void {
-  const { positionals, values } = parseArgs({
-    allowPositionals: true,
-    options: Object.fromEntries(
-      ['object', 'pin', 'cidrs', 'client-if', 'server-if', 'client-ip', 'ifs'].map((k) => [k, { type: 'string' as const }]),
-    ),
-  });
-  const cmd = positionals[0];
-  if (cmd === 'attach') attach(values);
-  else if (cmd === 'attach-empty') attachEmpty(values);
-  else if (cmd === 'detach') detach(values);
-  else throw new Error(`nf-helper: unknown command "${cmd ?? ''}" (attach, attach-empty, detach)`);
+function once(s: Setup, pin: string): void {
+  try {
+    attachHooks(s, pin);
+  } finally {
+    s.close();
+  }
 }
 
-try {
-  main();
-} catch (e) {
-  process.stderr.write(`${(e as Error).message}\n`);
-  process.exit(1);
+async function serve(s: Setup, pin: string): Promise<void> {
+  const ifs = [...new Set(s.hooks.map((h) => h.ifname))];
+  try {
+    for await (const line of createInterface({ input: process.stdin })) {
+      if (line === 'on') attachHooks(s, pin);
+      else if (line === 'off') {
+        detach(pin, ifs);
+        process.stdout.write('off\n');
+      } else throw new Error(`nf-helper serve: unknown command "${line}" (on, off)`);
+    }
+  } finally {
+    detach(pin, ifs);
+    s.close();
+  }
 }
+
+async function main(): Promise<void> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: {
+      ...Object.fromEntries(['object', 'pin', 'cidrs', 'client-if', 'server-if', 'client-ip', 'ifs'].map((k) => [k, { type: 'string' as const }])),
+      empty: { type: 'boolean' as const },
+    },
+  });
+  const cmd = positionals[0] ?? '';
+  if (cmd === 'attach') once(netfenceSetup(values, cmd), need(values, cmd, 'pin'));
+  else if (cmd === 'attach-empty') once(emptySetup(values, cmd), need(values, cmd, 'pin'));
+  else if (cmd === 'detach') detach(need(values, cmd, 'pin'), need(values, cmd, 'ifs').split(','));
+  else if (cmd === 'serve') await serve(values.empty ? emptySetup(values, cmd) : netfenceSetup(values, cmd), need(values, cmd, 'pin'));
+  else throw new Error(`nf-helper: unknown command "${cmd}" (attach, attach-empty, detach, serve)`);
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`${e.message}\n`);
+  process.exit(1);
+});

@@ -60,6 +60,7 @@ function printTables(r: BenchResults): void {
       ratio(r.throughput[v] ?? NaN, r.throughput.bare ?? NaN).toFixed(2),
     ]);
   }
+  for (const [v, p] of Object.entries(r.crrPaired ?? {})) rows.push([`${v} (${p.pairs.length} tight pairs)`, '', p.ratio.toFixed(3), '', '']);
   if (r.pkt) {
     rows.push([], ['per-packet', 'ns', 'x empty', '', '']);
     for (const c of r.pkt.cases) rows.push([`${c.config} v${c.family} ${c.flow}`, c.ns.toFixed(1), c.ratioToEmpty.toFixed(2), '', '']);
@@ -141,6 +142,8 @@ async function main(): Promise<void> {
           rounds,
           crrSeconds: quick ? 2 : 5,
           iperfSeconds: quick ? 1 : 3,
+          pairs: quick ? 6 : 10,
+          pairSeconds: quick ? 1 : 2,
           ruleCounts: [0, 100, 1000, 10000],
           skipEngines,
           addon: typeof addon === 'string' ? undefined : addon,
@@ -150,6 +153,7 @@ async function main(): Promise<void> {
         results.throughput = net.throughput;
         results.samples = net.samples;
         results.programCost = net.programCost;
+        results.crrPaired = net.crrPaired;
       } catch (e) {
         skipped.net = `failed: ${(e as Error).message.split('\n')[0]}`;
         log(skipped.net);

@@ -82,6 +82,16 @@ export interface ProgramCost {
   cpuShare: number;
 }
 
+/** A variant's connection rate against bare measured in tight pairs: one object set up
+ *  once, its programs attached and detached between short runs (A B B A A B ...), so
+ *  load from outside the benchmark that lasts longer than a pair cancels out. */
+export interface PairedCrr {
+  /** conn/s of each pair, bare and the variant. */
+  pairs: { bare: number; variant: number }[];
+  /** Median over the pairs of variant / bare. */
+  ratio: number;
+}
+
 export interface TargetResult {
   name: string;
   description: string;
@@ -107,6 +117,8 @@ export interface BenchResults {
   samples: { crr: Record<string, number[]>; throughput: Record<string, number[]> };
   /** Variants with tc programs: what their programs cost per connection on the real path. */
   programCost?: Record<string, ProgramCost>;
+  /** Tight bare / variant pairs (PairedCrr) of the variants the connection-rate target reads. */
+  crrPaired?: Record<string, PairedCrr>;
   pkt?: PktResults;
   control?: ControlResults;
   lab?: LabResults;
