@@ -141,5 +141,5 @@ async function measure(
     });
   }
   opts.log(`pkt: done (${variants.length} variants x ${opts.rounds} rounds)`);
-  return { repeat: opts.repeat, emptyNs, cases };
+  return { repeat: opts.repeat, rounds: opts.rounds, emptyNs, cases };
 }

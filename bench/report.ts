@@ -346,7 +346,8 @@ export function renderReport(r: BenchResults): string {
       'allow rule covers, repeated; it is denied, so every run is a conntrack miss plus the full lookup (identity, ' +
       'CIDR trie, ports, rules): the new-flow path without the conntrack insert. N CIDRs = N prefixes spread over the rules of ' +
       'one table, the probe source matching the longest one. Ratios are to an empty tc program (bench/empty.bpf.c) ' +
-      'measured the same way.',
+      `measured the same way. Each figure is the median of ${r.pkt?.rounds ?? 'n/a'} interleaved rounds: a sample takes ` +
+      'milliseconds, so rounds are cheap here and outvote the seconds-long slow spells of the host.',
     '',
     ...pktTable(r),
     '',

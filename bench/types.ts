@@ -16,6 +16,8 @@ export interface PktCase {
 
 export interface PktResults {
   repeat: number;
+  /** Interleaved rounds; each case's ns is the median over them. */
+  rounds: number;
   emptyNs: Record<string, number>; // "v4/new", "v4/established", ...
   cases: PktCase[];
 }

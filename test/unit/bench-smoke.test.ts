@@ -111,6 +111,7 @@ function fixture(): BenchResults {
     programCost: { netfence_10k: { connections: 20000, runsPerConn: 8, nsPerConn: 4800, cpuShare: 0.044 } },
     pkt: {
       repeat: 100000,
+      rounds: 12,
       emptyNs: { 'v4/new': 10, 'v4/established': 10, 'v6/new': 10, 'v6/established': 10 },
       cases: (['cidr_0', 'cidr_100', 'cidr_100k'] as const).flatMap((config, i) =>
         ([4, 6] as const).flatMap((family) =>
@@ -189,6 +190,7 @@ test('report generator writes REPORT.md and a well-formed SVG', (t) => {
     t.regex(md, /\| netfence_10k \| 9,700 \| 0\.97 \|/);
     t.regex(md, /\| netfence_10k \| 8\.0 \| 4,800 ns \| 4\.4 % \|/, 'program time per connection');
     t.regex(md, /connection rate, netfence 10k rules \/ bare \(ratio of round medians\) \| 0\.970 x \| >= 0\.95 x \| PASS/);
+    t.regex(md, /the median of 12 interleaved rounds/);
     t.regex(md, /NOT RUN/);
     t.regex(md, /- lab: agent not built/);
     t.regex(md, /!\[[^\]]*\]\(chart\.svg\)/);
