@@ -143,7 +143,7 @@ async function main(): Promise<void> {
           rounds,
           crrSeconds: quick ? 2 : 5,
           iperfSeconds: quick ? 1 : 3,
-          pairs: quick ? 8 : 16,
+          pairs: quick ? 6 : 16,
           pairSeconds: quick ? 1 : 2,
           ruleCounts: [0, 100, 1000, 10000],
           skipEngines,
