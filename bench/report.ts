@@ -174,32 +174,29 @@ function netTable(r: BenchResults): string[] {
   return lines;
 }
 
-function pairedTable(r: BenchResults): string[] {
-  const rows = netVariantOrder(r).filter((v) => r.crrPaired?.[v]);
-  if (rows.length === 0) return ['Not measured.'];
+/** A table of the net variants that have an entry in `data`, in display order. */
+function perVariantTable<T>(r: BenchResults, data: Record<string, T> | undefined, header: string[], cells: (d: T) => string[]): string[] {
+  const rows = netVariantOrder(r).filter((v) => data?.[v]);
+  if (!data || rows.length === 0) return ['Not measured.'];
   return [
-    '| variant | pairs | ratio to bare (median of pairs) | per-pair ratio (min-max) | bare conn/s (median) | variant conn/s (median) |',
-    '|---|---:|---:|---:|---:|---:|',
-    ...rows.map((v) => {
-      const p = r.crrPaired![v];
-      const ratios = p.pairs.map((x) => x.variant / x.bare);
-      const med = (k: 'bare' | 'variant'): number => median(p.pairs.map((x) => x[k]));
-      return `| ${v} | ${p.pairs.length} | ${fmt(p.ratio, 3)} | ${fmt(Math.min(...ratios), 3)}-${fmt(Math.max(...ratios), 3)} | ${fmt(med('bare'), 0)} | ${fmt(med('variant'), 0)} |`;
-    }),
+    `| variant | ${header.join(' | ')} |`,
+    `|---|${header.map(() => '---:').join('|')}|`,
+    ...rows.map((v) => `| ${v} | ${cells(data[v]).join(' | ')} |`),
   ];
 }
 
+function pairedTable(r: BenchResults): string[] {
+  const header = ['pairs', 'ratio to bare (median of pairs)', 'per-pair ratio (min-max)', 'bare conn/s (median)', 'variant conn/s (median)'];
+  return perVariantTable(r, r.crrPaired, header, (p) => {
+    const ratios = p.pairs.map((x) => x.variant / x.bare);
+    const med = (k: 'bare' | 'variant'): number => median(p.pairs.map((x) => x[k]));
+    return [String(p.pairs.length), fmt(p.ratio, 3), `${fmt(Math.min(...ratios), 3)}-${fmt(Math.max(...ratios), 3)}`, fmt(med('bare'), 0), fmt(med('variant'), 0)];
+  });
+}
+
 function programCostTable(r: BenchResults): string[] {
-  const rows = netVariantOrder(r).filter((v) => r.programCost?.[v]);
-  if (rows.length === 0) return ['Not measured.'];
-  return [
-    '| variant | program runs per connection | program time per connection | share of the connection\'s CPU time |',
-    '|---|---:|---:|---:|',
-    ...rows.map((v) => {
-      const c = r.programCost![v];
-      return `| ${v} | ${fmt(c.runsPerConn, 1)} | ${fmt(c.nsPerConn, 0)} ns | ${fmt(c.cpuShare * 100, 1)} % |`;
-    }),
-  ];
+  const header = ['program runs per connection', 'program time per connection', "share of the connection's CPU time"];
+  return perVariantTable(r, r.programCost, header, (c) => [fmt(c.runsPerConn, 1), `${fmt(c.nsPerConn, 0)} ns`, `${fmt(c.cpuShare * 100, 1)} %`]);
 }
 
 function pktTable(r: BenchResults): string[] {
