@@ -179,9 +179,8 @@ class NetBench {
   async setup(v: NetVariant): Promise<void> {
     const node = this.topo.node;
     this.progIds = [];
-    // nsenter, not `ip netns exec`: the latter remounts /sys and hides the bpffs the links are pinned in.
     const helper = async (args: string[]): Promise<void> => {
-      const { stdout } = await run('nsenter', [`--net=/run/netns/${node}`, process.execPath, this.helper, ...args]);
+      const { stdout } = await run('nsenter', this.helperArgv(args));
       this.progIds = (JSON.parse(stdout) as { progIds: number[] }).progIds;
     };
     if (v.engine === 'emptyprog') {
@@ -193,6 +192,12 @@ class NetBench {
       if (r.ipset) await nsRun(node, 'ipset', ['restore'], { input: r.ipset });
       await nsRun(node, 'iptables-restore', [], { input: r.iptables });
     }
+  }
+
+  /** nsenter's arguments for nf-helper with `args` in the node namespace. nsenter, not
+   *  `ip netns exec`: the latter remounts /sys and hides the bpffs the links are pinned in. */
+  private helperArgv(args: readonly string[]): string[] {
+    return [`--net=/run/netns/${this.topo.node}`, process.execPath, this.helper, ...args];
   }
 
   /** nf-helper options of a variant with programs (attach, attach-empty, serve). */
@@ -210,9 +215,11 @@ class NetBench {
   /** PairedCrr of variant v: its object set up once, then `pairs` pairs of short runs,
    *  bare (programs detached) and v (attached), the order alternating pair by pair. */
   async paired(v: NetVariant): Promise<PairedCrr> {
-    const serve = new LineChild(`nf-helper serve ${v.name}`, 'nsenter', [
-      `--net=/run/netns/${this.topo.node}`, process.execPath, this.helper, 'serve', ...(v.engine === 'emptyprog' ? ['--empty'] : []), ...this.programArgs(v),
-    ]);
+    const serve = new LineChild(
+      `nf-helper serve ${v.name}`,
+      'nsenter',
+      this.helperArgv(['serve', ...(v.engine === 'emptyprog' ? ['--empty'] : []), ...this.programArgs(v)]),
+    );
     const set = async (on: boolean): Promise<void> => {
       const answer = await serve.ask(on ? 'on' : 'off');
       if (on ? !answer.startsWith('{"progIds"') : answer !== 'off') throw new Error(`${serve.label}: unexpected answer "${answer}"`);
@@ -241,7 +248,7 @@ class NetBench {
   async teardown(v: NetVariant): Promise<void> {
     const node = this.topo.node;
     if (v.engine === 'netfence' || v.engine === 'emptyprog') {
-      await run('nsenter', [`--net=/run/netns/${node}`, process.execPath, this.helper, 'detach', '--pin', this.pinDir, '--ifs', `${this.topo.clientVeth},${this.topo.serverVeth}`]);
+      await run('nsenter', this.helperArgv(['detach', '--pin', this.pinDir, '--ifs', `${this.topo.clientVeth},${this.topo.serverVeth}`]));
     } else if (v.engine === 'iptables' || v.engine === 'ipset') {
       await nsRun(node, 'nft', ['flush', 'ruleset']);
       if (v.engine === 'ipset') await destroySets(node);
