@@ -27,6 +27,7 @@ export const CONFIG: NetfenceConfig = {
   hostInterfaces: [],
   privileged: { enabled: false, established: false, loopback: false, apiServers: [], kubeletPort: 10250, agentPorts: [] },
   serviceCIDRs: ['10.96.0.0/12'],
+  localDelivery: true,
   metricsAddress: '127.0.0.1:0',
   eventsPerSecond: 0,
   bpffsRoot: '/sys/fs/bpf/netfence',

@@ -2,7 +2,7 @@
 // configuration gets its own maps, filled by hand, so configurations can be measured
 // side by side, interleaved, without touching anyone's pinned state.
 import path from 'node:path';
-import { NF_LAYOUT_VERSION, encodeConfig, encodeEndpoint, encodeU32, NfEpFlag, type Endpoint } from '../src/datapath/codecs';
+import { NF_LAYOUT_VERSION, encodeAddr, encodeConfig, encodeEndpoint, encodeLocal, encodeU32, NfEpFlag, NfLocalKind, type Endpoint } from '../src/datapath/codecs';
 import type { BpfObjectHandle, MapInfo, NativeAddon, ProgInfo } from '../src/datapath/native-api';
 import type { Entries } from './policy';
 
@@ -63,9 +63,22 @@ export function writeConfig(addon: NativeAddon, o: BenchObject): void {
   );
 }
 
-/** A pod endpoint on `ifindex`; table 0 = not isolated in that direction. Returns the entry written. */
-export function writePodEndpoint(addon: NativeAddon, o: BenchObject, ifindex: number, id: number, ingressTable: number, egressTable = 0): Endpoint {
-  const ep: Endpoint = { id, ingressTable, egressTable, flags: NfEpFlag.POD, revision: 1 };
+/** A local pod's address and the MACs of its veth's two ends. */
+export interface VethPod {
+  ip: string;
+  podMac: string;
+  hostMac: string;
+}
+
+/** A pod endpoint on `ifindex`; table 0 = not isolated in that direction. With `veth` it
+ *  is a host veth delivered locally as the agent does by default (NF_EP_F_LOCAL_DELIVERY,
+ *  its nf_local_addrs entry). Returns the entry written. */
+export function writePodEndpoint(addon: NativeAddon, o: BenchObject, ifindex: number, id: number, ingressTable: number, veth?: VethPod): Endpoint {
+  const ep: Endpoint = { id, ingressTable, egressTable: 0, flags: NfEpFlag.POD | (veth ? NfEpFlag.LOCAL_DELIVERY : 0), revision: 1 };
   addon.mapUpdate(o.map('nf_endpoints').fd, encodeU32(ifindex), encodeEndpoint(ep));
+  if (veth) {
+    const { ip, ...macs } = veth;
+    addon.mapUpdate(o.map('nf_local_addrs').fd, encodeAddr(ip), encodeLocal({ ifindex, kind: NfLocalKind.POD, ...macs }));
+  }
   return ep;
 }

@@ -208,7 +208,7 @@ class NetBench {
     }
     return [
       '--object', this.opts.object, '--pin', this.pinDir, '--cidrs', String(v.rules),
-      '--client-if', this.topo.clientVeth, '--server-if', this.topo.serverVeth, '--client-ip', CLIENT_IP,
+      '--client-if', this.topo.clientVeth, '--server-if', this.topo.serverVeth, '--client-ip', CLIENT_IP, '--server-ip', SERVER_IP,
     ];
   }
 

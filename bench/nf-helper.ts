@@ -1,8 +1,9 @@
 // Runs inside the node namespace (`nsenter --net=... node dist/bench/nf-helper.js ...`)
 // because the addon attaches to interfaces of the caller's namespace:
-//   attach --object O --pin DIR --cidrs N --client-if IF --server-if IF --client-ip IP
+//   attach --object O --pin DIR --cidrs N --client-if IF --server-if IF --client-ip IP --server-ip IP
 //       a private netfence object whose server endpoint is isolated by a table of N
-//       CIDR prefixes (the client's address the last one; N = 0: not isolated), its
+//       CIDR prefixes (the client's address the last one; N = 0: not isolated), both
+//       pods delivered locally as the agent does by default, its
 //       programs attached through links pinned under DIR to the hooks the agent would
 //       give each endpoint (src/datapath/hooks.ts: none for an endpoint without a table)
 //   attach-empty --object EMPTY --pin DIR --ifs IF[,IF]
@@ -19,8 +20,8 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { native } from '../src/datapath/native';
 import { TC_DIRECTIONS, hooksFor } from '../src/datapath/hooks';
-import type { ProgInfo, TcDirection } from '../src/datapath/native-api';
-import { fillMaps, openBenchObject, writeConfig, writePodEndpoint } from './datapath';
+import type { LinkInfo, ProgInfo, TcDirection } from '../src/datapath/native-api';
+import { fillMaps, openBenchObject, writeConfig, writePodEndpoint, type VethPod } from './datapath';
 import { buildPolicy } from './policy';
 
 const TABLE = 1;
@@ -34,10 +35,22 @@ interface Setup {
   close(): void;
 }
 
-function ifindex(name: string): number {
+function link(name: string): LinkInfo {
   const l = native.linkByName(name);
   if (!l) throw new Error(`find interface ${name}: not in this namespace`);
-  return l.ifindex;
+  return l;
+}
+
+function ifindex(name: string): number {
+  return link(name).ifindex;
+}
+
+/** What the agent's discovery finds of a pod's host veth `name`. */
+function vethPod(name: string, ip: string): VethPod {
+  const l = link(name);
+  const podMac = native.linkPeerMac(l.ifindex);
+  if (!podMac) throw new Error(`find the peer of ${name}: not a veth with a peer`);
+  return { ip, podMac, hostMac: l.mac };
 }
 
 function linkPin(dir: string, ifname: string, d: TcDirection): string {
@@ -54,16 +67,17 @@ function netfenceSetup(o: Options, cmd: string): Setup {
   const cidrs = Number(need(o, cmd, 'cidrs'));
   const client = need(o, cmd, 'client-if');
   const server = need(o, cmd, 'server-if');
+  const clientIp = need(o, cmd, 'client-ip');
   const obj = openBenchObject(native, need(o, cmd, 'object'), { nf_peer_cidr: Math.max(16384, cidrs + 1024) });
   try {
     if (cidrs > 0) {
-      const policy = buildPolicy({ table: TABLE, cidrs, families: [4], identities: 10, probes: [need(o, cmd, 'client-ip')] });
+      const policy = buildPolicy({ table: TABLE, cidrs, families: [4], identities: 10, probes: [clientIp] });
       fillMaps(native, obj, policy.entries);
     }
     writeConfig(native, obj);
     const endpoints = [
-      { ifname: client, ep: writePodEndpoint(native, obj, ifindex(client), 1, 0) },
-      { ifname: server, ep: writePodEndpoint(native, obj, ifindex(server), 2, cidrs > 0 ? TABLE : 0) },
+      { ifname: client, ep: writePodEndpoint(native, obj, ifindex(client), 1, 0, vethPod(client, clientIp)) },
+      { ifname: server, ep: writePodEndpoint(native, obj, ifindex(server), 2, cidrs > 0 ? TABLE : 0, vethPod(server, need(o, cmd, 'server-ip'))) },
     ];
     const hooks = endpoints.flatMap(({ ifname, ep }) => hooksFor(ep).map((dir) => ({ ifname, dir, prog: obj.prog(PROG[dir]) })));
     return { hooks, close: () => obj.close() };
@@ -128,7 +142,7 @@ async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
     options: {
-      ...Object.fromEntries(['object', 'pin', 'cidrs', 'client-if', 'server-if', 'client-ip', 'ifs'].map((k) => [k, { type: 'string' as const }])),
+      ...Object.fromEntries(['object', 'pin', 'cidrs', 'client-if', 'server-if', 'client-ip', 'server-ip', 'ifs'].map((k) => [k, { type: 'string' as const }])),
       empty: { type: 'boolean' as const },
     },
   });

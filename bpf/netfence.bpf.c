@@ -33,6 +33,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+#include <linux/if_packet.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -89,6 +90,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_ep_stats SEC(".maps");
 
+/* Endpoints, by id & NF_STACK_ARRIVALS_MASK, that have had a flow flagged
+ * NF_CT_F_NO_TUNNEL (it reached them through the node's stack). Only their tc
+ * ingress looks up conntrack without tables, to keep such flows' replies on the
+ * stack: the rest skip that lookup. Never cleared; a shared slot costs a lookup. */
+#define NF_STACK_ARRIVALS_MASK 0xffff
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u8);
+	__uint(max_entries, NF_STACK_ARRIVALS_MASK + 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nf_stack_arrivals SEC(".maps");
+
+static __always_inline __u8 *nf_stack_arrival(const struct nf_endpoint *ep)
+{
+	__u32 slot = ep->id & NF_STACK_ARRIVALS_MASK;
+
+	return bpf_map_lookup_elem(&nf_stack_arrivals, &slot);
+}
+
 /* Per-packet state of nf_handle, kept off the stack: the verifier allows 512 bytes
  * for the deepest call chain (nf_handle, nf_enforce, nf_policy_eval and its bpf_loop
  * step). Per CPU, reset for each packet (rel when used); tc programs do not nest on
@@ -97,7 +118,9 @@ struct nf_scratch {
 	struct nf_pkt p;
 	struct nf_pkt rel; /* the embedded flow of an ICMP error */
 	struct nf_drop d;
-	struct nf_ct_key k; /* conntrack key space of nf_enforce and the tunnel */
+	struct nf_ct_key k; /* conntrack key space of nf_enforce */
+	/* NF_CT_F_* of the entry nf_enforce found this packet to be a reply of, else 0 */
+	__u8 reply_ct_flags;
 };
 
 struct {
@@ -122,6 +145,7 @@ static __always_inline struct nf_scratch *nf_get_scratch(void)
 	if (s) {
 		__builtin_memset(&s->p, 0, sizeof(s->p));
 		__builtin_memset(&s->d, 0, sizeof(s->d));
+		s->reply_ct_flags = 0;
 	}
 	return s;
 }
@@ -243,12 +267,13 @@ enum nf_ct_rc {
  * flow's entry whichever way p goes. A hit refreshes the entry, re-evaluates it
  * under a new revision and follows TCP close; a stale entry (nf_ct_stale) counts
  * as none, like an entry p is no packet of (nf_ct_side): it is handed to the caller
- * in *stale for reuse when `stale` is given, else deleted.
+ * in *stale for reuse when `stale` is given, else deleted. On a hit of a reply,
+ * the entry's flags go to *reply_flags when given.
  * *k: p's key at ep and src_hi its orientation (nf_ct_key_pkt).
  */
 static __always_inline int nf_ct_lookup(const struct nf_endpoint *ep, const struct nf_pkt *p,
 					__u32 how, const struct nf_ct_key *k, __u8 src_hi,
-					struct nf_drop *d, struct nf_ct_val **stale)
+					struct nf_drop *d, struct nf_ct_val **stale, __u8 *reply_flags)
 {
 	__u8 dir = how & 1;
 	struct nf_ct_val *cv = bpf_map_lookup_elem(&nf_ct, k);
@@ -280,6 +305,8 @@ static __always_inline int nf_ct_lookup(const struct nf_endpoint *ep, const stru
 			nf_ct_tcp_close(cv, p->tcp_flags, reply, now);
 	}
 	nf_ct_touch(cv, now);
+	if (reply && reply_flags)
+		*reply_flags = cv->flags;
 	return NF_CT_HIT;
 }
 
@@ -300,18 +327,21 @@ __noinline int nf_related(const struct nf_endpoint *ep, const struct nf_pkt *rel
 	if (!ep || !rel || !d || !nf_has_tables(ep))
 		return NF_CT_MISS;
 	src_hi = nf_ct_key_pkt(&k, ep->id, rel);
-	return nf_ct_lookup(ep, rel, (dir & 1) | NF_CTL_RELATED, &k, src_hi, d, NULL);
+	return nf_ct_lookup(ep, rel, (dir & 1) | NF_CTL_RELATED, &k, src_hi, d, NULL, NULL);
 }
 
 /* nf_enforce options */
 #define NF_ENF_SVC (1u << 0)       /* destination is a service address: defer to after DNAT */
 #define NF_ENF_NO_TUNNEL (1u << 1) /* remember the flow as NF_CT_F_NO_TUNNEL (even without tables) */
+#define NF_ENF_REPLY_FLAGS (1u << 2) /* look the flow up even without tables, for s->reply_ct_flags */
 
 /*
  * Policy of endpoint `ep` in direction `dir` for this packet, conntrack first.
  * Returns 1 to allow, 0 to drop (with *d filled in). `opts` (NF_ENF_*):
  * NF_ENF_SVC allows and leaves the check to the hooks after DNAT;
- * NF_ENF_NO_TUNNEL flags the flow's entry so its replies skip the tunnel.
+ * NF_ENF_NO_TUNNEL flags the flow's entry so its replies skip the tunnel;
+ * NF_ENF_REPLY_FLAGS asks for the flags of the flow p replies to (the tunnel and
+ * local delivery leave replies of NF_CT_F_NO_TUNNEL flows to the stack).
  * A global function: verified once for all its call sites.
  */
 __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, __u32 dir,
@@ -328,15 +358,20 @@ __noinline int nf_enforce(const struct nf_endpoint *ep, const struct nf_pkt *p, 
 		return 1;
 	dir &= 1;
 	/* no policy either way and no flag to keep: nothing to remember */
-	if (!nf_has_tables(ep) && !ct_flags)
+	if (!nf_has_tables(ep) && !ct_flags) {
+		if ((opts & NF_ENF_REPLY_FLAGS) && (p->ct & NF_PKT_CT_LOOKUP)) {
+			src_hi = nf_ct_key_pkt(&s->k, ep->id, p);
+			nf_ct_lookup(ep, p, dir, &s->k, src_hi, d, NULL, &s->reply_ct_flags);
+		}
 		return 1;
+	}
 
 	/* one key for the lookup and the entry a miss creates */
 	if (p->ct & (NF_PKT_CT_LOOKUP | NF_PKT_CT_CREATE))
 		src_hi = nf_ct_key_pkt(&s->k, ep->id, p);
 	if (p->ct & NF_PKT_CT_LOOKUP) {
 		rc = nf_ct_lookup(ep, p, dir | (__u32)ct_flags << NF_CTL_SET_SHIFT, &s->k, src_hi, d,
-				  p->ct & NF_PKT_CT_CREATE ? &stale : NULL);
+				  p->ct & NF_PKT_CT_CREATE ? &stale : NULL, &s->reply_ct_flags);
 		if (rc != NF_CT_MISS)
 			return rc == NF_CT_HIT;
 	}
@@ -532,29 +567,18 @@ static __always_inline int nf_arrived_untunnelled(const struct __sk_buff *skb,
 						  const struct nf_endpoint *ep,
 						  const struct nf_local *src)
 {
-	return (ep->flags & NF_EP_F_TUNNEL) && src && src->kind == NF_LOCAL_POD &&
-	       src->ifindex == skb->ingress_ifindex && nf_tunnel_active(nf_get_config());
-}
-
-/* This packet from `ep` is a reply of a flow flagged NF_CT_F_NO_TUNNEL. */
-static __always_inline int nf_reply_untunnelled(const struct nf_endpoint *ep, const struct nf_pkt *p,
-						 struct nf_ct_key *k)
-{
-	struct nf_ct_val *cv;
-	__u8 src_hi;
-
-	if (!(p->ct & NF_PKT_CT_LOOKUP))
+	if (!src || src->kind != NF_LOCAL_POD || src->ifindex != skb->ingress_ifindex)
 		return 0;
-	src_hi = nf_ct_key_pkt(k, ep->id, p);
-	cv = bpf_map_lookup_elem(&nf_ct, k);
-	return cv && nf_ct_side(cv, NF_DIR_EGRESS, src_hi) == 1 && (cv->flags & NF_CT_F_NO_TUNNEL);
+	/* local delivery: whatever reaches the pod through the stack came that way */
+	return (ep->flags & NF_EP_F_LOCAL_DELIVERY) ||
+	       ((ep->flags & NF_EP_F_TUNNEL) && nf_tunnel_active(nf_get_config()));
 }
 
 /* Transparent tunnel (DESIGN.md 3.8): an allowed packet from a tunnel-mode pod
  * to another local pod leaves through the uplink instead of the local route,
  * unless it replies to a flow that came untunnelled (above). */
-static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_endpoint *ep,
-				     const struct nf_pkt *p, __u32 ifindex, struct nf_ct_key *k)
+static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_pkt *p, __u32 ifindex,
+				     const struct nf_scratch *s)
 {
 	const struct nf_local *l = nf_local(p->daddr);
 	const struct nf_config *cfg;
@@ -562,7 +586,7 @@ static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_endp
 	if (!l || l->kind != NF_LOCAL_POD || l->ifindex == ifindex)
 		return TC_ACT_OK;
 	cfg = nf_get_config();
-	if (!nf_tunnel_active(cfg) || nf_reply_untunnelled(ep, p, k))
+	if (!nf_tunnel_active(cfg) || (s->reply_ct_flags & NF_CT_F_NO_TUNNEL))
 		return TC_ACT_OK;
 	if (cfg->flags & NF_CFG_F_TUNNEL_FWMARK)
 		skb->mark = (skb->mark & ~cfg->tunnel_mark_mask) | cfg->tunnel_mark;
@@ -587,12 +611,88 @@ static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_endp
 	return TC_ACT_OK;
 }
 
+/* What routing the packet (TTL / hop limit `ttl` > 1) to local pod `to` does to it:
+ * the Ethernet addresses of a frame from the pod's host veth, TTL - 1. 0 if done. */
+static __always_inline int nf_forward_rewrite(struct __sk_buff *skb, int family, __u8 ttl, const struct nf_local *to)
+{
+	if (bpf_skb_store_bytes(skb, 0, to->pod_mac, 2 * ETH_ALEN, 0))
+		return -1;
+	if (family == 6) {
+		ttl--;
+		return bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, hop_limit), &ttl, 1, 0);
+	}
+	/* the TTL is the high byte of its 16-bit checksum word */
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), bpf_htons(ttl << 8),
+				bpf_htons((__u8)(ttl - 1) << 8), 2))
+		return -1;
+	ttl--;
+	return bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, ttl), &ttl, 1, 0);
+}
+
+/* The TTL / hop limit of an untagged IP packet p, 0 if it is not one. */
+static __always_inline __u8 nf_ttl(const struct __sk_buff *skb, const struct nf_pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	if (p->family == 4 && eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		return (void *)(ip + 1) > data_end ? 0 : ip->ttl;
+	}
+	if (p->family == 6 && eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		return (void *)(ip6 + 1) > data_end ? 0 : ip6->hop_limit;
+	}
+	return 0;
+}
+
+/*
+ * Local delivery (NF_EP_F_LOCAL_DELIVERY): an allowed packet from a pod to another
+ * local pod whose host veth carries the flag is checked against that pod's INGRESS
+ * policy here, routed (the pod's MACs from nf_local, TTL - 1) and put straight into
+ * the pod's namespace with bpf_redirect_peer, skipping the node's stack and the
+ * veth's tc egress. The stack keeps the rest: ICMP errors and protocols without
+ * conntrack (their NAT state is the stack's), replies of flows that came through
+ * the stack, frames not addressed to the node, expiring TTLs. TC_ACT_OK leaves the
+ * packet to the stack.
+ */
+static __always_inline int nf_deliver_local(struct __sk_buff *skb, const struct nf_pkt *p,
+					    struct nf_scratch *s)
+{
+	const struct nf_endpoint *dep;
+	const struct nf_local *l;
+	__u8 ttl;
+	__u32 dif;
+
+	if (!(p->ct & NF_PKT_CT_LOOKUP) || skb->pkt_type != PACKET_HOST || (s->reply_ct_flags & NF_CT_F_NO_TUNNEL))
+		return TC_ACT_OK;
+	l = nf_local(p->daddr);
+	if (!l || l->kind != NF_LOCAL_POD || l->ifindex == skb->ifindex)
+		return TC_ACT_OK;
+	dif = l->ifindex;
+	dep = bpf_map_lookup_elem(&nf_endpoints, &dif);
+	ttl = nf_ttl(skb, p);
+	if (!dep || !(dep->flags & NF_EP_F_LOCAL_DELIVERY) || ttl <= 1)
+		return TC_ACT_OK;
+	if (!nf_enforce(dep, p, NF_DIR_INGRESS, 0, &s->d))
+		return nf_do_drop(&s->d, p, dif);
+	nf_count_ep(dep->id, NF_DIR_INGRESS, NF_EP_ALLOWED, p->len);
+	if (nf_forward_rewrite(skb, p->family, ttl, l))
+		return TC_ACT_SHOT; /* a half-rewritten packet must not go anywhere */
+	return bpf_redirect_peer(dif, 0);
+}
+
 /* A pod endpoint whose packets nothing here can drop or redirect: no table in
  * either direction (conntrack keeps no entries for it: see nf_enforce), no tunnel,
  * and at tc egress no deferred check of a source pod that may be due. */
 static __always_inline int nf_pod_passes_unparsed(const struct nf_endpoint *ep, int tc_egress)
 {
-	__u32 busy = NF_EP_F_TUNNEL | (tc_egress ? NF_EP_F_SRC_CHECK : 0);
+	__u32 busy = NF_EP_F_TUNNEL | NF_EP_F_LOCAL_DELIVERY | (tc_egress ? NF_EP_F_SRC_CHECK : 0);
 
 	return !nf_has_tables(ep) && !(ep->flags & busy);
 }
@@ -666,24 +766,41 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 
 	if (is_pod && tc_egress) {
 		/* the source pod is looked up only when a check or the tunnel needs it */
-		const struct nf_local *src = ep->flags & (NF_EP_F_SRC_CHECK | NF_EP_F_TUNNEL) ? nf_local(p->saddr) : NULL;
+		const struct nf_local *src =
+			ep->flags & (NF_EP_F_SRC_CHECK | NF_EP_F_TUNNEL | NF_EP_F_LOCAL_DELIVERY) ? nf_local(p->saddr) : NULL;
 
 		if ((ep->flags & NF_EP_F_SRC_CHECK) && !nf_check_source_pod(src, p, relp, d))
 			return nf_do_drop(d, p, ifindex);
-		if (nf_arrived_untunnelled(skb, ep, src))
+		if (nf_arrived_untunnelled(skb, ep, src)) {
+			__u8 *arrived = nf_stack_arrival(ep);
+
 			opts |= NF_ENF_NO_TUNNEL;
+			if (arrived && !*arrived)
+				*arrived = 1;
+		}
 	} else if (is_pod) {
 		to_svc = (ep->flags & NF_EP_F_SVC_CIDRS) && nf_in_svc_cidr(p->daddr);
 		if (to_svc)
 			opts |= NF_ENF_SVC;
+		else if ((ep->flags & (NF_EP_F_TUNNEL | NF_EP_F_LOCAL_DELIVERY)) && !nf_has_tables(ep)) {
+			/* with tables the flow's lookup is there anyway */
+			__u8 *arrived = nf_stack_arrival(ep);
+
+			if (arrived && *arrived)
+				opts |= NF_ENF_REPLY_FLAGS;
+		}
 	}
 
 	if (!nf_decide(ep, p, relp, dir, opts, d))
 		return nf_do_drop(d, p, ifindex);
 	nf_count_ep(ep->id, dir, NF_EP_ALLOWED, p->len);
 
-	if (is_pod && dir == NF_DIR_EGRESS && !to_svc && (ep->flags & NF_EP_F_TUNNEL))
-		return nf_tunnel(skb, ep, p, ifindex, &s->k);
+	if (!is_pod || dir != NF_DIR_EGRESS || to_svc)
+		return TC_ACT_OK;
+	if (ep->flags & NF_EP_F_TUNNEL)
+		return nf_tunnel(skb, p, ifindex, s);
+	if ((ep->flags & NF_EP_F_LOCAL_DELIVERY) && !relp)
+		return nf_deliver_local(skb, p, s);
 	return TC_ACT_OK;
 }
 

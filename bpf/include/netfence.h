@@ -18,7 +18,7 @@
 #include <linux/types.h>
 #endif
 
-#define NF_LAYOUT_VERSION 2
+#define NF_LAYOUT_VERSION 3
 
 /* Rules per table: a table that needs more is refused by the compiler. */
 #define NF_MAX_RULES 256
@@ -65,6 +65,12 @@ enum nf_tier {
 /* the node has service CIDRs (nf_svc_cidrs): a pod's tc ingress looks its
  * destination up there. Set by the compiler on every endpoint while it has some. */
 #define NF_EP_F_SVC_CIDRS (1u << 6)
+/* local delivery: a host veth (primary network) whose allowed traffic to another such
+ * local pod is handed straight to that pod's interface (bpf_redirect_peer) once both
+ * ends' policies passed, skipping the node's stack; its tc egress flags flows that
+ * came through the stack instead, so their replies go back that way (NAT). The
+ * addresses of the pod's nf_local entries carry the MACs. */
+#define NF_EP_F_LOCAL_DELIVERY (1u << 7)
 
 /* Endpoint map value; key: __u32 ifindex. */
 struct nf_endpoint {
@@ -171,7 +177,8 @@ struct nf_ct_key {
 #define NF_CT_F_DEFERRED (1u << 0) /* allowed toward a service CIDR; backend checked after DNAT */
 #define NF_CT_F_SEEN_REPLY (1u << 1)
 /* the flow reached the pod straight from the node's stack (e.g. after DNAT), not
- * through the transparent tunnel: its replies are not tunnelled either */
+ * through the transparent tunnel or local delivery: its replies are neither
+ * tunnelled nor delivered locally, the stack undoes its NAT */
 #define NF_CT_F_NO_TUNNEL (1u << 2)
 /* TCP close: a FIN seen from the side that opened the flow / from the other side */
 #define NF_CT_F_FIN_FWD (1u << 3)
@@ -208,6 +215,10 @@ enum nf_local_kind {
 struct nf_local {
 	__u32 ifindex; /* the pod's host-side interface (0 for node addresses) */
 	__u32 kind;    /* enum nf_local_kind */
+	/* a pod on a local-delivery veth: the Ethernet addresses of a frame to it, its
+	 * own interface's (destination) then its host veth's (source); else zero */
+	__u8 pod_mac[6];
+	__u8 host_mac[6];
 };
 
 /* Drop reasons shared with userspace (flow records' drop_reason_desc), and the

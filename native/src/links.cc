@@ -9,6 +9,7 @@
 #include <netlink/route/link.h>
 #include <netlink/socket.h>
 
+#include <climits>
 #include <string>
 
 #include "errors.h"
@@ -61,6 +62,56 @@ Napi::Value LinkByName(const Napi::CallbackInfo& info) {
   if (err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV) return env.Null();
   sk.Check(err, what, "rtnl_link_get_kernel");
   return LinkToJs(env, link.get());
+}
+
+// IFLA_ADDRESS of an RTM_NEWLINK reply, as libnl formats a link's address.
+int OnPeerLink(nl_msg* msg, void* arg) {
+  nlattr* tb[IFLA_MAX + 1];
+  if (nlmsg_parse(nlmsg_hdr(msg), sizeof(ifinfomsg), tb, IFLA_MAX, nullptr) < 0 || !tb[IFLA_ADDRESS]) return NL_SKIP;
+  NlPtr<nl_addr, nl_addr_put> addr(nl_addr_alloc_attr(tb[IFLA_ADDRESS], AF_UNSPEC));
+  if (!addr.get()) return NL_SKIP;
+  nl_addr_set_family(addr.get(), nl_addr_guess_family(addr.get()));  // AF_LLC: "aa:bb:..."
+  char mac[64] = "";
+  *static_cast<std::string*>(arg) = nl_addr2str(addr.get(), mac, sizeof(mac));
+  return NL_OK;
+}
+
+// The MAC of a veth's peer, usually in a pod's netns. Asked of the kernel by the peer's
+// ifindex and the nsid this netns knows that netns by, so no setns (and no /proc walk).
+Napi::Value LinkPeerMac(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t ifindex = ArgU32(info, 0, "linkPeerMac", "ifindex");
+  if (ifindex == 0 || ifindex > INT_MAX) return env.Null();  // no link has it
+  std::string what = "get peer of link " + std::to_string(ifindex);
+  NlSocket sk(env, what);
+  auto gone = [](int err) { return err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV; };
+  LinkPtr link;
+  int err = rtnl_link_get_kernel(sk.get(), static_cast<int>(ifindex), nullptr, &link.p);
+  if (gone(err)) return env.Null();
+  sk.Check(err, what, "rtnl_link_get_kernel");
+  const char* kind = rtnl_link_get_type(link.get());
+  int peer = rtnl_link_get_link(link.get());
+  if (!kind || std::string(kind) != "veth" || peer <= 0) return env.Null();
+  // The kernel names the peer's netns (assigning an nsid if needed) only when it is
+  // another one; -1 (NETNSA_NSID_NOT_ASSIGNED) is a netns going away.
+  int32_t nsid = 0;
+  bool other = rtnl_link_get_link_netnsid(link.get(), &nsid) == 0;
+  if (other && nsid < 0) return env.Null();
+
+  NlPtr<nl_msg, nlmsg_free> msg(nlmsg_alloc_simple(RTM_GETLINK, 0));
+  if (!msg.get()) Throw(env, what, ENOMEM, "nlmsg_alloc_simple");
+  ifinfomsg ifi = {};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = peer;
+  sk.Check(nlmsg_append(msg.get(), &ifi, sizeof(ifi), NLMSG_ALIGNTO), what, "nlmsg_append");
+  if (other) sk.Check(nla_put_s32(msg.get(), IFLA_TARGET_NETNSID, nsid), what, "nla_put_s32");
+  sk.Check(nl_send_auto(sk.get(), msg.get()), what, "nl_send_auto");
+  std::string mac;
+  nl_socket_modify_cb(sk.get(), NL_CB_VALID, NL_CB_CUSTOM, OnPeerLink, &mac);
+  err = nl_recvmsgs_default(sk.get());
+  if (gone(err)) return env.Null();
+  sk.Check(err, what, "nl_recvmsgs");
+  return mac.empty() ? env.Null() : Napi::String::New(env, mac);
 }
 
 class LinkWatcher : public FdWatcher {
@@ -147,7 +198,7 @@ Napi::Value LinkWatch(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitLinks(Napi::Env env, Napi::Object exports) {
-  ExportAll(env, exports, {{"linkList", LinkList}, {"linkByName", LinkByName}, {"linkWatch", LinkWatch}});
+  ExportAll(env, exports, {{"linkList", LinkList}, {"linkByName", LinkByName}, {"linkPeerMac", LinkPeerMac}, {"linkWatch", LinkWatch}});
 }
 
 }  // namespace nf

@@ -17,6 +17,7 @@ import {
   encodeU32,
   encodeU8,
   keyHex,
+  type Local,
 } from '../datapath/codecs';
 import { type DiscoveredEndpoint, endpointKey, endpointLabel } from './endpoint';
 import { type IdKind, assignIds, hash32, idHash } from './hash';
@@ -106,15 +107,22 @@ function nodeFlags(snapshot: Snapshot, srcCheck: boolean): number {
 }
 
 /** With a redirect configured, the transparent tunnel applies to every pod's primary interface;
- *  with privileged established flows, a node's connections survive policy changes. */
-function flags(snapshot: Snapshot, kind: CompiledEndpoint['kind'], node: number): number {
+ *  without, local delivery to every pod host veth (when enabled); with privileged established
+ *  flows, a node's connections survive policy changes. */
+function flags(snapshot: Snapshot, ep: DiscoveredEndpoint, node: number): number {
   const { enabled, established } = snapshot.config.privileged;
+  const kind = ep.kind;
   return (
     FLAGS[kind] |
     node |
     (kind === 'pod' && snapshot.config.redirect ? NfEpFlag.TUNNEL : 0) |
+    (localDelivery(snapshot, ep) ? NfEpFlag.LOCAL_DELIVERY : 0) |
     (kind === 'host' && enabled && established ? NfEpFlag.KEEP_ESTABLISHED : 0)
   );
+}
+
+function localDelivery(snapshot: Snapshot, ep: DiscoveredEndpoint): ep is DiscoveredEndpoint & Required<Pick<DiscoveredEndpoint, 'veth'>> {
+  return ep.kind === 'pod' && ep.veth !== undefined && snapshot.config.localDelivery && !snapshot.config.redirect;
 }
 
 /** Makes a map entry, or finds it made (by a key naming everything it encodes). */
@@ -127,7 +135,9 @@ function serviceCidrs(snapshot: Snapshot): string[] {
 function addLocalEntries(entry: Entries, snapshot: Snapshot, local: NodeObj | undefined, resolved: Resolved[]): void {
   for (const r of resolved) {
     const ifindex = r.ep.ifindex;
-    for (const ip of r.addresses) entry('nf_local_addrs', `${ip}\0${ifindex}`, () => ({ key: encodeAddr(ip), value: encodeLocal({ ifindex, kind: NfLocalKind.POD }) }));
+    const macs: Partial<NonNullable<DiscoveredEndpoint['veth']>> = localDelivery(snapshot, r.ep) ? r.ep.veth : {};
+    const value: Local = { ifindex, kind: NfLocalKind.POD, ...macs };
+    for (const ip of r.addresses) entry('nf_local_addrs', `${ip}\0${ifindex}\0${macs.podMac}\0${macs.hostMac}`, () => ({ key: encodeAddr(ip), value: encodeLocal(value) }));
   }
   for (const ip of local?.addresses ?? []) entry('nf_local_addrs', `${ip}\0node`, () => ({ key: encodeAddr(ip), value: encodeLocal({ ifindex: 0, kind: NfLocalKind.NODE }) }));
   for (const cidr of serviceCidrs(snapshot)) entry('nf_svc_cidrs', cidr, () => ({ key: encodeAddrLpmKey(cidr), value: encodeU8(1) }));
@@ -290,7 +300,7 @@ export class Compiler {
         // resolved identity sets, so a new identity a rule selects is a new table).
         revision: this.hash(`revision\0${tables[0]}\0${tables[1]}`) || 1,
       };
-      const value = { id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, ce.kind, node), revision: ce.revision };
+      const value = { id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, r.ep, node), revision: ce.revision };
       entries('nf_endpoints', `${ce.ifindex}\0${value.id}\0${value.ingressTable}\0${value.egressTable}\0${value.flags}`, () => ({
         key: encodeU32(ce.ifindex),
         value: encodeEndpoint(value),

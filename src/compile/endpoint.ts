@@ -9,6 +9,8 @@ export interface DiscoveredEndpoint {
   kind: 'pod' | 'host' | 'secondary';
   pod?: string; // "ns/name" (pod and secondary)
   network?: string; // "ns/nad" (secondary)
+  /** pod on a host veth: its MACs, the pod side's and the host side's (local delivery) */
+  veth?: { podMac: string; hostMac: string };
 }
 
 /** Stable key of an endpoint (endpoint ids are derived from it). */

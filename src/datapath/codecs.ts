@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { endianness } from 'node:os';
 
-export const NF_LAYOUT_VERSION = 2;
+export const NF_LAYOUT_VERSION = 3;
 export const NF_MAX_RULES = 256;
 export const NF_BITMAP_WORDS = NF_MAX_RULES / 64;
 export const NF_TABLE_NONE = 0;
@@ -18,7 +18,7 @@ export const NF_CT_CLOSE_TIMEOUT_NS = 10_000_000_000n;
 export const NfDir = { INGRESS: 0, EGRESS: 1 } as const;
 export const NfAction = { NONE: 0, ALLOW: 1, DENY: 2, PASS: 3 } as const;
 export const NfTier = { SYSTEM: 0, ADMIN: 1, NETPOL: 2, BASELINE: 3, DEFAULT: 4 } as const;
-export const NfEpFlag = { POD: 1 << 0, HOST: 1 << 1, TUNNEL: 1 << 2, SECONDARY: 1 << 3, KEEP_ESTABLISHED: 1 << 4, SRC_CHECK: 1 << 5, SVC_CIDRS: 1 << 6 } as const;
+export const NfEpFlag = { POD: 1 << 0, HOST: 1 << 1, TUNNEL: 1 << 2, SECONDARY: 1 << 3, KEEP_ESTABLISHED: 1 << 4, SRC_CHECK: 1 << 5, SVC_CIDRS: 1 << 6, LOCAL_DELIVERY: 1 << 7 } as const;
 export const NfCtFlag = { DEFERRED: 1 << 0, SEEN_REPLY: 1 << 1, NO_TUNNEL: 1 << 2, FIN_FWD: 1 << 3, FIN_REPLY: 1 << 4, CLOSING: 1 << 5 } as const;
 export const NfLocalKind = { POD: 1, NODE: 2 } as const;
 export const NfEpVerdict = { ALLOWED: 0, DENIED: 1 } as const;
@@ -63,7 +63,7 @@ export const LAYOUT = {
     fields: { ep_id: 0, _pad0: 4, proto: 5, _pad: 6, addr_lo: 8, addr_hi: 24, port_lo: 40, port_hi: 42 },
   },
   nf_ct_val: { size: 24, fields: { last_seen_ns: 0, revision: 8, rule: 12, flags: 14, orig: 15, expires_ns: 16 } },
-  nf_local: { size: 8, fields: { ifindex: 0, kind: 4 } },
+  nf_local: { size: 20, fields: { ifindex: 0, kind: 4, pod_mac: 8, host_mac: 14 } },
   nf_config: {
     size: 48,
     fields: {
@@ -620,18 +620,38 @@ export function decodeCt(key: Buffer, value: Buffer): { key: CtKey; val: CtVal }
 export interface Local {
   ifindex: number;
   kind: number;
+  /** Local delivery: the pod interface's MAC and its host veth's ("aa:bb:..."); absent = zero. */
+  podMac?: string;
+  hostMac?: string;
+}
+
+const ZERO_MAC = '00:00:00:00:00:00';
+
+function encodeMac(mac: string, b: Buffer, off: number): void {
+  const bytes = mac.split(':');
+  if (bytes.length !== 6 || bytes.some((x) => !/^[0-9a-fA-F]{2}$/.test(x))) throw new Error(`encode MAC "${mac}": not six hex bytes`);
+  bytes.forEach((x, i) => (b[off + i] = parseInt(x, 16)));
+}
+
+function decodeMac(b: Buffer, off: number): string {
+  return [...b.subarray(off, off + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 export function encodeLocal(l: Local): Buffer {
   const b = alloc('nf_local');
   w32(b, 0, l.ifindex);
   w32(b, 4, l.kind);
+  encodeMac(l.podMac ?? ZERO_MAC, b, LAYOUT.nf_local.fields.pod_mac);
+  encodeMac(l.hostMac ?? ZERO_MAC, b, LAYOUT.nf_local.fields.host_mac);
   return b;
 }
 
 export function decodeLocal(b: Buffer): Local {
   checkSize('nf_local', b);
-  return { ifindex: r32(b, 0), kind: r32(b, 4) };
+  const l: Local = { ifindex: r32(b, 0), kind: r32(b, 4) };
+  const podMac = decodeMac(b, LAYOUT.nf_local.fields.pod_mac);
+  const hostMac = decodeMac(b, LAYOUT.nf_local.fields.host_mac);
+  return podMac === ZERO_MAC && hostMac === ZERO_MAC ? l : { ...l, podMac, hostMac };
 }
 
 export interface Config {

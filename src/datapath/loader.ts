@@ -24,7 +24,7 @@ const PROGRAMS = ['nf_tc_ingress', 'nf_tc_egress'] as const;
 /** Every map the agent and its programs use: adoption needs all of them pinned. A map
  *  that pins of an older object lack (e.g. nf_ep_stats) makes the load take the normal
  *  path: libbpf reuses the compatible pins and creates and pins the new map. */
-const RUNTIME_MAPS = ['nf_config', 'nf_events', 'nf_ct', 'nf_rule_stats', 'nf_reason_stats', 'nf_ratelimit', 'nf_ep_stats', ...MAP_WRITE_ORDER];
+const RUNTIME_MAPS = ['nf_config', 'nf_events', 'nf_ct', 'nf_rule_stats', 'nf_reason_stats', 'nf_ratelimit', 'nf_ep_stats', 'nf_stack_arrivals', ...MAP_WRITE_ORDER];
 
 export interface Datapath {
   root: string;

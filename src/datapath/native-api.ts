@@ -137,6 +137,8 @@ export interface NativeAddon {
 
   linkList(): LinkInfo[];
   linkByName(name: string): LinkInfo | null;
+  /** MAC of a veth's peer, also in another netns (asked by nsid, no setns); null if not a veth or gone. */
+  linkPeerMac(ifindex: number): string | null;
   /** Subscribe to RTM_NEWLINK/DELLINK and to main-table host routes (/32, /128) coming
    *  and going; delivered on the event loop. */
   linkWatch(onEvent: (ev: LinkEvent) => void): { close(): void };

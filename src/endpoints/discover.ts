@@ -1,6 +1,6 @@
 // Which interfaces of this node to enforce on, from the node's own state:
 //  - pod endpoints: the link a pod IP's /32 or /128 route in the main table points at
-//    (host-side veth);
+//    (host-side veth; with both ends' MACs when it is one, for local delivery);
 //  - secondary networks: the VF representor of PodNetwork.pciAddress (sysfs), or else
 //    the link routing one of that network's pod IPs;
 //  - host interfaces: link names matching config.hostInterfaces globs.
@@ -17,6 +17,8 @@ export interface NetView {
   links: LinkInfo[];
   /** Main-table routes of both families. */
   routes: Route[];
+  /** The MAC of a veth's peer (in the pod's namespace), null if not found. */
+  peerMac(ifindex: number): string | null;
 }
 
 export interface DiscoverOptions {
@@ -32,7 +34,11 @@ export interface Discovery {
 }
 
 export function readNetView(addon: NativeAddon): NetView {
-  return { links: addon.linkList(), routes: [...addon.routeList(4, MAIN_TABLE), ...addon.routeList(6, MAIN_TABLE)] };
+  return {
+    links: addon.linkList(),
+    routes: [...addon.routeList(4, MAIN_TABLE), ...addon.routeList(6, MAIN_TABLE)],
+    peerMac: (ifindex) => addon.linkPeerMac(ifindex),
+  };
 }
 
 function hostRoutes(routes: Route[]): Map<string, number> {
@@ -72,7 +78,8 @@ export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: Disco
     if (pod.nodeName !== opts.nodeName || pod.hostNetwork) continue;
     const key = `${pod.namespace}/${pod.name}`;
     const link = linkForIps(pod.ips);
-    if (link) add(link, { kind: 'pod', pod: key });
+    const podMac = link?.kind === 'veth' ? view.peerMac(link.ifindex) : null;
+    if (link) add(link, { kind: 'pod', pod: key, ...(podMac && { veth: { podMac, hostMac: link.mac } }) });
     else if (pod.ips.length > 0) warnings.push(`discover pod ${key}: no /32 or /128 route to ${pod.ips.join(', ')} on this node`);
     for (const net of pod.networks) {
       let sec: LinkInfo | undefined;

@@ -16,6 +16,7 @@ export function defaultConfig(): NetfenceConfig {
       agentPorts: [9402],
     },
     serviceCIDRs: [],
+    localDelivery: true,
     metricsAddress: '127.0.0.1:9402',
     eventsPerSecond: 100,
     bpffsRoot: '/sys/fs/bpf/netfence',
@@ -67,7 +68,7 @@ function parseRedirect(f: Field, serviceCIDRs: string[]): RedirectConfig {
   };
 }
 
-const FIELDS = ['hostInterfaces', 'privileged', 'serviceCIDRs', 'redirect', 'metricsAddress', 'eventsPerSecond', 'bpffsRoot'];
+const FIELDS = ['hostInterfaces', 'privileged', 'serviceCIDRs', 'localDelivery', 'redirect', 'metricsAddress', 'eventsPerSecond', 'bpffsRoot'];
 
 export function parseNetfenceConfig(doc: Field): NetfenceConfig {
   const top = Object.keys(doc.object());
@@ -93,6 +94,7 @@ export function parseNetfenceConfig(doc: Field): NetfenceConfig {
       agentPorts: p.get('agentPorts').present ? p.get('agentPorts').items().map((f) => f.int(1, 65535)) : d.privileged.agentPorts,
     },
     serviceCIDRs,
+    localDelivery: c.get('localDelivery').bool(d.localDelivery),
     ...(redirect.present && { redirect: parseRedirect(redirect, serviceCIDRs) }),
     metricsAddress: metrics.present ? metrics.string() : d.metricsAddress,
     eventsPerSecond: c.get('eventsPerSecond').optInt(0, 1_000_000, d.eventsPerSecond)!,

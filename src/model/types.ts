@@ -112,6 +112,9 @@ export interface NetfenceConfig {
     agentPorts: number[];
   };
   serviceCIDRs: string[];
+  /** Same-node pod-to-pod traffic between host veths skips the node's stack
+   *  (bpf_redirect_peer) once both pods' policies allowed it; off without the tunnel only. */
+  localDelivery: boolean;
   redirect?: RedirectConfig;
   metricsAddress: string; // host:port
   eventsPerSecond: number;

@@ -36,6 +36,7 @@ import {
   type CtVal,
   type DropEvent,
   type Endpoint,
+  type Local,
 } from '../../src/datapath/codecs';
 import { native } from '../../src/datapath/native';
 import { ACTION, TIER } from '../../src/compile/tables';
@@ -196,8 +197,8 @@ export class Classifier {
     this.put('nf_ident_lpm', encodeAddrLpmKey(cidr), encodeU32(id));
   }
 
-  local(ip: string, ifindex: number, kind: number): void {
-    this.put('nf_local_addrs', encodeAddr(ip), encodeLocal({ ifindex, kind }));
+  local(ip: string, ifindex: number, kind: number, macs: Pick<Local, 'podMac' | 'hostMac'> = {}): void {
+    this.put('nf_local_addrs', encodeAddr(ip), encodeLocal({ ifindex, kind, ...macs }));
   }
 
   svcCidr(cidr: string): void {
@@ -259,6 +260,13 @@ export class Classifier {
 
   /** Run a frame through nf_tc_ingress / nf_tc_egress (skb on loopback, ifindex 1). */
   run(hook: 'ingress' | 'egress', frame: Buffer, opts: RunOptions = {}): RunResult {
+    const { verdict, mark } = this.runFrame(hook, frame, opts);
+    return { verdict, mark };
+  }
+
+  /** run(), with the frame as the program left it. Loopback's address is all zeros: a
+   *  frame to 00:00:00:00:00:00 is addressed to the node (PACKET_HOST), others are not. */
+  runFrame(hook: 'ingress' | 'egress', frame: Buffer, opts: RunOptions = {}): RunResult & { frame: Buffer } {
     const ctx = Buffer.alloc(SKB_CTX_SIZE);
     ctx.writeUInt32LE(opts.mark ?? 0, SKB_MARK_OFF);
     ctx.writeUInt32LE(opts.ingressIfindex ?? 0, SKB_INGRESS_IFINDEX_OFF);
@@ -268,7 +276,7 @@ export class Classifier {
       ctx,
       ctxOutSize: SKB_CTX_SIZE,
     });
-    return { verdict: r.retval, mark: r.ctx ? r.ctx.readUInt32LE(SKB_MARK_OFF) : -1 };
+    return { verdict: r.retval, mark: r.ctx ? r.ctx.readUInt32LE(SKB_MARK_OFF) : -1, frame: r.data };
   }
 
   /** Run an XDP program (prefilter object). */

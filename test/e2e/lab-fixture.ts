@@ -6,6 +6,7 @@ export const LAB_CONFIG: NetfenceConfig = {
   hostInterfaces: ['eth0'],
   privileged: { enabled: false, established: true, loopback: true, apiServers: ['192.168.50.100:6443'], kubeletPort: 10250, agentPorts: [9402] },
   serviceCIDRs: ['10.96.0.0/16', 'fd00:96::/112'],
+  localDelivery: true,
   metricsAddress: '127.0.0.1:9402',
   eventsPerSecond: 100,
   bpffsRoot: '/sys/fs/bpf/netfence',

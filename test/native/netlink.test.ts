@@ -4,7 +4,7 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../src/datapath/native';
 import type { LinkEvent, Route, RouteRule } from '../../src/datapath/native-api';
-import { run, throwsNative } from './helpers';
+import { netnsAdd, run, throwsNative } from './helpers';
 
 const NF_PROTO = 0x4e;
 
@@ -68,6 +68,26 @@ test.serial('links: loopback, then a veth pair seen by linkWatch and linkByName'
   await sleep(50);
   t.is(all.length, n, 'no events after close');
   w.close();
+});
+
+test.serial('linkPeerMac: the MAC of a veth peer in another netns, over netlink', (t) => {
+  const ns = netnsAdd('nf-nt-peer');
+  t.teardown(ns.del); // takes the veth pair with it
+  run('ip', ['link', 'add', 'nlp0', 'address', '02:00:00:00:00:01', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+  run('ip', ['-n', ns.name, 'link', 'set', 'eth0', 'address', '02:00:00:00:00:42']);
+  const host = native.linkByName('nlp0')!;
+  t.is(native.linkPeerMac(host.ifindex), '02:00:00:00:00:42', 'asked by nsid, not of this netns');
+  t.true(run('ip', ['netns', 'list-id']).includes(ns.name), 'the kernel assigned the peer netns an nsid');
+
+  // peer in the same netns: no link-netnsid, asked without IFLA_TARGET_NETNSID
+  run('ip', ['link', 'add', 'nlp1', 'type', 'veth', 'peer', 'name', 'nlp2', 'address', '02:00:00:00:00:43']);
+  t.teardown(() => run('ip', ['link', 'del', 'nlp1']));
+  t.is(native.linkPeerMac(native.linkByName('nlp1')!.ifindex), '02:00:00:00:00:43');
+
+  t.is(native.linkPeerMac(1), null, 'loopback is not a veth');
+  t.is(native.linkPeerMac(99999), null, 'no such link');
+  t.is(native.linkPeerMac(0), null);
+  throwsNative(t, () => native.linkPeerMac(-1), 'EINVAL', 'linkPeerMac');
 });
 
 interface IpRule {

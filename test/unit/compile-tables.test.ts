@@ -1,7 +1,7 @@
 import test from 'ava';
 import { compile } from '../../src/compile';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
-import { IPPROTO, NfAction, NfEpFlag, decodeEndpoint, decodeCidrKey, decodePortKey, decodeRule, bitmapIndices, formatCidr } from '../../src/datapath/codecs';
+import { IPPROTO, NfAction, NfEpFlag, NfLocalKind, decodeEndpoint, decodeLocal, decodeCidrKey, decodePortKey, decodeRule, bitmapIndices, formatCidr } from '../../src/datapath/codecs';
 import { cnp, namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
 import { evalTable } from '../helpers/map-eval';
 
@@ -195,6 +195,25 @@ test('endpoint flags: pod, host, the tunnel on pods when a redirect is configure
   t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD | NfEpFlag.TUNNEL | SVC_CIDRS, NfEpFlag.HOST | NfEpFlag.KEEP_ESTABLISHED | SVC_CIDRS].sort());
   s.config.privileged.established = false;
   t.deepEqual(flagsOf(compile(s, 'n1', eps)), [NfEpFlag.POD | NfEpFlag.TUNNEL | SVC_CIDRS, NfEpFlag.HOST | SVC_CIDRS].sort(), 'established not privileged');
+});
+
+test('local delivery: pods on a veth whose peer was found, with their MACs in nf_local_addrs; off by config or under the tunnel', (t) => {
+  const s = appSnapshot({ pods: replicas(2) });
+  const veth = { podMac: '02:00:00:00:00:01', hostMac: '02:00:00:00:00:02' };
+  const eps: DiscoveredEndpoint[] = [{ ...podEp('app/web-0', 10), veth }, podEp('app/web-1', 11), { ifname: 'eth0', ifindex: 2, kind: 'host' }];
+  const byIf = (r: ReturnType<typeof compile>) => new Map([...r.maps.nf_endpoints.values()].map((e) => [e.key.readUInt32LE(0), decodeEndpoint(e.value).flags]));
+  const locals = (r: ReturnType<typeof compile>) => [...r.maps.nf_local_addrs.values()].map((e) => decodeLocal(e.value)).filter((l) => l.kind === NfLocalKind.POD);
+  const r = compile(s, 'n1', eps);
+  t.is(byIf(r).get(10), NfEpFlag.POD | NfEpFlag.LOCAL_DELIVERY);
+  t.is(byIf(r).get(11), NfEpFlag.POD, 'peer not found (e.g. a VF representor): the stack delivers');
+  t.is(byIf(r).get(2), NfEpFlag.HOST);
+  t.deepEqual(locals(r).sort((a, b) => a.ifindex - b.ifindex), [{ ifindex: 10, kind: NfLocalKind.POD, ...veth }, { ifindex: 11, kind: NfLocalKind.POD }]);
+  s.config.localDelivery = false;
+  t.is(byIf(compile(s, 'n1', eps)).get(10), NfEpFlag.POD, 'switched off');
+  t.false(locals(compile(s, 'n1', eps)).some((l) => l.podMac), 'no MACs then');
+  s.config.localDelivery = true;
+  s.config.redirect = { mode: 'direct', mark: 1, table: 1, uplink: 'eth0', serviceCIDRs: [] };
+  t.is(byIf(compile(s, 'n1', eps)).get(10), NfEpFlag.POD | NfEpFlag.TUNNEL, 'the tunnel takes same-node traffic out the uplink instead');
 });
 
 test('endpoint flags: SVC_CIDRS on every endpoint while the node has service CIDRs', (t) => {

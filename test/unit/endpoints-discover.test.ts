@@ -7,7 +7,7 @@ import { discoverEndpoints } from '../../src/endpoints/discover';
 import { representorOf } from '../../src/endpoints/sysfs';
 import type { PodObj, Snapshot } from '../../src/model/types';
 
-const link = (ifindex: number, name: string): LinkInfo => ({ ifindex, name, kind: 'veth', mac: '', up: true, masterIfindex: 0, linkIfindex: 0 });
+const link = (ifindex: number, name: string, mac = ''): LinkInfo => ({ ifindex, name, kind: 'veth', mac, up: true, masterIfindex: 0, linkIfindex: 0 });
 
 function pod(name: string, ips: string[], extra: Partial<PodObj> = {}): PodObj {
   return { namespace: 'ns', name, labels: {}, annotations: {}, nodeName: 'n1', hostNetwork: false, ports: [], ips, networks: [], ...extra };
@@ -48,16 +48,17 @@ test('VF representor found through physfn, virtfn index, switch id and port name
   fs.rmSync(root, { recursive: true });
 });
 
-test('pods by host routes, secondary networks by VF representor or route, host interfaces by glob', (t) => {
+test('pods by host routes (with both MACs of a veth whose peer is found), secondary networks by VF representor or route, host interfaces by glob', (t) => {
   const root = sysfsTree();
   const view = {
-    links: [link(1, 'lo'), link(2, 'eth0'), link(3, 'ens160'), link(10, 'veth-a'), link(11, 'veth-b'), link(20, 'eth_rep1'), link(21, 'nr-sec')],
+    links: [link(1, 'lo'), link(2, 'eth0'), link(3, 'ens160'), link(10, 'veth-a', '02:00:00:00:01:0a'), link(11, 'veth-b'), link(20, 'eth_rep1'), link(21, 'nr-sec')],
     routes: [
       { family: 4 as const, table: 254, dst: '10.244.0.5/32', oif: 10 },
       { family: 6 as const, table: 254, dst: 'fd00::6/128', oif: 11 },
       { family: 4 as const, table: 254, dst: '10.244.0.0/24', oif: 2 },
       { family: 4 as const, table: 254, dst: '192.168.5.7/32', oif: 21 },
     ],
+    peerMac: (ifindex: number) => (ifindex === 10 ? '02:00:00:00:02:0a' : null),
   };
   const s = snap([
     pod('a', ['10.244.0.5'], { networks: [{ network: 'ns/sriov', ips: ['192.168.9.1'], pciAddress: '0000:03:00.3' }] }),
@@ -69,7 +70,7 @@ test('pods by host routes, secondary networks by VF representor or route, host i
   t.deepEqual(d.endpoints, [
     { ifname: 'eth0', ifindex: 2, kind: 'host' },
     { ifname: 'ens160', ifindex: 3, kind: 'host' },
-    { ifname: 'veth-a', ifindex: 10, kind: 'pod', pod: 'ns/a' },
+    { ifname: 'veth-a', ifindex: 10, kind: 'pod', pod: 'ns/a', veth: { podMac: '02:00:00:00:02:0a', hostMac: '02:00:00:00:01:0a' } },
     { ifname: 'veth-b', ifindex: 11, kind: 'pod', pod: 'ns/b' },
     { ifname: 'eth_rep1', ifindex: 20, kind: 'secondary', pod: 'ns/a', network: 'ns/sriov' },
     { ifname: 'nr-sec', ifindex: 21, kind: 'secondary', pod: 'ns/b', network: 'ns/mac' },
