@@ -3,6 +3,7 @@
 // side by side, interleaved, without touching anyone's pinned state.
 import path from 'node:path';
 import { NF_LAYOUT_VERSION, encodeAddr, encodeConfig, encodeEndpoint, encodeLocal, encodeU32, NfEpFlag, NfLocalKind, type Endpoint } from '../src/datapath/codecs';
+import type { DiscoveredEndpoint } from '../src/compile/endpoint';
 import type { BpfObjectHandle, MapInfo, NativeAddon, ProgInfo } from '../src/datapath/native-api';
 import type { Entries } from './policy';
 
@@ -63,12 +64,8 @@ export function writeConfig(addon: NativeAddon, o: BenchObject): void {
   );
 }
 
-/** A local pod's address and the MACs of its veth's two ends. */
-export interface VethPod {
-  ip: string;
-  podMac: string;
-  hostMac: string;
-}
+/** A local pod's address and the MACs of its veth's two ends (as discovery finds them). */
+export type VethPod = { ip: string } & NonNullable<DiscoveredEndpoint['veth']>;
 
 /** A pod endpoint on `ifindex`; table 0 = not isolated in that direction. With `veth` it
  *  is a host veth delivered locally as the agent does by default (NF_EP_F_LOCAL_DELIVERY,

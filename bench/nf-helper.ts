@@ -5,7 +5,7 @@
 //       CIDR prefixes (the client's address the last one; N = 0: not isolated), both
 //       pods delivered locally as the agent does by default, its
 //       programs attached through links pinned under DIR to the hooks the agent would
-//       give each endpoint (src/datapath/hooks.ts: none for an endpoint without a table)
+//       give each endpoint (src/datapath/hooks.ts: both, which local delivery needs)
 //   attach-empty --object EMPTY --pin DIR --ifs IF[,IF]
 //       the do-nothing program of bench/empty.bpf.c on both tc hooks of each interface
 // Both attach commands print {"progIds":[...]}: the programs on the hooks (run statistics).

@@ -170,6 +170,14 @@ static __always_inline const struct nf_local *nf_local(const __u8 *addr)
 	return bpf_map_lookup_elem(&nf_local_addrs, addr);
 }
 
+/* The local pod p is addressed to when it is another one than that of `ifindex`. */
+static __always_inline const struct nf_local *nf_other_local_pod(const struct nf_pkt *p, __u32 ifindex)
+{
+	const struct nf_local *l = nf_local(p->daddr);
+
+	return l && l->kind == NF_LOCAL_POD && l->ifindex != ifindex ? l : NULL;
+}
+
 static __always_inline int nf_is_local_kind(const __u8 *addr, __u32 kind)
 {
 	const struct nf_local *l = nf_local(addr);
@@ -580,10 +588,9 @@ static __always_inline int nf_arrived_untunnelled(const struct __sk_buff *skb,
 static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_pkt *p, __u32 ifindex,
 				     const struct nf_scratch *s)
 {
-	const struct nf_local *l = nf_local(p->daddr);
 	const struct nf_config *cfg;
 
-	if (!l || l->kind != NF_LOCAL_POD || l->ifindex == ifindex)
+	if (!nf_other_local_pod(p, ifindex))
 		return TC_ACT_OK;
 	cfg = nf_get_config();
 	if (!nf_tunnel_active(cfg) || (s->reply_ct_flags & NF_CT_F_NO_TUNNEL))
@@ -671,13 +678,15 @@ static __always_inline int nf_deliver_local(struct __sk_buff *skb, const struct 
 
 	if (!(p->ct & NF_PKT_CT_LOOKUP) || skb->pkt_type != PACKET_HOST || (s->reply_ct_flags & NF_CT_F_NO_TUNNEL))
 		return TC_ACT_OK;
-	l = nf_local(p->daddr);
-	if (!l || l->kind != NF_LOCAL_POD || l->ifindex == skb->ifindex)
+	l = nf_other_local_pod(p, skb->ifindex);
+	if (!l)
 		return TC_ACT_OK;
 	dif = l->ifindex;
 	dep = bpf_map_lookup_elem(&nf_endpoints, &dif);
+	if (!dep || !(dep->flags & NF_EP_F_LOCAL_DELIVERY))
+		return TC_ACT_OK;
 	ttl = nf_ttl(skb, p);
-	if (!dep || !(dep->flags & NF_EP_F_LOCAL_DELIVERY) || ttl <= 1)
+	if (ttl <= 1)
 		return TC_ACT_OK;
 	if (!nf_enforce(dep, p, NF_DIR_INGRESS, 0, &s->d))
 		return nf_do_drop(&s->d, p, dif);

@@ -633,7 +633,7 @@ function encodeMac(mac: string, b: Buffer, off: number): void {
   bytes.forEach((x, i) => (b[off + i] = parseInt(x, 16)));
 }
 
-function decodeMac(b: Buffer, off: number): string {
+export function decodeMac(b: Buffer, off: number): string {
   return [...b.subarray(off, off + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 

@@ -3,7 +3,7 @@
 // and returns TC_ACT_REDIRECT (bpf_redirect_peer); everything it must not take stays
 // with the stack (TC_ACT_OK) unchanged.
 import test from 'ava';
-import { IPPROTO, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfLocalKind, NfReason, type Endpoint } from '../../src/datapath/codecs';
+import { IPPROTO, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfLocalKind, NfReason, decodeMac, type Endpoint } from '../../src/datapath/codecs';
 import { Classifier, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type TestRule } from './harness';
 import { buildObjects } from './objects';
 import { packet, type PacketSpec } from './packets';
@@ -43,10 +43,6 @@ function toNode(spec: PacketSpec): Buffer {
   return f;
 }
 
-function mac(frame: Buffer, off: number): string {
-  return [...frame.subarray(off, off + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
-
 function ipv4ChecksumOk(frame: Buffer): boolean {
   let sum = 0;
   for (let i = 14; i < 34; i += 2) sum += frame.readUInt16BE(i);
@@ -63,8 +59,8 @@ test.serial('allowed by both pods: routed (MACs, TTL, checksum) and redirected, 
     const l4 = tcp(80);
     const r = k.runFrame('ingress', toNode({ src: A[fam], dst: B[fam], l4 }));
     t.is(r.verdict, TC_ACT_REDIRECT, `${fam}: redirected`);
-    t.is(mac(r.frame, 0), B_MACS.podMac, `${fam}: to the pod's MAC`);
-    t.is(mac(r.frame, 6), B_MACS.hostMac, `${fam}: from its host veth`);
+    t.is(decodeMac(r.frame, 0), B_MACS.podMac, `${fam}: to the pod's MAC`);
+    t.is(decodeMac(r.frame, 6), B_MACS.hostMac, `${fam}: from its host veth`);
     if (fam === 'v4') {
       t.is(r.frame[14 + 8], 63, 'TTL - 1');
       t.true(ipv4ChecksumOk(r.frame), 'header checksum still right');
