@@ -238,7 +238,7 @@ function controlTable(r: BenchResults): string[] {
     `| peak RSS of the compiling process | ${fmt(c.peakRssMb, 0)} MB |`,
     `| BPF map memory (key+value x entries) | ${fmt(c.bpfMemoryBytes / 1048576)} MiB |`,
     ...Object.entries(c.mapEntries).map(([m, n]) => `| entries in ${m} | ${fmt(n, 0)} |`),
-    `| changes measured on | ${c.changesOn} |`,
+    `| changes measured on | ${c.changesOn} (${c.podAdd.samplesMs.length} of each kind) |`,
     `| one pod added: map updates (1k-pod cluster: ${c.podAdd.updatesSmallCluster}) | ${c.podAdd.updates} |`,
     `| one pod added: recompile + write to the kernel maps, p50 / p99 | ${fmt(c.podAdd.p50Ms)} / ${fmt(c.podAdd.p99Ms)} ms |`,
     `| one pod removed: map updates | ${c.podRemove.updates} |`,
