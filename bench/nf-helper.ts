@@ -45,12 +45,12 @@ function ifindex(name: string): number {
   return link(name).ifindex;
 }
 
-/** What the agent's discovery finds of a pod's host veth `name`. */
-function vethPod(name: string, ip: string): VethPod {
+/** What the agent's discovery finds of a pod's host veth `name`: its ifindex and MACs. */
+function vethPod(name: string, ip: string): { ifindex: number; veth: VethPod } {
   const l = link(name);
-  const podMac = native.linkPeerMac(l.ifindex);
+  const podMac = native.linkPeerMac(l);
   if (!podMac) throw new Error(`find the peer of ${name}: not a veth with a peer`);
-  return { ip, podMac, hostMac: l.mac };
+  return { ifindex: l.ifindex, veth: { ip, podMac, hostMac: l.mac } };
 }
 
 function linkPin(dir: string, ifname: string, d: TcDirection): string {
@@ -75,9 +75,11 @@ function netfenceSetup(o: Options, cmd: string): Setup {
       fillMaps(native, obj, policy.entries);
     }
     writeConfig(native, obj);
+    const c = vethPod(client, clientIp);
+    const s = vethPod(server, need(o, cmd, 'server-ip'));
     const endpoints = [
-      { ifname: client, ep: writePodEndpoint(native, obj, ifindex(client), 1, 0, vethPod(client, clientIp)) },
-      { ifname: server, ep: writePodEndpoint(native, obj, ifindex(server), 2, cidrs > 0 ? TABLE : 0, vethPod(server, need(o, cmd, 'server-ip'))) },
+      { ifname: client, ep: writePodEndpoint(native, obj, c.ifindex, 1, 0, c.veth) },
+      { ifname: server, ep: writePodEndpoint(native, obj, s.ifindex, 2, cidrs > 0 ? TABLE : 0, s.veth) },
     ];
     const hooks = endpoints.flatMap(({ ifname, ep }) => hooksFor(ep).map((dir) => ({ ifname, dir, prog: obj.prog(PROG[dir]) })));
     return { hooks, close: () => obj.close() };

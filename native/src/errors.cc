@@ -82,6 +82,16 @@ bool OptU32(Napi::Object o, const char* key, const char* fn, uint32_t* out) {
   return true;
 }
 
+bool OptI32(Napi::Object o, const char* key, const char* fn, int32_t* out) {
+  if (!Present(o, key)) return false;
+  Napi::Value v = o.Get(key);
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0.5;
+  if (d < -2147483648.0 || d > 2147483647.0 || d != static_cast<double>(static_cast<int64_t>(d)))
+    ThrowArg(o.Env(), fn, std::string(key) + " must be a signed 32-bit integer");
+  *out = static_cast<int32_t>(d);
+  return true;
+}
+
 bool OptString(Napi::Object o, const char* key, const char* fn, std::string* out) {
   if (!Present(o, key)) return false;
   Napi::Value v = o.Get(key);

@@ -40,6 +40,7 @@ Napi::Object ArgObject(const Napi::CallbackInfo& info, size_t i, const char* fn,
 
 // Optional object properties (absent or undefined -> fallback).
 bool OptU32(Napi::Object o, const char* key, const char* fn, uint32_t* out);
+bool OptI32(Napi::Object o, const char* key, const char* fn, int32_t* out);
 bool OptString(Napi::Object o, const char* key, const char* fn, std::string* out);
 bool OptBool(Napi::Object o, const char* key, const char* fn, bool fallback);
 

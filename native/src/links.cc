@@ -37,6 +37,10 @@ Napi::Object LinkToJs(Napi::Env env, rtnl_link* link) {
   o.Set("up", (rtnl_link_get_flags(link) & IFF_UP) != 0);
   o.Set("masterIfindex", rtnl_link_get_master(link));
   o.Set("linkIfindex", rtnl_link_get_link(link));
+  // Set only when the peer is in another netns (the kernel assigns the nsid if needed);
+  // -1 (NETNSA_NSID_NOT_ASSIGNED) is a netns going away.
+  int32_t nsid = 0;
+  if (rtnl_link_get_link_netnsid(link, &nsid) == 0) o.Set("linkNetnsid", nsid);
   return o;
 }
 
@@ -76,40 +80,34 @@ int OnPeerLink(nl_msg* msg, void* arg) {
   return NL_OK;
 }
 
-// The MAC of a veth's peer, usually in a pod's netns. Asked of the kernel by the peer's
-// ifindex and the nsid this netns knows that netns by, so no setns (and no /proc walk).
+// The MAC of a veth's peer, usually in a pod's netns: one RTM_GETLINK by the peer's
+// ifindex and the nsid this netns knows its netns by (both in the LinkInfo of the veth
+// that linkList gave), so no setns (and no /proc walk).
 Napi::Value LinkPeerMac(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint32_t ifindex = ArgU32(info, 0, "linkPeerMac", "ifindex");
-  if (ifindex == 0 || ifindex > INT_MAX) return env.Null();  // no link has it
-  std::string what = "get peer of link " + std::to_string(ifindex);
-  NlSocket sk(env, what);
-  auto gone = [](int err) { return err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV; };
-  LinkPtr link;
-  int err = rtnl_link_get_kernel(sk.get(), static_cast<int>(ifindex), nullptr, &link.p);
-  if (gone(err)) return env.Null();
-  sk.Check(err, what, "rtnl_link_get_kernel");
-  const char* kind = rtnl_link_get_type(link.get());
-  int peer = rtnl_link_get_link(link.get());
-  if (!kind || std::string(kind) != "veth" || peer <= 0) return env.Null();
-  // The kernel names the peer's netns (assigning an nsid if needed) only when it is
-  // another one; -1 (NETNSA_NSID_NOT_ASSIGNED) is a netns going away.
+  const char* fn = "linkPeerMac";
+  Napi::Object veth = ArgObject(info, 0, fn, "link");
+  std::string kind;
+  uint32_t peer = 0;
   int32_t nsid = 0;
-  bool other = rtnl_link_get_link_netnsid(link.get(), &nsid) == 0;
-  if (other && nsid < 0) return env.Null();
-
+  OptString(veth, "kind", fn, &kind);
+  OptU32(veth, "linkIfindex", fn, &peer);
+  bool other = OptI32(veth, "linkNetnsid", fn, &nsid);
+  if (kind != "veth" || peer == 0 || peer > INT_MAX || (other && nsid < 0)) return env.Null();
+  std::string what = "get peer link " + std::to_string(peer);
+  NlSocket sk(env, what);
   NlPtr<nl_msg, nlmsg_free> msg(nlmsg_alloc_simple(RTM_GETLINK, 0));
   if (!msg.get()) Throw(env, what, ENOMEM, "nlmsg_alloc_simple");
   ifinfomsg ifi = {};
   ifi.ifi_family = AF_UNSPEC;
-  ifi.ifi_index = peer;
+  ifi.ifi_index = static_cast<int>(peer);
   sk.Check(nlmsg_append(msg.get(), &ifi, sizeof(ifi), NLMSG_ALIGNTO), what, "nlmsg_append");
   if (other) sk.Check(nla_put_s32(msg.get(), IFLA_TARGET_NETNSID, nsid), what, "nla_put_s32");
   sk.Check(nl_send_auto(sk.get(), msg.get()), what, "nl_send_auto");
   std::string mac;
   nl_socket_modify_cb(sk.get(), NL_CB_VALID, NL_CB_CUSTOM, OnPeerLink, &mac);
-  err = nl_recvmsgs_default(sk.get());
-  if (gone(err)) return env.Null();
+  int err = nl_recvmsgs_default(sk.get());
+  if (err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV) return env.Null();
   sk.Check(err, what, "nl_recvmsgs");
   return mac.empty() ? env.Null() : Napi::String::New(env, mac);
 }

@@ -77,6 +77,7 @@ export interface LinkInfo {
   up: boolean;
   masterIfindex: number;
   linkIfindex: number; // peer (veth) ifindex in its netns, 0 if unknown
+  linkNetnsid?: number; // the peer's netns as this one knows it; absent when the same (-1: going away)
 }
 
 export interface RouteRule {
@@ -137,8 +138,9 @@ export interface NativeAddon {
 
   linkList(): LinkInfo[];
   linkByName(name: string): LinkInfo | null;
-  /** MAC of a veth's peer, also in another netns (asked by nsid, no setns); null if not a veth or gone. */
-  linkPeerMac(ifindex: number): string | null;
+  /** MAC of a veth's peer, also in another netns (asked by nsid, no setns): one query with
+   *  what linkList found of the veth; null if not a veth or gone. */
+  linkPeerMac(link: Pick<LinkInfo, 'kind' | 'linkIfindex' | 'linkNetnsid'>): string | null;
   /** Subscribe to RTM_NEWLINK/DELLINK and to main-table host routes (/32, /128) coming
    *  and going; delivered on the event loop. */
   linkWatch(onEvent: (ev: LinkEvent) => void): { close(): void };

@@ -17,8 +17,8 @@ export interface NetView {
   links: LinkInfo[];
   /** Main-table routes of both families. */
   routes: Route[];
-  /** The MAC of a veth's peer (in the pod's namespace), null if not found. */
-  peerMac(ifindex: number): string | null;
+  /** The MAC of a veth's peer (in the pod's namespace), null if not a veth or not found. */
+  peerMac(link: LinkInfo): string | null;
 }
 
 export interface DiscoverOptions {
@@ -37,7 +37,7 @@ export function readNetView(addon: NativeAddon): NetView {
   return {
     links: addon.linkList(),
     routes: [...addon.routeList(4, MAIN_TABLE), ...addon.routeList(6, MAIN_TABLE)],
-    peerMac: (ifindex) => addon.linkPeerMac(ifindex),
+    peerMac: (link) => addon.linkPeerMac(link),
   };
 }
 
@@ -78,7 +78,7 @@ export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: Disco
     if (pod.nodeName !== opts.nodeName || pod.hostNetwork) continue;
     const key = `${pod.namespace}/${pod.name}`;
     const link = linkForIps(pod.ips);
-    const podMac = link?.kind === 'veth' ? view.peerMac(link.ifindex) : null;
+    const podMac = link ? view.peerMac(link) : null;
     if (link) add(link, { kind: 'pod', pod: key, ...(podMac && { veth: { podMac, hostMac: link.mac } }) });
     else if (pod.ips.length > 0) warnings.push(`discover pod ${key}: no /32 or /128 route to ${pod.ips.join(', ')} on this node`);
     for (const net of pod.networks) {

@@ -76,18 +76,23 @@ test.serial('linkPeerMac: the MAC of a veth peer in another netns, over netlink'
   run('ip', ['link', 'add', 'nlp0', 'address', '02:00:00:00:00:01', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
   run('ip', ['-n', ns.name, 'link', 'set', 'eth0', 'address', '02:00:00:00:00:42']);
   const host = native.linkByName('nlp0')!;
-  t.is(native.linkPeerMac(host.ifindex), '02:00:00:00:00:42', 'asked by nsid, not of this netns');
+  t.is(typeof host.linkNetnsid, 'number', 'the peer netns by nsid');
+  t.is(native.linkPeerMac(host), '02:00:00:00:00:42', 'asked by nsid, not of this netns');
   t.true(run('ip', ['netns', 'list-id']).includes(ns.name), 'the kernel assigned the peer netns an nsid');
+  t.is(native.linkPeerMac(native.linkList().find((l) => l.name === 'nlp0')!), '02:00:00:00:00:42', 'as linkList gives the veth');
 
   // peer in the same netns: no link-netnsid, asked without IFLA_TARGET_NETNSID
   run('ip', ['link', 'add', 'nlp1', 'type', 'veth', 'peer', 'name', 'nlp2', 'address', '02:00:00:00:00:43']);
   t.teardown(() => run('ip', ['link', 'del', 'nlp1']));
-  t.is(native.linkPeerMac(native.linkByName('nlp1')!.ifindex), '02:00:00:00:00:43');
+  const same = native.linkByName('nlp1')!;
+  t.is(same.linkNetnsid, undefined);
+  t.is(native.linkPeerMac(same), '02:00:00:00:00:43');
 
-  t.is(native.linkPeerMac(1), null, 'loopback is not a veth');
-  t.is(native.linkPeerMac(99999), null, 'no such link');
-  t.is(native.linkPeerMac(0), null);
-  throwsNative(t, () => native.linkPeerMac(-1), 'EINVAL', 'linkPeerMac');
+  t.is(native.linkPeerMac(native.linkByName('lo')!), null, 'loopback is not a veth');
+  t.is(native.linkPeerMac({ ...same, linkIfindex: 99999 }), null, 'no such link');
+  t.is(native.linkPeerMac({ ...same, linkIfindex: 0 }), null);
+  t.is(native.linkPeerMac({ ...host, linkNetnsid: -1 }), null, 'a netns going away');
+  throwsNative(t, () => native.linkPeerMac({ ...same, linkIfindex: -1 }), 'EINVAL', 'linkPeerMac');
 });
 
 interface IpRule {

@@ -58,7 +58,7 @@ test('pods by host routes (with both MACs of a veth whose peer is found), second
       { family: 4 as const, table: 254, dst: '10.244.0.0/24', oif: 2 },
       { family: 4 as const, table: 254, dst: '192.168.5.7/32', oif: 21 },
     ],
-    peerMac: (ifindex: number) => (ifindex === 10 ? '02:00:00:00:02:0a' : null),
+    peerMac: (l: LinkInfo) => (l.ifindex === 10 ? '02:00:00:00:02:0a' : null),
   };
   const s = snap([
     pod('a', ['10.244.0.5'], { networks: [{ network: 'ns/sriov', ips: ['192.168.9.1'], pciAddress: '0000:03:00.3' }] }),
