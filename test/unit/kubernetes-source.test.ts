@@ -217,11 +217,13 @@ test('a dropped stream reconnects from its resourceVersion without a relist', as
 });
 
 test('bookmarks keep a quiet watch alive; a stalled watch is replaced by the watchdog', async (t) => {
-  const env = await setup(t, { timing: { watchdogMs: 1500 } });
+  // The watchdog is 15 bookmark periods long: a loaded 2-core CI host stalls timers for
+  // a second or more, which must not read as a silent stream.
+  const env = await setup(t, { timing: { watchdogMs: 3000 } });
   await env.until((x) => pods(x).length === 1);
   const lists = env.server.count(env.server.lists, PODS);
   const timer = setInterval(() => env.server.bookmark(), 200);
-  await sleep(3000);
+  await sleep(4500);
   clearInterval(timer);
   t.is(env.server.count(env.server.lists, PODS), lists, 'watchdog fired despite bookmarks');
 
@@ -231,7 +233,7 @@ test('bookmarks keep a quiet watch alive; a stalled watch is replaced by the wat
   env.server.put(PODS, pod('default', 'unseen', '10.244.0.8'));
   const bookmarks = setInterval(() => env.server.bookmark(), 200); // other resources stay alive
   t.teardown(() => clearInterval(bookmarks));
-  await env.until((x) => pods(x).includes('unseen'), 8000);
+  await env.until((x) => pods(x).includes('unseen'), 12000);
   t.true(env.server.count(env.server.lists, PODS) > lists, 'watchdog did not relist');
 });
 
