@@ -238,7 +238,7 @@ export class Agent {
       updateConfig(this.addon, dp, { ...TUNNEL_OFF, eventsPerSec: snap.config.eventsPerSecond });
     }
 
-    const report = this.reconciler!.apply(result.maps, result.endpoints);
+    const report = this.reconciler!.apply(result.maps, result.endpoints, result.isolation);
     if (!wantTunnel) removeTunnel(this.addon, redirect?.table);
     for (const f of report.failed) this.fail('endpoint', f.error);
     if (report.retiredRuleKeys.length > 0) {
