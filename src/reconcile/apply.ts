@@ -317,8 +317,11 @@ export function reconcile(
       problems.push(`${d}: ${problem}; isolated (denies all but the privileged rules)`);
     }
     if (problems.length === 0) return { value: encodeEndpoint(want), fallback, problems };
-    const value = { ...want, ingressTable: tables.ingress, egressTable: tables.egress, revision: endpointRevision(tables.ingress, tables.egress) };
-    return { value: encodeEndpoint(value), fallback, problems };
+    // The revision of the tables it really has: unchanged while they are its last ones
+    // (its flows stay established), a new one otherwise (they are evaluated again).
+    const same = last !== undefined && last.ingressTable === tables.ingress && last.egressTable === tables.egress;
+    const revision = same ? last.revision : endpointRevision(tables.ingress, tables.egress);
+    return { value: encodeEndpoint({ ...want, ingressTable: tables.ingress, egressTable: tables.egress, revision }), fallback, problems };
   };
   /** Entries this pass wrote, by endpoint key. */
   const written = new Map<string, Buffer>();
@@ -449,6 +452,7 @@ export function reconcile(
     if (del(m, allowed) && m === 'nf_rules') report.retiredRuleKeys = allowed;
   }
   if (deleteErrors.length > 0) report.error = deleteErrors.join('; ');
+  report.failed.sort((a, b) => a.ifindex - b.ifindex);
   report.exact = report.failed.length === 0 && deleteErrors.length === 0 && withheld === 0;
   return report;
 }
