@@ -302,14 +302,14 @@ export function reconcile(
       if (t === 0) continue;
       const problem = ep.refused?.directions.includes(d) ? ep.refused.error : placeTable(t, owner);
       if (problem === undefined) continue;
+      const isolation = ep.isolationTables?.[d] ?? 0;
       const kept = last ? tableOf(last, d) : 0;
-      if (kept !== 0) {
+      if (kept !== 0 && kept !== isolation) {
         tables[d] = kept;
         fallback[d] = 'kept';
         problems.push(`${d}: ${problem}; keeps its last enforced table ${hex32(kept)} (a new table is written before the old one goes: both must fit)`);
         continue;
       }
-      const isolation = ep.isolationTables?.[d] ?? 0;
       const isolationProblem = isolation === 0 ? 'no isolation table' : placeTable(isolation, []);
       if (isolationProblem !== undefined) throw new Error(`${d}: ${problem}; cannot isolate it: ${isolationProblem}`);
       tables[d] = isolation;
