@@ -187,6 +187,7 @@ test.serial('a new pod over the limit is isolated in that direction, and its CNI
 
 /** The agent's pins under `root` as a restarted agent adopts them, with nf_peer_cidr holding `max` entries. */
 function pinWithSmallPeerCidr(root: string, max: number): void {
+  fs.mkdirSync(root, { recursive: true });
   const obj = native.openObject(DEFAULT_OBJECT, { pinRoot: root, maxEntries: { nf_peer_cidr: max } });
   try {
     const config = obj.maps().find((m) => m.name === 'nf_config')!;
