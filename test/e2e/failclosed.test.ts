@@ -19,51 +19,33 @@ const P1 = '10.244.1.2';
 const PODS = [DEMO_NAMESPACE, demoPod('p1', P1), demoPod('p2', '10.244.1.3'), demoPod('p3', '10.244.1.4'), NODE_N1].join('---\n');
 const P4 = demoPod('p4', '10.244.1.5');
 
-const P2_DENY_INGRESS = `
-apiVersion: networking.k8s.io/v1
+/** A NetworkPolicy of namespace demo isolating the ingress of pods app=<app>, with these
+ *  ingress rules (YAML flow mappings). */
+function ingressPolicy(name: string, app: string, rules: string[] = []): string {
+  const ingress = rules.length ? `, ingress: [${rules.join(', ')}]` : '';
+  return `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: { name: p2-deny-ingress, namespace: demo }
-spec: { podSelector: { matchLabels: { app: p2 } }, policyTypes: [Ingress] }
+metadata: { name: ${name}, namespace: demo }
+spec: { podSelector: { matchLabels: { app: ${app} } }, policyTypes: [Ingress]${ingress} }
 `;
-const p3From = (apps: string[]) => `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: { name: p3-from, namespace: demo }
-spec:
-  podSelector: { matchLabels: { app: p3 } }
-  policyTypes: [Ingress]
-  ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: app, operator: In, values: [${apps.join(', ')}] }] } }], ports: [{ port: 80 }] }]
-`;
+}
+
+const P2_DENY_INGRESS = ingressPolicy('p2-deny-ingress', 'p2');
+const p3From = (apps: string[]): string =>
+  ingressPolicy('p3-from', 'p3', [`{ from: [{ podSelector: { matchExpressions: [{ key: app, operator: In, values: [${apps.join(', ')}] }] } }], ports: [{ port: 80 }] }`]);
 
 /** A policy for `app` with more ingress rules than a table holds; its first one would let p1 in on port 80. */
 function overLimit(app: string): string {
-  const rules = [`  - { from: [{ ipBlock: { cidr: ${P1}/32 } }], ports: [{ port: 80 }] }`];
-  for (let i = 1; i <= NF_MAX_RULES; i++) rules.push(`  - { from: [{ ipBlock: { cidr: 10.200.${i >> 8}.${i & 255}/32 } }], ports: [{ port: ${1000 + i} }] }`);
-  return `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: { name: ${app}-many-rules, namespace: demo }
-spec:
-  podSelector: { matchLabels: { app: ${app} } }
-  policyTypes: [Ingress]
-  ingress:
-${rules.join('\n')}
-`;
+  const rules = [`{ from: [{ ipBlock: { cidr: ${P1}/32 } }], ports: [{ port: 80 }] }`];
+  for (let i = 1; i <= NF_MAX_RULES; i++) rules.push(`{ from: [{ ipBlock: { cidr: 10.200.${i >> 8}.${i & 255}/32 } }], ports: [{ port: ${1000 + i} }] }`);
+  return ingressPolicy(`${app}-many-rules`, app, rules);
 }
 
 /** One rule for p2 whose peers are `n` CIDRs (p1's among them): one table of n trie entries. */
 function manyCidrs(n: number): string {
   const peers = [`{ ipBlock: { cidr: ${P1}/32 } }`];
   for (let i = 1; i < n; i++) peers.push(`{ ipBlock: { cidr: 10.201.${i >> 8}.${i & 255}/32 } }`);
-  return `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: { name: p2-many-cidrs, namespace: demo }
-spec:
-  podSelector: { matchLabels: { app: p2 } }
-  policyTypes: [Ingress]
-  ingress: [{ from: [${peers.join(', ')}], ports: [{ port: 80 }] }]
-`;
+  return ingressPolicy('p2-many-cidrs', 'p2', [`{ from: [${peers.join(', ')}], ports: [{ port: 80 }] }`]);
 }
 
 const TO_P2: ProbePair[] = [
