@@ -155,7 +155,6 @@ class Journal {
   }
 }
 
-
 export function readActual(io: MapIO): ActualMaps {
   const actual = emptyMaps();
   for (const m of MAP_WRITE_ORDER) actual[m] = readMap(io, m);
@@ -171,6 +170,11 @@ const tableOf = (ep: Pick<Endpoint, 'ingressTable' | 'egressTable'>, d: Directio
 const hex32 = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 
 type TableUpdates = Partial<Record<PolicyMapName, Entry[]>>;
+/** A transaction of this pass, and the table it put in place (if it wrote one). */
+interface Written {
+  table?: number;
+  journal: Journal;
+}
 
 /** An endpoint's entry as this pass leaves it: its desired tables where they are in place,
  *  elsewhere what it falls back to. */
@@ -248,7 +252,7 @@ export function reconcile(
   const tableErrors = new Map<number, string>();
   /** Writes table `t` as its own transaction; returns the error that rolled it back, if
    *  any. Its journal goes to `owner` (undone if the owner fails later). */
-  const placeTable = (t: number, owner: Journal[]): string | undefined => {
+  const placeTable = (t: number, owner: Written[]): string | undefined => {
     if (placed.has(t)) return undefined;
     const known = tableErrors.get(t);
     if (known !== undefined) return known;
@@ -265,12 +269,18 @@ export function reconcile(
     }
     addCounts(counts);
     placed.add(t);
-    owner.push(journal);
+    owner.push({ table: t, journal });
     return undefined;
   };
+  /** Undoes what an owner wrote; its tables are no longer in place. */
+  const undo = (owner: Written[]): string[] =>
+    owner.reverse().flatMap(({ table, journal }) => {
+      if (table !== undefined) placed.delete(table);
+      return journal.rollback();
+    });
 
   // Phase 1: shared tables one by one, then the other shared entries all or nothing.
-  const sharedJournals: Journal[] = [];
+  const sharedJournals: Written[] = [];
   for (const t of [...tableUpdates.keys()].sort((a, b) => a - b)) {
     if (sharedTables.has(t) || !desiredTables.has(t)) placeTable(t, sharedJournals);
   }
@@ -279,7 +289,7 @@ export function reconcile(
   try {
     for (const m of tableMaps) shared.write(m, plain[m] ?? [], sharedCounts);
   } catch (e) {
-    const problems = [shared, ...sharedJournals.reverse()].flatMap((j) => j.rollback());
+    const problems = [...shared.rollback(), ...undo(sharedJournals)];
     report.ok = false;
     report.error = [errText(e), ...problems].join('; ');
     if (e instanceof MapWriteError && e.full) report.fullMap = e.map;
@@ -291,7 +301,7 @@ export function reconcile(
   /** The entry `ep` gets: its desired tables where they are in place; elsewhere its last
    *  enforced table (the same endpoint's), else its isolation table. Throws when a
    *  direction can have neither. Exclusive tables' journals go to `owner`. */
-  const resolve = (ep: CompiledEndpoint, want: Endpoint, owner: Journal[]): Resolution => {
+  const resolve = (ep: CompiledEndpoint, want: Endpoint, owner: Written[]): Resolution => {
     const old = actual.nf_endpoints.get(epKey(ep));
     const last = old && decodeEndpoint(old.value).id === want.id ? decodeEndpoint(old.value) : undefined;
     const tables = { ingress: want.ingressTable, egress: want.egressTable };
@@ -333,7 +343,7 @@ export function reconcile(
 
   // Phase 2: new endpoints, one transaction each.
   for (const ep of fresh) {
-    const journals: Journal[] = [];
+    const journals: Written[] = [];
     const attachedNow: TcDirection[] = [];
     const counts: ReconcileReport['updates'] = {};
     try {
@@ -346,7 +356,7 @@ export function reconcile(
         attachedNow.push(d);
       }
       const journal = new Journal(io, actual);
-      journals.push(journal);
+      journals.push({ journal });
       journal.write('nf_endpoints', [{ key: encodeU32(ep.ifindex), value: r.value }], counts);
       addCounts(counts);
       written.set(epKey(ep), r.value);
@@ -362,8 +372,7 @@ export function reconcile(
         }
       }
       // Its exclusive tables go again (a later endpoint of the same table writes it anew).
-      for (const j of journals.reverse()) problems.push(...j.rollback());
-      for (const t of [ep.ingressTable, ep.egressTable]) if (!sharedTables.has(t)) placed.delete(t);
+      problems.push(...undo(journals));
       failedKeys.add(epKey(ep));
       if (e instanceof MapWriteError && e.full) report.fullMap ??= e.map;
       report.failed.push({
@@ -375,11 +384,14 @@ export function reconcile(
     }
   }
 
-  // Phase 3: switch already-enforced endpoints to their new tables (or fallbacks).
+  // Phase 3: switch already-enforced endpoints to their new tables (or fallbacks). One
+  // whose entry is unchanged and whose tables are in place has nothing to do.
+  const changed = new Set(diffs.get('nf_endpoints')!.updates.map((e) => keyHex(e.key)));
   for (const ep of sorted) {
     const key = epKey(ep);
     const entry = desired.nf_endpoints.get(key);
     if (freshKeys.has(key) || !entry) continue;
+    if (!changed.has(key) && !ep.refused && !tableErrors.has(ep.ingressTable) && !tableErrors.has(ep.egressTable)) continue;
     try {
       const r = resolve(ep, decodeEndpoint(entry.value), []);
       if (!actual.nf_endpoints.get(key)!.value.equals(r.value)) {

@@ -134,3 +134,15 @@ test('a full identity map still fails the shared entries all or nothing, tables 
   t.is(r.fullMap, 'nf_ident_exact');
   t.deepEqual(io.snapshot(), before);
 });
+
+test('new endpoints that fail never take away a new table an earlier new endpoint uses', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  att.failAttach.add('veth6/ingress');
+  att.failAttach.add('veth7/ingress');
+  const r = apply(io, att, { tables: { 1: 2 }, endpoints: [5, 6, 7].map((ifindex) => ({ ifindex, ingress: 1, egress: 0 })) });
+  t.deepEqual(r.programmed, ['veth5']);
+  t.deepEqual(r.failed.map((f) => f.ifname), ['veth6', 'veth7']);
+  t.is(rulesOf(io, 1), 2);
+  t.is(entryOf(io, 5)?.ingressTable, 1);
+});
