@@ -73,8 +73,8 @@ export class Agent {
   private lastGoodFile?: LastGoodFile;
   /** The newest snapshot's validation errors, listed by every pass while they last. */
   private invalid: string[] = [];
-  /** Errors of the last pass and of this one: an error is counted and logged at error
-   *  level when it appears, not again on every pass while it lasts. */
+  /** The errors of the last finished pass, and those of the pass running: an error is
+   *  counted and logged at error level when it appears, not on every pass while it lasts. */
   private lastErrors = new Set<string>();
   private passErrors = new Set<string>();
   /** Addresses from CNI ADD of pods whose addresses the source does not know yet. */
@@ -209,6 +209,7 @@ export class Agent {
     const generation = this.status.generation;
     const endTimer = this.metrics.reconcileSeconds.startTimer();
     this.status.errors = [...this.invalid];
+    this.passErrors = new Set();
     if (!this.latest) {
       endTimer();
       return undefined;
@@ -287,7 +288,7 @@ export class Agent {
       );
     }
     this.status.lastApply = new Date().toISOString();
-    [this.lastErrors, this.passErrors] = [this.passErrors, new Set()];
+    this.lastErrors = this.passErrors;
     const seconds = endTimer();
     const changed =
       Object.keys(report.updates).length + Object.keys(report.deletes).length > 0 || report.detached.length > 0 || this.status.generation !== generation;
