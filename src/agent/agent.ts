@@ -73,6 +73,10 @@ export class Agent {
   private lastGoodFile?: LastGoodFile;
   /** The newest snapshot's validation errors, listed by every pass while they last. */
   private invalid: string[] = [];
+  /** The errors of the last finished pass, and those of the pass running: an error is
+   *  counted and logged at error level when it appears, not on every pass while it lasts. */
+  private lastErrors = new Set<string>();
+  private passErrors = new Set<string>();
   /** Addresses from CNI ADD of pods whose addresses the source does not know yet. */
   private readonly cniIps = new Map<string, string[]>();
   private compiled?: CompileResult;
@@ -193,8 +197,10 @@ export class Agent {
   }
 
   private fail(stage: string, message: string): void {
-    this.metrics.errors.inc({ stage });
     this.status.errors.push(message);
+    this.passErrors.add(message);
+    if (this.lastErrors.has(message)) return;
+    this.metrics.errors.inc({ stage });
     this.log.error({ stage }, message);
   }
 
@@ -203,6 +209,7 @@ export class Agent {
     const generation = this.status.generation;
     const endTimer = this.metrics.reconcileSeconds.startTimer();
     this.status.errors = [...this.invalid];
+    this.passErrors = new Set();
     if (!this.latest) {
       endTimer();
       return undefined;
@@ -221,7 +228,9 @@ export class Agent {
     const endCompile = this.metrics.compileSeconds.startTimer();
     const result = this.compiler.compile(snap, this.opts.nodeName, discovery.endpoints);
     endCompile();
-    for (const e of result.errors) this.fail('compile', e);
+    // A refused endpoint is reported with what enforces it instead, under `failed`.
+    const refused = new Set(result.endpoints.flatMap((e) => (e.refused ? [e.refused.error] : [])));
+    for (const e of result.errors) if (!refused.has(e)) this.fail('compile', e);
 
     // Tunnel: routes before the flag, the flag off before routes go.
     const redirect = snap.config.redirect;
@@ -238,7 +247,7 @@ export class Agent {
       updateConfig(this.addon, dp, { ...TUNNEL_OFF, eventsPerSec: snap.config.eventsPerSecond });
     }
 
-    const report = this.reconciler!.apply(result.maps, result.endpoints);
+    const report = this.reconciler!.apply(result.maps, result.endpoints, result.isolation);
     if (!wantTunnel) removeTunnel(this.addon, redirect?.table);
     for (const f of report.failed) this.fail('endpoint', f.error);
     if (report.retiredRuleKeys.length > 0) {
@@ -279,6 +288,7 @@ export class Agent {
       );
     }
     this.status.lastApply = new Date().toISOString();
+    this.lastErrors = this.passErrors;
     const seconds = endTimer();
     const changed =
       Object.keys(report.updates).length + Object.keys(report.deletes).length > 0 || report.detached.length > 0 || this.status.generation !== generation;
@@ -289,7 +299,8 @@ export class Agent {
     return report;
   }
 
-  /** Whether a pod's primary endpoint is enforced by the last applied state. */
+  /** Whether a pod's primary endpoint is enforced as its policies say by the last applied
+   *  state (not when it runs a fallback: its last tables, or isolation). */
   isProgrammed(pod: string): boolean {
     return (
       this.compiled?.endpoints.some((e) => e.pod === pod && e.kind === 'pod' && !this.status.failed.some((f) => f.ifindex === e.ifindex)) ??
@@ -328,8 +339,14 @@ export class Agent {
       while (this.running) await new Promise((r) => setTimeout(r, 10));
       await this.apply(`cni add ${pod}`);
       if (this.isProgrammed(pod)) return;
+      const failure = this.status.failed.find((f) => f.pod === pod);
+      // Enforced, but closed rather than as its policies say: the pod must not start
+      // believing it is (the runtime retries the ADD).
+      if (failure?.fallback) {
+        const how = Object.entries(failure.fallback).map(([d, f]) => `${d} ${f === 'kept' ? 'on its last enforced table' : 'isolated'}`);
+        throw new Error(`program pod ${pod}: ${how.join(', ')}, not enforced as its policies say: ${failure.error}`);
+      }
       if (Date.now() > deadline) {
-        const failure = this.status.failed.find((f) => f.pod === pod);
         throw new Error(`program pod ${pod}: ${failure?.error ?? 'no enforced endpoint (pod unknown to the state, or no route to its IPs)'}`);
       }
       await new Promise((r) => setTimeout(r, 50));

@@ -20,7 +20,7 @@ import {
   type Local,
 } from '../datapath/codecs';
 import { type DiscoveredEndpoint, endpointKey, endpointLabel } from './endpoint';
-import { type IdKind, assignIds, hash32, idHash } from './hash';
+import { type IdKind, assignIds, endpointRevision, hash32, idHash } from './hash';
 import {
   type CollectContext,
   type Collected,
@@ -34,6 +34,7 @@ import {
   primaryKey,
 } from './collect';
 import { type Draft, type Identities, type NamespaceInfo, namespaceIndex, namespaceInfo, nodeDraft } from './identities';
+import { isolationList } from './isolation';
 import { Memo } from './memo';
 import type { CompiledEndpoint, CompiledRuleInfo, CompileResult, DesiredMaps, PolicyMapName } from './output';
 import { MAP_WRITE_ORDER } from './output';
@@ -44,6 +45,7 @@ import { NO_POLICY_ID } from './synthetic';
 import { TABLE_MAPS, type TableEntry, type TableMapName, isTableMap, putEntries, tableEntries } from './tables';
 
 type Lists = Record<Direction, RuleList>;
+const DIRECTIONS = ['ingress', 'egress'] as const;
 
 interface Resolved {
   ep: DiscoveredEndpoint;
@@ -233,9 +235,11 @@ export class Compiler {
     const find = lookup(snapshot, collected, (pod) => primaryKey(pod, collect).draft());
     const errors = [...ids.errors];
 
-    // Rule lists per endpoint; refused endpoints are reported and left out entirely.
-    const lists: { r: Resolved; rules: Lists }[] = [];
-    const thisCall = new Map<string, Lists>();
+    // Rule lists per endpoint. An endpoint that cannot be resolved is reported and left
+    // out; a direction over the rule limit is refused: it gets its isolation list (never
+    // a truncated one, never none), and reconcile keeps its last enforced table if any.
+    const lists: { r: Resolved; rules: Lists; isolation: Lists; refused?: CompiledEndpoint['refused'] }[] = [];
+    const thisCall = new Map<string, { rules: Lists; isolation: Lists }>();
     const sorted = [...endpoints].sort((a, b) => a.ifindex - b.ifindex || (a.ifname < b.ifname ? -1 : a.ifname > b.ifname ? 1 : 0));
     for (const ep of sorted) {
       let r: Resolved;
@@ -246,21 +250,33 @@ export class Compiler {
         continue;
       }
       const key = contextKey(r.ctx);
-      const rules = thisCall.get(key) ?? this.rulesOf(key, r.ctx, policies, builder);
-      thisCall.set(key, rules);
-      const over = (['ingress', 'egress'] as const).filter((d) => rules[d].rules.length > NF_MAX_RULES);
-      if (over.length) {
-        errors.push(
-          ...over.map((d) => `compile endpoint ${endpointLabel(ep)}: ${d} table needs ${rules[d].rules.length} rules, limit ${NF_MAX_RULES}`),
-        );
+      let built = thisCall.get(key);
+      if (!built) {
+        const rules = this.rulesOf(key, r.ctx, policies, builder);
+        thisCall.set(key, (built = { rules, isolation: { ingress: isolationList(rules.ingress), egress: isolationList(rules.egress) } }));
+      }
+      const { rules, isolation } = built;
+      const over = DIRECTIONS.filter((d) => rules[d].rules.length > NF_MAX_RULES);
+      if (over.length === 0) {
+        lists.push({ r, rules, isolation });
         continue;
       }
-      lists.push({ r, rules });
+      const messages = over.map((d) => `compile endpoint ${endpointLabel(ep)}: ${d} table needs ${rules[d].rules.length} rules, limit ${NF_MAX_RULES}`);
+      errors.push(...messages);
+      const enforced = { ingress: over.includes('ingress') ? isolation.ingress : rules.ingress, egress: over.includes('egress') ? isolation.egress : rules.egress };
+      lists.push({ r, rules: enforced, isolation, refused: { directions: over, error: messages.join('; ') } });
     }
 
     const contents = new Map<string, CompiledRule[]>();
-    for (const l of lists) for (const d of ['ingress', 'egress'] as const) if (l.rules[d].rules.length) contents.set(l.rules[d].content, l.rules[d].rules);
-    const tableIds = assignIds(contents.keys(), 'table', this.idHash);
+    const isolationContents = new Map<string, CompiledRule[]>();
+    for (const l of lists) {
+      for (const d of DIRECTIONS) {
+        if (!l.rules[d].rules.length) continue;
+        contents.set(l.rules[d].content, l.rules[d].rules);
+        isolationContents.set(l.isolation[d].content, l.isolation[d].rules);
+      }
+    }
+    const tableIds = assignIds([...contents.keys(), ...isolationContents.keys()], 'table', this.idHash);
     // Policy ids index every policy of the snapshot (not only those in use), so every
     // node compiles the same nf_rules bytes for the same table.
     const policyId = (r: CompiledRule) => (r.policy === undefined ? NO_POLICY_ID : policies.ids.get(r.policy)!);
@@ -273,6 +289,10 @@ export class Compiler {
       for (const info of t.infos) ruleInfos.push(info);
     }
     const maps = this.tableMaps(tables);
+    const isolationMaps = Object.fromEntries(TABLE_MAPS.map((m) => [m, new Map()])) as CompileResult['isolation'];
+    for (const [content, rules] of isolationContents) {
+      putEntries(isolationMaps, this.table(tableIds.get(content)!, rules.map(policyId), content, rules).entries);
+    }
 
     const entries: Entries = (map, what, make) => {
       const e = this.entries.get(`${map}\0${what}`, () => {
@@ -284,7 +304,7 @@ export class Compiler {
     const epIds = assignIds(lists.map((l) => endpointKey(l.r.ep)), 'endpoint', this.idHash);
     const table = (rules: (typeof lists)[number]['rules'], d: Direction) => (rules[d].rules.length ? tableIds.get(rules[d].content)! : 0);
     const node = nodeFlags(snapshot, lists.some(({ r, rules }) => r.ep.kind !== 'host' && table(rules, 'egress') !== 0));
-    const compiled: CompiledEndpoint[] = lists.map(({ r, rules }) => {
+    const compiled: CompiledEndpoint[] = lists.map(({ r, rules, isolation, refused }) => {
       const tables: [number, number] = [table(rules, 'ingress'), table(rules, 'egress')];
       const ce: CompiledEndpoint = {
         ifname: r.ep.ifname,
@@ -298,7 +318,12 @@ export class Compiler {
         egressTable: tables[1],
         // Changes whenever either table changes (tables are content-addressed over
         // resolved identity sets, so a new identity a rule selects is a new table).
-        revision: this.hash(`revision\0${tables[0]}\0${tables[1]}`) || 1,
+        revision: endpointRevision(tables[0], tables[1], this.hash),
+        isolationTables: {
+          ingress: tables[0] && tableIds.get(isolation.ingress.content)!,
+          egress: tables[1] && tableIds.get(isolation.egress.content)!,
+        },
+        ...(refused && { refused }),
       };
       const value = { id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, r.ep, node), revision: ce.revision };
       entries('nf_endpoints', `${ce.ifindex}\0${value.id}\0${value.ingressTable}\0${value.egressTable}\0${value.flags}`, () => ({
@@ -311,7 +336,7 @@ export class Compiler {
     maps.nf_ident_exact = owned.byAddress;
     addLocalEntries(entries, snapshot, find.node(nodeName), lists.map((l) => l.r));
 
-    return { maps, endpoints: compiled, rules: ruleInfos, policies: policies.names, identities: universe.descriptions, errors };
+    return { maps, endpoints: compiled, rules: ruleInfos, policies: policies.names, identities: universe.descriptions, errors, isolation: isolationMaps };
   }
 
   /** The identities of these keys; a new key set drops what depended on the old one. */

@@ -7,6 +7,12 @@ export function hash32(text: string): number {
   return createHash('sha256').update(text).digest().readUInt32BE(0);
 }
 
+/** An endpoint's policy revision: changes whenever either table does (conntrack entries
+ *  of another revision are evaluated again). Never 0. */
+export function endpointRevision(ingressTable: number, egressTable: number, hash: (text: string) => number = hash32): number {
+  return hash(`revision\0${ingressTable}\0${egressTable}`) || 1;
+}
+
 export type IdKind = 'identity' | 'table' | 'endpoint';
 
 /** The hash an id of a kind starts from. */

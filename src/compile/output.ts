@@ -56,6 +56,14 @@ export interface CompiledEndpoint {
   ingressTable: number;
   egressTable: number;
   revision: number;
+  /** Per direction, the table that denies everything but the privileged (system-tier)
+   *  rules: where the endpoint goes when its own table cannot be enforced and it has no
+   *  last enforced table to keep (0: the direction has no table). Its entries are in
+   *  CompileResult.isolation. */
+  isolationTables?: { ingress: number; egress: number };
+  /** A direction over a capacity limit (rules per table): its table here is the
+   *  isolation table, and reconcile keeps the last enforced table instead if there is one. */
+  refused?: { directions: ('ingress' | 'egress')[]; error: string };
 }
 
 export interface CompileResult {
@@ -67,4 +75,7 @@ export interface CompileResult {
   /** identity id -> description ("ns/labels" or "node/labels"). */
   identities: Record<number, string>;
   errors: string[];
+  /** The entries of every endpoint's isolation tables (CompiledEndpoint.isolationTables),
+   *  written by reconcile only when an endpoint falls back to one. */
+  isolation: Pick<DesiredMaps, 'nf_rules' | 'nf_ports' | 'nf_peer_cidr' | 'nf_peer_ident'>;
 }

@@ -6,7 +6,7 @@
 // verify() (the periodic resync repairs changes made behind the agent's back), and after
 // a pass that failed or left anything other than the desired content (the maps are then
 // unknown).
-import type { CompiledEndpoint, DesiredMaps } from '../compile/output';
+import type { CompiledEndpoint, CompileResult, DesiredMaps } from '../compile/output';
 import { reconcile, type Attacher, type ReconcileReport } from './apply';
 import type { MapIO } from './mapio';
 import type { ActualMaps } from './plan';
@@ -26,12 +26,13 @@ export class Reconciler {
     this.verifyNext = true;
   }
 
-  apply(desired: DesiredMaps, endpoints: readonly CompiledEndpoint[]): ReconcileReport {
+  /** `isolation`: CompileResult.isolation, the tables endpoints fall back to. */
+  apply(desired: DesiredMaps, endpoints: readonly CompiledEndpoint[], isolation?: CompileResult['isolation']): ReconcileReport {
     const known = this.verifyNext ? undefined : this.known;
     this.verifyNext = false;
     // Unknown until this pass proves exact (a throw leaves it unknown too).
     this.known = undefined;
-    const report = reconcile(this.io, this.attacher, desired, endpoints, known);
+    const report = reconcile(this.io, this.attacher, desired, endpoints, { known, isolation });
     if (report.exact) this.known = desired;
     return report;
   }

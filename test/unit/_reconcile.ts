@@ -1,6 +1,7 @@
 // Shared by the reconcile tests: synthetic desired maps, an in-memory MapIO that records
 // every operation (and counts reads), and a tc attacher double with injected failures.
-import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps, type MapContent, type PolicyMapName } from '../../src/compile/output';
+import { MAP_WRITE_ORDER, type CompiledEndpoint, type CompileResult, type DesiredMaps, type MapContent, type PolicyMapName } from '../../src/compile/output';
+import { NO_POLICY_ID } from '../../src/compile/synthetic';
 import {
   NfAction,
   NfEpFlag,
@@ -28,20 +29,36 @@ export interface EpSpec {
   ip?: string;
   /** NfEpFlag bits (default: a plain pod endpoint) */
   flags?: number;
+  /** Directions the compiler refused (their table is then Spec.isolation, as compile does). */
+  refused?: ('ingress' | 'egress')[];
 }
 
 export interface Spec {
   /** table id -> number of rules */
   tables: Record<number, number>;
   endpoints: EpSpec[];
+  /** The isolation table id of every endpoint direction with a table (a one-rule deny all). */
+  isolation?: number;
 }
 
 function put(maps: DesiredMaps, m: PolicyMapName, key: Buffer, value: Buffer): void {
   maps[m].set(keyHex(key), { key, value });
 }
 
-export function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpoint[] } {
-  const maps = Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, new Map()])) as DesiredMaps;
+const emptyMaps = (): DesiredMaps => Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, new Map()])) as DesiredMaps;
+
+export function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpoint[]; isolation: CompileResult['isolation'] } {
+  const maps = emptyMaps();
+  const isolation = emptyMaps();
+  const iso = spec.isolation;
+  if (iso !== undefined) {
+    const used = spec.endpoints.some((e) => e.ingress === iso || e.egress === iso);
+    for (const m of used ? [isolation, maps] : [isolation]) {
+      put(m, 'nf_rules', encodeRuleKey(iso, 0), encodeRule({ action: NfAction.DENY, tier: NfTier.NETPOL, tierEnd: 1, policyId: NO_POLICY_ID, ruleId: 0 }));
+      put(m, 'nf_ports', encodePortKey({ table: iso }), bitmapFrom([0]));
+      put(m, 'nf_peer_cidr', encodeCidrKey(iso, '::/0'), bitmapFrom([0]));
+    }
+  }
   for (const [t, n] of Object.entries(spec.tables).map(([t, n]) => [Number(t), n])) {
     const all = bitmapFrom(Array.from({ length: n }, (_, i) => i));
     for (let i = 0; i < n; i++) {
@@ -60,6 +77,8 @@ export function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpo
       ingressTable: e.ingress,
       egressTable: e.egress,
       revision: e.revision ?? 1,
+      ...(iso !== undefined && { isolationTables: { ingress: e.ingress && iso, egress: e.egress && iso } }),
+      ...(e.refused && { refused: { directions: e.refused, error: `${e.refused.join(', ')} refused: injected` } }),
     };
     put(
       maps,
@@ -70,7 +89,7 @@ export function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpo
     put(maps, 'nf_ident_exact', encodeAddr(e.ip ?? `10.0.0.${e.ifindex}`), encodeU32(7));
     return ep;
   });
-  return { maps, endpoints };
+  return { maps, endpoints, isolation: { nf_rules: isolation.nf_rules, nf_ports: isolation.nf_ports, nf_peer_cidr: isolation.nf_peer_cidr, nf_peer_ident: isolation.nf_peer_ident } };
 }
 
 export type Op = { op: 'update' | 'delete'; map: PolicyMapName; key: string };

@@ -1,11 +1,14 @@
 import test from 'ava';
 import { compile } from '../../src/compile';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
-import { IPPROTO, NfAction, NfEpFlag, NfLocalKind, decodeEndpoint, decodeLocal, decodeCidrKey, decodePortKey, decodeRule, bitmapIndices, formatCidr } from '../../src/datapath/codecs';
+import { IPPROTO, NF_MAX_RULES, NfAction, NfEpFlag, NfLocalKind, NfTier, decodeEndpoint, decodeLocal, decodeCidrKey, decodePortKey, decodeRule, decodeRuleKey, bitmapIndices, formatCidr } from '../../src/datapath/codecs';
+import { ISOLATION_RULE } from '../../src/model/rules';
+import { withSystemPolicies } from '../../src/model/snapshot';
 import { cnp, namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
 import { evalTable } from '../helpers/map-eval';
 
 const podEp = (pod: string, ifindex: number): DiscoveredEndpoint => ({ ifname: `veth${ifindex}`, ifindex, kind: 'pod', pod });
+const hostEp = (ifname: string, ifindex: number): DiscoveredEndpoint => ({ ifname, ifindex, kind: 'host' });
 
 /** Namespace app and node n1 (192.168.0.1) with the pods and policies given. */
 const appSnapshot = (parts: Pick<Parameters<typeof snapshot>[0], 'pods' | 'policies'>) =>
@@ -67,18 +70,45 @@ test('compile is deterministic and independent of input order', (t) => {
   t.deepEqual(a.rules, b.rules);
 });
 
-test('a table over 256 rules is refused, naming the endpoint and the count', (t) => {
-  const rules = Array.from({ length: 300 }, (_, i) => rule('ingress', i, [{ kind: 'cidr', cidr: `10.${i >> 8}.${i & 255}.0/24`, except: [] }], null, 'deny'));
+test('a table over the rule limit is refused, naming the endpoint and the count: the endpoint gets its isolation table, never a truncated one', (t) => {
+  const n = NF_MAX_RULES + 44;
+  const rules = Array.from({ length: n }, (_, i) => rule('ingress', i, [{ kind: 'cidr', cidr: `10.${i >> 8}.${i & 255}.0/24`, except: [] }], null, 'deny'));
   const s = appSnapshot({
     pods: replicas(2),
     policies: [cnp('big', 'admin', 1, { app: 'web' }, rules)],
   });
   const r = compile(s, 'n1', [podEp('app/web-0', 10), podEp('app/web-1', 11)]);
   t.is(r.errors.length, 2);
-  t.regex(r.errors[0], /^compile endpoint app\/web-0 \(veth10\): ingress table needs 300 rules, limit 256$/);
-  t.is(r.endpoints.length, 0);
-  t.is(r.maps.nf_endpoints.size, 0);
-  t.is(r.maps.nf_rules.size, 0, 'never truncated');
+  t.is(r.errors[0], `compile endpoint app/web-0 (veth10): ingress table needs ${n} rules, limit ${NF_MAX_RULES}`);
+  t.is(r.endpoints.length, 2);
+  const [web0] = r.endpoints;
+  t.deepEqual(web0.refused, { directions: ['ingress'], error: r.errors[0] });
+  t.is(web0.ingressTable, web0.isolationTables!.ingress, 'the refused direction points at the isolation table');
+  t.is(web0.egressTable, 0);
+  t.is(r.endpoints[1].ingressTable, web0.ingressTable, 'one isolation table for every isolated pod');
+  const rules0 = r.rules.filter((x) => x.table === web0.ingressTable);
+  t.deepEqual(rules0.map((x) => [x.action, x.rule]), [['deny', ISOLATION_RULE]], 'deny all, never truncated');
+  t.is(r.maps.nf_rules.size, 1);
+  t.deepEqual([...r.isolation.nf_rules.keys()], [...r.maps.nf_rules.keys()]);
+});
+
+test('a host interface isolation table keeps the privileged rules before its deny-all', (t) => {
+  const base = appSnapshot({ pods: replicas(1), policies: [] });
+  const config = { ...base.config, privileged: { ...base.config.privileged, enabled: true, apiServers: ['10.0.0.1:6443'] } };
+  const policies = withSystemPolicies([cnp('pods', 'admin', 1, { app: 'web' }, [rule('ingress', 0, [{ kind: 'any' }], null, 'deny')])], config);
+  const r = compile({ ...base, config, policies }, 'n1', [hostEp('eth0', 2), podEp('app/web-0', 10)]);
+  const host = r.endpoints.find((e) => e.kind === 'host')!;
+  const pod = r.endpoints.find((e) => e.kind === 'pod')!;
+  const isolation = (table = 0) =>
+    [...r.isolation.nf_rules.values()]
+      .map(({ key, value }) => ({ ...decodeRuleKey(key), ...decodeRule(value) }))
+      .filter((x) => x.table === table)
+      .sort((a, b) => a.index - b.index)
+      .map((x) => `${x.tier === NfTier.SYSTEM ? 'system' : 'netpol'} ${x.action === NfAction.DENY ? 'deny' : 'allow'}`);
+  t.deepEqual(isolation(host.isolationTables!.ingress), ['system allow', 'system allow', 'system allow', 'netpol deny'], 'loopback, kubelet, agent, then deny all');
+  t.deepEqual(isolation(host.isolationTables!.egress), ['system allow', 'system allow', 'netpol deny'], 'loopback, api server, then deny all');
+  t.deepEqual(isolation(pod.isolationTables!.ingress), ['netpol deny']);
+  t.is(pod.isolationTables!.egress, 0, 'no table, nothing to fall back from');
 });
 
 test('port ranges decompose into aligned LPM prefixes', (t) => {
