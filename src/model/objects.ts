@@ -58,7 +58,7 @@ function containerPorts(spec: Field): ContainerPort[] {
 function podIps(status: Field): string[] {
   const list = status.get('podIPs').items().map((e) => e.get('ip').ip());
   const single = status.get('podIP');
-  if (list.length === 0 && single.present) list.push(single.ip());
+  if (list.length === 0 && single.optString() !== undefined) list.push(single.ip());
   return [...new Set(list)];
 }
 

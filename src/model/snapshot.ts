@@ -98,12 +98,17 @@ export const CONFIG_OBJECT_KEY = 'NetfenceConfig';
 const READ_KINDS = [...Object.keys(HANDLERS), CONFIG_KEY];
 const TOP_LEVEL = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
 
+/** metadata.namespace as readMeta reads it, of a document that may be invalid. */
+function namespaceOf(metadata: Field): string {
+  const ns = metadata.get('namespace').value;
+  return typeof ns === 'string' && ns !== '' ? ns : 'default';
+}
+
 function objectName(kind: string, doc: Field, namespaced: boolean): string {
   const m = doc.get('metadata');
   const name = typeof m.get('name').value === 'string' ? (m.get('name').value as string) : '<unnamed>';
   if (!namespaced) return `${kind} ${name}`;
-  const ns = typeof m.get('namespace').value === 'string' ? (m.get('namespace').value as string) : 'default';
-  return `${kind} ${ns}/${name}`;
+  return `${kind} ${namespaceOf(m)}/${name}`;
 }
 
 /** Identity of an object across snapshots: "Kind namespace/name" (cluster-scoped: "Kind name"),
@@ -117,8 +122,7 @@ function rawObjectKey(handler: Handler, doc: Field): string | undefined {
   const m = doc.get('metadata');
   const name = m.get('name').value;
   if (typeof name !== 'string' || name === '') return undefined;
-  const ns = m.get('namespace').value;
-  return objectKey(handler.kind, handler.namespaced ? (typeof ns === 'string' ? ns : 'default') : undefined, name);
+  return objectKey(handler.kind, handler.namespaced ? namespaceOf(m) : undefined, name);
 }
 
 /** "apiVersion/kind" of a document, when both are strings. */
@@ -177,7 +181,10 @@ function duplicates(docs: Doc[]): Map<string, Doc[]> {
   const byId = new Map<string, Doc[]>();
   for (const d of docs) {
     const id = identity(d.doc);
-    if (id !== undefined) byId.set(id, [...(byId.get(id) ?? []), d]);
+    if (id === undefined) continue;
+    const copies = byId.get(id);
+    if (copies) copies.push(d);
+    else byId.set(id, [d]);
   }
   return new Map([...byId].filter(([, copies]) => copies.length > 1));
 }

@@ -172,6 +172,22 @@ test('two NetfenceConfigs (whatever their names) are duplicates: both rejected, 
   t.regex(s.errors[0].message, /defined 2 times \(c\.yaml:1, c\.yaml:6\)/);
 });
 
+test('empty strings read as absent (the API omits them); Exists with an empty values list is valid', (t) => {
+  const s = snapshotFromYaml(`apiVersion: v1
+kind: Pod
+metadata: { name: p, namespace: "" }
+spec: { nodeName: "", containers: [{ name: c, ports: [{ name: "", containerPort: 80 }] }] }
+status: { podIP: "" }
+---
+${NP('np', '  podSelector: { matchExpressions: [{ key: app, operator: Exists, values: [] }] }\n')}`);
+  t.deepEqual(s.errors, []);
+  t.like(s.pods[0], { namespace: 'default', ips: [], ports: [{ containerPort: 80, protocol: 'TCP' }] });
+  t.is(s.pods[0].nodeName, undefined);
+  t.deepEqual(s.policies.find((p) => p.ref.name === 'np')?.subject, { kind: 'pods', namespace: 'a', podSelector: { matchExpressions: [{ key: 'app', operator: 'Exists' }] } });
+  const bad = snapshotFromYaml(NP('np', '  podSelector: { matchExpressions: [{ key: app, operator: Exists, values: [x] }] }\n'));
+  t.like(bad.errors[0], { field: 'spec.podSelector.matchExpressions[0].values', message: 'must be empty for operator Exists' });
+});
+
 test('List objects are flattened', (t) => {
   const s = snapshotFromYaml(`apiVersion: v1\nkind: List\nitems:\n  - ${NS('a').trim().split('\n').join('\n    ')}\n`);
   t.deepEqual(s.errors, []);
