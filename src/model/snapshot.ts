@@ -225,8 +225,10 @@ export function buildSnapshot(objects: SourceObject[]): Snapshot {
     if (!handler && key !== CONFIG_KEY) {
       // No identity: the agent keeps what the document's file held before (last-good.ts).
       const u = unhandledKind(apiVersion, kind, READ_KINDS);
-      if ('error' in u) fail(objectName(kind, doc, true), new FieldError([...doc.segments, u.field], u.error));
-      else warn(`skip ${objectName(kind, doc, true)}`, u.warning);
+      // Its scope is unknown: a namespace is named only when the document sets one.
+      const name = objectName(kind, doc, doc.get('metadata').get('namespace').present);
+      if ('error' in u) fail(name, new FieldError([...doc.segments, u.field], u.error));
+      else warn(`skip ${name}`, u.warning);
       continue;
     }
     const object = handler ? objectName(kind, doc, handler.namespaced) : `NetfenceConfig ${String(doc.get('metadata').get('name').value ?? 'netfence')}`;
