@@ -3,7 +3,8 @@
 // edited to an apiVersion or kind netfence does not read, or duplicated by a new file that
 // sorts first, stays enforced at its last valid version. At each step the denied pair stays
 // denied, /readyz lists the one error (file, line, object), the log has it at error level
-// and netfence_errors_total{stage="validate"} moves once.
+// and netfence_errors_total{stage="validate"} moves once. A ClusterNetworkPolicy rule with an
+// unsupported peer is enforced failed closed, its error listed the same way.
 import test, { type ExecutionContext } from 'ava';
 import { AgentLab, demoPodsAbc, labConfig } from './helpers/agent-lab';
 
@@ -98,5 +99,32 @@ test.serial('an unknown apiVersion, an unknown kind and a duplicate never drop t
   lab.remove('other.yaml');
   await lab.ready();
   t.deepEqual(await listed(), [], 'resolved: no errors listed');
+  t.deepEqual(await lab.probe(TO_B), ['allow', 'deny']);
+});
+
+test.serial('a ClusterNetworkPolicy Deny with an unsupported peer fails closed: enforced, listed and counted once', async (t) => {
+  const before = await validateErrors();
+  lab.write(
+    'guard.yaml',
+    `apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: { name: guard }
+spec:
+  tier: Admin
+  priority: 1
+  subject: { pods: { podSelector: { matchLabels: { app: a } } } }
+  egress: [{ action: Deny, to: [{ domainNames: [example.com] }], protocols: [{ tcp: { destinationPort: { number: 80 } } }] }]
+`,
+  );
+  await lab.ready();
+  t.deepEqual(await lab.probe(TO_B), ['deny', 'deny'], 'a denies every peer on TCP 80, not only example.com');
+  const errors = await listed();
+  t.is(errors.length, 1, JSON.stringify(errors));
+  t.regex(errors[0] ?? '', /guard\.yaml:8: load ClusterNetworkPolicy guard: spec\.egress\[0\]\.to\[0\]\.domainNames: peer type "domainNames" is not supported: the Deny rule fails closed/);
+  t.is((await validateErrors()) - before, 1);
+
+  lab.remove('guard.yaml');
+  await lab.ready();
+  t.deepEqual(await listed(), []);
   t.deepEqual(await lab.probe(TO_B), ['allow', 'deny']);
 });
