@@ -34,7 +34,7 @@ export interface SourceObject {
 
 /** What a handler may report about an object it loads: a warning, or (report) an error in
  *  a part that fails closed (the object loads, the error still reaches /readyz). */
-export interface LoadContext {
+interface LoadContext {
   warn(message: string): void;
   report(err: FieldError): void;
 }
@@ -170,9 +170,9 @@ function flatten(objects: SourceObject[]): Doc[] {
   });
 }
 
-/** "file:line" of a field of a document ('' without a file). */
-function place({ obj, doc }: Doc, segments: PathSegment[] = doc.segments): string {
-  const line = obj.locate?.(segments);
+/** "file:line" of a document ('' without a file). */
+function place({ obj, doc }: Doc): string {
+  const line = obj.locate?.(doc.segments);
   return obj.file ? `${obj.file}${line ? `:${line}` : ''}` : '';
 }
 
@@ -212,7 +212,10 @@ export function buildSnapshot(objects: SourceObject[]): Snapshot {
     const loaded = (key: string) => {
       origins[key] = obj.file !== undefined ? { file: obj.file } : {};
     };
-    const warn = (object: string, msg: string) => s.warnings.push(`${object}${place(d) ? ` (${place(d)})` : ''}: ${msg}`);
+    const warn = (object: string, msg: string) => {
+      const at = place(d);
+      s.warnings.push(`${object}${at ? ` (${at})` : ''}: ${msg}`);
+    };
     const apiVersion = doc.get('apiVersion').value;
     const kind = doc.get('kind').value;
     if (typeof apiVersion !== 'string' || typeof kind !== 'string') {
