@@ -3,8 +3,9 @@
 // edited to an apiVersion or kind netfence does not read, or duplicated by a new file that
 // sorts first, stays enforced at its last valid version. At each step the denied pair stays
 // denied, /readyz lists the one error (file, line, object), the log has it at error level
-// and netfence_errors_total{stage="validate"} moves once. A ClusterNetworkPolicy rule with an
-// unsupported peer is enforced failed closed, its error listed the same way.
+// and netfence_errors_total{stage="validate"} moves once; a Deployment is only a logged warning.
+// A ClusterNetworkPolicy rule with an unsupported peer is enforced failed closed, its error
+// listed the same way.
 import test, { type ExecutionContext } from 'ava';
 import { AgentLab, demoPodsAbc, labConfig } from './helpers/agent-lab';
 
@@ -91,9 +92,13 @@ test.serial('an unknown apiVersion, an unknown kind and a duplicate never drop t
   );
 
   const counted = await validateErrors();
-  lab.write('other.yaml', 'apiVersion: v1\nkind: Namespace\nmetadata: { name: other }\n');
+  const logged = lab.agentRecords().length;
+  lab.write('other.yaml', 'apiVersion: v1\nkind: Namespace\nmetadata: { name: other }\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: app, namespace: other }\n');
   await lab.ready();
-  t.is(await validateErrors(), counted, 'a later pass with the same error counts nothing more');
+  t.is(await validateErrors(), counted, 'a later pass with the same error counts nothing more; a Deployment is no error');
+  const warned = lab.agentRecords().slice(logged).filter((r) => r.level === 40 && String(r.msg).includes('skip Deployment other/app'));
+  t.is(warned.length, 1, 'the Deployment is skipped with one warning in the log');
+  t.is((await listed()).length, 1, 'and is not listed on /readyz');
 
   lab.remove('aa-dup.yaml');
   lab.remove('other.yaml');
