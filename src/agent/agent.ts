@@ -77,6 +77,8 @@ export class Agent {
    *  counted and logged at error level when it appears, not on every pass while it lasts. */
   private lastErrors = new Set<string>();
   private passErrors = new Set<string>();
+  /** The newest snapshot's warnings (skipped kinds), logged once when they appear. */
+  private warnings = new Set<string>();
   /** Addresses from CNI ADD of pods whose addresses the source does not know yet. */
   private readonly cniIps = new Map<string, string[]>();
   private compiled?: CompileResult;
@@ -182,7 +184,7 @@ export class Agent {
   }
 
   /** Merges a source snapshot with the last valid objects; errors are logged and counted
-   *  once, when they appear, not on every pass. */
+   *  once, when they appear, not on every pass (warnings logged once too). */
   private validate(s: Snapshot): Snapshot {
     const { snapshot, kept } = this.lastGood.merge(s);
     const errors = s.errors.map(formatValidationError);
@@ -192,6 +194,8 @@ export class Agent {
       this.log.error({ stage: 'validate' }, e);
     }
     for (const key of kept) this.log.warn(`keep enforcing the last valid version of ${key}: the current one is rejected`);
+    for (const w of s.warnings.filter((x) => !this.warnings.has(x))) this.log.warn({ stage: 'validate' }, w);
+    this.warnings = new Set(s.warnings);
     this.invalid = errors;
     return snapshot;
   }

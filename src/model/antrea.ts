@@ -3,7 +3,7 @@
 // relative order by folding the tier's priority into the policy priority.
 import { Field } from './field';
 import type { Meta } from './objects';
-import { parsePortFields, parseRules, peersOrAny, portsOrAll, tieredAction, type RuleParser } from './policy-fields';
+import { parsePortFields, parseRules, peersOrAny, portsOrAll, type RuleParser } from './policy-fields';
 import type { Action, Peer, Policy, PortSpec } from './rules';
 
 /** Antrea's static tiers and their priorities (lower first). */
@@ -25,7 +25,15 @@ export function antreaPriority(tier: string, priority: number): number {
   return rank * 1e8 + priority * 1000;
 }
 
-const ACTIONS: Record<string, Action> = { Allow: 'allow', Drop: 'deny', Pass: 'pass' };
+// Reject denies like Drop; netfence sends no reject reply (the caller warns).
+const ACTIONS: Record<string, Action> = { Allow: 'allow', Drop: 'deny', Reject: 'deny', Pass: 'pass' };
+
+/** The rule's action; Antrea refuses Pass in its baseline tier (nothing follows it there). */
+function ruleAction(f: Field, baseline: boolean, warn: (msg: string) => void): Action {
+  const name = f.oneOf(Object.keys(ACTIONS).filter((k) => !baseline || k !== 'Pass'));
+  if (name === 'Reject') warn(`${f.path}: Reject is enforced as Drop (no reject reply)`);
+  return ACTIONS[name];
+}
 
 /** True when the policy-level appliedTo selects nodes; anything else is not a node policy. */
 export function isAntreaNodePolicy(doc: Field): boolean {
@@ -49,13 +57,14 @@ function parsePort(f: Field): PortSpec {
   return parsePortFields(f, (pf) => pf.fail('named ports are not supported on nodes'));
 }
 
-function ruleParser(baseline: boolean): RuleParser {
+function ruleParser(baseline: boolean, warn: (msg: string) => void): RuleParser {
   return (r, peersKey) => {
-    r.object(['name', 'action', peersKey, 'ports', 'enableLogging']);
+    r.object(['name', 'action', peersKey, 'ports', 'enableLogging', 'logLabel']);
     r.get('enableLogging').bool(false);
+    r.get('logLabel').optString();
     return {
       name: r.get('name').optString(),
-      action: tieredAction(r.get('action'), ACTIONS, baseline),
+      action: ruleAction(r.get('action'), baseline, warn),
       // Antrea: an absent or empty from/to matches every peer.
       peers: peersOrAny(r.get(peersKey), parsePeer),
       ports: portsOrAll(r.get('ports'), parsePort),
@@ -64,7 +73,7 @@ function ruleParser(baseline: boolean): RuleParser {
 }
 
 /** Call only when isAntreaNodePolicy(doc). */
-export function parseAntreaNodePolicy(doc: Field, meta: Meta): Policy {
+export function parseAntreaNodePolicy(doc: Field, meta: Meta, warn: (msg: string) => void): Policy {
   const spec = doc.get('spec');
   spec.object(['tier', 'priority', 'appliedTo', 'ingress', 'egress']);
   const tf = spec.get('tier');
@@ -80,6 +89,6 @@ export function parseAntreaNodePolicy(doc: Field, meta: Meta): Policy {
     priority: antreaPriority(tier, spec.get('priority').number(1, 10000)),
     subject: { kind: 'nodes', nodeSelector: applied[0].get('nodeSelector').selector() },
     isolates: [],
-    rules: parseRules(spec, ruleParser(baseline)),
+    rules: parseRules(spec, ruleParser(baseline, warn)),
   };
 }

@@ -106,8 +106,9 @@ export class Field {
     return this.value;
   }
 
+  /** An optional string: "" is absent too, as the API's omitempty fields read it. */
   optString(): string | undefined {
-    return this.present ? this.string() : undefined;
+    return this.present && this.value !== '' ? this.string() : undefined;
   }
 
   oneOf<T extends string>(values: readonly T[], dflt?: T): T {
@@ -193,8 +194,8 @@ export class Field {
         if ((operator === 'In' || operator === 'NotIn') && values.length === 0) {
           vf.fail(`must be non-empty for operator ${operator}`);
         }
-        if ((operator === 'Exists' || operator === 'DoesNotExist') && vf.present) {
-          vf.fail(`must be absent for operator ${operator}`);
+        if ((operator === 'Exists' || operator === 'DoesNotExist') && values.length > 0) {
+          vf.fail(`must be empty for operator ${operator}`);
         }
         return values.length ? { key, operator, values } : { key, operator };
       });

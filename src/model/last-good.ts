@@ -2,8 +2,9 @@
 // as is would remove a policy edited into an invalid one and open the traffic it denied.
 // LastGood remembers the last valid version of every object (by objectKey) and merges
 // each new snapshot: a rejected object keeps its last valid version (one that never had
-// one stays out), a file that could not be read keeps the objects it held (a YAML syntax
-// error names no object), and everything else follows the new snapshot, deletions too.
+// one stays out; so do duplicated copies, which are all rejected), a file with an error
+// that names no object (YAML syntax, a kind or apiVersion netfence does not read) keeps
+// the objects it held, and everything else follows the new snapshot, deletions too.
 // The store converts to and from plain data (LastGoodData) so the agent can keep it across
 // restarts: a new agent must not open what a rejected object's last valid version denied.
 import { CONFIG_OBJECT_KEY, emptySnapshot, objectKey, withSystemPolicies } from './snapshot';

@@ -67,15 +67,16 @@ function ruleParser(namespace: string): RuleParser {
 }
 
 function parseNetpolSpec(doc: Field, ref: PolicyRef, namespace: string): Policy {
+  // Read as the API server decodes and defaults it: an absent spec or podSelector is the
+  // empty one (every pod of the namespace), and an absent or empty policyTypes is Ingress,
+  // plus Egress when egress rules exist (SetDefaults_NetworkPolicy).
   const spec = doc.get('spec');
-  spec.object(['podSelector', 'policyTypes', 'ingress', 'egress']);
-  const podSelector = spec.get('podSelector').selector();
-  const types = spec.get('policyTypes');
-  // Upstream defaulting: Ingress always, Egress when egress rules exist.
-  const isolates: Direction[] = types.present
-    ? [...new Set(types.nonEmptyItems().map((t) => t.oneOf(['Ingress', 'Egress'] as const)))].map(
-        (t) => t.toLowerCase() as Direction,
-      )
+  if (spec.present) spec.object(['podSelector', 'policyTypes', 'ingress', 'egress']);
+  const ps = spec.get('podSelector');
+  const podSelector = ps.present ? ps.selector() : {};
+  const types = spec.get('policyTypes').items();
+  const isolates: Direction[] = types.length
+    ? [...new Set(types.map((t) => t.oneOf(['Ingress', 'Egress'] as const)))].map((t) => t.toLowerCase() as Direction)
     : spec.get('egress').items().length
       ? ['ingress', 'egress']
       : ['ingress'];

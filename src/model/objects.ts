@@ -58,7 +58,7 @@ function containerPorts(spec: Field): ContainerPort[] {
 function podIps(status: Field): string[] {
   const list = status.get('podIPs').items().map((e) => e.get('ip').ip());
   const single = status.get('podIP');
-  if (list.length === 0 && single.present) list.push(single.ip());
+  if (list.length === 0 && single.optString() !== undefined) list.push(single.ip());
   return [...new Set(list)];
 }
 
@@ -131,10 +131,12 @@ export function parseService(doc: Field, meta: Meta): ServiceObj {
       const name = p.get('name').optString();
       const port = p.get('port').int(1, 65535);
       const tp = p.get('targetPort');
+      // SetDefaults_Service: an absent, 0 or "" targetPort is the port itself.
+      const sameAsPort = !tp.present || tp.value === 0 || tp.value === '';
       return {
         ...(name !== undefined && { name }),
         port,
-        targetPort: !tp.present ? port : typeof tp.value === 'string' ? tp.string() : tp.int(1, 65535),
+        targetPort: sameAsPort ? port : typeof tp.value === 'string' ? tp.string() : tp.int(1, 65535),
         protocol: p.get('protocol').oneOf(PROTOCOLS, 'TCP'),
       };
     });

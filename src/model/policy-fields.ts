@@ -1,24 +1,27 @@
 // Readers shared by the policy parsers (NetworkPolicy and MultiNetworkPolicy,
 // ClusterNetworkPolicy, Antrea node policies): the rule lists of both directions, peer and
-// port lists, tiered actions and the NetworkPolicyPort shape.
+// port lists and the NetworkPolicyPort shape.
 import type { Field } from './field';
 import { PROTOCOLS } from './objects';
-import type { Action, Direction, Peer, PortSpec, Rule } from './rules';
+import type { Direction, Peer, PortSpec, Rule } from './rules';
 
 /** What a parser reads from one rule; direction and index come from where the rule stands. */
 export type RuleBody = Pick<Rule, 'action' | 'peers' | 'ports' | 'name'>;
 
-/** Reads one rule; peersKey is 'from' for ingress rules and 'to' for egress rules. */
-export type RuleParser = (r: Field, peersKey: 'from' | 'to') => RuleBody;
+/** Reads one rule; peersKey is 'from' for ingress rules and 'to' for egress rules.
+ *  Undefined drops the rule (one that fails closed by matching nothing). */
+export type RuleParser = (r: Field, peersKey: 'from' | 'to') => RuleBody | undefined;
 
 function parseDirection(spec: Field, direction: Direction, parse: RuleParser): Rule[] {
   const peersKey = direction === 'ingress' ? 'from' : 'to';
   return spec
     .get(direction)
     .items()
-    .map((r, index): Rule => {
-      const { action, peers, ports, name } = parse(r, peersKey);
-      return { direction, action, peers, ports, index, ...(name !== undefined && { name }) };
+    .flatMap((r, index): Rule[] => {
+      const body = parse(r, peersKey);
+      if (!body) return [];
+      const { action, peers, ports, name } = body;
+      return [{ direction, action, peers, ports, index, ...(name !== undefined && { name }) }];
     });
 }
 
@@ -37,11 +40,6 @@ export function peersOrAny(f: Field, parse: (p: Field) => Peer): Peer[] {
 export function portsOrAll(f: Field, parse: (p: Field) => PortSpec): PortSpec[] | null {
   const items = f.items();
   return items.length ? items.map(parse) : null;
-}
-
-/** The rule's action by its API name; a baseline tier has no Pass. */
-export function tieredAction(f: Field, names: Readonly<Record<string, Action>>, baseline: boolean): Action {
-  return names[f.oneOf(Object.keys(names).filter((k) => !baseline || names[k] !== 'pass'))];
 }
 
 /** NetworkPolicyPort: protocol defaults to TCP, endPort is inclusive; `named` reads a port

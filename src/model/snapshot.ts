@@ -2,11 +2,14 @@
 // Kubernetes API) feeds objects here, so they all reject the same input the same way:
 // a bad object becomes one ValidationError and is dropped; everything else loads. Loaded
 // and rejected objects carry their identity (objectKey), so the agent can keep a rejected
-// object's last valid version (last-good.ts).
+// object's last valid version (last-good.ts). A document of a kind netfence does not read
+// is an error when it may hide a policy (kinds.ts), and copies of one identity are all
+// rejected: neither can take the other's place by file order.
 import { parseAntreaNodePolicy, isAntreaNodePolicy } from './antrea';
 import { parseClusterNetworkPolicy } from './cnp';
 import { defaultConfig, parseNetfenceConfig } from './config';
 import { Field, FieldError, type PathSegment } from './field';
+import { unhandledKind } from './kinds';
 import { parseMultiNetworkPolicy, parseNetworkPolicy, POLICY_FOR_ANNOTATION } from './netpol';
 import {
   parseNamespace,
@@ -29,13 +32,20 @@ export interface SourceObject {
   locate?: (segments: PathSegment[]) => number | undefined;
 }
 
+/** What a handler may report about an object it loads: a warning, or (report) an error in
+ *  a part that fails closed (the object loads, the error still reaches /readyz). */
+interface LoadContext {
+  warn(message: string): void;
+  report(err: FieldError): void;
+}
+
 type Handler = {
   /** The kind as the model names it (an Antrea node policy is a NodePolicy). */
   kind: string;
   namespaced: boolean;
   /** Policy kinds reject unknown fields; other kinds carry many fields netfence ignores. */
   strict: boolean;
-  add(doc: Field, meta: Meta, s: Snapshot, warn: (msg: string) => void): void;
+  add(doc: Field, meta: Meta, s: Snapshot, ctx: LoadContext): void;
 };
 
 const HANDLERS: Record<string, Handler> = {
@@ -59,25 +69,25 @@ const HANDLERS: Record<string, Handler> = {
     kind: 'ClusterNetworkPolicy',
     namespaced: false,
     strict: true,
-    add: (d, m, s) => s.policies.push(parseClusterNetworkPolicy(d, m)),
+    add: (d, m, s, ctx) => s.policies.push(parseClusterNetworkPolicy(d, m, ctx.report)),
   },
   'k8s.cni.cncf.io/v1beta1/MultiNetworkPolicy': {
     kind: 'MultiNetworkPolicy',
     namespaced: true,
     strict: true,
-    add: (d, m, s, warn) => {
+    add: (d, m, s, ctx) => {
       const p = parseMultiNetworkPolicy(d, m);
       if (p) s.policies.push(p);
-      else warn(`no ${POLICY_FOR_ANNOTATION} annotation, the policy applies to no network`);
+      else ctx.warn(`skipped: no ${POLICY_FOR_ANNOTATION} annotation, the policy applies to no network`);
     },
   },
   'crd.antrea.io/v1beta1/ClusterNetworkPolicy': {
     kind: 'NodePolicy',
     namespaced: false,
     strict: true,
-    add: (d, m, s, warn) => {
-      if (isAntreaNodePolicy(d)) s.policies.push(parseAntreaNodePolicy(d, m));
-      else warn('not a node policy (no policy-level appliedTo nodeSelector): netfence enforces only node policies of this kind');
+    add: (d, m, s, ctx) => {
+      if (isAntreaNodePolicy(d)) s.policies.push(parseAntreaNodePolicy(d, m, ctx.warn));
+      else ctx.warn('skipped: not a node policy (no policy-level appliedTo nodeSelector): netfence enforces only node policies of this kind');
     },
   },
 };
@@ -85,14 +95,20 @@ const HANDLERS: Record<string, Handler> = {
 const CONFIG_KEY = 'netfence.io/v1alpha1/NetfenceConfig';
 /** There is at most one NetfenceConfig: its identity ignores its name. */
 export const CONFIG_OBJECT_KEY = 'NetfenceConfig';
+const READ_KINDS = [...Object.keys(HANDLERS), CONFIG_KEY];
 const TOP_LEVEL = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
+
+/** metadata.namespace as readMeta reads it, of a document that may be invalid. */
+function namespaceOf(metadata: Field): string {
+  const ns = metadata.get('namespace').value;
+  return typeof ns === 'string' && ns !== '' ? ns : 'default';
+}
 
 function objectName(kind: string, doc: Field, namespaced: boolean): string {
   const m = doc.get('metadata');
   const name = typeof m.get('name').value === 'string' ? (m.get('name').value as string) : '<unnamed>';
   if (!namespaced) return `${kind} ${name}`;
-  const ns = typeof m.get('namespace').value === 'string' ? (m.get('namespace').value as string) : 'default';
-  return `${kind} ${ns}/${name}`;
+  return `${kind} ${namespaceOf(m)}/${name}`;
 }
 
 /** Identity of an object across snapshots: "Kind namespace/name" (cluster-scoped: "Kind name"),
@@ -106,8 +122,22 @@ function rawObjectKey(handler: Handler, doc: Field): string | undefined {
   const m = doc.get('metadata');
   const name = m.get('name').value;
   if (typeof name !== 'string' || name === '') return undefined;
-  const ns = m.get('namespace').value;
-  return objectKey(handler.kind, handler.namespaced ? (typeof ns === 'string' ? ns : 'default') : undefined, name);
+  return objectKey(handler.kind, handler.namespaced ? namespaceOf(m) : undefined, name);
+}
+
+/** "apiVersion/kind" of a document, when both are strings. */
+function typeKey(doc: Field): string | undefined {
+  const apiVersion = doc.get('apiVersion').value;
+  const kind = doc.get('kind').value;
+  return typeof apiVersion === 'string' && typeof kind === 'string' ? `${apiVersion}/${kind}` : undefined;
+}
+
+/** Identity of a document of a kind netfence reads (objectKey), when it has one. */
+function identity(doc: Field): string | undefined {
+  const key = typeKey(doc);
+  if (key === CONFIG_KEY) return CONFIG_OBJECT_KEY;
+  const handler = key !== undefined ? HANDLERS[key] : undefined;
+  return handler && rawObjectKey(handler, doc);
 }
 
 /** The loaded policies plus the privileged system policy of `config`, in evaluation order. */
@@ -129,8 +159,10 @@ export function emptySnapshot(config: NetfenceConfig = defaultConfig()): Snapsho
   };
 }
 
+type Doc = { obj: SourceObject; doc: Field };
+
 /** `List` objects (kubectl get -o yaml) are flattened into their items. */
-function flatten(objects: SourceObject[]): { obj: SourceObject; doc: Field }[] {
+function flatten(objects: SourceObject[]): Doc[] {
   return objects.flatMap((obj) => {
     const root = new Field(obj.doc);
     const isList = root.present && typeof obj.doc === 'object' && root.get('kind').value === 'List';
@@ -138,16 +170,34 @@ function flatten(objects: SourceObject[]): { obj: SourceObject; doc: Field }[] {
   });
 }
 
+/** "file:line" of a document ('' without a file). */
+function place({ obj, doc }: Doc): string {
+  const line = obj.locate?.(doc.segments);
+  return obj.file ? `${obj.file}${line ? `:${line}` : ''}` : '';
+}
+
+/** The documents of every identity defined more than once (in one file or several). */
+function duplicates(docs: Doc[]): Map<string, Doc[]> {
+  const byId = new Map<string, Doc[]>();
+  for (const d of docs) {
+    const id = identity(d.doc);
+    if (id === undefined) continue;
+    const copies = byId.get(id);
+    if (copies) copies.push(d);
+    else byId.set(id, [d]);
+  }
+  return new Map([...byId].filter(([, copies]) => copies.length > 1));
+}
+
 export function buildSnapshot(objects: SourceObject[]): Snapshot {
   const s = emptySnapshot();
   const origins: Record<string, { file?: string }> = {};
-  const seen = new Map<string, string>();
-  let configFrom: string | undefined;
-  for (const { obj, doc } of flatten(objects)) {
-    const where = (segments: PathSegment[]) => {
-      const line = obj.locate?.(segments);
-      return obj.file ? `${obj.file}${line ? `:${line}` : ''}` : '';
-    };
+  const docs = flatten(objects);
+  // Copies of one object never replace each other by file order: every copy is rejected
+  // (one error naming each place), so its last valid version stays enforced.
+  const dups = duplicates(docs);
+  for (const d of docs) {
+    const { obj, doc } = d;
     const fail = (object: string, err: FieldError, key?: string) => {
       const line = obj.locate?.(err.segments);
       s.errors.push({
@@ -162,6 +212,10 @@ export function buildSnapshot(objects: SourceObject[]): Snapshot {
     const loaded = (key: string) => {
       origins[key] = obj.file !== undefined ? { file: obj.file } : {};
     };
+    const warn = (object: string, msg: string) => {
+      const at = place(d);
+      s.warnings.push(`${object}${at ? ` (${at})` : ''}: ${msg}`);
+    };
     const apiVersion = doc.get('apiVersion').value;
     const kind = doc.get('kind').value;
     if (typeof apiVersion !== 'string' || typeof kind !== 'string') {
@@ -170,12 +224,29 @@ export function buildSnapshot(objects: SourceObject[]): Snapshot {
       continue;
     }
     const key = `${apiVersion}/${kind}`;
-    if (key === CONFIG_KEY) {
-      const object = `NetfenceConfig ${String(doc.get('metadata').get('name').value ?? 'netfence')}`;
+    const handler = HANDLERS[key];
+    if (!handler && key !== CONFIG_KEY) {
+      // No identity: the agent keeps what the document's file held before (last-good.ts).
+      const u = unhandledKind(apiVersion, kind, READ_KINDS);
+      // Its scope is unknown: a namespace is named only when the document sets one.
+      const name = objectName(kind, doc, doc.get('metadata').get('namespace').present);
+      if ('error' in u) fail(name, new FieldError([...doc.segments, u.field], u.error));
+      else warn(`skip ${name}`, u.warning);
+      continue;
+    }
+    const object = handler ? objectName(kind, doc, handler.namespaced) : `NetfenceConfig ${String(doc.get('metadata').get('name').value ?? 'netfence')}`;
+    const id = identity(doc);
+    const copies = id !== undefined ? dups.get(id) : undefined;
+    if (copies) {
+      if (copies[0] === d) {
+        const places = copies.map((c) => place(c) || 'an object without a file').join(', ');
+        fail(object, new FieldError([...doc.segments, 'metadata', 'name'], `duplicate object, defined ${copies.length} times (${places}): every copy is rejected until one is left`), id);
+      }
+      continue;
+    }
+    if (!handler) {
       try {
-        if (configFrom) doc.fail(`duplicate NetfenceConfig, the first is in ${configFrom}`);
         s.config = parseNetfenceConfig(doc);
-        configFrom = where([]) || 'another object';
         loaded(CONFIG_OBJECT_KEY);
       } catch (e) {
         if (!(e instanceof FieldError)) throw e;
@@ -183,25 +254,17 @@ export function buildSnapshot(objects: SourceObject[]): Snapshot {
       }
       continue;
     }
-    const handler = HANDLERS[key];
-    if (!handler) {
-      const at = where([]);
-      s.warnings.push(`skip ${objectName(kind, doc, true)}${at ? ` (${at})` : ''}: unsupported kind ${key}`);
-      continue;
-    }
-    const object = objectName(kind, doc, handler.namespaced);
+    // Reported only once the object loads: a rejected object has just its rejection.
+    const warnings: string[] = [];
+    const reported: FieldError[] = [];
     try {
       if (handler.strict) doc.object(TOP_LEVEL);
       const meta = readMeta(doc, handler.namespaced);
-      const id = objectKey(handler.kind, meta.namespace, meta.name);
-      const first = seen.get(id);
-      if (first !== undefined) doc.get('metadata').get('name').fail(`duplicate object, the first is in ${first}`);
-      handler.add(doc, meta, s, (msg) => {
-        const at = where([]);
-        s.warnings.push(`skip ${object}${at ? ` (${at})` : ''}: ${msg}`);
-      });
-      seen.set(id, where([]) || 'another object');
-      loaded(id);
+      const loadedId = objectKey(handler.kind, meta.namespace, meta.name);
+      handler.add(doc, meta, s, { warn: (msg) => warnings.push(msg), report: (err) => reported.push(err) });
+      loaded(loadedId);
+      for (const msg of warnings) warn(object, msg);
+      for (const err of reported) fail(object, err, loadedId);
     } catch (e) {
       if (!(e instanceof FieldError)) throw e;
       fail(object, e, rawObjectKey(handler, doc));

@@ -121,7 +121,9 @@ export interface NetfenceConfig {
   bpffsRoot: string;
 }
 
-/** A rejected object: one per bad object, naming file, object and field. */
+/** A rejected object: one per bad object, naming file, object and field. Also the part of
+ *  a loaded object that fails closed (a ClusterNetworkPolicy rule with an unsupported peer):
+ *  its key is then among the loaded objects (origins), so that version is enforced. */
 export interface ValidationError {
   file?: string;
   line?: number; // 1-based line of the offending field (or of the document) in `file`
@@ -129,7 +131,8 @@ export interface ValidationError {
   field: string; // JSON path, e.g. spec.ingress[0].from[1].ipBlock.cidr
   message: string;
   /** Identity of the rejected object (objectKey in snapshot.ts) when its kind and name
-   *  could be read; absent for a document that cannot be identified (YAML syntax error). */
+   *  could be read; absent for a document that cannot be identified (a YAML syntax error,
+   *  a kind or apiVersion netfence does not read), which keeps what its file held. */
   key?: string;
 }
 

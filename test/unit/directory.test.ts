@@ -66,12 +66,42 @@ test('a YAML syntax error names file and line; the other documents and files sti
   t.regex(s.errors[0].message, /^parse YAML: /);
 });
 
-test('unknown kinds are skipped with a warning', (t) => {
-  const s = snapshotFromYaml(`apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web, namespace: a }\n---\n${NS('a')}`, 'x.yaml');
-  t.deepEqual(s.errors, []);
-  t.is(s.namespaces.length, 1);
-  t.is(s.warnings.length, 1);
-  t.regex(s.warnings[0], /skip Deployment a\/web \(x\.yaml:1\): unsupported kind apps\/v1\/Deployment/);
+test('a kind that may hide a policy is an error; ordinary manifest kinds are skipped with a warning', (t) => {
+  const doc = (apiVersion: string, kind: string) => `apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: { name: web, namespace: a }\n`;
+  const errorCases: [string, string, string, RegExp][] = [
+    ['networking.k8s.io/v2', 'NetworkPolicy', 'apiVersion', /does not read NetworkPolicy at apiVersion networking\.k8s\.io\/v2, only at networking\.k8s\.io\/v1/],
+    ['extensions/v1beta1', 'NetworkPolicy', 'apiVersion', /only at networking\.k8s\.io\/v1/],
+    ['networking.k8s.io/v1', 'NetworkPolicyy', 'kind', /unknown kind "NetworkPolicyy" in networking\.k8s\.io \(netfence reads networking\.k8s\.io\/v1 NetworkPolicy there\)/],
+    ['policy.networking.k8s.io/v1alpha1', 'AdminNetworkPolicy', 'kind', /reads policy\.networking\.k8s\.io\/v1alpha2 ClusterNetworkPolicy there/],
+    ['k8s.cni.cncf.io/v1beta2', 'MultiNetworkPolicy', 'apiVersion', /only at k8s\.cni\.cncf\.io\/v1beta1/],
+    ['crd.antrea.io/v1beta1', 'ClusterNetworkPolicyy', 'kind', /unknown kind/],
+    ['crd.antrea.io/v1alpha1', 'ClusterNetworkPolicy', 'apiVersion', /only at policy\.networking\.k8s\.io\/v1alpha2, crd\.antrea\.io\/v1beta1/],
+    ['v1', 'Podd', 'kind', /unknown kind "Podd" in the core group/],
+    ['apps/v1', 'Pod', 'apiVersion', /only at v1$/],
+    ['netfence.io/v1', 'NetfenceConfig', 'apiVersion', /only at netfence\.io\/v1alpha1/],
+  ];
+  for (const [apiVersion, kind, field, message] of errorCases) {
+    const s = snapshotFromYaml(`${NS('a')}---\n${doc(apiVersion, kind)}`, 'x.yaml');
+    t.is(s.namespaces.length, 1, 'the rest loads');
+    t.is(s.errors.length, 1, `${apiVersion} ${kind}`);
+    t.like(s.errors[0], { file: 'x.yaml', line: field === 'apiVersion' ? 5 : 6, object: `${kind} a/web`, field });
+    t.is(s.errors[0].key, undefined, 'no identity: the file keeps what it held (last-good)');
+    t.regex(s.errors[0].message, message, `${apiVersion} ${kind}`);
+  }
+  const warned: [string, string][] = [
+    ['apps/v1', 'Deployment'],
+    ['v1', 'ConfigMap'],
+    ['v1', 'ServiceAccount'],
+    ['networking.k8s.io/v1', 'Ingress'],
+    ['crd.antrea.io/v1beta1', 'NetworkPolicy'],
+    ['policy/v1', 'PodDisruptionBudget'],
+    ['monitoring.coreos.com/v1', 'ServiceMonitor'],
+  ];
+  for (const [apiVersion, kind] of warned) {
+    const s = snapshotFromYaml(`${NS('a')}---\n${doc(apiVersion, kind)}`, 'x.yaml');
+    t.deepEqual(s.errors, [], `${apiVersion} ${kind}`);
+    t.deepEqual(s.warnings, [`skip ${kind} a/web (x.yaml:5): netfence does not read ${kind} (${apiVersion})`]);
+  }
 });
 
 test('an unknown field in a policy is an error naming the field and its line', (t) => {
@@ -114,12 +144,48 @@ test('documents without kind or apiVersion are errors', (t) => {
   t.like(s.errors[0], { object: '<unknown object>', field: 'kind', message: 'is required' });
 });
 
-test('a duplicate object is an error and the first one wins', (t) => {
-  const s = snapshotFromYaml(`${NS('a')}---\napiVersion: v1\nkind: Namespace\nmetadata: { name: a, labels: { x: y } }\n`, 'd.yaml');
-  t.is(s.namespaces.length, 1);
-  t.deepEqual(s.namespaces[0].labels, { 'kubernetes.io/metadata.name': 'a' });
-  t.like(s.errors[0], { object: 'Namespace a', field: 'metadata.name' });
-  t.regex(s.errors[0].message, /duplicate object, the first is in d\.yaml:1/);
+test('copies of one object are all rejected with one error naming every place; other objects load', (t) => {
+  const web = (cidr: string) => NP('web', `  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: ${cidr} } }] }]\n`);
+  const dir = tmpState({
+    'web.yaml': `${NS('a')}---\n${web('10.0.0.0/8')}`,
+    'aa-dup.yaml': web('0.0.0.0/0'),
+    'ns.yaml': `${NS('b')}---\n${NS('b')}`,
+  });
+  const s = loadStateDir(dir);
+  t.deepEqual(s.policies.filter((p) => p.tier === 'netpol'), [], 'neither copy of web replaces the other');
+  t.deepEqual(s.namespaces.map((n) => n.name), ['a'], 'b (twice in one file) is rejected too');
+  t.is(s.errors.length, 2, JSON.stringify(s.errors));
+  const [webErr, nsErr] = s.errors;
+  t.like(webErr, { file: path.join(dir, 'aa-dup.yaml'), line: 3, object: 'NetworkPolicy a/web', field: 'metadata.name', key: 'NetworkPolicy a/web' });
+  t.is(webErr.message, `duplicate object, defined 2 times (${path.join(dir, 'aa-dup.yaml')}:1, ${path.join(dir, 'web.yaml')}:5): every copy is rejected until one is left`);
+  t.like(nsErr, { object: 'Namespace b', key: 'Namespace b' });
+  t.regex(nsErr.message, /defined 2 times \(.*ns\.yaml:1, .*ns\.yaml:5\)/);
+  t.false(s.origins !== undefined && 'NetworkPolicy a/web' in s.origins, 'not loaded');
+});
+
+test('two NetfenceConfigs (whatever their names) are duplicates: both rejected, the defaults stay', (t) => {
+  const cfg = (name: string) => `apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: ${name} }\nhostInterfaces: [${name}]\n`;
+  const s = snapshotFromYaml(`${cfg('one')}---\n${cfg('two')}`, 'c.yaml');
+  t.deepEqual(s.config, defaultConfig());
+  t.is(s.errors.length, 1);
+  t.like(s.errors[0], { object: 'NetfenceConfig one', key: 'NetfenceConfig' });
+  t.regex(s.errors[0].message, /defined 2 times \(c\.yaml:1, c\.yaml:6\)/);
+});
+
+test('empty strings read as absent (the API omits them); Exists with an empty values list is valid', (t) => {
+  const s = snapshotFromYaml(`apiVersion: v1
+kind: Pod
+metadata: { name: p, namespace: "" }
+spec: { nodeName: "", containers: [{ name: c, ports: [{ name: "", containerPort: 80 }] }] }
+status: { podIP: "" }
+---
+${NP('np', '  podSelector: { matchExpressions: [{ key: app, operator: Exists, values: [] }] }\n')}`);
+  t.deepEqual(s.errors, []);
+  t.like(s.pods[0], { namespace: 'default', ips: [], ports: [{ containerPort: 80, protocol: 'TCP' }] });
+  t.is(s.pods[0].nodeName, undefined);
+  t.deepEqual(s.policies.find((p) => p.ref.name === 'np')?.subject, { kind: 'pods', namespace: 'a', podSelector: { matchExpressions: [{ key: 'app', operator: 'Exists' }] } });
+  const bad = snapshotFromYaml(NP('np', '  podSelector: { matchExpressions: [{ key: app, operator: Exists, values: [x] }] }\n'));
+  t.like(bad.errors[0], { field: 'spec.podSelector.matchExpressions[0].values', message: 'must be empty for operator Exists' });
 });
 
 test('List objects are flattened', (t) => {
@@ -197,7 +263,7 @@ metadata: { name: web, namespace: a }
 spec:
   clusterIP: 10.96.0.5
   selector: { app: web }
-  ports: [{ port: 80 }, { name: dns, port: 53, protocol: UDP, targetPort: dns }]
+  ports: [{ port: 80 }, { name: dns, port: 53, protocol: UDP, targetPort: dns }, { name: a, port: 81, targetPort: 0 }, { name: b, port: 82, targetPort: "" }]
 ---
 apiVersion: v1
 kind: Service
@@ -224,6 +290,9 @@ spec: { config: '{"type":' }
     ports: [
       { port: 80, targetPort: 80, protocol: 'TCP' },
       { name: 'dns', port: 53, targetPort: 'dns', protocol: 'UDP' },
+      // SetDefaults_Service: a targetPort of 0 or "" is the port itself
+      { name: 'a', port: 81, targetPort: 81, protocol: 'TCP' },
+      { name: 'b', port: 82, targetPort: 82, protocol: 'TCP' },
     ],
   });
   t.deepEqual(s.services[1].clusterIPs, []);

@@ -128,13 +128,59 @@ test('a fixed object comes back at its new version; once deleted it is gone', (t
   t.deepEqual(names(s.write('web.yaml', np('web', 'nope')).merge().snapshot), [], 'deleted, then bad: never valid since, skipped');
 });
 
-test('a bad object that duplicates a valid one does not replace it', (t) => {
-  const s = state(t).write('base.yaml', NS).write('a.yaml', np('web', '10.0.0.0/8'));
+test('a duplicate never replaces the enforced object, whichever file sorts first; once one copy is left it applies', (t) => {
+  const s = state(t).write('base.yaml', NS).write('web.yaml', np('web', '10.0.0.0/8'));
   s.merge();
-  const { snapshot, kept } = s.write('b.yaml', np('web', '10.9.0.0/16')).merge();
+  for (const dup of ['aa-dup.yaml', 'zz-dup.yaml']) {
+    const { snapshot, kept } = s.write(dup, np('web', '0.0.0.0/0')).merge();
+    t.deepEqual(kept, ['NetworkPolicy demo/web'], dup);
+    t.deepEqual(cidrs(snapshot, 'web'), ['10.0.0.0/8'], `${dup}: the enforced version, not either copy`);
+    t.is(snapshot.errors.length, 1);
+    t.like(snapshot.errors[0], { key: 'NetworkPolicy demo/web', field: 'metadata.name' });
+    t.true(snapshot.errors[0].message.includes(path.join(s.dir, 'web.yaml')) && snapshot.errors[0].message.includes(path.join(s.dir, dup)), 'names both places');
+    s.remove(dup);
+  }
+  const moved = s.write('aa-dup.yaml', np('web', '10.5.0.0/16')).remove('web.yaml').merge();
+  t.deepEqual(moved.kept, []);
+  t.deepEqual(cidrs(moved.snapshot, 'web'), ['10.5.0.0/16'], 'one copy left: it is the object');
+  t.deepEqual(moved.snapshot.errors, []);
+});
+
+test('copies of an object that never had a valid version: neither is enforced until one is left', (t) => {
+  const s = state(t).write('base.yaml', NS).write('a.yaml', np('web', '10.0.0.0/8')).write('b.yaml', np('web', '10.1.0.0/16'));
+  const { snapshot, kept } = s.merge();
   t.deepEqual(kept, []);
-  t.deepEqual(cidrs(snapshot, 'web'), ['10.0.0.0/8']);
+  t.deepEqual(names(snapshot), []);
   t.is(snapshot.errors[0].key, 'NetworkPolicy demo/web');
+  t.deepEqual(cidrs(s.remove('b.yaml').merge().snapshot, 'web'), ['10.0.0.0/8']);
+});
+
+test('a document of an unknown apiVersion or kind keeps what its file held; a valid edit beside it applies', (t) => {
+  const web = np('web', '10.0.0.0/8');
+  const s = state(t).write('base.yaml', NS).write('web.yaml', `${pod('a', '10.244.1.2')}---\n${web}`);
+  s.merge();
+  for (const edit of [web.replace('networking.k8s.io/v1', 'networking.k8s.io/v2'), web.replace('kind: NetworkPolicy', 'kind: NetworkPolicyy')]) {
+    const { snapshot, kept, source } = s.write('web.yaml', `${pod('a', '10.244.1.9')}---\n${edit}`).merge();
+    t.deepEqual(kept, ['NetworkPolicy demo/web']);
+    t.deepEqual(cidrs(snapshot, 'web'), ['10.0.0.0/8'], 'still enforced');
+    t.deepEqual(snapshot.pods.map((p) => p.ips[0]), ['10.244.1.9'], 'the pod of the same file follows its edit');
+    t.is(source.errors.length, 1);
+    t.like(source.errors[0], { file: path.join(s.dir, 'web.yaml'), key: undefined });
+  }
+  const replaced = s.write('web.yaml', `${pod('a', '10.244.1.9')}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web, namespace: demo }\n`).merge();
+  t.deepEqual(replaced.kept, [], 'a Deployment in its place is a warning: web is deleted');
+  t.deepEqual(names(replaced.snapshot), []);
+});
+
+test('a ClusterNetworkPolicy whose rule fails closed is enforced at its current version, error listed', (t) => {
+  const cnp = (to: string) =>
+    `apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: { name: guard }\nspec:\n  tier: Admin\n  priority: 5\n  subject: { namespaces: {} }\n  egress: [{ action: Deny, to: [${to}] }]\n`;
+  const s = state(t).write('base.yaml', NS).write('guard.yaml', cnp('{ networks: [10.0.0.0/8] }'));
+  s.merge();
+  const { snapshot, kept } = s.write('guard.yaml', cnp('{ domainNames: [example.com] }')).merge();
+  t.deepEqual(kept, []);
+  t.deepEqual(cidrs(snapshot, 'guard'), ['any'], 'the new version, failed closed: a Deny of every peer');
+  t.like(snapshot.errors[0], { key: 'ClusterNetworkPolicy guard', field: 'spec.egress[0].to[0].domainNames' });
 });
 
 // One valid and one rejected (but identifiable) version of every kind the snapshot holds:

@@ -21,11 +21,28 @@ const cnp = (spec: string, name = 'cnp') =>
 const antrea = (spec: string, name = 'node-pol') =>
   `apiVersion: crd.antrea.io/v1beta1\nkind: ClusterNetworkPolicy\nmetadata: { name: ${name} }\nspec:\n${spec}`;
 
-test('NetworkPolicy: policyTypes default to Ingress, plus Egress when egress rules exist', (t) => {
+test('NetworkPolicy: policyTypes absent or empty default to Ingress, plus Egress when egress rules exist', (t) => {
   t.deepEqual(policies(np('  podSelector: {}\n'))[0].isolates, ['ingress']);
   t.deepEqual(policies(np('  podSelector: {}\n  egress: [{}]\n'))[0].isolates, ['ingress', 'egress']);
   t.deepEqual(policies(np('  podSelector: {}\n  egress: []\n'))[0].isolates, ['ingress']);
   t.deepEqual(policies(np('  podSelector: {}\n  policyTypes: [Egress]\n'))[0].isolates, ['egress']);
+  // The API server defaults an empty list exactly like an absent one (SetDefaults_NetworkPolicy):
+  // podSelector {} + policyTypes [] is the namespace's default deny of ingress.
+  t.deepEqual(policies(np('  podSelector: {}\n  policyTypes: []\n'))[0].isolates, ['ingress']);
+  const both = policies(np('  podSelector: {}\n  policyTypes: []\n  egress: [{ to: [{ podSelector: {} }] }]\n'))[0];
+  t.deepEqual(both.isolates, ['ingress', 'egress']);
+  t.deepEqual(both.rules.map((r) => r.direction), ['egress'], 'the egress rule is kept');
+});
+
+test('NetworkPolicy: an absent spec or podSelector selects every pod of the namespace, as the API decodes it', (t) => {
+  const noSelector = policies(np('  ingress: [{ from: [{ podSelector: {} }] }]\n'))[0];
+  t.deepEqual(noSelector.subject, { kind: 'pods', namespace: 'a', podSelector: {} });
+  t.deepEqual(noSelector.isolates, ['ingress']);
+  const noSpec = policies('apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: bare, namespace: a }\n')[0];
+  t.deepEqual(noSpec.subject, { kind: 'pods', namespace: 'a', podSelector: {} });
+  t.deepEqual(noSpec.isolates, ['ingress'], 'a default deny of ingress');
+  t.deepEqual(noSpec.rules, []);
+  t.like(errors(np('  podSelector: []\n'))[0], { field: 'spec.podSelector', message: 'must be an object, got a list' });
 });
 
 test('NetworkPolicy: rules of a direction it does not isolate are dropped', (t) => {
@@ -95,7 +112,6 @@ test('NetworkPolicy: ipBlock with selectors, empty peers and endPort on names ar
   t.like(errors(np('  podSelector: {}\n  ingress: [{ ports: [{ port: http, endPort: 90 }] }]\n'))[0], {
     field: 'spec.ingress[0].ports[0].endPort',
   });
-  t.like(errors(np('  ingress: []\n'))[0], { field: 'spec.podSelector', message: 'is required' });
   t.like(errors(np('  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: 10.0.0.0/8, except: [10.0.0.0/8] } }] }]\n'))[0], {
     field: 'spec.ingress[0].from[0].ipBlock.except[0]',
   });
@@ -159,13 +175,13 @@ test('ClusterNetworkPolicy: a named port becomes one spec per protocol', (t) => 
 test('ClusterNetworkPolicy: invalid objects are rejected with the field', (t) => {
   const subject = '  subject: { namespaces: {} }\n';
   const cases: [string, string][] = [
-    ['  tier: Baseline\n  priority: 1\n' + subject + '  ingress: [{ action: Pass, from: [{ namespaces: {} }] }]\n', 'spec.ingress[0].action'],
     ['  tier: Admin\n  priority: 1001\n' + subject, 'spec.priority'],
     ['  tier: Middle\n  priority: 1\n' + subject, 'spec.tier'],
     ['  tier: Admin\n  priority: 1\n  subject: { namespaces: {}, pods: { podSelector: {} } }\n', 'spec.subject'],
     ['  tier: Admin\n  priority: 1\n' + subject + '  ingress: [{ action: Deny, from: [] }]\n', 'spec.ingress[0].from'],
-    ['  tier: Admin\n  priority: 1\n' + subject + '  ingress: [{ action: Deny, from: [{ nodes: {} }] }]\n', 'spec.ingress[0].from[0].nodes'],
-    ['  tier: Admin\n  priority: 1\n' + subject + '  egress: [{ action: Deny, to: [{ domainNames: [a.io] }] }]\n', 'spec.egress[0].to[0].domainNames'],
+    ['  tier: Admin\n  priority: 1\n' + subject + '  ingress: [{ action: Drop, from: [{ namespaces: {} }] }]\n', 'spec.ingress[0].action'],
+    ['  tier: Admin\n  priority: 1\n' + subject + '  ingress: [{ action: Deny, from: [{ namespaces: {}, pods: { podSelector: {} } }] }]\n', 'spec.ingress[0].from[0]'],
+    ['  tier: Admin\n  priority: 1\n' + subject + '  ingress: [{ action: Deny, from: [{ namespaces: {} }], protocols: [{ tcp: {}, udp: {} }] }]\n', 'spec.ingress[0].protocols[0]'],
     ['  tier: Admin\n  priority: 1\n' + subject + '  egress: [{ action: Deny, to: [{ networks: [10.0.0.0/8] }], protocols: [{ destinationNamedPort: x }] }]\n', 'spec.egress[0].protocols'],
     ['  tier: Admin\n  priority: 1\n' + subject + '  egress: [{ action: Deny, to: [{ networks: [1.2.3.4] }] }]\n', 'spec.egress[0].to[0].networks[0]'],
     ['  tier: Admin\n  priority: 1\n' + subject + '  egress: [{ action: Deny, to: [{ namespaces: {} }], protocols: [{ tcp: { destinationPort: { range: { start: 9, end: 9 } } } }] }]\n', 'spec.egress[0].protocols[0].tcp.destinationPort.range.end'],
@@ -176,6 +192,65 @@ test('ClusterNetworkPolicy: invalid objects are rejected with the field', (t) =>
     t.is(errs[0]?.field, field);
     t.is(errs[0]?.object, 'ClusterNetworkPolicy cnp');
   }
+});
+
+test('ClusterNetworkPolicy: Pass is valid in both tiers', (t) => {
+  for (const tier of ['Admin', 'Baseline']) {
+    const [p] = policies(cnp(`  tier: ${tier}\n  priority: 1\n  subject: { namespaces: {} }\n  ingress: [{ action: Pass, from: [{ namespaces: {} }] }]\n`));
+    t.deepEqual(p.rules.map((r) => r.action), ['pass'], tier);
+  }
+});
+
+test('ClusterNetworkPolicy: an unsupported peer or protocol fails its rule closed and is reported; the policy loads', (t) => {
+  const s = snapshotFromYaml(
+    cnp(`  tier: Admin
+  priority: 3
+  subject: { namespaces: {} }
+  ingress:
+    - { name: from-nodes, action: Accept, from: [{ namespaces: {} }, { nodes: {} }] }
+    - { name: empty-peer, action: Deny, from: [{}], protocols: [{ tcp: { destinationPort: { number: 22 } } }] }
+    - { name: kept, action: Accept, from: [{ namespaces: {} }] }
+  egress:
+    - { name: dns, action: Deny, to: [{ domainNames: [example.com] }], protocols: [{ tcp: { destinationPort: { number: 443 } } }] }
+    - { name: pass, action: Pass, to: [{ networks: [10.0.0.0/8] }, { fqdn: x }] }
+    - { name: icmp, action: Deny, to: [{ networks: [10.0.0.0/8] }], protocols: [{ icmp: {} }] }
+    - { name: no-proto, action: Accept, to: [{ networks: [10.0.0.0/8] }], protocols: [{}] }
+`),
+    'p.yaml',
+  );
+  const [p] = s.policies.filter((x) => x.tier !== 'system');
+  t.truthy(p, 'the policy loads');
+  t.deepEqual(
+    p.rules.map((r) => [ruleName(r), r.action, r.peers, r.ports]),
+    [
+      // Accept rules with an unsupported part are gone (they match nothing); the others keep their index.
+      ['ingress[1] empty-peer', 'deny', [{ kind: 'any' }], [{ protocol: 'TCP', port: 22 }]],
+      ['ingress[2] kept', 'allow', [{ kind: 'pods', namespaceSelector: {} }], null],
+      ['egress[0] dns', 'deny', [{ kind: 'any' }], [{ protocol: 'TCP', port: 443 }]],
+      ['egress[1] pass', 'deny', [{ kind: 'any' }], null],
+      ['egress[2] icmp', 'deny', [{ kind: 'cidr', cidr: '10.0.0.0/8', except: [] }], null],
+    ],
+  );
+  t.deepEqual(
+    s.errors.map((e) => [e.field, e.message]),
+    [
+      ['spec.ingress[0].from[1].nodes', 'peer type "nodes" is not supported: the Accept rule fails closed and matches nothing'],
+      ['spec.ingress[1].from[0]', 'sets no peer type: the Deny rule fails closed and denies every peer on its ports'],
+      ['spec.egress[0].to[0].domainNames', 'peer type "domainNames" is not supported: the Deny rule fails closed and denies every peer on its ports'],
+      ['spec.egress[1].to[1].fqdn', 'peer type "fqdn" is not supported: the Pass rule fails closed and denies every peer on every port'],
+      ['spec.egress[2].protocols[0].icmp', 'protocol type "icmp" is not supported: the Deny rule fails closed and denies its peers on every port'],
+      ['spec.egress[3].protocols[0]', 'sets no protocol type: the Accept rule fails closed and matches nothing'],
+    ],
+  );
+  for (const e of s.errors) t.like(e, { file: 'p.yaml', object: 'ClusterNetworkPolicy cnp', key: 'ClusterNetworkPolicy cnp' });
+  t.is(s.errors[2].line, 13, 'the error names the line of the unsupported peer');
+  t.deepEqual(s.origins?.['ClusterNetworkPolicy cnp'], { file: 'p.yaml' }, 'loaded: this version is enforced, not a last valid one');
+});
+
+test('ClusterNetworkPolicy: a rule that is invalid (not merely unsupported) still rejects the object', (t) => {
+  const s = snapshotFromYaml(cnp('  tier: Admin\n  priority: 1\n  subject: { namespaces: {} }\n  egress: [{ action: Deny, to: [{ domainNames: [a.io] }, { networks: [nope] }] }]\n'));
+  t.deepEqual(s.errors.map((e) => e.field), ['spec.egress[0].to[1].networks[0]'], 'only the rejection, not the fail-closed report');
+  t.is(s.policies.filter((x) => x.tier !== 'system').length, 0);
 });
 
 test('MultiNetworkPolicy: netpol semantics plus the networks of policy-for', (t) => {
@@ -195,7 +270,7 @@ spec:
   t.deepEqual(p.ref, { kind: 'MultiNetworkPolicy', namespace: 'a', name: 'm' });
   const none = snapshotFromYaml(mnp('labels: {}'));
   t.is(none.policies.filter((x) => x.tier === 'netpol').length, 0);
-  t.regex(none.warnings[0], /skip MultiNetworkPolicy a\/m.*k8s\.v1\.cni\.cncf\.io\/policy-for/);
+  t.regex(none.warnings[0], /MultiNetworkPolicy a\/m.*skipped: no k8s\.v1\.cni\.cncf\.io\/policy-for/);
   t.like(errors(mnp('annotations: { k8s.v1.cni.cncf.io/policy-for: "a/b/c" }'))[0], {
     field: 'metadata.annotations.k8s.v1.cni.cncf.io/policy-for',
   });
@@ -243,16 +318,24 @@ test('Antrea: pod policies are skipped with a warning; unsupported node-policy f
   const s = snapshotFromYaml(antrea('  priority: 1\n  appliedTo: [{ podSelector: {} }]\n  ingress: [{ action: Allow, from: [{ podSelector: {} }] }]\n'));
   t.deepEqual(s.errors, []);
   t.is(s.policies.filter((p) => p.tier !== 'system').length, 0);
-  t.regex(s.warnings[0], /skip ClusterNetworkPolicy node-pol.*not a node policy/);
+  t.regex(s.warnings[0], /ClusterNetworkPolicy node-pol.*skipped: not a node policy/);
   t.like(errors(antrea('  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Allow, from: [{ podSelector: {} }] }]\n'))[0], {
     field: 'spec.ingress[0].from[0].podSelector',
   });
-  t.like(errors(antrea('  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Reject }]\n'))[0], {
+  t.like(errors(antrea('  tier: baseline\n  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Pass }]\n'))[0], {
     field: 'spec.ingress[0].action',
+    message: 'must be one of Allow, Drop, Reject, got "Pass"',
   });
   t.like(errors(antrea('  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Allow, ports: [{ port: http }] }]\n'))[0], {
     field: 'spec.ingress[0].ports[0].port',
   });
+});
+
+test('Antrea: Reject is enforced as Drop, with a warning', (t) => {
+  const s = snapshotFromYaml(antrea('  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Reject, from: [{ ipBlock: { cidr: 10.0.0.0/8 } }] }]\n'), 'n.yaml');
+  t.deepEqual(s.errors, []);
+  t.deepEqual(s.policies.filter((p) => p.tier !== 'system')[0].rules.map((r) => r.action), ['deny']);
+  t.deepEqual(s.warnings, ['ClusterNetworkPolicy node-pol (n.yaml:1): spec.ingress[0].action: Reject is enforced as Drop (no reject reply)']);
 });
 
 test('system policy: privileged rules from NetfenceConfig on every node', (t) => {

@@ -7,7 +7,8 @@ import { evaluate } from '../../src/reference/evaluate';
 import { resolveAddress } from '../../src/reference/address';
 import { podMatrix } from '../../src/reference/matrix';
 import { ISOLATION_RULE, NODE_LOCAL_RULE } from '../../src/model/rules';
-import { check, pod, state } from './_state';
+import { BASE, check, pod, state } from './_state';
+import { snapshotFromYaml } from '../../src/sources/directory';
 
 const np = (name: string, ns: string, spec: string) =>
   `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: ${name}, namespace: ${ns} }\nspec:\n${spec}`;
@@ -159,6 +160,28 @@ test('Pass skips the rest of the admin tier: NetworkPolicy decides, else baselin
   t.deepEqual(check(s, 'a/p1', 'b/p2').ingress.policy, 'ClusterNetworkPolicy deny-later', 'not passed: the next admin policy applies');
   const onlyPass = state(pass);
   t.deepEqual(check(onlyPass, 'b/p1', 'a/p1').ingress, { verdict: 'allow', tier: 'default' });
+});
+
+test('Pass in the baseline tier skips the rest of it: the default allow decides', (t) => {
+  const pass = cnp('base-pass', '  tier: Baseline\n  priority: 1\n  subject: { namespaces: {} }\n  ingress: [{ action: Pass, from: [{ namespaces: { matchLabels: { team: b } } }] }]\n');
+  const deny = cnp('base-deny', '  tier: Baseline\n  priority: 2\n  subject: { namespaces: {} }\n  ingress: [{ action: Deny, from: [{ namespaces: {} }] }]\n');
+  const s = state(pass, deny);
+  t.deepEqual(check(s, 'b/p1', 'a/p1').ingress, { verdict: 'allow', tier: 'default' }, 'passed: the later baseline Deny never runs');
+  t.deepEqual(check(s, 'a/p2', 'a/p1').ingress.policy, 'ClusterNetworkPolicy base-deny', 'not passed');
+  t.is(check(state(pass, deny, DENY_INGRESS_A), 'b/p1', 'a/p1').ingress.rule, ISOLATION_RULE, 'a NetworkPolicy still decides before baseline');
+});
+
+test('a ClusterNetworkPolicy rule that fails closed: Deny with an unsupported peer denies every peer on its ports', (t) => {
+  const s = snapshotFromYaml(
+    [
+      BASE,
+      cnp('dns-only', '  tier: Admin\n  priority: 1\n  subject: { namespaces: { matchLabels: { team: a } } }\n  egress:\n    - { action: Accept, to: [{ domainNames: [example.com] }] }\n    - { name: no-web, action: Deny, to: [{ domainNames: [example.com] }], protocols: [{ tcp: { destinationPort: { number: 8080 } } }] }\n'),
+    ].join('\n---\n'),
+  );
+  t.is(s.errors.length, 2, 'both rules are reported');
+  t.deepEqual(check(s, 'a/p1', 'b/p1').egress, { verdict: 'deny', tier: 'admin', policy: 'ClusterNetworkPolicy dns-only', rule: 'egress[1] no-web' });
+  t.is(check(s, 'a/p1', 'b/p1', 53, 'UDP').verdict, 'allow', 'other ports: the Accept rule matched nothing, the default allows');
+  t.is(check(s, 'b/p1', 'a/p1').verdict, 'allow', 'subjects are namespace a only');
 });
 
 test('baseline tier: applies only to endpoints no NetworkPolicy selects; Accept and Deny', (t) => {
