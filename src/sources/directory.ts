@@ -4,52 +4,13 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
-import type { PathSegment } from '../model/field';
-import { buildSnapshot, type SourceObject } from '../model/snapshot';
-import type { Snapshot, ValidationError } from '../model/types';
+import { buildSnapshot } from '../model/snapshot';
+import type { Snapshot } from '../model/types';
+import { parseYamlText, type ParsedFile } from './yaml-docs';
+
+export { parseYamlText };
 
 const YAML_FILE = /\.ya?ml$/;
-
-interface ParsedFile {
-  objects: SourceObject[];
-  errors: ValidationError[];
-}
-
-/** Line of the deepest node on `segments` that exists in the document. */
-function locator(doc: Document, lc: LineCounter): (segments: PathSegment[]) => number | undefined {
-  return (segments) => {
-    for (let n = segments.length; n >= 0; n--) {
-      const node = n === 0 ? doc.contents : doc.getIn(segments.slice(0, n), true);
-      const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
-      if (range) return lc.linePos(range[0]).line;
-    }
-    return undefined;
-  };
-}
-
-/** Parses one file's text; `file` is the name used in messages. */
-export function parseYamlText(text: string, file: string): ParsedFile {
-  const lc = new LineCounter();
-  const out: ParsedFile = { objects: [], errors: [] };
-  for (const doc of parseAllDocuments(text, { lineCounter: lc })) {
-    if (doc.errors.length) {
-      const e = doc.errors[0];
-      out.errors.push({
-        file,
-        line: e.linePos?.[0].line,
-        object: '<yaml document>',
-        field: '',
-        message: `parse YAML: ${e.message.split('\n')[0]}`,
-      });
-      continue;
-    }
-    const js: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (js === null || js === undefined) continue; // empty document (a trailing "---")
-    out.objects.push({ doc: js, file, locate: locator(doc, lc) });
-  }
-  return out;
-}
 
 function collect(files: ParsedFile[]): Snapshot {
   const snapshot = buildSnapshot(files.flatMap((f) => f.objects));
