@@ -3,7 +3,7 @@
 // most one period); a snapshot is handed on whenever the YAML content hash changed.
 import type { Logger } from 'pino';
 import type { Snapshot } from '../model/types';
-import { loadStateDirAsync } from './directory';
+import { ParseCache, loadStateDirAsync } from './directory';
 import { watchTree } from './dir-watch';
 import type { SnapshotSource } from './source';
 import { stateDirHash } from './state-hash';
@@ -24,6 +24,7 @@ export class DirectorySource implements SnapshotSource {
   private lastVersion?: string;
   // Loads run one after another, so the newest content is always delivered last.
   private chain: Promise<void> = Promise.resolve();
+  private readonly cache = new ParseCache();
 
   constructor(
     readonly dir: string,
@@ -67,7 +68,7 @@ export class DirectorySource implements SnapshotSource {
     }
     if (version === this.lastVersion) return;
     try {
-      snapshot = await loadStateDirAsync(this.dir);
+      snapshot = await loadStateDirAsync(this.dir, this.cache);
     } catch (e) {
       this.opts.log.error((e as Error).message);
       return;

@@ -12,6 +12,26 @@ export { parseYamlText };
 
 const YAML_FILE = /\.ya?ml$/;
 
+/** Parsed files by path, reused while a file's text is unchanged: the agent reloads the whole
+ *  tree on every change, and an edit then re-parses only the edited file. */
+export class ParseCache {
+  private readonly files = new Map<string, { text: string; parsed: ParsedFile }>();
+
+  parse(file: string, text: string): ParsedFile {
+    const hit = this.files.get(file);
+    if (hit?.text === text) return hit.parsed;
+    const parsed = parseYamlText(text, file);
+    this.files.set(file, { text, parsed });
+    return parsed;
+  }
+
+  /** Drops the files not listed (removed from the tree). */
+  retain(files: readonly string[]): void {
+    const keep = new Set(files);
+    for (const f of this.files.keys()) if (!keep.has(f)) this.files.delete(f);
+  }
+}
+
 function collect(files: ParsedFile[]): Snapshot {
   const snapshot = buildSnapshot(files.flatMap((f) => f.objects));
   snapshot.errors.unshift(...files.flatMap((f) => f.errors));
@@ -57,13 +77,16 @@ async function listYamlAsync(dir: string): Promise<string[]> {
   return nested.flat();
 }
 
-/** loadStateDir without blocking the event loop (the agent reloads on change). */
-export async function loadStateDirAsync(dir: string): Promise<Snapshot> {
+/** loadStateDir without blocking the event loop (the agent reloads on change); `cache`
+ *  keeps the files parsed by the previous loads. */
+export async function loadStateDirAsync(dir: string, cache = new ParseCache()): Promise<Snapshot> {
   let files: string[];
   try {
     files = await listYamlAsync(dir);
   } catch (e) {
     throw new Error(`load state directory ${dir}: ${(e as Error).message}`);
   }
-  return collect(await Promise.all(files.map(async (f) => parseYamlText(await fsp.readFile(f, 'utf8'), f))));
+  const texts = await Promise.all(files.map((f) => fsp.readFile(f, 'utf8')));
+  cache.retain(files);
+  return collect(files.map((f, i) => cache.parse(f, texts[i])));
 }

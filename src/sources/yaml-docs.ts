@@ -78,6 +78,10 @@ function firstContentLine(c: Chunk): number {
   return c.line + Math.max(0, i);
 }
 
+function syntaxError(file: string, line: number | undefined, message: string): ValidationError {
+  return { file, ...(line !== undefined && { line }), object: '<yaml document>', field: '', message: `parse YAML: ${message.split('\n')[0]}` };
+}
+
 function parseChunk(c: Chunk, file: string, out: ParsedFile): void {
   let js: unknown;
   let slow: { doc: Document; lc: LineCounter } | undefined;
@@ -89,16 +93,16 @@ function parseChunk(c: Chunk, file: string, out: ParsedFile): void {
     const e = slow.doc.errors[0];
     if (e) {
       const line = e.linePos?.[0].line;
-      out.errors.push({
-        file,
-        ...(line !== undefined && { line: line + c.line - 1 }),
-        object: '<yaml document>',
-        field: '',
-        message: `parse YAML: ${e.message.split('\n')[0]}`,
-      });
+      out.errors.push(syntaxError(file, line === undefined ? undefined : line + c.line - 1, e.message));
       return;
     }
-    js = slow.doc.toJS({ maxAliasCount: 100 });
+    try {
+      js = slow.doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      // An alias bomb ("Excessive alias count ..."): this document only.
+      out.errors.push(syntaxError(file, firstContentLine(c), (err as Error).message));
+      return;
+    }
   }
   if (js === null || js === undefined) return; // an empty document (a trailing "---")
   out.objects.push({
