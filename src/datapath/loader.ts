@@ -6,11 +6,16 @@
 // An incompatible layout (a pinned map libbpf cannot reuse, or nf_config.layout_version
 // differs) loads fresh maps under <root>/staging; the caller fills them, and
 // finishMigration() moves every tc hook to the new programs and only then replaces the
-// old pins, so packets always meet an enforcing program.
+// old pins, so packets always meet an enforcing program. Map capacities (NetfenceConfig
+// `capacity`) are set at load; pins of other capacities or flags but the same layout
+// version migrate the same way, and their runtime state (conntrack, counters) is copied
+// into the new maps right before the hooks switch.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MAP_WRITE_ORDER } from '../compile/output';
+import { defaultCapacity } from '../model/config';
+import type { Capacity } from '../model/types';
 import { NF_LAYOUT_VERSION, decodeConfig, encodeConfig, encodeU32, type Config } from './codecs';
 import { addonPath } from './native';
 import type { BpfObjectHandle, MapInfo, NativeAddon, ProgInfo } from './native-api';
@@ -25,6 +30,25 @@ const PROGRAMS = ['nf_tc_ingress', 'nf_tc_egress'] as const;
  *  that pins of an older object lack (e.g. nf_ep_stats) makes the load take the normal
  *  path: libbpf reuses the compatible pins and creates and pins the new map. */
 const RUNTIME_MAPS = ['nf_config', 'nf_events', 'nf_ct', 'nf_rule_stats', 'nf_reason_stats', 'nf_ratelimit', 'nf_ep_stats', 'nf_stack_arrivals', ...MAP_WRITE_ORDER];
+/** What the agent cannot recompute from a snapshot: carried over by a migration of the same
+ *  layout (the policy maps are filled by the first reconcile, the rest starts empty). */
+const CARRIED_MAPS = ['nf_ct', 'nf_stack_arrivals', 'nf_rule_stats', 'nf_ep_stats'];
+
+/** max_entries of each map a capacity sizes (the others keep the object's own). */
+export function capacityMaxEntries(c: Capacity): Record<string, number> {
+  return {
+    nf_endpoints: c.endpoints,
+    nf_local_addrs: 2 * c.endpoints, // an IPv4 and an IPv6 address each
+    nf_ident_exact: c.identities,
+    nf_ident_lpm: c.identities,
+    nf_peer_ident: c.peerIdentities,
+    nf_peer_cidr: c.peerCidrs,
+    nf_ports: c.ports,
+    nf_rules: c.rules,
+    nf_rule_stats: c.rules,
+    nf_ct: c.conntrack,
+  };
+}
 
 export interface Datapath {
   root: string;
@@ -35,14 +59,17 @@ export interface Datapath {
   objectHash: string;
   /** true: maps and programs were adopted from the pins, nothing was loaded. */
   adopted: boolean;
-  /** Set while the maps live under the staging dir (incompatible pinned layout). */
-  migration?: { staging: string; reason: string };
+  /** Set while the maps live under the staging dir (incompatible pinned maps); `carry`:
+   *  the pins have this layout version, so their CARRIED_MAPS are copied at the switch. */
+  migration?: { staging: string; reason: string; carry: boolean };
   close(): void;
 }
 
 export interface LoadOptions {
   bpffsRoot: string;
   objectPath?: string;
+  /** Default: defaultCapacity(). */
+  capacity?: Capacity;
 }
 
 /** The pin files of maps (not the links/ and staging/ dirs). */
@@ -98,8 +125,9 @@ function progsDir(root: string, hash: string): string {
   return path.join(root, PROGS, hash);
 }
 
-/** Maps and programs from the pins, when the programs of this very object are pinned. */
-function adopt(addon: NativeAddon, root: string, hash: string): Datapath | undefined {
+/** Maps and programs from the pins, when the programs of this very object are pinned and
+ *  the maps have the wanted max_entries. */
+function adopt(addon: NativeAddon, root: string, hash: string, maxEntries: Record<string, number>): Datapath | undefined {
   const dir = progsDir(root, hash);
   const pinned = new Set(pinFiles(root));
   if (!PROGRAMS.every((p) => fs.existsSync(path.join(dir, p))) || !RUNTIME_MAPS.every((m) => pinned.has(m))) return undefined;
@@ -111,6 +139,10 @@ function adopt(addon: NativeAddon, root: string, hash: string): Datapath | undef
   };
   try {
     const maps = new Map([...pinned].map((name) => [name, { ...open(path.join(root, name)), name }]));
+    if (Object.entries(maxEntries).some(([name, max]) => maps.get(name)?.maxEntries !== max)) {
+      fds.forEach((fd) => addon.closeFd(fd));
+      return undefined; // resized: the load below finds which map and migrates
+    }
     const [ingress, egress] = PROGRAMS.map((name): ProgInfo => {
       const { fd, type, id } = open(path.join(dir, name));
       return { name, fd, type, id };
@@ -148,6 +180,7 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
   const hash = objectHash(objectPath);
   const staging = path.join(root, STAGING);
+  const maxEntries = capacityMaxEntries(opts.capacity ?? defaultCapacity());
   fs.mkdirSync(path.join(root, LINKS), { recursive: true });
 
   // A migration that stopped after the old pins were removed: the staged maps are the live ones.
@@ -162,10 +195,10 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   if (version !== undefined && version !== 0 && version !== NF_LAYOUT_VERSION) {
     reason = `pinned layout version ${version}, this agent has ${NF_LAYOUT_VERSION}`;
   } else {
-    const adopted = version === NF_LAYOUT_VERSION ? adopt(addon, root, hash) : undefined;
+    const adopted = version === NF_LAYOUT_VERSION ? adopt(addon, root, hash, maxEntries) : undefined;
     if (adopted) return adopted;
     try {
-      const dp = wrap(root, addon.openObject(objectPath, { pinRoot: root }), hash);
+      const dp = wrap(root, addon.openObject(objectPath, { pinRoot: root, maxEntries }), hash);
       stampLayout(addon, dp);
       pinPrograms(addon, dp);
       return dp;
@@ -176,7 +209,8 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
     }
   }
   fs.mkdirSync(staging, { recursive: true });
-  const dp = wrap(root, addon.openObject(objectPath, { pinRoot: staging }), hash, { staging, reason });
+  const carry = version === NF_LAYOUT_VERSION;
+  const dp = wrap(root, addon.openObject(objectPath, { pinRoot: staging, maxEntries }), hash, { staging, reason, carry });
   stampLayout(addon, dp);
   return dp;
 }
@@ -205,15 +239,42 @@ export function mapFd(dp: Datapath, name: string): number {
   return m.fd;
 }
 
-/** After the staged maps are filled: switch every hook (via `switchHooks`), then replace the old pins. */
-export function finishMigration(addon: NativeAddon, dp: Datapath, switchHooks: () => void): void {
-  if (!dp.migration) return;
+/** Copies a pinned map's entries into `to` when their shape matches; a smaller `to` keeps
+ *  what fits (for an LRU, as if the rest had aged out). Returns the entries copied. */
+function copyPinned(addon: NativeAddon, pin: string, to: MapInfo): number {
+  if (!fs.existsSync(pin)) return 0;
+  const from = addon.mapOpenPinned(pin);
+  let copied = 0;
+  try {
+    if (from.type !== to.type || from.keySize !== to.keySize || from.valueSize !== to.valueSize) return 0;
+    for (const key of addon.mapKeys(from.fd)) {
+      const value = addon.mapLookup(from.fd, key);
+      if (value === null) continue; // deleted meanwhile
+      addon.mapUpdate(to.fd, key, value);
+      copied++;
+    }
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'E2BIG') throw e; // full: the new map holds what fits
+  } finally {
+    addon.closeFd(from.fd);
+  }
+  return copied;
+}
+
+/** After the staged maps are filled: carry the runtime state over (same layout only), switch
+ *  every hook (via `switchHooks`), then replace the old pins. Returns the entries carried. */
+export function finishMigration(addon: NativeAddon, dp: Datapath, switchHooks: () => void): Record<string, number> {
+  const carried: Record<string, number> = {};
+  if (!dp.migration) return carried;
+  // Just before the switch: flows the old programs track until then are not lost.
+  if (dp.migration.carry) for (const name of CARRIED_MAPS) carried[name] = copyPinned(addon, path.join(dp.root, name), dp.maps.get(name)!);
   switchHooks();
   removePins(dp.root);
   movePins(dp.migration.staging, dp.root);
   dp.migration = undefined;
   pinPrograms(addon, dp);
   pruneProgramPins(dp);
+  return carried;
 }
 
 export function linksDir(root: string): string {
