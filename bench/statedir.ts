@@ -34,7 +34,7 @@ function podYaml(ns: number, i: number, spec: StateDirSpec): string {
   return `apiVersion: v1
 kind: Pod
 metadata:
-  name: pod-${i}
+  name: pod-${k}
   namespace: ns-${ns}
   labels:
     app: app-${k % APPS}
@@ -60,9 +60,9 @@ function policyYaml(ns: number, i: number): string {
     - from: [{ podSelector: { matchLabels: { role: role-${i % 4} } } }, { ipBlock: { cidr: 172.${16 + ((n >> 16) & 15)}.${(n >> 8) & 255}.${n & 255}/32 } }]
       ports: [{ protocol: TCP, port: ${8000 + (i % 50)} }]
 `;
-  // Every other policy restricts egress too: to a team's namespaces and a /24 but its upper half.
+  // One policy in four restricts egress too: to a team's namespaces and a /24 but its upper half.
   const egress =
-    i % 2 === 0
+    i % 4 !== 3
       ? ''
       : `  egress:
     - to: [{ namespaceSelector: { matchLabels: { team: team-${i % 10} } } }, { ipBlock: { cidr: 100.${64 + (n >> 16)}.${(n >> 8) & 255}.0/24, except: [100.${64 + (n >> 16)}.${(n >> 8) & 255}.128/25] } }]

@@ -67,15 +67,20 @@ function slowParse(c: Chunk): { doc: Document; lc: LineCounter } {
   return { doc: parseDocument(c.text, { lineCounter: lc }), lc };
 }
 
-/** Line of the chunk's first content (what `yaml` reports for the document's root node). */
+/** Line of the chunk's first content (what `yaml` reports for the document's root node):
+ *  asked for every object (the snapshot names where each one came from), so no split. */
 function firstContentLine(c: Chunk): number {
-  const lines = c.text.split('\n');
-  const i = lines.findIndex((l, k) => {
-    const body = k === 0 && DOC_START.test(l) ? l.slice(3) : l;
-    const t = body.trimStart();
-    return t !== '' && !t.startsWith('#') && !t.startsWith('%');
-  });
-  return c.line + Math.max(0, i);
+  const t = c.text;
+  let line = c.line;
+  for (let i = 0; i < t.length; line++) {
+    const nl = t.indexOf('\n', i);
+    const end = nl < 0 ? t.length : nl;
+    let j = i === 0 && DOC_START.test(t.slice(0, 4)) ? 3 : i;
+    while (j < end && (t[j] === ' ' || t[j] === '\t' || t[j] === '\r')) j++;
+    if (j < end && t[j] !== '#' && t[j] !== '%') return line;
+    i = end + 1;
+  }
+  return c.line;
 }
 
 function syntaxError(file: string, line: number | undefined, message: string): ValidationError {
