@@ -15,6 +15,8 @@ export interface DirectorySourceOptions {
   debounceMs?: number;
   /** Periodic reload (default 30 s). */
   resyncMs?: number;
+  /** Files parsed before the source starts (the agent's settings read): not parsed again. */
+  cache?: ParseCache;
 }
 
 export class DirectorySource implements SnapshotSource {
@@ -24,12 +26,14 @@ export class DirectorySource implements SnapshotSource {
   private lastVersion?: string;
   // Loads run one after another, so the newest content is always delivered last.
   private chain: Promise<void> = Promise.resolve();
-  private readonly cache = new ParseCache();
+  private readonly cache: ParseCache;
 
   constructor(
     readonly dir: string,
     private readonly opts: DirectorySourceOptions,
-  ) {}
+  ) {
+    this.cache = opts.cache ?? new ParseCache();
+  }
 
   async start(onSnapshot: (snapshot: Snapshot, version: string) => void): Promise<void> {
     if (this.onSnapshot) throw new Error(`start directory source ${this.dir}: already started`);

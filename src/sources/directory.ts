@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { buildSnapshot } from '../model/snapshot';
-import type { Snapshot } from '../model/types';
+import { buildSnapshot, type SourceObject } from '../model/snapshot';
+import type { NetfenceConfig, Snapshot } from '../model/types';
 import { parseYamlText, type ParsedFile } from './yaml-docs';
 
 export { parseYamlText };
@@ -77,9 +77,7 @@ async function listYamlAsync(dir: string): Promise<string[]> {
   return nested.flat();
 }
 
-/** loadStateDir without blocking the event loop (the agent reloads on change); `cache`
- *  keeps the files parsed by the previous loads. */
-export async function loadStateDirAsync(dir: string, cache = new ParseCache()): Promise<Snapshot> {
+async function parseDirAsync(dir: string, cache: ParseCache): Promise<ParsedFile[]> {
   let files: string[];
   try {
     files = await listYamlAsync(dir);
@@ -88,5 +86,21 @@ export async function loadStateDirAsync(dir: string, cache = new ParseCache()): 
   }
   const texts = await Promise.all(files.map((f) => fsp.readFile(f, 'utf8')));
   cache.retain(files);
-  return collect(files.map((f, i) => cache.parse(f, texts[i])));
+  return files.map((f, i) => cache.parse(f, texts[i]));
+}
+
+/** loadStateDir without blocking the event loop (the agent reloads on change); `cache`
+ *  keeps the files parsed by the previous loads. */
+export async function loadStateDirAsync(dir: string, cache = new ParseCache()): Promise<Snapshot> {
+  return collect(await parseDirAsync(dir, cache));
+}
+
+/** The NetfenceConfig of a state directory (defaults without one), without building the
+ *  rest of the snapshot: the agent reads its settings before its source starts. */
+export async function loadStateDirConfigAsync(dir: string, cache = new ParseCache()): Promise<NetfenceConfig> {
+  const settings = (o: SourceObject): boolean => {
+    const kind = (o.doc as { kind?: unknown } | null)?.kind;
+    return kind === 'NetfenceConfig' || kind === 'List';
+  };
+  return buildSnapshot((await parseDirAsync(dir, cache)).flatMap((f) => f.objects.filter(settings))).config;
 }

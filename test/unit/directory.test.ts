@@ -2,7 +2,7 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ParseCache, loadStateDir, loadStateDirAsync, snapshotFromYaml } from '../../src/sources/directory';
+import { ParseCache, loadStateDir, loadStateDirAsync, loadStateDirConfigAsync, snapshotFromYaml } from '../../src/sources/directory';
 import { formatValidationError } from '../../src/model/snapshot';
 import { DEFAULT_REDIRECT_MARK, DEFAULT_REDIRECT_TABLE, defaultConfig } from '../../src/model/config';
 
@@ -219,6 +219,21 @@ test('ParseCache: an unchanged file is not parsed again, a changed one is, a rem
   t.deepEqual((await loadStateDirAsync(dir, cache)).namespaces.map((n) => n.name), ['b2']);
   const again = cache.parse(path.join(dir, 'a.yaml'), text);
   t.not(again, first, 'a removed file left the cache');
+});
+
+test('loadStateDirConfigAsync: the settings alone (also in a List), and the files stay parsed for the full load', async (t) => {
+  const config = 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\ncapacity: { rules: 1000 }\n';
+  const dir = tmpState({ 'a.yaml': NS('a'), 'sub/netfence.yaml': config, 'bad.yaml': NP('typo', '  podSelector: {}\n  ingress:\n    - fromm: []\n') });
+  const cache = new ParseCache();
+  t.is((await loadStateDirConfigAsync(dir, cache)).capacity.rules, 1000);
+  const text = fs.readFileSync(path.join(dir, 'a.yaml'), 'utf8');
+  const parsed = cache.parse(path.join(dir, 'a.yaml'), text);
+  t.deepEqual(await loadStateDirAsync(dir, cache), loadStateDir(dir));
+  t.is(cache.parse(path.join(dir, 'a.yaml'), text), parsed, 'parsed once for both');
+
+  const list = tmpState({ 'all.yaml': `apiVersion: v1\nkind: List\nitems:\n  - ${config.trim().split('\n').join('\n    ')}\n` });
+  t.is((await loadStateDirConfigAsync(list)).capacity.rules, 1000);
+  t.deepEqual(await loadStateDirConfigAsync(tmpState({ 'a.yaml': NS('a') })), defaultConfig());
 });
 
 test('an unreadable state directory throws a clear error', async (t) => {
