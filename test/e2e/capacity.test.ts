@@ -6,23 +6,10 @@ import test from 'ava';
 import path from 'node:path';
 import { native } from '../../src/datapath/native';
 import { HeldConnection } from './hold';
-import { AgentLab, demoPodsAbc, labConfig } from './helpers/agent-lab';
+import { ALLOW_A_TO_B, AgentLab, demoPodsAbc, isolate, labConfig } from './helpers/agent-lab';
 
 // a accepts nothing: b's replies to a's connection pass only as conntrack replies.
-const POLICIES = `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: { name: isolate-a, namespace: demo }
-spec: { podSelector: { matchLabels: { app: a } }, policyTypes: [Ingress] }
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: { name: b-from-a, namespace: demo }
-spec:
-  podSelector: { matchLabels: { app: b } }
-  policyTypes: [Ingress]
-  ingress: [{ from: [{ podSelector: { matchLabels: { app: a } } }], ports: [{ port: 80 }] }]
-`;
+const POLICIES = [isolate('a'), ALLOW_A_TO_B].join('---\n');
 
 const DENIED = [
   { from: 'demo/c', to: 'demo/b', port: '80/TCP' },
