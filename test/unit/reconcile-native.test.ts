@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps } from '../../src/compile/output';
-import { NF_LAYOUT_VERSION, NF_RULE_DEFAULT, NfAction, NfEpFlag, NfTier, bitmapFrom, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { NF_LAYOUT_VERSION, NF_RULE_DEFAULT, NfAction, NfEpFlag, NfTier, bitmapFrom, decodeEndpoint, encodeCidrKey, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
 import { DEFAULT_OBJECT, capacityMaxEntries, finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig } from '../../src/datapath/loader';
 import { defaultCapacity } from '../../src/model/config';
 import { native } from '../../src/datapath/native';
@@ -267,4 +267,30 @@ test.serial('capacity: a changed capacity migrates: policy maps refilled in stag
   t.teardown(() => again.close());
   t.true(again.adopted);
   t.is(again.maps.get('nf_ct')!.maxEntries, 4096);
+});
+
+test.serial('capacity: with the default capacity a 100k-CIDR table is replaced by another 100k-CIDR table (old and new side by side)', (t) => {
+  const root = pinDir(t);
+  const dp = loadDatapath(native, { bpffsRoot: root });
+  t.teardown(() => dp.close());
+  const io = new NativeMapIO(native, dp.maps);
+  const withCidrs = (table: number, second: number): ReturnType<typeof desired> => {
+    const d = desired(1, 3, table);
+    const bits = bitmapFrom([0]);
+    for (let i = 0; i < 100_000; i++) {
+      const key = encodeCidrKey(table, `${10 + (i >> 16)}.${second}.${(i >> 8) & 255}.${i & 255}/32`);
+      d.maps.nf_peer_cidr.set(keyHex(key), { key, value: bits });
+    }
+    return d;
+  };
+  const first = withCidrs(1, 1);
+  const r1 = reconcile(io, attacher, first.maps, first.endpoints);
+  t.true(r1.ok && r1.failed.length === 0, r1.error);
+  const second = withCidrs(2, 2);
+  const r2 = reconcile(io, attacher, second.maps, second.endpoints);
+  t.true(r2.ok, r2.error);
+  t.deepEqual(r2.failed, []);
+  t.is(r2.fullMap, undefined);
+  t.is(readMap(io, 'nf_peer_cidr').size, 100_000, 'the old table is gone once the endpoint switched');
+  t.is(decodeEndpoint(native.mapLookup(mapFd(dp, 'nf_endpoints'), encodeU32(3))!).ingressTable, 2);
 });
