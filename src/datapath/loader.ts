@@ -34,20 +34,43 @@ const RUNTIME_MAPS = ['nf_config', 'nf_events', 'nf_ct', 'nf_rule_stats', 'nf_re
  *  layout (the policy maps are filled by the first reconcile, the rest starts empty). */
 const CARRIED_MAPS = ['nf_ct', 'nf_stack_arrivals', 'nf_rule_stats', 'nf_ep_stats'];
 
+/** Map, the capacity field that sizes it, and the factor (nf_local_addrs: an IPv4 and an IPv6
+ *  address per endpoint). `fits`: its pinned content must fit a new size (the policy maps);
+ *  the LRU conntrack and the counters instead lose what does not fit. */
+const CAPACITY_MAPS: readonly { map: string; field: keyof Capacity; factor: number; fits: boolean }[] = [
+  { map: 'nf_endpoints', field: 'endpoints', factor: 1, fits: true },
+  { map: 'nf_local_addrs', field: 'endpoints', factor: 2, fits: true },
+  { map: 'nf_ident_exact', field: 'identities', factor: 1, fits: true },
+  { map: 'nf_ident_lpm', field: 'identities', factor: 1, fits: true },
+  { map: 'nf_peer_ident', field: 'peerIdentities', factor: 1, fits: true },
+  { map: 'nf_peer_cidr', field: 'peerCidrs', factor: 1, fits: true },
+  { map: 'nf_ports', field: 'ports', factor: 1, fits: true },
+  { map: 'nf_rules', field: 'rules', factor: 1, fits: true },
+  { map: 'nf_rule_stats', field: 'rules', factor: 1, fits: false },
+  { map: 'nf_ct', field: 'conntrack', factor: 1, fits: false },
+];
+
 /** max_entries of each map a capacity sizes (the others keep the object's own). */
 export function capacityMaxEntries(c: Capacity): Record<string, number> {
-  return {
-    nf_endpoints: c.endpoints,
-    nf_local_addrs: 2 * c.endpoints, // an IPv4 and an IPv6 address each
-    nf_ident_exact: c.identities,
-    nf_ident_lpm: c.identities,
-    nf_peer_ident: c.peerIdentities,
-    nf_peer_cidr: c.peerCidrs,
-    nf_ports: c.ports,
-    nf_rules: c.rules,
-    nf_rule_stats: c.rules,
-    nf_ct: c.conntrack,
-  };
+  return Object.fromEntries(CAPACITY_MAPS.map(({ map, field, factor }) => [map, factor * c[field]]));
+}
+
+/** Refuses a capacity below what the pinned policy maps hold: migrating would drop enforced
+ *  entries, so the pinned state stays (enforcing) until the capacity is raised. */
+function checkPinnedFit(addon: NativeAddon, root: string, c: Capacity): void {
+  for (const { map, field, factor, fits } of CAPACITY_MAPS) {
+    const pin = path.join(root, map);
+    if (!fits || !fs.existsSync(pin)) continue;
+    const info = addon.mapOpenPinned(pin);
+    try {
+      const held = info.maxEntries > factor * c[field] ? addon.mapKeys(info.fd).length : 0;
+      if (held > factor * c[field]) {
+        throw new Error(`load datapath: capacity.${field} ${c[field]} leaves ${map} room for ${factor * c[field]} entries, its pins hold ${held}: raise it (the pinned state stays enforced)`);
+      }
+    } finally {
+      addon.closeFd(info.fd);
+    }
+  }
 }
 
 export interface Datapath {
@@ -180,7 +203,8 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
   const hash = objectHash(objectPath);
   const staging = path.join(root, STAGING);
-  const maxEntries = capacityMaxEntries(opts.capacity ?? defaultCapacity());
+  const capacity = opts.capacity ?? defaultCapacity();
+  const maxEntries = capacityMaxEntries(capacity);
   fs.mkdirSync(path.join(root, LINKS), { recursive: true });
 
   // A migration that stopped after the old pins were removed: the staged maps are the live ones.
@@ -208,8 +232,9 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
       reason = `pinned map ${map} is incompatible: ${(e as Error).message}`;
     }
   }
-  fs.mkdirSync(staging, { recursive: true });
   const carry = version === NF_LAYOUT_VERSION;
+  if (carry) checkPinnedFit(addon, root, capacity);
+  fs.mkdirSync(staging, { recursive: true });
   const dp = wrap(root, addon.openObject(objectPath, { pinRoot: staging, maxEntries }), hash, { staging, reason, carry });
   stampLayout(addon, dp);
   return dp;

@@ -294,3 +294,24 @@ test.serial('capacity: with the default capacity a 100k-CIDR table is replaced b
   t.is(readMap(io, 'nf_peer_cidr').size, 100_000, 'the old table is gone once the endpoint switched');
   t.is(decodeEndpoint(native.mapLookup(mapFd(dp, 'nf_endpoints'), encodeU32(3))!).ingressTable, 2);
 });
+
+test.serial('capacity: a capacity below what the pinned policy maps hold is refused at load; the pins stay as they are', (t) => {
+  const root = pinDir(t);
+  const old = loadDatapath(native, { bpffsRoot: root });
+  const d = desired(5);
+  t.true(reconcile(new NativeMapIO(native, old.maps), attacher, d.maps, d.endpoints).ok);
+  const rulesId = old.maps.get('nf_rules')!.id;
+  old.close();
+  t.throws(() => loadDatapath(native, { bpffsRoot: root, capacity: { ...defaultCapacity(), rules: 4 } }), {
+    message: 'load datapath: capacity.rules 4 leaves nf_rules room for 4 entries, its pins hold 5: raise it (the pinned state stays enforced)',
+  });
+  t.false(fs.existsSync(path.join(root, 'staging')));
+  const pinned = native.mapOpenPinned(path.join(root, 'nf_rules'));
+  native.closeFd(pinned.fd);
+  t.is(pinned.id, rulesId);
+  // Room for exactly what is pinned migrates.
+  const dp = loadDatapath(native, { bpffsRoot: root, capacity: { ...defaultCapacity(), rules: 5 } });
+  t.teardown(() => dp.close());
+  t.like(dp.maps.get('nf_rules'), { maxEntries: 5 });
+  t.truthy(dp.migration);
+});
