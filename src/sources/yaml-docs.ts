@@ -22,10 +22,12 @@ interface Chunk {
   line: number;
 }
 
-// A line starting with a document marker ends the document before it: YAML forbids such a
-// line inside any node, so cutting there splits exactly where a YAML parser would. Directive
-// lines (%YAML, %TAG) right before a marker belong to the document after it.
+// A line starting with a document marker ends the document before it (or, for "...", the
+// document it closes): YAML forbids such a line inside any node, so cutting there splits
+// exactly where a YAML parser would. Directive lines (%YAML, %TAG) right before a "---"
+// belong to the document after it.
 const DOC_START = /^---(?=[ \t\r\n]|$)/;
+const DOC_END = /^\.\.\.(?=[ \t\r\n]|$)/;
 
 function chunks(text: string): Chunk[] {
   const out: Chunk[] = [];
@@ -36,15 +38,20 @@ function chunks(text: string): Chunk[] {
   for (let i = 0; i < text.length; line++) {
     const nl = text.indexOf('\n', i);
     const end = nl < 0 ? text.length : nl + 1;
-    if (text[i] === '%') directives ??= { at: i, line };
-    else if (DOC_START.test(text.slice(i, i + 4))) {
+    const c = text[i];
+    if (c === '%') directives ??= { at: i, line };
+    else if (c === '-' && DOC_START.test(text.slice(i, i + 4))) {
       const cut = directives ?? { at: i, line };
       if (cut.at > start) {
         out.push({ text: text.slice(start, cut.at), line: startLine });
         [start, startLine] = [cut.at, cut.line];
       }
       directives = undefined;
-    } else if (text.slice(i, end).trim() !== '') directives = undefined;
+    } else if (c === '.' && DOC_END.test(text.slice(i, i + 4))) {
+      out.push({ text: text.slice(start, end), line: startLine });
+      [start, startLine] = [end, line + 1];
+      directives = undefined;
+    } else if (directives && text.slice(i, end).trim() !== '') directives = undefined;
     i = end;
   }
   out.push({ text: text.slice(start), line: startLine });

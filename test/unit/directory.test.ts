@@ -181,11 +181,12 @@ test('documents read by js-yaml and by yaml (anchors, directives) load alike; a 
     '# a comment before the first document\n',
     NS('a'),
     '%YAML 1.2\n---\napiVersion: v1\nkind: Namespace\nmetadata: &meta { name: b, labels: { team: x } }\n',
-    '--- # a document marker with a comment\napiVersion: v1\nkind: Namespace\nmetadata: { name: c, labels: { team: y } }\n',
+    '--- # a document marker with a comment\napiVersion: v1\nkind: Namespace\nmetadata: { name: c, labels: { team: y } }\n...\n' +
+      'apiVersion: v1\nkind: Namespace\nmetadata: { name: d }\n...\n',
     NP('typo', '  podSelector: {}\n  ingress:\n    - fromm: []\n'),
   ].join('---\n');
   const s = snapshotFromYaml(text, 'mixed.yaml');
-  t.deepEqual(s.namespaces.map((n) => [n.name, n.labels.team]), [['a', undefined], ['b', 'x'], ['c', 'y']]);
+  t.deepEqual(s.namespaces.map((n) => [n.name, n.labels.team]), [['a', undefined], ['b', 'x'], ['c', 'y'], ['d', undefined]]);
   const lines = text.split('\n');
   t.is(s.errors.length, 1);
   t.like(s.errors[0], { file: 'mixed.yaml', line: lines.indexOf('    - fromm: []') + 1, field: 'spec.ingress[0].fromm' });
