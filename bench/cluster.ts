@@ -2,6 +2,7 @@
 // nodes, and a mix of NetworkPolicies (pod and namespace selectors, named and numbered
 // ports), admin/baseline ClusterNetworkPolicies and ipBlock policies. Deterministic.
 import type { Policy, Rule } from '../src/model/rules';
+import { defaultCapacity } from '../src/model/config';
 import type { NetfenceConfig, NamespaceObj, NodeObj, PodObj, Snapshot } from '../src/model/types';
 import type { DiscoveredEndpoint } from '../src/compile/endpoint';
 import { prng } from './stats';
@@ -31,6 +32,7 @@ export const CONFIG: NetfenceConfig = {
   metricsAddress: '127.0.0.1:0',
   eventsPerSecond: 0,
   bpffsRoot: '/sys/fs/bpf/netfence',
+  capacity: defaultCapacity(),
 };
 
 function nsName(i: number): string {

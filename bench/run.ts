@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only pkt,net,control,lab,tunnel] [--object PATH]`
+// `npm run bench [-- --quick] [--only pkt,net,control,apply,lab,tunnel] [--object PATH]`
 // Runs the benchmarks, prints ratio tables, writes bench/results/latest.json and
 // regenerates bench/REPORT.md + bench/chart.svg. Parts whose prerequisites are missing
 // (datapath object, addon, CLI) are skipped and named in the report.
@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { NativeAddon } from '../src/datapath/native-api';
 import { EMPTY_OBJECT, CRR_BINARY, NETFENCE_OBJECT, REPO_ROOT } from './datapath';
+import { runApply } from './apply';
 import { runControl } from './control';
 import { runLab } from './lab';
 import { runNet, type Engine } from './net';
@@ -18,7 +19,7 @@ import { evaluateTargets, netVariantOrder, writeReport } from './report';
 import { ratio } from './stats';
 import type { BenchResults } from './types';
 
-const PARTS = ['pkt', 'net', 'control', 'lab', 'tunnel'] as const;
+const PARTS = ['pkt', 'net', 'control', 'apply', 'lab', 'tunnel'] as const;
 type Part = (typeof PARTS)[number];
 
 function log(msg: string): void {
@@ -168,6 +169,19 @@ async function main(): Promise<void> {
     } catch (e) {
       skipped.control = `failed: ${(e as Error).message.split('\n')[0]}`;
       log(skipped.control);
+    }
+  }
+
+  if (only.has('apply')) {
+    const why = typeof addon === 'string' ? addon : datapathMissing;
+    if (why) skipped.apply = why;
+    else {
+      try {
+        results.apply = await runApply({ rounds: quick ? 1 : 3, log });
+      } catch (e) {
+        skipped.apply = `failed: ${(e as Error).message.split('\n')[0]}`;
+        log(skipped.apply);
+      }
     }
   }
 

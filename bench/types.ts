@@ -44,6 +44,24 @@ export interface ControlResults {
   policyChange: { updates: number; p50Ms: number; p99Ms: number };
 }
 
+export interface ApplyResults {
+  /** Policies in the snapshot (the directory's, plus the system policy). */
+  policies: number;
+  files: number;
+  bytes: number;
+  errors: number;
+  /** Files to map entries (load + compile + write), median of the rounds. */
+  applyMs: number;
+  applySamplesMs: number[];
+  loadMs: number;
+  compileMs: number;
+  writeMs: number;
+  /** After one file is edited: load (parse cache) + compile + write. */
+  reloadMs: number;
+  peakRssMb: number;
+  mapEntries: Record<string, number>;
+}
+
 export interface LabResults {
   changes: number;
   policyFlip: { p50Ms: number; p99Ms: number; samplesMs: number[] };
@@ -123,6 +141,7 @@ export interface BenchResults {
   crrPaired?: Record<string, PairedCrr>;
   pkt?: PktResults;
   control?: ControlResults;
+  apply?: ApplyResults;
   lab?: LabResults;
   tunnel?: TunnelResults;
   /** Benchmark -> why it did not run (or ran partly). */

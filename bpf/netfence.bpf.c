@@ -50,7 +50,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u32);
 	__type(value, struct nf_endpoint);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 16384);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_endpoints SEC(".maps");
 
@@ -58,7 +58,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct nf_addr);
 	__type(value, struct nf_local);
-	__uint(max_entries, 8192);
+	__uint(max_entries, 32768);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_local_addrs SEC(".maps");
 
@@ -80,8 +81,9 @@ struct {
 } nf_config SEC(".maps");
 
 /* LRU: ids of endpoints that are gone stop being touched and age out, so the map
- * never fills up with them. Sized for every live key (4096 endpoints x 2 directions
- * x 2 verdicts): values are per CPU and preallocated, headroom costs memory per CPU. */
+ * never fills up with them. Sized for 4096 endpoints with traffic (x 2 directions
+ * x 2 verdicts), not for every nf_endpoints entry: values are per CPU and
+ * preallocated (16 B x CPUs each); past that the least recently active age out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__type(key, struct nf_ep_stats_key);

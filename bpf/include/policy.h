@@ -24,11 +24,17 @@
 #include "parse.h"
 #include "counters.h"
 
+/* max_entries are defaults for 100k CIDRs, 10k pods and 2k policies per node, with room
+ * for a replaced table's old and new entries side by side; NetfenceConfig `capacity`
+ * overrides them at load. LPM tries and the NO_PREALLOC hashes cost memory per entry
+ * (plus 16 B per hash bucket), not per max_entries: only userspace writes them, and
+ * nf_rule_stats's first packet per rule allocates once. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct nf_addr);
 	__type(value, __u32);
 	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_ident_exact SEC(".maps");
 
@@ -36,7 +42,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct nf_addr_lpm_key);
 	__type(value, __u32);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_ident_lpm SEC(".maps");
@@ -45,7 +51,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct nf_peer_ident_key);
 	__type(value, struct nf_bitmap);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_peer_ident SEC(".maps");
 
@@ -53,7 +60,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct nf_cidr_key);
 	__type(value, struct nf_bitmap);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 262144);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_peer_cidr SEC(".maps");
@@ -62,7 +69,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct nf_port_key);
 	__type(value, struct nf_bitmap);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_ports SEC(".maps");
@@ -71,7 +78,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct nf_rule_key);
 	__type(value, struct nf_rule);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 131072);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_rules SEC(".maps");
 
@@ -79,7 +87,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__type(key, struct nf_rule_key);
 	__type(value, struct nf_counter);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 131072);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_rule_stats SEC(".maps");
 

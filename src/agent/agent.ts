@@ -15,7 +15,7 @@ import type { NativeAddon } from '../datapath/native-api';
 import { discoverEndpoints, readNetView } from '../endpoints/discover';
 import { LastGood } from '../model/last-good';
 import { formatValidationError } from '../model/snapshot';
-import type { Snapshot } from '../model/types';
+import type { Capacity, Snapshot } from '../model/types';
 import type { ReconcileReport } from '../reconcile/apply';
 import { NativeMapIO } from '../reconcile/native-mapio';
 import { Reconciler } from '../reconcile/reconciler';
@@ -34,6 +34,8 @@ export interface AgentOptions {
   /** bpffs directory of the pins (read once at start: it cannot follow the config). */
   bpffsRoot: string;
   objectPath?: string;
+  /** Map capacities (read once at start, like bpffsRoot; default: defaultCapacity()). */
+  capacity?: Capacity;
   sysfsRoot?: string;
   /** Periodic pass over the latest snapshot that reads the maps back (repairs drift in
    *  the kernel; other passes diff against the last applied state). */
@@ -109,7 +111,7 @@ export class Agent {
   async start(): Promise<void> {
     const root = this.opts.bpffsRoot;
     const loadStart = Date.now();
-    this.dp = loadDatapath(this.addon, { bpffsRoot: root, objectPath: this.opts.objectPath });
+    this.dp = loadDatapath(this.addon, { bpffsRoot: root, objectPath: this.opts.objectPath, capacity: this.opts.capacity });
     if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
     this.attacher = new TcAttacher(this.addon, root, this.dp);
     this.reconciler = new Reconciler(new NativeMapIO(this.addon, this.dp.maps), this.attacher);
@@ -268,8 +270,8 @@ export class Agent {
     } else {
       if (report.error) this.fail('apply', report.error);
       if (dp.migration) {
-        finishMigration(this.addon, dp, () => this.attacher!.switchPrograms(dp));
-        this.log.info('migration finished: hooks switched, old pins replaced');
+        const carried = finishMigration(this.addon, dp, () => this.attacher!.switchPrograms(dp));
+        this.log.info({ carried }, 'migration finished: hooks switched, old pins replaced');
       }
       // Before /readyz reports this state: a restart from here on keeps its last valid versions.
       const file = this.lastGoodFile!.file;

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { buildSnapshot } from '../model/snapshot';
 import type { NetfenceConfig } from '../model/types';
-import { loadStateDirAsync } from '../sources/directory';
+import { ParseCache, loadStateDirConfigAsync } from '../sources/directory';
 import { DirectorySource } from '../sources/directory-source';
 import { createKubernetesSource, readConfigFile } from '../sources/kubernetes';
 import type { SnapshotSource } from '../sources/source';
@@ -46,9 +46,11 @@ export interface AgentSource {
 
 export async function createAgentSource(choice: SourceChoice, opts: { log: Logger; resyncMs: number }): Promise<AgentSource> {
   if (choice.kind === 'directory') {
+    // The source's first load reuses what reading the settings parsed.
+    const cache = new ParseCache();
     return {
-      source: new DirectorySource(choice.dir, { log: opts.log, resyncMs: opts.resyncMs }),
-      config: (await loadStateDirAsync(choice.dir)).config,
+      config: await loadStateDirConfigAsync(choice.dir, cache),
+      source: new DirectorySource(choice.dir, { log: opts.log, resyncMs: opts.resyncMs, cache }),
       describe: `state directory ${choice.dir}`,
     };
   }

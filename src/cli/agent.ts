@@ -52,6 +52,7 @@ export function agentCommand(): Command {
           nodeName: node,
           bpffsRoot: f.bpffsRoot ?? (config.bpffsRoot || DEFAULT_BPFFS_ROOT),
           objectPath: f.object,
+          capacity: config.capacity,
           sysfsRoot: f.sysfsRoot,
           resyncMs,
         },

@@ -6,11 +6,16 @@
 // An incompatible layout (a pinned map libbpf cannot reuse, or nf_config.layout_version
 // differs) loads fresh maps under <root>/staging; the caller fills them, and
 // finishMigration() moves every tc hook to the new programs and only then replaces the
-// old pins, so packets always meet an enforcing program.
+// old pins, so packets always meet an enforcing program. Map capacities (NetfenceConfig
+// `capacity`) are set at load; pins of other capacities or flags but the same layout
+// version migrate the same way, and their runtime state (conntrack, counters) is copied
+// into the new maps right before the hooks switch.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MAP_WRITE_ORDER } from '../compile/output';
+import { defaultCapacity } from '../model/config';
+import type { Capacity } from '../model/types';
 import { NF_LAYOUT_VERSION, decodeConfig, encodeConfig, encodeU32, type Config } from './codecs';
 import { addonPath } from './native';
 import type { BpfObjectHandle, MapInfo, NativeAddon, ProgInfo } from './native-api';
@@ -25,6 +30,48 @@ const PROGRAMS = ['nf_tc_ingress', 'nf_tc_egress'] as const;
  *  that pins of an older object lack (e.g. nf_ep_stats) makes the load take the normal
  *  path: libbpf reuses the compatible pins and creates and pins the new map. */
 const RUNTIME_MAPS = ['nf_config', 'nf_events', 'nf_ct', 'nf_rule_stats', 'nf_reason_stats', 'nf_ratelimit', 'nf_ep_stats', 'nf_stack_arrivals', ...MAP_WRITE_ORDER];
+/** What the agent cannot recompute from a snapshot: carried over by a migration of the same
+ *  layout (the policy maps are filled by the first reconcile, the rest starts empty). */
+const CARRIED_MAPS = ['nf_ct', 'nf_stack_arrivals', 'nf_rule_stats', 'nf_ep_stats'];
+
+/** Map, the capacity field that sizes it, and the factor (nf_local_addrs: an IPv4 and an IPv6
+ *  address per endpoint). `fits`: its pinned content must fit a new size (the policy maps);
+ *  the LRU conntrack and the counters instead lose what does not fit. */
+const CAPACITY_MAPS: readonly { map: string; field: keyof Capacity; factor: number; fits: boolean }[] = [
+  { map: 'nf_endpoints', field: 'endpoints', factor: 1, fits: true },
+  { map: 'nf_local_addrs', field: 'endpoints', factor: 2, fits: true },
+  { map: 'nf_ident_exact', field: 'identities', factor: 1, fits: true },
+  { map: 'nf_ident_lpm', field: 'identities', factor: 1, fits: true },
+  { map: 'nf_peer_ident', field: 'peerIdentities', factor: 1, fits: true },
+  { map: 'nf_peer_cidr', field: 'peerCidrs', factor: 1, fits: true },
+  { map: 'nf_ports', field: 'ports', factor: 1, fits: true },
+  { map: 'nf_rules', field: 'rules', factor: 1, fits: true },
+  { map: 'nf_rule_stats', field: 'rules', factor: 1, fits: false },
+  { map: 'nf_ct', field: 'conntrack', factor: 1, fits: false },
+];
+
+/** max_entries of each map a capacity sizes (the others keep the object's own). */
+export function capacityMaxEntries(c: Capacity): Record<string, number> {
+  return Object.fromEntries(CAPACITY_MAPS.map(({ map, field, factor }) => [map, factor * c[field]]));
+}
+
+/** Refuses a capacity below what the pinned policy maps hold: migrating would drop enforced
+ *  entries, so the pinned state stays (enforcing) until the capacity is raised. */
+function checkPinnedFit(addon: NativeAddon, root: string, c: Capacity): void {
+  for (const { map, field, factor, fits } of CAPACITY_MAPS) {
+    const pin = path.join(root, map);
+    if (!fits || !fs.existsSync(pin)) continue;
+    const info = addon.mapOpenPinned(pin);
+    try {
+      const held = info.maxEntries > factor * c[field] ? addon.mapKeys(info.fd).length : 0;
+      if (held > factor * c[field]) {
+        throw new Error(`load datapath: capacity.${field} ${c[field]} leaves ${map} room for ${factor * c[field]} entries, its pins hold ${held}: raise it (the pinned state stays enforced)`);
+      }
+    } finally {
+      addon.closeFd(info.fd);
+    }
+  }
+}
 
 export interface Datapath {
   root: string;
@@ -35,14 +82,17 @@ export interface Datapath {
   objectHash: string;
   /** true: maps and programs were adopted from the pins, nothing was loaded. */
   adopted: boolean;
-  /** Set while the maps live under the staging dir (incompatible pinned layout). */
-  migration?: { staging: string; reason: string };
+  /** Set while the maps live under the staging dir (incompatible pinned maps); `carry`:
+   *  the pins have this layout version, so their CARRIED_MAPS are copied at the switch. */
+  migration?: { staging: string; reason: string; carry: boolean };
   close(): void;
 }
 
 export interface LoadOptions {
   bpffsRoot: string;
   objectPath?: string;
+  /** Default: defaultCapacity(). */
+  capacity?: Capacity;
 }
 
 /** The pin files of maps (not the links/ and staging/ dirs). */
@@ -98,8 +148,9 @@ function progsDir(root: string, hash: string): string {
   return path.join(root, PROGS, hash);
 }
 
-/** Maps and programs from the pins, when the programs of this very object are pinned. */
-function adopt(addon: NativeAddon, root: string, hash: string): Datapath | undefined {
+/** Maps and programs from the pins, when the programs of this very object are pinned and
+ *  the maps have the wanted max_entries. */
+function adopt(addon: NativeAddon, root: string, hash: string, maxEntries: Record<string, number>): Datapath | undefined {
   const dir = progsDir(root, hash);
   const pinned = new Set(pinFiles(root));
   if (!PROGRAMS.every((p) => fs.existsSync(path.join(dir, p))) || !RUNTIME_MAPS.every((m) => pinned.has(m))) return undefined;
@@ -111,6 +162,10 @@ function adopt(addon: NativeAddon, root: string, hash: string): Datapath | undef
   };
   try {
     const maps = new Map([...pinned].map((name) => [name, { ...open(path.join(root, name)), name }]));
+    if (Object.entries(maxEntries).some(([name, max]) => maps.get(name)?.maxEntries !== max)) {
+      fds.forEach((fd) => addon.closeFd(fd));
+      return undefined; // resized: the load below finds which map and migrates
+    }
     const [ingress, egress] = PROGRAMS.map((name): ProgInfo => {
       const { fd, type, id } = open(path.join(dir, name));
       return { name, fd, type, id };
@@ -148,6 +203,8 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
   const hash = objectHash(objectPath);
   const staging = path.join(root, STAGING);
+  const capacity = opts.capacity ?? defaultCapacity();
+  const maxEntries = capacityMaxEntries(capacity);
   fs.mkdirSync(path.join(root, LINKS), { recursive: true });
 
   // A migration that stopped after the old pins were removed: the staged maps are the live ones.
@@ -162,10 +219,10 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   if (version !== undefined && version !== 0 && version !== NF_LAYOUT_VERSION) {
     reason = `pinned layout version ${version}, this agent has ${NF_LAYOUT_VERSION}`;
   } else {
-    const adopted = version === NF_LAYOUT_VERSION ? adopt(addon, root, hash) : undefined;
+    const adopted = version === NF_LAYOUT_VERSION ? adopt(addon, root, hash, maxEntries) : undefined;
     if (adopted) return adopted;
     try {
-      const dp = wrap(root, addon.openObject(objectPath, { pinRoot: root }), hash);
+      const dp = wrap(root, addon.openObject(objectPath, { pinRoot: root, maxEntries }), hash);
       stampLayout(addon, dp);
       pinPrograms(addon, dp);
       return dp;
@@ -175,8 +232,10 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
       reason = `pinned map ${map} is incompatible: ${(e as Error).message}`;
     }
   }
+  const carry = version === NF_LAYOUT_VERSION;
+  if (carry) checkPinnedFit(addon, root, capacity);
   fs.mkdirSync(staging, { recursive: true });
-  const dp = wrap(root, addon.openObject(objectPath, { pinRoot: staging }), hash, { staging, reason });
+  const dp = wrap(root, addon.openObject(objectPath, { pinRoot: staging, maxEntries }), hash, { staging, reason, carry });
   stampLayout(addon, dp);
   return dp;
 }
@@ -205,15 +264,42 @@ export function mapFd(dp: Datapath, name: string): number {
   return m.fd;
 }
 
-/** After the staged maps are filled: switch every hook (via `switchHooks`), then replace the old pins. */
-export function finishMigration(addon: NativeAddon, dp: Datapath, switchHooks: () => void): void {
-  if (!dp.migration) return;
+/** Copies a pinned map's entries into `to` when their shape matches; a smaller `to` keeps
+ *  what fits (for an LRU, as if the rest had aged out). Returns the entries copied. */
+function copyPinned(addon: NativeAddon, pin: string, to: MapInfo): number {
+  if (!fs.existsSync(pin)) return 0;
+  const from = addon.mapOpenPinned(pin);
+  let copied = 0;
+  try {
+    if (from.type !== to.type || from.keySize !== to.keySize || from.valueSize !== to.valueSize) return 0;
+    for (const key of addon.mapKeys(from.fd)) {
+      const value = addon.mapLookup(from.fd, key);
+      if (value === null) continue; // deleted meanwhile
+      addon.mapUpdate(to.fd, key, value);
+      copied++;
+    }
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'E2BIG') throw e; // full: the new map holds what fits
+  } finally {
+    addon.closeFd(from.fd);
+  }
+  return copied;
+}
+
+/** After the staged maps are filled: carry the runtime state over (same layout only), switch
+ *  every hook (via `switchHooks`), then replace the old pins. Returns the entries carried. */
+export function finishMigration(addon: NativeAddon, dp: Datapath, switchHooks: () => void): Record<string, number> {
+  const carried: Record<string, number> = {};
+  if (!dp.migration) return carried;
+  // Just before the switch: flows the old programs track until then are not lost.
+  if (dp.migration.carry) for (const name of CARRIED_MAPS) carried[name] = copyPinned(addon, path.join(dp.root, name), dp.maps.get(name)!);
   switchHooks();
   removePins(dp.root);
   movePins(dp.migration.staging, dp.root);
   dp.migration = undefined;
   pinPrograms(addon, dp);
   pruneProgramPins(dp);
+  return carried;
 }
 
 export function linksDir(root: string): string {

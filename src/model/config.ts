@@ -2,7 +2,7 @@
 // every field. Fields sit at the top level (component-config style) or under `spec`.
 import { Field } from './field';
 import { formatIp, parseIp } from './ip';
-import type { NetfenceConfig, RedirectConfig } from './types';
+import type { Capacity, NetfenceConfig, RedirectConfig } from './types';
 
 export function defaultConfig(): NetfenceConfig {
   return {
@@ -20,6 +20,31 @@ export function defaultConfig(): NetfenceConfig {
     metricsAddress: '127.0.0.1:9402',
     eventsPerSecond: 100,
     bpffsRoot: '/sys/fs/bpf/netfence',
+    capacity: defaultCapacity(),
+  };
+}
+
+/** The max_entries declared in bpf/ (test/unit/capacity.test.ts checks they agree): sized
+ *  for 100k CIDRs, 10k pods and 2k policies per node, old and new tables side by side. */
+export function defaultCapacity(): Capacity {
+  return { endpoints: 16384, identities: 65536, peerIdentities: 262144, peerCidrs: 262144, ports: 65536, rules: 131072, conntrack: 131072 };
+}
+
+/** Above 2^24 a hash map's bucket array alone is hundreds of MB: a typo, not a plan. */
+export const MAX_CAPACITY = 1 << 24;
+
+function parseCapacity(f: Field): Capacity {
+  const d = defaultCapacity();
+  if (f.present) f.object(Object.keys(d));
+  const n = (k: keyof Capacity): number => f.get(k).optInt(1, MAX_CAPACITY, d[k])!;
+  return {
+    endpoints: n('endpoints'),
+    identities: n('identities'),
+    peerIdentities: n('peerIdentities'),
+    peerCidrs: n('peerCidrs'),
+    ports: n('ports'),
+    rules: n('rules'),
+    conntrack: n('conntrack'),
   };
 }
 
@@ -68,7 +93,7 @@ function parseRedirect(f: Field, serviceCIDRs: string[]): RedirectConfig {
   };
 }
 
-const FIELDS = ['hostInterfaces', 'privileged', 'serviceCIDRs', 'localDelivery', 'redirect', 'metricsAddress', 'eventsPerSecond', 'bpffsRoot'];
+const FIELDS = ['hostInterfaces', 'privileged', 'serviceCIDRs', 'localDelivery', 'redirect', 'metricsAddress', 'eventsPerSecond', 'bpffsRoot', 'capacity'];
 
 export function parseNetfenceConfig(doc: Field): NetfenceConfig {
   const top = Object.keys(doc.object());
@@ -99,5 +124,6 @@ export function parseNetfenceConfig(doc: Field): NetfenceConfig {
     metricsAddress: metrics.present ? metrics.string() : d.metricsAddress,
     eventsPerSecond: c.get('eventsPerSecond').optInt(0, 1_000_000, d.eventsPerSecond)!,
     bpffsRoot: c.get('bpffsRoot').optString() ?? d.bpffsRoot,
+    capacity: parseCapacity(c.get('capacity')),
   };
 }

@@ -100,6 +100,24 @@ export interface RedirectConfig {
   serviceCIDRs: string[];
 }
 
+/** Map capacities (max_entries), applied when the agent loads the datapath. */
+export interface Capacity {
+  /** nf_endpoints; nf_local_addrs holds twice as many addresses (dual stack). */
+  endpoints: number;
+  /** Peer addresses and prefixes with an identity: nf_ident_exact and nf_ident_lpm. */
+  identities: number;
+  /** {table, identity} entries: nf_peer_ident. */
+  peerIdentities: number;
+  /** {table, prefix} entries: nf_peer_cidr. */
+  peerCidrs: number;
+  /** {table, protocol, port prefix} entries: nf_ports. */
+  ports: number;
+  /** Rules of every table together: nf_rules and its counters nf_rule_stats. */
+  rules: number;
+  /** Tracked flows: nf_ct (LRU). */
+  conntrack: number;
+}
+
 export interface NetfenceConfig {
   /** Host interface name patterns (glob: `eth*`, `ens160`). */
   hostInterfaces: string[];
@@ -119,6 +137,7 @@ export interface NetfenceConfig {
   metricsAddress: string; // host:port
   eventsPerSecond: number;
   bpffsRoot: string;
+  capacity: Capacity;
 }
 
 /** A rejected object: one per bad object, naming file, object and field. Also the part of

@@ -3,7 +3,7 @@
 // most one period); a snapshot is handed on whenever the YAML content hash changed.
 import type { Logger } from 'pino';
 import type { Snapshot } from '../model/types';
-import { loadStateDirAsync } from './directory';
+import { ParseCache, loadStateDirAsync } from './directory';
 import { watchTree } from './dir-watch';
 import type { SnapshotSource } from './source';
 import { stateDirHash } from './state-hash';
@@ -15,6 +15,8 @@ export interface DirectorySourceOptions {
   debounceMs?: number;
   /** Periodic reload (default 30 s). */
   resyncMs?: number;
+  /** Files parsed before the source starts (the agent's settings read): not parsed again. */
+  cache?: ParseCache;
 }
 
 export class DirectorySource implements SnapshotSource {
@@ -24,11 +26,14 @@ export class DirectorySource implements SnapshotSource {
   private lastVersion?: string;
   // Loads run one after another, so the newest content is always delivered last.
   private chain: Promise<void> = Promise.resolve();
+  private readonly cache: ParseCache;
 
   constructor(
     readonly dir: string,
     private readonly opts: DirectorySourceOptions,
-  ) {}
+  ) {
+    this.cache = opts.cache ?? new ParseCache();
+  }
 
   async start(onSnapshot: (snapshot: Snapshot, version: string) => void): Promise<void> {
     if (this.onSnapshot) throw new Error(`start directory source ${this.dir}: already started`);
@@ -67,7 +72,7 @@ export class DirectorySource implements SnapshotSource {
     }
     if (version === this.lastVersion) return;
     try {
-      snapshot = await loadStateDirAsync(this.dir);
+      snapshot = await loadStateDirAsync(this.dir, this.cache);
     } catch (e) {
       this.opts.log.error((e as Error).message);
       return;

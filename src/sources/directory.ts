@@ -4,51 +4,32 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
-import type { PathSegment } from '../model/field';
 import { buildSnapshot, type SourceObject } from '../model/snapshot';
-import type { Snapshot, ValidationError } from '../model/types';
+import type { NetfenceConfig, Snapshot } from '../model/types';
+import { parseYamlText, type ParsedFile } from './yaml-docs';
+
+export { parseYamlText };
 
 const YAML_FILE = /\.ya?ml$/;
 
-interface ParsedFile {
-  objects: SourceObject[];
-  errors: ValidationError[];
-}
+/** Parsed files by path, reused while a file's text is unchanged: the agent reloads the whole
+ *  tree on every change, and an edit then re-parses only the edited file. */
+export class ParseCache {
+  private readonly files = new Map<string, { text: string; parsed: ParsedFile }>();
 
-/** Line of the deepest node on `segments` that exists in the document. */
-function locator(doc: Document, lc: LineCounter): (segments: PathSegment[]) => number | undefined {
-  return (segments) => {
-    for (let n = segments.length; n >= 0; n--) {
-      const node = n === 0 ? doc.contents : doc.getIn(segments.slice(0, n), true);
-      const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
-      if (range) return lc.linePos(range[0]).line;
-    }
-    return undefined;
-  };
-}
-
-/** Parses one file's text; `file` is the name used in messages. */
-export function parseYamlText(text: string, file: string): ParsedFile {
-  const lc = new LineCounter();
-  const out: ParsedFile = { objects: [], errors: [] };
-  for (const doc of parseAllDocuments(text, { lineCounter: lc })) {
-    if (doc.errors.length) {
-      const e = doc.errors[0];
-      out.errors.push({
-        file,
-        line: e.linePos?.[0].line,
-        object: '<yaml document>',
-        field: '',
-        message: `parse YAML: ${e.message.split('\n')[0]}`,
-      });
-      continue;
-    }
-    const js: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (js === null || js === undefined) continue; // empty document (a trailing "---")
-    out.objects.push({ doc: js, file, locate: locator(doc, lc) });
+  parse(file: string, text: string): ParsedFile {
+    const hit = this.files.get(file);
+    if (hit?.text === text) return hit.parsed;
+    const parsed = parseYamlText(text, file);
+    this.files.set(file, { text, parsed });
+    return parsed;
   }
-  return out;
+
+  /** Drops the files not listed (removed from the tree). */
+  retain(files: readonly string[]): void {
+    const keep = new Set(files);
+    for (const f of this.files.keys()) if (!keep.has(f)) this.files.delete(f);
+  }
 }
 
 function collect(files: ParsedFile[]): Snapshot {
@@ -96,13 +77,30 @@ async function listYamlAsync(dir: string): Promise<string[]> {
   return nested.flat();
 }
 
-/** loadStateDir without blocking the event loop (the agent reloads on change). */
-export async function loadStateDirAsync(dir: string): Promise<Snapshot> {
+async function parseDirAsync(dir: string, cache: ParseCache): Promise<ParsedFile[]> {
   let files: string[];
   try {
     files = await listYamlAsync(dir);
   } catch (e) {
     throw new Error(`load state directory ${dir}: ${(e as Error).message}`);
   }
-  return collect(await Promise.all(files.map(async (f) => parseYamlText(await fsp.readFile(f, 'utf8'), f))));
+  const texts = await Promise.all(files.map((f) => fsp.readFile(f, 'utf8')));
+  cache.retain(files);
+  return files.map((f, i) => cache.parse(f, texts[i]));
+}
+
+/** loadStateDir without blocking the event loop (the agent reloads on change); `cache`
+ *  keeps the files parsed by the previous loads. */
+export async function loadStateDirAsync(dir: string, cache = new ParseCache()): Promise<Snapshot> {
+  return collect(await parseDirAsync(dir, cache));
+}
+
+/** The NetfenceConfig of a state directory (defaults without one), without building the
+ *  rest of the snapshot: the agent reads its settings before its source starts. */
+export async function loadStateDirConfigAsync(dir: string, cache = new ParseCache()): Promise<NetfenceConfig> {
+  const settings = (o: SourceObject): boolean => {
+    const kind = (o.doc as { kind?: unknown } | null)?.kind;
+    return kind === 'NetfenceConfig' || kind === 'List';
+  };
+  return buildSnapshot((await parseDirAsync(dir, cache)).flatMap((f) => f.objects.filter(settings))).config;
 }

@@ -10,29 +10,12 @@ import { encodeU32 } from '../../src/datapath/codecs';
 import { native } from '../../src/datapath/native';
 import { askAgent } from '../../src/cni/agent-client';
 import { HeldConnection } from './hold';
-import { AgentLab, demoPod, demoPodsAbc, labConfig } from './helpers/agent-lab';
+import { ALLOW_A_TO_B, AgentLab, demoPod, demoPodsAbc, isolate, labConfig } from './helpers/agent-lab';
 
 const BASE = {
   'pods.yaml': demoPodsAbc({ udp53: true }),
   'netfence.yaml': labConfig(),
 };
-
-const isolate = (app: string, types = 'Ingress'): string => `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: { name: isolate-${app}, namespace: demo }
-spec: { podSelector: { matchLabels: { app: ${app} } }, policyTypes: [${types}] }
-`;
-
-const ALLOW_A_TO_B = `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: { name: b-from-a, namespace: demo }
-spec:
-  podSelector: { matchLabels: { app: b } }
-  policyTypes: [Ingress]
-  ingress: [{ from: [{ podSelector: { matchLabels: { app: a } } }], ports: [{ port: 80 }] }]
-`;
 
 const A_EGRESS_TO_B = `
 apiVersion: networking.k8s.io/v1

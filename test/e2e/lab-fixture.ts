@@ -1,5 +1,6 @@
 // A small hand-made Snapshot for lab tests: 2 nodes, 4 pods (one hostNetwork), dual-stack,
 // a ClusterIP service and a secondary network.
+import { defaultCapacity } from '../../src/model/config';
 import type { NetfenceConfig, PodObj, Snapshot } from '../../src/model/types';
 
 export const LAB_CONFIG: NetfenceConfig = {
@@ -10,6 +11,7 @@ export const LAB_CONFIG: NetfenceConfig = {
   metricsAddress: '127.0.0.1:9402',
   eventsPerSecond: 100,
   bpffsRoot: '/sys/fs/bpf/netfence',
+  capacity: defaultCapacity(),
 };
 
 function pod(namespace: string, name: string, nodeName: string, ips: string[], extra: Partial<PodObj> = {}): PodObj {

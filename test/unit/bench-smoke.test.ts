@@ -10,6 +10,8 @@ import { buildPolicy, syntheticPrefixes } from '../../bench/policy';
 import { forwardRules, netVariants, pairedVariants, roundOrder } from '../../bench/net';
 import { parseCidr } from '../../src/datapath/codecs';
 import type { BenchResults } from '../../bench/types';
+import { writeStateDir } from '../../bench/statedir';
+import { loadStateDir } from '../../src/sources/directory';
 
 test('median of odd and even sample counts, unsorted input', (t) => {
   t.is(median([5, 1, 3]), 3);
@@ -210,4 +212,53 @@ test('report generator writes REPORT.md and a well-formed SVG', (t) => {
 
 test('count labels', (t) => {
   t.deepEqual([0, 100, 1000, 10000, 100000].map(countLabel), ['0', '100', '1k', '10k', '100k']);
+});
+
+test('apply: targets and report read the 20k-policy apply as a figure and a ratio to its target', (t) => {
+  const r = fixture();
+  r.apply = {
+    policies: 20001,
+    files: 201,
+    bytes: 8_671_954,
+    errors: 0,
+    applyMs: 2400,
+    applySamplesMs: [2300, 2400, 2600],
+    loadMs: 1800,
+    compileMs: 500,
+    writeMs: 100,
+    reloadMs: 900,
+    peakRssMb: 320,
+    mapEntries: { nf_peer_cidr: 280 },
+  };
+  const byName = Object.fromEntries(evaluateTargets(r).map((x) => [x.name, x]));
+  t.like(byName.apply_20k_policies_time, { value: 2.4, limit: 3, pass: true });
+  t.regex(byName.apply_20k_policies_time.description, /a 20,000-policy state directory \(8\.7 MB\)/);
+  t.like(byName.apply_20k_policies_rss, { value: 320, limit: 300, pass: false });
+  t.is(evaluateTargets(fixture()).find((x) => x.name === 'apply_20k_policies_time')!.pass, null, 'not run');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nf-bench-report-'));
+  try {
+    writeReport({ ...r, targets: evaluateTargets(r) }, dir);
+    const md = readFileSync(path.join(dir, 'REPORT.md'), 'utf8');
+    t.regex(md, /\| files to map entries \(median of 3\) \| 2\.40 s \| 0\.80 x 3 s \|/);
+    t.regex(md, /\| peak RSS \| 320 MB \| 1\.07 x 300 MB \|/);
+    t.regex(md, /peak RSS of that apply \| 320\.00 MB \| <= 300 MB \| FAIL/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('apply: the generated state directory holds the policies it claims and loads without errors', (t) => {
+  const dir = path.join(mkdtempSync(path.join(os.tmpdir(), 'nf-bench-statedir-')), 'state');
+  try {
+    const bytes = writeStateDir(dir, { namespaces: 3, policiesPerNamespace: 8, podsPerNamespace: 4, nodes: 2 });
+    t.true(bytes > 0);
+    const s = loadStateDir(dir);
+    t.deepEqual(s.errors, []);
+    t.is(s.policies.filter((p) => p.tier === 'netpol').length, 24);
+    t.is(s.pods.length, 12);
+    t.is(new Set(s.pods.map((p) => p.name)).size, 12, 'pod names are unique across namespaces (bench endpoints are keyed by them)');
+    t.true(s.policies.some((p) => p.rules.some((r) => r.direction === 'egress' && r.peers.some((x) => x.kind === 'cidr' && x.except.length === 1))));
+  } finally {
+    rmSync(path.dirname(dir), { recursive: true, force: true });
+  }
 });

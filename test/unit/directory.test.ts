@@ -2,7 +2,7 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadStateDir, loadStateDirAsync, snapshotFromYaml } from '../../src/sources/directory';
+import { ParseCache, loadStateDir, loadStateDirAsync, loadStateDirConfigAsync, snapshotFromYaml } from '../../src/sources/directory';
 import { formatValidationError } from '../../src/model/snapshot';
 import { DEFAULT_REDIRECT_MARK, DEFAULT_REDIRECT_TABLE, defaultConfig } from '../../src/model/config';
 
@@ -240,6 +240,67 @@ test('loadStateDirAsync gives the same snapshot; symlinked files are followed', 
   const sync = loadStateDir(dir);
   t.is(sync.pods.length, 9);
   t.deepEqual(await loadStateDirAsync(dir), sync);
+});
+
+test('documents read by js-yaml and by yaml (anchors, directives) load alike; a rejected field names its own line in a later document', (t) => {
+  const text = [
+    '# a comment before the first document\n',
+    NS('a'),
+    '%YAML 1.2\n---\napiVersion: v1\nkind: Namespace\nmetadata: &meta { name: b, labels: { team: x } }\n',
+    '--- # a document marker with a comment\napiVersion: v1\nkind: Namespace\nmetadata: { name: c, labels: { team: y } }\n...\n' +
+      'apiVersion: v1\nkind: Namespace\nmetadata: { name: d }\n...\n',
+    NP('typo', '  podSelector: {}\n  ingress:\n    - fromm: []\n'),
+  ].join('---\n');
+  const s = snapshotFromYaml(text, 'mixed.yaml');
+  t.deepEqual(s.namespaces.map((n) => [n.name, n.labels.team]), [['a', undefined], ['b', 'x'], ['c', 'y'], ['d', undefined]]);
+  const lines = text.split('\n');
+  t.is(s.errors.length, 1);
+  t.like(s.errors[0], { file: 'mixed.yaml', line: lines.indexOf('    - fromm: []') + 1, field: 'spec.ingress[0].fromm' });
+});
+
+test('a syntax error in a later document names its line in the file; an alias bomb is refused', (t) => {
+  const s = snapshotFromYaml(`${NS('a')}---\n${NS('b')}---\napiVersion: v1\nkind: Namespace\nmetadata: { name: [oops\n`, 'syntax.yaml');
+  t.deepEqual(s.namespaces.map((n) => n.name), ['a', 'b']);
+  t.like(s.errors[0], { file: 'syntax.yaml', object: '<yaml document>' });
+  t.true((s.errors[0].line ?? 0) >= 9, `line ${s.errors[0].line}`);
+  const levels = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+  for (let i = 1; i < 8; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
+  const bomb = snapshotFromYaml(`apiVersion: v1\nkind: Namespace\nmetadata: { name: bomb }\n${levels.join('\n')}\n`, 'bomb.yaml');
+  t.is(bomb.namespaces.length, 0);
+  t.regex(bomb.errors[0].message, /alias/i);
+});
+
+test('ParseCache: an unchanged file is not parsed again, a changed one is, a removed one is forgotten', async (t) => {
+  const dir = tmpState({ 'a.yaml': NS('a'), 'b.yaml': NS('b') });
+  const cache = new ParseCache();
+  const text = fs.readFileSync(path.join(dir, 'a.yaml'), 'utf8');
+  const first = cache.parse(path.join(dir, 'a.yaml'), text);
+  t.is(cache.parse(path.join(dir, 'a.yaml'), text), first, 'same text: the parsed file is reused');
+  t.not(cache.parse(path.join(dir, 'a.yaml'), `${text}# edited\n`), first);
+
+  const cold = await loadStateDirAsync(dir);
+  t.deepEqual(await loadStateDirAsync(dir, cache), cold);
+  t.deepEqual(await loadStateDirAsync(dir, cache), cold, 'a second load from the cache is the same snapshot');
+  fs.writeFileSync(path.join(dir, 'b.yaml'), NS('b2'));
+  fs.rmSync(path.join(dir, 'a.yaml'));
+  t.deepEqual((await loadStateDirAsync(dir, cache)).namespaces.map((n) => n.name), ['b2']);
+  const again = cache.parse(path.join(dir, 'a.yaml'), text);
+  t.not(again, first, 'a removed file left the cache');
+});
+
+test('loadStateDirConfigAsync: the settings alone (also in a List), and the files stay parsed for the full load', async (t) => {
+  const config = 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\ncapacity: { rules: 1000 }\n';
+  const dir = tmpState({ 'a.yaml': NS('a'), 'sub/netfence.yaml': config, 'bad.yaml': NP('typo', '  podSelector: {}\n  ingress:\n    - fromm: []\n') });
+  const cache = new ParseCache();
+  t.is((await loadStateDirConfigAsync(dir, cache)).capacity.rules, 1000);
+  const text = fs.readFileSync(path.join(dir, 'a.yaml'), 'utf8');
+  const parsed = cache.parse(path.join(dir, 'a.yaml'), text);
+  t.deepEqual(await loadStateDirAsync(dir, cache), loadStateDir(dir));
+  t.is(cache.parse(path.join(dir, 'a.yaml'), text), parsed, 'parsed once for both');
+
+  const list = tmpState({ 'all.yaml': `apiVersion: v1\nkind: List\nitems:\n  - ${config.trim().split('\n').join('\n    ')}\n` });
+  t.is((await loadStateDirConfigAsync(list)).capacity.rules, 1000);
+  t.deepEqual(await loadStateDirConfigAsync(tmpState({ 'a.yaml': NS('a') })), defaultConfig());
 });
 
 test('an unreadable state directory throws a clear error', async (t) => {

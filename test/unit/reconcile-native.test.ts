@@ -1,13 +1,14 @@
 // The reconciler against real kernel maps (the netfence object through the addon):
 // minimal diffs on adoption, drift repaired at resync, the kernel's map-full error, and
-// a layout migration.
+// a layout migration, map capacities and their migration.
 import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps } from '../../src/compile/output';
-import { NF_LAYOUT_VERSION, NF_RULE_DEFAULT, NfAction, NfEpFlag, NfTier, bitmapFrom, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
-import { DEFAULT_OBJECT, finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig } from '../../src/datapath/loader';
+import { NF_LAYOUT_VERSION, NF_RULE_DEFAULT, NfAction, NfEpFlag, NfTier, bitmapFrom, decodeEndpoint, encodeCidrKey, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { DEFAULT_OBJECT, capacityMaxEntries, finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig } from '../../src/datapath/loader';
+import { defaultCapacity } from '../../src/model/config';
 import { native } from '../../src/datapath/native';
 import type { TcDirection } from '../../src/datapath/native-api';
 import { readMap } from '../../src/reconcile/mapio';
@@ -194,4 +195,123 @@ test.serial('a retired table takes its counters out of nf_rule_stats; the live t
   t.is(native.mapLookup(stats, counted[1]), null);
   t.not(native.mapLookup(stats, counted[2]), null, 'the live table keeps its counter');
   t.deepEqual(rec.apply(second.maps, second.endpoints).retiredRuleKeys, [], 'nothing retired twice');
+});
+
+test.serial('capacity: configured max_entries land in the kernel and the pins; the same capacity is adopted', (t) => {
+  const root = pinDir(t);
+  const capacity = { ...defaultCapacity(), peerCidrs: 300000, rules: 4096, endpoints: 100 };
+  const dp = loadDatapath(native, { bpffsRoot: root, capacity });
+  t.is(dp.migration, undefined);
+  for (const [name, max] of Object.entries(capacityMaxEntries(capacity))) {
+    const pinned = native.mapOpenPinned(path.join(root, name));
+    native.closeFd(pinned.fd);
+    t.is(pinned.maxEntries, max, name);
+  }
+  t.like(dp.maps.get('nf_local_addrs'), { maxEntries: 200 });
+  dp.close();
+  const again = loadDatapath(native, { bpffsRoot: root, capacity });
+  t.teardown(() => again.close());
+  t.true(again.adopted);
+  t.is(again.migration, undefined);
+});
+
+test.serial('capacity: a changed capacity migrates: policy maps refilled in staging, conntrack and counters carried, then the pins replaced', (t) => {
+  const root = pinDir(t);
+  const old = loadDatapath(native, { bpffsRoot: root });
+  const d = desired(3);
+  t.true(reconcile(new NativeMapIO(native, old.maps), attacher, d.maps, d.endpoints).ok);
+  // Runtime state the agent cannot recompute: a tracked flow and a rule counter.
+  const ct = old.maps.get('nf_ct')!;
+  const flow = { key: Buffer.alloc(ct.keySize, 7), value: Buffer.alloc(ct.valueSize, 9) };
+  native.mapUpdate(ct.fd, flow.key, flow.value);
+  const counter = Buffer.alloc(16 * native.possibleCpus(), 3);
+  native.mapUpdate(mapFd(old, 'nf_rule_stats'), encodeRuleKey(1, 0), counter);
+  const oldIds = new Map([...old.maps].map(([name, m]) => [name, m.id]));
+  old.close();
+
+  const capacity = { ...defaultCapacity(), peerCidrs: 1 << 19, conntrack: 4096 };
+  const dp = loadDatapath(native, { bpffsRoot: root, capacity });
+  t.teardown(() => dp.close());
+  t.regex(dp.migration?.reason ?? '', /nf_\w+ .*max_entries/);
+  t.true(dp.migration?.carry);
+  t.like(dp.maps.get('nf_peer_cidr'), { maxEntries: 1 << 19 });
+  t.like(dp.maps.get('nf_ct'), { maxEntries: 4096 });
+  const before = native.mapOpenPinned(path.join(root, 'nf_peer_cidr'));
+  native.closeFd(before.fd);
+  t.is(before.id, oldIds.get('nf_peer_cidr')!, 'the old pins stay in place until the switch');
+
+  t.true(reconcile(new NativeMapIO(native, dp.maps), attacher, d.maps, d.endpoints).ok);
+  const order: string[] = [];
+  const carried = finishMigration(native, dp, () => {
+    order.push('switch');
+    // The hooks move while the old pins still exist, with the flows already carried.
+    t.true(fs.existsSync(path.join(root, 'nf_ct')));
+    t.deepEqual(native.mapLookup(mapFd(dp, 'nf_ct'), flow.key), flow.value);
+  });
+  t.deepEqual(order, ['switch']);
+  t.like(carried, { nf_ct: 1, nf_rule_stats: 1 });
+  t.false(fs.existsSync(path.join(root, 'staging')));
+  for (const name of ['nf_peer_cidr', 'nf_ct', 'nf_rules', 'nf_endpoints']) {
+    const pinned = native.mapOpenPinned(path.join(root, name));
+    t.teardown(() => native.closeFd(pinned.fd));
+    t.is(pinned.id, dp.maps.get(name)!.id, `${name}: the new map is pinned at the root`);
+    t.not(pinned.id, oldIds.get(name));
+  }
+  const io = new NativeMapIO(native, dp.maps);
+  t.is(readMap(io, 'nf_rules').size, 3, 'policy entries kept');
+  t.is(readMap(io, 'nf_endpoints').size, 1);
+  t.deepEqual(native.mapLookup(mapFd(dp, 'nf_rule_stats'), encodeRuleKey(1, 0)), counter);
+
+  // The next agent with the same capacity adopts the migrated pins.
+  const again = loadDatapath(native, { bpffsRoot: root, capacity });
+  t.teardown(() => again.close());
+  t.true(again.adopted);
+  t.is(again.maps.get('nf_ct')!.maxEntries, 4096);
+});
+
+test.serial('capacity: with the default capacity a 100k-CIDR table is replaced by another 100k-CIDR table (old and new side by side)', (t) => {
+  const root = pinDir(t);
+  const dp = loadDatapath(native, { bpffsRoot: root });
+  t.teardown(() => dp.close());
+  const io = new NativeMapIO(native, dp.maps);
+  const withCidrs = (table: number, second: number): ReturnType<typeof desired> => {
+    const d = desired(1, 3, table);
+    const bits = bitmapFrom([0]);
+    for (let i = 0; i < 100_000; i++) {
+      const key = encodeCidrKey(table, `${10 + (i >> 16)}.${second}.${(i >> 8) & 255}.${i & 255}/32`);
+      d.maps.nf_peer_cidr.set(keyHex(key), { key, value: bits });
+    }
+    return d;
+  };
+  const first = withCidrs(1, 1);
+  const r1 = reconcile(io, attacher, first.maps, first.endpoints);
+  t.true(r1.ok && r1.failed.length === 0, r1.error);
+  const second = withCidrs(2, 2);
+  const r2 = reconcile(io, attacher, second.maps, second.endpoints);
+  t.true(r2.ok, r2.error);
+  t.deepEqual(r2.failed, []);
+  t.is(r2.fullMap, undefined);
+  t.is(readMap(io, 'nf_peer_cidr').size, 100_000, 'the old table is gone once the endpoint switched');
+  t.is(decodeEndpoint(native.mapLookup(mapFd(dp, 'nf_endpoints'), encodeU32(3))!).ingressTable, 2);
+});
+
+test.serial('capacity: a capacity below what the pinned policy maps hold is refused at load; the pins stay as they are', (t) => {
+  const root = pinDir(t);
+  const old = loadDatapath(native, { bpffsRoot: root });
+  const d = desired(5);
+  t.true(reconcile(new NativeMapIO(native, old.maps), attacher, d.maps, d.endpoints).ok);
+  const rulesId = old.maps.get('nf_rules')!.id;
+  old.close();
+  t.throws(() => loadDatapath(native, { bpffsRoot: root, capacity: { ...defaultCapacity(), rules: 4 } }), {
+    message: 'load datapath: capacity.rules 4 leaves nf_rules room for 4 entries, its pins hold 5: raise it (the pinned state stays enforced)',
+  });
+  t.false(fs.existsSync(path.join(root, 'staging')));
+  const pinned = native.mapOpenPinned(path.join(root, 'nf_rules'));
+  native.closeFd(pinned.fd);
+  t.is(pinned.id, rulesId);
+  // Room for exactly what is pinned migrates.
+  const dp = loadDatapath(native, { bpffsRoot: root, capacity: { ...defaultCapacity(), rules: 5 } });
+  t.teardown(() => dp.close());
+  t.like(dp.maps.get('nf_rules'), { maxEntries: 5 });
+  t.truthy(dp.migration);
 });

@@ -39,6 +39,25 @@ export function demoPodsAbc(opts: { udp53?: boolean } = {}): string {
   return [DEMO_NAMESPACE, demoPod('a', '10.244.1.2', opts), demoPod('b', '10.244.1.3', opts), demoPod('c', '10.244.1.4', opts), NODE_N1].join('---\n');
 }
 
+/** A NetworkPolicy isolating pods app=<app> of namespace demo (no rule: deny all). */
+export const isolate = (app: string, types = 'Ingress'): string => `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: isolate-${app}, namespace: demo }
+spec: { podSelector: { matchLabels: { app: ${app} } }, policyTypes: [${types}] }
+`;
+
+/** b accepts TCP 80 from a only. */
+export const ALLOW_A_TO_B = `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: b-from-a, namespace: demo }
+spec:
+  podSelector: { matchLabels: { app: b } }
+  policyTypes: [Ingress]
+  ingress: [{ from: [{ podSelector: { matchLabels: { app: a } } }], ports: [{ port: 80 }] }]
+`;
+
 /** The lab tests' NetfenceConfig (uplink eth0, services 10.96.0.0/16); `extra` is appended YAML. */
 export function labConfig(extra = ''): string {
   return `apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\n${extra}`;

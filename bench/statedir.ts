@@ -1,0 +1,110 @@
+// A large state directory as kubectl would write it (block-style YAML, one file per
+// namespace): the Namespace, its pods spread over the nodes, and its NetworkPolicies,
+// each with a pod selector, a pod/namespace peer, an ipBlock with an exception and ports.
+// 200 namespaces x 100 policies is the 20k-policy directory of the apply benchmark (5.7 MB).
+// Deterministic; each policy selects one of APPS apps, so no endpoint's table gets large.
+import fs from 'node:fs';
+import path from 'node:path';
+
+export interface StateDirSpec {
+  namespaces: number;
+  policiesPerNamespace: number;
+  podsPerNamespace: number;
+  nodes: number;
+}
+
+export const BIG_STATE_DIR: StateDirSpec = { namespaces: 200, policiesPerNamespace: 100, podsPerNamespace: 10, nodes: 50 };
+export const SMALL_STATE_DIR: StateDirSpec = { namespaces: 20, policiesPerNamespace: 100, podsPerNamespace: 10, nodes: 5 };
+
+const APPS = 20;
+
+function namespaceYaml(ns: number): string {
+  return `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ns-${ns}
+  labels:
+    team: team-${ns % 10}
+    kubernetes.io/metadata.name: ns-${ns}
+`;
+}
+
+function podYaml(ns: number, i: number, spec: StateDirSpec): string {
+  const k = ns * spec.podsPerNamespace + i;
+  return `apiVersion: v1
+kind: Pod
+metadata:
+  name: pod-${k}
+  namespace: ns-${ns}
+  labels:
+    app: app-${k % APPS}
+    role: role-${i % 4}
+spec:
+  nodeName: node-${k % spec.nodes}
+  containers:
+    - name: main
+      image: example/app:1.0
+      ports:
+        - name: http
+          containerPort: 8080
+          protocol: TCP
+status:
+  podIPs:
+    - ip: 10.${64 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}
+`;
+}
+
+function policyYaml(ns: number, i: number): string {
+  const n = ns * 1000 + i;
+  const ingress = `  ingress:
+    - from: [{ podSelector: { matchLabels: { role: role-${i % 4} } } }, { ipBlock: { cidr: 172.${16 + ((n >> 16) & 15)}.${(n >> 8) & 255}.${n & 255}/32 } }]
+      ports: [{ protocol: TCP, port: ${8000 + (i % 50)} }]
+`;
+  // One policy in four restricts egress too: to a team's namespaces and a /24 but its upper half.
+  const egress =
+    i % 4 !== 3
+      ? ''
+      : `  egress:
+    - to: [{ namespaceSelector: { matchLabels: { team: team-${i % 10} } } }, { ipBlock: { cidr: 100.${64 + (n >> 16)}.${(n >> 8) & 255}.0/24, except: [100.${64 + (n >> 16)}.${(n >> 8) & 255}.128/25] } }]
+      ports: [{ protocol: UDP, port: 53 }, { protocol: TCP, port: 443 }]
+`;
+  return `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: np-${i}, namespace: ns-${ns} }
+spec:
+  podSelector: { matchLabels: { app: app-${i % APPS} } }
+  policyTypes: [Ingress${egress ? ', Egress' : ''}]
+${ingress}${egress}`;
+}
+
+function nodeYaml(i: number): string {
+  return `apiVersion: v1
+kind: Node
+metadata:
+  name: node-${i}
+status:
+  addresses:
+    - type: InternalIP
+      address: 192.168.${i >> 8}.${i & 255}
+`;
+}
+
+/** Writes the directory (which must not exist yet); returns its size in bytes. */
+export function writeStateDir(dir: string, spec: StateDirSpec): number {
+  fs.mkdirSync(dir, { recursive: false });
+  let bytes = 0;
+  const write = (name: string, docs: string[]): void => {
+    const text = docs.join('---\n');
+    fs.writeFileSync(path.join(dir, name), text);
+    bytes += Buffer.byteLength(text);
+  };
+  write('nodes.yaml', Array.from({ length: spec.nodes }, (_, i) => nodeYaml(i)));
+  for (let ns = 0; ns < spec.namespaces; ns++) {
+    write(`ns-${String(ns).padStart(4, '0')}.yaml`, [
+      namespaceYaml(ns),
+      ...Array.from({ length: spec.podsPerNamespace }, (_, i) => podYaml(ns, i, spec)),
+      ...Array.from({ length: spec.policiesPerNamespace }, (_, i) => policyYaml(ns, i)),
+    ]);
+  }
+  return bytes;
+}
