@@ -7,11 +7,8 @@
 // such endpoint under `failed` with its fallback; the error is counted once.
 import test from 'ava';
 import fs from 'node:fs';
-import path from 'node:path';
 import { askAgent } from '../../src/cni/agent-client';
-import { NF_LAYOUT_VERSION, NF_MAX_RULES, encodeConfig, encodeU32 } from '../../src/datapath/codecs';
-import { DEFAULT_OBJECT, objectHash } from '../../src/datapath/loader';
-import { native } from '../../src/datapath/native';
+import { NF_MAX_RULES } from '../../src/datapath/codecs';
 import type { ProbePair } from '../../src/lab/probe';
 import { AgentLab, DEMO_NAMESPACE, NODE_N1, demoPod, labConfig } from './helpers/agent-lab';
 
@@ -167,30 +164,14 @@ test.serial('a new pod over the limit is isolated in that direction, and its CNI
   t.deepEqual((await readyz()).failed, []);
 });
 
-/** The agent's pins under `root` as a restarted agent adopts them, with nf_peer_cidr holding `max` entries. */
-function pinWithSmallPeerCidr(root: string, max: number): void {
-  fs.mkdirSync(root, { recursive: true });
-  const obj = native.openObject(DEFAULT_OBJECT, { pinRoot: root, maxEntries: { nf_peer_cidr: max } });
-  try {
-    const config = obj.maps().find((m) => m.name === 'nf_config')!;
-    native.mapUpdate(config.fd, encodeU32(0), encodeConfig({ layoutVersion: NF_LAYOUT_VERSION, flags: 0, tunnelMark: 0, tunnelMarkMask: 0, uplinkIfindex: 0, eventsPerSec: 0 }));
-    const progs = path.join(root, 'progs', objectHash(DEFAULT_OBJECT));
-    fs.mkdirSync(progs, { recursive: true });
-    for (const p of obj.programs()) native.pin(p.fd, path.join(progs, p.name));
-  } finally {
-    obj.close();
-  }
-}
-
 test.serial('a peer-CIDR map too small for one table fails only that endpoint; other changes apply; a restarted agent is ready with the rest', async (t) => {
   await lab.kill('SIGTERM');
   const { bpffsRoot } = lab.node();
   fs.rmSync(bpffsRoot, { recursive: true, force: true });
-  pinWithSmallPeerCidr(bpffsRoot, 32);
+  lab.write('netfence.yaml', labConfig('capacity: { peerCidrs: 32 }\n'));
   lab.write('p2-many-cidrs.yaml', manyCidrs(64));
 
   const started = await lab.startAgent();
-  t.true(lab.agentRecords().some((r) => r.msg === 'datapath adopted from pins'), 'the small map is the one in use');
   const expectState = async (when: string): Promise<Ready> => {
     const status = await readyz();
     t.true(status.ready, when);
