@@ -22,6 +22,7 @@ import { Reconciler } from '../reconcile/reconciler';
 import { pruneRuleStats } from '../reconcile/rule-stats';
 import { ensureTunnel, removeTunnel, TUNNEL_OFF } from '../redirect/tunnel';
 import type { SnapshotSource } from '../sources/source';
+import { FlowFeed } from './flow-feed';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
 import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { AgentMetrics } from './metrics';
@@ -60,6 +61,8 @@ const LINK_FOLLOWUPS_MS = [0, 50, 200, 1000];
 
 export class Agent {
   readonly metrics: AgentMetrics;
+  /** Every drop event, for `netfence flows` clients (the agent is the ring buffer's only reader). */
+  readonly flowFeed: FlowFeed;
   private dp?: Datapath;
   private namesFile?: string;
   private attacher?: TcAttacher;
@@ -95,6 +98,7 @@ export class Agent {
   ) {
     this.status = { ready: false, generation: 0, node: opts.nodeName, endpoints: 0, failed: [], errors: [] };
     this.flowLimiter = new RateLimiter(opts.flowLogsPerSecond ?? 50);
+    this.flowFeed = new FlowFeed((backlog) => log.warn({ backlog }, 'flows client cut off: it does not keep up'));
     this.metrics = new AgentMetrics({ addon, maps: () => this.dp?.maps, compiled: () => this.compiled });
   }
 
@@ -144,6 +148,7 @@ export class Agent {
     this.stopped = true;
     clearTimeout(this.scheduled);
     for (const c of this.closers.splice(0)) c();
+    this.flowFeed.close();
     this.dp?.close();
   }
 
@@ -338,10 +343,11 @@ export class Agent {
 
   private onEvent(sample: Buffer): void {
     if (!this.flowCtx) return;
-    if (!this.flowLimiter.allow()) {
-      this.metrics.flowLogsSuppressed.inc();
-      return;
-    }
-    this.log.info({ flow: toFlow(decodeEvent(sample), this.flowCtx) }, 'flow');
+    const logged = this.flowLimiter.allow();
+    if (!logged) this.metrics.flowLogsSuppressed.inc();
+    if (!logged && this.flowFeed.size === 0) return;
+    const flow = toFlow(decodeEvent(sample), this.flowCtx);
+    this.flowFeed.publish(flow);
+    if (logged) this.log.info({ flow }, 'flow');
   }
 }

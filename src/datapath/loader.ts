@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MAP_WRITE_ORDER } from '../compile/output';
+import { ensureBpffsRoot } from './bpffs';
 import { NF_LAYOUT_VERSION, decodeConfig, encodeConfig, encodeU32, type Config } from './codecs';
 import { addonPath } from './native';
 import type { BpfObjectHandle, MapInfo, NativeAddon, ProgInfo } from './native-api';
@@ -148,6 +149,9 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   const objectPath = opts.objectPath ?? DEFAULT_OBJECT;
   const hash = objectHash(objectPath);
   const staging = path.join(root, STAGING);
+  // The root is checked to be inside a bpffs first: Node's recursive mkdir spins forever
+  // on sysfs (datapath/bpffs). Mounting one is the agent's decision, made before this.
+  ensureBpffsRoot(root);
   fs.mkdirSync(path.join(root, LINKS), { recursive: true });
 
   // A migration that stopped after the old pins were removed: the staged maps are the live ones.
