@@ -107,6 +107,7 @@ export class Agent {
   async start(): Promise<void> {
     const root = this.opts.bpffsRoot;
     const loadStart = Date.now();
+    this.log.info({ bpffsRoot: root }, 'loading datapath');
     this.dp = loadDatapath(this.addon, { bpffsRoot: root, objectPath: this.opts.objectPath });
     if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
     this.attacher = new TcAttacher(this.addon, root, this.dp);
