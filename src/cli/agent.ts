@@ -12,7 +12,7 @@ import { DEFAULT_BPFFS_ROOT } from '../datapath/loader';
 import { chooseSource, createAgentSource } from './agent-source';
 
 /** SIGTERM/SIGINT end the agent within 2 s: the handlers exit at once, the watchdog after this. */
-const STOP_DEADLINE_MS = 1500;
+const STOP_DEADLINE_MS = 1000;
 
 interface AgentFlags {
   state?: string;
