@@ -14,7 +14,8 @@
         "src/netlink.cc",
         "src/links.cc",
         "src/routing.cc",
-        "src/netns.cc"
+        "src/netns.cc",
+        "src/process.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

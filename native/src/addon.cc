@@ -10,6 +10,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nf::InitLinks(env, exports);
   nf::InitRouting(env, exports);
   nf::InitNetns(env, exports);
+  nf::InitProcess(env, exports);
   return exports;
 }
 

@@ -22,6 +22,7 @@ import { Reconciler } from '../reconcile/reconciler';
 import { pruneRuleStats } from '../reconcile/rule-stats';
 import { ensureTunnel, removeTunnel, TUNNEL_OFF } from '../redirect/tunnel';
 import type { SnapshotSource } from '../sources/source';
+import { FlowFeed } from './flow-feed';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
 import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { AgentMetrics } from './metrics';
@@ -62,6 +63,8 @@ const LINK_FOLLOWUPS_MS = [0, 50, 200, 1000];
 
 export class Agent {
   readonly metrics: AgentMetrics;
+  /** Every drop event, for `netfence flows` clients (the agent is the ring buffer's only reader). */
+  readonly flowFeed: FlowFeed;
   private dp?: Datapath;
   private namesFile?: string;
   private attacher?: TcAttacher;
@@ -103,6 +106,7 @@ export class Agent {
   ) {
     this.status = { ready: false, generation: 0, node: opts.nodeName, endpoints: 0, failed: [], errors: [] };
     this.flowLimiter = new RateLimiter(opts.flowLogsPerSecond ?? 50);
+    this.flowFeed = new FlowFeed((backlog) => log.warn({ backlog }, 'flows client cut off: it does not keep up'));
     this.metrics = new AgentMetrics({ addon, maps: () => this.dp?.maps, compiled: () => this.compiled });
   }
 
@@ -111,6 +115,7 @@ export class Agent {
   async start(): Promise<void> {
     const root = this.opts.bpffsRoot;
     const loadStart = Date.now();
+    this.log.info({ bpffsRoot: root }, 'loading datapath');
     this.dp = loadDatapath(this.addon, { bpffsRoot: root, objectPath: this.opts.objectPath, capacity: this.opts.capacity });
     if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
     this.attacher = new TcAttacher(this.addon, root, this.dp);
@@ -152,6 +157,7 @@ export class Agent {
     this.stopped = true;
     clearTimeout(this.scheduled);
     for (const c of this.closers.splice(0)) c();
+    this.flowFeed.close();
     this.dp?.close();
   }
 
@@ -361,10 +367,11 @@ export class Agent {
 
   private onEvent(sample: Buffer): void {
     if (!this.flowCtx) return;
-    if (!this.flowLimiter.allow()) {
-      this.metrics.flowLogsSuppressed.inc();
-      return;
-    }
-    this.log.info({ flow: toFlow(decodeEvent(sample), this.flowCtx) }, 'flow');
+    const logged = this.flowLimiter.allow();
+    if (!logged) this.metrics.flowLogsSuppressed.inc();
+    if (!logged && this.flowFeed.size === 0) return;
+    const flow = toFlow(decodeEvent(sample), this.flowCtx);
+    this.flowFeed.publish(flow);
+    if (logged) this.log.info({ flow }, 'flow');
   }
 }

@@ -1,6 +1,8 @@
-// The request/response protocol between netfence-cni (the chained CNI plugin) and the
-// agent: one JSON object per line over a unix socket, one response line per request,
-// in order. Kept free of dependencies: the plugin ships with only this file and node.
+// The request/response protocol of the agent's unix socket: netfence-cni (the chained CNI
+// plugin) asks add/del/check, one JSON object per line, one response line per request,
+// in order; `netfence flows` asks "flows", after whose response the connection carries
+// one flow record (JSON) per line until either end closes it. Kept free of dependencies:
+// the plugin ships with only this file and node.
 import net from 'node:net';
 
 export const DEFAULT_AGENT_SOCKET = '/run/netfence/agent.sock';
@@ -22,6 +24,13 @@ export interface CniRequest {
   prevResult?: unknown;
 }
 
+/** Subscribe to drop events (Hubble-style flow records). */
+export interface FlowsRequest {
+  op: 'flows';
+}
+
+export type AgentRequest = CniRequest | FlowsRequest;
+
 export type CniResponse = { ok: true } | { ok: false; error: string };
 
 function str(o: Record<string, unknown>, field: string, required: boolean): string {
@@ -32,14 +41,15 @@ function str(o: Record<string, unknown>, field: string, required: boolean): stri
   return v;
 }
 
-/** Parses and validates one request line; throws "decode cni request: field: cause". */
-export function decodeRequest(line: string): CniRequest {
+/** Parses and validates one request line; throws "decode agent request: field: cause". */
+export function decodeRequest(line: string): AgentRequest {
   try {
     const o: unknown = JSON.parse(line);
     if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error('not a JSON object');
     const r = o as Record<string, unknown>;
     const op = r.op;
-    if (op !== 'add' && op !== 'del' && op !== 'check') throw new Error(`op: must be add, del or check, got ${JSON.stringify(op)}`);
+    if (op === 'flows') return { op };
+    if (op !== 'add' && op !== 'del' && op !== 'check') throw new Error(`op: must be add, del, check or flows, got ${JSON.stringify(op)}`);
     const attached = op !== 'del'; // DEL may come after the netns is gone
     return {
       op,
@@ -51,7 +61,7 @@ export function decodeRequest(line: string): CniRequest {
       ...(r.prevResult !== undefined && { prevResult: r.prevResult }),
     };
   } catch (err) {
-    throw new Error(`decode cni request: ${(err as Error).message}`);
+    throw new Error(`decode agent request: ${(err as Error).message}`);
   }
 }
 
@@ -62,7 +72,7 @@ export function decodeResponse(line: string): CniResponse {
   throw new Error('decode cni response: ok: must be a boolean');
 }
 
-export function encode(msg: CniRequest | CniResponse): string {
+export function encode(msg: AgentRequest | CniResponse): string {
   return JSON.stringify(msg) + '\n';
 }
 

@@ -1,19 +1,14 @@
-// `netfence flows`: drop events from the pinned nf_events ring buffer as Hubble-style
-// flow records, names from the agent's names file (re-read when the agent rewrites it).
-// A BPF ring buffer has one consumer position: while the agent also reads it (to log
-// flows), each event reaches only one of the two readers.
+// `netfence flows`: drop events as Hubble-style flow records, from the running agent over
+// its socket. The agent is the only reader of the pinned ring buffer (a BPF ring buffer
+// has one consumer position: two readers would each see only part of the events) and
+// sends every record, names resolved, to each subscribed client.
 import type { Command } from 'commander';
-import fs from 'node:fs';
-import path from 'node:path';
-import { toFlow, type FlowContext, type FlowEndpoint, type FlowRecord } from '../agent/flows';
-import { namesFilePath, readNamesFile, type NamesFile } from '../agent/names-file';
-import { decodeEvent } from '../datapath/codecs';
+import net from 'node:net';
+import { createInterface } from 'node:readline';
+import { agentSocketPath } from '../agent/agent-socket';
+import { decodeResponse, encode } from '../agent/cni-protocol';
+import type { FlowEndpoint, FlowRecord } from '../agent/flows';
 import { DEFAULT_BPFFS_ROOT } from '../datapath/loader';
-
-export function flowContextFromNames(names?: NamesFile): FlowContext {
-  const podByIp = new Map<string, FlowEndpoint>((names?.pods ?? []).map((p) => [p.ip, { namespace: p.namespace, pod_name: p.pod_name }]));
-  return { podByIp, compiled: { policies: names?.policies ?? [], rules: names?.rules ?? [], endpoints: names?.endpoints ?? [] }, isolation: names?.isolation };
-}
 
 export function formatFlow(f: FlowRecord): string {
   const side = (e: FlowEndpoint, ip: string, port?: number) => {
@@ -29,57 +24,72 @@ export function formatFlow(f: FlowRecord): string {
   );
 }
 
-/** Names that follow the agent's rewrites: the file is re-read when its mtime changes. */
-class NamesWatcher {
-  private mtime = -1;
-  private ctx: FlowContext = flowContextFromNames();
-  private readonly file: string;
-  constructor(bpffsRoot: string, file?: string) {
-    this.file = file ?? namesFilePath(bpffsRoot);
-  }
-  context(): FlowContext {
-    const mtime = fs.statSync(this.file, { throwIfNoEntry: false })?.mtimeMs ?? 0;
-    if (mtime !== this.mtime) {
-      this.mtime = mtime;
-      this.ctx = flowContextFromNames(mtime ? readNamesFile(this.file) : undefined);
-    }
-    return this.ctx;
-  }
+/**
+ * Subscribes on the agent socket and hands each record to `onFlow` until it returns
+ * false, a signal arrives, or (an error) the agent closes the stream.
+ */
+export function followFlows(socket: string, onFlow: (f: FlowRecord) => boolean, onSubscribed: () => void = () => {}): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const sock = net.connect(socket);
+    let subscribed = false;
+    let done = false;
+    const finish = (err?: Error): void => {
+      if (done) return;
+      done = true;
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const stop = (): void => finish();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    sock.once('connect', () => sock.write(encode({ op: 'flows' })));
+    sock.once('error', (e) => finish(new Error(`follow flows on ${socket}: ${e.message} (is the agent running with this --bpffs-root?)`)));
+    sock.once('close', () => finish(new Error(`follow flows on ${socket}: the agent closed the stream`)));
+    createInterface({ input: sock, crlfDelay: Infinity }).on('line', (line) => {
+      if (done) return;
+      try {
+        if (!subscribed) {
+          const res = decodeResponse(line);
+          if (!res.ok) throw new Error(res.error);
+          subscribed = true;
+          onSubscribed();
+        } else if (!onFlow(JSON.parse(line) as FlowRecord)) {
+          finish();
+        }
+      } catch (e) {
+        finish(new Error(`follow flows on ${socket}: ${(e as Error).message}`));
+      }
+    });
+  });
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--count: expected a positive integer, got "${v}"`);
+  return n;
 }
 
 export function register(program: Command): void {
   program
     .command('flows')
-    .description('stream drop events from the pinned ring buffer as Hubble-style flow records')
-    .option('--bpffs-root <path>', 'bpffs directory of the pinned maps', DEFAULT_BPFFS_ROOT)
-    .option('--names <file>', 'names file (default: /run/netfence/<hash of the bpffs root>/names.json)')
-    .option('--count <n>', 'exit after n records', (v) => Number.parseInt(v, 10))
+    .description('stream drop events from the running agent as Hubble-style flow records')
+    .option('--bpffs-root <path>', 'bpffs root of the agent to follow', DEFAULT_BPFFS_ROOT)
+    .option('--socket <path>', 'agent socket (default: /run/netfence/<hash of the bpffs root>/agent.sock)')
+    .option('--count <n>', 'exit after n records', positiveInt)
     .option('--json', 'one JSON flow record per line')
-    .action(async (opts: { bpffsRoot: string; names?: string; count?: number; json?: boolean }) => {
-      const { native } = await import('../datapath/native');
-      const pin = path.join(opts.bpffsRoot, 'nf_events');
-      if (!fs.existsSync(pin)) throw new Error(`open ${pin}: no pinned event ring buffer (is the agent running with this --bpffs-root?)`);
-      const names = new NamesWatcher(opts.bpffsRoot, opts.names);
-      const map = native.mapOpenPinned(pin);
+    .action(async (opts: { bpffsRoot: string; socket?: string; count?: number; json?: boolean }) => {
+      const socket = opts.socket ?? agentSocketPath(opts.bpffsRoot);
       let seen = 0;
-      await new Promise<void>((resolve) => {
-        const ring = native.ringBufferOpen(map.fd, (sample) => {
-          if (opts.count !== undefined && seen >= opts.count) return;
-          const flow = toFlow(decodeEvent(sample), names.context());
+      await followFlows(
+        socket,
+        (flow) => {
           process.stdout.write((opts.json ? JSON.stringify(flow) : formatFlow(flow)) + '\n');
-          if (opts.count !== undefined && ++seen >= opts.count) stop();
-        });
-        let stopped = false;
-        const stop = () => {
-          if (stopped) return;
-          stopped = true;
-          ring.close();
-          native.closeFd(map.fd);
-          resolve();
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-        process.stderr.write(`netfence flows: reading ${pin}\n`);
-      });
+          return opts.count === undefined || ++seen < opts.count;
+        },
+        () => process.stderr.write(`netfence flows: following ${socket}\n`),
+      );
     });
 }

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { MAP_WRITE_ORDER } from '../compile/output';
 import { defaultCapacity } from '../model/config';
 import type { Capacity } from '../model/types';
+import { ensureBpffsRoot } from './bpffs';
 import { NF_LAYOUT_VERSION, decodeConfig, encodeConfig, encodeU32, type Config } from './codecs';
 import { addonPath } from './native';
 import type { BpfObjectHandle, MapInfo, NativeAddon, ProgInfo } from './native-api';
@@ -205,6 +206,9 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   const staging = path.join(root, STAGING);
   const capacity = opts.capacity ?? defaultCapacity();
   const maxEntries = capacityMaxEntries(capacity);
+  // The root is checked to be inside a bpffs first: Node's recursive mkdir spins forever
+  // on sysfs (datapath/bpffs). Mounting one is the agent's decision, made before this.
+  ensureBpffsRoot(root);
   fs.mkdirSync(path.join(root, LINKS), { recursive: true });
 
   // A migration that stopped after the old pins were removed: the staged maps are the live ones.

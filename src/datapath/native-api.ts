@@ -156,4 +156,14 @@ export interface NativeAddon {
   unshareNet(): void;
   /** setns into the netns at path (e.g. /run/netns/x). */
   setNetns(path: string): void;
+
+  /** mount -t bpf bpf <target> -o mode=0700. */
+  mountBpffs(target: string): void;
+  /** flock(LOCK_EX|LOCK_NB) on a new fd of path; returns the fd that holds the lock
+   *  (code EWOULDBLOCK when another open file holds it). */
+  flockExclusive(path: string): number;
+  /** After SIGTERM or SIGINT, the process ends (exit code 128 + signal) within deadlineMs
+   *  even if the JS thread is blocked; JS handlers that exit first win. Arm once, after
+   *  process.on() installed them. */
+  exitAfterSignal(deadlineMs: number): void;
 }

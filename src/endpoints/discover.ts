@@ -5,10 +5,10 @@
 //    the link routing one of that network's pod IPs;
 //  - host interfaces: link names matching config.hostInterfaces globs.
 // Pure over a NetView so tests feed it links and routes directly.
-import path from 'node:path';
 import type { DiscoveredEndpoint } from '../compile/endpoint';
 import type { LinkInfo, NativeAddon, Route } from '../datapath/native-api';
 import type { Snapshot } from '../model/types';
+import { matchesGlob } from './glob';
 import { representorOf } from './sysfs';
 
 export const MAIN_TABLE = 254;
@@ -51,7 +51,7 @@ function hostRoutes(routes: Route[]): Map<string, number> {
 }
 
 export function matchesAny(name: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) => path.matchesGlob(name, p));
+  return patterns.some((p) => matchesGlob(name, p));
 }
 
 export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: DiscoverOptions): Discovery {

@@ -180,7 +180,7 @@ test.serial('netfence inspect and netfence flows read the running agent\'s pins'
   t.true(inspect.endpoints.some((e) => e.pod === 'demo/late' && e.ifname === lab.hostIf('demo/late')), `names from the agent's names file: ${JSON.stringify(inspect.endpoints).slice(0, 500)}`);
   lab.write('isolate-b.yaml', isolate('b'));
   await lab.ready();
-  // flows competes with the agent for ring buffer samples: probe until it has seen one.
+  // Probe until flows (subscribed over the agent socket) has printed a record.
   const flows = lab.cli(['flows', '--json', '--count', '1', '--bpffs-root', bpffsRoot]);
   let out: string | undefined;
   void flows.then((o) => (out = o));

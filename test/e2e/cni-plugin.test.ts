@@ -1,14 +1,15 @@
 // netfence-cni run the way a container runtime runs it (env + config on stdin), against
-// a real network namespace with a veth pair and an agent-side CniServer whose handler
+// a real network namespace with a veth pair and an agent-side AgentSocket whose handler
 // inspects what it is asked about.
 import test from 'ava';
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type net from 'node:net';
 import { promisify } from 'node:util';
 import type { CniRequest } from '../../src/agent/cni-protocol';
-import { CniServer, type CniHandler } from '../../src/agent/cni-server';
+import { AgentSocket, type AgentSocketHandler } from '../../src/agent/agent-socket';
 
 const run = promisify(execFile);
 const plugin = path.resolve(__dirname, '../../src/cni/main.js');
@@ -64,7 +65,7 @@ async function hostPeerOf(netnsPath: string, ifName: string): Promise<string> {
 }
 
 /** An agent that "programs" endpoints by remembering them, after checking the veth exists. */
-class RecordingAgent implements CniHandler {
+class RecordingAgent implements AgentSocketHandler {
   readonly requests: CniRequest[] = [];
   readonly programmed = new Map<string, string>(); // containerId -> host veth
   refuse?: string;
@@ -84,13 +85,16 @@ class RecordingAgent implements CniHandler {
     this.requests.push(req);
     return this.programmed.has(req.containerId);
   }
+  flows(sock: net.Socket): void {
+    sock.end(); // the plugin never subscribes
+  }
 }
 
 let seq = 0;
 async function startAgent(t: { teardown(fn: () => unknown): void }): Promise<{ agent: RecordingAgent; socket: string }> {
   const agent = new RecordingAgent();
   const socket = path.join(tmp, `agent-${seq++}.sock`);
-  const server = new CniServer(agent);
+  const server = new AgentSocket(agent);
   await server.listen(socket);
   t.teardown(() => server.close());
   return { agent, socket };
@@ -152,13 +156,13 @@ test('the agent socket is mode 0600 and a stale socket file is replaced', async 
   const { socket } = await startAgent(t);
   t.is(fs.statSync(socket).mode & 0o777, 0o600);
   // A live socket is never stolen.
-  await t.throwsAsync(new CniServer(new RecordingAgent()).listen(socket), { message: /another process is serving it/ });
+  await t.throwsAsync(new AgentSocket(new RecordingAgent()).listen(socket), { message: /another process is serving it/ });
   // A socket file left by a killed agent is.
   const stale = path.join(tmp, 'stale.sock');
   const killed = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`]);
   t.is(killed.signal, 'SIGKILL');
   t.true(fs.statSync(stale).isSocket());
-  const server = new CniServer(new RecordingAgent());
+  const server = new AgentSocket(new RecordingAgent());
   await server.listen(stale);
   t.teardown(() => server.close());
   t.is(fs.statSync(stale).mode & 0o777, 0o600);

@@ -1,12 +1,11 @@
 // A drop by the isolation rule (which belongs to no policy) names, in the flow record's
 // policy, the NetworkPolicies that isolate the endpoint in that direction: from the
-// agent's context and from the names file `netfence flows` reads.
+// agent's context, also when built from the isolation names the names file carries.
 import test from 'ava';
 import type { CompileResult } from '../../src/compile/output';
 import { IPPROTO, NfDir, type DropEvent } from '../../src/datapath/codecs';
 import { flowContext, isolationNames, toFlow } from '../../src/agent/flows';
 import { namesFromCompile } from '../../src/agent/names-file';
-import { flowContextFromNames } from '../../src/cli/flows';
 import { snapshotFromYaml } from '../../src/sources/directory';
 
 const pod = (name: string, ip: string) => `
@@ -66,10 +65,9 @@ test('isolation drops name the isolating policies of that endpoint and direction
   t.like(toFlow(drop(8, 3, 0, NfDir.INGRESS), ctx), { policy: 'NetworkPolicy demo/web', rule: 'ingress[0]' });
 });
 
-test('the names file carries the same names to `netfence flows`; older files without them still work', (t) => {
+test('the agent\'s context built with the names file\'s isolation names blames the same policies', (t) => {
   const names = namesFromCompile({ ...COMPILED, identities: {} }, SNAPSHOT, { bpffsRoot: '/sys/fs/bpf/x', node: 'n1', generation: 1 });
-  const fromFile = flowContextFromNames(JSON.parse(JSON.stringify(names)));
-  t.is(toFlow(drop(7, 1, 0, NfDir.INGRESS), fromFile).policy, 'isolation (NetworkPolicy demo/isolate-b, demo/web)');
-  const { isolation: _dropped, ...older } = names;
-  t.is(toFlow(drop(7, 1, 0, NfDir.INGRESS), flowContextFromNames(older)).policy, '');
+  const ctx = flowContext(SNAPSHOT, COMPILED, names.isolation);
+  t.is(toFlow(drop(7, 1, 0, NfDir.INGRESS), ctx).policy, 'isolation (NetworkPolicy demo/isolate-b, demo/web)');
+  t.is(toFlow(drop(8, 3, 1, NfDir.INGRESS), ctx).policy, 'isolation (NetworkPolicy demo/web)');
 });

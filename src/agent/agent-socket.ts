@@ -1,19 +1,29 @@
-// The agent's end of the CNI socket: a root-only unix socket on which netfence-cni asks
-// "program this endpoint now" (ADD, answered only once it is enforced), "forget it"
-// (DEL) and "is it programmed?" (CHECK).
+// The agent's root-only unix socket: netfence-cni asks "program this endpoint now" (ADD,
+// answered only once it is enforced), "forget it" (DEL) and "is it programmed?" (CHECK);
+// `netfence flows` subscribes to drop events. Every agent serves it in its run directory
+// (agentSocketPath), so `netfence flows` finds it from the bpffs root alone; --socket
+// adds a path for the CNI plugin.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { canConnect, decodeRequest, encode, MAX_LINE_BYTES, type CniRequest, type CniResponse } from './cni-protocol';
+import { canConnect, decodeRequest, encode, MAX_LINE_BYTES, type AgentRequest, type CniRequest, type CniResponse } from './cni-protocol';
+import { namesFilePath } from './names-file';
 
-export interface CniHandler {
+export interface AgentSocketHandler {
   /** Resolve once the endpoint is programmed; reject to fail the pod's ADD. */
   add(req: CniRequest): Promise<void>;
   /** Forget the endpoint; must be idempotent. */
   del(req: CniRequest): Promise<void>;
   /** True when the endpoint is programmed. */
   check(req: CniRequest): Promise<boolean>;
+  /** Takes over a connection that subscribed to flow records (after its ok response). */
+  flows(sock: net.Socket): void;
+}
+
+/** <run dir of the bpffs root>/agent.sock, next to the names and last-good files. */
+export function agentSocketPath(bpffsRoot: string, runDir?: string): string {
+  return path.join(path.dirname(namesFilePath(bpffsRoot, runDir)), 'agent.sock');
 }
 
 /** Remove a socket file left by a dead agent; refuse to steal a live one. */
@@ -24,20 +34,21 @@ async function clearStale(socketPath: string): Promise<void> {
   } catch {
     return;
   }
-  if (!st.isSocket()) throw new Error(`listen cni socket ${socketPath}: exists and is not a socket`);
-  if (await canConnect(socketPath, 2000)) throw new Error(`listen cni socket ${socketPath}: another process is serving it`);
+  if (!st.isSocket()) throw new Error(`listen agent socket ${socketPath}: exists and is not a socket`);
+  if (await canConnect(socketPath, 2000)) throw new Error(`listen agent socket ${socketPath}: another process is serving it`);
   fs.unlinkSync(socketPath);
 }
 
-export class CniServer {
-  private server?: net.Server;
+export class AgentSocket {
+  private readonly servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
 
   constructor(
-    private readonly handler: CniHandler,
+    private readonly handler: AgentSocketHandler,
     private readonly onError: (err: Error) => void = () => {},
   ) {}
 
+  /** Serves on one more path (callable once per path). */
   async listen(socketPath: string): Promise<void> {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
     await clearStale(socketPath);
@@ -54,21 +65,19 @@ export class CniServer {
         });
       });
     } catch (err) {
-      throw new Error(`listen cni socket ${socketPath}: ${(err as Error).message}`);
+      throw new Error(`listen agent socket ${socketPath}: ${(err as Error).message}`);
     } finally {
       process.umask(old);
     }
     fs.chmodSync(socketPath, 0o600);
     server.on('error', (err) => this.onError(err));
-    this.server = server;
+    this.servers.push(server);
   }
 
   async close(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (!server) return;
+    const servers = this.servers.splice(0);
     for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
   }
 
   private serve(sock: net.Socket): void {
@@ -86,19 +95,30 @@ export class CniServer {
     lines.on('line', (line) => {
       buffered = 0;
       chain = chain.then(async () => {
-        const res = await this.answer(line);
+        if (sock.destroyed) return;
+        let req: AgentRequest;
+        try {
+          req = decodeRequest(line);
+        } catch (err) {
+          sock.write(encode({ ok: false, error: (err as Error).message }));
+          return;
+        }
+        if (req.op === 'flows') {
+          // From here on the connection only carries records to the client; reading goes
+          // on so that the client's end (or a runaway client) is seen at once.
+          lines.close();
+          sock.resume();
+          sock.write(encode({ ok: true }));
+          this.handler.flows(sock);
+          return;
+        }
+        const res = await this.answer(req);
         if (!sock.destroyed) sock.write(encode(res));
       });
     });
   }
 
-  private async answer(line: string): Promise<CniResponse> {
-    let req: CniRequest;
-    try {
-      req = decodeRequest(line);
-    } catch (err) {
-      return { ok: false, error: (err as Error).message };
-    }
+  private async answer(req: CniRequest): Promise<CniResponse> {
     try {
       switch (req.op) {
         case 'add':
