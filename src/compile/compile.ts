@@ -8,6 +8,7 @@ import type { NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
 import {
   NF_MAX_RULES,
   NfEpFlag,
+  chunkCount,
   NfLocalKind,
   addrToBytes,
   encodeAddr,
@@ -300,8 +301,17 @@ export class Compiler {
         // resolved identity sets, so a new identity a rule selects is a new table).
         revision: this.hash(`revision\0${tables[0]}\0${tables[1]}`) || 1,
       };
-      const value = { id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, r.ep, node), revision: ce.revision };
-      entries('nf_endpoints', `${ce.ifindex}\0${value.id}\0${value.ingressTable}\0${value.egressTable}\0${value.flags}`, () => ({
+      const value = {
+        id: ce.id,
+        ingressTable: ce.ingressTable,
+        egressTable: ce.egressTable,
+        ingressChunks: chunkCount(rules.ingress.rules.length),
+        egressChunks: chunkCount(rules.egress.rules.length),
+        flags: flags(snapshot, r.ep, node),
+        revision: ce.revision,
+      };
+      const what = [ce.ifindex, value.id, value.ingressTable, value.egressTable, value.ingressChunks, value.egressChunks, value.flags].join('\0');
+      entries('nf_endpoints', what, () => ({
         key: encodeU32(ce.ifindex),
         value: encodeEndpoint(value),
       }));

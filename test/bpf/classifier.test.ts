@@ -14,9 +14,8 @@ import {
   NfLocalKind,
   NfReason,
   NF_RULE_DEFAULT,
-  type Endpoint,
 } from '../../src/datapath/codecs';
-import { Classifier, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type TestRule } from './harness';
+import { Classifier, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type TestEndpoint, type TestRule } from './harness';
 import { buildObjects } from './objects';
 import { arpFrame, l3Offset, packet, patchByte, truncate, TCP_ACK, type ExtHeader, type L4, type PacketSpec } from './packets';
 
@@ -31,7 +30,7 @@ const SHOT = TC_ACT_SHOT;
 const ANY: TestRule['peers'] = [{ cidr: '0.0.0.0/0' }, { cidr: '::/0' }];
 const DENY_ALL: TestRule = { action: 'deny', tier: 'netpol', peers: ANY };
 
-function pod(over: Partial<Endpoint> = {}): Endpoint {
+function pod(over: Partial<TestEndpoint> = {}): TestEndpoint {
   return { id: 10, ingressTable: 0, egressTable: 0, flags: NfEpFlag.POD, revision: 1, ...over };
 }
 
@@ -555,7 +554,7 @@ test.serial('host endpoint: with KEEP_ESTABLISHED a revision bump to a deny keep
   k.local(NODE, 0, NfLocalKind.NODE);
   k.table(7, [{ action: 'allow', tier: 'admin', peers: ANY }]);
   k.table(17, [DENY_ALL]);
-  const host = (over: Partial<Endpoint>): Endpoint => ({ id: 1, ingressTable: 0, egressTable: 7, flags: NfEpFlag.HOST, revision: 1, ...over });
+  const host = (over: Partial<TestEndpoint>): TestEndpoint => ({ id: 1, ingressTable: 0, egressTable: 7, flags: NfEpFlag.HOST, revision: 1, ...over });
   const out = (sp: number) => packet({ src: NODE, dst: PEER, l4: { proto: 'tcp', sport: sp, dport: 80, flags: TCP_ACK } });
   const back = (sp: number) => packet({ src: PEER, dst: NODE, l4: { proto: 'tcp', sport: 80, dport: sp, flags: TCP_ACK } });
   const fromNode = (sp: number) => k.run('egress', out(sp)).verdict;

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { compile } from '../../src/compile';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
-import { IPPROTO, NfAction, NfEpFlag, NfLocalKind, decodeEndpoint, decodeLocal, decodeCidrKey, decodePortKey, decodeRule, bitmapIndices, formatCidr } from '../../src/datapath/codecs';
+import { IPPROTO, NF_MAX_RULES, NfAction, NfEpFlag, NfLocalKind, decodeEndpoint, decodeLocal, decodeCidrKey, decodePortKey, decodeRule, bitmapIndices, formatCidr } from '../../src/datapath/codecs';
 import { cnp, namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
 import { evalTable } from '../helpers/map-eval';
 
@@ -67,15 +67,19 @@ test('compile is deterministic and independent of input order', (t) => {
   t.deepEqual(a.rules, b.rules);
 });
 
-test('a table over 256 rules is refused, naming the endpoint and the count', (t) => {
-  const rules = Array.from({ length: 300 }, (_, i) => rule('ingress', i, [{ kind: 'cidr', cidr: `10.${i >> 8}.${i & 255}.0/24`, except: [] }], null, 'deny'));
-  const s = appSnapshot({
-    pods: replicas(2),
-    policies: [cnp('big', 'admin', 1, { app: 'web' }, rules)],
-  });
+/** `n` NetworkPolicies selecting app=web, each allowing ingress from its own /24 to its own TCP port. */
+function manyNetpols(n: number) {
+  return Array.from({ length: n }, (_, i) =>
+    netpol('app', `np${i}`, { app: 'web' }, [rule('ingress', 0, [{ kind: 'cidr', cidr: `10.${(i >> 8) & 255}.${i & 255}.0/24`, except: [] }], [{ protocol: 'TCP', port: 1000 + i }])]),
+  );
+}
+
+test('a table over NF_MAX_RULES (64 chunks of 256) is refused, naming the endpoint and the count', (t) => {
+  // each policy's allow, then the node-local allow and the isolation deny
+  const s = appSnapshot({ pods: replicas(2), policies: manyNetpols(NF_MAX_RULES - 1) });
   const r = compile(s, 'n1', [podEp('app/web-0', 10), podEp('app/web-1', 11)]);
   t.is(r.errors.length, 2);
-  t.regex(r.errors[0], /^compile endpoint app\/web-0 \(veth10\): ingress table needs 300 rules, limit 256$/);
+  t.regex(r.errors[0], /^compile endpoint app\/web-0 \(veth10\): ingress table needs 16385 rules, limit 16384$/);
   t.is(r.endpoints.length, 0);
   t.is(r.maps.nf_endpoints.size, 0);
   t.is(r.maps.nf_rules.size, 0, 'never truncated');
