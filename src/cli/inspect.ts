@@ -56,6 +56,9 @@ export interface InspectEndpoint {
   id: number;
   ingressTable: number;
   egressTable: number;
+  /** Chunks of 256 rules each table spans (0 without a table). */
+  ingressChunks: number;
+  egressChunks: number;
   flags: string[];
   revision: number;
 }
@@ -207,7 +210,10 @@ export function formatReport(r: InspectReport): string {
   out.push('', 'ENDPOINTS');
   for (const e of r.endpoints) {
     const who = e.pod ? `${e.pod}${e.network ? ` on ${e.network}` : ''}` : (e.ifname ?? '');
-    out.push(`  ${e.ifindex} ${e.ifname ?? '?'}  id=${e.id} ingress=${e.ingressTable} egress=${e.egressTable} rev=${e.revision} [${e.flags.join(',')}] ${who}`.trimEnd());
+    const table = (id: number, chunks: number) => `${id}${chunks > 1 ? ` (${chunks} chunks)` : ''}`;
+    out.push(
+      `  ${e.ifindex} ${e.ifname ?? '?'}  id=${e.id} ingress=${table(e.ingressTable, e.ingressChunks)} egress=${table(e.egressTable, e.egressChunks)} rev=${e.revision} [${e.flags.join(',')}] ${who}`.trimEnd(),
+    );
   }
   out.push('', 'TABLES');
   for (const t of r.tables) {

@@ -23,6 +23,14 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-inspect-'));
 const namesFile = path.join(tmp, 'names.json');
 const SKB_CTX_SIZE = 192;
 
+/** 300 NetworkPolicies selecting shop/big: its ingress table spans 2 chunks. */
+const BIG_POLICIES = Array.from(
+  { length: 300 },
+  (_, i) =>
+    `---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: big${i}, namespace: shop }\n` +
+    `spec: { podSelector: { matchLabels: { app: big } }, ingress: [{ from: [{ ipBlock: { cidr: 10.${100 + (i >> 8)}.${i & 255}.0/24 } }], ports: [{ port: ${1000 + i} }] }] }\n`,
+).join('');
+
 const STATE = `
 apiVersion: v1
 kind: Namespace
@@ -54,7 +62,13 @@ spec:
   ingress:
     - from: [{ podSelector: { matchLabels: { app: client } } }]
       ports: [{ port: 80 }]
-`;
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: big, namespace: shop, labels: { app: big } }
+spec: { nodeName: node-1, containers: [{ name: c }] }
+status: { podIPs: [{ ip: 10.244.1.40 }] }
+${BIG_POLICIES}`;
 
 let dp: Datapath;
 
@@ -63,7 +77,10 @@ test.before(async () => {
   const snapshot = snapshotFromYaml(STATE);
   if (snapshot.errors.length) throw new Error(JSON.stringify(snapshot.errors));
   // web's host-side interface stands in as loopback: BPF_PROG_TEST_RUN runs skbs on ifindex 1.
-  const compiled = compile(snapshot, 'node-1', [{ ifname: 'lo', ifindex: 1, kind: 'pod', pod: 'shop/web' }]);
+  const compiled = compile(snapshot, 'node-1', [
+    { ifname: 'lo', ifindex: 1, kind: 'pod', pod: 'shop/web' },
+    { ifname: 'big0', ifindex: 2, kind: 'pod', pod: 'shop/big' },
+  ]);
   if (compiled.errors.length) throw new Error(compiled.errors.join('; '));
   for (const [map, content] of Object.entries(compiled.maps)) {
     for (const { key, value } of content.values()) native.mapUpdate(mapFd(dp, map), key, value);
@@ -115,8 +132,23 @@ test('inspect decodes endpoints, tables, rules and identities with names', async
   t.true(table.rules.some((x) => x.action === 'deny' && x.index > allow.index), 'isolation deny after the allow');
   t.is(r.config?.eventsPerSec, 100);
 
+  // shop/big: 301 rules (no Node object: no node-local rule) in 2 chunks; the rules of chunk 1 get their peers and ports by global index
+  const big = r.endpoints.find((e) => e.ifindex === 2)!;
+  t.like(big, { pod: 'shop/big', ingressChunks: 2, egressChunks: 0 });
+  const bigRules = r.tables.find((x) => x.table === big.ingressTable)!.rules;
+  t.deepEqual(bigRules.map((x) => x.index), Array.from({ length: 301 }, (_, i) => i));
+  for (const rule of [bigRules[0], bigRules[255], bigRules[256], bigRules[299]]) {
+    const i = Number(/^NetworkPolicy shop\/big(\d+)$/.exec(rule.policy ?? '')?.[1]);
+    t.like(rule, { action: 'allow', cidrs: [`10.${100 + (i >> 8)}.${i & 255}.0/24`], ports: [`TCP/${1000 + i}`] }, `rule ${rule.index}: ${rule.policy}`);
+  }
+  // the isolation deny is in the bitmap of every prefix of its chunk's trie, and only of those
+  const chunk1 = bigRules.slice(256, 300).flatMap((x) => x.cidrs);
+  t.like(bigRules[300], { action: 'deny', cidrs: [...chunk1, '::/0'].sort() });
+  t.true(bigRules[300].ports.includes('any'));
+
   const text = (await run(process.execPath, [cli, 'inspect', '--bpffs-root', root, '--names', namesFile])).stdout;
   t.regex(text, /1 lo .* shop\/web/);
+  t.regex(text, /2 big0 .* ingress=\d+ \(2 chunks\) egress=0 .* shop\/big/);
   t.regex(text, /allow NetworkPolicy shop\/web-from-client .*ports: TCP\/80/);
 });
 
