@@ -14,6 +14,7 @@ import { compile } from '../../src/compile';
 import { loadDatapath, mapFd, updateConfig, type Datapath } from '../../src/datapath/loader';
 import { native } from '../../src/datapath/native';
 import { snapshotFromYaml } from '../../src/sources/directory';
+import { manyPoliciesYaml, manyPolicyCidr } from '../helpers/many-policies';
 import { packet, TCP_SYN } from './packets';
 
 const run = promisify(execFile);
@@ -24,12 +25,7 @@ const namesFile = path.join(tmp, 'names.json');
 const SKB_CTX_SIZE = 192;
 
 /** 300 NetworkPolicies selecting shop/big: its ingress table spans 2 chunks. */
-const BIG_POLICIES = Array.from(
-  { length: 300 },
-  (_, i) =>
-    `---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: big${i}, namespace: shop }\n` +
-    `spec: { podSelector: { matchLabels: { app: big } }, ingress: [{ from: [{ ipBlock: { cidr: 10.${100 + (i >> 8)}.${i & 255}.0/24 } }], ports: [{ port: ${1000 + i} }] }] }\n`,
-).join('');
+const BIG_POLICIES = manyPoliciesYaml(300, 'shop', 'big', { app: 'big' });
 
 const STATE = `
 apiVersion: v1
@@ -139,7 +135,7 @@ test('inspect decodes endpoints, tables, rules and identities with names', async
   t.deepEqual(bigRules.map((x) => x.index), Array.from({ length: 301 }, (_, i) => i));
   for (const rule of [bigRules[0], bigRules[255], bigRules[256], bigRules[299]]) {
     const i = Number(/^NetworkPolicy shop\/big(\d+)$/.exec(rule.policy ?? '')?.[1]);
-    t.like(rule, { action: 'allow', cidrs: [`10.${100 + (i >> 8)}.${i & 255}.0/24`], ports: [`TCP/${1000 + i}`] }, `rule ${rule.index}: ${rule.policy}`);
+    t.like(rule, { action: 'allow', cidrs: [manyPolicyCidr(i)], ports: [`TCP/${1000 + i}`] }, `rule ${rule.index}: ${rule.policy}`);
   }
   // the isolation deny is in the bitmap of every prefix of its chunk's trie, and only of those
   const chunk1 = bigRules.slice(256, 300).flatMap((x) => x.cidrs);

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { manyPoliciesYaml } from '../helpers/many-policies';
 import { root } from './objects';
 
 const CLI = path.join(root, 'dist/src/cli/main.js');
@@ -72,13 +73,7 @@ function manyPoliciesState(): string {
       'spec: { podSelector: { matchLabels: { pod: p3 } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: p1 } } }] }] }\n',
   ];
   fs.writeFileSync(path.join(dir, 'topology.yaml'), topology.join('---\n'));
-  const many = Array.from(
-    { length: 300 },
-    (_, i) =>
-      `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: np${i}, namespace: app }\n` +
-      `spec: { podSelector: { matchLabels: { pod: p2 } }, ingress: [{ from: [{ ipBlock: { cidr: 10.${100 + (i >> 8)}.${i & 255}.0/24 } }], ports: [{ port: ${1000 + i} }] }] }\n`,
-  );
-  fs.writeFileSync(path.join(dir, 'many.yaml'), many.join('---\n'));
+  fs.writeFileSync(path.join(dir, 'many.yaml'), manyPoliciesYaml(300, 'app', 'np', { pod: 'p2' }));
   return dir;
 }
 

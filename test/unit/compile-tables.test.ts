@@ -3,6 +3,7 @@ import { compile } from '../../src/compile';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
 import { IPPROTO, NF_MAX_RULES, NF_TABLE_MASK, NfAction, NfEpFlag, NfLocalKind, decodeEndpoint, decodeLocal, decodeCidrKey, decodePortKey, decodeRule, bitmapIndices, formatCidr, encodeU32, keyHex } from '../../src/datapath/codecs';
 import { cnp, namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
+import { manyPolicyCidr } from '../helpers/many-policies';
 import { evalTable } from '../helpers/map-eval';
 
 const podEp = (pod: string, ifindex: number): DiscoveredEndpoint => ({ ifname: `veth${ifindex}`, ifindex, kind: 'pod', pod });
@@ -67,10 +68,10 @@ test('compile is deterministic and independent of input order', (t) => {
   t.deepEqual(a.rules, b.rules);
 });
 
-/** `n` NetworkPolicies selecting app=web, each allowing ingress from its own /24 to its own TCP port. */
+/** manyPoliciesYaml's policies as model objects, selecting app=web. */
 function manyNetpols(n: number) {
   return Array.from({ length: n }, (_, i) =>
-    netpol('app', `np${i}`, { app: 'web' }, [rule('ingress', 0, [{ kind: 'cidr', cidr: `10.${(i >> 8) & 255}.${i & 255}.0/24`, except: [] }], [{ protocol: 'TCP', port: 1000 + i }])]),
+    netpol('app', `np${i}`, { app: 'web' }, [rule('ingress', 0, [{ kind: 'cidr', cidr: manyPolicyCidr(i), except: [] }], [{ protocol: 'TCP', port: 1000 + i }])]),
   );
 }
 
@@ -109,8 +110,8 @@ test('300 NetworkPolicies selecting one pod: one table of 302 rules in 2 chunks,
   const order = r.rules.map((x) => x.policy);
   const rule = (i: number) => order.indexOf(`NetworkPolicy app/np${i}`);
   for (const i of [0, 7, 255, 256, 299]) {
-    t.is(evalTable(r.maps, ep.ingressTable, `10.${i >> 8}.${i & 255}.9`, IPPROTO.TCP, 1000 + i), rule(i), `np${i}: its peer on its port`);
-    t.is(evalTable(r.maps, ep.ingressTable, `10.${i >> 8}.${i & 255}.9`, IPPROTO.TCP, 999), 301, `np${i}: another port is isolated`);
+    t.is(evalTable(r.maps, ep.ingressTable, manyPolicyCidr(i).replace('0/24', '9'), IPPROTO.TCP, 1000 + i), rule(i), `np${i}: its peer on its port`);
+    t.is(evalTable(r.maps, ep.ingressTable, manyPolicyCidr(i).replace('0/24', '9'), IPPROTO.TCP, 999), 301, `np${i}: another port is isolated`);
   }
   t.is(evalTable(r.maps, ep.ingressTable, '192.168.0.1', IPPROTO.UDP, 53), 300, 'node-local, in chunk 1');
   t.is(evalTable(r.maps, ep.ingressTable, '172.16.0.1', IPPROTO.TCP, 1000), 301, 'isolation deny, the last rule of chunk 1');
