@@ -8,9 +8,9 @@ import type { NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
 import {
   NF_MAX_RULES,
   NfEpFlag,
-  chunkCount,
   NfLocalKind,
   addrToBytes,
+  chunkCount,
   encodeAddr,
   encodeAddrLpmKey,
   encodeEndpoint,
@@ -284,7 +284,6 @@ export class Compiler {
     };
     const epIds = assignIds(lists.map((l) => endpointKey(l.r.ep)), 'endpoint', this.idHash);
     const table = (rules: (typeof lists)[number]['rules'], d: Direction) => (rules[d].rules.length ? tableIds.get(rules[d].content)! : 0);
-    const contentHash = (rules: (typeof lists)[number]['rules'], d: Direction) => (rules[d].rules.length ? this.idHash('table', rules[d].content) : 0);
     const node = nodeFlags(snapshot, lists.some(({ r, rules }) => r.ep.kind !== 'host' && table(rules, 'egress') !== 0));
     const compiled: CompiledEndpoint[] = lists.map(({ r, rules }) => {
       const tables: [number, number] = [table(rules, 'ingress'), table(rules, 'egress')];
@@ -298,10 +297,9 @@ export class Compiler {
         ...(r.ep.network !== undefined && { network: r.ep.network }),
         ingressTable: tables[0],
         egressTable: tables[1],
-        // Changes whenever either table's content changes (over resolved identity sets, so
-        // a new identity a rule selects is a new table). From the contents' 32-bit hashes,
-        // not the 24-bit ids: a content that takes over a freed id is a new revision.
-        revision: this.hash(`revision\0${contentHash(rules, 'ingress')}\0${contentHash(rules, 'egress')}`) || 1,
+        // Changes whenever either table changes (tables are content-addressed over
+        // resolved identity sets, so a new identity a rule selects is a new table).
+        revision: this.hash(`revision\0${tables[0]}\0${tables[1]}`) || 1,
       };
       const value = {
         id: ce.id,
