@@ -1,7 +1,7 @@
 import test from 'ava';
 import { compile } from '../../src/compile';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
-import { IPPROTO, NF_MAX_RULES, NF_TABLE_MASK, NfAction, NfEpFlag, NfLocalKind, decodeEndpoint, decodeLocal, decodeCidrKey, decodePortKey, decodeRule, bitmapIndices, formatCidr, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { IPPROTO, NF_MAX_RULES, NF_TABLE_MASK, NfAction, NfEpFlag, NfLocalKind, decodeEndpoint, decodeLocal, decodeCidrKey, decodePortKey, decodeRule, bitmapIndices, formatCidr, encodeCidrKey, encodeU32, keyHex } from '../../src/datapath/codecs';
 import { cnp, namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
 import { manyPolicyCidr } from '../helpers/many-policies';
 import { evalTable } from '../helpers/map-eval';
@@ -115,6 +115,17 @@ test('300 NetworkPolicies selecting one pod: one table of 302 rules in 2 chunks,
   }
   t.is(evalTable(r.maps, ep.ingressTable, '192.168.0.1', IPPROTO.UDP, 53), 300, 'node-local, in chunk 1');
   t.is(evalTable(r.maps, ep.ingressTable, '172.16.0.1', IPPROTO.TCP, 1000), 301, 'isolation deny, the last rule of chunk 1');
+});
+
+test('one ClusterNetworkPolicy of NF_MAX_RULES rules compiles (no cost quadratic in its rules) into a table of 64 chunks', (t) => {
+  const rules = Array.from({ length: NF_MAX_RULES }, (_, i) => rule('ingress', i, [{ kind: 'cidr', cidr: manyPolicyCidr(i), except: [] }], [{ protocol: 'TCP', port: 1000 + (i % 50000) }], 'deny'));
+  const r = compile(appSnapshot({ pods: replicas(1), policies: [cnp('big', 'admin', 1, { app: 'web' }, rules)] }), 'n1', [podEp('app/web-0', 10)]);
+  t.deepEqual(r.errors, []);
+  const ep = r.endpoints[0];
+  t.like(decodeEndpoint(r.maps.nf_endpoints.get(keyHex(encodeU32(10)))!.value), { ingressChunks: 64 });
+  t.is(r.maps.nf_rules.size, NF_MAX_RULES);
+  const last = r.maps.nf_peer_cidr.get(keyHex(encodeCidrKey(ep.ingressTable, manyPolicyCidr(NF_MAX_RULES - 1), 63)));
+  t.deepEqual(last && bitmapIndices(last.value, 63), [NF_MAX_RULES - 1], 'the last rule, in chunk 63');
 });
 
 test('port ranges decompose into aligned LPM prefixes', (t) => {
