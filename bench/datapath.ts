@@ -71,7 +71,16 @@ export type VethPod = { ip: string } & NonNullable<DiscoveredEndpoint['veth']>;
  *  is a host veth delivered locally as the agent does by default (NF_EP_F_LOCAL_DELIVERY,
  *  its nf_local_addrs entry). Returns the entry written. */
 export function writePodEndpoint(addon: NativeAddon, o: BenchObject, ifindex: number, id: number, ingressTable: number, veth?: VethPod): Endpoint {
-  const ep: Endpoint = { id, ingressTable, egressTable: 0, flags: NfEpFlag.POD | (veth ? NfEpFlag.LOCAL_DELIVERY : 0), revision: 1 };
+  // buildPolicy's tables fit one chunk (MAX_CIDR_RULES + 2 rules)
+  const ep: Endpoint = {
+    id,
+    ingressTable,
+    egressTable: 0,
+    ingressChunks: ingressTable === 0 ? 0 : 1,
+    egressChunks: 0,
+    flags: NfEpFlag.POD | (veth ? NfEpFlag.LOCAL_DELIVERY : 0),
+    revision: 1,
+  };
   addon.mapUpdate(o.map('nf_endpoints').fd, encodeU32(ifindex), encodeEndpoint(ep));
   if (veth) {
     const { ip, ...macs } = veth;

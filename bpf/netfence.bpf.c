@@ -226,6 +226,7 @@ static __always_inline int nf_eval(const struct nf_endpoint *ep, __u8 dir, const
 		v->tier = NF_TIER_DEFAULT;
 		return NF_ACT_ALLOW;
 	}
+	q.chunks = ep->chunks[dir & 1];
 	q.bytes = p->len;
 	q.port = port;
 	q.proto = p->proto;

@@ -18,11 +18,22 @@
 #include <linux/types.h>
 #endif
 
-#define NF_LAYOUT_VERSION 3
+#define NF_LAYOUT_VERSION 4
 
-/* Rules per table: a table that needs more is refused by the compiler. */
-#define NF_MAX_RULES 256
-#define NF_BITMAP_WORDS (NF_MAX_RULES / 64)
+/*
+ * A table of N rules spans ceil(N / NF_CHUNK_RULES) chunks. Chunk c holds rules
+ * [c * NF_CHUNK_RULES, (c + 1) * NF_CHUNK_RULES): its bitmaps in nf_peer_ident,
+ * nf_peer_cidr and nf_ports are keyed by table | c << NF_CHUNK_SHIFT and bit i means
+ * rule c * NF_CHUNK_RULES + i. nf_rules and nf_rule_stats are keyed by the base table
+ * id and the global rule index. Table ids use the low NF_CHUNK_SHIFT bits only.
+ * Past NF_MAX_RULES the compiler refuses the table.
+ */
+#define NF_CHUNK_RULES 256
+#define NF_BITMAP_WORDS (NF_CHUNK_RULES / 64)
+#define NF_CHUNK_SHIFT 24
+#define NF_TABLE_MASK ((1u << NF_CHUNK_SHIFT) - 1)
+#define NF_MAX_CHUNKS 64
+#define NF_MAX_RULES (NF_CHUNK_RULES * NF_MAX_CHUNKS)
 
 /* Table id 0 means "no policy in this direction": default allow. */
 #define NF_TABLE_NONE 0
@@ -75,10 +86,13 @@ enum nf_tier {
 /* Endpoint map value; key: __u32 ifindex. */
 struct nf_endpoint {
 	__u32 id;        /* stable endpoint id (conntrack, events, counters) */
-	__u32 table[2];  /* indexed by enum nf_dir; NF_TABLE_NONE = not isolated */
+	__u32 table[2];  /* base table ids by enum nf_dir; NF_TABLE_NONE = not isolated */
 	__u32 flags;     /* NF_EP_F_* */
 	__u32 revision;  /* policy revision; conntrack entries of another revision are re-evaluated */
-	__u32 _pad;
+	/* chunks of table[dir] (0 reads as 1): in the same value as the table, so a
+	 * switch to a table of another size is one atomic write */
+	__u8 chunks[2];
+	__u16 _pad;
 };
 
 /* An address in the 16-byte form (key of nf_ident_exact, nf_local_addrs). */
@@ -92,21 +106,21 @@ struct nf_addr_lpm_key {
 	__u8 addr[16];
 };
 
-/* Rule bitmap: bit i of word i/64 = rule i of the table (precedence order). */
+/* Rule bitmap of one chunk: bit i of word i/64 = rule i of the chunk (precedence order). */
 struct nf_bitmap {
 	__u64 w[NF_BITMAP_WORDS];
 };
 
-/* nf_peer_ident key: which rules of a table select a peer identity. */
+/* nf_peer_ident key: which rules of a table chunk select a peer identity. */
 struct nf_peer_ident_key {
-	__u32 table;
+	__u32 table;    /* table | chunk << NF_CHUNK_SHIFT */
 	__u32 identity;
 };
 
 /* nf_peer_cidr LPM key: prefixlen counts the 32 table bits + the address bits. */
 struct nf_cidr_key {
 	__u32 prefixlen; /* 32 + 0..128 */
-	__u8 table[4];   /* big-endian table id */
+	__u8 table[4];   /* big-endian table | chunk << NF_CHUNK_SHIFT */
 	__u8 addr[16];
 };
 
@@ -114,7 +128,7 @@ struct nf_cidr_key {
  * prefixlen 32 = every protocol and port; 40 = every port of the protocol. */
 struct nf_port_key {
 	__u32 prefixlen; /* 32, 40 + 0..16 */
-	__u8 table[4];   /* big-endian table id */
+	__u8 table[4];   /* big-endian table | chunk << NF_CHUNK_SHIFT */
 	__u8 proto;      /* IPPROTO_* */
 	__u8 port[2];    /* big-endian destination port (ICMP: type << 8 | code is not used: 0) */
 	__u8 _pad;
@@ -122,14 +136,14 @@ struct nf_port_key {
 
 /* nf_rules key and value: what rule `index` of `table` does. */
 struct nf_rule_key {
-	__u32 table;
-	__u32 index;
+	__u32 table;    /* base table id */
+	__u32 index;    /* global rule index (all chunks) */
 };
 
 struct nf_rule {
 	__u8 action;    /* enum nf_action */
 	__u8 tier;      /* enum nf_tier */
-	__u16 tier_end; /* index of the first rule after this rule's tier (Pass jumps there) */
+	__u16 tier_end; /* global index of the first rule after this rule's tier (Pass jumps there) */
 	__u32 policy_id;/* index into the compiled policy-name table (userspace) */
 	__u32 rule_id;  /* rule id within the policy */
 	__u32 _pad;

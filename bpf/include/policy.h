@@ -92,11 +92,12 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_rule_stats SEC(".maps");
 
-/* Bounded Pass chain: each Pass jumps past its tier, so a handful suffices. */
+/* Bounded Pass chain: each Pass jumps past its tier, so a handful suffices. The walk
+ * takes one more step per chunk it moves on to. */
 #define NF_POLICY_STEPS 8
 
 struct nf_verdict {
-	__u32 rule_index; /* NF_RULE_DEFAULT when no rule matched */
+	__u32 rule_index; /* global rule index; NF_RULE_DEFAULT when no rule matched */
 	__u32 policy_id;
 	__u32 rule_id;
 	__u8 action;      /* NF_ACT_ALLOW or NF_ACT_DENY */
@@ -122,21 +123,30 @@ static __always_inline __u64 nf_mask_below(__u32 n)
 	return ((1ULL << (n & 63)) - 1) | -(__u64)(n >> 6);
 }
 
-/* Clear rule bits [from, to) of the match set (from < to <= NF_MAX_RULES). */
-static __always_inline void nf_clear_range(__u64 *m, __u32 from, __u32 to)
+/* n clamped to [0, 64], branch-free (|n| < 2^62): no paths for the verifier to
+ * multiply inside the bpf_loop callback. */
+static __always_inline __u32 nf_clamp64(__s64 n)
+{
+	__s64 neg = n >> 63;
+
+	barrier_var(neg); /* or clang turns the masks back into branches */
+	n &= ~neg;        /* max(n, 0) */
+	n = 64 - n;
+	neg = n >> 63;
+	barrier_var(neg);
+	n &= ~neg;        /* max(64 - n, 0) */
+	return 64 - n;
+}
+
+/* Clear bits [from, to) of a chunk's match set; either bound may lie outside the
+ * chunk (below 0, past NF_CHUNK_RULES). */
+static __always_inline void nf_clear_range(__u64 *m, __s64 from, __s64 to)
 {
 	int w;
 
 #pragma unroll
-	for (w = 0; w < NF_BITMAP_WORDS; w++) {
-		__u32 base = w * 64;
-		__u32 lo = from > base ? from - base : 0;
-		__u32 hi = to > base ? to - base : 0;
-
-		lo = lo > 64 ? 64 : lo;
-		hi = hi > 64 ? 64 : hi;
-		m[w] &= ~(nf_mask_below(hi) & ~nf_mask_below(lo));
-	}
+	for (w = 0; w < NF_BITMAP_WORDS; w++)
+		m[w] &= ~(nf_mask_below(nf_clamp64(to - w * 64)) & ~nf_mask_below(nf_clamp64(from - w * 64)));
 }
 
 static __always_inline void nf_count_rule(__u32 table, __u32 index, __u32 bytes)
@@ -162,30 +172,91 @@ static __always_inline __u32 nf_identity(const __u8 *addr)
 
 struct nf_query {
 	__u8 peer[16];
-	__u32 table;
+	__u32 table;  /* base table id */
 	__u32 bytes;  /* packet length, for the counters */
 	__u16 port;   /* destination port, network order (0 without ports) */
 	__u8 proto;
-	__u8 _pad;
+	__u8 chunks;  /* chunks of the table (nf_endpoint.chunks; 0 reads as 1) */
 };
 
-/* State of the precedence walk over the matched rules. */
+/* State of the precedence walk over the matched rules, one chunk at a time. */
 struct nf_walk {
-	__u64 m[NF_BITMAP_WORDS];
+	__u64 m[NF_BITMAP_WORDS]; /* matched rules of chunk `chunk`, not yet taken */
 	struct nf_verdict v;
-	__u32 table;
+	const struct nf_query *q;
+	__u32 chunk;
+	__u32 skip;     /* global index below which rules are passed over (a Pass's tier end) */
+	__u32 identity; /* the peer's (0 = none) */
 	__u32 _pad;
 };
 
+/* Match set of chunk wk->chunk: (identity bits | CIDR bits) & port bits, minus the
+ * rules a Pass of an earlier chunk skipped. Returns whether its port trie matched.
+ * `first` (chunk 0, a constant per call site): the peer's identity is looked up
+ * once the port matched (a port miss costs one lookup, as it always did), and no
+ * Pass can have come before. */
+static __always_inline int nf_chunk_match(struct nf_walk *wk, const int first)
+{
+	struct nf_peer_ident_key pik = {};
+	struct nf_cidr_key ck = {};
+	struct nf_port_key pk = {};
+	struct nf_bitmap *bi, *bc, *bp;
+	const struct nf_query *q = wk->q;
+	__u32 key = q->table | wk->chunk << NF_CHUNK_SHIFT;
+	__u32 key_be = bpf_htonl(key);
+	__u16 port = q->port;
+	int w;
+
+#pragma unroll
+	for (w = 0; w < NF_BITMAP_WORDS; w++)
+		wk->m[w] = 0;
+	pk.prefixlen = 32 + 8 + 16;
+	pk.proto = q->proto;
+	__builtin_memcpy(pk.table, &key_be, 4);
+	__builtin_memcpy(pk.port, &port, 2);
+	bp = bpf_map_lookup_elem(&nf_ports, &pk);
+	if (!bp)
+		return 0;
+
+	if (first)
+		wk->identity = nf_identity(q->peer);
+	pik.table = key;
+	pik.identity = wk->identity;
+	bi = pik.identity ? bpf_map_lookup_elem(&nf_peer_ident, &pik) : NULL;
+	ck.prefixlen = 32 + 128; /* set apart: an initializer lands in .rodata */
+	__builtin_memcpy(ck.table, &key_be, 4);
+	__builtin_memcpy(ck.addr, q->peer, 16);
+	bc = bpf_map_lookup_elem(&nf_peer_cidr, &ck);
+
+	if (bi) {
+#pragma unroll
+		for (w = 0; w < NF_BITMAP_WORDS; w++)
+			wk->m[w] = bi->w[w];
+	}
+	if (bc) {
+#pragma unroll
+		for (w = 0; w < NF_BITMAP_WORDS; w++)
+			wk->m[w] |= bc->w[w];
+	}
+#pragma unroll
+	for (w = 0; w < NF_BITMAP_WORDS; w++)
+		wk->m[w] &= bp->w[w];
+	if (!first)
+		nf_clear_range(wk->m, 0, (__s64)wk->skip - (__s64)(wk->chunk * NF_CHUNK_RULES));
+	return 1;
+}
+
 /* One step of the walk (a bpf_loop callback, verified once): take the first
- * matched rule; Allow / Deny decide, Pass clears the rest of its tier. */
+ * matched rule; Allow / Deny decide, Pass clears the rest of its tier (in later
+ * chunks too, through wk->skip). A chunk with nothing left moves the walk on to
+ * the next chunk, if any. */
 static long nf_policy_step(__u32 i, void *ctx)
 {
 	struct nf_walk *wk = ctx;
-	struct nf_rule_key rk = { .table = wk->table };
+	struct nf_rule_key rk = { .table = wk->q->table };
 	struct nf_verdict *v = &wk->v;
 	struct nf_rule *r;
-	__u32 idx;
+	__u32 idx, base;
 
 	if (wk->m[0])
 		idx = nf_ffs64(wk->m[0]);
@@ -195,20 +266,27 @@ static long nf_policy_step(__u32 i, void *ctx)
 		idx = 128 + nf_ffs64(wk->m[2]);
 	else if (wk->m[3])
 		idx = 192 + nf_ffs64(wk->m[3]);
-	else
+	else if (wk->chunk + 1 < wk->q->chunks) {
+		wk->chunk++;
+		nf_chunk_match(wk, 0);
+		return 0;
+	} else
 		return 1; /* nothing left: default */
 
-	rk.index = idx;
+	base = wk->chunk * NF_CHUNK_RULES;
+	rk.index = base + idx;
 	r = bpf_map_lookup_elem(&nf_rules, &rk);
 	if (!r || (r->action != NF_ACT_ALLOW && r->action != NF_ACT_DENY)) {
 		/* Pass skips the rest of its tier; a rule missing from nf_rules
 		 * (mid-update) or of unknown action is skipped alone. */
-		__u32 to = r && r->action == NF_ACT_PASS && r->tier_end > idx ? r->tier_end : idx + 1;
+		__u32 to = r && r->action == NF_ACT_PASS && r->tier_end > rk.index ? r->tier_end : rk.index + 1;
 
-		nf_clear_range(wk->m, idx, to > NF_MAX_RULES ? NF_MAX_RULES : to);
+		if (to > wk->skip)
+			wk->skip = to;
+		nf_clear_range(wk->m, idx, (__s64)to - (__s64)base);
 		return 0;
 	}
-	v->rule_index = idx;
+	v->rule_index = rk.index;
 	v->action = r->action;
 	v->tier = r->tier;
 	v->policy_id = r->policy_id;
@@ -219,24 +297,16 @@ static long nf_policy_step(__u32 i, void *ctx)
 }
 
 /* Evaluate q->table for a peer address, protocol and destination port. Counts
- * the packet on the matched rule (or the table's default). A global function:
- * the verifier checks it once, not once per call site. */
+ * the packet on the matched rule (or the table's default). Chunk 0 costs what a
+ * one-chunk table always did: three lookups, and no walk when its port trie has
+ * nothing; later chunks are looked at only while no rule decided. A global
+ * function: the verifier checks it once, not once per call site. */
 __noinline int nf_policy_eval(const struct nf_query *q, struct nf_verdict *v)
 {
-	struct nf_peer_ident_key pik = {};
-	struct nf_cidr_key ck = {};
-	struct nf_port_key pk = {};
-	struct nf_bitmap *bi, *bc, *bp;
-	struct nf_walk walk;
-	__u32 table, table_be;
-	__u16 port;
-	int w;
+	struct nf_walk walk = {};
 
 	if (!q || !v)
 		return NF_ACT_NONE;
-	table = q->table;
-	table_be = bpf_htonl(table);
-	port = q->port;
 
 	v->rule_index = NF_RULE_DEFAULT;
 	v->action = NF_ACT_ALLOW;
@@ -245,44 +315,20 @@ __noinline int nf_policy_eval(const struct nf_query *q, struct nf_verdict *v)
 	v->rule_id = 0;
 	v->reason = NF_REASON_NONE;
 
-	pk.prefixlen = 32 + 8 + 16;
-	pk.proto = q->proto;
-	__builtin_memcpy(pk.table, &table_be, 4);
-	__builtin_memcpy(pk.port, &port, 2);
-	bp = bpf_map_lookup_elem(&nf_ports, &pk);
-	if (!bp)
-		goto out;
-
-	pik.table = table;
-	pik.identity = nf_identity(q->peer);
-	bi = pik.identity ? bpf_map_lookup_elem(&nf_peer_ident, &pik) : NULL;
-	ck.prefixlen = 32 + 128; /* set apart: an initializer lands in .rodata */
-	__builtin_memcpy(ck.table, &table_be, 4);
-	__builtin_memcpy(ck.addr, q->peer, 16);
-	bc = bpf_map_lookup_elem(&nf_peer_cidr, &ck);
-
-#pragma unroll
-	for (w = 0; w < NF_BITMAP_WORDS; w++)
-		walk.m[w] = 0;
-	if (bi) {
-#pragma unroll
-		for (w = 0; w < NF_BITMAP_WORDS; w++)
-			walk.m[w] = bi->w[w];
+	walk.q = q;
+	/* one chunk whose port trie has nothing: default, as before chunks */
+	if (!nf_chunk_match(&walk, 1)) {
+		if (q->chunks <= 1)
+			goto out;
+		walk.identity = nf_identity(q->peer);
 	}
-	if (bc) {
-#pragma unroll
-		for (w = 0; w < NF_BITMAP_WORDS; w++)
-			walk.m[w] |= bc->w[w];
+	if (walk.m[0] | walk.m[1] | walk.m[2] | walk.m[3] || q->chunks > 1) {
+		walk.v = *v;
+		bpf_loop(NF_POLICY_STEPS + NF_MAX_CHUNKS, nf_policy_step, &walk, 0);
+		*v = walk.v;
 	}
-#pragma unroll
-	for (w = 0; w < NF_BITMAP_WORDS; w++)
-		walk.m[w] &= bp->w[w];
-	walk.table = table;
-	walk.v = *v;
-	bpf_loop(NF_POLICY_STEPS, nf_policy_step, &walk, 0);
-	*v = walk.v;
 out:
-	nf_count_rule(table, v->rule_index, q->bytes);
+	nf_count_rule(q->table, v->rule_index, q->bytes);
 	return v->action;
 }
 

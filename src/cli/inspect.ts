@@ -56,6 +56,9 @@ export interface InspectEndpoint {
   id: number;
   ingressTable: number;
   egressTable: number;
+  /** Chunks of 256 rules each table spans (0 without a table). */
+  ingressChunks: number;
+  egressChunks: number;
   flags: string[];
   revision: number;
 }
@@ -150,20 +153,20 @@ export function readPinned(addon: NativeAddon, root: string, loaded?: { file: st
       bytes: String(c?.bytes ?? 0n),
     });
   }
-  const rulesOf = (table: number, bitmap: Buffer) => bitmapIndices(bitmap).flatMap((i) => tables.get(table)?.get(i) ?? []);
+  const rulesOf = (k: { table: number; chunk: number }, bitmap: Buffer) => bitmapIndices(bitmap, k.chunk).flatMap((i) => tables.get(k.table)?.get(i) ?? []);
   const identityDesc = (id: number) => names?.identities[String(id)];
   for (const { key, value } of entries(addon, root, 'nf_peer_ident')) {
     const k = decodePeerIdentKey(key);
     const desc = identityDesc(k.identity);
-    for (const r of rulesOf(k.table, value)) r.identities.push({ id: k.identity, ...(desc && { desc }) });
+    for (const r of rulesOf(k, value)) r.identities.push({ id: k.identity, ...(desc && { desc }) });
   }
   for (const { key, value } of entries(addon, root, 'nf_peer_cidr')) {
     const k = decodeCidrKey(key);
-    for (const r of rulesOf(k.table, value)) r.cidrs.push(formatCidr(k.cidr));
+    for (const r of rulesOf(k, value)) r.cidrs.push(formatCidr(k.cidr));
   }
   for (const { key, value } of entries(addon, root, 'nf_ports')) {
     const k = decodePortKey(key);
-    for (const r of rulesOf(k.table, value)) r.ports.push(portText(k));
+    for (const r of rulesOf(k, value)) r.ports.push(portText(k));
   }
   const usedBy = (table: number) => endpoints.filter((e) => e.ingressTable === table || e.egressTable === table).map((e) => e.ifindex);
 
@@ -207,7 +210,10 @@ export function formatReport(r: InspectReport): string {
   out.push('', 'ENDPOINTS');
   for (const e of r.endpoints) {
     const who = e.pod ? `${e.pod}${e.network ? ` on ${e.network}` : ''}` : (e.ifname ?? '');
-    out.push(`  ${e.ifindex} ${e.ifname ?? '?'}  id=${e.id} ingress=${e.ingressTable} egress=${e.egressTable} rev=${e.revision} [${e.flags.join(',')}] ${who}`.trimEnd());
+    const table = (id: number, chunks: number) => `${id}${chunks > 1 ? ` (${chunks} chunks)` : ''}`;
+    out.push(
+      `  ${e.ifindex} ${e.ifname ?? '?'}  id=${e.id} ingress=${table(e.ingressTable, e.ingressChunks)} egress=${table(e.egressTable, e.egressChunks)} rev=${e.revision} [${e.flags.join(',')}] ${who}`.trimEnd(),
+    );
   }
   out.push('', 'TABLES');
   for (const t of r.tables) {

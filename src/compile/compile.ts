@@ -10,6 +10,7 @@ import {
   NfEpFlag,
   NfLocalKind,
   addrToBytes,
+  chunkCount,
   encodeAddr,
   encodeAddrLpmKey,
   encodeEndpoint,
@@ -323,10 +324,20 @@ export class Compiler {
           ingress: tables[0] && tableIds.get(isolation.ingress.content)!,
           egress: tables[1] && tableIds.get(isolation.egress.content)!,
         },
+        isolationChunks: { ingress: chunkCount(isolation.ingress.rules.length), egress: chunkCount(isolation.egress.rules.length) },
         ...(refused && { refused }),
       };
-      const value = { id: ce.id, ingressTable: ce.ingressTable, egressTable: ce.egressTable, flags: flags(snapshot, r.ep, node), revision: ce.revision };
-      entries('nf_endpoints', `${ce.ifindex}\0${value.id}\0${value.ingressTable}\0${value.egressTable}\0${value.flags}`, () => ({
+      const value = {
+        id: ce.id,
+        ingressTable: ce.ingressTable,
+        egressTable: ce.egressTable,
+        ingressChunks: chunkCount(rules.ingress.rules.length),
+        egressChunks: chunkCount(rules.egress.rules.length),
+        flags: flags(snapshot, r.ep, node),
+        revision: ce.revision,
+      };
+      const what = [ce.ifindex, value.id, value.ingressTable, value.egressTable, value.ingressChunks, value.egressChunks, value.flags].join('\0');
+      entries('nf_endpoints', what, () => ({
         key: encodeU32(ce.ifindex),
         value: encodeEndpoint(value),
       }));

@@ -61,6 +61,8 @@ export interface CompiledEndpoint {
    *  last enforced table to keep (0: the direction has no table). Its entries are in
    *  CompileResult.isolation. */
   isolationTables?: { ingress: number; egress: number };
+  /** Chunks of those isolation tables (nf_endpoint.chunks when it falls back to one). */
+  isolationChunks?: { ingress: number; egress: number };
   /** A direction over a capacity limit (rules per table): its table here is the
    *  isolation table, and reconcile keeps the last enforced table instead if there is one. */
   refused?: { directions: ('ingress' | 'egress')[]; error: string };

@@ -6,6 +6,7 @@
 // Endpoints are described by their identity (what subjects and named ports see), so
 // every endpoint of one label set shares one build, and a policy rule's expansion is
 // memoized by content (see Compiler for how long such memos stay valid).
+import { createHash } from 'node:crypto';
 import type { Direction, Policy, PortSpec, Rule } from '../model/rules';
 import { TIER_ORDER, comparePolicies, policyName, ruleName } from '../model/rules';
 import type { Draft, Identities } from './identities';
@@ -42,6 +43,16 @@ export interface RuleList {
 export interface KeyedPolicy {
   policy: Policy;
   key: string;
+}
+
+/** A short stand-in for a policy's content key inside the per-rule memo keys: the key
+ *  of a policy with thousands of rules runs to megabytes, and one copy per rule would
+ *  make such a policy cost time and memory quadratic in its rules. */
+const digests = new WeakMap<KeyedPolicy, string>();
+function digest(kp: KeyedPolicy): string {
+  let d = digests.get(kp);
+  if (d === undefined) digests.set(kp, (d = createHash('sha256').update(kp.key).digest('base64')));
+  return d;
 }
 
 export interface Expansion {
@@ -140,7 +151,7 @@ export class RuleListBuilder {
     const rule = kp.policy.rules[ruleId];
     // Only ingress named ports read the endpoint's own ports.
     const ownPorts = rule.direction === 'ingress' && rule.ports?.some((p) => p.name !== undefined);
-    const key = `${kp.key}\0${ruleId}\0${ctx.network ?? ''}\0${ownPorts ? JSON.stringify([...ctx.self.namedPorts].sort()) : ''}`;
+    const key = `${digest(kp)}\0${ruleId}\0${ctx.network ?? ''}\0${ownPorts ? JSON.stringify([...ctx.self.namedPorts].sort()) : ''}`;
     let e = this.local.get(key) ?? this.expansions.find(key);
     if (!e) {
       const base = { tier: kp.policy.tier, action: rule.action, policy: policyName(kp.policy.ref), ruleId, rule: ruleName(rule) };

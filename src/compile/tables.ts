@@ -1,11 +1,16 @@
 // One table's map entries: rules (action, tier bounds, names), the peer bitmaps
-// (identity hash and CIDR trie) and the port trie. Tries hold every prefix of the
-// table; a prefix's bitmap is what the longest match for an address in it must say.
+// (identity hash and CIDR trie) and the port trie. A table of more than NF_CHUNK_RULES
+// rules is cut into chunks, each with its own bitmaps and tries, over its own rules
+// only (bpf/include/netfence.h); nf_rules holds every rule by its global index. Tries
+// hold every prefix of the chunk; a prefix's bitmap is what the longest match for an
+// address in it must say.
 import type { Tier } from '../model/rules';
 import {
+  NF_CHUNK_RULES,
   NfAction,
   NfTier,
   bitmapFrom,
+  chunkCount,
   encodeCidrKey,
   encodePeerIdentKey,
   encodePortKey,
@@ -64,13 +69,11 @@ function portContains(outer: PortPrefix, inner: PortPrefix): boolean {
   return outer.bits === 0 || outer.port >>> shift === inner.port >>> shift;
 }
 
-/** Rules whose peer CIDRs contain `p` outside their own excepts. */
-function cidrBitmap(rulePrefixes: { outer: Prefix; except: Prefix[] }[][], p: Prefix): number[] {
-  const out: number[] = [];
-  rulePrefixes.forEach((cidrs, i) => {
-    if (cidrs.some((c) => prefixContains(c.outer, p) && !c.except.some((e) => prefixContains(e, p)))) out.push(i);
-  });
-  return out;
+/** Indices of the rules whose peer CIDRs contain `p` outside their own excepts. */
+function cidrBitmap(rulePrefixes: { index: number; cidrs: { outer: Prefix; except: Prefix[] }[] }[], p: Prefix): number[] {
+  return rulePrefixes.flatMap(({ index, cidrs }) =>
+    cidrs.some((c) => prefixContains(c.outer, p) && !c.except.some((e) => prefixContains(e, p))) ? [index] : [],
+  );
 }
 
 /** The maps keyed by table. */
@@ -97,35 +100,49 @@ export function tableEntries(table: number, rules: CompiledRule[], policyIds: re
     const value = { action: ACTION[r.action], tier: TIER[r.tier], tierEnd: ends[i], policyId: policyIds[i], ruleId: r.ruleId };
     add('nf_rules', encodeRuleKey(table, i), encodeRule(value));
   });
-
-  const byIdentity = new Map<number, number[]>();
-  rules.forEach((r, i) =>
-    r.peers.identities.forEach((id) => {
-      const bits = byIdentity.get(id);
-      if (bits) bits.push(i);
-      else byIdentity.set(id, [i]);
-    }),
-  );
-  for (const [id, bits] of byIdentity) add('nf_peer_ident', encodePeerIdentKey(table, id), bitmapFrom(bits));
-
-  // Every cidr and except is a trie prefix; an except prefix may map to an empty bitmap
-  // (it must still shadow the shorter cidr around it).
+  // A prefix's parse is shared by the chunks.
   const prefixes = new Map<string, Prefix>();
   const prefix = (cidr: string): Prefix => {
     let p = prefixes.get(cidr);
     if (!p) prefixes.set(cidr, (p = toPrefix(cidr)));
     return p;
   };
-  const rulePrefixes = rules.map((r) => r.peers.cidrs.map((c) => ({ outer: prefix(c.cidr), except: c.except.map(prefix) })));
-  const cidrs = new Set(rules.flatMap((r) => r.peers.cidrs.flatMap((c) => [c.cidr, ...c.except])));
-  for (const cidr of cidrs) add('nf_peer_cidr', encodeCidrKey(table, cidr), bitmapFrom(cidrBitmap(rulePrefixes, prefix(cidr))));
-
-  const perRule = rules.map(rulePortPrefixes);
-  const ports = new Map(perRule.flat().map((p) => [`${p.proto ?? '*'}:${p.port}/${p.bits}`, p]));
-  for (const p of ports.values()) {
-    const bits = perRule.flatMap((qs, i) => (qs.some((q) => portContains(q, p)) ? [i] : []));
-    const key = p.proto === undefined ? encodePortKey({ table }) : encodePortKey({ table, proto: p.proto, port: p.port, portBits: p.bits });
-    add('nf_ports', key, bitmapFrom(bits));
+  for (let chunk = 0; chunk < chunkCount(rules.length); chunk++) {
+    const first = chunk * NF_CHUNK_RULES;
+    chunkEntries(table, chunk, rules.slice(first, first + NF_CHUNK_RULES).map((rule, i) => ({ rule, index: first + i })), prefix, add);
   }
   return out;
+}
+
+/** The bitmap entries of one chunk: its rules with their global indices. */
+function chunkEntries(
+  table: number,
+  chunk: number,
+  rules: { rule: CompiledRule; index: number }[],
+  prefix: (cidr: string) => Prefix,
+  add: (map: TableMapName, key: Buffer, value: Buffer) => void,
+): void {
+  const byIdentity = new Map<number, number[]>();
+  for (const { rule, index } of rules) {
+    for (const id of rule.peers.identities) {
+      const bits = byIdentity.get(id);
+      if (bits) bits.push(index);
+      else byIdentity.set(id, [index]);
+    }
+  }
+  for (const [id, bits] of byIdentity) add('nf_peer_ident', encodePeerIdentKey(table, id, chunk), bitmapFrom(bits, chunk));
+
+  // Every cidr and except is a trie prefix; an except prefix may map to an empty bitmap
+  // (it must still shadow the shorter cidr around it).
+  const rulePrefixes = rules.map(({ rule, index }) => ({ index, cidrs: rule.peers.cidrs.map((c) => ({ outer: prefix(c.cidr), except: c.except.map(prefix) })) }));
+  const cidrs = new Set(rules.flatMap(({ rule }) => rule.peers.cidrs.flatMap((c) => [c.cidr, ...c.except])));
+  for (const cidr of cidrs) add('nf_peer_cidr', encodeCidrKey(table, cidr, chunk), bitmapFrom(cidrBitmap(rulePrefixes, prefix(cidr)), chunk));
+
+  const perRule = rules.map(({ rule, index }) => ({ index, ports: rulePortPrefixes(rule) }));
+  const ports = new Map(perRule.flatMap((r) => r.ports).map((p) => [`${p.proto ?? '*'}:${p.port}/${p.bits}`, p]));
+  for (const p of ports.values()) {
+    const bits = perRule.flatMap((r) => (r.ports.some((q) => portContains(q, p)) ? [r.index] : []));
+    const key = p.proto === undefined ? encodePortKey({ table, chunk }) : encodePortKey({ table, chunk, proto: p.proto, port: p.port, portBits: p.bits });
+    add('nf_ports', key, bitmapFrom(bits, chunk));
+  }
 }

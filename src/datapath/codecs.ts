@@ -5,9 +5,16 @@
 import { isIP } from 'node:net';
 import { endianness } from 'node:os';
 
-export const NF_LAYOUT_VERSION = 3;
-export const NF_MAX_RULES = 256;
-export const NF_BITMAP_WORDS = NF_MAX_RULES / 64;
+export const NF_LAYOUT_VERSION = 4;
+/** Rules per chunk (one bitmap); a table spans up to NF_MAX_CHUNKS chunks. */
+export const NF_CHUNK_RULES = 256;
+export const NF_BITMAP_WORDS = NF_CHUNK_RULES / 64;
+/** Chunk c of table t keys its bitmaps (nf_peer_ident, nf_peer_cidr, nf_ports) by t | c << NF_CHUNK_SHIFT. */
+export const NF_CHUNK_SHIFT = 24;
+/** Table ids live in the low NF_CHUNK_SHIFT bits. */
+export const NF_TABLE_MASK = (1 << NF_CHUNK_SHIFT) - 1;
+export const NF_MAX_CHUNKS = 64;
+export const NF_MAX_RULES = NF_CHUNK_RULES * NF_MAX_CHUNKS;
 export const NF_TABLE_NONE = 0;
 export const NF_RULE_DEFAULT = 0xffffffff;
 /** nf_ct_val.rule for a flow allowed by the default (no rule matched). */
@@ -47,7 +54,7 @@ export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58, SCTP: 132 } as co
 
 /** Struct sizes and field offsets (bytes), keyed by C struct and field name. */
 export const LAYOUT = {
-  nf_endpoint: { size: 24, fields: { id: 0, table: 4, flags: 12, revision: 16, _pad: 20 } },
+  nf_endpoint: { size: 24, fields: { id: 0, table: 4, flags: 12, revision: 16, chunks: 20, _pad: 22 } },
   nf_addr: { size: 16, fields: { a: 0 } },
   nf_addr_lpm_key: { size: 20, fields: { prefixlen: 0, addr: 4 } },
   nf_bitmap: { size: 32, fields: { w: 0 } },
@@ -299,17 +306,34 @@ export interface Endpoint {
   id: number;
   ingressTable: number;
   egressTable: number;
+  /** Chunks of each direction's table (chunkCount of its rules; 0 without a table). */
+  ingressChunks: number;
+  egressChunks: number;
   flags: number;
   revision: number;
 }
 
+/** Chunks a table of `rules` rules spans (0 rules: no table, no chunk). */
+export function chunkCount(rules: number): number {
+  return Math.ceil(rules / NF_CHUNK_RULES);
+}
+
+function checkChunks(e: Endpoint): void {
+  for (const [field, n] of [['ingressChunks', e.ingressChunks], ['egressChunks', e.egressChunks]] as const) {
+    if (!Number.isInteger(n) || n < 0 || n > NF_MAX_CHUNKS) throw new Error(`encode nf_endpoint.${field}: ${n} out of range 0..${NF_MAX_CHUNKS}`);
+  }
+}
+
 export function encodeEndpoint(e: Endpoint): Buffer {
+  checkChunks(e);
   const b = alloc('nf_endpoint');
   w32(b, 0, e.id);
   w32(b, 4 + 4 * NfDir.INGRESS, e.ingressTable);
   w32(b, 4 + 4 * NfDir.EGRESS, e.egressTable);
   w32(b, 12, e.flags);
   w32(b, 16, e.revision);
+  b[LAYOUT.nf_endpoint.fields.chunks + NfDir.INGRESS] = e.ingressChunks;
+  b[LAYOUT.nf_endpoint.fields.chunks + NfDir.EGRESS] = e.egressChunks;
   return b;
 }
 
@@ -319,19 +343,25 @@ export function decodeEndpoint(b: Buffer): Endpoint {
     id: r32(b, 0),
     ingressTable: r32(b, 4 + 4 * NfDir.INGRESS),
     egressTable: r32(b, 4 + 4 * NfDir.EGRESS),
+    ingressChunks: b[LAYOUT.nf_endpoint.fields.chunks + NfDir.INGRESS],
+    egressChunks: b[LAYOUT.nf_endpoint.fields.chunks + NfDir.EGRESS],
     flags: r32(b, 12),
     revision: r32(b, 16),
   };
 }
 
-/** Bitmap over rule indices: bit i of host-order u64 word i/64. */
+/** Bitmap over the rules of one chunk: bit i of host-order u64 word i/64 = rule
+ *  chunk * NF_CHUNK_RULES + i. The functions below take and return global rule
+ *  indices, with the chunk (default 0) the bitmap belongs to. */
 export function bitmapNew(): Buffer {
   return alloc('nf_bitmap');
 }
 
-function bitPos(i: number): { byte: number; mask: number } {
-  if (!Number.isInteger(i) || i < 0 || i >= NF_MAX_RULES) {
-    throw new Error(`bitmap: rule index ${i} out of range 0..${NF_MAX_RULES - 1}`);
+function bitPos(global: number, chunk: number): { byte: number; mask: number } {
+  const first = chunk * NF_CHUNK_RULES;
+  const i = global - first;
+  if (!Number.isInteger(i) || i < 0 || i >= NF_CHUNK_RULES) {
+    throw new Error(`bitmap: rule index ${global} out of range ${first}..${first + NF_CHUNK_RULES - 1} (chunk ${chunk})`);
   }
   const word = Math.floor(i / 64);
   const bit = i % 64;
@@ -339,33 +369,34 @@ function bitPos(i: number): { byte: number; mask: number } {
   return { byte: word * 8 + byteInWord, mask: 1 << (bit % 8) };
 }
 
-export function bitmapSet(b: Buffer, i: number): Buffer {
-  const p = bitPos(i);
+export function bitmapSet(b: Buffer, i: number, chunk = 0): Buffer {
+  const p = bitPos(i, chunk);
   b[p.byte] |= p.mask;
   return b;
 }
 
-export function bitmapClear(b: Buffer, i: number): Buffer {
-  const p = bitPos(i);
+export function bitmapClear(b: Buffer, i: number, chunk = 0): Buffer {
+  const p = bitPos(i, chunk);
   b[p.byte] &= ~p.mask & 0xff;
   return b;
 }
 
-export function bitmapTest(b: Buffer, i: number): boolean {
-  const p = bitPos(i);
+export function bitmapTest(b: Buffer, i: number, chunk = 0): boolean {
+  const p = bitPos(i, chunk);
   return (b[p.byte] & p.mask) !== 0;
 }
 
-export function bitmapFrom(indices: Iterable<number>): Buffer {
+export function bitmapFrom(indices: Iterable<number>, chunk = 0): Buffer {
   const b = bitmapNew();
-  for (const i of indices) bitmapSet(b, i);
+  for (const i of indices) bitmapSet(b, i, chunk);
   return b;
 }
 
-export function bitmapIndices(b: Buffer): number[] {
+export function bitmapIndices(b: Buffer, chunk = 0): number[] {
   checkSize('nf_bitmap', b);
   const out: number[] = [];
-  for (let i = 0; i < NF_MAX_RULES; i++) if (bitmapTest(b, i)) out.push(i);
+  const first = chunk * NF_CHUNK_RULES;
+  for (let i = first; i < first + NF_CHUNK_RULES; i++) if (bitmapTest(b, i, chunk)) out.push(i);
   return out;
 }
 
@@ -375,35 +406,53 @@ export function bitmapOr(a: Buffer, b: Buffer): Buffer {
   return out;
 }
 
-export function encodePeerIdentKey(table: number, identity: number): Buffer {
+/** The table field of a chunk's bitmap keys: table | chunk << NF_CHUNK_SHIFT. */
+export function chunkKeyTable(table: number, chunk: number): number {
+  if (!Number.isInteger(table) || table < 0 || table > NF_TABLE_MASK) {
+    throw new Error(`encode table key: table id ${table} out of range 0..${NF_TABLE_MASK}`);
+  }
+  if (!Number.isInteger(chunk) || chunk < 0 || chunk >= NF_MAX_CHUNKS) {
+    throw new Error(`encode table key: chunk ${chunk} out of range 0..${NF_MAX_CHUNKS - 1}`);
+  }
+  return (table | (chunk << NF_CHUNK_SHIFT)) >>> 0;
+}
+
+/** The inverse of chunkKeyTable: base table id and chunk. */
+function splitKeyTable(field: number): { table: number; chunk: number } {
+  return { table: field & NF_TABLE_MASK, chunk: field >>> NF_CHUNK_SHIFT };
+}
+
+export function encodePeerIdentKey(table: number, identity: number, chunk = 0): Buffer {
   const b = alloc('nf_peer_ident_key');
-  w32(b, 0, table);
+  w32(b, 0, chunkKeyTable(table, chunk));
   w32(b, 4, identity);
   return b;
 }
 
-export function decodePeerIdentKey(b: Buffer): { table: number; identity: number } {
+export function decodePeerIdentKey(b: Buffer): { table: number; chunk: number; identity: number } {
   checkSize('nf_peer_ident_key', b);
-  return { table: r32(b, 0), identity: r32(b, 4) };
+  return { ...splitKeyTable(r32(b, 0)), identity: r32(b, 4) };
 }
 
-/** nf_peer_cidr key: table + CIDR (prefix length in the family's terms). */
-export function encodeCidrKey(table: number, cidr: string): Buffer {
+/** nf_peer_cidr key: table chunk + CIDR (prefix length in the family's terms). */
+export function encodeCidrKey(table: number, cidr: string, chunk = 0): Buffer {
   const c = parseCidr(cidr);
   const b = alloc('nf_cidr_key');
   w32(b, 0, 32 + mappedPrefixLen(c.family, c.prefixLen));
-  b.writeUInt32BE(table >>> 0, 4);
+  b.writeUInt32BE(chunkKeyTable(table, chunk), 4);
   c.addr.copy(b, 8);
   return b;
 }
 
-export function decodeCidrKey(b: Buffer): { table: number; cidr: Cidr } {
+export function decodeCidrKey(b: Buffer): { table: number; chunk: number; cidr: Cidr } {
   checkSize('nf_cidr_key', b);
-  return { table: b.readUInt32BE(4), cidr: unmappedCidr(Buffer.from(b.subarray(8, 24)), r32(b, 0) - 32) };
+  return { ...splitKeyTable(b.readUInt32BE(4)), cidr: unmappedCidr(Buffer.from(b.subarray(8, 24)), r32(b, 0) - 32) };
 }
 
 export interface PortKey {
   table: number;
+  /** The table's chunk (default 0). */
+  chunk?: number;
   /** undefined = every protocol (and port). */
   proto?: number;
   /** Port prefix value (host order number); ignored without proto. */
@@ -414,7 +463,7 @@ export interface PortKey {
 
 export function encodePortKey(k: PortKey): Buffer {
   const b = alloc('nf_port_key');
-  b.writeUInt32BE(k.table >>> 0, 4);
+  b.writeUInt32BE(chunkKeyTable(k.table, k.chunk ?? 0), 4);
   if (k.proto === undefined) {
     w32(b, 0, 32);
     return b;
@@ -434,12 +483,12 @@ export function encodePortKey(k: PortKey): Buffer {
   return b;
 }
 
-export function decodePortKey(b: Buffer): PortKey {
+export function decodePortKey(b: Buffer): PortKey & { chunk: number } {
   checkSize('nf_port_key', b);
   const bits = r32(b, 0);
-  const table = b.readUInt32BE(4);
-  if (bits < 40) return { table };
-  return { table, proto: b[8], port: b.readUInt16BE(9), portBits: bits - 40 };
+  const t = splitKeyTable(b.readUInt32BE(4));
+  if (bits < 40) return t;
+  return { ...t, proto: b[8], port: b.readUInt16BE(9), portBits: bits - 40 };
 }
 
 /** Split an inclusive port range into LPM prefixes (value, bits). */

@@ -305,6 +305,8 @@ export function reconcile(
     const old = actual.nf_endpoints.get(epKey(ep));
     const last = old && decodeEndpoint(old.value).id === want.id ? decodeEndpoint(old.value) : undefined;
     const tables = { ingress: want.ingressTable, egress: want.egressTable };
+    // A fallback table's own chunk count: the program walks exactly that many chunks.
+    const chunks = { ingress: want.ingressChunks, egress: want.egressChunks };
     const fallback: Resolution['fallback'] = {};
     const problems: string[] = [];
     for (const d of DIRECTIONS) {
@@ -316,6 +318,7 @@ export function reconcile(
       const kept = last ? tableOf(last, d) : 0;
       if (kept !== 0 && kept !== isolation) {
         tables[d] = kept;
+        chunks[d] = d === 'ingress' ? last!.ingressChunks : last!.egressChunks;
         fallback[d] = 'kept';
         problems.push(`${d}: ${problem}; keeps its last enforced table ${hex32(kept)} (a new table is written before the old one goes: both must fit)`);
         continue;
@@ -323,6 +326,7 @@ export function reconcile(
       const isolationProblem = isolation === 0 ? 'no isolation table' : placeTable(isolation, []);
       if (isolationProblem !== undefined) throw new Error(`${d}: ${problem}; cannot isolate it: ${isolationProblem}`);
       tables[d] = isolation;
+      chunks[d] = ep.isolationChunks?.[d] ?? 1;
       fallback[d] = 'isolated';
       problems.push(`${d}: ${problem}; isolated (denies all but the privileged rules)`);
     }
@@ -331,7 +335,14 @@ export function reconcile(
     // (its flows stay established), a new one otherwise (they are evaluated again).
     const same = last !== undefined && last.ingressTable === tables.ingress && last.egressTable === tables.egress;
     const revision = same ? last.revision : endpointRevision(tables.ingress, tables.egress);
-    return { value: encodeEndpoint({ ...want, ingressTable: tables.ingress, egressTable: tables.egress, revision }), fallback, problems };
+    return { value: encodeEndpoint({
+      ...want,
+      ingressTable: tables.ingress,
+      egressTable: tables.egress,
+      ingressChunks: chunks.ingress,
+      egressChunks: chunks.egress,
+      revision,
+    }), fallback, problems };
   };
   /** Entries this pass wrote, by endpoint key. */
   const written = new Map<string, Buffer>();

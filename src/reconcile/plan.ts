@@ -55,7 +55,8 @@ export function planDiff(desired: DesiredMaps, actual: ActualMaps): Plan {
   return { diffs };
 }
 
-/** The table a key belongs to, for maps keyed by table; undefined for the others. */
+/** The table a key belongs to, for maps keyed by table; undefined for the others. A
+ *  chunk's bitmap key belongs to its base table (the decoders split the chunk off). */
 export function tableOfKey(map: PolicyMapName, key: Buffer): number | undefined {
   switch (map) {
     case 'nf_rules':

@@ -4,7 +4,7 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { LAYOUT, NfCfgFlag, NfCtFlag, NfEpFlag, type StructName } from '../../src/datapath/codecs';
+import { LAYOUT, NF_CHUNK_RULES, NF_CT_RULE_DEFAULT, NF_CHUNK_SHIFT, NF_LAYOUT_VERSION, NF_MAX_CHUNKS, NF_MAX_RULES, NF_TABLE_MASK, NfCfgFlag, NfCtFlag, NfEpFlag, type StructName } from '../../src/datapath/codecs';
 import { buildObjects, objectPath, root } from './objects';
 
 interface BtfMember {
@@ -52,4 +52,27 @@ test('flag constants match netfence.h', (t) => {
   t.deepEqual(defined('NF_EP_F_'), { ...NfEpFlag }, 'NF_EP_F_*');
   t.deepEqual(defined('NF_CT_F_'), { ...NfCtFlag }, 'NF_CT_F_*');
   t.deepEqual(defined('NF_CFG_F_'), { ...NfCfgFlag }, 'NF_CFG_F_*');
+});
+
+// Numeric #defines too: the layout version and the chunking of tables.
+test('layout and chunk constants match netfence.h', (t) => {
+  const header = readFileSync(path.join(root, 'bpf/include/netfence.h'), 'utf8');
+  const value = (name: string): number => {
+    const m = new RegExp(`^#define ${name}\\s+(\\d+)$`, 'm').exec(header);
+    if (!m) throw new Error(`netfence.h: no numeric #define ${name}`);
+    return Number(m[1]);
+  };
+  t.is(value('NF_LAYOUT_VERSION'), NF_LAYOUT_VERSION);
+  t.is(value('NF_CHUNK_RULES'), NF_CHUNK_RULES);
+  t.is(value('NF_CHUNK_SHIFT'), NF_CHUNK_SHIFT);
+  t.is(value('NF_MAX_CHUNKS'), NF_MAX_CHUNKS);
+  // the derived ones, as the header derives them
+  t.regex(header, /^#define NF_MAX_RULES \(NF_CHUNK_RULES \* NF_MAX_CHUNKS\)$/m);
+  t.is(NF_MAX_RULES, NF_CHUNK_RULES * NF_MAX_CHUNKS);
+  t.regex(header, /^#define NF_TABLE_MASK \(\(1u << NF_CHUNK_SHIFT\) - 1\)$/m);
+  t.is(NF_TABLE_MASK, 2 ** NF_CHUNK_SHIFT - 1);
+  // a chunk number fits the key's top byte, a chunk count nf_endpoint.chunks (u8)
+  t.true(NF_MAX_CHUNKS <= 2 ** (32 - NF_CHUNK_SHIFT) && NF_MAX_CHUNKS <= 255);
+  // global rule indices fit the u16 fields (nf_rule.tier_end, nf_ct_val.rule, nf_event.rule_index), 0xffff reserved
+  t.true(NF_MAX_RULES < NF_CT_RULE_DEFAULT);
 });

@@ -14,9 +14,8 @@ import {
   NfLocalKind,
   NfReason,
   NF_RULE_DEFAULT,
-  type Endpoint,
 } from '../../src/datapath/codecs';
-import { Classifier, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type TestRule } from './harness';
+import { Classifier, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type TestEndpoint, type TestRule } from './harness';
 import { buildObjects } from './objects';
 import { arpFrame, l3Offset, packet, patchByte, truncate, TCP_ACK, type ExtHeader, type L4, type PacketSpec } from './packets';
 
@@ -31,7 +30,7 @@ const SHOT = TC_ACT_SHOT;
 const ANY: TestRule['peers'] = [{ cidr: '0.0.0.0/0' }, { cidr: '::/0' }];
 const DENY_ALL: TestRule = { action: 'deny', tier: 'netpol', peers: ANY };
 
-function pod(over: Partial<Endpoint> = {}): Endpoint {
+function pod(over: Partial<TestEndpoint> = {}): TestEndpoint {
   return { id: 10, ingressTable: 0, egressTable: 0, flags: NfEpFlag.POD, revision: 1, ...over };
 }
 
@@ -402,6 +401,85 @@ test.serial('Pass clears bits across bitmap words; the last rule index works', (
   expectRun(t, fromPod(packet({ src: V4.src, dst: '10.8.150.1', l4: l4('tcp', 2) })), SHOT, 'deny at 150');
 });
 
+// ---- tables of several chunks (256 rules each) -----------------------------------
+
+test.serial('700 rules span 3 chunks: a rule of chunk 2 decides, counted by its global index; identities and IPv6 there too', (t) => {
+  const rules: TestRule[] = Array.from({ length: 699 }, (_, i): TestRule => {
+    if (i === 640) return { action: 'allow', tier: 'admin', peers: [{ identity: 77 }], ports: [{ proto: IPPROTO.TCP, port: 443 }] };
+    if (i === 650) return { action: 'allow', tier: 'admin', peers: [{ cidr: '10.22.138.0/24' }], ports: [{ proto: IPPROTO.TCP, port: 80 }] };
+    if (i === 698) return { action: 'allow', tier: 'admin', peers: [{ cidr: 'fd00:700::/32' }], ports: [{ proto: IPPROTO.TCP, port: 80 }] };
+    return { action: 'deny', tier: 'admin', peers: [{ cidr: `10.${20 + (i >> 8)}.${i & 255}.0/24` }], ports: [{ proto: IPPROTO.TCP, port: 80 }] };
+  });
+  k.table(11, [...rules, DENY_ALL]);
+  k.endpoint(HOOK_IF, pod({ egressTable: 11 }));
+  k.identity('10.50.0.7', 77);
+  const to = (dst: string, port: number) => fromPod(packet({ src: dst.includes(':') ? V6.src : V4.src, dst, l4: l4('tcp', port) }));
+  expectRun(t, to('10.22.138.1', 80), OK, 'allow at 650 (chunk 2)');
+  expectRun(t, to('10.20.5.1', 80), SHOT, 'deny at 5 (chunk 0)');
+  expectRun(t, to('10.21.5.1', 80), SHOT, 'deny at 261 (chunk 1)');
+  expectRun(t, to('10.22.100.1', 80), SHOT, 'deny at 612 (chunk 2)');
+  expectRun(t, to('10.50.0.7', 443), OK, 'identity allow at 640: no chunk before has a rule for the port');
+  expectRun(t, to('fd00:700::1', 80), OK, 'IPv6 allow at 698');
+  expectRun(t, to('10.22.138.1', 81), SHOT, 'the isolation deny at 699');
+  for (const [index, packets] of [[650, 1n], [5, 1n], [261, 1n], [612, 1n], [640, 1n], [698, 1n], [699, 1n]] as const) {
+    t.is(k.ruleStats(11, index).packets, packets, `rule ${index} counted once`);
+  }
+  t.is(k.reasonStats(NfReason.POLICY_DENY).packets, 3n);
+  t.is(k.reasonStats(NfReason.ISOLATED).packets, 1n);
+});
+
+test.serial('a Pass in chunk 0 whose tier ends in chunk 2 skips the rest of its tier in chunks 1 and 2', (t) => {
+  // admin 0..599 (rule 3 the Pass), netpol 600..609, the isolation deny at 610
+  const rules: TestRule[] = Array.from({ length: 610 }, (_, i): TestRule => {
+    if (i === 3) return { action: 'pass', tier: 'admin', peers: [{ cidr: '10.30.0.0/16' }] };
+    if (i === 100 || i === 270 || i === 550) return { action: 'deny', tier: 'admin', peers: [{ cidr: '10.30.0.0/16' }] };
+    if (i === 271) return { action: 'deny', tier: 'admin', peers: [{ cidr: '10.33.0.0/16' }] };
+    if (i === 605) return { action: 'allow', tier: 'netpol', peers: [{ cidr: '10.30.0.0/16' }], ports: [{ proto: IPPROTO.TCP, port: 80 }] };
+    if (i >= 600) return { action: 'allow', tier: 'netpol', peers: [{ cidr: `10.32.${i & 255}.0/24` }] };
+    return { action: 'deny', tier: 'admin', peers: [{ cidr: `10.31.${i & 255}.0/24` }] };
+  });
+  k.table(12, [...rules, DENY_ALL]);
+  k.endpoint(HOOK_IF, pod({ egressTable: 12 }));
+  expectRun(t, fromPod(packet({ src: V4.src, dst: '10.30.1.1', l4: l4('tcp', 80) })), OK, 'past the denies at 100, 270 and 550 to the allow at 605');
+  expectRun(t, fromPod(packet({ src: V4.src, dst: '10.30.1.1', l4: l4('tcp', 81) })), SHOT, 'past them to the isolation deny at 610');
+  for (const i of [100, 270, 550]) t.is(k.ruleStats(12, i).packets, 0n, `deny at ${i} skipped`);
+  t.is(k.ruleStats(12, 605).packets, 1n);
+  t.is(k.ruleStats(12, 610).packets, 1n);
+  expectRun(t, fromPod(packet({ src: V4.src, dst: '10.33.1.1', l4: l4('tcp', 80) })), SHOT, 'without the Pass, the admin deny at 271 (chunk 1) decides');
+  t.is(k.ruleStats(12, 271).packets, 1n);
+  expectRun(t, fromPod(packet({ src: V4.src, dst: '10.32.96.1', l4: l4('tcp', 80) })), OK, 'netpol allow at 608');
+});
+
+test.serial('NetworkPolicy isolation as the last rule of a 3-chunk table (alone in chunk 2); the endpoint entry bounds the chunks looked at', async (t) => {
+  k.watchEvents();
+  k.config({ eventsPerSec: 100 });
+  // 511 allows of one host each, node-local at 511, the isolation deny at 512
+  const allows = Array.from({ length: 511 }, (_, i): TestRule => ({ action: 'allow', tier: 'netpol', peers: [{ cidr: `10.40.${i >> 8}.${i & 255}/32` }], ports: [{ proto: IPPROTO.TCP, port: 80 }] }));
+  k.table(13, [...allows, { action: 'allow', tier: 'netpol', peers: [{ cidr: '192.168.0.1/32' }] }, DENY_ALL]);
+  k.endpoint(HOOK_IF, pod({ id: 60, ingressTable: 13 }));
+  const from = (src: string, port: number) => toPod(packet({ src, dst: V4.src, l4: l4('tcp', port) }));
+  expectRun(t, from('10.40.1.144', 80), OK, 'allow at 400 (chunk 1)');
+  expectRun(t, from('192.168.0.1', 9), OK, 'node-local at 511');
+  expectRun(t, from('10.40.1.144', 81), SHOT, 'isolated: the deny at 512');
+  expectRun(t, from('10.99.0.1', 80), SHOT, 'isolated: no allow matches');
+  t.is(k.ruleStats(13, 512).packets, 2n);
+  t.is(k.reasonStats(NfReason.ISOLATED).packets, 2n);
+  const events = await k.takeEvents(2);
+  t.deepEqual(
+    events.map((e) => [e.table, e.ruleIndex, e.reason]),
+    [
+      [13, 512, NfReason.ISOLATED],
+      [13, 512, NfReason.ISOLATED],
+    ],
+    'events carry the base table and the global rule index',
+  );
+  // The program walks as many chunks as the entry says: the compiler writes the count with
+  // the table id, in one update.
+  k.endpoint(HOOK_IF, pod({ id: 60, ingressTable: 13, ingressChunks: 2 }));
+  expectRun(t, from('10.99.0.2', 80), OK, 'chunk 2 not looked at: default');
+  t.is(k.ruleStats(13, NF_RULE_DEFAULT).packets, 1n);
+});
+
 test.serial('per-rule counters count packets and bytes; no match counts the default', (t) => {
   k.endpoint(HOOK_IF, pod({ egressTable: 5 }));
   k.table(5, [{ action: 'allow', tier: 'netpol', peers: [{ cidr: '10.2.0.0/16' }] }]);
@@ -555,7 +633,7 @@ test.serial('host endpoint: with KEEP_ESTABLISHED a revision bump to a deny keep
   k.local(NODE, 0, NfLocalKind.NODE);
   k.table(7, [{ action: 'allow', tier: 'admin', peers: ANY }]);
   k.table(17, [DENY_ALL]);
-  const host = (over: Partial<Endpoint>): Endpoint => ({ id: 1, ingressTable: 0, egressTable: 7, flags: NfEpFlag.HOST, revision: 1, ...over });
+  const host = (over: Partial<TestEndpoint>): TestEndpoint => ({ id: 1, ingressTable: 0, egressTable: 7, flags: NfEpFlag.HOST, revision: 1, ...over });
   const out = (sp: number) => packet({ src: NODE, dst: PEER, l4: { proto: 'tcp', sport: sp, dport: 80, flags: TCP_ACK } });
   const back = (sp: number) => packet({ src: PEER, dst: NODE, l4: { proto: 'tcp', sport: 80, dport: sp, flags: TCP_ACK } });
   const fromNode = (sp: number) => k.run('egress', out(sp)).verdict;

@@ -5,8 +5,8 @@
 // at ifindex 1, where the test runs put the skb.
 import test, { type ExecutionContext } from 'ava';
 import { isIP } from 'node:net';
-import { IPPROTO, NF_CT_CLOSE_TIMEOUT_NS, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfReason, type Endpoint } from '../../src/datapath/codecs';
-import { Classifier, TC_ACT_OK, TC_ACT_SHOT, type TestRule } from './harness';
+import { IPPROTO, NF_CT_CLOSE_TIMEOUT_NS, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfReason } from '../../src/datapath/codecs';
+import { Classifier, TC_ACT_OK, TC_ACT_SHOT, type TestEndpoint, type TestRule } from './harness';
 import { buildObjects } from './objects';
 import { l3Offset, packet, TCP_ACK, TCP_SYN, type L4, type PacketSpec } from './packets';
 
@@ -56,7 +56,7 @@ const FAMILIES = {
   v6: { pod: 'fd00:1::1', server: 'fd00:9::5', router: 'fd00:1::fe', err: ICMP_ERR.v6.packetTooBig, portUnreach: ICMP_ERR.v6.portUnreach, timeExceeded: ICMP_ERR.v6.timeExceeded, echo: 128 },
 } as const;
 
-function pod(over: Partial<Endpoint> = {}): Endpoint {
+function pod(over: Partial<TestEndpoint> = {}): TestEndpoint {
   return { id: 10, ingressTable: 0, egressTable: 0, flags: NfEpFlag.POD, revision: 1, ...over };
 }
 
@@ -221,7 +221,7 @@ test.serial('TCP close: a host endpoint keeping established flows across a deny 
   k.local(NODE, 0, 2 /* NfLocalKind.NODE */);
   k.table(7, [{ action: 'allow', tier: 'admin', peers: ANY }]);
   k.table(17, [DENY_ALL]);
-  const host = (over: Partial<Endpoint>): Endpoint => ({ id: 1, ingressTable: 0, egressTable: 7, flags: NfEpFlag.HOST | NfEpFlag.KEEP_ESTABLISHED, revision: 1, ...over });
+  const host = (over: Partial<TestEndpoint>): TestEndpoint => ({ id: 1, ingressTable: 0, egressTable: 7, flags: NfEpFlag.HOST | NfEpFlag.KEEP_ESTABLISHED, revision: 1, ...over });
   const out = (flags: number, sp: number) => k.run('egress', packet({ src: NODE, dst: PEER, l4: { proto: 'tcp', sport: sp, dport: 22, flags } })).verdict;
   const back = (flags: number, sp: number) => k.run('ingress', packet({ src: PEER, dst: NODE, l4: { proto: 'tcp', sport: 22, dport: sp, flags } })).verdict;
 

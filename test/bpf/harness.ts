@@ -8,6 +8,7 @@
 // longest match P then yields exactly the rules matching the address.
 import {
   bitmapFrom,
+  chunkCount,
   decodeCt,
   decodeEvent,
   encodeAddr,
@@ -27,6 +28,7 @@ import {
   parseCidr,
   portRangePrefixes,
   sumPerCpuCounters,
+  NF_CHUNK_RULES,
   NF_LAYOUT_VERSION,
   NF_REASON_DESC,
   NfEpFlag,
@@ -106,6 +108,9 @@ function portPrefixes(p: TestPort | null): { proto?: number; port?: number; port
   return portRangePrefixes(p.port, p.endPort ?? p.port).map((r) => mk(p.proto, r.port, r.portBits));
 }
 
+/** An endpoint whose chunk counts may be left to Classifier.endpoint(). */
+export type TestEndpoint = Omit<Endpoint, 'ingressChunks' | 'egressChunks'> & Partial<Pick<Endpoint, 'ingressChunks' | 'egressChunks'>>;
+
 export interface RunResult {
   verdict: number;
   mark: number;
@@ -124,6 +129,8 @@ export class Classifier {
   readonly cpus = native.possibleCpus();
   readonly events: DropEvent[] = [];
   private ring?: { close(): void };
+  /** Chunks of the tables table() wrote. */
+  private readonly tableChunks = new Map<number, number>();
 
   constructor(objectName: 'netfence' | 'prefilter' = 'netfence') {
     this.obj = native.openObject(objectPath(objectName), {
@@ -176,6 +183,7 @@ export class Classifier {
       for (const k of native.mapKeys(m.fd)) native.mapDelete(m.fd, k);
     }
     this.events.length = 0;
+    this.tableChunks.clear();
   }
 
   put(map: string, key: Buffer, value: Buffer): void {
@@ -184,9 +192,20 @@ export class Classifier {
 
   /** An endpoint, with the compiler's node-wide flags `nodeFlags` added: by default a node
    *  where some local pod has an egress table (deferred source checks on) and service CIDRs
-   *  are looked up, as most tests build one. */
-  endpoint(ifindex: number, ep: Endpoint, nodeFlags: number = NfEpFlag.SRC_CHECK | NfEpFlag.SVC_CIDRS): void {
-    this.put('nf_endpoints', encodeU32(ifindex), encodeEndpoint({ ...ep, flags: ep.flags | nodeFlags }));
+   *  are looked up, as most tests build one. Chunk counts not given are those of the
+   *  tables table() wrote (one for a table it has not written yet). */
+  endpoint(ifindex: number, ep: TestEndpoint, nodeFlags: number = NfEpFlag.SRC_CHECK | NfEpFlag.SVC_CIDRS): void {
+    const chunks = (table: number) => (table === 0 ? 0 : (this.tableChunks.get(table) ?? 1));
+    this.put(
+      'nf_endpoints',
+      encodeU32(ifindex),
+      encodeEndpoint({
+        ingressChunks: chunks(ep.ingressTable),
+        egressChunks: chunks(ep.egressTable),
+        ...ep,
+        flags: ep.flags | nodeFlags,
+      }),
+    );
   }
 
   identity(ip: string, id: number): void {
@@ -218,11 +237,9 @@ export class Classifier {
     this.put('nf_config', encodeU32(0), encodeConfig(full));
   }
 
-  /** Write a table: rules in precedence order (tiers must not go backwards). */
+  /** Write a table: rules in precedence order (tiers must not go backwards). Past
+   *  NF_CHUNK_RULES rules it spans chunks: each chunk's bitmaps cover its own rules. */
   table(table: number, rules: TestRule[]): void {
-    const identBits = new Map<number, number[]>();
-    const cidrs: { prefix: Prefix; cidr: string }[] = [];
-    const ports: ReturnType<typeof portPrefixes> = [];
     rules.forEach((r, i) => {
       if (i > 0 && TIER[r.tier] < TIER[rules[i - 1].tier]) throw new Error(`build table ${table}: rule ${i} tier goes backwards`);
       let end = i + 1;
@@ -232,30 +249,44 @@ export class Classifier {
         encodeRuleKey(table, i),
         encodeRule({ action: ACTION[r.action], tier: TIER[r.tier], tierEnd: end, policyId: r.policyId ?? 100 + i, ruleId: r.ruleId ?? i }),
       );
+    });
+    const chunks = chunkCount(rules.length);
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      const first = chunk * NF_CHUNK_RULES;
+      this.chunk(table, chunk, rules.slice(first, first + NF_CHUNK_RULES).map((rule, i) => ({ rule, index: first + i })));
+    }
+    this.tableChunks.set(table, chunks);
+  }
+
+  private chunk(table: number, chunk: number, rules: { rule: TestRule; index: number }[]): void {
+    const identBits = new Map<number, number[]>();
+    const cidrs: { prefix: Prefix; cidr: string }[] = [];
+    const ports: ReturnType<typeof portPrefixes> = [];
+    for (const { rule: r, index } of rules) {
       for (const p of r.peers) {
-        if ('identity' in p) identBits.set(p.identity, [...(identBits.get(p.identity) ?? []), i]);
+        if ('identity' in p) identBits.set(p.identity, [...(identBits.get(p.identity) ?? []), index]);
         else for (const c of [p.cidr, ...(p.except ?? [])]) cidrs.push({ prefix: cidrPrefix(c), cidr: c });
       }
       for (const p of r.ports ?? [null]) ports.push(...portPrefixes(p));
-    });
-    for (const [id, idx] of identBits) this.put('nf_peer_ident', encodePeerIdentKey(table, id), bitmapFrom(idx));
+    }
+    for (const [id, idx] of identBits) this.put('nf_peer_ident', encodePeerIdentKey(table, id, chunk), bitmapFrom(idx, chunk));
 
     const cidrRules = (prefix: Prefix): number[] =>
-      rules.flatMap((r, i) =>
+      rules.flatMap(({ rule: r, index }) =>
         r.peers.some(
           (p) =>
             'cidr' in p &&
             prefixContains(cidrPrefix(p.cidr), prefix) &&
             !(p.except ?? []).some((e) => prefixContains(cidrPrefix(e), prefix)),
         )
-          ? [i]
+          ? [index]
           : [],
       );
-    for (const c of cidrs) this.put('nf_peer_cidr', encodeCidrKey(table, c.cidr), bitmapFrom(cidrRules(c.prefix)));
+    for (const c of cidrs) this.put('nf_peer_cidr', encodeCidrKey(table, c.cidr, chunk), bitmapFrom(cidrRules(c.prefix), chunk));
 
     const portRules = (prefix: Prefix): number[] =>
-      rules.flatMap((r, i) => ((r.ports ?? [null]).some((p) => portPrefixes(p).some((q) => prefixContains(q.prefix, prefix))) ? [i] : []));
-    for (const p of ports) this.put('nf_ports', encodePortKey({ table, ...p }), bitmapFrom(portRules(p.prefix)));
+      rules.flatMap(({ rule: r, index }) => ((r.ports ?? [null]).some((p) => portPrefixes(p).some((q) => prefixContains(q.prefix, prefix))) ? [index] : []));
+    for (const p of ports) this.put('nf_ports', encodePortKey({ table, chunk, ...p }), bitmapFrom(portRules(p.prefix), chunk));
   }
 
   /** Run a frame through nf_tc_ingress / nf_tc_egress (skb on loopback, ifindex 1). */

@@ -13,12 +13,17 @@ import { compile } from '../../src/compile';
 import { loadDatapath, mapFd, updateConfig, type Datapath } from '../../src/datapath/loader';
 import { native } from '../../src/datapath/native';
 import { snapshotFromYaml } from '../../src/sources/directory';
+import { manyPoliciesYaml, manyPolicyCidr } from '../helpers/many-policies';
+import { packet, TCP_SYN } from './packets';
 
 const run = promisify(execFile);
 const cli = path.resolve(__dirname, '../../src/cli/main.js');
 const root = `/sys/fs/bpf/nf-inspect-${process.pid}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-inspect-'));
 const namesFile = path.join(tmp, 'names.json');
+
+/** 300 NetworkPolicies selecting shop/big: its ingress table spans 2 chunks. */
+const BIG_POLICIES = manyPoliciesYaml(300, 'shop', 'big', { app: 'big' });
 
 const STATE = `
 apiVersion: v1
@@ -51,7 +56,13 @@ spec:
   ingress:
     - from: [{ podSelector: { matchLabels: { app: client } } }]
       ports: [{ port: 80 }]
-`;
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: big, namespace: shop, labels: { app: big } }
+spec: { nodeName: node-1, containers: [{ name: c }] }
+status: { podIPs: [{ ip: 10.244.1.40 }] }
+${BIG_POLICIES}`;
 
 let dp: Datapath;
 
@@ -60,7 +71,10 @@ test.before(async () => {
   const snapshot = snapshotFromYaml(STATE);
   if (snapshot.errors.length) throw new Error(JSON.stringify(snapshot.errors));
   // web's host-side interface stands in as loopback: BPF_PROG_TEST_RUN runs skbs on ifindex 1.
-  const compiled = compile(snapshot, 'node-1', [{ ifname: 'lo', ifindex: 1, kind: 'pod', pod: 'shop/web' }]);
+  const compiled = compile(snapshot, 'node-1', [
+    { ifname: 'lo', ifindex: 1, kind: 'pod', pod: 'shop/web' },
+    { ifname: 'big0', ifindex: 2, kind: 'pod', pod: 'shop/big' },
+  ]);
   if (compiled.errors.length) throw new Error(compiled.errors.join('; '));
   for (const [map, content] of Object.entries(compiled.maps)) {
     for (const { key, value } of content.values()) native.mapUpdate(mapFd(dp, map), key, value);
@@ -106,8 +120,23 @@ test('inspect decodes endpoints, tables, rules and identities with names', async
   t.true(table.rules.some((x) => x.action === 'deny' && x.index > allow.index), 'isolation deny after the allow');
   t.is(r.config?.eventsPerSec, 100);
 
+  // shop/big: 301 rules (no Node object: no node-local rule) in 2 chunks; the rules of chunk 1 get their peers and ports by global index
+  const big = r.endpoints.find((e) => e.ifindex === 2)!;
+  t.like(big, { pod: 'shop/big', ingressChunks: 2, egressChunks: 0 });
+  const bigRules = r.tables.find((x) => x.table === big.ingressTable)!.rules;
+  t.deepEqual(bigRules.map((x) => x.index), Array.from({ length: 301 }, (_, i) => i));
+  for (const rule of [bigRules[0], bigRules[255], bigRules[256], bigRules[299]]) {
+    const i = Number(/^NetworkPolicy shop\/big(\d+)$/.exec(rule.policy ?? '')?.[1]);
+    t.like(rule, { action: 'allow', cidrs: [manyPolicyCidr(i)], ports: [`TCP/${1000 + i}`] }, `rule ${rule.index}: ${rule.policy}`);
+  }
+  // the isolation deny is in the bitmap of every prefix of its chunk's trie, and only of those
+  const chunk1 = bigRules.slice(256, 300).flatMap((x) => x.cidrs);
+  t.like(bigRules[300], { action: 'deny', cidrs: [...chunk1, '::/0'].sort() });
+  t.true(bigRules[300].ports.includes('any'));
+
   const text = (await run(process.execPath, [cli, 'inspect', '--bpffs-root', root, '--names', namesFile])).stdout;
   t.regex(text, /1 lo .* shop\/web/);
+  t.regex(text, /2 big0 .* ingress=\d+ \(2 chunks\) egress=0 .* shop\/big/);
   t.regex(text, /allow NetworkPolicy shop\/web-from-client .*ports: TCP\/80/);
 });
 

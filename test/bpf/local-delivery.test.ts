@@ -3,8 +3,8 @@
 // and returns TC_ACT_REDIRECT (bpf_redirect_peer); everything it must not take stays
 // with the stack (TC_ACT_OK) unchanged.
 import test from 'ava';
-import { IPPROTO, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfLocalKind, NfReason, decodeMac, type Endpoint } from '../../src/datapath/codecs';
-import { Classifier, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type TestRule } from './harness';
+import { IPPROTO, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfLocalKind, NfReason, decodeMac } from '../../src/datapath/codecs';
+import { Classifier, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type TestEndpoint, type TestRule } from './harness';
 import { buildObjects } from './objects';
 import { packet, type PacketSpec } from './packets';
 
@@ -21,7 +21,7 @@ const B_MACS = { podMac: '02:00:00:00:0b:01', hostMac: '02:00:00:00:0b:02' };
 const LOCAL = NfEpFlag.POD | NfEpFlag.LOCAL_DELIVERY;
 const ANY: TestRule['peers'] = [{ cidr: '0.0.0.0/0' }, { cidr: '::/0' }];
 
-function pod(id: number, over: Partial<Endpoint> = {}): Endpoint {
+function pod(id: number, over: Partial<TestEndpoint> = {}): TestEndpoint {
   return { id, ingressTable: 0, egressTable: 0, flags: LOCAL, revision: 1, ...over };
 }
 

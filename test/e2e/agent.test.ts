@@ -9,6 +9,7 @@ import path from 'node:path';
 import { encodeU32 } from '../../src/datapath/codecs';
 import { native } from '../../src/datapath/native';
 import { askAgent } from '../../src/cni/agent-client';
+import { manyPoliciesYaml } from '../helpers/many-policies';
 import { HeldConnection } from './hold';
 import { ALLOW_A_TO_B, AgentLab, demoPod, demoPodsAbc, isolate, labConfig } from './helpers/agent-lab';
 
@@ -105,6 +106,20 @@ test.serial('policy add/remove flips real TCP and UDP; drops are flow records; r
   lab.remove('isolate-b.yaml');
   await lab.ready();
   t.deepEqual(await lab.probe(TCP_UDP('demo/a', 'demo/b')), ['allow', 'allow'], 'policy removed');
+});
+
+test.serial('300 NetworkPolicies selecting one pod keep it enforced; an allow and the isolation in its second chunk decide', async (t) => {
+  // many0..many299 (ipBlocks no pod is in) sort before zz-b-from-a: its allow is rule 300+
+  lab.write('many.yaml', manyPoliciesYaml(300, 'demo', 'many', { app: 'b' }));
+  lab.write('zz.yaml', ALLOW_A_TO_B.replace('name: b-from-a', 'name: zz-b-from-a'));
+  const [ready] = await lab.ready();
+  t.deepEqual((ready.body as { failed: unknown[] }).failed, []);
+  t.false(lab.agentRecords().some((r) => /table needs \d+ rules/.test(JSON.stringify(r))), 'no table refused');
+  t.deepEqual(await lab.probe([...TCP_UDP('demo/a', 'demo/b'), ...TCP_UDP('demo/c', 'demo/b')]), ['allow', 'deny', 'deny', 'deny']);
+  lab.remove('many.yaml');
+  lab.remove('zz.yaml');
+  await lab.ready();
+  t.deepEqual(await lab.probe(TCP_UDP('demo/c', 'demo/b')), ['allow', 'allow'], 'policies removed');
 });
 
 test.serial('SIGTERM, kill -9 and restarts keep enforcement; an established connection survives; restarts adopt the pins', async (t) => {

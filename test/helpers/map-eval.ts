@@ -1,6 +1,7 @@
 // A userspace model of the datapath's lookup over compiled maps (exact identity hash,
-// longest-prefix tries, first set bit, Pass skipping its tier): lets unit tests check
-// that compiled bitmaps mean what the rules say without loading BPF.
+// longest-prefix tries per table chunk, first set bit over all chunks, Pass skipping
+// its tier): lets unit tests check that compiled bitmaps mean what the rules say
+// without loading BPF.
 import {
   NfAction,
   addrToBytes,
@@ -23,44 +24,58 @@ function longest<T>(entries: { bits: number; match: boolean; value: T }[]): T | 
   return best?.value;
 }
 
-export function portBitmap(maps: DesiredMaps, table: number, proto: number, port: number): number[] {
+/** Global indices of the rules of chunk `chunk` of `table` that match the port. */
+export function portBitmap(maps: DesiredMaps, table: number, proto: number, port: number, chunk = 0): number[] {
   const hits = [...maps.nf_ports.values()].map(({ key, value }) => {
     const k = decodePortKey(key);
     const bits = k.proto === undefined ? 0 : 8 + (k.portBits ?? 0);
     const shift = 16 - (k.portBits ?? 0);
     const match =
       k.table === table &&
+      k.chunk === chunk &&
       (k.proto === undefined || (k.proto === proto && (k.portBits === 0 || (k.port! >>> shift) === (port >>> shift))));
     return { bits, match, value };
   });
   const v = longest(hits);
-  return v ? bitmapIndices(v) : [];
+  return v ? bitmapIndices(v, chunk) : [];
 }
 
-export function cidrBitmap(maps: DesiredMaps, table: number, ip: string): number[] {
+export function cidrBitmap(maps: DesiredMaps, table: number, ip: string, chunk = 0): number[] {
   const addr = { addr: addrToBytes(ip), bits: 128 };
   const hits = [...maps.nf_peer_cidr.values()].map(({ key, value }) => {
     const k = decodeCidrKey(key);
     const p = { addr: k.cidr.addr, bits: mappedPrefixLen(k.cidr.family, k.cidr.prefixLen) };
-    return { bits: p.bits, match: k.table === table && prefixContains(p, addr), value };
+    return { bits: p.bits, match: k.table === table && k.chunk === chunk && prefixContains(p, addr), value };
   });
   const v = longest(hits);
-  return v ? bitmapIndices(v) : [];
+  return v ? bitmapIndices(v, chunk) : [];
 }
 
-export function identBitmap(maps: DesiredMaps, table: number, ip: string): number[] {
+export function identBitmap(maps: DesiredMaps, table: number, ip: string, chunk = 0): number[] {
   const id = maps.nf_ident_exact.get(keyHex(addrToBytes(ip)));
   if (!id) return [];
-  const v = maps.nf_peer_ident.get(keyHex(encodePeerIdentKey(table, decodeU32(id.value))));
-  return v ? bitmapIndices(v.value) : [];
+  const v = maps.nf_peer_ident.get(keyHex(encodePeerIdentKey(table, decodeU32(id.value), chunk)));
+  return v ? bitmapIndices(v.value, chunk) : [];
+}
+
+/** The chunks of `table` that have port entries (every chunk with a rule has some). */
+export function tableChunks(maps: DesiredMaps, table: number): number[] {
+  const chunks = new Set<number>();
+  for (const { key } of maps.nf_ports.values()) {
+    const k = decodePortKey(key);
+    if (k.table === table) chunks.add(k.chunk);
+  }
+  return [...chunks].sort((a, b) => a - b);
 }
 
 /** Index of the deciding rule, or undefined for the default allow. */
 export function evalTable(maps: DesiredMaps, table: number, peer: string, proto: number, port: number): number | undefined {
   if (table === 0) return undefined;
-  const ports = new Set(portBitmap(maps, table, proto, port));
-  let m = [...new Set([...identBitmap(maps, table, peer), ...cidrBitmap(maps, table, peer)])]
-    .filter((i) => ports.has(i))
+  let m = tableChunks(maps, table)
+    .flatMap((chunk) => {
+      const ports = new Set(portBitmap(maps, table, proto, port, chunk));
+      return [...new Set([...identBitmap(maps, table, peer, chunk), ...cidrBitmap(maps, table, peer, chunk)])].filter((i) => ports.has(i));
+    })
     .sort((a, b) => a - b);
   while (m.length) {
     const idx = m[0];

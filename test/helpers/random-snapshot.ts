@@ -1,7 +1,8 @@
 // A seeded, reproducible generator of small random clusters (namespaces, nodes, pods
 // with labels and named ports, NetworkPolicies with selectors / ipBlock+except / port
 // ranges / named ports, Admin and Baseline ClusterNetworkPolicies with Allow, Deny and
-// Pass, node policies) and of packets between their addresses and outside ones.
+// Pass, node policies; now and then hundreds more rules, so tables span several chunks)
+// and of packets between their addresses and outside ones.
 import type { L4Protocol, Peer, Policy, PortSpec, Rule, Subject } from '../../src/model/rules';
 import { emptySnapshot } from '../../src/model/snapshot';
 import type { ContainerPort, LabelSelector, NodeObj, PodObj, Snapshot } from '../../src/model/types';
@@ -170,6 +171,44 @@ function clusterPolicy(r: Rng, i: number, nodes: boolean): Policy {
   };
 }
 
+/** Name prefix of bulkPolicies' policies. */
+export const BULK = 'bulk';
+
+/** A peer no packet of randomPackets comes from or goes to (RFC 2544 benchmark range). */
+function fillerPeer(i: number): Peer {
+  return { kind: 'cidr', cidr: `198.18.${(i >> 8) & 255}.${i & 255}/32`, except: [] };
+}
+
+/**
+ * Hundreds of rules in one direction: a big Admin ClusterNetworkPolicy and many
+ * NetworkPolicies of one namespace, mostly fillers no packet matches with random
+ * rules among them, so tables run past 256 rules and rules of later chunks decide
+ * (and an Admin Pass may end its tier in a later chunk).
+ */
+function bulkPolicies(r: Rng, s: Snapshot, first: number): Policy[] {
+  const direction = r.pick(['ingress', 'egress'] as const);
+  const real = (i: number) => i % 16 === r.int(0, 15);
+  const admin: Rule[] = Array.from({ length: r.int(100, 400) }, (_, index) =>
+    real(index)
+      ? { direction, action: r.pick(['allow', 'deny', 'pass'] as const), peers: [cnpPeer(r, direction === 'egress')], ports: ports(r), index }
+      : { direction, action: 'deny', peers: [fillerPeer(index)], ports: null, index },
+  );
+  const ns = r.pick(s.namespaces).name;
+  const podSelector = podSel(r);
+  const netpols = Array.from({ length: r.int(50, 300) }, (_, i): Policy => ({
+    ref: { kind: 'NetworkPolicy', namespace: ns, name: `${BULK}${first + 1 + i}` },
+    tier: 'netpol',
+    priority: 0,
+    subject: { kind: 'pods', namespace: ns, podSelector },
+    isolates: [direction],
+    rules: [{ direction, action: 'allow', peers: [real(i) ? netpolPeer(r, ns) : fillerPeer(1000 + i)], ports: ports(r), index: 0 }],
+  }));
+  return [
+    { ref: { kind: 'ClusterNetworkPolicy', name: `${BULK}${first}` }, tier: 'admin', priority: r.int(0, 3), subject: { kind: 'pods', namespaceSelector: {}, podSelector }, isolates: [], rules: admin },
+    ...netpols,
+  ];
+}
+
 export function randomSnapshot(seed: number): Snapshot {
   const r = new Rng(seed);
   const s = emptySnapshot();
@@ -217,6 +256,7 @@ export function randomSnapshot(seed: number): Snapshot {
     }
     return clusterPolicy(r, i, kind === 9);
   });
+  if (r.chance(0.03)) s.policies.push(...bulkPolicies(r, s, policyCount));
   return s;
 }
 

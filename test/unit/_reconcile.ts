@@ -3,11 +3,13 @@
 import { MAP_WRITE_ORDER, type CompiledEndpoint, type CompileResult, type DesiredMaps, type MapContent, type PolicyMapName } from '../../src/compile/output';
 import { NO_POLICY_ID } from '../../src/compile/synthetic';
 import {
+  NF_CHUNK_RULES,
   NfAction,
   NfEpFlag,
   NfTier,
   IPPROTO,
   bitmapFrom,
+  chunkCount,
   encodeAddr,
   encodeCidrKey,
   encodeEndpoint,
@@ -60,13 +62,17 @@ export function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpo
     }
   }
   for (const [t, n] of Object.entries(spec.tables).map(([t, n]) => [Number(t), n])) {
-    const all = bitmapFrom(Array.from({ length: n }, (_, i) => i));
     for (let i = 0; i < n; i++) {
       put(maps, 'nf_rules', encodeRuleKey(t, i), encodeRule({ action: NfAction.ALLOW, tier: NfTier.NETPOL, tierEnd: n, policyId: t, ruleId: i }));
     }
-    put(maps, 'nf_ports', encodePortKey({ table: t, proto: IPPROTO.TCP, port: 80 }), all);
-    put(maps, 'nf_peer_cidr', encodeCidrKey(t, '10.0.0.0/8'), all);
+    for (let chunk = 0; chunk < chunkCount(n); chunk++) {
+      const first = chunk * NF_CHUNK_RULES;
+      const all = bitmapFrom(Array.from({ length: Math.min(n - first, NF_CHUNK_RULES) }, (_, i) => first + i), chunk);
+      put(maps, 'nf_ports', encodePortKey({ table: t, chunk, proto: IPPROTO.TCP, port: 80 }), all);
+      put(maps, 'nf_peer_cidr', encodeCidrKey(t, '10.0.0.0/8', chunk), all);
+    }
   }
+  const chunks = (table: number) => chunkCount(spec.tables[table] ?? 0);
   const endpoints = spec.endpoints.map((e) => {
     const ep: CompiledEndpoint = {
       ifname: `veth${e.ifindex}`,
@@ -84,7 +90,15 @@ export function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpo
       maps,
       'nf_endpoints',
       encodeU32(e.ifindex),
-      encodeEndpoint({ id: ep.id, ingressTable: e.ingress, egressTable: e.egress, flags: e.flags ?? NfEpFlag.POD, revision: ep.revision }),
+      encodeEndpoint({
+        id: ep.id,
+        ingressTable: e.ingress,
+        egressTable: e.egress,
+        ingressChunks: chunks(e.ingress),
+        egressChunks: chunks(e.egress),
+        flags: e.flags ?? NfEpFlag.POD,
+        revision: ep.revision,
+      }),
     );
     put(maps, 'nf_ident_exact', encodeAddr(e.ip ?? `10.0.0.${e.ifindex}`), encodeU32(7));
     return ep;

@@ -7,12 +7,14 @@ import {
   bitmapOr,
   bitmapTest,
   bytesToAddr,
+  chunkCount,
   decodeAddrLpmKey,
   decodeCidrKey,
   decodeConfig,
   decodeCt,
   decodeEndpoint,
   decodeEpStatsKey,
+  decodePeerIdentKey,
   decodePortKey,
   decodeRateLimit,
   decodeRule,
@@ -22,6 +24,7 @@ import {
   encodeCt,
   encodeEndpoint,
   encodeEpStatsKey,
+  encodePeerIdentKey,
   encodePortKey,
   encodeRateLimit,
   encodeRule,
@@ -55,10 +58,12 @@ test('CIDRs: host bits cleared, family prefix lengths, LPM keys', (t) => {
   t.is(k.readUInt32LE(0), 104);
   t.is(formatCidr(decodeAddrLpmKey(k)), '10.0.0.0/8');
   t.is(formatCidr(decodeAddrLpmKey(encodeAddrLpmKey('::/0'))), '::/0');
-  const c = encodeCidrKey(0x01020304, 'fd00::/8');
+  const c = encodeCidrKey(0x020304, 'fd00::/8', 1);
   t.is(c.readUInt32LE(0), 32 + 8);
-  t.is(c.subarray(4, 8).toString('hex'), '01020304', 'table is big-endian');
-  t.deepEqual(decodeCidrKey(c).table, 0x01020304);
+  t.is(c.subarray(4, 8).toString('hex'), '01020304', 'table | chunk << 24, big-endian');
+  t.like(decodeCidrKey(c), { table: 0x020304, chunk: 1 });
+  t.throws(() => encodeCidrKey(0x1000000, '10.0.0.0/8'), { message: /^encode table key: table id 16777216 out of range 0\.\.16777215/ });
+  t.throws(() => encodeCidrKey(1, '10.0.0.0/8', 64), { message: /^encode table key: chunk 64 out of range 0\.\.63/ });
   t.is(formatCidr(decodeCidrKey(encodeCidrKey(5, '192.168.0.0/24')).cidr), '192.168.0.0/24');
 });
 
@@ -66,7 +71,11 @@ test('port keys and range decomposition', (t) => {
   t.is(encodePortKey({ table: 7 }).toString('hex'), '20000000' + '00000007' + '00000000');
   t.is(encodePortKey({ table: 7, proto: 6 }).toString('hex'), '28000000' + '00000007' + '06000000');
   t.is(encodePortKey({ table: 7, proto: 6, port: 443 }).toString('hex'), '38000000' + '00000007' + '0601bb00');
-  t.deepEqual(decodePortKey(encodePortKey({ table: 7, proto: 17, port: 1024, portBits: 6 })), { table: 7, proto: 17, port: 1024, portBits: 6 });
+  t.deepEqual(decodePortKey(encodePortKey({ table: 7, proto: 17, port: 1024, portBits: 6 })), { table: 7, chunk: 0, proto: 17, port: 1024, portBits: 6 });
+  t.is(encodePortKey({ table: 7, chunk: 63 }).toString('hex'), '20000000' + '3f000007' + '00000000', 'chunk in the top byte');
+  t.deepEqual(decodePortKey(encodePortKey({ table: 7, chunk: 63 })), { table: 7, chunk: 63 });
+  t.deepEqual(decodePeerIdentKey(encodePeerIdentKey(7, 9, 2)), { table: 7, chunk: 2, identity: 9 });
+  t.is(encodePeerIdentKey(7, 9, 2).readUInt32LE(0), 0x02000007, 'host order, chunk in the top byte');
   t.is(encodePortKey({ table: 1, proto: 6, port: 0xffff, portBits: 4 }).readUInt16BE(9), 0xf000, 'host bits cleared');
   t.throws(() => encodePortKey({ table: 1, proto: 6, port: 70000 }), { message: /^encode port key: port 70000 out of range/ });
   t.deepEqual(portRangePrefixes(80, 80), [{ port: 80, portBits: 16 }]);
@@ -95,12 +104,20 @@ test('bitmaps: bit i of word i/64', (t) => {
   t.false(bitmapTest(b, 201));
   t.deepEqual(bitmapIndices(bitmapOr(bitmapFrom([1]), bitmapFrom([2]))), [1, 2]);
   t.throws(() => bitmapFrom([256]), { message: /^bitmap: rule index 256 out of range 0\.\.255/ });
+  // chunk 2 holds rules 512..767: the same bits, global indices
+  const c2 = bitmapFrom([512, 575, 576, 712, 767], 2);
+  t.true(c2.equals(b), 'bit i of chunk c = rule c * 256 + i');
+  t.deepEqual(bitmapIndices(c2, 2), [512, 575, 576, 712, 767]);
+  t.throws(() => bitmapFrom([256], 2), { message: /^bitmap: rule index 256 out of range 512\.\.767 \(chunk 2\)/ });
 });
 
 test('values round-trip', (t) => {
-  const ep = { id: 9, ingressTable: 3, egressTable: 4, flags: 5, revision: 6 };
+  const ep = { id: 9, ingressTable: 3, egressTable: 4, ingressChunks: 64, egressChunks: 1, flags: 5, revision: 6 };
   t.deepEqual(decodeEndpoint(encodeEndpoint(ep)), ep);
   t.is(encodeEndpoint(ep).readUInt32LE(4), 3, 'table[NF_DIR_INGRESS] first');
+  t.is(encodeEndpoint(ep)[LAYOUT.nf_endpoint.fields.chunks], 64, 'chunks[NF_DIR_INGRESS] first');
+  t.throws(() => encodeEndpoint({ ...ep, egressChunks: 65 }), { message: /^encode nf_endpoint\.egressChunks: 65 out of range 0\.\.64/ });
+  t.deepEqual([0, 1, 256, 257, 16384].map(chunkCount), [0, 1, 1, 2, 64]);
   const r = { action: 3, tier: 1, tierEnd: 17, policyId: 1000, ruleId: 2 };
   t.deepEqual(decodeRule(encodeRule(r)), r);
   const sk = { epId: 0x01020304, dir: 1, verdict: 1 };

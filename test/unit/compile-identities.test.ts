@@ -2,7 +2,8 @@ import test from 'ava';
 import { compile } from '../../src/compile';
 import type { CompileResult, PolicyMapName } from '../../src/compile/output';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
-import { decodeU32, encodeAddr, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { NF_TABLE_MASK, decodeU32, encodeAddr, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { assignIds, type IdKind } from '../../src/compile/hash';
 import { namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
 
 /** Changed keys per map between two compile results: added, removed, value changed. */
@@ -94,4 +95,12 @@ test('hostNetwork pods are their node: same identity as the node address', (t) =
   const idOf = (ip: string) => decodeU32(r.maps.nf_ident_exact.get(keyHex(encodeAddr(ip)))!.value);
   t.is(idOf('192.168.0.77'), idOf('192.168.0.2'));
   t.regex(r.identities[idOf('192.168.0.2')], /^node\//);
+});
+
+test('table ids keep to 24 bits (the top byte keys chunks): probing wraps there and skips 0; other ids use 32', (t) => {
+  const hashes: Record<string, number> = { a: 0xff000000, b: 0x01ffffff, c: 0x00ffffff, d: 0x12345678 };
+  const hash = (_: IdKind, key: string) => hashes[key];
+  // a masks to 0 (reserved): 1; b and c both mask to 0xffffff: b, then c wraps past 0 and the taken 1 to 2
+  t.deepEqual(Object.fromEntries(assignIds(Object.keys(hashes), 'table', hash)), { a: 1, b: NF_TABLE_MASK, c: 2, d: 0x345678 });
+  t.deepEqual(Object.fromEntries(assignIds(Object.keys(hashes), 'identity', hash)), { a: 0xff000000, b: 0x01ffffff, c: 0x00ffffff, d: 0x12345678 });
 });

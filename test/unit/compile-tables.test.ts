@@ -1,10 +1,11 @@
 import test from 'ava';
 import { compile } from '../../src/compile';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
-import { IPPROTO, NF_MAX_RULES, NfAction, NfEpFlag, NfLocalKind, NfTier, decodeEndpoint, decodeLocal, decodeCidrKey, decodePortKey, decodeRule, decodeRuleKey, bitmapIndices, formatCidr } from '../../src/datapath/codecs';
+import { IPPROTO, NF_MAX_RULES, NF_TABLE_MASK, NfAction, NfEpFlag, NfLocalKind, NfTier, decodeEndpoint, decodeLocal, decodeCidrKey, decodePortKey, decodeRule, decodeRuleKey, bitmapIndices, formatCidr, encodeCidrKey, encodeU32, keyHex } from '../../src/datapath/codecs';
 import { ISOLATION_RULE } from '../../src/model/rules';
 import { withSystemPolicies } from '../../src/model/snapshot';
 import { cnp, namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
+import { manyPolicyCidr } from '../helpers/many-policies';
 import { evalTable } from '../helpers/map-eval';
 
 const podEp = (pod: string, ifindex: number): DiscoveredEndpoint => ({ ifname: `veth${ifindex}`, ifindex, kind: 'pod', pod });
@@ -109,6 +110,55 @@ test('a host interface isolation table keeps the privileged rules before its den
   t.deepEqual(isolation(host.isolationTables!.egress), ['system allow', 'system allow', 'netpol deny'], 'loopback, api server, then deny all');
   t.deepEqual(isolation(pod.isolationTables!.ingress), ['netpol deny']);
   t.is(pod.isolationTables!.egress, 0, 'no table, nothing to fall back from');
+});
+
+/** manyPoliciesYaml's policies as model objects, selecting app=web. */
+function manyNetpols(n: number) {
+  return Array.from({ length: n }, (_, i) =>
+    netpol('app', `np${i}`, { app: 'web' }, [rule('ingress', 0, [{ kind: 'cidr', cidr: manyPolicyCidr(i), except: [] }], [{ protocol: 'TCP', port: 1000 + i }])]),
+  );
+}
+
+test('300 NetworkPolicies selecting one pod: one table of 302 rules in 2 chunks, each chunk keyed apart', (t) => {
+  const s = appSnapshot({ pods: replicas(1), policies: manyNetpols(300) });
+  const r = compile(s, 'n1', [podEp('app/web-0', 10)]);
+  t.deepEqual(r.errors, []);
+  const ep = r.endpoints[0];
+  const value = decodeEndpoint(r.maps.nf_endpoints.get(keyHex(encodeU32(10)))!.value);
+  t.like(value, { ingressTable: ep.ingressTable, ingressChunks: 2, egressTable: 0, egressChunks: 0 });
+  t.true(ep.ingressTable > 0 && ep.ingressTable <= NF_TABLE_MASK, 'a 24-bit table id');
+  t.is(r.maps.nf_rules.size, 302);
+  // every bitmap entry of chunk c holds rules of chunk c only
+  const chunkOf = (m: 'nf_ports' | 'nf_peer_cidr') =>
+    [...r.maps[m].values()].map(({ key, value: v }) => {
+      const k = m === 'nf_ports' ? decodePortKey(key) : decodeCidrKey(key);
+      return { chunk: k.chunk, rules: bitmapIndices(v, k.chunk) };
+    });
+  for (const m of ['nf_ports', 'nf_peer_cidr'] as const) {
+    const entries = chunkOf(m);
+    t.deepEqual([...new Set(entries.map((e) => e.chunk))].sort(), [0, 1], `${m}: both chunks`);
+    t.true(entries.every((e) => e.rules.every((i) => Math.floor(i / 256) === e.chunk)), `${m}: bits stay in their chunk`);
+  }
+  // the 300 allows come first (in the compiler's policy order), then node-local (300) and isolation (301)
+  const order = r.rules.map((x) => x.policy);
+  const rule = (i: number) => order.indexOf(`NetworkPolicy app/np${i}`);
+  for (const i of [0, 7, 255, 256, 299]) {
+    t.is(evalTable(r.maps, ep.ingressTable, manyPolicyCidr(i).replace('0/24', '9'), IPPROTO.TCP, 1000 + i), rule(i), `np${i}: its peer on its port`);
+    t.is(evalTable(r.maps, ep.ingressTable, manyPolicyCidr(i).replace('0/24', '9'), IPPROTO.TCP, 999), 301, `np${i}: another port is isolated`);
+  }
+  t.is(evalTable(r.maps, ep.ingressTable, '192.168.0.1', IPPROTO.UDP, 53), 300, 'node-local, in chunk 1');
+  t.is(evalTable(r.maps, ep.ingressTable, '172.16.0.1', IPPROTO.TCP, 1000), 301, 'isolation deny, the last rule of chunk 1');
+});
+
+test('one ClusterNetworkPolicy of NF_MAX_RULES rules compiles (no cost quadratic in its rules) into a table of 64 chunks', (t) => {
+  const rules = Array.from({ length: NF_MAX_RULES }, (_, i) => rule('ingress', i, [{ kind: 'cidr', cidr: manyPolicyCidr(i), except: [] }], [{ protocol: 'TCP', port: 1000 + (i % 50000) }], 'deny'));
+  const r = compile(appSnapshot({ pods: replicas(1), policies: [cnp('big', 'admin', 1, { app: 'web' }, rules)] }), 'n1', [podEp('app/web-0', 10)]);
+  t.deepEqual(r.errors, []);
+  const ep = r.endpoints[0];
+  t.like(decodeEndpoint(r.maps.nf_endpoints.get(keyHex(encodeU32(10)))!.value), { ingressChunks: 64 });
+  t.is(r.maps.nf_rules.size, NF_MAX_RULES);
+  const last = r.maps.nf_peer_cidr.get(keyHex(encodeCidrKey(ep.ingressTable, manyPolicyCidr(NF_MAX_RULES - 1), 63)));
+  t.deepEqual(last && bitmapIndices(last.value, 63), [NF_MAX_RULES - 1], 'the last rule, in chunk 63');
 });
 
 test('port ranges decompose into aligned LPM prefixes', (t) => {

@@ -82,11 +82,13 @@ test('a new endpoint whose table does not fit is isolated in that direction; its
 test('refused by the compiler: an enforced endpoint keeps its last table, a new one (or one without a table there) is isolated', (t) => {
   const io = new RecordingIO();
   const att = new FakeAttacher();
-  apply(io, att, { tables: { 1: 2 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 7, ingress: 0, egress: 1 }] });
+  // Table 1 spans two chunks: a kept entry must keep walking both.
+  apply(io, att, { tables: { 1: 300 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 7, ingress: 0, egress: 1 }] });
   const before = entryOf(io, 5);
+  t.is(before?.ingressChunks, 2);
   // Every endpoint's ingress is over the limit: the compiler points it at the isolation table.
   const refused: Spec = {
-    tables: { 1: 2 },
+    tables: { 1: 300 },
     endpoints: [
       { ifindex: 5, ingress: ISO, egress: 0, refused: ['ingress'], revision: 3 },
       { ifindex: 6, ingress: ISO, egress: 0, refused: ['ingress'], revision: 3 },
@@ -102,7 +104,9 @@ test('refused by the compiler: an enforced endpoint keeps its last table, a new 
   ]);
   t.regex(r.failed[0].error, /^endpoint veth5 \(ns\/p5\) ingress: ingress refused: injected; keeps its last enforced table/);
   t.deepEqual(entryOf(io, 5), before, 'veth5: its entry untouched');
-  t.is(rulesOf(io, 1), 2, 'its last table stays');
+  t.is(rulesOf(io, 1), 300, 'its last table stays');
+  t.is(entryOf(io, 6)?.ingressChunks, 1, 'the isolation table is one chunk');
+  t.deepEqual([entryOf(io, 7)?.ingressChunks, entryOf(io, 7)?.egressChunks], [1, 2]);
   t.is(entryOf(io, 6)?.ingressTable, ISO);
   t.deepEqual([entryOf(io, 7)?.ingressTable, entryOf(io, 7)?.egressTable], [ISO, 1], 'an open direction is never kept open');
   t.true(att.hooks.has('veth6/ingress') && att.hooks.has('veth6/egress'));

@@ -31,7 +31,7 @@ function desired(rules: number, ifindex = 3, table = 1): { maps: DesiredMaps; en
   const put = (m: keyof DesiredMaps, key: Buffer, value: Buffer): void => void maps[m].set(keyHex(key), { key, value });
   for (let i = 0; i < rules; i++) put('nf_rules', encodeRuleKey(table, i), encodeRule({ action: NfAction.ALLOW, tier: NfTier.NETPOL, tierEnd: rules, policyId: 0, ruleId: i }));
   put('nf_ports', encodePortKey({ table, proto: 6, port: 80 }), bitmapFrom([0]));
-  put('nf_endpoints', encodeU32(ifindex), encodeEndpoint({ id: 1, ingressTable: table, egressTable: 0, flags: NfEpFlag.POD, revision: 1 }));
+  put('nf_endpoints', encodeU32(ifindex), encodeEndpoint({ id: 1, ingressTable: table, egressTable: 0, ingressChunks: 1, egressChunks: 0, flags: NfEpFlag.POD, revision: 1 }));
   const ep: CompiledEndpoint = { ifname: `if${ifindex}`, ifindex, id: 1, kind: 'pod', ingressTable: table, egressTable: 0, revision: 1 };
   return { maps, endpoints: [ep] };
 }

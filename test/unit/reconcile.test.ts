@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { PolicyMapName } from '../../src/compile/output';
-import { NfEpFlag, encodeAddr, encodeU32 } from '../../src/datapath/codecs';
+import { NfEpFlag, decodeCidrKey, decodeEndpoint, decodePortKey, encodeAddr, encodeU32 } from '../../src/datapath/codecs';
 import { reconcile } from '../../src/reconcile/apply';
 import { planDiff } from '../../src/reconcile/plan';
 import { FakeAttacher, RecordingIO, build, rulesOf, type EpSpec } from './_reconcile';
@@ -68,6 +68,42 @@ test('switching an endpoint to another table: minimal writes, endpoint switched 
   t.is(rulesOf(io, 1), 0);
   t.is(rulesOf(io, 2), 1);
   t.deepEqual(att.log.filter((l) => l.startsWith('detach')), []);
+});
+
+test('a multi-chunk table: its chunk keys belong to its base table, kept while an endpoint uses it, deleted with it', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  const chunkKeys = () =>
+    [
+      ...[...(io.maps.get('nf_ports')?.values() ?? [])].map((e) => ({ m: 'nf_ports', ...decodePortKey(e.key) })),
+      ...[...(io.maps.get('nf_peer_cidr')?.values() ?? [])].map((e) => ({ m: 'nf_peer_cidr', ...decodeCidrKey(e.key) })),
+    ]
+      .filter((k) => k.table === 1)
+      .map((k) => `${k.m}/${k.chunk}`)
+      .sort();
+  // table 1: 300 rules = chunks 0 and 1
+  const a = build({ tables: { 1: 300 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 1, egress: 0 }] });
+  t.true(reconcile(io, att, a.maps, a.endpoints).ok);
+  t.deepEqual(chunkKeys(), ['nf_peer_cidr/0', 'nf_peer_cidr/1', 'nf_ports/0', 'nf_ports/1']);
+  t.is(rulesOf(io, 1), 300);
+  t.like(decodeEndpoint(io.lookup('nf_endpoints', encodeU32(5))!), { ingressTable: 1, ingressChunks: 2, egressTable: 0, egressChunks: 0 });
+
+  // both move to table 2; veth6's switch fails, so it keeps table 1: no chunk of it goes
+  const b = build({ tables: { 2: 1 }, endpoints: [{ ifindex: 5, ingress: 2, egress: 0, revision: 2 }, { ifindex: 6, ingress: 2, egress: 0, revision: 2 }] });
+  io.failUpdate = (m, k) => m === 'nf_endpoints' && k.readUInt32LE(0) === 6;
+  const r = reconcile(io, att, b.maps, b.endpoints);
+  t.deepEqual(r.failed.map((f) => f.ifname), ['veth6']);
+  t.deepEqual(r.deletes, {});
+  t.deepEqual(chunkKeys(), ['nf_peer_cidr/0', 'nf_peer_cidr/1', 'nf_ports/0', 'nf_ports/1']);
+  t.is(rulesOf(io, 1), 300);
+
+  // once veth6 switches, every chunk of table 1 goes
+  io.failUpdate = undefined;
+  const done = reconcile(io, att, b.maps, b.endpoints);
+  t.true(done.exact);
+  t.deepEqual(chunkKeys(), []);
+  t.is(rulesOf(io, 1), 0);
+  t.deepEqual(done.deletes, { nf_rules: 300, nf_ports: 2, nf_peer_cidr: 2 });
 });
 
 test('a failed attach rolls back that endpoint only; a shared table stays', (t) => {
