@@ -37,6 +37,10 @@
 
 /* Table id 0 means "no policy in this direction": default allow. */
 #define NF_TABLE_NONE 0
+/* Reserved table id: deny everything in this direction, with no map entry to look up
+ * (privileged rules included). The last resort of an endpoint whose isolation table did
+ * not fit the maps; the compiler never assigns it. */
+#define NF_TABLE_DENY NF_TABLE_MASK
 
 /* Policy direction, relative to the endpoint (not to the hook). */
 enum nf_dir {
@@ -86,7 +90,7 @@ enum nf_tier {
 /* Endpoint map value; key: __u32 ifindex. */
 struct nf_endpoint {
 	__u32 id;        /* stable endpoint id (conntrack, events, counters) */
-	__u32 table[2];  /* base table ids by enum nf_dir; NF_TABLE_NONE = not isolated */
+	__u32 table[2];  /* base table ids by enum nf_dir; NF_TABLE_NONE = not isolated, NF_TABLE_DENY = deny all */
 	__u32 flags;     /* NF_EP_F_* */
 	__u32 revision;  /* policy revision; conntrack entries of another revision are re-evaluated */
 	/* chunks of table[dir] (0 reads as 1): in the same value as the table, so a

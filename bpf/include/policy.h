@@ -13,7 +13,7 @@
  * of each conntrack flow, every packet without conntrack (non-echo ICMP,
  * non-first fragments, other protocols) and revision re-evaluations. Packets of
  * established flows are not evaluated and not counted. Index NF_RULE_DEFAULT
- * counts evaluations that matched no rule (default allow).
+ * counts evaluations that matched no rule (default allow, or NF_TABLE_DENY's deny).
  */
 #ifndef NF_POLICY_H
 #define NF_POLICY_H
@@ -315,6 +315,13 @@ __noinline int nf_policy_eval(const struct nf_query *q, struct nf_verdict *v)
 	v->rule_id = 0;
 	v->reason = NF_REASON_NONE;
 
+	/* the last-resort table: nothing to look up, nothing allowed */
+	if (q->table == NF_TABLE_DENY) {
+		v->action = NF_ACT_DENY;
+		v->tier = NF_TIER_NETPOL;
+		v->reason = NF_REASON_ISOLATED;
+		goto out;
+	}
 	walk.q = q;
 	/* one chunk whose port trie has nothing: default, as before chunks */
 	if (!nf_chunk_match(&walk, 1)) {

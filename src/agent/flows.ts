@@ -1,7 +1,7 @@
 // Drop events (nf_events ring buffer) -> flow records with Hubble's field names, so
 // tools that read Hubble JSON read these; logging is rate-limited per second. A drop by
 // the isolation rule (it belongs to no policy) names the policies that isolate the endpoint.
-import { IPPROTO, NF_REASON_DESC, NfDir, type DropEvent } from '../datapath/codecs';
+import { IPPROTO, NF_REASON_DESC, NF_TABLE_DENY, NfDir, type DropEvent } from '../datapath/codecs';
 import type { CompiledEndpoint, CompileResult } from '../compile/output';
 import { ISOLATION_RULE, type Direction, type Policy } from '../model/rules';
 import type { PolicyRef, Snapshot } from '../model/types';
@@ -93,10 +93,13 @@ export function isolationNames(snapshot: Snapshot, compiled: Pick<CompileResult,
   return out;
 }
 
+/** What a drop on NF_TABLE_DENY blames: no policy, the endpoint's tables did not fit. */
+export const OVER_CAPACITY = '(isolated: over capacity)';
+
 export function toFlow(ev: DropEvent, ctx: FlowContext, now = new Date()): FlowRecord {
   const rule = ctx.compiled.rules.find((r) => r.table === ev.table && r.index === ev.ruleIndex);
   const dir: Direction = ev.dir === NfDir.INGRESS ? 'ingress' : 'egress';
-  const isolatedBy = rule?.rule === ISOLATION_RULE ? ctx.isolation?.[ev.epId]?.[dir] : undefined;
+  const isolatedBy = ev.table === NF_TABLE_DENY ? OVER_CAPACITY : rule?.rule === ISOLATION_RULE ? ctx.isolation?.[ev.epId]?.[dir] : undefined;
   const ports = ev.proto === IPPROTO.TCP || ev.proto === IPPROTO.UDP || ev.proto === IPPROTO.SCTP ? { source_port: ev.sport, destination_port: ev.dport } : {};
   return {
     time: now.toISOString(),

@@ -20,6 +20,7 @@ import {
   bytesToAddr,
   formatCidr,
   IPPROTO,
+  NF_TABLE_DENY,
   NfAction,
   NfEpFlag,
   NfLocalKind,
@@ -210,7 +211,7 @@ export function formatReport(r: InspectReport): string {
   out.push('', 'ENDPOINTS');
   for (const e of r.endpoints) {
     const who = e.pod ? `${e.pod}${e.network ? ` on ${e.network}` : ''}` : (e.ifname ?? '');
-    const table = (id: number, chunks: number) => `${id}${chunks > 1 ? ` (${chunks} chunks)` : ''}`;
+    const table = (id: number, chunks: number) => (id === NF_TABLE_DENY ? `${id} (deny all: over capacity)` : `${id}${chunks > 1 ? ` (${chunks} chunks)` : ''}`);
     out.push(
       `  ${e.ifindex} ${e.ifname ?? '?'}  id=${e.id} ingress=${table(e.ingressTable, e.ingressChunks)} egress=${table(e.egressTable, e.egressChunks)} rev=${e.revision} [${e.flags.join(',')}] ${who}`.trimEnd(),
     );

@@ -1,7 +1,7 @@
 // Deterministic 32-bit ids derived from content: the same key always gets the same
 // id, so ids stay stable across runs and nodes and a new key does not renumber others.
 import { createHash } from 'node:crypto';
-import { NF_TABLE_MASK } from '../datapath/codecs';
+import { NF_TABLE_DENY, NF_TABLE_MASK } from '../datapath/codecs';
 
 /** First 32 bits of SHA-256 of `text`. */
 export function hash32(text: string): number {
@@ -24,22 +24,25 @@ export function idHash(kind: IdKind, key: string): number {
 /** Bits an id of a kind may use: table ids leave the top byte to the chunk number of
  *  the bitmap maps' keys (NF_CHUNK_SHIFT in bpf/include/netfence.h). */
 const ID_MASK: Record<IdKind, number> = { identity: 0xffffffff, table: NF_TABLE_MASK, endpoint: 0xffffffff };
+/** Ids the datapath reserves beyond 0 ("none"): the deny-all table. */
+const RESERVED: Record<IdKind, ReadonlySet<number>> = { identity: new Set(), table: new Set([NF_TABLE_DENY]), endpoint: new Set() };
 
 /**
  * Ids for distinct keys: idHash(kind, key) within the kind's bits, with linear probing
- * on collisions (and on 0, which the datapath reserves for "none"). Keys are probed in
- * (hash, key) order, so the outcome depends only on the set of keys. `hash` may be a
- * memoized idHash.
+ * on collisions (and on the ids the datapath reserves: 0 for "none", NF_TABLE_DENY).
+ * Keys are probed in (hash, key) order, so the outcome depends only on the set of keys.
+ * `hash` may be a memoized idHash.
  */
 export function assignIds(keys: Iterable<string>, kind: IdKind, hash: (kind: IdKind, key: string) => number = idHash): Map<string, number> {
   const mask = ID_MASK[kind];
+  const reserved = RESERVED[kind];
   const hashed = [...new Set(keys)].map((key) => ({ key, h: (hash(kind, key) & mask) >>> 0 }));
   hashed.sort((a, b) => a.h - b.h || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const used = new Set<number>();
   const out = new Map<string, number>();
   for (const { key, h } of hashed) {
     let id = h;
-    while (id === 0 || used.has(id)) id = ((id + 1) & mask) >>> 0;
+    while (id === 0 || used.has(id) || reserved.has(id)) id = ((id + 1) & mask) >>> 0;
     used.add(id);
     out.set(key, id);
   }

@@ -16,6 +16,9 @@ export const NF_TABLE_MASK = (1 << NF_CHUNK_SHIFT) - 1;
 export const NF_MAX_CHUNKS = 64;
 export const NF_MAX_RULES = NF_CHUNK_RULES * NF_MAX_CHUNKS;
 export const NF_TABLE_NONE = 0;
+/** Reserved table id: deny all in that direction without a map lookup (the last resort of
+ *  an endpoint whose isolation table does not fit). The compiler never assigns it. */
+export const NF_TABLE_DENY = NF_TABLE_MASK;
 export const NF_RULE_DEFAULT = 0xffffffff;
 /** nf_ct_val.rule for a flow allowed by the default (no rule matched). */
 export const NF_CT_RULE_DEFAULT = 0xffff;

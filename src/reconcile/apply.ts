@@ -11,12 +11,13 @@
 //     programs leave the hooks that no longer need them once the entries say so.
 // Fail closed: a direction whose table cannot be enforced (refused by the compiler, or
 // its table did not fit) keeps the endpoint's last enforced table there, or, without one,
-// gets the endpoint's isolation table; it is never left without a table. Since a new
+// gets the endpoint's isolation table, or, when that does not fit either, NF_TABLE_DENY
+// (deny all, no map entries); it is never left without a table. Since a new
 // table is written before the old one is deleted, replacing a table needs room for both.
 // The current content is read from the maps unless the caller knows it (Reconciler).
 import { endpointRevision } from '../compile/hash';
 import { MAP_WRITE_ORDER, type CompileResult, type CompiledEndpoint, type DesiredMaps, type PolicyMapName } from '../compile/output';
-import { decodeEndpoint, encodeEndpoint, encodeU32, keyHex, type Endpoint } from '../datapath/codecs';
+import { NF_TABLE_DENY, decodeEndpoint, encodeEndpoint, encodeU32, keyHex, type Endpoint } from '../datapath/codecs';
 import { TC_DIRECTIONS as DIRS, hooksFor } from '../datapath/hooks';
 import type { TcDirection } from '../datapath/native-api';
 import { readMap, type MapIO } from './mapio';
@@ -40,7 +41,8 @@ type Direction = 'ingress' | 'egress';
 const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
 
 /** What enforces a direction whose own table could not be: its last enforced table, or
- *  the isolation table (deny all but the privileged rules). */
+ *  the isolation table (deny all but the privileged rules), or when even that does not
+ *  fit, NF_TABLE_DENY (deny all). */
 export type Fallback = 'kept' | 'isolated';
 
 export interface EndpointFailure {
@@ -299,8 +301,8 @@ export function reconcile(
   addCounts(sharedCounts);
 
   /** The entry `ep` gets: its desired tables where they are in place; elsewhere its last
-   *  enforced table (the same endpoint's), else its isolation table. Throws when a
-   *  direction can have neither. Exclusive tables' journals go to `owner`. */
+   *  enforced table (the same endpoint's), else its isolation table, else NF_TABLE_DENY.
+   *  Exclusive tables' journals go to `owner`. */
   const resolve = (ep: CompiledEndpoint, want: Endpoint, owner: Written[]): Resolution => {
     const old = actual.nf_endpoints.get(epKey(ep));
     const last = old && decodeEndpoint(old.value).id === want.id ? decodeEndpoint(old.value) : undefined;
@@ -316,7 +318,8 @@ export function reconcile(
       if (problem === undefined) continue;
       const isolation = ep.isolationTables?.[d] ?? 0;
       const kept = last ? tableOf(last, d) : 0;
-      if (kept !== 0 && kept !== isolation) {
+      // A last resort is never kept: the isolation table may fit now.
+      if (kept !== 0 && kept !== isolation && kept !== NF_TABLE_DENY) {
         tables[d] = kept;
         chunks[d] = d === 'ingress' ? last!.ingressChunks : last!.egressChunks;
         fallback[d] = 'kept';
@@ -324,11 +327,17 @@ export function reconcile(
         continue;
       }
       const isolationProblem = isolation === 0 ? 'no isolation table' : placeTable(isolation, []);
-      if (isolationProblem !== undefined) throw new Error(`${d}: ${problem}; cannot isolate it: ${isolationProblem}`);
-      tables[d] = isolation;
-      chunks[d] = ep.isolationChunks?.[d] ?? 1;
       fallback[d] = 'isolated';
-      problems.push(`${d}: ${problem}; isolated (denies all but the privileged rules)`);
+      if (isolationProblem === undefined) {
+        tables[d] = isolation;
+        chunks[d] = ep.isolationChunks?.[d] ?? 1;
+        problems.push(`${d}: ${problem}; isolated (denies all but the privileged rules)`);
+        continue;
+      }
+      // The last resort needs no map entry: the program denies that table id outright.
+      tables[d] = NF_TABLE_DENY;
+      chunks[d] = 1;
+      problems.push(`${d}: ${problem}; its isolation table did not fit either (${isolationProblem}): denies everything, privileged rules included`);
     }
     if (problems.length === 0) return { value: encodeEndpoint(want), fallback, problems };
     // The revision of the tables it really has: unchanged while they are its last ones

@@ -4,7 +4,7 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { LAYOUT, NF_CHUNK_RULES, NF_CT_RULE_DEFAULT, NF_CHUNK_SHIFT, NF_LAYOUT_VERSION, NF_MAX_CHUNKS, NF_MAX_RULES, NF_TABLE_MASK, NfCfgFlag, NfCtFlag, NfEpFlag, type StructName } from '../../src/datapath/codecs';
+import { LAYOUT, NF_CHUNK_RULES, NF_CT_RULE_DEFAULT, NF_CHUNK_SHIFT, NF_LAYOUT_VERSION, NF_MAX_CHUNKS, NF_MAX_RULES, NF_TABLE_DENY, NF_TABLE_MASK, NfCfgFlag, NfCtFlag, NfEpFlag, type StructName } from '../../src/datapath/codecs';
 import { buildObjects, objectPath, root } from './objects';
 
 interface BtfMember {
@@ -71,6 +71,8 @@ test('layout and chunk constants match netfence.h', (t) => {
   t.is(NF_MAX_RULES, NF_CHUNK_RULES * NF_MAX_CHUNKS);
   t.regex(header, /^#define NF_TABLE_MASK \(\(1u << NF_CHUNK_SHIFT\) - 1\)$/m);
   t.is(NF_TABLE_MASK, 2 ** NF_CHUNK_SHIFT - 1);
+  t.regex(header, /^#define NF_TABLE_DENY NF_TABLE_MASK$/m);
+  t.is(NF_TABLE_DENY, NF_TABLE_MASK);
   // a chunk number fits the key's top byte, a chunk count nf_endpoint.chunks (u8)
   t.true(NF_MAX_CHUNKS <= 2 ** (32 - NF_CHUNK_SHIFT) && NF_MAX_CHUNKS <= 255);
   // global rule indices fit the u16 fields (nf_rule.tier_end, nf_ct_val.rule, nf_event.rule_index), 0xffff reserved

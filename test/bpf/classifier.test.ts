@@ -14,6 +14,7 @@ import {
   NfLocalKind,
   NfReason,
   NF_RULE_DEFAULT,
+  NF_TABLE_DENY,
 } from '../../src/datapath/codecs';
 import { Classifier, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type TestEndpoint, type TestRule } from './harness';
 import { buildObjects } from './objects';
@@ -623,6 +624,55 @@ test.serial('revision bump on the egress side cuts replies of outbound flows', (
   expectRun(t, toPod(back), SHOT, 'answer after the egress deny');
   t.is(k.reasonStats(NfReason.REVISION_DENY).packets, 1n);
   t.is(k.conntrack().length, 0);
+});
+
+// ---- NF_TABLE_DENY: the last resort that needs no map entry ------------------
+
+test.serial('an ingress table of NF_TABLE_DENY drops every packet to the endpoint as isolated, with no map entry; egress unaffected', async (t) => {
+  k.watchEvents();
+  k.config({ eventsPerSec: 100 });
+  // No table is written at all: the id alone denies.
+  k.endpoint(HOOK_IF, pod({ id: 61, ingressTable: NF_TABLE_DENY, revision: 7 }));
+  const frames: Buffer[] = [];
+  const protos: number[] = [];
+  const PROTO = { tcp: IPPROTO.TCP, udp: IPPROTO.UDP, icmp: IPPROTO.ICMP, icmpv6: IPPROTO.ICMPV6 };
+  for (const [a, icmp] of [[V4, 'icmp'], [V6, 'icmpv6']] as const) {
+    for (const proto of ['tcp', 'udp', icmp] as const)
+      for (const peer of [a.inside, a.outside]) {
+        frames.push(packet({ src: peer, dst: a.src, l4: l4(proto, 80) }));
+        protos.push(PROTO[proto]);
+      }
+  }
+  for (const f of frames) expectRun(t, toPod(f), SHOT, 'to the pod');
+  t.is(k.reasonStats(NfReason.ISOLATED).packets, BigInt(frames.length));
+  t.is(k.ruleStats(NF_TABLE_DENY, NF_RULE_DEFAULT).packets, BigInt(frames.length), 'counted on the table\'s default');
+  t.is(k.conntrack().length, 0, 'a denied flow is never tracked');
+  const events = await k.takeEvents(frames.length);
+  t.true(events.every((e) => e.epId === 61 && e.table === NF_TABLE_DENY && e.reason === NfReason.ISOLATED && e.dir === NfDir.INGRESS));
+  t.deepEqual(events.map((e) => e.proto), protos, 'one event per packet, each of its protocol');
+
+  // Egress (no table) passes; the reply of the pod's own flow passes as established.
+  const out = packet({ src: V4.src, dst: V4.outside, l4: { proto: 'tcp', sport: 3333, dport: 443 } });
+  const back = packet({ src: V4.outside, dst: V4.src, l4: { proto: 'tcp', sport: 443, dport: 3333, flags: TCP_ACK } });
+  expectRun(t, fromPod(out), OK, 'from the pod');
+  expectRun(t, toPod(back), OK, 'the reply of its own flow');
+  expectRun(t, fromPod(packet({ src: V6.src, dst: V6.outside, l4: l4('udp', 53) })), OK, 'from the pod, v6');
+  t.is(k.reasonStats(NfReason.ISOLATED).packets, BigInt(frames.length), 'no more drops');
+});
+
+test.serial('moving to NF_TABLE_DENY under a new revision cuts established flows', (t) => {
+  k.table(6, [{ action: 'allow', tier: 'netpol', peers: ANY }]);
+  k.endpoint(HOOK_IF, pod({ ingressTable: 6, revision: 1 }));
+  const a = packet({ src: '10.2.0.1', dst: V4.src, l4: { proto: 'tcp', sport: 1111, dport: 80 } });
+  const aReply = packet({ src: V4.src, dst: '10.2.0.1', l4: { proto: 'tcp', sport: 80, dport: 1111, flags: TCP_ACK } });
+  expectRun(t, toPod(a), OK, 'flow a');
+  t.is(k.conntrack().length, 1);
+  k.endpoint(HOOK_IF, pod({ ingressTable: NF_TABLE_DENY, revision: 2 }));
+  expectRun(t, fromPod(aReply), SHOT, 'its reply is cut');
+  t.is(k.reasonStats(NfReason.REVISION_DENY).packets, 1n);
+  t.is(k.conntrack().length, 0, 'entry removed');
+  expectRun(t, toPod(a), SHOT, 'and it is denied as a new flow');
+  t.is(k.reasonStats(NfReason.ISOLATED).packets, 1n);
 });
 
 // ---- host endpoints -------------------------------------------------------------

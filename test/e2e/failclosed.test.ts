@@ -3,12 +3,15 @@
 // table holds keeps its last enforced table (what it denied stays denied throughout); a new
 // pod over the limit is isolated and its CNI ADD fails naming why; a peer-CIDR map too
 // small for one table fails only the endpoint of that table, every other change applies,
-// and a restarted agent on that state is ready with the rest applied. /readyz lists each
+// and a restarted agent on that state is ready with the rest applied; when even the isolation
+// table does not fit, a new pod is enforced deny-all (NF_TABLE_DENY). /readyz lists each
 // such endpoint under `failed` with its fallback; the error is counted once.
 import test from 'ava';
 import fs from 'node:fs';
+import path from 'node:path';
 import { askAgent } from '../../src/cni/agent-client';
-import { NF_MAX_RULES } from '../../src/datapath/codecs';
+import { NF_MAX_RULES, decodeCidrKey } from '../../src/datapath/codecs';
+import { native } from '../../src/datapath/native';
 import type { ProbePair } from '../../src/lab/probe';
 import { AgentLab, DEMO_NAMESPACE, NODE_N1, demoPod, labConfig } from './helpers/agent-lab';
 
@@ -38,11 +41,12 @@ function overLimit(app: string): string {
   return ingressPolicy(`${app}-many-rules`, app, rules);
 }
 
-/** One rule for p2 whose peers are `n` CIDRs (p1's among them): one table of n trie entries. */
-function manyCidrs(n: number): string {
+/** One rule for `app` whose peers are `n` CIDRs (p1's among them, the others in 10.<net>/16):
+ *  one table of n trie entries. */
+function manyCidrs(n: number, app = 'p2', net = 201): string {
   const peers = [`{ ipBlock: { cidr: ${P1}/32 } }`];
-  for (let i = 1; i < n; i++) peers.push(`{ ipBlock: { cidr: 10.201.${i >> 8}.${i & 255}/32 } }`);
-  return ingressPolicy('p2-many-cidrs', 'p2', [`{ from: [${peers.join(', ')}], ports: [{ port: 80 }] }`]);
+  for (let i = 1; i < n; i++) peers.push(`{ ipBlock: { cidr: 10.${net}.${i >> 8}.${i & 255}/32 } }`);
+  return ingressPolicy(`${app}-many-cidrs`, app, [`{ from: [${peers.join(', ')}], ports: [{ port: 80 }] }`]);
 }
 
 const TO_P2: ProbePair[] = [
@@ -194,4 +198,46 @@ test.serial('a peer-CIDR map too small for one table fails only that endpoint; o
   await expectState('after a restart');
   t.deepEqual(await lab.probe([...TO_P2, ...TO_P3]), ['deny', 'deny', 'allow', 'allow'], 'the rest applied after the restart');
   t.log(`first start ${started.ms} ms, restart ${again.ms} ms`);
+});
+
+test.serial('when even the isolation table does not fit, a new pod denies everything in that direction, never open', async (t) => {
+  // p2 and p3 each get a table of 32 CIDRs (p1's among them). Measured with room to spare:
+  // the map's entries, and the larger of the two tables'.
+  lab.write('p2-many-cidrs.yaml', manyCidrs(32));
+  lab.write('p3-from.yaml', manyCidrs(32, 'p3', 202));
+  const restart = async (capacity: string): Promise<void> => {
+    await lab.kill('SIGTERM');
+    fs.rmSync(lab.node().bpffsRoot, { recursive: true, force: true });
+    lab.write('netfence.yaml', labConfig(capacity));
+    await lab.startAgent();
+  };
+  await restart('');
+  t.deepEqual((await readyz()).failed, []);
+  const cidrs = native.mapOpenPinned(path.join(lab.node().bpffsRoot, 'nf_peer_cidr'));
+  const perTable = new Map<number, number>();
+  for (const { table } of native.mapKeys(cidrs.fd).map(decodeCidrKey)) perTable.set(table, (perTable.get(table) ?? 0) + 1);
+  native.closeFd(cidrs.fd);
+  const total = [...perTable.values()].reduce((a, b) => a + b, 0);
+  const table = Math.max(...perTable.values());
+  // Room for everything but one of the pod tables: the first pod programmed fills the map
+  // to the brim; the other's own table and its isolation table (one CIDR) find no room.
+  await restart(`capacity: { peerCidrs: ${total - table} }\n`);
+  const status = await readyz();
+  t.true(status.ready);
+  t.is(status.failed.length, 1, JSON.stringify(status.failed));
+  const closed = status.failed[0];
+  t.like(closed, { fallback: { ingress: 'isolated' } });
+  t.regex(closed.error, /ingress: write table 0x[0-9a-f]+: update nf_peer_cidr: map full .*; its isolation table did not fit either \(write table 0x[0-9a-f]+: update nf_peer_cidr: map full .*\): denies everything, privileged rules included$/);
+  const open = closed.pod === 'demo/p2' ? 'demo/p3' : 'demo/p2';
+  t.is([open, closed.pod].sort().join(), 'demo/p2,demo/p3', JSON.stringify(closed));
+  t.deepEqual(
+    await lab.probe([
+      { from: 'demo/p1', to: closed.pod!, port: '80/TCP' },
+      { from: open, to: closed.pod!, port: '80/TCP' },
+      { from: 'demo/p1', to: open, port: '80/TCP' },
+      { from: closed.pod!, to: 'demo/p1', port: '80/TCP' },
+    ]),
+    ['deny', 'deny', 'allow', 'allow'],
+    `${closed.pod} denies all ingress although its policy would let p1 in; ${open} enforced as its policy says; egress untouched`,
+  );
 });

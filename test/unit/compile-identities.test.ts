@@ -2,7 +2,7 @@ import test from 'ava';
 import { compile } from '../../src/compile';
 import type { CompileResult, PolicyMapName } from '../../src/compile/output';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
-import { NF_TABLE_MASK, decodeU32, encodeAddr, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { NF_TABLE_DENY, NF_TABLE_MASK, decodeU32, encodeAddr, encodeU32, keyHex } from '../../src/datapath/codecs';
 import { assignIds, type IdKind } from '../../src/compile/hash';
 import { namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
 
@@ -97,10 +97,17 @@ test('hostNetwork pods are their node: same identity as the node address', (t) =
   t.regex(r.identities[idOf('192.168.0.2')], /^node\//);
 });
 
-test('table ids keep to 24 bits (the top byte keys chunks): probing wraps there and skips 0; other ids use 32', (t) => {
+test('table ids keep to 24 bits (the top byte keys chunks): probing wraps there and skips 0 and NF_TABLE_DENY; other ids use 32', (t) => {
   const hashes: Record<string, number> = { a: 0xff000000, b: 0x01ffffff, c: 0x00ffffff, d: 0x12345678 };
   const hash = (_: IdKind, key: string) => hashes[key];
-  // a masks to 0 (reserved): 1; b and c both mask to 0xffffff: b, then c wraps past 0 and the taken 1 to 2
-  t.deepEqual(Object.fromEntries(assignIds(Object.keys(hashes), 'table', hash)), { a: 1, b: NF_TABLE_MASK, c: 2, d: 0x345678 });
+  // a masks to 0 (reserved): 1; b and c both mask to 0xffffff, the deny-all table's id
+  // (reserved): b wraps past 0 and the taken 1 to 2, c on to 3
+  t.deepEqual(Object.fromEntries(assignIds(Object.keys(hashes), 'table', hash)), { a: 1, b: 2, c: 3, d: 0x345678 });
+  t.is(NF_TABLE_DENY, NF_TABLE_MASK);
+  // every table id of a crowded top end: none is the reserved one
+  const top = (_: IdKind, key: string) => NF_TABLE_MASK - Number(key);
+  const ids = [...assignIds(['0', '1', '2', '3'], 'table', top).values()];
+  t.false(ids.includes(NF_TABLE_DENY));
+  t.deepEqual(ids.sort((x, y) => x - y), [1, NF_TABLE_MASK - 3, NF_TABLE_MASK - 2, NF_TABLE_MASK - 1]);
   t.deepEqual(Object.fromEntries(assignIds(Object.keys(hashes), 'identity', hash)), { a: 0xff000000, b: 0x01ffffff, c: 0x00ffffff, d: 0x12345678 });
 });

@@ -3,8 +3,8 @@
 // agent's context, also when built from the isolation names the names file carries.
 import test from 'ava';
 import type { CompileResult } from '../../src/compile/output';
-import { IPPROTO, NfDir, type DropEvent } from '../../src/datapath/codecs';
-import { flowContext, isolationNames, toFlow } from '../../src/agent/flows';
+import { IPPROTO, NF_REASON_DESC, NF_TABLE_DENY, NfDir, NfReason, type DropEvent } from '../../src/datapath/codecs';
+import { OVER_CAPACITY, flowContext, isolationNames, toFlow } from '../../src/agent/flows';
 import { namesFromCompile } from '../../src/agent/names-file';
 import { snapshotFromYaml } from '../../src/sources/directory';
 
@@ -70,4 +70,16 @@ test('the agent\'s context built with the names file\'s isolation names blames t
   const ctx = flowContext(SNAPSHOT, COMPILED, names.isolation);
   t.is(toFlow(drop(7, 1, 0, NfDir.INGRESS), ctx).policy, 'isolation (NetworkPolicy demo/isolate-b, demo/web)');
   t.is(toFlow(drop(8, 3, 1, NfDir.INGRESS), ctx).policy, 'isolation (NetworkPolicy demo/web)');
+});
+
+test('a drop on NF_TABLE_DENY (the tables did not fit) blames no policy: "(isolated: over capacity)"', (t) => {
+  const ctx = flowContext(SNAPSHOT, COMPILED);
+  // as the program sends it: no rule (index 0xffff), policy id 0, which names a real policy
+  const ev = { ...drop(7, NF_TABLE_DENY, 0xffff, NfDir.INGRESS), policyId: 0, reason: NfReason.ISOLATED };
+  const flow = toFlow(ev, ctx);
+  t.is(flow.policy, OVER_CAPACITY);
+  t.is(OVER_CAPACITY, '(isolated: over capacity)');
+  t.is(flow.rule, undefined);
+  t.is(flow.drop_reason_desc, NF_REASON_DESC[NfReason.ISOLATED].toUpperCase());
+  t.like(flow, { traffic_direction: 'INGRESS', destination: { namespace: 'demo', pod_name: 'b' } });
 });

@@ -4,7 +4,8 @@
 // leaves nothing half-written behind.
 import test from 'ava';
 import type { PolicyMapName } from '../../src/compile/output';
-import { decodeEndpoint, encodeU32 } from '../../src/datapath/codecs';
+import { endpointRevision } from '../../src/compile/hash';
+import { NF_TABLE_DENY, decodeEndpoint, encodeU32 } from '../../src/datapath/codecs';
 import { reconcile } from '../../src/reconcile/apply';
 import { Reconciler } from '../../src/reconcile/reconciler';
 import { FakeAttacher, RecordingIO, build, rulesOf, type Spec } from './_reconcile';
@@ -116,15 +117,51 @@ test('refused by the compiler: an enforced endpoint keeps its last table, a new 
   t.deepEqual(io.ops, []);
 });
 
-test('an endpoint that cannot even be isolated is rolled back, naming both causes', (t) => {
+test('the isolation table does not fit either: a new endpoint gets NF_TABLE_DENY (no map entry), hooks attached, reported isolated', (t) => {
   const io = new RecordingIO({ nf_peer_cidr: 1 });
   const att = new FakeAttacher();
   apply(io, att, { tables: { 1: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }] });
+  const spec: Spec = { tables: { 1: 1, 2: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 2, egress: 0 }] };
+  const r = apply(io, att, spec);
+  t.true(r.ok);
+  t.deepEqual(r.programmed, ['veth6']);
+  t.deepEqual(r.failed.map((f) => [f.ifname, f.fallback]), [['veth6', { ingress: 'isolated' }]]);
+  t.regex(
+    r.failed[0].error,
+    /^endpoint veth6 \(ns\/p6\) ingress: write table 0x00000002: update nf_peer_cidr: map full.*; its isolation table did not fit either \(write table 0x00000063: update nf_peer_cidr: map full.*\): denies everything, privileged rules included$/,
+  );
+  const ep = entryOf(io, 6)!;
+  t.deepEqual([ep.ingressTable, ep.ingressChunks, ep.egressTable], [NF_TABLE_DENY, 1, 0]);
+  t.is(ep.revision, endpointRevision(NF_TABLE_DENY, 0), 'a revision of the tables it really has');
+  t.true(att.hooks.has('veth6/ingress') && att.hooks.has('veth6/egress'));
+  t.is(rulesOf(io, 2) + rulesOf(io, ISO), 0, 'nothing half-written');
+
+  // Steady: it stays there, reported, without growing anything.
+  const before = io.snapshot();
+  t.deepEqual(apply(io, att, spec).failed.map((f) => [f.ifname, f.fallback]), [['veth6', { ingress: 'isolated' }]]);
+  t.deepEqual(io.snapshot(), before);
+
+  // A last resort is never kept as a "last enforced table": once veth5's table is gone,
+  // veth6 gets its own table.
+  const alone: Spec = { tables: { 2: 1 }, endpoints: [{ ifindex: 6, ingress: 2, egress: 0 }] };
+  t.deepEqual(apply(io, att, alone).failed.map((f) => f.fallback), [{ ingress: 'isolated' }], 'veth5\'s table goes after this pass\'s writes');
+  const done = apply(io, att, alone);
+  t.deepEqual(done.failed, []);
+  t.is(entryOf(io, 6)?.ingressTable, 2);
+});
+
+test('headed for NF_TABLE_DENY, an endpoint whose nf_endpoints write fails is rolled back: no entry, no hooks, nothing half-written', (t) => {
+  const io = new RecordingIO({ nf_peer_cidr: 1 });
+  const att = new FakeAttacher();
+  apply(io, att, { tables: { 1: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }] });
+  io.failUpdate = (map, key) => map === 'nf_endpoints' && key.readUInt32LE(0) === 6;
   const r = apply(io, att, { tables: { 1: 1, 2: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 2, egress: 0 }] });
+  t.true(r.ok);
+  t.deepEqual(r.programmed, []);
   t.deepEqual(r.failed.map((f) => [f.ifname, f.fallback]), [['veth6', undefined]]);
-  t.regex(r.failed[0].error, /^program endpoint veth6: ingress: write table 0x00000002: update nf_peer_cidr: map full.*; cannot isolate it: write table 0x00000063: update nf_peer_cidr: map full/);
+  t.regex(r.failed[0].error, /^program endpoint veth6: update nf_endpoints: write failed \(EIO\)/);
   t.is(entryOf(io, 6), null);
-  t.false(att.hooks.has('veth6/ingress'));
+  t.false(att.hooks.has('veth6/ingress') || att.hooks.has('veth6/egress'));
   t.is(rulesOf(io, 2) + rulesOf(io, ISO), 0, 'nothing half-written');
 });
 

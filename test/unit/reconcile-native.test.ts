@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps } from '../../src/compile/output';
-import { NF_LAYOUT_VERSION, NF_RULE_DEFAULT, NfAction, NfEpFlag, NfTier, bitmapFrom, decodeEndpoint, encodeCidrKey, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { NF_LAYOUT_VERSION, NF_RULE_DEFAULT, NF_TABLE_DENY, NfAction, NfEpFlag, NfTier, bitmapFrom, decodeEndpoint, encodeCidrKey, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
 import { DEFAULT_OBJECT, capacityMaxEntries, finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig } from '../../src/datapath/loader';
 import { defaultCapacity } from '../../src/model/config';
 import { native } from '../../src/datapath/native';
@@ -63,9 +63,10 @@ test.serial('real maps: apply, adopt after reopen with zero writes, map full nam
   const r3 = reconcile(io3, attacher, d.maps, d.endpoints);
   t.true(r3.ok);
   t.is(r3.fullMap, 'nf_rules');
-  t.regex(r3.failed[0].error, /update nf_rules: map full \(E2BIG\)/);
+  t.regex(r3.failed[0].error, /update nf_rules: map full \(E2BIG\).*no isolation table\): denies everything/);
   t.is(readMap(io3, 'nf_rules').size, 0, 'partial table rolled back');
-  t.is(readMap(io3, 'nf_endpoints').size, 0);
+  const entries = [...readMap(io3, 'nf_endpoints').values()].map((e) => decodeEndpoint(e.value));
+  t.deepEqual(entries.map((e) => [e.ingressTable, e.egressTable]), [[NF_TABLE_DENY, 0]], 'enforced deny-all, never open');
 });
 
 test.serial('real maps: passes diff against memory; an entry changed behind the agent is repaired at verify', (t) => {

@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { PolicyMapName } from '../../src/compile/output';
-import { NfEpFlag, decodeCidrKey, decodeEndpoint, decodePortKey, encodeAddr, encodeU32 } from '../../src/datapath/codecs';
+import { NF_TABLE_DENY, NfEpFlag, decodeCidrKey, decodeEndpoint, decodePortKey, encodeAddr, encodeU32 } from '../../src/datapath/codecs';
 import { reconcile } from '../../src/reconcile/apply';
 import { planDiff } from '../../src/reconcile/plan';
 import { FakeAttacher, RecordingIO, build, rulesOf, type EpSpec } from './_reconcile';
@@ -166,7 +166,7 @@ test('map full in the shared phase: error names the map, previous state untouche
   t.false(att.hooks.has('veth8/ingress'));
 });
 
-test('map full while programming a new endpoint fails that endpoint and names the map', (t) => {
+test('map full while programming a new endpoint (no isolation table given): it is enforced deny-all, the map named', (t) => {
   const io = new RecordingIO({ nf_rules: 3 });
   const att = new FakeAttacher();
   const a = build({ tables: { 1: 2 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }] });
@@ -176,11 +176,13 @@ test('map full while programming a new endpoint fails that endpoint and names th
   const r = reconcile(io, att, b.maps, b.endpoints);
   t.true(r.ok);
   t.is(r.fullMap, 'nf_rules');
-  t.regex(r.failed[0].error, /update nf_rules: map full/);
-  t.false(att.hooks.has('veth6/ingress'));
-  // nf_ident_exact of veth6 (shared) is written; everything else is as before
+  t.regex(r.failed[0].error, /update nf_rules: map full.*no isolation table\): denies everything/);
+  t.deepEqual(r.failed.map((f) => f.fallback), [{ ingress: 'isolated' }]);
+  t.true(att.hooks.has('veth6/ingress'));
+  t.is(decodeEndpoint(io.lookup('nf_endpoints', encodeU32(6))!).ingressTable, NF_TABLE_DENY);
+  // nf_ident_exact of veth6 (shared) and its entry are written; the tables are as before
   const after = io.snapshot();
-  for (const m of ['nf_rules', 'nf_ports', 'nf_peer_cidr', 'nf_endpoints']) t.deepEqual(after[m], before[m], m);
+  for (const m of ['nf_rules', 'nf_ports', 'nf_peer_cidr']) t.deepEqual(after[m], before[m], m);
 });
 
 test('an injected write failure on an endpoint entry rolls back its tables and programs', (t) => {
