@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev bpftool
-  iproute2 iptables nftables ipset iputils-ping iperf3 conntrack make g++ python3 pkg-config)
+  iproute2 iptables nftables ipset iputils-ping iperf3 conntrack make g++ python3 pkg-config
+  containernetworking-plugins)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
