@@ -2,7 +2,7 @@
 // Runs the benchmarks, prints ratio tables, writes bench/results/latest.json and
 // regenerates bench/REPORT.md + bench/chart.svg. Parts whose prerequisites are missing
 // (datapath object, addon, CLI) are skipped and named in the report.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,6 +21,31 @@ import type { BenchResults } from './types';
 
 const PARTS = ['pkt', 'net', 'control', 'apply', 'lab', 'tunnel'] as const;
 type Part = (typeof PARTS)[number];
+
+/** The result fields each part fills. */
+const PART_FIELDS: Record<Part, (keyof BenchResults)[]> = {
+  pkt: ['pkt'],
+  net: ['crr', 'throughput', 'samples', 'programCost', 'crrPaired'],
+  control: ['control'],
+  apply: ['apply'],
+  lab: ['lab'],
+  tunnel: ['tunnel'],
+};
+
+/** A `--only` run keeps the parts it did not run from the previous results, with their dates. */
+function keepOtherParts(results: BenchResults, only: ReadonlySet<Part>, file: string): void {
+  if (only.size === PARTS.length || !existsSync(file)) return;
+  const prev = JSON.parse(readFileSync(file, 'utf8')) as BenchResults;
+  if (prev.version !== results.version) return;
+  for (const part of PARTS) {
+    if (only.has(part)) continue;
+    const target = results as unknown as Record<string, unknown>;
+    for (const f of PART_FIELDS[part]) if (prev[f] !== undefined) target[f] = prev[f];
+    const date = prev.partDates?.[part] ?? prev.date;
+    if (PART_FIELDS[part].some((f) => prev[f] !== undefined)) results.partDates![part] = date;
+    for (const [k, v] of Object.entries(prev.skipped)) if (k.split(' ')[0] === part) results.skipped[k] ??= v;
+  }
+}
 
 function log(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -101,6 +126,7 @@ async function main(): Promise<void> {
     throughput: {},
     samples: { crr: {}, throughput: {} },
     skipped,
+    partDates: {},
     targets: [],
     durationS: 0,
   };
@@ -212,8 +238,10 @@ async function main(): Promise<void> {
   }
 
   results.durationS = (Date.now() - started) / 1000;
-  results.targets = evaluateTargets(results);
+  for (const part of only) results.partDates![part] = results.date;
   const resultsDir = path.join(REPO_ROOT, 'bench', 'results');
+  keepOtherParts(results, only, path.join(resultsDir, 'latest.json'));
+  results.targets = evaluateTargets(results);
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(path.join(resultsDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   writeReport(results, path.join(REPO_ROOT, 'bench'));

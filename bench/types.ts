@@ -146,6 +146,9 @@ export interface BenchResults {
   tunnel?: TunnelResults;
   /** Benchmark -> why it did not run (or ran partly). */
   skipped: Record<string, string>;
+  /** Part -> when its figures were measured: a `--only` run keeps the other parts of the
+   *  previous results, so one report can mix runs (it names each part's date). */
+  partDates?: Record<string, string>;
   targets: TargetResult[];
   durationS: number;
 }
