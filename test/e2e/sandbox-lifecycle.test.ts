@@ -2,7 +2,8 @@
 // Debian's reference plugins chained with netfence-cni the way libcni runs a conflist:
 // ptp + host-local + netfence-cni in the lab's node netns. Pod demo/web allows TCP 80 from
 // app=a only; a is the allowed peer, b the denied one. Its sandboxes are made here, not by
-// the lab: the agent learns web's interface and address from CNI alone.
+// the lab: the agent learns web's interface and address from CNI alone. a's egress allows
+// only app=web, so a reaches web only while the agent knows web's current address.
 import test from 'ava';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,6 +20,17 @@ spec:
   podSelector: { matchLabels: { app: web } }
   policyTypes: [Ingress]
   ingress: [{ from: [{ podSelector: { matchLabels: { app: a } } }], ports: [{ port: 80 }] }]
+`;
+
+/** a may only reach app=web: its egress passes only if web's current address is web's. */
+const A_TO_WEB_ONLY = `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: a-to-web, namespace: demo }
+spec:
+  podSelector: { matchLabels: { app: a } }
+  policyTypes: [Egress]
+  egress: [{ to: [{ podSelector: { matchLabels: { app: web } } }], ports: [{ port: 80 }] }]
 `;
 
 /** demo/web on n1, with the addresses the source lists for it (none: the API has not published them yet). */
@@ -38,6 +50,7 @@ test.before(async () => {
   });
   lab.write('web.yaml', web());
   lab.write('web-from-a.yaml', WEB_FROM_A);
+  lab.write('a-to-web.yaml', A_TO_WEB_ONLY);
   // netfence-cni as a runtime finds it: an executable of that name on CNI_PATH.
   const bin = path.join(lab.state.workDir, 'cni-bin');
   fs.mkdirSync(bin, { recursive: true });
