@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { hostInterfaceOf } from '../../src/agent/sandboxes-hostif';
 import type { LinkInfo } from '../../src/datapath/native-api';
-import { CniChain, REFERENCE_PLUGINS_DIR, kubeletArgs, type NetConfList } from '../helpers/libcni';
+import { CniChain, REFERENCE_PLUGINS_DIR, createNetns, kubeletArgs, type NetConfList } from '../helpers/libcni';
 
 const node = `nf-hif-n-${process.pid}`;
 const pods = [1, 2, 3].map((i) => `nf-hif-p${i}-${process.pid}`);
@@ -17,21 +17,17 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-hif-'));
 const exec = { nodeNetns: `/run/netns/${node}`, path: [REFERENCE_PLUGINS_DIR] };
 const ipam = (subnet: string, dir: string) => ({ type: 'host-local', ranges: [[{ subnet }]], dataDir: path.join(tmp, dir) });
 
+let removeNetns: () => void;
+
 test.before(() => {
-  for (const ns of [node, ...pods]) execFileSync('ip', ['netns', 'add', ns]);
+  removeNetns = createNetns([node, ...pods]);
   // macvlan's master (no dummy module here): a veth pair inside the node netns.
   execFileSync('ip', ['-n', node, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'uplink1']);
   execFileSync('ip', ['-n', node, 'link', 'set', 'uplink0', 'up']);
 });
 
 test.after.always(() => {
-  for (const ns of [node, ...pods]) {
-    try {
-      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-    } catch {
-      /* already gone */
-    }
-  }
+  removeNetns?.();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

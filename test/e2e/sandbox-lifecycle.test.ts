@@ -5,22 +5,13 @@
 // the lab: the agent learns web's interface and address from CNI alone. a's egress allows
 // only app=web, so a reaches web only while the agent knows web's current address.
 import test from 'ava';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { labScript } from '../../src/lab/exec';
-import { AgentLab, DEMO_NAMESPACE, NODE_N1, demoPod, labConfig } from './helpers/agent-lab';
-import { CniChain, CniError, REFERENCE_PLUGINS_DIR, kubeletArgs, type NetConfList, type RuntimeConf } from '../helpers/libcni';
+import { AgentLab, DEMO_NAMESPACE, allowFrom, NODE_N1, demoPod, labConfig } from './helpers/agent-lab';
+import { CniChain, CniError, REFERENCE_PLUGINS_DIR, createNetns, kubeletArgs, type NetConfList, type RuntimeConf } from '../helpers/libcni';
 
-const WEB_FROM_A = `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: { name: web-from-a, namespace: demo }
-spec:
-  podSelector: { matchLabels: { app: web } }
-  policyTypes: [Ingress]
-  ingress: [{ from: [{ podSelector: { matchLabels: { app: a } } }], ports: [{ port: 80 }] }]
-`;
 
 /** a may only reach app=web: its egress passes only if web's current address is web's. */
 const A_TO_WEB_ONLY = `
@@ -40,7 +31,7 @@ const web = (ips: string[] = []): string =>
 
 let lab: AgentLab;
 let chain: CniChain;
-const sandboxes: string[] = [];
+const netnsCleanups: (() => void)[] = [];
 const servers: ChildProcess[] = [];
 
 test.before(async () => {
@@ -49,7 +40,7 @@ test.before(async () => {
     'netfence.yaml': labConfig(),
   });
   lab.write('web.yaml', web());
-  lab.write('web-from-a.yaml', WEB_FROM_A);
+  lab.write('web-from-a.yaml', allowFrom('web', 'a'));
   lab.write('a-to-web.yaml', A_TO_WEB_ONLY);
   // netfence-cni as a runtime finds it: an executable of that name on CNI_PATH.
   const bin = path.join(lab.state.workDir, 'cni-bin');
@@ -69,15 +60,14 @@ test.before(async () => {
 
 test.after.always(async () => {
   for (const s of servers) s.kill();
-  for (const ns of sandboxes) execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  for (const remove of netnsCleanups) remove();
   await lab?.down();
 });
 
 /** A new pod sandbox (netns) for demo/web with container ID `id`. */
 function sandbox(id: string): RuntimeConf {
   const ns = `nf-sbx-${id}-${process.pid}`;
-  execFileSync('ip', ['netns', 'add', ns]);
-  sandboxes.push(ns);
+  netnsCleanups.push(createNetns([ns]));
   return { containerId: id, netns: `/run/netns/${ns}`, ifName: 'eth0', args: kubeletArgs({ namespace: 'demo', name: 'web' }, id) };
 }
 
