@@ -394,7 +394,12 @@ export class Agent {
     const discovery = this.discoveryWarnings.filter((w) => w.startsWith(`discover pod ${pod}:`) || w.startsWith(`discover pod ${pod} `));
     const hostIf = this.hostIfErrors.get(pod);
     const reasons = [...discovery, ...(hostIf ? [hostIf] : [])];
-    return reasons.length > 0 ? reasons.join('; ') : 'no enforced endpoint (pod unknown to the state, or not on this node)';
+    if (reasons.length > 0) return reasons.join('; ');
+    const p = this.latest?.snapshot.pods.find((x) => `${x.namespace}/${x.name}` === pod);
+    if (!p) return `no enforced endpoint: the state source does not list pod ${pod}`;
+    if (p.nodeName !== this.opts.nodeName) return `no enforced endpoint: pod ${pod} is on node ${p.nodeName || '(none)'}, this agent is node ${this.opts.nodeName}`;
+    if (p.hostNetwork) return `no enforced endpoint: pod ${pod} uses the host network`;
+    return 'no enforced endpoint: no address of the pod known (none in the state source or the CNI result) and no host interface found';
   }
 
   /** Reconcile until the pod's endpoint is enforced (or fail naming why). */

@@ -147,3 +147,10 @@ test.serial('DEL of the current sandbox forgets it; a pod with no enforceable in
   t.regex(await lab.http('/metrics'), /netfence_errors_total\{stage="discover"\} [1-9]/);
   await macvlanChain.del(third);
 });
+
+test.serial('ADD of a pod the state does not list fails naming that', async (t) => {
+  const ghost = { ...sandbox('c4'), args: kubeletArgs({ namespace: 'demo', name: 'ghost' }, 'c4') };
+  const err = await t.throwsAsync(chain.add(ghost), { instanceOf: CniError });
+  t.regex(err!.message, /program pod demo\/ghost: no enforced endpoint: the state source does not list pod demo\/ghost/);
+  await chain.del(ghost);
+});
