@@ -341,8 +341,12 @@ export class Agent {
    *  while the agent was down) are forgotten first. */
   private async withSandboxes(s: Snapshot): Promise<Snapshot> {
     const sandboxes = this.sandboxes!;
-    for (const gone of await sandboxes.prune().catch((e: Error) => (this.fail('sandboxes', e.message), []))) {
-      this.log.info({ pod: gone.pod, containerId: gone.containerId, netns: gone.netns }, 'CNI sandbox gone (its netns is): forgotten');
+    const gone = await sandboxes.prune().catch((e: Error) => {
+      this.fail('sandboxes', e.message);
+      return [];
+    });
+    for (const g of gone) {
+      this.log.info({ pod: g.pod, containerId: g.containerId, netns: g.netns }, 'CNI sandbox gone (its netns is): forgotten');
     }
     if (sandboxes.size === 0) return s;
     const pods = s.pods.map((p) => {
@@ -403,7 +407,7 @@ export class Agent {
   }
 
   /** Reconcile until the pod's endpoint is enforced (or fail naming why). */
-  async programPod(pod: string, timeoutMs = 5000): Promise<void> {
+  private async programPod(pod: string, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       while (this.running) await new Promise((r) => setTimeout(r, 10));
