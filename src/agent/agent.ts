@@ -5,13 +5,14 @@
 // TCX links) outlive the process, so SIGTERM, kill -9 and restarts never open or drop
 // traffic; a new agent adopts what is pinned, and the last valid versions from the
 // last-good file, so a version rejected before the restart stays replaced after it.
+import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Compiler } from '../compile';
 import type { CompileResult } from '../compile/output';
 import { NfEpFlag, decodeEndpoint, decodeEvent } from '../datapath/codecs';
 import { TcAttacher } from '../datapath/attach';
 import { finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig, updateConfig, type Datapath } from '../datapath/loader';
-import type { NativeAddon } from '../datapath/native-api';
+import type { LinkInfo, NativeAddon } from '../datapath/native-api';
 import { discoverEndpoints, readNetView } from '../endpoints/discover';
 import { LastGood } from '../model/last-good';
 import { formatValidationError } from '../model/snapshot';
@@ -30,7 +31,7 @@ import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { AgentMetrics } from './metrics';
 import { namesFilePath, namesFromCompile, writeNamesFile } from './names-file';
 import { hostInterfaceOf } from './sandboxes-hostif';
-import { Sandboxes, sandboxesFilePath } from './sandboxes';
+import { Sandboxes, sandboxesFilePath, type HostInterface, type Sandbox } from './sandboxes';
 
 export interface AgentOptions {
   /** Where snapshots come from; the agent starts and stops it. */
@@ -239,9 +240,8 @@ export class Agent {
       return undefined;
     }
     const hash = this.latest.version;
-    const snap = await this.withSandboxes(this.latest.snapshot);
-
     const view = readNetView(this.addon);
+    const snap = await this.withSandboxes(this.latest.snapshot, view.links);
     const discovery = discoverEndpoints(view, snap, {
       nodeName: this.opts.nodeName,
       hostInterfaces: snap.config.hostInterfaces,
@@ -337,16 +337,19 @@ export class Agent {
 
   /** The snapshot with the current sandboxes' addresses for pods whose source addresses
    *  do not include them yet (none yet, or an older sandbox's: the API publishes
-   *  status.podIPs only after ADD returns). Sandboxes whose netns is gone (a DEL missed
-   *  while the agent was down) are forgotten first. */
-  private async withSandboxes(s: Snapshot): Promise<Snapshot> {
+   *  status.podIPs only after ADD returns). Sandboxes whose netns and host interface are
+   *  both gone (a DEL missed while the agent was down) are forgotten first; either alone
+   *  is not proof (the agent may not see a /proc/PID/ns/net netns path). */
+  private async withSandboxes(s: Snapshot, links: LinkInfo[]): Promise<Snapshot> {
     const sandboxes = this.sandboxes!;
-    const gone = await sandboxes.prune().catch((e: Error) => {
+    const linkThere = (h: HostInterface): boolean => links.some((l) => l.ifindex === h.ifindex && l.name === h.name);
+    const isGone = (sb: Sandbox): boolean => !fs.existsSync(sb.netns) && !(sb.hostIf && linkThere(sb.hostIf));
+    const gone = await sandboxes.prune(isGone).catch((e: Error) => {
       this.fail('sandboxes', e.message);
       return [];
     });
     for (const g of gone) {
-      this.log.info({ pod: g.pod, containerId: g.containerId, netns: g.netns }, 'CNI sandbox gone (its netns is): forgotten');
+      this.log.info({ pod: g.pod, containerId: g.containerId, netns: g.netns }, 'CNI sandbox gone (netns and host interface): forgotten');
     }
     if (sandboxes.size === 0) return s;
     const pods = s.pods.map((p) => {

@@ -113,10 +113,10 @@ export class Sandboxes {
     return 'deleted';
   }
 
-  /** Forgets sandboxes whose netns is gone (DEL missed while the agent was down); the
+  /** Forgets the sandboxes `isGone` says are (DEL missed while the agent was down); the
    *  removed ones are returned. */
-  async prune(netnsExists: (p: string) => boolean = fs.existsSync): Promise<Sandbox[]> {
-    const gone = this.all().filter((s) => !netnsExists(s.netns));
+  async prune(isGone: (s: Sandbox) => boolean): Promise<Sandbox[]> {
+    const gone = this.all().filter(isGone);
     if (gone.length === 0) return [];
     for (const s of gone) this.byPod.delete(s.pod);
     await this.save();

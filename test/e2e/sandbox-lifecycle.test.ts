@@ -8,6 +8,7 @@ import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { sandboxesFilePath } from '../../src/agent/sandboxes';
 import { labScript } from '../../src/lab/exec';
 import { AgentLab, DEMO_NAMESPACE, allowFrom, NODE_N1, demoPod, labConfig } from './helpers/agent-lab';
 import { CniChain, CniError, REFERENCE_PLUGINS_DIR, createNetns, kubeletArgs, type NetConfList, type RuntimeConf } from '../helpers/libcni';
@@ -153,4 +154,17 @@ test.serial('ADD of a pod the state does not list fails naming that', async (t) 
   const err = await t.throwsAsync(chain.add(ghost), { instanceOf: CniError });
   t.regex(err!.message, /program pod demo\/ghost: no enforced endpoint: the state source does not list pod demo\/ghost/);
   await chain.del(ghost);
+});
+
+test.serial('a sandbox that went away without a DEL (netns and host veth gone) is forgotten, on disk too', async (t) => {
+  const fifth = sandbox('c5');
+  await add(fifth);
+  const file = sandboxesFilePath(lab.node().bpffsRoot);
+  t.true(fs.readFileSync(file, 'utf8').includes('"containerId":"c5"'));
+  servers.pop()!.kill();
+  netnsCleanups.pop()!(); // the runtime lost it: the veth pair dies with the netns
+  const forgotten = (): boolean => lab.agentRecords().some((r) => r.msg === 'CNI sandbox gone (netns and host interface): forgotten' && r.containerId === 'c5');
+  for (const deadline = Date.now() + 10_000; !forgotten() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+  t.true(forgotten(), 'logged');
+  t.false(fs.readFileSync(file, 'utf8').includes('"containerId":"c5"'), 'gone from the sandboxes file');
 });
