@@ -5,6 +5,8 @@
 // TCX links) outlive the process, so SIGTERM, kill -9 and restarts never open or drop
 // traffic; a new agent adopts what is pinned, and the last valid versions from the
 // last-good file, so a version rejected before the restart stays replaced after it.
+// CNI ADD/DEL are keyed by sandbox (agent/sandboxes): a pod's current container ID, its
+// host interface and addresses, kept on disk so a restart enforces them again.
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Compiler } from '../compile';

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { sandboxesFilePath } from '../../src/agent/sandboxes';
+import { askAgent } from '../../src/cni/agent-client';
 import { labScript } from '../../src/lab/exec';
 import { AgentLab, DEMO_NAMESPACE, allowFrom, NODE_N1, demoPod, labConfig } from './helpers/agent-lab';
 import { CniChain, CniError, REFERENCE_PLUGINS_DIR, createNetns, kubeletArgs, type NetConfList, type RuntimeConf } from '../helpers/libcni';
@@ -149,11 +150,14 @@ test.serial('DEL of the current sandbox forgets it; a pod with no enforceable in
   await macvlanChain.del(third);
 });
 
-test.serial('ADD of a pod the state does not list fails naming that', async (t) => {
+test.serial('ADD of a pod the state does not list, or of no pod at all, fails naming that', async (t) => {
   const ghost = { ...sandbox('c4'), args: kubeletArgs({ namespace: 'demo', name: 'ghost' }, 'c4') };
   const err = await t.throwsAsync(chain.add(ghost), { instanceOf: CniError });
   t.regex(err!.message, /program pod demo\/ghost: no enforced endpoint: the state source does not list pod demo\/ghost/);
   await chain.del(ghost);
+  const unnamed = await askAgent(lab.cniSocket(), { op: 'add', containerId: 'c9', netns: ghost.netns, ifName: 'eth0', podNamespace: '', podName: '' }, 5000);
+  t.false(unnamed.ok);
+  t.regex((unnamed as { error: string }).error, /cni add container c9: no pod named \(CNI_ARGS needs K8S_POD_NAMESPACE and K8S_POD_NAME\)$/);
 });
 
 test.serial('a sandbox that went away without a DEL (netns and host veth gone) is forgotten, on disk too', async (t) => {
