@@ -5,13 +5,16 @@
 // TCX links) outlive the process, so SIGTERM, kill -9 and restarts never open or drop
 // traffic; a new agent adopts what is pinned, and the last valid versions from the
 // last-good file, so a version rejected before the restart stays replaced after it.
+// CNI ADD/DEL are keyed by sandbox (agent/sandboxes): a pod's current container ID, its
+// host interface and addresses, kept on disk so a restart enforces them again.
+import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Compiler } from '../compile';
 import type { CompileResult } from '../compile/output';
 import { NfEpFlag, decodeEndpoint, decodeEvent } from '../datapath/codecs';
 import { TcAttacher } from '../datapath/attach';
 import { finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig, updateConfig, type Datapath } from '../datapath/loader';
-import type { NativeAddon } from '../datapath/native-api';
+import type { LinkInfo, NativeAddon } from '../datapath/native-api';
 import { discoverEndpoints, readNetView } from '../endpoints/discover';
 import { LastGood } from '../model/last-good';
 import { formatValidationError } from '../model/snapshot';
@@ -22,11 +25,15 @@ import { Reconciler } from '../reconcile/reconciler';
 import { pruneRuleStats } from '../reconcile/rule-stats';
 import { ensureTunnel, removeTunnel, TUNNEL_OFF } from '../redirect/tunnel';
 import type { SnapshotSource } from '../sources/source';
+import type { CniRequest } from './cni-protocol';
+import { prevResultIps } from './cni-ips';
 import { FlowFeed } from './flow-feed';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
 import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { AgentMetrics } from './metrics';
 import { namesFilePath, namesFromCompile, writeNamesFile } from './names-file';
+import { hostInterfaceOf } from './sandboxes-hostif';
+import { Sandboxes, sandboxesFilePath, type HostInterface, type Sandbox } from './sandboxes';
 
 export interface AgentOptions {
   /** Where snapshots come from; the agent starts and stops it. */
@@ -84,8 +91,12 @@ export class Agent {
   private passErrors = new Set<string>();
   /** The newest snapshot's warnings (skipped kinds), logged once when they appear. */
   private warnings = new Set<string>();
-  /** Addresses from CNI ADD of pods whose addresses the source does not know yet. */
-  private readonly cniIps = new Map<string, string[]>();
+  /** Pod sandboxes from CNI ADD (loaded at start: enforced again by the first pass). */
+  private sandboxes?: Sandboxes;
+  /** Why CNI ADD found no host interface for a pod (route discovery is tried then). */
+  private readonly hostIfErrors = new Map<string, string>();
+  /** The last pass's discovery warnings: why pods of this node have no endpoint. */
+  private discoveryWarnings: string[] = [];
   private compiled?: CompileResult;
   /** Keeps per-pod, per-policy and per-table work between passes (a pod add is O(1)). */
   private readonly compiler = new Compiler();
@@ -126,6 +137,10 @@ export class Agent {
     const { store, warning } = this.lastGoodFile.load();
     if (warning) this.log.warn(warning);
     this.lastGood = store;
+    this.sandboxes = new Sandboxes(sandboxesFilePath(root));
+    const loaded = this.sandboxes.load();
+    if (loaded.warning) this.log.warn(loaded.warning);
+    else if (this.sandboxes.size > 0) this.log.info({ sandboxes: this.sandboxes.size, file: this.sandboxes.file }, 'CNI sandboxes loaded');
     if (!this.dp.adopted && !this.dp.migration) {
       // A new object over compatible maps: every hook moves to it (atomic link update).
       this.attacher.switchPrograms(this.dp);
@@ -208,12 +223,12 @@ export class Agent {
     return snapshot;
   }
 
-  private fail(stage: string, message: string): void {
+  private fail(stage: string, message: string, level: 'error' | 'warn' = 'error'): void {
     this.status.errors.push(message);
     this.passErrors.add(message);
     if (this.lastErrors.has(message)) return;
     this.metrics.errors.inc({ stage });
-    this.log.error({ stage }, message);
+    this.log[level]({ stage }, message);
   }
 
   private async pass(reason: string): Promise<ReconcileReport | undefined> {
@@ -227,15 +242,17 @@ export class Agent {
       return undefined;
     }
     const hash = this.latest.version;
-    const snap = this.withCniIps(this.latest.snapshot);
-
     const view = readNetView(this.addon);
+    const snap = await this.withSandboxes(this.latest.snapshot, view.links);
     const discovery = discoverEndpoints(view, snap, {
       nodeName: this.opts.nodeName,
       hostInterfaces: snap.config.hostInterfaces,
       sysfsRoot: this.opts.sysfsRoot ?? '/sys',
+      cniInterfaces: new Map(this.sandboxes!.all().flatMap((s) => (s.hostIf ? [[s.pod, s.hostIf]] : []))),
     });
-    for (const w of discovery.warnings) this.log.debug(w);
+    // A pod of this node with addresses but no interface is a pod not enforced.
+    this.discoveryWarnings = discovery.warnings;
+    for (const w of discovery.warnings) this.fail('discover', w, 'warn');
 
     const endCompile = this.metrics.compileSeconds.startTimer();
     const result = this.compiler.compile(snap, this.opts.nodeName, discovery.endpoints);
@@ -320,32 +337,82 @@ export class Agent {
     );
   }
 
-  /** The snapshot with CNI ADD addresses for pods it has none for yet; an entry goes
-   *  once the source knows the pod's addresses, or at CNI DEL. */
-  private withCniIps(s: Snapshot): Snapshot {
-    if (this.cniIps.size === 0) return s;
+  /** The snapshot with the current sandboxes' addresses for pods whose source addresses
+   *  do not include them yet (none yet, or an older sandbox's: the API publishes
+   *  status.podIPs only after ADD returns). Sandboxes whose netns and host interface are
+   *  both gone (a DEL missed while the agent was down) are forgotten first; either alone
+   *  is not proof (the agent may not see a /proc/PID/ns/net netns path). */
+  private async withSandboxes(s: Snapshot, links: LinkInfo[]): Promise<Snapshot> {
+    const sandboxes = this.sandboxes!;
+    const linkThere = (h: HostInterface): boolean => links.some((l) => l.ifindex === h.ifindex && l.name === h.name);
+    const isGone = (sb: Sandbox): boolean => !fs.existsSync(sb.netns) && !(sb.hostIf && linkThere(sb.hostIf));
+    const gone = await sandboxes.prune(isGone).catch((e: Error) => {
+      this.fail('sandboxes', e.message);
+      return [];
+    });
+    for (const g of gone) {
+      this.log.info({ pod: g.pod, containerId: g.containerId, netns: g.netns }, 'CNI sandbox gone (netns and host interface): forgotten');
+    }
+    if (sandboxes.size === 0) return s;
     const pods = s.pods.map((p) => {
-      const key = `${p.namespace}/${p.name}`;
-      const ips = this.cniIps.get(key);
-      if (!ips) return p;
-      if (p.ips.length > 0) {
-        this.cniIps.delete(key);
-        return p;
-      }
-      return { ...p, ips };
+      const ips = sandboxes.get(`${p.namespace}/${p.name}`)?.ips ?? [];
+      return ips.length > 0 && !ips.every((ip) => p.ips.includes(ip)) ? { ...p, ips } : p;
     });
     return { ...s, pods };
   }
 
-  /** CNI DEL: forget the addresses ADD brought. */
-  forgetPod(pod: string): void {
-    this.cniIps.delete(pod);
+  /** CNI ADD: the pod's current sandbox (host interface, addresses) is recorded, on disk
+   *  before the answer, then the pod is programmed. */
+  async cniAdd(req: CniRequest): Promise<void> {
+    const pod = cniPod(req);
+    const hostIf = await hostInterfaceOf(this.addon.linkList(), req);
+    if (hostIf instanceof Error) this.hostIfErrors.set(pod, hostIf.message);
+    else this.hostIfErrors.delete(pod);
+    const sandbox = { pod, containerId: req.containerId, ifName: req.ifName, netns: req.netns, ips: prevResultIps(req.prevResult) };
+    await this.sandboxes!.set(hostIf instanceof Error ? sandbox : { ...sandbox, hostIf });
+    this.log.info({ pod, containerId: req.containerId, hostIf: hostIf instanceof Error ? hostIf.message : hostIf.name, ips: sandbox.ips }, 'cni add');
+    await this.programPod(pod);
   }
 
-  /** CNI ADD: reconcile until the pod's endpoint is enforced (or fail naming why).
-   *  `ips` (from the CNI result) stand in for status.podIPs until the source has them. */
-  async programPod(pod: string, ips: string[] = [], timeoutMs = 5000): Promise<void> {
-    if (ips.length) this.cniIps.set(pod, ips);
+  /** CNI DEL: forgets the pod's sandbox if `containerId` is its current one; a late DEL
+   *  of a replaced sandbox changes nothing. */
+  async cniDel(req: CniRequest): Promise<void> {
+    const pod = cniPod(req);
+    const outcome = await this.sandboxes!.delete(pod, req.containerId);
+    if (outcome === 'stale') {
+      const current = this.sandboxes!.get(pod)?.containerId;
+      this.log.info({ pod, containerId: req.containerId, current }, `cni del ignored: container ${req.containerId} is not the current sandbox of ${pod} (${current})`);
+      return;
+    }
+    this.log.info({ pod, containerId: req.containerId, outcome }, 'cni del');
+    if (outcome === 'deleted') {
+      this.hostIfErrors.delete(pod);
+      void this.apply('cni del');
+    }
+  }
+
+  /** CNI CHECK: the container is the pod's current sandbox and the pod is enforced. */
+  cniCheck(req: CniRequest): boolean {
+    const pod = cniPod(req);
+    return this.sandboxes?.get(pod)?.containerId === req.containerId && this.isProgrammed(pod);
+  }
+
+  /** Why the pod has no enforced endpoint, as the last pass found. */
+  private whyNotEnforced(pod: string): string {
+    // Discovery names the pod first in each of its warnings ("discover pod ns/name: ...").
+    const discovery = this.discoveryWarnings.filter((w) => w.startsWith(`discover pod ${pod}:`) || w.startsWith(`discover pod ${pod} `));
+    const hostIf = this.hostIfErrors.get(pod);
+    const reasons = [...discovery, ...(hostIf ? [hostIf] : [])];
+    if (reasons.length > 0) return reasons.join('; ');
+    const p = this.latest?.snapshot.pods.find((x) => `${x.namespace}/${x.name}` === pod);
+    if (!p) return `no enforced endpoint: the state source does not list pod ${pod}`;
+    if (p.nodeName !== this.opts.nodeName) return `no enforced endpoint: pod ${pod} is on node ${p.nodeName || '(none)'}, this agent is node ${this.opts.nodeName}`;
+    if (p.hostNetwork) return `no enforced endpoint: pod ${pod} uses the host network`;
+    return 'no enforced endpoint: no address of the pod known (none in the state source or the CNI result) and no host interface found';
+  }
+
+  /** Reconcile until the pod's endpoint is enforced (or fail naming why). */
+  private async programPod(pod: string, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       while (this.running) await new Promise((r) => setTimeout(r, 10));
@@ -359,7 +426,7 @@ export class Agent {
         throw new Error(`program pod ${pod}: ${how.join(', ')}, not enforced as its policies say: ${failure.error}`);
       }
       if (Date.now() > deadline) {
-        throw new Error(`program pod ${pod}: ${failure?.error ?? 'no enforced endpoint (pod unknown to the state, or no route to its IPs)'}`);
+        throw new Error(`program pod ${pod}: ${failure?.error ?? this.whyNotEnforced(pod)}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -374,4 +441,12 @@ export class Agent {
     this.flowFeed.publish(flow);
     if (logged) this.log.info({ flow }, 'flow');
   }
+}
+
+/** namespace/name of the pod a CNI request is for (CNI_ARGS K8S_POD_NAMESPACE, K8S_POD_NAME). */
+function cniPod(req: CniRequest): string {
+  if (!req.podNamespace || !req.podName) {
+    throw new Error(`cni ${req.op} container ${req.containerId}: no pod named (CNI_ARGS needs K8S_POD_NAMESPACE and K8S_POD_NAME)`);
+  }
+  return `${req.podNamespace}/${req.podName}`;
 }

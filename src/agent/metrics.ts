@@ -41,7 +41,7 @@ export class AgentMetrics {
   readonly registry = new Registry();
   readonly reconcileSeconds = new Histogram({ name: 'netfence_reconcile_duration_seconds', help: 'duration of a pass: discovery, compile and apply', registers: [this.registry], buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
   readonly compileSeconds = new Histogram({ name: 'netfence_compile_duration_seconds', help: 'compile duration', registers: [this.registry], buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
-  readonly errors = new Counter({ name: 'netfence_errors_total', help: 'errors by stage (validate: once when the error appears; compile, apply, endpoint, tunnel, names: per pass that meets them)', labelNames: ['stage'], registers: [this.registry] });
+  readonly errors = new Counter({ name: 'netfence_errors_total', help: 'errors by stage (validate: once when the error appears; compile, apply, endpoint, tunnel, names, discover: per pass that meets them)', labelNames: ['stage'], registers: [this.registry] });
   readonly generation = new Gauge({ name: 'netfence_applied_generation', help: 'generation of the applied state', registers: [this.registry] });
   readonly endpoints = new Gauge({ name: 'netfence_endpoints', help: 'enforced endpoints', registers: [this.registry] });
   readonly flowLogsSuppressed = new Counter({ name: 'netfence_flow_logs_suppressed_total', help: 'drop events received but not logged (flow log rate limit)', registers: [this.registry] });

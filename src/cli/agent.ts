@@ -3,7 +3,6 @@
 import { Command } from 'commander';
 import pino from 'pino';
 import { Agent } from '../agent/agent';
-import { prevResultIps } from '../agent/cni-ips';
 import { AgentSocket, agentSocketPath } from '../agent/agent-socket';
 import { startHttp } from '../agent/http';
 import { lockBpffsRoot } from '../agent/instance-lock';
@@ -61,12 +60,9 @@ export function agentCommand(): Command {
       const server = await startHttp(address, () => agent.status, agent.metrics.registry);
       const socket = new AgentSocket(
         {
-          add: (req) => agent.programPod(`${req.podNamespace}/${req.podName}`, prevResultIps(req.prevResult)),
-          del: async (req) => {
-            agent.forgetPod(`${req.podNamespace}/${req.podName}`);
-            void agent.apply('cni del');
-          },
-          check: async (req) => agent.isProgrammed(`${req.podNamespace}/${req.podName}`),
+          add: (req) => agent.cniAdd(req),
+          del: (req) => agent.cniDel(req),
+          check: async (req) => agent.cniCheck(req),
           flows: (sock) => agent.flowFeed.add(sock),
         },
         (e) => log.error({ err: e }, 'agent socket'),

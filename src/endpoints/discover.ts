@@ -4,6 +4,8 @@
 //  - secondary networks: the VF representor of PodNetwork.pciAddress (sysfs), or else
 //    the link routing one of that network's pod IPs;
 //  - host interfaces: link names matching config.hostInterfaces globs.
+// A pod whose sandbox CNI announced is enforced on the host interface CNI named, while
+// that link (same name and ifindex) exists; route discovery is for the others.
 // Pure over a NetView so tests feed it links and routes directly.
 import type { DiscoveredEndpoint } from '../compile/endpoint';
 import type { LinkInfo, NativeAddon, Route } from '../datapath/native-api';
@@ -25,6 +27,8 @@ export interface DiscoverOptions {
   nodeName: string;
   hostInterfaces: readonly string[];
   sysfsRoot: string;
+  /** Host-side interface of each CNI-announced pod sandbox, by namespace/name. */
+  cniInterfaces?: ReadonlyMap<string, { name: string; ifindex: number }>;
 }
 
 export interface Discovery {
@@ -54,6 +58,13 @@ export function matchesAny(name: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => matchesGlob(name, p));
 }
 
+/** The link CNI announced for the pod, if it is still that link (names are reused). */
+function cniLink(byName: ReadonlyMap<string, LinkInfo>, pod: string, opts: DiscoverOptions): LinkInfo | undefined {
+  const want = opts.cniInterfaces?.get(pod);
+  const link = want && byName.get(want.name);
+  return link?.ifindex === want?.ifindex ? link : undefined;
+}
+
 export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: DiscoverOptions): Discovery {
   const links = new Map(view.links.map((l) => [l.ifindex, l]));
   const byName = new Map(view.links.map((l) => [l.name, l]));
@@ -77,7 +88,7 @@ export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: Disco
   for (const pod of snapshot.pods) {
     if (pod.nodeName !== opts.nodeName || pod.hostNetwork) continue;
     const key = `${pod.namespace}/${pod.name}`;
-    const link = linkForIps(pod.ips);
+    const link = cniLink(byName, key, opts) ?? linkForIps(pod.ips);
     const podMac = link ? view.peerMac(link) : null;
     if (link) add(link, { kind: 'pod', pod: key, ...(podMac && { veth: { podMac, hostMac: link.mac } }) });
     else if (pod.ips.length > 0) warnings.push(`discover pod ${key}: no /32 or /128 route to ${pod.ips.join(', ')} on this node`);

@@ -5,8 +5,22 @@
 // reverse order with the cached result; STATUS (1.1) asks every plugin. The plugins run
 // inside the node's network namespace (nsenter: only the netns changes, so the agent's unix
 // socket and the pins stay visible), never in the root namespace.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+
+/** Creates named network namespaces; the returned function deletes them (those still there). */
+export function createNetns(names: string[]): () => void {
+  for (const ns of names) execFileSync('ip', ['netns', 'add', ns]);
+  return () => {
+    for (const ns of names) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+}
 
 /** Where Debian's containernetworking-plugins installs the reference plugins. */
 export const REFERENCE_PLUGINS_DIR = '/usr/lib/cni';

@@ -78,3 +78,17 @@ test('pods by host routes (with both MACs of a veth whose peer is found), second
   t.deepEqual(d.warnings, ['discover pod ns/c: no /32 or /128 route to 10.244.0.77 on this node']);
   fs.rmSync(root, { recursive: true });
 });
+
+test('a CNI-announced host interface wins over the route while it is the same link; a reused name falls back to the route', (t) => {
+  const view = {
+    links: [link(10, 'veth-old'), link(12, 'veth-cni')],
+    routes: [{ family: 4 as const, table: 254, dst: '10.244.0.5/32', oif: 10 }],
+    peerMac: () => null,
+  };
+  const s = snap([pod('a', ['10.244.0.5'])]);
+  const opts = { nodeName: 'n1', hostInterfaces: [], sysfsRoot: '/nonexistent' };
+  const announced = discoverEndpoints(view, s, { ...opts, cniInterfaces: new Map([['ns/a', { name: 'veth-cni', ifindex: 12 }]]) });
+  t.deepEqual(announced.endpoints, [{ ifname: 'veth-cni', ifindex: 12, kind: 'pod', pod: 'ns/a' }]);
+  const reused = discoverEndpoints(view, s, { ...opts, cniInterfaces: new Map([['ns/a', { name: 'veth-cni', ifindex: 99 }]]) });
+  t.deepEqual(reused.endpoints, [{ ifname: 'veth-old', ifindex: 10, kind: 'pod', pod: 'ns/a' }]);
+});

@@ -47,16 +47,19 @@ metadata: { name: isolate-${app}, namespace: demo }
 spec: { podSelector: { matchLabels: { app: ${app} } }, policyTypes: [${types}] }
 `;
 
-/** b accepts TCP 80 from a only. */
-export const ALLOW_A_TO_B = `
+/** Pods app=<to> of namespace demo accept TCP 80 from app=<from> only. */
+export const allowFrom = (to: string, from: string): string => `
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: { name: b-from-a, namespace: demo }
+metadata: { name: ${to}-from-${from}, namespace: demo }
 spec:
-  podSelector: { matchLabels: { app: b } }
+  podSelector: { matchLabels: { app: ${to} } }
   policyTypes: [Ingress]
-  ingress: [{ from: [{ podSelector: { matchLabels: { app: a } } }], ports: [{ port: 80 }] }]
+  ingress: [{ from: [{ podSelector: { matchLabels: { app: ${from} } } }], ports: [{ port: 80 }] }]
 `;
+
+/** b accepts TCP 80 from a only. */
+export const ALLOW_A_TO_B = allowFrom('b', 'a');
 
 /** The lab tests' NetfenceConfig (uplink eth0, services 10.96.0.0/16); `extra` is appended YAML. */
 export function labConfig(extra = ''): string {
