@@ -19,8 +19,14 @@ export interface SandboxLink {
 
 export type SandboxLinkReader = (netns: string, ifName: string) => Promise<SandboxLink>;
 
-/** Reads CNI_IFNAME inside CNI_NETNS with `ip` (a netns switch is per thread: never in the agent's). */
+/** A Linux interface name (IFNAMSIZ, no separators) that cannot read as an option. */
+const IFNAME = /^[^-\s/:][^\s/:]{0,14}$/;
+
+/** Reads CNI_IFNAME inside CNI_NETNS with `ip` (a netns switch is per thread: never in the
+ *  agent's). Both come from a CNI request: checked before they reach an argv (no shell). */
 export const readSandboxLink: SandboxLinkReader = async (netns, ifName) => {
+  if (!netns.startsWith('/') || netns.includes('\0')) throw new Error(`read sandbox link: CNI_NETNS must be an absolute path, got "${netns}"`);
+  if (!IFNAME.test(ifName)) throw new Error(`read sandbox link: CNI_IFNAME is not an interface name: "${ifName}"`);
   const { stdout } = await run('nsenter', [`--net=${netns}`, 'ip', '-j', '-d', 'link', 'show', 'dev', ifName], { timeout: 2000 });
   const [l] = JSON.parse(stdout) as { ifindex: number; link_index?: number; linkinfo?: { info_kind?: string } }[];
   return { ifindex: l.ifindex, kind: l.linkinfo?.info_kind ?? '', peerIfindex: l.link_index ?? 0 };
