@@ -12,7 +12,7 @@ import type { CniRequest } from '../../src/agent/cni-protocol';
 import { AgentSocket, type AgentSocketHandler } from '../../src/agent/agent-socket';
 
 const run = promisify(execFile);
-const plugin = path.resolve(__dirname, '../../src/cni/main.js');
+const plugin = path.resolve(__dirname, '../../netfence-cni.js'); // the bundle that ships
 const hostNs = `nf-cnih-${process.pid}`;
 const podNs = `nf-cnic-${process.pid}`;
 const podNsPath = `/run/netns/${podNs}`;

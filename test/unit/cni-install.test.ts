@@ -27,7 +27,7 @@ test('the installed wrapper runs the plugin with its own node', async (t) => {
   });
   t.true((JSON.parse(out) as { supportedVersions: string[] }).supportedVersions.includes('1.1.0'));
   installBinary(bin, dist); // rerun: same result
-  t.true(fs.existsSync(path.join(bin, 'netfence', 'src', 'agent', 'cni-protocol.js')));
+  t.deepEqual(fs.readdirSync(path.join(bin, 'netfence')).sort(), ['netfence-cni.js', 'node'], 'one bundled file besides node');
 });
 
 test('joins the first conflist once, keeping the other plugins in order', (t) => {
