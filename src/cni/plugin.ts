@@ -10,8 +10,22 @@ export const LATEST_VERSION = '1.1.0';
 const DEFAULT_TIMEOUT_MS = 15_000;
 /** DEL and STATUS never wait longer on the agent: pod removal must not hang on a stuck agent. */
 export const BRIEF_TIMEOUT_MS = 2_000;
-/** Keys the runtime (libcni) or a conflist may legitimately pass, plus ours; others are errors. */
-const KNOWN_KEYS = new Set(['cniVersion', 'name', 'type', 'args', 'capabilities', 'runtimeConfig', 'prevResult', 'agentSocket', 'agentTimeoutMs', 'failOpen']);
+/** Keys the runtime (libcni) or a conflist may legitimately pass, plus ours; others are errors.
+ *  libcni's GC passes the valid attachments under both names (the spec's and an older one). */
+const KNOWN_KEYS = new Set([
+  'cniVersion',
+  'name',
+  'type',
+  'args',
+  'capabilities',
+  'runtimeConfig',
+  'prevResult',
+  'cni.dev/valid-attachments',
+  'cni.dev/attachments',
+  'agentSocket',
+  'agentTimeoutMs',
+  'failOpen',
+]);
 
 /** CNI well-known error codes (spec "Error"), plus ours from 100 up. */
 export const CniCode = {

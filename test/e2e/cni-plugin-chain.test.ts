@@ -99,13 +99,16 @@ test.serial('spec 1.0: ADD returns once the agent enforces the pod, CHECK and DE
   t.deepEqual(c.invocations.map((i) => `${i.command} ${i.plugin}`), ['ADD ptp', 'ADD netfence-cni', 'CHECK ptp', 'CHECK netfence-cni', 'DEL netfence-cni', 'DEL ptp']);
 });
 
-test.serial('spec 1.1: STATUS asks the agent, CHECK judges the cached result; older versions are refused STATUS', async (t) => {
+test.serial('spec 1.1: STATUS asks the agent, CHECK judges the cached result, GC takes libcni keys; older versions are refused STATUS and CHECK', async (t) => {
   const c = chain(lab.cniSocket());
   const rt = sandbox(t, 'c-d-11');
   const prevResult = { ...((await c.add(rt)) as object), cniVersion: '1.1.0' };
   const conf = { cniVersion: '1.1.0', agentSocket: lab.cniSocket() };
   t.is((await nfcni('STATUS', conf)).result, undefined, 'STATUS succeeds with no output');
   t.is((await nfcni('CHECK', { ...conf, prevResult }, rt)).result, undefined);
+  const attachments = [{ containerID: rt.containerId, ifname: 'eth0' }];
+  const gc = { ...conf, 'cni.dev/valid-attachments': attachments, 'cni.dev/attachments': attachments };
+  t.is((await nfcni('GC', gc)).result, undefined, "GC with libcni's attachment keys");
   t.is((await rejection(nfcni('STATUS', { ...conf, cniVersion: '1.0.0' }))).code, 1, 'STATUS is a 1.1 command');
   t.is((await rejection(nfcni('CHECK', { ...conf, cniVersion: '0.3.1', prevResult }, rt))).code, 1, 'CHECK is a 0.4.0 command');
   const down = await rejection(nfcni('STATUS', { ...conf, agentSocket: path.join(tmp, 'nobody.sock') }));
