@@ -2,22 +2,25 @@
 // and without netfence-cni chained last, run the way libcni runs a conflist
 // (test/helpers/libcni.ts) in a private node namespace, one pod sandbox ADDed and DELeted
 // per sample, the two chains interleaved. netfence-cni is the shipped bundle behind the
-// installer's kind of wrapper; the agent socket answers at once, so the figures are the
+// installer's wrapper; the agent socket answers at once, so the figures are the
 // plugin's own cost (process start, config, one socket round trip), not the agent's
 // programming (the lab part times that). The floor of any node plugin, a bare `node -e 0`
 // under nsenter, is measured in the same rounds.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { AgentSocket } from '../src/agent/agent-socket';
 import { BUNDLE_FILE } from '../src/cni/bundle';
+import { wrapperScript } from '../src/cni/install';
 import { CniChain, REFERENCE_PLUGINS_DIR, kubeletArgs, type NetConfList } from '../test/helpers/libcni';
 import { REPO_ROOT } from './datapath';
 import { onInterrupt, runSyncQuiet } from './exec';
 import { percentile } from './stats';
 import type { CniResults, Percentiles } from './types';
 
+const execFileAsync = promisify(execFile);
 const pct = (ms: number[]): Percentiles => ({ p50Ms: percentile(ms, 50), p99Ms: percentile(ms, 99), samplesMs: ms });
 
 export async function runCni(opts: { pods: number; log: (msg: string) => void }): Promise<CniResults | string> {
@@ -37,7 +40,7 @@ export async function runCni(opts: { pods: number; log: (msg: string) => void })
     for (const ns of [node, pod]) execFileSync('ip', ['netns', 'add', ns]);
     const bin = path.join(tmp, 'bin');
     fs.mkdirSync(bin);
-    fs.writeFileSync(path.join(bin, 'netfence-cni'), `#!/bin/sh\nexec "${process.execPath}" "${bundle}" "$@"\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(bin, 'netfence-cni'), wrapperScript(process.execPath, bundle), { mode: 0o755 });
     const socket = path.join(tmp, 'agent.sock');
     await server.listen(socket);
     const exec = { nodeNetns: `/run/netns/${node}`, path: [bin, REFERENCE_PLUGINS_DIR] };
@@ -57,8 +60,9 @@ export async function runCni(opts: { pods: number; log: (msg: string) => void })
         chainAdd[name].push(Number(process.hrtime.bigint() - started) / 1e6);
         await chain.del(rt);
       }
+      // Timed the way the driver times a plugin (an asynchronous child, the driver's bare environment).
       const started = process.hrtime.bigint();
-      execFileSync('nsenter', [`--net=/run/netns/${node}`, process.execPath, '-e', '0']);
+      await execFileAsync('nsenter', [`--net=/run/netns/${node}`, process.execPath, '-e', '0'], { env: { PATH: process.env.PATH } });
       nodeStart.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
     const addMs = (plugin: string) => chains.with.invocations.filter((v) => v.command === 'ADD' && v.plugin === plugin).map((v) => v.ms);

@@ -30,14 +30,20 @@ function writeAtomic(file: string, data: string | Buffer, mode: number): void {
   fs.renameSync(tmp, file);
 }
 
+/** The executable the runtime finds on CNI_PATH. The runtime's environment is not node's to
+ *  use: NODE_OPTIONS (e.g. --require hooks) and NODE_EXTRA_CA_CERTS (a CA bundle parsed at
+ *  start, more than node's own start-up here) would run at every pod start. */
+export function wrapperScript(nodeBinary: string, bundle: string): string {
+  return `#!/bin/sh\nunset NODE_OPTIONS NODE_EXTRA_CA_CERTS\nexec "${nodeBinary}" "${bundle}" "$@"\n`;
+}
+
 /** Copy node, the plugin bundle (built by `npm run build:ts`) and a wrapper into binDir (binDir/netfence-cni). */
 export function installBinary(binDir: string, distDir: string, nodeBinary = process.execPath): void {
   const home = path.join(binDir, 'netfence');
   fs.mkdirSync(home, { recursive: true });
   writeAtomic(path.join(home, BUNDLE_FILE), fs.readFileSync(path.join(distDir, BUNDLE_FILE)), 0o644);
   writeAtomic(path.join(home, 'node'), fs.readFileSync(nodeBinary), 0o755);
-  const wrapper = `#!/bin/sh\nexec "${home}/node" "${home}/${BUNDLE_FILE}" "$@"\n`;
-  writeAtomic(path.join(binDir, PLUGIN_TYPE), wrapper, 0o755);
+  writeAtomic(path.join(binDir, PLUGIN_TYPE), wrapperScript(path.join(home, 'node'), path.join(home, BUNDLE_FILE)), 0o755);
 }
 
 /** The primary network: the first config file in lexical order, as the runtime picks it. */

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AgentSocket } from '../../src/agent/agent-socket';
+import { wrapperScript } from '../../src/cni/install';
 import { CniChain, CniError, REFERENCE_PLUGINS_DIR, execPlugin, kubeletArgs, type NetConfList, type RuntimeConf } from '../helpers/libcni';
 import { AgentLab, demoPod, demoPodsAbc, labConfig } from './helpers/agent-lab';
 
@@ -23,7 +24,7 @@ let lab: AgentLab;
 
 test.before(async () => {
   fs.mkdirSync(pluginDir);
-  fs.writeFileSync(path.join(pluginDir, 'netfence-cni'), `#!/bin/sh\nexec "${process.execPath}" "${BUNDLE}" "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(pluginDir, 'netfence-cni'), wrapperScript(process.execPath, BUNDLE), { mode: 0o755 });
   execFileSync('ip', ['netns', 'add', podNs]);
   lab = await AgentLab.up('cnichain', { 'pods.yaml': demoPodsAbc(), 'netfence.yaml': labConfig() });
   lab.write('d.yaml', demoPod('d', POD_IP));
