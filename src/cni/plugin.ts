@@ -93,7 +93,7 @@ function parseConf(o: Record<string, unknown> & { cniVersion: string }): NetConf
     throw new CniError(
       CniCode.INVALID_CONFIG,
       `read network config: ${unknown.join(', ')}: unknown key${unknown.length > 1 ? 's' : ''}`,
-      'netfence-cni accepts agentSocket, agentTimeoutMs and failOpen besides the standard cniVersion, name, type, args, capabilities, runtimeConfig and prevResult',
+      `netfence-cni accepts ${[...KNOWN_KEYS].join(', ')}`,
     );
   }
   if (o.agentSocket !== undefined && (typeof o.agentSocket !== 'string' || o.agentSocket === '')) throw bad('agentSocket', 'a non-empty string');
