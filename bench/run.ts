@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only pkt,net,control,apply,lab,tunnel] [--object PATH]`
+// `npm run bench [-- --quick] [--only pkt,net,control,apply,lab,tunnel,cni] [--object PATH]`
 // Runs the benchmarks, prints ratio tables, writes bench/results/latest.json and
 // regenerates bench/REPORT.md + bench/chart.svg. Parts whose prerequisites are missing
 // (datapath object, addon, CLI) are skipped and named in the report.
@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import type { NativeAddon } from '../src/datapath/native-api';
 import { EMPTY_OBJECT, CRR_BINARY, NETFENCE_OBJECT, REPO_ROOT } from './datapath';
 import { runApply } from './apply';
+import { runCni } from './cni';
 import { runControl } from './control';
 import { runLab } from './lab';
 import { runNet, type Engine } from './net';
@@ -19,7 +20,7 @@ import { evaluateTargets, netVariantOrder, writeReport } from './report';
 import { ratio } from './stats';
 import type { BenchResults } from './types';
 
-const PARTS = ['pkt', 'net', 'control', 'apply', 'lab', 'tunnel'] as const;
+const PARTS = ['pkt', 'net', 'control', 'apply', 'lab', 'tunnel', 'cni'] as const;
 type Part = (typeof PARTS)[number];
 
 /** The result fields each part fills. */
@@ -233,6 +234,20 @@ async function main(): Promise<void> {
       } catch (e) {
         skipped.tunnel = `failed: ${(e as Error).message.split('\n')[0]}`;
         log(skipped.tunnel);
+      }
+    }
+  }
+
+  if (only.has('cni')) {
+    if (!isRoot) skipped.cni = 'needs root';
+    else {
+      try {
+        const cni = await runCni({ pods: quick ? 20 : 100, log });
+        if (typeof cni === 'string') skipped.cni = cni;
+        else results.cni = cni;
+      } catch (e) {
+        skipped.cni = `failed: ${(e as Error).message.split('\n')[0]}`;
+        log(skipped.cni);
       }
     }
   }

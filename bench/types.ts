@@ -68,6 +68,24 @@ export interface LabResults {
   podIsolation?: { p50Ms: number; p99Ms: number; samplesMs: number[] };
 }
 
+export interface Percentiles {
+  p50Ms: number;
+  p99Ms: number;
+  samplesMs: number[];
+}
+
+/** CNI chain overhead (bench/cni.ts): ptp + host-local with and without netfence-cni. */
+export interface CniResults {
+  /** Pod sandboxes ADDed (and DELeted) per chain. */
+  pods: number;
+  chainAdd: { without: Percentiles; with: Percentiles };
+  /** Each plugin's own ADD in the chain with netfence-cni. */
+  pluginAdd: { ptp: Percentiles; netfenceCni: Percentiles };
+  /** `node -e 0` in the node namespace: the floor of a plugin written for node. */
+  nodeStart: Percentiles;
+  bundleBytes: number;
+}
+
 /** One transparent-tunnel mode in the lab (bench/tunnel.ts). */
 export interface TunnelModeResult {
   /** Median connections/s between two pods of one node (bench/crr.c). */
@@ -144,6 +162,7 @@ export interface BenchResults {
   apply?: ApplyResults;
   lab?: LabResults;
   tunnel?: TunnelResults;
+  cni?: CniResults;
   /** Benchmark -> why it did not run (or ran partly). */
   skipped: Record<string, string>;
   /** Part -> when its figures were measured: a `--only` run keeps the other parts of the

@@ -1,15 +1,14 @@
 #!/usr/bin/env node
 // The DaemonSet's init container: installs netfence-cni on the host (a node binary, the
-// plugin's few modules and a wrapper script, since hosts need not have node) and appends
-// it to the primary CNI network's plugin chain. Idempotent: reruns change nothing.
+// plugin bundled into one file and a wrapper script, since hosts need not have node) and
+// appends it to the primary CNI network's plugin chain. Idempotent: reruns change nothing.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { DEFAULT_AGENT_SOCKET } from '../agent/cni-protocol';
+import { BUNDLE_FILE } from './bundle';
 
 export const PLUGIN_TYPE = 'netfence-cni';
-/** The plugin's module closure, relative to dist/ (main.js imports nothing else). */
-const PLUGIN_FILES = ['src/cni/main.js', 'src/cni/plugin.js', 'src/cni/agent-client.js', 'src/agent/cni-protocol.js'];
 
 export interface ChainEntry {
   type: string;
@@ -31,16 +30,20 @@ function writeAtomic(file: string, data: string | Buffer, mode: number): void {
   fs.renameSync(tmp, file);
 }
 
-/** Copy node, the plugin modules and a wrapper into binDir (binDir/netfence-cni). */
+/** The executable the runtime finds on CNI_PATH. The runtime's environment is not node's to
+ *  use: NODE_OPTIONS (e.g. --require hooks) and NODE_EXTRA_CA_CERTS (a CA bundle parsed at
+ *  start, more than node's own start-up here) would run at every pod start. */
+export function wrapperScript(nodeBinary: string, bundle: string): string {
+  return `#!/bin/sh\nunset NODE_OPTIONS NODE_EXTRA_CA_CERTS\nexec "${nodeBinary}" "${bundle}" "$@"\n`;
+}
+
+/** Copy node, the plugin bundle (built by `npm run build:ts`) and a wrapper into binDir (binDir/netfence-cni). */
 export function installBinary(binDir: string, distDir: string, nodeBinary = process.execPath): void {
   const home = path.join(binDir, 'netfence');
-  for (const f of PLUGIN_FILES) {
-    fs.mkdirSync(path.dirname(path.join(home, f)), { recursive: true });
-    writeAtomic(path.join(home, f), fs.readFileSync(path.join(distDir, f)), 0o644);
-  }
+  fs.mkdirSync(home, { recursive: true });
+  writeAtomic(path.join(home, BUNDLE_FILE), fs.readFileSync(path.join(distDir, BUNDLE_FILE)), 0o644);
   writeAtomic(path.join(home, 'node'), fs.readFileSync(nodeBinary), 0o755);
-  const wrapper = `#!/bin/sh\nexec "${home}/node" "${home}/src/cni/main.js" "$@"\n`;
-  writeAtomic(path.join(binDir, PLUGIN_TYPE), wrapper, 0o755);
+  writeAtomic(path.join(binDir, PLUGIN_TYPE), wrapperScript(path.join(home, 'node'), path.join(home, BUNDLE_FILE)), 0o755);
 }
 
 /** The primary network: the first config file in lexical order, as the runtime picks it. */

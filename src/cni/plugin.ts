@@ -5,7 +5,27 @@ import { canConnect, DEFAULT_AGENT_SOCKET, type CniOp, type CniRequest } from '.
 import { AgentUnreachableError, askAgent } from './agent-client';
 
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
+/** The version we answer in when the caller's is unknown or unsupported. */
+export const LATEST_VERSION = '1.1.0';
 const DEFAULT_TIMEOUT_MS = 15_000;
+/** DEL and STATUS never wait longer on the agent: pod removal must not hang on a stuck agent. */
+export const BRIEF_TIMEOUT_MS = 2_000;
+/** Keys the runtime (libcni) or a conflist may legitimately pass, plus ours; others are errors.
+ *  libcni's GC passes the valid attachments under both names (the spec's and an older one). */
+const KNOWN_KEYS = new Set([
+  'cniVersion',
+  'name',
+  'type',
+  'args',
+  'capabilities',
+  'runtimeConfig',
+  'prevResult',
+  'cni.dev/valid-attachments',
+  'cni.dev/attachments',
+  'agentSocket',
+  'agentTimeoutMs',
+  'failOpen',
+]);
 
 /** CNI well-known error codes (spec "Error"), plus ours from 100 up. */
 export const CniCode = {
@@ -49,16 +69,33 @@ class CniError extends Error {
   }
 }
 
-function parseConf(stdin: string): NetConf {
-  let o: Record<string, unknown>;
+function decodeConf(stdin: string): Record<string, unknown> {
+  let o: unknown;
   try {
-    o = JSON.parse(stdin) as Record<string, unknown>;
+    o = JSON.parse(stdin);
   } catch (err) {
     throw new CniError(CniCode.DECODE, 'decode network config: invalid JSON', (err as Error).message);
   }
-  if (typeof o !== 'object' || o === null) throw new CniError(CniCode.DECODE, 'decode network config: not a JSON object');
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new CniError(CniCode.DECODE, 'decode network config: not a JSON object');
+  return o as Record<string, unknown>;
+}
+
+const supported = (v: unknown): v is string => (SUPPORTED_VERSIONS as readonly unknown[]).includes(v);
+
+/** Versions compare by their place in SUPPORTED_VERSIONS (ascending); both must be in it. */
+const atLeast = (v: string, min: string) => SUPPORTED_VERSIONS.indexOf(v as never) >= SUPPORTED_VERSIONS.indexOf(min as never);
+
+/** o.cniVersion is a supported version (checked first, to answer in it). */
+function parseConf(o: Record<string, unknown> & { cniVersion: string }): NetConf {
   const bad = (field: string, want: string) => new CniError(CniCode.INVALID_CONFIG, `read network config: ${field}: must be ${want}`);
-  if (typeof o.cniVersion !== 'string') throw bad('cniVersion', 'a string');
+  const unknown = Object.keys(o).filter((k) => !KNOWN_KEYS.has(k));
+  if (unknown.length > 0) {
+    throw new CniError(
+      CniCode.INVALID_CONFIG,
+      `read network config: ${unknown.join(', ')}: unknown key${unknown.length > 1 ? 's' : ''}`,
+      `netfence-cni accepts ${[...KNOWN_KEYS].join(', ')}`,
+    );
+  }
   if (o.agentSocket !== undefined && (typeof o.agentSocket !== 'string' || o.agentSocket === '')) throw bad('agentSocket', 'a non-empty string');
   if (o.agentTimeoutMs !== undefined && !(typeof o.agentTimeoutMs === 'number' && o.agentTimeoutMs > 0)) throw bad('agentTimeoutMs', 'a positive number');
   if (o.failOpen !== undefined && typeof o.failOpen !== 'boolean') throw bad('failOpen', 'a boolean');
@@ -91,6 +128,14 @@ function need(env: NodeJS.ProcessEnv, name: string): string {
 
 function request(op: CniOp, env: NodeJS.ProcessEnv, conf: NetConf): CniRequest {
   const args = parseCniArgs(env.CNI_ARGS ?? '');
+  // The agent enforces Kubernetes pods: without the kubelet's pod reference it cannot, so
+  // say so now rather than after the agent's timeout. DEL goes by container ID alone.
+  if (op !== 'del') {
+    const missing = ['K8S_POD_NAMESPACE', 'K8S_POD_NAME'].filter((k) => !args[k]);
+    if (missing.length > 0) {
+      throw new CniError(CniCode.INVALID_ENV, `read environment: CNI_ARGS: ${missing.join(' and ')} required`, 'netfence-cni serves Kubernetes pods: the kubelet passes K8S_POD_NAMESPACE and K8S_POD_NAME');
+    }
+  }
   return {
     op,
     containerId: need(env, 'CNI_CONTAINERID'),
@@ -102,9 +147,9 @@ function request(op: CniOp, env: NodeJS.ProcessEnv, conf: NetConf): CniRequest {
   };
 }
 
-async function ask(conf: NetConf, req: CniRequest): Promise<{ ok: true } | { ok: false; error: string; unreachable: boolean }> {
+async function ask(conf: NetConf, req: CniRequest, timeoutMs = conf.agentTimeoutMs): Promise<{ ok: true } | { ok: false; error: string; unreachable: boolean }> {
   try {
-    const res = await askAgent(conf.agentSocket, req, conf.agentTimeoutMs);
+    const res = await askAgent(conf.agentSocket, req, timeoutMs);
     return res.ok ? res : { ...res, unreachable: false };
   } catch (err) {
     if (err instanceof AgentUnreachableError) return { ok: false, error: err.message, unreachable: true };
@@ -116,19 +161,32 @@ function who(req: CniRequest): string {
   return req.podName ? `${req.podNamespace}/${req.podName}` : req.containerId;
 }
 
+/** VERSION needs no config (the runtime may send none): the caller's version if we speak it, else ours. */
+function versionOutput(stdin: string): PluginOutput {
+  const asked = stdin.trim() === '' ? undefined : decodeConf(stdin).cniVersion;
+  const cniVersion = supported(asked) ? asked : LATEST_VERSION;
+  return { exitCode: 0, stdout: JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n', stderr: '' };
+}
+
+/** Commands the spec introduced after the first supported version. */
+const SINCE: Record<string, string> = { CHECK: '0.4.0', STATUS: '1.1.0', GC: '1.1.0' };
+
 export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string): Promise<PluginOutput> {
-  let version = '1.1.0';
+  // Errors are answered in the caller's version when we speak it, else in ours.
+  let answerIn = LATEST_VERSION;
   try {
     const command = env.CNI_COMMAND;
     if (!command) throw new CniError(CniCode.INVALID_ENV, 'read environment: CNI_COMMAND: required');
-    const conf = parseConf(stdin);
-    version = conf.cniVersion;
-    if (command === 'VERSION') {
-      return { exitCode: 0, stdout: JSON.stringify({ cniVersion: conf.cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n', stderr: '' };
+    if (command === 'VERSION') return versionOutput(stdin);
+    const raw = decodeConf(stdin);
+    if (!supported(raw.cniVersion)) {
+      throw new CniError(CniCode.INCOMPATIBLE_VERSION, `incompatible CNI version ${JSON.stringify(raw.cniVersion)}`, `supported: ${SUPPORTED_VERSIONS.join(', ')}`);
     }
-    if (!(SUPPORTED_VERSIONS as readonly string[]).includes(conf.cniVersion)) {
-      version = '1.1.0';
-      throw new CniError(CniCode.INCOMPATIBLE_VERSION, `incompatible CNI version ${conf.cniVersion}`, `supported: ${SUPPORTED_VERSIONS.join(', ')}`);
+    answerIn = raw.cniVersion;
+    const conf = parseConf({ ...raw, cniVersion: raw.cniVersion });
+    const since = SINCE[command];
+    if (since && !atLeast(conf.cniVersion, since)) {
+      throw new CniError(CniCode.INCOMPATIBLE_VERSION, `${command} needs CNI version ${since} or later, config is ${conf.cniVersion}`);
     }
     switch (command) {
       case 'ADD':
@@ -147,7 +205,7 @@ export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string): Promise<
     }
   } catch (err) {
     const e = err instanceof CniError ? err : new CniError(CniCode.TRY_AGAIN_LATER, (err as Error).message);
-    const out = { cniVersion: version, code: e.code, msg: e.message, ...(e.details && { details: e.details }) };
+    const out = { cniVersion: answerIn, code: e.code, msg: e.message, ...(e.details && { details: e.details }) };
     return { exitCode: 1, stdout: JSON.stringify(out) + '\n', stderr: '' };
   }
 }
@@ -172,7 +230,7 @@ async function add(env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput>
 
 async function del(env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
   const req = request('del', env, conf);
-  const res = await ask(conf, req);
+  const res = await ask(conf, req, Math.min(conf.agentTimeoutMs, BRIEF_TIMEOUT_MS));
   // DEL must not block pod removal: the agent drops endpoints whose interface is gone anyway.
   const stderr = res.ok ? '' : `netfence-cni: forget endpoint ${who(req)}: ${res.error}\n`;
   return { exitCode: 0, stdout: '', stderr };
@@ -189,6 +247,6 @@ async function check(env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutpu
 
 async function status(conf: NetConf): Promise<PluginOutput> {
   // Whether ADDs can be served right now: the agent accepts connections.
-  if ((await canConnect(conf.agentSocket, conf.agentTimeoutMs)) || conf.failOpen) return { exitCode: 0, stdout: '', stderr: '' };
+  if ((await canConnect(conf.agentSocket, Math.min(conf.agentTimeoutMs, BRIEF_TIMEOUT_MS))) || conf.failOpen) return { exitCode: 0, stdout: '', stderr: '' };
   throw new CniError(CniCode.NOT_AVAILABLE, `status: netfence agent unreachable at ${conf.agentSocket}`);
 }

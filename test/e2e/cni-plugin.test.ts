@@ -12,7 +12,7 @@ import type { CniRequest } from '../../src/agent/cni-protocol';
 import { AgentSocket, type AgentSocketHandler } from '../../src/agent/agent-socket';
 
 const run = promisify(execFile);
-const plugin = path.resolve(__dirname, '../../src/cni/main.js');
+const plugin = path.resolve(__dirname, '../../netfence-cni.js'); // the bundle that ships
 const hostNs = `nf-cnih-${process.pid}`;
 const podNs = `nf-cnic-${process.pid}`;
 const podNsPath = `/run/netns/${podNs}`;
@@ -234,4 +234,25 @@ test('VERSION, bad versions, bad config and missing environment', async (t) => {
   const noNs = await invoke('ADD', conf('/nonexistent'), { CNI_NETNS: '' });
   t.like(JSON.parse(noNs.stdout), { code: 4, msg: 'read environment: CNI_NETNS: required' });
   t.not(noNs.code, 0);
+  const typo = await invoke('ADD', conf('/nonexistent', { agentTimeout: 5, failopen: true }));
+  t.like(JSON.parse(typo.stdout), { code: 7, msg: 'read network config: agentTimeout, failopen: unknown keys' });
+  const future = await invoke('ADD', { ...conf('/nonexistent'), cniVersion: '9.9.9' });
+  t.like(JSON.parse(future.stdout), { cniVersion: '1.1.0', code: 1 }, 'answered in a version it speaks');
+});
+
+test('missing pod reference: ADD and CHECK fail at once without asking the agent; DEL goes by container ID', async (t) => {
+  const { agent, socket } = await startAgent(t);
+  for (const [command, args] of [
+    ['ADD', ''],
+    ['CHECK', 'IgnoreUnknown=1;K8S_POD_NAMESPACE=shop'],
+  ]) {
+    const r = await invoke(command, conf(socket), { CNI_ARGS: args });
+    t.is(r.code, 1);
+    const want = args ? 'K8S_POD_NAME required' : 'K8S_POD_NAMESPACE and K8S_POD_NAME required';
+    t.like(JSON.parse(r.stdout), { code: 4, msg: `read environment: CNI_ARGS: ${want}` });
+  }
+  t.deepEqual(agent.requests, []);
+  const d = await invoke('DEL', conf(socket), { CNI_ARGS: '' });
+  t.is(d.code, 0);
+  t.like(agent.requests, [{ op: 'del', containerId: 'c0ffee01', podName: '' }]);
 });

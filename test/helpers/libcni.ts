@@ -126,6 +126,13 @@ export function execPlugin(
   });
 }
 
+/** Numeric comparison of "a.b.c" versions. */
+export function versionAtLeast(v: string, min: string): boolean {
+  const [a, b] = [v, min].map((s) => s.split('.').map(Number));
+  for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+  return true;
+}
+
 function parseJson(text: string): unknown {
   if (!text.trim()) return undefined;
   try {
@@ -190,8 +197,9 @@ export class CniChain {
     }
   }
 
-  /** CNI 1.1 STATUS: every plugin, no runtime conf. */
+  /** CNI 1.1 STATUS: every plugin, no runtime conf; nothing for older lists, as libcni. */
   async status(): Promise<void> {
+    if (!versionAtLeast(this.list.cniVersion, '1.1.0')) return;
     for (const p of this.list.plugins) await this.run(p, 'STATUS', undefined);
   }
 }

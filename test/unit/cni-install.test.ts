@@ -22,12 +22,14 @@ test('the installed wrapper runs the plugin with its own node', async (t) => {
   const wrapper = path.join(bin, PLUGIN_TYPE);
   t.is(fs.statSync(wrapper).mode & 0o777, 0o755);
   const out = await new Promise<string>((resolve, reject) => {
-    const child = execFile(wrapper, [], { env: { CNI_COMMAND: 'VERSION' } }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    // The runtime's NODE_OPTIONS is not the plugin's: this one would stop node from starting.
+    const env = { CNI_COMMAND: 'VERSION', NODE_OPTIONS: '--require /nonexistent/hook.js' };
+    const child = execFile(wrapper, [], { env }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
     child.stdin!.end('{"cniVersion":"1.0.0"}');
   });
   t.true((JSON.parse(out) as { supportedVersions: string[] }).supportedVersions.includes('1.1.0'));
   installBinary(bin, dist); // rerun: same result
-  t.true(fs.existsSync(path.join(bin, 'netfence', 'src', 'agent', 'cni-protocol.js')));
+  t.deepEqual(fs.readdirSync(path.join(bin, 'netfence')).sort(), ['netfence-cni.js', 'node'], 'one bundled file besides node');
 });
 
 test('joins the first conflist once, keeping the other plugins in order', (t) => {
