@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { AgentSocket } from '../src/agent/agent-socket';
-import { BUNDLE_FILE } from '../src/cni/bundle';
+import { BUNDLE_FILE } from '../src/cni/install';
 import { wrapperScript } from '../src/cni/install';
 import { CniChain, REFERENCE_PLUGINS_DIR, kubeletArgs, type NetConfList } from '../test/helpers/libcni';
 import { REPO_ROOT } from './datapath';

@@ -31,6 +31,7 @@ const PART_FIELDS: Record<Part, (keyof BenchResults)[]> = {
   apply: ['apply'],
   lab: ['lab'],
   tunnel: ['tunnel'],
+  cni: ['cni'],
 };
 
 /** A `--only` run keeps the parts it did not run from the previous results, with their dates. */

@@ -6,7 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { DEFAULT_AGENT_SOCKET } from '../agent/cni-protocol';
-import { BUNDLE_FILE } from './bundle';
+
+/** netfence-cni as one bundled file (package.json build:ts, esbuild): the runtime starts the
+ *  plugin for every pod, so node reads and compiles one small file, not its module closure. */
+export const BUNDLE_FILE = 'netfence-cni.js';
 
 export const PLUGIN_TYPE = 'netfence-cni';
 
