@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <net/if_arp.h>
 #include <netinet/icmp6.h>
 #include <netinet/if_ether.h>
@@ -106,6 +108,7 @@ class Probe : public Napi::AsyncWorker {
     short flags = ifr.ifr_flags;
     ok = ok && ioctl(ctl, SIOCGIFHWADDR, &ifr) == 0;
     int err = errno;
+    bool carrier = ok && Carrier(ctl, flags);
     close(ctl);
     if (!ok) {
       cause_ = "uplink " + ifname_ + ": " + ErrnoText(err);
@@ -116,8 +119,7 @@ class Probe : public Napi::AsyncWorker {
       cause_ = "uplink " + ifname_ + " is down";
       return;
     }
-    // IFF_RUNNING follows the carrier (operstate UP or UNKNOWN).
-    if (!(flags & IFF_RUNNING)) {
+    if (!carrier) {
       cause_ = "uplink " + ifname_ + " has no carrier";
       return;
     }
@@ -150,6 +152,18 @@ class Probe : public Napi::AsyncWorker {
     src.sin6_addr = src6_;
     src.sin6_scope_id = IN6_IS_ADDR_LINKLOCAL(&src6_) ? ifindex_ : 0;
     if (bind(fd_, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) Fail("bind");
+  }
+
+  // The driver's link state (ETHTOOL_GLINK: netif_carrier_ok, at once); without ethtool
+  // support IFF_RUNNING, which follows the carrier once the kernel's linkwatch ran.
+  bool Carrier(int ctl, short flags) {
+    struct ethtool_value link = {};
+    link.cmd = ETHTOOL_GLINK;
+    struct ifreq ifr = {};
+    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname_.c_str());
+    ifr.ifr_data = reinterpret_cast<char*>(&link);
+    if (ioctl(ctl, SIOCETHTOOL, &ifr) == 0) return link.data != 0;
+    return (flags & IFF_RUNNING) != 0;
   }
 
   // The constructor throws: the destructor will not run, so the socket closes here.

@@ -31,7 +31,8 @@ export const PROBE: ProbeTimings = { intervalMs: 150, timeoutMs: 250, misses: 2 
 interface Watch {
   key: string;
   states: Map<4 | 6, GatewayState>;
-  /** Resolves once every target has had its first probe. */
+  /** Resolves once every target has a first verdict: an answer, a link problem, or
+   *  `misses` probes unanswered. */
   settled: Promise<void>;
   /** Ends the sleep between probes early (a link event on the uplink). */
   wake: Set<() => void>;
@@ -48,7 +49,7 @@ export class GatewayMonitor {
   ) {}
 
   /** Probe `targets` out of `uplink` from now on (a different set restarts the probing);
-   *  resolves with their states once each has had its first probe. */
+   *  resolves with their states once each has its first verdict. */
   async follow(uplink: string, targets: GatewayTarget[]): Promise<GatewayState[]> {
     const key = JSON.stringify([uplink, targets]);
     if (this.watch?.key !== key) {
@@ -91,7 +92,8 @@ export class GatewayMonitor {
       const state: GatewayState = { ...target, answering, cause: r.answered ? undefined : r.cause, since: prev?.answering === answering ? prev.since : new Date().toISOString() };
       w.states.set(target.family, state);
       if (prev && prev.answering !== answering) this.onChange(state);
-      first();
+      // The first verdict waits out a lost answer too (a loaded node must not start off).
+      if (r.answered || !r.sent || misses >= this.timings.misses) first();
       await new Promise<void>((resume) => {
         const timer = setTimeout(done, this.timings.intervalMs);
         function done(): void {

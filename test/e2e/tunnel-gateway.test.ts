@@ -95,6 +95,7 @@ async function outage(t: ExecutionContext, what: string, cause: RegExp, fault: (
   try {
     const off = await waitTunnel(t, false);
     const ms = Date.parse(off.since!) - t0;
+    t.log(`${what}: tunnel off ${ms} ms after the fault`);
     t.true(ms <= BOUND_MS, `${what}: tunnel off ${ms} ms after the fault (bound ${BOUND_MS} ms)`);
     t.regex(off.error ?? '', cause, `${what}: /readyz names the cause`);
     t.true(off.gateways?.some((g) => !g.answering), `${what}: /readyz shows a silent gateway: ${JSON.stringify(off.gateways)}`);
