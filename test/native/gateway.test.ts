@@ -1,9 +1,11 @@
 // gatewayProbe: one ARP request / IPv6 neighbour solicitation out of an uplink, from a
 // private netns (this process unshares one) to a gateway in a named netns across a veth.
 // The answer carries the gateway's MAC; silence is reported after the timeout, a link
-// without carrier or a missing interface at once, without sending.
+// without carrier or a missing interface at once, without sending. GatewayMonitor turns
+// those probes into answering / silent per family.
 import test from 'ava';
 import { native } from '../../src/datapath/native';
+import { GatewayMonitor, type GatewayState } from '../../src/redirect/gateway-monitor';
 import { netnsAdd, run, throwsNative } from './helpers';
 
 const GW_MAC = '02:00:00:00:0a:01';
@@ -78,4 +80,48 @@ test.serial('bad arguments throw naming the field', (t) => {
   t.regex(e.message, /address: not an IPv4 address: 2001:db8::1/);
   t.regex(throwsNative(t, () => native.gatewayProbe('up0', 5 as 4, '192.0.2.1', 100), 'EINVAL', 'gatewayProbe').message, /family: must be 4 or 6/);
   t.regex(throwsNative(t, () => native.gatewayProbe('', 4, '192.0.2.1', 100), 'EINVAL', 'gatewayProbe').message, /ifname/);
+});
+
+test.serial('GatewayMonitor: answering after an answer, silent after two missed probes, onChange on each change', async (t) => {
+  run('ip', ['link', 'set', 'up0', 'up']);
+  run('ip', ['-n', gwNetns, 'link', 'set', 'gw0', 'up']);
+  // Admin down (the test before) took the IPv6 addresses.
+  run('ip', ['addr', 'replace', '2001:db8::2/64', 'dev', 'up0', 'nodad']);
+  run('ip', ['-n', gwNetns, 'addr', 'replace', '2001:db8::1/64', 'dev', 'gw0', 'nodad']);
+  await operUp();
+  const changes: GatewayState[] = [];
+  const timings = { intervalMs: 50, timeoutMs: 100, misses: 2 };
+  const monitor = new GatewayMonitor(native, (s) => changes.push(s), timings);
+  t.teardown(() => monitor.stop());
+  const targets = [
+    { family: 4 as const, address: '192.0.2.1' },
+    { family: 6 as const, address: '2001:db8::1' },
+  ];
+  const first = await monitor.follow('up0', targets);
+  t.deepEqual(first.map((g) => [g.family, g.answering]).sort(), [[4, true], [6, true]]);
+
+  const start = Date.now();
+  run('ip', ['-n', gwNetns, 'addr', 'del', '192.0.2.1/24', 'dev', 'gw0']);
+  while (changes.length === 0 && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 10));
+  const ms = Date.now() - start;
+  t.like(changes[0], { family: 4, answering: false, cause: 'no answer within 100 ms' });
+  t.true(ms >= timings.timeoutMs * timings.misses && ms <= 2 * (timings.intervalMs + timings.timeoutMs) * timings.misses, `silent after ${ms} ms: two missed probes`);
+  t.deepEqual((await monitor.follow('up0', targets)).map((g) => [g.family, g.answering]).sort(), [[4, false], [6, true]]);
+
+  run('ip', ['-n', gwNetns, 'addr', 'add', '192.0.2.1/24', 'dev', 'gw0']);
+  while (changes.length === 1 && Date.now() - start < 6000) await new Promise((r) => setTimeout(r, 10));
+  t.like(changes[1], { family: 4, answering: true, cause: undefined });
+
+  // A silent gateway followed from the start: the first verdict comes after two misses.
+  const fresh = new GatewayMonitor(native, () => t.fail('no change expected'), timings);
+  t.teardown(() => fresh.stop());
+  const t0 = Date.now();
+  const [silent] = await fresh.follow('up0', [{ family: 4, address: '192.0.2.9' }]);
+  t.like(silent, { answering: false, cause: 'no answer within 100 ms' });
+  t.true(Date.now() - t0 >= timings.timeoutMs * timings.misses, 'the first verdict waited for two probes');
+  fresh.stop();
+  monitor.stop();
+  const seen = changes.length;
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(changes.length, seen, 'stopped: no more probes, no more changes');
 });
