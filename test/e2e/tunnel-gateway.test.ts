@@ -4,14 +4,16 @@
 // ARP when the agent starts and later while it runs, the uplink loses its carrier, the
 // gateway's address goes away. Each time the agent turns the tunnel off within 2 s of the
 // fault (status.tunnel.since on /readyz, the agent's own clock, this machine's), same-node
-// traffic then flows directly (the fabric counts no hairpin), /readyz and /metrics say why,
+// traffic then flows directly (the fabric counts no hairpin), the isolated pod c stays
+// denied throughout, /readyz and /metrics say why,
 // and once the gateway is back the traffic is tunnelled again. IPv6 is probed too (the
 // lab's link-local gateway fe80::1): the tunnel needs every configured gateway.
 import test, { type ExecutionContext } from 'ava';
 import { fabricCounters } from '../../src/lab/probe';
-import { AgentLab, demoPod, DEMO_NAMESPACE, labConfig, NODE_N1 } from './helpers/agent-lab';
+import { AgentLab, demoPod, DEMO_NAMESPACE, isolate, labConfig, NODE_N1 } from './helpers/agent-lab';
 
-const PODS = [DEMO_NAMESPACE, demoPod('a', '10.244.1.2'), demoPod('b', '10.244.1.3'), NODE_N1].join('---\n');
+// c denies all ingress: policy holds whether the tunnel is on or off.
+const PODS = [DEMO_NAMESPACE, demoPod('a', '10.244.1.2'), demoPod('b', '10.244.1.3'), demoPod('c', '10.244.1.4'), NODE_N1].join('---\n');
 const GATEWAY = '169.254.0.1';
 const TUNNEL = (mode: string): string => labConfig(`redirect: { mode: ${mode}, uplink: eth0, gateway: ${GATEWAY}, gateway6: fe80::1 }\n`);
 /** Off within this long after the fault (the README's bound). */
@@ -33,7 +35,7 @@ const fabric = (...argv: string[]): Promise<string> => lab.exec(fabricNetns, arg
 const nodeSysctl = async (key: string): Promise<string> => (await lab.exec(lab.node().netns, ['sysctl', '-n', key])).trim();
 
 test.before(async () => {
-  lab = await AgentLab.up('tungw', { 'pods.yaml': PODS, 'netfence.yaml': labConfig() });
+  lab = await AgentLab.up('tungw', { 'pods.yaml': PODS, 'isolate-c.yaml': isolate('c'), 'netfence.yaml': labConfig() });
   fabricNetns = lab.state.plan!.fabricNetns;
   fabricIf = lab.state.plan!.nodes[0].fabricIf;
   await lab.exec(lab.node().netns, ['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1', 'net.ipv4.conf.eth0.rp_filter=1']);
@@ -59,10 +61,12 @@ async function waitTunnel(t: ExecutionContext, enabled: boolean, timeoutMs = 10_
   }
 }
 
-/** a -> b answered by b, and the gateway counted hairpinned packets (tunnelled) or none (direct). */
+/** a -> b answered by b, and the gateway counted hairpinned packets (tunnelled) or none
+ *  (direct); a -> c denied by c's policy either way. */
 async function assertPath(t: ExecutionContext, tunnelled: boolean, what: string): Promise<void> {
   const before = await hairpins();
-  const [r] = await lab.probeFull([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }], 1500);
+  const [r, denied] = await lab.probeFull([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }, { from: 'demo/a', to: 'demo/c', port: '80/TCP' }], 1500);
+  t.is(denied.verdict, 'deny', `${what}: a -> c stays denied`);
   t.is(r.verdict, 'allow', `${what}: a -> b flows (${r.detail ?? ''})`);
   t.is(r.reply, 'netfence demo/b', `${what}: b answered`);
   const counted = (await hairpins()) - before;
