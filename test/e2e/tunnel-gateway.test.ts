@@ -5,9 +5,9 @@
 // gateway's address goes away. Each time the agent turns the tunnel off within 2 s of the
 // fault (status.tunnel.since on /readyz, the agent's own clock, this machine's), same-node
 // traffic then flows directly (the fabric counts no hairpin), the isolated pod c stays
-// denied throughout, /readyz and /metrics say why,
-// and once the gateway is back the traffic is tunnelled again. IPv6 is probed too (the
-// lab's link-local gateway fe80::1): the tunnel needs every configured gateway.
+// denied throughout, /readyz and /metrics say why, and once the gateway is back the
+// traffic is tunnelled again. IPv6 is probed too (the lab's link-local gateway fe80::1):
+// the tunnel needs every configured gateway.
 import test, { type ExecutionContext } from 'ava';
 import { fabricCounters } from '../../src/lab/probe';
 import { AgentLab, demoPod, DEMO_NAMESPACE, isolate, labConfig, NODE_N1 } from './helpers/agent-lab';
