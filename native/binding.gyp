@@ -15,7 +15,8 @@
         "src/links.cc",
         "src/routing.cc",
         "src/netns.cc",
-        "src/process.cc"
+        "src/process.cc",
+        "src/gateway.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

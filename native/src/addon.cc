@@ -11,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nf::InitRouting(env, exports);
   nf::InitNetns(env, exports);
   nf::InitProcess(env, exports);
+  nf::InitGateway(env, exports);
   return exports;
 }
 

@@ -26,5 +26,6 @@ void InitLinks(Napi::Env env, Napi::Object exports);
 void InitRouting(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
+void InitGateway(Napi::Env env, Napi::Object exports);
 
 }  // namespace nf

@@ -23,7 +23,8 @@ import type { ReconcileReport } from '../reconcile/apply';
 import { NativeMapIO } from '../reconcile/native-mapio';
 import { Reconciler } from '../reconcile/reconciler';
 import { pruneRuleStats } from '../reconcile/rule-stats';
-import { ensureTunnel, removeTunnel, TUNNEL_OFF } from '../redirect/tunnel';
+import { GatewayMonitor, type GatewayState } from '../redirect/gateway-monitor';
+import { ensureTunnel, removeTunnel, tunnelGateways, TUNNEL_OFF } from '../redirect/tunnel';
 import type { SnapshotSource } from '../sources/source';
 import type { CniRequest } from './cni-protocol';
 import { prevResultIps } from './cni-ips';
@@ -61,7 +62,8 @@ export interface AgentStatus {
   endpoints: number;
   failed: ReconcileReport['failed'];
   errors: string[];
-  tunnel?: { mode: string; enabled: boolean; error?: string };
+  /** `since`: when `enabled` last changed; `gateways`: the liveness of each probed gateway. */
+  tunnel?: { mode: string; enabled: boolean; error?: string; since?: string; gateways?: GatewayState[] };
   lastApply?: string;
 }
 
@@ -108,6 +110,8 @@ export class Agent {
   private readonly closers: (() => void)[] = [];
   private scheduled?: NodeJS.Timeout;
   private readonly flowLimiter: RateLimiter;
+  /** Probes the tunnel's gateways while the tunnel is wanted; a change runs a pass. */
+  private readonly gateways: GatewayMonitor;
   readonly status: AgentStatus;
 
   constructor(
@@ -119,6 +123,7 @@ export class Agent {
     this.flowLimiter = new RateLimiter(opts.flowLogsPerSecond ?? 50);
     this.flowFeed = new FlowFeed((backlog) => log.warn({ backlog }, 'flows client cut off: it does not keep up'));
     this.metrics = new AgentMetrics({ addon, maps: () => this.dp?.maps, compiled: () => this.compiled });
+    this.gateways = new GatewayMonitor(addon, (g) => this.schedule(`gateway ${g.address} ${g.answering ? 'answers' : 'silent'}`));
   }
 
   /** Load the datapath (adopting pins), then follow the source: the first pass runs
@@ -155,6 +160,7 @@ export class Agent {
     this.closers.push(() => rb.close());
     const lw = this.addon.linkWatch((ev) => ('link' in ev ? this.onLink(ev.type, ev.link.name) : this.schedule(`host route ${ev.type.slice(6)}`)));
     this.closers.push(() => lw.close());
+    this.closers.push(() => this.gateways.stop());
     const timer = setInterval(() => {
       this.reconciler!.verify();
       this.schedule('resync');
@@ -184,6 +190,8 @@ export class Agent {
 
   private onLink(type: 'new' | 'del', name: string): void {
     this.log.debug({ type, link: name }, 'link event');
+    // Carrier or admin state of the uplink: probe now rather than at the next interval.
+    if (name === this.latest?.snapshot.config.redirect?.uplink) this.gateways.poke();
     for (const ms of type === 'new' ? LINK_FOLLOWUPS_MS : [0]) setTimeout(() => void this.apply(`link ${type} ${name}`), ms);
   }
 
@@ -266,13 +274,16 @@ export class Agent {
     const wantTunnel =
       redirect !== undefined && [...result.maps.nf_endpoints.values()].some((e) => (decodeEndpoint(e.value).flags & NfEpFlag.TUNNEL) !== 0);
     let tunnelError: string | undefined;
+    let gateways: GatewayState[] | undefined;
     if (wantTunnel) {
-      const t = ensureTunnel(this.addon, redirect);
+      gateways = await this.gateways.follow(redirect.uplink, tunnelGateways(redirect));
+      const t = ensureTunnel(this.addon, redirect, gateways);
       tunnelError = t.error;
       if (t.error) this.fail('tunnel', t.error);
       updateConfig(this.addon, dp, { ...t.patch, eventsPerSec: snap.config.eventsPerSecond });
       if (redirect.mode === 'direct' || t.error) removeTunnel(this.addon, redirect.table);
     } else {
+      this.gateways.stop();
       updateConfig(this.addon, dp, { ...TUNNEL_OFF, eventsPerSec: snap.config.eventsPerSecond });
     }
 
@@ -287,7 +298,7 @@ export class Agent {
       }
     }
     this.status.failed = report.failed;
-    this.status.tunnel = redirect ? { mode: redirect.mode, enabled: wantTunnel && !tunnelError, error: tunnelError } : undefined;
+    this.tunnelStatus(redirect?.mode, wantTunnel && !tunnelError, tunnelError, gateways);
     if (!report.ok) {
       this.fail('apply', report.error ?? 'apply failed');
     } else {
@@ -326,6 +337,16 @@ export class Agent {
       'reconciled',
     );
     return report;
+  }
+
+  private tunnelStatus(mode: string | undefined, enabled: boolean, error: string | undefined, gateways: GatewayState[] | undefined): void {
+    const prev = this.status.tunnel;
+    const changed = prev?.enabled !== enabled;
+    if (changed && enabled) this.log.info({ mode, gateways }, 'transparent tunnel on');
+    this.metrics.tunnelEnabled.set(enabled ? 1 : 0);
+    this.metrics.gatewayAnswering.reset();
+    for (const g of gateways ?? []) this.metrics.gatewayAnswering.set({ family: String(g.family), gateway: g.address }, g.answering ? 1 : 0);
+    this.status.tunnel = mode ? { mode, enabled, error, since: changed ? new Date().toISOString() : prev?.since, gateways } : undefined;
   }
 
   /** Whether a pod's primary endpoint is enforced as its policies say by the last applied

@@ -99,6 +99,18 @@ export interface Route {
   scope?: number;
 }
 
+/** One gateway liveness probe: an answer from the gateway itself, or why there was none. */
+export interface GatewayProbeResult {
+  answered: boolean;
+  /** The request went out: unanswered, the gateway did not answer in time (otherwise the
+   *  uplink or the route to the gateway is the cause). */
+  sent: boolean;
+  /** The gateway's MAC as it answered. */
+  mac?: string;
+  /** Why not: no answer within the timeout, the uplink down or without carrier, no route. */
+  cause?: string;
+}
+
 export interface NativeAddon {
   openObject(path: string, opts: OpenObjectOptions): BpfObjectHandle;
 
@@ -151,6 +163,11 @@ export interface NativeAddon {
   routeList(family: 4 | 6, table: number): Route[];
   routeReplace(route: Route): void;
   routeDelete(route: Route): void; // ENOENT tolerated
+
+  /** One ARP request (family 4) or neighbour solicitation (6) to `address` out of `ifname`
+   *  (socket opened in the calling thread's netns), resolved when the gateway answers or
+   *  after `timeoutMs`; a link down, without carrier or without a route resolves unanswered. */
+  gatewayProbe(ifname: string, family: 4 | 6, address: string, timeoutMs: number): Promise<GatewayProbeResult>;
 
   /** unshare(CLONE_NEWNET) for the calling thread (tests: a private netns for the process). */
   unshareNet(): void;

@@ -1,9 +1,12 @@
 // Transparent tunnel: routes and sysctls that must exist before the datapath may mark
-// (fwmark mode) or redirect (direct mode) pod-to-pod traffic toward the gateway.
+// (fwmark mode) or redirect (direct mode) pod-to-pod traffic toward the gateway, and only
+// while every configured gateway answers its probes (gateway-monitor).
 //  fwmark: one ip rule per family `fwmark mark/mask lookup table` and that table's
-//          default route via the gateway out the uplink, both tagged with NF_RT_PROTO;
-//          rp_filter loose on the uplink and `all` (returning packets come in the NIC).
+//          default route via the gateway out the uplink, both tagged with NF_RT_PROTO.
 //  direct: nothing to route; the datapath gets the uplink ifindex and gateway.
+//  both:   rp_filter loose (2) on the uplink: tunnelled packets come back in through it
+//          with a pod source address whose route is a veth, which strict mode (1) drops.
+//          The kernel uses max(conf/all, conf/<dev>), so the uplink alone is enough.
 // The returned nf_config patch turns the datapath flag on only when that worked; the
 // caller writes it after this returns (and clears the flag before removeTunnel).
 import fs from 'node:fs';
@@ -11,6 +14,7 @@ import path from 'node:path';
 import { NfCfgFlag, parseCidr, type Config } from '../datapath/codecs';
 import type { NativeAddon, Route } from '../datapath/native-api';
 import type { RedirectConfig } from '../model/types';
+import type { GatewayState, GatewayTarget } from './gateway-monitor';
 
 /** rtnetlink protocol number tagging netfence-owned rules and routes ("N"). */
 export const NF_RT_PROTO = 0x4e;
@@ -49,34 +53,39 @@ export interface TunnelOptions {
   procRoot?: string; // default /proc (the agent's own netns)
 }
 
-export function ensureTunnel(addon: NativeAddon, cfg: RedirectConfig, opts: TunnelOptions = {}): TunnelResult {
+/** The gateways of the configured families (what the monitor probes). */
+export function tunnelGateways(cfg: RedirectConfig): GatewayTarget[] {
+  const gateways: GatewayTarget[] = [];
+  if (cfg.gateway) gateways.push({ family: 4, address: cfg.gateway });
+  if (cfg.gateway6) gateways.push({ family: 6, address: cfg.gateway6 });
+  return gateways;
+}
+
+/** `gateways`: the monitor's states of tunnelGateways(cfg); the tunnel needs all answering
+ *  (the datapath's switch is one for both families). */
+export function ensureTunnel(addon: NativeAddon, cfg: RedirectConfig, gateways: GatewayState[], opts: TunnelOptions = {}): TunnelResult {
   const fail = (error: string): TunnelResult => ({ patch: OFF, error: `enable transparent tunnel (${cfg.mode}): ${error}` });
   const uplink = addon.linkByName(cfg.uplink);
   if (!uplink) return fail(`uplink ${cfg.uplink} not found`);
-  const gateways: { family: 4 | 6; gw: string }[] = [];
-  if (cfg.gateway) gateways.push({ family: 4, gw: cfg.gateway });
-  if (cfg.gateway6) gateways.push({ family: 6, gw: cfg.gateway6 });
   if (gateways.length === 0) return fail('redirect.gateway and redirect.gateway6 are both missing');
-  for (const { family, gw } of gateways) {
-    if (!reachable(addon.routeList(family, MAIN_TABLE), gw, uplink.ifindex)) {
-      return fail(`gateway ${gw} is not reachable: no route to it via ${cfg.uplink}`);
+  for (const { family, address } of gateways) {
+    if (!reachable(addon.routeList(family, MAIN_TABLE), address, uplink.ifindex)) {
+      return fail(`gateway ${address} is not reachable: no route to it via ${cfg.uplink}`);
     }
   }
-
-  if (cfg.mode === 'direct') {
-    return {
-      patch: { ...OFF, flags: NfCfgFlag.TUNNEL_DIRECT, uplinkIfindex: uplink.ifindex, gateway4: cfg.gateway, gateway6: cfg.gateway6 },
-    };
-  }
+  const silent = gateways.find((g) => !g.answering);
+  if (silent) return fail(`gateway ${silent.address} does not answer on ${cfg.uplink} (IPv${silent.family} neighbour probe: ${silent.cause ?? 'no answer'})`);
 
   const procRoot = opts.procRoot ?? '/proc';
   try {
-    for (const { family, gw } of gateways) {
-      addon.routeReplace({ family, table: cfg.table, dst: family === 4 ? '0.0.0.0/0' : '::/0', gateway: gw, oif: uplink.ifindex, protocol: NF_RT_PROTO });
+    writeSysctl(procRoot, `ipv4/conf/${cfg.uplink}/rp_filter`, '2');
+    if (cfg.mode === 'direct') {
+      return { patch: { ...OFF, flags: NfCfgFlag.TUNNEL_DIRECT, uplinkIfindex: uplink.ifindex, gateway4: cfg.gateway, gateway6: cfg.gateway6 } };
+    }
+    for (const { family, address } of gateways) {
+      addon.routeReplace({ family, table: cfg.table, dst: family === 4 ? '0.0.0.0/0' : '::/0', gateway: address, oif: uplink.ifindex, protocol: NF_RT_PROTO });
       addon.ruleAdd({ family, priority: NF_RULE_PRIORITY, mark: cfg.mark, mask: cfg.mark, table: cfg.table, protocol: NF_RT_PROTO });
     }
-    writeSysctl(procRoot, 'ipv4/conf/all/rp_filter', '2');
-    writeSysctl(procRoot, `ipv4/conf/${cfg.uplink}/rp_filter`, '2');
   } catch (e) {
     return fail((e as Error).message);
   }
