@@ -181,3 +181,31 @@ test.serial('netlink errors carry the kernel errno and the failing call', (t) =>
   throwsNative(t, () => native.ruleAdd({ family: 4, priority: 1 } as RouteRule), 'EINVAL', 'ruleAdd');
   throwsNative(t, () => native.linkByName(1 as unknown as string), 'EINVAL', 'linkByName');
 });
+
+test.serial('neighbours and bridge FDB: entries iproute2 added, with their MACs, ports and states', (t) => {
+  run('ip', ['link', 'add', 'nbbr', 'type', 'bridge']);
+  run('ip', ['link', 'add', 'nbpa', 'type', 'veth', 'peer', 'name', 'nbpb']);
+  run('ip', ['link', 'set', 'nbpa', 'master', 'nbbr']);
+  for (const l of ['nbbr', 'nbpa', 'nbpb']) run('ip', ['link', 'set', l, 'up']);
+  t.teardown(() => {
+    run('ip', ['link', 'del', 'nbpa']);
+    run('ip', ['link', 'del', 'nbbr']);
+  });
+  const br = native.linkByName('nbbr')!.ifindex;
+  const port = native.linkByName('nbpa')!.ifindex;
+  run('ip', ['neigh', 'add', '10.8.0.5', 'lladdr', '0a:00:00:00:08:05', 'dev', 'nbbr', 'nud', 'reachable']);
+  run('ip', ['-6', 'neigh', 'add', 'fd00:8::5', 'lladdr', '0a:00:00:00:08:06', 'dev', 'nbbr', 'nud', 'stale']);
+  run('ip', ['neigh', 'add', '10.8.0.6', 'dev', 'nbbr', 'nud', 'incomplete']);
+  run('bridge', ['fdb', 'add', '0a:00:00:00:08:05', 'dev', 'nbpa', 'master', 'dynamic']);
+
+  const neigh = native.neighList().filter((n) => n.ifindex === br);
+  t.deepEqual(neigh.find((n) => n.ip === '10.8.0.5'), { family: 4, ifindex: br, ip: '10.8.0.5', mac: '0a:00:00:00:08:05', valid: true });
+  t.deepEqual(neigh.find((n) => n.ip === 'fd00:8::5'), { family: 6, ifindex: br, ip: 'fd00:8::5', mac: '0a:00:00:00:08:06', valid: true });
+  t.false(neigh.some((n) => n.ip === '10.8.0.6'), 'no MAC, not listed');
+
+  const fdb = native.fdbList().filter((f) => f.masterIfindex === br);
+  t.deepEqual(fdb.find((f) => f.mac === '0a:00:00:00:08:05'), { ifindex: port, masterIfindex: br, mac: '0a:00:00:00:08:05', vlan: 0, local: false, self: false });
+  const own = fdb.find((f) => f.mac === native.linkByName('nbpa')!.mac && f.ifindex === port);
+  t.true(own?.local, "the port's own address is the bridge's (permanent)");
+  t.true(native.fdbList().every((f) => f.mac !== '' && f.ifindex > 0));
+});
