@@ -61,9 +61,27 @@ export function matchesAny(name: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => matchesGlob(name, p));
 }
 
-/** Where a pod's IPs are: the link to enforce on (with its bridge when it is a port of
- *  one), or why none can be. */
-type Located = { link: LinkInfo; bridge?: LinkInfo } | { error: string };
+/** The link a pod's IPs are behind, or why none is found. */
+type Located = { link: LinkInfo } | { error: string };
+
+/** What an endpoint on a pod interface belongs to. */
+export type PodEndpointOf = Pick<DiscoveredEndpoint, 'pod' | 'network'> & { kind: 'pod' | 'secondary' };
+
+/**
+ * The endpoint of a pod interface on `link`, a host-side interface that discovery found or
+ * a CNI result named: refused for layouts netfence cannot enforce on; a bridge port carries
+ * its bridge (bridged traffic is not routed: no local delivery, no tunnel), a routed pod
+ * veth both MACs (local delivery).
+ */
+export function endpointOn(view: Pick<NetView, 'links' | 'peerMac'>, link: LinkInfo, of: PodEndpointOf): DiscoveredEndpoint | { error: string } {
+  const err = layoutError(link);
+  if (err) return { error: err };
+  const ep: DiscoveredEndpoint = { ifname: link.name, ifindex: link.ifindex, ...of };
+  const master = link.masterIfindex ? view.links.find((l) => l.ifindex === link.masterIfindex) : undefined;
+  if (master?.kind === 'bridge') return { ...ep, bridge: master.name };
+  const podMac = of.kind === 'pod' ? view.peerMac(link) : null;
+  return podMac ? { ...ep, veth: { podMac, hostMac: link.mac } } : ep;
+}
 
 /** Finds pods' interfaces in one NetView. */
 class Locator {
@@ -86,24 +104,13 @@ class Locator {
     return failed;
   }
 
-  /** A routed device is that pod's unless its layout is unsupported or the node's
-   *  neighbour entry for the IP there names another MAC than the veth peer's. */
+  /** A device is not that pod's when the node's neighbour entry for the IP on it names
+   *  another MAC than its veth peer's (a stale route, a reused IP). */
   private check(link: LinkInfo, ip: string): Located {
-    const err = layoutError(link);
-    if (err) return { error: err };
-    const mac = this.neighbourMac(ip, link.ifindex);
+    const mac = this.view.neighbours.find((n) => n.valid && n.ip === ip && n.ifindex === link.ifindex)?.mac;
     const peer = mac && this.view.peerMac(link);
     if (peer && peer !== mac) return { error: `${ip} is at ${mac} on ${link.name}, whose veth peer is ${peer}` };
-    return this.withBridge(link);
-  }
-
-  private withBridge(link: LinkInfo): Located {
-    const master = this.links.get(link.masterIfindex);
-    return master?.kind === 'bridge' ? { link, bridge: master } : { link };
-  }
-
-  private neighbourMac(ip: string, ifindex?: number): string | undefined {
-    return this.view.neighbours.find((n) => n.valid && n.ip === ip && (ifindex === undefined || n.ifindex === ifindex))?.mac;
+    return { link };
   }
 
   /** IP -> MAC (neighbour table) -> the bridge port that MAC is behind (FDB, else the
@@ -113,7 +120,7 @@ class Locator {
     const on = n && this.links.get(n.ifindex);
     if (!n || !on) return undefined;
     if (on.kind !== 'bridge') {
-      if (on.kind === 'veth' && this.view.peerMac(on) === n.mac) return this.check(on, ip);
+      if (on.kind === 'veth' && this.view.peerMac(on) === n.mac) return { link: on };
       return { error: layoutError(on) ?? `${ip} is at ${n.mac} on ${on.name}, neither a bridge nor a veth whose peer has that MAC` };
     }
     const learned = this.view.fdb.find((f) => f.masterIfindex === on.ifindex && f.mac === n.mac && !f.local && !f.self);
@@ -131,24 +138,25 @@ export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: Disco
   const endpoints: DiscoveredEndpoint[] = [];
   const warnings: string[] = [];
   const taken = new Set<number>();
-  const add = (link: LinkInfo, ep: Omit<DiscoveredEndpoint, 'ifname' | 'ifindex'>): void => {
-    if (taken.has(link.ifindex)) return;
-    taken.add(link.ifindex);
-    endpoints.push({ ifname: link.name, ifindex: link.ifindex, ...ep });
+  const add = (ep: DiscoveredEndpoint): void => {
+    if (taken.has(ep.ifindex)) return;
+    taken.add(ep.ifindex);
+    endpoints.push(ep);
   };
-  const notFound = (ips: readonly string[], found: Located | undefined): string =>
-    found && 'error' in found ? found.error : `no /32 or /128 route and no neighbour entry for ${ips.join(', ') || '(no IPs)'} on this node`;
+  /** The endpoint on what was found for `ips`, or the warning why there is none. */
+  const onFound = (found: Located | undefined, ips: readonly string[], of: PodEndpointOf): DiscoveredEndpoint | string => {
+    const ep = found && !('error' in found) ? endpointOn(view, found.link, of) : found;
+    if (ep && !('error' in ep)) return ep;
+    const why = ep?.error ?? `no /32 or /128 route and no neighbour entry for ${ips.join(', ') || '(no IPs)'} on this node`;
+    return `discover pod ${of.pod}${of.network ? ` network ${of.network}` : ''}: ${why}`;
+  };
 
   for (const pod of snapshot.pods) {
     if (pod.nodeName !== opts.nodeName || pod.hostNetwork) continue;
     const key = `${pod.namespace}/${pod.name}`;
-    const found = locator.locate(pod.ips);
-    if (found && !('error' in found)) {
-      const { link, bridge } = found;
-      // A bridge port is L2: local delivery (a routed hop) and the tunnel do not apply.
-      const podMac = bridge ? null : view.peerMac(link);
-      add(link, { kind: 'pod', pod: key, ...(bridge && { bridge: bridge.name }), ...(podMac && { veth: { podMac, hostMac: link.mac } }) });
-    } else if (pod.ips.length > 0) warnings.push(`discover pod ${key}: ${notFound(pod.ips, found)}`);
+    const primary = onFound(locator.locate(pod.ips), pod.ips, { kind: 'pod', pod: key });
+    if (typeof primary !== 'string') add(primary);
+    else if (pod.ips.length > 0) warnings.push(primary);
     for (const net of pod.networks) {
       let sec: Located | undefined;
       if (net.pciAddress) {
@@ -156,12 +164,13 @@ export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: Disco
         const link = rep instanceof Error ? undefined : byName.get(rep);
         sec = rep instanceof Error ? { error: rep.message } : link ? { link } : { error: `representor ${rep} is not a link here` };
       } else sec = locator.locate(net.ips);
-      if (sec && !('error' in sec)) add(sec.link, { kind: 'secondary', pod: key, network: net.network, ...(sec.bridge && { bridge: sec.bridge.name }) });
-      else warnings.push(`discover pod ${key} network ${net.network}: ${notFound(net.ips, sec)}`);
+      const ep = onFound(sec, net.ips, { kind: 'secondary', pod: key, network: net.network });
+      if (typeof ep !== 'string') add(ep);
+      else warnings.push(ep);
     }
   }
   for (const link of [...view.links].sort((a, b) => a.ifindex - b.ifindex)) {
-    if (matchesAny(link.name, opts.hostInterfaces)) add(link, { kind: 'host' });
+    if (matchesAny(link.name, opts.hostInterfaces)) add({ ifname: link.name, ifindex: link.ifindex, kind: 'host' });
   }
   endpoints.sort((a, b) => a.ifindex - b.ifindex);
   return { endpoints, warnings };

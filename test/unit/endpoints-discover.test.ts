@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { LinkInfo } from '../../src/datapath/native-api';
-import { discoverEndpoints, type NetView } from '../../src/endpoints/discover';
+import { discoverEndpoints, endpointOn, type NetView } from '../../src/endpoints/discover';
 import { layoutError } from '../../src/endpoints/layout';
 import { representorOf } from '../../src/endpoints/sysfs';
 import type { PodObj, Snapshot } from '../../src/model/types';
@@ -144,4 +144,20 @@ test('layoutError refuses macvlan, ipvlan, OVS internal ports and bridge devices
   t.regex(layoutError({ name: 'cni0', kind: 'bridge' }) ?? '', /^cni0 is a Linux bridge, not a pod's interface: enforce on the pod's bridge port/);
   t.is(layoutError({ name: 'veth1', kind: 'veth' }), undefined);
   t.is(layoutError({ name: 'eth_rep0', kind: '' }), undefined);
+});
+
+test('endpointOn (a CNI-announced host interface): a bridge port carries its bridge, a routed veth its MACs, a macvlan or the bridge itself is refused', (t) => {
+  const view = bridgeNode();
+  const byName = (n: string): LinkInfo => view.links.find((l) => l.name === n)!;
+  t.deepEqual(endpointOn(view, byName('veth-q'), { kind: 'pod', pod: 'ns/q' }), { ifname: 'veth-q', ifindex: 31, kind: 'pod', pod: 'ns/q', bridge: 'cni0' });
+  t.deepEqual(endpointOn(view, byName('veth-r'), { kind: 'pod', pod: 'ns/r' }), {
+    ifname: 'veth-r',
+    ifindex: 32,
+    kind: 'pod',
+    pod: 'ns/r',
+    veth: { podMac: '0a:00:00:00:00:32', hostMac: '02:00:00:00:00:32' },
+  });
+  t.deepEqual(endpointOn(view, byName('veth-r'), { kind: 'secondary', pod: 'ns/r', network: 'ns/net' }), { ifname: 'veth-r', ifindex: 32, kind: 'secondary', pod: 'ns/r', network: 'ns/net' });
+  t.regex((endpointOn(view, byName('mv0'), { kind: 'pod', pod: 'ns/m' }) as { error: string }).error, /^layout macvlan \(mv0\) cannot be enforced on/);
+  t.regex((endpointOn(view, byName('cni0'), { kind: 'pod', pod: 'ns/m' }) as { error: string }).error, /^cni0 is a Linux bridge/);
 });
