@@ -165,6 +165,9 @@ export interface NativeAddon {
   /** MAC of a veth's peer, also in another netns (asked by nsid, no setns): one query with
    *  what linkList found of the veth; null if not a veth or gone. */
   linkPeerMac(link: Pick<LinkInfo, 'kind' | 'linkIfindex' | 'linkNetnsid'>): string | null;
+  /** Global addresses of a veth's peer (a pod's interface), also in another netns (one
+   *  dump by nsid, no setns); empty if not a veth or gone. */
+  linkPeerAddrs(link: Pick<LinkInfo, 'kind' | 'linkIfindex' | 'linkNetnsid'>): string[];
   /** Subscribe to RTM_NEWLINK/DELLINK and to main-table host routes (/32, /128) coming
    *  and going; delivered on the event loop. */
   linkWatch(onEvent: (ev: LinkEvent) => void): { close(): void };

@@ -2,7 +2,8 @@
 //  - pod endpoints: the link a pod IP's /32 or /128 route in the main table points at
 //    (host-side veth; with both ends' MACs when it is one, for local delivery); on bridge
 //    layouts (no such route, or one through the bridge) the pod IP's MAC (neighbour table)
-//    -> the bridge port it was learned on (FDB) or whose veth peer has it;
+//    -> the bridge port it was learned on (FDB) or whose veth peer has it; else the bridge
+//    port whose veth peer has the IP (a pod that has not talked to the node yet);
 //  - secondary networks: the VF representor of PodNetwork.pciAddress (sysfs), or else
 //    the link routing one of that network's pod IPs;
 //  - host interfaces: link names matching config.hostInterfaces globs.
@@ -24,6 +25,8 @@ export interface NetView {
   fdb: FdbEntry[];
   /** The MAC of a veth's peer (in the pod's namespace), null if not a veth or not found. */
   peerMac(link: LinkInfo): string | null;
+  /** The global addresses of a veth's peer (in the pod's namespace). */
+  peerAddrs(link: LinkInfo): string[];
 }
 
 export interface DiscoverOptions {
@@ -45,6 +48,7 @@ export function readNetView(addon: NativeAddon): NetView {
     neighbours: addon.neighList(),
     fdb: addon.fdbList(),
     peerMac: (link) => addon.linkPeerMac(link),
+    peerAddrs: (link) => addon.linkPeerAddrs(link),
   };
 }
 
@@ -87,6 +91,8 @@ export function endpointOn(view: Pick<NetView, 'links' | 'peerMac'>, link: LinkI
 class Locator {
   private readonly links: Map<number, LinkInfo>;
   private readonly routeOif: Map<string, number>;
+  /** IP -> the bridge port whose veth peer has it; read once per view when first needed. */
+  private portByPeerIp?: Map<string, LinkInfo>;
 
   constructor(private readonly view: NetView) {
     this.links = new Map(view.links.map((l) => [l.ifindex, l]));
@@ -97,7 +103,7 @@ class Locator {
     let failed: Located | undefined;
     for (const ip of ips) {
       const routed = this.links.get(this.routeOif.get(ip) ?? -1);
-      const found = routed && routed.kind !== 'bridge' ? this.check(routed, ip) : this.viaNeighbour(ip);
+      const found = routed && routed.kind !== 'bridge' ? this.check(routed, ip) : (this.viaNeighbour(ip) ?? this.viaPeerAddress(ip));
       if (found && !('error' in found)) return found;
       failed ??= found;
     }
@@ -129,6 +135,16 @@ class Locator {
       this.view.links.find((l) => l.masterIfindex === on.ifindex && l.kind === 'veth' && this.view.peerMac(l) === n.mac);
     if (!port) return { error: `${ip} is at ${n.mac} behind bridge ${on.name}, on none of its ports` };
     return this.check(port, ip);
+  }
+
+  private viaPeerAddress(ip: string): Located | undefined {
+    this.portByPeerIp ??= new Map(
+      this.view.links
+        .filter((l) => l.kind === 'veth' && this.links.get(l.masterIfindex)?.kind === 'bridge')
+        .flatMap((port) => this.view.peerAddrs(port).map((a) => [a, port] as const)),
+    );
+    const port = this.portByPeerIp.get(ip);
+    return port && { link: port };
   }
 }
 

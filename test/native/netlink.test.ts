@@ -95,6 +95,22 @@ test.serial('linkPeerMac: the MAC of a veth peer in another netns, over netlink'
   throwsNative(t, () => native.linkPeerMac({ ...same, linkIfindex: -1 }), 'EINVAL', 'linkPeerMac');
 });
 
+test.serial('linkPeerAddrs: the global addresses of a veth peer in another netns, not its link-local ones nor other links', (t) => {
+  const ns = netnsAdd('nf-nt-pa');
+  t.teardown(ns.del);
+  run('ip', ['link', 'add', 'nlq0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+  run('ip', ['-n', ns.name, 'link', 'add', 'other0', 'type', 'veth', 'peer', 'name', 'other1']);
+  run('ip', ['-n', ns.name, 'addr', 'add', '10.7.0.9/24', 'dev', 'other0']);
+  run('ip', ['-n', ns.name, 'addr', 'add', '10.7.0.5/24', 'dev', 'eth0']);
+  run('ip', ['-n', ns.name, 'addr', 'add', 'fd00:7::5/64', 'dev', 'eth0', 'nodad']);
+  run('ip', ['-n', ns.name, 'link', 'set', 'eth0', 'up']); // and its fe80:: address
+  run('ip', ['addr', 'add', '10.7.0.1/24', 'dev', 'nlq0']);
+  const host = native.linkByName('nlq0')!;
+  t.deepEqual(native.linkPeerAddrs(host).sort(), ['10.7.0.5', 'fd00:7::5']);
+  t.deepEqual(native.linkPeerAddrs(native.linkByName('lo')!), [], 'not a veth');
+  t.deepEqual(native.linkPeerAddrs({ ...host, linkNetnsid: -1 }), [], 'a netns going away');
+});
+
 interface IpRule {
   priority: number;
   table: string;

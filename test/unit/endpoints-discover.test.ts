@@ -62,6 +62,7 @@ test('pods by host routes (with both MACs of a veth whose peer is found), second
     neighbours: [],
     fdb: [],
     peerMac: (l: LinkInfo) => (l.ifindex === 10 ? '02:00:00:00:02:0a' : null),
+    peerAddrs: () => [],
   };
   const s = snap([
     pod('a', ['10.244.0.5'], { networks: [{ network: 'ns/sriov', ips: ['192.168.9.1'], pciAddress: '0000:03:00.3' }] }),
@@ -93,6 +94,7 @@ function bridgeNode(): NetView {
       link(30, 'veth-p', '02:00:00:00:00:30', { masterIfindex: 5 }),
       link(31, 'veth-q', '02:00:00:00:00:31', { masterIfindex: 5 }),
       link(32, 'veth-r', '02:00:00:00:00:32'),
+      link(33, 'veth-s', '02:00:00:00:00:33', { masterIfindex: 5 }),
       link(40, 'mv0', '02:00:00:00:00:40', { kind: 'macvlan', linkIfindex: 2 }),
     ],
     routes: [
@@ -115,16 +117,21 @@ function bridgeNode(): NetView {
       { ifindex: 30, masterIfindex: 5, mac: '0a:00:00:00:00:30', vlan: 0, local: false, self: false },
     ],
     peerMac: (l: LinkInfo) => peers[l.ifindex] ?? null,
+    // veth-s's pod has not talked to the node yet (no neighbour entry, no FDB entry)
+    peerAddrs: (l: LinkInfo) => (l.ifindex === 33 ? ['10.22.0.11', 'fd00:22::11'] : l.ifindex === 32 ? ['10.22.0.12'] : []),
   };
 }
 
-test('bridge layout: pod IP -> neighbour MAC -> the FDB port or the port whose veth peer has it, never the bridge; marked bridged, no veth MACs (no local delivery)', (t) => {
-  const d = discoverEndpoints(bridgeNode(), snap([pod('p', ['10.22.0.2']), pod('q', ['10.22.0.3'])]), { nodeName: 'n1', hostInterfaces: [], sysfsRoot: '/nonexistent' });
+test('bridge layout: pod IP -> neighbour MAC -> the FDB port or the port whose veth peer has it, else the port whose peer has the IP; never the bridge; marked bridged, no veth MACs (no local delivery)', (t) => {
+  const pods = [pod('p', ['10.22.0.2']), pod('q', ['10.22.0.3']), pod('s', ['fd00:22::11']), pod('r', ['10.22.0.12'])];
+  const d = discoverEndpoints(bridgeNode(), snap(pods), { nodeName: 'n1', hostInterfaces: [], sysfsRoot: '/nonexistent' });
   t.deepEqual(d.endpoints, [
     { ifname: 'veth-p', ifindex: 30, kind: 'pod', pod: 'ns/p', bridge: 'cni0' },
     { ifname: 'veth-q', ifindex: 31, kind: 'pod', pod: 'ns/q', bridge: 'cni0' },
+    { ifname: 'veth-s', ifindex: 33, kind: 'pod', pod: 'ns/s', bridge: 'cni0' },
   ]);
-  t.deepEqual(d.warnings, []);
+  // r's address is on a routed veth's peer, not a bridge port's: not looked at
+  t.deepEqual(d.warnings, ['discover pod ns/r: no /32 or /128 route and no neighbour entry for 10.22.0.12 on this node']);
 });
 
 test('bridge layout failures name the reason: MAC on no port, unresolved neighbour, unsupported layouts, a routed veth whose peer is not the IP', (t) => {
