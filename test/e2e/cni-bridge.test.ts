@@ -16,11 +16,14 @@ import { ALLOW_A_TO_B, AgentLab, DEMO_NAMESPACE, NODE_N1, demoPod, labConfig } f
 
 const BRIDGE = 'cni-nf0';
 const GATEWAY = '10.244.9.1';
-const pods = ['a', 'b', 'c'];
+const pods = ['a', 'b', 'c', 'e'];
 const podNetns = (p: string): string => `nf-brl-${p}-${process.pid}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-brl-'));
 let lab: AgentLab;
 const servers: ChildProcess[] = [];
+const ip: Record<string, string> = {};
+const bridgeConf = { type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.9.0/24' }]], dataDir: tmp } };
+const sandbox = (p: string) => ({ containerId: `c-${p}`, netns: `/run/netns/${podNetns(p)}`, ifName: 'eth0', args: kubeletArgs({ namespace: 'demo', name: p }, `c-${p}`) });
 
 test.before(async () => {
   lab = await AgentLab.up('brl', { 'ns.yaml': DEMO_NAMESPACE, 'node.yaml': NODE_N1, 'netfence.yaml': labConfig() });
@@ -77,19 +80,10 @@ async function inspect(): Promise<InspectEndpoint[]> {
 }
 
 test.serial('bridge + host-local without CNI: pods enforced on their bridge ports, not the bridge; denied peer denied, allowed peer allowed', async (t) => {
-  const chain = new CniChain(
-    {
-      cniVersion: '1.0.0',
-      name: 'bridged',
-      plugins: [{ type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.9.0/24' }]], dataDir: tmp } }],
-    },
-    { nodeNetns: `/run/netns/${lab.node().netns}`, path: [REFERENCE_PLUGINS_DIR] },
-  );
-  const ip: Record<string, string> = {};
+  const chain = new CniChain({ cniVersion: '1.0.0', name: 'bridged', plugins: [bridgeConf] }, { nodeNetns: `/run/netns/${lab.node().netns}`, path: [REFERENCE_PLUGINS_DIR] });
   const port: Record<string, string> = {};
-  for (const p of pods) {
-    const id = `c-${p}`;
-    const r = (await chain.add({ containerId: id, netns: `/run/netns/${podNetns(p)}`, ifName: 'eth0', args: kubeletArgs({ namespace: 'demo', name: p }, id) })) as CniResult;
+  for (const p of ['a', 'b', 'c']) {
+    const r = (await chain.add(sandbox(p))) as CniResult;
     ip[p] = r.ips[0].address.split('/')[0];
     port[p] = r.interfaces.find((i) => !i.sandbox && i.name !== BRIDGE)!.name;
     // The node learns a pod's MAC from its first packet to the gateway (its neighbour
@@ -99,11 +93,11 @@ test.serial('bridge + host-local without CNI: pods enforced on their bridge port
   await serve(podNetns('b'), 'demo/b');
   t.deepEqual(await probe(podNetns('c'), [ip.b]), ['allow'], 'no policy yet: open');
 
-  lab.write('pods.yaml', [...pods.map((p) => demoPod(p, ip[p])), ALLOW_A_TO_B].join('---\n'));
+  lab.write('pods.yaml', [...['a', 'b', 'c'].map((p) => demoPod(p, ip[p])), ALLOW_A_TO_B].join('---\n'));
   await lab.startAgent();
   const enforced = async (): Promise<void> => {
     const eps = await inspect();
-    for (const p of pods) {
+    for (const p of ['a', 'b', 'c']) {
       const ep = eps.find((e) => e.pod === `demo/${p}`);
       t.is(ep?.ifname, port[p], `demo/${p} on its bridge port`);
       t.false(ep?.flags.includes('local_delivery'), 'bridged: no local delivery');
@@ -120,4 +114,44 @@ test.serial('bridge + host-local without CNI: pods enforced on their bridge port
   await run(['ip', '-n', lab.node().netns, 'route', 'add', `${ip.b}/32`, 'dev', BRIDGE]);
   await passAfter(before);
   await enforced();
+});
+
+test.serial('bridge + host-local + netfence-cni: the pod is enforced on its bridge port when ADD returns (denied peer denied, allowed peer allowed); DEL removes it', async (t) => {
+  // netfence-cni as a runtime finds it: an executable of that name first in CNI_PATH
+  const bin = path.join(tmp, 'bin');
+  fs.mkdirSync(bin);
+  const plugin = path.resolve(__dirname, '../../src/cni/main.js');
+  fs.writeFileSync(path.join(bin, 'netfence-cni'), `#!/bin/sh\nexec '${process.execPath}' '${plugin}'\n`, { mode: 0o755 });
+  const chain = new CniChain(
+    { cniVersion: '1.0.0', name: 'bridged', plugins: [bridgeConf, { type: 'netfence-cni', agentSocket: lab.cniSocket() }] },
+    { nodeNetns: `/run/netns/${lab.node().netns}`, path: [bin, REFERENCE_PLUGINS_DIR] },
+  );
+  // e accepts TCP 80 from a only; the source knows e without its IP yet (as the API at ADD)
+  lab.write(
+    'e.yaml',
+    `apiVersion: v1
+kind: Pod
+metadata: { name: e, namespace: demo, labels: { app: e } }
+spec: { nodeName: n1, containers: [{ name: c, image: x, ports: [{ containerPort: 80 }] }] }
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: e-from-a, namespace: demo }
+spec:
+  podSelector: { matchLabels: { app: e } }
+  policyTypes: [Ingress]
+  ingress: [{ from: [{ podSelector: { matchLabels: { app: a } } }], ports: [{ port: 80 }] }]
+`,
+  );
+  await lab.ready();
+  await serve(podNetns('e'), 'demo/e');
+  const r = (await chain.add(sandbox('e'))) as CniResult;
+  const eIp = r.ips[0].address.split('/')[0];
+  const [fromC, fromA] = await Promise.all([probe(podNetns('c'), [eIp]), probe(podNetns('a'), [eIp])]);
+  t.deepEqual(fromC, ['deny'], 'denied peer denied at once');
+  t.deepEqual(fromA, ['allow'], 'allowed peer allowed');
+  const port = r.interfaces.find((i) => !i.sandbox && i.name !== BRIDGE)!.name;
+  t.is((await inspect()).find((e) => e.pod === 'demo/e')?.ifname, port, 'on its bridge port');
+  await chain.del(sandbox('e'));
+  t.false((await run(['ip', '-n', lab.node().netns, 'link', 'show'])).stdout.includes(port), 'the port is gone');
 });
