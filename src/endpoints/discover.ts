@@ -42,11 +42,18 @@ export interface Discovery {
 }
 
 export function readNetView(addon: NativeAddon): NetView {
+  // Neighbours and FDBs are read only when a pod has no host route (bridge layouts).
+  let neighbours: Neighbour[] | undefined;
+  let fdb: FdbEntry[] | undefined;
   return {
     links: addon.linkList(),
     routes: [...addon.routeList(4, MAIN_TABLE), ...addon.routeList(6, MAIN_TABLE)],
-    neighbours: addon.neighList(),
-    fdb: addon.fdbList(),
+    get neighbours() {
+      return (neighbours ??= addon.neighList());
+    },
+    get fdb() {
+      return (fdb ??= addon.fdbList());
+    },
     peerMac: (link) => addon.linkPeerMac(link),
     peerAddrs: (link) => addon.linkPeerAddrs(link),
   };
@@ -91,7 +98,9 @@ export function endpointOn(view: Pick<NetView, 'links' | 'peerMac'>, link: LinkI
 class Locator {
   private readonly links: Map<number, LinkInfo>;
   private readonly routeOif: Map<string, number>;
-  /** IP -> the bridge port whose veth peer has it; read once per view when first needed. */
+  /** IP -> its valid neighbour entries; IP -> the bridge port whose veth peer has it:
+   *  read once per view when first needed. */
+  private neighboursByIp?: Map<string, Neighbour[]>;
   private portByPeerIp?: Map<string, LinkInfo>;
 
   constructor(private readonly view: NetView) {
@@ -113,16 +122,24 @@ class Locator {
   /** A device is not that pod's when the node's neighbour entry for the IP on it names
    *  another MAC than its veth peer's (a stale route, a reused IP). */
   private check(link: LinkInfo, ip: string): Located {
-    const mac = this.view.neighbours.find((n) => n.valid && n.ip === ip && n.ifindex === link.ifindex)?.mac;
+    const mac = this.neighbours(ip).find((n) => n.ifindex === link.ifindex)?.mac;
     const peer = mac && this.view.peerMac(link);
     if (peer && peer !== mac) return { error: `${ip} is at ${mac} on ${link.name}, whose veth peer is ${peer}` };
     return { link };
   }
 
+  private neighbours(ip: string): Neighbour[] {
+    if (!this.neighboursByIp) {
+      this.neighboursByIp = new Map();
+      for (const n of this.view.neighbours) if (n.valid) this.neighboursByIp.set(n.ip, [...(this.neighboursByIp.get(n.ip) ?? []), n]);
+    }
+    return this.neighboursByIp.get(ip) ?? [];
+  }
+
   /** IP -> MAC (neighbour table) -> the bridge port that MAC is behind (FDB, else the
    *  port whose veth peer has it), or the veth whose peer has it. */
   private viaNeighbour(ip: string): Located | undefined {
-    const n = this.view.neighbours.find((x) => x.valid && x.ip === ip);
+    const n = this.neighbours(ip)[0];
     const on = n && this.links.get(n.ifindex);
     if (!n || !on) return undefined;
     if (on.kind !== 'bridge') {
