@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { ConnectResult } from '../../src/lab/client';
 import { labScript, run } from '../../src/lab/exec';
 import { CniChain, REFERENCE_PLUGINS_DIR, kubeletArgs } from '../helpers/libcni';
-import { ALLOW_A_TO_B, AgentLab, DEMO_NAMESPACE, NODE_N1, demoPod, labConfig } from './helpers/agent-lab';
+import { ALLOW_A_TO_B, AgentLab, DEMO_NAMESPACE, NODE_N1, allowFrom, demoPod, labConfig } from './helpers/agent-lab';
 
 const BRIDGE = 'cni-nf0';
 const GATEWAY = '10.244.9.1';
@@ -127,22 +127,7 @@ test.serial('bridge + host-local + netfence-cni: the pod is enforced on its brid
     { nodeNetns: `/run/netns/${lab.node().netns}`, path: [bin, REFERENCE_PLUGINS_DIR] },
   );
   // e accepts TCP 80 from a only; the source knows e without its IP yet (as the API at ADD)
-  lab.write(
-    'e.yaml',
-    `apiVersion: v1
-kind: Pod
-metadata: { name: e, namespace: demo, labels: { app: e } }
-spec: { nodeName: n1, containers: [{ name: c, image: x, ports: [{ containerPort: 80 }] }] }
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: { name: e-from-a, namespace: demo }
-spec:
-  podSelector: { matchLabels: { app: e } }
-  policyTypes: [Ingress]
-  ingress: [{ from: [{ podSelector: { matchLabels: { app: a } } }], ports: [{ port: 80 }] }]
-`,
-  );
+  lab.write('e.yaml', [demoPod('e', undefined), allowFrom('a', 'e')].join('---\n'));
   await lab.ready();
   await serve(podNetns('e'), 'demo/e');
   const r = (await chain.add(sandbox('e'))) as CniResult;

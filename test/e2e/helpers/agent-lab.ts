@@ -22,15 +22,16 @@ export const DEMO_NAMESPACE = 'apiVersion: v1\nkind: Namespace\nmetadata: { name
 export const NODE_N1 =
   'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nstatus: { addresses: [{ type: InternalIP, address: 192.168.50.11 }] }\n';
 
-/** A pod of namespace demo labelled app=<name> serving TCP 80 (and UDP 53 with `udp53`: the lab starts a server per container port). */
-export function demoPod(name: string, ip: string, opts: { udp53?: boolean; node?: string } = {}): string {
+/** A pod of namespace demo labelled app=<name> serving TCP 80 (and UDP 53 with `udp53`: the lab starts a server per container port).
+ *  Without `ip`, the source does not know its address yet (as the API at CNI ADD). */
+export function demoPod(name: string, ip: string | undefined, opts: { udp53?: boolean; node?: string } = {}): string {
   const ports = opts.udp53 ? '[{ containerPort: 80 }, { containerPort: 53, protocol: UDP }]' : '[{ containerPort: 80 }]';
   return `
 apiVersion: v1
 kind: Pod
 metadata: { name: ${name}, namespace: demo, labels: { app: ${name} } }
 spec: { nodeName: ${opts.node ?? 'n1'}, containers: [{ name: c, image: x, ports: ${ports} }] }
-status: { podIPs: [{ ip: ${ip} }] }
+${ip ? `status: { podIPs: [{ ip: ${ip} }] }` : ''}
 `;
 }
 
@@ -47,16 +48,19 @@ metadata: { name: isolate-${app}, namespace: demo }
 spec: { podSelector: { matchLabels: { app: ${app} } }, policyTypes: [${types}] }
 `;
 
-/** b accepts TCP 80 from a only. */
-export const ALLOW_A_TO_B = `
+/** Pods app=<to> of namespace demo accept TCP 80 from pods app=<from> only. */
+export const allowFrom = (from: string, to: string): string => `
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: { name: b-from-a, namespace: demo }
+metadata: { name: ${to}-from-${from}, namespace: demo }
 spec:
-  podSelector: { matchLabels: { app: b } }
+  podSelector: { matchLabels: { app: ${to} } }
   policyTypes: [Ingress]
-  ingress: [{ from: [{ podSelector: { matchLabels: { app: a } } }], ports: [{ port: 80 }] }]
+  ingress: [{ from: [{ podSelector: { matchLabels: { app: ${from} } } }], ports: [{ port: 80 }] }]
 `;
+
+/** b accepts TCP 80 from a only. */
+export const ALLOW_A_TO_B = allowFrom('a', 'b');
 
 /** The lab tests' NetfenceConfig (uplink eth0, services 10.96.0.0/16); `extra` is appended YAML. */
 export function labConfig(extra = ''): string {
