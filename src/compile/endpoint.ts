@@ -11,8 +11,8 @@ export interface DiscoveredEndpoint {
   network?: string; // "ns/nad" (secondary)
   /** pod on a host veth: its MACs, the pod side's and the host side's (local delivery) */
   veth?: { podMac: string; hostMac: string };
-  /** the Linux bridge this interface is a port of (an L2 layout: no local delivery, no
-   *  transparent tunnel: bridged traffic is not routed) */
+  /** the Linux or OVS bridge this interface is a port of (an L2 layout: no local
+   *  delivery, no transparent tunnel: bridged traffic is not routed) */
   bridge?: string;
 }
 

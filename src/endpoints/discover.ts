@@ -2,8 +2,9 @@
 //  - pod endpoints: the link a pod IP's /32 or /128 route in the main table points at
 //    (host-side veth; with both ends' MACs when it is one, for local delivery); on bridge
 //    layouts (no such route, or one through the bridge) the pod IP's MAC (neighbour table)
-//    -> the bridge port it was learned on (FDB) or whose veth peer has it; else the bridge
-//    port whose veth peer has the IP (a pod that has not talked to the node yet);
+//    -> the bridge port it was learned on (FDB) or whose veth peer has it; else the port
+//    of a Linux or OVS bridge whose veth peer has the IP (a pod that has not talked to
+//    the node yet);
 //  - secondary networks: the VF representor of PodNetwork.pciAddress (sysfs), or else
 //    the link routing one of that network's pod IPs;
 //  - host interfaces: link names matching config.hostInterfaces globs.
@@ -12,7 +13,7 @@ import type { DiscoveredEndpoint } from '../compile/endpoint';
 import type { FdbEntry, LinkInfo, NativeAddon, Neighbour, Route } from '../datapath/native-api';
 import type { Snapshot } from '../model/types';
 import { matchesGlob } from './glob';
-import { layoutError } from './layout';
+import { isSwitch, layoutError } from './layout';
 import { representorOf } from './sysfs';
 
 export const MAIN_TABLE = 254;
@@ -80,8 +81,9 @@ export type PodEndpointOf = Pick<DiscoveredEndpoint, 'pod' | 'network'> & { kind
 
 /**
  * The endpoint of a pod interface on `link`, a host-side interface that discovery found or
- * a CNI result named: refused for layouts netfence cannot enforce on; a bridge port carries
- * its bridge (bridged traffic is not routed: no local delivery, no tunnel), a routed pod
+ * a CNI result named: refused for layouts netfence cannot enforce on; a port of a Linux or
+ * OVS bridge carries its bridge (bridged traffic is not routed: no local delivery, no
+ * tunnel), a routed pod
  * veth both MACs (local delivery).
  */
 export function endpointOn(view: Pick<NetView, 'links' | 'peerMac'>, link: LinkInfo, of: PodEndpointOf): DiscoveredEndpoint | { error: string } {
@@ -89,7 +91,7 @@ export function endpointOn(view: Pick<NetView, 'links' | 'peerMac'>, link: LinkI
   if (err) return { error: err };
   const ep: DiscoveredEndpoint = { ifname: link.name, ifindex: link.ifindex, ...of };
   const master = link.masterIfindex ? view.links.find((l) => l.ifindex === link.masterIfindex) : undefined;
-  if (master?.kind === 'bridge') return { ...ep, bridge: master.name };
+  if (isSwitch(master)) return { ...ep, bridge: master!.name };
   const podMac = of.kind === 'pod' ? view.peerMac(link) : null;
   return podMac ? { ...ep, veth: { podMac, hostMac: link.mac } } : ep;
 }
@@ -98,7 +100,7 @@ export function endpointOn(view: Pick<NetView, 'links' | 'peerMac'>, link: LinkI
 class Locator {
   private readonly links: Map<number, LinkInfo>;
   private readonly routeOif: Map<string, number>;
-  /** IP -> its valid neighbour entries; IP -> the bridge port whose veth peer has it:
+  /** IP -> its valid neighbour entries; IP -> the switch port whose veth peer has it:
    *  read once per view when first needed. */
   private neighboursByIp?: Map<string, Neighbour[]>;
   private portByPeerIp?: Map<string, LinkInfo>;
@@ -142,6 +144,7 @@ class Locator {
     const n = this.neighbours(ip)[0];
     const on = n && this.links.get(n.ifindex);
     if (!n || !on) return undefined;
+    if (on.kind === 'openvswitch') return undefined; // OVS keeps its FDB in user space: by peer address
     if (on.kind !== 'bridge') {
       if (on.kind === 'veth' && this.view.peerMac(on) === n.mac) return { link: on };
       return { error: layoutError(on) ?? `${ip} is at ${n.mac} on ${on.name}, neither a bridge nor a veth whose peer has that MAC` };
@@ -157,7 +160,7 @@ class Locator {
   private viaPeerAddress(ip: string): Located | undefined {
     this.portByPeerIp ??= new Map(
       this.view.links
-        .filter((l) => l.kind === 'veth' && this.links.get(l.masterIfindex)?.kind === 'bridge')
+        .filter((l) => l.kind === 'veth' && isSwitch(this.links.get(l.masterIfindex)))
         .flatMap((port) => this.view.peerAddrs(port).map((a) => [a, port] as const)),
     );
     const port = this.portByPeerIp.get(ip);

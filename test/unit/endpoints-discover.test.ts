@@ -96,6 +96,8 @@ function bridgeNode(): NetView {
       link(32, 'veth-r', '02:00:00:00:00:32'),
       link(33, 'veth-s', '02:00:00:00:00:33', { masterIfindex: 5 }),
       link(40, 'mv0', '02:00:00:00:00:40', { kind: 'macvlan', linkIfindex: 2 }),
+      link(50, 'br-int', '02:00:00:00:00:50', { kind: 'openvswitch' }),
+      link(51, 'veth-o', '02:00:00:00:00:51', { masterIfindex: 50 }),
     ],
     routes: [
       { family: 4, table: 254, dst: '10.22.0.0/16', oif: 5 },
@@ -111,6 +113,7 @@ function bridgeNode(): NetView {
       { family: 4, ifindex: 5, ip: '10.22.0.8', mac: '0a:00:00:00:00:30', valid: false },
       // the routed pod's IP answered by another MAC than its veth peer's: a stale route
       { family: 4, ifindex: 32, ip: '10.23.0.9', mac: '0a:00:00:00:00:99', valid: true },
+      { family: 4, ifindex: 50, ip: '10.25.0.5', mac: '0a:00:00:00:00:51', valid: true },
     ],
     fdb: [
       { ifindex: 30, masterIfindex: 5, mac: '02:00:00:00:00:30', vlan: 0, local: true, self: false },
@@ -118,17 +121,18 @@ function bridgeNode(): NetView {
     ],
     peerMac: (l: LinkInfo) => peers[l.ifindex] ?? null,
     // veth-s's pod has not talked to the node yet (no neighbour entry, no FDB entry)
-    peerAddrs: (l: LinkInfo) => (l.ifindex === 33 ? ['10.22.0.11', 'fd00:22::11'] : l.ifindex === 32 ? ['10.22.0.12'] : []),
+    peerAddrs: (l: LinkInfo) => ({ 33: ['10.22.0.11', 'fd00:22::11'], 32: ['10.22.0.12'], 51: ['10.25.0.5'] })[l.ifindex] ?? [],
   };
 }
 
-test('bridge layout: pod IP -> neighbour MAC -> the FDB port or the port whose veth peer has it, else the port whose peer has the IP; never the bridge; marked bridged, no veth MACs (no local delivery)', (t) => {
-  const pods = [pod('p', ['10.22.0.2']), pod('q', ['10.22.0.3']), pod('s', ['fd00:22::11']), pod('r', ['10.22.0.12'])];
+test('bridge layout: pod IP -> neighbour MAC -> the FDB port or the port whose veth peer has it, else the (Linux or OVS) bridge port whose peer has the IP; never the bridge; marked bridged, no veth MACs (no local delivery)', (t) => {
+  const pods = [pod('p', ['10.22.0.2']), pod('q', ['10.22.0.3']), pod('s', ['fd00:22::11']), pod('r', ['10.22.0.12']), pod('o', ['10.25.0.5'])];
   const d = discoverEndpoints(bridgeNode(), snap(pods), { nodeName: 'n1', hostInterfaces: [], sysfsRoot: '/nonexistent' });
   t.deepEqual(d.endpoints, [
     { ifname: 'veth-p', ifindex: 30, kind: 'pod', pod: 'ns/p', bridge: 'cni0' },
     { ifname: 'veth-q', ifindex: 31, kind: 'pod', pod: 'ns/q', bridge: 'cni0' },
     { ifname: 'veth-s', ifindex: 33, kind: 'pod', pod: 'ns/s', bridge: 'cni0' },
+    { ifname: 'veth-o', ifindex: 51, kind: 'pod', pod: 'ns/o', bridge: 'br-int' },
   ]);
   // r's address is on a routed veth's peer, not a bridge port's: not looked at
   t.deepEqual(d.warnings, ['discover pod ns/r: no /32 or /128 route and no neighbour entry for 10.22.0.12 on this node']);
@@ -141,7 +145,7 @@ test('bridge layout failures name the reason: MAC on no port, unresolved neighbo
   t.is(d.warnings.length, 4);
   t.is(d.warnings[0], 'discover pod ns/gone: 10.22.0.7 is at 0a:00:00:00:00:77 behind bridge cni0, on none of its ports');
   t.is(d.warnings[1], 'discover pod ns/incomplete: no /32 or /128 route and no neighbour entry for 10.22.0.8 on this node');
-  t.regex(d.warnings[2], /^discover pod ns\/mv: layout macvlan \(mv0\) cannot be enforced on: supported: a host-side veth per pod, routed \(ptp.*Linux bridge port/);
+  t.regex(d.warnings[2], /^discover pod ns\/mv: layout macvlan \(mv0\) cannot be enforced on: supported: a host-side veth per pod, routed \(ptp.*a port of a Linux bridge \(bridge, flannel, k3s, Canal\) or OVS bridge/);
   t.is(d.warnings[3], 'discover pod ns/stale: 10.23.0.9 is at 0a:00:00:00:00:99 on veth-r, whose veth peer is 0a:00:00:00:00:32');
 });
 
