@@ -127,7 +127,7 @@ test.serial('bridge + host-local + netfence-cni: the pod is enforced on its brid
     { nodeNetns: `/run/netns/${lab.node().netns}`, path: [bin, REFERENCE_PLUGINS_DIR] },
   );
   // e accepts TCP 80 from a only; the source knows e without its IP yet (as the API at ADD)
-  lab.write('e.yaml', [demoPod('e', undefined), allowFrom('a', 'e')].join('---\n'));
+  lab.write('e.yaml', [demoPod('e', undefined), allowFrom('e', 'a')].join('---\n'));
   await lab.ready();
   await serve(podNetns('e'), 'demo/e');
   const r = (await chain.add(sandbox('e'))) as CniResult;

@@ -48,8 +48,8 @@ metadata: { name: isolate-${app}, namespace: demo }
 spec: { podSelector: { matchLabels: { app: ${app} } }, policyTypes: [${types}] }
 `;
 
-/** Pods app=<to> of namespace demo accept TCP 80 from pods app=<from> only. */
-export const allowFrom = (from: string, to: string): string => `
+/** Pods app=<to> of namespace demo accept TCP 80 from app=<from> only. */
+export const allowFrom = (to: string, from: string): string => `
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: { name: ${to}-from-${from}, namespace: demo }
@@ -60,7 +60,7 @@ spec:
 `;
 
 /** b accepts TCP 80 from a only. */
-export const ALLOW_A_TO_B = allowFrom('a', 'b');
+export const ALLOW_A_TO_B = allowFrom('b', 'a');
 
 /** The lab tests' NetfenceConfig (uplink eth0, services 10.96.0.0/16); `extra` is appended YAML. */
 export function labConfig(extra = ''): string {
