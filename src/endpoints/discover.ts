@@ -8,6 +8,8 @@
 //  - secondary networks: the VF representor of PodNetwork.pciAddress (sysfs), or else
 //    the link routing one of that network's pod IPs;
 //  - host interfaces: link names matching config.hostInterfaces globs.
+// A pod whose sandbox CNI announced is enforced on the host interface CNI named, while
+// that link (same name and ifindex) exists; route discovery is for the others.
 // Pure over a NetView so tests feed it links and routes directly.
 import type { DiscoveredEndpoint } from '../compile/endpoint';
 import type { FdbEntry, LinkInfo, NativeAddon, Neighbour, Route } from '../datapath/native-api';
@@ -34,6 +36,8 @@ export interface DiscoverOptions {
   nodeName: string;
   hostInterfaces: readonly string[];
   sysfsRoot: string;
+  /** Host-side interface of each CNI-announced pod sandbox, by namespace/name. */
+  cniInterfaces?: ReadonlyMap<string, { name: string; ifindex: number }>;
 }
 
 export interface Discovery {
@@ -71,6 +75,13 @@ function hostRoutes(routes: Route[]): Map<string, number> {
 
 export function matchesAny(name: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => matchesGlob(name, p));
+}
+
+/** The link CNI announced for the pod, if it is still that link (names are reused). */
+function cniLink(byName: ReadonlyMap<string, LinkInfo>, pod: string, opts: DiscoverOptions): LinkInfo | undefined {
+  const want = opts.cniInterfaces?.get(pod);
+  const link = want && byName.get(want.name);
+  return link?.ifindex === want?.ifindex ? link : undefined;
 }
 
 /** The link a pod's IPs are behind, or why none is found. */
@@ -190,7 +201,8 @@ export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: Disco
   for (const pod of snapshot.pods) {
     if (pod.nodeName !== opts.nodeName || pod.hostNetwork) continue;
     const key = `${pod.namespace}/${pod.name}`;
-    const primary = onFound(locator.locate(pod.ips), pod.ips, { kind: 'pod', pod: key });
+    const cni = cniLink(byName, key, opts);
+    const primary = onFound(cni ? { link: cni } : locator.locate(pod.ips), pod.ips, { kind: 'pod', pod: key });
     if (typeof primary !== 'string') add(primary);
     else if (pod.ips.length > 0) warnings.push(primary);
     for (const net of pod.networks) {

@@ -83,6 +83,23 @@ test('pods by host routes (with both MACs of a veth whose peer is found), second
   fs.rmSync(root, { recursive: true });
 });
 
+test('a CNI-announced host interface wins over the route while it is the same link; a reused name falls back to the route', (t) => {
+  const view = {
+    links: [link(10, 'veth-old'), link(12, 'veth-cni')],
+    routes: [{ family: 4 as const, table: 254, dst: '10.244.0.5/32', oif: 10 }],
+    neighbours: [],
+    fdb: [],
+    peerMac: () => null,
+    peerAddrs: () => [],
+  };
+  const s = snap([pod('a', ['10.244.0.5'])]);
+  const opts = { nodeName: 'n1', hostInterfaces: [], sysfsRoot: '/nonexistent' };
+  const announced = discoverEndpoints(view, s, { ...opts, cniInterfaces: new Map([['ns/a', { name: 'veth-cni', ifindex: 12 }]]) });
+  t.deepEqual(announced.endpoints, [{ ifname: 'veth-cni', ifindex: 12, kind: 'pod', pod: 'ns/a' }]);
+  const reused = discoverEndpoints(view, s, { ...opts, cniInterfaces: new Map([['ns/a', { name: 'veth-cni', ifindex: 99 }]]) });
+  t.deepEqual(reused.endpoints, [{ ifname: 'veth-old', ifindex: 10, kind: 'pod', pod: 'ns/a' }]);
+});
+
 /** A node with bridge cni0 (5), its ports veth-p (30, pod p), veth-q (31, pod q, learned
  *  in no FDB entry), veth-r (32, routed: ptp), a macvlan (40) and uplink eth0 (2). */
 function bridgeNode(): NetView {
@@ -171,4 +188,14 @@ test('endpointOn (a CNI-announced host interface): a bridge port carries its bri
   t.deepEqual(endpointOn(view, byName('veth-r'), { kind: 'secondary', pod: 'ns/r', network: 'ns/net' }), { ifname: 'veth-r', ifindex: 32, kind: 'secondary', pod: 'ns/r', network: 'ns/net' });
   t.regex((endpointOn(view, byName('mv0'), { kind: 'pod', pod: 'ns/m' }) as { error: string }).error, /^layout macvlan \(mv0\) cannot be enforced on/);
   t.regex((endpointOn(view, byName('cni0'), { kind: 'pod', pod: 'ns/m' }) as { error: string }).error, /^cni0 is a Linux bridge/);
+});
+
+test('a CNI-announced bridge port is marked bridged (no local delivery, no tunnel)', (t) => {
+  const d = discoverEndpoints(bridgeNode(), snap([pod('q', [])]), {
+    nodeName: 'n1',
+    hostInterfaces: [],
+    sysfsRoot: '/nonexistent',
+    cniInterfaces: new Map([['ns/q', { name: 'veth-q', ifindex: 31 }]]),
+  });
+  t.deepEqual(d.endpoints, [{ ifname: 'veth-q', ifindex: 31, kind: 'pod', pod: 'ns/q', bridge: 'cni0' }]);
 });
