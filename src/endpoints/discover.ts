@@ -194,7 +194,7 @@ export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: Disco
   const onFound = (found: Located | undefined, ips: readonly string[], of: PodEndpointOf): DiscoveredEndpoint | string => {
     const ep = found && !('error' in found) ? endpointOn(view, found.link, of) : found;
     if (ep && !('error' in ep)) return ep;
-    const why = ep?.error ?? `no /32 or /128 route and no neighbour entry for ${ips.join(', ') || '(no IPs)'} on this node`;
+    const why = ep?.error ?? `no /32 or /128 route to ${ips.join(', ') || '(no IPs)'} on this node, and no neighbour entry or bridge port with them`;
     return `discover pod ${of.pod}${of.network ? ` network ${of.network}` : ''}: ${why}`;
   };
 

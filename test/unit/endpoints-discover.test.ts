@@ -79,7 +79,7 @@ test('pods by host routes (with both MACs of a veth whose peer is found), second
     { ifname: 'eth_rep1', ifindex: 20, kind: 'secondary', pod: 'ns/a', network: 'ns/sriov' },
     { ifname: 'nr-sec', ifindex: 21, kind: 'secondary', pod: 'ns/b', network: 'ns/mac' },
   ]);
-  t.deepEqual(d.warnings, ['discover pod ns/c: no /32 or /128 route and no neighbour entry for 10.244.0.77 on this node']);
+  t.deepEqual(d.warnings, ['discover pod ns/c: no /32 or /128 route to 10.244.0.77 on this node, and no neighbour entry or bridge port with them']);
   fs.rmSync(root, { recursive: true });
 });
 
@@ -152,7 +152,7 @@ test('bridge layout: pod IP -> neighbour MAC -> the FDB port or the port whose v
     { ifname: 'veth-o', ifindex: 51, kind: 'pod', pod: 'ns/o', bridge: 'br-int' },
   ]);
   // r's address is on a routed veth's peer, not a bridge port's: not looked at
-  t.deepEqual(d.warnings, ['discover pod ns/r: no /32 or /128 route and no neighbour entry for 10.22.0.12 on this node']);
+  t.deepEqual(d.warnings, ['discover pod ns/r: no /32 or /128 route to 10.22.0.12 on this node, and no neighbour entry or bridge port with them']);
 });
 
 test('bridge layout failures name the reason: MAC on no port, unresolved neighbour, unsupported layouts, a routed veth whose peer is not the IP', (t) => {
@@ -161,7 +161,7 @@ test('bridge layout failures name the reason: MAC on no port, unresolved neighbo
   t.deepEqual(d.endpoints, []);
   t.is(d.warnings.length, 4);
   t.is(d.warnings[0], 'discover pod ns/gone: 10.22.0.7 is at 0a:00:00:00:00:77 behind bridge cni0, on none of its ports');
-  t.is(d.warnings[1], 'discover pod ns/incomplete: no /32 or /128 route and no neighbour entry for 10.22.0.8 on this node');
+  t.is(d.warnings[1], 'discover pod ns/incomplete: no /32 or /128 route to 10.22.0.8 on this node, and no neighbour entry or bridge port with them');
   t.regex(d.warnings[2], /^discover pod ns\/mv: layout macvlan \(mv0\) cannot be enforced on: supported: a host-side veth per pod, routed \(ptp.*a port of a Linux bridge \(bridge, flannel, k3s, Canal\) or OVS bridge/);
   t.is(d.warnings[3], 'discover pod ns/stale: 10.23.0.9 is at 0a:00:00:00:00:99 on veth-r, whose veth peer is 0a:00:00:00:00:32');
 });
