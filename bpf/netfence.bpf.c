@@ -586,14 +586,23 @@ static __always_inline int nf_arrived_untunnelled(const struct __sk_buff *skb,
 }
 
 /* Transparent tunnel (DESIGN.md 3.8): an allowed packet from a tunnel-mode pod
- * to another local pod leaves through the uplink instead of the local route,
- * unless it replies to a flow that came untunnelled (above). */
+ * to another local tunnel-mode pod leaves through the uplink instead of the local
+ * route, unless it replies to a flow that came untunnelled (above). Both ends in
+ * tunnel mode, so a flow's replies take the way it came (a bridge port is never
+ * in tunnel mode: its pod's replies are not routed through the uplink). */
 static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_pkt *p, __u32 ifindex,
 				     const struct nf_scratch *s)
 {
+	const struct nf_local *to = nf_other_local_pod(p, ifindex);
+	const struct nf_endpoint *dep;
 	const struct nf_config *cfg;
+	__u32 dif;
 
-	if (!nf_other_local_pod(p, ifindex))
+	if (!to)
+		return TC_ACT_OK;
+	dif = to->ifindex;
+	dep = bpf_map_lookup_elem(&nf_endpoints, &dif);
+	if (!dep || !(dep->flags & NF_EP_F_TUNNEL))
 		return TC_ACT_OK;
 	cfg = nf_get_config();
 	if (!nf_tunnel_active(cfg) || (s->reply_ct_flags & NF_CT_F_NO_TUNNEL))

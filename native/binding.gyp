@@ -13,6 +13,7 @@
         "src/watcher.cc",
         "src/netlink.cc",
         "src/links.cc",
+        "src/neigh.cc",
         "src/routing.cc",
         "src/netns.cc",
         "src/process.cc",

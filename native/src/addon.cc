@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nf::InitTestRun(env, exports);
   nf::InitRingBuf(env, exports);
   nf::InitLinks(env, exports);
+  nf::InitNeigh(env, exports);
   nf::InitRouting(env, exports);
   nf::InitNetns(env, exports);
   nf::InitProcess(env, exports);

@@ -2,15 +2,22 @@
 // RTM_DELLINK (and the main table's host routes, which say where a pod is) on the
 // event loop.
 #include <linux/if.h>
+#include <linux/if_addr.h>
 #include <linux/if_arp.h>
+#include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <netlink/cache.h>
 #include <netlink/msg.h>
 #include <netlink/route/link.h>
 #include <netlink/socket.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <climits>
 #include <string>
+#include <vector>
 
 #include "errors.h"
 #include "modules.h"
@@ -80,29 +87,39 @@ int OnPeerLink(nl_msg* msg, void* arg) {
   return NL_OK;
 }
 
-// The MAC of a veth's peer, usually in a pod's netns: one RTM_GETLINK by the peer's
-// ifindex and the nsid this netns knows its netns by (both in the LinkInfo of the veth
-// that linkList gave), so no setns (and no /proc walk).
-Napi::Value LinkPeerMac(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* fn = "linkPeerMac";
+// A veth's peer as the LinkInfo of the veth (from linkList) names it: its ifindex in its
+// netns and the nsid this netns knows that netns by (absent: the same netns). Asking by
+// both needs no setns (and no /proc walk).
+struct PeerRef {
+  uint32_t ifindex = 0;
+  int32_t nsid = 0;
+  bool other = false;
+};
+
+// False when the link is not a veth with a known peer (or its peer's netns is going away).
+bool PeerOf(const Napi::CallbackInfo& info, const char* fn, PeerRef* out) {
   Napi::Object veth = ArgObject(info, 0, fn, "link");
   std::string kind;
-  uint32_t peer = 0;
-  int32_t nsid = 0;
   OptString(veth, "kind", fn, &kind);
-  OptU32(veth, "linkIfindex", fn, &peer);
-  bool other = OptI32(veth, "linkNetnsid", fn, &nsid);
-  if (kind != "veth" || peer == 0 || peer > INT_MAX || (other && nsid < 0)) return env.Null();
-  std::string what = "get peer link " + std::to_string(peer);
+  OptU32(veth, "linkIfindex", fn, &out->ifindex);
+  out->other = OptI32(veth, "linkNetnsid", fn, &out->nsid);
+  return kind == "veth" && out->ifindex != 0 && out->ifindex <= INT_MAX && !(out->other && out->nsid < 0);
+}
+
+// The MAC of a veth's peer, usually in a pod's netns: one RTM_GETLINK.
+Napi::Value LinkPeerMac(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PeerRef peer;
+  if (!PeerOf(info, "linkPeerMac", &peer)) return env.Null();
+  std::string what = "get peer link " + std::to_string(peer.ifindex);
   NlSocket sk(env, what);
   NlPtr<nl_msg, nlmsg_free> msg(nlmsg_alloc_simple(RTM_GETLINK, 0));
   if (!msg.get()) Throw(env, what, ENOMEM, "nlmsg_alloc_simple");
   ifinfomsg ifi = {};
   ifi.ifi_family = AF_UNSPEC;
-  ifi.ifi_index = static_cast<int>(peer);
+  ifi.ifi_index = static_cast<int>(peer.ifindex);
   sk.Check(nlmsg_append(msg.get(), &ifi, sizeof(ifi), NLMSG_ALIGNTO), what, "nlmsg_append");
-  if (other) sk.Check(nla_put_s32(msg.get(), IFLA_TARGET_NETNSID, nsid), what, "nla_put_s32");
+  if (peer.other) sk.Check(nla_put_s32(msg.get(), IFLA_TARGET_NETNSID, peer.nsid), what, "nla_put_s32");
   sk.Check(nl_send_auto(sk.get(), msg.get()), what, "nl_send_auto");
   std::string mac;
   nl_socket_modify_cb(sk.get(), NL_CB_VALID, NL_CB_CUSTOM, OnPeerLink, &mac);
@@ -110,6 +127,58 @@ Napi::Value LinkPeerMac(const Napi::CallbackInfo& info) {
   if (err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV) return env.Null();
   sk.Check(err, what, "nl_recvmsgs");
   return mac.empty() ? env.Null() : Napi::String::New(env, mac);
+}
+
+struct PeerAddrs {
+  uint32_t ifindex;
+  std::vector<std::string> ips;
+};
+
+// The global-scope addresses of one interface in an RTM_NEWADDR dump reply.
+int OnPeerAddr(nl_msg* msg, void* arg) {
+  auto* out = static_cast<PeerAddrs*>(arg);
+  nlmsghdr* hdr = nlmsg_hdr(msg);
+  auto* ifa = static_cast<ifaddrmsg*>(nlmsg_data(hdr));
+  nlattr* tb[IFA_MAX + 1];
+  if (hdr->nlmsg_type != RTM_NEWADDR || nlmsg_parse(hdr, sizeof(ifaddrmsg), tb, IFA_MAX, nullptr) < 0) return NL_SKIP;
+  if (ifa->ifa_index != out->ifindex || ifa->ifa_scope != RT_SCOPE_UNIVERSE) return NL_SKIP;
+  nlattr* a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];  // IFA_LOCAL: the own address on point-to-point links
+  if (!a) return NL_SKIP;
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (ifa->ifa_family == AF_INET ? nla_len(a) == 4 : ifa->ifa_family == AF_INET6 && nla_len(a) == 16)
+    out->ips.push_back(inet_ntop(ifa->ifa_family, nla_data(a), buf, sizeof(buf)));
+  return NL_OK;
+}
+
+// The addresses of a veth's peer (a pod's interface, in its netns): one RTM_GETADDR dump
+// of the peer's netns (IFA_TARGET_NETNSID), so bridge ports map to pod IPs without any
+// traffic having filled the node's neighbour table.
+Napi::Value LinkPeerAddrs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  PeerRef peer;
+  if (!PeerOf(info, "linkPeerAddrs", &peer)) return out;
+  std::string what = "list addresses of peer link " + std::to_string(peer.ifindex);
+  NlSocket sk(env, what);
+  NlPtr<nl_msg, nlmsg_free> msg(nlmsg_alloc_simple(RTM_GETADDR, NLM_F_DUMP));
+  if (!msg.get()) Throw(env, what, ENOMEM, "nlmsg_alloc_simple");
+  // The kernel reads IFA_TARGET_NETNSID (and the ifindex filter) of strictly checked dumps only.
+  int one = 1;
+  if (setsockopt(nl_socket_get_fd(sk.get()), SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof(one)) < 0)
+    Throw(env, what, errno, "setsockopt NETLINK_GET_STRICT_CHK");
+  ifaddrmsg ifa = {};
+  ifa.ifa_family = AF_UNSPEC;
+  ifa.ifa_index = peer.ifindex;
+  sk.Check(nlmsg_append(msg.get(), &ifa, sizeof(ifa), NLMSG_ALIGNTO), what, "nlmsg_append");
+  if (peer.other) sk.Check(nla_put_s32(msg.get(), IFA_TARGET_NETNSID, peer.nsid), what, "nla_put_s32");
+  sk.Check(nl_send_auto(sk.get(), msg.get()), what, "nl_send_auto");
+  PeerAddrs addrs{peer.ifindex, {}};
+  nl_socket_modify_cb(sk.get(), NL_CB_VALID, NL_CB_CUSTOM, OnPeerAddr, &addrs);
+  int err = nl_recvmsgs_default(sk.get());
+  if (err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV) return out;
+  sk.Check(err, what, "nl_recvmsgs");
+  for (const std::string& ip : addrs.ips) out.Set(out.Length(), ip);
+  return out;
 }
 
 class LinkWatcher : public FdWatcher {
@@ -196,7 +265,7 @@ Napi::Value LinkWatch(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitLinks(Napi::Env env, Napi::Object exports) {
-  ExportAll(env, exports, {{"linkList", LinkList}, {"linkByName", LinkByName}, {"linkPeerMac", LinkPeerMac}, {"linkWatch", LinkWatch}});
+  ExportAll(env, exports, {{"linkList", LinkList}, {"linkByName", LinkByName}, {"linkPeerMac", LinkPeerMac}, {"linkPeerAddrs", LinkPeerAddrs}, {"linkWatch", LinkWatch}});
 }
 
 }  // namespace nf

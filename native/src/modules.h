@@ -23,6 +23,7 @@ void InitAttach(Napi::Env env, Napi::Object exports);
 void InitTestRun(Napi::Env env, Napi::Object exports);
 void InitRingBuf(Napi::Env env, Napi::Object exports);
 void InitLinks(Napi::Env env, Napi::Object exports);
+void InitNeigh(Napi::Env env, Napi::Object exports);
 void InitRouting(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);

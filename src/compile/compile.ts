@@ -109,23 +109,24 @@ function nodeFlags(snapshot: Snapshot, srcCheck: boolean): number {
   return (srcCheck ? NfEpFlag.SRC_CHECK : 0) | (serviceCidrs(snapshot).length ? NfEpFlag.SVC_CIDRS : 0);
 }
 
-/** With a redirect configured, the transparent tunnel applies to every pod's primary interface;
- *  without, local delivery to every pod host veth (when enabled); with privileged established
- *  flows, a node's connections survive policy changes. */
+/** With a redirect configured, the transparent tunnel applies to every routed pod's primary
+ *  interface (bridged traffic between a bridge's ports is never routed: no tunnel there);
+ *  without, local delivery to every routed pod host veth (when enabled); with privileged
+ *  established flows, a node's connections survive policy changes. */
 function flags(snapshot: Snapshot, ep: DiscoveredEndpoint, node: number): number {
   const { enabled, established } = snapshot.config.privileged;
   const kind = ep.kind;
   return (
     FLAGS[kind] |
     node |
-    (kind === 'pod' && snapshot.config.redirect ? NfEpFlag.TUNNEL : 0) |
+    (kind === 'pod' && !ep.bridge && snapshot.config.redirect ? NfEpFlag.TUNNEL : 0) |
     (localDelivery(snapshot, ep) ? NfEpFlag.LOCAL_DELIVERY : 0) |
     (kind === 'host' && enabled && established ? NfEpFlag.KEEP_ESTABLISHED : 0)
   );
 }
 
 function localDelivery(snapshot: Snapshot, ep: DiscoveredEndpoint): ep is DiscoveredEndpoint & Required<Pick<DiscoveredEndpoint, 'veth'>> {
-  return ep.kind === 'pod' && ep.veth !== undefined && snapshot.config.localDelivery && !snapshot.config.redirect;
+  return ep.kind === 'pod' && ep.veth !== undefined && !ep.bridge && snapshot.config.localDelivery && !snapshot.config.redirect;
 }
 
 /** Makes a map entry, or finds it made (by a key naming everything it encodes). */

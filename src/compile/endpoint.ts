@@ -11,6 +11,9 @@ export interface DiscoveredEndpoint {
   network?: string; // "ns/nad" (secondary)
   /** pod on a host veth: its MACs, the pod side's and the host side's (local delivery) */
   veth?: { podMac: string; hostMac: string };
+  /** the Linux or OVS bridge this interface is a port of (an L2 layout: no local
+   *  delivery, no transparent tunnel: bridged traffic is not routed) */
+  bridge?: string;
 }
 
 /** Stable key of an endpoint (endpoint ids are derived from it). */

@@ -80,6 +80,30 @@ export interface LinkInfo {
   linkNetnsid?: number; // the peer's netns as this one knows it; absent when the same (-1: going away)
 }
 
+/** An ARP (IPv4) or NDP (IPv6) entry with a link-layer address. */
+export interface Neighbour {
+  family: 4 | 6;
+  ifindex: number;
+  ip: string;
+  mac: string;
+  /** false while incomplete or failed (the MAC says nothing then) */
+  valid: boolean;
+}
+
+/** A bridge forwarding-database entry: a MAC learned (or set) on a bridge port. */
+export interface FdbEntry {
+  /** the port */
+  ifindex: number;
+  /** the bridge (0 for a port device's own table) */
+  masterIfindex: number;
+  mac: string;
+  vlan: number;
+  /** the bridge's own address on the port (permanent), not a station behind it */
+  local: boolean;
+  /** the port device's own table (NTF_SELF), not the bridge's */
+  self: boolean;
+}
+
 export interface RouteRule {
   family: 4 | 6;
   priority: number;
@@ -153,9 +177,16 @@ export interface NativeAddon {
   /** MAC of a veth's peer, also in another netns (asked by nsid, no setns): one query with
    *  what linkList found of the veth; null if not a veth or gone. */
   linkPeerMac(link: Pick<LinkInfo, 'kind' | 'linkIfindex' | 'linkNetnsid'>): string | null;
+  /** Global addresses of a veth's peer (a pod's interface), also in another netns (one
+   *  dump by nsid, no setns); empty if not a veth or gone. */
+  linkPeerAddrs(link: Pick<LinkInfo, 'kind' | 'linkIfindex' | 'linkNetnsid'>): string[];
   /** Subscribe to RTM_NEWLINK/DELLINK and to main-table host routes (/32, /128) coming
    *  and going; delivered on the event loop. */
   linkWatch(onEvent: (ev: LinkEvent) => void): { close(): void };
+  /** The neighbour tables (ARP and NDP) of this netns. */
+  neighList(): Neighbour[];
+  /** The bridge forwarding databases of this netns. */
+  fdbList(): FdbEntry[];
 
   ruleList(family: 4 | 6): RouteRule[];
   ruleAdd(rule: RouteRule): void; // EEXIST tolerated

@@ -892,7 +892,7 @@ test.serial('drop events carry the verdict and the packet; the rate limit caps t
 
 // ---- transparent tunnel ---------------------------------------------------------
 
-test.serial('tunnel: mark only with the flag, only toward other local pods, never to services', (t) => {
+test.serial('tunnel: mark only with the flag, only toward other local tunnel-mode pods, never to services', (t) => {
   const A = '10.244.1.10';
   const B = '10.244.1.20';
   k.svcCidr('10.96.0.0/12');
@@ -900,6 +900,7 @@ test.serial('tunnel: mark only with the flag, only toward other local pods, neve
   k.local(B, 78, NfLocalKind.POD);
   k.local('fd00:244::20', 78, NfLocalKind.POD);
   k.endpoint(HOOK_IF, pod({ flags: NfEpFlag.POD | NfEpFlag.TUNNEL }));
+  k.endpoint(78, pod({ id: 78, flags: NfEpFlag.POD | NfEpFlag.TUNNEL }));
   const to = (dst: string, mark = 0) => k.run('ingress', packet({ src: dst.includes(':') ? 'fd00:244::10' : A, dst, l4: l4('tcp', 80) }), { mark });
 
   t.deepEqual(to(B), { verdict: OK, mark: 0 }, 'flag unset: no mark');
@@ -910,6 +911,9 @@ test.serial('tunnel: mark only with the flag, only toward other local pods, neve
   t.deepEqual(to('10.96.0.10'), { verdict: OK, mark: 0 }, 'service: never');
   t.deepEqual(to('10.244.2.1'), { verdict: OK, mark: 0 }, 'not a local pod');
   t.deepEqual(to(A), { verdict: OK, mark: 0 }, 'itself');
+  k.endpoint(78, pod({ id: 78 }));
+  t.deepEqual(to(B), { verdict: OK, mark: 0 }, 'destination not in tunnel mode (a bridge port): its replies would not come back that way');
+  k.endpoint(78, pod({ id: 78, flags: NfEpFlag.POD | NfEpFlag.TUNNEL }));
   k.endpoint(HOOK_IF, pod());
   t.deepEqual(to(B), { verdict: OK, mark: 0 }, 'endpoint not in tunnel mode');
 

@@ -95,6 +95,22 @@ test.serial('linkPeerMac: the MAC of a veth peer in another netns, over netlink'
   throwsNative(t, () => native.linkPeerMac({ ...same, linkIfindex: -1 }), 'EINVAL', 'linkPeerMac');
 });
 
+test.serial('linkPeerAddrs: the global addresses of a veth peer in another netns, not its link-local ones nor other links', (t) => {
+  const ns = netnsAdd('nf-nt-pa');
+  t.teardown(ns.del);
+  run('ip', ['link', 'add', 'nlq0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+  run('ip', ['-n', ns.name, 'link', 'add', 'other0', 'type', 'veth', 'peer', 'name', 'other1']);
+  run('ip', ['-n', ns.name, 'addr', 'add', '10.7.0.9/24', 'dev', 'other0']);
+  run('ip', ['-n', ns.name, 'addr', 'add', '10.7.0.5/24', 'dev', 'eth0']);
+  run('ip', ['-n', ns.name, 'addr', 'add', 'fd00:7::5/64', 'dev', 'eth0', 'nodad']);
+  run('ip', ['-n', ns.name, 'link', 'set', 'eth0', 'up']); // and its fe80:: address
+  run('ip', ['addr', 'add', '10.7.0.1/24', 'dev', 'nlq0']);
+  const host = native.linkByName('nlq0')!;
+  t.deepEqual(native.linkPeerAddrs(host).sort(), ['10.7.0.5', 'fd00:7::5']);
+  t.deepEqual(native.linkPeerAddrs(native.linkByName('lo')!), [], 'not a veth');
+  t.deepEqual(native.linkPeerAddrs({ ...host, linkNetnsid: -1 }), [], 'a netns going away');
+});
+
 interface IpRule {
   priority: number;
   table: string;
@@ -180,4 +196,32 @@ test.serial('netlink errors carry the kernel errno and the failing call', (t) =>
   throwsNative(t, () => native.ruleAdd({ family: 5 as 4, priority: 1, table: 1 }), 'EINVAL', 'ruleAdd');
   throwsNative(t, () => native.ruleAdd({ family: 4, priority: 1 } as RouteRule), 'EINVAL', 'ruleAdd');
   throwsNative(t, () => native.linkByName(1 as unknown as string), 'EINVAL', 'linkByName');
+});
+
+test.serial('neighbours and bridge FDB: entries iproute2 added, with their MACs, ports and states', (t) => {
+  run('ip', ['link', 'add', 'nbbr', 'type', 'bridge']);
+  run('ip', ['link', 'add', 'nbpa', 'type', 'veth', 'peer', 'name', 'nbpb']);
+  run('ip', ['link', 'set', 'nbpa', 'master', 'nbbr']);
+  for (const l of ['nbbr', 'nbpa', 'nbpb']) run('ip', ['link', 'set', l, 'up']);
+  t.teardown(() => {
+    run('ip', ['link', 'del', 'nbpa']);
+    run('ip', ['link', 'del', 'nbbr']);
+  });
+  const br = native.linkByName('nbbr')!.ifindex;
+  const port = native.linkByName('nbpa')!.ifindex;
+  run('ip', ['neigh', 'add', '10.8.0.5', 'lladdr', '0a:00:00:00:08:05', 'dev', 'nbbr', 'nud', 'reachable']);
+  run('ip', ['-6', 'neigh', 'add', 'fd00:8::5', 'lladdr', '0a:00:00:00:08:06', 'dev', 'nbbr', 'nud', 'stale']);
+  run('ip', ['neigh', 'add', '10.8.0.6', 'dev', 'nbbr', 'nud', 'incomplete']);
+  run('bridge', ['fdb', 'add', '0a:00:00:00:08:05', 'dev', 'nbpa', 'master', 'dynamic']);
+
+  const neigh = native.neighList().filter((n) => n.ifindex === br);
+  t.deepEqual(neigh.find((n) => n.ip === '10.8.0.5'), { family: 4, ifindex: br, ip: '10.8.0.5', mac: '0a:00:00:00:08:05', valid: true });
+  t.deepEqual(neigh.find((n) => n.ip === 'fd00:8::5'), { family: 6, ifindex: br, ip: 'fd00:8::5', mac: '0a:00:00:00:08:06', valid: true });
+  t.false(neigh.some((n) => n.ip === '10.8.0.6'), 'no MAC, not listed');
+
+  const fdb = native.fdbList().filter((f) => f.masterIfindex === br);
+  t.deepEqual(fdb.find((f) => f.mac === '0a:00:00:00:08:05'), { ifindex: port, masterIfindex: br, mac: '0a:00:00:00:08:05', vlan: 0, local: false, self: false });
+  const own = fdb.find((f) => f.mac === native.linkByName('nbpa')!.mac && f.ifindex === port);
+  t.true(own?.local, "the port's own address is the bridge's (permanent)");
+  t.true(native.fdbList().every((f) => f.mac !== '' && f.ifindex > 0));
 });

@@ -296,6 +296,24 @@ test('local delivery: pods on a veth whose peer was found, with their MACs in nf
   t.is(byIf(compile(s, 'n1', eps)).get(10), NfEpFlag.POD | NfEpFlag.TUNNEL, 'the tunnel takes same-node traffic out the uplink instead');
 });
 
+test('bridge ports (L2 layouts): neither local delivery nor the tunnel, even with veth MACs and a redirect', (t) => {
+  const s = appSnapshot({ pods: replicas(2) });
+  const veth = { podMac: '02:00:00:00:00:01', hostMac: '02:00:00:00:00:02' };
+  const eps: DiscoveredEndpoint[] = [{ ...podEp('app/web-0', 10), veth, bridge: 'cni0' }, { ...podEp('app/web-1', 11), veth }];
+  const byIf = (r: ReturnType<typeof compile>) => new Map([...r.maps.nf_endpoints.values()].map((e) => [e.key.readUInt32LE(0), decodeEndpoint(e.value).flags]));
+  const r = compile(s, 'n1', eps);
+  t.is(byIf(r).get(10), NfEpFlag.POD, 'bridged: no routed hop to take');
+  t.is(byIf(r).get(11), NfEpFlag.POD | NfEpFlag.LOCAL_DELIVERY, 'routed');
+  t.false(
+    [...r.maps.nf_local_addrs.values()].map((e) => decodeLocal(e.value)).some((l) => l.ifindex === 10 && l.podMac),
+    'no MACs for a bridge port',
+  );
+  s.config.redirect = { mode: 'fwmark', mark: 1, table: 1, uplink: 'eth0', serviceCIDRs: [] };
+  const tunnel = byIf(compile(s, 'n1', eps));
+  t.is(tunnel.get(10), NfEpFlag.POD, 'bridged: no tunnel');
+  t.is(tunnel.get(11), NfEpFlag.POD | NfEpFlag.TUNNEL);
+});
+
 test('endpoint flags: SVC_CIDRS on every endpoint while the node has service CIDRs', (t) => {
   const s = appSnapshot({ pods: replicas(1) });
   const eps: DiscoveredEndpoint[] = [podEp('app/web-0', 10), { ifname: 'eth0', ifindex: 2, kind: 'host' }];
