@@ -33,7 +33,7 @@ import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
 import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { AgentMetrics } from './metrics';
 import { namesFilePath, namesFromCompile, writeNamesFile } from './names-file';
-import { hostInterfaceOf } from './sandboxes-hostif';
+import { UnsupportedLayoutError, hostInterfaceOf } from './sandboxes-hostif';
 import { Sandboxes, sandboxesFilePath, type HostInterface, type Sandbox } from './sandboxes';
 
 export interface AgentOptions {
@@ -392,7 +392,8 @@ export class Agent {
     const sandbox = { pod, containerId: req.containerId, ifName: req.ifName, netns: req.netns, ips: prevResultIps(req.prevResult) };
     await this.sandboxes!.set(hostIf instanceof Error ? sandbox : { ...sandbox, hostIf });
     this.log.info({ pod, containerId: req.containerId, hostIf: hostIf instanceof Error ? hostIf.message : hostIf.name, ips: sandbox.ips }, 'cni add');
-    await this.programPod(pod);
+    // An unsupported layout cannot become enforceable by waiting: one pass, then the answer.
+    await this.programPod(pod, hostIf instanceof UnsupportedLayoutError ? 0 : undefined);
   }
 
   /** CNI DEL: forgets the pod's sandbox if `containerId` is its current one; a late DEL

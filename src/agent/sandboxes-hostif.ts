@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { LinkInfo } from '../datapath/native-api';
+import { layoutError } from '../endpoints/layout';
 import type { HostInterface } from './sandboxes';
 
 const run = promisify(execFile);
@@ -41,6 +42,12 @@ function namedInResult(prevResult: unknown): string[] {
   });
 }
 
+/** The sandbox's interface is of a layout netfence cannot enforce on (macvlan, ipvlan,
+ *  an OVS internal port): no pod traffic crosses a device of its own on this node. */
+export class UnsupportedLayoutError extends Error {
+  override name = 'UnsupportedLayoutError';
+}
+
 export interface SandboxRef {
   netns: string;
   ifName: string;
@@ -59,7 +66,10 @@ export async function hostInterfaceOf(links: LinkInfo[], req: SandboxRef, read: 
   } catch (e) {
     return new Error(`${what}: ${(e as Error).message.split('\n')[0]}`);
   }
-  if (inside.kind !== 'veth') return new Error(`${what}: it is a ${inside.kind || 'non-veth'} interface, not a veth`);
+  if (inside.kind !== 'veth') {
+    const layout = layoutError({ name: req.ifName, kind: inside.kind });
+    return layout ? new UnsupportedLayoutError(`${what}: ${layout}`) : new Error(`${what}: it is a ${inside.kind || 'non-veth'} interface, not a veth`);
+  }
   const peer = links.find((l) => l.ifindex === inside.peerIfindex && l.kind === 'veth' && l.linkIfindex === inside.ifindex);
   if (!peer) return new Error(`${what}: its veth peer (ifindex ${inside.peerIfindex}) is not in the agent's network namespace`);
   return { name: peer.name, ifindex: peer.ifindex };

@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hostInterfaceOf } from '../../src/agent/sandboxes-hostif';
+import { UnsupportedLayoutError, hostInterfaceOf } from '../../src/agent/sandboxes-hostif';
+import { SUPPORTED_LAYOUTS } from '../../src/endpoints/layout';
 import type { LinkInfo } from '../../src/datapath/native-api';
 import { CniChain, REFERENCE_PLUGINS_DIR, createNetns, kubeletArgs, type NetConfList } from '../helpers/libcni';
 
@@ -86,8 +87,8 @@ test.serial('macvlan: no host interface, the error names the layout', async (t) 
   const chain = new CniChain(list, exec);
   const r = await chain.add(rt(2));
   const found = await hostInterfaceOf(nodeLinks(), { ...rt(2), prevResult: r });
-  t.true(found instanceof Error);
-  t.is((found as Error).message, `find host interface of eth0 in /run/netns/${pods[2]}: it is a macvlan interface, not a veth`);
+  t.true(found instanceof UnsupportedLayoutError);
+  t.is((found as Error).message, `find host interface of eth0 in /run/netns/${pods[2]}: layout macvlan (eth0) cannot be enforced on: ${SUPPORTED_LAYOUTS}`);
   await chain.del(rt(2));
 });
 

@@ -140,9 +140,11 @@ test.serial('DEL of the current sandbox forgets it; a pod with no enforceable in
     { ...chain.list, plugins: [{ type: 'macvlan', master: 'eth0', mode: 'bridge', ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.6.0/24' }]], dataDir: path.join(lab.state.workDir, 'ipam-mv') } }, chain.list.plugins[1]] },
     { nodeNetns: `/run/netns/${lab.node().netns}`, path: [path.join(lab.state.workDir, 'cni-bin'), REFERENCE_PLUGINS_DIR] },
   );
+  const addStarted = Date.now();
   const err = await t.throwsAsync(macvlanChain.add(third), { instanceOf: CniError });
   t.regex(err!.message, /program pod demo\/web: discover pod demo\/web: no \/32 or \/128 route to 10\.244\.6\.\d+/);
-  t.regex(err!.message, /find host interface of eth0 in \/run\/netns\/nf-sbx-c3-\d+: it is a macvlan interface, not a veth/);
+  t.regex(err!.message, /find host interface of eth0 in \/run\/netns\/nf-sbx-c3-\d+: layout macvlan \(eth0\) cannot be enforced on: supported: a host-side veth per pod/);
+  t.true(Date.now() - addStarted < 4000, 'an unsupported layout fails at once, not after the 5 s wait');
   const status = JSON.parse(await lab.http('/readyz')) as { errors: string[] };
   t.true(status.errors.some((e) => e.startsWith('discover pod demo/web: ')), JSON.stringify(status.errors));
   t.true(lab.agentRecords().some((r) => r.level === 40 && typeof r.msg === 'string' && r.msg.startsWith('discover pod demo/web: ')), 'logged at warn');
