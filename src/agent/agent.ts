@@ -5,8 +5,9 @@
 // TCX links) outlive the process, so SIGTERM, kill -9 and restarts never open or drop
 // traffic; a new agent adopts what is pinned, and the last valid versions from the
 // last-good file, so a version rejected before the restart stays replaced after it.
-// CNI ADD/DEL are keyed by sandbox (agent/sandboxes): a pod's current container ID, its
-// host interface and addresses, kept on disk so a restart enforces them again.
+// CNI ADD/DEL are keyed by sandbox interface (agent/sandboxes): per (pod, CNI_IFNAME) the
+// current container ID, network, host interface and addresses, kept on disk so a restart
+// enforces them again; eth0 is the pod's primary endpoint, others secondary networks.
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Compiler } from '../compile';
@@ -34,7 +35,8 @@ import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { AgentMetrics } from './metrics';
 import { namesFilePath, namesFromCompile, writeNamesFile } from './names-file';
 import { UnsupportedLayoutError, hostInterfaceOf } from './sandboxes-hostif';
-import { Sandboxes, sandboxesFilePath, type HostInterface, type Sandbox } from './sandboxes';
+import { PRIMARY_IFNAME, applySandboxes, type SandboxEndpoint } from './sandbox-networks';
+import { Sandboxes, sandboxKey, sandboxesFilePath, type HostInterface, type Sandbox } from './sandboxes';
 
 export interface AgentOptions {
   /** Where snapshots come from; the agent starts and stops it. */
@@ -95,8 +97,12 @@ export class Agent {
   private warnings = new Set<string>();
   /** Pod sandboxes from CNI ADD (loaded at start: enforced again by the first pass). */
   private sandboxes?: Sandboxes;
-  /** Why CNI ADD found no host interface for a pod (route discovery is tried then). */
+  /** Why CNI ADD found no host interface for a pod interface, by sandboxKey (route
+   *  discovery is tried then). */
   private readonly hostIfErrors = new Map<string, string>();
+  /** What each sandbox interface is (primary, secondary network, or why unknown), by
+   *  sandboxKey, as the last pass resolved it. */
+  private sandboxEndpoints = new Map<string, SandboxEndpoint>();
   /** The last pass's discovery warnings: why pods of this node have no endpoint. */
   private discoveryWarnings: string[] = [];
   private compiled?: CompileResult;
@@ -251,16 +257,19 @@ export class Agent {
     }
     const hash = this.latest.version;
     const view = readNetView(this.addon);
-    const snap = await this.withSandboxes(this.latest.snapshot, view.links);
+    const { snapshot: snap, cniInterfaces, endpoints: sandboxEndpoints } = await this.withSandboxes(this.latest.snapshot, view.links);
+    this.sandboxEndpoints = sandboxEndpoints;
     const discovery = discoverEndpoints(view, snap, {
       nodeName: this.opts.nodeName,
       hostInterfaces: snap.config.hostInterfaces,
       sysfsRoot: this.opts.sysfsRoot ?? '/sys',
-      cniInterfaces: new Map(this.sandboxes!.all().flatMap((s) => (s.hostIf ? [[s.pod, s.hostIf]] : []))),
+      cniInterfaces,
     });
-    // A pod of this node with addresses but no interface is a pod not enforced.
-    this.discoveryWarnings = discovery.warnings;
-    for (const w of discovery.warnings) this.fail('discover', w, 'warn');
+    // A pod of this node with addresses but no interface is a pod not enforced; so is a
+    // sandbox interface whose network is not known.
+    const unresolved = [...sandboxEndpoints.values()].flatMap((e) => ('error' in e ? [e.error] : []));
+    this.discoveryWarnings = [...discovery.warnings, ...unresolved];
+    for (const w of this.discoveryWarnings) this.fail('discover', w, 'warn');
 
     const endCompile = this.metrics.compileSeconds.startTimer();
     const result = this.compiler.compile(snap, this.opts.nodeName, discovery.endpoints);
@@ -349,21 +358,27 @@ export class Agent {
     this.status.tunnel = mode ? { mode, enabled, error, since: changed ? new Date().toISOString() : prev?.since, gateways } : undefined;
   }
 
-  /** Whether a pod's primary endpoint is enforced as its policies say by the last applied
-   *  state (not when it runs a fallback: its last tables, or isolation). */
-  isProgrammed(pod: string): boolean {
-    return (
-      this.compiled?.endpoints.some((e) => e.pod === pod && e.kind === 'pod' && !this.status.failed.some((f) => f.ifindex === e.ifindex)) ??
-      false
-    );
+  /** Whether a pod's endpoint (primary, or on secondary network "ns/nad") is enforced as
+   *  its policies say by the last applied state (not when it runs a fallback: its last
+   *  tables, or isolation). */
+  isProgrammed(pod: string, network?: string): boolean {
+    const matches = (e: { pod?: string; kind: string; network?: string }): boolean =>
+      e.pod === pod && (network === undefined ? e.kind === 'pod' : e.kind === 'secondary' && e.network === network);
+    return this.compiled?.endpoints.some((e) => matches(e) && !this.status.failed.some((f) => f.ifindex === e.ifindex)) ?? false;
   }
 
-  /** The snapshot with the current sandboxes' addresses for pods whose source addresses
-   *  do not include them yet (none yet, or an older sandbox's: the API publishes
+  /** Whether the pod interface's endpoint is enforced, as the last pass resolved what it is. */
+  private interfaceProgrammed(pod: string, ifName: string): boolean {
+    const ep = this.sandboxEndpoints.get(sandboxKey(pod, ifName));
+    return ep !== undefined && !('error' in ep) && this.isProgrammed(pod, ep.network);
+  }
+
+  /** The snapshot with the current sandboxes' addresses for pod endpoints whose source
+   *  addresses do not include them yet (none yet, or an older sandbox's: the API publishes
    *  status.podIPs only after ADD returns). Sandboxes whose netns and host interface are
    *  both gone (a DEL missed while the agent was down) are forgotten first; either alone
    *  is not proof (the agent may not see a /proc/PID/ns/net netns path). */
-  private async withSandboxes(s: Snapshot, links: LinkInfo[]): Promise<Snapshot> {
+  private async withSandboxes(s: Snapshot, links: LinkInfo[]): Promise<ReturnType<typeof applySandboxes>> {
     const sandboxes = this.sandboxes!;
     const linkThere = (h: HostInterface): boolean => links.some((l) => l.ifindex === h.ifindex && l.name === h.name);
     const isGone = (sb: Sandbox): boolean => !fs.existsSync(sb.netns) && !(sb.hostIf && linkThere(sb.hostIf));
@@ -372,58 +387,71 @@ export class Agent {
       return [];
     });
     for (const g of gone) {
-      this.log.info({ pod: g.pod, containerId: g.containerId, netns: g.netns }, 'CNI sandbox gone (netns and host interface): forgotten');
+      this.log.info({ pod: g.pod, ifName: g.ifName, containerId: g.containerId, netns: g.netns }, 'CNI sandbox gone (netns and host interface): forgotten');
     }
-    if (sandboxes.size === 0) return s;
-    const pods = s.pods.map((p) => {
-      const ips = sandboxes.get(`${p.namespace}/${p.name}`)?.ips ?? [];
-      return ips.length > 0 && !ips.every((ip) => p.ips.includes(ip)) ? { ...p, ips } : p;
-    });
-    return { ...s, pods };
+    return applySandboxes(s, sandboxes.all());
   }
 
-  /** CNI ADD: the pod's current sandbox (host interface, addresses) is recorded, on disk
-   *  before the answer, then the pod is programmed. */
+  /** CNI ADD: the current sandbox of the pod's interface (host interface, network,
+   *  addresses) is recorded, on disk before the answer, then its endpoint is programmed. */
   async cniAdd(req: CniRequest): Promise<void> {
     const pod = cniPod(req);
+    const key = sandboxKey(pod, req.ifName);
     const hostIf = await hostInterfaceOf(this.addon.linkList(), req);
-    if (hostIf instanceof Error) this.hostIfErrors.set(pod, hostIf.message);
-    else this.hostIfErrors.delete(pod);
-    const sandbox = { pod, containerId: req.containerId, ifName: req.ifName, netns: req.netns, ips: prevResultIps(req.prevResult) };
+    if (hostIf instanceof Error) this.hostIfErrors.set(key, hostIf.message);
+    else this.hostIfErrors.delete(key);
+    const sandbox: Sandbox = {
+      pod,
+      containerId: req.containerId,
+      ifName: req.ifName,
+      ...(req.network && { network: req.network }),
+      netns: req.netns,
+      ips: prevResultIps(req.prevResult),
+    };
     await this.sandboxes!.set(hostIf instanceof Error ? sandbox : { ...sandbox, hostIf });
-    this.log.info({ pod, containerId: req.containerId, hostIf: hostIf instanceof Error ? hostIf.message : hostIf.name, ips: sandbox.ips }, 'cni add');
+    this.log.info(
+      { pod, ifName: req.ifName, network: req.network, containerId: req.containerId, hostIf: hostIf instanceof Error ? hostIf.message : hostIf.name, ips: sandbox.ips },
+      'cni add',
+    );
     // An unsupported layout cannot become enforceable by waiting: one pass, then the answer.
-    await this.programPod(pod, hostIf instanceof UnsupportedLayoutError ? 0 : undefined);
+    await this.programPod(pod, req.ifName, hostIf instanceof UnsupportedLayoutError ? 0 : undefined);
   }
 
-  /** CNI DEL: forgets the pod's sandbox if `containerId` is its current one; a late DEL
-   *  of a replaced sandbox changes nothing. */
+  /** CNI DEL: forgets the sandbox of the pod's interface if `containerId` is its current
+   *  one; a late DEL of a replaced sandbox changes nothing, nor does one for another interface. */
   async cniDel(req: CniRequest): Promise<void> {
     const pod = cniPod(req);
-    const outcome = await this.sandboxes!.delete(pod, req.containerId);
+    const outcome = await this.sandboxes!.delete(pod, req.ifName, req.containerId);
     if (outcome === 'stale') {
-      const current = this.sandboxes!.get(pod)?.containerId;
-      this.log.info({ pod, containerId: req.containerId, current }, `cni del ignored: container ${req.containerId} is not the current sandbox of ${pod} (${current})`);
+      const current = this.sandboxes!.get(pod, req.ifName)?.containerId;
+      this.log.info(
+        { pod, ifName: req.ifName, containerId: req.containerId, current },
+        `cni del ignored: container ${req.containerId} is not the current sandbox of ${pod} on ${req.ifName} (${current})`,
+      );
       return;
     }
-    this.log.info({ pod, containerId: req.containerId, outcome }, 'cni del');
+    this.log.info({ pod, ifName: req.ifName, network: req.network, containerId: req.containerId, outcome }, 'cni del');
     if (outcome === 'deleted') {
-      this.hostIfErrors.delete(pod);
+      this.hostIfErrors.delete(sandboxKey(pod, req.ifName));
       void this.apply('cni del');
     }
   }
 
-  /** CNI CHECK: the container is the pod's current sandbox and the pod is enforced. */
+  /** CNI CHECK: the container is the current sandbox of the pod's interface and that endpoint is enforced. */
   cniCheck(req: CniRequest): boolean {
     const pod = cniPod(req);
-    return this.sandboxes?.get(pod)?.containerId === req.containerId && this.isProgrammed(pod);
+    return this.sandboxes?.get(pod, req.ifName)?.containerId === req.containerId && this.interfaceProgrammed(pod, req.ifName);
   }
 
-  /** Why the pod has no enforced endpoint, as the last pass found. */
-  private whyNotEnforced(pod: string): string {
-    // Discovery names the pod first in each of its warnings ("discover pod ns/name: ...").
-    const discovery = this.discoveryWarnings.filter((w) => w.startsWith(`discover pod ${pod}:`) || w.startsWith(`discover pod ${pod} `));
-    const hostIf = this.hostIfErrors.get(pod);
+  /** Why the pod interface has no enforced endpoint, as the last pass found. */
+  private whyNotEnforced(pod: string, ifName: string): string {
+    const ep = this.sandboxEndpoints.get(sandboxKey(pod, ifName));
+    if (ep && 'error' in ep) return ep.error;
+    // Discovery names the pod (and network) first in each of its warnings
+    // ("discover pod ns/name: ...", "discover pod ns/name network ns/nad: ...").
+    const prefix = ep?.network ? `discover pod ${pod} network ${ep.network}:` : `discover pod ${pod}:`;
+    const discovery = this.discoveryWarnings.filter((w) => w.startsWith(prefix));
+    const hostIf = this.hostIfErrors.get(sandboxKey(pod, ifName));
     const reasons = [...discovery, ...(hostIf ? [hostIf] : [])];
     if (reasons.length > 0) return reasons.join('; ');
     const p = this.latest?.snapshot.pods.find((x) => `${x.namespace}/${x.name}` === pod);
@@ -433,14 +461,16 @@ export class Agent {
     return 'no enforced endpoint: no address of the pod known (none in the state source or the CNI result) and no host interface found';
   }
 
-  /** Reconcile until the pod's endpoint is enforced (or fail naming why). */
-  private async programPod(pod: string, timeoutMs = 5000): Promise<void> {
+  /** Reconcile until the endpoint of the pod's interface is enforced (or fail naming why). */
+  private async programPod(pod: string, ifName: string, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       while (this.running) await new Promise((r) => setTimeout(r, 10));
-      await this.apply(`cni add ${pod}`);
-      if (this.isProgrammed(pod)) return;
-      const failure = this.status.failed.find((f) => f.pod === pod);
+      await this.apply(`cni add ${pod} ${ifName}`);
+      if (this.interfaceProgrammed(pod, ifName)) return;
+      // This interface's failure when CNI named its host side (else route discovery found it).
+      const hostIf = this.sandboxes!.get(pod, ifName)?.hostIf;
+      const failure = this.status.failed.find((f) => f.pod === pod && (!hostIf || f.ifindex === hostIf.ifindex));
       // Enforced, but closed rather than as its policies say: the pod must not start
       // believing it is (the runtime retries the ADD).
       if (failure?.fallback) {
@@ -448,7 +478,7 @@ export class Agent {
         throw new Error(`program pod ${pod}: ${how.join(', ')}, not enforced as its policies say: ${failure.error}`);
       }
       if (Date.now() > deadline) {
-        throw new Error(`program pod ${pod}: ${failure?.error ?? this.whyNotEnforced(pod)}`);
+        throw new Error(`program pod ${pod}${ifName === PRIMARY_IFNAME ? '' : ` on ${ifName}`}: ${failure?.error ?? this.whyNotEnforced(pod, ifName)}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -18,6 +18,9 @@ export interface CniRequest {
   netns: string;
   /** Interface name inside the container (CNI_IFNAME). */
   ifName: string;
+  /** The CNI network's name (netconf `name`): with Multus, which attachment this is.
+   *  Optional: plugins before it did not send it. */
+  network?: string;
   podNamespace: string;
   podName: string;
   /** The previous plugin's result (ADD and CHECK). */
@@ -56,6 +59,7 @@ export function decodeRequest(line: string): AgentRequest {
       containerId: str(r, 'containerId', true),
       netns: str(r, 'netns', attached),
       ifName: str(r, 'ifName', true),
+      ...(r.network !== undefined && { network: str(r, 'network', true) }),
       podNamespace: str(r, 'podNamespace', false),
       podName: str(r, 'podName', false),
       ...(r.prevResult !== undefined && { prevResult: r.prevResult }),

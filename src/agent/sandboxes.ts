@@ -1,7 +1,9 @@
-// The pod sandboxes the agent learned from CNI ADD, keyed by pod: the current sandbox's
-// container ID, its interface and netns, the host-side interface and the addresses of the
-// interface plugin's result. A DEL for another container ID (the kubelet sends late DELs
-// for sandboxes it already replaced) changes nothing. Kept in the agent's run directory
+// The pod sandbox interfaces the agent learned from CNI ADD, keyed by (pod, interface
+// name): with Multus a pod gets one ADD per network (eth0, net1, ...), each its own
+// endpoint. For each: the current sandbox's container ID, its netns, the CNI network name,
+// the host-side interface and the addresses of the interface plugin's result. A DEL for
+// another container ID on that interface (the kubelet sends late DELs for sandboxes it
+// already replaced) changes nothing. Kept in the agent's run directory
 // (/run/netfence/<hash of the bpffs root>/sandboxes.json, written atomically), so a
 // restarted agent enforces these pods again at its first pass, before it reports ready.
 import fs from 'node:fs';
@@ -9,7 +11,9 @@ import path from 'node:path';
 import { DEFAULT_RUN_DIR, namesFilePath } from './names-file';
 import { writeFileAtomic } from './write-atomic';
 
-export const SANDBOXES_FILE_VERSION = 1;
+export const SANDBOXES_FILE_VERSION = 2;
+/** Version 1 (one sandbox per pod, no network) reads as is: its entries already name their interface. */
+const READABLE_VERSIONS: readonly unknown[] = [1, SANDBOXES_FILE_VERSION];
 
 export interface HostInterface {
   name: string;
@@ -23,6 +27,8 @@ export interface Sandbox {
   containerId: string;
   /** CNI_IFNAME, inside the sandbox. */
   ifName: string;
+  /** The CNI network's name (the netconf `name`); absent from plugins before it was sent. */
+  network?: string;
   /** CNI_NETNS: the sandbox is gone once this path is. */
   netns: string;
   hostIf?: HostInterface;
@@ -42,6 +48,7 @@ function decodeSandbox(v: unknown, at: string): Sandbox {
   const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
   for (const f of ['pod', 'containerId', 'ifName', 'netns']) if (!isStr(o[f]) || o[f] === '') throw new Error(`${at}.${f}: must be a non-empty string`);
   if (!Array.isArray(o.ips) || !o.ips.every(isStr)) throw new Error(`${at}.ips: must be a list of strings`);
+  if (o.network !== undefined && (!isStr(o.network) || o.network === '')) throw new Error(`${at}.network: must be a non-empty string`);
   const h = o.hostIf as Record<string, unknown> | undefined;
   if (h !== undefined && (!isStr(h?.name) || !Number.isInteger(h?.ifindex))) throw new Error(`${at}.hostIf: must be { name, ifindex }`);
   return {
@@ -49,13 +56,17 @@ function decodeSandbox(v: unknown, at: string): Sandbox {
     containerId: o.containerId as string,
     ifName: o.ifName as string,
     netns: o.netns as string,
+    ...(o.network !== undefined && { network: o.network as string }),
     ...(h && { hostIf: { name: h.name as string, ifindex: h.ifindex as number } }),
     ips: o.ips,
   };
 }
 
+/** One endpoint per (pod, interface); pod names have no spaces. */
+export const sandboxKey = (pod: string, ifName: string): string => `${pod} ${ifName}`;
+
 export class Sandboxes {
-  private readonly byPod = new Map<string, Sandbox>();
+  private readonly byKey = new Map<string, Sandbox>();
   /** Saves run one after another (they share the temporary file). */
   private saving: Promise<void> = Promise.resolve();
 
@@ -74,41 +85,41 @@ export class Sandboxes {
     }
     try {
       const saved = JSON.parse(text) as { version?: unknown; sandboxes?: unknown };
-      if (saved.version !== SANDBOXES_FILE_VERSION) throw new Error(`version: expected ${SANDBOXES_FILE_VERSION}, got ${JSON.stringify(saved.version)}`);
+      if (!READABLE_VERSIONS.includes(saved.version)) throw new Error(`version: expected ${READABLE_VERSIONS.join(' or ')}, got ${JSON.stringify(saved.version)}`);
       if (!Array.isArray(saved.sandboxes)) throw new Error('sandboxes: must be a list');
       const list = saved.sandboxes.map((s, i) => decodeSandbox(s, `sandboxes[${i}]`));
-      this.byPod.clear();
-      for (const s of list) this.byPod.set(s.pod, s);
+      this.byKey.clear();
+      for (const s of list) this.byKey.set(sandboxKey(s.pod, s.ifName), s);
       return {};
     } catch (e) {
       return { warning: `load sandboxes file ${this.file}: ${(e as Error).message} (ignored)` };
     }
   }
 
-  get(pod: string): Sandbox | undefined {
-    return this.byPod.get(pod);
+  get(pod: string, ifName: string): Sandbox | undefined {
+    return this.byKey.get(sandboxKey(pod, ifName));
   }
 
   all(): Sandbox[] {
-    return [...this.byPod.values()];
+    return [...this.byKey.values()];
   }
 
   get size(): number {
-    return this.byPod.size;
+    return this.byKey.size;
   }
 
-  /** ADD: the pod's current sandbox (replacing an older one); on disk when it resolves. */
+  /** ADD: the current sandbox of the pod's interface (replacing an older one); on disk when it resolves. */
   async set(s: Sandbox): Promise<void> {
-    this.byPod.set(s.pod, s);
+    this.byKey.set(sandboxKey(s.pod, s.ifName), s);
     await this.save();
   }
 
-  /** DEL: forgets the pod's sandbox only when `containerId` is the current one. */
-  async delete(pod: string, containerId: string): Promise<DelOutcome> {
-    const s = this.byPod.get(pod);
+  /** DEL: forgets the pod interface's sandbox only when `containerId` is its current one. */
+  async delete(pod: string, ifName: string, containerId: string): Promise<DelOutcome> {
+    const s = this.byKey.get(sandboxKey(pod, ifName));
     if (!s) return 'unknown';
     if (s.containerId !== containerId) return 'stale';
-    this.byPod.delete(pod);
+    this.byKey.delete(sandboxKey(pod, ifName));
     await this.save();
     return 'deleted';
   }
@@ -118,7 +129,7 @@ export class Sandboxes {
   async prune(isGone: (s: Sandbox) => boolean): Promise<Sandbox[]> {
     const gone = this.all().filter(isGone);
     if (gone.length === 0) return [];
-    for (const s of gone) this.byPod.delete(s.pod);
+    for (const s of gone) this.byKey.delete(sandboxKey(s.pod, s.ifName));
     await this.save();
     return gone;
   }

@@ -141,6 +141,7 @@ function request(op: CniOp, env: NodeJS.ProcessEnv, conf: NetConf): CniRequest {
     containerId: need(env, 'CNI_CONTAINERID'),
     netns: op === 'del' ? (env.CNI_NETNS ?? '') : need(env, 'CNI_NETNS'),
     ifName: need(env, 'CNI_IFNAME'),
+    ...(conf.name && { network: conf.name }),
     podNamespace: args.K8S_POD_NAMESPACE ?? '',
     podName: args.K8S_POD_NAME ?? '',
     ...(conf.prevResult !== undefined && { prevResult: conf.prevResult }),

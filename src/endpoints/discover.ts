@@ -8,8 +8,9 @@
 //  - secondary networks: the VF representor of PodNetwork.pciAddress (sysfs), or else
 //    the link routing one of that network's pod IPs;
 //  - host interfaces: link names matching config.hostInterfaces globs.
-// A pod whose sandbox CNI announced is enforced on the host interface CNI named, while
-// that link (same name and ifindex) exists; route discovery is for the others.
+// A pod interface whose sandbox CNI announced (the primary one, or one per secondary
+// network) is enforced on the host interface CNI named, while that link (same name and
+// ifindex) exists; route discovery is for the others.
 // Pure over a NetView so tests feed it links and routes directly.
 import type { DiscoveredEndpoint } from '../compile/endpoint';
 import type { FdbEntry, LinkInfo, NativeAddon, Neighbour, Route } from '../datapath/native-api';
@@ -36,7 +37,7 @@ export interface DiscoverOptions {
   nodeName: string;
   hostInterfaces: readonly string[];
   sysfsRoot: string;
-  /** Host-side interface of each CNI-announced pod sandbox, by namespace/name. */
+  /** Host-side interface of each CNI-announced pod sandbox interface, by cniEndpointKey. */
   cniInterfaces?: ReadonlyMap<string, { name: string; ifindex: number }>;
 }
 
@@ -77,9 +78,12 @@ export function matchesAny(name: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => matchesGlob(name, p));
 }
 
-/** The link CNI announced for the pod, if it is still that link (names are reused). */
-function cniLink(byName: ReadonlyMap<string, LinkInfo>, pod: string, opts: DiscoverOptions): LinkInfo | undefined {
-  const want = opts.cniInterfaces?.get(pod);
+/** "ns/name" for a pod's primary endpoint, "ns/name network ns/nad" for a secondary one. */
+export const cniEndpointKey = (pod: string, network?: string): string => (network ? `${pod} network ${network}` : pod);
+
+/** The link CNI announced for the endpoint, if it is still that link (names are reused). */
+function cniLink(byName: ReadonlyMap<string, LinkInfo>, key: string, opts: DiscoverOptions): LinkInfo | undefined {
+  const want = opts.cniInterfaces?.get(key);
   const link = want && byName.get(want.name);
   return link?.ifindex === want?.ifindex ? link : undefined;
 }
@@ -207,7 +211,9 @@ export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: Disco
     else if (pod.ips.length > 0) warnings.push(primary);
     for (const net of pod.networks) {
       let sec: Located | undefined;
-      if (net.pciAddress) {
+      const announced = cniLink(byName, cniEndpointKey(key, net.network), opts);
+      if (announced) sec = { link: announced };
+      else if (net.pciAddress) {
         const rep = representorOf(opts.sysfsRoot, net.pciAddress);
         const link = rep instanceof Error ? undefined : byName.get(rep);
         sec = rep instanceof Error ? { error: rep.message } : link ? { link } : { error: `representor ${rep} is not a link here` };

@@ -148,7 +148,7 @@ test('ADD programs the endpoint before returning and passes prevResult through',
   t.is(r.stdout.trim(), JSON.stringify(prevResult), 'prevResult not passed through verbatim');
   t.is(agent.programmed.get('c0ffee01'), 'nfh0', 'handler did not find the host-side veth');
   const req = agent.requests[0];
-  t.like(req, { op: 'add', containerId: 'c0ffee01', netns: podNsPath, ifName: 'eth0', podNamespace: 'shop', podName: 'web-0' });
+  t.like(req, { op: 'add', containerId: 'c0ffee01', netns: podNsPath, ifName: 'eth0', network: 'k8s-pod-network', podNamespace: 'shop', podName: 'web-0' });
   t.deepEqual(req.prevResult, prevResult);
 });
 
