@@ -112,7 +112,7 @@ test.serial('re-created sandbox with a new IP while the source lists the old one
   await chain.del(first);
   await lab.ready();
   t.true(
-    lab.agentRecords().some((r) => typeof r.msg === 'string' && r.msg.startsWith('cni del ignored: container c1 is not the current sandbox of demo/web (c2)')),
+    lab.agentRecords().some((r) => typeof r.msg === 'string' && r.msg.startsWith('cni del ignored: container c1 is not the current sandbox of demo/web on eth0 (c2)')),
     'the ignored DEL is logged',
   );
   t.deepEqual(await lab.probe(fromAB(secondIp)), ['allow', 'deny'], 'still enforced after the late DEL');

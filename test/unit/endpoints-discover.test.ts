@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { LinkInfo } from '../../src/datapath/native-api';
-import { discoverEndpoints, endpointOn, type NetView } from '../../src/endpoints/discover';
+import { cniEndpointKey, discoverEndpoints, endpointOn, type NetView } from '../../src/endpoints/discover';
 import { layoutError } from '../../src/endpoints/layout';
 import { representorOf } from '../../src/endpoints/sysfs';
 import type { PodObj, Snapshot } from '../../src/model/types';
@@ -98,6 +98,21 @@ test('a CNI-announced host interface wins over the route while it is the same li
   t.deepEqual(announced.endpoints, [{ ifname: 'veth-cni', ifindex: 12, kind: 'pod', pod: 'ns/a' }]);
   const reused = discoverEndpoints(view, s, { ...opts, cniInterfaces: new Map([['ns/a', { name: 'veth-cni', ifindex: 99 }]]) });
   t.deepEqual(reused.endpoints, [{ ifname: 'veth-old', ifindex: 10, kind: 'pod', pod: 'ns/a' }]);
+});
+
+test('a pod with a CNI-announced interface per network: each network is its own endpoint on its own link', (t) => {
+  const view = { links: [link(12, 'veth-eth0'), link(13, 'veth-net1')], routes: [], neighbours: [], fdb: [], peerMac: () => null, peerAddrs: () => [] };
+  const s = snap([pod('a', ['10.244.0.5'], { networks: [{ network: 'ns/blue', interface: 'net1', ips: ['10.10.0.5'] }] })]);
+  const cniInterfaces = new Map([
+    [cniEndpointKey('ns/a'), { name: 'veth-eth0', ifindex: 12 }],
+    [cniEndpointKey('ns/a', 'ns/blue'), { name: 'veth-net1', ifindex: 13 }],
+  ]);
+  const found = discoverEndpoints(view, s, { nodeName: 'n1', hostInterfaces: [], sysfsRoot: '/nonexistent', cniInterfaces });
+  t.deepEqual(found.endpoints, [
+    { ifname: 'veth-eth0', ifindex: 12, kind: 'pod', pod: 'ns/a' },
+    { ifname: 'veth-net1', ifindex: 13, kind: 'secondary', pod: 'ns/a', network: 'ns/blue' },
+  ]);
+  t.deepEqual(found.warnings, []);
 });
 
 /** A node with bridge cni0 (5), its ports veth-p (30, pod p), veth-q (31, pod q, learned
