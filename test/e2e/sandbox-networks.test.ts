@@ -3,7 +3,8 @@
 // (the shipped bundle), run as libcni runs them, against a real agent (state-directory
 // source). eth0 is on "routed" (the pod network), net1 on "blue" (NAD demo/blue). Pod
 // demo/web accepts TCP 80 from a only on eth0 (NetworkPolicy) and from b only on net1
-// (MultiNetworkPolicy): each interface enforced on its own, neither replacing the other.
+// (MultiNetworkPolicy): each interface enforced on its own, neither replacing the other,
+// also after an agent restart.
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -118,6 +119,16 @@ test.serial('a late DEL for an old container on net1 changes nothing', async (t)
   await lab.ready();
   t.deepEqual(await lab.probe(fromAB(ips.eth0!)), ['allow', 'deny']);
   t.deepEqual(await lab.probe(fromAB(ips.net1!)), ['deny', 'allow']);
+  await blue.check(net1);
+});
+
+test.serial('SIGTERM and restart: both interfaces are enforced again before the agent reports ready', async (t) => {
+  await lab.kill('SIGTERM');
+  await lab.startAgent();
+  t.true(lab.agentRecords().some((r) => r.msg === 'CNI sandboxes loaded' && r.sandboxes === 2));
+  t.deepEqual(await lab.probe(fromAB(ips.eth0!)), ['allow', 'deny']);
+  t.deepEqual(await lab.probe(fromAB(ips.net1!)), ['deny', 'allow']);
+  await routed.check(eth0);
   await blue.check(net1);
 });
 
