@@ -73,7 +73,7 @@ export function tunnelGateways(cfg: RedirectConfig): GatewayTarget[] {
 /** `gateways`: the monitor's states of tunnelGateways(cfg). Each family is tunnelled while
  *  its gateway is reachable and answers; the others flow directly (their OFF flag set). */
 export function ensureTunnel(addon: NativeAddon, cfg: RedirectConfig, gateways: GatewayState[], opts: TunnelOptions = {}): TunnelResult {
-  const configured = gateways.map((g) => g.family);
+  const configured = gateways.map((g) => g.family).sort((a, b) => a - b);
   const fail = (error: string): TunnelResult => ({ patch: OFF, off: configured, unroute: [4, 6], error: `enable transparent tunnel (${cfg.mode}): ${error}` });
   const uplink = addon.linkByName(cfg.uplink);
   if (!uplink) return fail(`uplink ${cfg.uplink} not found`);
@@ -90,7 +90,7 @@ export function ensureTunnel(addon: NativeAddon, cfg: RedirectConfig, gateways: 
   const causes = down.map((d) => d.error).join('; ');
   const up = gateways.filter((g) => !down.some((d) => d.family === g.family));
   if (up.length === 0) return fail(causes);
-  const off = down.map((d) => d.family);
+  const off = down.map((d) => d.family).sort((a, b) => a - b);
   const offFlags = off.reduce((flags, f) => flags | OFF_FLAG[f], 0);
   const error = down.length > 0 ? `transparent tunnel (${cfg.mode}) off for ${off.map((f) => `IPv${f}`).join(', ')}: ${causes}` : undefined;
 
