@@ -550,9 +550,13 @@ static __always_inline int nf_check_source_pod(const struct nf_local *src, const
 	return nf_decide(sep, p, rel, NF_DIR_EGRESS, 0, d);
 }
 
-static __always_inline int nf_tunnel_active(const struct nf_config *cfg)
+/* The tunnel is on for this family: a mode is set and the family's gateway is
+ * not silent (NF_CFG_F_TUNNEL_OFF4/6: that family alone flows directly). */
+static __always_inline int nf_tunnel_on(const struct nf_config *cfg, __u8 family)
 {
-	return cfg && (cfg->flags & (NF_CFG_F_TUNNEL_FWMARK | NF_CFG_F_TUNNEL_DIRECT));
+	__u32 off = family == 4 ? NF_CFG_F_TUNNEL_OFF4 : NF_CFG_F_TUNNEL_OFF6;
+
+	return cfg && (cfg->flags & (NF_CFG_F_TUNNEL_FWMARK | NF_CFG_F_TUNNEL_DIRECT)) && !(cfg->flags & off);
 }
 
 /*
@@ -575,14 +579,16 @@ static __always_inline int nf_tunnel_active(const struct nf_config *cfg)
  * every kernel the classifier does and costs one lookup per tunnelled packet.
  */
 static __always_inline int nf_arrived_untunnelled(const struct __sk_buff *skb,
+						  const struct nf_pkt *p,
 						  const struct nf_endpoint *ep,
 						  const struct nf_local *src)
 {
 	if (!src || src->kind != NF_LOCAL_POD || src->ifindex != skb->ingress_ifindex)
 		return 0;
-	/* local delivery: whatever reaches the pod through the stack came that way */
+	/* local delivery: whatever reaches the pod through the stack came that way;
+	 * a family whose tunnel is off flags nothing (tunnelled both ways once on) */
 	return (ep->flags & NF_EP_F_LOCAL_DELIVERY) ||
-	       ((ep->flags & NF_EP_F_TUNNEL) && nf_tunnel_active(nf_get_config()));
+	       ((ep->flags & NF_EP_F_TUNNEL) && nf_tunnel_on(nf_get_config(), p->family));
 }
 
 /* Transparent tunnel (DESIGN.md 3.8): an allowed packet from a tunnel-mode pod
@@ -605,7 +611,7 @@ static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_pkt 
 	if (!dep || !(dep->flags & NF_EP_F_TUNNEL))
 		return TC_ACT_OK;
 	cfg = nf_get_config();
-	if (!nf_tunnel_active(cfg) || (s->reply_ct_flags & NF_CT_F_NO_TUNNEL))
+	if (!nf_tunnel_on(cfg, p->family) || (s->reply_ct_flags & NF_CT_F_NO_TUNNEL))
 		return TC_ACT_OK;
 	if (cfg->flags & NF_CFG_F_TUNNEL_FWMARK)
 		skb->mark = (skb->mark & ~cfg->tunnel_mark_mask) | cfg->tunnel_mark;
@@ -792,7 +798,7 @@ static __always_inline int nf_handle(struct __sk_buff *skb, int tc_egress)
 
 		if ((ep->flags & NF_EP_F_SRC_CHECK) && !nf_check_source_pod(src, p, relp, d))
 			return nf_do_drop(d, p, ifindex);
-		if (nf_arrived_untunnelled(skb, ep, src)) {
+		if (nf_arrived_untunnelled(skb, p, ep, src)) {
 			__u8 *arrived = nf_stack_arrival(ep);
 
 			opts |= NF_ENF_NO_TUNNEL;

@@ -254,9 +254,13 @@ enum nf_reason {
 };
 
 /* Global config (ARRAY, one element). Written by the agent; the tunnel flag
- * is set only after the routes exist, so marked packets are never black-holed. */
+ * is set only after the routes exist, so marked packets are never black-holed.
+ * OFF4/OFF6 exempt one family from the tunnel while its gateway is silent (the
+ * other family stays tunnelled); clear, they leave the mode flag as it was. */
 #define NF_CFG_F_TUNNEL_FWMARK (1u << 0)
 #define NF_CFG_F_TUNNEL_DIRECT (1u << 1)
+#define NF_CFG_F_TUNNEL_OFF4 (1u << 2)
+#define NF_CFG_F_TUNNEL_OFF6 (1u << 3)
 
 struct nf_config {
 	__u32 layout_version;   /* NF_LAYOUT_VERSION of the agent that wrote it */

@@ -25,7 +25,7 @@ import { NativeMapIO } from '../reconcile/native-mapio';
 import { Reconciler } from '../reconcile/reconciler';
 import { pruneRuleStats } from '../reconcile/rule-stats';
 import { GatewayMonitor, type GatewayState } from '../redirect/gateway-monitor';
-import { ensureTunnel, removeTunnel, tunnelGateways, TUNNEL_OFF } from '../redirect/tunnel';
+import { ensureTunnel, removeTunnel, tunnelGateways, TUNNEL_OFF, type Family } from '../redirect/tunnel';
 import type { SnapshotSource } from '../sources/source';
 import type { CniRequest } from './cni-protocol';
 import { prevResultIps } from './cni-ips';
@@ -64,8 +64,10 @@ export interface AgentStatus {
   endpoints: number;
   failed: ReconcileReport['failed'];
   errors: string[];
-  /** `since`: when `enabled` last changed; `gateways`: the liveness of each probed gateway. */
-  tunnel?: { mode: string; enabled: boolean; error?: string; since?: string; gateways?: GatewayState[] };
+  /** `enabled`: on for at least one family; `off`: the families with a configured gateway
+   *  that flow directly (their gateway fails); `since`: when either last changed;
+   *  `gateways`: the liveness of each probed gateway. */
+  tunnel?: { mode: string; enabled: boolean; off: Family[]; error?: string; since?: string; gateways?: GatewayState[] };
   lastApply?: string;
 }
 
@@ -282,15 +284,14 @@ export class Agent {
     const redirect = snap.config.redirect;
     const wantTunnel =
       redirect !== undefined && [...result.maps.nf_endpoints.values()].some((e) => (decodeEndpoint(e.value).flags & NfEpFlag.TUNNEL) !== 0);
-    let tunnelError: string | undefined;
-    let gateways: GatewayState[] | undefined;
+    let tunnel: { enabled: boolean; off: Family[]; error?: string; gateways?: GatewayState[] } = { enabled: false, off: [] };
     if (wantTunnel) {
-      gateways = await this.gateways.follow(redirect.uplink, tunnelGateways(redirect));
+      const gateways = await this.gateways.follow(redirect.uplink, tunnelGateways(redirect));
       const t = ensureTunnel(this.addon, redirect, gateways);
-      tunnelError = t.error;
+      tunnel = { enabled: t.patch.flags !== 0, off: t.off, error: t.error, gateways };
       if (t.error) this.fail('tunnel', t.error);
       updateConfig(this.addon, dp, { ...t.patch, eventsPerSec: snap.config.eventsPerSecond });
-      if (redirect.mode === 'direct' || t.error) removeTunnel(this.addon, redirect.table);
+      removeTunnel(this.addon, redirect.table, t.unroute);
     } else {
       this.gateways.stop();
       updateConfig(this.addon, dp, { ...TUNNEL_OFF, eventsPerSec: snap.config.eventsPerSecond });
@@ -307,7 +308,7 @@ export class Agent {
       }
     }
     this.status.failed = report.failed;
-    this.tunnelStatus(redirect?.mode, wantTunnel && !tunnelError, tunnelError, gateways);
+    this.tunnelStatus(redirect?.mode, tunnel);
     if (!report.ok) {
       this.fail('apply', report.error ?? 'apply failed');
     } else {
@@ -348,14 +349,19 @@ export class Agent {
     return report;
   }
 
-  private tunnelStatus(mode: string | undefined, enabled: boolean, error: string | undefined, gateways: GatewayState[] | undefined): void {
+  private tunnelStatus(mode: string | undefined, t: { enabled: boolean; off: Family[]; error?: string; gateways?: GatewayState[] }): void {
+    const { enabled, off, error, gateways } = t;
     const prev = this.status.tunnel;
-    const changed = prev?.enabled !== enabled;
-    if (changed && enabled) this.log.info({ mode, gateways }, 'transparent tunnel on');
+    const changed = prev?.enabled !== enabled || prev.off.join() !== off.join();
+    if (changed && enabled) this.log.info({ mode, off, gateways }, off.length > 0 ? `transparent tunnel on except IPv${off.join(', IPv')}` : 'transparent tunnel on');
     this.metrics.tunnelEnabled.set(enabled ? 1 : 0);
+    this.metrics.tunnelFamilyEnabled.reset();
     this.metrics.gatewayAnswering.reset();
-    for (const g of gateways ?? []) this.metrics.gatewayAnswering.set({ family: String(g.family), gateway: g.address }, g.answering ? 1 : 0);
-    this.status.tunnel = mode ? { mode, enabled, error, since: changed ? new Date().toISOString() : prev?.since, gateways } : undefined;
+    for (const g of gateways ?? []) {
+      this.metrics.tunnelFamilyEnabled.set({ family: String(g.family) }, enabled && !off.includes(g.family) ? 1 : 0);
+      this.metrics.gatewayAnswering.set({ family: String(g.family), gateway: g.address }, g.answering ? 1 : 0);
+    }
+    this.status.tunnel = mode ? { mode, enabled, off, error, since: changed ? new Date().toISOString() : prev?.since, gateways } : undefined;
   }
 
   /** Whether a pod's endpoint (primary, or on secondary network "ns/nad") is enforced as

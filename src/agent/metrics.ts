@@ -44,7 +44,8 @@ export class AgentMetrics {
   readonly errors = new Counter({ name: 'netfence_errors_total', help: 'errors by stage (validate: once when the error appears; compile, apply, endpoint, tunnel, names, discover: per pass that meets them)', labelNames: ['stage'], registers: [this.registry] });
   readonly generation = new Gauge({ name: 'netfence_applied_generation', help: 'generation of the applied state', registers: [this.registry] });
   readonly endpoints = new Gauge({ name: 'netfence_endpoints', help: 'enforced endpoints', registers: [this.registry] });
-  readonly tunnelEnabled = new Gauge({ name: 'netfence_tunnel_enabled', help: 'transparent tunnel on (1) or off (0: not configured, or its uplink or a gateway fails)', registers: [this.registry] });
+  readonly tunnelEnabled = new Gauge({ name: 'netfence_tunnel_enabled', help: 'transparent tunnel on for at least one family (1) or off (0: not configured, or its uplink or every gateway fails)', registers: [this.registry] });
+  readonly tunnelFamilyEnabled = new Gauge({ name: 'netfence_tunnel_family_enabled', help: 'transparent tunnel on (1) or off (0: its gateway or the uplink fails) for each family with a configured gateway', labelNames: ['family'], registers: [this.registry] });
   readonly gatewayAnswering = new Gauge({ name: 'netfence_tunnel_gateway_answering', help: 'a tunnel gateway answers its neighbour probes (1) or not (0)', labelNames: ['family', 'gateway'], registers: [this.registry] });
   readonly flowLogsSuppressed = new Counter({ name: 'netfence_flow_logs_suppressed_total', help: 'drop events received but not logged (flow log rate limit)', registers: [this.registry] });
 

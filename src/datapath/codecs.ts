@@ -32,7 +32,7 @@ export const NfEpFlag = { POD: 1 << 0, HOST: 1 << 1, TUNNEL: 1 << 2, SECONDARY: 
 export const NfCtFlag = { DEFERRED: 1 << 0, SEEN_REPLY: 1 << 1, NO_TUNNEL: 1 << 2, FIN_FWD: 1 << 3, FIN_REPLY: 1 << 4, CLOSING: 1 << 5 } as const;
 export const NfLocalKind = { POD: 1, NODE: 2 } as const;
 export const NfEpVerdict = { ALLOWED: 0, DENIED: 1 } as const;
-export const NfCfgFlag = { TUNNEL_FWMARK: 1 << 0, TUNNEL_DIRECT: 1 << 1 } as const;
+export const NfCfgFlag = { TUNNEL_FWMARK: 1 << 0, TUNNEL_DIRECT: 1 << 1, TUNNEL_OFF4: 1 << 2, TUNNEL_OFF6: 1 << 3 } as const;
 export const NfReason = {
   NONE: 0,
   POLICY_DENY: 1,

@@ -167,11 +167,11 @@ export function formatMatrix(results: PairResult[]): string {
   return out.join('\n');
 }
 
-/** Fabric packet counters (v4 + v6): hairpin:<node> (the tunnel) and cross:<a>><b>. */
-export async function fabricCounters(state: LabState): Promise<Map<string, number>> {
+/** Fabric packet counters (v4 + v6, or `family`'s only): hairpin:<node> (the tunnel) and cross:<a>><b>. */
+export async function fabricCounters(state: LabState, family?: 4 | 6): Promise<Map<string, number>> {
   const plan = state.plan!;
   const counts = new Map<string, number>();
-  for (const tool of ['iptables', 'ip6tables']) {
+  for (const tool of family === undefined ? ['iptables', 'ip6tables'] : [family === 4 ? 'iptables' : 'ip6tables']) {
     const { stdout } = await run(['ip', 'netns', 'exec', plan.fabricNetns, tool, '-w', '-L', 'NF-COUNT', '-n', '-v', '-x']);
     for (const line of stdout.split('\n')) {
       const m = /^\s*(\d+)\s+\d+\s.*\/\*\s*(\S+)\s*\*\//.exec(line);

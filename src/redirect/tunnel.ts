@@ -1,6 +1,7 @@
 // Transparent tunnel: routes and sysctls that must exist before the datapath may mark
-// (fwmark mode) or redirect (direct mode) pod-to-pod traffic toward the gateway, and only
-// while every configured gateway answers its probes (gateway-monitor).
+// (fwmark mode) or redirect (direct mode) pod-to-pod traffic toward the gateway, per
+// address family: a family is tunnelled only while its gateway answers its probes
+// (gateway-monitor); a silent one is switched off alone (NF_CFG_F_TUNNEL_OFF4/6).
 //  fwmark: one ip rule per family `fwmark mark/mask lookup table` and that table's
 //          default route via the gateway out the uplink, both tagged with NF_RT_PROTO.
 //  direct: nothing to route; the datapath gets the uplink ifindex and gateway.
@@ -8,7 +9,8 @@
 //          with a pod source address whose route is a veth, which strict mode (1) drops.
 //          The kernel uses max(conf/all, conf/<dev>), so the uplink alone is enough.
 // The returned nf_config patch turns the datapath flag on only when that worked; the
-// caller writes it after this returns (and clears the flag before removeTunnel).
+// caller writes it after this returns, then removes the routes of `unroute` (the flag
+// goes off before the routes go).
 import fs from 'node:fs';
 import path from 'node:path';
 import { NfCfgFlag, parseCidr, type Config } from '../datapath/codecs';
@@ -23,13 +25,20 @@ export const NF_RULE_PRIORITY = 1000;
 const MAIN_TABLE = 254;
 
 export type TunnelPatch = Pick<Config, 'flags' | 'tunnelMark' | 'tunnelMarkMask' | 'uplinkIfindex' | 'gateway4' | 'gateway6'>;
+export type Family = 4 | 6;
 
 export interface TunnelResult {
   /** nf_config fields to write (flags include only the tunnel bits). */
   patch: TunnelPatch;
-  /** Why the tunnel stays off (missing gateway, no route...). */
+  /** Families with a configured gateway that the tunnel is off for. */
+  off: Family[];
+  /** Families whose netfence rules and routes must go once the patch is written. */
+  unroute: Family[];
+  /** Why the tunnel, or one family of it, stays off (missing gateway, no route...). */
   error?: string;
 }
+
+const OFF_FLAG: Record<Family, number> = { 4: NfCfgFlag.TUNNEL_OFF4, 6: NfCfgFlag.TUNNEL_OFF6 };
 
 const OFF: TunnelPatch = { flags: 0, tunnelMark: 0, tunnelMarkMask: 0, uplinkIfindex: 0, gateway4: undefined, gateway6: undefined };
 
@@ -61,40 +70,52 @@ export function tunnelGateways(cfg: RedirectConfig): GatewayTarget[] {
   return gateways;
 }
 
-/** `gateways`: the monitor's states of tunnelGateways(cfg); the tunnel needs all answering
- *  (the datapath's switch is one for both families). */
+/** `gateways`: the monitor's states of tunnelGateways(cfg). Each family is tunnelled while
+ *  its gateway is reachable and answers; the others flow directly (their OFF flag set). */
 export function ensureTunnel(addon: NativeAddon, cfg: RedirectConfig, gateways: GatewayState[], opts: TunnelOptions = {}): TunnelResult {
-  const fail = (error: string): TunnelResult => ({ patch: OFF, error: `enable transparent tunnel (${cfg.mode}): ${error}` });
+  const configured = gateways.map((g) => g.family).sort((a, b) => a - b);
+  const fail = (error: string): TunnelResult => ({ patch: OFF, off: configured, unroute: [4, 6], error: `enable transparent tunnel (${cfg.mode}): ${error}` });
   const uplink = addon.linkByName(cfg.uplink);
   if (!uplink) return fail(`uplink ${cfg.uplink} not found`);
   if (gateways.length === 0) return fail('redirect.gateway and redirect.gateway6 are both missing');
-  for (const { family, address } of gateways) {
-    if (!reachable(addon.routeList(family, MAIN_TABLE), address, uplink.ifindex)) {
-      return fail(`gateway ${address} is not reachable: no route to it via ${cfg.uplink}`);
-    }
-  }
-  const silent = gateways.find((g) => !g.answering);
-  if (silent) return fail(`gateway ${silent.address} does not answer on ${cfg.uplink} (IPv${silent.family} neighbour probe: ${silent.cause ?? 'no answer'})`);
+  const why = ({ family, address, answering, cause }: GatewayState): string | undefined => {
+    if (!reachable(addon.routeList(family, MAIN_TABLE), address, uplink.ifindex)) return `gateway ${address} is not reachable: no route to it via ${cfg.uplink}`;
+    if (!answering) return `gateway ${address} does not answer on ${cfg.uplink} (IPv${family} neighbour probe: ${cause ?? 'no answer'})`;
+    return undefined;
+  };
+  const down = gateways.flatMap((g) => {
+    const error = why(g);
+    return error ? [{ family: g.family, error }] : [];
+  });
+  const causes = down.map((d) => d.error).join('; ');
+  const up = gateways.filter((g) => !down.some((d) => d.family === g.family));
+  if (up.length === 0) return fail(causes);
+  const off = down.map((d) => d.family).sort((a, b) => a - b);
+  const offFlags = off.reduce((flags, f) => flags | OFF_FLAG[f], 0);
+  const error = down.length > 0 ? `transparent tunnel (${cfg.mode}) off for ${off.map((f) => `IPv${f}`).join(', ')}: ${causes}` : undefined;
 
   const procRoot = opts.procRoot ?? '/proc';
   try {
     writeSysctl(procRoot, `ipv4/conf/${cfg.uplink}/rp_filter`, '2');
     if (cfg.mode === 'direct') {
-      return { patch: { ...OFF, flags: NfCfgFlag.TUNNEL_DIRECT, uplinkIfindex: uplink.ifindex, gateway4: cfg.gateway, gateway6: cfg.gateway6 } };
+      const patch = { ...OFF, flags: NfCfgFlag.TUNNEL_DIRECT | offFlags, uplinkIfindex: uplink.ifindex, gateway4: cfg.gateway, gateway6: cfg.gateway6 };
+      return { patch, off, unroute: [4, 6], error };
     }
-    for (const { family, address } of gateways) {
+    for (const { family, address } of up) {
       addon.routeReplace({ family, table: cfg.table, dst: family === 4 ? '0.0.0.0/0' : '::/0', gateway: address, oif: uplink.ifindex, protocol: NF_RT_PROTO });
       addon.ruleAdd({ family, priority: NF_RULE_PRIORITY, mark: cfg.mark, mask: cfg.mark, table: cfg.table, protocol: NF_RT_PROTO });
     }
   } catch (e) {
     return fail((e as Error).message);
   }
-  return { patch: { ...OFF, flags: NfCfgFlag.TUNNEL_FWMARK, tunnelMark: cfg.mark, tunnelMarkMask: cfg.mark } };
+  const unroute = ([4, 6] as const).filter((f) => !up.some((g) => g.family === f));
+  return { patch: { ...OFF, flags: NfCfgFlag.TUNNEL_FWMARK | offFlags, tunnelMark: cfg.mark, tunnelMarkMask: cfg.mark }, off, unroute, error };
 }
 
-/** Remove every netfence-owned rule and the owned routes of their tables (idempotent). */
-export function removeTunnel(addon: NativeAddon, table?: number): void {
-  for (const family of [4, 6] as const) {
+/** Remove every netfence-owned rule of `families` and the owned routes of their tables
+ *  (idempotent). */
+export function removeTunnel(addon: NativeAddon, table?: number, families: readonly Family[] = [4, 6]): void {
+  for (const family of families) {
     const tables = new Set<number>(table === undefined ? [] : [table]);
     for (const rule of addon.ruleList(family)) {
       if (rule.protocol !== NF_RT_PROTO) continue;

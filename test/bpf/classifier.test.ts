@@ -931,6 +931,49 @@ test.serial('tunnel: mark only with the flag, only toward other local tunnel-mod
   t.is(k.run('egress', packet({ src: B, dst: A, l4: l4('tcp', 80) })).verdict, OK);
 });
 
+test.serial('tunnel: a family switched off (its gateway silent) flows directly, the other stays tunnelled', (t) => {
+  const A = '10.244.1.10';
+  const B = '10.244.1.20';
+  const A6 = 'fd00:244::10';
+  const B6 = 'fd00:244::20';
+  for (const ip of [A, A6]) k.local(ip, HOOK_IF, NfLocalKind.POD);
+  for (const ip of [B, B6]) k.local(ip, 78, NfLocalKind.POD);
+  k.endpoint(HOOK_IF, pod({ flags: NfEpFlag.POD | NfEpFlag.TUNNEL }));
+  k.endpoint(78, pod({ id: 78, flags: NfEpFlag.POD | NfEpFlag.TUNNEL }));
+  const to = (dst: string) => k.run('ingress', packet({ src: dst.includes(':') ? A6 : A, dst, l4: l4('tcp', 80) }));
+  const FWMARK = { flags: NfCfgFlag.TUNNEL_FWMARK, tunnelMark: 0x100, tunnelMarkMask: 0xf00 };
+  const DIRECT = { flags: NfCfgFlag.TUNNEL_DIRECT, uplinkIfindex: HOOK_IF, gateway4: '192.168.1.1', gateway6: 'fd10::1' };
+
+  k.config({ ...FWMARK, flags: FWMARK.flags | NfCfgFlag.TUNNEL_OFF6 });
+  t.deepEqual(to(B6), { verdict: OK, mark: 0 }, 'fwmark, v6 off: v6 not marked');
+  t.deepEqual(to(B), { verdict: OK, mark: 0x100 }, 'fwmark, v6 off: v4 still marked');
+  k.config({ ...FWMARK, flags: FWMARK.flags | NfCfgFlag.TUNNEL_OFF4 });
+  t.deepEqual(to(B), { verdict: OK, mark: 0 }, 'fwmark, v4 off: v4 not marked');
+  t.deepEqual(to(B6), { verdict: OK, mark: 0x100 }, 'fwmark, v4 off: v6 still marked');
+
+  k.config({ ...DIRECT, flags: DIRECT.flags | NfCfgFlag.TUNNEL_OFF6 });
+  t.is(to(B6).verdict, OK, 'direct, v6 off: v6 not redirected');
+  t.is(to(B).verdict, TC_ACT_REDIRECT, 'direct, v6 off: v4 still redirected');
+  k.config({ ...DIRECT, flags: DIRECT.flags | NfCfgFlag.TUNNEL_OFF4 });
+  t.is(to(B).verdict, OK, 'direct, v4 off: v4 not redirected');
+  t.is(to(B6).verdict, TC_ACT_REDIRECT, 'direct, v4 off: v6 still redirected');
+  k.config({ ...DIRECT, flags: DIRECT.flags | NfCfgFlag.TUNNEL_OFF4 | NfCfgFlag.TUNNEL_OFF6 });
+  t.is(to(B).verdict, OK, 'both off: v4 direct');
+  t.is(to(B6).verdict, OK, 'both off: v6 direct');
+  k.config(DIRECT);
+  t.is(to(B6).verdict, TC_ACT_REDIRECT, 'v6 back on: redirected again');
+
+  // a flow that arrived straight from the source pod while its family was off is not
+  // remembered as untunnelled: once the family is back on, its replies are tunnelled
+  k.config({ ...DIRECT, flags: DIRECT.flags | NfCfgFlag.TUNNEL_OFF6 });
+  const request6 = k.run('egress', packet({ src: B6, dst: A6, l4: { proto: 'udp', sport: 2000, dport: 53 } }), { ingressIfindex: 78 });
+  t.is(request6.verdict, OK, 'v6 request straight from the other pod, v6 off');
+  t.is(k.conntrack().filter((e) => e.val.flags & NfCtFlag.NO_TUNNEL).length, 0, 'v6 off: not flagged');
+  const request4 = k.run('egress', packet({ src: B, dst: A, l4: { proto: 'udp', sport: 2001, dport: 53 } }), { ingressIfindex: 78 });
+  t.is(request4.verdict, OK, 'v4 request straight from the other pod, v4 on');
+  t.is(k.conntrack().filter((e) => e.val.flags & NfCtFlag.NO_TUNNEL).length, 1, 'v4 on: flagged');
+});
+
 test.serial('tunnel: replies of flows that came untunnelled (DNAT to a same-node backend) are not tunnelled', (t) => {
   const A = '10.244.1.10'; // client pod, host interface 77
   const B = '10.244.1.20'; // backend under test

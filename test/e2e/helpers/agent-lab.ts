@@ -23,15 +23,16 @@ export const NODE_N1 =
   'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nstatus: { addresses: [{ type: InternalIP, address: 192.168.50.11 }] }\n';
 
 /** A pod of namespace demo labelled app=<name> serving TCP 80 (and UDP 53 with `udp53`: the lab starts a server per container port).
- *  Without `ip`, the source does not know its address yet (as the API at CNI ADD). */
-export function demoPod(name: string, ip: string | undefined, opts: { udp53?: boolean; node?: string } = {}): string {
+ *  `ip`: one address or several (dual stack); without, the source does not know its address yet (as the API at CNI ADD). */
+export function demoPod(name: string, ip: string | string[] | undefined, opts: { udp53?: boolean; node?: string } = {}): string {
+  const ips = ip === undefined ? [] : [ip].flat();
   const ports = opts.udp53 ? '[{ containerPort: 80 }, { containerPort: 53, protocol: UDP }]' : '[{ containerPort: 80 }]';
   return `
 apiVersion: v1
 kind: Pod
 metadata: { name: ${name}, namespace: demo, labels: { app: ${name} } }
 spec: { nodeName: ${opts.node ?? 'n1'}, containers: [{ name: c, image: x, ports: ${ports} }] }
-${ip ? `status: { podIPs: [{ ip: ${ip} }] }` : ''}
+${ips.length > 0 ? `status: { podIPs: [${ips.map((a) => `{ ip: ${a} }`).join(', ')}] }` : ''}
 `;
 }
 
