@@ -169,6 +169,7 @@ function endpointTables(value: Buffer): number[] {
 }
 
 const tableOf = (ep: Pick<Endpoint, 'ingressTable' | 'egressTable'>, d: Direction): number => (d === 'ingress' ? ep.ingressTable : ep.egressTable);
+const chunksOf = (ep: Pick<Endpoint, 'ingressChunks' | 'egressChunks'>, d: Direction): number => (d === 'ingress' ? ep.ingressChunks : ep.egressChunks);
 const hex32 = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 
 type TableUpdates = Partial<Record<PolicyMapName, Entry[]>>;
@@ -319,9 +320,9 @@ export function reconcile(
       const isolation = ep.isolationTables?.[d] ?? 0;
       const kept = last ? tableOf(last, d) : 0;
       // A last resort is never kept: the isolation table may fit now.
-      if (kept !== 0 && kept !== isolation && kept !== NF_TABLE_DENY) {
+      if (last && kept !== 0 && kept !== isolation && kept !== NF_TABLE_DENY) {
         tables[d] = kept;
-        chunks[d] = d === 'ingress' ? last!.ingressChunks : last!.egressChunks;
+        chunks[d] = chunksOf(last, d);
         fallback[d] = 'kept';
         problems.push(`${d}: ${problem}; keeps its last enforced table ${hex32(kept)} (a new table is written before the old one goes: both must fit)`);
         continue;
