@@ -42,6 +42,7 @@
 #include "policy.h"
 #include "conntrack.h"
 #include "events.h"
+#include "btf_pins.h"
 
 #define NF_AF_INET 2
 #define NF_AF_INET6 10

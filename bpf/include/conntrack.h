@@ -29,8 +29,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_ct SEC(".maps");
 
-#define NF_CT_RULE_DEFAULT 0xffff
-
 /* Conntrack time: CLOCK_MONOTONIC at tick resolution. Its timeouts are seconds, and
  * the coarse clock reads a variable where bpf_ktime_get_ns reads the clock source
  * (tens of ns per packet in a VM). */

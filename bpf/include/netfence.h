@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
  * netfence wire structs: the one source of truth shared by the BPF programs
- * and userspace. src/datapath/codecs.ts mirrors every struct here and
- * test/bpf/btf-layout.test.ts checks sizes and offsets against the object's BTF.
+ * and userspace. src/wire/ mirrors every struct, enum and constant here and
+ * test/bpf/btf-layout.test.ts checks them against the object's BTF (bpf/include/
+ * btf_pins.h pins every enum there).
  *
  * Conventions:
  *  - Addresses are 16 bytes: IPv6 as is, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d),
@@ -10,6 +11,8 @@
  *  - Multi-byte fields inside LPM keys are big-endian (the trie matches bytes
  *    from the first one); every other integer is host order.
  *  - Explicit padding: no struct relies on implicit compiler padding.
+ *  - Enumerated values and flag bits are enums (fields stay fixed-size integers),
+ *    so BTF carries them; plain numbers are #defines.
  */
 #ifndef NETFENCE_H
 #define NETFENCE_H
@@ -64,34 +67,36 @@ enum nf_tier {
 };
 
 /* Endpoint flags (struct nf_endpoint.flags). */
-#define NF_EP_F_POD (1u << 0)      /* pod veth / VF representor: tc ingress = from the pod */
-#define NF_EP_F_HOST (1u << 1)     /* host interface: tc ingress = to the node */
-#define NF_EP_F_TUNNEL (1u << 2)   /* transparent tunnel applies to traffic from this pod */
-#define NF_EP_F_SECONDARY (1u << 3)/* secondary network (MultiNetworkPolicy) */
-/* established flows survive a policy revision change (refreshed, not re-evaluated):
- * host endpoints while NetfenceConfig privileged.enabled && established */
-#define NF_EP_F_KEEP_ESTABLISHED (1u << 4)
-/* tc egress runs the deferred egress check of a local source pod (DESIGN.md "Known
- * hard part"). Set by the compiler on every endpoint of the node while a local pod
- * has an egress table (without one the check allows every packet). Without it, and
- * without tables or the tunnel flag, a pod endpoint's packets pass right after the
- * endpoint lookup. */
-#define NF_EP_F_SRC_CHECK (1u << 5)
-/* the node has service CIDRs (nf_svc_cidrs): a pod's tc ingress looks its
- * destination up there. Set by the compiler on every endpoint while it has some. */
-#define NF_EP_F_SVC_CIDRS (1u << 6)
-/* local delivery: a host veth (primary network) whose allowed traffic to another such
- * local pod is handed straight to that pod's interface (bpf_redirect_peer) once both
- * ends' policies passed, skipping the node's stack; its tc egress flags flows that
- * came through the stack instead, so their replies go back that way (NAT). The
- * addresses of the pod's nf_local entries carry the MACs. */
-#define NF_EP_F_LOCAL_DELIVERY (1u << 7)
+enum nf_ep_flag {
+	NF_EP_F_POD = 1u << 0,       /* pod veth / VF representor: tc ingress = from the pod */
+	NF_EP_F_HOST = 1u << 1,      /* host interface: tc ingress = to the node */
+	NF_EP_F_TUNNEL = 1u << 2,    /* transparent tunnel applies to traffic from this pod */
+	NF_EP_F_SECONDARY = 1u << 3, /* secondary network (MultiNetworkPolicy) */
+	/* established flows survive a policy revision change (refreshed, not re-evaluated):
+	 * host endpoints while NetfenceConfig privileged.enabled && established */
+	NF_EP_F_KEEP_ESTABLISHED = 1u << 4,
+	/* tc egress runs the deferred egress check of a local source pod (DESIGN.md "Known
+	 * hard part"). Set by the compiler on every endpoint of the node while a local pod
+	 * has an egress table (without one the check allows every packet). Without it, and
+	 * without tables or the tunnel flag, a pod endpoint's packets pass right after the
+	 * endpoint lookup. */
+	NF_EP_F_SRC_CHECK = 1u << 5,
+	/* the node has service CIDRs (nf_svc_cidrs): a pod's tc ingress looks its
+	 * destination up there. Set by the compiler on every endpoint while it has some. */
+	NF_EP_F_SVC_CIDRS = 1u << 6,
+	/* local delivery: a host veth (primary network) whose allowed traffic to another such
+	 * local pod is handed straight to that pod's interface (bpf_redirect_peer) once both
+	 * ends' policies passed, skipping the node's stack; its tc egress flags flows that
+	 * came through the stack instead, so their replies go back that way (NAT). The
+	 * addresses of the pod's nf_local entries carry the MACs. */
+	NF_EP_F_LOCAL_DELIVERY = 1u << 7,
+};
 
 /* Endpoint map value; key: __u32 ifindex. */
 struct nf_endpoint {
 	__u32 id;        /* stable endpoint id (conntrack, events, counters) */
 	__u32 table[2];  /* base table ids by enum nf_dir; NF_TABLE_NONE = not isolated, NF_TABLE_DENY = deny all */
-	__u32 flags;     /* NF_EP_F_* */
+	__u32 flags;     /* enum nf_ep_flag bits */
 	__u32 revision;  /* policy revision; conntrack entries of another revision are re-evaluated */
 	/* chunks of table[dir] (0 reads as 1): in the same value as the table, so a
 	 * switch to a table of another size is one atomic write */
@@ -192,22 +197,31 @@ struct nf_ct_key {
 	__u16 port_hi;    /* network order */
 };
 
-#define NF_CT_F_DEFERRED (1u << 0) /* allowed toward a service CIDR; backend checked after DNAT */
-#define NF_CT_F_SEEN_REPLY (1u << 1)
-/* the flow reached the pod straight from the node's stack (e.g. after DNAT), not
- * through the transparent tunnel or local delivery: its replies are neither
- * tunnelled nor delivered locally, the stack undoes its NAT */
-#define NF_CT_F_NO_TUNNEL (1u << 2)
-/* TCP close: a FIN seen from the side that opened the flow / from the other side */
-#define NF_CT_F_FIN_FWD (1u << 3)
-#define NF_CT_F_FIN_REPLY (1u << 4)
-/* RST or FIN both ways: the entry lives NF_CT_CLOSE_TIMEOUT_NS past its last packet,
- * and a new SYN on the tuple is evaluated as a new flow */
-#define NF_CT_F_CLOSING (1u << 5)
+/* nf_ct_val.flags */
+enum nf_ct_flag {
+	NF_CT_F_DEFERRED = 1u << 0, /* allowed toward a service CIDR; backend checked after DNAT */
+	NF_CT_F_SEEN_REPLY = 1u << 1,
+	/* the flow reached the pod straight from the node's stack (e.g. after DNAT), not
+	 * through the transparent tunnel or local delivery: its replies are neither
+	 * tunnelled nor delivered locally, the stack undoes its NAT */
+	NF_CT_F_NO_TUNNEL = 1u << 2,
+	/* TCP close: a FIN seen from the side that opened the flow / from the other side */
+	NF_CT_F_FIN_FWD = 1u << 3,
+	NF_CT_F_FIN_REPLY = 1u << 4,
+	/* RST or FIN both ways: the entry lives NF_CT_CLOSE_TIMEOUT_NS past its last packet,
+	 * and a new SYN on the tuple is evaluated as a new flow */
+	NF_CT_F_CLOSING = 1u << 5,
+};
 
 /* nf_ct_val.orig */
-#define NF_CT_O_EGRESS (1u << 0) /* allowed in direction NF_DIR_EGRESS (else INGRESS) */
-#define NF_CT_O_SRC_HI (1u << 1) /* its first packet came from the key's hi end */
+enum nf_ct_orig {
+	NF_CT_O_EGRESS = 1u << 0, /* allowed in direction NF_DIR_EGRESS (else INGRESS) */
+	NF_CT_O_SRC_HI = 1u << 1, /* its first packet came from the key's hi end */
+};
+
+/* nf_ct_val.rule of a flow the default allowed (no rule matched); rule indices above
+ * it are clamped to it. */
+#define NF_CT_RULE_DEFAULT 0xffff
 
 /* Life of a closing entry after its last packet (Cilium's CT_CLOSE_TIMEOUT). */
 #define NF_CT_CLOSE_TIMEOUT_NS (10ULL * 1000000000ULL)
@@ -215,9 +229,9 @@ struct nf_ct_key {
 struct nf_ct_val {
 	__u64 last_seen_ns;
 	__u32 revision;
-	__u16 rule;    /* rule index that allowed it (0xffff = default allow) */
-	__u8 flags;    /* NF_CT_F_* */
-	__u8 orig;     /* NF_CT_O_*: how the flow was first seen */
+	__u16 rule;    /* rule index that allowed it (NF_CT_RULE_DEFAULT = default allow) */
+	__u8 flags;    /* enum nf_ct_flag bits */
+	__u8 orig;     /* enum nf_ct_orig bits: how the flow was first seen */
 	/* CLOCK_MONOTONIC ns (coarse) from which the entry is void (a packet finding it is
 	 * evaluated as new); 0 = none: open flows live until the LRU evicts them */
 	__u64 expires_ns;
@@ -257,14 +271,16 @@ enum nf_reason {
  * is set only after the routes exist, so marked packets are never black-holed.
  * OFF4/OFF6 exempt one family from the tunnel while its gateway is silent (the
  * other family stays tunnelled); clear, they leave the mode flag as it was. */
-#define NF_CFG_F_TUNNEL_FWMARK (1u << 0)
-#define NF_CFG_F_TUNNEL_DIRECT (1u << 1)
-#define NF_CFG_F_TUNNEL_OFF4 (1u << 2)
-#define NF_CFG_F_TUNNEL_OFF6 (1u << 3)
+enum nf_cfg_flag {
+	NF_CFG_F_TUNNEL_FWMARK = 1u << 0,
+	NF_CFG_F_TUNNEL_DIRECT = 1u << 1,
+	NF_CFG_F_TUNNEL_OFF4 = 1u << 2,
+	NF_CFG_F_TUNNEL_OFF6 = 1u << 3,
+};
 
 struct nf_config {
 	__u32 layout_version;   /* NF_LAYOUT_VERSION of the agent that wrote it */
-	__u32 flags;            /* NF_CFG_F_* */
+	__u32 flags;            /* enum nf_cfg_flag bits */
 	__u32 tunnel_mark;      /* fwmark for the policy-routing mode */
 	__u32 tunnel_mark_mask;
 	__u32 uplink_ifindex;   /* direct mode: redirect target */
