@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Compiler } from '../src/compile';
 import { DEFAULT_OBJECT } from '../src/datapath/loader';
 import { native } from '../src/datapath/native';
-import type { Attacher } from '../src/reconcile/apply';
+import type { Attacher } from '../src/datapath/attach';
 import { NativeMapIO } from '../src/reconcile/native-mapio';
 import { Reconciler } from '../src/reconcile/reconciler';
 import { ParseCache, loadStateDirAsync, loadStateDirConfigAsync } from '../src/sources/directory';

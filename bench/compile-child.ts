@@ -12,7 +12,7 @@ import type { PodObj, Snapshot } from '../src/model/types';
 import type { DiscoveredEndpoint } from '../src/compile/endpoint';
 import { DEFAULT_OBJECT } from '../src/datapath/loader';
 import { native } from '../src/datapath/native';
-import type { Attacher } from '../src/reconcile/apply';
+import type { Attacher } from '../src/datapath/attach';
 import { NativeMapIO } from '../src/reconcile/native-mapio';
 import { Reconciler } from '../src/reconcile/reconciler';
 import { BENCH_NODE, BIG_CLUSTER, SMALL_CLUSTER, localEndpoints, makeCluster, makePod } from './cluster';

@@ -2,7 +2,12 @@
 // configuration gets its own maps, filled by hand, so configurations can be measured
 // side by side, interleaved, without touching anyone's pinned state.
 import path from 'node:path';
-import { NF_LAYOUT_VERSION, encodeAddr, encodeConfig, encodeEndpoint, encodeLocal, encodeU32, NfEpFlag, NfLocalKind, type Endpoint } from '../src/datapath/codecs';
+import { NF_LAYOUT_VERSION, NfEpFlag, NfLocalKind } from '../src/wire/abi';
+import { encodeAddr } from '../src/wire/addr';
+import { encodeU32 } from '../src/wire/bytes';
+import { encodeConfig } from '../src/wire/config';
+import { encodeEndpoint, type Endpoint } from '../src/wire/endpoint';
+import { encodeLocal } from '../src/wire/local';
 import type { DiscoveredEndpoint } from '../src/compile/endpoint';
 import type { BpfObjectHandle, MapInfo, NativeAddon, ProgInfo } from '../src/datapath/native-api';
 import type { Entries } from './policy';

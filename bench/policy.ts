@@ -1,11 +1,15 @@
-// Synthetic datapath policy for the benchmarks, encoded by hand with the codecs so the
+// Synthetic datapath policy for the benchmarks, encoded by hand with the wire codecs so the
 // benchmark controls exactly what the kernel sees: one table isolating an endpoint, whose
 // rules hold N CIDR prefixes and I peer identities, plus the isolation deny.
 //
 // Prefixes never overlap (one per slot), so each LPM entry's bitmap is just its rule plus
 // the deny; the catch-all entry (table bits only) carries the deny for every other peer.
-import * as c from '../src/datapath/codecs';
-import type { PolicyMapName } from '../src/compile/output';
+import { bitmapFrom } from '../src/compile/bitmap';
+import { IPPROTO, NfAction, NfTier } from '../src/wire/abi';
+import { encodeAddr } from '../src/wire/addr';
+import { encodeU32 } from '../src/wire/bytes';
+import type { PolicyMapName } from '../src/wire/maps';
+import { encodeCidrKey, encodePeerIdentKey, encodePortKey, encodeRule, encodeRuleKey } from '../src/wire/tables';
 import { prng } from './stats';
 
 export interface PolicySpec {
@@ -106,10 +110,10 @@ export function buildPolicy(spec: PolicySpec): BuiltPolicy {
   const rules: { key: Buffer; value: Buffer }[] = [];
   for (let i = 0; i < ruleCount; i++) {
     rules.push({
-      key: c.encodeRuleKey(table, i),
-      value: c.encodeRule({
-        action: i === deny ? c.NfAction.DENY : c.NfAction.ALLOW,
-        tier: c.NfTier.NETPOL,
+      key: encodeRuleKey(table, i),
+      value: encodeRule({
+        action: i === deny ? NfAction.DENY : NfAction.ALLOW,
+        tier: NfTier.NETPOL,
         tierEnd: ruleCount,
         policyId: 0,
         ruleId: i,
@@ -122,10 +126,10 @@ export function buildPolicy(spec: PolicySpec): BuiltPolicy {
   const cidr = prefixes.map((p, i) => {
     const rule = i >= prefixes.length - spec.probes.length ? cidrRules : 1 + (i % cidrRules);
     byRule[rule - 1].push(p);
-    return { key: c.encodeCidrKey(table, p), value: c.bitmapFrom([rule, deny]) };
+    return { key: encodeCidrKey(table, p), value: bitmapFrom([rule, deny]) };
   });
   // '::/0' = table bits only: every address of both families.
-  cidr.push({ key: c.encodeCidrKey(table, '::/0'), value: c.bitmapFrom([deny]) });
+  cidr.push({ key: encodeCidrKey(table, '::/0'), value: bitmapFrom([deny]) });
 
   const identityAddrs = { v4: [] as string[], v6: [] as string[] };
   const identExact: { key: Buffer; value: Buffer }[] = [];
@@ -134,17 +138,17 @@ export function buildPolicy(spec: PolicySpec): BuiltPolicy {
     for (const fam of [4, 6] as const) {
       const a = identityAddress(fam, i);
       identityAddrs[fam === 4 ? 'v4' : 'v6'].push(a);
-      identExact.push({ key: c.encodeAddr(a), value: c.encodeU32(i + 1) });
+      identExact.push({ key: encodeAddr(a), value: encodeU32(i + 1) });
     }
-    peerIdent.push({ key: c.encodePeerIdentKey(table, i + 1), value: c.bitmapFrom([0, deny]) });
+    peerIdent.push({ key: encodePeerIdentKey(table, i + 1), value: bitmapFrom([0, deny]) });
   }
 
   const all = Array.from({ length: ruleCount }, (_, i) => i);
   const ports = [
-    { key: c.encodePortKey({ table }), value: c.bitmapFrom([deny]) },
+    { key: encodePortKey({ table }), value: bitmapFrom([deny]) },
     {
-      key: c.encodePortKey({ table, proto: c.IPPROTO.TCP, port: spec.port, portBits: spec.port === undefined ? 0 : 16 }),
-      value: c.bitmapFrom(all),
+      key: encodePortKey({ table, proto: IPPROTO.TCP, port: spec.port, portBits: spec.port === undefined ? 0 : 16 }),
+      value: bitmapFrom(all),
     },
   ];
 

@@ -1,7 +1,8 @@
 // Drop events (nf_events ring buffer) -> flow records with Hubble's field names, so
 // tools that read Hubble JSON read these; logging is rate-limited per second. A drop by
 // the isolation rule (it belongs to no policy) names the policies that isolate the endpoint.
-import { IPPROTO, NF_REASON_DESC, NF_TABLE_DENY, NfDir, type DropEvent } from '../datapath/codecs';
+import { IPPROTO, NF_REASON_DESC, NF_TABLE_DENY, NfDir } from '../wire/abi';
+import type { DropEvent } from '../wire/events';
 import type { CompiledEndpoint, CompileResult } from '../compile/output';
 import { ISOLATION_RULE, type Direction, type Policy } from '../model/rules';
 import type { PolicyRef, Snapshot } from '../model/types';

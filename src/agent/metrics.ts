@@ -5,7 +5,10 @@
 // reason). Names of endpoints and rules come from the last applied compile result.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CompileResult } from '../compile/output';
-import { NF_REASON_DESC, NfDir, NfReason, NfEpVerdict, encodeEpStatsKey, encodeRuleKey, encodeU32, sumPerCpuCounters, type Counter as NfCounter } from '../datapath/codecs';
+import { NF_REASON_DESC, NfDir, NfReason, NfEpVerdict } from '../wire/abi';
+import { encodeU32 } from '../wire/bytes';
+import { encodeEpStatsKey, sumPerCpuCounters, type Counter as NfCounter } from '../wire/counters';
+import { encodeRuleKey } from '../wire/tables';
 import type { MapInfo, NativeAddon } from '../datapath/native-api';
 
 export interface MetricsSource {

@@ -5,30 +5,16 @@ import type { Command } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readNamesFile, namesFilePath, DEFAULT_RUN_DIR, type NamesFile } from '../agent/names-file';
-import {
-  bitmapIndices,
-  decodeAddrLpmKey,
-  decodeCidrKey,
-  decodeConfig,
-  decodeEndpoint,
-  decodeLocal,
-  decodePeerIdentKey,
-  decodePortKey,
-  decodeRule,
-  decodeRuleKey,
-  decodeU32,
-  bytesToAddr,
-  formatCidr,
-  IPPROTO,
-  NF_TABLE_DENY,
-  NfAction,
-  NfEpFlag,
-  NfLocalKind,
-  NfTier,
-  sumPerCpuCounters,
-  type Config,
-  type PortKey,
-} from '../datapath/codecs';
+import { bitmapIndices } from '../compile/bitmap';
+import { formatCidr } from '../model/ip';
+import { IPPROTO, NF_TABLE_DENY, NfAction, NfEpFlag, NfLocalKind, NfTier } from '../wire/abi';
+import { decodeAddrLpmKey, bytesToAddr } from '../wire/addr';
+import { decodeU32 } from '../wire/bytes';
+import { decodeConfig, type Config } from '../wire/config';
+import { sumPerCpuCounters } from '../wire/counters';
+import { decodeEndpoint } from '../wire/endpoint';
+import { decodeLocal } from '../wire/local';
+import { decodeCidrKey, decodePeerIdentKey, decodePortKey, decodeRule, decodeRuleKey, type PortKey } from '../wire/tables';
 import { DEFAULT_BPFFS_ROOT } from '../datapath/loader';
 import type { NativeAddon } from '../datapath/native-api';
 

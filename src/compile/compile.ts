@@ -5,21 +5,11 @@
 // milliseconds (its rule lists and tables are reused; only addresses are redone).
 import { policyName, type Direction, type Policy } from '../model/rules';
 import type { NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
-import {
-  NF_MAX_RULES,
-  NfEpFlag,
-  NfLocalKind,
-  addrToBytes,
-  chunkCount,
-  encodeAddr,
-  encodeAddrLpmKey,
-  encodeEndpoint,
-  encodeLocal,
-  encodeU32,
-  encodeU8,
-  keyHex,
-  type Local,
-} from '../datapath/codecs';
+import { NF_MAX_RULES, NfEpFlag, NfLocalKind } from '../wire/abi';
+import { encodeAddr, encodeAddrLpmKey } from '../wire/addr';
+import { encodeU32, encodeU8, keyHex } from '../wire/bytes';
+import { chunkCount, encodeEndpoint } from '../wire/endpoint';
+import { encodeLocal, type Local } from '../wire/local';
 import { type DiscoveredEndpoint, endpointKey, endpointLabel } from './endpoint';
 import { type IdKind, assignIds, endpointRevision, hash32, idHash } from './hash';
 import {
@@ -37,8 +27,8 @@ import {
 import { type Draft, type Identities, type NamespaceInfo, namespaceIndex, namespaceInfo, nodeDraft } from './identities';
 import { isolationList } from './isolation';
 import { Memo } from './memo';
-import type { CompiledEndpoint, CompiledRuleInfo, CompileResult, DesiredMaps, PolicyMapName } from './output';
-import { MAP_WRITE_ORDER } from './output';
+import type { CompiledEndpoint, CompiledRuleInfo, CompileResult, DesiredMaps } from './output';
+import { POLICY_MAPS, type PolicyMapName } from '../wire/maps';
 import { type EndpointContext, type Expansion, PolicyIndex, type RuleList, RuleListBuilder, contextKey } from './rulelist';
 import type { CompiledRule } from './ruleset';
 import { Selection } from './selection';
@@ -210,7 +200,7 @@ export class Compiler {
 
   private readonly hash = (text: string): number => this.hashes.get(text, () => hash32(text));
   private readonly idHash = (kind: IdKind, key: string): number => this.idHashes[kind].get(key, () => idHash(kind, key));
-  private readonly addrHex = (ip: string): string => this.addrHexes.get(ip, () => keyHex(addrToBytes(ip)));
+  private readonly addrHex = (ip: string): string => this.addrHexes.get(ip, () => keyHex(encodeAddr(ip)));
   private readonly namespaceInfo = (ns: NamespaceObj): NamespaceInfo => {
     let info = this.namespaces.get(ns);
     if (!info) this.namespaces.set(ns, (info = namespaceInfo(ns.labels)));
@@ -410,7 +400,7 @@ export class Compiler {
       for (const t of tables) putEntries(maps, t.entries);
       return maps;
     });
-    return Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, isTableMap(m) ? shared[m] : new Map()])) as DesiredMaps;
+    return Object.fromEntries(POLICY_MAPS.map((m) => [m, isTableMap(m) ? shared[m] : new Map()])) as DesiredMaps;
   }
 }
 

@@ -1,7 +1,7 @@
 // Deterministic 32-bit ids derived from content: the same key always gets the same
 // id, so ids stay stable across runs and nodes and a new key does not renumber others.
 import { createHash } from 'node:crypto';
-import { NF_TABLE_DENY, NF_TABLE_MASK } from '../datapath/codecs';
+import { NF_TABLE_DENY, NF_TABLE_MASK } from '../wire/abi';
 
 /** First 32 bits of SHA-256 of `text`. */
 export function hash32(text: string): number {

@@ -1,34 +1,8 @@
 // The compiler's output contract: the complete desired content of every policy map,
-// as encoded key/value Buffers (codecs in src/datapath/codecs.ts), plus the names that
+// as encoded key/value Buffers (codecs in src/wire/), plus the names that
 // let trace/inspect/flows turn ids back into policies and rules. reconcile/ diffs this
 // against the pinned maps; trace loads it into private maps.
-
-/** Map names as declared in bpf/netfence.bpf.c (and pinned under <bpffs root>/). */
-export type PolicyMapName =
-  | 'nf_endpoints'
-  | 'nf_ident_exact'
-  | 'nf_ident_lpm'
-  | 'nf_peer_ident'
-  | 'nf_peer_cidr'
-  | 'nf_ports'
-  | 'nf_rules'
-  | 'nf_local_addrs'
-  | 'nf_svc_cidrs';
-
-/** Order in which reconcile writes maps so that no packet sees a half-updated
- *  endpoint: table contents and identities first, endpoints last; deletes run in
- *  reverse order after every write. */
-export const MAP_WRITE_ORDER: readonly PolicyMapName[] = [
-  'nf_rules',
-  'nf_ports',
-  'nf_peer_cidr',
-  'nf_peer_ident',
-  'nf_ident_lpm',
-  'nf_ident_exact',
-  'nf_svc_cidrs',
-  'nf_local_addrs',
-  'nf_endpoints',
-];
+import type { PolicyMapName } from '../wire/maps';
 
 /** key hex -> { key, value } per map. Hex keys make diffs and determinism cheap. */
 export type MapContent = Map<string, { key: Buffer; value: Buffer }>;

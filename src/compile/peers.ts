@@ -1,7 +1,7 @@
 // Peers -> PeerSet (identity ids + CIDRs), and the split of a peer set by the port
 // number a named port resolves to on each destination (egress named ports).
 import type { Peer } from '../model/rules';
-import { bytesToAddr } from '../datapath/codecs';
+import { bytesToAddr } from '../wire/addr';
 import type { Identities } from './identities';
 import { canonicalCidr, prefixContains, toPrefix } from './prefix';
 import { ANY_CIDR, type CidrPeer, type PeerSet, sortCidrs } from './ruleset';

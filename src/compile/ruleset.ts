@@ -2,7 +2,7 @@
 // sees it (identity sets, CIDRs with their excepts, protocol/port ranges). Every
 // rule is a product peers x ports, so "first set bit of (peer & port)" is exact.
 import type { Action, L4Protocol, Tier } from '../model/rules';
-import { IPPROTO } from '../datapath/codecs';
+import { IPPROTO } from '../wire/abi';
 
 export interface PortBlock {
   proto: number; // IPPROTO_*

@@ -5,22 +5,16 @@
 // hold every prefix of the chunk; a prefix's bitmap is what the longest match for an
 // address in it must say.
 import type { Tier } from '../model/rules';
-import {
-  NF_CHUNK_RULES,
-  NfAction,
-  NfTier,
-  bitmapFrom,
-  chunkCount,
-  encodeCidrKey,
-  encodePeerIdentKey,
-  encodePortKey,
-  encodeRule,
-  encodeRuleKey,
-  keyHex,
-  portRangePrefixes,
-} from '../datapath/codecs';
-import type { DesiredMaps, PolicyMapName } from './output';
-import { prefixContains, toPrefix, type Prefix } from './prefix';
+import { bitmapFrom } from './bitmap';
+import { portRangePrefixes } from './port-prefix';
+import { NF_CHUNK_RULES, NfAction, NfTier } from '../wire/abi';
+import type { MappedPrefix } from '../wire/addr';
+import { keyHex } from '../wire/bytes';
+import { chunkCount } from '../wire/endpoint';
+import { encodeCidrKey, encodePeerIdentKey, encodePortKey, encodeRule, encodeRuleKey } from '../wire/tables';
+import type { DesiredMaps } from './output';
+import type { PolicyMapName } from '../wire/maps';
+import { prefixContains, toPrefix } from './prefix';
 import type { CompiledRule } from './ruleset';
 
 /** Model tier and action -> their wire numbers (nf_rule.tier, nf_rule.action). */
@@ -70,7 +64,7 @@ function portContains(outer: PortPrefix, inner: PortPrefix): boolean {
 }
 
 /** Indices of the rules whose peer CIDRs contain `p` outside their own excepts. */
-function cidrBitmap(rulePrefixes: { index: number; cidrs: { outer: Prefix; except: Prefix[] }[] }[], p: Prefix): number[] {
+function cidrBitmap(rulePrefixes: { index: number; cidrs: { outer: MappedPrefix; except: MappedPrefix[] }[] }[], p: MappedPrefix): number[] {
   return rulePrefixes.flatMap(({ index, cidrs }) =>
     cidrs.some((c) => prefixContains(c.outer, p) && !c.except.some((e) => prefixContains(e, p))) ? [index] : [],
   );
@@ -101,8 +95,8 @@ export function tableEntries(table: number, rules: CompiledRule[], policyIds: re
     add('nf_rules', encodeRuleKey(table, i), encodeRule(value));
   });
   // A prefix's parse is shared by the chunks.
-  const prefixes = new Map<string, Prefix>();
-  const prefix = (cidr: string): Prefix => {
+  const prefixes = new Map<string, MappedPrefix>();
+  const prefix = (cidr: string): MappedPrefix => {
     let p = prefixes.get(cidr);
     if (!p) prefixes.set(cidr, (p = toPrefix(cidr)));
     return p;
@@ -119,7 +113,7 @@ function chunkEntries(
   table: number,
   chunk: number,
   rules: { rule: CompiledRule; index: number }[],
-  prefix: (cidr: string) => Prefix,
+  prefix: (cidr: string) => MappedPrefix,
   add: (map: TableMapName, key: Buffer, value: Buffer) => void,
 ): void {
   const byIdentity = new Map<number, number[]>();

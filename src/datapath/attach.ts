@@ -3,11 +3,24 @@
 // enforcement); clsact filters live on the interface itself.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Attacher, EndpointRef } from '../reconcile/apply';
 import { linksDir } from './loader';
 import type { NativeAddon, ProgInfo, TcDirection } from './native-api';
 
 const PIN_RE = /^(.+)-(ingress|egress)$/;
+
+export interface EndpointRef {
+  ifindex: number;
+  ifname: string;
+}
+
+/** tc program attachment per interface and hook (TcAttacher in the agent, a fake in tests). */
+export interface Attacher {
+  attached(ep: EndpointRef, dir: TcDirection): boolean;
+  attach(ep: EndpointRef, dir: TcDirection): void;
+  detach(ep: EndpointRef, dir: TcDirection): void;
+  /** Every interface netfence has programs on (to detach stale ones). */
+  list(): EndpointRef[];
+}
 
 export interface HookPrograms {
   ingress: ProgInfo;

@@ -2,7 +2,8 @@
 // only pass every packet is left empty: an attached program, even one that returns at
 // once, costs every packet the hook dispatch and cold cache lines (bench/REPORT.md,
 // "hook floor"). Mirrors nf_pod_passes_unparsed in bpf/netfence.bpf.c.
-import { NfEpFlag, type Endpoint } from './codecs';
+import { NfEpFlag } from '../wire/abi';
+import type { Endpoint } from '../wire/endpoint';
 import type { TcDirection } from './native-api';
 
 export const TC_DIRECTIONS: readonly TcDirection[] = ['ingress', 'egress'];

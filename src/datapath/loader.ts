@@ -13,11 +13,13 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { MAP_WRITE_ORDER } from '../compile/output';
 import { defaultCapacity } from '../model/config';
 import type { Capacity } from '../model/types';
 import { ensureBpffsRoot } from './bpffs';
-import { NF_LAYOUT_VERSION, decodeConfig, encodeConfig, encodeU32, type Config } from './codecs';
+import { NF_LAYOUT_VERSION } from '../wire/abi';
+import { encodeU32 } from '../wire/bytes';
+import { decodeConfig, encodeConfig, type Config } from '../wire/config';
+import { POLICY_MAPS } from '../wire/maps';
 import { addonPath } from './native';
 import type { BpfObjectHandle, MapInfo, NativeAddon, ProgInfo } from './native-api';
 
@@ -30,7 +32,7 @@ const PROGRAMS = ['nf_tc_ingress', 'nf_tc_egress'] as const;
 /** Every map the agent and its programs use: adoption needs all of them pinned. A map
  *  that pins of an older object lack (e.g. nf_ep_stats) makes the load take the normal
  *  path: libbpf reuses the compatible pins and creates and pins the new map. */
-const RUNTIME_MAPS = ['nf_config', 'nf_events', 'nf_ct', 'nf_rule_stats', 'nf_reason_stats', 'nf_ratelimit', 'nf_ep_stats', 'nf_stack_arrivals', ...MAP_WRITE_ORDER];
+const RUNTIME_MAPS = ['nf_config', 'nf_events', 'nf_ct', 'nf_rule_stats', 'nf_reason_stats', 'nf_ratelimit', 'nf_ep_stats', 'nf_stack_arrivals', ...POLICY_MAPS];
 /** What the agent cannot recompute from a snapshot: carried over by a migration of the same
  *  layout (the policy maps are filled by the first reconcile, the rest starts empty). */
 const CARRIED_MAPS = ['nf_ct', 'nf_stack_arrivals', 'nf_rule_stats', 'nf_ep_stats'];

@@ -108,6 +108,18 @@ export function parseCidr(s: string): Cidr | undefined {
   return { family: ip.family, prefix, value: ip.value & mask(ip.family, prefix) };
 }
 
+/** A CIDR, or a bare address as its full-length prefix, from trusted input (compiled
+ *  rules, routes, config); host bits are cleared. Throws naming the text. */
+export function toCidr(text: string): Cidr {
+  const slash = text.indexOf('/');
+  const ip = parseIp(slash < 0 ? text : text.slice(0, slash));
+  if (!ip) throw new Error(`parse CIDR "${text}": not an IPv4 or IPv6 address`);
+  const len = slash < 0 ? String(BITS[ip.family]) : text.slice(slash + 1);
+  const prefix = Number(len);
+  if (!/^\d+$/.test(len) || prefix > BITS[ip.family]) throw new Error(`parse CIDR "${text}": bad prefix length "${len}"`);
+  return { family: ip.family, prefix, value: ip.value & mask(ip.family, prefix) };
+}
+
 export function formatCidr(c: Cidr): string {
   return `${formatIp({ family: c.family, value: c.value })}/${c.prefix}`;
 }

@@ -16,26 +16,17 @@
 // table is written before the old one is deleted, replacing a table needs room for both.
 // The current content is read from the maps unless the caller knows it (Reconciler).
 import { endpointRevision } from '../compile/hash';
-import { MAP_WRITE_ORDER, type CompileResult, type CompiledEndpoint, type DesiredMaps, type PolicyMapName } from '../compile/output';
-import { NF_TABLE_DENY, decodeEndpoint, encodeEndpoint, encodeU32, keyHex, type Endpoint } from '../datapath/codecs';
+import type { CompileResult, CompiledEndpoint, DesiredMaps } from '../compile/output';
+import { NF_TABLE_DENY } from '../wire/abi';
+import { encodeU32, keyHex } from '../wire/bytes';
+import { decodeEndpoint, encodeEndpoint, type Endpoint } from '../wire/endpoint';
+import type { Attacher, EndpointRef } from '../datapath/attach';
 import { TC_DIRECTIONS as DIRS, hooksFor } from '../datapath/hooks';
 import type { TcDirection } from '../datapath/native-api';
+import type { PolicyMapName } from '../wire/maps';
+import { MAP_WRITE_ORDER } from './order';
 import { readMap, type MapIO } from './mapio';
 import { diffMap, emptyMaps, tableOfKey, type ActualMaps, type Entry, type MapDiff } from './plan';
-
-export interface EndpointRef {
-  ifindex: number;
-  ifname: string;
-}
-
-/** tc program attachment per interface and hook (src/datapath/attach.ts in the agent). */
-export interface Attacher {
-  attached(ep: EndpointRef, dir: TcDirection): boolean;
-  attach(ep: EndpointRef, dir: TcDirection): void;
-  detach(ep: EndpointRef, dir: TcDirection): void;
-  /** Every interface netfence has programs on (to detach stale ones). */
-  list(): EndpointRef[];
-}
 
 type Direction = 'ingress' | 'egress';
 const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];

@@ -1,8 +1,9 @@
 // The reconciler's view of the policy maps: a small per-map-name interface, so the
 // core runs against the pinned kernel maps (NativeMapIO) or an in-memory double that
 // tests fill with injected failures (MemoryMapIO).
-import type { MapContent, PolicyMapName } from '../compile/output';
-import { keyHex } from '../datapath/codecs';
+import type { MapContent } from '../compile/output';
+import type { PolicyMapName } from '../wire/maps';
+import { keyHex } from '../wire/bytes';
 
 export interface MapIO {
   keys(map: PolicyMapName): Buffer[];

@@ -1,5 +1,5 @@
 // MapIO over pinned kernel maps through the native addon.
-import type { PolicyMapName } from '../compile/output';
+import type { PolicyMapName } from '../wire/maps';
 import type { MapInfo, NativeAddon } from '../datapath/native-api';
 import type { MapIO } from './mapio';
 

@@ -1,7 +1,9 @@
 // Desired vs actual map contents -> the minimal diff: per map, the entries to write
 // (new keys or changed values) and the keys to delete. Pure: no I/O.
-import { MAP_WRITE_ORDER, type DesiredMaps, type MapContent, type PolicyMapName } from '../compile/output';
-import { decodeCidrKey, decodePeerIdentKey, decodePortKey, decodeRuleKey } from '../datapath/codecs';
+import { type DesiredMaps, type MapContent } from '../compile/output';
+import { MAP_WRITE_ORDER } from './order';
+import type { PolicyMapName } from '../wire/maps';
+import { decodeCidrKey, decodePeerIdentKey, decodePortKey, decodeRuleKey } from '../wire/tables';
 
 export type ActualMaps = Record<PolicyMapName, MapContent>;
 

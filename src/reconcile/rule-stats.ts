@@ -1,7 +1,8 @@
 // Counters of retired tables leave nf_rule_stats. A table's id is the hash of its content,
 // so a retired table's counters would never be touched again, yet they would stay and
 // fill the map, and a full map silently stops counting the rules of new tables.
-import { NF_RULE_DEFAULT, decodeRuleKey, encodeRuleKey } from '../datapath/codecs';
+import { NF_RULE_DEFAULT } from '../wire/abi';
+import { decodeRuleKey, encodeRuleKey } from '../wire/tables';
 import type { NativeAddon } from '../datapath/native-api';
 
 /** The nf_rule_stats keys of retired tables: one per deleted rule, plus each table's

@@ -13,7 +13,9 @@
 // goes off before the routes go).
 import fs from 'node:fs';
 import path from 'node:path';
-import { NfCfgFlag, parseCidr, type Config } from '../datapath/codecs';
+import { cidrWithin, toCidr, type Family } from '../model/ip';
+import { NfCfgFlag } from '../wire/abi';
+import type { Config } from '../wire/config';
 import type { NativeAddon, Route } from '../datapath/native-api';
 import type { RedirectConfig } from '../model/types';
 import type { GatewayState, GatewayTarget } from './gateway-monitor';
@@ -25,7 +27,6 @@ export const NF_RULE_PRIORITY = 1000;
 const MAIN_TABLE = 254;
 
 export type TunnelPatch = Pick<Config, 'flags' | 'tunnelMark' | 'tunnelMarkMask' | 'uplinkIfindex' | 'gateway4' | 'gateway6'>;
-export type Family = 4 | 6;
 
 export interface TunnelResult {
   /** nf_config fields to write (flags include only the tunnel bits). */
@@ -43,10 +44,7 @@ const OFF_FLAG: Record<Family, number> = { 4: NfCfgFlag.TUNNEL_OFF4, 6: NfCfgFla
 const OFF: TunnelPatch = { flags: 0, tunnelMark: 0, tunnelMarkMask: 0, uplinkIfindex: 0, gateway4: undefined, gateway6: undefined };
 
 function contains(cidr: string, ip: string): boolean {
-  const net = parseCidr(cidr);
-  const host = parseCidr(ip);
-  if (net.family !== host.family) return false;
-  return parseCidr(`${ip}/${net.prefixLen}`).addr.equals(net.addr);
+  return cidrWithin(toCidr(ip), toCidr(cidr));
 }
 
 /** A main-table route that reaches `gw` out of `oif` (connected or via another hop). */

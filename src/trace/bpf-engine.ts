@@ -12,21 +12,14 @@
 // (NF_EP_F_KEEP_ESTABLISHED, from privileged.established); elsewhere the packet runs
 // as a new one. Allowed with no rule evaluated = passed through conntrack.
 import { compile } from '../compile';
-import type { CompiledEndpoint, CompiledRuleInfo, PolicyMapName } from '../compile/output';
-import {
-  NF_CT_RULE_DEFAULT,
-  NF_RULE_DEFAULT,
-  NfDir,
-  NfEpFlag,
-  NfLocalKind,
-  decodeEndpoint,
-  decodeLocal,
-  encodeCt,
-  type CtKey,
-  decodeRuleKey,
-  encodeU32,
-  keyHex,
-} from '../datapath/codecs';
+import type { CompiledEndpoint, CompiledRuleInfo } from '../compile/output';
+import type { PolicyMapName } from '../wire/maps';
+import { NF_CT_RULE_DEFAULT, NF_RULE_DEFAULT, NfDir, NfEpFlag, NfLocalKind } from '../wire/abi';
+import { encodeU32, keyHex } from '../wire/bytes';
+import { encodeCt, type CtKey } from '../wire/conntrack';
+import { decodeEndpoint } from '../wire/endpoint';
+import { decodeLocal } from '../wire/local';
+import { decodeRuleKey } from '../wire/tables';
 import { DEFAULT_OBJECT } from '../datapath/loader';
 import type { BpfObjectHandle, NativeAddon, ProgInfo } from '../datapath/native-api';
 import { ESTABLISHED_RULE, RELATED_RULE } from '../model/rules';

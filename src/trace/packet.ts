@@ -3,7 +3,7 @@
 // fragments), TCP, UDP, SCTP, ICMP, ICMPv6, with the IPv4 header, TCP/UDP/ICMP/ICMPv6
 // checksums and the SCTP CRC32c filled in.
 import { isIP } from 'node:net';
-import { addrToBytes } from '../datapath/codecs';
+import { encodeAddr } from '../wire/addr';
 import type { L4Protocol } from '../model/rules';
 
 const ETH_P_IP = 0x0800;
@@ -70,7 +70,7 @@ function crc32c(b: Buffer): number {
 }
 
 function rawAddr(ip: string): Buffer {
-  const b = addrToBytes(ip);
+  const b = encodeAddr(ip);
   return isIP(ip) === 4 ? b.subarray(12) : b;
 }
 

@@ -1,9 +1,12 @@
 // Maps pinned by netfence carry BTF, so `bpftool map dump pinned` prints decoded
-// structs: what an operator sees must match what the codecs wrote.
+// structs: what an operator sees must match what the wire codecs wrote.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import { encodeEndpoint, encodeRule, encodeRuleKey, encodeU32, NfAction, NfEpFlag, NfTier } from '../../src/datapath/codecs';
+import { NfAction, NfEpFlag, NfTier } from '../../src/wire/abi';
+import { encodeU32 } from '../../src/wire/bytes';
+import { encodeEndpoint } from '../../src/wire/endpoint';
+import { encodeRule, encodeRuleKey } from '../../src/wire/tables';
 import { native } from '../../src/datapath/native';
 import { buildObjects, objectPath } from './objects';
 

@@ -4,18 +4,7 @@
 // endpoints (deferred service checks, tunnel peers) live at made-up ifindexes
 // that are only map keys.
 import test, { type ExecutionContext } from 'ava';
-import {
-  IPPROTO,
-  NfCfgFlag,
-  NfCtFlag,
-  NfDir,
-  NfEpFlag,
-  NfEpVerdict,
-  NfLocalKind,
-  NfReason,
-  NF_RULE_DEFAULT,
-  NF_TABLE_DENY,
-} from '../../src/datapath/codecs';
+import { IPPROTO, NfCfgFlag, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfLocalKind, NfReason, NF_RULE_DEFAULT, NF_TABLE_DENY } from '../../src/wire/abi';
 import { Classifier, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type TestEndpoint, type TestRule } from './harness';
 import { buildObjects } from './objects';
 import { arpFrame, l3Offset, packet, patchByte, truncate, TCP_ACK, type ExtHeader, type L4, type PacketSpec } from './packets';

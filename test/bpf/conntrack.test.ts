@@ -5,7 +5,7 @@
 // at ifindex 1, where the test runs put the skb.
 import test, { type ExecutionContext } from 'ava';
 import { isIP } from 'node:net';
-import { IPPROTO, NF_CT_CLOSE_TIMEOUT_NS, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfReason } from '../../src/datapath/codecs';
+import { IPPROTO, NF_CT_CLOSE_TIMEOUT_NS, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfReason } from '../../src/wire/abi';
 import { Classifier, TC_ACT_OK, TC_ACT_SHOT, type TestEndpoint, type TestRule } from './harness';
 import { buildObjects } from './objects';
 import { l3Offset, packet, TCP_ACK, TCP_SYN, type L4, type PacketSpec } from './packets';

@@ -1,45 +1,24 @@
 // The classifier under BPF_PROG_TEST_RUN: loads bpf/.output/netfence.bpf.o unpinned
-// (every test file gets private maps), writes map entries through the codecs, runs
+// (every test file gets private maps), writes map entries through the wire codecs, runs
 // crafted frames and reads counters, conntrack and drop events back.
 //
 // Table builder: a deliberately small, obviously-correct stand-in for the compiler.
 // For a trie, the value of prefix P is the set of rules that match every address
 // under P: rules with a CIDR containing P and no except containing P. A lookup's
 // longest match P then yields exactly the rules matching the address.
-import {
-  bitmapFrom,
-  chunkCount,
-  decodeCt,
-  decodeEvent,
-  encodeAddr,
-  encodeCt,
-  encodeAddrLpmKey,
-  encodeCidrKey,
-  encodeConfig,
-  encodeEndpoint,
-  encodeEpStatsKey,
-  encodeLocal,
-  encodePeerIdentKey,
-  encodePortKey,
-  encodeRule,
-  encodeRuleKey,
-  encodeU32,
-  encodeU8,
-  parseCidr,
-  portRangePrefixes,
-  sumPerCpuCounters,
-  NF_CHUNK_RULES,
-  NF_LAYOUT_VERSION,
-  NF_REASON_DESC,
-  NfEpFlag,
-  type Config,
-  type Counter,
-  type CtKey,
-  type CtVal,
-  type DropEvent,
-  type Endpoint,
-  type Local,
-} from '../../src/datapath/codecs';
+import { bitmapFrom } from '../../src/compile/bitmap';
+import { portRangePrefixes } from '../../src/compile/port-prefix';
+import { toCidr } from '../../src/model/ip';
+import { NF_CHUNK_RULES, NF_LAYOUT_VERSION, NF_REASON_DESC, NfEpFlag } from '../../src/wire/abi';
+import { encodeAddr, encodeAddrLpmKey, mappedPrefix } from '../../src/wire/addr';
+import { encodeU32, encodeU8 } from '../../src/wire/bytes';
+import { encodeConfig, type Config } from '../../src/wire/config';
+import { decodeCt, encodeCt, type CtKey, type CtVal } from '../../src/wire/conntrack';
+import { encodeEpStatsKey, sumPerCpuCounters, type Counter } from '../../src/wire/counters';
+import { chunkCount, encodeEndpoint, type Endpoint } from '../../src/wire/endpoint';
+import { decodeEvent, type DropEvent } from '../../src/wire/events';
+import { encodeLocal, type Local } from '../../src/wire/local';
+import { encodeCidrKey, encodePeerIdentKey, encodePortKey, encodeRule, encodeRuleKey } from '../../src/wire/tables';
 import { native } from '../../src/datapath/native';
 import { ACTION, TIER } from '../../src/compile/tables';
 import type { Tier } from '../../src/model/rules';
@@ -93,8 +72,8 @@ function prefixContains(outer: Prefix, inner: Prefix): boolean {
 }
 
 function cidrPrefix(cidr: string): Prefix {
-  const c = parseCidr(cidr);
-  return { bytes: c.addr, len: c.family === 4 ? c.prefixLen + 96 : c.prefixLen };
+  const p = mappedPrefix(toCidr(cidr));
+  return { bytes: p.addr, len: p.bits };
 }
 
 /** Port-trie prefixes of a spec: 24 bits = protocol (8) + port (16). */

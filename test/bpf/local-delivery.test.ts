@@ -3,7 +3,8 @@
 // and returns TC_ACT_REDIRECT (bpf_redirect_peer); everything it must not take stays
 // with the stack (TC_ACT_OK) unchanged.
 import test from 'ava';
-import { IPPROTO, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfLocalKind, NfReason, decodeMac } from '../../src/datapath/codecs';
+import { IPPROTO, NfCtFlag, NfDir, NfEpFlag, NfEpVerdict, NfLocalKind, NfReason } from '../../src/wire/abi';
+import { decodeMac } from '../../src/wire/local';
 import { Classifier, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type TestEndpoint, type TestRule } from './harness';
 import { buildObjects } from './objects';
 import { packet, type PacketSpec } from './packets';

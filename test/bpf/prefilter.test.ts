@@ -1,7 +1,9 @@
 // The XDP prefilter under BPF_PROG_TEST_RUN: sources inside nf_prefilter drop
 // (counted under NF_REASON_PREFILTER), everything else passes.
 import test from 'ava';
-import { NfReason, encodeAddrLpmKey, encodeU8 } from '../../src/datapath/codecs';
+import { NfReason } from '../../src/wire/abi';
+import { encodeAddrLpmKey } from '../../src/wire/addr';
+import { encodeU8 } from '../../src/wire/bytes';
 import { Classifier, XDP_DROP, XDP_PASS } from './harness';
 import { buildObjects } from './objects';
 import { arpFrame, packet, truncate, type PacketSpec } from './packets';

@@ -6,7 +6,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeU32 } from '../../src/datapath/codecs';
+import { encodeU32 } from '../../src/wire/bytes';
 import { native } from '../../src/datapath/native';
 import { askAgent } from '../../src/cni/agent-client';
 import { manyPoliciesYaml } from '../helpers/many-policies';

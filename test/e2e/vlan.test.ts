@@ -5,7 +5,7 @@
 // and the fabric's). One agent per node; one lab for the whole file.
 import test, { type ExecutionContext } from 'ava';
 import path from 'node:path';
-import { encodeU32 } from '../../src/datapath/codecs';
+import { encodeU32 } from '../../src/wire/bytes';
 import { native } from '../../src/datapath/native';
 import { probePairs } from '../../src/lab/probe';
 import { AgentLab } from './helpers/agent-lab';

@@ -2,19 +2,11 @@
 // longest-prefix tries per table chunk, first set bit over all chunks, Pass skipping
 // its tier): lets unit tests check that compiled bitmaps mean what the rules say
 // without loading BPF.
-import {
-  NfAction,
-  addrToBytes,
-  bitmapIndices,
-  decodeCidrKey,
-  decodePortKey,
-  decodeRule,
-  decodeU32,
-  encodePeerIdentKey,
-  encodeRuleKey,
-  keyHex,
-  mappedPrefixLen,
-} from '../../src/datapath/codecs';
+import { bitmapIndices } from '../../src/compile/bitmap';
+import { NfAction } from '../../src/wire/abi';
+import { encodeAddr, mappedPrefix } from '../../src/wire/addr';
+import { decodeU32, keyHex } from '../../src/wire/bytes';
+import { decodeCidrKey, decodePortKey, decodeRule, encodePeerIdentKey, encodeRuleKey } from '../../src/wire/tables';
 import type { DesiredMaps } from '../../src/compile/output';
 import { prefixContains } from '../../src/compile/prefix';
 
@@ -41,10 +33,10 @@ export function portBitmap(maps: DesiredMaps, table: number, proto: number, port
 }
 
 export function cidrBitmap(maps: DesiredMaps, table: number, ip: string, chunk = 0): number[] {
-  const addr = { addr: addrToBytes(ip), bits: 128 };
+  const addr = { addr: encodeAddr(ip), bits: 128 };
   const hits = [...maps.nf_peer_cidr.values()].map(({ key, value }) => {
     const k = decodeCidrKey(key);
-    const p = { addr: k.cidr.addr, bits: mappedPrefixLen(k.cidr.family, k.cidr.prefixLen) };
+    const p = mappedPrefix(k.cidr);
     return { bits: p.bits, match: k.table === table && k.chunk === chunk && prefixContains(p, addr), value };
   });
   const v = longest(hits);
@@ -52,7 +44,7 @@ export function cidrBitmap(maps: DesiredMaps, table: number, ip: string, chunk =
 }
 
 export function identBitmap(maps: DesiredMaps, table: number, ip: string, chunk = 0): number[] {
-  const id = maps.nf_ident_exact.get(keyHex(addrToBytes(ip)));
+  const id = maps.nf_ident_exact.get(keyHex(encodeAddr(ip)));
   if (!id) return [];
   const v = maps.nf_peer_ident.get(keyHex(encodePeerIdentKey(table, decodeU32(id.value), chunk)));
   return v ? bitmapIndices(v.value, chunk) : [];

@@ -1,27 +1,18 @@
 // Shared by the reconcile tests: synthetic desired maps, an in-memory MapIO that records
 // every operation (and counts reads), and a tc attacher double with injected failures.
-import { MAP_WRITE_ORDER, type CompiledEndpoint, type CompileResult, type DesiredMaps, type MapContent, type PolicyMapName } from '../../src/compile/output';
+import { type CompiledEndpoint, type CompileResult, type DesiredMaps, type MapContent } from '../../src/compile/output';
+import { MAP_WRITE_ORDER } from '../../src/reconcile/order';
+import type { PolicyMapName } from '../../src/wire/maps';
 import { NO_POLICY_ID } from '../../src/compile/synthetic';
-import {
-  NF_CHUNK_RULES,
-  NfAction,
-  NfEpFlag,
-  NfTier,
-  IPPROTO,
-  bitmapFrom,
-  chunkCount,
-  encodeAddr,
-  encodeCidrKey,
-  encodeEndpoint,
-  encodePortKey,
-  encodeRule,
-  encodeRuleKey,
-  encodeU32,
-  keyHex,
-} from '../../src/datapath/codecs';
+import { bitmapFrom } from '../../src/compile/bitmap';
+import { NF_CHUNK_RULES, NfAction, NfEpFlag, NfTier, IPPROTO } from '../../src/wire/abi';
+import { encodeAddr } from '../../src/wire/addr';
+import { encodeU32, keyHex } from '../../src/wire/bytes';
+import { chunkCount, encodeEndpoint } from '../../src/wire/endpoint';
+import { encodeCidrKey, encodePortKey, encodeRule, encodeRuleKey } from '../../src/wire/tables';
 import type { TcDirection } from '../../src/datapath/native-api';
 import { MapOpError, MemoryMapIO } from '../../src/reconcile/mapio';
-import type { Attacher, EndpointRef } from '../../src/reconcile/apply';
+import type { Attacher, EndpointRef } from '../../src/datapath/attach';
 
 export interface EpSpec {
   ifindex: number;

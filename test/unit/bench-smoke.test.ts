@@ -8,7 +8,8 @@ import { evaluateTargets, renderChart, writeReport, countLabel } from '../../ben
 import { interleave, median, percentile, ratio, runInterleaved, prng } from '../../bench/stats';
 import { buildPolicy, syntheticPrefixes } from '../../bench/policy';
 import { forwardRules, netVariants, pairedVariants, roundOrder } from '../../bench/net';
-import { parseCidr } from '../../src/datapath/codecs';
+import { toCidr } from '../../src/model/ip';
+import { mappedPrefix } from '../../src/wire/addr';
 import type { BenchResults } from '../../bench/types';
 import { writeStateDir } from '../../bench/statedir';
 import { loadStateDir } from '../../src/sources/directory';
@@ -62,9 +63,9 @@ test('synthetic prefixes are distinct, valid and non-overlapping', (t) => {
     t.is(new Set(ps).size, 2000);
     // Slot = the /25 (IPv4) or /64 (IPv6) a prefix lies in; one prefix per slot.
     const slot = (a: Buffer): string => (fam === 4 ? String(a.readUInt32BE(12) >>> 7) : a.subarray(0, 8).toString('hex'));
-    const slots = new Set(ps.map((p) => slot(parseCidr(p).addr)));
+    const slots = new Set(ps.map((p) => slot(mappedPrefix(toCidr(p)).addr)));
     t.is(slots.size, 2000, `IPv${fam} prefixes share a slot`);
-    for (const p of ps) t.is(parseCidr(p).family, fam);
+    for (const p of ps) t.is(toCidr(p).family, fam);
   }
 });
 

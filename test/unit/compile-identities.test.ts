@@ -1,8 +1,11 @@
 import test from 'ava';
 import { compile } from '../../src/compile';
-import type { CompileResult, PolicyMapName } from '../../src/compile/output';
+import type { CompileResult } from '../../src/compile/output';
+import type { PolicyMapName } from '../../src/wire/maps';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
-import { NF_TABLE_DENY, NF_TABLE_MASK, decodeU32, encodeAddr, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { NF_TABLE_DENY, NF_TABLE_MASK } from '../../src/wire/abi';
+import { encodeAddr } from '../../src/wire/addr';
+import { decodeU32, encodeU32, keyHex } from '../../src/wire/bytes';
 import { assignIds, type IdKind } from '../../src/compile/hash';
 import { namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
 

@@ -3,7 +3,8 @@
 // and a pod of an existing label set costs O(1) map changes without rebuilding tables.
 import test from 'ava';
 import { Compiler, compile } from '../../src/compile';
-import type { CompileResult, PolicyMapName } from '../../src/compile/output';
+import type { CompileResult } from '../../src/compile/output';
+import type { PolicyMapName } from '../../src/wire/maps';
 import type { Policy } from '../../src/model/rules';
 import type { PodObj, Snapshot } from '../../src/model/types';
 import { planDiff } from '../../src/reconcile/plan';

@@ -1,7 +1,13 @@
 import test from 'ava';
 import { compile } from '../../src/compile';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
-import { IPPROTO, NF_MAX_RULES, NF_TABLE_MASK, NfAction, NfEpFlag, NfLocalKind, NfTier, decodeEndpoint, decodeLocal, decodeCidrKey, decodePortKey, decodeRule, decodeRuleKey, bitmapIndices, formatCidr, encodeCidrKey, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { bitmapIndices } from '../../src/compile/bitmap';
+import { formatCidr } from '../../src/model/ip';
+import { IPPROTO, NF_MAX_RULES, NF_TABLE_MASK, NfAction, NfEpFlag, NfLocalKind, NfTier } from '../../src/wire/abi';
+import { encodeU32, keyHex } from '../../src/wire/bytes';
+import { decodeEndpoint } from '../../src/wire/endpoint';
+import { decodeLocal } from '../../src/wire/local';
+import { decodeCidrKey, decodePortKey, decodeRule, decodeRuleKey, encodeCidrKey } from '../../src/wire/tables';
 import { ISOLATION_RULE } from '../../src/model/rules';
 import { withSystemPolicies } from '../../src/model/snapshot';
 import { cnp, namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';

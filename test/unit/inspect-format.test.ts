@@ -2,7 +2,7 @@
 // (it has no table of rules to list).
 import test from 'ava';
 import { formatReport, type InspectReport } from '../../src/cli/inspect';
-import { NF_TABLE_DENY } from '../../src/datapath/codecs';
+import { NF_TABLE_DENY } from '../../src/wire/abi';
 
 test('an endpoint on NF_TABLE_DENY reads "deny all: over capacity"; other tables print their id and chunks', (t) => {
   const endpoint = { ifindex: 6, ifname: 'veth6', pod: 'ns/p6', id: 1006, ingressChunks: 1, flags: ['pod'], revision: 9 };

@@ -3,9 +3,11 @@
 // is isolated; a table that does not fit never blocks another endpoint's change, and
 // leaves nothing half-written behind.
 import test from 'ava';
-import type { PolicyMapName } from '../../src/compile/output';
+import type { PolicyMapName } from '../../src/wire/maps';
 import { endpointRevision } from '../../src/compile/hash';
-import { NF_TABLE_DENY, decodeEndpoint, encodeU32 } from '../../src/datapath/codecs';
+import { NF_TABLE_DENY } from '../../src/wire/abi';
+import { encodeU32 } from '../../src/wire/bytes';
+import { decodeEndpoint } from '../../src/wire/endpoint';
 import { reconcile } from '../../src/reconcile/apply';
 import { Reconciler } from '../../src/reconcile/reconciler';
 import { FakeAttacher, RecordingIO, build, rulesOf, type Spec } from './_reconcile';

@@ -4,7 +4,8 @@
 import test from 'ava';
 import { Compiler } from '../../src/compile';
 import type { CompileResult, DesiredMaps } from '../../src/compile/output';
-import { encodeAddr, encodeU32, keyHex } from '../../src/datapath/codecs';
+import { encodeAddr } from '../../src/wire/addr';
+import { encodeU32, keyHex } from '../../src/wire/bytes';
 import type { Snapshot } from '../../src/model/types';
 import { Reconciler } from '../../src/reconcile/reconciler';
 import { planDiff } from '../../src/reconcile/plan';

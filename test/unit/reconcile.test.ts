@@ -1,6 +1,10 @@
 import test from 'ava';
-import type { PolicyMapName } from '../../src/compile/output';
-import { NF_TABLE_DENY, NfEpFlag, decodeCidrKey, decodeEndpoint, decodePortKey, encodeAddr, encodeU32 } from '../../src/datapath/codecs';
+import type { PolicyMapName } from '../../src/wire/maps';
+import { NF_TABLE_DENY, NfEpFlag } from '../../src/wire/abi';
+import { encodeAddr } from '../../src/wire/addr';
+import { encodeU32 } from '../../src/wire/bytes';
+import { decodeEndpoint } from '../../src/wire/endpoint';
+import { decodeCidrKey, decodePortKey } from '../../src/wire/tables';
 import { reconcile } from '../../src/reconcile/apply';
 import { planDiff } from '../../src/reconcile/plan';
 import { FakeAttacher, RecordingIO, build, rulesOf, type EpSpec } from './_reconcile';
