@@ -1,13 +1,19 @@
 import test from 'ava';
-import type { PolicyMapName } from '../../src/wire/maps';
+import { POLICY_MAPS, type PolicyMapName } from '../../src/wire/maps';
 import { NF_TABLE_DENY, NfEpFlag } from '../../src/wire/abi';
 import { encodeAddr } from '../../src/wire/addr';
 import { encodeU32 } from '../../src/wire/bytes';
 import { decodeEndpoint } from '../../src/wire/endpoint';
 import { decodeCidrKey, decodePortKey } from '../../src/wire/tables';
 import { reconcile } from '../../src/reconcile/apply';
+import { MAP_WRITE_ORDER } from '../../src/reconcile/order';
 import { planDiff } from '../../src/reconcile/plan';
 import { FakeAttacher, RecordingIO, build, rulesOf, type EpSpec } from './_reconcile';
+
+test('the write order covers every policy map once, endpoints last', (t) => {
+  t.deepEqual([...MAP_WRITE_ORDER].sort(), [...POLICY_MAPS].sort());
+  t.is(MAP_WRITE_ORDER[MAP_WRITE_ORDER.length - 1], 'nf_endpoints');
+});
 
 test('first apply writes everything, a second apply of the same state changes nothing', (t) => {
   const io = new RecordingIO();
