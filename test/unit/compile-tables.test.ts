@@ -237,6 +237,18 @@ test('ipBlock except: every cidr and except is a prefix; an except shadows only 
   t.is(decodeRule(r.maps.nf_rules.values().next().value!.value).action, NfAction.DENY);
 });
 
+test('an IPv6 block written inside ::ffff:0:0/96 stays IPv6: it matches no IPv4 peer, as in the reference', (t) => {
+  const s = appSnapshot({
+    pods: replicas(1),
+    policies: [cnp('mapped', 'admin', 1, {}, [rule('egress', 0, [{ kind: 'cidr', cidr: '::ffff:0:0/96', except: [] }], null, 'deny')])],
+  });
+  const r = compile(s, 'n1', [podEp('app/web-0', 10)]);
+  const table = r.endpoints[0].egressTable;
+  const entries = [...r.maps.nf_peer_cidr.values()].map(({ key, value }) => `${formatCidr(decodeCidrKey(key).cidr)}=${bitmapIndices(value)}`);
+  t.deepEqual(entries, ['0.0.0.0/0='], 'its own except removes every address it holds');
+  t.is(evalTable(r.maps, table, '10.9.9.9', IPPROTO.TCP, 80), undefined);
+});
+
 test('egress named ports split into sub-rules per resolved port; ingress resolves on the own pod', (t) => {
   const http = (n: number) => [{ name: 'http', containerPort: n, protocol: 'TCP' as const }];
   const s = appSnapshot({
