@@ -109,6 +109,11 @@ test('every enum of netfence.h reaches BTF and abi.ts; no flag is left a #define
   t.notRegex(header, /^#define NF_\w+\s+\(1u << \d+\)/m, 'flag bits are enum values');
 });
 
+test('the enum pins add no global data (no .rodata/.bss map at load)', (t) => {
+  const sections = types.filter((x) => x.kind === 'DATASEC').map((x) => x.name);
+  t.deepEqual(sections.sort(), ['.maps', '.nf_btf_pins', 'license']);
+});
+
 test('one drop_reason_desc per reason', (t) => {
   t.is(NF_REASON_DESC.length, enums.get('nf_reason')?.NF_REASON_MAX ?? -1);
 });
