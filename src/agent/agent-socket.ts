@@ -93,6 +93,9 @@ export class AgentSocket {
       if (buffered > MAX_LINE_BYTES) sock.destroy(); // runaway request: drop the client
     });
     const lines = createInterface({ input: sock, crlfDelay: Infinity });
+    // readline re-emits the socket's errors (a client gone while it is answered: EPIPE,
+    // ECONNRESET); unheard, they would end the agent.
+    lines.on('error', () => sock.destroy());
     // Requests on one connection are answered in order.
     let chain = Promise.resolve();
     lines.on('line', (line) => {

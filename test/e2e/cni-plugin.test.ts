@@ -139,7 +139,7 @@ const conf = (socket: string, extra: object = {}) => ({
   name: 'k8s-pod-network',
   type: 'netfence-cni',
   agentSocket: socket,
-  agentTimeoutMs: 2000,
+  agentTimeoutMs: 10_000, // the handler runs nsenter: seconds on a loaded machine
   prevResult,
   ...extra,
 });
@@ -320,7 +320,7 @@ test('the executable finds agentSocket as JSON.parse does: escapes, the last of 
   const escaped = JSON.stringify(socket).replace(/\//g, '\\/').replace(/a/g, '\\u0061');
   const { agentSocket: _, ...rest } = conf(socket);
   const body = JSON.stringify({ ...rest, prevResult: { ...prevResult, agentSocket: '/nested' } }).slice(1, -1);
-  const text = `{"agentSocket":"/first",${body}, "agentSocket" : ${escaped},\n"agentTimeoutMs":2e3}`;
+  const text = `{"agentSocket":"/first",${body}, "agentSocket" : ${escaped},\n"agentTimeoutMs":1e4}`;
   t.is((JSON.parse(text) as { agentSocket: string }).agentSocket, socket);
   const r = await invoke('ADD', text, {}, bareBinary());
   t.is(r.code, 0, r.stdout);
@@ -345,20 +345,27 @@ test('agent down: the fallback answers VERSION without a config, ADD fails close
   t.true(Date.now() - started < 2000, `DEL took ${Date.now() - started} ms`);
 });
 
-test('a hung agent (accepts, never answers): ADD fails at its timeout, DEL returns within 2 s', async (t) => {
+test('a hung agent (accepts, never answers): ADD fails at its timeout, DEL returns at 2 s; the fallback does not wait again', async (t) => {
   const socket = await rawAgent(t, () => undefined);
-  let started = Date.now();
-  const add = await invoke('ADD', conf(socket, { agentTimeoutMs: 300 }));
+  const timed = async (command: string, extra: object) => {
+    const started = Date.now();
+    const r = await invoke(command, conf(socket, extra));
+    return { ...r, ms: Date.now() - started };
+  };
+  // What the fallback costs here and now (node's start-up; this machine may be loaded).
+  const started = Date.now();
+  await invoke('DEL', conf(path.join(tmp, 'nobody.sock'), { prevResult: undefined }));
+  const fallbackMs = Date.now() - started;
+  const add = await timed('ADD', { agentTimeoutMs: 300 });
   t.is(add.code, 1);
   t.like(JSON.parse(add.stdout), { code: 11, msg: 'program endpoint shop/web-0: netfence agent unreachable' });
   t.regex((JSON.parse(add.stdout) as { details: string }).details, /no answer within 300 ms/);
-  t.true(Date.now() - started < 2000, `ADD took ${Date.now() - started} ms`);
-  started = Date.now();
-  const del = await invoke('DEL', conf(socket, { agentTimeoutMs: 60_000, prevResult: undefined }));
-  const ms = Date.now() - started;
+  const del = await timed('DEL', { agentTimeoutMs: 60_000, prevResult: undefined });
   t.deepEqual([del.code, del.stdout], [0, '']);
   t.regex(del.stderr, /no answer within 2000 ms/);
-  t.true(ms >= 2000 && ms < 3000, `DEL took ${ms} ms (the fallback does not wait again)`);
+  // One deadline, then the fallback's own cost: not a second wait on the agent.
+  t.true(add.ms >= 300 && add.ms < 300 + 2 * fallbackMs + 1000, `ADD took ${add.ms} ms (fallback ${fallbackMs} ms)`);
+  t.true(del.ms >= 2000 && del.ms < 2000 + 2 * fallbackMs + 1000, `DEL took ${del.ms} ms (fallback ${fallbackMs} ms)`);
 });
 
 test('answers the executable cannot read go to the fallback: ADD fails closed, DEL succeeds', async (t) => {
@@ -383,4 +390,19 @@ test('an agent that predates forwarded invocations: the fallback asks it per com
   t.is(add.code, 0, add.stdout);
   t.deepEqual(JSON.parse(add.stdout), prevResult);
   t.deepEqual(ops, ['cni', 'add']);
+});
+
+test('clients that leave before their answer (their deadline spent) do not end the agent', async (t) => {
+  const { agent, socket } = await startAgent(t);
+  const slow = agent.add.bind(agent);
+  agent.add = async (req) => {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    return slow(req);
+  };
+  // The executable and the agent keep the same deadline: either may give up first.
+  const early = await Promise.all([40, 80, 120, 150, 150, 180].map((ms) => invoke('ADD', conf(socket, { agentTimeoutMs: ms }))));
+  t.true(early.every((r) => r.code === 1 && (JSON.parse(r.stdout) as { code: number }).code === 11));
+  await new Promise((resolve) => setTimeout(resolve, 300)); // every late answer written
+  const r = await invoke('ADD', conf(socket));
+  t.is(r.code, 0, r.stdout);
 });
