@@ -352,7 +352,7 @@ export function renderReport(r: BenchResults): string {
     'Every comparison is measured in one run, interleaved (A B C A B C ...), and reported as the median of the ' +
       'rounds and as a ratio to its baseline. Figures from a 2-core VM are noisy; compare ratios, not absolutes.',
     '',
-    'Build and run: `make -C bpf && make -C bench && npm run build:native && npm run build:ts && ' +
+    'Build and run: `make -C bpf && make -C bench && npm run build:native && npm run build:ts && make -C cni && ' +
       `${r.command}\` (as root).`,
     '',
     '## Targets',
