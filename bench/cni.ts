@@ -1,10 +1,11 @@
 // CNI chain overhead: the routed chain of Debian's reference plugins (ptp + host-local) with
 // and without netfence-cni chained last, run the way libcni runs a conflist
 // (test/helpers/libcni.ts) in a private node namespace, one pod sandbox ADDed and DELeted
-// per sample, the two chains interleaved. netfence-cni is the shipped bundle behind the
-// installer's wrapper; the agent socket answers at once, so the figures are the
-// plugin's own cost (process start, config, one socket round trip), not the agent's
-// programming (the lab part times that). The floor of any node plugin, a bare `node -e 0`
+// per sample, the two chains interleaved. netfence-cni is laid out as the installer does
+// (the executable, the node bundle as its fallback); the agent socket answers at once (it
+// runs the plugin logic in-process), so the figures are the plugin's own cost (process
+// start, one socket round trip, the agent's plugin logic), not the agent's programming
+// (the lab part times that). The floor of any node plugin, a bare `node -e 0`
 // under nsenter, is measured in the same rounds.
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,8 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { AgentSocket } from '../src/agent/agent-socket';
-import { BUNDLE_FILE } from '../src/cni/install';
-import { wrapperScript } from '../src/cni/install';
+import { BUNDLE_FILE, installBinary, PLUGIN_TYPE } from '../src/cni/install';
 import { CniChain, REFERENCE_PLUGINS_DIR, kubeletArgs, type NetConfList } from '../test/helpers/libcni';
 import { REPO_ROOT } from './datapath';
 import { onInterrupt, runSyncQuiet } from './exec';
@@ -24,9 +24,11 @@ const execFileAsync = promisify(execFile);
 const pct = (ms: number[]): Percentiles => ({ p50Ms: percentile(ms, 50), p99Ms: percentile(ms, 99), samplesMs: ms });
 
 export async function runCni(opts: { pods: number; log: (msg: string) => void }): Promise<CniResults | string> {
-  const bundle = path.join(REPO_ROOT, 'dist', BUNDLE_FILE);
+  const dist = path.join(REPO_ROOT, 'dist');
   if (!fs.existsSync(path.join(REFERENCE_PLUGINS_DIR, 'ptp'))) return `no reference plugins in ${REFERENCE_PLUGINS_DIR} (apt-get install containernetworking-plugins)`;
-  if (!fs.existsSync(bundle)) return `${path.relative(REPO_ROOT, bundle)} not built (npm run build:ts)`;
+  for (const [file, build] of [[BUNDLE_FILE, 'build:ts'], [PLUGIN_TYPE, 'build:cni']]) {
+    if (!fs.existsSync(path.join(dist, file))) return `dist/${file} not built (npm run ${build})`;
+  }
   const node = `nfb-cni-n-${process.pid}`;
   const pod = `nfb-cni-p-${process.pid}`;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nfb-cni-'));
@@ -39,8 +41,7 @@ export async function runCni(opts: { pods: number; log: (msg: string) => void })
   try {
     for (const ns of [node, pod]) execFileSync('ip', ['netns', 'add', ns]);
     const bin = path.join(tmp, 'bin');
-    fs.mkdirSync(bin);
-    fs.writeFileSync(path.join(bin, 'netfence-cni'), wrapperScript(process.execPath, bundle), { mode: 0o755 });
+    installBinary(bin, dist, process.execPath, 'link');
     const socket = path.join(tmp, 'agent.sock');
     await server.listen(socket);
     const exec = { nodeNetns: `/run/netns/${node}`, path: [bin, REFERENCE_PLUGINS_DIR] };
@@ -71,7 +72,8 @@ export async function runCni(opts: { pods: number; log: (msg: string) => void })
       chainAdd: { without: pct(chainAdd.without), with: pct(chainAdd.with) },
       pluginAdd: { ptp: pct(addMs('ptp')), netfenceCni: pct(addMs('netfence-cni')) },
       nodeStart: pct(nodeStart),
-      bundleBytes: fs.statSync(bundle).size,
+      binaryBytes: fs.statSync(path.join(dist, PLUGIN_TYPE)).size,
+      bundleBytes: fs.statSync(path.join(dist, BUNDLE_FILE)).size,
     };
     opts.log(
       `cni: chain ADD p50 ${r.chainAdd.without.p50Ms.toFixed(1)} ms without, ${r.chainAdd.with.p50Ms.toFixed(1)} ms with netfence-cni ` +

@@ -315,7 +315,7 @@ function cniTable(r: BenchResults): string[] {
   if (!c) return ['Not run.'];
   const row = (what: string, p: { p50Ms: number; p99Ms: number }) => `| ${what} | ${fmt(p.p50Ms, 1)} ms | ${fmt(p.p99Ms, 1)} ms |`;
   return [
-    `${c.pods} pod sandboxes per chain; netfence-cni is one ${fmt(c.bundleBytes / 1024, 1)} KiB file.`,
+    `${c.pods} pod sandboxes per chain; netfence-cni is a ${fmt(c.binaryBytes / 1024, 1)} KiB executable (its fallback, the node bundle, ${fmt(c.bundleBytes / 1024, 1)} KiB).`,
     '',
     '| measure | p50 | p99 |',
     '|---|---:|---:|',
@@ -352,7 +352,7 @@ export function renderReport(r: BenchResults): string {
     'Every comparison is measured in one run, interleaved (A B C A B C ...), and reported as the median of the ' +
       'rounds and as a ratio to its baseline. Figures from a 2-core VM are noisy; compare ratios, not absolutes.',
     '',
-    'Build and run: `make -C bpf && make -C bench && npm run build:native && npm run build:ts && ' +
+    'Build and run: `make -C bpf && make -C bench && npm run build:native && npm run build:ts && make -C cni && ' +
       `${r.command}\` (as root).`,
     '',
     '## Targets',
@@ -453,10 +453,11 @@ export function renderReport(r: BenchResults): string {
     '## CNI chain overhead',
     '',
     "Debian's reference plugins ptp + host-local, run as libcni runs a conflist (test/helpers/libcni.ts) in a " +
-      'private node namespace, with and without netfence-cni (the bundle, dist/netfence-cni.js) chained last; one ' +
-      'sandbox ADDed and DELeted per sample, the chains interleaved. The agent socket answers at once: this is the ' +
-      "plugin's own cost (process start, config, one round trip); the agent's programming is in the lab part. " +
-      '`node -e 0` under nsenter, measured in the same rounds, is the floor any plugin written for node pays.',
+      'private node namespace, with and without netfence-cni (the executable dist/netfence-cni, which forwards the ' +
+      'invocation to the agent) chained last; one sandbox ADDed and DELeted per sample, the chains interleaved. The ' +
+      "agent socket answers at once: this is the plugin's own cost (process start, one round trip, the plugin logic " +
+      "the agent runs); the agent's programming is in the lab part. `node -e 0` under nsenter, measured in the same " +
+      'rounds, is what the node bundle (the fallback when the agent cannot answer) pays at least.',
     '',
     ...cniTable(r),
     '',

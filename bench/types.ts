@@ -83,6 +83,9 @@ export interface CniResults {
   pluginAdd: { ptp: Percentiles; netfenceCni: Percentiles };
   /** `node -e 0` in the node namespace: the floor of a plugin written for node. */
   nodeStart: Percentiles;
+  /** The executable (cni/netfence-cni.c). */
+  binaryBytes: number;
+  /** Its fallback, the node bundle. */
   bundleBytes: number;
 }
 

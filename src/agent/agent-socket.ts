@@ -1,12 +1,15 @@
 // The agent's root-only unix socket: netfence-cni asks "program this endpoint now" (ADD,
-// answered only once it is enforced), "forget it" (DEL) and "is it programmed?" (CHECK);
-// `netfence flows` subscribes to drop events. Every agent serves it in its run directory
+// answered only once it is enforced), "forget it" (DEL) and "is it programmed?" (CHECK),
+// either as its node bundle does or by forwarding the whole invocation, which the agent
+// answers by running the plugin in-process; `netfence flows` subscribes to drop events. Every agent serves it in its run directory
 // (agentSocketPath), so `netfence flows` finds it from the bpffs root alone; --socket
 // adds a path for the CNI plugin.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { noAnswer } from '../cni/agent-client';
+import { runPlugin, type AgentLink } from '../cni/plugin';
 import { canConnect, decodeRequest, encode, MAX_LINE_BYTES, type AgentRequest, type CniRequest, type CniResponse } from './cni-protocol';
 import { namesFilePath } from './names-file';
 
@@ -90,6 +93,9 @@ export class AgentSocket {
       if (buffered > MAX_LINE_BYTES) sock.destroy(); // runaway request: drop the client
     });
     const lines = createInterface({ input: sock, crlfDelay: Infinity });
+    // readline re-emits the socket's errors (a client gone while it is answered: EPIPE,
+    // ECONNRESET); unheard, they would end the agent.
+    lines.on('error', () => sock.destroy());
     // Requests on one connection are answered in order.
     let chain = Promise.resolve();
     lines.on('line', (line) => {
@@ -112,11 +118,23 @@ export class AgentSocket {
           this.handler.flows(sock);
           return;
         }
-        const res = await this.answer(req);
+        const res = req.op === 'cni' ? await runPlugin(req.env, req.stdin, this.inProcess) : await this.answer(req);
         if (!sock.destroyed) sock.write(encode(res));
       });
     });
   }
+
+  /** The plugin's link when the agent runs it: the handler, under the plugin's deadline. */
+  private readonly inProcess: AgentLink = {
+    ask: (socketPath, req, timeoutMs) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(noAnswer(socketPath, timeoutMs)), timeoutMs);
+        void this.answer(req)
+          .then(resolve)
+          .finally(() => clearTimeout(timer));
+      }),
+    reachable: () => Promise.resolve(true),
+  };
 
   private async answer(req: CniRequest): Promise<CniResponse> {
     try {

@@ -1,8 +1,10 @@
-// The request/response protocol of the agent's unix socket: netfence-cni (the chained CNI
-// plugin) asks add/del/check, one JSON object per line, one response line per request,
-// in order; `netfence flows` asks "flows", after whose response the connection carries
+// The request/response protocol of the agent's unix socket, one JSON object per line, one
+// response line per request, in order. netfence-cni's executable (cni/netfence-cni.c)
+// forwards its whole invocation ("cni": CNI_* environment and stdin), which the agent
+// answers by running the plugin in-process; the node bundle (its fallback) asks
+// add/del/check. `netfence flows` asks "flows", after whose response the connection carries
 // one flow record (JSON) per line until either end closes it. Kept free of dependencies:
-// the plugin ships with only this file and node.
+// the plugin bundle ships with only this file and node.
 import net from 'node:net';
 
 export const DEFAULT_AGENT_SOCKET = '/run/netfence/agent.sock';
@@ -32,9 +34,33 @@ export interface FlowsRequest {
   op: 'flows';
 }
 
-export type AgentRequest = CniRequest | FlowsRequest;
+/** One plugin invocation, as the runtime made it: the CNI_* variables and stdin. */
+export interface PluginRequest {
+  op: 'cni';
+  env: Record<string, string>;
+  stdin: string;
+}
+
+export type AgentRequest = CniRequest | FlowsRequest | PluginRequest;
 
 export type CniResponse = { ok: true } | { ok: false; error: string };
+
+/** What the plugin writes and exits with (the answer to a PluginRequest). */
+export interface PluginAnswer {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+function pluginRequest(r: Record<string, unknown>): PluginRequest {
+  const env = r.env;
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) throw new Error('env: must be an object');
+  for (const [k, v] of Object.entries(env)) {
+    if (!k.startsWith('CNI_')) throw new Error(`env: ${k}: only CNI_* variables are forwarded`);
+    if (typeof v !== 'string') throw new Error(`env: ${k}: must be a string`);
+  }
+  return { op: 'cni', env: env as Record<string, string>, stdin: str(r, 'stdin', false) };
+}
 
 function str(o: Record<string, unknown>, field: string, required: boolean): string {
   const v = o[field];
@@ -52,7 +78,8 @@ export function decodeRequest(line: string): AgentRequest {
     const r = o as Record<string, unknown>;
     const op = r.op;
     if (op === 'flows') return { op };
-    if (op !== 'add' && op !== 'del' && op !== 'check') throw new Error(`op: must be add, del, check or flows, got ${JSON.stringify(op)}`);
+    if (op === 'cni') return pluginRequest(r);
+    if (op !== 'add' && op !== 'del' && op !== 'check') throw new Error(`op: must be add, del, check, cni or flows, got ${JSON.stringify(op)}`);
     const attached = op !== 'del'; // DEL may come after the netns is gone
     return {
       op,
@@ -76,7 +103,7 @@ export function decodeResponse(line: string): CniResponse {
   throw new Error('decode cni response: ok: must be a boolean');
 }
 
-export function encode(msg: AgentRequest | CniResponse): string {
+export function encode(msg: AgentRequest | CniResponse | PluginAnswer): string {
   return JSON.stringify(msg) + '\n';
 }
 

@@ -5,6 +5,11 @@ import { decodeResponse, encode, type CniRequest, type CniResponse } from '../ag
 /** The agent could not be asked (no socket, refused, timed out, hung up). */
 export class AgentUnreachableError extends Error {}
 
+/** The agent did not answer within its deadline (here, or in the agent answering in-process). */
+export function noAnswer(socketPath: string, timeoutMs: number): AgentUnreachableError {
+  return new AgentUnreachableError(`ask agent ${socketPath}: no answer within ${timeoutMs} ms`);
+}
+
 export function askAgent(socketPath: string, req: CniRequest, timeoutMs: number): Promise<CniResponse> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(socketPath);
@@ -18,10 +23,7 @@ export function askAgent(socketPath: string, req: CniRequest, timeoutMs: number)
       if (err) reject(err);
       else resolve(res!);
     };
-    const timer = setTimeout(
-      () => finish(new AgentUnreachableError(`ask agent ${socketPath}: no answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => finish(noAnswer(socketPath, timeoutMs)), timeoutMs);
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write(encode(req)));
     sock.on('data', (chunk: string) => {

@@ -1,17 +1,22 @@
 #!/usr/bin/env node
-// The DaemonSet's init container: installs netfence-cni on the host (a node binary, the
-// plugin bundled into one file and a wrapper script, since hosts need not have node) and
-// appends it to the primary CNI network's plugin chain. Idempotent: reruns change nothing.
+// The DaemonSet's init container: installs netfence-cni on the host (the compiled
+// executable, and beside it its fallback: the plugin bundled into one file and a node
+// binary, since hosts need not have node) and appends it to the primary CNI network's
+// plugin chain. Idempotent: reruns change nothing.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { DEFAULT_AGENT_SOCKET } from '../agent/cni-protocol';
 
-/** netfence-cni as one bundled file (package.json build:ts, esbuild): the runtime starts the
- *  plugin for every pod, so node reads and compiles one small file, not its module closure. */
+/** netfence-cni as one bundled file (package.json build:ts, esbuild): when the executable
+ *  falls back to it, node reads and compiles one small file, not its module closure. */
 export const BUNDLE_FILE = 'netfence-cni.js';
 
+/** The plugin type, and its executable's name (cni/netfence-cni.c, built into dist/). */
 export const PLUGIN_TYPE = 'netfence-cni';
+
+/** Beside the executable, where it finds `node` and the bundle (cni/netfence-cni.c run_bundle). */
+export const FALLBACK_DIR = 'netfence';
 
 export interface ChainEntry {
   type: string;
@@ -29,24 +34,26 @@ interface ConfList {
 
 function writeAtomic(file: string, data: string | Buffer, mode: number): void {
   const tmp = `${file}.netfence-tmp`;
-  fs.writeFileSync(tmp, data, { mode });
+  fs.writeFileSync(tmp, data);
+  fs.chmodSync(tmp, mode); // whatever the umask: the runtime must be able to run it
   fs.renameSync(tmp, file);
 }
 
-/** The executable the runtime finds on CNI_PATH. The runtime's environment is not node's to
- *  use: NODE_OPTIONS (e.g. --require hooks) and NODE_EXTRA_CA_CERTS (a CA bundle parsed at
- *  start, more than node's own start-up here) would run at every pod start. */
-export function wrapperScript(nodeBinary: string, bundle: string): string {
-  return `#!/bin/sh\nunset NODE_OPTIONS NODE_EXTRA_CA_CERTS\nexec "${nodeBinary}" "${bundle}" "$@"\n`;
-}
-
-/** Copy node, the plugin bundle (built by `npm run build:ts`) and a wrapper into binDir (binDir/netfence-cni). */
-export function installBinary(binDir: string, distDir: string, nodeBinary = process.execPath): void {
-  const home = path.join(binDir, 'netfence');
+/** Install netfence-cni into binDir: the executable (binDir/netfence-cni) and its fallback,
+ *  the bundle and node under binDir/netfence. Node is copied, or linked where the host's node
+ *  stays (a test or bench bin dir). */
+export function installBinary(binDir: string, distDir: string, nodeBinary = process.execPath, node: 'copy' | 'link' = 'copy'): void {
+  const home = path.join(binDir, FALLBACK_DIR);
   fs.mkdirSync(home, { recursive: true });
   writeAtomic(path.join(home, BUNDLE_FILE), fs.readFileSync(path.join(distDir, BUNDLE_FILE)), 0o644);
-  writeAtomic(path.join(home, 'node'), fs.readFileSync(nodeBinary), 0o755);
-  writeAtomic(path.join(binDir, PLUGIN_TYPE), wrapperScript(path.join(home, 'node'), path.join(home, BUNDLE_FILE)), 0o755);
+  if (node === 'copy') {
+    writeAtomic(path.join(home, 'node'), fs.readFileSync(nodeBinary), 0o755);
+  } else {
+    fs.rmSync(path.join(home, 'node'), { force: true });
+    fs.symlinkSync(nodeBinary, path.join(home, 'node'));
+  }
+  // Last: the runtime may run the executable as soon as it exists, and then needs its fallback.
+  writeAtomic(path.join(binDir, PLUGIN_TYPE), fs.readFileSync(path.join(distDir, PLUGIN_TYPE)), 0o755);
 }
 
 /** The primary network: the first config file in lexical order, as the runtime picks it. */

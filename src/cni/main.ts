@@ -1,10 +1,24 @@
 #!/usr/bin/env node
-// netfence-cni entry point: the container runtime runs it with CNI_* in the environment
-// and the network config on stdin; the result or error JSON goes to stdout. Plain reads and
-// writes on fds 0-2: process.stdin/stdout would load the stream machinery, about a quarter
-// of the plugin's own start-up cost, at every pod start.
+// netfence-cni's node entry point (the bundle): the plugin executable (cni/netfence-cni.c)
+// runs it when the agent cannot answer, with the same CNI_* environment and stdin; the
+// result or error JSON goes to stdout. Plain reads and writes on fds 0-2:
+// process.stdin/stdout would load the stream machinery, about a quarter of node's own
+// start-up cost.
 import fs from 'node:fs';
-import { runPlugin } from './plugin';
+import { AgentUnreachableError } from './agent-client';
+import { runPlugin, socketLink, type AgentLink } from './plugin';
+
+/** Set by the executable when it spent the agent's deadline already: why the agent did not
+ *  answer. The plugin then answers as for an unreachable agent without waiting again (a DEL
+ *  must not wait twice). */
+const UNREACHABLE_ENV = 'NETFENCE_CNI_UNREACHABLE';
+
+function unreachableLink(why: string): AgentLink {
+  return {
+    ask: () => Promise.reject(new AgentUnreachableError(why)),
+    reachable: () => Promise.resolve(false),
+  };
+}
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
@@ -38,7 +52,8 @@ function writeAll(fd: number, text: string): void {
 }
 
 void (async () => {
-  const out = await runPlugin(process.env, readStdin());
+  const why = process.env[UNREACHABLE_ENV];
+  const out = await runPlugin(process.env, readStdin(), why ? unreachableLink(why) : socketLink);
   if (out.stderr) writeAll(2, out.stderr);
   writeAll(1, out.stdout);
   process.exit(out.exitCode);

@@ -1,8 +1,21 @@
 // netfence-cni: a chained CNI plugin (spec 1.0/1.1). It creates nothing; it makes pod
 // start-up wait until the agent enforces policy on the new endpoint (fail closed), and
-// passes the previous plugin's result through unchanged.
-import { canConnect, DEFAULT_AGENT_SOCKET, type CniOp, type CniRequest } from '../agent/cni-protocol';
+// passes the previous plugin's result through unchanged. The one implementation of its
+// CNI semantics: the agent runs it for the plugin executable's forwarded invocations, the
+// node bundle when the agent cannot answer.
+import { canConnect, DEFAULT_AGENT_SOCKET, type CniOp, type CniRequest, type CniResponse, type PluginAnswer } from '../agent/cni-protocol';
 import { AgentUnreachableError, askAgent } from './agent-client';
+
+/** How the plugin reaches the agent that enforces its pods. */
+export interface AgentLink {
+  /** Rejects with AgentUnreachableError when the agent cannot be asked within timeoutMs. */
+  ask(socketPath: string, req: CniRequest, timeoutMs: number): Promise<CniResponse>;
+  /** Whether the agent accepts requests now (STATUS). */
+  reachable(socketPath: string, timeoutMs: number): Promise<boolean>;
+}
+
+/** Over the agent socket (the node bundle). */
+export const socketLink: AgentLink = { ask: askAgent, reachable: canConnect };
 
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 /** The version we answer in when the caller's is unknown or unsupported. */
@@ -52,12 +65,8 @@ export interface NetConf {
   prevResult?: unknown;
 }
 
-export interface PluginOutput {
-  exitCode: number;
-  stdout: string;
-  /** Diagnostics for stderr (the runtime logs it). */
-  stderr: string;
-}
+/** stderr carries diagnostics (the runtime logs it). */
+export type PluginOutput = PluginAnswer;
 
 class CniError extends Error {
   constructor(
@@ -148,9 +157,9 @@ function request(op: CniOp, env: NodeJS.ProcessEnv, conf: NetConf): CniRequest {
   };
 }
 
-async function ask(conf: NetConf, req: CniRequest, timeoutMs = conf.agentTimeoutMs): Promise<{ ok: true } | { ok: false; error: string; unreachable: boolean }> {
+async function ask(link: AgentLink, conf: NetConf, req: CniRequest, timeoutMs = conf.agentTimeoutMs): Promise<{ ok: true } | { ok: false; error: string; unreachable: boolean }> {
   try {
-    const res = await askAgent(conf.agentSocket, req, timeoutMs);
+    const res = await link.ask(conf.agentSocket, req, timeoutMs);
     return res.ok ? res : { ...res, unreachable: false };
   } catch (err) {
     if (err instanceof AgentUnreachableError) return { ok: false, error: err.message, unreachable: true };
@@ -172,7 +181,7 @@ function versionOutput(stdin: string): PluginOutput {
 /** Commands the spec introduced after the first supported version. */
 const SINCE: Record<string, string> = { CHECK: '0.4.0', STATUS: '1.1.0', GC: '1.1.0' };
 
-export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string): Promise<PluginOutput> {
+export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string, link: AgentLink = socketLink): Promise<PluginOutput> {
   // Errors are answered in the caller's version when we speak it, else in ours.
   let answerIn = LATEST_VERSION;
   try {
@@ -191,16 +200,16 @@ export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string): Promise<
     }
     switch (command) {
       case 'ADD':
-        return await add(env, conf);
+        return await add(link, env, conf);
       case 'DEL':
-        return await del(env, conf);
+        return await del(link, env, conf);
       case 'CHECK':
-        return await check(env, conf);
+        return await check(link, env, conf);
       case 'GC':
         // Stale endpoints are found and dropped by the agent's own endpoint discovery.
         return { exitCode: 0, stdout: '', stderr: '' };
       case 'STATUS':
-        return await status(conf);
+        return await status(link, conf);
       default:
         throw new CniError(CniCode.INVALID_ENV, `read environment: CNI_COMMAND: unknown command ${command}`);
     }
@@ -211,12 +220,12 @@ export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string): Promise<
   }
 }
 
-async function add(env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
+async function add(link: AgentLink, env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
   if (conf.prevResult === undefined) {
     throw new CniError(CniCode.INVALID_CONFIG, 'read network config: prevResult: required (netfence-cni must be chained after an interface plugin)');
   }
   const req = request('add', env, conf);
-  const res = await ask(conf, req);
+  const res = await ask(link, conf, req);
   let stderr = '';
   if (!res.ok) {
     if (!(res.unreachable && conf.failOpen)) {
@@ -229,25 +238,25 @@ async function add(env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput>
   return { exitCode: 0, stdout: JSON.stringify(conf.prevResult) + '\n', stderr };
 }
 
-async function del(env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
+async function del(link: AgentLink, env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
   const req = request('del', env, conf);
-  const res = await ask(conf, req, Math.min(conf.agentTimeoutMs, BRIEF_TIMEOUT_MS));
+  const res = await ask(link, conf, req, Math.min(conf.agentTimeoutMs, BRIEF_TIMEOUT_MS));
   // DEL must not block pod removal: the agent drops endpoints whose interface is gone anyway.
   const stderr = res.ok ? '' : `netfence-cni: forget endpoint ${who(req)}: ${res.error}\n`;
   return { exitCode: 0, stdout: '', stderr };
 }
 
-async function check(env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
+async function check(link: AgentLink, env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
   if (conf.prevResult === undefined) throw new CniError(CniCode.INVALID_CONFIG, 'read network config: prevResult: required for CHECK');
   const req = request('check', env, conf);
-  const res = await ask(conf, req);
+  const res = await ask(link, conf, req);
   if (res.ok || (res.unreachable && conf.failOpen)) return { exitCode: 0, stdout: '', stderr: '' };
   const code = res.unreachable ? CniCode.TRY_AGAIN_LATER : CniCode.NOT_PROGRAMMED;
   throw new CniError(code, `check endpoint ${who(req)}: ${res.unreachable ? 'netfence agent unreachable' : 'not enforced'}`, res.error);
 }
 
-async function status(conf: NetConf): Promise<PluginOutput> {
+async function status(link: AgentLink, conf: NetConf): Promise<PluginOutput> {
   // Whether ADDs can be served right now: the agent accepts connections.
-  if ((await canConnect(conf.agentSocket, Math.min(conf.agentTimeoutMs, BRIEF_TIMEOUT_MS))) || conf.failOpen) return { exitCode: 0, stdout: '', stderr: '' };
+  if ((await link.reachable(conf.agentSocket, Math.min(conf.agentTimeoutMs, BRIEF_TIMEOUT_MS))) || conf.failOpen) return { exitCode: 0, stdout: '', stderr: '' };
   throw new CniError(CniCode.NOT_AVAILABLE, `status: netfence agent unreachable at ${conf.agentSocket}`);
 }

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ConnectResult } from '../../src/lab/client';
 import { labScript, run } from '../../src/lab/exec';
+import { pluginBinDir } from '../helpers/cni-bin';
 import { CniChain, REFERENCE_PLUGINS_DIR, kubeletArgs } from '../helpers/libcni';
 import { ALLOW_A_TO_B, AgentLab, DEMO_NAMESPACE, NODE_N1, allowFrom, demoPod, labConfig } from './helpers/agent-lab';
 
@@ -117,11 +118,8 @@ test.serial('bridge + host-local without CNI: pods enforced on their bridge port
 });
 
 test.serial('bridge + host-local + netfence-cni: the pod is enforced on its bridge port when ADD returns (denied peer denied, allowed peer allowed); DEL removes it', async (t) => {
-  // netfence-cni as a runtime finds it: an executable of that name first in CNI_PATH
-  const bin = path.join(tmp, 'bin');
-  fs.mkdirSync(bin);
-  const plugin = path.resolve(__dirname, '../../src/cni/main.js');
-  fs.writeFileSync(path.join(bin, 'netfence-cni'), `#!/bin/sh\nexec '${process.execPath}' '${plugin}'\n`, { mode: 0o755 });
+  // netfence-cni as a runtime finds it: the installed executable first in CNI_PATH
+  const bin = pluginBinDir(path.join(tmp, 'bin'));
   const chain = new CniChain(
     { cniVersion: '1.0.0', name: 'bridged', plugins: [bridgeConf, { type: 'netfence-cni', agentSocket: lab.cniSocket() }] },
     { nodeNetns: `/run/netns/${lab.node().netns}`, path: [bin, REFERENCE_PLUGINS_DIR] },

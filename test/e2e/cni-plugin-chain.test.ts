@@ -1,4 +1,4 @@
-// netfence-cni (the shipped bundle) chained behind Debian's reference plugins (ptp +
+// netfence-cni (the installed executable) chained behind Debian's reference plugins (ptp +
 // host-local) and run the way libcni runs a conflist (test/helpers/libcni.ts), against a
 // real agent on a lab node: VERSION, ADD, CHECK, STATUS and DEL per spec 1.0 and 1.1, and
 // what the chain does when the agent is down or hung. Debian's plugins speak at most 1.0.0,
@@ -9,22 +9,20 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AgentSocket } from '../../src/agent/agent-socket';
-import { wrapperScript } from '../../src/cni/install';
+import { pluginBinDir } from '../helpers/cni-bin';
 import { CniChain, CniError, REFERENCE_PLUGINS_DIR, execPlugin, kubeletArgs, type NetConfList, type RuntimeConf } from '../helpers/libcni';
 import { AgentLab, demoPod, demoPodsAbc, labConfig } from './helpers/agent-lab';
 
-const BUNDLE = path.resolve(__dirname, '../../netfence-cni.js');
 const POD_IP = '10.244.1.20';
 const podNs = `nf-cnic-p-${process.pid}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-cnic-'));
-// A CNI_PATH directory whose netfence-cni runs the bundle, as the installer's wrapper does.
+// A CNI_PATH directory holding netfence-cni as the installer lays it out.
 const pluginDir = path.join(tmp, 'bin');
 
 let lab: AgentLab;
 
 test.before(async () => {
-  fs.mkdirSync(pluginDir);
-  fs.writeFileSync(path.join(pluginDir, 'netfence-cni'), wrapperScript(process.execPath, BUNDLE), { mode: 0o755 });
+  pluginBinDir(pluginDir);
   execFileSync('ip', ['netns', 'add', podNs]);
   lab = await AgentLab.up('cnichain', { 'pods.yaml': demoPodsAbc(), 'netfence.yaml': labConfig() });
   lab.write('d.yaml', demoPod('d', POD_IP));

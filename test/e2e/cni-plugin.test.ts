@@ -1,22 +1,25 @@
-// netfence-cni run the way a container runtime runs it (env + config on stdin), against
-// a real network namespace with a veth pair and an agent-side AgentSocket whose handler
-// inspects what it is asked about.
+// netfence-cni (the installed executable) run the way a container runtime runs it (env +
+// config on stdin), against a real network namespace with a veth pair and an agent-side
+// AgentSocket whose handler inspects what it is asked about; and against agents that are
+// down, hung, or answer what the executable cannot read, where its node fallback answers.
 import test from 'ava';
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type net from 'node:net';
 import { promisify } from 'node:util';
+import net from 'node:net';
 import type { CniRequest } from '../../src/agent/cni-protocol';
 import { AgentSocket, type AgentSocketHandler } from '../../src/agent/agent-socket';
+import { askAgent } from '../../src/cni/agent-client';
+import { pluginBinDir } from '../helpers/cni-bin';
 
 const run = promisify(execFile);
-const plugin = path.resolve(__dirname, '../../netfence-cni.js'); // the bundle that ships
 const hostNs = `nf-cnih-${process.pid}`;
 const podNs = `nf-cnic-${process.pid}`;
 const podNsPath = `/run/netns/${podNs}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-cni-'));
+const plugin = path.join(pluginBinDir(path.join(tmp, 'bin')), 'netfence-cni');
 
 const prevResult = {
   cniVersion: '1.0.0',
@@ -106,9 +109,9 @@ interface Result {
   stderr: string;
 }
 
-function invoke(command: string, conf: object, env: Record<string, string> = {}): Promise<Result> {
+function invoke(command: string, conf: object | string, env: Record<string, string> = {}, binary = plugin): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [plugin], {
+    const child = spawn(binary, [], {
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         CNI_COMMAND: command,
@@ -127,7 +130,8 @@ function invoke(command: string, conf: object, env: Record<string, string> = {})
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(JSON.stringify(conf));
+    child.stdin.on('error', () => {}); // a plugin may answer before reading all of stdin
+    child.stdin.end(typeof conf === 'string' ? conf : JSON.stringify(conf));
   });
 }
 
@@ -136,7 +140,7 @@ const conf = (socket: string, extra: object = {}) => ({
   name: 'k8s-pod-network',
   type: 'netfence-cni',
   agentSocket: socket,
-  agentTimeoutMs: 2000,
+  agentTimeoutMs: 10_000, // the handler runs nsenter: seconds on a loaded machine
   prevResult,
   ...extra,
 });
@@ -255,4 +259,148 @@ test('missing pod reference: ADD and CHECK fail at once without asking the agent
   const d = await invoke('DEL', conf(socket), { CNI_ARGS: '' });
   t.is(d.code, 0);
   t.like(agent.requests, [{ op: 'del', containerId: 'c0ffee01', podName: '' }]);
+});
+
+/** The executable without its fallback: whatever it answers, the agent answered. */
+function bareBinary(): string {
+  const bin = pluginBinDir(path.join(tmp, `bare-${seq++}`));
+  fs.rmSync(path.join(bin, 'netfence', 'node'));
+  return path.join(bin, 'netfence-cni');
+}
+
+/** A socket server answering each request line with reply(line): a line to write, 'close'
+ *  to hang up, undefined to stay silent. */
+async function rawAgent(t: { teardown(fn: () => unknown): void }, reply: (line: string) => string | undefined): Promise<string> {
+  const socket = path.join(tmp, `raw-${seq++}.sock`);
+  const conns = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    conns.add(s);
+    s.on('error', () => s.destroy());
+    let buf = '';
+    s.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) {
+        const out = reply(buf.slice(0, nl));
+        if (out === 'close') s.destroy();
+        else if (out !== undefined) s.write(out);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.teardown(() => {
+    for (const s of conns) s.destroy();
+    server.close();
+  });
+  return socket;
+}
+
+test('the executable runs no node with the agent up: the agent runs the plugin and the answer is written as the bundle would', async (t) => {
+  const { agent, socket } = await startAgent(t);
+  const bare = bareBinary();
+  const add = await invoke('ADD', conf(socket), {}, bare);
+  t.is(add.code, 0, add.stdout + add.stderr);
+  t.deepEqual(JSON.parse(add.stdout), prevResult);
+  t.is(agent.programmed.get('c0ffee01'), 'nfh0');
+  t.is((await invoke('CHECK', conf(socket), {}, bare)).code, 0);
+  const v = await invoke('VERSION', { cniVersion: '1.0.0', agentSocket: socket }, {}, bare);
+  t.like(JSON.parse(v.stdout), { cniVersion: '1.0.0' });
+  // Semantics are the plugin's, run by the agent: an unknown key, a missing pod reference.
+  t.like(JSON.parse((await invoke('ADD', conf(socket, { agentTimeout: 5 }), {}, bare)).stdout), { code: 7, msg: 'read network config: agentTimeout: unknown key' });
+  t.like(JSON.parse((await invoke('ADD', conf(socket), { CNI_ARGS: '' }, bare)).stdout), { code: 4 });
+  const del = await invoke('DEL', conf(socket, { prevResult: undefined }), { CNI_NETNS: '' }, bare);
+  t.deepEqual([del.code, del.stdout], [0, '']);
+  t.false(agent.programmed.has('c0ffee01'));
+  // No agent and no fallback: a clear error, never a success.
+  const broken = await invoke('ADD', conf(path.join(tmp, 'nobody.sock')), {}, bare);
+  t.is(broken.code, 1);
+  t.like(JSON.parse(broken.stdout), { code: 11, msg: 'netfence-cni: agent unreachable and no fallback' });
+});
+
+test('the executable finds agentSocket as JSON.parse does: escapes, the last of duplicate keys, never a nested key', async (t) => {
+  const { agent, socket } = await startAgent(t);
+  const escaped = JSON.stringify(socket).replace(/\//g, '\\/').replace(/a/g, '\\u0061');
+  const { agentSocket: _, ...rest } = conf(socket);
+  const body = JSON.stringify({ ...rest, prevResult: { ...prevResult, agentSocket: '/nested' } }).slice(1, -1);
+  const text = `{"agentSocket":"/first",${body}, "agentSocket" : ${escaped},\n"agentTimeoutMs":1e4}`;
+  t.is((JSON.parse(text) as { agentSocket: string }).agentSocket, socket);
+  const r = await invoke('ADD', text, {}, bareBinary());
+  t.is(r.code, 0, r.stdout);
+  t.is(agent.programmed.get('c0ffee01'), 'nfh0');
+  // A value the executable cannot use goes to the bundle, which names the field.
+  t.like(JSON.parse((await invoke('ADD', conf(socket, { agentSocket: 5 }))).stdout), { code: 7, msg: 'read network config: agentSocket: must be a non-empty string' });
+  t.like(JSON.parse((await invoke('ADD', '{"cniVersion":"1.0.0",')).stdout), { code: 6, msg: 'decode network config: invalid JSON' });
+});
+
+test('agent down: the fallback answers VERSION without a config, ADD fails closed, DEL succeeds at once', async (t) => {
+  const v = await invoke('VERSION', '');
+  t.is(v.code, 0, v.stdout);
+  t.like(JSON.parse(v.stdout), { cniVersion: '1.1.0' });
+  const nobody = path.join(tmp, 'nobody.sock');
+  const add = await invoke('ADD', conf(nobody));
+  t.is(add.code, 1);
+  t.like(JSON.parse(add.stdout), { code: 11 });
+  const started = Date.now();
+  const del = await invoke('DEL', conf(nobody, { prevResult: undefined }), { CNI_NETNS: '' });
+  t.deepEqual([del.code, del.stdout], [0, '']);
+  t.regex(del.stderr, /forget endpoint shop\/web-0: ask agent .*nobody\.sock/);
+  t.true(Date.now() - started < 2000, `DEL took ${Date.now() - started} ms`);
+});
+
+test('a hung agent (accepts, never answers): ADD fails at its timeout, DEL returns at 2 s; the fallback does not wait again', async (t) => {
+  const socket = await rawAgent(t, () => undefined);
+  const timed = async (command: string, extra: object) => {
+    const started = Date.now();
+    const r = await invoke(command, conf(socket, extra));
+    return { ...r, ms: Date.now() - started };
+  };
+  // What the fallback costs here and now (node's start-up; this machine may be loaded).
+  const started = Date.now();
+  await invoke('DEL', conf(path.join(tmp, 'nobody.sock'), { prevResult: undefined }));
+  const fallbackMs = Date.now() - started;
+  const add = await timed('ADD', { agentTimeoutMs: 300 });
+  t.is(add.code, 1);
+  t.like(JSON.parse(add.stdout), { code: 11, msg: 'program endpoint shop/web-0: netfence agent unreachable' });
+  t.regex((JSON.parse(add.stdout) as { details: string }).details, /no answer within 300 ms/);
+  const del = await timed('DEL', { agentTimeoutMs: 60_000, prevResult: undefined });
+  t.deepEqual([del.code, del.stdout], [0, '']);
+  t.regex(del.stderr, /no answer within 2000 ms/);
+  // One deadline, then the fallback's own cost: not a second wait on the agent.
+  t.true(add.ms >= 300 && add.ms < 300 + 2 * fallbackMs + 1000, `ADD took ${add.ms} ms (fallback ${fallbackMs} ms)`);
+  t.true(del.ms >= 2000 && del.ms < 2000 + 2 * fallbackMs + 1000, `DEL took ${del.ms} ms (fallback ${fallbackMs} ms)`);
+});
+
+test('answers the executable cannot read go to the fallback: ADD fails closed, DEL succeeds', async (t) => {
+  for (const bad of ['garbage\n', '{"exitCode":"0","stdout":"{}","stderr":""}\n', '{"exitCode":0,"stdout":"{}"}\n', '{"exitCode":256,"stdout":"","stderr":""}\n', '{"exitCode":0,"stdout":"\\ud800","stderr":"" \n', 'close']) {
+    const socket = await rawAgent(t, () => bad);
+    const add = await invoke('ADD', conf(socket));
+    t.is(add.code, 1, `${bad}: ${add.stdout}`);
+    t.like(JSON.parse(add.stdout), { code: 11 }, bad);
+    const del = await invoke('DEL', conf(socket, { prevResult: undefined }));
+    t.is(del.code, 0, bad);
+  }
+});
+
+test('an agent that predates forwarded invocations: the fallback asks it per command', async (t) => {
+  const ops: string[] = [];
+  const socket = await rawAgent(t, (line) => {
+    const op = (JSON.parse(line) as { op: string }).op;
+    ops.push(op);
+    return op === 'cni' ? `{"ok":false,"error":"decode agent request: op: must be add, del, check or flows, got \\"cni\\""}\n` : '{"ok":true}\n';
+  });
+  const add = await invoke('ADD', conf(socket));
+  t.is(add.code, 0, add.stdout);
+  t.deepEqual(JSON.parse(add.stdout), prevResult);
+  t.deepEqual(ops, ['cni', 'add']);
+});
+
+test('clients that leave before their answer (their deadline spent) do not end the agent', async (t) => {
+  const { agent, socket } = await startAgent(t);
+  agent.add = () => new Promise((resolve) => setTimeout(resolve, 50));
+  const req: CniRequest = { op: 'add', containerId: 'c0ffee01', netns: podNsPath, ifName: 'eth0', podNamespace: 'shop', podName: 'web-0' };
+  // Deadlines around the handler's time: some clients hang up as the answer is written.
+  for (let round = 0; round < 40; round++) {
+    await Promise.all([30, 48, 50, 52].map((ms) => askAgent(socket, req, ms + (round % 5)).catch(() => undefined)));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.deepEqual(await askAgent(socket, req, 10_000), { ok: true });
 });

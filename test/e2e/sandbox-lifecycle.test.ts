@@ -12,6 +12,7 @@ import { sandboxesFilePath } from '../../src/agent/sandboxes';
 import { askAgent } from '../../src/cni/agent-client';
 import { labScript } from '../../src/lab/exec';
 import { AgentLab, DEMO_NAMESPACE, allowFrom, NODE_N1, demoPod, labConfig } from './helpers/agent-lab';
+import { pluginBinDir } from '../helpers/cni-bin';
 import { CniChain, CniError, REFERENCE_PLUGINS_DIR, createNetns, kubeletArgs, type NetConfList, type RuntimeConf } from '../helpers/libcni';
 
 
@@ -44,10 +45,8 @@ test.before(async () => {
   lab.write('web.yaml', web());
   lab.write('web-from-a.yaml', allowFrom('web', 'a'));
   lab.write('a-to-web.yaml', A_TO_WEB_ONLY);
-  // netfence-cni as a runtime finds it: an executable of that name on CNI_PATH.
-  const bin = path.join(lab.state.workDir, 'cni-bin');
-  fs.mkdirSync(bin, { recursive: true });
-  fs.writeFileSync(path.join(bin, 'netfence-cni'), `#!/bin/sh\nexec ${process.execPath} ${path.resolve(__dirname, '../../src/cni/main.js')}\n`, { mode: 0o755 });
+  // netfence-cni as a runtime finds it: the installed executable on CNI_PATH.
+  const bin = pluginBinDir(path.join(lab.state.workDir, 'cni-bin'));
   const list: NetConfList = {
     cniVersion: '1.0.0',
     name: 'routed',

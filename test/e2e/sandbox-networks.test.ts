@@ -11,12 +11,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AgentStatus } from '../../src/agent/agent';
 import { sandboxesFilePath } from '../../src/agent/sandboxes';
-import { wrapperScript } from '../../src/cni/install';
 import { labScript } from '../../src/lab/exec';
+import { pluginBinDir } from '../helpers/cni-bin';
 import { CniChain, REFERENCE_PLUGINS_DIR, createNetns, execPlugin, kubeletArgs, type ExecOptions, type RuntimeConf } from '../helpers/libcni';
 import { AgentLab, allowFrom, demoPodsAbc, labConfig } from './helpers/agent-lab';
 
-const BUNDLE = path.resolve(__dirname, '../../netfence-cni.js');
 
 const BLUE_NAD = `
 apiVersion: k8s.cni.cncf.io/v1
@@ -64,9 +63,7 @@ test.before(async () => {
   lab.write('nad.yaml', BLUE_NAD);
   lab.write('web-from-a.yaml', allowFrom('web', 'a'));
   lab.write('mnp.yaml', WEB_NET1_FROM_B);
-  const bin = path.join(lab.state.workDir, 'cni-bin');
-  fs.mkdirSync(bin, { recursive: true });
-  fs.writeFileSync(path.join(bin, 'netfence-cni'), wrapperScript(process.execPath, BUNDLE), { mode: 0o755 });
+  const bin = pluginBinDir(path.join(lab.state.workDir, 'cni-bin'));
   exec = { nodeNetns: `/run/netns/${lab.node().netns}`, path: [bin, REFERENCE_PLUGINS_DIR] };
   routed = network('routed', '10.244.7.0/24', [{ dst: '0.0.0.0/0' }]);
   blue = network('blue', '10.244.8.0/24', []);

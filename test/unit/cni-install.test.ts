@@ -1,5 +1,6 @@
-// The install-cni init container's work, in temporary directories: the plugin lands in
-// the bin dir and runs from there; it joins the primary network's chain exactly once.
+// The install-cni init container's work, in temporary directories: the plugin (executable
+// and node fallback) lands in the bin dir and runs from there; it joins the primary
+// network's chain exactly once.
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,16 +17,18 @@ function tmpdir(t: { teardown(fn: () => void): void }): string {
   return d;
 }
 
-test('the installed wrapper runs the plugin with its own node', async (t) => {
+test('the installed executable falls back to the plugin on its own node', async (t) => {
   const bin = tmpdir(t);
   installBinary(bin, dist);
-  const wrapper = path.join(bin, PLUGIN_TYPE);
-  t.is(fs.statSync(wrapper).mode & 0o777, 0o755);
+  const executable = path.join(bin, PLUGIN_TYPE);
+  t.is(fs.statSync(executable).mode & 0o777, 0o755);
+  t.not(fs.readFileSync(executable).subarray(0, 4).toString('latin1'), '#!/b', 'compiled, not a script');
   const out = await new Promise<string>((resolve, reject) => {
-    // The runtime's NODE_OPTIONS is not the plugin's: this one would stop node from starting.
+    // No agent at that socket: the bundle answers. The runtime's NODE_OPTIONS is not the
+    // plugin's: this one would stop node from starting.
     const env = { CNI_COMMAND: 'VERSION', NODE_OPTIONS: '--require /nonexistent/hook.js' };
-    const child = execFile(wrapper, [], { env }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
-    child.stdin!.end('{"cniVersion":"1.0.0"}');
+    const child = execFile(executable, [], { env }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    child.stdin!.end(`{"cniVersion":"1.0.0","agentSocket":${JSON.stringify(path.join(bin, 'nobody.sock'))}}`);
   });
   t.true((JSON.parse(out) as { supportedVersions: string[] }).supportedVersions.includes('1.1.0'));
   installBinary(bin, dist); // rerun: same result
