@@ -69,6 +69,17 @@ cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
 
+# Node's headers where node-gyp finds them (no download), and the CA bundle this machine's
+# npm trusts (a TLS-intercepting proxy may sit before the npm registry): npm's global config.
+cp -a "$(dirname "$node_bin")/../include/node" "$rootfs/usr/local/include/node"
+printf 'nodedir=/usr/local\nfund=false\naudit=false\nupdate-notifier=false\n' > "$rootfs/usr/local/etc/npmrc"
+ca=$(npm config get cafile 2>/dev/null || true)
+[ -f "$ca" ] || ca=/etc/ssl/certs/ca-certificates.crt
+if [ -f "$ca" ]; then
+  install -D -m 0644 "$ca" "$rootfs/usr/local/etc/ssl/ca-certificates.crt"
+  echo 'cafile=/usr/local/etc/ssl/ca-certificates.crt' >> "$rootfs/usr/local/etc/npmrc"
+fi
+
 tar -C "$rootfs" --numeric-owner -cf "$work/rootfs.tar" .
 for img in "${missing[@]}"; do
   podman_ import -q --change 'CMD ["node"]' \

@@ -29,7 +29,8 @@ function yamlFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) return yamlFiles(p);
-    return /\.ya?ml$/.test(e.name) ? [p] : [];
+    // kustomization.yaml is kustomize's file, not a manifest (test/unit/kustomize.test.ts).
+    return /\.ya?ml$/.test(e.name) && e.name !== 'kustomization.yaml' ? [p] : [];
   });
 }
 
