@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds deploy/Dockerfile with podman on this machine, under the image name the DaemonSet
 # runs (or $1): makes the base images first (base-images.sh), never pulls. RUN steps use
-# chroot isolation (this machine's hybrid cgroup v1/v2 layout defeats crun's containers)
+# chroot isolation (no OCI runtime, so no rlimits or cgroups to set up)
 # and the host network (apt and npm reach what this machine reaches).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -10,8 +10,9 @@ APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-rout
 # `kubectl kustomize` (test/unit/kustomize.test.ts): Debian's kubernetes-client, unless some
 # kubectl is installed already (its /usr/bin/kubectl would conflict with the package's).
 command -v kubectl >/dev/null || APT_PACKAGES+=(kubernetes-client)
-# The agent image (npm run test:image): podman builds and runs it, debootstrap makes its base.
-APT_PACKAGES+=(podman debootstrap)
+# The agent image (npm run test:image): podman builds it and runs it with runc, debootstrap
+# makes its base.
+APT_PACKAGES+=(podman runc debootstrap)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

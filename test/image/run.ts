@@ -56,13 +56,15 @@ const agentSpec = podSpec.containers.find((c) => c.name === 'agent')!;
 const mountSpec = podSpec.initContainers.find((c) => c.name === 'mount-bpffs')!;
 const IMAGE = agentSpec.image;
 
-const podman = (args: string[], timeoutMs = 60_000) => run(['podman', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', ...args], undefined, timeoutMs);
+/** podman with the flags this machine needs (deploy/podman.sh, shared with the build). */
+const podman = (args: string[], timeoutMs = 60_000) =>
+  run(['bash', '-c', 'source "$0" && podman_ "$@"', path.join(REPO, 'deploy/podman.sh'), ...args], undefined, timeoutMs);
 
 /** podman flags for a container of the manifest: security context and host mounts. Host
  *  paths under `redirect` go to test directories instead (nothing outside the lab is touched). */
 function containerFlags(c: Container, netns: string, redirect: Record<string, string>): string[] {
   const sc = c.securityContext;
-  const flags = ['--pull=never', '--network', `ns:/run/netns/${netns}`, '--cgroups=disabled',
+  const flags = ['--pull=never', '--network', `ns:/run/netns/${netns}`,
     // The kubelet's default seccomp profile is Unconfined (no seccompProfile in the manifest).
     '--security-opt', 'seccomp=unconfined'];
   if (sc.privileged) flags.push('--privileged');
@@ -112,6 +114,7 @@ async function startNodeAgent(state: LabState, node: { name: string; netns: stri
     '-v', `${state.agentStateDir}:${STATE_IN_CONTAINER}:ro`, '-e', `NODE_NAME=${node.name}`,
     '--entrypoint', agentSpec.command[0], IMAGE, ...agentSpec.command.slice(1), ...agentArgs(bpffsRoot, metricsAddress)]);
   const pid = Number((await podman(['inspect', '--format', '{{.State.Pid}}', name])).stdout.trim());
+  // The log is `podman logs`, written next to the work directory when the test fails.
   state.agents.push({ node: node.name, netns: node.netns, pid, metricsAddress, log: path.join(os.tmpdir(), `${name}.log`) });
   saveState(state);
   return name;
@@ -181,8 +184,9 @@ async function main(): Promise<number> {
     for (const name of containers) {
       if (failures.length > 0) {
         const logs = await podman(['logs', name]).catch((e: Error) => ({ stdout: '', stderr: e.message }));
-        writeFileSync(path.join(os.tmpdir(), `${name}.log`), logs.stdout + logs.stderr);
-        console.log(`agent log: ${path.join(os.tmpdir(), `${name}.log`)}`);
+        const file = path.join(os.tmpdir(), `${name}.log`);
+        writeFileSync(file, logs.stdout + logs.stderr);
+        console.log(`agent log: ${file}`);
       }
       await podman(['rm', '-f', '-t', '2', name]).catch((e: Error) => failures.push(`remove ${name}: ${e.message}`));
     }
