@@ -96,7 +96,9 @@ function capsOf(pid: number): { caps: string[]; noNewPrivs: string } {
   return { caps: CAPS.filter((_, bit) => (eff >> BigInt(bit)) & 1n).sort(), noNewPrivs: /^NoNewPrivs:\s*(\d)/m.exec(status)![1] };
 }
 
-async function startNodeAgent(state: LabState, node: { name: string; netns: string }, work: string): Promise<string> {
+/** Starts a node's init and agent containers; `containers` gets the agent's name before it
+ *  is created, so a failed start is removed too. */
+async function startNodeAgent(state: LabState, node: { name: string; netns: string }, work: string, containers: string[]): Promise<void> {
   const runDir = path.join(work, `run-${node.name}`);
   const cniConf = path.join(work, `cni-conf-${node.name}`);
   const cniBin = path.join(work, `cni-bin-${node.name}`);
@@ -107,6 +109,7 @@ async function startNodeAgent(state: LabState, node: { name: string; netns: stri
   await podman(['run', '--rm', ...containerFlags(mountSpec, node.netns, redirect), '--entrypoint', mountSpec.command[0], IMAGE, ...mountSpec.command.slice(1)]);
 
   const name = `${state.name}-agent-${node.name}`;
+  containers.push(name);
   const bpffsRoot = path.join(state.bpffsRoot, node.name);
   mkdirSync(bpffsRoot, { recursive: true });
   const metricsAddress = '127.0.0.1:9402';
@@ -117,7 +120,6 @@ async function startNodeAgent(state: LabState, node: { name: string; netns: stri
   // The log is `podman logs`, written next to the work directory when the test fails.
   state.agents.push({ node: node.name, netns: node.netns, pid, metricsAddress, log: path.join(os.tmpdir(), `${name}.log`) });
   saveState(state);
-  return name;
 }
 
 /** Probes every pod pair on every lab port and compares with the reference evaluator on the
@@ -159,7 +161,7 @@ async function main(): Promise<number> {
       log: (l) => console.log(l),
       workingCopy: (dir) => copyStateDir(stateDir, dir, ['policies']),
     });
-    for (const node of state.plan!.nodes) containers.push(await startNodeAgent(state, node, work));
+    for (const node of state.plan!.nodes) await startNodeAgent(state, node, work, containers);
     await waitForAgents(state, 60_000);
     console.log(`${containers.length} agent containers ready`);
 
@@ -188,7 +190,7 @@ async function main(): Promise<number> {
         writeFileSync(file, logs.stdout + logs.stderr);
         console.log(`agent log: ${file}`);
       }
-      await podman(['rm', '-f', '-t', '2', name]).catch((e: Error) => failures.push(`remove ${name}: ${e.message}`));
+      await podman(['rm', '-f', '--ignore', '-t', '2', name]).catch((e: Error) => failures.push(`remove ${name}: ${e.message}`));
     }
     if (state) await labDown(state.name).catch((e: Error) => failures.push(`lab down: ${e.message}`));
     rmSync(work, { recursive: true, force: true });
