@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev bpftool
   iproute2 iptables nftables ipset iputils-ping iperf3 conntrack make g++ python3 pkg-config
   containernetworking-plugins)
+# `kubectl kustomize` (test/unit/kustomize.test.ts): Debian's kubernetes-client, unless some
+# kubectl is installed already (its /usr/bin/kubectl would conflict with the package's).
+command -v kubectl >/dev/null || APT_PACKAGES+=(kubernetes-client)
+# The agent image (npm run test:image): podman builds it and runs it with runc, debootstrap
+# makes its base.
+APT_PACKAGES+=(podman runc debootstrap)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -51,6 +51,9 @@ export interface AgentOptions {
   /** Map capacities (read once at start, like bpffsRoot; default: defaultCapacity()). */
   capacity?: Capacity;
   sysfsRoot?: string;
+  /** procfs root of the tunnel's sysctls (default /proc; a container mounts the node's
+   *  /proc/sys/net elsewhere: runtimes refuse mounts inside /proc). */
+  procRoot?: string;
   /** Periodic pass over the latest snapshot that reads the maps back (repairs drift in
    *  the kernel; other passes diff against the last applied state). */
   resyncMs?: number;
@@ -290,7 +293,7 @@ export class Agent {
     let tunnel: { enabled: boolean; off: Family[]; error?: string; gateways?: GatewayState[] } = { enabled: false, off: [] };
     if (wantTunnel) {
       const gateways = await this.gateways.follow(redirect.uplink, tunnelGateways(redirect));
-      const t = ensureTunnel(this.addon, redirect, gateways);
+      const t = ensureTunnel(this.addon, redirect, gateways, { procRoot: this.opts.procRoot });
       tunnel = { enabled: t.patch.flags !== 0, off: t.off, error: t.error, gateways };
       if (t.error) this.fail('tunnel', t.error);
       updateConfig(this.addon, dp, { ...t.patch, eventsPerSec: snap.config.eventsPerSecond });

@@ -23,6 +23,7 @@ interface AgentFlags {
   socket?: string;
   object?: string;
   sysfsRoot: string;
+  procRoot: string;
   resyncSeconds: string;
   logLevel: string;
 }
@@ -40,6 +41,7 @@ export function agentCommand(): Command {
     .option('--socket <path>', 'one more path for the agent socket (CNI requests, flows), besides /run/netfence/<hash of the bpffs root>/agent.sock')
     .option('--object <path>', 'BPF object (default: bpf/.output/netfence.bpf.o of this package)')
     .option('--sysfs-root <path>', 'sysfs root for VF representor discovery', '/sys')
+    .option('--proc-root <path>', 'procfs root for the sysctls the tunnel writes (<path>/sys/net)', '/proc')
     .option('--resync-seconds <n>', 'periodic full pass (and state directory reload)', '30')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (f: AgentFlags) => {
@@ -55,7 +57,7 @@ export function agentCommand(): Command {
       if (mounted) log.warn({ bpffs: mounted }, `mounted a bpffs at ${mounted}: pins last as long as this mount (mount the host's bpffs there for enforcement that outlives the agent)`);
       // Held (never closed) for the process life: a second agent on this root exits here.
       lockBpffsRoot(native, bpffsRoot);
-      const agent = new Agent(native, { source, nodeName: node, bpffsRoot, objectPath: f.object, capacity: config.capacity, sysfsRoot: f.sysfsRoot, resyncMs }, log);
+      const agent = new Agent(native, { source, nodeName: node, bpffsRoot, objectPath: f.object, capacity: config.capacity, sysfsRoot: f.sysfsRoot, procRoot: f.procRoot, resyncMs }, log);
       const address = f.metricsAddress ?? config.metricsAddress;
       const server = await startHttp(address, () => agent.status, agent.metrics.registry);
       const socket = new AgentSocket(

@@ -29,7 +29,8 @@ function yamlFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) return yamlFiles(p);
-    return /\.ya?ml$/.test(e.name) ? [p] : [];
+    // kustomization.yaml is kustomize's file, not a manifest (test/unit/kustomize.test.ts).
+    return /\.ya?ml$/.test(e.name) && e.name !== 'kustomization.yaml' ? [p] : [];
   });
 }
 
@@ -131,7 +132,7 @@ test('the agent container passes only real `netfence agent` flags, each with its
     if (takesValue) t.truthy(args[i + 1] && !args[i + 1].startsWith('--'), `${args[i]} needs a value`);
     flags[opt.attributeName()] = takesValue ? args[++i] : 'true';
   }
-  t.deepEqual(Object.keys(flags).sort(), ['config', 'socket']);
+  t.deepEqual(Object.keys(flags).sort(), ['config', 'procRoot', 'socket']);
   // No --state and no --kubeconfig: the Kubernetes source with the pod's service account.
   t.deepEqual(chooseSource(flags, { KUBERNETES_SERVICE_HOST: '10.96.0.1' }), { kind: 'kubernetes', configFile: '/etc/netfence/netfence.yaml' });
   // The config file is the ConfigMap's key, mounted where --config points.
@@ -161,9 +162,13 @@ test('the DaemonSet mounts what the agent and the CNI installer touch', (t) => {
     const m = c.volumeMounts?.find((v) => v.mountPath === mountPath);
     return m && { hostPath: spec.volumes.find((v) => v.name === m.name)?.hostPath?.path, propagation: m.mountPropagation };
   };
-  for (const p of ['/sys/fs/bpf', '/proc/sys/net', '/run/netfence', '/etc/cni/net.d', '/opt/cni/bin']) {
+  for (const p of ['/sys/fs/bpf', '/run/netfence', '/etc/cni/net.d', '/opt/cni/bin']) {
     t.is(hostPathOf(agent(), p)?.hostPath, p, p);
   }
+  // Not at /proc/sys/net: runc refuses mounts inside /proc (npm run test:image runs it).
+  t.is(hostPathOf(agent(), '/host/proc/sys/net')?.hostPath, '/proc/sys/net');
+  const args = agent().args ?? [];
+  t.is(args[args.indexOf('--proc-root') + 1], '/host/proc');
   // bpffs is mounted (if needed) with Bidirectional propagation by a privileged init container.
   const mount = spec.initContainers!.find((c) => c.volumeMounts?.some((v) => v.mountPath === '/sys/fs/bpf'))!;
   t.deepEqual(hostPathOf(mount, '/sys/fs/bpf'), { hostPath: '/sys/fs/bpf', propagation: 'Bidirectional' });
