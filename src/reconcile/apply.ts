@@ -4,7 +4,7 @@
 //     the other shared entries (identities, local addresses, service CIDRs) all or
 //     nothing: a failure there undoes the whole phase, so the previous state stays;
 //  2. each new endpoint (or one that needs a hook it lacks) on its own: its exclusive
-//     tables, then the tc programs its hooks need (src/datapath/hooks.ts), then its
+//     tables, then the tc programs its hooks need (CompiledEndpoint.hooks), then its
 //     nf_endpoints entry; a failure rolls back that endpoint only;
 //  3. changed entries of endpoints that are already enforced (one atomic write each);
 //  4. deletes in reverse MAP_WRITE_ORDER, keeping every table an endpoint still points at;
@@ -17,8 +17,8 @@
 // The current content is read from the maps unless the caller knows it (Reconciler).
 import { endpointRevision } from '../compile/hash';
 import { MAP_WRITE_ORDER, type CompileResult, type CompiledEndpoint, type DesiredMaps, type PolicyMapName } from '../compile/output';
+import { TC_HOOKS, type TcHook } from '../compile/hooks';
 import { NF_TABLE_DENY, decodeEndpoint, encodeEndpoint, encodeU32, keyHex, type Endpoint } from '../datapath/codecs';
-import { TC_DIRECTIONS as DIRS, hooksFor } from '../datapath/hooks';
 import type { TcDirection } from '../datapath/native-api';
 import { readMap, type MapIO } from './mapio';
 import { diffMap, emptyMaps, tableOfKey, type ActualMaps, type Entry, type MapDiff } from './plan';
@@ -205,11 +205,8 @@ export function reconcile(
     for (const [m, n] of Object.entries(counts)) report.updates[m as PolicyMapName] = (report.updates[m as PolicyMapName] ?? 0) + n;
   };
 
-  // The hooks each endpoint's desired entry needs (both when it has none: the pass fails it below).
-  const needs = (ep: CompiledEndpoint): readonly TcDirection[] => {
-    const entry = desired.nf_endpoints.get(epKey(ep));
-    return entry ? hooksFor(decodeEndpoint(entry.value)) : DIRS;
-  };
+  // The hooks each endpoint needs (both when it has no desired entry: the pass fails it below).
+  const needs = (ep: CompiledEndpoint): readonly TcHook[] => (desired.nf_endpoints.has(epKey(ep)) ? ep.hooks : TC_HOOKS);
   // An endpoint is new unless its entry is in place and every hook it needs carries our program.
   const isNew = (ep: CompiledEndpoint): boolean =>
     !actual.nf_endpoints.has(epKey(ep)) || needs(ep).some((d) => !attacher.attached(ep, d));
@@ -303,13 +300,13 @@ export function reconcile(
 
   /** The entry `ep` gets: its desired tables where they are in place; elsewhere its last
    *  enforced table (the same endpoint's), else its isolation table, else NF_TABLE_DENY.
-   *  Exclusive tables' journals go to `owner`. */
-  const resolve = (ep: CompiledEndpoint, want: Endpoint, owner: Written[]): Resolution => {
+   *  `value` is its desired entry as compiled; exclusive tables' journals go to `owner`. */
+  const resolve = (ep: CompiledEndpoint, value: Buffer, owner: Written[]): Resolution => {
     const old = actual.nf_endpoints.get(epKey(ep));
-    const last = old && decodeEndpoint(old.value).id === want.id ? decodeEndpoint(old.value) : undefined;
-    const tables = { ingress: want.ingressTable, egress: want.egressTable };
+    const last = old && decodeEndpoint(old.value).id === ep.id ? decodeEndpoint(old.value) : undefined;
+    const tables = { ingress: ep.ingressTable, egress: ep.egressTable };
     // A fallback table's own chunk count: the program walks exactly that many chunks.
-    const chunks = { ingress: want.ingressChunks, egress: want.egressChunks };
+    const chunks = { ingress: ep.ingressChunks, egress: ep.egressChunks };
     const fallback: Resolution['fallback'] = {};
     const problems: string[] = [];
     for (const d of DIRECTIONS) {
@@ -340,13 +337,13 @@ export function reconcile(
       chunks[d] = 1;
       problems.push(`${d}: ${problem}; its isolation table did not fit either (${isolationProblem}): denies everything, privileged rules included`);
     }
-    if (problems.length === 0) return { value: encodeEndpoint(want), fallback, problems };
+    if (problems.length === 0) return { value, fallback, problems };
     // The revision of the tables it really has: unchanged while they are its last ones
     // (its flows stay established), a new one otherwise (they are evaluated again).
     const same = last !== undefined && last.ingressTable === tables.ingress && last.egressTable === tables.egress;
     const revision = same ? last.revision : endpointRevision(tables.ingress, tables.egress);
     return { value: encodeEndpoint({
-      ...want,
+      ...ep,
       ingressTable: tables.ingress,
       egressTable: tables.egress,
       ingressChunks: chunks.ingress,
@@ -370,8 +367,8 @@ export function reconcile(
     try {
       const entry = desired.nf_endpoints.get(epKey(ep));
       if (!entry) throw new Error(`no nf_endpoints entry in the compiled maps`);
-      const r = resolve(ep, decodeEndpoint(entry.value), journals);
-      for (const d of hooksFor(decodeEndpoint(r.value))) {
+      const r = resolve(ep, entry.value, journals);
+      for (const d of ep.hooks) {
         if (attacher.attached(ep, d)) continue;
         attacher.attach(ep, d);
         attachedNow.push(d);
@@ -414,7 +411,7 @@ export function reconcile(
     if (freshKeys.has(key) || !entry) continue;
     if (!changed.has(key) && !ep.refused && !tableErrors.has(ep.ingressTable) && !tableErrors.has(ep.egressTable)) continue;
     try {
-      const r = resolve(ep, decodeEndpoint(entry.value), []);
+      const r = resolve(ep, entry.value, []);
       if (!actual.nf_endpoints.get(key)!.value.equals(r.value)) {
         io.update('nf_endpoints', encodeU32(ep.ifindex), r.value);
         report.updates.nf_endpoints = (report.updates.nf_endpoints ?? 0) + 1;
@@ -458,19 +455,19 @@ export function reconcile(
       return false;
     }
   };
-  // An endpoint's hooks follow its final entry; one that failed keeps its old entry and hooks.
+  // An endpoint's hooks follow its final entry (which has the compiled hooks, fallback or
+  // not); one that failed keeps its old entry and hooks.
   const kept = sorted.filter((ep) => finalEndpoints.has(epKey(ep)));
   for (const ep of kept) {
     if (failedKeys.has(epKey(ep))) continue;
-    const needed = hooksFor(decodeEndpoint(finalEndpoints.get(epKey(ep))!));
-    for (const d of DIRS) {
-      if (!needed.includes(d) && attacher.attached(ep, d) && detach(ep, d)) report.detached.push(`${ep.ifname}/${d}`);
+    for (const d of TC_HOOKS) {
+      if (!ep.hooks.includes(d) && attacher.attached(ep, d) && detach(ep, d)) report.detached.push(`${ep.ifname}/${d}`);
     }
   }
   const wanted = new Set(kept.map((ep) => ep.ifname));
   for (const ref of attacher.list()) {
     if (wanted.has(ref.ifname)) continue;
-    for (const d of DIRS) detach(ref, d);
+    for (const d of TC_HOOKS) detach(ref, d);
     report.detached.push(ref.ifname);
   }
 
