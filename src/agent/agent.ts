@@ -20,7 +20,7 @@ import { discoverEndpoints, readNetView } from '../endpoints/discover';
 import { LastGood } from '../model/last-good';
 import { formatValidationError } from '../model/snapshot';
 import type { Capacity, Snapshot } from '../model/types';
-import type { ReconcileReport } from '../reconcile/apply';
+import type { ReconcileReport } from '../reconcile/report';
 import { NativeMapIO } from '../reconcile/native-mapio';
 import { Reconciler } from '../reconcile/reconciler';
 import { pruneRuleStats } from '../reconcile/rule-stats';
