@@ -19,8 +19,8 @@ const chunksOf = (ep: Pick<Endpoint, 'ingressChunks' | 'egressChunks'>, d: Direc
  *  elsewhere what it falls back to. */
 export interface Resolution {
   value: Buffer;
-  /** The tables it points at (0: none in that direction). */
-  tables: [number, number];
+  /** The tables it points at. */
+  tables: number[];
   fallback: Partial<Record<Direction, Fallback>>;
   /** Why each fallen-back direction could not get its table, with what it runs instead. */
   problems: string[];
@@ -65,14 +65,15 @@ export function resolve(tables: Tables, ep: CompiledEndpoint, value: Buffer, old
     chunks[d] = 1;
     problems.push(`${d}: ${problem}; its isolation table did not fit either (${isolationProblem}): denies everything, privileged rules included`);
   }
-  if (problems.length === 0) return { value, tables: [ids.ingress, ids.egress], fallback, problems };
+  const pointsAt = [ids.ingress, ids.egress].filter((t) => t !== 0);
+  if (problems.length === 0) return { value, tables: pointsAt, fallback, problems };
   // The revision of the tables it really has: unchanged while they are its last ones
   // (its flows stay established), a new one otherwise (they are evaluated again).
   const same = last !== undefined && last.ingressTable === ids.ingress && last.egressTable === ids.egress;
   const revision = same ? last.revision : endpointRevision(ids.ingress, ids.egress);
   return {
     value: encodeEndpoint({ ...ep, ingressTable: ids.ingress, egressTable: ids.egress, ingressChunks: chunks.ingress, egressChunks: chunks.egress, revision }),
-    tables: [ids.ingress, ids.egress],
+    tables: pointsAt,
     fallback,
     problems,
   };
