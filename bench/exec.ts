@@ -1,5 +1,5 @@
-// Process helpers for the benchmark tooling: argument arrays only (no shell), stdin
-// input for the *-restore tools, and background servers stopped by their own pid.
+// Process helpers for the benchmark tooling beside run() (src/lab/exec.ts): clean-ups on
+// interrupt, background servers stopped by their own pid, children spoken to in lines.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { SYSTEM_ENV } from '../src/lab/exec';
 
@@ -37,47 +37,6 @@ export function runSyncQuiet(cmd: string, args: readonly string[]): void {
   } catch {
     // best effort
   }
-}
-
-export interface RunResult {
-  stdout: string;
-  stderr: string;
-}
-
-/** Run a command to completion; rejects with "run <cmd>: ..." on a non-zero exit. */
-export function run(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: SYSTEM_ENV });
-    let stdout = '';
-    let stderr = '';
-    const timer =
-      opts.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (e) => {
-      if (timer) clearTimeout(timer);
-      reject(new Error(`run ${cmd} ${args.join(' ')}: ${e.message}`));
-    });
-    child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      if (code === 0) resolve({ stdout, stderr });
-      else
-        reject(
-          new Error(`run ${cmd} ${args.slice(0, 6).join(' ')}${args.length > 6 ? ' ...' : ''}: ` +
-            `exit ${code ?? signal}: ${stderr.trim().slice(0, 500)}`),
-        );
-    });
-    if (child.stdin) {
-      // A tool that exits before reading all its input fails on its exit code, not on EPIPE.
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(opts.input);
-    }
-  });
-}
-
-/** Run a command inside a named network namespace. */
-export function nsRun(ns: string, cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return run('ip', ['netns', 'exec', ns, cmd, ...args], opts);
 }
 
 /** A long-running process; `ready` resolves when its stdout contains `readyText`. */

@@ -7,9 +7,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { encodeU32 } from '../src/wire/bytes';
-import { decodeEndpoint } from '../src/wire/endpoint';
-import { run } from './exec';
+import { decodeEndpoint, encodeU32 } from '../src/datapath/codecs';
+import { run } from '../src/lab/exec';
 import { REPO_ROOT } from './datapath';
 import { percentile } from './stats';
 import type { LabResults } from './types';
@@ -93,7 +92,7 @@ async function timeToVerdict(pr: Prober, target: { ip: string; port: number }, w
 }
 
 const cli = (args: string[], timeoutMs = 180_000) =>
-  run(process.execPath, [path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'), ...args], { timeoutMs });
+  run([process.execPath, path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'), ...args], undefined, timeoutMs);
 
 interface LabModules {
   labNameFor(dir: string, prefix: string): string;
@@ -173,11 +172,11 @@ async function podIsolation(pr: Prober, stateDir: string, st: NonNullable<Return
   const ms: number[] = [];
   try {
     for (let i = 0; i < samples; i++) {
-      await run('ip', ['-n', node.netns, 'link', 'del', hostIf]);
+      await run(['ip', '-n', node.netns, 'link', 'del', hostIf]);
       await new Promise((r) => setTimeout(r, 1000)); // let the agent see the pod gone
       const t0 = performance.now();
-      for (const o of linkOps) await run(o.argv[0], o.argv.slice(1));
-      const ifindex = (JSON.parse((await run('ip', ['-n', node.netns, '-j', 'link', 'show', hostIf])).stdout) as { ifindex: number }[])[0].ifindex;
+      for (const o of linkOps) await run(o.argv);
+      const ifindex = (JSON.parse((await run(['ip', '-n', node.netns, '-j', 'link', 'show', hostIf])).stdout) as { ifindex: number }[])[0].ifindex;
       // Isolated = the endpoint entry names an ingress table, and then a probe is denied
       // (a probe alone cannot tell "not reachable yet" from "isolated").
       const ingressTable = (): number => {

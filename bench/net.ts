@@ -7,7 +7,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { NativeAddon } from '../src/datapath/native-api';
-import { Background, LineChild, nsRun, onInterrupt, run, runSyncQuiet } from './exec';
+import { nsRun, run } from '../src/lab/exec';
+import { Background, LineChild, onInterrupt, runSyncQuiet } from './exec';
 import { CRR_BINARY, EMPTY_OBJECT, REPO_ROOT } from './datapath';
 import { buildPolicy } from './policy';
 import { countLabel } from './report';
@@ -130,7 +131,7 @@ function rank(first: readonly (string | undefined)[], name: string): number {
 /** Sets can stay "in use" for a while after their rules are flushed; every setup uses
  *  fresh set names, so a set that cannot go yet is left to die with the namespace. */
 async function destroySets(node: string): Promise<void> {
-  await nsRun(node, 'ipset', ['destroy']).catch((e: Error) => {
+  await nsRun(node, ['ipset', 'destroy']).catch((e: Error) => {
     if (!/in use/.test(e.message)) throw e;
   });
 }
@@ -172,7 +173,7 @@ class NetBench {
   async stop(): Promise<void> {
     for (const s of this.servers) await s.stop();
     await this.topo.down();
-    await run('rm', ['-rf', this.pinDir]).catch(() => undefined);
+    await run(['rm', '-rf', this.pinDir]).catch(() => undefined);
     this.dropInterrupt();
   }
 
@@ -180,7 +181,7 @@ class NetBench {
     const node = this.topo.node;
     this.progIds = [];
     const helper = async (args: string[]): Promise<void> => {
-      const { stdout } = await run('nsenter', this.helperArgv(args));
+      const { stdout } = await run(['nsenter', ...this.helperArgv(args)]);
       this.progIds = (JSON.parse(stdout) as { progIds: number[] }).progIds;
     };
     if (v.engine === 'emptyprog') {
@@ -189,8 +190,8 @@ class NetBench {
       await helper(['attach', ...this.programArgs(v)]);
     } else if (v.engine === 'iptables' || v.engine === 'ipset') {
       const r = forwardRules(v.engine, v.rules, `nfb${++this.setups}`);
-      if (r.ipset) await nsRun(node, 'ipset', ['restore'], { input: r.ipset });
-      await nsRun(node, 'iptables-restore', [], { input: r.iptables });
+      if (r.ipset) await nsRun(node, ['ipset', 'restore'], r.ipset);
+      await nsRun(node, ['iptables-restore'], r.iptables);
     }
   }
 
@@ -248,18 +249,18 @@ class NetBench {
   async teardown(v: NetVariant): Promise<void> {
     const node = this.topo.node;
     if (v.engine === 'netfence' || v.engine === 'emptyprog') {
-      await run('nsenter', this.helperArgv(['detach', '--pin', this.pinDir, '--ifs', `${this.topo.clientVeth},${this.topo.serverVeth}`]));
+      await run(['nsenter', ...this.helperArgv(['detach', '--pin', this.pinDir, '--ifs', `${this.topo.clientVeth},${this.topo.serverVeth}`])]);
     } else if (v.engine === 'iptables' || v.engine === 'ipset') {
-      await nsRun(node, 'nft', ['flush', 'ruleset']);
+      await nsRun(node, ['nft', 'flush', 'ruleset']);
       if (v.engine === 'ipset') await destroySets(node);
-      await nsRun(node, 'conntrack', ['-F']).catch(() => undefined);
+      await nsRun(node, ['conntrack', '-F']).catch(() => undefined);
     }
   }
 
   /** Fails unless the node namespace has no nftables/iptables-nft rules: bare and
    *  netfence variants measure a path without netfilter rules. */
   async checkNoRules(v: NetVariant): Promise<void> {
-    const { stdout } = await nsRun(this.topo.node, 'nft', ['list', 'ruleset']);
+    const { stdout } = await nsRun(this.topo.node, ['nft', 'list', 'ruleset']);
     if (stdout.trim()) throw new Error(`measure ${v.name}: the node namespace still has netfilter rules: ${stdout.trim().slice(0, 200)}`);
   }
 
@@ -267,7 +268,7 @@ class NetBench {
    *  empty (no conntrack hook still registered by an earlier iptables variant); the
    *  iptables variants must have tracked connections (their rules were in the path). */
   async checkConntrack(v: NetVariant): Promise<void> {
-    const { stdout } = await nsRun(this.topo.node, 'conntrack', ['-C']);
+    const { stdout } = await nsRun(this.topo.node, ['conntrack', '-C']);
     const tracked = Number(stdout.trim());
     const netfilter = usesNetfilter(v);
     if (!Number.isInteger(tracked)) throw new Error(`count conntrack entries after ${v.name}: unexpected output "${stdout.trim()}"`);
@@ -281,10 +282,10 @@ class NetBench {
   async checkEnforced(v: NetVariant): Promise<void> {
     const isolated = v.rules > 0;
     const probe = (): Promise<boolean> =>
-      nsRun(this.topo.client, CRR_BINARY, ['probe', SERVER_IP, String(CRR_PORT), OUTSIDER_IP, String(PROBE_TIMEOUT_MS)]).then(
+      nsRun(this.topo.client, [CRR_BINARY, 'probe', SERVER_IP, String(CRR_PORT), OUTSIDER_IP, String(PROBE_TIMEOUT_MS)]).then(
         () => true,
         (e: Error) => {
-          if (!/exit 1:/.test(e.message)) throw e;
+          if (!/: exit 1\b/.test(e.message)) throw e;
           return false;
         },
       );
@@ -303,7 +304,7 @@ class NetBench {
   /** What the node namespace holds, for an error that needs explaining. */
   private async diagnostics(): Promise<string> {
     const show = async (argv: string[]): Promise<string> =>
-      `${argv.join(' ')}: ${await nsRun(this.topo.node, argv[0], argv.slice(1)).then(
+      `${argv.join(' ')}: ${await nsRun(this.topo.node, argv).then(
         (r) => r.stdout.trim().replace(/\s+/g, ' ').slice(0, 400),
         (e: Error) => e.message,
       )}`;
@@ -312,9 +313,7 @@ class NetBench {
 
   async crr(seconds = this.opts.crrSeconds): Promise<{ conns: number; seconds: number; rate: number }> {
     const args = ['client', SERVER_IP, String(CRR_PORT), String(CRR_THREADS), String(seconds), this.cpu(CRR_CLIENT_CPU), String(CRR_WARMUP_MS)];
-    const { stdout } = await nsRun(this.topo.client, CRR_BINARY, args, {
-      timeoutMs: (seconds + 30) * 1000,
-    });
+    const { stdout } = await nsRun(this.topo.client, [CRR_BINARY, ...args], undefined, (seconds + 30) * 1000);
     const [conns, secs, rate, failed] = stdout.trim().split(/\s+/).map(Number);
     if (!(conns > 0)) throw new Error(`run crr client: no connection completed (${stdout.trim()})`);
     if (failed > 0) throw new Error(`run crr client: ${failed} of ${conns + failed} connections failed (the variant drops the allowed client?)`);
@@ -345,9 +344,7 @@ class NetBench {
   }
 
   async iperf(): Promise<number> {
-    const { stdout } = await nsRun(this.topo.client, 'iperf3', ['-c', SERVER_IP, '-p', String(IPERF_PORT), '-t', String(this.opts.iperfSeconds), '-J'], {
-      timeoutMs: (this.opts.iperfSeconds + 30) * 1000,
-    });
+    const { stdout } = await nsRun(this.topo.client, ['iperf3', '-c', SERVER_IP, '-p', String(IPERF_PORT), '-t', String(this.opts.iperfSeconds), '-J'], undefined, (this.opts.iperfSeconds + 30) * 1000);
     const j = JSON.parse(stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
     const bps = j.end?.sum_received?.bits_per_second;
     if (!bps) throw new Error(`run iperf3: ${j.error ?? 'no sum_received in its JSON'}`);

@@ -5,7 +5,7 @@
 //       CIDR prefixes (the client's address the last one; N = 0: not isolated), both
 //       pods delivered locally as the agent does by default, its
 //       programs attached through links pinned under DIR to the hooks the agent would
-//       give each endpoint (src/datapath/hooks.ts: both, which local delivery needs)
+//       give each endpoint (src/compile/hooks.ts: both, which local delivery needs)
 //   attach-empty --object EMPTY --pin DIR --ifs IF[,IF]
 //       the do-nothing program of bench/empty.bpf.c on both tc hooks of each interface
 // Both attach commands print {"progIds":[...]}: the programs on the hooks (run statistics).
@@ -19,7 +19,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { native } from '../src/datapath/native';
-import { TC_DIRECTIONS, hooksFor } from '../src/datapath/hooks';
+import { TC_HOOKS, hooksFor } from '../src/compile/hooks';
 import type { LinkInfo, ProgInfo, TcDirection } from '../src/datapath/native-api';
 import { fillMaps, openBenchObject, writeConfig, writePodEndpoint, type VethPod } from './datapath';
 import { buildPolicy } from './policy';
@@ -93,7 +93,7 @@ function emptySetup(o: Options, cmd: string): Setup {
   const ifs = need(o, cmd, 'ifs');
   const obj = openBenchObject(native, need(o, cmd, 'object'));
   const prog = obj.prog('bench_empty');
-  return { hooks: ifs.split(',').flatMap((ifname) => TC_DIRECTIONS.map((dir) => ({ ifname, dir, prog }))), close: () => obj.close() };
+  return { hooks: ifs.split(',').flatMap((ifname) => TC_HOOKS.map((dir) => ({ ifname, dir, prog }))), close: () => obj.close() };
 }
 
 /** Attaches the setup's programs through links pinned under `pin`; prints their ids. */
@@ -109,7 +109,7 @@ function attachHooks(s: Setup, pin: string): void {
 
 function detach(pin: string, ifs: string[]): void {
   for (const ifname of ifs) {
-    for (const d of TC_DIRECTIONS) {
+    for (const d of TC_HOOKS) {
       const pinned = linkPin(pin, ifname, d);
       if (existsSync(pinned)) native.tcDetach(ifindex(ifname), d, { linkPin: pinned });
     }

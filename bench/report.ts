@@ -381,7 +381,7 @@ export function renderReport(r: BenchResults): string {
       'a tc program that returns at once, on both hooks of the server\'s veth, or of both veths: the floor any tc classifier pays ' +
       'there, for the dispatch and the cache lines of a program run); netfence_N (the server pod isolated by a table of N ' +
       'CIDR prefixes, the client matching the last one; nf_tc_ingress/nf_tc_egress on the hooks the agent gives each endpoint ' +
-      '(src/datapath/hooks.ts): both hooks of both veths, which local delivery needs; the client\'s tc ingress enforces the server\'s ingress table and hands the packet to the server pod with bpf_redirect_peer, skipping the node\'s stack); iptables_N (conntrack ESTABLISHED,RELATED accept first, ' +
+      '(src/compile/hooks.ts): both hooks of both veths, which local delivery needs; the client\'s tc ingress enforces the server\'s ingress table and hands the packet to the server pod with bpf_redirect_peer, skipping the node\'s stack); iptables_N (conntrack ESTABLISHED,RELATED accept first, ' +
       'then one FORWARD rule per CIDR, the client matching the last one); ipset_N (one FORWARD rule per policy ' +
       'rule matching a hash:net set). The per-round column divides each round\'s figure by the same round\'s bare: ' +
       'its spread is the noise from load outside the benchmark (other processes share the 2 CPUs).',

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { waitForAgents } from '../src/lab/barrier';
-import { labScript } from '../src/lab/exec';
+import { labScript, nsRun } from '../src/lab/exec';
 import { AGENT_METRICS_ADDRESS, labDown, labNameFor, labUp } from '../src/lab/lifecycle';
 import { fabricCounters } from '../src/lab/probe';
 import { agentCommandAvailable, cliMain, startAgent } from '../src/lab/processes';
@@ -15,7 +15,7 @@ import { labWorkDir, saveState, type LabState } from '../src/lab/state';
 import { writeAtomic } from '../src/lab/workdir';
 import { loadStateDirAsync } from '../src/sources/directory';
 import { CRR_BINARY } from './datapath';
-import { Background, nsRun, onInterrupt, runSyncQuiet } from './exec';
+import { Background, onInterrupt, runSyncQuiet } from './exec';
 import { median, interleave } from './stats';
 import { defaultTunnelMode, TUNNEL_MODES } from './tunnel-report';
 import type { TunnelModeResult, TunnelResults } from './types';
@@ -93,7 +93,7 @@ class TunnelLab {
     await lab.crrServer.ready;
     // Each mode's connections leave TIME_WAIT sockets in the client; without reuse the next
     // mode in the round would run short of source ports.
-    await nsRun(lab.netns(CLIENT.key), 'sysctl', ['-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535']);
+    await nsRun(lab.netns(CLIENT.key), ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535']);
     return lab;
   }
 
@@ -119,15 +119,11 @@ class TunnelLab {
   /** One measurement: flows of the previous mode forgotten, DNS queries, then connection rate. */
   async measure(mode: Mode, opts: TunnelOptions): Promise<{ connPerSec: number; lost: number; hairpins: number }> {
     const plan = this.state.plan!;
-    for (const ns of [plan.nodes[0].netns, plan.fabricNetns]) await nsRun(ns, 'conntrack', ['-F']);
+    for (const ns of [plan.nodes[0].netns, plan.fabricNetns]) await nsRun(ns, ['conntrack', '-F']);
     const before = (await fabricCounters(this.state)).get('hairpin:n1') ?? 0;
-    const dns = await nsRun(this.netns(CLIENT.key), process.execPath, [labScript('client'), 'udpflood', DNS.clusterIP, String(DNS.port), String(opts.queries), String(DNS_TIMEOUT_MS)], {
-      timeoutMs: 120_000,
-    });
+    const dns = await nsRun(this.netns(CLIENT.key), [process.execPath, labScript('client'), 'udpflood', DNS.clusterIP, String(DNS.port), String(opts.queries), String(DNS_TIMEOUT_MS)], undefined, 120_000);
     const { received } = JSON.parse(dns.stdout) as { received: number };
-    const crr = await nsRun(this.netns(CLIENT.key), CRR_BINARY, ['client', SERVER.ip, String(CRR_PORT), String(CRR_THREADS), String(opts.crrSeconds)], {
-      timeoutMs: (opts.crrSeconds + 30) * 1000,
-    });
+    const crr = await nsRun(this.netns(CLIENT.key), [CRR_BINARY, 'client', SERVER.ip, String(CRR_PORT), String(CRR_THREADS), String(opts.crrSeconds)], undefined, (opts.crrSeconds + 30) * 1000);
     const [conns, , rate, failed] = crr.stdout.trim().split(/\s+/).map(Number);
     if (!(conns > 0)) throw new Error(`run crr client (tunnel ${mode}): no connection completed (${crr.stdout.trim()})`);
     if (failed > 0) this.log(`tunnel: ${mode}: ${failed} of ${conns + failed} connections failed`);

@@ -12,9 +12,7 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Compiler } from '../compile';
 import type { CompileResult } from '../compile/output';
-import { NfEpFlag } from '../wire/abi';
-import { decodeEndpoint } from '../wire/endpoint';
-import { decodeEvent } from '../wire/events';
+import { decodeEvent } from '../datapath/codecs';
 import { TcAttacher } from '../datapath/attach';
 import { finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig, updateConfig, type Datapath } from '../datapath/loader';
 import type { LinkInfo, NativeAddon } from '../datapath/native-api';
@@ -23,7 +21,7 @@ import type { Family } from '../model/ip';
 import { LastGood } from '../model/last-good';
 import { formatValidationError } from '../model/snapshot';
 import type { Capacity, Snapshot } from '../model/types';
-import type { ReconcileReport } from '../reconcile/apply';
+import type { ReconcileReport } from '../reconcile/report';
 import { NativeMapIO } from '../reconcile/native-mapio';
 import { Reconciler } from '../reconcile/reconciler';
 import { pruneRuleStats } from '../reconcile/rule-stats';
@@ -288,8 +286,7 @@ export class Agent {
 
     // Tunnel: routes before the flag, the flag off before routes go.
     const redirect = snap.config.redirect;
-    const wantTunnel =
-      redirect !== undefined && [...result.maps.nf_endpoints.values()].some((e) => (decodeEndpoint(e.value).flags & NfEpFlag.TUNNEL) !== 0);
+    const wantTunnel = redirect !== undefined && result.endpoints.some((e) => e.tunnel);
     let tunnel: { enabled: boolean; off: Family[]; error?: string; gateways?: GatewayState[] } = { enabled: false, off: [] };
     if (wantTunnel) {
       const gateways = await this.gateways.follow(redirect.uplink, tunnelGateways(redirect));

@@ -11,6 +11,7 @@ import { encodeU32, encodeU8, keyHex } from '../wire/bytes';
 import { chunkCount, encodeEndpoint } from '../wire/endpoint';
 import { encodeLocal, type Local } from '../wire/local';
 import { type DiscoveredEndpoint, endpointKey, endpointLabel } from './endpoint';
+import { hooksFor } from './hooks';
 import { type IdKind, assignIds, endpointRevision, hash32, idHash } from './hash';
 import {
   type CollectContext,
@@ -298,19 +299,27 @@ export class Compiler {
     const node = nodeFlags(snapshot, lists.some(({ r, rules }) => r.ep.kind !== 'host' && table(rules, 'egress') !== 0));
     const compiled: CompiledEndpoint[] = lists.map(({ r, rules, isolation, refused }) => {
       const tables: [number, number] = [table(rules, 'ingress'), table(rules, 'egress')];
+      const entry = {
+        id: epIds.get(endpointKey(r.ep))!,
+        ingressTable: tables[0],
+        egressTable: tables[1],
+        ingressChunks: chunkCount(rules.ingress.rules.length),
+        egressChunks: chunkCount(rules.egress.rules.length),
+        flags: flags(snapshot, r.ep, node),
+        // Changes whenever either table changes (tables are content-addressed over
+        // resolved identity sets, so a new identity a rule selects is a new table).
+        revision: endpointRevision(tables[0], tables[1], this.hash),
+      };
       const ce: CompiledEndpoint = {
         ifname: r.ep.ifname,
         ifindex: r.ep.ifindex,
-        id: epIds.get(endpointKey(r.ep))!,
         kind: r.ep.kind,
         ...(r.ep.pod !== undefined && { pod: r.ep.pod }),
         ...(r.node !== undefined && { node: r.node }),
         ...(r.ep.network !== undefined && { network: r.ep.network }),
-        ingressTable: tables[0],
-        egressTable: tables[1],
-        // Changes whenever either table changes (tables are content-addressed over
-        // resolved identity sets, so a new identity a rule selects is a new table).
-        revision: endpointRevision(tables[0], tables[1], this.hash),
+        ...entry,
+        hooks: hooksFor(entry),
+        tunnel: (entry.flags & NfEpFlag.TUNNEL) !== 0,
         isolationTables: {
           ingress: tables[0] && tableIds.get(isolation.ingress.content)!,
           egress: tables[1] && tableIds.get(isolation.egress.content)!,
@@ -318,19 +327,10 @@ export class Compiler {
         isolationChunks: { ingress: chunkCount(isolation.ingress.rules.length), egress: chunkCount(isolation.egress.rules.length) },
         ...(refused && { refused }),
       };
-      const value = {
-        id: ce.id,
-        ingressTable: ce.ingressTable,
-        egressTable: ce.egressTable,
-        ingressChunks: chunkCount(rules.ingress.rules.length),
-        egressChunks: chunkCount(rules.egress.rules.length),
-        flags: flags(snapshot, r.ep, node),
-        revision: ce.revision,
-      };
-      const what = [ce.ifindex, value.id, value.ingressTable, value.egressTable, value.ingressChunks, value.egressChunks, value.flags].join('\0');
+      const what = [ce.ifindex, entry.id, entry.ingressTable, entry.egressTable, entry.ingressChunks, entry.egressChunks, entry.flags].join('\0');
       entries('nf_endpoints', what, () => ({
         key: encodeU32(ce.ifindex),
-        value: encodeEndpoint(value),
+        value: encodeEndpoint(entry),
       }));
       return ce;
     });

@@ -1,8 +1,37 @@
 // The compiler's output contract: the complete desired content of every policy map,
 // as encoded key/value Buffers (codecs in src/wire/), plus the names that
 // let trace/inspect/flows turn ids back into policies and rules. reconcile/ diffs this
-// against the pinned maps; trace loads it into private maps.
-import type { PolicyMapName } from '../wire/maps';
+// against the pinned maps; trace loads it into private maps. Each endpoint also carries
+// what its entry means (flags, hooks, tunnel): nobody decodes the bytes to learn it.
+import type { Endpoint } from '../datapath/codecs';
+import type { TcHook } from './hooks';
+
+/** Map names as declared in bpf/netfence.bpf.c (and pinned under <bpffs root>/). */
+export type PolicyMapName =
+  | 'nf_endpoints'
+  | 'nf_ident_exact'
+  | 'nf_ident_lpm'
+  | 'nf_peer_ident'
+  | 'nf_peer_cidr'
+  | 'nf_ports'
+  | 'nf_rules'
+  | 'nf_local_addrs'
+  | 'nf_svc_cidrs';
+
+/** Order in which reconcile writes maps so that no packet sees a half-updated
+ *  endpoint: table contents and identities first, endpoints last; deletes run in
+ *  reverse order after every write. */
+export const MAP_WRITE_ORDER: readonly PolicyMapName[] = [
+  'nf_rules',
+  'nf_ports',
+  'nf_peer_cidr',
+  'nf_peer_ident',
+  'nf_ident_lpm',
+  'nf_ident_exact',
+  'nf_svc_cidrs',
+  'nf_local_addrs',
+  'nf_endpoints',
+];
 
 /** key hex -> { key, value } per map. Hex keys make diffs and determinism cheap. */
 export type MapContent = Map<string, { key: Buffer; value: Buffer }>;
@@ -18,18 +47,22 @@ export interface CompiledRuleInfo {
   tier: 'system' | 'admin' | 'netpol' | 'baseline';
 }
 
-export interface CompiledEndpoint {
+/** An endpoint and its nf_endpoints entry: the Endpoint fields are that entry's value as
+ *  compiled (id, tables, chunks, NfEpFlag bits, revision). */
+export interface CompiledEndpoint extends Endpoint {
   /** Interface this endpoint is enforced on (host veth, VF representor, host iface). */
   ifname: string;
   ifindex: number;
-  id: number;
   kind: 'pod' | 'host' | 'secondary';
   pod?: string; // "ns/name"
   node?: string;
   network?: string; // "ns/nad" for secondary networks
-  ingressTable: number;
-  egressTable: number;
-  revision: number;
+  /** The tc hooks its program sits on (hooksFor). A fallback table never changes them:
+   *  it replaces a table only where there is one, and leaves the flags. */
+  hooks: readonly TcHook[];
+  /** In transparent-tunnel mode (NfEpFlag.TUNNEL): the agent programs the tunnel's
+   *  routes while any endpoint is. */
+  tunnel: boolean;
   /** Per direction, the table that denies everything but the privileged (system-tier)
    *  rules: where the endpoint goes when its own table cannot be enforced and it has no
    *  last enforced table to keep (0: the direction has no table). Its entries are in

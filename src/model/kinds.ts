@@ -51,7 +51,8 @@ const OTHER_KINDS: Readonly<Record<string, readonly string[]>> = {
 
 export type Unhandled = { error: string; field: 'apiVersion' | 'kind' } | { warning: string };
 
-function groupOf(apiVersion: string): string {
+/** The API group of an apiVersion ('' = core). */
+export function groupOf(apiVersion: string): string {
   const slash = apiVersion.indexOf('/');
   return slash < 0 ? '' : apiVersion.slice(0, slash);
 }

@@ -5,21 +5,11 @@
 // object's last valid version (last-good.ts). A document of a kind netfence does not read
 // is an error when it may hide a policy (kinds.ts), and copies of one identity are all
 // rejected: neither can take the other's place by file order.
-import { parseAntreaNodePolicy, isAntreaNodePolicy } from './antrea';
-import { parseClusterNetworkPolicy } from './cnp';
 import { defaultConfig, parseNetfenceConfig } from './config';
 import { Field, FieldError, type PathSegment } from './field';
 import { unhandledKind } from './kinds';
-import { parseMultiNetworkPolicy, parseNetworkPolicy, POLICY_FOR_ANNOTATION } from './netpol';
-import {
-  parseNamespace,
-  parseNetworkAttachmentDefinition,
-  parseNode,
-  parsePod,
-  parseService,
-  readMeta,
-  type Meta,
-} from './objects';
+import { readMeta } from './objects';
+import { READ_KINDS, type ReadKind } from './registry';
 import { comparePolicies, type Policy } from './rules';
 import { systemPolicies } from './system';
 import type { NetfenceConfig, Snapshot, ValidationError } from './types';
@@ -32,70 +22,13 @@ export interface SourceObject {
   locate?: (segments: PathSegment[]) => number | undefined;
 }
 
-/** What a handler may report about an object it loads: a warning, or (report) an error in
- *  a part that fails closed (the object loads, the error still reaches /readyz). */
-interface LoadContext {
-  warn(message: string): void;
-  report(err: FieldError): void;
-}
-
-type Handler = {
-  /** The kind as the model names it (an Antrea node policy is a NodePolicy). */
-  kind: string;
-  namespaced: boolean;
-  /** Policy kinds reject unknown fields; other kinds carry many fields netfence ignores. */
-  strict: boolean;
-  add(doc: Field, meta: Meta, s: Snapshot, ctx: LoadContext): void;
-};
-
-const HANDLERS: Record<string, Handler> = {
-  'v1/Namespace': { kind: 'Namespace', namespaced: false, strict: false, add: (d, m, s) => s.namespaces.push(parseNamespace(d, m)) },
-  'v1/Pod': { kind: 'Pod', namespaced: true, strict: false, add: (d, m, s) => s.pods.push(parsePod(d, m)) },
-  'v1/Node': { kind: 'Node', namespaced: false, strict: false, add: (d, m, s) => s.nodes.push(parseNode(d, m)) },
-  'v1/Service': { kind: 'Service', namespaced: true, strict: false, add: (d, m, s) => s.services.push(parseService(d, m)) },
-  'k8s.cni.cncf.io/v1/NetworkAttachmentDefinition': {
-    kind: 'NetworkAttachmentDefinition',
-    namespaced: true,
-    strict: false,
-    add: (d, m, s) => s.networkAttachmentDefinitions.push(parseNetworkAttachmentDefinition(d, m)),
-  },
-  'networking.k8s.io/v1/NetworkPolicy': {
-    kind: 'NetworkPolicy',
-    namespaced: true,
-    strict: true,
-    add: (d, m, s) => s.policies.push(parseNetworkPolicy(d, m)),
-  },
-  'policy.networking.k8s.io/v1alpha2/ClusterNetworkPolicy': {
-    kind: 'ClusterNetworkPolicy',
-    namespaced: false,
-    strict: true,
-    add: (d, m, s, ctx) => s.policies.push(parseClusterNetworkPolicy(d, m, ctx.report)),
-  },
-  'k8s.cni.cncf.io/v1beta1/MultiNetworkPolicy': {
-    kind: 'MultiNetworkPolicy',
-    namespaced: true,
-    strict: true,
-    add: (d, m, s, ctx) => {
-      const p = parseMultiNetworkPolicy(d, m);
-      if (p) s.policies.push(p);
-      else ctx.warn(`skipped: no ${POLICY_FOR_ANNOTATION} annotation, the policy applies to no network`);
-    },
-  },
-  'crd.antrea.io/v1beta1/ClusterNetworkPolicy': {
-    kind: 'NodePolicy',
-    namespaced: false,
-    strict: true,
-    add: (d, m, s, ctx) => {
-      if (isAntreaNodePolicy(d)) s.policies.push(parseAntreaNodePolicy(d, m, ctx.warn));
-      else ctx.warn('skipped: not a node policy (no policy-level appliedTo nodeSelector): netfence enforces only node policies of this kind');
-    },
-  },
-};
+/** The registry's kinds by "apiVersion/kind". */
+const HANDLERS = new Map<string, ReadKind>(READ_KINDS.map((k) => [`${k.apiVersion}/${k.kind}`, k]));
 
 const CONFIG_KEY = 'netfence.io/v1alpha1/NetfenceConfig';
 /** There is at most one NetfenceConfig: its identity ignores its name. */
 export const CONFIG_OBJECT_KEY = 'NetfenceConfig';
-const READ_KINDS = [...Object.keys(HANDLERS), CONFIG_KEY];
+const READ_TYPES = [...HANDLERS.keys(), CONFIG_KEY];
 const TOP_LEVEL = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
 
 /** metadata.namespace as readMeta reads it, of a document that may be invalid. */
@@ -118,11 +51,11 @@ export function objectKey(kind: string, namespace: string | undefined, name: str
 }
 
 /** Identity of a document that may be invalid: undefined when it has no readable name. */
-function rawObjectKey(handler: Handler, doc: Field): string | undefined {
+function rawObjectKey(handler: ReadKind, doc: Field): string | undefined {
   const m = doc.get('metadata');
   const name = m.get('name').value;
   if (typeof name !== 'string' || name === '') return undefined;
-  return objectKey(handler.kind, handler.namespaced ? namespaceOf(m) : undefined, name);
+  return objectKey(handler.name, handler.namespaced ? namespaceOf(m) : undefined, name);
 }
 
 /** "apiVersion/kind" of a document, when both are strings. */
@@ -136,7 +69,7 @@ function typeKey(doc: Field): string | undefined {
 function identity(doc: Field): string | undefined {
   const key = typeKey(doc);
   if (key === CONFIG_KEY) return CONFIG_OBJECT_KEY;
-  const handler = key !== undefined ? HANDLERS[key] : undefined;
+  const handler = key !== undefined ? HANDLERS.get(key) : undefined;
   return handler && rawObjectKey(handler, doc);
 }
 
@@ -224,10 +157,10 @@ export function buildSnapshot(objects: SourceObject[]): Snapshot {
       continue;
     }
     const key = `${apiVersion}/${kind}`;
-    const handler = HANDLERS[key];
+    const handler = HANDLERS.get(key);
     if (!handler && key !== CONFIG_KEY) {
       // No identity: the agent keeps what the document's file held before (last-good.ts).
-      const u = unhandledKind(apiVersion, kind, READ_KINDS);
+      const u = unhandledKind(apiVersion, kind, READ_TYPES);
       // Its scope is unknown: a namespace is named only when the document sets one.
       const name = objectName(kind, doc, doc.get('metadata').get('namespace').present);
       if ('error' in u) fail(name, new FieldError([...doc.segments, u.field], u.error));
@@ -258,9 +191,9 @@ export function buildSnapshot(objects: SourceObject[]): Snapshot {
     const warnings: string[] = [];
     const reported: FieldError[] = [];
     try {
-      if (handler.strict) doc.object(TOP_LEVEL);
+      if (handler.policy) doc.object(TOP_LEVEL);
       const meta = readMeta(doc, handler.namespaced);
-      const loadedId = objectKey(handler.kind, meta.namespace, meta.name);
+      const loadedId = objectKey(handler.name, meta.namespace, meta.name);
       handler.add(doc, meta, s, { warn: (msg) => warnings.push(msg), report: (err) => reported.push(err) });
       loaded(loadedId);
       for (const msg of warnings) warn(object, msg);

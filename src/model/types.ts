@@ -1,6 +1,7 @@
 // Typed snapshot of the cluster state that matters for policy: what every source
 // (directory, Kubernetes API) produces and what model/, reference/ and compile/ read.
 // Objects here are already validated; raw YAML never travels past sources/.
+import type { PolicyKind } from './registry';
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -85,7 +86,7 @@ export interface NetworkAttachmentDefinitionObj {
 
 /** Where a policy object came from, for error messages and trace output. */
 export interface PolicyRef {
-  kind: 'NetworkPolicy' | 'ClusterNetworkPolicy' | 'MultiNetworkPolicy' | 'NodePolicy' | 'System';
+  kind: PolicyKind | 'System';
   namespace?: string;
   name: string;
 }

@@ -1,12 +1,15 @@
-// What the Kubernetes API source watches, and how each resource is listed. The RBAC
-// manifest (deploy/rbac.yaml) must grant get/list/watch on exactly these; a unit test
-// derives the expected rules from WATCHED_RESOURCES.
+// What the Kubernetes API source watches (every kind of the model's registry,
+// src/model/registry.ts), and how each resource is listed. The RBAC manifest
+// (deploy/rbac.yaml) must grant get/list/watch on exactly these; a unit test derives the
+// expected rules from WATCHED_RESOURCES.
 import { CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
 // The typed list calls hand back model instances whose property names differ from the
 // wire form in places (NetworkPolicyIngressRule.from becomes `_from`); the generated
 // serializer turns them back into the JSON the directory source parses. It is not
 // re-exported from the package index.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/gen/models/ObjectSerializer.js';
+import { groupOf } from '../model/kinds';
+import { READ_KINDS } from '../model/registry';
 
 export interface WatchedResource {
   group: string; // '' = core
@@ -18,17 +21,15 @@ export interface WatchedResource {
   optional: boolean;
 }
 
-export const WATCHED_RESOURCES: readonly WatchedResource[] = [
-  { group: '', version: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false, optional: false },
-  { group: '', version: 'v1', resource: 'pods', kind: 'Pod', namespaced: true, optional: false },
-  { group: '', version: 'v1', resource: 'nodes', kind: 'Node', namespaced: false, optional: false },
-  { group: '', version: 'v1', resource: 'services', kind: 'Service', namespaced: true, optional: false },
-  { group: 'networking.k8s.io', version: 'v1', resource: 'networkpolicies', kind: 'NetworkPolicy', namespaced: true, optional: false },
-  { group: 'policy.networking.k8s.io', version: 'v1alpha2', resource: 'clusternetworkpolicies', kind: 'ClusterNetworkPolicy', namespaced: false, optional: true },
-  { group: 'k8s.cni.cncf.io', version: 'v1beta1', resource: 'multi-networkpolicies', kind: 'MultiNetworkPolicy', namespaced: true, optional: true },
-  { group: 'k8s.cni.cncf.io', version: 'v1', resource: 'network-attachment-definitions', kind: 'NetworkAttachmentDefinition', namespaced: true, optional: true },
-  { group: 'crd.antrea.io', version: 'v1beta1', resource: 'clusternetworkpolicies', kind: 'ClusterNetworkPolicy', namespaced: false, optional: true },
-];
+/** Every kind of the model's registry, as a resource to list and watch. */
+export const WATCHED_RESOURCES: readonly WatchedResource[] = READ_KINDS.map((k) => ({
+  group: groupOf(k.apiVersion),
+  version: k.apiVersion.slice(k.apiVersion.lastIndexOf('/') + 1),
+  resource: k.resource,
+  kind: k.kind,
+  namespaced: k.namespaced,
+  optional: k.crd !== undefined,
+}));
 
 /** A Kubernetes object in its wire (JSON) form, apiVersion and kind always set. */
 export interface KubeObject {

@@ -1,8 +1,7 @@
 // Shared by the reconcile tests: synthetic desired maps, an in-memory MapIO that records
 // every operation (and counts reads), and a tc attacher double with injected failures.
-import { type CompiledEndpoint, type CompileResult, type DesiredMaps, type MapContent } from '../../src/compile/output';
-import { MAP_WRITE_ORDER } from '../../src/reconcile/order';
-import type { PolicyMapName } from '../../src/wire/maps';
+import { MAP_WRITE_ORDER, type CompiledEndpoint, type CompileResult, type DesiredMaps, type MapContent, type PolicyMapName } from '../../src/compile/output';
+import { hooksFor } from '../../src/compile/hooks';
 import { NO_POLICY_ID } from '../../src/compile/synthetic';
 import { bitmapFrom } from '../../src/compile/bitmap';
 import { NF_CHUNK_RULES, NfAction, NfEpFlag, NfTier, IPPROTO } from '../../src/wire/abi';
@@ -65,32 +64,27 @@ export function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpo
   }
   const chunks = (table: number) => chunkCount(spec.tables[table] ?? 0);
   const endpoints = spec.endpoints.map((e) => {
+    const entry = {
+      id: e.ifindex + 1000,
+      ingressTable: e.ingress,
+      egressTable: e.egress,
+      ingressChunks: chunks(e.ingress),
+      egressChunks: chunks(e.egress),
+      flags: e.flags ?? NfEpFlag.POD,
+      revision: e.revision ?? 1,
+    };
     const ep: CompiledEndpoint = {
       ifname: `veth${e.ifindex}`,
       ifindex: e.ifindex,
-      id: e.ifindex + 1000,
       kind: 'pod',
       pod: `ns/p${e.ifindex}`,
-      ingressTable: e.ingress,
-      egressTable: e.egress,
-      revision: e.revision ?? 1,
+      ...entry,
+      hooks: hooksFor(entry),
+      tunnel: (entry.flags & NfEpFlag.TUNNEL) !== 0,
       ...(iso !== undefined && { isolationTables: { ingress: e.ingress && iso, egress: e.egress && iso } }),
       ...(e.refused && { refused: { directions: e.refused, error: `${e.refused.join(', ')} refused: injected` } }),
     };
-    put(
-      maps,
-      'nf_endpoints',
-      encodeU32(e.ifindex),
-      encodeEndpoint({
-        id: ep.id,
-        ingressTable: e.ingress,
-        egressTable: e.egress,
-        ingressChunks: chunks(e.ingress),
-        egressChunks: chunks(e.egress),
-        flags: e.flags ?? NfEpFlag.POD,
-        revision: ep.revision,
-      }),
-    );
+    put(maps, 'nf_endpoints', encodeU32(e.ifindex), encodeEndpoint(entry));
     put(maps, 'nf_ident_exact', encodeAddr(e.ip ?? `10.0.0.${e.ifindex}`), encodeU32(7));
     return ep;
   });

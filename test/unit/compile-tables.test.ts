@@ -1,13 +1,8 @@
 import test from 'ava';
 import { compile } from '../../src/compile';
 import type { DiscoveredEndpoint } from '../../src/compile/endpoint';
-import { bitmapIndices } from '../../src/compile/bitmap';
-import { formatCidr } from '../../src/model/ip';
-import { IPPROTO, NF_MAX_RULES, NF_TABLE_MASK, NfAction, NfEpFlag, NfLocalKind, NfTier } from '../../src/wire/abi';
-import { encodeU32, keyHex } from '../../src/wire/bytes';
-import { decodeEndpoint } from '../../src/wire/endpoint';
-import { decodeLocal } from '../../src/wire/local';
-import { decodeCidrKey, decodePortKey, decodeRule, decodeRuleKey, encodeCidrKey } from '../../src/wire/tables';
+import { hooksFor } from '../../src/compile/hooks';
+import { IPPROTO, NF_MAX_RULES, NF_TABLE_MASK, NfAction, NfEpFlag, NfLocalKind, NfTier, decodeEndpoint, decodeLocal, encodeEndpoint, decodeCidrKey, decodePortKey, decodeRule, decodeRuleKey, bitmapIndices, formatCidr, encodeCidrKey, encodeU32, keyHex } from '../../src/datapath/codecs';
 import { ISOLATION_RULE } from '../../src/model/rules';
 import { withSystemPolicies } from '../../src/model/snapshot';
 import { cnp, namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
@@ -330,6 +325,34 @@ test('bridge ports (L2 layouts): neither local delivery nor the tunnel, even wit
   const tunnel = byIf(compile(s, 'n1', eps));
   t.is(tunnel.get(10), NfEpFlag.POD, 'bridged: no tunnel');
   t.is(tunnel.get(11), NfEpFlag.POD | NfEpFlag.TUNNEL);
+});
+
+test('a compiled endpoint carries its entry and what it means: the hooks it needs and the tunnel', (t) => {
+  const s = appSnapshot({
+    pods: [...replicas(1), pod('app', 'db', ['10.0.9.1'], { app: 'db' })],
+    policies: [netpol('app', 'in', { app: 'web' }, [rule('ingress', 0, [{ kind: 'any' }], null)])],
+  });
+  const eps: DiscoveredEndpoint[] = [podEp('app/web-0', 10), podEp('app/db', 11), hostEp('eth0', 2)];
+  const check = (r: ReturnType<typeof compile>) => {
+    for (const ep of r.endpoints) {
+      const entry = r.maps.nf_endpoints.get(keyHex(encodeU32(ep.ifindex)))!.value;
+      t.true(encodeEndpoint(ep).equals(entry), `${ep.ifname}: the entry it was compiled to`);
+      t.deepEqual(ep.hooks, hooksFor(decodeEndpoint(entry)), `${ep.ifname}: hooks`);
+      t.is(ep.tunnel, (decodeEndpoint(entry).flags & NfEpFlag.TUNNEL) !== 0, `${ep.ifname}: tunnel`);
+    }
+    return Object.fromEntries(r.endpoints.map((ep) => [ep.ifname, { hooks: ep.hooks, tunnel: ep.tunnel }]));
+  };
+  t.deepEqual(check(compile(s, 'n1', eps)), {
+    veth10: { hooks: ['ingress', 'egress'], tunnel: false },
+    veth11: { hooks: [], tunnel: false },
+    eth0: { hooks: ['ingress', 'egress'], tunnel: false },
+  });
+  s.config.redirect = { mode: 'direct', mark: 1, table: 1, uplink: 'eth0', serviceCIDRs: [] };
+  t.deepEqual(check(compile(s, 'n1', eps)), {
+    veth10: { hooks: ['ingress', 'egress'], tunnel: true },
+    veth11: { hooks: ['ingress', 'egress'], tunnel: true },
+    eth0: { hooks: ['ingress', 'egress'], tunnel: false },
+  });
 });
 
 test('endpoint flags: SVC_CIDRS on every endpoint while the node has service CIDRs', (t) => {

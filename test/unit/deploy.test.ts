@@ -14,7 +14,10 @@ import { chooseSource } from '../../src/cli/agent-source';
 import { agentCommand } from '../../src/cli/agent';
 import { buildSnapshot } from '../../src/model/snapshot';
 import { parseYamlText } from '../../src/sources/directory';
+import { groupOf } from '../../src/model/kinds';
+import { READ_KINDS } from '../../src/model/registry';
 import { WATCHED_RESOURCES } from '../../src/sources/kubernetes';
+import { resourceId } from '../../src/sources/kubernetes-resources';
 
 const deployDir = path.resolve(__dirname, '../../../deploy');
 
@@ -217,7 +220,7 @@ function structuralProblems(s: Schema, at = ''): string[] {
   return out;
 }
 
-test('CRDs for ClusterNetworkPolicy and MultiNetworkPolicy match the watched resources', (t) => {
+test('deploy/crds ships the CRD of every kind the registry says netfence ships, matching its watched resource', (t) => {
   type Crd = Doc & {
     spec: {
       group: string;
@@ -227,10 +230,10 @@ test('CRDs for ClusterNetworkPolicy and MultiNetworkPolicy match the watched res
     };
   };
   const crds = docs.filter((d) => d.kind === 'CustomResourceDefinition') as Crd[];
-  const wanted = WATCHED_RESOURCES.filter(
-    (r) => (r.group === 'policy.networking.k8s.io' && r.kind === 'ClusterNetworkPolicy') || r.kind === 'MultiNetworkPolicy',
-  );
-  t.is(wanted.length, 2);
+  const shipped = new Set(READ_KINDS.filter((k) => k.crd === 'netfence').map((k) => `${k.resource}.${groupOf(k.apiVersion)}`));
+  const wanted = WATCHED_RESOURCES.filter((r) => shipped.has(resourceId(r)));
+  t.is(wanted.length, shipped.size);
+  t.deepEqual(crds.map((c) => c.metadata.name).sort(), [...shipped].sort(), 'no other CRD');
   for (const r of wanted) {
     const crd = crds.find((c) => c.spec.group === r.group && c.spec.names.plural === r.resource);
     if (!crd) {

@@ -3,8 +3,7 @@
 // agent's context, also when built from the isolation names the names file carries.
 import test from 'ava';
 import type { CompileResult } from '../../src/compile/output';
-import { IPPROTO, NF_REASON_DESC, NF_TABLE_DENY, NfDir, NfReason } from '../../src/wire/abi';
-import type { DropEvent } from '../../src/wire/events';
+import { IPPROTO, NF_REASON_DESC, NF_TABLE_DENY, NfDir, NfEpFlag, NfReason, type DropEvent } from '../../src/datapath/codecs';
 import { OVER_CAPACITY, flowContext, isolationNames, toFlow } from '../../src/agent/flows';
 import { namesFromCompile } from '../../src/agent/names-file';
 import { snapshotFromYaml } from '../../src/sources/directory';
@@ -33,6 +32,7 @@ const SNAPSHOT = snapshotFromYaml(
   ].join('---\n'),
 );
 
+const POD_ENTRY = { ingressChunks: 1, egressChunks: 0, flags: NfEpFlag.POD, revision: 1, hooks: ['ingress', 'egress'] as const, tunnel: false };
 // Tables: 1 = [isolation] (b's ingress), 2 = [isolation] (b's egress), 3 = [something, isolation] (a's ingress).
 const COMPILED: Pick<CompileResult, 'policies' | 'rules' | 'endpoints'> = {
   policies: ['NetworkPolicy demo/b-egress', 'NetworkPolicy demo/isolate-b', 'NetworkPolicy demo/web'],
@@ -43,8 +43,8 @@ const COMPILED: Pick<CompileResult, 'policies' | 'rules' | 'endpoints'> = {
     { table: 3, index: 1, policyId: 0xffffffff, policy: '', rule: 'isolation', action: 'deny', tier: 'netpol' },
   ],
   endpoints: [
-    { ifname: 'vb', ifindex: 11, id: 7, kind: 'pod', pod: 'demo/b', ingressTable: 1, egressTable: 2, revision: 1 },
-    { ifname: 'va', ifindex: 10, id: 8, kind: 'pod', pod: 'demo/a', ingressTable: 3, egressTable: 0, revision: 1 },
+    { ifname: 'vb', ifindex: 11, id: 7, kind: 'pod', pod: 'demo/b', ingressTable: 1, egressTable: 2, ...POD_ENTRY, egressChunks: 1 },
+    { ifname: 'va', ifindex: 10, id: 8, kind: 'pod', pod: 'demo/a', ingressTable: 3, egressTable: 0, ...POD_ENTRY },
   ],
 };
 

@@ -5,7 +5,6 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from '../../src/lab/exec';
-import { run as benchRun } from '../../bench/exec';
 
 test('a tool shadowed early in PATH is still the system one', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nf-path-'));
@@ -17,10 +16,20 @@ test('a tool shadowed early in PATH is still the system one', async (t) => {
   writeFileSync(path.join(dir, 'ip'), '#!/bin/sh\necho shadow\n');
   chmodSync(path.join(dir, 'ip'), 0o755);
   process.env.PATH = `${dir}:${saved ?? ''}`;
-  const lab = await run(['ip', '-V']);
-  const bench = await benchRun('ip', ['-V']);
-  for (const out of [lab.stdout, bench.stdout]) {
-    t.notRegex(out, /shadow/);
-    t.regex(out, /ip(route2)? utility/);
-  }
+  const { stdout } = await run(['ip', '-V']);
+  t.notRegex(stdout, /shadow/);
+  t.regex(stdout, /ip(route2)? utility/);
+});
+
+test('run pipes its input and rejects naming the command, its exit and its stderr', async (t) => {
+  t.is((await run(['cat'], 'hello')).stdout, 'hello');
+  const err = await t.throwsAsync(run(['sh', '-c', 'cat >/dev/null; echo broken >&2; exit 3'], 'x'));
+  t.regex(err!.message, /^run sh -c .*: exit 3: broken$/);
+});
+
+test('run kills a command past its timeout and says so', async (t) => {
+  const started = Date.now();
+  const err = await t.throwsAsync(run(['sleep', '10'], undefined, 200));
+  t.regex(err!.message, /^run sleep 10: no exit within 200 ms$/);
+  t.true(Date.now() - started < 5000);
 });

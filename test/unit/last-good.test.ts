@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LastGood, type LastGoodData } from '../../src/model/last-good';
+import type { KindName } from '../../src/model/registry';
 import type { Snapshot } from '../../src/model/types';
 import { loadStateDir } from '../../src/sources/directory';
 
@@ -183,10 +184,11 @@ test('a ClusterNetworkPolicy whose rule fails closed is enforced at its current 
   t.like(snapshot.errors[0], { key: 'ClusterNetworkPolicy guard', field: 'spec.egress[0].to[0].domainNames' });
 });
 
-// One valid and one rejected (but identifiable) version of every kind the snapshot holds:
+// One valid and one rejected (but identifiable) version of every kind the snapshot holds
+// (the registry's, keyed by its names: a new kind does not compile without its case):
 // the rejected one leaves the merged snapshot exactly as the valid one made it, so every
 // kind's identity agrees between loaded objects and errors.
-const KINDS: Record<string, [string, string, string]> = {
+const KINDS: Record<KindName | 'NetfenceConfig', [string, string, string]> = {
   Namespace: ['Namespace other', 'apiVersion: v1\nkind: Namespace\nmetadata: { name: other, labels: { team: x } }\n', 'apiVersion: v1\nkind: Namespace\nmetadata: { name: other, labels: { team: [x] } }\n'],
   Pod: ['Pod demo/a', pod('a', '10.244.1.2'), pod('a', 'nope')],
   Node: [

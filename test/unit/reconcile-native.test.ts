@@ -5,14 +5,9 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type CompiledEndpoint, type DesiredMaps } from '../../src/compile/output';
-import { MAP_WRITE_ORDER } from '../../src/reconcile/order';
-import { bitmapFrom } from '../../src/compile/bitmap';
-import { NF_LAYOUT_VERSION, NF_RULE_DEFAULT, NF_TABLE_DENY, NfAction, NfEpFlag, NfTier } from '../../src/wire/abi';
-import { encodeU32, keyHex } from '../../src/wire/bytes';
-import { encodeConfig } from '../../src/wire/config';
-import { decodeEndpoint, encodeEndpoint } from '../../src/wire/endpoint';
-import { encodeCidrKey, encodePortKey, encodeRule, encodeRuleKey } from '../../src/wire/tables';
+import { hooksFor } from '../../src/compile/hooks';
+import { MAP_WRITE_ORDER, type CompiledEndpoint, type DesiredMaps } from '../../src/compile/output';
+import { NF_LAYOUT_VERSION, NF_RULE_DEFAULT, NF_TABLE_DENY, NfAction, NfEpFlag, NfTier, bitmapFrom, decodeEndpoint, encodeCidrKey, encodeConfig, encodeEndpoint, encodePortKey, encodeRule, encodeRuleKey, encodeU32, keyHex } from '../../src/datapath/codecs';
 import { DEFAULT_OBJECT, capacityMaxEntries, finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig } from '../../src/datapath/loader';
 import { defaultCapacity } from '../../src/model/config';
 import { native } from '../../src/datapath/native';
@@ -38,8 +33,9 @@ function desired(rules: number, ifindex = 3, table = 1): { maps: DesiredMaps; en
   const put = (m: keyof DesiredMaps, key: Buffer, value: Buffer): void => void maps[m].set(keyHex(key), { key, value });
   for (let i = 0; i < rules; i++) put('nf_rules', encodeRuleKey(table, i), encodeRule({ action: NfAction.ALLOW, tier: NfTier.NETPOL, tierEnd: rules, policyId: 0, ruleId: i }));
   put('nf_ports', encodePortKey({ table, proto: 6, port: 80 }), bitmapFrom([0]));
-  put('nf_endpoints', encodeU32(ifindex), encodeEndpoint({ id: 1, ingressTable: table, egressTable: 0, ingressChunks: 1, egressChunks: 0, flags: NfEpFlag.POD, revision: 1 }));
-  const ep: CompiledEndpoint = { ifname: `if${ifindex}`, ifindex, id: 1, kind: 'pod', ingressTable: table, egressTable: 0, revision: 1 };
+  const entry = { id: 1, ingressTable: table, egressTable: 0, ingressChunks: 1, egressChunks: 0, flags: NfEpFlag.POD, revision: 1 };
+  put('nf_endpoints', encodeU32(ifindex), encodeEndpoint(entry));
+  const ep: CompiledEndpoint = { ifname: `if${ifindex}`, ifindex, kind: 'pod', ...entry, hooks: hooksFor(entry), tunnel: false };
   return { maps, endpoints: [ep] };
 }
 
