@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Compiler } from '../compile';
 import type { CompileResult } from '../compile/output';
-import { decodeEvent } from '../datapath/codecs';
+import { decodeEvent } from '../wire/events';
 import { TcAttacher } from '../datapath/attach';
 import { finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig, updateConfig, type Datapath } from '../datapath/loader';
 import type { LinkInfo, NativeAddon } from '../datapath/native-api';

@@ -3,7 +3,8 @@
 // once, costs every packet the hook dispatch and cold cache lines (bench/REPORT.md,
 // "hook floor"). Mirrors nf_pod_passes_unparsed in bpf/netfence.bpf.c. Part of the
 // compile output (CompiledEndpoint.hooks), so nobody decodes an entry to learn it.
-import { NfEpFlag, type Endpoint } from '../datapath/codecs';
+import { NfEpFlag } from '../wire/abi';
+import type { Endpoint } from '../wire/endpoint';
 
 /** A tc hook, named as the kernel names it (not a policy direction). */
 export type TcHook = 'ingress' | 'egress';

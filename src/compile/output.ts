@@ -3,35 +3,9 @@
 // let trace/inspect/flows turn ids back into policies and rules. reconcile/ diffs this
 // against the pinned maps; trace loads it into private maps. Each endpoint also carries
 // what its entry means (flags, hooks, tunnel): nobody decodes the bytes to learn it.
-import type { Endpoint } from '../datapath/codecs';
+import type { Endpoint } from '../wire/endpoint';
+import type { PolicyMapName } from '../wire/maps';
 import type { TcHook } from './hooks';
-
-/** Map names as declared in bpf/netfence.bpf.c (and pinned under <bpffs root>/). */
-export type PolicyMapName =
-  | 'nf_endpoints'
-  | 'nf_ident_exact'
-  | 'nf_ident_lpm'
-  | 'nf_peer_ident'
-  | 'nf_peer_cidr'
-  | 'nf_ports'
-  | 'nf_rules'
-  | 'nf_local_addrs'
-  | 'nf_svc_cidrs';
-
-/** Order in which reconcile writes maps so that no packet sees a half-updated
- *  endpoint: table contents and identities first, endpoints last; deletes run in
- *  reverse order after every write. */
-export const MAP_WRITE_ORDER: readonly PolicyMapName[] = [
-  'nf_rules',
-  'nf_ports',
-  'nf_peer_cidr',
-  'nf_peer_ident',
-  'nf_ident_lpm',
-  'nf_ident_exact',
-  'nf_svc_cidrs',
-  'nf_local_addrs',
-  'nf_endpoints',
-];
 
 /** key hex -> { key, value } per map. Hex keys make diffs and determinism cheap. */
 export type MapContent = Map<string, { key: Buffer; value: Buffer }>;

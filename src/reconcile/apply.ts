@@ -19,8 +19,12 @@
 // (src/reconcile/fallback.ts). The current content is read from the maps unless the caller
 // knows it (Reconciler).
 import { TC_HOOKS, type TcHook } from '../compile/hooks';
-import { MAP_WRITE_ORDER, type CompileResult, type CompiledEndpoint, type DesiredMaps, type PolicyMapName } from '../compile/output';
-import { decodeEndpoint, encodeU32, keyHex } from '../datapath/codecs';
+import { MAP_WRITE_ORDER } from './order';
+import type { CompileResult, CompiledEndpoint, DesiredMaps } from '../compile/output';
+import type { PolicyMapName } from '../wire/maps';
+import { decodeEndpoint } from '../wire/endpoint';
+import { encodeU32, keyHex } from '../wire/bytes';
+import type { Attacher, EndpointRef } from '../datapath/attach';
 import type { TcDirection } from '../datapath/native-api';
 import { resolve, type Resolution } from './fallback';
 import { Journal, addCounts, errText, fullMapOf, type Counts } from './journal';
@@ -28,20 +32,6 @@ import { readMap, type MapIO } from './mapio';
 import { diffMap, emptyMaps, tableOfKey, type ActualMaps, type MapDiff } from './plan';
 import type { ReconcileReport } from './report';
 import { CONTENT_MAPS, Tables, type Written } from './tables';
-
-export interface EndpointRef {
-  ifindex: number;
-  ifname: string;
-}
-
-/** tc program attachment per interface and hook (src/datapath/attach.ts in the agent). */
-export interface Attacher {
-  attached(ep: EndpointRef, dir: TcDirection): boolean;
-  attach(ep: EndpointRef, dir: TcDirection): void;
-  detach(ep: EndpointRef, dir: TcDirection): void;
-  /** Every interface netfence has programs on (to detach stale ones). */
-  list(): EndpointRef[];
-}
 
 export interface ReconcileOptions {
   /** The maps' current content, when the caller knows it (else they are read). */

@@ -6,7 +6,8 @@
 // replacing a table needs room for both.
 import { endpointRevision } from '../compile/hash';
 import type { CompiledEndpoint } from '../compile/output';
-import { NF_TABLE_DENY, decodeEndpoint, encodeEndpoint, type Endpoint } from '../datapath/codecs';
+import { NF_TABLE_DENY } from '../wire/abi';
+import { decodeEndpoint, encodeEndpoint, type Endpoint } from '../wire/endpoint';
 import type { Direction, Fallback } from './report';
 import { hex32, type Tables, type Written } from './tables';
 

@@ -1,8 +1,8 @@
 // Map writes that can be undone: every transaction of a reconcile pass (a table, the
 // shared entries, an endpoint) writes through a Journal, which remembers each key's
 // previous value (or absence) and restores them all on rollback.
-import type { PolicyMapName } from '../compile/output';
-import { keyHex } from '../datapath/codecs';
+import type { PolicyMapName } from '../wire/maps';
+import { keyHex } from '../wire/bytes';
 import type { MapIO } from './mapio';
 import type { ActualMaps, Entry } from './plan';
 

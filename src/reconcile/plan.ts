@@ -1,6 +1,6 @@
 // Desired vs actual map contents -> the minimal diff: per map, the entries to write
 // (new keys or changed values) and the keys to delete. Pure: no I/O.
-import { type DesiredMaps, type MapContent } from '../compile/output';
+import type { DesiredMaps, MapContent } from '../compile/output';
 import { MAP_WRITE_ORDER } from './order';
 import type { PolicyMapName } from '../wire/maps';
 import { decodeCidrKey, decodePeerIdentKey, decodePortKey, decodeRuleKey } from '../wire/tables';

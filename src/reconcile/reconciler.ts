@@ -7,7 +7,8 @@
 // a pass that failed or left anything other than the desired content (the maps are then
 // unknown).
 import type { CompiledEndpoint, CompileResult, DesiredMaps } from '../compile/output';
-import { reconcile, type Attacher } from './apply';
+import type { Attacher } from '../datapath/attach';
+import { reconcile } from './apply';
 import type { ReconcileReport } from './report';
 import type { MapIO } from './mapio';
 import type { ActualMaps } from './plan';

@@ -1,5 +1,5 @@
 // What a reconcile pass reports (the agent turns it into /readyz, logs and metrics).
-import type { PolicyMapName } from '../compile/output';
+import type { PolicyMapName } from '../wire/maps';
 import type { Counts } from './journal';
 
 export type Direction = 'ingress' | 'egress';

@@ -2,7 +2,9 @@
 // so a table that does not fit is rolled back and fails only the endpoints that point at
 // it. A table is written once per pass, by the first phase or endpoint that needs it; an
 // isolation table only when an endpoint falls back to it.
-import { MAP_WRITE_ORDER, type CompileResult, type DesiredMaps, type PolicyMapName } from '../compile/output';
+import { MAP_WRITE_ORDER } from './order';
+import type { CompileResult, DesiredMaps } from '../compile/output';
+import type { PolicyMapName } from '../wire/maps';
 import { Journal, addCounts, errText, fullMapOf, type Counts } from './journal';
 import type { MapIO } from './mapio';
 import { tableOfKey, type ActualMaps, type Entry, type MapDiff } from './plan';

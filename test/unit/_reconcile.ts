@@ -1,6 +1,8 @@
 // Shared by the reconcile tests: synthetic desired maps, an in-memory MapIO that records
 // every operation (and counts reads), and a tc attacher double with injected failures.
-import { MAP_WRITE_ORDER, type CompiledEndpoint, type CompileResult, type DesiredMaps, type MapContent, type PolicyMapName } from '../../src/compile/output';
+import { MAP_WRITE_ORDER } from '../../src/reconcile/order';
+import type { CompiledEndpoint, CompileResult, DesiredMaps, MapContent } from '../../src/compile/output';
+import type { PolicyMapName } from '../../src/wire/maps';
 import { hooksFor } from '../../src/compile/hooks';
 import { NO_POLICY_ID } from '../../src/compile/synthetic';
 import { bitmapFrom } from '../../src/compile/bitmap';

@@ -3,7 +3,8 @@
 // agent's context, also when built from the isolation names the names file carries.
 import test from 'ava';
 import type { CompileResult } from '../../src/compile/output';
-import { IPPROTO, NF_REASON_DESC, NF_TABLE_DENY, NfDir, NfEpFlag, NfReason, type DropEvent } from '../../src/datapath/codecs';
+import { IPPROTO, NF_REASON_DESC, NF_TABLE_DENY, NfDir, NfEpFlag, NfReason } from '../../src/wire/abi';
+import type { DropEvent } from '../../src/wire/events';
 import { OVER_CAPACITY, flowContext, isolationNames, toFlow } from '../../src/agent/flows';
 import { namesFromCompile } from '../../src/agent/names-file';
 import { snapshotFromYaml } from '../../src/sources/directory';
