@@ -3,7 +3,8 @@
  * netfence tc classifier: one object serves every interface; per-endpoint
  * state lives in maps keyed by ifindex (bpf/include/netfence.h).
  *
- * Hook -> role -> policy direction (one entry function per role below):
+ * Hook -> role -> policy direction (one function per role below, after nf_hook's
+ * endpoint lookup and parse):
  *   pod endpoint:  tc ingress = nf_from_pod: traffic FROM the pod -> its EGRESS table,
  *                               peer = destination; then forwarding (forward.h)
  *                  tc egress  = nf_to_pod: traffic TO the pod -> its INGRESS table,
@@ -71,31 +72,19 @@ static __always_inline int nf_pass_unparsed(const struct __sk_buff *skb, const s
 /* tc ingress of a pod endpoint: what the pod sends, under its EGRESS table. A
  * destination in a service CIDR is deferred to the hooks after DNAT; an allowed
  * packet to another local pod may be tunnelled or delivered locally. */
-static __always_inline int nf_from_pod(struct __sk_buff *skb, const struct nf_endpoint *ep)
+static __always_inline int nf_from_pod(struct __sk_buff *skb, const struct nf_endpoint *ep,
+				       struct nf_scratch *s, int rc, const struct nf_pkt *rel)
 {
 	const __u8 dir = NF_DIR_EGRESS;
-	const struct nf_pkt *rel;
-	struct nf_scratch *s;
 	__u32 opts = 0;
-	int rc;
+	int to_svc;
 
-	if (nf_pod_passes_unparsed(ep, 0))
-		return nf_pass_unparsed(skb, ep, dir);
-	s = nf_get_scratch();
-	if (!s)
-		return TC_ACT_OK;
-	rc = nf_parse_packet(skb, s, &rel);
-	if (rc == NF_PARSE_NOT_IP || rc == NF_PARSE_ND)
-		return TC_ACT_OK;
 	if (rc == NF_PARSE_MALFORMED)
 		return nf_drop_malformed(ep, dir, s, skb->ifindex);
-
-	if ((ep->flags & NF_EP_F_SVC_CIDRS) && nf_in_svc_cidr(s->p.daddr)) {
-		if (!nf_allow(ep, s, rel, dir, NF_ENF_SVC, skb->ifindex))
-			return TC_ACT_SHOT;
-		return TC_ACT_OK;
-	}
-	if ((ep->flags & (NF_EP_F_TUNNEL | NF_EP_F_LOCAL_DELIVERY)) && !nf_has_tables(ep)) {
+	to_svc = (ep->flags & NF_EP_F_SVC_CIDRS) && nf_in_svc_cidr(s->p.daddr);
+	if (to_svc) {
+		opts |= NF_ENF_SVC;
+	} else if ((ep->flags & (NF_EP_F_TUNNEL | NF_EP_F_LOCAL_DELIVERY)) && !nf_has_tables(ep)) {
 		/* with tables the flow's lookup is there anyway */
 		__u8 *arrived = nf_stack_arrival(ep);
 
@@ -104,6 +93,8 @@ static __always_inline int nf_from_pod(struct __sk_buff *skb, const struct nf_en
 	}
 	if (!nf_allow(ep, s, rel, dir, opts, skb->ifindex))
 		return TC_ACT_SHOT;
+	if (to_svc)
+		return TC_ACT_OK;
 	if (ep->flags & NF_EP_F_TUNNEL)
 		return nf_tunnel(skb, &s->p, skb->ifindex, s);
 	if ((ep->flags & NF_EP_F_LOCAL_DELIVERY) && !rel)
@@ -114,26 +105,15 @@ static __always_inline int nf_from_pod(struct __sk_buff *skb, const struct nf_en
 /* tc egress of a pod endpoint: what reaches the pod, under its INGRESS table,
  * after the deferred egress check of a local source pod. A flow that came through
  * the node's stack is flagged so its replies go back that way. */
-static __always_inline int nf_to_pod(struct __sk_buff *skb, const struct nf_endpoint *ep)
+static __always_inline int nf_to_pod(struct __sk_buff *skb, const struct nf_endpoint *ep,
+				     struct nf_scratch *s, int rc, const struct nf_pkt *rel)
 {
 	const __u8 dir = NF_DIR_INGRESS;
 	const struct nf_local *src;
-	const struct nf_pkt *rel;
-	struct nf_scratch *s;
 	__u32 opts = 0;
-	int rc;
 
-	if (nf_pod_passes_unparsed(ep, 1))
-		return nf_pass_unparsed(skb, ep, dir);
-	s = nf_get_scratch();
-	if (!s)
-		return TC_ACT_OK;
-	rc = nf_parse_packet(skb, s, &rel);
-	if (rc == NF_PARSE_NOT_IP || rc == NF_PARSE_ND)
-		return TC_ACT_OK;
 	if (rc == NF_PARSE_MALFORMED)
 		return nf_drop_malformed(ep, dir, s, skb->ifindex);
-
 	/* the source pod is looked up only when a check or the tunnel needs it */
 	src = ep->flags & (NF_EP_F_SRC_CHECK | NF_EP_F_TUNNEL | NF_EP_F_LOCAL_DELIVERY) ? nf_local(s->p.saddr) : NULL;
 	if ((ep->flags & NF_EP_F_SRC_CHECK) && !nf_check_source_pod(src, &s->p, rel, &s->d))
@@ -153,18 +133,13 @@ static __always_inline int nf_to_pod(struct __sk_buff *skb, const struct nf_endp
 /* Either hook of a host endpoint: only traffic to (tc ingress, INGRESS table) or
  * from (tc egress, EGRESS table) a node address is its business; a leaving packet
  * still gets the deferred egress check of a local source pod. */
-static __always_inline int nf_host(struct __sk_buff *skb, const struct nf_endpoint *ep, const __u8 dir)
+static __always_inline int nf_host(struct __sk_buff *skb, const struct nf_endpoint *ep, const __u8 dir,
+				   struct nf_scratch *s, int rc, const struct nf_pkt *rel)
 {
-	const struct nf_pkt *rel;
-	struct nf_scratch *s;
-	int rc, mine;
+	int mine;
 
-	s = nf_get_scratch();
-	if (!s)
-		return TC_ACT_OK;
-	rc = nf_parse_packet(skb, s, &rel);
 	/* no addresses (a truncated IP header): not provably ours, the stack drops it */
-	if (rc == NF_PARSE_NOT_IP || rc == NF_PARSE_ND || !s->p.has_addrs)
+	if (!s->p.has_addrs)
 		return TC_ACT_OK;
 	mine = nf_is_local_kind(dir == NF_DIR_INGRESS ? s->p.daddr : s->p.saddr, NF_LOCAL_NODE);
 	if (rc == NF_PARSE_OK && dir == NF_DIR_EGRESS && (ep->flags & NF_EP_F_SRC_CHECK) &&
@@ -179,32 +154,43 @@ static __always_inline int nf_host(struct __sk_buff *skb, const struct nf_endpoi
 	return TC_ACT_OK;
 }
 
-SEC("tc")
-int nf_tc_ingress(struct __sk_buff *skb)
+/* What both hooks do before the role: the endpoint of the interface, the pod
+ * fast path, the parse (one copy per program), then the endpoint's role. */
+static __always_inline int nf_hook(struct __sk_buff *skb, const int tc_egress)
 {
 	const struct nf_endpoint *ep = nf_endpoint_of(skb->ifindex);
+	const struct nf_pkt *rel;
+	struct nf_scratch *s;
+	int is_pod, rc;
 
 	if (!ep)
 		return TC_ACT_OK;
-	if (ep->flags & NF_EP_F_POD)
-		return nf_from_pod(skb, ep);
-	if (ep->flags & NF_EP_F_HOST)
-		return nf_host(skb, ep, NF_DIR_INGRESS);
-	return TC_ACT_OK;
+	is_pod = (ep->flags & NF_EP_F_POD) != 0;
+	if (!is_pod && !(ep->flags & NF_EP_F_HOST))
+		return TC_ACT_OK;
+	if (is_pod && nf_pod_passes_unparsed(ep, tc_egress))
+		return nf_pass_unparsed(skb, ep, tc_egress ? NF_DIR_INGRESS : NF_DIR_EGRESS);
+	s = nf_get_scratch();
+	if (!s)
+		return TC_ACT_OK;
+	rc = nf_parse_packet(skb, s, &rel);
+	if (rc == NF_PARSE_NOT_IP || rc == NF_PARSE_ND)
+		return TC_ACT_OK;
+	if (!is_pod)
+		return nf_host(skb, ep, tc_egress ? NF_DIR_EGRESS : NF_DIR_INGRESS, s, rc, rel);
+	return tc_egress ? nf_to_pod(skb, ep, s, rc, rel) : nf_from_pod(skb, ep, s, rc, rel);
+}
+
+SEC("tc")
+int nf_tc_ingress(struct __sk_buff *skb)
+{
+	return nf_hook(skb, 0);
 }
 
 SEC("tc")
 int nf_tc_egress(struct __sk_buff *skb)
 {
-	const struct nf_endpoint *ep = nf_endpoint_of(skb->ifindex);
-
-	if (!ep)
-		return TC_ACT_OK;
-	if (ep->flags & NF_EP_F_POD)
-		return nf_to_pod(skb, ep);
-	if (ep->flags & NF_EP_F_HOST)
-		return nf_host(skb, ep, NF_DIR_EGRESS);
-	return TC_ACT_OK;
+	return nf_hook(skb, 1);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

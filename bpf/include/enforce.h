@@ -257,11 +257,14 @@ static __always_inline int nf_check_source_pod(const struct nf_local *src, const
 	return nf_decide(sep, p, rel, NF_DIR_EGRESS, 0, d);
 }
 
-/* Drop the packet decided in *d: counted on its endpoint and reason, an event. */
-static __always_inline int nf_do_drop(const struct nf_drop *d, const struct nf_pkt *p, __u32 ifindex)
+/* Drop the packet decided in *d: counted on its endpoint and reason, an event.
+ * Global: one copy for the drop sites of every role. */
+__noinline int nf_do_drop(const struct nf_drop *d, const struct nf_pkt *p, __u32 ifindex)
 {
 	const struct nf_config *cfg = nf_get_config();
 
+	if (!d || !p)
+		return TC_ACT_SHOT;
 	nf_count_ep(d->ep_id, d->dir, NF_EP_DENIED, p->len);
 	nf_emit_drop(d, p, ifindex, cfg ? cfg->events_per_sec : 0);
 	return TC_ACT_SHOT;
