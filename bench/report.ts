@@ -32,6 +32,22 @@ function worstPktRatio(r: BenchResults, flow: PktCase['flow'], a: string, b: str
   return Math.max(...vals);
 }
 
+/** Worst (largest) per-packet ns of a flow kind over the CIDR series (0 to 100k) and both families. */
+function worstPktNs(r: BenchResults, flow: PktCase['flow']): number | null {
+  const cases = r.pkt?.cases.filter((c) => c.flow === flow && c.config.startsWith('cidr_')) ?? [];
+  return cases.length ? Math.max(...cases.map((c) => c.ns)) : null;
+}
+
+/** The empty tc program on all four hooks netfence attaches to: the floor of program time per connection. */
+export const PROGRAM_FLOOR_VARIANT = 'emptyprog_4hooks';
+
+/** Program time per connection of a variant / the floor's, both from the same run's kernel statistics. */
+function programCostVsFloor(r: BenchResults, v: string): number | null {
+  const x = r.programCost?.[v];
+  const floor = r.programCost?.[PROGRAM_FLOOR_VARIANT];
+  return x && floor ? ratio(x.nsPerConn, floor.nsPerConn) : null;
+}
+
 function crrRatio(r: BenchResults, a: string, b: string): number | null {
   const x = r.crr[a];
   const y = r.crr[b];
@@ -61,7 +77,7 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
       description: `connection rate, netfence 10k rules / bare (${crr10k.how})`,
       value: crr10k.value,
       op: '>=',
-      limit: 0.95,
+      limit: 0.98,
       unit: 'x',
     }),
     target({
@@ -86,6 +102,30 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
       value: worstPktRatio(r, 'new', 'cidr_100k', 'cidr_100'),
       op: '<=',
       limit: 3,
+      unit: 'x',
+    }),
+    target({
+      name: 'pkt_established_ns',
+      description: 'established-flow per-packet cost, worst of 0 to 100k CIDRs, v4 and v6',
+      value: worstPktNs(r, 'established'),
+      op: '<=',
+      limit: 100,
+      unit: 'ns',
+    }),
+    target({
+      name: 'pkt_new_ns',
+      description: 'new-flow per-packet cost, worst of 0 to 100k CIDRs, v4 and v6',
+      value: worstPktNs(r, 'new'),
+      op: '<=',
+      limit: 250,
+      unit: 'ns',
+    }),
+    target({
+      name: 'program_time_10k_vs_floor',
+      description: `program time per connection, netfence 10k rules / ${PROGRAM_FLOOR_VARIANT} (kernel run statistics, same run)`,
+      value: programCostVsFloor(r, 'netfence_10k'),
+      op: '<=',
+      limit: 2,
       unit: 'x',
     }),
     target({

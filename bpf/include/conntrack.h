@@ -20,14 +20,7 @@
 #include <bpf/bpf_endian.h>
 #include "netfence.h"
 #include "parse.h"
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct nf_ct_key);
-	__type(value, struct nf_ct_val);
-	__uint(max_entries, 131072);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_ct SEC(".maps");
+#include "maps.h"
 
 /* Conntrack time: CLOCK_MONOTONIC at tick resolution. Its timeouts are seconds, and
  * the coarse clock reads a variable where bpf_ktime_get_ns reads the clock source

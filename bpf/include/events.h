@@ -10,37 +10,9 @@
 #include "netfence.h"
 #include "parse.h"
 #include "counters.h"
-
-NF_REASON_COUNTERS(nf_reason_stats);
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, __u32);
-	__type(value, struct nf_ratelimit);
-	__uint(max_entries, 8192);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_ratelimit SEC(".maps");
+#include "maps.h"
 
 #define NF_NSEC_PER_SEC 1000000000ULL
-
-/* What a drop was about (the packet itself comes from struct nf_pkt). */
-struct nf_drop {
-	__u32 ep_id;
-	__u32 table;
-	__u32 policy_id;
-	__u32 rule_id;
-	__u32 rule_index;
-	__u8 dir;
-	__u8 reason;
-	__u8 action;
-	__u8 _pad;
-};
 
 static __always_inline void nf_count_reason(__u32 reason, __u32 bytes)
 {

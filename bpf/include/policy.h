@@ -23,74 +23,7 @@
 #include "netfence.h"
 #include "parse.h"
 #include "counters.h"
-
-/* max_entries are defaults for 100k CIDRs, 10k pods and 2k policies per node, with room
- * for a replaced table's old and new entries side by side; NetfenceConfig `capacity`
- * overrides them at load. LPM tries and the NO_PREALLOC hashes cost memory per entry
- * (plus 16 B per hash bucket), not per max_entries: only userspace writes them, and
- * nf_rule_stats's first packet per rule allocates once. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct nf_addr);
-	__type(value, __u32);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_ident_exact SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct nf_addr_lpm_key);
-	__type(value, __u32);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_ident_lpm SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct nf_peer_ident_key);
-	__type(value, struct nf_bitmap);
-	__uint(max_entries, 262144);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_peer_ident SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct nf_cidr_key);
-	__type(value, struct nf_bitmap);
-	__uint(max_entries, 262144);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_peer_cidr SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct nf_port_key);
-	__type(value, struct nf_bitmap);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_ports SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct nf_rule_key);
-	__type(value, struct nf_rule);
-	__uint(max_entries, 131072);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_rules SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__type(key, struct nf_rule_key);
-	__type(value, struct nf_counter);
-	__uint(max_entries, 131072);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_rule_stats SEC(".maps");
+#include "maps.h"
 
 /* Bounded Pass chain: each Pass jumps past its tier, so a handful suffices. The walk
  * takes one more step per chunk it moves on to. */

@@ -1,4 +1,4 @@
-// The policy maps of bpf/netfence.bpf.c: the ones the compiler fills and reconcile
+// The policy maps of bpf/include/maps.h: the ones the compiler fills and reconcile
 // writes (pinned under <bpffs root>/ by these names). Their write order is
 // reconcile's (src/reconcile/order.ts).
 
