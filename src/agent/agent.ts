@@ -31,6 +31,7 @@ import type { CniRequest } from './cni-protocol';
 import { prevResultIps } from './cni-ips';
 import { FlowFeed } from './flow-feed';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
+import { KnownHooks } from './known-hooks';
 import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { AgentMetrics } from './metrics';
 import { namesFilePath, namesFromCompile, writeNamesFile } from './names-file';
@@ -71,6 +72,9 @@ export interface AgentStatus {
   lastApply?: string;
 }
 
+/** A pass that threw is run again after this long (not at once: it may throw again). */
+const PASS_RETRY_MS = 200;
+
 // Follow-up passes after a new link: the CNI adds the pod route just after the veth.
 const LINK_FOLLOWUPS_MS = [0, 50, 200, 1000];
 
@@ -81,6 +85,8 @@ export class Agent {
   private dp?: Datapath;
   private namesFile?: string;
   private attacher?: TcAttacher;
+  /** The attacher passes use: remembers the hooks it attached (forgotten at resync). */
+  private hooks?: KnownHooks;
   /** Diffs against the last applied state; reads the pinned maps at the first pass,
    *  on resync and after a failure. */
   private reconciler?: Reconciler;
@@ -143,7 +149,8 @@ export class Agent {
     this.dp = loadDatapath(this.addon, { bpffsRoot: root, objectPath: this.opts.objectPath, capacity: this.opts.capacity });
     if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
     this.attacher = new TcAttacher(this.addon, root, this.dp);
-    this.reconciler = new Reconciler(new NativeMapIO(this.addon, this.dp.maps), this.attacher);
+    this.hooks = new KnownHooks(this.attacher);
+    this.reconciler = new Reconciler(new NativeMapIO(this.addon, this.dp.maps), this.hooks);
     this.namesFile = namesFilePath(root);
     // Before the first snapshot is merged: its rejected objects keep the versions saved.
     this.lastGoodFile = new LastGoodFile(lastGoodFilePath(root));
@@ -171,6 +178,7 @@ export class Agent {
     this.closers.push(() => this.gateways.stop());
     const timer = setInterval(() => {
       this.reconciler!.verify();
+      this.hooks!.verify();
       this.schedule('resync');
     }, this.opts.resyncMs ?? 30_000);
     this.closers.push(() => clearInterval(timer));
@@ -190,10 +198,10 @@ export class Agent {
     this.dp?.close();
   }
 
-  private schedule(reason: string): void {
+  private schedule(reason: string, delayMs = 0): void {
     if (this.stopped) return;
     clearTimeout(this.scheduled);
-    this.scheduled = setTimeout(() => void this.apply(reason), 0);
+    this.scheduled = setTimeout(() => void this.apply(reason), delayMs);
   }
 
   private onLink(type: 'new' | 'del', name: string): void {
@@ -213,6 +221,14 @@ export class Agent {
     this.running = true;
     try {
       return await this.pass(reason);
+    } catch (e) {
+      // Pins keep enforcing what the last pass left; the next pass starts over from the
+      // kernel's state (the maps and hooks are read again).
+      this.fail('pass', `pass (${reason}): ${(e as Error).message}`);
+      this.reconciler?.verify();
+      this.hooks?.verify();
+      this.schedule(`retry: ${reason}`, PASS_RETRY_MS);
+      return undefined;
     } finally {
       this.running = false;
       if (this.again && !this.stopped) {

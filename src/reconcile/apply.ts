@@ -33,6 +33,9 @@ export interface Attacher {
   attached(ep: EndpointRef, dir: TcDirection): boolean;
   attach(ep: EndpointRef, dir: TcDirection): void;
   detach(ep: EndpointRef, dir: TcDirection): void;
+  /** Attaches hooks none of which has a program yet, all at once; per hook whether it
+   *  did (one that did not is left to attach()). */
+  attachNew?(hooks: readonly { ep: EndpointRef; dir: TcDirection }[]): boolean[];
   /** Every interface netfence has programs on (to detach stale ones). */
   list(): EndpointRef[];
 }
@@ -362,10 +365,19 @@ export function reconcile(
     report.failed.push({ ifname: ep.ifname, ifindex: ep.ifindex, pod: ep.pod, error: `endpoint ${ep.ifname}${ep.pod ? ` (${ep.pod})` : ''} ${r.problems.join('; ')}`, fallback: r.fallback });
   };
 
-  // Phase 2: new endpoints, one transaction each.
+  // Phase 2: new endpoints, one transaction each. Their missing hooks are attached first,
+  // all at once where the attacher can (creating a TCX link waits for an RCU grace
+  // period; concurrent ones share it); each belongs to its endpoint's transaction.
+  const early = fresh
+    .filter((ep) => desired.nf_endpoints.has(epKey(ep)))
+    .flatMap((ep) => needs(ep).filter((dir) => !attacher.attached(ep, dir)).map((dir) => ({ ep, dir })));
+  const attachedEarly = new Map<string, TcDirection[]>();
+  (attacher.attachNew?.(early) ?? []).forEach((ok, i) => {
+    if (ok) attachedEarly.set(epKey(early[i].ep), [...(attachedEarly.get(epKey(early[i].ep)) ?? []), early[i].dir]);
+  });
   for (const ep of fresh) {
     const journals: Written[] = [];
-    const attachedNow: TcDirection[] = [];
+    const attachedNow: TcDirection[] = [...(attachedEarly.get(epKey(ep)) ?? [])];
     const counts: ReconcileReport['updates'] = {};
     try {
       const entry = desired.nf_endpoints.get(epKey(ep));
