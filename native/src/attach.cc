@@ -8,8 +8,6 @@
 #include <unistd.h>
 
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "bpfinfo.h"
 #include "errors.h"
@@ -154,74 +152,6 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// One hook of TcAttachNew, done off the JS thread: its error (negative errno) and call.
-struct NewLink {
-  Hook h;
-  int prog_fd;
-  int err = 0;
-  const char* syscall = "";
-};
-
-void CreateLink(NewLink* l) {
-  int fd = bpf_link_create(l->prog_fd, l->h.ifindex, static_cast<bpf_attach_type>(l->h.TcxType()), nullptr);
-  if (fd < 0) {
-    l->err = fd;
-    l->syscall = "bpf_link_create";
-    return;
-  }
-  int err = bpf_obj_pin(fd, l->h.linkPin.c_str());
-  close(fd);  // pinned, the link lives on; unpinned, it goes with the fd
-  if (err < 0) {
-    l->err = err;
-    l->syscall = "bpf_obj_pin";
-    return;
-  }
-  // As TcAttach: a clsact filter of an earlier mode goes once TCX runs.
-  bpf_tc_hook hook = l->h.TcHook();
-  bpf_tc_opts opts = OurFilter();
-  err = bpf_tc_detach(&hook, &opts);
-  if (!NoFilter(err) && err != -ENODEV) {
-    l->err = err;
-    l->syscall = "bpf_tc_detach";
-  }
-}
-
-// tcAttachNew([{ifindex, dir, progFd, linkPin}]): a new pinned TCX link per hook, all at
-// once, one thread each. Creating a TCX link waits for an RCU grace period (tcx_entry_sync,
-// 10-15 ms on a busy 2-CPU VM); concurrent creations share grace periods, so n hooks cost
-// about one instead of n. No fallback: a hook that fails (an existing pin, no TCX in the
-// kernel, a device gone) gets its Error in the result (null: attached), for tcAttach.
-Napi::Value TcAttachNew(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* fn = "tcAttachNew";
-  if (info.Length() < 1 || !info[0].IsArray()) ThrowArg(env, fn, "hooks must be an array");
-  Napi::Array arr = info[0].As<Napi::Array>();
-  std::vector<NewLink> links(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    if (!arr.Get(i).IsObject()) ThrowArg(env, fn, "hooks[" + std::to_string(i) + "] must be an object");
-    Napi::Object o = arr.Get(i).As<Napi::Object>();
-    uint32_t ifindex = 0, prog_fd = 0;
-    std::string dir;
-    if (!OptU32(o, "ifindex", fn, &ifindex) || !OptU32(o, "progFd", fn, &prog_fd) || !OptString(o, "dir", fn, &dir) ||
-        !OptString(o, "linkPin", fn, &links[i].h.linkPin) || links[i].h.linkPin.empty())
-      ThrowArg(env, fn, "hooks[" + std::to_string(i) + "] needs ifindex, dir, progFd and linkPin");
-    if (dir != "ingress" && dir != "egress") ThrowArg(env, fn, "dir must be \"ingress\" or \"egress\"");
-    links[i].h.ifindex = static_cast<int>(ifindex);
-    links[i].h.ingress = dir == "ingress";
-    links[i].prog_fd = static_cast<int>(prog_fd);
-  }
-  std::vector<std::thread> threads;
-  threads.reserve(links.size());
-  for (NewLink& l : links) threads.emplace_back(CreateLink, &l);
-  for (std::thread& t : threads) t.join();
-  Napi::Array out = Napi::Array::New(env, links.size());
-  for (uint32_t i = 0; i < links.size(); i++) {
-    const NewLink& l = links[i];
-    out.Set(i, l.err == 0 ? env.Null() : MakeError(env, "attach " + l.h.Name(), -l.err, l.syscall).Value());
-  }
-  return out;
-}
-
 Napi::Value TcDetach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Hook h = ParseHook(info, "tcDetach", 2);
@@ -272,7 +202,7 @@ Napi::Value XdpDetach(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitAttach(Napi::Env env, Napi::Object exports) {
-  ExportAll(env, exports, {{"tcAttach", TcAttach}, {"tcAttachNew", TcAttachNew}, {"tcDetach", TcDetach}, {"tcQuery", TcQuery},
+  ExportAll(env, exports, {{"tcAttach", TcAttach}, {"tcDetach", TcDetach}, {"tcQuery", TcQuery},
                            {"xdpAttach", XdpAttach}, {"xdpDetach", XdpDetach}});
 }
 

@@ -34,12 +34,6 @@ export class KnownHooks implements Attacher {
     this.known.add(key);
   }
 
-  attachNew(hooks: readonly { ep: EndpointRef; dir: TcDirection }[]): boolean[] {
-    const done = this.inner.attachNew?.(hooks) ?? hooks.map(() => false);
-    done.forEach((ok, i) => ok && this.known.add(hookKey(hooks[i].ep, hooks[i].dir)));
-    return done;
-  }
-
   detach(ep: EndpointRef, dir: TcDirection): void {
     this.known.delete(hookKey(ep, dir));
     this.inner.detach(ep, dir);

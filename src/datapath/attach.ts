@@ -46,12 +46,6 @@ export class TcAttacher implements Attacher {
     this.addon.tcAttach(ep.ifindex, dir, this.progs[dir].fd, { linkPin: this.linkPin(ep.ifname, dir) });
   }
 
-  attachNew(hooks: readonly { ep: EndpointRef; dir: TcDirection }[]): boolean[] {
-    if (hooks.length === 0) return [];
-    const errors = this.addon.tcAttachNew(hooks.map(({ ep, dir }) => ({ ifindex: ep.ifindex, dir, progFd: this.progs[dir].fd, linkPin: this.linkPin(ep.ifname, dir) })));
-    return errors.map((e) => e === null);
-  }
-
   detach(ep: EndpointRef, dir: TcDirection): void {
     const linkPin = this.linkPin(ep.ifname, dir);
     try {

@@ -157,9 +157,6 @@ export interface NativeAddon {
   possibleCpus(): number;
 
   tcAttach(ifindex: number, dir: TcDirection, progFd: number, opts: { linkPin?: string; forceClsact?: boolean }): TcAttachResult;
-  /** A new pinned TCX link per hook, created concurrently (their RCU grace periods
-   *  overlap); per hook null (attached) or why not (no fallback: tcAttach has it). */
-  tcAttachNew(hooks: { ifindex: number; dir: TcDirection; progFd: number; linkPin: string }[]): (Error | null)[];
   tcDetach(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): void;
   /** Program id attached at the hook through netfence (TCX pinned link or clsact filter), 0 if none. */
   tcQuery(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): number;

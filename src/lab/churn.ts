@@ -60,7 +60,7 @@ export interface ChurnResult {
   pods: ChurnPod[];
   /** Interface appeared -> enforced, per pod enforced (ms). */
   enforceMs: number[];
-  /** Namespace deleted -> entry and pins gone, per pod removed (ms). */
+  /** Veth deleted -> entry and pins gone, per pod enforced and then removed (ms). */
   removeMs: number[];
   notEnforced: ChurnPod[];
   notRemoved: ChurnPod[];
@@ -207,7 +207,8 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
       await sleep(POLL_MS);
     }
     const enforced = pods.filter((p) => p.enforced !== undefined);
-    const removed = pods.filter((p) => p.removed !== undefined);
+    // Removal is timed for pods that were enforced (one never enforced has nothing to remove).
+    const removed = enforced.filter((p) => p.removed !== undefined);
     return {
       pods,
       enforceMs: enforced.map((p) => p.enforced! - p.added),

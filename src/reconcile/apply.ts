@@ -33,9 +33,6 @@ export interface Attacher {
   attached(ep: EndpointRef, dir: TcDirection): boolean;
   attach(ep: EndpointRef, dir: TcDirection): void;
   detach(ep: EndpointRef, dir: TcDirection): void;
-  /** Attaches hooks none of which has a program yet, all at once; per hook whether it
-   *  did (one that did not is left to attach()). */
-  attachNew?(hooks: readonly { ep: EndpointRef; dir: TcDirection }[]): boolean[];
   /** Every interface netfence has programs on (to detach stale ones). */
   list(): EndpointRef[];
 }
@@ -365,19 +362,10 @@ export function reconcile(
     report.failed.push({ ifname: ep.ifname, ifindex: ep.ifindex, pod: ep.pod, error: `endpoint ${ep.ifname}${ep.pod ? ` (${ep.pod})` : ''} ${r.problems.join('; ')}`, fallback: r.fallback });
   };
 
-  // Phase 2: new endpoints, one transaction each. Their missing hooks are attached first,
-  // all at once where the attacher can (creating a TCX link waits for an RCU grace
-  // period; concurrent ones share it); each belongs to its endpoint's transaction.
-  const early = fresh
-    .filter((ep) => desired.nf_endpoints.has(epKey(ep)))
-    .flatMap((ep) => needs(ep).filter((dir) => !attacher.attached(ep, dir)).map((dir) => ({ ep, dir })));
-  const attachedEarly = new Map<string, TcDirection[]>();
-  (attacher.attachNew?.(early) ?? []).forEach((ok, i) => {
-    if (ok) attachedEarly.set(epKey(early[i].ep), [...(attachedEarly.get(epKey(early[i].ep)) ?? []), early[i].dir]);
-  });
+  // Phase 2: new endpoints, one transaction each.
   for (const ep of fresh) {
     const journals: Written[] = [];
-    const attachedNow: TcDirection[] = [...(attachedEarly.get(epKey(ep)) ?? [])];
+    const attachedNow: TcDirection[] = [];
     const counts: ReconcileReport['updates'] = {};
     try {
       const entry = desired.nf_endpoints.get(epKey(ep));
