@@ -173,7 +173,12 @@ export class Agent {
 
     const rb = this.addon.ringBufferOpen(mapFd(this.dp, 'nf_events'), (s) => this.onEvent(s));
     this.closers.push(() => rb.close());
-    const lw = this.addon.linkWatch((ev) => ('link' in ev ? this.onLink(ev.type, ev.link.name) : this.schedule(`host route ${ev.type.slice(6)}`)));
+    const lw = this.addon.linkWatch((ev) => {
+      if ('link' in ev) this.onLink(ev.type, ev.link.name);
+      // Lost events may have been new links: passes follow up as after one.
+      else if (ev.type === 'overflow') this.followUp('link events lost (netlink overflow)');
+      else this.schedule(`host route ${ev.type.slice(6)}`);
+    });
     this.closers.push(() => lw.close());
     this.closers.push(() => this.gateways.stop());
     const timer = setInterval(() => {
@@ -208,7 +213,12 @@ export class Agent {
     this.log.debug({ type, link: name }, 'link event');
     // Carrier or admin state of the uplink: probe now rather than at the next interval.
     if (name === this.latest?.snapshot.config.redirect?.uplink) this.gateways.poke();
-    for (const ms of type === 'new' ? LINK_FOLLOWUPS_MS : [0]) setTimeout(() => void this.apply(`link ${type} ${name}`), ms);
+    if (type === 'new') this.followUp(`link new ${name}`);
+    else setTimeout(() => void this.apply(`link del ${name}`), 0);
+  }
+
+  private followUp(reason: string): void {
+    for (const ms of LINK_FOLLOWUPS_MS) setTimeout(() => void this.apply(reason), ms);
   }
 
   /** One pass; passes never overlap (a request during a pass runs once more after it). */
