@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only pkt,net,control,apply,lab,tunnel,cni] [--object PATH]`
+// `npm run bench [-- --quick] [--only pkt,net,control,apply,lab,tunnel,cni,churn] [--object PATH]`
 // Runs the benchmarks, prints ratio tables, writes bench/results/latest.json and
 // regenerates bench/REPORT.md + bench/chart.svg. Parts whose prerequisites are missing
 // (datapath object, addon, CLI) are skipped and named in the report.
@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import type { NativeAddon } from '../src/datapath/native-api';
 import { EMPTY_OBJECT, CRR_BINARY, NETFENCE_OBJECT, REPO_ROOT } from './datapath';
 import { runApply } from './apply';
+import { runChurnBench } from './churn';
 import { runCni } from './cni';
 import { runControl } from './control';
 import { runLab } from './lab';
@@ -20,7 +21,7 @@ import { evaluateTargets, netVariantOrder, writeReport } from './report';
 import { ratio } from './stats';
 import type { BenchResults } from './types';
 
-const PARTS = ['pkt', 'net', 'control', 'apply', 'lab', 'tunnel', 'cni'] as const;
+const PARTS = ['pkt', 'net', 'control', 'apply', 'lab', 'tunnel', 'cni', 'churn'] as const;
 type Part = (typeof PARTS)[number];
 
 /** The result fields each part fills. */
@@ -32,6 +33,7 @@ const PART_FIELDS: Record<Part, (keyof BenchResults)[]> = {
   lab: ['lab'],
   tunnel: ['tunnel'],
   cni: ['cni'],
+  churn: ['churn'],
 };
 
 /** A `--only` run keeps the parts it did not run from the previous results, with their dates. */
@@ -249,6 +251,19 @@ async function main(): Promise<void> {
       } catch (e) {
         skipped.cni = `failed: ${(e as Error).message.split('\n')[0]}`;
         log(skipped.cni);
+      }
+    }
+  }
+
+  if (only.has('churn')) {
+    const why = !isRoot ? 'needs root' : datapathMissing;
+    if (why) skipped.churn = why;
+    else {
+      try {
+        results.churn = await runChurnBench(addon as NativeAddon, { rate: 100, seconds: quick ? 10 : 60, log });
+      } catch (e) {
+        skipped.churn = `failed: ${(e as Error).message.split('\n')[0]}`;
+        log(skipped.churn);
       }
     }
   }

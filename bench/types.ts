@@ -74,6 +74,30 @@ export interface Percentiles {
   samplesMs: number[];
 }
 
+/** Sustained pod churn against a lab node's agent (bench/churn.ts). */
+export interface ChurnResults {
+  /** Pods added per second (and as many deleted: each lives 1 s). */
+  rate: number;
+  seconds: number;
+  pods: number;
+  /** Veth created -> endpoint entry with its table and its hooks' links pinned (a pod
+   *  never enforced counts as the 10 s deadline). */
+  enforce: { p50Ms: number; p99Ms: number; maxMs: number };
+  /** Namespace deleted -> entry and link pins gone. */
+  remove: { p50Ms: number; p99Ms: number; maxMs: number };
+  notEnforced: number;
+  notRemoved: number;
+  /** Endpoint entries and link pins of interfaces gone, after the last pod's removal. */
+  leakedEntries: number;
+  leakedPins: number;
+  /** The first few failures `ip -batch` reported (pods not created as planned). */
+  ipErrors: string[];
+  /** User + system CPU of the agent process over the churn window, % of one CPU. */
+  agentCpuPercent: number;
+  /** The agent's passes that changed something in the window ("reconciled" at info). */
+  agentPasses: { count: number; p50Ms: number; p99Ms: number };
+}
+
 /** CNI chain overhead (bench/cni.ts): ptp + host-local with and without netfence-cni. */
 export interface CniResults {
   /** Pod sandboxes ADDed (and DELeted) per chain. */
@@ -166,6 +190,7 @@ export interface BenchResults {
   lab?: LabResults;
   tunnel?: TunnelResults;
   cni?: CniResults;
+  churn?: ChurnResults;
   /** Benchmark -> why it did not run (or ran partly). */
   skipped: Record<string, string>;
   /** Part -> when its figures were measured: a `--only` run keeps the other parts of the

@@ -241,7 +241,18 @@ class LinkWatcher : public FdWatcher {
     Deliver(ev);
   }
 
-  // Drains every queued datagram. An overflow (ENOBUFS) loses events: callers resync.
+  // A burst of changes overflowed the socket (ENOBUFS: POLLERR, and libuv stops polling):
+  // those events are lost. Reading on clears the error; the callback hears
+  // {type: "overflow"} to look at every link again, and the watcher polls on.
+  bool OnPollError() override {
+    OnReadable();
+    if (closed()) return false;
+    Napi::Object ev = Napi::Object::New(env_);
+    ev.Set("type", "overflow");
+    return Deliver(ev);
+  }
+
+  // Drains every queued datagram (an ENOBUFS met here is the overflow above: read on).
   void OnReadable() override {
     while (!closed()) {
       int err = nl_recvmsgs_default(sk_);

@@ -40,10 +40,14 @@ Napi::Object FdWatcher::Start(int fd, const std::string& what) {
 
 void FdWatcher::OnPoll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<FdWatcher*>(handle->data);
-  if (self->closed_ || status < 0) return;
+  if (self->closed_) return;
   Napi::HandleScope scope(self->env_);
   self->in_callback_ = true;
-  self->OnReadable();
+  if (status >= 0) {
+    self->OnReadable();
+  } else if (self->OnPollError() && !self->closed_ && uv_poll_start(&self->poll_, UV_READABLE, OnPoll) != 0) {
+    self->closed_ = true;  // cannot poll again: nothing more will come
+  }
   self->in_callback_ = false;
   if (self->closed_) self->Finish();
 }

@@ -22,6 +22,9 @@ class FdWatcher {
  protected:
   // The fd is readable; runs inside a HandleScope on the JS thread.
   virtual void OnReadable() = 0;
+  // The poll reported an error (POLLERR: libuv has stopped polling). Returns whether to
+  // poll on, once the subclass has cleared the condition; by default the watcher stays stopped.
+  virtual bool OnPollError() { return false; }
   // Frees what the subclass owns; the poll is stopped and no callback is running.
   virtual void Release() = 0;
   // Calls the JS callback with one value; false once closed or if the callback threw.

@@ -32,6 +32,7 @@ import type { CniRequest } from './cni-protocol';
 import { prevResultIps } from './cni-ips';
 import { FlowFeed } from './flow-feed';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
+import { KnownHooks } from './known-hooks';
 import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { AgentMetrics } from './metrics';
 import { namesFilePath, namesFromCompile, writeNamesFile } from './names-file';
@@ -75,6 +76,9 @@ export interface AgentStatus {
   lastApply?: string;
 }
 
+/** A pass that threw is run again after this long (not at once: it may throw again). */
+const PASS_RETRY_MS = 200;
+
 // Follow-up passes after a new link: the CNI adds the pod route just after the veth.
 const LINK_FOLLOWUPS_MS = [0, 50, 200, 1000];
 
@@ -85,6 +89,8 @@ export class Agent {
   private dp?: Datapath;
   private namesFile?: string;
   private attacher?: TcAttacher;
+  /** The attacher passes use: remembers the hooks it attached (forgotten at resync). */
+  private hooks?: KnownHooks;
   /** Diffs against the last applied state; reads the pinned maps at the first pass,
    *  on resync and after a failure. */
   private reconciler?: Reconciler;
@@ -147,7 +153,8 @@ export class Agent {
     this.dp = loadDatapath(this.addon, { bpffsRoot: root, objectPath: this.opts.objectPath, capacity: this.opts.capacity });
     if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
     this.attacher = new TcAttacher(this.addon, root, this.dp);
-    this.reconciler = new Reconciler(new NativeMapIO(this.addon, this.dp.maps), this.attacher);
+    this.hooks = new KnownHooks(this.attacher);
+    this.reconciler = new Reconciler(new NativeMapIO(this.addon, this.dp.maps), this.hooks);
     this.namesFile = namesFilePath(root);
     // Before the first snapshot is merged: its rejected objects keep the versions saved.
     this.lastGoodFile = new LastGoodFile(lastGoodFilePath(root));
@@ -170,11 +177,17 @@ export class Agent {
 
     const rb = this.addon.ringBufferOpen(mapFd(this.dp, 'nf_events'), (s) => this.onEvent(s));
     this.closers.push(() => rb.close());
-    const lw = this.addon.linkWatch((ev) => ('link' in ev ? this.onLink(ev.type, ev.link.name) : this.schedule(`host route ${ev.type.slice(6)}`)));
+    const lw = this.addon.linkWatch((ev) => {
+      if ('link' in ev) this.onLink(ev.type, ev.link.name);
+      // Lost events may have been new links: passes follow up as after one.
+      else if (ev.type === 'overflow') this.followUp('link events lost (netlink overflow)');
+      else this.schedule(`host route ${ev.type.slice(6)}`);
+    });
     this.closers.push(() => lw.close());
     this.closers.push(() => this.gateways.stop());
     const timer = setInterval(() => {
       this.reconciler!.verify();
+      this.hooks!.verify();
       this.schedule('resync');
     }, this.opts.resyncMs ?? 30_000);
     this.closers.push(() => clearInterval(timer));
@@ -194,17 +207,22 @@ export class Agent {
     this.dp?.close();
   }
 
-  private schedule(reason: string): void {
+  private schedule(reason: string, delayMs = 0): void {
     if (this.stopped) return;
     clearTimeout(this.scheduled);
-    this.scheduled = setTimeout(() => void this.apply(reason), 0);
+    this.scheduled = setTimeout(() => void this.apply(reason), delayMs);
   }
 
   private onLink(type: 'new' | 'del', name: string): void {
     this.log.debug({ type, link: name }, 'link event');
     // Carrier or admin state of the uplink: probe now rather than at the next interval.
     if (name === this.latest?.snapshot.config.redirect?.uplink) this.gateways.poke();
-    for (const ms of type === 'new' ? LINK_FOLLOWUPS_MS : [0]) setTimeout(() => void this.apply(`link ${type} ${name}`), ms);
+    if (type === 'new') this.followUp(`link new ${name}`);
+    else setTimeout(() => void this.apply(`link del ${name}`), 0);
+  }
+
+  private followUp(reason: string): void {
+    for (const ms of LINK_FOLLOWUPS_MS) setTimeout(() => void this.apply(reason), ms);
   }
 
   /** One pass; passes never overlap (a request during a pass runs once more after it). */
@@ -217,6 +235,14 @@ export class Agent {
     this.running = true;
     try {
       return await this.pass(reason);
+    } catch (e) {
+      // Pins keep enforcing what the last pass left; the next pass starts over from the
+      // kernel's state (the maps and hooks are read again).
+      this.fail('pass', `pass (${reason}): ${(e as Error).message}`);
+      this.reconciler?.verify();
+      this.hooks?.verify();
+      this.schedule(`retry: ${reason}`, PASS_RETRY_MS);
+      return undefined;
     } finally {
       this.running = false;
       if (this.again && !this.stopped) {

@@ -38,8 +38,14 @@ export class TcAttacher implements Attacher {
     return path.join(linksDir(this.root), `${ifname}-${dir}`);
   }
 
+  /** False for an interface gone since it was discovered (pods come and go during a pass). */
   attached(ep: EndpointRef, dir: TcDirection): boolean {
-    return this.addon.tcQuery(ep.ifindex, dir, { linkPin: this.linkPin(ep.ifname, dir) }) !== 0;
+    try {
+      return this.addon.tcQuery(ep.ifindex, dir, { linkPin: this.linkPin(ep.ifname, dir) }) !== 0;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENODEV') return false;
+      throw e;
+    }
   }
 
   /** Program id at the hook, 0 if none (tests and inspect). */
@@ -72,7 +78,9 @@ export class TcAttacher implements Attacher {
       const m = PIN_RE.exec(f);
       if (m) names.add(m[1]);
     }
-    return [...names].sort().map((ifname) => ({ ifname, ifindex: this.addon.linkByName(ifname)?.ifindex ?? 0 }));
+    // One link dump, not a lookup per pin (each takes the kernel's rtnl lock).
+    const ifindexes = new Map(this.addon.linkList().map((l) => [l.name, l.ifindex]));
+    return [...names].sort().map((ifname) => ({ ifname, ifindex: ifindexes.get(ifname) ?? 0 }));
   }
 
   /** Move every hook to new programs (layout migration); the old program runs until each switch. */

@@ -21,7 +21,8 @@ export interface MapInfo {
   btfId: number;
 }
 
-export type LinkEvent = { type: 'new' | 'del'; link: LinkInfo } | { type: 'route-new' | 'route-del'; family: 4 | 6 };
+/** `overflow`: a burst of changes overflowed the watch socket; events were lost. */
+export type LinkEvent = { type: 'new' | 'del'; link: LinkInfo } | { type: 'route-new' | 'route-del'; family: 4 | 6 } | { type: 'overflow' };
 
 export interface ProgInfo {
   name: string;
@@ -181,7 +182,7 @@ export interface NativeAddon {
    *  dump by nsid, no setns); empty if not a veth or gone. */
   linkPeerAddrs(link: Pick<LinkInfo, 'kind' | 'linkIfindex' | 'linkNetnsid'>): string[];
   /** Subscribe to RTM_NEWLINK/DELLINK and to main-table host routes (/32, /128) coming
-   *  and going; delivered on the event loop. */
+   *  and going; delivered on the event loop; `overflow` when some were lost. */
   linkWatch(onEvent: (ev: LinkEvent) => void): { close(): void };
   /** The neighbour tables (ARP and NDP) of this netns. */
   neighList(): Neighbour[];

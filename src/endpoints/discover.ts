@@ -60,9 +60,21 @@ export function readNetView(addon: NativeAddon): NetView {
     get fdb() {
       return (fdb ??= addon.fdbList());
     },
-    peerMac: (link) => addon.linkPeerMac(link),
-    peerAddrs: (link) => addon.linkPeerAddrs(link),
+    // A veth whose pod namespace is being torn down has no peer to ask about any more.
+    peerMac: (link) => orGone(() => addon.linkPeerMac(link), null),
+    peerAddrs: (link) => orGone(() => addon.linkPeerAddrs(link), []),
   };
+}
+
+/** `f()`, or `gone` when the kernel says the object it asks about is gone or going
+ *  (ENODEV, ENOENT; EINVAL for a peer namespace id no longer valid). */
+function orGone<T>(f: () => T, gone: T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (['ENODEV', 'ENOENT', 'EINVAL'].includes((e as { code?: string }).code ?? '')) return gone;
+    throw e;
+  }
 }
 
 function hostRoutes(routes: Route[]): Map<string, number> {

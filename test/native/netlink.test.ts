@@ -1,6 +1,7 @@
 // libnl-route bindings in a private netns (this process unshares one): links, link
 // events, ip rules and routes, each cross-checked with iproute2.
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../src/datapath/native';
 import type { LinkEvent, Route, RouteRule } from '../../src/datapath/native-api';
@@ -224,4 +225,29 @@ test.serial('neighbours and bridge FDB: entries iproute2 added, with their MACs,
   const own = fdb.find((f) => f.mac === native.linkByName('nbpa')!.mac && f.ifindex === port);
   t.true(own?.local, "the port's own address is the bridge's (permanent)");
   t.true(native.fdbList().every((f) => f.mac !== '' && f.ifindex > 0));
+});
+
+test.serial('linkWatch: a burst that overflows the socket is reported, and watching goes on', async (t) => {
+  let seen = 0;
+  let overflows = 0;
+  const names: string[] = [];
+  const w = native.linkWatch((ev) => {
+    if (ev.type === 'overflow') overflows++;
+    if ('link' in ev) names.push(ev.link.name);
+    // A slow consumer: the kernel queues the burst meanwhile, past the socket's buffer.
+    if (++seen % 200 === 0) {
+      const until = Date.now() + 100;
+      while (Date.now() < until);
+    }
+  });
+  t.teardown(() => w.close());
+  const lines = Array.from({ length: 1000 }, (_, i) => `link add nlo${i} type veth peer name nlp${i}\nlink set nlo${i} up\n`).join('');
+  execFileSync('ip', ['-force', '-batch', '-'], { input: lines, stdio: ['pipe', 'ignore', 'ignore'] });
+  await until(() => overflows > 0, 10_000);
+  t.true(overflows > 0, 'the lost events are reported');
+  run('ip', ['link', 'add', 'nlafter', 'type', 'veth', 'peer', 'name', 'nlafterp']);
+  await until(() => names.includes('nlafter'));
+  t.true(names.includes('nlafter'), 'a link added after the overflow is still heard of');
+  execFileSync('ip', ['-force', '-batch', '-'], { input: Array.from({ length: 1000 }, (_, i) => `link del nlo${i}\n`).join(''), stdio: ['pipe', 'ignore', 'ignore'] });
+  run('ip', ['link', 'del', 'nlafter']);
 });
