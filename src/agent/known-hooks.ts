@@ -5,7 +5,7 @@
 // Reconciler's known map content, this is forgotten by verify() (the periodic resync asks
 // the kernel again and repairs hooks removed behind the agent's back) and on any failure.
 import type { TcDirection } from '../datapath/native-api';
-import type { Attacher, EndpointRef } from '../reconcile/apply';
+import type { Attacher, EndpointRef } from '../datapath/attach';
 
 const hookKey = (ep: EndpointRef, dir: TcDirection): string => `${ep.ifindex}\0${ep.ifname}\0${dir}`;
 

@@ -8,8 +8,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeEndpoint, encodeU32, type Endpoint } from '../datapath/codecs';
-import { hooksFor } from '../datapath/hooks';
+import { decodeEndpoint, type Endpoint } from '../wire/endpoint';
+import { encodeU32 } from '../wire/bytes';
+import { hooksFor } from '../compile/hooks';
 import { linksDir } from '../datapath/loader';
 import type { NativeAddon } from '../datapath/native-api';
 import { SYSTEM_ENV } from './exec';
