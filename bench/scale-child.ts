@@ -1,6 +1,6 @@
 // Child process of the scale benchmark (its peak RSS is the apply's):
 //   node --expose-gc dist/bench/scale-child.js --from files --dir DIR [--samples K]
-//   node --expose-gc dist/bench/scale-child.js --from api --kubeconfig FILE
+//   node --expose-gc dist/bench/scale-child.js --from api --kubeconfig FILE --config NETFENCE_YAML
 // From files: an agent start on a state directory (settings, hash, load, compile for node-0,
 // write into the maps of the real netfence object in the kernel), then one file edited and
 // reloaded (the files parsed again are counted), the RSS after a collection (the agent's
@@ -17,11 +17,12 @@ import pino from 'pino';
 import { Compiler } from '../src/compile';
 import type { DiscoveredEndpoint } from '../src/compile/endpoint';
 import type { Policy } from '../src/model/rules';
+import { buildSnapshot } from '../src/model/snapshot';
 import type { PodObj, Snapshot } from '../src/model/types';
 import type { Reconciler } from '../src/reconcile/reconciler';
 import { selectionMatches } from '../src/selectors/resolve';
 import { ParseCache, loadStateDirAsync, loadStateDirConfigAsync } from '../src/sources/directory';
-import { KubernetesSource, loadKubeConfig } from '../src/sources/kubernetes';
+import { KubernetesSource, apiSnapshotBuilder, loadKubeConfig, readConfigFile } from '../src/sources/kubernetes';
 import { stateDirHash } from '../src/sources/state-hash';
 import { BENCH_NODE, localEndpoints } from './cluster';
 import { kernelReconciler } from './kernel-maps';
@@ -118,14 +119,17 @@ function subjectPods(s: Snapshot, p: Policy): number {
 }
 
 async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult> {
-  const { reconciler, close } = kernelReconciler();
   const compiler = new Compiler();
   const cache = new ParseCache();
   const t0 = performance.now();
-  await loadStateDirConfigAsync(dir, cache);
+  const config = await loadStateDirConfigAsync(dir, cache);
+  // The maps sized by the settings, as the agent does; loading the object is not timed.
+  const t = performance.now();
+  const { reconciler, close } = kernelReconciler(config.capacity);
+  const openMs = performance.now() - t;
   await stateDirHash(dir);
   const s = await loadStateDirAsync(dir, cache);
-  const loadMs = performance.now() - t0;
+  const loadMs = performance.now() - t0 - openMs;
   const eps = localEndpoints(s, BENCH_NODE);
   const result = summary(s, eps, enforce(compiler, reconciler, s, eps), loadMs);
 
@@ -159,10 +163,11 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
   return result;
 }
 
-async function fromApi(kubeconfig: string): Promise<ScaleChildResult> {
-  const { reconciler, close } = kernelReconciler();
+async function fromApi(kubeconfig: string, configFile: string): Promise<ScaleChildResult> {
+  const settings = readConfigFile(configFile);
+  const { reconciler, close } = kernelReconciler(buildSnapshot(settings).config.capacity);
   const t0 = performance.now();
-  const source = new KubernetesSource({ kubeConfig: loadKubeConfig(kubeconfig), log: pino({ level: 'silent' }) });
+  const source = new KubernetesSource({ kubeConfig: loadKubeConfig(kubeconfig), buildSnapshot: apiSnapshotBuilder(settings), log: pino({ level: 'silent' }) });
   const s = await new Promise<Snapshot>((resolve) => void source.start((snapshot) => resolve(snapshot)));
   const loadMs = performance.now() - t0;
   await source.stop();
@@ -174,9 +179,9 @@ async function fromApi(kubeconfig: string): Promise<ScaleChildResult> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { from: { type: 'string' }, dir: { type: 'string' }, kubeconfig: { type: 'string' }, samples: { type: 'string', default: '20' } },
+    options: { from: { type: 'string' }, dir: { type: 'string' }, kubeconfig: { type: 'string' }, config: { type: 'string' }, samples: { type: 'string', default: '20' } },
   });
-  const result = values.from === 'api' ? await fromApi(values.kubeconfig!) : await fromFiles(values.dir!, Number(values.samples));
+  const result = values.from === 'api' ? await fromApi(values.kubeconfig!, values.config!) : await fromFiles(values.dir!, Number(values.samples));
   process.stdout.write(`${JSON.stringify(result)}\n`);
   // The source's watches may hold sockets open a moment longer.
   process.exit(0);

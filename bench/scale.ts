@@ -18,7 +18,7 @@ import { type StateDirSpec, writeStateDir } from './statedir';
 import { percentile } from './stats';
 import type { ScaleResults } from './types';
 
-export const SCALE_DIR: StateDirSpec = { namespaces: 10_000, policiesPerNamespace: 2, podsPerNamespace: 10, nodes: 1000, clusterPolicies: 10 };
+export const SCALE_DIR: StateDirSpec = { namespaces: 10_000, policiesPerNamespace: 2, podsPerNamespace: 10, nodes: 1000, clusterPolicies: 10, identities: 262_144 };
 /** A tenth of SCALE_DIR, with as many pods per node. */
 export const SCALE_DIR_10K: StateDirSpec = { ...SCALE_DIR, namespaces: 1000, nodes: 100 };
 
@@ -56,6 +56,7 @@ async function apiServerWith(dir: string): Promise<{ url: string; stop: () => vo
   for (const name of fs.readdirSync(dir).sort()) {
     for (const o of parseYamlText(fs.readFileSync(path.join(dir, name), 'utf8'), name).objects) {
       const { apiVersion, kind } = o.doc as { apiVersion: string; kind: string };
+      if (kind === 'NetfenceConfig') continue; // the agent's own file (--config), not an API object
       const at = pathOf.get(`${apiVersion}/${kind}`);
       if (!at) throw new Error(`fake API server: no collection for ${apiVersion}/${kind}`);
       if (!p.stdin.write(`${JSON.stringify({ op: 'put', path: at, obj: o.doc, quiet: true })}\n`)) await new Promise((r) => p.stdin.once('drain', r));
@@ -104,7 +105,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResults> {
     const server = await apiServerWith(big);
     let api: ScaleChildResult;
     try {
-      api = await child(['--from', 'api', '--kubeconfig', kubeconfig(tmp, server.url)]);
+      api = await child(['--from', 'api', '--kubeconfig', kubeconfig(tmp, server.url), '--config', path.join(big, 'netfence.yaml')]);
     } finally {
       server.stop();
     }

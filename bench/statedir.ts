@@ -15,6 +15,8 @@ export interface StateDirSpec {
   nodes: number;
   /** ClusterNetworkPolicies in cluster.yaml (scale benchmark): see clusterPolicyYaml. */
   clusterPolicies?: number;
+  /** capacity.identities of a netfence.yaml (the default holds 64k pod addresses). */
+  identities?: number;
 }
 
 export const BIG_STATE_DIR: StateDirSpec = { namespaces: 200, policiesPerNamespace: 100, podsPerNamespace: 10, nodes: 50 };
@@ -125,6 +127,7 @@ export function writeStateDir(dir: string, spec: StateDirSpec): number {
     bytes += Buffer.byteLength(text);
   };
   write('nodes.yaml', Array.from({ length: spec.nodes }, (_, i) => nodeYaml(i)));
+  if (spec.identities) write('netfence.yaml', [`apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\ncapacity: { identities: ${spec.identities} }\n`]);
   if (spec.clusterPolicies) write('cluster.yaml', Array.from({ length: spec.clusterPolicies }, (_, t) => clusterPolicyYaml(t)));
   for (let ns = 0; ns < spec.namespaces; ns++) {
     write(`ns-${String(ns).padStart(4, '0')}.yaml`, [
