@@ -45,7 +45,7 @@ function child(args: string[]): Promise<ScaleChildResult> {
 
 /** The fake API server (test/helpers/fake-apiserver-main) in a process of its own, holding
  *  every object of `dir` in its wire form. */
-async function apiServerWith(dir: string): Promise<{ url: string; stop: () => void }> {
+export async function apiServerWith(dir: string): Promise<{ url: string; stop: () => void }> {
   const main = path.join(REPO_ROOT, 'dist', 'test', 'helpers', 'fake-apiserver-main.js');
   const p = spawn(process.execPath, [main], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: p.stdout })[Symbol.asyncIterator]();
@@ -70,7 +70,7 @@ async function apiServerWith(dir: string): Promise<{ url: string; stop: () => vo
   return { url, stop: () => p.stdin.end() };
 }
 
-function kubeconfig(dir: string, url: string): string {
+export function kubeconfig(dir: string, url: string): string {
   const file = path.join(dir, 'kubeconfig');
   fs.writeFileSync(
     file,
