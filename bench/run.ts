@@ -220,7 +220,7 @@ async function main(): Promise<void> {
     if (why) skipped.scale = why;
     else {
       try {
-        results.scale = await runScale({ samples: quick ? 20 : 100, log });
+        results.scale = await runScale({ samples: quick ? 10 : 50, log });
       } catch (e) {
         skipped.scale = `failed: ${(e as Error).message.split('\n')[0]}`;
         log(skipped.scale);

@@ -163,12 +163,21 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
   return result;
 }
 
+/** A source that cannot list (a refused connection retried with backoff) fails the run. */
+const API_DEADLINE_MS = 10 * 60_000;
+
 async function fromApi(kubeconfig: string, configFile: string): Promise<ScaleChildResult> {
   const settings = readConfigFile(configFile);
   const { reconciler, close } = kernelReconciler(buildSnapshot(settings).config.capacity);
   const t0 = performance.now();
   const source = new KubernetesSource({ kubeConfig: loadKubeConfig(kubeconfig), buildSnapshot: apiSnapshotBuilder(settings), log: pino({ level: 'silent' }) });
-  const s = await new Promise<Snapshot>((resolve) => void source.start((snapshot) => resolve(snapshot)));
+  const s = await new Promise<Snapshot>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no snapshot from the Kubernetes source in ${API_DEADLINE_MS / 1000} s`)), API_DEADLINE_MS);
+    void source.start((snapshot) => {
+      clearTimeout(timer);
+      resolve(snapshot);
+    });
+  });
   const loadMs = performance.now() - t0;
   await source.stop();
   const eps = localEndpoints(s, BENCH_NODE);
