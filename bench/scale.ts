@@ -13,6 +13,7 @@ import { WATCHED_RESOURCES } from '../src/sources/kubernetes';
 import { apiVersionOf, collectionPath } from '../src/sources/kubernetes-resources';
 import { parseYamlText } from '../src/sources/yaml-docs';
 import { REPO_ROOT } from './datapath';
+import { jsonChild } from './json-child';
 import type { ScaleChildResult } from './scale-child';
 import { type StateDirSpec, writeStateDir } from './statedir';
 import { percentile } from './stats';
@@ -27,21 +28,8 @@ export interface ScaleOptions {
   log: (msg: string) => void;
 }
 
-function child(args: string[]): Promise<ScaleChildResult> {
-  const script = path.join(REPO_ROOT, 'dist', 'bench', 'scale-child.js');
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--expose-gc', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', (e) => reject(new Error(`run scale child: ${e.message}`)));
-    p.on('close', (code) => {
-      if (code === 0) resolve(JSON.parse(out) as ScaleChildResult);
-      else reject(new Error(`run scale child ${args.join(' ')}: exit ${code}: ${err.trim().slice(0, 400)}`));
-    });
-  });
-}
+// --expose-gc: the steady-state RSS is read after a full collection.
+const child = (args: string[]): Promise<ScaleChildResult> => jsonChild<ScaleChildResult>('scale-child', args, ['--expose-gc']);
 
 /** The fake API server (test/helpers/fake-apiserver-main) in a process of its own, holding
  *  every object of `dir` in its wire form. */
