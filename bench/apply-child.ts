@@ -11,7 +11,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Compiler } from '../src/compile';
-import type { Reconciler } from '../src/reconcile/reconciler';
 import { ParseCache, loadStateDirAsync, loadStateDirConfigAsync } from '../src/sources/directory';
 import { stateDirHash } from '../src/sources/state-hash';
 import { localEndpoints } from './cluster';
