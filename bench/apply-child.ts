@@ -11,14 +11,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Compiler } from '../src/compile';
-import { DEFAULT_OBJECT } from '../src/datapath/loader';
-import { native } from '../src/datapath/native';
-import type { Attacher } from '../src/datapath/attach';
-import { NativeMapIO } from '../src/reconcile/native-mapio';
-import { Reconciler } from '../src/reconcile/reconciler';
 import { ParseCache, loadStateDirAsync, loadStateDirConfigAsync } from '../src/sources/directory';
 import { stateDirHash } from '../src/sources/state-hash';
 import { localEndpoints } from './cluster';
+import { kernelReconciler } from './kernel-maps';
 
 export interface ApplyChildResult {
   policies: number;
@@ -32,15 +28,12 @@ export interface ApplyChildResult {
   reloadMs: number;
 }
 
-/** Every hook counts as attached: the endpoints have no interfaces. */
-const NO_INTERFACES: Attacher = { attached: () => true, attach: () => undefined, detach: () => undefined, list: () => [] };
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { dir: { type: 'string' }, node: { type: 'string', default: 'node-0' } } });
   const dir = values.dir!;
   const node = values.node!;
-  const object = native.openObject(DEFAULT_OBJECT, {});
-  const reconciler = new Reconciler(new NativeMapIO(native, new Map(object.maps().map((m) => [m.name, m]))), NO_INTERFACES);
+  const { reconciler, close } = kernelReconciler();
   const compiler = new Compiler();
   const cache = new ParseCache();
   const apply = async (start: boolean): Promise<{ load: number; compile: number; write: number; policies: number; errors: number; entries: Record<string, number> }> => {
@@ -65,7 +58,7 @@ async function main(): Promise<void> {
   const t = performance.now();
   await apply(false);
   const reloadMs = performance.now() - t;
-  object.close();
+  close();
 
   const result: ApplyChildResult = {
     policies: first.policies,

@@ -2,12 +2,11 @@
 // entries, in a child process so its peak RSS is the apply's (bench/apply-child.ts). Each
 // round is a fresh process: an agent's first start on that directory. Also timed: the
 // reload after one file is edited (parse cache, recompile, diff to the maps).
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ApplyChildResult } from './apply-child';
-import { REPO_ROOT } from './datapath';
+import { jsonChild } from './json-child';
 import { median } from './stats';
 import { BIG_STATE_DIR, writeStateDir } from './statedir';
 import type { ApplyResults } from './types';
@@ -17,21 +16,7 @@ export interface ApplyOptions {
   log: (msg: string) => void;
 }
 
-function child(dir: string): Promise<ApplyChildResult> {
-  const script = path.join(REPO_ROOT, 'dist', 'bench', 'apply-child.js');
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [script, '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', (e) => reject(new Error(`run apply child: ${e.message}`)));
-    p.on('close', (code) => {
-      if (code === 0) resolve(JSON.parse(out) as ApplyChildResult);
-      else reject(new Error(`run apply child: exit ${code}: ${err.trim().slice(0, 400)}`));
-    });
-  });
-}
+const child = (dir: string): Promise<ApplyChildResult> => jsonChild<ApplyChildResult>('apply-child', ['--dir', dir]);
 
 export async function runApply(opts: ApplyOptions): Promise<ApplyResults> {
   const spec = BIG_STATE_DIR;

@@ -145,7 +145,7 @@ export function makeCluster(spec: ClusterSpec): Snapshot {
   const nodes: NodeObj[] = Array.from({ length: spec.nodes }, (_, i) => ({
     name: `node-${i}`,
     labels: { 'kubernetes.io/hostname': `node-${i}`, zone: `zone-${i % 3}` },
-    addresses: [`192.168.${i >>> 8}.${(i & 255) + 1}`],
+    addresses: [`192.168.${(i + 1) >>> 8}.${(i + 1) & 255}`],
   }));
   const pods = Array.from({ length: spec.pods }, (_, k) => makePod(k, spec.namespaces, spec.nodes));
   // 80% NetworkPolicy, 15% ClusterNetworkPolicy, 5% ipBlock policies.

@@ -10,12 +10,9 @@ import { parseArgs } from 'node:util';
 import { Compiler } from '../src/compile';
 import type { PodObj, Snapshot } from '../src/model/types';
 import type { DiscoveredEndpoint } from '../src/compile/endpoint';
-import { DEFAULT_OBJECT } from '../src/datapath/loader';
-import { native } from '../src/datapath/native';
-import type { Attacher } from '../src/datapath/attach';
-import { NativeMapIO } from '../src/reconcile/native-mapio';
-import { Reconciler } from '../src/reconcile/reconciler';
+import type { Reconciler } from '../src/reconcile/reconciler';
 import { BENCH_NODE, BIG_CLUSTER, SMALL_CLUSTER, localEndpoints, makeCluster, makePod } from './cluster';
+import { kernelReconciler } from './kernel-maps';
 
 export type ChangeName = 'podAdd' | 'podRemove' | 'policyChange';
 
@@ -34,8 +31,6 @@ function timed<T>(f: () => T): { value: T; ms: number } {
   return { value, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
 }
 
-/** Every hook counts as attached: endpoints here have no interfaces (see the header). */
-const NO_INTERFACES: Attacher = { attached: () => true, attach: () => undefined, detach: () => undefined, list: () => [] };
 
 /** Compile and write into the kernel maps; returns the map writes (updates + deletes). */
 function enforce(compiler: Compiler, reconciler: Reconciler, s: Snapshot, eps: DiscoveredEndpoint[]): number {
@@ -82,8 +77,7 @@ function main(): void {
     emit({ kind: 'compile', ms: t.ms, rssMb, mapEntries, bpfMemoryBytes, errors: base.errors.length });
   }
   // The base into the kernel maps once (untimed: that is a first start, not a change).
-  const object = native.openObject(DEFAULT_OBJECT, {});
-  const reconciler = new Reconciler(new NativeMapIO(native, new Map(object.maps().map((m) => [m.name, m]))), NO_INTERFACES);
+  const { reconciler, close } = kernelReconciler();
   enforce(compiler, reconciler, s, eps);
 
   const local = s.pods.filter((p) => p.nodeName === BENCH_NODE);
@@ -119,7 +113,7 @@ function main(): void {
       change(name, compiler, reconciler, i, variant);
     }
   }
-  object.close();
+  close();
 }
 
 main();

@@ -2,8 +2,9 @@
 // plain-SVG chart of throughput and connection rate against rule count.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BenchResults, PktCase, TargetResult } from './types';
-import { median, ratio } from './stats';
+import type { ScaleChildResult } from './scale-child';
+import type { BenchResults, PktCase, ScaleResults, TargetResult } from './types';
+import { median, percentile, ratio } from './stats';
 import { tunnelDefaultTarget, tunnelRows } from './tunnel-report';
 
 /** 100 -> "100", 1000 -> "1k", 100000 -> "100k". */
@@ -184,6 +185,7 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
       limit: APPLY_LIMIT_MB,
       unit: 'MB',
     }),
+    ...scaleTargets(r.scale),
     tunnelDefaultTarget(r.tunnel),
     target({
       name: 'churn_enforced_p99',
@@ -201,6 +203,66 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
       limit: 1,
       unit: 'x',
     }),
+  ];
+}
+
+const SCALE_LIMIT_S = 5;
+const SCALE_LIMIT_MB = 1024;
+
+function scaleTargets(x: ScaleResults | undefined): TargetResult[] {
+  const scale = '100k pods / 10k namespaces / 20k policies';
+  return [
+    target({ name: 'scale_files_time', description: `${scale}, state directory files to map entries`, value: x ? x.files.applyMs / 1000 : null, op: '<=', limit: SCALE_LIMIT_S, unit: 's' }),
+    target({ name: 'scale_files_rss', description: 'peak RSS of that apply', value: x ? x.files.peakRssMb : null, op: '<=', limit: SCALE_LIMIT_MB, unit: 'MB' }),
+    target({ name: 'scale_api_time', description: `${scale}, Kubernetes source (list from the API server) to map entries`, value: x ? x.api.applyMs / 1000 : null, op: '<=', limit: SCALE_LIMIT_S, unit: 's' }),
+    target({ name: 'scale_api_rss', description: 'peak RSS of that apply', value: x ? x.api.peakRssMb : null, op: '<=', limit: SCALE_LIMIT_MB, unit: 'MB' }),
+    target({ name: 'scale_reload_parses', description: 'one file of that directory edited: files parsed again on reload', value: x?.files.reload ? x.files.reload.filesParsed : null, op: '<=', limit: 1, unit: 'files' }),
+    target({ name: 'steady_rss_10k', description: 'agent steady-state RSS at 10k pods (applied, reloaded, collected)', value: x?.tenth.steadyRssMb ?? null, op: '<=', limit: 150, unit: 'MB' }),
+    target({ name: 'scale_pod_add_p99', description: 'one pod added at 100k pods: recompile + write to the kernel maps, p99', value: x ? x.podAddP99Ms : null, op: '<=', limit: 50, unit: 'ms' }),
+    target({
+      name: 'scale_pod_add_updates_constant',
+      description: 'map writes for one pod added, 100k-pod directory minus 10k-pod directory (0 = O(1))',
+      value: x?.files.podAdd && x.tenth.podAdd ? x.files.podAdd.updates - x.tenth.podAdd.updates : null,
+      op: '<=',
+      limit: 0,
+      unit: 'writes',
+    }),
+    target({
+      name: 'scale_policy_change_p99',
+      description: `a policy change touching ${x?.files.policyChangePods ? fmt(x.files.policyChangePods, 0) : '1k'} pods at 100k pods: recompile + write, p99`,
+      value: x ? x.policyChangeP99Ms : null,
+      op: '<=',
+      limit: 200,
+      unit: 'ms',
+    }),
+  ];
+}
+
+function scaleTable(r: BenchResults): string[] {
+  const x = r.scale;
+  if (!x) return ['Not run.'];
+  const f = x.files;
+  const row = (what: string, c: ScaleChildResult): string =>
+    `| ${what} | ${fmt(c.applyMs / 1000)} s (${fmt(c.loadMs, 0)} / ${fmt(c.compileMs, 0)} / ${fmt(c.writeMs, 0)} ms) | ${fmt(c.peakRssMb, 0)} MB |`;
+  return [
+    `State directory: ${fmt(f.pods, 0)} pods, ${fmt(f.namespaces, 0)} namespaces, ${fmt(f.policies - 1, 0)} policies in ` +
+      `${f.reload?.files ?? 'n/a'} files (${fmt(x.bytes / 1e6, 1)} MB of YAML), ${f.errors} errors; ${f.localEndpoints} endpoints ` +
+      `on the compiled node. The same objects from the fake API server: ${fmt(x.api.pods, 0)} pods, ${x.api.errors} errors.`,
+    '',
+    '| from | to map entries (load / compile / write) | peak RSS |',
+    '|---|---:|---:|',
+    row('state directory, 100k pods', f),
+    row('Kubernetes source, 100k pods', x.api),
+    row('state directory, 10k pods', x.tenth),
+    '',
+    '| measure | value |',
+    '|---|---:|',
+    `| one file edited: reload + compile + write (files parsed again) | ${fmt(f.reload?.ms ?? NaN, 0)} ms (${f.reload?.filesParsed ?? 'n/a'}) |`,
+    `| steady-state RSS at 10k / 100k pods | ${fmt(x.tenth.steadyRssMb ?? NaN, 0)} / ${fmt(f.steadyRssMb ?? NaN, 0)} MB |`,
+    `| one pod added: map writes at 10k / 100k pods | ${x.tenth.podAdd?.updates ?? 'n/a'} / ${f.podAdd?.updates ?? 'n/a'} |`,
+    `| one pod added at 100k pods: p50 / p99 (${f.podAdd?.samplesMs.length ?? 0} samples) | ${fmt(percentile(f.podAdd?.samplesMs ?? [NaN], 50))} / ${fmt(x.podAddP99Ms)} ms |`,
+    `| policy change touching ${f.policyChangePods ?? 'n/a'} pods: map writes | ${f.policyChange?.updates ?? 'n/a'} |`,
+    `| policy change: p50 / p99 | ${fmt(percentile(f.policyChange?.samplesMs ?? [NaN], 50))} / ${fmt(x.policyChangeP99Ms)} ms |`,
   ];
 }
 
@@ -498,6 +560,18 @@ export function renderReport(r: BenchResults): string {
       '(bench/apply.ts; the directory is generated by bench/statedir.ts).',
     '',
     ...applyTable(r),
+    '',
+    '## Scale: 100k pods',
+    '',
+    'As above, each source in a fresh process, for a directory of 10k namespaces with 10 pods and 2 NetworkPolicies ' +
+      'each, 1000 nodes and ten admin ClusterNetworkPolicies whose subjects are 1 in 100 pods (bench/statedir.ts), ' +
+      'compiled for one node: from its files, and from the Kubernetes source listing the same objects from the fake ' +
+      'API server (test/helpers/fake-apiserver-main.ts, in its own process) through the client. In the files process, ' +
+      'after the apply: one file edited and reloaded, the RSS after a full collection (what the agent holds: parse ' +
+      'cache, snapshot, compiler, reconciler), then pods added (a replica of a local pod) and changes to a port of ' +
+      'cnp-0, each from the applied base and timed as the agent enforces it (bench/scale.ts, bench/scale-child.ts).',
+    '',
+    ...scaleTable(r),
     '',
     '## End to end (lab)',
     '',

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only pkt,net,control,apply,lab,tunnel,cni,churn] [--object PATH]`
+// `npm run bench [-- --quick] [--only pkt,net,control,apply,scale,lab,tunnel,cni,churn] [--object PATH]`
 // Runs the benchmarks, prints ratio tables, writes bench/results/latest.json and
 // regenerates bench/REPORT.md + bench/chart.svg. Parts whose prerequisites are missing
 // (datapath object, addon, CLI) are skipped and named in the report.
@@ -15,13 +15,14 @@ import { runControl } from './control';
 import { runLab } from './lab';
 import { runNet, type Engine } from './net';
 import { runPkt } from './pkt';
+import { runScale } from './scale';
 import { runTunnel } from './tunnel';
 import { tunnelRows } from './tunnel-report';
 import { evaluateTargets, netVariantOrder, writeReport } from './report';
 import { ratio } from './stats';
 import type { BenchResults } from './types';
 
-const PARTS = ['pkt', 'net', 'control', 'apply', 'lab', 'tunnel', 'cni', 'churn'] as const;
+const PARTS = ['pkt', 'net', 'control', 'apply', 'scale', 'lab', 'tunnel', 'cni', 'churn'] as const;
 type Part = (typeof PARTS)[number];
 
 /** The result fields each part fills. */
@@ -30,6 +31,7 @@ const PART_FIELDS: Record<Part, (keyof BenchResults)[]> = {
   net: ['crr', 'throughput', 'samples', 'programCost', 'crrPaired'],
   control: ['control'],
   apply: ['apply'],
+  scale: ['scale'],
   lab: ['lab'],
   tunnel: ['tunnel'],
   cni: ['cni'],
@@ -211,6 +213,19 @@ async function main(): Promise<void> {
       } catch (e) {
         skipped.apply = `failed: ${(e as Error).message.split('\n')[0]}`;
         log(skipped.apply);
+      }
+    }
+  }
+
+  if (only.has('scale')) {
+    const why = !isRoot ? 'needs root' : datapathMissing;
+    if (why) skipped.scale = why;
+    else {
+      try {
+        results.scale = await runScale({ samples: quick ? 10 : 50, log });
+      } catch (e) {
+        skipped.scale = `failed: ${(e as Error).message.split('\n')[0]}`;
+        log(skipped.scale);
       }
     }
   }

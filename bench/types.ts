@@ -1,4 +1,5 @@
 // Shape of bench/results/latest.json: what run.ts writes and report.ts renders.
+import type { ScaleChildResult } from './scale-child';
 
 export interface PktCase {
   /** e.g. "cidr_100k" (CIDR series) or "ident_10k" (identity series). */
@@ -60,6 +61,20 @@ export interface ApplyResults {
   reloadMs: number;
   peakRssMb: number;
   mapEntries: Record<string, number>;
+}
+
+/** 100k pods / 10k namespaces / 20k policies end to end (bench/scale.ts). */
+export interface ScaleResults {
+  /** YAML bytes of the 100k-pod directory. */
+  bytes: number;
+  /** From the state directory's files (also the reload, pod-add and policy-change samples). */
+  files: ScaleChildResult;
+  /** From the Kubernetes source's list path (fake API server). */
+  api: ScaleChildResult;
+  /** The same directory at 10k pods (steady-state RSS, pod-add writes). */
+  tenth: ScaleChildResult;
+  podAddP99Ms: number;
+  policyChangeP99Ms: number;
 }
 
 export interface LabResults {
@@ -187,6 +202,7 @@ export interface BenchResults {
   pkt?: PktResults;
   control?: ControlResults;
   apply?: ApplyResults;
+  scale?: ScaleResults;
   lab?: LabResults;
   tunnel?: TunnelResults;
   cni?: CniResults;

@@ -16,10 +16,13 @@ const YAML_FILE = /\.ya?ml$/;
  *  tree on every change, and an edit then re-parses only the edited file. */
 export class ParseCache {
   private readonly files = new Map<string, { text: string; parsed: ParsedFile }>();
+  /** Files parsed so far (cache misses): what proves an edit re-parses only its file. */
+  parses = 0;
 
   parse(file: string, text: string): ParsedFile {
     const hit = this.files.get(file);
     if (hit?.text === text) return hit.parsed;
+    this.parses++;
     const parsed = parseYamlText(text, file);
     this.files.set(file, { text, parsed });
     return parsed;

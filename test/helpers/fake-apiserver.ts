@@ -27,6 +27,8 @@ interface Watcher {
 interface Collection {
   items: Map<string, Obj>;
   events: Event[];
+  /** items in key order, kept until they change: a paged list of 100k objects sorts once. */
+  sorted?: Obj[];
 }
 
 const key = (o: Obj) => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name);
@@ -75,6 +77,7 @@ export class FakeApiServer {
     const type = c.items.has(key(obj)) ? 'MODIFIED' : 'ADDED';
     const stored = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(++this.rv) } };
     c.items.set(key(obj), stored);
+    c.sorted = undefined;
     if (!quiet) this.publish(path, { rv: this.rv, type, object: stored });
   }
 
@@ -84,6 +87,7 @@ export class FakeApiServer {
     const old = c.items.get(k);
     if (!old) throw new Error(`fake apiserver: no ${path} ${k}`);
     c.items.delete(k);
+    c.sorted = undefined;
     const object = { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.rv) } };
     if (!quiet) this.publish(path, { rv: this.rv, type: 'DELETED', object });
   }
@@ -174,7 +178,7 @@ export class FakeApiServer {
 
   private async list(url: URL, c: Collection, res: http.ServerResponse): Promise<void> {
     await this.gates.get(url.pathname)?.promise;
-    const all = [...c.items.keys()].sort().map((k) => c.items.get(k)!);
+    const all = (c.sorted ??= [...c.items.keys()].sort().map((k) => c.items.get(k)!));
     const limit = Number(url.searchParams.get('limit') ?? 0) || all.length;
     const offset = Number(url.searchParams.get('continue') ?? 0);
     const page = all.slice(offset, offset + limit);

@@ -11,6 +11,7 @@ import { forwardRules, netVariants, pairedVariants, roundOrder } from '../../ben
 import { toCidr } from '../../src/model/ip';
 import { mappedPrefix } from '../../src/wire/addr';
 import type { BenchResults } from '../../bench/types';
+import type { ScaleChildResult } from '../../bench/scale-child';
 import { writeStateDir } from '../../bench/statedir';
 import { loadStateDir } from '../../src/sources/directory';
 
@@ -273,5 +274,66 @@ test('apply: the generated state directory holds the policies it claims and load
     t.true(s.policies.some((p) => p.rules.some((r) => r.direction === 'egress' && r.peers.some((x) => x.kind === 'cidr' && x.except.length === 1))));
   } finally {
     rmSync(path.dirname(dir), { recursive: true, force: true });
+  }
+});
+
+test('scale: targets and report read the 100k-pod figures; the directory holds its cluster policies and capacity', (t) => {
+  const child = (pods: number, extra: Partial<ScaleChildResult> = {}): ScaleChildResult => ({
+    pods,
+    namespaces: pods / 10,
+    policies: pods / 5 + 11,
+    localEndpoints: 100,
+    errors: 0,
+    applyMs: 4200,
+    loadMs: 3000,
+    compileMs: 1000,
+    writeMs: 200,
+    peakRssMb: 900,
+    mapEntries: { nf_ident_exact: pods + 1000 },
+    ...extra,
+  });
+  const r = fixture();
+  r.scale = {
+    bytes: 41_800_000,
+    files: child(100_000, {
+      reload: { ms: 900, filesParsed: 1, files: 10_003 },
+      steadyRssMb: 700,
+      podAdd: { updates: 3, samplesMs: [20, 30, 40] },
+      policyChangePods: 1000,
+      policyChange: { updates: 4700, samplesMs: [150, 250] },
+    }),
+    api: child(100_000, { applyMs: 6000, peakRssMb: 1100 }),
+    tenth: child(10_000, { steadyRssMb: 140, podAdd: { updates: 3, samplesMs: [5] } }),
+    podAddP99Ms: 40,
+    policyChangeP99Ms: 250,
+  };
+  const byName = Object.fromEntries(evaluateTargets(r).map((x) => [x.name, x]));
+  t.like(byName.scale_files_time, { value: 4.2, limit: 5, pass: true });
+  t.like(byName.scale_api_time, { value: 6, pass: false });
+  t.like(byName.scale_api_rss, { value: 1100, limit: 1024, pass: false });
+  t.like(byName.scale_reload_parses, { value: 1, pass: true });
+  t.like(byName.steady_rss_10k, { value: 140, limit: 150, pass: true });
+  t.like(byName.scale_pod_add_updates_constant, { value: 0, pass: true });
+  t.like(byName.scale_policy_change_p99, { value: 250, limit: 200, pass: false });
+  t.regex(byName.scale_policy_change_p99.description, /touching 1,000 pods/);
+  t.is(evaluateTargets(fixture()).find((x) => x.name === 'scale_files_time')!.pass, null, 'not run');
+
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nf-bench-scale-'));
+  try {
+    writeReport({ ...r, targets: evaluateTargets(r) }, dir);
+    t.regex(readFileSync(path.join(dir, 'REPORT.md'), 'utf8'), /\| Kubernetes source, 100k pods \| 6\.00 s \(3,000 \/ 1,000 \/ 200 ms\) \| 1,100 MB \|/);
+    const state = path.join(dir, 'state');
+    writeStateDir(state, { namespaces: 20, policiesPerNamespace: 2, podsPerNamespace: 10, nodes: 4, clusterPolicies: 10, identities: 131072 });
+    const s = loadStateDir(state);
+    t.deepEqual(s.errors, []);
+    t.is(s.config.capacity.identities, 131072);
+    const cnp0 = s.policies.find((p) => p.ref.name === 'cnp-0')!;
+    t.is(cnp0.tier, 'admin');
+    // Team 0's namespaces are ns-0 and ns-10: one subject pod in each.
+    const teams = new Map(s.namespaces.map((n) => [n.name, n.labels.team]));
+    t.is(s.pods.filter((p) => teams.get(p.namespace) === 'team-0' && p.labels.app === 'app-0').length, 2);
+    t.is(s.pods.filter((p) => teams.get(p.namespace) === 'team-1' && p.labels.app === 'app-11').length, 2, 'an odd team: app-(10 + t)');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

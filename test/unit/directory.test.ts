@@ -288,6 +288,19 @@ test('ParseCache: an unchanged file is not parsed again, a changed one is, a rem
   t.not(again, first, 'a removed file left the cache');
 });
 
+test('ParseCache: a directory reload after one file is edited parses that file only', async (t) => {
+  const dir = tmpState({ 'a.yaml': NS('a'), 'b.yaml': NS('b'), 'sub/c.yaml': NS('c') });
+  const cache = new ParseCache();
+  await loadStateDirAsync(dir, cache);
+  t.is(cache.parses, 3, 'a first load parses every file');
+  await loadStateDirAsync(dir, cache);
+  t.is(cache.parses, 3, 'an unchanged tree parses nothing');
+  fs.writeFileSync(path.join(dir, 'sub/c.yaml'), NS('c2'));
+  const s = await loadStateDirAsync(dir, cache);
+  t.is(cache.parses, 4, 'the edited file, and no other, is parsed again');
+  t.deepEqual(s.namespaces.map((n) => n.name).sort(), ['a', 'b', 'c2']);
+});
+
 test('loadStateDirConfigAsync: the settings alone (also in a List), and the files stay parsed for the full load', async (t) => {
   const config = 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\ncapacity: { rules: 1000 }\n';
   const dir = tmpState({ 'a.yaml': NS('a'), 'sub/netfence.yaml': config, 'bad.yaml': NP('typo', '  podSelector: {}\n  ingress:\n    - fromm: []\n') });
