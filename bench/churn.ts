@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { NativeAddon } from '../src/datapath/native-api';
 import { waitForAgents } from '../src/lab/barrier';
-import { cpuSeconds, leftovers, runChurn, type ChurnSlot } from '../src/lab/churn';
+import { leftovers, runChurn, type ChurnSlot } from '../src/lab/churn';
 import { run } from '../src/lab/exec';
 import { labDown, labNameFor, labUp } from '../src/lab/lifecycle';
 import { writeAtomic } from '../src/lab/workdir';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { noAnswer } from '../cni/agent-client';
 import { runPlugin, type AgentLink } from '../cni/plugin';
-import { canConnect, decodeRequest, encode, MAX_LINE_BYTES, type AgentRequest, type CniRequest, type CniResponse } from './cni-protocol';
+import { canConnect, decodeRequest, encode, MAX_LINE_BYTES, type AgentRequest, type CniRequest, type CniResponse } from '../cni/protocol';
 import { namesFilePath } from './names-file';
 
 export interface AgentSocketHandler {

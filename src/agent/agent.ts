@@ -28,7 +28,7 @@ import { pruneRuleStats } from '../reconcile/rule-stats';
 import { GatewayMonitor, type GatewayState } from '../redirect/gateway-monitor';
 import { ensureTunnel, removeTunnel, tunnelGateways, TUNNEL_OFF } from '../redirect/tunnel';
 import type { SnapshotSource } from '../sources/source';
-import type { CniRequest } from './cni-protocol';
+import type { CniRequest } from '../cni/protocol';
 import { prevResultIps } from './cni-ips';
 import { FlowFeed } from './flow-feed';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { agentSocketPath } from '../agent/agent-socket';
-import { decodeResponse, encode } from '../agent/cni-protocol';
+import { decodeResponse, encode } from '../cni/protocol';
 import type { FlowEndpoint, FlowRecord } from '../agent/flows';
 import { DEFAULT_BPFFS_ROOT } from '../datapath/loader';
 

@@ -1,6 +1,6 @@
 // netfence-cni's side of the agent socket: one request, one response line, a deadline.
 import net from 'node:net';
-import { decodeResponse, encode, type CniRequest, type CniResponse } from '../agent/cni-protocol';
+import { decodeResponse, encode, type CniRequest, type CniResponse } from './protocol';
 
 /** The agent could not be asked (no socket, refused, timed out, hung up). */
 export class AgentUnreachableError extends Error {}

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { DEFAULT_AGENT_SOCKET } from '../agent/cni-protocol';
+import { DEFAULT_AGENT_SOCKET } from './protocol';
 
 /** netfence-cni as one bundled file (package.json build:ts, esbuild): when the executable
  *  falls back to it, node reads and compiles one small file, not its module closure. */

@@ -3,7 +3,7 @@
 // passes the previous plugin's result through unchanged. The one implementation of its
 // CNI semantics: the agent runs it for the plugin executable's forwarded invocations, the
 // node bundle when the agent cannot answer.
-import { canConnect, DEFAULT_AGENT_SOCKET, type CniOp, type CniRequest, type CniResponse, type PluginAnswer } from '../agent/cni-protocol';
+import { canConnect, DEFAULT_AGENT_SOCKET, type CniOp, type CniRequest, type CniResponse, type PluginAnswer } from './protocol';
 import { AgentUnreachableError, askAgent } from './agent-client';
 
 /** How the plugin reaches the agent that enforces its pods. */

@@ -17,6 +17,7 @@ let loaded: NativeAddon | undefined;
 // model, lab down) work without a built addon.
 export const native: NativeAddon = new Proxy({} as NativeAddon, {
   get(_target, prop: string | symbol): unknown {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a .node addon loads only through require(), here lazily
     loaded ??= require(addonPath) as NativeAddon;
     return Reflect.get(loaded, prop);
   },

@@ -14,7 +14,6 @@ import { loadDatapath, mapFd, updateConfig, type Datapath } from '../../src/data
 import { native } from '../../src/datapath/native';
 import { snapshotFromYaml } from '../../src/sources/directory';
 import { manyPoliciesYaml, manyPolicyCidr } from '../helpers/many-policies';
-import { packet, TCP_SYN } from './packets';
 
 const run = promisify(execFile);
 const cli = path.resolve(__dirname, '../../src/cli/main.js');

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import net from 'node:net';
-import type { CniRequest } from '../../src/agent/cni-protocol';
+import type { CniRequest } from '../../src/cni/protocol';
 import { AgentSocket, type AgentSocketHandler } from '../../src/agent/agent-socket';
 import { askAgent } from '../../src/cni/agent-client';
 import { pluginBinDir } from '../helpers/cni-bin';

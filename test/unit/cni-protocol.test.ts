@@ -2,7 +2,7 @@
 // before it did not send it), and when present must be a non-empty string; a forwarded
 // invocation carries only CNI_* variables, all strings.
 import test from 'ava';
-import { decodeRequest } from '../../src/agent/cni-protocol';
+import { decodeRequest } from '../../src/cni/protocol';
 
 const add = { op: 'add', containerId: 'c1', netns: '/run/netns/c1', ifName: 'net1', podNamespace: 'demo', podName: 'web' };
 
