@@ -21,7 +21,19 @@ const LAYERS = {
   trace: ['model', 'selectors', 'reference', 'compile', 'datapath', 'wire'],
   agent: ['model', 'selectors', 'compile', 'reconcile', 'datapath', 'wire', 'sources', 'endpoints', 'redirect', 'cni'],
   cni: ['model'],
-  lab: ['model', 'selectors', 'compile', 'reconcile', 'datapath', 'wire', 'sources', 'endpoints', 'redirect', 'cni', 'agent'],
+  lab: [
+    'model',
+    'selectors',
+    'compile',
+    'reconcile',
+    'datapath',
+    'wire',
+    'sources',
+    'endpoints',
+    'redirect',
+    'cni',
+    'agent',
+  ],
   cli: [],
 };
 // Leaves every part may import: model/ip.ts (the one IP/CIDR parser) imports nothing.
@@ -39,7 +51,16 @@ const zones = PARTS.flatMap((part) =>
 );
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'bpf/.output/**', 'bench/results/**', 'vagrant/.vagrant/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'native/build/**',
+      'bpf/.output/**',
+      'bench/results/**',
+      'vagrant/.vagrant/**',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

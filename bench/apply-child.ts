@@ -28,7 +28,6 @@ export interface ApplyChildResult {
   reloadMs: number;
 }
 
-
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { dir: { type: 'string' }, node: { type: 'string', default: 'node-0' } } });
   const dir = values.dir!;
@@ -36,7 +35,16 @@ async function main(): Promise<void> {
   const { reconciler, close } = kernelReconciler();
   const compiler = new Compiler();
   const cache = new ParseCache();
-  const apply = async (start: boolean): Promise<{ load: number; compile: number; write: number; policies: number; errors: number; entries: Record<string, number> }> => {
+  const apply = async (
+    start: boolean,
+  ): Promise<{
+    load: number;
+    compile: number;
+    write: number;
+    policies: number;
+    errors: number;
+    entries: Record<string, number>;
+  }> => {
     const t0 = performance.now();
     if (start) await loadStateDirConfigAsync(dir, cache);
     await stateDirHash(dir);
@@ -46,9 +54,17 @@ async function main(): Promise<void> {
     const t2 = performance.now();
     const r = reconciler.apply(out.maps, out.endpoints);
     const t3 = performance.now();
-    if (!r.ok || r.failed.length) throw new Error(`apply to kernel maps: ${r.error ?? r.failed.map((f) => f.error).join('; ')}`);
+    if (!r.ok || r.failed.length)
+      throw new Error(`apply to kernel maps: ${r.error ?? r.failed.map((f) => f.error).join('; ')}`);
     const entries = Object.fromEntries(Object.entries(out.maps).map(([m, c]) => [m, c.size]));
-    return { load: t1 - t0, compile: t2 - t1, write: t3 - t2, policies: snapshot.policies.length, errors: snapshot.errors.length + out.errors.length, entries };
+    return {
+      load: t1 - t0,
+      compile: t2 - t1,
+      write: t3 - t2,
+      policies: snapshot.policies.length,
+      errors: snapshot.errors.length + out.errors.length,
+      entries,
+    };
   };
   const first = await apply(true);
   const rssMb = process.resourceUsage().maxRSS / 1024;

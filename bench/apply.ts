@@ -25,7 +25,9 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyResults> {
     const bytes = writeStateDir(dir, spec);
     const runs: ApplyChildResult[] = [];
     for (let r = 0; r < opts.rounds; r++) {
-      opts.log(`apply: ${spec.namespaces * spec.policiesPerNamespace} policies (${(bytes / 1e6).toFixed(1)} MB), round ${r + 1}/${opts.rounds}`);
+      opts.log(
+        `apply: ${spec.namespaces * spec.policiesPerNamespace} policies (${(bytes / 1e6).toFixed(1)} MB), round ${r + 1}/${opts.rounds}`,
+      );
       runs.push(await child(dir));
     }
     const total = (x: ApplyChildResult): number => x.loadMs + x.compileMs + x.writeMs;

@@ -66,7 +66,10 @@ status: { podIPs: [{ ip: ${ip} }] }
     .join('---\n');
 }
 
-export async function runChurnBench(addon: NativeAddon, opts: { rate: number; seconds: number; log: (m: string) => void }): Promise<ChurnResults> {
+export async function runChurnBench(
+  addon: NativeAddon,
+  opts: { rate: number; seconds: number; log: (m: string) => void },
+): Promise<ChurnResults> {
   const work = `/tmp/nfb-churn-${process.pid}`;
   const stateDir = path.join(work, 'state');
   mkdirSync(stateDir, { recursive: true });
@@ -97,8 +100,15 @@ export async function runChurnBench(addon: NativeAddon, opts: { rate: number; se
       deadlineMs: DEADLINE_MS,
       cpuPid: agent.pid,
     });
-    const nodeLinks = JSON.parse((await run(['ip', '-n', node.netns, '-j', 'link', 'show'])).stdout) as { ifname: string; ifindex: number }[];
-    const left = leftovers(addon, bpffsRoot, nodeLinks.map((l) => ({ name: l.ifname, ifindex: l.ifindex })));
+    const nodeLinks = JSON.parse((await run(['ip', '-n', node.netns, '-j', 'link', 'show'])).stdout) as {
+      ifname: string;
+      ifindex: number;
+    }[];
+    const left = leftovers(
+      addon,
+      bpffsRoot,
+      nodeLinks.map((l) => ({ name: l.ifname, ifindex: l.ifindex })),
+    );
     const enforceMs = [...r.enforceMs, ...r.notEnforced.map(() => DEADLINE_MS)];
     const result: ChurnResults = {
       rate: opts.rate,

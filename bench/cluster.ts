@@ -26,7 +26,14 @@ const ENVS = ['prod', 'staging', 'dev'];
 
 export const CONFIG: NetfenceConfig = {
   hostInterfaces: [],
-  privileged: { enabled: false, established: false, loopback: false, apiServers: [], kubeletPort: 10250, agentPorts: [] },
+  privileged: {
+    enabled: false,
+    established: false,
+    loopback: false,
+    apiServers: [],
+    kubeletPort: 10250,
+    agentPorts: [],
+  },
   serviceCIDRs: ['10.96.0.0/12'],
   localDelivery: true,
   metricsAddress: '127.0.0.1:0',
@@ -73,7 +80,13 @@ function networkPolicy(i: number, ns: string, rand: () => number): Policy {
     {
       direction: 'ingress',
       action: 'allow',
-      peers: [{ kind: 'pods', namespaceSelector: { matchLabels: { team: `team-${Math.floor(rand() * TEAMS)}` } }, podSelector: {} }],
+      peers: [
+        {
+          kind: 'pods',
+          namespaceSelector: { matchLabels: { team: `team-${Math.floor(rand() * TEAMS)}` } },
+          podSelector: {},
+        },
+      ],
       ports: [{ protocol: 'TCP', port: 9000, endPort: 9100 }],
       index: 1,
     },
@@ -83,8 +96,17 @@ function networkPolicy(i: number, ns: string, rand: () => number): Policy {
     rules.push({
       direction: 'egress',
       action: 'allow',
-      peers: [{ kind: 'pods', namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ns-0' } }, podSelector: { matchLabels: { app: 'db' } } }],
-      ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 5432 }],
+      peers: [
+        {
+          kind: 'pods',
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ns-0' } },
+          podSelector: { matchLabels: { app: 'db' } },
+        },
+      ],
+      ports: [
+        { protocol: 'UDP', port: 53 },
+        { protocol: 'TCP', port: 5432 },
+      ],
       index: 0,
     });
   }
@@ -99,7 +121,10 @@ function networkPolicy(i: number, ns: string, rand: () => number): Policy {
 }
 
 function ipBlockPolicy(i: number, ns: string, rand: () => number): Policy {
-  const cidrs = Array.from({ length: 5 + Math.floor(rand() * 16) }, () => `172.${16 + Math.floor(rand() * 16)}.${Math.floor(rand() * 256)}.0/24`);
+  const cidrs = Array.from(
+    { length: 5 + Math.floor(rand() * 16) },
+    () => `172.${16 + Math.floor(rand() * 16)}.${Math.floor(rand() * 256)}.0/24`,
+  );
   return {
     ref: { kind: 'NetworkPolicy', namespace: ns, name: `ipblock-${i}` },
     tier: 'netpol',
@@ -107,8 +132,20 @@ function ipBlockPolicy(i: number, ns: string, rand: () => number): Policy {
     subject: { kind: 'pods', namespace: ns, podSelector: { matchLabels: { app: APPS[i % APPS.length] } } },
     isolates: ['ingress', 'egress'],
     rules: [
-      { direction: 'ingress', action: 'allow', peers: cidrs.map((cidr) => ({ kind: 'cidr' as const, cidr, except: [] })), ports: [{ protocol: 'TCP', port: 443 }], index: 0 },
-      { direction: 'egress', action: 'allow', peers: [{ kind: 'cidr', cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '192.168.0.0/16'] }], ports: null, index: 0 },
+      {
+        direction: 'ingress',
+        action: 'allow',
+        peers: cidrs.map((cidr) => ({ kind: 'cidr' as const, cidr, except: [] })),
+        ports: [{ protocol: 'TCP', port: 443 }],
+        index: 0,
+      },
+      {
+        direction: 'egress',
+        action: 'allow',
+        peers: [{ kind: 'cidr', cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '192.168.0.0/16'] }],
+        ports: null,
+        index: 0,
+      },
     ],
   };
 }
@@ -121,7 +158,11 @@ function clusterPolicy(i: number, rand: () => number): Policy {
     ref: { kind: 'ClusterNetworkPolicy', name: `cnp-${i}` },
     tier: admin ? 'admin' : 'baseline',
     priority: i % 100,
-    subject: { kind: 'pods', namespaceSelector: { matchLabels: { env } }, podSelector: { matchLabels: { app: APPS[i % APPS.length] } } },
+    subject: {
+      kind: 'pods',
+      namespaceSelector: { matchLabels: { env } },
+      podSelector: { matchLabels: { app: APPS[i % APPS.length] } },
+    },
     isolates: [],
     rules: [
       {

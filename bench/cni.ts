@@ -25,8 +25,12 @@ const pct = (ms: number[]): Percentiles => ({ p50Ms: percentile(ms, 50), p99Ms: 
 
 export async function runCni(opts: { pods: number; log: (msg: string) => void }): Promise<CniResults | string> {
   const dist = path.join(REPO_ROOT, 'dist');
-  if (!fs.existsSync(path.join(REFERENCE_PLUGINS_DIR, 'ptp'))) return `no reference plugins in ${REFERENCE_PLUGINS_DIR} (apt-get install containernetworking-plugins)`;
-  for (const [file, build] of [[BUNDLE_FILE, 'build:ts'], [PLUGIN_TYPE, 'build:cni']]) {
+  if (!fs.existsSync(path.join(REFERENCE_PLUGINS_DIR, 'ptp')))
+    return `no reference plugins in ${REFERENCE_PLUGINS_DIR} (apt-get install containernetworking-plugins)`;
+  for (const [file, build] of [
+    [BUNDLE_FILE, 'build:ts'],
+    [PLUGIN_TYPE, 'build:cni'],
+  ]) {
     if (!fs.existsSync(path.join(dist, file))) return `dist/${file} not built (npm run ${build})`;
   }
   const node = `nfb-cni-n-${process.pid}`;
@@ -37,7 +41,12 @@ export async function runCni(opts: { pods: number; log: (msg: string) => void })
     fs.rmSync(tmp, { recursive: true, force: true });
   };
   const forget = onInterrupt(cleanup);
-  const server = new AgentSocket({ add: async () => {}, del: async () => {}, check: async () => true, flows: (s) => s.end() });
+  const server = new AgentSocket({
+    add: async () => {},
+    del: async () => {},
+    check: async () => true,
+    flows: (s) => s.end(),
+  });
   try {
     for (const ns of [node, pod]) execFileSync('ip', ['netns', 'add', ns]);
     const bin = path.join(tmp, 'bin');
@@ -45,8 +54,16 @@ export async function runCni(opts: { pods: number; log: (msg: string) => void })
     const socket = path.join(tmp, 'agent.sock');
     await server.listen(socket);
     const exec = { nodeNetns: `/run/netns/${node}`, path: [bin, REFERENCE_PLUGINS_DIR] };
-    const ptp = { type: 'ptp', ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.0.0/24' }]], dataDir: path.join(tmp, 'ipam') } };
-    const list = (plugins: Record<string, unknown>[]): NetConfList => ({ cniVersion: '1.0.0', name: 'routed', plugins });
+    const ptp = {
+      type: 'ptp',
+      ipMasq: false,
+      ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.0.0/24' }]], dataDir: path.join(tmp, 'ipam') },
+    };
+    const list = (plugins: Record<string, unknown>[]): NetConfList => ({
+      cniVersion: '1.0.0',
+      name: 'routed',
+      plugins,
+    });
     const chains = {
       without: new CniChain(list([ptp]), exec),
       with: new CniChain(list([ptp, { type: 'netfence-cni', agentSocket: socket }]), exec),
@@ -55,7 +72,12 @@ export async function runCni(opts: { pods: number; log: (msg: string) => void })
     const nodeStart: number[] = [];
     for (let i = 0; i < opts.pods; i++) {
       for (const [name, chain] of Object.entries(chains) as [keyof typeof chains, CniChain][]) {
-        const rt = { containerId: `bench-${name}-${i}`, netns: `/run/netns/${pod}`, ifName: 'eth0', args: kubeletArgs({ namespace: 'bench', name: `p${i}` }, `bench-${name}-${i}`) };
+        const rt = {
+          containerId: `bench-${name}-${i}`,
+          netns: `/run/netns/${pod}`,
+          ifName: 'eth0',
+          args: kubeletArgs({ namespace: 'bench', name: `p${i}` }, `bench-${name}-${i}`),
+        };
         const started = process.hrtime.bigint();
         await chain.add(rt);
         chainAdd[name].push(Number(process.hrtime.bigint() - started) / 1e6);
@@ -63,10 +85,13 @@ export async function runCni(opts: { pods: number; log: (msg: string) => void })
       }
       // Timed the way the driver times a plugin (an asynchronous child, the driver's bare environment).
       const started = process.hrtime.bigint();
-      await execFileAsync('nsenter', [`--net=/run/netns/${node}`, process.execPath, '-e', '0'], { env: { PATH: process.env.PATH } });
+      await execFileAsync('nsenter', [`--net=/run/netns/${node}`, process.execPath, '-e', '0'], {
+        env: { PATH: process.env.PATH },
+      });
       nodeStart.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
-    const addMs = (plugin: string) => chains.with.invocations.filter((v) => v.command === 'ADD' && v.plugin === plugin).map((v) => v.ms);
+    const addMs = (plugin: string) =>
+      chains.with.invocations.filter((v) => v.command === 'ADD' && v.plugin === plugin).map((v) => v.ms);
     const r: CniResults = {
       pods: opts.pods,
       chainAdd: { without: pct(chainAdd.without), with: pct(chainAdd.with) },

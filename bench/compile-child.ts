@@ -18,7 +18,14 @@ export type ChangeName = 'podAdd' | 'podRemove' | 'policyChange';
 
 export type ChildEvent =
   | { kind: 'meta'; pods: number; namespaces: number; policies: number; nodes: number; localEndpoints: number }
-  | { kind: 'compile'; ms: number; rssMb: number; mapEntries: Record<string, number>; bpfMemoryBytes: number; errors: number }
+  | {
+      kind: 'compile';
+      ms: number;
+      rssMb: number;
+      mapEntries: Record<string, number>;
+      bpfMemoryBytes: number;
+      errors: number;
+    }
   | { kind: 'change'; name: ChangeName; updates: number; ms: number };
 
 function emit(e: ChildEvent): void {
@@ -31,19 +38,26 @@ function timed<T>(f: () => T): { value: T; ms: number } {
   return { value, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
 }
 
-
 /** Compile and write into the kernel maps; returns the map writes (updates + deletes). */
 function enforce(compiler: Compiler, reconciler: Reconciler, s: Snapshot, eps: DiscoveredEndpoint[]): number {
   const out = compiler.compile(s, BENCH_NODE, eps);
   const r = reconciler.apply(out.maps, out.endpoints);
-  if (!r.ok || r.failed.length) throw new Error(`enforce on kernel maps: ${r.error ?? r.failed.map((f) => f.error).join('; ')}`);
-  const sum = (o: Partial<Record<string, number>>): number => Object.values(o).reduce((n: number, x) => n + (x ?? 0), 0);
+  if (!r.ok || r.failed.length)
+    throw new Error(`enforce on kernel maps: ${r.error ?? r.failed.map((f) => f.error).join('; ')}`);
+  const sum = (o: Partial<Record<string, number>>): number =>
+    Object.values(o).reduce((n: number, x) => n + (x ?? 0), 0);
   return sum(r.updates) + sum(r.deletes);
 }
 
 /** One change as the agent enforces it, by the long-lived Compiler and Reconciler that
  *  last enforced the base. */
-function change(name: ChangeName, compiler: Compiler, reconciler: Reconciler, i: number, variant: (i: number) => { s: Snapshot; eps: DiscoveredEndpoint[] }): void {
+function change(
+  name: ChangeName,
+  compiler: Compiler,
+  reconciler: Reconciler,
+  i: number,
+  variant: (i: number) => { s: Snapshot; eps: DiscoveredEndpoint[] },
+): void {
   const { s, eps } = variant(i);
   const t = timed(() => enforce(compiler, reconciler, s, eps));
   emit({ kind: 'change', name, updates: t.value, ms: t.ms });
@@ -51,7 +65,11 @@ function change(name: ChangeName, compiler: Compiler, reconciler: Reconciler, i:
 
 function main(): void {
   const { values } = parseArgs({
-    options: { size: { type: 'string', default: 'big' }, rounds: { type: 'string', default: '3' }, samples: { type: 'string', default: '5' } },
+    options: {
+      size: { type: 'string', default: 'big' },
+      rounds: { type: 'string', default: '3' },
+      samples: { type: 'string', default: '5' },
+    },
   });
   const spec = values.size === 'small' ? SMALL_CLUSTER : BIG_CLUSTER;
   const rounds = Number(values.rounds);
@@ -97,11 +115,18 @@ function main(): void {
   const candidates = s.policies.filter((p) => p.ref.kind === 'NetworkPolicy' && localNs.has(p.ref.namespace ?? ''));
   const policyChange = (i: number): { s: Snapshot; eps: DiscoveredEndpoint[] } => {
     const old = candidates[i % candidates.length];
-    const changed = { ...old, rules: old.rules.map((r, j) => (j === 0 ? { ...r, ports: [{ protocol: 'TCP' as const, port: 20000 + i }] } : r)) };
+    const changed = {
+      ...old,
+      rules: old.rules.map((r, j) => (j === 0 ? { ...r, ports: [{ protocol: 'TCP' as const, port: 20000 + i }] } : r)),
+    };
     return { s: { ...s, policies: s.policies.map((p) => (p === old ? changed : p)) }, eps };
   };
   // Interleaved, so a deadline leaves some samples of each kind.
-  const kinds = [['podAdd', podAdd], ['podRemove', podRemove], ['policyChange', policyChange]] as const;
+  const kinds = [
+    ['podAdd', podAdd],
+    ['podRemove', podRemove],
+    ['policyChange', policyChange],
+  ] as const;
   // One untimed change of each kind first (JIT warm-up, and the cold rounds' garbage collected).
   for (const [, variant] of kinds) {
     const warm = variant(samples);

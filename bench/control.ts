@@ -40,9 +40,13 @@ function child(size: 'big' | 'small', rounds: number, samples: number, deadlineM
     const started = Date.now();
     // --expose-gc: the child collects the previous round's compiler before the next, so the
     // peak is one compile's, not the garbage of several.
-    const p = spawn(process.execPath, ['--expose-gc', script, '--size', size, '--rounds', String(rounds), '--samples', String(samples)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const p = spawn(
+      process.execPath,
+      ['--expose-gc', script, '--size', size, '--rounds', String(rounds), '--samples', String(samples)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const events: ChildEvent[] = [];
     let buf = '';
     let stderr = '';
@@ -65,14 +69,17 @@ function child(size: 'big' | 'small', rounds: number, samples: number, deadlineM
     p.on('error', (e) => reject(new Error(`run compile child: ${e.message}`)));
     p.on('close', (code) => {
       clearTimeout(timer);
-      if (!timedOut && code !== 0) reject(new Error(`run compile child (${size}): exit ${code}: ${stderr.trim().slice(0, 400)}`));
+      if (!timedOut && code !== 0)
+        reject(new Error(`run compile child (${size}): exit ${code}: ${stderr.trim().slice(0, 400)}`));
       else resolve({ events, timedOut, elapsedMs: Date.now() - started, hwmMb });
     });
   });
 }
 
 function changes(run: ChildRun, name: ChangeName): { updates: number; samplesMs: number[] } {
-  const es = run.events.filter((e): e is Extract<ChildEvent, { kind: 'change' }> => e.kind === 'change' && e.name === name);
+  const es = run.events.filter(
+    (e): e is Extract<ChildEvent, { kind: 'change' }> => e.kind === 'change' && e.name === name,
+  );
   return { updates: Math.max(0, ...es.map((e) => e.updates)), samplesMs: es.map((e) => e.ms) };
 }
 
@@ -91,7 +98,8 @@ export async function runControl(opts: ControlOptions): Promise<ControlResults> 
   if (!meta) throw new Error('run compile child: no cluster generated before the deadline');
   const compiles = big.events.filter((e): e is Extract<ChildEvent, { kind: 'compile' }> => e.kind === 'compile');
   const last = compiles.at(-1);
-  if (last && last.errors > 0) opts.log(`control: the compiler reported ${last.errors} errors for the synthetic cluster`);
+  if (last && last.errors > 0)
+    opts.log(`control: the compiler reported ${last.errors} errors for the synthetic cluster`);
   // Changes on the big cluster when it got that far, else on the 1k-pod one (named).
   const src = changes(big, 'podAdd').samplesMs.length ? big : small;
   const changesOn = src === big ? `${meta.pods} pods` : '1000 pods (the 10k-pod compile did not finish in time)';
@@ -111,7 +119,12 @@ export async function runControl(opts: ControlOptions): Promise<ControlResults> 
     mapEntries: last?.mapEntries ?? {},
     bpfMemoryBytes: last?.bpfMemoryBytes ?? NaN,
     changesOn,
-    podAdd: { updates: podAdd.updates, updatesSmallCluster: changes(small, 'podAdd').updates, samplesMs: podAdd.samplesMs, ...stats(podAdd.samplesMs) },
+    podAdd: {
+      updates: podAdd.updates,
+      updatesSmallCluster: changes(small, 'podAdd').updates,
+      samplesMs: podAdd.samplesMs,
+      ...stats(podAdd.samplesMs),
+    },
     podRemove: { updates: podRemove.updates, ...stats(podRemove.samplesMs) },
     policyChange: { updates: policyChange.updates, ...stats(policyChange.samplesMs) },
   };

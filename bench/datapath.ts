@@ -12,7 +12,10 @@ import type { DiscoveredEndpoint } from '../src/compile/endpoint';
 import type { BpfObjectHandle, MapInfo, NativeAddon, ProgInfo } from '../src/datapath/native-api';
 import type { Entries } from './policy';
 
-export const REPO_ROOT = path.resolve(__dirname, path.basename(path.resolve(__dirname, '..')) === 'dist' ? '../..' : '..');
+export const REPO_ROOT = path.resolve(
+  __dirname,
+  path.basename(path.resolve(__dirname, '..')) === 'dist' ? '../..' : '..',
+);
 export const NETFENCE_OBJECT = path.join(REPO_ROOT, 'bpf', '.output', 'netfence.bpf.o');
 export const EMPTY_OBJECT = path.join(REPO_ROOT, 'bench', '.output', 'empty.bpf.o');
 export const CRR_BINARY = path.join(REPO_ROOT, 'bench', '.output', 'crr');
@@ -24,7 +27,11 @@ export interface BenchObject {
   close(): void;
 }
 
-export function openBenchObject(addon: NativeAddon, file: string, maxEntries: Record<string, number> = {}): BenchObject {
+export function openBenchObject(
+  addon: NativeAddon,
+  file: string,
+  maxEntries: Record<string, number> = {},
+): BenchObject {
   const obj = addon.openObject(file, { maxEntries });
   const maps = new Map(obj.maps().map((m) => [m.name, m]));
   const progs = new Map(obj.programs().map((p) => [p.name, p]));
@@ -65,7 +72,14 @@ export function writeConfig(addon: NativeAddon, o: BenchObject): void {
   addon.mapUpdate(
     o.map('nf_config').fd,
     encodeU32(0),
-    encodeConfig({ layoutVersion: NF_LAYOUT_VERSION, flags: 0, tunnelMark: 0, tunnelMarkMask: 0, uplinkIfindex: 0, eventsPerSec: 0 }),
+    encodeConfig({
+      layoutVersion: NF_LAYOUT_VERSION,
+      flags: 0,
+      tunnelMark: 0,
+      tunnelMarkMask: 0,
+      uplinkIfindex: 0,
+      eventsPerSec: 0,
+    }),
   );
 }
 
@@ -75,7 +89,14 @@ export type VethPod = { ip: string } & NonNullable<DiscoveredEndpoint['veth']>;
 /** A pod endpoint on `ifindex`; table 0 = not isolated in that direction. With `veth` it
  *  is a host veth delivered locally as the agent does by default (NF_EP_F_LOCAL_DELIVERY,
  *  its nf_local_addrs entry). Returns the entry written. */
-export function writePodEndpoint(addon: NativeAddon, o: BenchObject, ifindex: number, id: number, ingressTable: number, veth?: VethPod): Endpoint {
+export function writePodEndpoint(
+  addon: NativeAddon,
+  o: BenchObject,
+  ifindex: number,
+  id: number,
+  ingressTable: number,
+  veth?: VethPod,
+): Endpoint {
   // buildPolicy's tables fit one chunk (MAX_CIDR_RULES + 2 rules)
   const ep: Endpoint = {
     id,
@@ -89,7 +110,11 @@ export function writePodEndpoint(addon: NativeAddon, o: BenchObject, ifindex: nu
   addon.mapUpdate(o.map('nf_endpoints').fd, encodeU32(ifindex), encodeEndpoint(ep));
   if (veth) {
     const { ip, ...macs } = veth;
-    addon.mapUpdate(o.map('nf_local_addrs').fd, encodeAddr(ip), encodeLocal({ ifindex, kind: NfLocalKind.POD, ...macs }));
+    addon.mapUpdate(
+      o.map('nf_local_addrs').fd,
+      encodeAddr(ip),
+      encodeLocal({ ifindex, kind: NfLocalKind.POD, ...macs }),
+    );
   }
   return ep;
 }

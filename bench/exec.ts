@@ -54,7 +54,10 @@ export class Background {
   ) {
     this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: SYSTEM_ENV });
     this.ready = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`start ${label}: no "${readyText}" within ${readyTimeoutMs} ms`)), readyTimeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`start ${label}: no "${readyText}" within ${readyTimeoutMs} ms`)),
+        readyTimeoutMs,
+      );
       this.child.once('exit', () => clearTimeout(timer));
       const onData = (d: Buffer): void => {
         this.output += d.toString();
@@ -66,7 +69,9 @@ export class Background {
       this.child.stdout?.on('data', onData);
       this.child.stderr?.on('data', onData);
       this.child.on('error', (e) => reject(new Error(`start ${label}: ${e.message}`)));
-      this.child.on('exit', (code) => reject(new Error(`start ${label}: exited ${code}: ${this.output.trim().slice(0, 300)}`)));
+      this.child.on('exit', (code) =>
+        reject(new Error(`start ${label}: exited ${code}: ${this.output.trim().slice(0, 300)}`)),
+      );
     });
     // A server that dies after start is reported by the next measurement failing.
     this.ready.catch(() => undefined);
@@ -132,11 +137,16 @@ export class LineChild {
       return Promise.reject(new Error(`${this.label}: not running: ${this.stderr.trim().slice(0, 500)}`));
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.label}: no answer to "${line}" within ${timeoutMs} ms`)), timeoutMs);
-      const done = <T>(f: (v: T) => void) => (v: T): void => {
-        clearTimeout(timer);
-        f(v);
-      };
+      const timer = setTimeout(
+        () => reject(new Error(`${this.label}: no answer to "${line}" within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const done =
+        <T>(f: (v: T) => void) =>
+        (v: T): void => {
+          clearTimeout(timer);
+          f(v);
+        };
       this.waiting = { resolve: done(resolve), reject: done(reject) };
       this.child.stdin!.write(`${line}\n`);
       this.deliver();

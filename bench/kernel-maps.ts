@@ -8,11 +8,19 @@ import type { Attacher } from '../src/datapath/attach';
 import { NativeMapIO } from '../src/reconcile/native-mapio';
 import { Reconciler } from '../src/reconcile/reconciler';
 
-const NO_INTERFACES: Attacher = { attached: () => true, attach: () => undefined, detach: () => undefined, list: () => [] };
+const NO_INTERFACES: Attacher = {
+  attached: () => true,
+  attach: () => undefined,
+  detach: () => undefined,
+  list: () => [],
+};
 
 /** `capacity` sizes the maps as the agent does (default: the object's own sizes). */
 export function kernelReconciler(capacity?: Capacity): { reconciler: Reconciler; close: () => void } {
   const object = native.openObject(DEFAULT_OBJECT, capacity ? { maxEntries: capacityMaxEntries(capacity) } : {});
-  const reconciler = new Reconciler(new NativeMapIO(native, new Map(object.maps().map((m) => [m.name, m]))), NO_INTERFACES);
+  const reconciler = new Reconciler(
+    new NativeMapIO(native, new Map(object.maps().map((m) => [m.name, m]))),
+    NO_INTERFACES,
+  );
   return { reconciler, close: () => object.close() };
 }

@@ -66,7 +66,13 @@ class Prober {
     this.lines = readline.createInterface({ input: p.stdout })[Symbol.asyncIterator]();
   }
   static async start(netns: string): Promise<Prober> {
-    const p = spawn('ip', ['netns', 'exec', netns, process.execPath, path.join(REPO_ROOT, 'dist', 'bench', 'prober.js')]);
+    const p = spawn('ip', [
+      'netns',
+      'exec',
+      netns,
+      process.execPath,
+      path.join(REPO_ROOT, 'dist', 'bench', 'prober.js'),
+    ]);
     const pr = new Prober(p);
     const first = await pr.lines.next();
     if (first.value !== 'ready') throw new Error(`start prober in ${netns}: ${String(first.value)}`);
@@ -84,7 +90,12 @@ class Prober {
 }
 
 /** Milliseconds from `t0` to the start of the first probe showing `want` (confirmed). */
-async function timeToVerdict(pr: Prober, target: { ip: string; port: number }, want: string, t0: number): Promise<number> {
+async function timeToVerdict(
+  pr: Prober,
+  target: { ip: string; port: number },
+  want: string,
+  t0: number,
+): Promise<number> {
   while (performance.now() - t0 < FLIP_DEADLINE_MS) {
     const start = performance.now();
     if ((await pr.probe(target)) === want && (await pr.probe(target)) === want) return start - t0;
@@ -97,11 +108,17 @@ const cli = (args: string[], timeoutMs = 180_000) =>
 
 interface LabModules {
   labNameFor(dir: string, prefix: string): string;
-  loadState(name: string): { bpffsRoot: string; plan?: { nodes: { name: string; netns: string }[]; pods: { key: string; netns: string; hostIf?: string }[] } } | undefined;
+  loadState(name: string):
+    | {
+        bpffsRoot: string;
+        plan?: { nodes: { name: string; netns: string }[]; pods: { key: string; netns: string; hostIf?: string }[] };
+      }
+    | undefined;
 }
 
 export async function runLab(opts: { changes: number; log: (m: string) => void }): Promise<LabResults | string> {
-  if (!existsSync(path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'))) return 'netfence CLI not built (dist/src/cli/main.js)';
+  if (!existsSync(path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js')))
+    return 'netfence CLI not built (dist/src/cli/main.js)';
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const lab = { ...require('../src/lab/lifecycle'), ...require('../src/lab/state') } as LabModules;
   const work = `/tmp/nfb-lab-${process.pid}`;
@@ -137,8 +154,13 @@ export async function runLab(opts: { changes: number; log: (m: string) => void }
       flips.push(await timeToVerdict(prober, SERVER, want, performance.now()));
       await new Promise((r) => setTimeout(r, 200));
     }
-    opts.log(`lab: policy flips p50 ${percentile(flips, 50).toFixed(0)} ms, p99 ${percentile(flips, 99).toFixed(0)} ms`);
-    const result: LabResults = { changes: opts.changes, policyFlip: { p50Ms: percentile(flips, 50), p99Ms: percentile(flips, 99), samplesMs: flips } };
+    opts.log(
+      `lab: policy flips p50 ${percentile(flips, 50).toFixed(0)} ms, p99 ${percentile(flips, 99).toFixed(0)} ms`,
+    );
+    const result: LabResults = {
+      changes: opts.changes,
+      policyFlip: { p50Ms: percentile(flips, 50), p99Ms: percentile(flips, 99), samplesMs: flips },
+    };
 
     // Pod appearing: remove the late pod's veth, recreate it with the lab's own plan ops.
     try {
@@ -149,14 +171,23 @@ export async function runLab(opts: { changes: number; log: (m: string) => void }
     return result;
   } finally {
     prober?.stop();
-    await cli(['lab', 'down', '--state', state, '--prefix', PREFIX]).catch((e: Error) => opts.log(`lab down: ${e.message}`));
+    await cli(['lab', 'down', '--state', state, '--prefix', PREFIX]).catch((e: Error) =>
+      opts.log(`lab down: ${e.message}`),
+    );
     rmSync(work, { recursive: true, force: true });
   }
 }
 
-async function podIsolation(pr: Prober, stateDir: string, st: NonNullable<ReturnType<LabModules['loadState']>>, samples: number): Promise<LabResults['policyFlip']> {
+async function podIsolation(
+  pr: Prober,
+  stateDir: string,
+  st: NonNullable<ReturnType<LabModules['loadState']>>,
+  samples: number,
+): Promise<LabResults['policyFlip']> {
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const { planLab } = require('../src/lab/plan') as { planLab(s: unknown, o: { id: string; prefix: string }): { ops: { argv: string[] }[] } };
+  const { planLab } = require('../src/lab/plan') as {
+    planLab(s: unknown, o: { id: string; prefix: string }): { ops: { argv: string[] }[] };
+  };
   const { loadStateDir } = require('../src/sources/directory') as { loadStateDir(dir: string): unknown };
   /* eslint-enable @typescript-eslint/no-require-imports */
   const pod = st.plan!.pods.find((p) => p.key === LATE.key);
@@ -166,7 +197,9 @@ async function podIsolation(pr: Prober, stateDir: string, st: NonNullable<Return
   const ops = planLab(loadStateDir(stateDir), { id: path.resolve(stateDir), prefix: PREFIX }).ops;
   const first = ops.findIndex((o) => o.argv.includes('link') && o.argv.includes('add') && o.argv.includes(hostIf));
   if (first < 0) throw new Error(`find the veth ops of ${LATE.key}: no "link add ${hostIf}"`);
-  const linkOps = ops.slice(first).filter((o, i, all) => all.slice(0, i + 1).every((x) => x.argv.some((a) => a.includes(hostIf) || a === pod.netns)));
+  const linkOps = ops
+    .slice(first)
+    .filter((o, i, all) => all.slice(0, i + 1).every((x) => x.argv.some((a) => a.includes(hostIf) || a === pod.netns)));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { native } = require('../src/datapath/native') as typeof import('../src/datapath/native');
   const endpoints = native.mapOpenPinned(path.join(st.bpffsRoot, node.name, 'nf_endpoints'));
@@ -177,7 +210,9 @@ async function podIsolation(pr: Prober, stateDir: string, st: NonNullable<Return
       await new Promise((r) => setTimeout(r, 1000)); // let the agent see the pod gone
       const t0 = performance.now();
       for (const o of linkOps) await run(o.argv);
-      const ifindex = (JSON.parse((await run(['ip', '-n', node.netns, '-j', 'link', 'show', hostIf])).stdout) as { ifindex: number }[])[0].ifindex;
+      const ifindex = (
+        JSON.parse((await run(['ip', '-n', node.netns, '-j', 'link', 'show', hostIf])).stdout) as { ifindex: number }[]
+      )[0].ifindex;
       // Isolated = the endpoint entry names an ingress table, and then a probe is denied
       // (a probe alone cannot tell "not reachable yet" from "isolated").
       const ingressTable = (): number => {
@@ -185,7 +220,8 @@ async function podIsolation(pr: Prober, stateDir: string, st: NonNullable<Return
         return v ? decodeEndpoint(v).ingressTable : 0;
       };
       while (ingressTable() === 0) {
-        if (performance.now() - t0 > FLIP_DEADLINE_MS) throw new Error(`isolate ${LATE.key}: no endpoint entry for ${hostIf} after ${FLIP_DEADLINE_MS} ms`);
+        if (performance.now() - t0 > FLIP_DEADLINE_MS)
+          throw new Error(`isolate ${LATE.key}: no endpoint entry for ${hostIf} after ${FLIP_DEADLINE_MS} ms`);
         await new Promise((r) => setTimeout(r, 2));
       }
       ms.push(await timeToVerdict(pr, LATE, 'deny', t0));

@@ -71,7 +71,8 @@ export interface NetResults {
 
 export function netVariants(ruleCounts: readonly number[], skip: Partial<Record<Engine, string>> = {}): NetVariant[] {
   const out: NetVariant[] = [{ name: 'bare', engine: 'bare', rules: 0 }];
-  for (const hooks of [2, 4] as const) out.push({ name: `emptyprog_${hooks}hooks`, engine: 'emptyprog', rules: 0, hooks });
+  for (const hooks of [2, 4] as const)
+    out.push({ name: `emptyprog_${hooks}hooks`, engine: 'emptyprog', rules: 0, hooks });
   for (const engine of ['netfence', 'iptables', 'ipset'] as const) {
     if (skip[engine]) continue;
     for (const n of ruleCounts) {
@@ -83,7 +84,11 @@ export function netVariants(ruleCounts: readonly number[], skip: Partial<Record<
 }
 
 /** FORWARD chain for iptables (one rule per CIDR) or ipset (one rule per policy rule). */
-export function forwardRules(engine: 'iptables' | 'ipset', rules: number, setPrefix = 'nfb'): { ipset: string; iptables: string } {
+export function forwardRules(
+  engine: 'iptables' | 'ipset',
+  rules: number,
+  setPrefix = 'nfb',
+): { ipset: string; iptables: string } {
   const policy = buildPolicy({ table: 1, cidrs: rules, families: [4], identities: 0, probes: [CLIENT_IP] });
   const lines = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]'];
   lines.push('-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT');
@@ -117,7 +122,8 @@ function usesNetfilter(v: NetVariant): boolean {
  *  the benchmark shifts them together; odd rounds run the order backwards so a slow
  *  drift favours no position. */
 export function roundOrder<T extends { name: string }>(variants: readonly T[], round: number): T[] {
-  const largest = (engine: string): string | undefined => variants.filter((v) => v.name.startsWith(`${engine}_`)).at(-1)?.name;
+  const largest = (engine: string): string | undefined =>
+    variants.filter((v) => v.name.startsWith(`${engine}_`)).at(-1)?.name;
   const first = ['bare', largest('netfence'), largest('ipset')];
   const order = [...variants].sort((a, b) => rank(first, a.name) - rank(first, b.name));
   return round % 2 === 1 ? order.reverse() : order;
@@ -159,8 +165,27 @@ class NetBench {
     });
     await this.topo.up();
     this.servers = [
-      new Background('crr server', 'ip', ['netns', 'exec', this.topo.server, CRR_BINARY, 'server', String(CRR_PORT), String(CRR_THREADS), this.cpu(CRR_SERVER_CPU)], 'listening'),
-      new Background('iperf3 server', 'ip', ['netns', 'exec', this.topo.server, 'iperf3', '-s', '--forceflush', '-p', String(IPERF_PORT)], 'listening'),
+      new Background(
+        'crr server',
+        'ip',
+        [
+          'netns',
+          'exec',
+          this.topo.server,
+          CRR_BINARY,
+          'server',
+          String(CRR_PORT),
+          String(CRR_THREADS),
+          this.cpu(CRR_SERVER_CPU),
+        ],
+        'listening',
+      ),
+      new Background(
+        'iperf3 server',
+        'ip',
+        ['netns', 'exec', this.topo.server, 'iperf3', '-s', '--forceflush', '-p', String(IPERF_PORT)],
+        'listening',
+      ),
     ];
     await Promise.all(this.servers.map((s) => s.ready));
   }
@@ -208,8 +233,20 @@ class NetBench {
       return ['--object', EMPTY_OBJECT, '--pin', this.pinDir, '--ifs', ifs.join(',')];
     }
     return [
-      '--object', this.opts.object, '--pin', this.pinDir, '--cidrs', String(v.rules),
-      '--client-if', this.topo.clientVeth, '--server-if', this.topo.serverVeth, '--client-ip', CLIENT_IP, '--server-ip', SERVER_IP,
+      '--object',
+      this.opts.object,
+      '--pin',
+      this.pinDir,
+      '--cidrs',
+      String(v.rules),
+      '--client-if',
+      this.topo.clientVeth,
+      '--server-if',
+      this.topo.serverVeth,
+      '--client-ip',
+      CLIENT_IP,
+      '--server-ip',
+      SERVER_IP,
     ];
   }
 
@@ -223,7 +260,8 @@ class NetBench {
     );
     const set = async (on: boolean): Promise<void> => {
       const answer = await serve.ask(on ? 'on' : 'off');
-      if (on ? !answer.startsWith('{"progIds"') : answer !== 'off') throw new Error(`${serve.label}: unexpected answer "${answer}"`);
+      if (on ? !answer.startsWith('{"progIds"') : answer !== 'off')
+        throw new Error(`${serve.label}: unexpected answer "${answer}"`);
     };
     const pairs: PairedCrr['pairs'] = [];
     try {
@@ -249,7 +287,16 @@ class NetBench {
   async teardown(v: NetVariant): Promise<void> {
     const node = this.topo.node;
     if (v.engine === 'netfence' || v.engine === 'emptyprog') {
-      await run(['nsenter', ...this.helperArgv(['detach', '--pin', this.pinDir, '--ifs', `${this.topo.clientVeth},${this.topo.serverVeth}`])]);
+      await run([
+        'nsenter',
+        ...this.helperArgv([
+          'detach',
+          '--pin',
+          this.pinDir,
+          '--ifs',
+          `${this.topo.clientVeth},${this.topo.serverVeth}`,
+        ]),
+      ]);
     } else if (v.engine === 'iptables' || v.engine === 'ipset') {
       await nsRun(node, ['nft', 'flush', 'ruleset']);
       if (v.engine === 'ipset') await destroySets(node);
@@ -261,7 +308,10 @@ class NetBench {
    *  netfence variants measure a path without netfilter rules. */
   async checkNoRules(v: NetVariant): Promise<void> {
     const { stdout } = await nsRun(this.topo.node, ['nft', 'list', 'ruleset']);
-    if (stdout.trim()) throw new Error(`measure ${v.name}: the node namespace still has netfilter rules: ${stdout.trim().slice(0, 200)}`);
+    if (stdout.trim())
+      throw new Error(
+        `measure ${v.name}: the node namespace still has netfilter rules: ${stdout.trim().slice(0, 200)}`,
+      );
   }
 
   /** After a measurement: bare and netfence must have left the node's conntrack table
@@ -271,9 +321,12 @@ class NetBench {
     const { stdout } = await nsRun(this.topo.node, ['conntrack', '-C']);
     const tracked = Number(stdout.trim());
     const netfilter = usesNetfilter(v);
-    if (!Number.isInteger(tracked)) throw new Error(`count conntrack entries after ${v.name}: unexpected output "${stdout.trim()}"`);
+    if (!Number.isInteger(tracked))
+      throw new Error(`count conntrack entries after ${v.name}: unexpected output "${stdout.trim()}"`);
     if (netfilter ? tracked === 0 : tracked > 0) {
-      throw new Error(`measure ${v.name}: ${tracked} conntrack entries in the node namespace, expected ${netfilter ? 'some' : 'none'}`);
+      throw new Error(
+        `measure ${v.name}: ${tracked} conntrack entries in the node namespace, expected ${netfilter ? 'some' : 'none'}`,
+      );
     }
   }
 
@@ -282,7 +335,14 @@ class NetBench {
   async checkEnforced(v: NetVariant): Promise<void> {
     const isolated = v.rules > 0;
     const probe = (): Promise<boolean> =>
-      nsRun(this.topo.client, [CRR_BINARY, 'probe', SERVER_IP, String(CRR_PORT), OUTSIDER_IP, String(PROBE_TIMEOUT_MS)]).then(
+      nsRun(this.topo.client, [
+        CRR_BINARY,
+        'probe',
+        SERVER_IP,
+        String(CRR_PORT),
+        OUTSIDER_IP,
+        String(PROBE_TIMEOUT_MS),
+      ]).then(
         () => true,
         (e: Error) => {
           if (!/: exit 1\b/.test(e.message)) throw e;
@@ -308,15 +368,35 @@ class NetBench {
         (r) => r.stdout.trim().replace(/\s+/g, ' ').slice(0, 400),
         (e: Error) => e.message,
       )}`;
-    return (await Promise.all([['ip', 'neigh'], ['nft', 'list', 'ruleset'], ['conntrack', '-C'], ['ip', '-s', 'link']].map(show))).join(' | ');
+    return (
+      await Promise.all(
+        [
+          ['ip', 'neigh'],
+          ['nft', 'list', 'ruleset'],
+          ['conntrack', '-C'],
+          ['ip', '-s', 'link'],
+        ].map(show),
+      )
+    ).join(' | ');
   }
 
   async crr(seconds = this.opts.crrSeconds): Promise<{ conns: number; seconds: number; rate: number }> {
-    const args = ['client', SERVER_IP, String(CRR_PORT), String(CRR_THREADS), String(seconds), this.cpu(CRR_CLIENT_CPU), String(CRR_WARMUP_MS)];
+    const args = [
+      'client',
+      SERVER_IP,
+      String(CRR_PORT),
+      String(CRR_THREADS),
+      String(seconds),
+      this.cpu(CRR_CLIENT_CPU),
+      String(CRR_WARMUP_MS),
+    ];
     const { stdout } = await nsRun(this.topo.client, [CRR_BINARY, ...args], undefined, (seconds + 30) * 1000);
     const [conns, secs, rate, failed] = stdout.trim().split(/\s+/).map(Number);
     if (!(conns > 0)) throw new Error(`run crr client: no connection completed (${stdout.trim()})`);
-    if (failed > 0) throw new Error(`run crr client: ${failed} of ${conns + failed} connections failed (the variant drops the allowed client?)`);
+    if (failed > 0)
+      throw new Error(
+        `run crr client: ${failed} of ${conns + failed} connections failed (the variant drops the allowed client?)`,
+      );
     return { conns, seconds: secs, rate };
   }
 
@@ -325,7 +405,9 @@ class NetBench {
   async programCost(addon: NativeAddon): Promise<ProgramCost | undefined> {
     if (this.progIds.length === 0) return undefined;
     const total = (): { runCnt: number; runTimeNs: number } =>
-      this.progIds.map((id) => addon.progRunStats(id)).reduce((a, b) => ({ runCnt: a.runCnt + b.runCnt, runTimeNs: a.runTimeNs + b.runTimeNs }));
+      this.progIds
+        .map((id) => addon.progRunStats(id))
+        .reduce((a, b) => ({ runCnt: a.runCnt + b.runCnt, runTimeNs: a.runTimeNs + b.runTimeNs }));
     const fd = addon.enableRunStats();
     try {
       const before = total();
@@ -344,7 +426,12 @@ class NetBench {
   }
 
   async iperf(): Promise<number> {
-    const { stdout } = await nsRun(this.topo.client, ['iperf3', '-c', SERVER_IP, '-p', String(IPERF_PORT), '-t', String(this.opts.iperfSeconds), '-J'], undefined, (this.opts.iperfSeconds + 30) * 1000);
+    const { stdout } = await nsRun(
+      this.topo.client,
+      ['iperf3', '-c', SERVER_IP, '-p', String(IPERF_PORT), '-t', String(this.opts.iperfSeconds), '-J'],
+      undefined,
+      (this.opts.iperfSeconds + 30) * 1000,
+    );
     const j = JSON.parse(stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
     const bps = j.end?.sum_received?.bits_per_second;
     if (!bps) throw new Error(`run iperf3: ${j.error ?? 'no sum_received in its JSON'}`);
@@ -362,7 +449,9 @@ export async function runNet(opts: NetOptions): Promise<NetResults> {
   const crrPaired: Record<string, PairedCrr> = {};
   try {
     await bench.start();
-    const schedule = Array.from({ length: opts.rounds }, (_, round) => roundOrder(variants, round).map((variant) => ({ round, variant }))).flat();
+    const schedule = Array.from({ length: opts.rounds }, (_, round) =>
+      roundOrder(variants, round).map((variant) => ({ round, variant })),
+    ).flat();
     for (const { round, variant } of schedule) {
       if (!usesNetfilter(variant)) await bench.checkNoRules(variant);
       await bench.setup(variant);
@@ -386,7 +475,9 @@ export async function runNet(opts: NetOptions): Promise<NetResults> {
     for (const variant of pairedVariants(variants)) {
       await bench.checkNoRules(variant);
       crrPaired[variant.name] = await bench.paired(variant);
-      opts.log(`net: ${opts.pairs} pairs bare / ${variant.name}: median ratio ${crrPaired[variant.name].ratio.toFixed(3)}`);
+      opts.log(
+        `net: ${opts.pairs} pairs bare / ${variant.name}: median ratio ${crrPaired[variant.name].ratio.toFixed(3)}`,
+      );
     }
   } finally {
     await bench.stop();

@@ -81,7 +81,9 @@ function netfenceSetup(o: Options, cmd: string): Setup {
       { ifname: client, ep: writePodEndpoint(native, obj, c.ifindex, 1, 0, c.veth) },
       { ifname: server, ep: writePodEndpoint(native, obj, s.ifindex, 2, cidrs > 0 ? TABLE : 0, s.veth) },
     ];
-    const hooks = endpoints.flatMap(({ ifname, ep }) => hooksFor(ep).map((dir) => ({ ifname, dir, prog: obj.prog(PROG[dir]) })));
+    const hooks = endpoints.flatMap(({ ifname, ep }) =>
+      hooksFor(ep).map((dir) => ({ ifname, dir, prog: obj.prog(PROG[dir]) })),
+    );
     return { hooks, close: () => obj.close() };
   } catch (e) {
     obj.close();
@@ -93,7 +95,10 @@ function emptySetup(o: Options, cmd: string): Setup {
   const ifs = need(o, cmd, 'ifs');
   const obj = openBenchObject(native, need(o, cmd, 'object'));
   const prog = obj.prog('bench_empty');
-  return { hooks: ifs.split(',').flatMap((ifname) => TC_HOOKS.map((dir) => ({ ifname, dir, prog }))), close: () => obj.close() };
+  return {
+    hooks: ifs.split(',').flatMap((ifname) => TC_HOOKS.map((dir) => ({ ifname, dir, prog }))),
+    close: () => obj.close(),
+  };
 }
 
 /** Attaches the setup's programs through links pinned under `pin`; prints their ids. */
@@ -144,7 +149,12 @@ async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
     options: {
-      ...Object.fromEntries(['object', 'pin', 'cidrs', 'client-if', 'server-if', 'client-ip', 'server-ip', 'ifs'].map((k) => [k, { type: 'string' as const }])),
+      ...Object.fromEntries(
+        ['object', 'pin', 'cidrs', 'client-if', 'server-if', 'client-ip', 'server-ip', 'ifs'].map((k) => [
+          k,
+          { type: 'string' as const },
+        ]),
+      ),
       empty: { type: 'boolean' as const },
     },
   });
@@ -152,7 +162,8 @@ async function main(): Promise<void> {
   if (cmd === 'attach') once(netfenceSetup(values, cmd), need(values, cmd, 'pin'));
   else if (cmd === 'attach-empty') once(emptySetup(values, cmd), need(values, cmd, 'pin'));
   else if (cmd === 'detach') detach(need(values, cmd, 'pin'), need(values, cmd, 'ifs').split(','));
-  else if (cmd === 'serve') await serve(values.empty ? emptySetup(values, cmd) : netfenceSetup(values, cmd), need(values, cmd, 'pin'));
+  else if (cmd === 'serve')
+    await serve(values.empty ? emptySetup(values, cmd) : netfenceSetup(values, cmd), need(values, cmd, 'pin'));
   else throw new Error(`nf-helper: unknown command "${cmd}" (attach, attach-empty, detach, serve)`);
 }
 

@@ -34,14 +34,25 @@ interface Config {
 }
 
 export function pktConfigs(): Config[] {
-  const cfgs: Config[] = CIDR_SERIES.map((n) => ({ name: `cidr_${countLabel(n)}`, cidrs: n, identities: IDENTITY_SERIES[0] }));
+  const cfgs: Config[] = CIDR_SERIES.map((n) => ({
+    name: `cidr_${countLabel(n)}`,
+    cidrs: n,
+    identities: IDENTITY_SERIES[0],
+  }));
   for (const n of IDENTITY_SERIES.slice(1)) cfgs.push({ name: `ident_${countLabel(n)}`, cidrs: 0, identities: n });
   return cfgs;
 }
 
 function loadConfig(addon: NativeAddon, object: string, cfg: Config): BenchObject {
   const probes = [identityAddress(4, 0), identityAddress(6, 0)];
-  const policy = buildPolicy({ table: TABLE, cidrs: cfg.cidrs, families: [4, 6], identities: cfg.identities, probes, port: ALLOWED_PORT });
+  const policy = buildPolicy({
+    table: TABLE,
+    cidrs: cfg.cidrs,
+    families: [4, 6],
+    identities: cfg.identities,
+    probes,
+    port: ALLOWED_PORT,
+  });
   const slack = 1024;
   const o = openBenchObject(addon, object, {
     nf_peer_cidr: Math.max(16384, cfg.cidrs + slack),
@@ -123,7 +134,9 @@ async function measure(
   });
 
   const emptyNs: Record<string, number> = {};
-  for (const family of [4, 6]) for (const flow of ['new', 'established']) emptyNs[`v${family}/${flow}`] = median(samples[`empty/v${family}/${flow}`]);
+  for (const family of [4, 6])
+    for (const flow of ['new', 'established'])
+      emptyNs[`v${family}/${flow}`] = median(samples[`empty/v${family}/${flow}`]);
   const cases: PktCase[] = [];
   for (const v of variants) {
     if (v.fd === emptyFd) continue;

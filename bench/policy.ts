@@ -101,7 +101,9 @@ export function buildPolicy(spec: PolicySpec): BuiltPolicy {
   // Prefixes, split over the families; the probes replace the last ones.
   let prefixes: string[] = [];
   if (spec.cidrs > 0) {
-    const per = spec.families.map((_, i) => Math.floor(spec.cidrs / spec.families.length) + (i < spec.cidrs % spec.families.length ? 1 : 0));
+    const per = spec.families.map(
+      (_, i) => Math.floor(spec.cidrs / spec.families.length) + (i < spec.cidrs % spec.families.length ? 1 : 0),
+    );
     spec.families.forEach((fam, i) => prefixes.push(...syntheticPrefixes(fam, per[i], seed + fam)));
     const probes = spec.probes.map(fullPrefix);
     prefixes = [...prefixes.slice(0, Math.max(0, prefixes.length - probes.length)), ...probes];
@@ -153,7 +155,13 @@ export function buildPolicy(spec: PolicySpec): BuiltPolicy {
   ];
 
   return {
-    entries: { nf_rules: rules, nf_peer_cidr: cidr, nf_ident_exact: identExact, nf_peer_ident: peerIdent, nf_ports: ports },
+    entries: {
+      nf_rules: rules,
+      nf_peer_cidr: cidr,
+      nf_ident_exact: identExact,
+      nf_peer_ident: peerIdent,
+      nf_ports: ports,
+    },
     rules: ruleCount,
     prefixes,
     cidrRules: byRule,

@@ -14,7 +14,9 @@ function probe(ip: string, port: number, timeoutMs: number): Promise<string> {
     };
     const timer = setTimeout(() => done('deny'), timeoutMs);
     s.once('connect', () => done('allow'));
-    s.once('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? 'deny' : `error ${e.code ?? e.message}`));
+    s.once('error', (e: NodeJS.ErrnoException) =>
+      done(e.code === 'ECONNREFUSED' ? 'deny' : `error ${e.code ?? e.message}`),
+    );
   });
 }
 

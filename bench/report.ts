@@ -59,7 +59,9 @@ function crrRatio(r: BenchResults, a: string, b: string): number | null {
  *  else the ratio of the round medians. */
 function crrVsBare(r: BenchResults, v: string): { value: number | null; how: string } {
   const p = r.crrPaired?.[v];
-  return p ? { value: p.ratio, how: `median of ${p.pairs.length} tight pairs` } : { value: crrRatio(r, v, 'bare'), how: 'ratio of round medians' };
+  return p
+    ? { value: p.ratio, how: `median of ${p.pairs.length} tight pairs` }
+    : { value: crrRatio(r, v, 'bare'), how: 'ratio of round medians' };
 }
 
 function target(t: Omit<TargetResult, 'pass'>): TargetResult {
@@ -212,13 +214,62 @@ const SCALE_LIMIT_MB = 1024;
 function scaleTargets(x: ScaleResults | undefined): TargetResult[] {
   const scale = '100k pods / 10k namespaces / 20k policies';
   return [
-    target({ name: 'scale_files_time', description: `${scale}, state directory files to map entries`, value: x ? x.files.applyMs / 1000 : null, op: '<=', limit: SCALE_LIMIT_S, unit: 's' }),
-    target({ name: 'scale_files_rss', description: 'peak RSS of that apply', value: x ? x.files.peakRssMb : null, op: '<=', limit: SCALE_LIMIT_MB, unit: 'MB' }),
-    target({ name: 'scale_api_time', description: `${scale}, Kubernetes source (list from the API server) to map entries`, value: x ? x.api.applyMs / 1000 : null, op: '<=', limit: SCALE_LIMIT_S, unit: 's' }),
-    target({ name: 'scale_api_rss', description: 'peak RSS of that apply', value: x ? x.api.peakRssMb : null, op: '<=', limit: SCALE_LIMIT_MB, unit: 'MB' }),
-    target({ name: 'scale_reload_parses', description: 'one file of that directory edited: files parsed again on reload', value: x?.files.reload ? x.files.reload.filesParsed : null, op: '<=', limit: 1, unit: 'files' }),
-    target({ name: 'steady_rss_10k', description: 'agent steady-state RSS at 10k pods (applied, reloaded, collected)', value: x?.tenth.steadyRssMb ?? null, op: '<=', limit: 150, unit: 'MB' }),
-    target({ name: 'scale_pod_add_p99', description: 'one pod added at 100k pods: recompile + write to the kernel maps, p99', value: x ? x.podAddP99Ms : null, op: '<=', limit: 50, unit: 'ms' }),
+    target({
+      name: 'scale_files_time',
+      description: `${scale}, state directory files to map entries`,
+      value: x ? x.files.applyMs / 1000 : null,
+      op: '<=',
+      limit: SCALE_LIMIT_S,
+      unit: 's',
+    }),
+    target({
+      name: 'scale_files_rss',
+      description: 'peak RSS of that apply',
+      value: x ? x.files.peakRssMb : null,
+      op: '<=',
+      limit: SCALE_LIMIT_MB,
+      unit: 'MB',
+    }),
+    target({
+      name: 'scale_api_time',
+      description: `${scale}, Kubernetes source (list from the API server) to map entries`,
+      value: x ? x.api.applyMs / 1000 : null,
+      op: '<=',
+      limit: SCALE_LIMIT_S,
+      unit: 's',
+    }),
+    target({
+      name: 'scale_api_rss',
+      description: 'peak RSS of that apply',
+      value: x ? x.api.peakRssMb : null,
+      op: '<=',
+      limit: SCALE_LIMIT_MB,
+      unit: 'MB',
+    }),
+    target({
+      name: 'scale_reload_parses',
+      description: 'one file of that directory edited: files parsed again on reload',
+      value: x?.files.reload ? x.files.reload.filesParsed : null,
+      op: '<=',
+      limit: 1,
+      unit: 'files',
+    }),
+    target({
+      name: 'steady_rss_10k',
+      description: 'agent steady-state RSS at 10k pods (applied, reloaded, collected)',
+      value: x?.tenth.steadyRssMb ?? null,
+      op: '<=',
+      limit: 150,
+      unit: 'MB',
+    }),
+    target({
+      name: 'scale_pod_add_p99',
+      description: 'one pod added at 100k pods: recompile + write to the kernel maps, p99',
+      value: x ? x.podAddP99Ms : null,
+      op: '<=',
+      limit: 50,
+      unit: 'ms',
+    }),
     target({
       name: 'scale_pod_add_updates_constant',
       description: 'map writes for one pod added, 100k-pod directory minus 10k-pod directory (0 = O(1))',
@@ -331,7 +382,12 @@ function netTable(r: BenchResults): string[] {
 }
 
 /** A table of the net variants that have an entry in `data`, in display order. */
-function perVariantTable<T>(r: BenchResults, data: Record<string, T> | undefined, header: string[], cells: (d: T) => string[]): string[] {
+function perVariantTable<T>(
+  r: BenchResults,
+  data: Record<string, T> | undefined,
+  header: string[],
+  cells: (d: T) => string[],
+): string[] {
   const rows = netVariantOrder(r).filter((v) => data?.[v]);
   if (!data || rows.length === 0) return ['Not measured.'];
   return [
@@ -342,17 +398,33 @@ function perVariantTable<T>(r: BenchResults, data: Record<string, T> | undefined
 }
 
 function pairedTable(r: BenchResults): string[] {
-  const header = ['pairs', 'ratio to bare (median of pairs)', 'per-pair ratio (min-max)', 'bare conn/s (median)', 'variant conn/s (median)'];
+  const header = [
+    'pairs',
+    'ratio to bare (median of pairs)',
+    'per-pair ratio (min-max)',
+    'bare conn/s (median)',
+    'variant conn/s (median)',
+  ];
   return perVariantTable(r, r.crrPaired, header, (p) => {
     const ratios = p.pairs.map((x) => x.variant / x.bare);
     const med = (k: 'bare' | 'variant'): number => median(p.pairs.map((x) => x[k]));
-    return [String(p.pairs.length), fmt(p.ratio, 3), `${fmt(Math.min(...ratios), 3)}-${fmt(Math.max(...ratios), 3)}`, fmt(med('bare'), 0), fmt(med('variant'), 0)];
+    return [
+      String(p.pairs.length),
+      fmt(p.ratio, 3),
+      `${fmt(Math.min(...ratios), 3)}-${fmt(Math.max(...ratios), 3)}`,
+      fmt(med('bare'), 0),
+      fmt(med('variant'), 0),
+    ];
   });
 }
 
 function programCostTable(r: BenchResults): string[] {
   const header = ['program runs per connection', 'program time per connection', "share of the connection's CPU time"];
-  return perVariantTable(r, r.programCost, header, (c) => [fmt(c.runsPerConn, 1), `${fmt(c.nsPerConn, 0)} ns`, `${fmt(c.cpuShare * 100, 1)} %`]);
+  return perVariantTable(r, r.programCost, header, (c) => [
+    fmt(c.runsPerConn, 1),
+    `${fmt(c.nsPerConn, 0)} ns`,
+    `${fmt(c.cpuShare * 100, 1)} %`,
+  ]);
 }
 
 function pktTable(r: BenchResults): string[] {
@@ -423,7 +495,8 @@ function labTable(r: BenchResults): string[] {
 function churnTable(r: BenchResults): string[] {
   const c = r.churn;
   if (!c) return ['Not run.'];
-  const ms = (p: { p50Ms: number; p99Ms: number; maxMs: number }): string => `${fmt(p.p50Ms, 1)} ms | ${fmt(p.p99Ms, 1)} ms | ${fmt(p.maxMs, 1)} ms`;
+  const ms = (p: { p50Ms: number; p99Ms: number; maxMs: number }): string =>
+    `${fmt(p.p50Ms, 1)} ms | ${fmt(p.p99Ms, 1)} ms | ${fmt(p.maxMs, 1)} ms`;
   return [
     '| measure | p50 | p99 | max |',
     '|---|---:|---:|---:|',
@@ -440,7 +513,8 @@ function churnTable(r: BenchResults): string[] {
 function cniTable(r: BenchResults): string[] {
   const c = r.cni;
   if (!c) return ['Not run.'];
-  const row = (what: string, p: { p50Ms: number; p99Ms: number }) => `| ${what} | ${fmt(p.p50Ms, 1)} ms | ${fmt(p.p99Ms, 1)} ms |`;
+  const row = (what: string, p: { p50Ms: number; p99Ms: number }) =>
+    `| ${what} | ${fmt(p.p50Ms, 1)} ms | ${fmt(p.p99Ms, 1)} ms |`;
   return [
     `${c.pods} pod sandboxes per chain; netfence-cni is a ${fmt(c.binaryBytes / 1024, 1)} KiB executable (its fallback, the node bundle, ${fmt(c.bundleBytes / 1024, 1)} KiB).`,
     '',
@@ -464,7 +538,10 @@ function tunnelTable(r: BenchResults): string[] {
 function partDatesNote(r: BenchResults): string[] {
   const dates = Object.entries(r.partDates ?? {});
   if (dates.every(([, d]) => d === r.date)) return [];
-  return [`Parts kept from earlier runs (\`--only\` runs the named parts only): ${dates.map(([p, d]) => `${p} ${d}`).join(', ')}.`, ''];
+  return [
+    `Parts kept from earlier runs (\`--only\` runs the named parts only): ${dates.map(([p, d]) => `${p} ${d}`).join(', ')}.`,
+    '',
+  ];
 }
 
 export function renderReport(r: BenchResults): string {
@@ -487,7 +564,10 @@ export function renderReport(r: BenchResults): string {
     '| target | value | limit | result |',
     '|---|---:|---:|---|',
     // ratios with three decimals, so a value that rounds to its limit shows on which side it is
-    ...targets.map((t) => `| ${t.description} | ${fmt(t.value, t.unit === 'x' ? 3 : 2)} ${t.unit} | ${t.op} ${t.limit} ${t.unit} | ${verdict(t.pass)} |`),
+    ...targets.map(
+      (t) =>
+        `| ${t.description} | ${fmt(t.value, t.unit === 'x' ? 3 : 2)} ${t.unit} | ${t.op} ${t.limit} ${t.unit} | ${verdict(t.pass)} |`,
+    ),
     '',
     '## Connection rate and throughput',
     '',
@@ -495,22 +575,22 @@ export function renderReport(r: BenchResults): string {
       'Connection rate: bench/crr.c, 4 client threads pinned to CPU 0 and 4 server threads pinned to CPU 1, each ' +
       'looping connect, 64-byte request, 64-byte response, close; the client closes with RST (SO_LINGER 0), so no ' +
       'TIME_WAIT socket outlives a measurement and no variant inherits ephemeral ports an earlier one left occupied. ' +
-      'Connections are counted for 2 s (quick run) or 5 s after a 0.5 s warm-up. The client\'s CPU also runs the ' +
-      'softirq path of every packet it sends (the SYN through both hooks, the server\'s SYN-ACK), so it saturates and ' +
+      "Connections are counted for 2 s (quick run) or 5 s after a 0.5 s warm-up. The client's CPU also runs the " +
+      "softirq path of every packet it sends (the SYN through both hooks, the server's SYN-ACK), so it saturates and " +
       'conn/s is the inverse of the per-connection CPU cost. Throughput: iperf3, one TCP stream, 1 s (quick) or 3 s. ' +
       'Each round measures every variant once, set up right before its measurement and removed right after; ' +
       'bare, netfence_10k and ipset_10k run back to back, and odd rounds run the order backwards. The node ' +
-      'namespace\'s netfilter state is checked around every measurement: bare and netfence run with an empty ' +
-      'ruleset and must leave the node\'s conntrack table empty (no conntrack hook left registered by an iptables ' +
+      "namespace's netfilter state is checked around every measurement: bare and netfence run with an empty " +
+      "ruleset and must leave the node's conntrack table empty (no conntrack hook left registered by an iptables " +
       'variant), iptables and ipset must have tracked the connections. In the first round a request from a second ' +
       'client address, outside every table, must be dropped by each variant with rules and answered by bare and ' +
       'netfence_0. Variants: bare (no program, no netfilter rules); emptyprog_2hooks and emptyprog_4hooks (bench/empty.bpf.c, ' +
-      'a tc program that returns at once, on both hooks of the server\'s veth, or of both veths: the floor any tc classifier pays ' +
+      "a tc program that returns at once, on both hooks of the server's veth, or of both veths: the floor any tc classifier pays " +
       'there, for the dispatch and the cache lines of a program run); netfence_N (the server pod isolated by a table of N ' +
       'CIDR prefixes, the client matching the last one; nf_tc_ingress/nf_tc_egress on the hooks the agent gives each endpoint ' +
-      '(src/compile/hooks.ts): both hooks of both veths, which local delivery needs; the client\'s tc ingress enforces the server\'s ingress table and hands the packet to the server pod with bpf_redirect_peer, skipping the node\'s stack); iptables_N (conntrack ESTABLISHED,RELATED accept first, ' +
+      "(src/compile/hooks.ts): both hooks of both veths, which local delivery needs; the client's tc ingress enforces the server's ingress table and hands the packet to the server pod with bpf_redirect_peer, skipping the node's stack); iptables_N (conntrack ESTABLISHED,RELATED accept first, " +
       'then one FORWARD rule per CIDR, the client matching the last one); ipset_N (one FORWARD rule per policy ' +
-      'rule matching a hash:net set). The per-round column divides each round\'s figure by the same round\'s bare: ' +
+      "rule matching a hash:net set). The per-round column divides each round's figure by the same round's bare: " +
       'its spread is the noise from load outside the benchmark (other processes share the 2 CPUs).',
     '',
     '![connection rate and throughput against rule count](chart.svg)',
@@ -522,12 +602,12 @@ export function renderReport(r: BenchResults): string {
       'pairs of short connection-rate runs (1 s quick, 2 s full, each after the 0.5 s warm-up), the programs attached ' +
       'for one run and detached for the other within milliseconds, the order alternating pair by pair (A B B A A B ...). ' +
       'Load from outside the benchmark that lasts longer than a pair (the rounds above show it moving whole rounds by ' +
-      '30 %) divides out of each pair\'s ratio; the connection-rate target reads the median of these ratios.',
+      "30 %) divides out of each pair's ratio; the connection-rate target reads the median of these ratios.",
     '',
     ...pairedTable(r),
     '',
     'What the programs themselves cost on this path: in the first round each variant with programs makes one more ' +
-      'connection-rate run (2 s, not counted above) with the kernel\'s run statistics on (BPF_ENABLE_STATS: the ' +
+      "connection-rate run (2 s, not counted above) with the kernel's run statistics on (BPF_ENABLE_STATS: the " +
       'kernel times every program run, which itself costs a clock read per run), and the time of every run on every ' +
       'hook is divided by the connections made; the share relates it to the CPU time a connection took in that run ' +
       '(CPUs x seconds / connections). The hook dispatch around a run is not in it; the emptyprog variants measure that.',
@@ -554,7 +634,7 @@ export function renderReport(r: BenchResults): string {
     '',
     '## Applying a large state directory',
     '',
-    'An agent start\'s worth of work, each round in a fresh process, as `netfence agent --state` does it: the settings ' +
+    "An agent start's worth of work, each round in a fresh process, as `netfence agent --state` does it: the settings " +
       'are read, the directory source hashes and loads the YAML (parse and snapshot), the compiler compiles it for one ' +
       'node, and a Reconciler pass writes the entries into the maps of the real netfence object loaded in the kernel ' +
       '(bench/apply.ts; the directory is generated by bench/statedir.ts).',
@@ -584,7 +664,7 @@ export function renderReport(r: BenchResults): string {
       'pod a namespace, a veth into the node and a /32 route, as a routed CNI does (the pod side of the veth stays ' +
       'down), each deleted 1 s after it was added (the veth, then the namespace, as CNI DEL and the runtime do), ' +
       'through two long-lived `ip -batch` processes. A pod is enforced when its nf_endpoints entry (under its own, ' +
-      'never reused ifindex) carries the policy\'s table and the TCX links of the hooks it needs are pinned, polled ' +
+      "never reused ifindex) carries the policy's table and the TCX links of the hooks it needs are pinned, polled " +
       'every 2 ms from outside the agent; the time runs from writing its `ip link add`.',
     '',
     ...churnTable(r),
@@ -665,7 +745,9 @@ function panel(title: string, data: Record<string, number>, x0: number, unit: st
     );
   }
   NET_RULE_COUNTS.forEach((n, i) => {
-    out.push(`<text x="${xs[i].toFixed(1)}" y="${top + ph + 16}" text-anchor="middle" font-size="10">${countLabel(n)}</text>`);
+    out.push(
+      `<text x="${xs[i].toFixed(1)}" y="${top + ph + 16}" text-anchor="middle" font-size="10">${countLabel(n)}</text>`,
+    );
   });
   out.push(
     `<text x="${left + pw / 2}" y="${top + ph + 34}" text-anchor="middle" font-size="11">rules (CIDR prefixes)</text>`,
@@ -684,7 +766,8 @@ function panel(title: string, data: Record<string, number>, x0: number, unit: st
         `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map((p) => `${p.x.toFixed(1)},${y(p.v).toFixed(1)}`).join(' ')}"/>`,
       );
     }
-    for (const p of pts) out.push(`<circle cx="${p.x.toFixed(1)}" cy="${y(p.v).toFixed(1)}" r="3.5" fill="${s.color}"/>`);
+    for (const p of pts)
+      out.push(`<circle cx="${p.x.toFixed(1)}" cy="${y(p.v).toFixed(1)}" r="3.5" fill="${s.color}"/>`);
   }
   return out;
 }
@@ -692,7 +775,10 @@ function panel(title: string, data: Record<string, number>, x0: number, unit: st
 export function renderChart(r: BenchResults): string {
   const width = 860;
   const height = 300;
-  const legend = [...SERIES.map((s) => ({ label: s.engine === 'ipset' ? 'iptables+ipset' : s.engine, color: s.color, dash: '' })), { label: 'bare', color: '#2ca02c', dash: ' stroke-dasharray="6 4"' }];
+  const legend = [
+    ...SERIES.map((s) => ({ label: s.engine === 'ipset' ? 'iptables+ipset' : s.engine, color: s.color, dash: '' })),
+    { label: 'bare', color: '#2ca02c', dash: ' stroke-dasharray="6 4"' },
+  ];
   const body = [
     `<rect width="${width}" height="${height}" fill="white"/>`,
     ...panel('Connection rate', r.crr, 0, 'connections/s'),

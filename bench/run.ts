@@ -78,7 +78,9 @@ function probeObject(addon: NativeAddon, object: string): string | null {
 
 function commandLine(argv: string[]): string {
   const args = argv.length ? ` ${argv.join(' ')}` : '';
-  return process.env.npm_lifecycle_event === 'bench' ? `npm run bench${args ? ` --${args}` : ''}` : `node dist/bench/run.js${args}`;
+  return process.env.npm_lifecycle_event === 'bench'
+    ? `npm run bench${args ? ` --${args}` : ''}`
+    : `node dist/bench/run.js${args}`;
 }
 
 function printTables(r: BenchResults): void {
@@ -92,18 +94,23 @@ function printTables(r: BenchResults): void {
       ratio(r.throughput[v] ?? NaN, r.throughput.bare ?? NaN).toFixed(2),
     ]);
   }
-  for (const [v, p] of Object.entries(r.crrPaired ?? {})) rows.push([`${v} (${p.pairs.length} tight pairs)`, '', p.ratio.toFixed(3), '', '']);
+  for (const [v, p] of Object.entries(r.crrPaired ?? {}))
+    rows.push([`${v} (${p.pairs.length} tight pairs)`, '', p.ratio.toFixed(3), '', '']);
   if (r.pkt) {
     rows.push([], ['per-packet', 'ns', 'x empty', '', '']);
-    for (const c of r.pkt.cases) rows.push([`${c.config} v${c.family} ${c.flow}`, c.ns.toFixed(1), c.ratioToEmpty.toFixed(2), '', '']);
+    for (const c of r.pkt.cases)
+      rows.push([`${c.config} v${c.family} ${c.flow}`, c.ns.toFixed(1), c.ratioToEmpty.toFixed(2), '', '']);
   }
   if (r.tunnel) rows.push([], ...tunnelRows(r.tunnel));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
-  for (const row of rows) console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
+  for (const row of rows)
+    console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
   console.log('');
   for (const t of r.targets) {
     const verdict = t.pass === null ? 'NOT RUN' : t.pass ? 'PASS' : 'FAIL';
-    console.log(`${verdict.padEnd(7)} ${t.description}: ${t.value === null ? 'n/a' : t.value.toFixed(2)} ${t.unit} (${t.op} ${t.limit})`);
+    console.log(
+      `${verdict.padEnd(7)} ${t.description}: ${t.value === null ? 'n/a' : t.value.toFixed(2)} ${t.unit} (${t.op} ${t.limit})`,
+    );
   }
 }
 
@@ -115,7 +122,8 @@ async function main(): Promise<void> {
   });
   const quick = values.quick ?? false;
   const only = new Set<Part>(values.only ? (values.only.split(',') as Part[]) : PARTS);
-  for (const p of only) if (!PARTS.includes(p)) throw new Error(`parse --only: unknown part "${p}" (${PARTS.join(', ')})`);
+  for (const p of only)
+    if (!PARTS.includes(p)) throw new Error(`parse --only: unknown part "${p}" (${PARTS.join(', ')})`);
   const object = path.resolve(values.object ?? NETFENCE_OBJECT);
   const rounds = quick ? 3 : 5;
   const started = Date.now();
@@ -145,7 +153,8 @@ async function main(): Promise<void> {
       : !existsSync(object)
         ? `${path.relative(REPO_ROOT, object)} not built (make -C bpf)`
         : probeObject(addon, object);
-  const helpersMissing = existsSync(EMPTY_OBJECT) && existsSync(CRR_BINARY) ? null : 'bench helpers not built (make -C bench)';
+  const helpersMissing =
+    existsSync(EMPTY_OBJECT) && existsSync(CRR_BINARY) ? null : 'bench helpers not built (make -C bench)';
 
   if (only.has('pkt')) {
     const why = !isRoot ? 'needs root' : (helpersMissing ?? datapathMissing);
@@ -153,7 +162,12 @@ async function main(): Promise<void> {
     else {
       try {
         // A sample takes milliseconds: four times the rounds cost seconds and outvote the host's slow spells.
-        results.pkt = await runPkt(addon as NativeAddon, { object, rounds: rounds * 4, repeat: quick ? 100000 : 200000, log });
+        results.pkt = await runPkt(addon as NativeAddon, {
+          object,
+          rounds: rounds * 4,
+          repeat: quick ? 100000 : 200000,
+          log,
+        });
       } catch (e) {
         skipped.pkt = `failed: ${(e as Error).message.split('\n')[0]}`;
         log(skipped.pkt);

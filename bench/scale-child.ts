@@ -70,8 +70,10 @@ function enforce(compiler: Compiler, reconciler: Reconciler, s: Snapshot, eps: D
   const t1 = performance.now();
   const r = reconciler.apply(out.maps, out.endpoints);
   const t2 = performance.now();
-  if (!r.ok || r.failed.length) throw new Error(`enforce on kernel maps: ${r.error ?? r.failed.map((f) => f.error).join('; ')}`);
-  const sum = (o: Partial<Record<string, number>>): number => Object.values(o).reduce((n: number, x) => n + (x ?? 0), 0);
+  if (!r.ok || r.failed.length)
+    throw new Error(`enforce on kernel maps: ${r.error ?? r.failed.map((f) => f.error).join('; ')}`);
+  const sum = (o: Partial<Record<string, number>>): number =>
+    Object.values(o).reduce((n: number, x) => n + (x ?? 0), 0);
   return { out, compileMs: t1 - t0, writeMs: t2 - t1, writes: sum(r.updates) + sum(r.deletes) };
 }
 
@@ -115,7 +117,8 @@ function subjectPods(s: Snapshot, p: Policy): number {
   if (p.subject.kind !== 'pods') return 0;
   const sel = p.subject;
   const labels = new Map(s.namespaces.map((n) => [n.name, n.labels]));
-  return s.pods.filter((pod) => selectionMatches(sel, pod.namespace, () => labels.get(pod.namespace) ?? {}, pod.labels)).length;
+  return s.pods.filter((pod) => selectionMatches(sel, pod.namespace, () => labels.get(pod.namespace) ?? {}, pod.labels))
+    .length;
 }
 
 async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult> {
@@ -155,8 +158,14 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
   if (cnp) {
     result.policyChangePods = subjectPods(s, cnp);
     result.policyChange = timedChanges(samples, base, (i) => {
-      const changed = { ...cnp, rules: cnp.rules.map((r, j) => (j === 0 ? { ...r, ports: [{ protocol: 'TCP' as const, port: 20000 + i }] } : r)) };
-      return enforce(compiler, reconciler, { ...s, policies: s.policies.map((p) => (p === cnp ? changed : p)) }, eps).writes;
+      const changed = {
+        ...cnp,
+        rules: cnp.rules.map((r, j) =>
+          j === 0 ? { ...r, ports: [{ protocol: 'TCP' as const, port: 20000 + i }] } : r,
+        ),
+      };
+      return enforce(compiler, reconciler, { ...s, policies: s.policies.map((p) => (p === cnp ? changed : p)) }, eps)
+        .writes;
     });
   }
   close();
@@ -170,9 +179,16 @@ async function fromApi(kubeconfig: string, configFile: string): Promise<ScaleChi
   const settings = readConfigFile(configFile);
   const { reconciler, close } = kernelReconciler(buildSnapshot(settings).config.capacity);
   const t0 = performance.now();
-  const source = new KubernetesSource({ kubeConfig: loadKubeConfig(kubeconfig), buildSnapshot: apiSnapshotBuilder(settings), log: pino({ level: 'silent' }) });
+  const source = new KubernetesSource({
+    kubeConfig: loadKubeConfig(kubeconfig),
+    buildSnapshot: apiSnapshotBuilder(settings),
+    log: pino({ level: 'silent' }),
+  });
   const s = await new Promise<Snapshot>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no snapshot from the Kubernetes source in ${API_DEADLINE_MS / 1000} s`)), API_DEADLINE_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`no snapshot from the Kubernetes source in ${API_DEADLINE_MS / 1000} s`)),
+      API_DEADLINE_MS,
+    );
     void source.start((snapshot) => {
       clearTimeout(timer);
       resolve(snapshot);
@@ -188,9 +204,18 @@ async function fromApi(kubeconfig: string, configFile: string): Promise<ScaleChi
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { from: { type: 'string' }, dir: { type: 'string' }, kubeconfig: { type: 'string' }, config: { type: 'string' }, samples: { type: 'string', default: '20' } },
+    options: {
+      from: { type: 'string' },
+      dir: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      config: { type: 'string' },
+      samples: { type: 'string', default: '20' },
+    },
   });
-  const result = values.from === 'api' ? await fromApi(values.kubeconfig!, values.config!) : await fromFiles(values.dir!, Number(values.samples));
+  const result =
+    values.from === 'api'
+      ? await fromApi(values.kubeconfig!, values.config!)
+      : await fromFiles(values.dir!, Number(values.samples));
   process.stdout.write(`${JSON.stringify(result)}\n`);
   // The source's watches may hold sockets open a moment longer.
   process.exit(0);

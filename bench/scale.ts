@@ -19,7 +19,14 @@ import { type StateDirSpec, writeStateDir } from './statedir';
 import { percentile } from './stats';
 import type { ScaleResults } from './types';
 
-export const SCALE_DIR: StateDirSpec = { namespaces: 10_000, policiesPerNamespace: 2, podsPerNamespace: 10, nodes: 1000, clusterPolicies: 10, identities: 262_144 };
+export const SCALE_DIR: StateDirSpec = {
+  namespaces: 10_000,
+  policiesPerNamespace: 2,
+  podsPerNamespace: 10,
+  nodes: 1000,
+  clusterPolicies: 10,
+  identities: 262_144,
+};
 /** A tenth of SCALE_DIR, with as many pods per node. */
 export const SCALE_DIR_10K: StateDirSpec = { ...SCALE_DIR, namespaces: 1000, nodes: 100 };
 
@@ -29,7 +36,8 @@ export interface ScaleOptions {
 }
 
 // --expose-gc: the steady-state RSS is read after a full collection.
-const child = (args: string[]): Promise<ScaleChildResult> => jsonChild<ScaleChildResult>('scale-child', args, ['--expose-gc']);
+const child = (args: string[]): Promise<ScaleChildResult> =>
+  jsonChild<ScaleChildResult>('scale-child', args, ['--expose-gc']);
 
 /** The fake API server (test/helpers/fake-apiserver-main) in a process of its own, holding
  *  every object of `dir` in its wire form. */
@@ -37,7 +45,8 @@ export async function apiServerWith(dir: string): Promise<{ url: string; stop: (
   const main = path.join(REPO_ROOT, 'dist', 'test', 'helpers', 'fake-apiserver-main.js');
   const p = spawn(process.execPath, [main], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: p.stdout })[Symbol.asyncIterator]();
-  const next = async (): Promise<Record<string, unknown>> => JSON.parse((await lines.next()).value as string) as Record<string, unknown>;
+  const next = async (): Promise<Record<string, unknown>> =>
+    JSON.parse((await lines.next()).value as string) as Record<string, unknown>;
   const { url } = (await next()) as { url: string };
   const pathOf = new Map(WATCHED_RESOURCES.map((r) => [`${apiVersionOf(r)}/${r.kind}`, collectionPath(r)]));
   let sent = 0;
@@ -47,7 +56,8 @@ export async function apiServerWith(dir: string): Promise<{ url: string; stop: (
       if (kind === 'NetfenceConfig') continue; // the agent's own file (--config), not an API object
       const at = pathOf.get(`${apiVersion}/${kind}`);
       if (!at) throw new Error(`fake API server: no collection for ${apiVersion}/${kind}`);
-      if (!p.stdin.write(`${JSON.stringify({ op: 'put', path: at, obj: o.doc, quiet: true })}\n`)) await new Promise((r) => p.stdin.once('drain', r));
+      if (!p.stdin.write(`${JSON.stringify({ op: 'put', path: at, obj: o.doc, quiet: true })}\n`))
+        await new Promise((r) => p.stdin.once('drain', r));
       sent++;
     }
   }
@@ -88,13 +98,22 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResults> {
     const samples = ['--samples', String(opts.samples)];
     opts.log('scale: 10k pods from files (steady-state RSS, pod-add writes)');
     const tenth = await child(['--from', 'files', '--dir', small, ...samples]);
-    opts.log(`scale: 100k pods from files (${(bytes / 1e6).toFixed(1)} MB of YAML), ${opts.samples} pods added, ${opts.samples} policy changes`);
+    opts.log(
+      `scale: 100k pods from files (${(bytes / 1e6).toFixed(1)} MB of YAML), ${opts.samples} pods added, ${opts.samples} policy changes`,
+    );
     const files = await child(['--from', 'files', '--dir', big, ...samples]);
     opts.log('scale: 100k pods from the Kubernetes source (fake API server)');
     const server = await apiServerWith(big);
     let api: ScaleChildResult;
     try {
-      api = await child(['--from', 'api', '--kubeconfig', kubeconfig(tmp, server.url), '--config', path.join(big, 'netfence.yaml')]);
+      api = await child([
+        '--from',
+        'api',
+        '--kubeconfig',
+        kubeconfig(tmp, server.url),
+        '--config',
+        path.join(big, 'netfence.yaml'),
+      ]);
     } finally {
       server.stop();
     }

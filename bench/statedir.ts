@@ -19,8 +19,18 @@ export interface StateDirSpec {
   identities?: number;
 }
 
-export const BIG_STATE_DIR: StateDirSpec = { namespaces: 200, policiesPerNamespace: 100, podsPerNamespace: 10, nodes: 50 };
-export const SMALL_STATE_DIR: StateDirSpec = { namespaces: 20, policiesPerNamespace: 100, podsPerNamespace: 10, nodes: 5 };
+export const BIG_STATE_DIR: StateDirSpec = {
+  namespaces: 200,
+  policiesPerNamespace: 100,
+  podsPerNamespace: 10,
+  nodes: 50,
+};
+export const SMALL_STATE_DIR: StateDirSpec = {
+  namespaces: 20,
+  policiesPerNamespace: 100,
+  podsPerNamespace: 10,
+  nodes: 5,
+};
 
 const APPS = 20;
 
@@ -126,9 +136,19 @@ export function writeStateDir(dir: string, spec: StateDirSpec): number {
     fs.writeFileSync(path.join(dir, name), text);
     bytes += Buffer.byteLength(text);
   };
-  write('nodes.yaml', Array.from({ length: spec.nodes }, (_, i) => nodeYaml(i)));
-  if (spec.identities) write('netfence.yaml', [`apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\ncapacity: { identities: ${spec.identities} }\n`]);
-  if (spec.clusterPolicies) write('cluster.yaml', Array.from({ length: spec.clusterPolicies }, (_, t) => clusterPolicyYaml(t)));
+  write(
+    'nodes.yaml',
+    Array.from({ length: spec.nodes }, (_, i) => nodeYaml(i)),
+  );
+  if (spec.identities)
+    write('netfence.yaml', [
+      `apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\ncapacity: { identities: ${spec.identities} }\n`,
+    ]);
+  if (spec.clusterPolicies)
+    write(
+      'cluster.yaml',
+      Array.from({ length: spec.clusterPolicies }, (_, t) => clusterPolicyYaml(t)),
+    );
   for (let ns = 0; ns < spec.namespaces; ns++) {
     write(`ns-${String(ns).padStart(4, '0')}.yaml`, [
       namespaceYaml(ns),

@@ -57,6 +57,7 @@ export class Topology {
 
   /** Remove the namespaces (and with them the veths); errors ignored so it always runs to the end. */
   async down(): Promise<void> {
-    for (const ns of [this.client, this.server, this.node]) await run(['ip', 'netns', 'del', ns]).catch(() => undefined);
+    for (const ns of [this.client, this.server, this.node])
+      await run(['ip', 'netns', 'del', ns]).catch(() => undefined);
   }
 }

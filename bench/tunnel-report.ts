@@ -11,7 +11,13 @@ export const TUNNEL_MODES = ['off', 'fwmark', 'direct'] as const;
 
 /** The mode a NetfenceConfig gets when its redirect section names none. */
 export function defaultTunnelMode(): RedirectConfig['mode'] {
-  const doc = { apiVersion: 'netfence.io/v1alpha1', kind: 'NetfenceConfig', metadata: { name: 'x' }, serviceCIDRs: [], redirect: { uplink: 'eth0' } };
+  const doc = {
+    apiVersion: 'netfence.io/v1alpha1',
+    kind: 'NetfenceConfig',
+    metadata: { name: 'x' },
+    serviceCIDRs: [],
+    redirect: { uplink: 'eth0' },
+  };
   return parseNetfenceConfig(new Field(doc)).redirect!.mode;
 }
 
@@ -23,12 +29,19 @@ export function tunnelDefaultTarget(t: TunnelResults | undefined): TargetResult 
   const base = { name: 'tunnel_default_mode', op: '>=' as const, limit: 1, unit: 'x' };
   const what = 'is lossless and the faster lossless mode';
   if (!t) {
-    return { ...base, description: `default tunnel mode (src/model/config.ts) ${what}: default/other conn/s`, value: null, pass: null };
+    return {
+      ...base,
+      description: `default tunnel mode (src/model/config.ts) ${what}: default/other conn/s`,
+      value: null,
+      pass: null,
+    };
   }
   const dflt = t.defaultMode;
   const other = otherMode(dflt);
   const value = ratio(t[dflt].connPerSec, t[other].connPerSec);
-  const losses = [dflt, other].filter((m) => t[m].dnsLost > 0).map((m) => `${m} lost ${t[m].dnsLost}/${t[m].dnsQueries} DNS queries`);
+  const losses = [dflt, other]
+    .filter((m) => t[m].dnsLost > 0)
+    .map((m) => `${m} lost ${t[m].dnsLost}/${t[m].dnsQueries} DNS queries`);
   const pass = Number.isNaN(value) ? null : t[dflt].dnsLost === 0 && (t[other].dnsLost > 0 || value >= base.limit);
   const description = `default tunnel mode (src/model/config.ts: ${dflt}) ${what}: ${dflt}/${other} conn/s${losses.length ? ` (${losses.join(', ')})` : ''}`;
   return { ...base, description, value, pass };

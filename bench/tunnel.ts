@@ -83,17 +83,43 @@ class TunnelLab {
     const node = state.plan!.nodes[0];
     const bpffsRoot = path.join(state.bpffsRoot, node.name);
     mkdirSync(bpffsRoot, { recursive: true });
-    const agent = startAgent({ node: node.name, netns: node.netns, stateDir, bpffsRoot, metricsAddress: AGENT_METRICS_ADDRESS, extraArgs: ['--object', object] }, state.workDir);
-    state.agents.push({ node: node.name, netns: node.netns, pid: agent.pid, metricsAddress: AGENT_METRICS_ADDRESS, log: agent.log });
+    const agent = startAgent(
+      {
+        node: node.name,
+        netns: node.netns,
+        stateDir,
+        bpffsRoot,
+        metricsAddress: AGENT_METRICS_ADDRESS,
+        extraArgs: ['--object', object],
+      },
+      state.workDir,
+    );
+    state.agents.push({
+      node: node.name,
+      netns: node.netns,
+      pid: agent.pid,
+      metricsAddress: AGENT_METRICS_ADDRESS,
+      log: agent.log,
+    });
     state.pids.push(agent.pid);
     saveState(state);
     await waitForAgents(state);
     const lab = new TunnelLab(state, log);
-    lab.crrServer = new Background('crr server', 'ip', ['netns', 'exec', lab.netns(SERVER.key), CRR_BINARY, 'server', String(CRR_PORT), String(CRR_THREADS)], 'listening');
+    lab.crrServer = new Background(
+      'crr server',
+      'ip',
+      ['netns', 'exec', lab.netns(SERVER.key), CRR_BINARY, 'server', String(CRR_PORT), String(CRR_THREADS)],
+      'listening',
+    );
     await lab.crrServer.ready;
     // Each mode's connections leave TIME_WAIT sockets in the client; without reuse the next
     // mode in the round would run short of source ports.
-    await nsRun(lab.netns(CLIENT.key), ['sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65535']);
+    await nsRun(lab.netns(CLIENT.key), [
+      'sysctl',
+      '-qw',
+      'net.ipv4.tcp_tw_reuse=1',
+      'net.ipv4.ip_local_port_range=1024 65535',
+    ]);
     return lab;
   }
 
@@ -113,7 +139,8 @@ class TunnelLab {
     const [ready] = await waitForAgents(this.state);
     const tunnel = ready.body.tunnel as { mode?: string; enabled?: boolean; error?: string } | undefined;
     const ok = mode === 'off' ? tunnel === undefined : tunnel?.mode === mode && tunnel.enabled === true;
-    if (!ok) throw new Error(`switch the tunnel to ${mode}: the agent reports ${JSON.stringify(tunnel ?? 'no tunnel')}`);
+    if (!ok)
+      throw new Error(`switch the tunnel to ${mode}: the agent reports ${JSON.stringify(tunnel ?? 'no tunnel')}`);
   }
 
   /** One measurement: flows of the previous mode forgotten, DNS queries, then connection rate. */
@@ -121,15 +148,35 @@ class TunnelLab {
     const plan = this.state.plan!;
     for (const ns of [plan.nodes[0].netns, plan.fabricNetns]) await nsRun(ns, ['conntrack', '-F']);
     const before = (await fabricCounters(this.state)).get('hairpin:n1') ?? 0;
-    const dns = await nsRun(this.netns(CLIENT.key), [process.execPath, labScript('client'), 'udpflood', DNS.clusterIP, String(DNS.port), String(opts.queries), String(DNS_TIMEOUT_MS)], undefined, 120_000);
+    const dns = await nsRun(
+      this.netns(CLIENT.key),
+      [
+        process.execPath,
+        labScript('client'),
+        'udpflood',
+        DNS.clusterIP,
+        String(DNS.port),
+        String(opts.queries),
+        String(DNS_TIMEOUT_MS),
+      ],
+      undefined,
+      120_000,
+    );
     const { received } = JSON.parse(dns.stdout) as { received: number };
-    const crr = await nsRun(this.netns(CLIENT.key), [CRR_BINARY, 'client', SERVER.ip, String(CRR_PORT), String(CRR_THREADS), String(opts.crrSeconds)], undefined, (opts.crrSeconds + 30) * 1000);
+    const crr = await nsRun(
+      this.netns(CLIENT.key),
+      [CRR_BINARY, 'client', SERVER.ip, String(CRR_PORT), String(CRR_THREADS), String(opts.crrSeconds)],
+      undefined,
+      (opts.crrSeconds + 30) * 1000,
+    );
     const [conns, , rate, failed] = crr.stdout.trim().split(/\s+/).map(Number);
-    if (!(conns > 0)) throw new Error(`run crr client (tunnel ${mode}): no connection completed (${crr.stdout.trim()})`);
+    if (!(conns > 0))
+      throw new Error(`run crr client (tunnel ${mode}): no connection completed (${crr.stdout.trim()})`);
     if (failed > 0) this.log(`tunnel: ${mode}: ${failed} of ${conns + failed} connections failed`);
     const hairpins = ((await fabricCounters(this.state)).get('hairpin:n1') ?? 0) - before;
     // The gateway's counter proves which path the traffic took.
-    if ((mode === 'off') !== (hairpins === 0)) throw new Error(`measure tunnel ${mode}: the gateway counted ${hairpins} hairpinned packets`);
+    if ((mode === 'off') !== (hairpins === 0))
+      throw new Error(`measure tunnel ${mode}: the gateway counted ${hairpins} hairpinned packets`);
     return { connPerSec: rate, lost: opts.queries - received, hairpins };
   }
 }
@@ -143,10 +190,9 @@ export async function runTunnel(opts: TunnelOptions): Promise<TunnelResults | st
     runSyncQuiet(process.execPath, [cliMain()!, 'lab', 'down', '--state', stateDir, '--prefix', PREFIX]);
     runSyncQuiet('rm', ['-rf', stateDir]);
   });
-  const samples = Object.fromEntries(TUNNEL_MODES.map((m) => [m, { conn: [] as number[], lost: 0, hairpins: 0 }])) as Record<
-    Mode,
-    { conn: number[]; lost: number; hairpins: number }
-  >;
+  const samples = Object.fromEntries(
+    TUNNEL_MODES.map((m) => [m, { conn: [] as number[], lost: 0, hairpins: 0 }]),
+  ) as Record<Mode, { conn: number[]; lost: number; hairpins: number }>;
   let lab: TunnelLab | undefined;
   try {
     opts.log('tunnel: lab up');
@@ -158,7 +204,9 @@ export async function runTunnel(opts: TunnelOptions): Promise<TunnelResults | st
       s.conn.push(m.connPerSec);
       s.lost += m.lost;
       s.hairpins += m.hairpins;
-      opts.log(`tunnel: round ${round + 1}/${opts.rounds} ${mode}: ${Math.round(m.connPerSec)} conn/s, DNS lost ${m.lost}/${opts.queries}`);
+      opts.log(
+        `tunnel: round ${round + 1}/${opts.rounds} ${mode}: ${Math.round(m.connPerSec)} conn/s, DNS lost ${m.lost}/${opts.queries}`,
+      );
     }
   } catch (e) {
     // lab down removes the agent's log: show its end first.
@@ -178,5 +226,12 @@ export async function runTunnel(opts: TunnelOptions): Promise<TunnelResults | st
     dnsQueries: opts.queries * opts.rounds,
     hairpinPackets: samples[m].hairpins,
   });
-  return { rounds: opts.rounds, crrSeconds: opts.crrSeconds, defaultMode: defaultTunnelMode(), off: result('off'), fwmark: result('fwmark'), direct: result('direct') };
+  return {
+    rounds: opts.rounds,
+    crrSeconds: opts.crrSeconds,
+    defaultMode: defaultTunnelMode(),
+    off: result('off'),
+    fwmark: result('fwmark'),
+    direct: result('direct'),
+  };
 }

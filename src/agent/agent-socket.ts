@@ -10,7 +10,15 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { noAnswer } from '../cni/agent-client';
 import { runPlugin, type AgentLink } from '../cni/plugin';
-import { canConnect, decodeRequest, encode, MAX_LINE_BYTES, type AgentRequest, type CniRequest, type CniResponse } from '../cni/protocol';
+import {
+  canConnect,
+  decodeRequest,
+  encode,
+  MAX_LINE_BYTES,
+  type AgentRequest,
+  type CniRequest,
+  type CniResponse,
+} from '../cni/protocol';
 import { namesFilePath } from './names-file';
 
 export interface AgentSocketHandler {
@@ -38,7 +46,8 @@ async function clearStale(socketPath: string): Promise<void> {
     return;
   }
   if (!st.isSocket()) throw new Error(`listen agent socket ${socketPath}: exists and is not a socket`);
-  if (await canConnect(socketPath, 2000)) throw new Error(`listen agent socket ${socketPath}: another process is serving it`);
+  if (await canConnect(socketPath, 2000))
+    throw new Error(`listen agent socket ${socketPath}: another process is serving it`);
   fs.unlinkSync(socketPath);
 }
 
@@ -148,7 +157,10 @@ export class AgentSocket {
         case 'check':
           return (await this.handler.check(req))
             ? { ok: true }
-            : { ok: false, error: `check endpoint ${req.podNamespace}/${req.podName} (${req.containerId}): not programmed` };
+            : {
+                ok: false,
+                error: `check endpoint ${req.podNamespace}/${req.podName} (${req.containerId}): not programmed`,
+              };
       }
     } catch (err) {
       const msg = (err as Error).message ?? String(err);

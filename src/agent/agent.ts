@@ -14,7 +14,15 @@ import { Compiler } from '../compile';
 import type { CompileResult } from '../compile/output';
 import { decodeEvent } from '../wire/events';
 import { TcAttacher } from '../datapath/attach';
-import { finishMigration, loadDatapath, mapFd, pruneProgramPins, readConfig, updateConfig, type Datapath } from '../datapath/loader';
+import {
+  finishMigration,
+  loadDatapath,
+  mapFd,
+  pruneProgramPins,
+  readConfig,
+  updateConfig,
+  type Datapath,
+} from '../datapath/loader';
 import type { LinkInfo, NativeAddon } from '../datapath/native-api';
 import { discoverEndpoints, readNetView } from '../endpoints/discover';
 import type { Family } from '../model/ip';
@@ -141,7 +149,9 @@ export class Agent {
     this.flowLimiter = new RateLimiter(opts.flowLogsPerSecond ?? 50);
     this.flowFeed = new FlowFeed((backlog) => log.warn({ backlog }, 'flows client cut off: it does not keep up'));
     this.metrics = new AgentMetrics({ addon, maps: () => this.dp?.maps, compiled: () => this.compiled });
-    this.gateways = new GatewayMonitor(addon, (g) => this.schedule(`gateway ${g.address} ${g.answering ? 'answers' : 'silent'}`));
+    this.gateways = new GatewayMonitor(addon, (g) =>
+      this.schedule(`gateway ${g.address} ${g.answering ? 'answers' : 'silent'}`),
+    );
   }
 
   /** Load the datapath (adopting pins), then follow the source: the first pass runs
@@ -150,7 +160,11 @@ export class Agent {
     const root = this.opts.bpffsRoot;
     const loadStart = Date.now();
     this.log.info({ bpffsRoot: root }, 'loading datapath');
-    this.dp = loadDatapath(this.addon, { bpffsRoot: root, objectPath: this.opts.objectPath, capacity: this.opts.capacity });
+    this.dp = loadDatapath(this.addon, {
+      bpffsRoot: root,
+      objectPath: this.opts.objectPath,
+      capacity: this.opts.capacity,
+    });
     if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
     this.attacher = new TcAttacher(this.addon, root, this.dp);
     this.hooks = new KnownHooks(this.attacher);
@@ -164,14 +178,21 @@ export class Agent {
     this.sandboxes = new Sandboxes(sandboxesFilePath(root));
     const loaded = this.sandboxes.load();
     if (loaded.warning) this.log.warn(loaded.warning);
-    else if (this.sandboxes.size > 0) this.log.info({ sandboxes: this.sandboxes.size, file: this.sandboxes.file }, 'CNI sandboxes loaded');
+    else if (this.sandboxes.size > 0)
+      this.log.info({ sandboxes: this.sandboxes.size, file: this.sandboxes.file }, 'CNI sandboxes loaded');
     if (!this.dp.adopted && !this.dp.migration) {
       // A new object over compatible maps: every hook moves to it (atomic link update).
       this.attacher.switchPrograms(this.dp);
       pruneProgramPins(this.dp);
     }
     this.log.info(
-      { bpffsRoot: root, node: this.opts.nodeName, object: this.dp.objectHash, adopted: this.dp.adopted, ms: Date.now() - loadStart },
+      {
+        bpffsRoot: root,
+        node: this.opts.nodeName,
+        object: this.dp.objectHash,
+        adopted: this.dp.adopted,
+        ms: Date.now() - loadStart,
+      },
       this.dp.adopted ? 'datapath adopted from pins' : 'datapath loaded',
     );
 
@@ -262,7 +283,8 @@ export class Agent {
       this.metrics.errors.inc({ stage: 'validate' });
       this.log.error({ stage: 'validate' }, e);
     }
-    for (const key of kept) this.log.warn(`keep enforcing the last valid version of ${key}: the current one is rejected`);
+    for (const key of kept)
+      this.log.warn(`keep enforcing the last valid version of ${key}: the current one is rejected`);
     for (const w of s.warnings.filter((x) => !this.warnings.has(x))) this.log.warn({ stage: 'validate' }, w);
     this.warnings = new Set(s.warnings);
     this.invalid = errors;
@@ -289,7 +311,11 @@ export class Agent {
     }
     const hash = this.latest.version;
     const view = readNetView(this.addon);
-    const { snapshot: snap, cniInterfaces, endpoints: sandboxEndpoints } = await this.withSandboxes(this.latest.snapshot, view.links);
+    const {
+      snapshot: snap,
+      cniInterfaces,
+      endpoints: sandboxEndpoints,
+    } = await this.withSandboxes(this.latest.snapshot, view.links);
     this.sandboxEndpoints = sandboxEndpoints;
     const discovery = discoverEndpoints(view, snap, {
       nodeName: this.opts.nodeName,
@@ -313,7 +339,10 @@ export class Agent {
     // Tunnel: routes before the flag, the flag off before routes go.
     const redirect = snap.config.redirect;
     const wantTunnel = redirect !== undefined && result.endpoints.some((e) => e.tunnel);
-    let tunnel: { enabled: boolean; off: Family[]; error?: string; gateways?: GatewayState[] } = { enabled: false, off: [] };
+    let tunnel: { enabled: boolean; off: Family[]; error?: string; gateways?: GatewayState[] } = {
+      enabled: false,
+      off: [],
+    };
     if (wantTunnel) {
       const gateways = await this.gateways.follow(redirect.uplink, tunnelGateways(redirect));
       const t = ensureTunnel(this.addon, redirect, gateways, { procRoot: this.opts.procRoot });
@@ -348,7 +377,9 @@ export class Agent {
       }
       // Before /readyz reports this state: a restart from here on keeps its last valid versions.
       const file = this.lastGoodFile!.file;
-      await this.lastGoodFile!.save(this.lastGood).catch((e: Error) => this.fail('last-good', `write last-good file ${file}: ${e.message}`));
+      await this.lastGoodFile!.save(this.lastGood).catch((e: Error) =>
+        this.fail('last-good', `write last-good file ${file}: ${e.message}`),
+      );
       this.compiled = result;
       if (hash !== this.appliedHash) {
         this.appliedHash = hash;
@@ -360,29 +391,53 @@ export class Agent {
       this.status.endpoints = result.endpoints.length - report.failed.length;
       this.metrics.endpoints.set(this.status.endpoints);
       // For `netfence inspect` and `netfence flows` (names the maps cannot hold).
-      const names = namesFromCompile(result, snap, { bpffsRoot: dp.root, node: this.opts.nodeName, generation: this.status.generation });
+      const names = namesFromCompile(result, snap, {
+        bpffsRoot: dp.root,
+        node: this.opts.nodeName,
+        generation: this.status.generation,
+      });
       this.flowCtx = flowContext(snap, result, names.isolation);
-      await writeNamesFile(this.namesFile!, names).catch(
-        (e: Error) => this.fail('names', `write names file ${this.namesFile}: ${e.message}`),
+      await writeNamesFile(this.namesFile!, names).catch((e: Error) =>
+        this.fail('names', `write names file ${this.namesFile}: ${e.message}`),
       );
     }
     this.status.lastApply = new Date().toISOString();
     this.lastErrors = this.passErrors;
     const seconds = endTimer();
     const changed =
-      Object.keys(report.updates).length + Object.keys(report.deletes).length > 0 || report.detached.length > 0 || this.status.generation !== generation;
+      Object.keys(report.updates).length + Object.keys(report.deletes).length > 0 ||
+      report.detached.length > 0 ||
+      this.status.generation !== generation;
     this.log[changed || !report.ok ? 'info' : 'debug'](
-      { reason, generation: this.status.generation, mapsRead: report.read, updates: report.updates, deletes: report.deletes, programmed: report.programmed, detached: report.detached, failed: report.failed.length, seconds, config: readConfig(this.addon, dp).flags },
+      {
+        reason,
+        generation: this.status.generation,
+        mapsRead: report.read,
+        updates: report.updates,
+        deletes: report.deletes,
+        programmed: report.programmed,
+        detached: report.detached,
+        failed: report.failed.length,
+        seconds,
+        config: readConfig(this.addon, dp).flags,
+      },
       'reconciled',
     );
     return report;
   }
 
-  private tunnelStatus(mode: string | undefined, t: { enabled: boolean; off: Family[]; error?: string; gateways?: GatewayState[] }): void {
+  private tunnelStatus(
+    mode: string | undefined,
+    t: { enabled: boolean; off: Family[]; error?: string; gateways?: GatewayState[] },
+  ): void {
     const { enabled, off, error, gateways } = t;
     const prev = this.status.tunnel;
     const changed = prev?.enabled !== enabled || prev.off.join() !== off.join();
-    if (changed && enabled) this.log.info({ mode, off, gateways }, off.length > 0 ? `transparent tunnel on except IPv${off.join(', IPv')}` : 'transparent tunnel on');
+    if (changed && enabled)
+      this.log.info(
+        { mode, off, gateways },
+        off.length > 0 ? `transparent tunnel on except IPv${off.join(', IPv')}` : 'transparent tunnel on',
+      );
     this.metrics.tunnelEnabled.set(enabled ? 1 : 0);
     this.metrics.tunnelFamilyEnabled.reset();
     this.metrics.gatewayAnswering.reset();
@@ -390,7 +445,9 @@ export class Agent {
       this.metrics.tunnelFamilyEnabled.set({ family: String(g.family) }, enabled && !off.includes(g.family) ? 1 : 0);
       this.metrics.gatewayAnswering.set({ family: String(g.family), gateway: g.address }, g.answering ? 1 : 0);
     }
-    this.status.tunnel = mode ? { mode, enabled, off, error, since: changed ? new Date().toISOString() : prev?.since, gateways } : undefined;
+    this.status.tunnel = mode
+      ? { mode, enabled, off, error, since: changed ? new Date().toISOString() : prev?.since, gateways }
+      : undefined;
   }
 
   /** Whether a pod's endpoint (primary, or on secondary network "ns/nad") is enforced as
@@ -399,7 +456,10 @@ export class Agent {
   isProgrammed(pod: string, network?: string): boolean {
     const matches = (e: { pod?: string; kind: string; network?: string }): boolean =>
       e.pod === pod && (network === undefined ? e.kind === 'pod' : e.kind === 'secondary' && e.network === network);
-    return this.compiled?.endpoints.some((e) => matches(e) && !this.status.failed.some((f) => f.ifindex === e.ifindex)) ?? false;
+    return (
+      this.compiled?.endpoints.some((e) => matches(e) && !this.status.failed.some((f) => f.ifindex === e.ifindex)) ??
+      false
+    );
   }
 
   /** Whether the pod interface's endpoint is enforced, as the last pass resolved what it is. */
@@ -422,7 +482,10 @@ export class Agent {
       return [];
     });
     for (const g of gone) {
-      this.log.info({ pod: g.pod, ifName: g.ifName, containerId: g.containerId, netns: g.netns }, 'CNI sandbox gone (netns and host interface): forgotten');
+      this.log.info(
+        { pod: g.pod, ifName: g.ifName, containerId: g.containerId, netns: g.netns },
+        'CNI sandbox gone (netns and host interface): forgotten',
+      );
     }
     return applySandboxes(s, sandboxes.all());
   }
@@ -445,7 +508,14 @@ export class Agent {
     };
     await this.sandboxes!.set(hostIf instanceof Error ? sandbox : { ...sandbox, hostIf });
     this.log.info(
-      { pod, ifName: req.ifName, network: req.network, containerId: req.containerId, hostIf: hostIf instanceof Error ? hostIf.message : hostIf.name, ips: sandbox.ips },
+      {
+        pod,
+        ifName: req.ifName,
+        network: req.network,
+        containerId: req.containerId,
+        hostIf: hostIf instanceof Error ? hostIf.message : hostIf.name,
+        ips: sandbox.ips,
+      },
       'cni add',
     );
     // An unsupported layout cannot become enforceable by waiting: one pass, then the answer.
@@ -475,7 +545,9 @@ export class Agent {
   /** CNI CHECK: the container is the current sandbox of the pod's interface and that endpoint is enforced. */
   cniCheck(req: CniRequest): boolean {
     const pod = cniPod(req);
-    return this.sandboxes?.get(pod, req.ifName)?.containerId === req.containerId && this.interfaceProgrammed(pod, req.ifName);
+    return (
+      this.sandboxes?.get(pod, req.ifName)?.containerId === req.containerId && this.interfaceProgrammed(pod, req.ifName)
+    );
   }
 
   /** Why the pod interface has no enforced endpoint, as the last pass found. */
@@ -491,7 +563,8 @@ export class Agent {
     if (reasons.length > 0) return reasons.join('; ');
     const p = this.latest?.snapshot.pods.find((x) => `${x.namespace}/${x.name}` === pod);
     if (!p) return `no enforced endpoint: the state source does not list pod ${pod}`;
-    if (p.nodeName !== this.opts.nodeName) return `no enforced endpoint: pod ${pod} is on node ${p.nodeName || '(none)'}, this agent is node ${this.opts.nodeName}`;
+    if (p.nodeName !== this.opts.nodeName)
+      return `no enforced endpoint: pod ${pod} is on node ${p.nodeName || '(none)'}, this agent is node ${this.opts.nodeName}`;
     if (p.hostNetwork) return `no enforced endpoint: pod ${pod} uses the host network`;
     return 'no enforced endpoint: no address of the pod known (none in the state source or the CNI result) and no host interface found';
   }
@@ -509,11 +582,15 @@ export class Agent {
       // Enforced, but closed rather than as its policies say: the pod must not start
       // believing it is (the runtime retries the ADD).
       if (failure?.fallback) {
-        const how = Object.entries(failure.fallback).map(([d, f]) => `${d} ${f === 'kept' ? 'on its last enforced table' : 'isolated'}`);
+        const how = Object.entries(failure.fallback).map(
+          ([d, f]) => `${d} ${f === 'kept' ? 'on its last enforced table' : 'isolated'}`,
+        );
         throw new Error(`program pod ${pod}: ${how.join(', ')}, not enforced as its policies say: ${failure.error}`);
       }
       if (Date.now() > deadline) {
-        throw new Error(`program pod ${pod}${ifName === PRIMARY_IFNAME ? '' : ` on ${ifName}`}: ${failure?.error ?? this.whyNotEnforced(pod, ifName)}`);
+        throw new Error(
+          `program pod ${pod}${ifName === PRIMARY_IFNAME ? '' : ` on ${ifName}`}: ${failure?.error ?? this.whyNotEnforced(pod, ifName)}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -533,7 +610,9 @@ export class Agent {
 /** namespace/name of the pod a CNI request is for (CNI_ARGS K8S_POD_NAMESPACE, K8S_POD_NAME). */
 function cniPod(req: CniRequest): string {
   if (!req.podNamespace || !req.podName) {
-    throw new Error(`cni ${req.op} container ${req.containerId}: no pod named (CNI_ARGS needs K8S_POD_NAMESPACE and K8S_POD_NAME)`);
+    throw new Error(
+      `cni ${req.op} container ${req.containerId}: no pod named (CNI_ARGS needs K8S_POD_NAMESPACE and K8S_POD_NAME)`,
+    );
   }
   return `${req.podNamespace}/${req.podName}`;
 }

@@ -27,7 +27,13 @@ export interface FlowRecord {
   rule?: string;
 }
 
-const L4_NAME: Record<number, string> = { [IPPROTO.TCP]: 'TCP', [IPPROTO.UDP]: 'UDP', [IPPROTO.SCTP]: 'SCTP', [IPPROTO.ICMP]: 'ICMPv4', [IPPROTO.ICMPV6]: 'ICMPv6' };
+const L4_NAME: Record<number, string> = {
+  [IPPROTO.TCP]: 'TCP',
+  [IPPROTO.UDP]: 'UDP',
+  [IPPROTO.SCTP]: 'SCTP',
+  [IPPROTO.ICMP]: 'ICMPv4',
+  [IPPROTO.ICMPV6]: 'ICMPv6',
+};
 
 /** Endpoint id -> direction -> what an isolation drop blames, e.g.
  *  "isolation (NetworkPolicy demo/a, demo/b)". Only endpoints isolated in a direction. */
@@ -47,7 +53,8 @@ export function flowContext(
 ): FlowContext {
   const podByIp = new Map<string, FlowEndpoint>();
   for (const p of snapshot.pods) {
-    for (const ip of [...p.ips, ...p.networks.flatMap((n) => n.ips)]) podByIp.set(ip, { namespace: p.namespace, pod_name: p.name });
+    for (const ip of [...p.ips, ...p.networks.flatMap((n) => n.ips)])
+      podByIp.set(ip, { namespace: p.namespace, pod_name: p.name });
   }
   return { podByIp, compiled, isolation };
 }
@@ -70,23 +77,35 @@ function onNetwork(p: Policy, network: string | undefined): boolean {
 /** "isolation (NetworkPolicy demo/a, demo/b; MultiNetworkPolicy demo/c)" */
 function describeIsolation(refs: PolicyRef[]): string {
   const byKind = new Map<string, string[]>();
-  for (const r of refs) byKind.set(r.kind, [...(byKind.get(r.kind) ?? []), r.namespace ? `${r.namespace}/${r.name}` : r.name]);
+  for (const r of refs)
+    byKind.set(r.kind, [...(byKind.get(r.kind) ?? []), r.namespace ? `${r.namespace}/${r.name}` : r.name]);
   const parts = [...byKind].map(([kind, names]) => `${kind} ${names.sort().join(', ')}`);
   return `${ISOLATION_RULE} (${parts.join('; ')})`;
 }
 
 /** For every endpoint whose table ends in the isolation rule: the netpol-tier policies
  *  that select it and isolate that direction. */
-export function isolationNames(snapshot: Snapshot, compiled: Pick<CompileResult, 'rules' | 'endpoints'>): IsolationNames {
+export function isolationNames(
+  snapshot: Snapshot,
+  compiled: Pick<CompileResult, 'rules' | 'endpoints'>,
+): IsolationNames {
   const isolatingTables = new Set(compiled.rules.filter((r) => r.rule === ISOLATION_RULE).map((r) => r.table));
   const out: IsolationNames = {};
   for (const ep of compiled.endpoints) {
-    const dirs = (['ingress', 'egress'] as const).filter((d) => isolatingTables.has(d === 'ingress' ? ep.ingressTable : ep.egressTable));
+    const dirs = (['ingress', 'egress'] as const).filter((d) =>
+      isolatingTables.has(d === 'ingress' ? ep.ingressTable : ep.egressTable),
+    );
     const subject = dirs.length ? selectorEndpoint(snapshot, ep) : undefined;
     if (!subject) continue;
     for (const dir of dirs) {
       const refs = snapshot.policies
-        .filter((p) => p.tier === 'netpol' && p.isolates.includes(dir) && onNetwork(p, ep.network) && subjectSelects(snapshot, p.subject, subject))
+        .filter(
+          (p) =>
+            p.tier === 'netpol' &&
+            p.isolates.includes(dir) &&
+            onNetwork(p, ep.network) &&
+            subjectSelects(snapshot, p.subject, subject),
+        )
         .map((p) => p.ref);
       if (refs.length) (out[ep.id] ??= {})[dir] = describeIsolation(refs);
     }
@@ -100,8 +119,16 @@ export const OVER_CAPACITY = '(isolated: over capacity)';
 export function toFlow(ev: DropEvent, ctx: FlowContext, now = new Date()): FlowRecord {
   const rule = ctx.compiled.rules.find((r) => r.table === ev.table && r.index === ev.ruleIndex);
   const dir: Direction = ev.dir === NfDir.INGRESS ? 'ingress' : 'egress';
-  const isolatedBy = ev.table === NF_TABLE_DENY ? OVER_CAPACITY : rule?.rule === ISOLATION_RULE ? ctx.isolation?.[ev.epId]?.[dir] : undefined;
-  const ports = ev.proto === IPPROTO.TCP || ev.proto === IPPROTO.UDP || ev.proto === IPPROTO.SCTP ? { source_port: ev.sport, destination_port: ev.dport } : {};
+  const isolatedBy =
+    ev.table === NF_TABLE_DENY
+      ? OVER_CAPACITY
+      : rule?.rule === ISOLATION_RULE
+        ? ctx.isolation?.[ev.epId]?.[dir]
+        : undefined;
+  const ports =
+    ev.proto === IPPROTO.TCP || ev.proto === IPPROTO.UDP || ev.proto === IPPROTO.SCTP
+      ? { source_port: ev.sport, destination_port: ev.dport }
+      : {};
   return {
     time: now.toISOString(),
     verdict: 'DROPPED',

@@ -27,6 +27,8 @@ export function lockBpffsRoot(addon: NativeAddon, root: string): number {
   } catch (e) {
     if ((e as NativeError).code !== 'EAGAIN') throw e;
     const pid = flockHolder(root);
-    throw new Error(`lock bpffs root ${root}: another netfence agent (pid ${pid ?? 'unknown'}) enforces from it; one agent per bpffs root`);
+    throw new Error(
+      `lock bpffs root ${root}: another netfence agent (pid ${pid ?? 'unknown'}) enforces from it; one agent per bpffs root`,
+    );
   }
 }

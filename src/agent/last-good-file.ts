@@ -43,7 +43,8 @@ export class LastGoodFile {
     }
     try {
       const saved = JSON.parse(text) as Partial<Saved>;
-      if (saved.version !== LAST_GOOD_FILE_VERSION) return this.ignore(`version: expected ${LAST_GOOD_FILE_VERSION}, got ${JSON.stringify(saved.version)}`);
+      if (saved.version !== LAST_GOOD_FILE_VERSION)
+        return this.ignore(`version: expected ${LAST_GOOD_FILE_VERSION}, got ${JSON.stringify(saved.version)}`);
       const sha256 = digest(JSON.stringify(saved.data) ?? '');
       if (saved.sha256 !== sha256) return this.ignore('sha256: does not match the data (damaged or edited)');
       const store = LastGood.fromData(saved.data!);
@@ -68,7 +69,8 @@ export class LastGoodFile {
     const data = JSON.stringify(store.toData());
     const sha256 = digest(data);
     const changed = this.saved?.sha256 !== sha256;
-    if (changed) await writeFileAtomic(this.file, `{"version":${LAST_GOOD_FILE_VERSION},"sha256":"${sha256}","data":${data}}\n`);
+    if (changed)
+      await writeFileAtomic(this.file, `{"version":${LAST_GOOD_FILE_VERSION},"sha256":"${sha256}","data":${data}}\n`);
     this.saved = { store, revision, sha256 };
     return changed;
   }

@@ -42,15 +42,56 @@ function readCounter(src: MetricsSource, name: string, key: Buffer): NfCounter |
 
 export class AgentMetrics {
   readonly registry = new Registry();
-  readonly reconcileSeconds = new Histogram({ name: 'netfence_reconcile_duration_seconds', help: 'duration of a pass: discovery, compile and apply', registers: [this.registry], buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
-  readonly compileSeconds = new Histogram({ name: 'netfence_compile_duration_seconds', help: 'compile duration', registers: [this.registry], buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
-  readonly errors = new Counter({ name: 'netfence_errors_total', help: 'errors by stage (validate: once when the error appears; compile, apply, endpoint, tunnel, names, discover: per pass that meets them)', labelNames: ['stage'], registers: [this.registry] });
-  readonly generation = new Gauge({ name: 'netfence_applied_generation', help: 'generation of the applied state', registers: [this.registry] });
-  readonly endpoints = new Gauge({ name: 'netfence_endpoints', help: 'enforced endpoints', registers: [this.registry] });
-  readonly tunnelEnabled = new Gauge({ name: 'netfence_tunnel_enabled', help: 'transparent tunnel on for at least one family (1) or off (0: not configured, or its uplink or every gateway fails)', registers: [this.registry] });
-  readonly tunnelFamilyEnabled = new Gauge({ name: 'netfence_tunnel_family_enabled', help: 'transparent tunnel on (1) or off (0: its gateway or the uplink fails) for each family with a configured gateway', labelNames: ['family'], registers: [this.registry] });
-  readonly gatewayAnswering = new Gauge({ name: 'netfence_tunnel_gateway_answering', help: 'a tunnel gateway answers its neighbour probes (1) or not (0)', labelNames: ['family', 'gateway'], registers: [this.registry] });
-  readonly flowLogsSuppressed = new Counter({ name: 'netfence_flow_logs_suppressed_total', help: 'drop events received but not logged (flow log rate limit)', registers: [this.registry] });
+  readonly reconcileSeconds = new Histogram({
+    name: 'netfence_reconcile_duration_seconds',
+    help: 'duration of a pass: discovery, compile and apply',
+    registers: [this.registry],
+    buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  });
+  readonly compileSeconds = new Histogram({
+    name: 'netfence_compile_duration_seconds',
+    help: 'compile duration',
+    registers: [this.registry],
+    buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  });
+  readonly errors = new Counter({
+    name: 'netfence_errors_total',
+    help: 'errors by stage (validate: once when the error appears; compile, apply, endpoint, tunnel, names, discover: per pass that meets them)',
+    labelNames: ['stage'],
+    registers: [this.registry],
+  });
+  readonly generation = new Gauge({
+    name: 'netfence_applied_generation',
+    help: 'generation of the applied state',
+    registers: [this.registry],
+  });
+  readonly endpoints = new Gauge({
+    name: 'netfence_endpoints',
+    help: 'enforced endpoints',
+    registers: [this.registry],
+  });
+  readonly tunnelEnabled = new Gauge({
+    name: 'netfence_tunnel_enabled',
+    help: 'transparent tunnel on for at least one family (1) or off (0: not configured, or its uplink or every gateway fails)',
+    registers: [this.registry],
+  });
+  readonly tunnelFamilyEnabled = new Gauge({
+    name: 'netfence_tunnel_family_enabled',
+    help: 'transparent tunnel on (1) or off (0: its gateway or the uplink fails) for each family with a configured gateway',
+    labelNames: ['family'],
+    registers: [this.registry],
+  });
+  readonly gatewayAnswering = new Gauge({
+    name: 'netfence_tunnel_gateway_answering',
+    help: 'a tunnel gateway answers its neighbour probes (1) or not (0)',
+    labelNames: ['family', 'gateway'],
+    registers: [this.registry],
+  });
+  readonly flowLogsSuppressed = new Counter({
+    name: 'netfence_flow_logs_suppressed_total',
+    help: 'drop events received but not logged (flow log rate limit)',
+    registers: [this.registry],
+  });
 
   constructor(src: MetricsSource) {
     const endpointCounter = (name: string, help: string, field: keyof NfCounter): Counter =>
@@ -69,7 +110,11 @@ export class AgentMetrics {
               }
         },
       });
-    endpointCounter('netfence_endpoint_packets', 'packets the classifier decided for an endpoint (established flows and replies included; from nf_ep_stats)', 'packets');
+    endpointCounter(
+      'netfence_endpoint_packets',
+      'packets the classifier decided for an endpoint (established flows and replies included; from nf_ep_stats)',
+      'packets',
+    );
     endpointCounter('netfence_endpoint_bytes', 'bytes of the packets counted by netfence_endpoint_packets', 'bytes');
 
     new Counter({
@@ -81,7 +126,8 @@ export class AgentMetrics {
         this.reset();
         for (const r of src.compiled()?.rules ?? []) {
           const c = readCounter(src, 'nf_rule_stats', encodeRuleKey(r.table, r.index));
-          if (c) this.inc({ policy: r.policy, rule: r.rule, action: r.action, table: String(r.table) }, Number(c.packets));
+          if (c)
+            this.inc({ policy: r.policy, rule: r.rule, action: r.action, table: String(r.table) }, Number(c.packets));
         }
       },
     });
@@ -95,7 +141,10 @@ export class AgentMetrics {
         this.reset();
         NF_REASON_DESC.forEach((reason, i) => {
           // NONE is no drop; RELATED counts passes (ICMP errors of tracked flows)
-          const c = i !== NfReason.NONE && i !== NfReason.RELATED ? readCounter(src, 'nf_reason_stats', encodeU32(i)) : undefined;
+          const c =
+            i !== NfReason.NONE && i !== NfReason.RELATED
+              ? readCounter(src, 'nf_reason_stats', encodeU32(i))
+              : undefined;
           if (c) this.inc({ reason }, Number(c.packets));
         });
       },

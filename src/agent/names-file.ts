@@ -53,7 +53,8 @@ export function namesFromCompile(
 ): NamesFile {
   const pods: PodAddress[] = [];
   for (const p of snapshot.pods) {
-    for (const ip of [...p.ips, ...p.networks.flatMap((n) => n.ips)]) pods.push({ ip, namespace: p.namespace, pod_name: p.name });
+    for (const ip of [...p.ips, ...p.networks.flatMap((n) => n.ips)])
+      pods.push({ ip, namespace: p.namespace, pod_name: p.name });
   }
   return {
     version: NAMES_FILE_VERSION,
@@ -83,7 +84,9 @@ export function readNamesFile(file: string): NamesFile {
     throw new Error(`read names file ${file}: ${(err as Error).message}`);
   }
   if (o.version !== NAMES_FILE_VERSION) {
-    throw new Error(`read names file ${file}: version: expected ${NAMES_FILE_VERSION}, got ${JSON.stringify(o.version)}`);
+    throw new Error(
+      `read names file ${file}: version: expected ${NAMES_FILE_VERSION}, got ${JSON.stringify(o.version)}`,
+    );
   }
   for (const field of ['policies', 'rules', 'endpoints', 'pods'] as const) {
     if (!Array.isArray(o[field])) throw new Error(`read names file ${file}: ${field}: must be an array`);

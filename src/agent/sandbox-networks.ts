@@ -24,25 +24,40 @@ function configName(config: string): string | undefined {
   }
 }
 
-export function endpointOfSandbox(s: Sandbox, pod: PodObj | undefined, nads: readonly NetworkAttachmentDefinitionObj[]): SandboxEndpoint {
+export function endpointOfSandbox(
+  s: Sandbox,
+  pod: PodObj | undefined,
+  nads: readonly NetworkAttachmentDefinitionObj[],
+): SandboxEndpoint {
   if (s.ifName === PRIMARY_IFNAME) return {};
   const listed = pod?.networks.find((n) => n.interface === s.ifName);
   if (listed) return { network: listed.network };
   const what = `cni sandbox ${s.containerId} of pod ${s.pod} on ${s.ifName}`;
-  if (!s.network) return { error: `${what}: a secondary interface whose CNI request names no network (netfence-cni too old) and no network-status entry for it` };
+  if (!s.network)
+    return {
+      error: `${what}: a secondary interface whose CNI request names no network (netfence-cni too old) and no network-status entry for it`,
+    };
   const podNs = s.pod.split('/')[0];
-  const matches = nads.filter((n) => `${n.namespace}/${n.name}` === s.network || n.name === s.network || configName(n.config) === s.network);
+  const matches = nads.filter(
+    (n) => `${n.namespace}/${n.name}` === s.network || n.name === s.network || configName(n.config) === s.network,
+  );
   // Multus resolves a bare NAD name in the pod's namespace first.
   const here = matches.filter((n) => n.namespace === podNs);
   const found = here.length > 0 ? here : matches;
   if (found.length === 1) return { network: `${found[0].namespace}/${found[0].name}` };
-  if (found.length === 0) return { error: `${what}: network "${s.network}": no NetworkAttachmentDefinition of that name (or whose config is named so) in the state` };
-  return { error: `${what}: network "${s.network}" is ambiguous: ${found.map((n) => `${n.namespace}/${n.name}`).join(', ')}` };
+  if (found.length === 0)
+    return {
+      error: `${what}: network "${s.network}": no NetworkAttachmentDefinition of that name (or whose config is named so) in the state`,
+    };
+  return {
+    error: `${what}: network "${s.network}" is ambiguous: ${found.map((n) => `${n.namespace}/${n.name}`).join(', ')}`,
+  };
 }
 
 /** The sandbox's addresses replace the source's unless the source lists them all already
  *  (the source catches up after ADD returns). */
-const newer = (source: readonly string[], cni: readonly string[]): boolean => cni.length > 0 && !cni.every((ip) => source.includes(ip));
+const newer = (source: readonly string[], cni: readonly string[]): boolean =>
+  cni.length > 0 && !cni.every((ip) => source.includes(ip));
 
 function withSecondary(networks: PodNetwork[], network: string, s: Sandbox): PodNetwork[] {
   const at = networks.findIndex((n) => n.network === network);

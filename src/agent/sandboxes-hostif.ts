@@ -26,9 +26,12 @@ const IFNAME = /^[^-\s/:][^\s/:]{0,14}$/;
 /** Reads CNI_IFNAME inside CNI_NETNS with `ip` (a netns switch is per thread: never in the
  *  agent's). Both come from a CNI request: checked before they reach an argv (no shell). */
 export const readSandboxLink: SandboxLinkReader = async (netns, ifName) => {
-  if (!netns.startsWith('/') || netns.includes('\0')) throw new Error(`read sandbox link: CNI_NETNS must be an absolute path, got "${netns}"`);
+  if (!netns.startsWith('/') || netns.includes('\0'))
+    throw new Error(`read sandbox link: CNI_NETNS must be an absolute path, got "${netns}"`);
   if (!IFNAME.test(ifName)) throw new Error(`read sandbox link: CNI_IFNAME is not an interface name: "${ifName}"`);
-  const { stdout } = await run('nsenter', [`--net=${netns}`, 'ip', '-j', '-d', 'link', 'show', 'dev', ifName], { timeout: 2000 });
+  const { stdout } = await run('nsenter', [`--net=${netns}`, 'ip', '-j', '-d', 'link', 'show', 'dev', ifName], {
+    timeout: 2000,
+  });
   const [l] = JSON.parse(stdout) as { ifindex: number; link_index?: number; linkinfo?: { info_kind?: string } }[];
   return { ifindex: l.ifindex, kind: l.linkinfo?.info_kind ?? '', peerIfindex: l.link_index ?? 0 };
 };
@@ -55,7 +58,11 @@ export interface SandboxRef {
 }
 
 /** The host interface of the sandbox among `links` (this namespace's), or why none is. */
-export async function hostInterfaceOf(links: LinkInfo[], req: SandboxRef, read: SandboxLinkReader = readSandboxLink): Promise<HostInterface | Error> {
+export async function hostInterfaceOf(
+  links: LinkInfo[],
+  req: SandboxRef,
+  read: SandboxLinkReader = readSandboxLink,
+): Promise<HostInterface | Error> {
   const named = new Set(namedInResult(req.prevResult));
   const fromResult = links.filter((l) => named.has(l.name) && l.kind === 'veth');
   if (fromResult.length === 1) return { name: fromResult[0].name, ifindex: fromResult[0].ifindex };
@@ -68,9 +75,14 @@ export async function hostInterfaceOf(links: LinkInfo[], req: SandboxRef, read: 
   }
   if (inside.kind !== 'veth') {
     const layout = layoutError({ name: req.ifName, kind: inside.kind });
-    return layout ? new UnsupportedLayoutError(`${what}: ${layout}`) : new Error(`${what}: it is a ${inside.kind || 'non-veth'} interface, not a veth`);
+    return layout
+      ? new UnsupportedLayoutError(`${what}: ${layout}`)
+      : new Error(`${what}: it is a ${inside.kind || 'non-veth'} interface, not a veth`);
   }
-  const peer = links.find((l) => l.ifindex === inside.peerIfindex && l.kind === 'veth' && l.linkIfindex === inside.ifindex);
-  if (!peer) return new Error(`${what}: its veth peer (ifindex ${inside.peerIfindex}) is not in the agent's network namespace`);
+  const peer = links.find(
+    (l) => l.ifindex === inside.peerIfindex && l.kind === 'veth' && l.linkIfindex === inside.ifindex,
+  );
+  if (!peer)
+    return new Error(`${what}: its veth peer (ifindex ${inside.peerIfindex}) is not in the agent's network namespace`);
   return { name: peer.name, ifindex: peer.ifindex };
 }

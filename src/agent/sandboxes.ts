@@ -46,11 +46,14 @@ const isStr = (v: unknown): v is string => typeof v === 'string';
 
 function decodeSandbox(v: unknown, at: string): Sandbox {
   const o = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>;
-  for (const f of ['pod', 'containerId', 'ifName', 'netns']) if (!isStr(o[f]) || o[f] === '') throw new Error(`${at}.${f}: must be a non-empty string`);
+  for (const f of ['pod', 'containerId', 'ifName', 'netns'])
+    if (!isStr(o[f]) || o[f] === '') throw new Error(`${at}.${f}: must be a non-empty string`);
   if (!Array.isArray(o.ips) || !o.ips.every(isStr)) throw new Error(`${at}.ips: must be a list of strings`);
-  if (o.network !== undefined && (!isStr(o.network) || o.network === '')) throw new Error(`${at}.network: must be a non-empty string`);
+  if (o.network !== undefined && (!isStr(o.network) || o.network === ''))
+    throw new Error(`${at}.network: must be a non-empty string`);
   const h = o.hostIf as Record<string, unknown> | undefined;
-  if (h !== undefined && (!isStr(h?.name) || !Number.isInteger(h?.ifindex))) throw new Error(`${at}.hostIf: must be { name, ifindex }`);
+  if (h !== undefined && (!isStr(h?.name) || !Number.isInteger(h?.ifindex)))
+    throw new Error(`${at}.hostIf: must be { name, ifindex }`);
   return {
     pod: o.pod as string,
     containerId: o.containerId as string,
@@ -85,7 +88,8 @@ export class Sandboxes {
     }
     try {
       const saved = JSON.parse(text) as { version?: unknown; sandboxes?: unknown };
-      if (!READABLE_VERSIONS.includes(saved.version)) throw new Error(`version: expected ${READABLE_VERSIONS.join(' or ')}, got ${JSON.stringify(saved.version)}`);
+      if (!READABLE_VERSIONS.includes(saved.version))
+        throw new Error(`version: expected ${READABLE_VERSIONS.join(' or ')}, got ${JSON.stringify(saved.version)}`);
       if (!Array.isArray(saved.sandboxes)) throw new Error('sandboxes: must be a list');
       const list = saved.sandboxes.map((s, i) => decodeSandbox(s, `sandboxes[${i}]`));
       this.byKey.clear();

@@ -27,14 +27,22 @@ export function chooseSource(f: SourceFlags, env: NodeJS.ProcessEnv): SourceChoi
   }
   if (f.state !== undefined) {
     if (f.config !== undefined) {
-      throw new Error('start agent: --config: only with the Kubernetes source (with --state, settings are netfence.yaml in the state directory)');
+      throw new Error(
+        'start agent: --config: only with the Kubernetes source (with --state, settings are netfence.yaml in the state directory)',
+      );
     }
     return { kind: 'directory', dir: f.state };
   }
   if (f.kubeconfig !== undefined || env.KUBERNETES_SERVICE_HOST) {
-    return { kind: 'kubernetes', ...(f.kubeconfig !== undefined && { kubeconfig: f.kubeconfig }), ...(f.config !== undefined && { configFile: f.config }) };
+    return {
+      kind: 'kubernetes',
+      ...(f.kubeconfig !== undefined && { kubeconfig: f.kubeconfig }),
+      ...(f.config !== undefined && { configFile: f.config }),
+    };
   }
-  throw new Error('start agent: no state source: give --state DIR or --kubeconfig FILE, or run in a cluster (KUBERNETES_SERVICE_HOST is not set)');
+  throw new Error(
+    'start agent: no state source: give --state DIR or --kubeconfig FILE, or run in a cluster (KUBERNETES_SERVICE_HOST is not set)',
+  );
 }
 
 export interface AgentSource {
@@ -44,7 +52,10 @@ export interface AgentSource {
   describe: string;
 }
 
-export async function createAgentSource(choice: SourceChoice, opts: { log: Logger; resyncMs: number }): Promise<AgentSource> {
+export async function createAgentSource(
+  choice: SourceChoice,
+  opts: { log: Logger; resyncMs: number },
+): Promise<AgentSource> {
   if (choice.kind === 'directory') {
     // The source's first load reuses what reading the settings parsed.
     const cache = new ParseCache();

@@ -33,12 +33,21 @@ export function agentCommand(): Command {
   return new Command('agent')
     .description('enforce the policies of a state directory or of the Kubernetes API on this node (tc-BPF)')
     .option('--state <dir>', 'state directory (Kubernetes YAML, netfence.yaml): the embedded mode')
-    .option('--kubeconfig <file>', 'follow the Kubernetes API with this kubeconfig (default without --state: in-cluster credentials)')
+    .option(
+      '--kubeconfig <file>',
+      'follow the Kubernetes API with this kubeconfig (default without --state: in-cluster credentials)',
+    )
     .option('--config <file>', 'NetfenceConfig file for the Kubernetes source (default: built-in settings)')
     .option('--node <name>', 'node name (default: $NODE_NAME)')
-    .option('--bpffs-root <path>', `bpffs directory for pinned maps and links (default: config.bpffsRoot or ${DEFAULT_BPFFS_ROOT})`)
+    .option(
+      '--bpffs-root <path>',
+      `bpffs directory for pinned maps and links (default: config.bpffsRoot or ${DEFAULT_BPFFS_ROOT})`,
+    )
     .option('--metrics-address <host:port>', 'health and metrics listener (default: config.metricsAddress)')
-    .option('--socket <path>', 'one more path for the agent socket (CNI requests, flows), besides /run/netfence/<hash of the bpffs root>/agent.sock')
+    .option(
+      '--socket <path>',
+      'one more path for the agent socket (CNI requests, flows), besides /run/netfence/<hash of the bpffs root>/agent.sock',
+    )
     .option('--object <path>', 'BPF object (default: bpf/.output/netfence.bpf.o of this package)')
     .option('--sysfs-root <path>', 'sysfs root for VF representor discovery', '/sys')
     .option('--proc-root <path>', 'procfs root for the sysctls the tunnel writes (<path>/sys/net)', '/proc')
@@ -49,15 +58,33 @@ export function agentCommand(): Command {
       const node = f.node ?? process.env.NODE_NAME;
       if (!node) throw new Error('start agent: no node name (--node or NODE_NAME)');
       const resyncMs = Number(f.resyncSeconds) * 1000;
-      if (!(resyncMs > 0)) throw new Error(`start agent: --resync-seconds: expected a positive number, got "${f.resyncSeconds}"`);
+      if (!(resyncMs > 0))
+        throw new Error(`start agent: --resync-seconds: expected a positive number, got "${f.resyncSeconds}"`);
       const { source, config, describe } = await createAgentSource(chooseSource(f, process.env), { log, resyncMs });
       const { native } = await import('../datapath/native');
       const bpffsRoot = f.bpffsRoot ?? (config.bpffsRoot || DEFAULT_BPFFS_ROOT);
       const { mounted } = ensureBpffsRoot(bpffsRoot, { mount: (dir) => native.mountBpffs(dir) });
-      if (mounted) log.warn({ bpffs: mounted }, `mounted a bpffs at ${mounted}: pins last as long as this mount (mount the host's bpffs there for enforcement that outlives the agent)`);
+      if (mounted)
+        log.warn(
+          { bpffs: mounted },
+          `mounted a bpffs at ${mounted}: pins last as long as this mount (mount the host's bpffs there for enforcement that outlives the agent)`,
+        );
       // Held (never closed) for the process life: a second agent on this root exits here.
       lockBpffsRoot(native, bpffsRoot);
-      const agent = new Agent(native, { source, nodeName: node, bpffsRoot, objectPath: f.object, capacity: config.capacity, sysfsRoot: f.sysfsRoot, procRoot: f.procRoot, resyncMs }, log);
+      const agent = new Agent(
+        native,
+        {
+          source,
+          nodeName: node,
+          bpffsRoot,
+          objectPath: f.object,
+          capacity: config.capacity,
+          sysfsRoot: f.sysfsRoot,
+          procRoot: f.procRoot,
+          resyncMs,
+        },
+        log,
+      );
       const address = f.metricsAddress ?? config.metricsAddress;
       const server = await startHttp(address, () => agent.status, agent.metrics.registry);
       const socket = new AgentSocket(

@@ -22,21 +22,32 @@ function tables(r: CompileResult) {
       ...(e.ingressTable === id ? [`${e.pod ?? `node/${e.node}`} ingress`] : []),
       ...(e.egressTable === id ? [`${e.pod ?? `node/${e.node}`} egress`] : []),
     ]),
-    rules: r.rules.filter((x) => x.table === id).map(({ index, action, tier, policy, rule }) => ({ index, action, tier, policy: policy || null, rule })),
+    rules: r.rules
+      .filter((x) => x.table === id)
+      .map(({ index, action, tier, policy, rule }) => ({ index, action, tier, policy: policy || null, rule })),
   }));
 }
 
 function summary(node: string, r: CompileResult): string {
-  const lines = [`node ${node}: ${r.endpoints.length} endpoints, ${tables(r).length} tables, ${r.errors.length} errors`, '', 'endpoints:'];
+  const lines = [
+    `node ${node}: ${r.endpoints.length} endpoints, ${tables(r).length} tables, ${r.errors.length} errors`,
+    '',
+    'endpoints:',
+  ];
   for (const e of r.endpoints) {
     const name = e.kind === 'host' ? `node/${e.node}` : `${e.pod}${e.network ? ` on ${e.network}` : ''}`;
     const t = (id: number) => (id ? hex(id) : '-');
-    lines.push(`  ${name}  ${e.ifname} (ifindex ${e.ifindex})  ingress ${t(e.ingressTable)}  egress ${t(e.egressTable)}  revision ${hex(e.revision)}`);
+    lines.push(
+      `  ${name}  ${e.ifname} (ifindex ${e.ifindex})  ingress ${t(e.ingressTable)}  egress ${t(e.egressTable)}  revision ${hex(e.revision)}`,
+    );
   }
   lines.push('', 'tables:');
   for (const t of tables(r)) {
     lines.push(`  ${hex(t.id)}  (${t.endpoints.join(', ')})`);
-    for (const x of t.rules) lines.push(`    ${String(x.index).padStart(3)}  ${x.action.padEnd(5)}  ${x.tier.padEnd(8)}  ${x.policy ?? '-'}  ${x.rule}`);
+    for (const x of t.rules)
+      lines.push(
+        `    ${String(x.index).padStart(3)}  ${x.action.padEnd(5)}  ${x.tier.padEnd(8)}  ${x.policy ?? '-'}  ${x.rule}`,
+      );
   }
   lines.push('', 'map entries:');
   for (const [map, content] of Object.entries(r.maps)) lines.push(`  ${map.padEnd(15)} ${content.size}`);

@@ -28,7 +28,11 @@ export function formatFlow(f: FlowRecord): string {
  * Subscribes on the agent socket and hands each record to `onFlow` until it returns
  * false, a signal arrives, or (an error) the agent closes the stream.
  */
-export function followFlows(socket: string, onFlow: (f: FlowRecord) => boolean, onSubscribed: () => void = () => {}): Promise<void> {
+export function followFlows(
+  socket: string,
+  onFlow: (f: FlowRecord) => boolean,
+  onSubscribed: () => void = () => {},
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const sock = net.connect(socket);
     let subscribed = false;
@@ -46,7 +50,9 @@ export function followFlows(socket: string, onFlow: (f: FlowRecord) => boolean, 
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     sock.once('connect', () => sock.write(encode({ op: 'flows' })));
-    sock.once('error', (e) => finish(new Error(`follow flows on ${socket}: ${e.message} (is the agent running with this --bpffs-root?)`)));
+    sock.once('error', (e) =>
+      finish(new Error(`follow flows on ${socket}: ${e.message} (is the agent running with this --bpffs-root?)`)),
+    );
     sock.once('close', () => finish(new Error(`follow flows on ${socket}: the agent closed the stream`)));
     createInterface({ input: sock, crlfDelay: Infinity }).on('line', (line) => {
       if (done) return;

@@ -14,7 +14,14 @@ import { decodeConfig, type Config } from '../wire/config';
 import { sumPerCpuCounters } from '../wire/counters';
 import { decodeEndpoint } from '../wire/endpoint';
 import { decodeLocal } from '../wire/local';
-import { decodeCidrKey, decodePeerIdentKey, decodePortKey, decodeRule, decodeRuleKey, type PortKey } from '../wire/tables';
+import {
+  decodeCidrKey,
+  decodePeerIdentKey,
+  decodePortKey,
+  decodeRule,
+  decodeRuleKey,
+  type PortKey,
+} from '../wire/tables';
 import { DEFAULT_BPFFS_ROOT } from '../datapath/loader';
 import type { NativeAddon } from '../datapath/native-api';
 
@@ -90,7 +97,11 @@ function entries(addon: NativeAddon, root: string, map: string): { key: Buffer; 
   }
 }
 
-export function readPinned(addon: NativeAddon, root: string, loaded?: { file: string; names: NamesFile }): InspectReport {
+export function readPinned(
+  addon: NativeAddon,
+  root: string,
+  loaded?: { file: string; names: NamesFile },
+): InspectReport {
   const names = loaded?.names;
   if (!fs.existsSync(path.join(root, 'nf_endpoints'))) {
     throw new Error(`inspect ${root}: no pinned netfence maps (is the agent running with this --bpffs-root?)`);
@@ -111,13 +122,17 @@ export function readPinned(addon: NativeAddon, root: string, loaded?: { file: st
         ...(known?.pod && { pod: known.pod }),
         ...(known?.network && { network: known.network }),
         ...ep,
-        flags: Object.entries(NfEpFlag).filter(([, bit]) => ep.flags & bit).map(([k]) => k.toLowerCase()),
+        flags: Object.entries(NfEpFlag)
+          .filter(([, bit]) => ep.flags & bit)
+          .map(([k]) => k.toLowerCase()),
       };
     })
     .sort((a, b) => a.ifindex - b.ifindex);
 
   const tables = new Map<number, Map<number, InspectRule>>();
-  const stats = new Map(entries(addon, root, 'nf_rule_stats').map((e) => [e.key.toString('hex'), sumPerCpuCounters(e.value, cpus)]));
+  const stats = new Map(
+    entries(addon, root, 'nf_rule_stats').map((e) => [e.key.toString('hex'), sumPerCpuCounters(e.value, cpus)]),
+  );
   for (const { key, value } of entries(addon, root, 'nf_rules')) {
     const k = decodeRuleKey(key);
     const r = decodeRule(value);
@@ -140,7 +155,8 @@ export function readPinned(addon: NativeAddon, root: string, loaded?: { file: st
       bytes: String(c?.bytes ?? 0n),
     });
   }
-  const rulesOf = (k: { table: number; chunk: number }, bitmap: Buffer) => bitmapIndices(bitmap, k.chunk).flatMap((i) => tables.get(k.table)?.get(i) ?? []);
+  const rulesOf = (k: { table: number; chunk: number }, bitmap: Buffer) =>
+    bitmapIndices(bitmap, k.chunk).flatMap((i) => tables.get(k.table)?.get(i) ?? []);
   const identityDesc = (id: number) => names?.identities[String(id)];
   for (const { key, value } of entries(addon, root, 'nf_peer_ident')) {
     const k = decodePeerIdentKey(key);
@@ -155,16 +171,30 @@ export function readPinned(addon: NativeAddon, root: string, loaded?: { file: st
     const k = decodePortKey(key);
     for (const r of rulesOf(k, value)) r.ports.push(portText(k));
   }
-  const usedBy = (table: number) => endpoints.filter((e) => e.ingressTable === table || e.egressTable === table).map((e) => e.ifindex);
+  const usedBy = (table: number) =>
+    endpoints.filter((e) => e.ingressTable === table || e.egressTable === table).map((e) => e.ifindex);
 
   const identities = [
-    ...entries(addon, root, 'nf_ident_exact').map(({ key, value }) => ({ match: bytesToAddr(key), id: decodeU32(value) })),
-    ...entries(addon, root, 'nf_ident_lpm').map(({ key, value }) => ({ match: formatCidr(decodeAddrLpmKey(key)), id: decodeU32(value) })),
+    ...entries(addon, root, 'nf_ident_exact').map(({ key, value }) => ({
+      match: bytesToAddr(key),
+      id: decodeU32(value),
+    })),
+    ...entries(addon, root, 'nf_ident_lpm').map(({ key, value }) => ({
+      match: formatCidr(decodeAddrLpmKey(key)),
+      id: decodeU32(value),
+    })),
   ].map((i) => ({ ...i, ...(identityDesc(i.id) && { desc: identityDesc(i.id) }) }));
 
   return {
     bpffsRoot: root,
-    ...(loaded && { names: { file: loaded.file, node: loaded.names.node, generation: loaded.names.generation, writtenAt: loaded.names.writtenAt } }),
+    ...(loaded && {
+      names: {
+        file: loaded.file,
+        node: loaded.names.node,
+        generation: loaded.names.generation,
+        writtenAt: loaded.names.writtenAt,
+      },
+    }),
     ...(cfg && { config: decodeConfig(cfg.value) }),
     endpoints,
     tables: [...tables.entries()]
@@ -172,19 +202,32 @@ export function readPinned(addon: NativeAddon, root: string, loaded?: { file: st
       .map(([table, rules]) => ({
         table,
         usedBy: usedBy(table),
-        rules: [...rules.values()].sort((a, b) => a.index - b.index).map((r) => ({ ...r, identities: r.identities.sort((a, b) => a.id - b.id), cidrs: r.cidrs.sort(), ports: r.ports.sort() })),
+        rules: [...rules.values()]
+          .sort((a, b) => a.index - b.index)
+          .map((r) => ({
+            ...r,
+            identities: r.identities.sort((a, b) => a.id - b.id),
+            cidrs: r.cidrs.sort(),
+            ports: r.ports.sort(),
+          })),
       })),
     identities: identities.sort((a, b) => a.id - b.id || a.match.localeCompare(b.match)),
     localAddresses: entries(addon, root, 'nf_local_addrs').map(({ key, value }) => {
       const l = decodeLocal(value);
       return { address: bytesToAddr(key), kind: name(NfLocalKind, l.kind), ifindex: l.ifindex };
     }),
-    serviceCIDRs: entries(addon, root, 'nf_svc_cidrs').map(({ key }) => formatCidr(decodeAddrLpmKey(key))).sort(),
+    serviceCIDRs: entries(addon, root, 'nf_svc_cidrs')
+      .map(({ key }) => formatCidr(decodeAddrLpmKey(key)))
+      .sort(),
   };
 }
 
 /** The names file for a bpffs root, or undefined when the agent has not written one. */
-export function loadNames(bpffsRoot: string, file?: string, runDir = DEFAULT_RUN_DIR): { file: string; names?: NamesFile } {
+export function loadNames(
+  bpffsRoot: string,
+  file?: string,
+  runDir = DEFAULT_RUN_DIR,
+): { file: string; names?: NamesFile } {
   const f = file ?? namesFilePath(bpffsRoot, runDir);
   if (!file && !fs.existsSync(f)) return { file: f };
   return { file: f, names: readNamesFile(f) };
@@ -197,7 +240,8 @@ export function formatReport(r: InspectReport): string {
   out.push('', 'ENDPOINTS');
   for (const e of r.endpoints) {
     const who = e.pod ? `${e.pod}${e.network ? ` on ${e.network}` : ''}` : (e.ifname ?? '');
-    const table = (id: number, chunks: number) => (id === NF_TABLE_DENY ? `${id} (deny all: over capacity)` : `${id}${chunks > 1 ? ` (${chunks} chunks)` : ''}`);
+    const table = (id: number, chunks: number) =>
+      id === NF_TABLE_DENY ? `${id} (deny all: over capacity)` : `${id}${chunks > 1 ? ` (${chunks} chunks)` : ''}`;
     out.push(
       `  ${e.ifindex} ${e.ifname ?? '?'}  id=${e.id} ingress=${table(e.ingressTable, e.ingressChunks)} egress=${table(e.egressTable, e.egressChunks)} rev=${e.revision} [${e.flags.join(',')}] ${who}`.trimEnd(),
     );
@@ -206,7 +250,8 @@ export function formatReport(r: InspectReport): string {
   for (const t of r.tables) {
     out.push(`  table ${t.table} (endpoints ${t.usedBy.join(', ') || 'none'})`);
     for (const rule of t.rules) {
-      const peers = [...rule.identities.map((i) => i.desc ?? `identity ${i.id}`), ...rule.cidrs].join(', ') || 'nothing';
+      const peers =
+        [...rule.identities.map((i) => i.desc ?? `identity ${i.id}`), ...rule.cidrs].join(', ') || 'nothing';
       out.push(
         `    [${rule.index}] ${rule.tier} ${rule.action} ${rule.policy ?? `policy#${rule.policyId}`}${rule.rule ? ` ${rule.rule}` : ''}` +
           `  peers: ${peers}  ports: ${rule.ports.join(', ') || 'none'}  packets=${rule.packets}`,

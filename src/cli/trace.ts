@@ -49,7 +49,13 @@ function one(f: Flags, s: Snapshot, engine: TraceEngine): string {
   const { protocol, port } = parsePortSpec(f.port);
   const { src, dst } = resolvePair(s, f.from, f.to, f.network);
   const v: Verdict = engine.evaluate({ src, dst, protocol, dstPort: port, network: f.network });
-  if (f.json) return JSON.stringify({ verdict: v.verdict, engine: engine.name, egress: side(v.egress), ingress: side(v.ingress) });
+  if (f.json)
+    return JSON.stringify({
+      verdict: v.verdict,
+      engine: engine.name,
+      egress: side(v.egress),
+      ingress: side(v.ingress),
+    });
   return [
     `${f.from} (${src}) -> ${f.to} (${dst}) ${f.port}${f.network ? ` on ${f.network}` : ''}: ${v.verdict.toUpperCase()} [${engine.name}]`,
     `  ${sideText('egress', f.from, v.egress)}`,
@@ -70,9 +76,17 @@ function matrix(f: Flags, s: Snapshot, engine: TraceEngine): string {
   const verdicts = new Map(pairs.map((p) => [`${p.from} ${p.to}`, p.verdict]));
   const width = Math.max(4, ...names.map((n) => n.length)) + 1;
   const rows = names.map(
-    (from) => from.padEnd(width) + names.map((to) => (from === to ? '-' : verdicts.get(`${from} ${to}`) === 'allow' ? '.' : 'X').padEnd(width)).join(''),
+    (from) =>
+      from.padEnd(width) +
+      names
+        .map((to) => (from === to ? '-' : verdicts.get(`${from} ${to}`) === 'allow' ? '.' : 'X').padEnd(width))
+        .join(''),
   );
-  return [`${f.port} [${engine.name}]  rows: from, columns: to  (. allow, X deny)`, ' '.repeat(width) + names.map((n) => n.padEnd(width)).join(''), ...rows].join('\n');
+  return [
+    `${f.port} [${engine.name}]  rows: from, columns: to  (. allow, X deny)`,
+    ' '.repeat(width) + names.map((n) => n.padEnd(width)).join(''),
+    ...rows,
+  ].join('\n');
 }
 
 export function register(program: Command): void {

@@ -37,6 +37,8 @@ export function askAgent(socketPath: string, req: CniRequest, timeoutMs: number)
       }
     });
     sock.on('error', (err) => finish(new AgentUnreachableError(`ask agent ${socketPath}: ${err.message}`)));
-    sock.on('close', () => finish(new AgentUnreachableError(`ask agent ${socketPath}: connection closed without an answer`)));
+    sock.on('close', () =>
+      finish(new AgentUnreachableError(`ask agent ${socketPath}: connection closed without an answer`)),
+    );
   });
 }

@@ -42,7 +42,12 @@ function writeAtomic(file: string, data: string | Buffer, mode: number): void {
 /** Install netfence-cni into binDir: the executable (binDir/netfence-cni) and its fallback,
  *  the bundle and node under binDir/netfence. Node is copied, or linked where the host's node
  *  stays (a test or bench bin dir). */
-export function installBinary(binDir: string, distDir: string, nodeBinary = process.execPath, node: 'copy' | 'link' = 'copy'): void {
+export function installBinary(
+  binDir: string,
+  distDir: string,
+  nodeBinary = process.execPath,
+  node: 'copy' | 'link' = 'copy',
+): void {
   const home = path.join(binDir, FALLBACK_DIR);
   fs.mkdirSync(home, { recursive: true });
   writeAtomic(path.join(home, BUNDLE_FILE), fs.readFileSync(path.join(distDir, BUNDLE_FILE)), 0o644);
@@ -81,7 +86,11 @@ export function addToChain(file: string, entry: ChainEntry): string {
   } else {
     if (typeof conf.type !== 'string') throw new Error(`read CNI config ${file}: neither plugins nor type`);
     const { cniVersion, name, ...plugin } = conf;
-    list = { cniVersion: String(cniVersion ?? '1.0.0'), name: String(name ?? 'k8s-pod-network'), plugins: [plugin as ConfList['plugins'][number]] };
+    list = {
+      cniVersion: String(cniVersion ?? '1.0.0'),
+      name: String(name ?? 'k8s-pod-network'),
+      plugins: [plugin as ConfList['plugins'][number]],
+    };
     out = file.replace(/\.(conf|json)$/, '.conflist');
   }
   const plugins = list.plugins.filter((p) => p.type !== PLUGIN_TYPE);
@@ -101,7 +110,10 @@ function main(argv: string[]): void {
     .opts<{ cniBinDir: string; cniConfDir: string; agentSocket: string; failOpen: boolean }>();
   installBinary(opts.cniBinDir, path.resolve(__dirname, '../..'));
   const primary = primaryConfig(opts.cniConfDir);
-  if (!primary) throw new Error(`install netfence-cni: no CNI network config in ${opts.cniConfDir} (is the primary CNI installed?)`);
+  if (!primary)
+    throw new Error(
+      `install netfence-cni: no CNI network config in ${opts.cniConfDir} (is the primary CNI installed?)`,
+    );
   const written = addToChain(primary, { type: PLUGIN_TYPE, agentSocket: opts.agentSocket, failOpen: opts.failOpen });
   process.stdout.write(`netfence-cni installed in ${opts.cniBinDir}, chained in ${written}\n`);
 }

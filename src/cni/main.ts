@@ -38,7 +38,7 @@ function readStdin(): string {
   const chunks: Buffer[] = [];
   const buf = Buffer.allocUnsafe(1 << 16);
   try {
-    for (let n; (n = retrying(() => fs.readSync(0, buf))) > 0; ) chunks.push(Buffer.from(buf.subarray(0, n)));
+    for (let n; (n = retrying(() => fs.readSync(0, buf))) > 0;) chunks.push(Buffer.from(buf.subarray(0, n)));
   } catch (err) {
     // No stdin at all (closed descriptor): VERSION needs none, the others report the empty config.
     if ((err as NodeJS.ErrnoException).code !== 'EBADF') throw err;
@@ -48,7 +48,7 @@ function readStdin(): string {
 
 function writeAll(fd: number, text: string): void {
   const data = Buffer.from(text);
-  for (let off = 0; off < data.length; ) off += retrying(() => fs.writeSync(fd, data, off));
+  for (let off = 0; off < data.length;) off += retrying(() => fs.writeSync(fd, data, off));
 }
 
 void (async () => {

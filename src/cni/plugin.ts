@@ -3,7 +3,14 @@
 // passes the previous plugin's result through unchanged. The one implementation of its
 // CNI semantics: the agent runs it for the plugin executable's forwarded invocations, the
 // node bundle when the agent cannot answer.
-import { canConnect, DEFAULT_AGENT_SOCKET, type CniOp, type CniRequest, type CniResponse, type PluginAnswer } from './protocol';
+import {
+  canConnect,
+  DEFAULT_AGENT_SOCKET,
+  type CniOp,
+  type CniRequest,
+  type CniResponse,
+  type PluginAnswer,
+} from './protocol';
 import { AgentUnreachableError, askAgent } from './agent-client';
 
 /** How the plugin reaches the agent that enforces its pods. */
@@ -85,18 +92,21 @@ function decodeConf(stdin: string): Record<string, unknown> {
   } catch (err) {
     throw new CniError(CniCode.DECODE, 'decode network config: invalid JSON', (err as Error).message);
   }
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new CniError(CniCode.DECODE, 'decode network config: not a JSON object');
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new CniError(CniCode.DECODE, 'decode network config: not a JSON object');
   return o as Record<string, unknown>;
 }
 
 const supported = (v: unknown): v is string => (SUPPORTED_VERSIONS as readonly unknown[]).includes(v);
 
 /** Versions compare by their place in SUPPORTED_VERSIONS (ascending); both must be in it. */
-const atLeast = (v: string, min: string) => SUPPORTED_VERSIONS.indexOf(v as never) >= SUPPORTED_VERSIONS.indexOf(min as never);
+const atLeast = (v: string, min: string) =>
+  SUPPORTED_VERSIONS.indexOf(v as never) >= SUPPORTED_VERSIONS.indexOf(min as never);
 
 /** o.cniVersion is a supported version (checked first, to answer in it). */
 function parseConf(o: Record<string, unknown> & { cniVersion: string }): NetConf {
-  const bad = (field: string, want: string) => new CniError(CniCode.INVALID_CONFIG, `read network config: ${field}: must be ${want}`);
+  const bad = (field: string, want: string) =>
+    new CniError(CniCode.INVALID_CONFIG, `read network config: ${field}: must be ${want}`);
   const unknown = Object.keys(o).filter((k) => !KNOWN_KEYS.has(k));
   if (unknown.length > 0) {
     throw new CniError(
@@ -105,8 +115,10 @@ function parseConf(o: Record<string, unknown> & { cniVersion: string }): NetConf
       `netfence-cni accepts ${[...KNOWN_KEYS].join(', ')}`,
     );
   }
-  if (o.agentSocket !== undefined && (typeof o.agentSocket !== 'string' || o.agentSocket === '')) throw bad('agentSocket', 'a non-empty string');
-  if (o.agentTimeoutMs !== undefined && !(typeof o.agentTimeoutMs === 'number' && o.agentTimeoutMs > 0)) throw bad('agentTimeoutMs', 'a positive number');
+  if (o.agentSocket !== undefined && (typeof o.agentSocket !== 'string' || o.agentSocket === ''))
+    throw bad('agentSocket', 'a non-empty string');
+  if (o.agentTimeoutMs !== undefined && !(typeof o.agentTimeoutMs === 'number' && o.agentTimeoutMs > 0))
+    throw bad('agentTimeoutMs', 'a positive number');
   if (o.failOpen !== undefined && typeof o.failOpen !== 'boolean') throw bad('failOpen', 'a boolean');
   return {
     cniVersion: o.cniVersion,
@@ -142,7 +154,11 @@ function request(op: CniOp, env: NodeJS.ProcessEnv, conf: NetConf): CniRequest {
   if (op !== 'del') {
     const missing = ['K8S_POD_NAMESPACE', 'K8S_POD_NAME'].filter((k) => !args[k]);
     if (missing.length > 0) {
-      throw new CniError(CniCode.INVALID_ENV, `read environment: CNI_ARGS: ${missing.join(' and ')} required`, 'netfence-cni serves Kubernetes pods: the kubelet passes K8S_POD_NAMESPACE and K8S_POD_NAME');
+      throw new CniError(
+        CniCode.INVALID_ENV,
+        `read environment: CNI_ARGS: ${missing.join(' and ')} required`,
+        'netfence-cni serves Kubernetes pods: the kubelet passes K8S_POD_NAMESPACE and K8S_POD_NAME',
+      );
     }
   }
   return {
@@ -157,7 +173,12 @@ function request(op: CniOp, env: NodeJS.ProcessEnv, conf: NetConf): CniRequest {
   };
 }
 
-async function ask(link: AgentLink, conf: NetConf, req: CniRequest, timeoutMs = conf.agentTimeoutMs): Promise<{ ok: true } | { ok: false; error: string; unreachable: boolean }> {
+async function ask(
+  link: AgentLink,
+  conf: NetConf,
+  req: CniRequest,
+  timeoutMs = conf.agentTimeoutMs,
+): Promise<{ ok: true } | { ok: false; error: string; unreachable: boolean }> {
   try {
     const res = await link.ask(conf.agentSocket, req, timeoutMs);
     return res.ok ? res : { ...res, unreachable: false };
@@ -175,13 +196,21 @@ function who(req: CniRequest): string {
 function versionOutput(stdin: string): PluginOutput {
   const asked = stdin.trim() === '' ? undefined : decodeConf(stdin).cniVersion;
   const cniVersion = supported(asked) ? asked : LATEST_VERSION;
-  return { exitCode: 0, stdout: JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n', stderr: '' };
+  return {
+    exitCode: 0,
+    stdout: JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n',
+    stderr: '',
+  };
 }
 
 /** Commands the spec introduced after the first supported version. */
 const SINCE: Record<string, string> = { CHECK: '0.4.0', STATUS: '1.1.0', GC: '1.1.0' };
 
-export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string, link: AgentLink = socketLink): Promise<PluginOutput> {
+export async function runPlugin(
+  env: NodeJS.ProcessEnv,
+  stdin: string,
+  link: AgentLink = socketLink,
+): Promise<PluginOutput> {
   // Errors are answered in the caller's version when we speak it, else in ours.
   let answerIn = LATEST_VERSION;
   try {
@@ -190,13 +219,20 @@ export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string, link: Age
     if (command === 'VERSION') return versionOutput(stdin);
     const raw = decodeConf(stdin);
     if (!supported(raw.cniVersion)) {
-      throw new CniError(CniCode.INCOMPATIBLE_VERSION, `incompatible CNI version ${JSON.stringify(raw.cniVersion)}`, `supported: ${SUPPORTED_VERSIONS.join(', ')}`);
+      throw new CniError(
+        CniCode.INCOMPATIBLE_VERSION,
+        `incompatible CNI version ${JSON.stringify(raw.cniVersion)}`,
+        `supported: ${SUPPORTED_VERSIONS.join(', ')}`,
+      );
     }
     answerIn = raw.cniVersion;
     const conf = parseConf({ ...raw, cniVersion: raw.cniVersion });
     const since = SINCE[command];
     if (since && !atLeast(conf.cniVersion, since)) {
-      throw new CniError(CniCode.INCOMPATIBLE_VERSION, `${command} needs CNI version ${since} or later, config is ${conf.cniVersion}`);
+      throw new CniError(
+        CniCode.INCOMPATIBLE_VERSION,
+        `${command} needs CNI version ${since} or later, config is ${conf.cniVersion}`,
+      );
     }
     switch (command) {
       case 'ADD':
@@ -222,7 +258,10 @@ export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string, link: Age
 
 async function add(link: AgentLink, env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
   if (conf.prevResult === undefined) {
-    throw new CniError(CniCode.INVALID_CONFIG, 'read network config: prevResult: required (netfence-cni must be chained after an interface plugin)');
+    throw new CniError(
+      CniCode.INVALID_CONFIG,
+      'read network config: prevResult: required (netfence-cni must be chained after an interface plugin)',
+    );
   }
   const req = request('add', env, conf);
   const res = await ask(link, conf, req);
@@ -230,7 +269,11 @@ async function add(link: AgentLink, env: NodeJS.ProcessEnv, conf: NetConf): Prom
   if (!res.ok) {
     if (!(res.unreachable && conf.failOpen)) {
       const code = res.unreachable ? CniCode.TRY_AGAIN_LATER : CniCode.AGENT_REFUSED;
-      throw new CniError(code, `program endpoint ${who(req)}: ${res.unreachable ? 'netfence agent unreachable' : 'netfence agent refused'}`, res.error);
+      throw new CniError(
+        code,
+        `program endpoint ${who(req)}: ${res.unreachable ? 'netfence agent unreachable' : 'netfence agent refused'}`,
+        res.error,
+      );
     }
     stderr = `netfence-cni: failOpen: pod ${who(req)} starts unenforced: ${res.error}\n`;
   }
@@ -247,16 +290,22 @@ async function del(link: AgentLink, env: NodeJS.ProcessEnv, conf: NetConf): Prom
 }
 
 async function check(link: AgentLink, env: NodeJS.ProcessEnv, conf: NetConf): Promise<PluginOutput> {
-  if (conf.prevResult === undefined) throw new CniError(CniCode.INVALID_CONFIG, 'read network config: prevResult: required for CHECK');
+  if (conf.prevResult === undefined)
+    throw new CniError(CniCode.INVALID_CONFIG, 'read network config: prevResult: required for CHECK');
   const req = request('check', env, conf);
   const res = await ask(link, conf, req);
   if (res.ok || (res.unreachable && conf.failOpen)) return { exitCode: 0, stdout: '', stderr: '' };
   const code = res.unreachable ? CniCode.TRY_AGAIN_LATER : CniCode.NOT_PROGRAMMED;
-  throw new CniError(code, `check endpoint ${who(req)}: ${res.unreachable ? 'netfence agent unreachable' : 'not enforced'}`, res.error);
+  throw new CniError(
+    code,
+    `check endpoint ${who(req)}: ${res.unreachable ? 'netfence agent unreachable' : 'not enforced'}`,
+    res.error,
+  );
 }
 
 async function status(link: AgentLink, conf: NetConf): Promise<PluginOutput> {
   // Whether ADDs can be served right now: the agent accepts connections.
-  if ((await link.reachable(conf.agentSocket, Math.min(conf.agentTimeoutMs, BRIEF_TIMEOUT_MS))) || conf.failOpen) return { exitCode: 0, stdout: '', stderr: '' };
+  if ((await link.reachable(conf.agentSocket, Math.min(conf.agentTimeoutMs, BRIEF_TIMEOUT_MS))) || conf.failOpen)
+    return { exitCode: 0, stdout: '', stderr: '' };
   throw new CniError(CniCode.NOT_AVAILABLE, `status: netfence agent unreachable at ${conf.agentSocket}`);
 }

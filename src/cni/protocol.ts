@@ -79,7 +79,8 @@ export function decodeRequest(line: string): AgentRequest {
     const op = r.op;
     if (op === 'flows') return { op };
     if (op === 'cni') return pluginRequest(r);
-    if (op !== 'add' && op !== 'del' && op !== 'check') throw new Error(`op: must be add, del, check, cni or flows, got ${JSON.stringify(op)}`);
+    if (op !== 'add' && op !== 'del' && op !== 'check')
+      throw new Error(`op: must be add, del, check, cni or flows, got ${JSON.stringify(op)}`);
     const attached = op !== 'del'; // DEL may come after the netns is gone
     return {
       op,

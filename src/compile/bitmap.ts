@@ -13,7 +13,9 @@ function bitPos(global: number, chunk: number): { byte: number; mask: number } {
   const first = chunk * NF_CHUNK_RULES;
   const i = global - first;
   if (!Number.isInteger(i) || i < 0 || i >= NF_CHUNK_RULES) {
-    throw new Error(`bitmap: rule index ${global} out of range ${first}..${first + NF_CHUNK_RULES - 1} (chunk ${chunk})`);
+    throw new Error(
+      `bitmap: rule index ${global} out of range ${first}..${first + NF_CHUNK_RULES - 1} (chunk ${chunk})`,
+    );
   }
   const word = Math.floor(i / 64);
   const bit = i % 64;

@@ -251,10 +251,12 @@ export function ownAddresses(
     const identity = o.rec.id;
     if (prev) {
       // Node addresses shared with hostNetwork pods are expected; anything else is a conflict.
-      if (prev.identity !== identity) errors.push(`assign identity ${o.ip}: address already owned by ${ownerName(prev)}`);
+      if (prev.identity !== identity)
+        errors.push(`assign identity ${o.ip}: address already owned by ${ownerName(prev)}`);
       continue;
     }
-    if (o.resolved?.identity !== identity) o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node, ...encode(o.ip, identity) };
+    if (o.resolved?.identity !== identity)
+      o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node, ...encode(o.ip, identity) };
     byAddress.set(o.hex, o.resolved);
   }
   return { byAddress, errors };

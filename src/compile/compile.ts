@@ -25,12 +25,26 @@ import {
   ownAddresses,
   primaryKey,
 } from './collect';
-import { type Draft, type Identities, type NamespaceInfo, namespaceIndex, namespaceInfo, nodeDraft } from './identities';
+import {
+  type Draft,
+  type Identities,
+  type NamespaceInfo,
+  namespaceIndex,
+  namespaceInfo,
+  nodeDraft,
+} from './identities';
 import { isolationList } from './isolation';
 import { Memo } from './memo';
 import type { CompiledEndpoint, CompiledRuleInfo, CompileResult, DesiredMaps } from './output';
 import { POLICY_MAPS, type PolicyMapName } from '../wire/maps';
-import { type EndpointContext, type Expansion, PolicyIndex, type RuleList, RuleListBuilder, contextKey } from './rulelist';
+import {
+  type EndpointContext,
+  type Expansion,
+  PolicyIndex,
+  type RuleList,
+  RuleListBuilder,
+  contextKey,
+} from './rulelist';
 import type { CompiledRule } from './ruleset';
 import { Selection } from './selection';
 import { NO_POLICY_ID } from './synthetic';
@@ -116,8 +130,17 @@ function flags(snapshot: Snapshot, ep: DiscoveredEndpoint, node: number): number
   );
 }
 
-function localDelivery(snapshot: Snapshot, ep: DiscoveredEndpoint): ep is DiscoveredEndpoint & Required<Pick<DiscoveredEndpoint, 'veth'>> {
-  return ep.kind === 'pod' && ep.veth !== undefined && !ep.bridge && snapshot.config.localDelivery && !snapshot.config.redirect;
+function localDelivery(
+  snapshot: Snapshot,
+  ep: DiscoveredEndpoint,
+): ep is DiscoveredEndpoint & Required<Pick<DiscoveredEndpoint, 'veth'>> {
+  return (
+    ep.kind === 'pod' &&
+    ep.veth !== undefined &&
+    !ep.bridge &&
+    snapshot.config.localDelivery &&
+    !snapshot.config.redirect
+  );
 }
 
 /** Makes a map entry, or finds it made (by a key naming everything it encodes). */
@@ -132,10 +155,19 @@ function addLocalEntries(entry: Entries, snapshot: Snapshot, local: NodeObj | un
     const ifindex = r.ep.ifindex;
     const macs: Partial<NonNullable<DiscoveredEndpoint['veth']>> = localDelivery(snapshot, r.ep) ? r.ep.veth : {};
     const value: Local = { ifindex, kind: NfLocalKind.POD, ...macs };
-    for (const ip of r.addresses) entry('nf_local_addrs', `${ip}\0${ifindex}\0${macs.podMac}\0${macs.hostMac}`, () => ({ key: encodeAddr(ip), value: encodeLocal(value) }));
+    for (const ip of r.addresses)
+      entry('nf_local_addrs', `${ip}\0${ifindex}\0${macs.podMac}\0${macs.hostMac}`, () => ({
+        key: encodeAddr(ip),
+        value: encodeLocal(value),
+      }));
   }
-  for (const ip of local?.addresses ?? []) entry('nf_local_addrs', `${ip}\0node`, () => ({ key: encodeAddr(ip), value: encodeLocal({ ifindex: 0, kind: NfLocalKind.NODE }) }));
-  for (const cidr of serviceCidrs(snapshot)) entry('nf_svc_cidrs', cidr, () => ({ key: encodeAddrLpmKey(cidr), value: encodeU8(1) }));
+  for (const ip of local?.addresses ?? [])
+    entry('nf_local_addrs', `${ip}\0node`, () => ({
+      key: encodeAddr(ip),
+      value: encodeLocal({ ifindex: 0, kind: NfLocalKind.NODE }),
+    }));
+  for (const cidr of serviceCidrs(snapshot))
+    entry('nf_svc_cidrs', cidr, () => ({ key: encodeAddrLpmKey(cidr), value: encodeU8(1) }));
 }
 
 /** The identities of one identity-key set and what depends only on them. */
@@ -176,7 +208,11 @@ function sameItems<T>(a: readonly T[] | undefined, b: readonly T[]): boolean {
 export class Compiler {
   private readonly hashes = new Memo<number>();
   /** Per id kind, key -> idHash (keys are big strings: a salted copy is never made twice). */
-  private readonly idHashes: Record<IdKind, Memo<number>> = { identity: new Memo(), table: new Memo(), endpoint: new Memo() };
+  private readonly idHashes: Record<IdKind, Memo<number>> = {
+    identity: new Memo(),
+    table: new Memo(),
+    endpoint: new Memo(),
+  };
   private readonly addrHexes = new Memo<string>();
   private readonly pods = new WeakMap<PodObj, PodFacts>();
   private readonly keys = new KeyInterner();
@@ -197,10 +233,20 @@ export class Compiler {
    *  (unchanged, or changed back) gets the same map instances. */
   private readonly tableSets = new Memo<Pick<DesiredMaps, TableMapName>>();
   private serial = 0;
-  private readonly memos = [this.hashes, ...Object.values(this.idHashes), this.addrHexes, this.expansions, this.lists, this.tables, this.tableSets, this.entries];
+  private readonly memos = [
+    this.hashes,
+    ...Object.values(this.idHashes),
+    this.addrHexes,
+    this.expansions,
+    this.lists,
+    this.tables,
+    this.tableSets,
+    this.entries,
+  ];
 
   private readonly hash = (text: string): number => this.hashes.get(text, () => hash32(text));
-  private readonly idHash = (kind: IdKind, key: string): number => this.idHashes[kind].get(key, () => idHash(kind, key));
+  private readonly idHash = (kind: IdKind, key: string): number =>
+    this.idHashes[kind].get(key, () => idHash(kind, key));
   private readonly addrHex = (ip: string): string => this.addrHexes.get(ip, () => keyHex(encodeAddr(ip)));
   private readonly namespaceInfo = (ns: NamespaceObj): NamespaceInfo => {
     let info = this.namespaces.get(ns);
@@ -218,10 +264,19 @@ export class Compiler {
     const namespaces = namespaceIndex(snapshot, this.namespaceInfo);
     // Only the endpoints' pods are looked up: the pass over pods finds just those.
     const wanted = new Set(endpoints.flatMap((e) => (e.pod === undefined ? [] : [e.pod])));
-    const collect: CollectContext = { wanted, keys: this.keys, namespace: namespaces, facts: this.facts, addrHex: this.addrHex };
+    const collect: CollectContext = {
+      wanted,
+      keys: this.keys,
+      namespace: namespaces,
+      facts: this.facts,
+      addrHex: this.addrHex,
+    };
     const collected = collectIdentities(snapshot, collect);
     const universe = this.universeOf(collected);
-    const owned = ownAddresses(collected.owners, (ip, identity) => ({ key: encodeAddr(ip), value: encodeU32(identity) }));
+    const owned = ownAddresses(collected.owners, (ip, identity) => ({
+      key: encodeAddr(ip),
+      value: encodeU32(identity),
+    }));
     const ids: Identities = { list: universe.set.list, byId: universe.set.byId, ...owned };
     const policies = this.policySet(snapshot.policies);
     const builder = new RuleListBuilder(ids, universe.selection, this.expansions);
@@ -233,7 +288,9 @@ export class Compiler {
     // a truncated one, never none), and reconcile keeps its last enforced table if any.
     const lists: { r: Resolved; rules: Lists; isolation: Lists; refused?: CompiledEndpoint['refused'] }[] = [];
     const thisCall = new Map<string, { rules: Lists; isolation: Lists }>();
-    const sorted = [...endpoints].sort((a, b) => a.ifindex - b.ifindex || (a.ifname < b.ifname ? -1 : a.ifname > b.ifname ? 1 : 0));
+    const sorted = [...endpoints].sort(
+      (a, b) => a.ifindex - b.ifindex || (a.ifname < b.ifname ? -1 : a.ifname > b.ifname ? 1 : 0),
+    );
     for (const ep of sorted) {
       let r: Resolved;
       try {
@@ -246,7 +303,13 @@ export class Compiler {
       let built = thisCall.get(key);
       if (!built) {
         const rules = this.rulesOf(key, r.ctx, policies, builder);
-        thisCall.set(key, (built = { rules, isolation: { ingress: isolationList(rules.ingress), egress: isolationList(rules.egress) } }));
+        thisCall.set(
+          key,
+          (built = {
+            rules,
+            isolation: { ingress: isolationList(rules.ingress), egress: isolationList(rules.egress) },
+          }),
+        );
       }
       const { rules, isolation } = built;
       const over = DIRECTIONS.filter((d) => rules[d].rules.length > NF_MAX_RULES);
@@ -254,9 +317,15 @@ export class Compiler {
         lists.push({ r, rules, isolation });
         continue;
       }
-      const messages = over.map((d) => `compile endpoint ${endpointLabel(ep)}: ${d} table needs ${rules[d].rules.length} rules, limit ${NF_MAX_RULES}`);
+      const messages = over.map(
+        (d) =>
+          `compile endpoint ${endpointLabel(ep)}: ${d} table needs ${rules[d].rules.length} rules, limit ${NF_MAX_RULES}`,
+      );
       errors.push(...messages);
-      const enforced = { ingress: over.includes('ingress') ? isolation.ingress : rules.ingress, egress: over.includes('egress') ? isolation.egress : rules.egress };
+      const enforced = {
+        ingress: over.includes('ingress') ? isolation.ingress : rules.ingress,
+        egress: over.includes('egress') ? isolation.egress : rules.egress,
+      };
       lists.push({ r, rules: enforced, isolation, refused: { directions: over, error: messages.join('; ') } });
     }
 
@@ -294,9 +363,17 @@ export class Compiler {
       });
       maps[map].set(e.hex, e.entry);
     };
-    const epIds = assignIds(lists.map((l) => endpointKey(l.r.ep)), 'endpoint', this.idHash);
-    const table = (rules: (typeof lists)[number]['rules'], d: Direction) => (rules[d].rules.length ? tableIds.get(rules[d].content)! : 0);
-    const node = nodeFlags(snapshot, lists.some(({ r, rules }) => r.ep.kind !== 'host' && table(rules, 'egress') !== 0));
+    const epIds = assignIds(
+      lists.map((l) => endpointKey(l.r.ep)),
+      'endpoint',
+      this.idHash,
+    );
+    const table = (rules: (typeof lists)[number]['rules'], d: Direction) =>
+      rules[d].rules.length ? tableIds.get(rules[d].content)! : 0;
+    const node = nodeFlags(
+      snapshot,
+      lists.some(({ r, rules }) => r.ep.kind !== 'host' && table(rules, 'egress') !== 0),
+    );
     const compiled: CompiledEndpoint[] = lists.map(({ r, rules, isolation, refused }) => {
       const tables: [number, number] = [table(rules, 'ingress'), table(rules, 'egress')];
       const entry = {
@@ -324,10 +401,21 @@ export class Compiler {
           ingress: tables[0] && tableIds.get(isolation.ingress.content)!,
           egress: tables[1] && tableIds.get(isolation.egress.content)!,
         },
-        isolationChunks: { ingress: chunkCount(isolation.ingress.rules.length), egress: chunkCount(isolation.egress.rules.length) },
+        isolationChunks: {
+          ingress: chunkCount(isolation.ingress.rules.length),
+          egress: chunkCount(isolation.egress.rules.length),
+        },
         ...(refused && { refused }),
       };
-      const what = [ce.ifindex, entry.id, entry.ingressTable, entry.egressTable, entry.ingressChunks, entry.egressChunks, entry.flags].join('\0');
+      const what = [
+        ce.ifindex,
+        entry.id,
+        entry.ingressTable,
+        entry.egressTable,
+        entry.ingressChunks,
+        entry.egressChunks,
+        entry.flags,
+      ].join('\0');
       entries('nf_endpoints', what, () => ({
         key: encodeU32(ce.ifindex),
         value: encodeEndpoint(entry),
@@ -336,9 +424,22 @@ export class Compiler {
     });
 
     maps.nf_ident_exact = owned.byAddress;
-    addLocalEntries(entries, snapshot, find.node(nodeName), lists.map((l) => l.r));
+    addLocalEntries(
+      entries,
+      snapshot,
+      find.node(nodeName),
+      lists.map((l) => l.r),
+    );
 
-    return { maps, endpoints: compiled, rules: ruleInfos, policies: policies.names, identities: universe.descriptions, errors, isolation: isolationMaps };
+    return {
+      maps,
+      endpoints: compiled,
+      rules: ruleInfos,
+      policies: policies.names,
+      identities: universe.descriptions,
+      errors,
+      isolation: isolationMaps,
+    };
   }
 
   /** The identities of these keys; a new key set drops what depended on the old one. */
@@ -363,7 +464,8 @@ export class Compiler {
     const keys = applied.map((p) => p.key);
     const lists = hit && sameItems(hit.applied, keys) ? hit.lists : builder.build(ctx, applied);
     // Lists read from pod addresses change with any pod: never kept past this call.
-    if (!lists.ingress.readsAddresses && !lists.egress.readsAddresses) this.lists.set(key, { applied: keys, lists, checked: policies });
+    if (!lists.ingress.readsAddresses && !lists.egress.readsAddresses)
+      this.lists.set(key, { applied: keys, lists, checked: policies });
     return lists;
   }
 
@@ -387,8 +489,19 @@ export class Compiler {
     const key = `${table}\0${pids.join(',')}`;
     let hit = this.tables.find(key);
     if (hit?.content !== content) {
-      const infos = rules.map((r, index) => ({ table, index, policyId: pids[index], policy: r.policy ?? '', rule: r.rule, action: r.action, tier: r.tier }));
-      this.tables.set(key, (hit = { serial: ++this.serial, content, entries: tableEntries(table, rules, pids), infos }));
+      const infos = rules.map((r, index) => ({
+        table,
+        index,
+        policyId: pids[index],
+        policy: r.policy ?? '',
+        rule: r.rule,
+        action: r.action,
+        tier: r.tier,
+      }));
+      this.tables.set(
+        key,
+        (hit = { serial: ++this.serial, content, entries: tableEntries(table, rules, pids), infos }),
+      );
     }
     return hit;
   }

@@ -10,7 +10,11 @@ export function hash32(text: string): number {
 
 /** An endpoint's policy revision: changes whenever either table does (conntrack entries
  *  of another revision are evaluated again). Never 0. */
-export function endpointRevision(ingressTable: number, egressTable: number, hash: (text: string) => number = hash32): number {
+export function endpointRevision(
+  ingressTable: number,
+  egressTable: number,
+  hash: (text: string) => number = hash32,
+): number {
   return hash(`revision\0${ingressTable}\0${egressTable}`) || 1;
 }
 
@@ -25,7 +29,11 @@ export function idHash(kind: IdKind, key: string): number {
  *  the bitmap maps' keys (NF_CHUNK_SHIFT in bpf/include/netfence.h). */
 const ID_MASK: Record<IdKind, number> = { identity: 0xffffffff, table: NF_TABLE_MASK, endpoint: 0xffffffff };
 /** Ids the datapath reserves beyond 0 ("none"): the deny-all table. */
-const RESERVED: Record<IdKind, ReadonlySet<number>> = { identity: new Set(), table: new Set([NF_TABLE_DENY]), endpoint: new Set() };
+const RESERVED: Record<IdKind, ReadonlySet<number>> = {
+  identity: new Set(),
+  table: new Set([NF_TABLE_DENY]),
+  endpoint: new Set(),
+};
 
 /**
  * Ids for distinct keys: idHash(kind, key) within the kind's bits, with linear probing
@@ -33,7 +41,11 @@ const RESERVED: Record<IdKind, ReadonlySet<number>> = { identity: new Set(), tab
  * Keys are probed in (hash, key) order, so the outcome depends only on the set of keys.
  * `hash` may be a memoized idHash.
  */
-export function assignIds(keys: Iterable<string>, kind: IdKind, hash: (kind: IdKind, key: string) => number = idHash): Map<string, number> {
+export function assignIds(
+  keys: Iterable<string>,
+  kind: IdKind,
+  hash: (kind: IdKind, key: string) => number = idHash,
+): Map<string, number> {
   const mask = ID_MASK[kind];
   const reserved = RESERVED[kind];
   const hashed = [...new Set(keys)].map((key) => ({ key, h: (hash(kind, key) & mask) >>> 0 }));

@@ -16,6 +16,7 @@ export const TC_HOOKS: readonly TcHook[] = ['ingress', 'egress'];
  *  replies through its ingress table, so any table needs both hooks. */
 export function hooksFor(ep: Pick<Endpoint, 'flags' | 'ingressTable' | 'egressTable'>): TcHook[] {
   if (ep.flags & NfEpFlag.HOST || !(ep.flags & NfEpFlag.POD)) return [...TC_HOOKS];
-  const busy = ep.ingressTable !== 0 || ep.egressTable !== 0 || (ep.flags & (NfEpFlag.TUNNEL | NfEpFlag.LOCAL_DELIVERY)) !== 0;
+  const busy =
+    ep.ingressTable !== 0 || ep.egressTable !== 0 || (ep.flags & (NfEpFlag.TUNNEL | NfEpFlag.LOCAL_DELIVERY)) !== 0;
   return TC_HOOKS.filter((d) => busy || (d === 'egress' && (ep.flags & NfEpFlag.SRC_CHECK) !== 0));
 }

@@ -73,7 +73,10 @@ export function namespaceInfo(labels: Labels): NamespaceInfo {
 
 /** Namespace name -> labels as namespaceLabels() finds them (the first object of a
  *  name); `info` may be memoized per namespace object. */
-export function namespaceIndex(s: Snapshot, info: (ns: NamespaceObj) => NamespaceInfo): (namespace: string) => NamespaceInfo {
+export function namespaceIndex(
+  s: Snapshot,
+  info: (ns: NamespaceObj) => NamespaceInfo,
+): (namespace: string) => NamespaceInfo {
   const byName = new Map<string, NamespaceInfo>();
   for (const ns of s.namespaces) if (!byName.has(ns.name)) byName.set(ns.name, info(ns));
   return (namespace) => {
@@ -108,7 +111,10 @@ export function nodeKey(node: NodeObj): string {
 
 /** The identity a pod has on a network (primary when absent). */
 export function podDraft(pod: PodObj, ns: NamespaceInfo, network: string | undefined, part: PodPart): Draft {
-  const portText = [...part.ports].sort().map(([k, v]) => `${k}=${v}`).join(',');
+  const portText = [...part.ports]
+    .sort()
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   return {
     key: podKey(pod, ns, part, network),
     endpoint: { kind: 'pod', pod },

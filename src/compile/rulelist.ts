@@ -13,7 +13,16 @@ import type { Draft, Identities } from './identities';
 import { namedPortKey } from './identities';
 import type { Memo } from './memo';
 import { resolvePeers, splitByNamedPort, splitReadsAddresses } from './peers';
-import { type CompiledRule, type PeerSet, type PortBlock, PROTO_NUMBER, contentKey, isEmptyPeerSet, matchKey, sortPorts } from './ruleset';
+import {
+  type CompiledRule,
+  type PeerSet,
+  type PortBlock,
+  PROTO_NUMBER,
+  contentKey,
+  isEmptyPeerSet,
+  matchKey,
+  sortPorts,
+} from './ruleset';
 import { type Selection, subjectSelects } from './selection';
 import { isolationRule, nodeLocalRule } from './synthetic';
 
@@ -83,7 +92,7 @@ export class PolicyIndex {
     const own = ctx.self.endpoint.kind === 'pod' ? (this.byNamespace.get(ctx.self.endpoint.pod.namespace) ?? []) : [];
     const out: KeyedPolicy[] = [];
     // Merge the two index lists back into snapshot order, so the stable sort ties alike.
-    for (let a = 0, b = 0; a < own.length || b < this.rest.length; ) {
+    for (let a = 0, b = 0; a < own.length || b < this.rest.length;) {
       const i = b >= this.rest.length || (a < own.length && own[a] < this.rest[b]) ? own[a++] : this.rest[b++];
       if (appliesTo(ctx, this.policies[i].policy)) out.push(this.policies[i]);
     }
@@ -138,7 +147,8 @@ export class RuleListBuilder {
         });
       }
       if (tier === 'netpol' && inTier.some((kp) => kp.policy.isolates.includes(dir))) {
-        const local = dir === 'ingress' && ctx.self.endpoint.kind === 'pod' ? nodeLocalRule(ctx.nodeAddresses) : undefined;
+        const local =
+          dir === 'ingress' && ctx.self.endpoint.kind === 'pod' ? nodeLocalRule(ctx.nodeAddresses) : undefined;
         if (local) rules.push(local);
         rules.push(isolationRule);
       }
@@ -154,7 +164,13 @@ export class RuleListBuilder {
     const key = `${digest(kp)}\0${ruleId}\0${ctx.network ?? ''}\0${ownPorts ? JSON.stringify([...ctx.self.namedPorts].sort()) : ''}`;
     let e = this.local.get(key) ?? this.expansions.find(key);
     if (!e) {
-      const base = { tier: kp.policy.tier, action: rule.action, policy: policyName(kp.policy.ref), ruleId, rule: ruleName(rule) };
+      const base = {
+        tier: kp.policy.tier,
+        action: rule.action,
+        policy: policyName(kp.policy.ref),
+        ruleId,
+        rule: ruleName(rule),
+      };
       e = this.expandRule(ctx, rule, base);
       if (e.readsAddresses) this.local.set(key, e);
       else this.expansions.set(key, e);
@@ -178,7 +194,10 @@ export class RuleListBuilder {
       }
       if (rule.direction === 'ingress') {
         // Ingress named ports resolve on the endpoint's own pod.
-        const own = ctx.self.endpoint.kind === 'pod' ? ctx.self.namedPorts.get(namedPortKey(spec.protocol, spec.name)) : undefined;
+        const own =
+          ctx.self.endpoint.kind === 'pod'
+            ? ctx.self.namedPorts.get(namedPortKey(spec.protocol, spec.name))
+            : undefined;
         if (own !== undefined) numeric.push(portBlock(spec, own));
         continue;
       }

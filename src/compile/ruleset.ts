@@ -60,7 +60,11 @@ export function matchKey(r: CompiledRule): string {
 /** Everything that makes a table entry: equal lists share one table. (The JSON of the
  *  list of rule arrays, written out from each rule's cached part.) */
 export function contentKey(rules: CompiledRule[]): string {
-  const parts = rules.map((r) => cached(contentKeys, r, () => JSON.stringify([r.tier, r.action, r.policy ?? null, r.ruleId, r.rule, r.peers, r.ports])));
+  const parts = rules.map((r) =>
+    cached(contentKeys, r, () =>
+      JSON.stringify([r.tier, r.action, r.policy ?? null, r.ruleId, r.rule, r.peers, r.ports]),
+    ),
+  );
   return `[${parts.join(',')}]`;
 }
 
@@ -75,7 +79,5 @@ export function sortPorts(ports: PortBlock[]): PortBlock[] {
 
 export function sortCidrs(cidrs: CidrPeer[]): CidrPeer[] {
   const seen = new Map(cidrs.map((c) => [`${c.cidr}!${c.except.join(',')}`, c]));
-  return [...seen]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([, c]) => c);
+  return [...seen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, c]) => c);
 }

@@ -17,7 +17,11 @@ interface NetworkIndex {
 
 /** Pod selection semantics (podMatches) over an identity or an endpoint's draft. */
 function podSelected(sel: PodSelection, d: Draft): boolean {
-  return d.endpoint.kind === 'pod' && !d.endpoint.pod.hostNetwork && selectionMatches(sel, d.endpoint.pod.namespace, () => d.namespaceLabels, d.labels);
+  return (
+    d.endpoint.kind === 'pod' &&
+    !d.endpoint.pod.hostNetwork &&
+    selectionMatches(sel, d.endpoint.pod.namespace, () => d.namespaceLabels, d.labels)
+  );
 }
 
 /** Does a policy subject select the endpoint an identity or draft stands for? */

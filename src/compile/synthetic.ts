@@ -11,7 +11,14 @@ export const NO_POLICY_ID = 0xffffffff;
 export function nodeLocalRule(nodeAddresses: string[]): CompiledRule | undefined {
   if (nodeAddresses.length === 0) return undefined;
   const cidrs = [...new Set(nodeAddresses.map(canonicalCidr))].sort().map((cidr) => ({ cidr, except: [] }));
-  return { tier: 'netpol', action: 'allow', ruleId: 0, rule: NODE_LOCAL_RULE, peers: { identities: [], cidrs }, ports: null };
+  return {
+    tier: 'netpol',
+    action: 'allow',
+    ruleId: 0,
+    rule: NODE_LOCAL_RULE,
+    peers: { identities: [], cidrs },
+    ports: null,
+  };
 }
 
 export const isolationRule: CompiledRule = {

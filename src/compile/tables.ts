@@ -64,7 +64,10 @@ function portContains(outer: PortPrefix, inner: PortPrefix): boolean {
 }
 
 /** Indices of the rules whose peer CIDRs contain `p` outside their own excepts. */
-function cidrBitmap(rulePrefixes: { index: number; cidrs: { outer: MappedPrefix; except: MappedPrefix[] }[] }[], p: MappedPrefix): number[] {
+function cidrBitmap(
+  rulePrefixes: { index: number; cidrs: { outer: MappedPrefix; except: MappedPrefix[] }[] }[],
+  p: MappedPrefix,
+): number[] {
   return rulePrefixes.flatMap(({ index, cidrs }) =>
     cidrs.some((c) => prefixContains(c.outer, p) && !c.except.some((e) => prefixContains(e, p))) ? [index] : [],
   );
@@ -88,10 +91,17 @@ export interface TableEntry {
 /** Every map entry of one table, in write order; `policyIds[i]` is rule i's policy id. */
 export function tableEntries(table: number, rules: CompiledRule[], policyIds: readonly number[]): TableEntry[] {
   const out: TableEntry[] = [];
-  const add = (map: TableMapName, key: Buffer, value: Buffer) => out.push({ map, hex: keyHex(key), entry: { key, value } });
+  const add = (map: TableMapName, key: Buffer, value: Buffer) =>
+    out.push({ map, hex: keyHex(key), entry: { key, value } });
   const ends = tierEnds(rules);
   rules.forEach((r, i) => {
-    const value = { action: ACTION[r.action], tier: TIER[r.tier], tierEnd: ends[i], policyId: policyIds[i], ruleId: r.ruleId };
+    const value = {
+      action: ACTION[r.action],
+      tier: TIER[r.tier],
+      tierEnd: ends[i],
+      policyId: policyIds[i],
+      ruleId: r.ruleId,
+    };
     add('nf_rules', encodeRuleKey(table, i), encodeRule(value));
   });
   // A prefix's parse is shared by the chunks.
@@ -103,7 +113,13 @@ export function tableEntries(table: number, rules: CompiledRule[], policyIds: re
   };
   for (let chunk = 0; chunk < chunkCount(rules.length); chunk++) {
     const first = chunk * NF_CHUNK_RULES;
-    chunkEntries(table, chunk, rules.slice(first, first + NF_CHUNK_RULES).map((rule, i) => ({ rule, index: first + i })), prefix, add);
+    chunkEntries(
+      table,
+      chunk,
+      rules.slice(first, first + NF_CHUNK_RULES).map((rule, i) => ({ rule, index: first + i })),
+      prefix,
+      add,
+    );
   }
   return out;
 }
@@ -124,19 +140,27 @@ function chunkEntries(
       else byIdentity.set(id, [index]);
     }
   }
-  for (const [id, bits] of byIdentity) add('nf_peer_ident', encodePeerIdentKey(table, id, chunk), bitmapFrom(bits, chunk));
+  for (const [id, bits] of byIdentity)
+    add('nf_peer_ident', encodePeerIdentKey(table, id, chunk), bitmapFrom(bits, chunk));
 
   // Every cidr and except is a trie prefix; an except prefix may map to an empty bitmap
   // (it must still shadow the shorter cidr around it).
-  const rulePrefixes = rules.map(({ rule, index }) => ({ index, cidrs: rule.peers.cidrs.map((c) => ({ outer: prefix(c.cidr), except: c.except.map(prefix) })) }));
+  const rulePrefixes = rules.map(({ rule, index }) => ({
+    index,
+    cidrs: rule.peers.cidrs.map((c) => ({ outer: prefix(c.cidr), except: c.except.map(prefix) })),
+  }));
   const cidrs = new Set(rules.flatMap(({ rule }) => rule.peers.cidrs.flatMap((c) => [c.cidr, ...c.except])));
-  for (const cidr of cidrs) add('nf_peer_cidr', encodeCidrKey(table, cidr, chunk), bitmapFrom(cidrBitmap(rulePrefixes, prefix(cidr)), chunk));
+  for (const cidr of cidrs)
+    add('nf_peer_cidr', encodeCidrKey(table, cidr, chunk), bitmapFrom(cidrBitmap(rulePrefixes, prefix(cidr)), chunk));
 
   const perRule = rules.map(({ rule, index }) => ({ index, ports: rulePortPrefixes(rule) }));
   const ports = new Map(perRule.flatMap((r) => r.ports).map((p) => [`${p.proto ?? '*'}:${p.port}/${p.bits}`, p]));
   for (const p of ports.values()) {
     const bits = perRule.flatMap((r) => (r.ports.some((q) => portContains(q, p)) ? [r.index] : []));
-    const key = p.proto === undefined ? encodePortKey({ table, chunk }) : encodePortKey({ table, chunk, proto: p.proto, port: p.port, portBits: p.bits });
+    const key =
+      p.proto === undefined
+        ? encodePortKey({ table, chunk })
+        : encodePortKey({ table, chunk, proto: p.proto, port: p.port, portBits: p.bits });
     add('nf_ports', key, bitmapFrom(bits, chunk));
   }
 }

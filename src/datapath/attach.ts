@@ -89,7 +89,8 @@ export class TcAttacher implements Attacher {
     for (const ep of this.list()) {
       if (ep.ifindex === 0) continue;
       for (const dir of ['ingress', 'egress'] as const) {
-        if (this.attached(ep, dir)) this.addon.tcAttach(ep.ifindex, dir, progs[dir].fd, { linkPin: this.linkPin(ep.ifname, dir) });
+        if (this.attached(ep, dir))
+          this.addon.tcAttach(ep.ifindex, dir, progs[dir].fd, { linkPin: this.linkPin(ep.ifname, dir) });
       }
     }
   }

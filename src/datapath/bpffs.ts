@@ -8,7 +8,13 @@ import path from 'node:path';
 
 export const BPF_FS_MAGIC = 0xcafe4a11;
 
-const FS_NAMES: Record<number, string> = { 0x62656572: 'sysfs', 0x01021994: 'tmpfs', 0xef53: 'ext4', 0x794c7630: 'overlayfs', 0x58465342: 'xfs' };
+const FS_NAMES: Record<number, string> = {
+  0x62656572: 'sysfs',
+  0x01021994: 'tmpfs',
+  0xef53: 'ext4',
+  0x794c7630: 'overlayfs',
+  0x58465342: 'xfs',
+};
 
 function fsType(dir: string): number {
   return Number(fs.statfsSync(dir).type);
@@ -34,7 +40,8 @@ function mkdirBelow(from: string, dir: string): void {
     try {
       fs.mkdirSync(d, { mode: 0o700 });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`create bpffs directory ${d}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new Error(`create bpffs directory ${d}: ${(e as Error).message}`);
     }
   }
 }
@@ -64,7 +71,8 @@ export function ensureBpffsRoot(root: string, opts: EnsureBpffsOptions = {}): { 
   const howTo = `mount one first: mount -t bpf bpf ${parent}`;
   if (found !== parent) throw new Error(`${what}: ${found === dir ? howTo : `create ${parent} and ${howTo}`}`);
   if (!opts.mount) throw new Error(`${what}: ${howTo}`);
-  if (fs.readdirSync(parent).length > 0) throw new Error(`${what}, and ${parent} is not empty (no mount over files): ${howTo}`);
+  if (fs.readdirSync(parent).length > 0)
+    throw new Error(`${what}, and ${parent} is not empty (no mount over files): ${howTo}`);
   try {
     opts.mount(parent);
   } catch (e) {

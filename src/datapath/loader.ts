@@ -32,7 +32,17 @@ const PROGRAMS = ['nf_tc_ingress', 'nf_tc_egress'] as const;
 /** Every map the agent and its programs use: adoption needs all of them pinned. A map
  *  that pins of an older object lack (e.g. nf_ep_stats) makes the load take the normal
  *  path: libbpf reuses the compatible pins and creates and pins the new map. */
-const RUNTIME_MAPS = ['nf_config', 'nf_events', 'nf_ct', 'nf_rule_stats', 'nf_reason_stats', 'nf_ratelimit', 'nf_ep_stats', 'nf_stack_arrivals', ...POLICY_MAPS];
+const RUNTIME_MAPS = [
+  'nf_config',
+  'nf_events',
+  'nf_ct',
+  'nf_rule_stats',
+  'nf_reason_stats',
+  'nf_ratelimit',
+  'nf_ep_stats',
+  'nf_stack_arrivals',
+  ...POLICY_MAPS,
+];
 /** What the agent cannot recompute from a snapshot: carried over by a migration of the same
  *  layout (the policy maps are filled by the first reconcile, the rest starts empty). */
 const CARRIED_MAPS = ['nf_ct', 'nf_stack_arrivals', 'nf_rule_stats', 'nf_ep_stats'];
@@ -68,7 +78,9 @@ function checkPinnedFit(addon: NativeAddon, root: string, c: Capacity): void {
     try {
       const held = info.maxEntries > factor * c[field] ? addon.mapKeys(info.fd).length : 0;
       if (held > factor * c[field]) {
-        throw new Error(`load datapath: capacity.${field} ${c[field]} leaves ${map} room for ${factor * c[field]} entries, its pins hold ${held}: raise it (the pinned state stays enforced)`);
+        throw new Error(
+          `load datapath: capacity.${field} ${c[field]} leaves ${map} room for ${factor * c[field]} entries, its pins hold ${held}: raise it (the pinned state stays enforced)`,
+        );
       }
     } finally {
       addon.closeFd(info.fd);
@@ -144,7 +156,16 @@ function wrap(root: string, obj: BpfObjectHandle, hash: string, migration?: Data
     if (!p) throw new Error(`load datapath: program ${name} missing from the object`);
     return p;
   };
-  return { root, maps, ingress: prog('nf_tc_ingress'), egress: prog('nf_tc_egress'), objectHash: hash, adopted: false, migration, close: () => obj.close() };
+  return {
+    root,
+    maps,
+    ingress: prog('nf_tc_ingress'),
+    egress: prog('nf_tc_egress'),
+    objectHash: hash,
+    adopted: false,
+    migration,
+    close: () => obj.close(),
+  };
 }
 
 function progsDir(root: string, hash: string): string {
@@ -153,10 +174,16 @@ function progsDir(root: string, hash: string): string {
 
 /** Maps and programs from the pins, when the programs of this very object are pinned and
  *  the maps have the wanted max_entries. */
-function adopt(addon: NativeAddon, root: string, hash: string, maxEntries: Record<string, number>): Datapath | undefined {
+function adopt(
+  addon: NativeAddon,
+  root: string,
+  hash: string,
+  maxEntries: Record<string, number>,
+): Datapath | undefined {
   const dir = progsDir(root, hash);
   const pinned = new Set(pinFiles(root));
-  if (!PROGRAMS.every((p) => fs.existsSync(path.join(dir, p))) || !RUNTIME_MAPS.every((m) => pinned.has(m))) return undefined;
+  if (!PROGRAMS.every((p) => fs.existsSync(path.join(dir, p))) || !RUNTIME_MAPS.every((m) => pinned.has(m)))
+    return undefined;
   const fds: number[] = [];
   const open = (file: string): MapInfo => {
     const info = addon.mapOpenPinned(file);
@@ -173,7 +200,15 @@ function adopt(addon: NativeAddon, root: string, hash: string, maxEntries: Recor
       const { fd, type, id } = open(path.join(dir, name));
       return { name, fd, type, id };
     });
-    return { root, maps, ingress, egress, objectHash: hash, adopted: true, close: () => fds.forEach((fd) => addon.closeFd(fd)) };
+    return {
+      root,
+      maps,
+      ingress,
+      egress,
+      objectHash: hash,
+      adopted: true,
+      close: () => fds.forEach((fd) => addon.closeFd(fd)),
+    };
   } catch (e) {
     fds.forEach((fd) => addon.closeFd(fd));
     throw new Error(`adopt pinned datapath in ${root}: ${(e as Error).message}`);
@@ -214,7 +249,8 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   fs.mkdirSync(path.join(root, LINKS), { recursive: true });
 
   // A migration that stopped after the old pins were removed: the staged maps are the live ones.
-  if (fs.existsSync(path.join(staging, 'nf_config')) && !fs.existsSync(path.join(root, 'nf_config'))) movePins(staging, root);
+  if (fs.existsSync(path.join(staging, 'nf_config')) && !fs.existsSync(path.join(root, 'nf_config')))
+    movePins(staging, root);
   else if (fs.existsSync(staging)) {
     removePins(staging);
     fs.rmdirSync(staging);
@@ -241,7 +277,11 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   const carry = version === NF_LAYOUT_VERSION;
   if (carry) checkPinnedFit(addon, root, capacity);
   fs.mkdirSync(staging, { recursive: true });
-  const dp = wrap(root, addon.openObject(objectPath, { pinRoot: staging, maxEntries }), hash, { staging, reason, carry });
+  const dp = wrap(root, addon.openObject(objectPath, { pinRoot: staging, maxEntries }), hash, {
+    staging,
+    reason,
+    carry,
+  });
   stampLayout(addon, dp);
   return dp;
 }
@@ -298,7 +338,8 @@ export function finishMigration(addon: NativeAddon, dp: Datapath, switchHooks: (
   const carried: Record<string, number> = {};
   if (!dp.migration) return carried;
   // Just before the switch: flows the old programs track until then are not lost.
-  if (dp.migration.carry) for (const name of CARRIED_MAPS) carried[name] = copyPinned(addon, path.join(dp.root, name), dp.maps.get(name)!);
+  if (dp.migration.carry)
+    for (const name of CARRIED_MAPS) carried[name] = copyPinned(addon, path.join(dp.root, name), dp.maps.get(name)!);
   switchHooks();
   removePins(dp.root);
   movePins(dp.migration.staging, dp.root);

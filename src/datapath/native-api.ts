@@ -22,7 +22,8 @@ export interface MapInfo {
 }
 
 /** `overflow`: a burst of changes overflowed the watch socket; events were lost. */
-export type LinkEvent = { type: 'new' | 'del'; link: LinkInfo } | { type: 'route-new' | 'route-del'; family: 4 | 6 } | { type: 'overflow' };
+export type LinkEvent =
+  { type: 'new' | 'del'; link: LinkInfo } | { type: 'route-new' | 'route-del'; family: 4 | 6 } | { type: 'overflow' };
 
 export interface ProgInfo {
   name: string;
@@ -157,7 +158,12 @@ export interface NativeAddon {
   mapKeys(fd: number): Buffer[];
   possibleCpus(): number;
 
-  tcAttach(ifindex: number, dir: TcDirection, progFd: number, opts: { linkPin?: string; forceClsact?: boolean }): TcAttachResult;
+  tcAttach(
+    ifindex: number,
+    dir: TcDirection,
+    progFd: number,
+    opts: { linkPin?: string; forceClsact?: boolean },
+  ): TcAttachResult;
   tcDetach(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): void;
   /** Program id attached at the hook through netfence (TCX pinned link or clsact filter), 0 if none. */
   tcQuery(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): number;

@@ -113,7 +113,11 @@ export type PodEndpointOf = Pick<DiscoveredEndpoint, 'pod' | 'network'> & { kind
  * tunnel), a routed pod
  * veth both MACs (local delivery).
  */
-export function endpointOn(view: Pick<NetView, 'links' | 'peerMac'>, link: LinkInfo, of: PodEndpointOf): DiscoveredEndpoint | { error: string } {
+export function endpointOn(
+  view: Pick<NetView, 'links' | 'peerMac'>,
+  link: LinkInfo,
+  of: PodEndpointOf,
+): DiscoveredEndpoint | { error: string } {
   const err = layoutError(link);
   if (err) return { error: err };
   const ep: DiscoveredEndpoint = { ifname: link.name, ifindex: link.ifindex, ...of };
@@ -141,7 +145,10 @@ class Locator {
     let failed: Located | undefined;
     for (const ip of ips) {
       const routed = this.links.get(this.routeOif.get(ip) ?? -1);
-      const found = routed && routed.kind !== 'bridge' ? this.check(routed, ip) : (this.viaNeighbour(ip) ?? this.viaPeerAddress(ip));
+      const found =
+        routed && routed.kind !== 'bridge'
+          ? this.check(routed, ip)
+          : (this.viaNeighbour(ip) ?? this.viaPeerAddress(ip));
       if (found && !('error' in found)) return found;
       failed ??= found;
     }
@@ -160,7 +167,8 @@ class Locator {
   private neighbours(ip: string): Neighbour[] {
     if (!this.neighboursByIp) {
       this.neighboursByIp = new Map();
-      for (const n of this.view.neighbours) if (n.valid) this.neighboursByIp.set(n.ip, [...(this.neighboursByIp.get(n.ip) ?? []), n]);
+      for (const n of this.view.neighbours)
+        if (n.valid) this.neighboursByIp.set(n.ip, [...(this.neighboursByIp.get(n.ip) ?? []), n]);
     }
     return this.neighboursByIp.get(ip) ?? [];
   }
@@ -174,12 +182,17 @@ class Locator {
     if (on.kind === 'openvswitch') return undefined; // OVS keeps its FDB in user space: by peer address
     if (on.kind !== 'bridge') {
       if (on.kind === 'veth' && this.view.peerMac(on) === n.mac) return { link: on };
-      return { error: layoutError(on) ?? `${ip} is at ${n.mac} on ${on.name}, neither a bridge nor a veth whose peer has that MAC` };
+      return {
+        error:
+          layoutError(on) ?? `${ip} is at ${n.mac} on ${on.name}, neither a bridge nor a veth whose peer has that MAC`,
+      };
     }
     const learned = this.view.fdb.find((f) => f.masterIfindex === on.ifindex && f.mac === n.mac && !f.local && !f.self);
     const port =
       this.links.get(learned?.ifindex ?? -1) ??
-      this.view.links.find((l) => l.masterIfindex === on.ifindex && l.kind === 'veth' && this.view.peerMac(l) === n.mac);
+      this.view.links.find(
+        (l) => l.masterIfindex === on.ifindex && l.kind === 'veth' && this.view.peerMac(l) === n.mac,
+      );
     if (!port) return { error: `${ip} is at ${n.mac} behind bridge ${on.name}, on none of its ports` };
     return this.check(port, ip);
   }
@@ -207,10 +220,16 @@ export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: Disco
     endpoints.push(ep);
   };
   /** The endpoint on what was found for `ips`, or the warning why there is none. */
-  const onFound = (found: Located | undefined, ips: readonly string[], of: PodEndpointOf): DiscoveredEndpoint | string => {
+  const onFound = (
+    found: Located | undefined,
+    ips: readonly string[],
+    of: PodEndpointOf,
+  ): DiscoveredEndpoint | string => {
     const ep = found && !('error' in found) ? endpointOn(view, found.link, of) : found;
     if (ep && !('error' in ep)) return ep;
-    const why = ep?.error ?? `no /32 or /128 route to ${ips.join(', ') || '(no IPs)'} on this node, and no neighbour entry or bridge port with them`;
+    const why =
+      ep?.error ??
+      `no /32 or /128 route to ${ips.join(', ') || '(no IPs)'} on this node, and no neighbour entry or bridge port with them`;
     return `discover pod ${of.pod}${of.network ? ` network ${of.network}` : ''}: ${why}`;
   };
 
@@ -228,7 +247,12 @@ export function discoverEndpoints(view: NetView, snapshot: Snapshot, opts: Disco
       else if (net.pciAddress) {
         const rep = representorOf(opts.sysfsRoot, net.pciAddress);
         const link = rep instanceof Error ? undefined : byName.get(rep);
-        sec = rep instanceof Error ? { error: rep.message } : link ? { link } : { error: `representor ${rep} is not a link here` };
+        sec =
+          rep instanceof Error
+            ? { error: rep.message }
+            : link
+              ? { link }
+              : { error: `representor ${rep} is not a link here` };
       } else sec = locator.locate(net.ips);
       const ep = onFound(sec, net.ips, { kind: 'secondary', pod: key, network: net.network });
       if (typeof ep !== 'string') add(ep);

@@ -30,6 +30,7 @@ export function isSwitch(link: Pick<LinkInfo, 'kind'> | undefined): boolean {
 export function layoutError(link: Pick<LinkInfo, 'name' | 'kind'>): string | undefined {
   const layout = UNSUPPORTED[link.kind];
   if (layout) return `layout ${layout} (${link.name}) cannot be enforced on: ${SUPPORTED_LAYOUTS}`;
-  if (link.kind === 'bridge') return `${link.name} is a Linux bridge, not a pod's interface: enforce on the pod's bridge port (${SUPPORTED_LAYOUTS})`;
+  if (link.kind === 'bridge')
+    return `${link.name} is a Linux bridge, not a pod's interface: enforce on the pod's bridge port (${SUPPORTED_LAYOUTS})`;
   return undefined;
 }

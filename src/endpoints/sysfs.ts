@@ -49,5 +49,7 @@ export function representorOf(sysfsRoot: string, vfPci: string): string | Error 
     const m = /^pf(\d+)vf(\d+)$/.exec(readTrimmed(path.join(classNet, dev, 'phys_port_name')) ?? '');
     if (m && Number(m[2]) === vfIndex && (pfNum === undefined || m[1] === pfNum)) return dev;
   }
-  return new Error(`find representor of VF ${vfPci}: no netdev with switch id ${switchId} and port name pf${pfNum ?? 'N'}vf${vfIndex}`);
+  return new Error(
+    `find representor of VF ${vfPci}: no netdev with switch id ${switchId} and port name pf${pfNum ?? 'N'}vf${vfIndex}`,
+  );
 }

@@ -15,7 +15,18 @@ export interface AgentStatus {
 /** Polls one agent's /readyz until it is ready and reports `stateHash`. */
 export async function readyz(agent: AgentRecord, stateHash: string, timeoutMs: number): Promise<AgentStatus> {
   const url = `http://${agent.metricsAddress}/readyz`;
-  const argv = ['ip', 'netns', 'exec', agent.netns, process.execPath, labScript('client'), 'readyz', url, stateHash, String(timeoutMs)];
+  const argv = [
+    'ip',
+    'netns',
+    'exec',
+    agent.netns,
+    process.execPath,
+    labScript('client'),
+    'readyz',
+    url,
+    stateHash,
+    String(timeoutMs),
+  ];
   const { stdout } = await run(argv, undefined, timeoutMs + 5000);
   const body = JSON.parse(stdout) as Record<string, unknown>;
   return { node: agent.node, generation: body.generation as number, body };

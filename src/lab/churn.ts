@@ -131,7 +131,9 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
     netns: `${o.netnsPrefix}${seq.toString(36)}`,
   });
   const pinsOf = (p: ChurnPod, ep: Endpoint | null): boolean[] =>
-    (ep ? hooksFor(ep) : (['ingress', 'egress'] as const)).map((d) => fs.existsSync(path.join(links, `${p.ifname}-${d}`)));
+    (ep ? hooksFor(ep) : (['ingress', 'egress'] as const)).map((d) =>
+      fs.existsSync(path.join(links, `${p.ifname}-${d}`)),
+    );
   const entryOf = (p: ChurnPod): Endpoint | null => {
     const v = o.addon.mapLookup(endpoints.fd, encodeU32(p.ifindex));
     return v ? decodeEndpoint(v) : null;
@@ -157,7 +159,11 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
     // Its namespace is made `lead` pods earlier; a batch that fell behind is waited for.
     if (!fs.existsSync(`/run/netns/${p.netns}`)) return;
     const ip = o.slots[p.slot].ip;
-    node.send(`link add ${p.ifname} index ${p.ifindex} type veth peer name eth0 netns ${p.netns}`, `link set ${p.ifname} up`, `route add ${ip}/32 dev ${p.ifname}`);
+    node.send(
+      `link add ${p.ifname} index ${p.ifindex} type veth peer name eth0 netns ${p.netns}`,
+      `link set ${p.ifname} up`,
+      `route add ${ip}/32 dev ${p.ifname}`,
+    );
     pods.push(p);
     added++;
   };
@@ -175,7 +181,9 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
     }
   };
   const settled = (p: ChurnPod, t: number): boolean =>
-    (p.enforced !== undefined || t - p.added >= deadline) && p.deleted !== undefined && (p.removed !== undefined || t - p.deleted >= deadline);
+    (p.enforced !== undefined || t - p.added >= deadline) &&
+    p.deleted !== undefined &&
+    (p.removed !== undefined || t - p.deleted >= deadline);
 
   try {
     prepare(lead);
@@ -190,7 +198,8 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
         if (added === before) break;
       }
       prepare(added + lead);
-      for (; deletedUpTo < pods.length && now() - pods[deletedUpTo].added >= o.lifetimeMs; deletedUpTo++) remove(pods[deletedUpTo]);
+      for (; deletedUpTo < pods.length && now() - pods[deletedUpTo].added >= o.lifetimeMs; deletedUpTo++)
+        remove(pods[deletedUpTo]);
       poll();
       await sleep(POLL_MS);
     }
@@ -230,14 +239,23 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
 }
 
 /** Endpoint entries and link pins of interfaces the node no longer has (leaks). */
-export function leftovers(addon: NativeAddon, bpffsRoot: string, nodeLinks: readonly { name: string; ifindex: number }[]): { entries: number[]; pins: string[] } {
+export function leftovers(
+  addon: NativeAddon,
+  bpffsRoot: string,
+  nodeLinks: readonly { name: string; ifindex: number }[],
+): { entries: number[]; pins: string[] } {
   const endpoints = addon.mapOpenPinned(path.join(bpffsRoot, 'nf_endpoints'));
   try {
     const ifindexes = new Set(nodeLinks.map((l) => l.ifindex));
     const names = new Set(nodeLinks.map((l) => l.name));
-    const entries = addon.mapKeys(endpoints.fd).map((k) => k.readUInt32LE(0)).filter((i) => !ifindexes.has(i));
+    const entries = addon
+      .mapKeys(endpoints.fd)
+      .map((k) => k.readUInt32LE(0))
+      .filter((i) => !ifindexes.has(i));
     const dir = linksDir(bpffsRoot);
-    const pins = (fs.existsSync(dir) ? fs.readdirSync(dir) : []).filter((f) => !names.has(f.replace(/-(ingress|egress)$/, '')));
+    const pins = (fs.existsSync(dir) ? fs.readdirSync(dir) : []).filter(
+      (f) => !names.has(f.replace(/-(ingress|egress)$/, '')),
+    );
     return { entries, pins };
   } finally {
     addon.closeFd(endpoints.fd);

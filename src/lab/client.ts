@@ -111,7 +111,12 @@ async function holdMode(ip: string, port: number): Promise<void> {
 }
 
 async function udpFlood(ip: string, port: number, count: number, timeoutMs: number): Promise<void> {
-  const targets: ConnectTarget[] = Array.from({ length: count }, (_, i) => ({ id: String(i), ip, port, protocol: 'UDP' }));
+  const targets: ConnectTarget[] = Array.from({ length: count }, (_, i) => ({
+    id: String(i),
+    ip,
+    port,
+    protocol: 'UDP',
+  }));
   let received = 0;
   // Batches keep the burst realistic (a resolver's parallel queries) without exhausting ports.
   for (let i = 0; i < targets.length; i += 50) {
@@ -168,7 +173,9 @@ async function readyzMode(url: string, hash: string, timeoutMs: number): Promise
       last = (err as Error).message;
     }
     if (Date.now() > deadline) {
-      throw new Error(`wait for agent ${url}: state ${hash.slice(0, 12)} not applied in ${timeoutMs} ms (last: ${last.slice(0, 600)})`);
+      throw new Error(
+        `wait for agent ${url}: state ${hash.slice(0, 12)} not applied in ${timeoutMs} ms (last: ${last.slice(0, 600)})`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }

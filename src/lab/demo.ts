@@ -24,7 +24,8 @@ export async function labDemo(snapshot: Snapshot, opts: DemoOptions): Promise<vo
     log: opts.print,
     workingCopy: (dir) => copyStateDir(opts.stateDir, dir, ['policies']),
   });
-  if (state.agents.length === 0) opts.print('WARNING: no agents are running, so policies are not enforced; both tables will match.');
+  if (state.agents.length === 0)
+    opts.print('WARNING: no agents are running, so policies are not enforced; both tables will match.');
   const ports = state.plan!.ports.map((p) => `${p.port}/${p.protocol}`);
   const table = async (title: string): Promise<void> => {
     const results = await probePairs(state, matrixPairs(state.plan!, ports));
@@ -35,5 +36,7 @@ export async function labDemo(snapshot: Snapshot, opts: DemoOptions): Promise<vo
   writeAtomic(join(state.agentStateDir, 'policies.yaml'), concatYaml(policiesDir));
   await waitForAgents(state);
   await table(`with ${policiesDir}`);
-  opts.print(`Tear down with: netfence lab down --state ${opts.stateDir}${opts.prefix ? ` --prefix ${opts.prefix}` : ''}`);
+  opts.print(
+    `Tear down with: netfence lab down --state ${opts.stateDir}${opts.prefix ? ` --prefix ${opts.prefix}` : ''}`,
+  );
 }

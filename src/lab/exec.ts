@@ -17,7 +17,10 @@ export interface RunResult {
 export function run(argv: readonly string[], input?: string, timeoutMs = 30_000): Promise<RunResult> {
   const what = `run ${argv.join(' ').slice(0, 300)}`;
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: SYSTEM_ENV });
+    const child = spawn(argv[0], argv.slice(1), {
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      env: SYSTEM_ENV,
+    });
     let stdout = '';
     let stderr = '';
     let timedOut = false;

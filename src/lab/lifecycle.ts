@@ -60,10 +60,13 @@ export async function labUp(snapshot: Snapshot, opts: UpOptions): Promise<LabSta
   saveState(state);
   log(`lab ${plan.name}: ${plan.nodes.length} nodes, ${plan.pods.length} pods, ${ops.length} set-up commands`);
   for (const nad of snapshot.networkAttachmentDefinitions.filter((n) => n.vlan !== undefined)) {
-    log(`lab ${plan.name}: ${nad.namespace}/${nad.name} (vlan ${nad.vlan}): representors bridged as an embedded switch would; pod traffic is untagged (no 8021q here), tagged frames are hand-built (test/e2e/fixtures/rawframe)`);
+    log(
+      `lab ${plan.name}: ${nad.namespace}/${nad.name} (vlan ${nad.vlan}): representors bridged as an embedded switch would; pod traffic is untagged (no 8021q here), tagged frames are hand-built (test/e2e/fixtures/rawframe)`,
+    );
   }
   for (const [i, op] of ops.entries()) {
-    if (opts.crashAfterOps !== undefined && i >= opts.crashAfterOps) throw new Error(`lab up ${plan.name}: simulated crash after ${i} ops`);
+    if (opts.crashAfterOps !== undefined && i >= opts.crashAfterOps)
+      throw new Error(`lab up ${plan.name}: simulated crash after ${i} ops`);
     if (op.netns) {
       state.netns.push(op.netns);
       saveState(state);
@@ -84,10 +87,22 @@ export async function labUp(snapshot: Snapshot, opts: UpOptions): Promise<LabSta
       const bpffsRoot = join(state.bpffsRoot, node.name);
       mkdirSync(bpffsRoot, { recursive: true });
       const { pid, log: agentLog } = startAgent(
-        { node: node.name, netns: node.netns, stateDir: state.agentStateDir, bpffsRoot, metricsAddress: AGENT_METRICS_ADDRESS },
+        {
+          node: node.name,
+          netns: node.netns,
+          stateDir: state.agentStateDir,
+          bpffsRoot,
+          metricsAddress: AGENT_METRICS_ADDRESS,
+        },
         workDir,
       );
-      state.agents.push({ node: node.name, netns: node.netns, pid, metricsAddress: AGENT_METRICS_ADDRESS, log: agentLog });
+      state.agents.push({
+        node: node.name,
+        netns: node.netns,
+        pid,
+        metricsAddress: AGENT_METRICS_ADDRESS,
+        log: agentLog,
+      });
       record(pid);
     }
     await waitForAgents(state).catch((err: Error) => {

@@ -150,10 +150,17 @@ export function planLab(snapshot: Snapshot, opts: PlanOptions): LabPlan {
 
   const nodes: NodePlan[] = snapshot.nodes.map((n) => {
     if (n.addresses.length === 0) throw new Error(`plan node ${n.name}: status.addresses is empty`);
-    return { name: n.name, netns: `${name}-n-${nsPart(n.name)}`, fabricIf: `nfn${shortHash(n.name, 10)}`, addresses: n.addresses };
+    return {
+      name: n.name,
+      netns: `${name}-n-${nsPart(n.name)}`,
+      fabricIf: `nfn${shortHash(n.name, 10)}`,
+      addresses: n.addresses,
+    };
   });
   const nodeByName = new Map(nodes.map((n) => [n.name, n]));
-  const vlanNetworks = new Set(snapshot.networkAttachmentDefinitions.filter((n) => n.vlan !== undefined).map((n) => `${n.namespace}/${n.name}`));
+  const vlanNetworks = new Set(
+    snapshot.networkAttachmentDefinitions.filter((n) => n.vlan !== undefined).map((n) => `${n.namespace}/${n.name}`),
+  );
   const pods = snapshot.pods.map((p) => planPod(p, name, nodeByName, vlanNetworks));
 
   // Fabric: the underlay router and the external firewall that counts what passes.
@@ -170,28 +177,44 @@ export function planLab(snapshot: Snapshot, opts: PlanOptions): LabPlan {
     ops.push(...baseSysctls(node.netns));
     ops.push(sysctl(node.netns, 'net.ipv4.conf.all.accept_redirects=0', 'net.ipv6.conf.all.accept_redirects=0'));
     ops.push(ipn(node.netns, 'link', 'set', 'lo', 'up'));
-    ops.push(ipn(fabricNetns, 'link', 'add', node.fabricIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', node.netns));
+    ops.push(
+      ipn(fabricNetns, 'link', 'add', node.fabricIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', node.netns),
+    );
     ops.push(ipn(fabricNetns, 'addr', 'add', `${gateway4}/32`, 'dev', node.fabricIf));
-    ops.push(ipn(fabricNetns, 'addr', 'add', `${gateway6}/${gateway6.startsWith('fe80:') ? 64 : 128}`, 'dev', node.fabricIf, 'nodad'));
+    ops.push(
+      ipn(
+        fabricNetns,
+        'addr',
+        'add',
+        `${gateway6}/${gateway6.startsWith('fe80:') ? 64 : 128}`,
+        'dev',
+        node.fabricIf,
+        'nodad',
+      ),
+    );
     ops.push(ipn(fabricNetns, 'link', 'set', node.fabricIf, 'up'));
     ops.push(ipn(node.netns, 'addr', 'add', `${NODE_LINKLOCAL6}/64`, 'dev', 'eth0', 'nodad'));
-    for (const a of node.addresses) ops.push(ipn(node.netns, 'addr', 'add', familyAddr(a), 'dev', 'eth0', ...(isIPv6(a) ? ['nodad'] : [])));
+    for (const a of node.addresses)
+      ops.push(ipn(node.netns, 'addr', 'add', familyAddr(a), 'dev', 'eth0', ...(isIPv6(a) ? ['nodad'] : [])));
     ops.push(ipn(node.netns, 'link', 'set', 'eth0', 'up'));
     ops.push(ipn(node.netns, 'route', 'add', `${gateway4}/32`, 'dev', 'eth0', 'scope', 'link'));
     ops.push(ipn(node.netns, 'route', 'add', 'default', 'via', gateway4, 'dev', 'eth0'));
-    if (!gateway6.startsWith('fe80:')) ops.push(ipn(node.netns, '-6', 'route', 'add', `${gateway6}/128`, 'dev', 'eth0'));
+    if (!gateway6.startsWith('fe80:'))
+      ops.push(ipn(node.netns, '-6', 'route', 'add', `${gateway6}/128`, 'dev', 'eth0'));
     ops.push(ipn(node.netns, '-6', 'route', 'add', 'default', 'via', gateway6, 'dev', 'eth0'));
     for (const a of node.addresses) ops.push(fabricRoute(fabricNetns, a, node));
     // Counters: a packet in and out of the same node link is a hairpin (the tunnel),
     // any other in/out pair is node-to-node.
     for (const other of nodes) {
       const comment = other === node ? `hairpin:${node.name}` : `cross:${node.name}>${other.name}`;
-      for (const f of [fw, fw6]) ops.push(f('-A', 'NF-COUNT', '-i', node.fabricIf, '-o', other.fabricIf, '-m', 'comment', '--comment', comment));
+      for (const f of [fw, fw6])
+        ops.push(f('-A', 'NF-COUNT', '-i', node.fabricIf, '-o', other.fabricIf, '-m', 'comment', '--comment', comment));
     }
   }
 
   const secondaryIps = new Map<string, string[]>();
-  for (const s of pods.flatMap((p) => p.secondary)) secondaryIps.set(s.network, [...(secondaryIps.get(s.network) ?? []), ...s.ips]);
+  for (const s of pods.flatMap((p) => p.secondary))
+    secondaryIps.set(s.network, [...(secondaryIps.get(s.network) ?? []), ...s.ips]);
   ops.push(...vlanSwitchOps(fabricNetns, pods, nodeByName));
   for (const pod of pods) {
     const node = nodeByName.get(pod.node)!;
@@ -205,7 +228,8 @@ export function planLab(snapshot: Snapshot, opts: PlanOptions): LabPlan {
   const apiServers = snapshot.config.privileged.apiServers.map(parseApiServer);
   const ownFabric = new Set([gateway4, gateway6]);
   for (const ip of new Set(apiServers.map((a) => a.ip))) {
-    if (!ownFabric.has(ip)) ops.push(ipn(fabricNetns, 'addr', 'add', familyAddr(ip), 'dev', 'lo', ...(isIPv6(ip) ? ['nodad'] : [])));
+    if (!ownFabric.has(ip))
+      ops.push(ipn(fabricNetns, 'addr', 'add', familyAddr(ip), 'dev', 'lo', ...(isIPv6(ip) ? ['nodad'] : [])));
   }
 
   const servers: ServerPlan[] = [];
@@ -239,7 +263,17 @@ function fabricRoute(fabricNetns: string, ip: string, node: NodePlan): Op {
   if (node.addresses.includes(ip)) return ipn(fabricNetns, 'route', 'add', familyAddr(ip), 'dev', node.fabricIf);
   const via = isIPv6(ip) ? NODE_LINKLOCAL6 : node.addresses.find((a) => !isIPv6(a));
   if (!via) throw new Error(`plan node ${node.name}: an IPv4 address is needed to route pod address ${ip}`);
-  return ipn(fabricNetns, 'route', 'add', familyAddr(ip), 'via', via, 'dev', node.fabricIf, ...(isIPv6(ip) ? [] : ['onlink']));
+  return ipn(
+    fabricNetns,
+    'route',
+    'add',
+    familyAddr(ip),
+    'via',
+    via,
+    'dev',
+    node.fabricIf,
+    ...(isIPv6(ip) ? [] : ['onlink']),
+  );
 }
 
 function planPod(p: PodObj, lab: string, nodes: Map<string, NodePlan>, vlanNetworks: Set<string>): PodPlan {
@@ -254,7 +288,13 @@ function planPod(p: PodObj, lab: string, nodes: Map<string, NodePlan>, vlanNetwo
   const secondary = p.networks.map((n, i): SecondaryPlan => {
     if (n.ips.length === 0) throw new Error(`plan pod ${key}: network-status entry ${n.network} has no ips`);
     const bridge = vlanNetworks.has(n.network) ? { bridge: vlanBridge(n.network) } : {};
-    return { network: n.network, podIf: n.interface ?? `net${i + 1}`, hostIf: secondaryHostIf(key, n.network), ips: n.ips, ...bridge };
+    return {
+      network: n.network,
+      podIf: n.interface ?? `net${i + 1}`,
+      hostIf: secondaryHostIf(key, n.network),
+      ips: n.ips,
+      ...bridge,
+    };
   });
   return {
     key,
@@ -284,7 +324,8 @@ function vlanSwitchOps(fabricNetns: string, pods: PodPlan[], nodes: Map<string, 
   ];
   const nodesOf = new Map<string, Set<string>>();
   for (const pod of pods) {
-    for (const s of pod.secondary) if (s.bridge) nodesOf.set(s.network, (nodesOf.get(s.network) ?? new Set()).add(pod.node));
+    for (const s of pod.secondary)
+      if (s.bridge) nodesOf.set(s.network, (nodesOf.get(s.network) ?? new Set()).add(pod.node));
   }
   for (const [network, names] of nodesOf) {
     const br = vlanBridge(network);
@@ -294,7 +335,10 @@ function vlanSwitchOps(fabricNetns: string, pods: PodPlan[], nodes: Map<string, 
       const uplink = vlanUplink(n, network);
       ops.push(...bridge(node.netns, br));
       ops.push(ipn(fabricNetns, 'link', 'add', uplink, 'type', 'veth', 'peer', 'name', uplink, 'netns', node.netns));
-      for (const [netns, ifname] of [[fabricNetns, uplink], [node.netns, uplink]]) {
+      for (const [netns, ifname] of [
+        [fabricNetns, uplink],
+        [node.netns, uplink],
+      ]) {
         ops.push(ipn(netns, 'link', 'set', ifname, 'master', br), ipn(netns, 'link', 'set', ifname, 'up'));
       }
     }
@@ -338,7 +382,9 @@ function podOps(pod: PodPlan, node: NodePlan, peers: Map<string, string[]>): Op[
   for (const s of pod.secondary) {
     for (const ip of peers.get(s.network) ?? []) {
       if (s.ips.includes(ip)) continue;
-      const how = s.bridge ? ['dev', s.podIf, 'scope', 'link'] : ['via', isIPv6(ip) ? POD_GATEWAY6 : POD_GATEWAY4, 'dev', s.podIf, 'onlink'];
+      const how = s.bridge
+        ? ['dev', s.podIf, 'scope', 'link']
+        : ['via', isIPv6(ip) ? POD_GATEWAY6 : POD_GATEWAY4, 'dev', s.podIf, 'onlink'];
       ops.push(ipn(pod.netns, 'route', 'add', familyAddr(ip), ...how));
     }
   }
@@ -346,7 +392,12 @@ function podOps(pod: PodPlan, node: NodePlan, peers: Map<string, string[]>): Op[
 }
 
 /** The backend addresses and port of a service port, kube-proxy style. */
-export function serviceBackends(svc: ServiceObj, port: ServiceObj['ports'][number], snapshot: Snapshot, pods: PodPlan[]): { ip: string; port: number }[] {
+export function serviceBackends(
+  svc: ServiceObj,
+  port: ServiceObj['ports'][number],
+  snapshot: Snapshot,
+  pods: PodPlan[],
+): { ip: string; port: number }[] {
   if (!svc.selector) return [];
   const selector = svc.selector;
   const out: { ip: string; port: number }[] = [];

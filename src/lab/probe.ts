@@ -69,7 +69,8 @@ export function matrixPairs(plan: PlanRecord, ports: string[], network?: string)
       for (const to of pods) {
         if (from.id === to.id) continue;
         const families = commonFamilies(from, to);
-        for (const family of families) pairs.push({ from: from.id, to: to.id, port, ...(families.length > 1 ? { family } : {}) });
+        for (const family of families)
+          pairs.push({ from: from.id, to: to.id, port, ...(families.length > 1 ? { family } : {}) });
       }
     }
   }
@@ -87,7 +88,8 @@ function commonFamilies(a: Endpoint, b: Endpoint): (4 | 6)[] {
 
 export function parsePort(spec: string): { port: number; protocol: Protocol } {
   const m = /^(\d+)\/(TCP|UDP|SCTP)$/i.exec(spec);
-  if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw new Error(`parse port "${spec}": expected N/TCP, N/UDP or N/SCTP`);
+  if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535)
+    throw new Error(`parse port "${spec}": expected N/TCP, N/UDP or N/SCTP`);
   return { port: Number(m[1]), protocol: m[2].toUpperCase() as Protocol };
 }
 
@@ -172,7 +174,19 @@ export async function fabricCounters(state: LabState, family?: 4 | 6): Promise<M
   const plan = state.plan!;
   const counts = new Map<string, number>();
   for (const tool of family === undefined ? ['iptables', 'ip6tables'] : [family === 4 ? 'iptables' : 'ip6tables']) {
-    const { stdout } = await run(['ip', 'netns', 'exec', plan.fabricNetns, tool, '-w', '-L', 'NF-COUNT', '-n', '-v', '-x']);
+    const { stdout } = await run([
+      'ip',
+      'netns',
+      'exec',
+      plan.fabricNetns,
+      tool,
+      '-w',
+      '-L',
+      'NF-COUNT',
+      '-n',
+      '-v',
+      '-x',
+    ]);
     for (const line of stdout.split('\n')) {
       const m = /^\s*(\d+)\s+\d+\s.*\/\*\s*(\S+)\s*\*\//.exec(line);
       if (m) counts.set(m[2], (counts.get(m[2]) ?? 0) + Number(m[1]));

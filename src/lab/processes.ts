@@ -18,13 +18,20 @@ function alive(pid: number): boolean {
 }
 
 /** Waits for `marker` in a process's log; fails fast when the process exits first. */
-export async function waitForLog(pid: number, log: string, marker: string, what: string, timeoutMs = 10_000): Promise<void> {
+export async function waitForLog(
+  pid: number,
+  log: string,
+  marker: string,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
     if (text.includes(marker)) return;
     if (!alive(pid)) throw new Error(`start ${what}: exited: ${text.trim().slice(-500) || 'no output'}`);
-    if (Date.now() > deadline) throw new Error(`start ${what}: not ready in ${timeoutMs} ms: ${text.trim().slice(-500)}`);
+    if (Date.now() > deadline)
+      throw new Error(`start ${what}: not ready in ${timeoutMs} ms: ${text.trim().slice(-500)}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -42,7 +49,10 @@ function spawnLogged(argv: string[], log: string): number {
 export async function startServer(server: ServerPlan, workDir: string, onPid: (pid: number) => void): Promise<number> {
   const log = join(workDir, `server-${sanitize(server.label)}.log`);
   const ports = server.ports.map((p) => `${p.port}/${p.protocol}`);
-  const pid = spawnLogged(['ip', 'netns', 'exec', server.netns, process.execPath, labScript('server'), server.label, ...ports], log);
+  const pid = spawnLogged(
+    ['ip', 'netns', 'exec', server.netns, process.execPath, labScript('server'), server.label, ...ports],
+    log,
+  );
   onPid(pid);
   await waitForLog(pid, log, `ready ${server.label}`, `lab server ${server.label}`);
   return pid;
@@ -81,8 +91,21 @@ export interface AgentSpec {
 export function startAgent(spec: AgentSpec, workDir: string): { pid: number; log: string } {
   const log = join(workDir, `agent-${sanitize(spec.node)}.log`);
   // nsenter, not `ip netns exec`: the latter remounts /sys, which hides the bpffs at /sys/fs/bpf.
-  const argv = ['nsenter', `--net=/run/netns/${spec.netns}`, process.execPath, cliMain()!, 'agent', ...(spec.source ?? ['--state', spec.stateDir]),
-    '--node', spec.node, '--bpffs-root', spec.bpffsRoot, '--metrics-address', spec.metricsAddress, ...(spec.extraArgs ?? [])];
+  const argv = [
+    'nsenter',
+    `--net=/run/netns/${spec.netns}`,
+    process.execPath,
+    cliMain()!,
+    'agent',
+    ...(spec.source ?? ['--state', spec.stateDir]),
+    '--node',
+    spec.node,
+    '--bpffs-root',
+    spec.bpffsRoot,
+    '--metrics-address',
+    spec.metricsAddress,
+    ...(spec.extraArgs ?? []),
+  ];
   return { pid: spawnLogged(argv, log), log };
 }
 

@@ -46,7 +46,8 @@ function soleKey(f: Field, supported: readonly string[], what: string, unsupport
   const keys = Object.keys(f.object()).filter((k) => f.get(k).present);
   if (keys.length > 1) f.fail(`must set exactly one of ${supported.join(', ')}`);
   if (keys.length === 0) unsupported.push({ field: f, message: `sets no ${what} type` });
-  else if (!supported.includes(keys[0])) unsupported.push({ field: f.get(keys[0]), message: `${what} type "${keys[0]}" is not supported` });
+  else if (!supported.includes(keys[0]))
+    unsupported.push({ field: f.get(keys[0]), message: `${what} type "${keys[0]}" is not supported` });
   else return keys[0];
   return undefined;
 }
@@ -96,11 +97,22 @@ const ACTIONS: Record<string, Action> = { Accept: 'allow', Deny: 'deny', Pass: '
 /** A rule with a part netfence cannot read fails closed, as the API specifies for peers:
  *  an Accept rule matches nothing (dropped); a Deny or Pass rule denies, with every peer in
  *  place of an unsupported peer and every port in place of an unsupported protocol. */
-function failClosed(body: RuleBody, apiAction: string, peers: Unsupported[], protocols: Unsupported[], report: (err: FieldError) => void): RuleBody | undefined {
+function failClosed(
+  body: RuleBody,
+  apiAction: string,
+  peers: Unsupported[],
+  protocols: Unsupported[],
+  report: (err: FieldError) => void,
+): RuleBody | undefined {
   const closed: RuleBody | undefined =
     body.action === 'allow'
       ? undefined
-      : { ...body, action: 'deny', peers: peers.length ? [{ kind: 'any' }] : body.peers, ports: protocols.length ? null : body.ports };
+      : {
+          ...body,
+          action: 'deny',
+          peers: peers.length ? [{ kind: 'any' }] : body.peers,
+          ports: protocols.length ? null : body.ports,
+        };
   const effect = closed
     ? `denies ${peers.length ? 'every peer' : 'its peers'} on ${closed.ports ? 'its ports' : 'every port'}`
     : 'matches nothing';
@@ -117,7 +129,10 @@ function ruleParser(report: (err: FieldError) => void): RuleParser {
     const apiAction = r.get('action').oneOf(Object.keys(ACTIONS));
     const badPeers: Unsupported[] = [];
     const badProtocols: Unsupported[] = [];
-    const peers = r.get(peersKey).nonEmptyItems().flatMap((p) => parsePeers(p, peersKey, badPeers));
+    const peers = r
+      .get(peersKey)
+      .nonEmptyItems()
+      .flatMap((p) => parsePeers(p, peersKey, badPeers));
     const protos = r.get('protocols');
     const ports = protos.present ? protos.nonEmptyItems().flatMap((p) => parseProtocol(p, badProtocols)) : null;
     if (ports?.some((p) => p.name) && peers.some((p) => p.kind === 'nodes' || p.kind === 'cidr')) {

@@ -27,7 +27,15 @@ export function defaultConfig(): NetfenceConfig {
 /** The max_entries declared in bpf/ (test/unit/capacity.test.ts checks they agree): sized
  *  for 100k CIDRs, 10k pods and 2k policies per node, old and new tables side by side. */
 export function defaultCapacity(): Capacity {
-  return { endpoints: 16384, identities: 65536, peerIdentities: 262144, peerCidrs: 262144, ports: 65536, rules: 131072, conntrack: 131072 };
+  return {
+    endpoints: 16384,
+    identities: 65536,
+    peerIdentities: 262144,
+    peerCidrs: 262144,
+    ports: 65536,
+    rules: 131072,
+    conntrack: 131072,
+  };
 }
 
 /** Above 2^24 a hash map's bucket array alone is hundreds of MB: a typo, not a plan. */
@@ -77,7 +85,8 @@ function parseRedirect(f: Field, serviceCIDRs: string[]): RedirectConfig {
   const gateway = f.get('gateway').present ? f.get('gateway').ip() : undefined;
   const gateway6 = f.get('gateway6').present ? f.get('gateway6').ip() : undefined;
   if (gateway?.includes(':')) f.get('gateway').fail(`must be an IPv4 address, got "${gateway}"`);
-  if (gateway6 !== undefined && !gateway6.includes(':')) f.get('gateway6').fail(`must be an IPv6 address, got "${gateway6}"`);
+  if (gateway6 !== undefined && !gateway6.includes(':'))
+    f.get('gateway6').fail(`must be an IPv6 address, got "${gateway6}"`);
   const sc = f.get('serviceCIDRs');
   return {
     // direct by measurement (`npm run bench`, tunnel part; bench/REPORT.md): both modes lose
@@ -93,7 +102,17 @@ function parseRedirect(f: Field, serviceCIDRs: string[]): RedirectConfig {
   };
 }
 
-const FIELDS = ['hostInterfaces', 'privileged', 'serviceCIDRs', 'localDelivery', 'redirect', 'metricsAddress', 'eventsPerSecond', 'bpffsRoot', 'capacity'];
+const FIELDS = [
+  'hostInterfaces',
+  'privileged',
+  'serviceCIDRs',
+  'localDelivery',
+  'redirect',
+  'metricsAddress',
+  'eventsPerSecond',
+  'bpffsRoot',
+  'capacity',
+];
 
 export function parseNetfenceConfig(doc: Field): NetfenceConfig {
   const top = Object.keys(doc.object());
@@ -104,9 +123,13 @@ export function parseNetfenceConfig(doc: Field): NetfenceConfig {
   const d = defaultConfig();
   const p = c.get('privileged');
   if (p.present) p.object(['enabled', 'established', 'loopback', 'apiServers', 'kubeletPort', 'agentPorts']);
-  const serviceCIDRs = c.get('serviceCIDRs').items().map((f) => f.cidrText());
+  const serviceCIDRs = c
+    .get('serviceCIDRs')
+    .items()
+    .map((f) => f.cidrText());
   const metrics = c.get('metricsAddress');
-  if (metrics.present && !/^[^\s]*:\d{1,5}$/.test(metrics.string())) metrics.fail(`must be "host:port", got "${metrics.string()}"`);
+  if (metrics.present && !/^[^\s]*:\d{1,5}$/.test(metrics.string()))
+    metrics.fail(`must be "host:port", got "${metrics.string()}"`);
   const redirect = c.get('redirect');
   return {
     hostInterfaces: strings(c.get('hostInterfaces'), d.hostInterfaces),
@@ -116,7 +139,12 @@ export function parseNetfenceConfig(doc: Field): NetfenceConfig {
       loopback: p.get('loopback').bool(d.privileged.loopback),
       apiServers: p.get('apiServers').items().map(endpointText),
       kubeletPort: p.get('kubeletPort').optInt(1, 65535, d.privileged.kubeletPort)!,
-      agentPorts: p.get('agentPorts').present ? p.get('agentPorts').items().map((f) => f.int(1, 65535)) : d.privileged.agentPorts,
+      agentPorts: p.get('agentPorts').present
+        ? p
+            .get('agentPorts')
+            .items()
+            .map((f) => f.int(1, 65535))
+        : d.privileged.agentPorts,
     },
     serviceCIDRs,
     localDelivery: c.get('localDelivery').bool(d.localDelivery),

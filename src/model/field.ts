@@ -63,7 +63,8 @@ export class Field {
   /** A child field; undefined unless this is a plain object owning `key`. */
   get(key: string): Field {
     const v = this.value;
-    const own = typeof v === 'object' && v !== null && !Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, key);
+    const own =
+      typeof v === 'object' && v !== null && !Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, key);
     return new Field(own ? (v as Record<string, unknown>)[key] : undefined, undefined, this, key);
   }
 

@@ -78,7 +78,7 @@ export function formatIp(ip: IpAddr): string {
   // RFC 5952: compress the longest run (>= 2) of zero groups, the first one on ties.
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
     if (j - i > bestLen) [best, bestLen] = [i, j - i];
@@ -116,7 +116,8 @@ export function toCidr(text: string): Cidr {
   if (!ip) throw new Error(`parse CIDR "${text}": not an IPv4 or IPv6 address`);
   const len = slash < 0 ? String(BITS[ip.family]) : text.slice(slash + 1);
   const prefix = Number(len);
-  if (!/^\d+$/.test(len) || prefix > BITS[ip.family]) throw new Error(`parse CIDR "${text}": bad prefix length "${len}"`);
+  if (!/^\d+$/.test(len) || prefix > BITS[ip.family])
+    throw new Error(`parse CIDR "${text}": bad prefix length "${len}"`);
   return { family: ip.family, prefix, value: ip.value & mask(ip.family, prefix) };
 }
 

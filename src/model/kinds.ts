@@ -62,14 +62,23 @@ export function unhandledKind(apiVersion: string, kind: string, read: readonly s
   const group = groupOf(apiVersion);
   const others = OTHER_KINDS[group];
   if (others?.includes(kind)) return { warning: `netfence does not read ${kind} (${apiVersion})` };
-  const parsed = read.map((r) => ({ apiVersion: r.slice(0, r.lastIndexOf('/')), kind: r.slice(r.lastIndexOf('/') + 1) }));
+  const parsed = read.map((r) => ({
+    apiVersion: r.slice(0, r.lastIndexOf('/')),
+    kind: r.slice(r.lastIndexOf('/') + 1),
+  }));
   const versions = parsed.filter((r) => r.kind === kind).map((r) => r.apiVersion);
   if (versions.length) {
-    return { field: 'apiVersion', error: `netfence does not read ${kind} at apiVersion ${apiVersion}, only at ${versions.join(', ')}` };
+    return {
+      field: 'apiVersion',
+      error: `netfence does not read ${kind} at apiVersion ${apiVersion}, only at ${versions.join(', ')}`,
+    };
   }
   if (others) {
     const there = parsed.filter((r) => groupOf(r.apiVersion) === group).map((r) => `${r.apiVersion} ${r.kind}`);
-    return { field: 'kind', error: `unknown kind "${kind}" in ${group || 'the core group'} (netfence reads ${there.join(', ')} there)` };
+    return {
+      field: 'kind',
+      error: `unknown kind "${kind}" in ${group || 'the core group'} (netfence reads ${there.join(', ')} there)`,
+    };
   }
   return { warning: `netfence does not read ${kind} (${apiVersion})` };
 }

@@ -34,13 +34,37 @@ function entries(s: Snapshot): Map<string, Entry> {
       out.set(k, { file: s.origins?.[k]?.file, restore: (into) => list(into).push(o) });
     }
   };
-  put(s.namespaces, (n) => objectKey('Namespace', undefined, n.name), (t) => t.namespaces);
-  put(s.pods, (p) => objectKey('Pod', p.namespace, p.name), (t) => t.pods);
-  put(s.nodes, (n) => objectKey('Node', undefined, n.name), (t) => t.nodes);
-  put(s.services, (x) => objectKey('Service', x.namespace, x.name), (t) => t.services);
-  put(s.networkAttachmentDefinitions, (x) => objectKey('NetworkAttachmentDefinition', x.namespace, x.name), (t) => t.networkAttachmentDefinitions);
+  put(
+    s.namespaces,
+    (n) => objectKey('Namespace', undefined, n.name),
+    (t) => t.namespaces,
+  );
+  put(
+    s.pods,
+    (p) => objectKey('Pod', p.namespace, p.name),
+    (t) => t.pods,
+  );
+  put(
+    s.nodes,
+    (n) => objectKey('Node', undefined, n.name),
+    (t) => t.nodes,
+  );
+  put(
+    s.services,
+    (x) => objectKey('Service', x.namespace, x.name),
+    (t) => t.services,
+  );
+  put(
+    s.networkAttachmentDefinitions,
+    (x) => objectKey('NetworkAttachmentDefinition', x.namespace, x.name),
+    (t) => t.networkAttachmentDefinitions,
+  );
   const policies = s.policies.filter((p) => p.ref.kind !== 'System');
-  put(policies, (p) => objectKey(p.ref.kind, p.ref.namespace, p.ref.name), (t) => t.policies);
+  put(
+    policies,
+    (p) => objectKey(p.ref.kind, p.ref.namespace, p.ref.name),
+    (t) => t.policies,
+  );
   const config = s.origins?.[CONFIG_OBJECT_KEY];
   if (config) {
     const value = s.config;

@@ -43,20 +43,29 @@ export function parseNamespace(_doc: Field, meta: Meta): NamespaceObj {
 }
 
 function containerPorts(spec: Field): ContainerPort[] {
-  return spec.get('containers').items().flatMap((c) =>
-    c.get('ports').items().map((p): ContainerPort => {
-      const name = p.get('name').optString();
-      return {
-        ...(name !== undefined && { name }),
-        containerPort: p.get('containerPort').int(1, 65535),
-        protocol: p.get('protocol').oneOf(PROTOCOLS, 'TCP'),
-      };
-    }),
-  );
+  return spec
+    .get('containers')
+    .items()
+    .flatMap((c) =>
+      c
+        .get('ports')
+        .items()
+        .map((p): ContainerPort => {
+          const name = p.get('name').optString();
+          return {
+            ...(name !== undefined && { name }),
+            containerPort: p.get('containerPort').int(1, 65535),
+            protocol: p.get('protocol').oneOf(PROTOCOLS, 'TCP'),
+          };
+        }),
+    );
 }
 
 function podIps(status: Field): string[] {
-  const list = status.get('podIPs').items().map((e) => e.get('ip').ip());
+  const list = status
+    .get('podIPs')
+    .items()
+    .map((e) => e.get('ip').ip());
   const single = status.get('podIP');
   if (list.length === 0 && single.optString() !== undefined) list.push(single.ip());
   return [...new Set(list)];
@@ -83,7 +92,10 @@ function podNetworks(meta: Meta, podNamespace: string): PodNetwork[] {
       return {
         network: name.includes('/') ? name : `${podNamespace}/${name}`,
         ...(iface !== undefined && { interface: iface }),
-        ips: e.get('ips').items().map((ip) => ip.ip()),
+        ips: e
+          .get('ips')
+          .items()
+          .map((ip) => ip.ip()),
         ...(pci !== undefined && { pciAddress: pci }),
       };
     });

@@ -44,7 +44,10 @@ export function portsOrAll(f: Field, parse: (p: Field) => PortSpec): PortSpec[] 
 
 /** NetworkPolicyPort: protocol defaults to TCP, endPort is inclusive; `named` reads a port
  *  given by name (kept as a name, or refused where names cannot be resolved). */
-export function parsePortFields(f: Field, named: (pf: Field, ef: Field, protocol: PortSpec['protocol']) => PortSpec): PortSpec {
+export function parsePortFields(
+  f: Field,
+  named: (pf: Field, ef: Field, protocol: PortSpec['protocol']) => PortSpec,
+): PortSpec {
   f.object(['protocol', 'port', 'endPort']);
   const protocol = f.get('protocol').oneOf(PROTOCOLS, 'TCP');
   const pf = f.get('port');

@@ -7,7 +7,14 @@ import { isAntreaNodePolicy, parseAntreaNodePolicy } from './antrea';
 import { parseClusterNetworkPolicy } from './cnp';
 import type { Field, FieldError } from './field';
 import { parseMultiNetworkPolicy, parseNetworkPolicy, POLICY_FOR_ANNOTATION } from './netpol';
-import { parseNamespace, parseNetworkAttachmentDefinition, parseNode, parsePod, parseService, type Meta } from './objects';
+import {
+  parseNamespace,
+  parseNetworkAttachmentDefinition,
+  parseNode,
+  parsePod,
+  parseService,
+  type Meta,
+} from './objects';
 import type { Snapshot } from './types';
 
 /** What a parser may report about an object it loads: a warning, or (report) an error in
@@ -38,10 +45,34 @@ export interface KindSpec {
  *  kind as a narrower one (an Antrea ClusterNetworkPolicy with a node appliedTo is a
  *  NodePolicy). The name is the kind in object identities (objectKey) and errors. */
 export const KINDS = {
-  Namespace: { apiVersion: 'v1', kind: 'Namespace', resource: 'namespaces', namespaced: false, add: (d, m, s) => s.namespaces.push(parseNamespace(d, m)) },
-  Pod: { apiVersion: 'v1', kind: 'Pod', resource: 'pods', namespaced: true, add: (d, m, s) => s.pods.push(parsePod(d, m)) },
-  Node: { apiVersion: 'v1', kind: 'Node', resource: 'nodes', namespaced: false, add: (d, m, s) => s.nodes.push(parseNode(d, m)) },
-  Service: { apiVersion: 'v1', kind: 'Service', resource: 'services', namespaced: true, add: (d, m, s) => s.services.push(parseService(d, m)) },
+  Namespace: {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    resource: 'namespaces',
+    namespaced: false,
+    add: (d, m, s) => s.namespaces.push(parseNamespace(d, m)),
+  },
+  Pod: {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    resource: 'pods',
+    namespaced: true,
+    add: (d, m, s) => s.pods.push(parsePod(d, m)),
+  },
+  Node: {
+    apiVersion: 'v1',
+    kind: 'Node',
+    resource: 'nodes',
+    namespaced: false,
+    add: (d, m, s) => s.nodes.push(parseNode(d, m)),
+  },
+  Service: {
+    apiVersion: 'v1',
+    kind: 'Service',
+    resource: 'services',
+    namespaced: true,
+    add: (d, m, s) => s.services.push(parseService(d, m)),
+  },
   NetworkPolicy: {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
@@ -89,7 +120,10 @@ export const KINDS = {
     policy: true,
     add: (d, m, s, ctx) => {
       if (isAntreaNodePolicy(d)) s.policies.push(parseAntreaNodePolicy(d, m, ctx.warn));
-      else ctx.warn('skipped: not a node policy (no policy-level appliedTo nodeSelector): netfence enforces only node policies of this kind');
+      else
+        ctx.warn(
+          'skipped: not a node policy (no policy-level appliedTo nodeSelector): netfence enforces only node policies of this kind',
+        );
     },
   },
 } satisfies Record<string, KindSpec>;
@@ -103,4 +137,6 @@ export interface ReadKind extends KindSpec {
 }
 
 /** The registry as a list, in its order. */
-export const READ_KINDS: readonly ReadKind[] = (Object.entries(KINDS) as [KindName, KindSpec][]).map(([name, spec]) => ({ ...spec, name }));
+export const READ_KINDS: readonly ReadKind[] = (Object.entries(KINDS) as [KindName, KindSpec][]).map(
+  ([name, spec]) => ({ ...spec, name }),
+);

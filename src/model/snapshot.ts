@@ -99,7 +99,12 @@ function flatten(objects: SourceObject[]): Doc[] {
   return objects.flatMap((obj) => {
     const root = new Field(obj.doc);
     const isList = root.present && typeof obj.doc === 'object' && root.get('kind').value === 'List';
-    return isList ? root.get('items').items().map((doc) => ({ obj, doc })) : [{ obj, doc: root }];
+    return isList
+      ? root
+          .get('items')
+          .items()
+          .map((doc) => ({ obj, doc }))
+      : [{ obj, doc: root }];
   });
 }
 
@@ -167,13 +172,22 @@ export function buildSnapshot(objects: SourceObject[]): Snapshot {
       else warn(`skip ${name}`, u.warning);
       continue;
     }
-    const object = handler ? objectName(kind, doc, handler.namespaced) : `NetfenceConfig ${String(doc.get('metadata').get('name').value ?? 'netfence')}`;
+    const object = handler
+      ? objectName(kind, doc, handler.namespaced)
+      : `NetfenceConfig ${String(doc.get('metadata').get('name').value ?? 'netfence')}`;
     const id = identity(doc);
     const copies = id !== undefined ? dups.get(id) : undefined;
     if (copies) {
       if (copies[0] === d) {
         const places = copies.map((c) => place(c) || 'an object without a file').join(', ');
-        fail(object, new FieldError([...doc.segments, 'metadata', 'name'], `duplicate object, defined ${copies.length} times (${places}): every copy is rejected until one is left`), id);
+        fail(
+          object,
+          new FieldError(
+            [...doc.segments, 'metadata', 'name'],
+            `duplicate object, defined ${copies.length} times (${places}): every copy is rejected until one is left`,
+          ),
+          id,
+        );
       }
       continue;
     }

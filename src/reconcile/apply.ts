@@ -95,14 +95,34 @@ export function reconcile(
   return finish(p);
 }
 
-function plan(io: MapIO, attacher: Attacher, desired: DesiredMaps, endpoints: readonly CompiledEndpoint[], opts: ReconcileOptions): Pass {
-  const report: ReconcileReport = { ok: true, programmed: [], detached: [], failed: [], updates: {}, deletes: {}, retiredRuleKeys: [], read: !opts.known, exact: false };
+function plan(
+  io: MapIO,
+  attacher: Attacher,
+  desired: DesiredMaps,
+  endpoints: readonly CompiledEndpoint[],
+  opts: ReconcileOptions,
+): Pass {
+  const report: ReconcileReport = {
+    ok: true,
+    programmed: [],
+    detached: [],
+    failed: [],
+    updates: {},
+    deletes: {},
+    retiredRuleKeys: [],
+    read: !opts.known,
+    exact: false,
+  };
   const actual = opts.known ?? readActual(io);
-  const diffs = new Map<PolicyMapName, MapDiff>(MAP_WRITE_ORDER.map((m) => [m, diffMap(m, desired[m] ?? new Map(), actual[m])]));
+  const diffs = new Map<PolicyMapName, MapDiff>(
+    MAP_WRITE_ORDER.map((m) => [m, diffMap(m, desired[m] ?? new Map(), actual[m])]),
+  );
   // The hooks each endpoint needs (both when it has no desired entry: programNew fails it).
-  const needs = (ep: CompiledEndpoint): readonly TcHook[] => (desired.nf_endpoints.has(epKey(ep)) ? ep.hooks : TC_HOOKS);
+  const needs = (ep: CompiledEndpoint): readonly TcHook[] =>
+    desired.nf_endpoints.has(epKey(ep)) ? ep.hooks : TC_HOOKS;
   // An endpoint is new unless its entry is in place and every hook it needs carries our program.
-  const isNew = (ep: CompiledEndpoint): boolean => !actual.nf_endpoints.has(epKey(ep)) || needs(ep).some((d) => !attacher.attached(ep, d));
+  const isNew = (ep: CompiledEndpoint): boolean =>
+    !actual.nf_endpoints.has(epKey(ep)) || needs(ep).some((d) => !attacher.attached(ep, d));
   const sorted = [...endpoints].sort((a, b) => a.ifindex - b.ifindex);
   const fresh = sorted.filter(isNew);
   const freshKeys = new Set(fresh.map(epKey));
@@ -115,7 +135,23 @@ function plan(io: MapIO, attacher: Attacher, desired: DesiredMaps, endpoints: re
   }
   const desiredTables = new Set(sorted.flatMap((ep) => [ep.ingressTable, ep.egressTable]));
   const tables = new Tables(io, actual, diffs, desiredTables, opts.isolation, report);
-  return { io, attacher, desired, report, actual, diffs, endpoints: sorted, fresh, freshKeys, tables, sharedTables, written: new Map(), failedKeys: new Set(), pruneErrors: [], withheld: 0 };
+  return {
+    io,
+    attacher,
+    desired,
+    report,
+    actual,
+    diffs,
+    endpoints: sorted,
+    fresh,
+    freshKeys,
+    tables,
+    sharedTables,
+    written: new Map(),
+    failedKeys: new Set(),
+    pruneErrors: [],
+    withheld: 0,
+  };
 }
 
 /** Phase 1: shared tables one by one, then the other shared entries all or nothing;
@@ -145,7 +181,13 @@ function writeShared(p: Pass): boolean {
 /** Lists an endpoint that is enforced, but not (in every direction) with its desired tables. */
 function fellBack(p: Pass, ep: CompiledEndpoint, r: Resolution): void {
   if (r.problems.length === 0) return;
-  p.report.failed.push({ ifname: ep.ifname, ifindex: ep.ifindex, pod: ep.pod, error: `endpoint ${ep.ifname}${ep.pod ? ` (${ep.pod})` : ''} ${r.problems.join('; ')}`, fallback: r.fallback });
+  p.report.failed.push({
+    ifname: ep.ifname,
+    ifindex: ep.ifindex,
+    pod: ep.pod,
+    error: `endpoint ${ep.ifname}${ep.pod ? ` (${ep.pod})` : ''} ${r.problems.join('; ')}`,
+    fallback: r.fallback,
+  });
 }
 
 /** Phase 2: a new endpoint in one transaction: its exclusive tables, its programs, its entry. */
@@ -197,7 +239,8 @@ function programNew(p: Pass, ep: CompiledEndpoint): void {
  *  whose entry is unchanged and whose tables are in place has nothing to do. */
 function switchEnforced(p: Pass): void {
   const changed = new Set(p.diffs.get('nf_endpoints')!.updates.map((e) => keyHex(e.key)));
-  const tableFailed = (ep: CompiledEndpoint): boolean => p.tables.failure(ep.ingressTable) !== undefined || p.tables.failure(ep.egressTable) !== undefined;
+  const tableFailed = (ep: CompiledEndpoint): boolean =>
+    p.tables.failure(ep.ingressTable) !== undefined || p.tables.failure(ep.egressTable) !== undefined;
   for (const ep of p.endpoints) {
     const key = epKey(ep);
     const entry = p.desired.nf_endpoints.get(key);
@@ -214,7 +257,12 @@ function switchEnforced(p: Pass): void {
       fellBack(p, ep, r);
     } catch (e) {
       p.failedKeys.add(key);
-      p.report.failed.push({ ifname: ep.ifname, ifindex: ep.ifindex, pod: ep.pod, error: `update endpoint ${ep.ifname}: ${errText(e)}` });
+      p.report.failed.push({
+        ifname: ep.ifname,
+        ifindex: ep.ifindex,
+        pod: ep.pod,
+        error: `update endpoint ${ep.ifname}: ${errText(e)}`,
+      });
     }
   }
 }
@@ -237,7 +285,10 @@ function prune(p: Pass): void {
 function deleteKeys(p: Pass, m: PolicyMapName, keys: Buffer[]): boolean {
   if (keys.length === 0) return true;
   try {
-    const n = keys.length > 1 && p.io.supportsBatch(m) ? p.io.deleteBatch(m, keys) : keys.filter((k) => p.io.delete(m, k)).length;
+    const n =
+      keys.length > 1 && p.io.supportsBatch(m)
+        ? p.io.deleteBatch(m, keys)
+        : keys.filter((k) => p.io.delete(m, k)).length;
     p.report.deletes[m] = (p.report.deletes[m] ?? 0) + n;
     return true;
   } catch (e) {
@@ -265,7 +316,8 @@ function detachUnneeded(p: Pass, entries: ReadonlySet<string>): void {
   for (const ep of kept) {
     if (p.failedKeys.has(epKey(ep))) continue;
     for (const d of TC_HOOKS) {
-      if (!ep.hooks.includes(d) && p.attacher.attached(ep, d) && detach(p, ep, d)) p.report.detached.push(`${ep.ifname}/${d}`);
+      if (!ep.hooks.includes(d) && p.attacher.attached(ep, d) && detach(p, ep, d))
+        p.report.detached.push(`${ep.ifname}/${d}`);
     }
   }
   const wanted = new Set(kept.map((ep) => ep.ifname));

@@ -13,8 +13,10 @@ import { hex32, type Tables, type Written } from './tables';
 
 const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
 
-const tableOf = (ep: Pick<Endpoint, 'ingressTable' | 'egressTable'>, d: Direction): number => (d === 'ingress' ? ep.ingressTable : ep.egressTable);
-const chunksOf = (ep: Pick<Endpoint, 'ingressChunks' | 'egressChunks'>, d: Direction): number => (d === 'ingress' ? ep.ingressChunks : ep.egressChunks);
+const tableOf = (ep: Pick<Endpoint, 'ingressTable' | 'egressTable'>, d: Direction): number =>
+  d === 'ingress' ? ep.ingressTable : ep.egressTable;
+const chunksOf = (ep: Pick<Endpoint, 'ingressChunks' | 'egressChunks'>, d: Direction): number =>
+  d === 'ingress' ? ep.ingressChunks : ep.egressChunks;
 
 /** An endpoint's entry as this pass leaves it: its desired tables where they are in place,
  *  elsewhere what it falls back to. */
@@ -30,7 +32,13 @@ export interface Resolution {
 /** The entry `ep` gets: its desired tables where they are in place (placing them now);
  *  elsewhere its fallback. `value` is its desired entry as compiled, `old` its entry in
  *  the maps (if any); exclusive tables' journals go to `owner`. */
-export function resolve(tables: Tables, ep: CompiledEndpoint, value: Buffer, old: Buffer | undefined, owner: Written[]): Resolution {
+export function resolve(
+  tables: Tables,
+  ep: CompiledEndpoint,
+  value: Buffer,
+  old: Buffer | undefined,
+  owner: Written[],
+): Resolution {
   const enforced = old && decodeEndpoint(old);
   const last = enforced && enforced.id === ep.id ? enforced : undefined;
   const ids = { ingress: ep.ingressTable, egress: ep.egressTable };
@@ -50,7 +58,9 @@ export function resolve(tables: Tables, ep: CompiledEndpoint, value: Buffer, old
       ids[d] = kept;
       chunks[d] = chunksOf(last, d);
       fallback[d] = 'kept';
-      problems.push(`${d}: ${problem}; keeps its last enforced table ${hex32(kept)} (a new table is written before the old one goes: both must fit)`);
+      problems.push(
+        `${d}: ${problem}; keeps its last enforced table ${hex32(kept)} (a new table is written before the old one goes: both must fit)`,
+      );
       continue;
     }
     const isolationProblem = isolation === 0 ? 'no isolation table' : tables.place(isolation, []);
@@ -64,7 +74,9 @@ export function resolve(tables: Tables, ep: CompiledEndpoint, value: Buffer, old
     // The last resort needs no map entry: the program denies that table id outright.
     ids[d] = NF_TABLE_DENY;
     chunks[d] = 1;
-    problems.push(`${d}: ${problem}; its isolation table did not fit either (${isolationProblem}): denies everything, privileged rules included`);
+    problems.push(
+      `${d}: ${problem}; its isolation table did not fit either (${isolationProblem}): denies everything, privileged rules included`,
+    );
   }
   const pointsAt = [ids.ingress, ids.egress].filter((t) => t !== 0);
   if (problems.length === 0) return { value, tables: pointsAt, fallback, problems };
@@ -73,7 +85,14 @@ export function resolve(tables: Tables, ep: CompiledEndpoint, value: Buffer, old
   const same = last !== undefined && last.ingressTable === ids.ingress && last.egressTable === ids.egress;
   const revision = same ? last.revision : endpointRevision(ids.ingress, ids.egress);
   return {
-    value: encodeEndpoint({ ...ep, ingressTable: ids.ingress, egressTable: ids.egress, ingressChunks: chunks.ingress, egressChunks: chunks.egress, revision }),
+    value: encodeEndpoint({
+      ...ep,
+      ingressTable: ids.ingress,
+      egressTable: ids.egress,
+      ingressChunks: chunks.ingress,
+      egressChunks: chunks.egress,
+      revision,
+    }),
     tables: pointsAt,
     fallback,
     problems,

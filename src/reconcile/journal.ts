@@ -56,7 +56,8 @@ export class Journal {
   /** Write entries (batched where the map supports it); throws MapWriteError. */
   write(map: PolicyMapName, entries: Entry[], counts: Counts): void {
     if (entries.length === 0) return;
-    for (const e of entries) this.undo.push({ map, key: e.key, prev: this.actual[map].get(keyHex(e.key))?.value ?? null });
+    for (const e of entries)
+      this.undo.push({ map, key: e.key, prev: this.actual[map].get(keyHex(e.key))?.value ?? null });
     try {
       if (entries.length > 1 && this.io.supportsBatch(map)) {
         this.io.updateBatch(

@@ -29,7 +29,11 @@ export class Reconciler {
   }
 
   /** `isolation`: CompileResult.isolation, the tables endpoints fall back to. */
-  apply(desired: DesiredMaps, endpoints: readonly CompiledEndpoint[], isolation?: CompileResult['isolation']): ReconcileReport {
+  apply(
+    desired: DesiredMaps,
+    endpoints: readonly CompiledEndpoint[],
+    isolation?: CompileResult['isolation'],
+  ): ReconcileReport {
     const known = this.verifyNext ? undefined : this.known;
     this.verifyNext = false;
     // Unknown until this pass proves exact (a throw leaves it unknown too).

@@ -14,6 +14,10 @@ export function retiredCounterKeys(retiredRuleKeys: readonly Buffer[]): Buffer[]
 
 /** Deletes the counters of retired tables; returns how many existed. Per key, because a
  *  rule that never counted a packet has no entry (a batch delete stops at the first). */
-export function pruneRuleStats(addon: Pick<NativeAddon, 'mapDelete'>, statsFd: number, retiredRuleKeys: readonly Buffer[]): number {
+export function pruneRuleStats(
+  addon: Pick<NativeAddon, 'mapDelete'>,
+  statsFd: number,
+  retiredRuleKeys: readonly Buffer[],
+): number {
   return retiredCounterKeys(retiredRuleKeys).filter((k) => addon.mapDelete(statsFd, k)).length;
 }

@@ -74,7 +74,9 @@ export class GatewayMonitor {
 
   private start(key: string, uplink: string, targets: GatewayTarget[]): Watch {
     const w: Watch = { key, states: new Map(), settled: Promise.resolve(), wake: new Set(), stopped: false };
-    w.settled = Promise.all(targets.map((t) => new Promise<void>((first) => void this.loop(w, uplink, t, first)))).then(() => undefined);
+    w.settled = Promise.all(targets.map((t) => new Promise<void>((first) => void this.loop(w, uplink, t, first)))).then(
+      () => undefined,
+    );
     return w;
   }
 
@@ -89,7 +91,12 @@ export class GatewayMonitor {
       const prev = w.states.get(target.family);
       // Never answered yet: not answering. A link problem decides at once; silence after `misses`.
       const answering = r.answered || (prev?.answering === true && r.sent && misses < this.timings.misses);
-      const state: GatewayState = { ...target, answering, cause: r.answered ? undefined : r.cause, since: prev?.answering === answering ? prev.since : new Date().toISOString() };
+      const state: GatewayState = {
+        ...target,
+        answering,
+        cause: r.answered ? undefined : r.cause,
+        since: prev?.answering === answering ? prev.since : new Date().toISOString(),
+      };
       w.states.set(target.family, state);
       if (prev && prev.answering !== answering) this.onChange(state);
       // The first verdict waits out a lost answer too (a loaded node must not start off).

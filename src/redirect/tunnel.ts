@@ -26,7 +26,10 @@ export const NF_RT_PROTO = 0x4e;
 export const NF_RULE_PRIORITY = 1000;
 const MAIN_TABLE = 254;
 
-export type TunnelPatch = Pick<Config, 'flags' | 'tunnelMark' | 'tunnelMarkMask' | 'uplinkIfindex' | 'gateway4' | 'gateway6'>;
+export type TunnelPatch = Pick<
+  Config,
+  'flags' | 'tunnelMark' | 'tunnelMarkMask' | 'uplinkIfindex' | 'gateway4' | 'gateway6'
+>;
 
 export interface TunnelResult {
   /** nf_config fields to write (flags include only the tunnel bits). */
@@ -41,7 +44,14 @@ export interface TunnelResult {
 
 const OFF_FLAG: Record<Family, number> = { 4: NfCfgFlag.TUNNEL_OFF4, 6: NfCfgFlag.TUNNEL_OFF6 };
 
-const OFF: TunnelPatch = { flags: 0, tunnelMark: 0, tunnelMarkMask: 0, uplinkIfindex: 0, gateway4: undefined, gateway6: undefined };
+const OFF: TunnelPatch = {
+  flags: 0,
+  tunnelMark: 0,
+  tunnelMarkMask: 0,
+  uplinkIfindex: 0,
+  gateway4: undefined,
+  gateway6: undefined,
+};
 
 function contains(cidr: string, ip: string): boolean {
   return cidrWithin(toCidr(ip), toCidr(cidr));
@@ -70,15 +80,27 @@ export function tunnelGateways(cfg: RedirectConfig): GatewayTarget[] {
 
 /** `gateways`: the monitor's states of tunnelGateways(cfg). Each family is tunnelled while
  *  its gateway is reachable and answers; the others flow directly (their OFF flag set). */
-export function ensureTunnel(addon: NativeAddon, cfg: RedirectConfig, gateways: GatewayState[], opts: TunnelOptions = {}): TunnelResult {
+export function ensureTunnel(
+  addon: NativeAddon,
+  cfg: RedirectConfig,
+  gateways: GatewayState[],
+  opts: TunnelOptions = {},
+): TunnelResult {
   const configured = gateways.map((g) => g.family).sort((a, b) => a - b);
-  const fail = (error: string): TunnelResult => ({ patch: OFF, off: configured, unroute: [4, 6], error: `enable transparent tunnel (${cfg.mode}): ${error}` });
+  const fail = (error: string): TunnelResult => ({
+    patch: OFF,
+    off: configured,
+    unroute: [4, 6],
+    error: `enable transparent tunnel (${cfg.mode}): ${error}`,
+  });
   const uplink = addon.linkByName(cfg.uplink);
   if (!uplink) return fail(`uplink ${cfg.uplink} not found`);
   if (gateways.length === 0) return fail('redirect.gateway and redirect.gateway6 are both missing');
   const why = ({ family, address, answering, cause }: GatewayState): string | undefined => {
-    if (!reachable(addon.routeList(family, MAIN_TABLE), address, uplink.ifindex)) return `gateway ${address} is not reachable: no route to it via ${cfg.uplink}`;
-    if (!answering) return `gateway ${address} does not answer on ${cfg.uplink} (IPv${family} neighbour probe: ${cause ?? 'no answer'})`;
+    if (!reachable(addon.routeList(family, MAIN_TABLE), address, uplink.ifindex))
+      return `gateway ${address} is not reachable: no route to it via ${cfg.uplink}`;
+    if (!answering)
+      return `gateway ${address} does not answer on ${cfg.uplink} (IPv${family} neighbour probe: ${cause ?? 'no answer'})`;
     return undefined;
   };
   const down = gateways.flatMap((g) => {
@@ -90,24 +112,52 @@ export function ensureTunnel(addon: NativeAddon, cfg: RedirectConfig, gateways: 
   if (up.length === 0) return fail(causes);
   const off = down.map((d) => d.family).sort((a, b) => a - b);
   const offFlags = off.reduce((flags, f) => flags | OFF_FLAG[f], 0);
-  const error = down.length > 0 ? `transparent tunnel (${cfg.mode}) off for ${off.map((f) => `IPv${f}`).join(', ')}: ${causes}` : undefined;
+  const error =
+    down.length > 0
+      ? `transparent tunnel (${cfg.mode}) off for ${off.map((f) => `IPv${f}`).join(', ')}: ${causes}`
+      : undefined;
 
   const procRoot = opts.procRoot ?? '/proc';
   try {
     writeSysctl(procRoot, `ipv4/conf/${cfg.uplink}/rp_filter`, '2');
     if (cfg.mode === 'direct') {
-      const patch = { ...OFF, flags: NfCfgFlag.TUNNEL_DIRECT | offFlags, uplinkIfindex: uplink.ifindex, gateway4: cfg.gateway, gateway6: cfg.gateway6 };
+      const patch = {
+        ...OFF,
+        flags: NfCfgFlag.TUNNEL_DIRECT | offFlags,
+        uplinkIfindex: uplink.ifindex,
+        gateway4: cfg.gateway,
+        gateway6: cfg.gateway6,
+      };
       return { patch, off, unroute: [4, 6], error };
     }
     for (const { family, address } of up) {
-      addon.routeReplace({ family, table: cfg.table, dst: family === 4 ? '0.0.0.0/0' : '::/0', gateway: address, oif: uplink.ifindex, protocol: NF_RT_PROTO });
-      addon.ruleAdd({ family, priority: NF_RULE_PRIORITY, mark: cfg.mark, mask: cfg.mark, table: cfg.table, protocol: NF_RT_PROTO });
+      addon.routeReplace({
+        family,
+        table: cfg.table,
+        dst: family === 4 ? '0.0.0.0/0' : '::/0',
+        gateway: address,
+        oif: uplink.ifindex,
+        protocol: NF_RT_PROTO,
+      });
+      addon.ruleAdd({
+        family,
+        priority: NF_RULE_PRIORITY,
+        mark: cfg.mark,
+        mask: cfg.mark,
+        table: cfg.table,
+        protocol: NF_RT_PROTO,
+      });
     }
   } catch (e) {
     return fail((e as Error).message);
   }
   const unroute = ([4, 6] as const).filter((f) => !up.some((g) => g.family === f));
-  return { patch: { ...OFF, flags: NfCfgFlag.TUNNEL_FWMARK | offFlags, tunnelMark: cfg.mark, tunnelMarkMask: cfg.mark }, off, unroute, error };
+  return {
+    patch: { ...OFF, flags: NfCfgFlag.TUNNEL_FWMARK | offFlags, tunnelMark: cfg.mark, tunnelMarkMask: cfg.mark },
+    off,
+    unroute,
+    error,
+  };
 }
 
 /** Remove every netfence-owned rule of `families` and the owned routes of their tables

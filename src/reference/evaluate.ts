@@ -29,7 +29,15 @@
 //   that backend (`dnat` in the verdict).
 import { canonicalIp, ipInCidr } from '../model/ip';
 import type { L4Protocol, Peer, Policy, PortSpec, Rule, Tier } from '../model/rules';
-import { comparePolicies, ESTABLISHED_RULE, ISOLATION_RULE, NODE_LOCAL_RULE, RELATED_RULE, policyName, ruleName } from '../model/rules';
+import {
+  comparePolicies,
+  ESTABLISHED_RULE,
+  ISOLATION_RULE,
+  NODE_LOCAL_RULE,
+  RELATED_RULE,
+  policyName,
+  ruleName,
+} from '../model/rules';
 import type { Snapshot } from '../model/types';
 import { matchesSelector } from '../selectors/labels';
 import {
@@ -148,7 +156,8 @@ function evaluateSide(s: Snapshot, side: Side, pkt: Packet, dst: Endpoint | unde
     if (side.direction === 'ingress' && side.ep.kind === 'pod') {
       const node = nodeOfPod(s, side.ep.pod);
       const peerIp = canonicalIp(side.peerIp);
-      if (node && peerIp && node.addresses.includes(peerIp)) return { verdict: 'allow', tier: 'netpol', rule: NODE_LOCAL_RULE };
+      if (node && peerIp && node.addresses.includes(peerIp))
+        return { verdict: 'allow', tier: 'netpol', rule: NODE_LOCAL_RULE };
     }
     return { verdict: 'deny', tier: 'netpol', rule: ISOLATION_RULE };
   }
@@ -157,7 +166,10 @@ function evaluateSide(s: Snapshot, side: Side, pkt: Packet, dst: Endpoint | unde
 }
 
 function checkPacket(pkt: Packet): void {
-  for (const [what, ip] of [['source', pkt.src], ['destination', pkt.dst]] as const) {
+  for (const [what, ip] of [
+    ['source', pkt.src],
+    ['destination', pkt.dst],
+  ] as const) {
     if (canonicalIp(ip) === undefined) throw new Error(`evaluate packet: invalid ${what} address "${ip}"`);
   }
   if (!L4_PROTOCOLS.includes(pkt.protocol)) throw new Error(`evaluate packet: unknown protocol "${pkt.protocol}"`);
@@ -197,9 +209,13 @@ export function evaluate(s: Snapshot, packet: Packet): Verdict {
   const dst = endpointByIp(s, pkt.dst, pkt.network);
   const self = src !== undefined && dst !== undefined && sameEndpoint(src, dst);
   const egress =
-    src && !self ? evaluateSide(s, { ep: src, direction: 'egress', peer: dst, peerIp: pkt.dst }, pkt, dst) : DEFAULT_ALLOW;
+    src && !self
+      ? evaluateSide(s, { ep: src, direction: 'egress', peer: dst, peerIp: pkt.dst }, pkt, dst)
+      : DEFAULT_ALLOW;
   const ingress =
-    dst && !self ? evaluateSide(s, { ep: dst, direction: 'ingress', peer: src, peerIp: pkt.src }, pkt, dst) : DEFAULT_ALLOW;
+    dst && !self
+      ? evaluateSide(s, { ep: dst, direction: 'ingress', peer: src, peerIp: pkt.src }, pkt, dst)
+      : DEFAULT_ALLOW;
   return {
     verdict: egress.verdict === 'allow' && ingress.verdict === 'allow' ? 'allow' : 'deny',
     egress,

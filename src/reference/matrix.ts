@@ -35,7 +35,13 @@ export function podMatrix(s: Snapshot, opts: MatrixOptions): MatrixPair[] {
     pods
       .filter((to) => to !== from)
       .map((to) => {
-        const detail = evaluate(s, { src: from.ip, dst: to.ip, protocol: opts.protocol, dstPort: opts.port, network: opts.network });
+        const detail = evaluate(s, {
+          src: from.ip,
+          dst: to.ip,
+          protocol: opts.protocol,
+          dstPort: opts.port,
+          network: opts.network,
+        });
         return { from: from.name, to: to.name, verdict: detail.verdict, detail };
       }),
   );

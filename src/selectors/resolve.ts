@@ -36,9 +36,15 @@ export function podMatches(s: Snapshot, pod: PodObj, sel: PodSelection): boolean
 }
 
 /** podMatches for a (not hostNetwork) pod given by its parts: compile/ matches identities. */
-export function selectionMatches(sel: PodSelection, namespace: string, nsLabels: () => Labels, labels: Labels): boolean {
+export function selectionMatches(
+  sel: PodSelection,
+  namespace: string,
+  nsLabels: () => Labels,
+  labels: Labels,
+): boolean {
   if (sel.namespace !== undefined && namespace !== sel.namespace) return false;
-  if (sel.namespace === undefined && sel.namespaceSelector && !matchesSelector(sel.namespaceSelector, nsLabels())) return false;
+  if (sel.namespace === undefined && sel.namespaceSelector && !matchesSelector(sel.namespaceSelector, nsLabels()))
+    return false;
   return !sel.podSelector || matchesSelector(sel.podSelector, labels);
 }
 

@@ -92,7 +92,10 @@ export function makeLister(kc: KubeConfig, r: WatchedResource): () => Promise<Ku
   };
 }
 
-function typed(modelType: string, call: (q: { limit: number; _continue?: string }) => Promise<{ items: unknown[]; metadata?: Page['metadata'] }>): PageFn {
+function typed(
+  modelType: string,
+  call: (q: { limit: number; _continue?: string }) => Promise<{ items: unknown[]; metadata?: Page['metadata'] }>,
+): PageFn {
   return async (cont) => {
     const list = await call({ limit: PAGE_SIZE, _continue: cont });
     return {

@@ -6,7 +6,15 @@
 // informer's: a list replaces it wholesale, so a relist never leaves stale objects.
 import { KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { collectionPath, makeLister, resourceId, toKubeObject, type KubeList, type KubeObject, type WatchedResource } from './kubernetes-resources';
+import {
+  collectionPath,
+  makeLister,
+  resourceId,
+  toKubeObject,
+  type KubeList,
+  type KubeObject,
+  type WatchedResource,
+} from './kubernetes-resources';
 
 export interface WatchTiming {
   /** Server-side watch timeout; each watch asks for 1x..1.25x of it (spreads reconnects). */
@@ -42,7 +50,10 @@ interface WatchHooks {
 /** The client's Watch, asking for bookmarks and a server-side timeout, and reporting
  *  every event and every (re)connect to the supervisor. */
 class SupervisedWatch extends Watch {
-  constructor(kc: KubeConfig, private readonly hooks: WatchHooks) {
+  constructor(
+    kc: KubeConfig,
+    private readonly hooks: WatchHooks,
+  ) {
     super(kc);
   }
 
@@ -226,7 +237,10 @@ export class ResourceWatcher {
     const cap = Math.min(this.timing.backoffMaxMs, this.timing.backoffInitialMs * 2 ** (this.failures - 1));
     const delay = this.absent ? this.timing.absentRetryMs : Math.round(cap * (0.5 + Math.random() * 0.5));
     if (!this.absent) {
-      this.log.warn({ resource: this.id, err: String(err), retryMs: delay }, 'kubernetes source: informer stopped; restarting');
+      this.log.warn(
+        { resource: this.id, err: String(err), retryMs: delay },
+        'kubernetes source: informer stopped; restarting',
+      );
     }
     const gen = this.generation;
     this.retryTimer = setTimeout(() => {

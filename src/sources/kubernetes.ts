@@ -131,7 +131,9 @@ export class KubernetesSource implements SnapshotSource {
 /** Names a set of objects: every change gets a new resourceVersion from the apiserver,
  *  so the same state (a relist included) always hashes the same. */
 export function objectsVersion(objects: readonly KubeObject[]): string {
-  const ids = objects.map((o) => [o.apiVersion, o.kind, o.metadata.namespace ?? '', o.metadata.name, o.metadata.resourceVersion ?? ''].join('\0'));
+  const ids = objects.map((o) =>
+    [o.apiVersion, o.kind, o.metadata.namespace ?? '', o.metadata.name, o.metadata.resourceVersion ?? ''].join('\0'),
+  );
   return createHash('sha256').update(ids.sort().join('\n')).digest('hex');
 }
 

@@ -91,7 +91,13 @@ function firstContentLine(c: Chunk): number {
 }
 
 function syntaxError(file: string, line: number | undefined, message: string): ValidationError {
-  return { file, ...(line !== undefined && { line }), object: '<yaml document>', field: '', message: `parse YAML: ${message.split('\n')[0]}` };
+  return {
+    file,
+    ...(line !== undefined && { line }),
+    object: '<yaml document>',
+    field: '',
+    message: `parse YAML: ${message.split('\n')[0]}`,
+  };
 }
 
 function parseChunk(c: Chunk, file: string, out: ParsedFile): void {

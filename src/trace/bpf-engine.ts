@@ -41,7 +41,15 @@ const ECHO_ID = 1;
 // Maps a trace loads. Not nf_svc_cidrs (a trace targets the backend, no deferral) and
 // no pod entries in nf_local_addrs: each side is evaluated on its own, as the reference
 // does, so the destination hook must not re-run the source's deferred egress check.
-const TABLE_MAPS: PolicyMapName[] = ['nf_rules', 'nf_ports', 'nf_peer_cidr', 'nf_peer_ident', 'nf_ident_lpm', 'nf_ident_exact', 'nf_local_addrs'];
+const TABLE_MAPS: PolicyMapName[] = [
+  'nf_rules',
+  'nf_ports',
+  'nf_peer_cidr',
+  'nf_peer_ident',
+  'nf_ident_lpm',
+  'nf_ident_exact',
+  'nf_local_addrs',
+];
 
 interface Loaded {
   snapshot: Snapshot;
@@ -51,7 +59,9 @@ interface Loaded {
 }
 
 function endpointKey(ep: Endpoint, network: string | undefined): string {
-  return ep.kind === 'node' ? `host/${ep.node.name}` : `${network ? 'secondary' : 'pod'}/${ep.pod.namespace}/${ep.pod.name}/${network ?? ''}`;
+  return ep.kind === 'node'
+    ? `host/${ep.node.name}`
+    : `${network ? 'secondary' : 'pod'}/${ep.pod.namespace}/${ep.pod.name}/${network ?? ''}`;
 }
 
 function compiledKey(ep: CompiledEndpoint): string {
@@ -107,7 +117,9 @@ export class BpfEngine {
   /** Compile every node of `snapshot` and replace the engine's map contents. Returns compile errors. */
   load(snapshot: Snapshot): string[] {
     const errors: string[] = [];
-    const merged = new Map<PolicyMapName, Map<string, { key: Buffer; value: Buffer }>>(TABLE_MAPS.map((m) => [m, new Map()]));
+    const merged = new Map<PolicyMapName, Map<string, { key: Buffer; value: Buffer }>>(
+      TABLE_MAPS.map((m) => [m, new Map()]),
+    );
     const endpoints: Loaded['endpoints'] = new Map();
     const rules = new Map<string, CompiledRuleInfo>();
     for (const node of nodeNames(snapshot)) {
@@ -117,11 +129,13 @@ export class BpfEngine {
         for (const [hex, entry] of r.maps[map]) {
           if (map === 'nf_local_addrs' && decodeLocal(entry.value).kind !== NfLocalKind.NODE) continue;
           const prev = merged.get(map)!.get(hex);
-          if (prev && !prev.value.equals(entry.value)) throw new Error(`trace: ${map} entry ${hex} differs between node compiles`);
+          if (prev && !prev.value.equals(entry.value))
+            throw new Error(`trace: ${map} entry ${hex} differs between node compiles`);
           merged.get(map)!.set(hex, entry);
         }
       }
-      for (const ep of r.endpoints) endpoints.set(compiledKey(ep), { ep, value: r.maps.nf_endpoints.get(keyHex(encodeU32(ep.ifindex)))!.value });
+      for (const ep of r.endpoints)
+        endpoints.set(compiledKey(ep), { ep, value: r.maps.nf_endpoints.get(keyHex(encodeU32(ep.ifindex)))!.value });
       for (const info of r.rules) rules.set(`${info.table}/${info.index}`, info);
     }
     for (const [map, keys] of this.written) this.clear(map, keys);
@@ -129,7 +143,10 @@ export class BpfEngine {
     for (const [map, entries] of merged) {
       const fd = this.fd(map);
       for (const { key, value } of entries.values()) this.addon.mapUpdate(fd, key, value);
-      this.written.set(map, [...entries.values()].map((e) => e.key));
+      this.written.set(
+        map,
+        [...entries.values()].map((e) => e.key),
+      );
     }
     this.loaded = { snapshot, endpoints, rules };
     return errors;
@@ -142,7 +159,13 @@ export class BpfEngine {
     this.clear('nf_ct');
     this.clear('nf_rule_stats');
     if (ct) {
-      const val = { lastSeenNs: 0n, revision: decodeEndpoint(value).revision, rule: NF_CT_RULE_DEFAULT, flags: 0, expiresNs: 0n };
+      const val = {
+        lastSeenNs: 0n,
+        revision: decodeEndpoint(value).revision,
+        rule: NF_CT_RULE_DEFAULT,
+        flags: 0,
+        expiresNs: 0n,
+      };
       const e = encodeCt(ct.key, val);
       this.addon.mapUpdate(this.fd('nf_ct'), e.key, e.value);
     }
@@ -167,7 +190,9 @@ export class BpfEngine {
   evaluate(pkt: Packet): Verdict {
     if (!this.loaded) throw new Error('trace: no snapshot loaded');
     const s = this.loaded.snapshot;
-    const frame = pkt.related ? relatedFrame(pkt) : buildPacket({ src: pkt.src, dst: pkt.dst, protocol: pkt.protocol, sport: SOURCE_PORT, dport: pkt.dstPort });
+    const frame = pkt.related
+      ? relatedFrame(pkt)
+      : buildPacket({ src: pkt.src, dst: pkt.dst, protocol: pkt.protocol, sport: SOURCE_PORT, dport: pkt.dstPort });
     const src = endpointByIp(s, pkt.src, pkt.network);
     const dst = endpointByIp(s, pkt.dst, pkt.network);
     // Traffic of an endpoint to itself never leaves its namespace: no hook sees it.
@@ -190,8 +215,17 @@ export class BpfEngine {
 /** An ICMP/ICMPv6 error from pkt.src to pkt.dst (fragmentation needed / packet too big)
  *  quoting a TCP segment pkt.dst sent to pkt.src. */
 function relatedFrame(pkt: Packet): Buffer {
-  const quoted = buildPacket({ src: pkt.dst, dst: pkt.src, protocol: 'TCP', sport: SOURCE_PORT, dport: RELATED_PORT }).subarray(14);
-  const l4 = pkt.protocol === 'ICMP' ? { proto: 'icmp' as const, type: 3, code: 4, seq: 1400 } : { proto: 'icmpv6' as const, type: 2, code: 0, seq: 1400 };
+  const quoted = buildPacket({
+    src: pkt.dst,
+    dst: pkt.src,
+    protocol: 'TCP',
+    sport: SOURCE_PORT,
+    dport: RELATED_PORT,
+  }).subarray(14);
+  const l4 =
+    pkt.protocol === 'ICMP'
+      ? { proto: 'icmp' as const, type: 3, code: 4, seq: 1400 }
+      : { proto: 'icmpv6' as const, type: 2, code: 0, seq: 1400 };
   return packet({ src: pkt.src, dst: pkt.dst, l4, payload: Buffer.from(quoted) });
 }
 
@@ -201,11 +235,22 @@ function conntrackOf(pkt: Packet, epId: number, leaving: boolean): { key: CtKey;
   const dir = leaving ? NfDir.EGRESS : NfDir.INGRESS;
   if (pkt.related) {
     // the quoted segment went pkt.dst -> pkt.src: that flow, seen from this side
-    const key = { epId, dir: dir ^ 1, proto: PROTO_NUMBER.TCP, saddr: pkt.dst, daddr: pkt.src, sport: SOURCE_PORT, dport: RELATED_PORT };
+    const key = {
+      epId,
+      dir: dir ^ 1,
+      proto: PROTO_NUMBER.TCP,
+      saddr: pkt.dst,
+      daddr: pkt.src,
+      sport: SOURCE_PORT,
+      dport: RELATED_PORT,
+    };
     return { key, rule: RELATED_RULE };
   }
   if (!pkt.established) return undefined;
   const icmp = pkt.protocol === 'ICMP' || pkt.protocol === 'ICMPv6';
   const ports = icmp ? { sport: ECHO_ID, dport: 0 } : { sport: SOURCE_PORT, dport: pkt.dstPort };
-  return { key: { epId, dir, proto: PROTO_NUMBER[pkt.protocol], saddr: pkt.src, daddr: pkt.dst, ...ports }, rule: ESTABLISHED_RULE };
+  return {
+    key: { epId, dir, proto: PROTO_NUMBER[pkt.protocol], saddr: pkt.src, daddr: pkt.dst, ...ports },
+    rule: ESTABLISHED_RULE,
+  };
 }

@@ -29,7 +29,14 @@ export function synthesizeEndpoints(s: Snapshot, nodeName: string): DiscoveredEn
     const name = `${p.namespace}/${p.name}`;
     all.push({ ifname: ifname(name), ifindex: 0, kind: 'pod', pod: name, node: p.nodeName! });
     for (const n of p.networks) {
-      all.push({ ifname: ifname(`${name}/${n.network}`), ifindex: 0, kind: 'secondary', pod: name, network: n.network, node: p.nodeName! });
+      all.push({
+        ifname: ifname(`${name}/${n.network}`),
+        ifindex: 0,
+        kind: 'secondary',
+        pod: name,
+        network: n.network,
+        node: p.nodeName!,
+      });
     }
   }
   return all

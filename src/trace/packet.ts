@@ -133,8 +133,7 @@ function l4Segment(src: string, dst: string, l4: L4, payload: Buffer): Buffer {
       h.writeUInt16BE(l4.id ?? 0, 4);
       h.writeUInt16BE(l4.seq ?? 0, 6);
       const seg = Buffer.concat([h, payload]);
-      const sum =
-        l4.proto === 'icmp' ? inetChecksum(seg) : inetChecksum(pseudoHeader(src, dst, 58, seg.length), seg);
+      const sum = l4.proto === 'icmp' ? inetChecksum(seg) : inetChecksum(pseudoHeader(src, dst, 58, seg.length), seg);
       seg.writeUInt16BE(sum, 2);
       return seg;
     }

@@ -54,5 +54,7 @@ export function matrixPairs(s: Snapshot, family: Family, network?: string): Matr
     })
     .filter((p): p is { name: string; ip: string } => p.ip !== undefined)
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return pods.flatMap((a) => pods.filter((b) => b !== a).map((b) => ({ from: a.name, to: b.name, src: a.ip, dst: b.ip })));
+  return pods.flatMap((a) =>
+    pods.filter((b) => b !== a).map((b) => ({ from: a.name, to: b.name, src: a.ip, dst: b.ip })),
+  );
 }

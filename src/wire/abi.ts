@@ -29,9 +29,25 @@ export const NfAction = { NONE: 0, ALLOW: 1, DENY: 2, PASS: 3 } as const;
 /** enum nf_tier */
 export const NfTier = { SYSTEM: 0, ADMIN: 1, NETPOL: 2, BASELINE: 3, DEFAULT: 4 } as const;
 /** enum nf_ep_flag */
-export const NfEpFlag = { POD: 1 << 0, HOST: 1 << 1, TUNNEL: 1 << 2, SECONDARY: 1 << 3, KEEP_ESTABLISHED: 1 << 4, SRC_CHECK: 1 << 5, SVC_CIDRS: 1 << 6, LOCAL_DELIVERY: 1 << 7 } as const;
+export const NfEpFlag = {
+  POD: 1 << 0,
+  HOST: 1 << 1,
+  TUNNEL: 1 << 2,
+  SECONDARY: 1 << 3,
+  KEEP_ESTABLISHED: 1 << 4,
+  SRC_CHECK: 1 << 5,
+  SVC_CIDRS: 1 << 6,
+  LOCAL_DELIVERY: 1 << 7,
+} as const;
 /** enum nf_ct_flag */
-export const NfCtFlag = { DEFERRED: 1 << 0, SEEN_REPLY: 1 << 1, NO_TUNNEL: 1 << 2, FIN_FWD: 1 << 3, FIN_REPLY: 1 << 4, CLOSING: 1 << 5 } as const;
+export const NfCtFlag = {
+  DEFERRED: 1 << 0,
+  SEEN_REPLY: 1 << 1,
+  NO_TUNNEL: 1 << 2,
+  FIN_FWD: 1 << 3,
+  FIN_REPLY: 1 << 4,
+  CLOSING: 1 << 5,
+} as const;
 /** enum nf_ct_orig */
 export const NfCtOrig = { EGRESS: 1 << 0, SRC_HI: 1 << 1 } as const;
 /** enum nf_local_kind */
@@ -39,7 +55,12 @@ export const NfLocalKind = { POD: 1, NODE: 2 } as const;
 /** enum nf_ep_verdict */
 export const NfEpVerdict = { ALLOWED: 0, DENIED: 1 } as const;
 /** enum nf_cfg_flag */
-export const NfCfgFlag = { TUNNEL_FWMARK: 1 << 0, TUNNEL_DIRECT: 1 << 1, TUNNEL_OFF4: 1 << 2, TUNNEL_OFF6: 1 << 3 } as const;
+export const NfCfgFlag = {
+  TUNNEL_FWMARK: 1 << 0,
+  TUNNEL_DIRECT: 1 << 1,
+  TUNNEL_OFF4: 1 << 2,
+  TUNNEL_OFF6: 1 << 3,
+} as const;
 /** enum nf_reason */
 export const NfReason = {
   NONE: 0,

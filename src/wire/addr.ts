@@ -66,7 +66,9 @@ export function mappedPrefix(c: Cidr): MappedPrefix {
 /** The inverse of mappedPrefix: a prefix inside ::ffff:0:0/96 is IPv4. */
 export function unmappedCidr(p: MappedPrefix): Cidr {
   const ip = bytesIp(p.addr);
-  return ip.family === 4 && p.bits >= V4_MAPPED_BITS ? { ...ip, prefix: p.bits - V4_MAPPED_BITS } : { family: 6, value: bytesValue(p.addr), prefix: p.bits };
+  return ip.family === 4 && p.bits >= V4_MAPPED_BITS
+    ? { ...ip, prefix: p.bits - V4_MAPPED_BITS }
+    : { family: 6, value: bytesValue(p.addr), prefix: p.bits };
 }
 
 const K = LAYOUT.nf_addr_lpm_key.fields;

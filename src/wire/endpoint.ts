@@ -25,8 +25,12 @@ const TABLE = { ingress: F.table + 4 * NfDir.INGRESS, egress: F.table + 4 * NfDi
 const CHUNKS = { ingress: F.chunks + NfDir.INGRESS, egress: F.chunks + NfDir.EGRESS };
 
 function checkChunks(e: Endpoint): void {
-  for (const [field, n] of [['ingressChunks', e.ingressChunks], ['egressChunks', e.egressChunks]] as const) {
-    if (!Number.isInteger(n) || n < 0 || n > NF_MAX_CHUNKS) throw new Error(`encode nf_endpoint.${field}: ${n} out of range 0..${NF_MAX_CHUNKS}`);
+  for (const [field, n] of [
+    ['ingressChunks', e.ingressChunks],
+    ['egressChunks', e.egressChunks],
+  ] as const) {
+    if (!Number.isInteger(n) || n < 0 || n > NF_MAX_CHUNKS)
+      throw new Error(`encode nf_endpoint.${field}: ${n} out of range 0..${NF_MAX_CHUNKS}`);
   }
 }
 

@@ -15,7 +15,8 @@ const ZERO_MAC = '00:00:00:00:00:00';
 
 function encodeMac(mac: string, b: Buffer, off: number): void {
   const bytes = mac.split(':');
-  if (bytes.length !== MAC_BYTES || bytes.some((x) => !/^[0-9a-fA-F]{2}$/.test(x))) throw new Error(`encode MAC "${mac}": not six hex bytes`);
+  if (bytes.length !== MAC_BYTES || bytes.some((x) => !/^[0-9a-fA-F]{2}$/.test(x)))
+    throw new Error(`encode MAC "${mac}": not six hex bytes`);
   bytes.forEach((x, i) => (b[off + i] = parseInt(x, 16)));
 }
 

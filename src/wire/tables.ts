@@ -57,7 +57,10 @@ export function encodeCidrKey(table: number, cidr: string, chunk = 0): Buffer {
 
 export function decodeCidrKey(b: Buffer): { table: number; chunk: number; cidr: Cidr } {
   checkSize('nf_cidr_key', b);
-  const cidr = unmappedCidr({ addr: b.subarray(CK.addr, CK.addr + ADDR_BYTES), bits: r32(b, CK.prefixlen) - TABLE_BITS });
+  const cidr = unmappedCidr({
+    addr: b.subarray(CK.addr, CK.addr + ADDR_BYTES),
+    bits: r32(b, CK.prefixlen) - TABLE_BITS,
+  });
   return { ...splitKeyTable(b.readUInt32BE(CK.table)), cidr };
 }
 
@@ -141,5 +144,11 @@ export function encodeRule(r: RuleValue): Buffer {
 
 export function decodeRule(b: Buffer): RuleValue {
   checkSize('nf_rule', b);
-  return { action: b[R.action], tier: b[R.tier], tierEnd: r16(b, R.tier_end), policyId: r32(b, R.policy_id), ruleId: r32(b, R.rule_id) };
+  return {
+    action: b[R.action],
+    tier: b[R.tier],
+    tierEnd: r16(b, R.tier_end),
+    policyId: r32(b, R.policy_id),
+    ruleId: r32(b, R.rule_id),
+  };
 }

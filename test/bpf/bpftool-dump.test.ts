@@ -17,7 +17,9 @@ interface DumpEntry<V> {
 
 /** With BTF, each JSON record carries the raw bytes and a `formatted` decoded copy. */
 function dump<V>(pin: string): DumpEntry<V>[] {
-  const raw = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'dump', 'pinned', pin], { encoding: 'utf8' })) as { formatted?: DumpEntry<V> }[];
+  const raw = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'dump', 'pinned', pin], { encoding: 'utf8' })) as {
+    formatted?: DumpEntry<V>;
+  }[];
   return raw.map((r) => {
     if (!r.formatted) throw new Error(`dump ${pin}: no BTF-decoded record`);
     return r.formatted;
@@ -37,19 +39,42 @@ test('bpftool map dump pinned prints decoded endpoint and rule structs', (t) => 
       if (!m) throw new Error(`map ${name} missing`);
       return m.fd;
     };
-    native.mapUpdate(fd('nf_endpoints'), encodeU32(7), encodeEndpoint({ id: 42, ingressTable: 3, egressTable: 9, ingressChunks: 1, egressChunks: 2, flags: NfEpFlag.POD, revision: 5 }));
-    native.mapUpdate(fd('nf_rules'), encodeRuleKey(3, 1), encodeRule({ action: NfAction.DENY, tier: NfTier.ADMIN, tierEnd: 4, policyId: 11, ruleId: 2 }));
+    native.mapUpdate(
+      fd('nf_endpoints'),
+      encodeU32(7),
+      encodeEndpoint({
+        id: 42,
+        ingressTable: 3,
+        egressTable: 9,
+        ingressChunks: 1,
+        egressChunks: 2,
+        flags: NfEpFlag.POD,
+        revision: 5,
+      }),
+    );
+    native.mapUpdate(
+      fd('nf_rules'),
+      encodeRuleKey(3, 1),
+      encodeRule({ action: NfAction.DENY, tier: NfTier.ADMIN, tierEnd: 4, policyId: 11, ruleId: 2 }),
+    );
   } finally {
     obj.close();
   }
 
-  const eps = dump<{ id: number; table: number[]; chunks: number[]; flags: number; revision: number }>(`${root}/nf_endpoints`);
-  t.deepEqual(eps.map((e) => e.key), [7]);
+  const eps = dump<{ id: number; table: number[]; chunks: number[]; flags: number; revision: number }>(
+    `${root}/nf_endpoints`,
+  );
+  t.deepEqual(
+    eps.map((e) => e.key),
+    [7],
+  );
   t.like(eps[0].value, { id: 42, flags: NfEpFlag.POD, revision: 5 });
   t.deepEqual(eps[0].value.table, [3, 9], 'table[] is indexed by direction: ingress, egress');
   t.deepEqual(eps[0].value.chunks, [1, 2], 'chunks[] too');
 
-  const rules = dump<{ action: number; tier: number; tier_end: number; policy_id: number; rule_id: number }>(`${root}/nf_rules`);
+  const rules = dump<{ action: number; tier: number; tier_end: number; policy_id: number; rule_id: number }>(
+    `${root}/nf_rules`,
+  );
   t.deepEqual(rules[0].key, { table: 3, index: 1 });
   t.like(rules[0].value, { action: NfAction.DENY, tier: NfTier.ADMIN, tier_end: 4, policy_id: 11, rule_id: 2 });
 });

@@ -53,7 +53,11 @@ function btfTypes(obj: string): BtfType[] {
 }
 
 function btfStructs(obj: string): Map<string, BtfType> {
-  return new Map(btfTypes(obj).filter((t) => t.kind === 'STRUCT' && t.name).map((t) => [t.name!, t]));
+  return new Map(
+    btfTypes(obj)
+      .filter((t) => t.kind === 'STRUCT' && t.name)
+      .map((t) => [t.name!, t]),
+  );
 }
 
 /** Each enum of abi.ts: its C enum and the prefix of the C constants. */
@@ -75,7 +79,11 @@ const header = readFileSync(path.join(root, 'bpf/include/netfence.h'), 'utf8');
 buildObjects();
 const types = btfTypes(objectPath('netfence'));
 const structs = new Map(types.filter((t) => t.kind === 'STRUCT' && t.name).map((t) => [t.name!, t]));
-const enums = new Map(types.filter((t) => t.kind === 'ENUM' && t.name).map((t) => [t.name!, Object.fromEntries((t.values ?? []).map((v) => [v.name, v.val]))]));
+const enums = new Map(
+  types
+    .filter((t) => t.kind === 'ENUM' && t.name)
+    .map((t) => [t.name!, Object.fromEntries((t.values ?? []).map((v) => [v.name, v.val]))]),
+);
 
 for (const name of Object.keys(LAYOUT) as StructName[]) {
   test(`struct ${name}: size and field offsets match wire/layout.ts`, (t) => {
@@ -98,7 +106,11 @@ for (const [cName, prefix, values, flags] of ENUMS) {
     const btf = enums.get(cName);
     if (!btf) return t.fail(`enum ${cName} missing from the object's BTF (pin it in btf_pins.h)`);
     t.deepEqual(btf, Object.fromEntries(Object.entries(values).map(([k, v]) => [prefix + k, v])));
-    if (flags) t.true(Object.values(values).every((v, i, all) => v > 0 && (v & (v - 1)) === 0 && all.indexOf(v) === i), 'distinct single bits');
+    if (flags)
+      t.true(
+        Object.values(values).every((v, i, all) => v > 0 && (v & (v - 1)) === 0 && all.indexOf(v) === i),
+        'distinct single bits',
+      );
   });
 }
 

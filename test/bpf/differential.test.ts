@@ -15,7 +15,9 @@ const PACKETS = 12;
 
 test('bpf engine and reference agree on random snapshots and packets', (t) => {
   const engine = BpfEngine.open(native, objectPath('netfence'));
-  const seeds = process.env.DIFF_SEED ? [Number(process.env.DIFF_SEED)] : Array.from({ length: SNAPSHOTS }, (_, i) => i + 1);
+  const seeds = process.env.DIFF_SEED
+    ? [Number(process.env.DIFF_SEED)]
+    : Array.from({ length: SNAPSHOTS }, (_, i) => i + 1);
   let probes = 0;
   let denies = 0;
   const tracked = { established: 0, related: 0 };
@@ -54,7 +56,12 @@ test('bpf engine and reference agree on random snapshots and packets', (t) => {
   // The generator must exercise both outcomes, or agreement proves little.
   t.true(denies > probes / 20, `${denies} denies of ${probes} probes`);
   t.true(probes - denies > probes / 5, `${probes - denies} allows of ${probes} probes`);
-  t.true(tracked.established > probes / 20 && tracked.related > probes / 100, `conntrack state: ${JSON.stringify(tracked)}`);
+  t.true(
+    tracked.established > probes / 20 && tracked.related > probes / 100,
+    `conntrack state: ${JSON.stringify(tracked)}`,
+  );
   if (!process.env.DIFF_SEED) t.true(bulk > probes / 20, `${bulk} probes on clusters with hundreds of rules`);
-  t.log(`${seeds.length} snapshots, ${probes} probes, ${denies} denied, ${tracked.established} established, ${tracked.related} related, ${bulk} on clusters with hundreds of rules`);
+  t.log(
+    `${seeds.length} snapshots, ${probes} probes, ${denies} denied, ${tracked.established} established, ${tracked.related} related, ${bulk} on clusters with hundreds of rules`,
+  );
 });

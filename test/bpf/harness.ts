@@ -25,7 +25,6 @@ import type { Tier } from '../../src/model/rules';
 import type { BpfObjectHandle, MapInfo } from '../../src/datapath/native-api';
 import { objectPath } from './objects';
 
-
 export const TC_ACT_OK = 0;
 export const TC_ACT_SHOT = 2;
 export const TC_ACT_REDIRECT = 7;
@@ -65,7 +64,7 @@ interface Prefix {
 function prefixContains(outer: Prefix, inner: Prefix): boolean {
   if (outer.len > inner.len) return false;
   for (let bit = 0; bit < outer.len; bit++) {
-    const m = 0x80 >> bit % 8;
+    const m = 0x80 >> (bit % 8);
     if ((outer.bytes[bit >> 3] & m) !== (inner.bytes[bit >> 3] & m)) return false;
   }
   return true;
@@ -88,7 +87,8 @@ function portPrefixes(p: TestPort | null): { proto?: number; port?: number; port
 }
 
 /** An endpoint whose chunk counts may be left to Classifier.endpoint(). */
-export type TestEndpoint = Omit<Endpoint, 'ingressChunks' | 'egressChunks'> & Partial<Pick<Endpoint, 'ingressChunks' | 'egressChunks'>>;
+export type TestEndpoint = Omit<Endpoint, 'ingressChunks' | 'egressChunks'> &
+  Partial<Pick<Endpoint, 'ingressChunks' | 'egressChunks'>>;
 
 export interface RunResult {
   verdict: number;
@@ -113,17 +113,20 @@ export class Classifier {
 
   constructor(objectName: 'netfence' | 'prefilter' = 'netfence') {
     this.obj = native.openObject(objectPath(objectName), {
-      maxEntries: objectName === 'prefilter' ? {} : {
-        nf_ct: 4096,
-        nf_rule_stats: 4096,
-        nf_ident_exact: 1024,
-        nf_peer_ident: 1024,
-        nf_rules: 4096,
-        nf_ratelimit: 256,
-        nf_endpoints: 256,
-        nf_local_addrs: 256,
-        nf_ep_stats: 1024,
-      },
+      maxEntries:
+        objectName === 'prefilter'
+          ? {}
+          : {
+              nf_ct: 4096,
+              nf_rule_stats: 4096,
+              nf_ident_exact: 1024,
+              nf_peer_ident: 1024,
+              nf_rules: 4096,
+              nf_ratelimit: 256,
+              nf_endpoints: 256,
+              nf_local_addrs: 256,
+              nf_ep_stats: 1024,
+            },
     });
     this.maps = new Map(this.obj.maps().map((m) => [m.name, m]));
     this.progs = new Map(this.obj.programs().map((p) => [p.name, p.fd]));
@@ -220,19 +223,30 @@ export class Classifier {
    *  NF_CHUNK_RULES rules it spans chunks: each chunk's bitmaps cover its own rules. */
   table(table: number, rules: TestRule[]): void {
     rules.forEach((r, i) => {
-      if (i > 0 && TIER[r.tier] < TIER[rules[i - 1].tier]) throw new Error(`build table ${table}: rule ${i} tier goes backwards`);
+      if (i > 0 && TIER[r.tier] < TIER[rules[i - 1].tier])
+        throw new Error(`build table ${table}: rule ${i} tier goes backwards`);
       let end = i + 1;
       while (end < rules.length && rules[end].tier === r.tier) end++;
       this.put(
         'nf_rules',
         encodeRuleKey(table, i),
-        encodeRule({ action: ACTION[r.action], tier: TIER[r.tier], tierEnd: end, policyId: r.policyId ?? 100 + i, ruleId: r.ruleId ?? i }),
+        encodeRule({
+          action: ACTION[r.action],
+          tier: TIER[r.tier],
+          tierEnd: end,
+          policyId: r.policyId ?? 100 + i,
+          ruleId: r.ruleId ?? i,
+        }),
       );
     });
     const chunks = chunkCount(rules.length);
     for (let chunk = 0; chunk < chunks; chunk++) {
       const first = chunk * NF_CHUNK_RULES;
-      this.chunk(table, chunk, rules.slice(first, first + NF_CHUNK_RULES).map((rule, i) => ({ rule, index: first + i })));
+      this.chunk(
+        table,
+        chunk,
+        rules.slice(first, first + NF_CHUNK_RULES).map((rule, i) => ({ rule, index: first + i })),
+      );
     }
     this.tableChunks.set(table, chunks);
   }
@@ -248,7 +262,8 @@ export class Classifier {
       }
       for (const p of r.ports ?? [null]) ports.push(...portPrefixes(p));
     }
-    for (const [id, idx] of identBits) this.put('nf_peer_ident', encodePeerIdentKey(table, id, chunk), bitmapFrom(idx, chunk));
+    for (const [id, idx] of identBits)
+      this.put('nf_peer_ident', encodePeerIdentKey(table, id, chunk), bitmapFrom(idx, chunk));
 
     const cidrRules = (prefix: Prefix): number[] =>
       rules.flatMap(({ rule: r, index }) =>
@@ -261,11 +276,15 @@ export class Classifier {
           ? [index]
           : [],
       );
-    for (const c of cidrs) this.put('nf_peer_cidr', encodeCidrKey(table, c.cidr, chunk), bitmapFrom(cidrRules(c.prefix), chunk));
+    for (const c of cidrs)
+      this.put('nf_peer_cidr', encodeCidrKey(table, c.cidr, chunk), bitmapFrom(cidrRules(c.prefix), chunk));
 
     const portRules = (prefix: Prefix): number[] =>
-      rules.flatMap(({ rule: r, index }) => ((r.ports ?? [null]).some((p) => portPrefixes(p).some((q) => prefixContains(q.prefix, prefix))) ? [index] : []));
-    for (const p of ports) this.put('nf_ports', encodePortKey({ table, chunk, ...p }), bitmapFrom(portRules(p.prefix), chunk));
+      rules.flatMap(({ rule: r, index }) =>
+        (r.ports ?? [null]).some((p) => portPrefixes(p).some((q) => prefixContains(q.prefix, prefix))) ? [index] : [],
+      );
+    for (const p of ports)
+      this.put('nf_ports', encodePortKey({ table, chunk, ...p }), bitmapFrom(portRules(p.prefix), chunk));
   }
 
   /** Run a frame through nf_tc_ingress / nf_tc_egress (skb on loopback, ifindex 1). */

@@ -18,8 +18,14 @@ const cnp = (name: string, spec: string) =>
 
 const STATE = [
   BASE,
-  cnp('base-pass', '  tier: Baseline\n  priority: 1\n  subject: { namespaces: {} }\n  ingress: [{ action: Pass, from: [{ namespaces: { matchLabels: { team: b } } }] }]\n'),
-  cnp('base-deny', '  tier: Baseline\n  priority: 2\n  subject: { namespaces: {} }\n  ingress: [{ action: Deny, from: [{ namespaces: {} }] }]\n'),
+  cnp(
+    'base-pass',
+    '  tier: Baseline\n  priority: 1\n  subject: { namespaces: {} }\n  ingress: [{ action: Pass, from: [{ namespaces: { matchLabels: { team: b } } }] }]\n',
+  ),
+  cnp(
+    'base-deny',
+    '  tier: Baseline\n  priority: 2\n  subject: { namespaces: {} }\n  ingress: [{ action: Deny, from: [{ namespaces: {} }] }]\n',
+  ),
   cnp(
     'unsupported',
     `  tier: Admin
@@ -52,13 +58,28 @@ test('baseline Pass, fail-closed ClusterNetworkPolicy rules and policyTypes []: 
       for (const p of matrixPairs(s, 4)) {
         const pkt = { src: p.src, dst: p.dst, ...probe, dstPort: probe.port };
         const [got, want] = [engine.evaluate(pkt), evaluate(s, pkt)];
-        t.is(JSON.stringify({ e: got.egress, i: got.ingress }), JSON.stringify({ e: want.egress, i: want.ingress }), `${p.from}>${p.to} ${probe.port}/${probe.protocol}`);
-        verdicts.set(`${p.from}>${p.to} ${probe.port}`, `${want.verdict} ${want.egress.rule ?? ''}|${want.ingress.policy ?? want.ingress.tier}`);
+        t.is(
+          JSON.stringify({ e: got.egress, i: got.ingress }),
+          JSON.stringify({ e: want.egress, i: want.ingress }),
+          `${p.from}>${p.to} ${probe.port}/${probe.protocol}`,
+        );
+        verdicts.set(
+          `${p.from}>${p.to} ${probe.port}`,
+          `${want.verdict} ${want.egress.rule ?? ''}|${want.ingress.policy ?? want.ingress.tier}`,
+        );
       }
     }
     // The cases mean what they say (the reference's reading, which the program matched).
-    t.is(verdicts.get('a/p1>b/p1 8080'), 'deny egress[0] no-web|ClusterNetworkPolicy base-deny', 'the Deny failed closed: every peer on 8080');
-    t.is(verdicts.get('a/p1>b/p1 53'), 'deny |ClusterNetworkPolicy base-deny', 'not its port; team a is not passed in baseline');
+    t.is(
+      verdicts.get('a/p1>b/p1 8080'),
+      'deny egress[0] no-web|ClusterNetworkPolicy base-deny',
+      'the Deny failed closed: every peer on 8080',
+    );
+    t.is(
+      verdicts.get('a/p1>b/p1 53'),
+      'deny |ClusterNetworkPolicy base-deny',
+      'not its port; team a is not passed in baseline',
+    );
     t.is(verdicts.get('b/p2>b/p1 8080'), 'allow |default', 'baseline Pass ends at the default allow, before base-deny');
     t.is(verdicts.get('b/p1>a/p1 53'), 'allow |default', 'the Accept with an unsupported peer matches nothing; passed');
     t.is(verdicts.get('b/p1>b/p2 53'), 'deny |netpol', 'policyTypes [] isolates b/p2 ingress');

@@ -79,7 +79,10 @@ test.before(async () => {
     for (const { key, value } of content.values()) native.mapUpdate(mapFd(dp, map), key, value);
   }
   updateConfig(native, dp, { eventsPerSec: 100 });
-  await writeNamesFile(namesFile, namesFromCompile(compiled, snapshot, { bpffsRoot: root, node: 'node-1', generation: 7 }));
+  await writeNamesFile(
+    namesFile,
+    namesFromCompile(compiled, snapshot, { bpffsRoot: root, node: 'node-1', generation: 7 }),
+  );
 });
 
 test.after.always(() => {
@@ -100,7 +103,15 @@ test('the names file round-trips and lives under /run/netfence/<root hash>/', (t
 });
 
 test('inspect decodes endpoints, tables, rules and identities with names', async (t) => {
-  const { stdout } = await run(process.execPath, [cli, 'inspect', '--json', '--bpffs-root', root, '--names', namesFile]);
+  const { stdout } = await run(process.execPath, [
+    cli,
+    'inspect',
+    '--json',
+    '--bpffs-root',
+    root,
+    '--names',
+    namesFile,
+  ]);
   const r = JSON.parse(stdout) as InspectReport;
   t.is(r.names?.generation, 7);
   const ep = r.endpoints.find((e) => e.ifindex === 1)!;
@@ -116,17 +127,27 @@ test('inspect decodes endpoints, tables, rules and identities with names', async
   const clientIdent = r.identities.find((i) => i.match === '10.244.1.20')!;
   t.true(allow.identities.some((i) => i.id === clientIdent.id));
   t.false(allow.identities.some((i) => i.id === r.identities.find((x) => x.match === '10.244.1.30')?.id));
-  t.true(table.rules.some((x) => x.action === 'deny' && x.index > allow.index), 'isolation deny after the allow');
+  t.true(
+    table.rules.some((x) => x.action === 'deny' && x.index > allow.index),
+    'isolation deny after the allow',
+  );
   t.is(r.config?.eventsPerSec, 100);
 
   // shop/big: 301 rules (no Node object: no node-local rule) in 2 chunks; the rules of chunk 1 get their peers and ports by global index
   const big = r.endpoints.find((e) => e.ifindex === 2)!;
   t.like(big, { pod: 'shop/big', ingressChunks: 2, egressChunks: 0 });
   const bigRules = r.tables.find((x) => x.table === big.ingressTable)!.rules;
-  t.deepEqual(bigRules.map((x) => x.index), Array.from({ length: 301 }, (_, i) => i));
+  t.deepEqual(
+    bigRules.map((x) => x.index),
+    Array.from({ length: 301 }, (_, i) => i),
+  );
   for (const rule of [bigRules[0], bigRules[255], bigRules[256], bigRules[299]]) {
     const i = Number(/^NetworkPolicy shop\/big(\d+)$/.exec(rule.policy ?? '')?.[1]);
-    t.like(rule, { action: 'allow', cidrs: [manyPolicyCidr(i)], ports: [`TCP/${1000 + i}`] }, `rule ${rule.index}: ${rule.policy}`);
+    t.like(
+      rule,
+      { action: 'allow', cidrs: [manyPolicyCidr(i)], ports: [`TCP/${1000 + i}`] },
+      `rule ${rule.index}: ${rule.policy}`,
+    );
   }
   // the isolation deny is in the bitmap of every prefix of its chunk's trie, and only of those
   const chunk1 = bigRules.slice(256, 300).flatMap((x) => x.cidrs);

@@ -29,12 +29,16 @@ function pod(id: number, over: Partial<TestEndpoint> = {}): TestEndpoint {
 /** Pods A (under the hook) and B, both local-delivery veths; B isolated for ingress by
  *  table 7: TCP 80 allowed, the rest denied (isolation). */
 function setup(): void {
-  for (const ip of Object.values(A)) k.local(ip, A_IF, NfLocalKind.POD, { podMac: '02:00:00:00:0a:01', hostMac: '02:00:00:00:0a:02' });
+  for (const ip of Object.values(A))
+    k.local(ip, A_IF, NfLocalKind.POD, { podMac: '02:00:00:00:0a:01', hostMac: '02:00:00:00:0a:02' });
   for (const ip of Object.values(B)) k.local(ip, B_IF, NfLocalKind.POD, B_MACS);
   k.svcCidr('10.96.0.0/12');
   k.endpoint(A_IF, pod(100), NfEpFlag.SVC_CIDRS);
   k.endpoint(B_IF, pod(200, { ingressTable: 7 }), NfEpFlag.SVC_CIDRS);
-  k.table(7, [{ action: 'allow', tier: 'netpol', peers: ANY, ports: [{ proto: IPPROTO.TCP, port: 80 }] }, { action: 'deny', tier: 'netpol', peers: ANY }]);
+  k.table(7, [
+    { action: 'allow', tier: 'netpol', peers: ANY, ports: [{ proto: IPPROTO.TCP, port: 80 }] },
+    { action: 'deny', tier: 'netpol', peers: ANY },
+  ]);
 }
 
 /** A frame addressed to the node (loopback's all-zero MAC: PACKET_HOST). */
@@ -54,26 +58,29 @@ function ipv4ChecksumOk(frame: Buffer): boolean {
 let port = 30000;
 const tcp = (dport: number) => ({ proto: 'tcp' as const, sport: ++port, dport });
 
-test.serial('allowed by both pods: routed (MACs, TTL, checksum) and redirected, the destination\'s flow tracked', (t) => {
-  setup();
-  for (const fam of ['v4', 'v6'] as const) {
-    const l4 = tcp(80);
-    const r = k.runFrame('ingress', toNode({ src: A[fam], dst: B[fam], l4 }));
-    t.is(r.verdict, TC_ACT_REDIRECT, `${fam}: redirected`);
-    t.is(decodeMac(r.frame, 0), B_MACS.podMac, `${fam}: to the pod's MAC`);
-    t.is(decodeMac(r.frame, 6), B_MACS.hostMac, `${fam}: from its host veth`);
-    if (fam === 'v4') {
-      t.is(r.frame[14 + 8], 63, 'TTL - 1');
-      t.true(ipv4ChecksumOk(r.frame), 'header checksum still right');
-    } else {
-      t.is(r.frame[14 + 7], 63, 'hop limit - 1');
+test.serial(
+  "allowed by both pods: routed (MACs, TTL, checksum) and redirected, the destination's flow tracked",
+  (t) => {
+    setup();
+    for (const fam of ['v4', 'v6'] as const) {
+      const l4 = tcp(80);
+      const r = k.runFrame('ingress', toNode({ src: A[fam], dst: B[fam], l4 }));
+      t.is(r.verdict, TC_ACT_REDIRECT, `${fam}: redirected`);
+      t.is(decodeMac(r.frame, 0), B_MACS.podMac, `${fam}: to the pod's MAC`);
+      t.is(decodeMac(r.frame, 6), B_MACS.hostMac, `${fam}: from its host veth`);
+      if (fam === 'v4') {
+        t.is(r.frame[14 + 8], 63, 'TTL - 1');
+        t.true(ipv4ChecksumOk(r.frame), 'header checksum still right');
+      } else {
+        t.is(r.frame[14 + 7], 63, 'hop limit - 1');
+      }
+      const entry = k.conntrack().find((e) => e.key.sport === l4.sport);
+      t.like(entry?.key, { epId: 200, dir: NfDir.INGRESS, dport: 80 }, `${fam}: B's entry`);
     }
-    const entry = k.conntrack().find((e) => e.key.sport === l4.sport);
-    t.like(entry?.key, { epId: 200, dir: NfDir.INGRESS, dport: 80 }, `${fam}: B's entry`);
-  }
-  t.is(k.epStats(200, NfDir.INGRESS, NfEpVerdict.ALLOWED).packets, 2n, 'counted for B, ingress');
-  t.is(k.epStats(100, NfDir.EGRESS, NfEpVerdict.ALLOWED).packets, 2n, 'and for A, egress');
-});
+    t.is(k.epStats(200, NfDir.INGRESS, NfEpVerdict.ALLOWED).packets, 2n, 'counted for B, ingress');
+    t.is(k.epStats(100, NfDir.EGRESS, NfEpVerdict.ALLOWED).packets, 2n, 'and for A, egress');
+  },
+);
 
 test.serial('denied by the destination pod: dropped at the source hook, attributed to the destination', async (t) => {
   setup();
@@ -86,45 +93,59 @@ test.serial('denied by the destination pod: dropped at the source hook, attribut
   t.is(k.epStats(200, NfDir.INGRESS, NfEpVerdict.DENIED).packets, 1n);
 });
 
-test.serial('left to the stack unchanged: not to the node, services, other destinations, expiring TTL, ICMP errors, no flag', (t) => {
-  setup();
-  const stays = (frame: Buffer, label: string) => {
-    const r = k.runFrame('ingress', frame);
-    t.is(r.verdict, TC_ACT_OK, label);
-    t.true(r.frame.equals(frame), `${label}: frame untouched`);
-  };
-  stays(packet({ src: A.v4, dst: B.v4, l4: tcp(80) }), 'frame to another MAC (not PACKET_HOST)');
-  stays(toNode({ src: A.v4, dst: '10.96.0.10', l4: tcp(80) }), 'service address (DNAT is the stack\'s)');
-  stays(toNode({ src: A.v4, dst: '10.244.9.9', l4: tcp(80) }), 'not a local pod');
-  stays(toNode({ src: A.v4, dst: A.v4, l4: tcp(80) }), 'itself');
-  const ttl1 = toNode({ src: A.v4, dst: B.v4, l4: tcp(80) });
-  ttl1[14 + 8] = 1;
-  stays(ttl1, 'TTL 1: the stack sends time exceeded');
-  // port unreachable from A about a UDP packet B sent it (RFC 4443 quotes the whole packet)
-  const quoted = packet({ src: B.v6, dst: A.v6, l4: { proto: 'udp', sport: 53, dport: 1000 } }).subarray(14);
-  stays(toNode({ src: A.v6, dst: B.v6, l4: { proto: 'icmpv6', type: 1, code: 4 }, payload: Buffer.from(quoted) }), 'ICMP error');
-  k.endpoint(B_IF, pod(200, { flags: NfEpFlag.POD, ingressTable: 7 }), NfEpFlag.SVC_CIDRS);
-  stays(toNode({ src: A.v4, dst: B.v4, l4: tcp(80) }), 'destination without local delivery (e.g. a VF representor)');
-  k.endpoint(B_IF, pod(200, { ingressTable: 7 }), NfEpFlag.SVC_CIDRS);
-  k.endpoint(A_IF, pod(100, { flags: NfEpFlag.POD }), NfEpFlag.SVC_CIDRS);
-  stays(toNode({ src: A.v4, dst: B.v4, l4: tcp(80) }), 'source without local delivery');
-});
+test.serial(
+  'left to the stack unchanged: not to the node, services, other destinations, expiring TTL, ICMP errors, no flag',
+  (t) => {
+    setup();
+    const stays = (frame: Buffer, label: string) => {
+      const r = k.runFrame('ingress', frame);
+      t.is(r.verdict, TC_ACT_OK, label);
+      t.true(r.frame.equals(frame), `${label}: frame untouched`);
+    };
+    stays(packet({ src: A.v4, dst: B.v4, l4: tcp(80) }), 'frame to another MAC (not PACKET_HOST)');
+    stays(toNode({ src: A.v4, dst: '10.96.0.10', l4: tcp(80) }), "service address (DNAT is the stack's)");
+    stays(toNode({ src: A.v4, dst: '10.244.9.9', l4: tcp(80) }), 'not a local pod');
+    stays(toNode({ src: A.v4, dst: A.v4, l4: tcp(80) }), 'itself');
+    const ttl1 = toNode({ src: A.v4, dst: B.v4, l4: tcp(80) });
+    ttl1[14 + 8] = 1;
+    stays(ttl1, 'TTL 1: the stack sends time exceeded');
+    // port unreachable from A about a UDP packet B sent it (RFC 4443 quotes the whole packet)
+    const quoted = packet({ src: B.v6, dst: A.v6, l4: { proto: 'udp', sport: 53, dport: 1000 } }).subarray(14);
+    stays(
+      toNode({ src: A.v6, dst: B.v6, l4: { proto: 'icmpv6', type: 1, code: 4 }, payload: Buffer.from(quoted) }),
+      'ICMP error',
+    );
+    k.endpoint(B_IF, pod(200, { flags: NfEpFlag.POD, ingressTable: 7 }), NfEpFlag.SVC_CIDRS);
+    stays(toNode({ src: A.v4, dst: B.v4, l4: tcp(80) }), 'destination without local delivery (e.g. a VF representor)');
+    k.endpoint(B_IF, pod(200, { ingressTable: 7 }), NfEpFlag.SVC_CIDRS);
+    k.endpoint(A_IF, pod(100, { flags: NfEpFlag.POD }), NfEpFlag.SVC_CIDRS);
+    stays(toNode({ src: A.v4, dst: B.v4, l4: tcp(80) }), 'source without local delivery');
+  },
+);
 
 test.serial('replies of flows that reached the pod through the stack (DNAT) go back through it', (t) => {
   setup();
   // B now under the hook as the replying backend, A the client (interface 77)
   const C_IF = 77;
-  for (const ip of Object.values(A)) k.local(ip, C_IF, NfLocalKind.POD, { podMac: '02:00:00:00:0a:01', hostMac: '02:00:00:00:0a:02' });
+  for (const ip of Object.values(A))
+    k.local(ip, C_IF, NfLocalKind.POD, { podMac: '02:00:00:00:0a:01', hostMac: '02:00:00:00:0a:02' });
   for (const ip of Object.values(B)) k.local(ip, A_IF, NfLocalKind.POD, B_MACS);
   k.endpoint(C_IF, pod(100), NfEpFlag.SVC_CIDRS);
   k.endpoint(A_IF, pod(200), NfEpFlag.SVC_CIDRS); // no tables: the lookup only when flagged
   const request = (sp: number, via: number) =>
-    k.run('egress', packet({ src: A.v4, dst: B.v4, l4: { proto: 'udp', sport: sp, dport: 53 } }), { ingressIfindex: via }).verdict;
-  const reply = (sp: number) => k.run('ingress', toNode({ src: B.v4, dst: A.v4, l4: { proto: 'udp', sport: 53, dport: sp } })).verdict;
+    k.run('egress', packet({ src: A.v4, dst: B.v4, l4: { proto: 'udp', sport: sp, dport: 53 } }), {
+      ingressIfindex: via,
+    }).verdict;
+  const reply = (sp: number) =>
+    k.run('ingress', toNode({ src: B.v4, dst: A.v4, l4: { proto: 'udp', sport: 53, dport: sp } })).verdict;
 
   t.is(reply(999), TC_ACT_REDIRECT, 'B-initiated traffic to A is delivered locally');
   t.is(request(1000, C_IF), TC_ACT_OK, 'a request from A through the stack (after DNAT)');
-  t.like(k.conntrack().find((e) => e.key.dport === 53 && e.key.sport === 1000)?.val, { flags: NfCtFlag.NO_TUNNEL }, 'flagged');
+  t.like(
+    k.conntrack().find((e) => e.key.dport === 53 && e.key.sport === 1000)?.val,
+    { flags: NfCtFlag.NO_TUNNEL },
+    'flagged',
+  );
   t.is(reply(1000), TC_ACT_OK, 'its reply goes back through the stack (de-DNAT)');
   t.is(reply(1001), TC_ACT_REDIRECT, 'other traffic to A still delivered locally');
   t.is(request(1002, 33), TC_ACT_OK, 'from another interface: not proof of a stack flow');

@@ -23,7 +23,9 @@ test('truth tables: the bpf engine agrees with the reference on every pair', (t)
     for (const name of cases) {
       const s = loadStateDir(path.join(DIR, name, 'state'));
       t.deepEqual(engine.load(s), [], name);
-      const { probes } = parse(fs.readFileSync(path.join(DIR, name, 'expected.yaml'), 'utf8')) as { probes: { port: number; protocol: L4Protocol }[] };
+      const { probes } = parse(fs.readFileSync(path.join(DIR, name, 'expected.yaml'), 'utf8')) as {
+        probes: { port: number; protocol: L4Protocol }[];
+      };
       for (const probe of probes) {
         for (const family of [4, 6] as const) {
           const pairs = matrixPairs(s, family);

@@ -16,8 +16,16 @@ const verdict = (v: number) => (v === XDP_DROP ? 'DROP' : v === XDP_PASS ? 'PASS
 
 test('deny-CIDR sources drop, other traffic passes', (t) => {
   k.reset();
-  for (const cidr of ['10.66.0.0/16', '203.0.113.7/32', 'fd66::/16']) k.put('nf_prefilter', encodeAddrLpmKey(cidr), encodeU8(1));
-  const tags: PacketSpec['vlans'][] = [undefined, [5], [{ tpid: 0x88a8, vid: 1 }, { tpid: 0x8100, vid: 2 }]];
+  for (const cidr of ['10.66.0.0/16', '203.0.113.7/32', 'fd66::/16'])
+    k.put('nf_prefilter', encodeAddrLpmKey(cidr), encodeU8(1));
+  const tags: PacketSpec['vlans'][] = [
+    undefined,
+    [5],
+    [
+      { tpid: 0x88a8, vid: 1 },
+      { tpid: 0x8100, vid: 2 },
+    ],
+  ];
   const cases: [string, string, boolean][] = [
     ['10.66.1.2', '10.1.0.1', true],
     ['10.66.255.255', '192.168.0.1', true],
@@ -40,6 +48,20 @@ test('deny-CIDR sources drop, other traffic passes', (t) => {
       }
     }
   t.is(verdict(k.runXdp(arpFrame())), 'PASS', 'ARP');
-  t.is(verdict(k.runXdp(truncate(packet({ src: '10.66.0.1', dst: '10.1.0.1', l4: { proto: 'tcp', sport: 1, dport: 2 }, vlans: [3] }), 14 + 4 + 10))), 'PASS', 'too short to read the source');
-  t.deepEqual(k.reasonStats(NfReason.PREFILTER, 'nf_prefilter_stats'), { packets: BigInt(drops), bytes: BigInt(bytes) });
+  t.is(
+    verdict(
+      k.runXdp(
+        truncate(
+          packet({ src: '10.66.0.1', dst: '10.1.0.1', l4: { proto: 'tcp', sport: 1, dport: 2 }, vlans: [3] }),
+          14 + 4 + 10,
+        ),
+      ),
+    ),
+    'PASS',
+    'too short to read the source',
+  );
+  t.deepEqual(k.reasonStats(NfReason.PREFILTER, 'nf_prefilter_stats'), {
+    packets: BigInt(drops),
+    bytes: BigInt(bytes),
+  });
 });

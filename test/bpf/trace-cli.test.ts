@@ -22,20 +22,34 @@ test('trace --matrix: bpf and model print the same pairs', (t) => {
     t.deepEqual(bpf, model, port);
   }
   const m = JSON.parse(run('trace', '--state', STATE, '--matrix', '--port', '81/TCP', '--engine', 'bpf', '--json'));
-  t.deepEqual(m.pairs.find((p: { from: string; to: string }) => p.from === 'x/a' && p.to === 'y/b'), { from: 'x/a', to: 'y/b', verdict: 'deny' });
+  t.deepEqual(
+    m.pairs.find((p: { from: string; to: string }) => p.from === 'x/a' && p.to === 'y/b'),
+    { from: 'x/a', to: 'y/b', verdict: 'deny' },
+  );
 });
 
 test('trace: one packet, JSON names the deciding rule per direction', (t) => {
-  const bpf = JSON.parse(run('trace', '--state', STATE, '--from', 'x/a', '--to', 'y/b', '--port', '81/TCP', '--engine', 'bpf', '--json'));
+  const bpf = JSON.parse(
+    run('trace', '--state', STATE, '--from', 'x/a', '--to', 'y/b', '--port', '81/TCP', '--engine', 'bpf', '--json'),
+  );
   t.deepEqual(bpf, {
     verdict: 'deny',
     engine: 'bpf',
     egress: { verdict: 'deny', tier: 'netpol', policy: null, rule: 'isolation' },
     ingress: { verdict: 'allow', tier: 'default', policy: null, rule: null },
   });
-  const model = JSON.parse(run('trace', '--state', STATE, '--from', 'x/a', '--to', 'y/b', '--port', '80/TCP', '--engine', 'model', '--json'));
-  t.deepEqual(model.egress, { verdict: 'allow', tier: 'netpol', policy: 'NetworkPolicy x/allow-egress', rule: 'egress[0]' });
-  const bpf80 = JSON.parse(run('trace', '--state', STATE, '--from', 'x/a', '--to', 'y/b', '--port', '80/TCP', '--engine', 'bpf', '--json'));
+  const model = JSON.parse(
+    run('trace', '--state', STATE, '--from', 'x/a', '--to', 'y/b', '--port', '80/TCP', '--engine', 'model', '--json'),
+  );
+  t.deepEqual(model.egress, {
+    verdict: 'allow',
+    tier: 'netpol',
+    policy: 'NetworkPolicy x/allow-egress',
+    rule: 'egress[0]',
+  });
+  const bpf80 = JSON.parse(
+    run('trace', '--state', STATE, '--from', 'x/a', '--to', 'y/b', '--port', '80/TCP', '--engine', 'bpf', '--json'),
+  );
   t.deepEqual(bpf80.egress, model.egress);
   t.is(bpf80.verdict, 'allow');
 });
@@ -52,7 +66,13 @@ test('compile --json: endpoints of the node, shared tables, no errors', (t) => {
 });
 
 test('trace: bad input is an error naming the flag', (t) => {
-  const err = t.throws(() => execFileSync(process.execPath, [CLI, 'trace', '--state', STATE, '--from', 'x/a', '--to', 'y/b', '--port', '80/FOO'], { encoding: 'utf8', stdio: 'pipe' }));
+  const err = t.throws(() =>
+    execFileSync(
+      process.execPath,
+      [CLI, 'trace', '--state', STATE, '--from', 'x/a', '--to', 'y/b', '--port', '80/FOO'],
+      { encoding: 'utf8', stdio: 'pipe' },
+    ),
+  );
   t.regex(String((err as { stderr?: string }).stderr), /parse --port "80\/FOO"/);
 });
 
@@ -77,17 +97,25 @@ function manyPoliciesState(): string {
   return dir;
 }
 
-test('300 NetworkPolicies selecting one pod: it stays enforced, trace --engine bpf gives the model\'s verdicts', (t) => {
+test("300 NetworkPolicies selecting one pod: it stays enforced, trace --engine bpf gives the model's verdicts", (t) => {
   const state = manyPoliciesState();
   try {
     const compiled = JSON.parse(run('compile', '--state', state, '--json'));
     t.deepEqual(compiled.errors, []);
-    t.truthy(compiled.endpoints.find((e: { pod?: string; ingressTable: number }) => e.pod === 'app/p2' && e.ingressTable !== 0), 'p2 has its ingress table');
+    t.truthy(
+      compiled.endpoints.find(
+        (e: { pod?: string; ingressTable: number }) => e.pod === 'app/p2' && e.ingressTable !== 0,
+      ),
+      'p2 has its ingress table',
+    );
     for (const port of ['1000/TCP', '1299/TCP', '80/TCP']) {
-      const model = JSON.parse(run('trace', '--state', state, '--matrix', '--port', port, '--engine', 'model', '--json'));
+      const model = JSON.parse(
+        run('trace', '--state', state, '--matrix', '--port', port, '--engine', 'model', '--json'),
+      );
       const bpf = JSON.parse(run('trace', '--state', state, '--matrix', '--port', port, '--engine', 'bpf', '--json'));
       t.deepEqual(bpf, model, port);
-      const verdict = (from: string, to: string) => bpf.pairs.find((p: { from: string; to: string }) => p.from === from && p.to === to)?.verdict;
+      const verdict = (from: string, to: string) =>
+        bpf.pairs.find((p: { from: string; to: string }) => p.from === from && p.to === to)?.verdict;
       t.is(verdict('app/p1', 'app/p2'), 'deny', `${port}: p1 -> p2 denied`);
       t.is(verdict('app/p3', 'app/p2'), 'deny', `${port}: p3 -> p2 denied`);
       t.is(verdict('app/p2', 'app/p3'), 'deny', `${port}: p2 -> p3 denied`);

@@ -19,7 +19,11 @@ const DENIED = [
 let lab: AgentLab;
 
 test.before(async () => {
-  lab = await AgentLab.up('capacity', { 'pods.yaml': demoPodsAbc(), 'policies.yaml': POLICIES, 'netfence.yaml': labConfig() });
+  lab = await AgentLab.up('capacity', {
+    'pods.yaml': demoPodsAbc(),
+    'policies.yaml': POLICIES,
+    'netfence.yaml': labConfig(),
+  });
 });
 test.after.always(async () => {
   await lab?.down();
@@ -31,39 +35,57 @@ function maxEntries(name: string): number {
   return m.maxEntries;
 }
 
-test.serial('a changed capacity migrates the pinned maps at the next start: nothing opens, an established flow survives', async (t) => {
-  await lab.startAgent();
-  t.is(maxEntries('nf_peer_cidr'), 262144, 'the default');
-  const held = await HeldConnection.open(lab.podNetns('demo/a'), lab.podIp('demo/b'), 80);
-  t.teardown(() => held.close());
-  t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }, ...DENIED]), ['allow', 'deny', 'deny']);
-  t.is(await held.check(), 'allow');
+test.serial(
+  'a changed capacity migrates the pinned maps at the next start: nothing opens, an established flow survives',
+  async (t) => {
+    await lab.startAgent();
+    t.is(maxEntries('nf_peer_cidr'), 262144, 'the default');
+    const held = await HeldConnection.open(lab.podNetns('demo/a'), lab.podIp('demo/b'), 80);
+    t.teardown(() => held.close());
+    t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }, ...DENIED]), [
+      'allow',
+      'deny',
+      'deny',
+    ]);
+    t.is(await held.check(), 'allow');
 
-  await lab.kill('SIGTERM');
-  lab.write('netfence.yaml', labConfig('capacity: { peerCidrs: 300000, conntrack: 65536 }\n'));
-  // Probe the denied pairs over and over while the new agent migrates.
-  let migrating = true;
-  const during: string[][] = [];
-  const prober = (async () => {
-    while (migrating) during.push(await lab.probe(DENIED, 300));
-  })();
-  const restart = await lab.startAgent().finally(() => (migrating = false));
-  await prober;
-  t.log(`restart with a new capacity to ready: ${restart.ms} ms, ${during.length} probe rounds meanwhile`);
-  t.true(during.length > 0);
-  t.deepEqual(during.filter((r) => r.some((v) => v !== 'deny')), [], 'no denied pair opened during the migration');
+    await lab.kill('SIGTERM');
+    lab.write('netfence.yaml', labConfig('capacity: { peerCidrs: 300000, conntrack: 65536 }\n'));
+    // Probe the denied pairs over and over while the new agent migrates.
+    let migrating = true;
+    const during: string[][] = [];
+    const prober = (async () => {
+      while (migrating) during.push(await lab.probe(DENIED, 300));
+    })();
+    const restart = await lab.startAgent().finally(() => (migrating = false));
+    await prober;
+    t.log(`restart with a new capacity to ready: ${restart.ms} ms, ${during.length} probe rounds meanwhile`);
+    t.true(during.length > 0);
+    t.deepEqual(
+      during.filter((r) => r.some((v) => v !== 'deny')),
+      [],
+      'no denied pair opened during the migration',
+    );
 
-  const records = lab.agentRecords();
-  t.regex(String(records.find((r) => r.msg === 'migrating pinned datapath state')?.reason), /max_entries/);
-  const finished = records.find((r) => r.msg === 'migration finished: hooks switched, old pins replaced');
-  t.truthy(finished);
-  t.true(((finished?.carried as Record<string, number>).nf_ct ?? 0) >= 1, JSON.stringify(finished?.carried));
-  t.is(maxEntries('nf_peer_cidr'), 300000);
-  t.is(maxEntries('nf_ct'), 65536);
-  t.is(await held.check(), 'allow', 'the held connection survived: its conntrack entry was carried');
-  t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }, ...DENIED]), ['allow', 'deny', 'deny']);
+    const records = lab.agentRecords();
+    t.regex(String(records.find((r) => r.msg === 'migrating pinned datapath state')?.reason), /max_entries/);
+    const finished = records.find((r) => r.msg === 'migration finished: hooks switched, old pins replaced');
+    t.truthy(finished);
+    t.true(((finished?.carried as Record<string, number>).nf_ct ?? 0) >= 1, JSON.stringify(finished?.carried));
+    t.is(maxEntries('nf_peer_cidr'), 300000);
+    t.is(maxEntries('nf_ct'), 65536);
+    t.is(await held.check(), 'allow', 'the held connection survived: its conntrack entry was carried');
+    t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }, ...DENIED]), [
+      'allow',
+      'deny',
+      'deny',
+    ]);
 
-  await lab.kill('SIGTERM');
-  await lab.startAgent();
-  t.true(lab.agentRecords().some((r) => r.msg === 'datapath adopted from pins'), 'the same capacity adopts the migrated pins');
-});
+    await lab.kill('SIGTERM');
+    await lab.startAgent();
+    t.true(
+      lab.agentRecords().some((r) => r.msg === 'datapath adopted from pins'),
+      'the same capacity adopts the migrated pins',
+    );
+  },
+);

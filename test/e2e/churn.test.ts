@@ -15,7 +15,11 @@ import { AgentLab, DEMO_NAMESPACE, NODE_N1, isolate, labConfig } from './helpers
 let lab: AgentLab;
 
 test.before(async () => {
-  lab = await AgentLab.up('churn', { 'cluster.yaml': [DEMO_NAMESPACE, NODE_N1].join('---\n'), 'netfence.yaml': labConfig(), 'isolate.yaml': isolate('churn') });
+  lab = await AgentLab.up('churn', {
+    'cluster.yaml': [DEMO_NAMESPACE, NODE_N1].join('---\n'),
+    'netfence.yaml': labConfig(),
+    'isolate.yaml': isolate('churn'),
+  });
 });
 test.after.always(async () => {
   await lab?.down();
@@ -40,11 +44,32 @@ test('20 pods/s for 5 s: every pod enforced, then removed; nothing left behind',
   });
   t.deepEqual(r.ipErrors, [], 'every veth, route and namespace made and removed as planned');
   t.is(r.pods.length, 100);
-  t.deepEqual(r.notEnforced.map((p) => p.ifname), [], 'pods never seen enforced');
-  t.deepEqual(r.notRemoved.map((p) => p.ifname), [], 'pods whose entry or pins stayed');
-  const links = JSON.parse((await run(['ip', '-n', netns, '-j', 'link', 'show'])).stdout) as { ifname: string; ifindex: number }[];
-  t.deepEqual(leftovers(native, bpffsRoot, links.map((l) => ({ name: l.ifname, ifindex: l.ifindex }))), { entries: [], pins: [] });
-  t.true(links.some((l) => l.ifname === 'eth0') && fs.existsSync(path.join(bpffsRoot, 'links', 'eth0-ingress')), 'the host interface stays enforced');
+  t.deepEqual(
+    r.notEnforced.map((p) => p.ifname),
+    [],
+    'pods never seen enforced',
+  );
+  t.deepEqual(
+    r.notRemoved.map((p) => p.ifname),
+    [],
+    'pods whose entry or pins stayed',
+  );
+  const links = JSON.parse((await run(['ip', '-n', netns, '-j', 'link', 'show'])).stdout) as {
+    ifname: string;
+    ifindex: number;
+  }[];
+  t.deepEqual(
+    leftovers(
+      native,
+      bpffsRoot,
+      links.map((l) => ({ name: l.ifname, ifindex: l.ifindex })),
+    ),
+    { entries: [], pins: [] },
+  );
+  t.true(
+    links.some((l) => l.ifname === 'eth0') && fs.existsSync(path.join(bpffsRoot, 'links', 'eth0-ingress')),
+    'the host interface stays enforced',
+  );
   process.kill(pid, 0); // alive
   const failedPasses = lab.agentRecords().filter((rec) => rec.stage === 'pass');
   t.deepEqual(failedPasses, [], 'no pass failed');

@@ -58,7 +58,9 @@ interface LinkJson {
 
 /** The host-side veth of ifName inside netns: what a real agent must find to program. */
 async function hostPeerOf(netnsPath: string, ifName: string): Promise<string> {
-  const inPod = JSON.parse((await run('nsenter', [`--net=${netnsPath}`, 'ip', '-j', '-d', 'link', 'show', 'dev', ifName])).stdout) as LinkJson[];
+  const inPod = JSON.parse(
+    (await run('nsenter', [`--net=${netnsPath}`, 'ip', '-j', '-d', 'link', 'show', 'dev', ifName])).stdout,
+  ) as LinkJson[];
   const peerIndex = inPod[0]?.link_index;
   if (!peerIndex) throw new Error(`find host peer of ${ifName} in ${netnsPath}: not a veth`);
   const host = JSON.parse((await run('ip', ['-n', hostNs, '-j', 'link', 'show'])).stdout) as LinkJson[];
@@ -94,7 +96,9 @@ class RecordingAgent implements AgentSocketHandler {
 }
 
 let seq = 0;
-async function startAgent(t: { teardown(fn: () => unknown): void }): Promise<{ agent: RecordingAgent; socket: string }> {
+async function startAgent(t: {
+  teardown(fn: () => unknown): void;
+}): Promise<{ agent: RecordingAgent; socket: string }> {
   const agent = new RecordingAgent();
   const socket = path.join(tmp, `agent-${seq++}.sock`);
   const server = new AgentSocket(agent);
@@ -109,7 +113,12 @@ interface Result {
   stderr: string;
 }
 
-function invoke(command: string, conf: object | string, env: Record<string, string> = {}, binary = plugin): Promise<Result> {
+function invoke(
+  command: string,
+  conf: object | string,
+  env: Record<string, string> = {},
+  binary = plugin,
+): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(binary, [], {
       env: {
@@ -152,7 +161,15 @@ test('ADD programs the endpoint before returning and passes prevResult through',
   t.is(r.stdout.trim(), JSON.stringify(prevResult), 'prevResult not passed through verbatim');
   t.is(agent.programmed.get('c0ffee01'), 'nfh0', 'handler did not find the host-side veth');
   const req = agent.requests[0];
-  t.like(req, { op: 'add', containerId: 'c0ffee01', netns: podNsPath, ifName: 'eth0', network: 'k8s-pod-network', podNamespace: 'shop', podName: 'web-0' });
+  t.like(req, {
+    op: 'add',
+    containerId: 'c0ffee01',
+    netns: podNsPath,
+    ifName: 'eth0',
+    network: 'k8s-pod-network',
+    podNamespace: 'shop',
+    podName: 'web-0',
+  });
   t.deepEqual(req.prevResult, prevResult);
 });
 
@@ -160,10 +177,15 @@ test('the agent socket is mode 0600 and a stale socket file is replaced', async 
   const { socket } = await startAgent(t);
   t.is(fs.statSync(socket).mode & 0o777, 0o600);
   // A live socket is never stolen.
-  await t.throwsAsync(new AgentSocket(new RecordingAgent()).listen(socket), { message: /another process is serving it/ });
+  await t.throwsAsync(new AgentSocket(new RecordingAgent()).listen(socket), {
+    message: /another process is serving it/,
+  });
   // A socket file left by a killed agent is.
   const stale = path.join(tmp, 'stale.sock');
-  const killed = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  const killed = spawnSync(process.execPath, [
+    '-e',
+    `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`,
+  ]);
   t.is(killed.signal, 'SIGKILL');
   t.true(fs.statSync(stale).isSocket());
   const server = new AgentSocket(new RecordingAgent());
@@ -270,7 +292,10 @@ function bareBinary(): string {
 
 /** A socket server answering each request line with reply(line): a line to write, 'close'
  *  to hang up, undefined to stay silent. */
-async function rawAgent(t: { teardown(fn: () => unknown): void }, reply: (line: string) => string | undefined): Promise<string> {
+async function rawAgent(
+  t: { teardown(fn: () => unknown): void },
+  reply: (line: string) => string | undefined,
+): Promise<string> {
   const socket = path.join(tmp, `raw-${seq++}.sock`);
   const conns = new Set<net.Socket>();
   const server = net.createServer((s) => {
@@ -305,7 +330,10 @@ test('the executable runs no node with the agent up: the agent runs the plugin a
   const v = await invoke('VERSION', { cniVersion: '1.0.0', agentSocket: socket }, {}, bare);
   t.like(JSON.parse(v.stdout), { cniVersion: '1.0.0' });
   // Semantics are the plugin's, run by the agent: an unknown key, a missing pod reference.
-  t.like(JSON.parse((await invoke('ADD', conf(socket, { agentTimeout: 5 }), {}, bare)).stdout), { code: 7, msg: 'read network config: agentTimeout: unknown key' });
+  t.like(JSON.parse((await invoke('ADD', conf(socket, { agentTimeout: 5 }), {}, bare)).stdout), {
+    code: 7,
+    msg: 'read network config: agentTimeout: unknown key',
+  });
   t.like(JSON.parse((await invoke('ADD', conf(socket), { CNI_ARGS: '' }, bare)).stdout), { code: 4 });
   const del = await invoke('DEL', conf(socket, { prevResult: undefined }), { CNI_NETNS: '' }, bare);
   t.deepEqual([del.code, del.stdout], [0, '']);
@@ -327,8 +355,14 @@ test('the executable finds agentSocket as JSON.parse does: escapes, the last of 
   t.is(r.code, 0, r.stdout);
   t.is(agent.programmed.get('c0ffee01'), 'nfh0');
   // A value the executable cannot use goes to the bundle, which names the field.
-  t.like(JSON.parse((await invoke('ADD', conf(socket, { agentSocket: 5 }))).stdout), { code: 7, msg: 'read network config: agentSocket: must be a non-empty string' });
-  t.like(JSON.parse((await invoke('ADD', '{"cniVersion":"1.0.0",')).stdout), { code: 6, msg: 'decode network config: invalid JSON' });
+  t.like(JSON.parse((await invoke('ADD', conf(socket, { agentSocket: 5 }))).stdout), {
+    code: 7,
+    msg: 'read network config: agentSocket: must be a non-empty string',
+  });
+  t.like(JSON.parse((await invoke('ADD', '{"cniVersion":"1.0.0",')).stdout), {
+    code: 6,
+    msg: 'decode network config: invalid JSON',
+  });
 });
 
 test('agent down: the fallback answers VERSION without a config, ADD fails closed, DEL succeeds at once', async (t) => {
@@ -370,7 +404,14 @@ test('a hung agent (accepts, never answers): ADD fails at its timeout, DEL retur
 });
 
 test('answers the executable cannot read go to the fallback: ADD fails closed, DEL succeeds', async (t) => {
-  for (const bad of ['garbage\n', '{"exitCode":"0","stdout":"{}","stderr":""}\n', '{"exitCode":0,"stdout":"{}"}\n', '{"exitCode":256,"stdout":"","stderr":""}\n', '{"exitCode":0,"stdout":"\\ud800","stderr":"" \n', 'close']) {
+  for (const bad of [
+    'garbage\n',
+    '{"exitCode":"0","stdout":"{}","stderr":""}\n',
+    '{"exitCode":0,"stdout":"{}"}\n',
+    '{"exitCode":256,"stdout":"","stderr":""}\n',
+    '{"exitCode":0,"stdout":"\\ud800","stderr":"" \n',
+    'close',
+  ]) {
     const socket = await rawAgent(t, () => bad);
     const add = await invoke('ADD', conf(socket));
     t.is(add.code, 1, `${bad}: ${add.stdout}`);
@@ -385,7 +426,9 @@ test('an agent that predates forwarded invocations: the fallback asks it per com
   const socket = await rawAgent(t, (line) => {
     const op = (JSON.parse(line) as { op: string }).op;
     ops.push(op);
-    return op === 'cni' ? `{"ok":false,"error":"decode agent request: op: must be add, del, check or flows, got \\"cni\\""}\n` : '{"ok":true}\n';
+    return op === 'cni'
+      ? `{"ok":false,"error":"decode agent request: op: must be add, del, check or flows, got \\"cni\\""}\n`
+      : '{"ok":true}\n';
   });
   const add = await invoke('ADD', conf(socket));
   t.is(add.code, 0, add.stdout);
@@ -396,7 +439,14 @@ test('an agent that predates forwarded invocations: the fallback asks it per com
 test('clients that leave before their answer (their deadline spent) do not end the agent', async (t) => {
   const { agent, socket } = await startAgent(t);
   agent.add = () => new Promise((resolve) => setTimeout(resolve, 50));
-  const req: CniRequest = { op: 'add', containerId: 'c0ffee01', netns: podNsPath, ifName: 'eth0', podNamespace: 'shop', podName: 'web-0' };
+  const req: CniRequest = {
+    op: 'add',
+    containerId: 'c0ffee01',
+    netns: podNsPath,
+    ifName: 'eth0',
+    podNamespace: 'shop',
+    podName: 'web-0',
+  };
   // Deadlines around the handler's time: some clients hang up as the answer is written.
   for (let round = 0; round < 40; round++) {
     await Promise.all([30, 48, 50, 52].map((ms) => askAgent(socket, req, ms + (round % 5)).catch(() => undefined)));

@@ -24,7 +24,8 @@ function parseTables(section: string): Tables {
     const head = /^(\d+\/\w+ IPv[46]) /.exec(lines[i]);
     if (!head) continue;
     const rows: string[][] = [];
-    for (let j = i + 2; j < lines.length && lines[j].trim() !== '' && !/^\d+\//.test(lines[j]); j++) rows.push(lines[j].trim().split(/\s+/));
+    for (let j = i + 2; j < lines.length && lines[j].trim() !== '' && !/^\d+\//.test(lines[j]); j++)
+      rows.push(lines[j].trim().split(/\s+/));
     const cells = new Map<string, string>();
     rows.forEach((r, from) => rows.forEach((c, to) => from !== to && cells.set(`${r[0]}>${c[0]}`, r[1 + to])));
     tables.set(head[1], cells);
@@ -37,11 +38,17 @@ test('lab demo: all open without policies; with them, every cell as the referenc
   const state = path.join(work, 'demo');
   cpSync(path.join(REPO, 'examples/demo'), state, { recursive: true });
   t.teardown(async () => {
-    await run([process.execPath, CLI, 'lab', 'down', '--state', state, '--prefix', PREFIX], undefined, 120_000).catch(() => undefined);
+    await run([process.execPath, CLI, 'lab', 'down', '--state', state, '--prefix', PREFIX], undefined, 120_000).catch(
+      () => undefined,
+    );
     rmSync(work, { recursive: true, force: true });
   });
 
-  const { stdout } = await run([process.execPath, CLI, 'lab', 'demo', '--state', state, '--prefix', PREFIX], undefined, 240_000);
+  const { stdout } = await run(
+    [process.execPath, CLI, 'lab', 'demo', '--state', state, '--prefix', PREFIX],
+    undefined,
+    240_000,
+  );
   const at = stdout.indexOf('== with ');
   t.true(at > 0, 'the output has a section with the policies');
   const before = parseTables(stdout.slice(0, at));
@@ -53,11 +60,28 @@ test('lab demo: all open without policies; with them, every cell as the referenc
   // The reference on the same objects, merged into one state directory.
   const merged = path.join(work, 'merged');
   cpSync(state, merged, { recursive: true, filter: (p) => !p.endsWith('policies') });
-  for (const f of readdirSync(path.join(state, 'policies'))) cpSync(path.join(state, 'policies', f), path.join(merged, `policy-${f}`));
+  for (const f of readdirSync(path.join(state, 'policies')))
+    cpSync(path.join(state, 'policies', f), path.join(merged, `policy-${f}`));
   let denied = 0;
   for (const [name, cells] of after) {
     const port = name.split(' ')[0];
-    const ref = JSON.parse((await run([process.execPath, CLI, 'trace', '--state', merged, '--matrix', '--port', port, '--engine', 'model', '--json'])).stdout) as {
+    const ref = JSON.parse(
+      (
+        await run([
+          process.execPath,
+          CLI,
+          'trace',
+          '--state',
+          merged,
+          '--matrix',
+          '--port',
+          port,
+          '--engine',
+          'model',
+          '--json',
+        ])
+      ).stdout,
+    ) as {
       pairs: { from: string; to: string; verdict: string }[];
     };
     const want = new Map(ref.pairs.map((p) => [`${p.from}>${p.to}`, p.verdict === 'allow' ? '.' : 'X']));
@@ -68,5 +92,9 @@ test('lab demo: all open without policies; with them, every cell as the referenc
 
   await run([process.execPath, CLI, 'lab', 'down', '--state', state, '--prefix', PREFIX], undefined, 120_000);
   const name = labNameFor(state, PREFIX);
-  t.deepEqual(listNetns().filter((n) => n.startsWith(`${name}-`)), [], 'lab down removes every namespace');
+  t.deepEqual(
+    listNetns().filter((n) => n.startsWith(`${name}-`)),
+    [],
+    'lab down removes every namespace',
+  );
 });

@@ -7,12 +7,24 @@ import { labScript } from '../../src/lab/exec';
 export class HeldConnection {
   private readonly lines: AsyncIterator<string>;
 
-  private constructor(private readonly child: ChildProcessWithoutNullStreams, rl: Interface) {
+  private constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    rl: Interface,
+  ) {
     this.lines = rl[Symbol.asyncIterator]();
   }
 
   static async open(netns: string, ip: string, port: number): Promise<HeldConnection> {
-    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, labScript('client'), 'hold', ip, String(port)]);
+    const child = spawn('ip', [
+      'netns',
+      'exec',
+      netns,
+      process.execPath,
+      labScript('client'),
+      'hold',
+      ip,
+      String(port),
+    ]);
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const held = new HeldConnection(child, createInterface({ input: child.stdout }));

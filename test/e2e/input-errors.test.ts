@@ -33,7 +33,12 @@ const TO_B = [
 
 let lab: AgentLab;
 test.before(async () => {
-  lab = await AgentLab.up('input', { 'pods.yaml': demoPodsAbc(), 'netfence.yaml': labConfig(), 'web.yaml': WEB, 'isolate-c.yaml': ISOLATE_C });
+  lab = await AgentLab.up('input', {
+    'pods.yaml': demoPodsAbc(),
+    'netfence.yaml': labConfig(),
+    'web.yaml': WEB,
+    'isolate-c.yaml': ISOLATE_C,
+  });
   await lab.startAgent();
 });
 test.after.always(async () => {
@@ -75,12 +80,25 @@ async function step(t: ExecutionContext, what: string, change: () => void, error
     records.some((r) => r.level === 50 && r.stage === 'validate' && error.test(String(r.msg))),
     `${what}: logged at error level`,
   );
-  t.true(records.some((r) => String(r.msg).includes('keep enforcing the last valid version of NetworkPolicy demo/web')), what);
+  t.true(
+    records.some((r) => String(r.msg).includes('keep enforcing the last valid version of NetworkPolicy demo/web')),
+    what,
+  );
 }
 
 test.serial('an unknown apiVersion, an unknown kind and a duplicate never drop the enforced policy', async (t) => {
-  await step(t, 'networking.k8s.io/v2', () => lab.write('web.yaml', WEB.replace('networking.k8s.io/v1', 'networking.k8s.io/v2')), /web\.yaml:1: load NetworkPolicy demo\/web: apiVersion: netfence does not read NetworkPolicy at apiVersion networking\.k8s\.io\/v2/);
-  await step(t, 'kind NetworkPolicyy', () => lab.write('web.yaml', WEB.replace('kind: NetworkPolicy', 'kind: NetworkPolicyy')), /web\.yaml:2: load NetworkPolicyy demo\/web: kind: unknown kind "NetworkPolicyy"/);
+  await step(
+    t,
+    'networking.k8s.io/v2',
+    () => lab.write('web.yaml', WEB.replace('networking.k8s.io/v1', 'networking.k8s.io/v2')),
+    /web\.yaml:1: load NetworkPolicy demo\/web: apiVersion: netfence does not read NetworkPolicy at apiVersion networking\.k8s\.io\/v2/,
+  );
+  await step(
+    t,
+    'kind NetworkPolicyy',
+    () => lab.write('web.yaml', WEB.replace('kind: NetworkPolicy', 'kind: NetworkPolicyy')),
+    /web\.yaml:2: load NetworkPolicyy demo\/web: kind: unknown kind "NetworkPolicyy"/,
+  );
   await step(
     t,
     'aa-dup.yaml',
@@ -93,10 +111,20 @@ test.serial('an unknown apiVersion, an unknown kind and a duplicate never drop t
 
   const counted = await validateErrors();
   const logged = lab.agentRecords().length;
-  lab.write('other.yaml', 'apiVersion: v1\nkind: Namespace\nmetadata: { name: other }\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: app, namespace: other }\n');
+  lab.write(
+    'other.yaml',
+    'apiVersion: v1\nkind: Namespace\nmetadata: { name: other }\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: app, namespace: other }\n',
+  );
   await lab.ready();
-  t.is(await validateErrors(), counted, 'a later pass with the same error counts nothing more; a Deployment is no error');
-  const warned = lab.agentRecords().slice(logged).filter((r) => r.level === 40 && String(r.msg).includes('skip Deployment other/app'));
+  t.is(
+    await validateErrors(),
+    counted,
+    'a later pass with the same error counts nothing more; a Deployment is no error',
+  );
+  const warned = lab
+    .agentRecords()
+    .slice(logged)
+    .filter((r) => r.level === 40 && String(r.msg).includes('skip Deployment other/app'));
   t.is(warned.length, 1, 'the Deployment is skipped with one warning in the log');
   t.is((await listed()).length, 1, 'and is not listed on /readyz');
 
@@ -107,11 +135,13 @@ test.serial('an unknown apiVersion, an unknown kind and a duplicate never drop t
   t.deepEqual(await lab.probe(TO_B), ['allow', 'deny']);
 });
 
-test.serial('a ClusterNetworkPolicy Deny with an unsupported peer fails closed: enforced, listed and counted once', async (t) => {
-  const before = await validateErrors();
-  lab.write(
-    'guard.yaml',
-    `apiVersion: policy.networking.k8s.io/v1alpha2
+test.serial(
+  'a ClusterNetworkPolicy Deny with an unsupported peer fails closed: enforced, listed and counted once',
+  async (t) => {
+    const before = await validateErrors();
+    lab.write(
+      'guard.yaml',
+      `apiVersion: policy.networking.k8s.io/v1alpha2
 kind: ClusterNetworkPolicy
 metadata: { name: guard }
 spec:
@@ -120,16 +150,20 @@ spec:
   subject: { pods: { podSelector: { matchLabels: { app: a } } } }
   egress: [{ action: Deny, to: [{ domainNames: [example.com] }], protocols: [{ tcp: { destinationPort: { number: 80 } } }] }]
 `,
-  );
-  await lab.ready();
-  t.deepEqual(await lab.probe(TO_B), ['deny', 'deny'], 'a denies every peer on TCP 80, not only example.com');
-  const errors = await listed();
-  t.is(errors.length, 1, JSON.stringify(errors));
-  t.regex(errors[0] ?? '', /guard\.yaml:8: load ClusterNetworkPolicy guard: spec\.egress\[0\]\.to\[0\]\.domainNames: peer type "domainNames" is not supported: the Deny rule fails closed/);
-  t.is((await validateErrors()) - before, 1);
+    );
+    await lab.ready();
+    t.deepEqual(await lab.probe(TO_B), ['deny', 'deny'], 'a denies every peer on TCP 80, not only example.com');
+    const errors = await listed();
+    t.is(errors.length, 1, JSON.stringify(errors));
+    t.regex(
+      errors[0] ?? '',
+      /guard\.yaml:8: load ClusterNetworkPolicy guard: spec\.egress\[0\]\.to\[0\]\.domainNames: peer type "domainNames" is not supported: the Deny rule fails closed/,
+    );
+    t.is((await validateErrors()) - before, 1);
 
-  lab.remove('guard.yaml');
-  await lab.ready();
-  t.deepEqual(await listed(), []);
-  t.deepEqual(await lab.probe(TO_B), ['allow', 'deny']);
-});
+    lab.remove('guard.yaml');
+    await lab.ready();
+    t.deepEqual(await listed(), []);
+    t.deepEqual(await lab.probe(TO_B), ['allow', 'deny']);
+  },
+);

@@ -5,7 +5,14 @@ import type { NetfenceConfig, PodObj, Snapshot } from '../../src/model/types';
 
 export const LAB_CONFIG: NetfenceConfig = {
   hostInterfaces: ['eth0'],
-  privileged: { enabled: false, established: true, loopback: true, apiServers: ['192.168.50.100:6443'], kubeletPort: 10250, agentPorts: [9402] },
+  privileged: {
+    enabled: false,
+    established: true,
+    loopback: true,
+    apiServers: ['192.168.50.100:6443'],
+    kubeletPort: 10250,
+    agentPorts: [9402],
+  },
   serviceCIDRs: ['10.96.0.0/16', 'fd00:96::/112'],
   localDelivery: true,
   metricsAddress: '127.0.0.1:9402',
@@ -50,7 +57,13 @@ export function labSnapshot(): Snapshot {
       pod('y', 'h', 'n2', [], { hostNetwork: true }),
     ],
     services: [
-      { namespace: 'x', name: 'web', clusterIPs: ['10.96.0.10'], selector: { app: 'b' }, ports: [{ port: 8080, targetPort: 'http', protocol: 'TCP' }] },
+      {
+        namespace: 'x',
+        name: 'web',
+        clusterIPs: ['10.96.0.10'],
+        selector: { app: 'b' },
+        ports: [{ port: 8080, targetPort: 'http', protocol: 'TCP' }],
+      },
     ],
     networkAttachmentDefinitions: [{ namespace: 'x', name: 'sec', config: '{"cniVersion":"0.3.1","type":"sriov"}' }],
     policies: [],

@@ -35,7 +35,10 @@ test.serial('up, probe allow and deny, down leaves nothing', async (t) => {
     ];
     const before = await fabricCounters(state);
     const r = await probePairs(state, pairs);
-    t.deepEqual(r.map((x) => x.verdict), ['allow', 'allow', 'allow', 'allow', 'allow', 'skip']);
+    t.deepEqual(
+      r.map((x) => x.verdict),
+      ['allow', 'allow', 'allow', 'allow', 'allow', 'skip'],
+    );
     t.is(r[0].reply, 'netfence x/b');
     t.is(r[2].reply, 'netfence node/n2');
     t.is(r[3].reply, 'netfence x/b');
@@ -47,8 +50,19 @@ test.serial('up, probe allow and deny, down leaves nothing', async (t) => {
     // A silent drop in x/b must read as deny (timeout), a closed port as error.
     const xb = state.plan!.pods.find((p) => p.key === 'x/b')!.netns;
     await run(['ip', 'netns', 'exec', xb, 'iptables', '-w', '-A', 'INPUT', '-p', 'tcp', '--dport', '80', '-j', 'DROP']);
-    const denied = await probePairs(state, [{ from: 'y/c', to: 'x/b', port: '80/TCP' }, { from: 'y/c', to: 'x/b', port: '81/UDP' }, { from: 'y/c', to: 'x/b', port: '99/TCP' }], { timeoutMs: 500 });
-    t.deepEqual(denied.map((x) => x.verdict), ['deny', 'allow', 'error']);
+    const denied = await probePairs(
+      state,
+      [
+        { from: 'y/c', to: 'x/b', port: '80/TCP' },
+        { from: 'y/c', to: 'x/b', port: '81/UDP' },
+        { from: 'y/c', to: 'x/b', port: '99/TCP' },
+      ],
+      { timeoutMs: 500 },
+    );
+    t.deepEqual(
+      denied.map((x) => x.verdict),
+      ['deny', 'allow', 'error'],
+    );
     t.is(denied[2].detail, 'ECONNREFUSED');
   } finally {
     await labDown(name);
@@ -60,7 +74,9 @@ test.serial('up, probe allow and deny, down leaves nothing', async (t) => {
 test.serial('down after a crash halfway through up', async (t) => {
   const stateDir = `/tmp/nf-labtest-crash-${process.pid}`;
   const name = labNameFor(stateDir, PREFIX);
-  await t.throwsAsync(labUp(labSnapshot(), { stateDir, prefix: PREFIX, agents: false, crashAfterOps: 60 }), { message: /simulated crash after 60 ops/ });
+  await t.throwsAsync(labUp(labSnapshot(), { stateDir, prefix: PREFIX, agents: false, crashAfterOps: 60 }), {
+    message: /simulated crash after 60 ops/,
+  });
   const state = loadState(name);
   t.false(state?.complete);
   t.true((state?.netns.length ?? 0) >= 2);
@@ -72,5 +88,5 @@ test.serial('down after a crash halfway through up', async (t) => {
   await run(['ip', 'netns', 'add', `${name}-stray`]);
   await labDown(name);
   t.deepEqual(leftovers(name), []);
-  t.false(existsSync(runDir), 'the agents\' run directories are removed');
+  t.false(existsSync(runDir), "the agents' run directories are removed");
 });

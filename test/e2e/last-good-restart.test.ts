@@ -44,7 +44,8 @@ test.after.always(async () => {
 
 test('a rejected edit keeps its last valid version across kill -9 and restart; the fix applies', async (t) => {
   const status = async () => JSON.parse(await lab.http('/readyz')) as { errors: string[] };
-  const webError = (errors: string[]) => errors.some((e) => e.includes('NetworkPolicy demo/web') && e.includes('ipBlock.cidr'));
+  const webError = (errors: string[]) =>
+    errors.some((e) => e.includes('NetworkPolicy demo/web') && e.includes('ipBlock.cidr'));
   await lab.startAgent();
   t.deepEqual(await lab.probe(TO_B), ['allow', 'deny'], 'web: only a reaches b');
 
@@ -57,7 +58,11 @@ test('a rejected edit keeps its last valid version across kill -9 and restart; t
   await lab.kill('SIGKILL');
   const logBefore = lab.agentLog().length;
   await lab.startAgent();
-  t.deepEqual(await lab.probe(TO_B), ['allow', 'deny'], 'after the restart: still web\'s last valid version, nothing opened');
+  t.deepEqual(
+    await lab.probe(TO_B),
+    ['allow', 'deny'],
+    "after the restart: still web's last valid version, nothing opened",
+  );
   const errors = (await status()).errors;
   t.true(webError(errors), JSON.stringify(errors));
   const log = lab.agentLog().slice(logBefore);

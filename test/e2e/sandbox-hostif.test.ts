@@ -16,7 +16,11 @@ const node = `nf-hif-n-${process.pid}`;
 const pods = [1, 2, 3].map((i) => `nf-hif-p${i}-${process.pid}`);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-hif-'));
 const exec = { nodeNetns: `/run/netns/${node}`, path: [REFERENCE_PLUGINS_DIR] };
-const ipam = (subnet: string, dir: string) => ({ type: 'host-local', ranges: [[{ subnet }]], dataDir: path.join(tmp, dir) });
+const ipam = (subnet: string, dir: string) => ({
+  type: 'host-local',
+  ranges: [[{ subnet }]],
+  dataDir: path.join(tmp, dir),
+});
 
 let removeNetns: () => void;
 
@@ -54,41 +58,74 @@ function nodeLinks(): LinkInfo[] {
   }));
 }
 
-const rt = (i: number) => ({ containerId: `c${i}`, netns: `/run/netns/${pods[i]}`, ifName: 'eth0', args: kubeletArgs({ namespace: 'demo', name: `p${i}` }, `c${i}`) });
+const rt = (i: number) => ({
+  containerId: `c${i}`,
+  netns: `/run/netns/${pods[i]}`,
+  ifName: 'eth0',
+  args: kubeletArgs({ namespace: 'demo', name: `p${i}` }, `c${i}`),
+});
 
 interface Result {
   interfaces: { name: string; sandbox?: string }[];
 }
 
 test.serial('ptp: the host veth the result names; without it, the veth peer read inside the netns', async (t) => {
-  const chain = new CniChain({ cniVersion: '1.0.0', name: 'routed', plugins: [{ type: 'ptp', ipMasq: false, ipam: ipam('10.244.8.0/24', 'ptp') }] }, exec);
+  const chain = new CniChain(
+    {
+      cniVersion: '1.0.0',
+      name: 'routed',
+      plugins: [{ type: 'ptp', ipMasq: false, ipam: ipam('10.244.8.0/24', 'ptp') }],
+    },
+    exec,
+  );
   const r = (await chain.add(rt(0))) as Result;
   const host = r.interfaces.find((i) => !i.sandbox)!;
   const want = nodeLinks().find((l) => l.name === host.name)!;
-  t.deepEqual(await hostInterfaceOf(nodeLinks(), { ...rt(0), prevResult: r }), { name: host.name, ifindex: want.ifindex });
+  t.deepEqual(await hostInterfaceOf(nodeLinks(), { ...rt(0), prevResult: r }), {
+    name: host.name,
+    ifindex: want.ifindex,
+  });
   const sandboxOnly = { ...r, interfaces: r.interfaces.filter((i) => i.sandbox) };
-  t.deepEqual(await hostInterfaceOf(nodeLinks(), { ...rt(0), prevResult: sandboxOnly }), { name: host.name, ifindex: want.ifindex });
+  t.deepEqual(await hostInterfaceOf(nodeLinks(), { ...rt(0), prevResult: sandboxOnly }), {
+    name: host.name,
+    ifindex: want.ifindex,
+  });
   await chain.del(rt(0));
 });
 
 test.serial('bridge: the pod veth (a bridge port), never the bridge the result also lists', async (t) => {
-  const list: NetConfList = { cniVersion: '1.0.0', name: 'bridged', plugins: [{ type: 'bridge', bridge: 'cni-hif0', isGateway: true, ipMasq: false, ipam: ipam('10.244.9.0/24', 'br') }] };
+  const list: NetConfList = {
+    cniVersion: '1.0.0',
+    name: 'bridged',
+    plugins: [
+      { type: 'bridge', bridge: 'cni-hif0', isGateway: true, ipMasq: false, ipam: ipam('10.244.9.0/24', 'br') },
+    ],
+  };
   const chain = new CniChain(list, exec);
   const r = (await chain.add(rt(1))) as Result;
   t.deepEqual(r.interfaces.filter((i) => !i.sandbox).length, 2, 'bridge and veth are both host-side entries');
   const found = await hostInterfaceOf(nodeLinks(), { ...rt(1), prevResult: r });
-  const [port] = JSON.parse(execFileSync('ip', ['-n', node, '-j', 'link', 'show', 'master', 'cni-hif0'], { encoding: 'utf8' })) as { ifname: string; ifindex: number }[];
+  const [port] = JSON.parse(
+    execFileSync('ip', ['-n', node, '-j', 'link', 'show', 'master', 'cni-hif0'], { encoding: 'utf8' }),
+  ) as { ifname: string; ifindex: number }[];
   t.deepEqual(found, { name: port.ifname, ifindex: port.ifindex });
   await chain.del(rt(1));
 });
 
 test.serial('macvlan: no host interface, the error names the layout', async (t) => {
-  const list: NetConfList = { cniVersion: '1.0.0', name: 'mv', plugins: [{ type: 'macvlan', master: 'uplink0', mode: 'bridge', ipam: ipam('10.244.10.0/24', 'mv') }] };
+  const list: NetConfList = {
+    cniVersion: '1.0.0',
+    name: 'mv',
+    plugins: [{ type: 'macvlan', master: 'uplink0', mode: 'bridge', ipam: ipam('10.244.10.0/24', 'mv') }],
+  };
   const chain = new CniChain(list, exec);
   const r = await chain.add(rt(2));
   const found = await hostInterfaceOf(nodeLinks(), { ...rt(2), prevResult: r });
   t.true(found instanceof UnsupportedLayoutError);
-  t.is((found as Error).message, `find host interface of eth0 in /run/netns/${pods[2]}: layout macvlan (eth0) cannot be enforced on: ${SUPPORTED_LAYOUTS}`);
+  t.is(
+    (found as Error).message,
+    `find host interface of eth0 in /run/netns/${pods[2]}: layout macvlan (eth0) cannot be enforced on: ${SUPPORTED_LAYOUTS}`,
+  );
   await chain.del(rt(2));
 });
 

@@ -13,9 +13,16 @@ import type { AgentStatus } from '../../src/agent/agent';
 import { sandboxesFilePath } from '../../src/agent/sandboxes';
 import { labScript } from '../../src/lab/exec';
 import { pluginBinDir } from '../helpers/cni-bin';
-import { CniChain, REFERENCE_PLUGINS_DIR, createNetns, execPlugin, kubeletArgs, type ExecOptions, type RuntimeConf } from '../helpers/libcni';
+import {
+  CniChain,
+  REFERENCE_PLUGINS_DIR,
+  createNetns,
+  execPlugin,
+  kubeletArgs,
+  type ExecOptions,
+  type RuntimeConf,
+} from '../helpers/libcni';
 import { AgentLab, allowFrom, demoPodsAbc, labConfig } from './helpers/agent-lab';
-
 
 const BLUE_NAD = `
 apiVersion: k8s.cni.cncf.io/v1
@@ -36,7 +43,8 @@ spec:
 `;
 
 /** demo/web on n1 with no address yet (the API publishes it after ADD). */
-const WEB = 'apiVersion: v1\nkind: Pod\nmetadata: { name: web, namespace: demo, labels: { app: web } }\nspec: { nodeName: n1, containers: [{ name: c, image: x, ports: [{ containerPort: 80 }] }] }\n';
+const WEB =
+  'apiVersion: v1\nkind: Pod\nmetadata: { name: web, namespace: demo, labels: { app: web } }\nspec: { nodeName: n1, containers: [{ name: c, image: x, ports: [{ containerPort: 80 }] }] }\n';
 
 let lab: AgentLab;
 let exec: ExecOptions;
@@ -50,9 +58,21 @@ let server: ChildProcess | undefined;
 
 /** A ptp network chained with netfence-cni, its own subnet and IPAM directory. */
 function network(name: string, subnet: string, routes: { dst: string }[]): CniChain {
-  const ipam = { type: 'host-local', ranges: [[{ subnet }]], routes, dataDir: path.join(lab.state.workDir, `ipam-${name}`) };
+  const ipam = {
+    type: 'host-local',
+    ranges: [[{ subnet }]],
+    routes,
+    dataDir: path.join(lab.state.workDir, `ipam-${name}`),
+  };
   return new CniChain(
-    { cniVersion: '1.0.0', name, plugins: [{ type: 'ptp', ipMasq: false, ipam }, { type: 'netfence-cni', agentSocket: lab.cniSocket(), agentTimeoutMs: 15_000 }] },
+    {
+      cniVersion: '1.0.0',
+      name,
+      plugins: [
+        { type: 'ptp', ipMasq: false, ipam },
+        { type: 'netfence-cni', agentSocket: lab.cniSocket(), agentTimeoutMs: 15_000 },
+      ],
+    },
     exec,
   );
 }
@@ -90,27 +110,52 @@ const fromAB = (ip: string) => [
 ];
 const status = async (): Promise<AgentStatus> => JSON.parse(await lab.http('/readyz')) as AgentStatus;
 
-test.serial('one pod on two networks: eth0 and net1 are two endpoints, each enforced by its own policies when its ADD returns', async (t) => {
-  ips.eth0 = addressOf(await routed.add(eth0));
-  ips.net1 = addressOf(await blue.add(net1));
-  server = spawn('ip', ['netns', 'exec', path.basename(eth0.netns), process.execPath, labScript('server'), 'demo/web', '80/TCP'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve) => server!.stdout!.once('data', () => resolve()));
-  t.deepEqual(await lab.probe(fromAB(ips.eth0)), ['allow', 'deny'], 'eth0: a allowed, b denied (NetworkPolicy)');
-  t.deepEqual(await lab.probe(fromAB(ips.net1)), ['deny', 'allow'], 'net1: a denied, b allowed (MultiNetworkPolicy on demo/blue)');
-  await routed.check(eth0);
-  await blue.check(net1);
-  const saved = JSON.parse(fs.readFileSync(sandboxesFilePath(lab.node().bpffsRoot), 'utf8')) as { version: number; sandboxes: { ifName: string; network?: string }[] };
-  t.is(saved.version, 2);
-  t.deepEqual(saved.sandboxes.map((s) => `${s.ifName} ${s.network}`).sort(), ['eth0 routed', 'net1 blue']);
-  const adds = lab.agentRecords().filter((r) => r.msg === 'cni add');
-  t.deepEqual(adds.map((r) => `${r.ifName} ${r.network}`), ['eth0 routed', 'net1 blue'], 'netfence-cni sent the network name');
-});
+test.serial(
+  'one pod on two networks: eth0 and net1 are two endpoints, each enforced by its own policies when its ADD returns',
+  async (t) => {
+    ips.eth0 = addressOf(await routed.add(eth0));
+    ips.net1 = addressOf(await blue.add(net1));
+    server = spawn(
+      'ip',
+      ['netns', 'exec', path.basename(eth0.netns), process.execPath, labScript('server'), 'demo/web', '80/TCP'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve) => server!.stdout!.once('data', () => resolve()));
+    t.deepEqual(await lab.probe(fromAB(ips.eth0)), ['allow', 'deny'], 'eth0: a allowed, b denied (NetworkPolicy)');
+    t.deepEqual(
+      await lab.probe(fromAB(ips.net1)),
+      ['deny', 'allow'],
+      'net1: a denied, b allowed (MultiNetworkPolicy on demo/blue)',
+    );
+    await routed.check(eth0);
+    await blue.check(net1);
+    const saved = JSON.parse(fs.readFileSync(sandboxesFilePath(lab.node().bpffsRoot), 'utf8')) as {
+      version: number;
+      sandboxes: { ifName: string; network?: string }[];
+    };
+    t.is(saved.version, 2);
+    t.deepEqual(saved.sandboxes.map((s) => `${s.ifName} ${s.network}`).sort(), ['eth0 routed', 'net1 blue']);
+    const adds = lab.agentRecords().filter((r) => r.msg === 'cni add');
+    t.deepEqual(
+      adds.map((r) => `${r.ifName} ${r.network}`),
+      ['eth0 routed', 'net1 blue'],
+      'netfence-cni sent the network name',
+    );
+  },
+);
 
 test.serial('a late DEL for an old container on net1 changes nothing', async (t) => {
   const conf = { ...blue.list.plugins[1], cniVersion: '1.0.0', name: 'blue' };
-  await execPlugin(exec, 'netfence-cni', 'DEL', conf, { ...net1, containerId: 'c0', netns: '', args: kubeletArgs({ namespace: 'demo', name: 'web' }, 'c0') });
+  await execPlugin(exec, 'netfence-cni', 'DEL', conf, {
+    ...net1,
+    containerId: 'c0',
+    netns: '',
+    args: kubeletArgs({ namespace: 'demo', name: 'web' }, 'c0'),
+  });
   t.true(
-    lab.agentRecords().some((r) => r.msg === 'cni del ignored: container c0 is not the current sandbox of demo/web on net1 (c1)'),
+    lab
+      .agentRecords()
+      .some((r) => r.msg === 'cni del ignored: container c0 is not the current sandbox of demo/web on net1 (c1)'),
     'the ignored DEL is logged',
   );
   await lab.ready();
@@ -134,13 +179,18 @@ test.serial('DEL of net1 forgets that endpoint only: eth0 stays enforced', async
   await blue.del(net1);
   t.true(lab.agentRecords().some((r) => r.msg === 'cni del' && r.ifName === 'net1' && r.outcome === 'deleted'));
   let after = before;
-  for (const deadline = Date.now() + 10_000; after !== before - 1 && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 10_000; after !== before - 1 && Date.now() < deadline;) {
     await new Promise((r) => setTimeout(r, 100));
     after = (await status()).endpoints;
   }
   t.is(after, before - 1, 'the net1 endpoint is gone, the others stay');
   t.deepEqual(await lab.probe(fromAB(ips.eth0!)), ['allow', 'deny'], 'eth0 still enforced');
   await routed.check(eth0);
-  const saved = JSON.parse(fs.readFileSync(sandboxesFilePath(lab.node().bpffsRoot), 'utf8')) as { sandboxes: { ifName: string }[] };
-  t.deepEqual(saved.sandboxes.map((s) => s.ifName), ['eth0']);
+  const saved = JSON.parse(fs.readFileSync(sandboxesFilePath(lab.node().bpffsRoot), 'utf8')) as {
+    sandboxes: { ifName: string }[];
+  };
+  t.deepEqual(
+    saved.sandboxes.map((s) => s.ifName),
+    ['eth0'],
+  );
 });

@@ -7,7 +7,11 @@ import { dirname, join, resolve } from 'node:path';
 import { parseAllDocuments, parse as parseYaml, stringify } from 'yaml';
 
 export type Expected = 'allow' | 'deny';
-export type K8sObject = { apiVersion?: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> } } & Record<string, unknown>;
+export type K8sObject = {
+  apiVersion?: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+} & Record<string, unknown>;
 
 export interface ObjectRef {
   kind: string;
@@ -90,12 +94,29 @@ export function loadScenario(file: string): Scenario {
     const expect = s.expect as Record<string, unknown> | undefined;
     if (expect) {
       for (const [k, v] of Object.entries(expect)) {
-        if (v !== 'allow' && v !== 'deny') fail(file, `${where}.expect["${k}"]`, `expected allow or deny, got ${String(v)}`);
+        if (v !== 'allow' && v !== 'deny')
+          fail(file, `${where}.expect["${k}"]`, `expected allow or deny, got ${String(v)}`);
         parsePattern(k);
       }
     }
     for (const key of Object.keys(s)) {
-      if (!['name', 'apply', 'delete', 'relabel', 'ports', 'network', 'expect', 'probes', 'hold', 'held', 'tunnel', 'udpLoss', 'noTrace'].includes(key)) {
+      if (
+        ![
+          'name',
+          'apply',
+          'delete',
+          'relabel',
+          'ports',
+          'network',
+          'expect',
+          'probes',
+          'hold',
+          'held',
+          'tunnel',
+          'udpLoss',
+          'noTrace',
+        ].includes(key)
+      ) {
         fail(file, `${where}.${key}`, 'unknown field');
       }
     }
@@ -126,7 +147,12 @@ interface Pattern {
 }
 
 function glob(text: string): RegExp {
-  return new RegExp(`^${text.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`);
+  return new RegExp(
+    `^${text
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('[^/]*')}$`,
+  );
 }
 
 export function parsePattern(key: string): Pattern {
@@ -134,11 +160,19 @@ export function parsePattern(key: string): Pattern {
   if (!m) throw new Error(`parse expectation "${key}": expected "FROM->TO[ PORT][ v4|v6]"`);
   // "*" alone matches any endpoint; "x/*" any pod of x.
   const side = (s: string): RegExp => (s === '*' ? /^.*$/ : glob(s));
-  return { from: side(m[1]), to: side(m[2]), ...(m[3] ? { port: m[3].toUpperCase() } : {}), ...(m[4] ? { family: Number(m[4]) as 4 | 6 } : {}) };
+  return {
+    from: side(m[1]),
+    to: side(m[2]),
+    ...(m[3] ? { port: m[3].toUpperCase() } : {}),
+    ...(m[4] ? { family: Number(m[4]) as 4 | 6 } : {}),
+  };
 }
 
 /** The expected verdict of a pair: the first matching key. */
-export function expected(table: [string, Expected][], pair: { from: string; to: string; port: string; family?: 4 | 6 }): Expected {
+export function expected(
+  table: [string, Expected][],
+  pair: { from: string; to: string; port: string; family?: 4 | 6 },
+): Expected {
   for (const [key, verdict] of table) {
     const p = parsePattern(key);
     if (!p.from.test(pair.from) || !p.to.test(pair.to)) continue;
@@ -150,7 +184,8 @@ export function expected(table: [string, Expected][], pair: { from: string; to: 
 }
 
 const refKey = (r: ObjectRef): string => `${r.kind}/${r.namespace ?? ''}/${r.name}`;
-const objKey = (o: K8sObject): string => refKey({ kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name });
+const objKey = (o: K8sObject): string =>
+  refKey({ kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name });
 
 /** The scenario's current objects; `render` gives the single-file state the agents read. */
 export class WorkingState {

@@ -9,7 +9,15 @@ import { loadStateDir } from '../../src/sources/directory';
 import { waitForAgents } from '../../src/lab/barrier';
 import { labScript, run } from '../../src/lab/exec';
 import { labDown, labNameFor, labUp } from '../../src/lab/lifecycle';
-import { fabricCounters, matrixPairs, parsePort, probePairs, resolveEndpoint, type PairResult, type ProbePair } from '../../src/lab/probe';
+import {
+  fabricCounters,
+  matrixPairs,
+  parsePort,
+  probePairs,
+  resolveEndpoint,
+  type PairResult,
+  type ProbePair,
+} from '../../src/lab/probe';
 import { cliMain } from '../../src/lab/processes';
 import type { LabState } from '../../src/lab/state';
 import { writeAtomic } from '../../src/lab/workdir';
@@ -27,10 +35,30 @@ interface TracePair {
   verdict: string;
 }
 
-async function traceMatrix(stateDir: string, port: string, engine: string, family: number, network?: string): Promise<TracePair[]> {
+async function traceMatrix(
+  stateDir: string,
+  port: string,
+  engine: string,
+  family: number,
+  network?: string,
+): Promise<TracePair[]> {
   const main = cliMain();
   if (!main) throw new Error('trace --matrix: dist/src/cli/main.js is not built');
-  const argv = [process.execPath, main, 'trace', '--state', stateDir, '--matrix', '--port', port, '--engine', engine, '--family', String(family), '--json'];
+  const argv = [
+    process.execPath,
+    main,
+    'trace',
+    '--state',
+    stateDir,
+    '--matrix',
+    '--port',
+    port,
+    '--engine',
+    engine,
+    '--family',
+    String(family),
+    '--json',
+  ];
   if (network) argv.push('--network', network);
   const { stdout } = await run(argv, undefined, 120_000);
   return (JSON.parse(stdout) as { pairs: TracePair[] }).pairs;
@@ -40,9 +68,15 @@ async function traceMatrix(stateDir: string, port: string, engine: string, famil
  *  that did not get a second try with a longer timeout. Unexpected allows are never retried. */
 async function probeWithRetry(state: LabState, pairs: ProbePair[], step: Step): Promise<PairResult[]> {
   const results = await probePairs(state, pairs, { network: step.network });
-  const retry = results.map((r, i) => ({ r, i })).filter(({ r }) => r.verdict === 'deny' && expected(step.expect!, r) === 'allow');
+  const retry = results
+    .map((r, i) => ({ r, i }))
+    .filter(({ r }) => r.verdict === 'deny' && expected(step.expect!, r) === 'allow');
   if (retry.length === 0) return results;
-  const again = await probePairs(state, retry.map(({ i }) => pairs[i]), { network: step.network, timeoutMs: 3000 });
+  const again = await probePairs(
+    state,
+    retry.map(({ i }) => pairs[i]),
+    { network: step.network, timeoutMs: 3000 },
+  );
   retry.forEach(({ i }, k) => (results[i] = again[k]));
   return results;
 }
@@ -70,12 +104,22 @@ class StepChecker {
       if (r.verdict === 'skip') continue; // SCTP in the lab: no kernel support, trace covers it
       const want = expected(this.step.expect!, r);
       const fam = r.family ? ` v${r.family}` : '';
-      this.check(`[${source}] ${r.from}->${r.to} ${r.port}${fam}`, r.verdict === 'error' ? `error (${r.detail})` : r.verdict, want);
+      this.check(
+        `[${source}] ${r.from}->${r.to} ${r.port}${fam}`,
+        r.verdict === 'error' ? `error (${r.detail})` : r.verdict,
+        want,
+      );
     }
   }
 }
 
-async function runStep(t: { log: (...a: string[]) => void }, scenario: Scenario, step: Step, state: LabState, holds: Map<string, HeldConnection>): Promise<string[]> {
+async function runStep(
+  t: { log: (...a: string[]) => void },
+  scenario: Scenario,
+  step: Step,
+  state: LabState,
+  holds: Map<string, HeldConnection>,
+): Promise<string[]> {
   const plan = state.plan!;
   const checker = new StepChecker(step);
   const ports = step.ports ?? scenario.ports;
@@ -94,7 +138,9 @@ async function runStep(t: { log: (...a: string[]) => void }, scenario: Scenario,
   // The lab probe mostly waits on timeouts: run it alongside the trace invocations.
   const tasks: (() => Promise<void>)[] = [];
   if (step.expect && CHECKS.has('lab')) {
-    tasks.push(async () => checker.pairResults('lab', await probeWithRetry(state, matrixPairs(plan, ports, step.network), step)));
+    tasks.push(async () =>
+      checker.pairResults('lab', await probeWithRetry(state, matrixPairs(plan, ports, step.network), step)),
+    );
   }
   if (step.expect && !step.noTrace) {
     // IPv6 is traced when the table says something about it; IPv4 always.
@@ -107,7 +153,13 @@ async function runStep(t: { log: (...a: string[]) => void }, scenario: Scenario,
             const pairs = await traceMatrix(state.agentStateDir, port, engine, family, step.network);
             const results: PairResult[] = pairs
               .filter((p) => pods.has(p.from) && pods.has(p.to))
-              .map((p) => ({ from: p.from, to: p.to, port, family: family as 4 | 6, verdict: p.verdict as PairResult['verdict'] }));
+              .map((p) => ({
+                from: p.from,
+                to: p.to,
+                port,
+                family: family as 4 | 6,
+                verdict: p.verdict as PairResult['verdict'],
+              }));
             if (results.length === 0) checker.check(`[trace ${engine}] ${port} v${family}`, 'no pairs', 'pairs');
             checker.pairResults(`trace ${engine}`, results);
           });
@@ -117,7 +169,10 @@ async function runStep(t: { log: (...a: string[]) => void }, scenario: Scenario,
   }
   await pool(tasks, 3);
   if (step.probes.length > 0 && CHECKS.has('lab')) {
-    const results = await probePairs(state, step.probes.map(({ from, to, port }) => ({ from, to, port })));
+    const results = await probePairs(
+      state,
+      step.probes.map(({ from, to, port }) => ({ from, to, port })),
+    );
     results.forEach((r, i) => checker.check(`[lab] ${r.from}->${r.to} ${r.port}`, r.verdict, step.probes[i].expect));
   }
   for (const tn of CHECKS.has('lab') ? step.tunnel : []) {
@@ -126,13 +181,29 @@ async function runStep(t: { log: (...a: string[]) => void }, scenario: Scenario,
     const [r] = await probePairs(state, [{ from: tn.from, to: tn.to, port: tn.port }]);
     const after = (await fabricCounters(state)).get(`hairpin:${node}`) ?? 0;
     checker.check(`[lab] ${tn.from}->${tn.to} ${tn.port} connects`, r.verdict, 'allow');
-    checker.check(`[lab] ${tn.from}->${tn.to} ${tn.port} hairpins through the fabric`, String(after > before), String(tn.hairpin));
+    checker.check(
+      `[lab] ${tn.from}->${tn.to} ${tn.port} hairpins through the fabric`,
+      String(after > before),
+      String(tn.hairpin),
+    );
   }
   for (const u of CHECKS.has('lab') ? step.udpLoss : []) {
     const from = resolveEndpoint(plan, u.from);
     const to = resolveEndpoint(plan, u.to);
     const { port } = parsePort(u.port);
-    const argv = ['ip', 'netns', 'exec', from.netns!, process.execPath, labScript('client'), 'udpflood', to.ips[0], String(port), String(u.count), '2000'];
+    const argv = [
+      'ip',
+      'netns',
+      'exec',
+      from.netns!,
+      process.execPath,
+      labScript('client'),
+      'udpflood',
+      to.ips[0],
+      String(port),
+      String(u.count),
+      '2000',
+    ];
     const { stdout } = await run(argv);
     const { sent, received } = JSON.parse(stdout) as { sent: number; received: number };
     checker.check(`[lab] ${u.from}->${u.to} ${u.port} UDP replies`, `${received}/${sent}`, `${sent}/${sent}`);
@@ -141,7 +212,11 @@ async function runStep(t: { log: (...a: string[]) => void }, scenario: Scenario,
   return checker.mismatches;
 }
 
-const files = existsSync(SCENARIOS) ? readdirSync(SCENARIOS).filter((f) => f.endsWith('.yaml')).sort() : [];
+const files = existsSync(SCENARIOS)
+  ? readdirSync(SCENARIOS)
+      .filter((f) => f.endsWith('.yaml'))
+      .sort()
+  : [];
 for (const file of files.filter((f) => !ONLY || f.replace(/\.yaml$/, '') === ONLY)) {
   test.serial(`scenario ${file}`, async (t) => {
     t.timeout(5 * 60_000);
@@ -156,9 +231,14 @@ for (const file of files.filter((f) => !ONLY || f.replace(/\.yaml$/, '') === ONL
     const holds = new Map<string, HeldConnection>();
     let state: LabState | undefined;
     try {
-      state = await labUp(loadStateDir(dir), { stateDir: dir, agents, workingCopy: (wd) => writeAtomic(join(wd, 'state.yaml'), ws.render()) });
+      state = await labUp(loadStateDir(dir), {
+        stateDir: dir,
+        agents,
+        workingCopy: (wd) => writeAtomic(join(wd, 'state.yaml'), ws.render()),
+      });
       const failures: string[] = [];
-      if (agents && state.agents.length === 0) failures.push('lab: no agents (netfence agent is not built), nothing enforces the policies');
+      if (agents && state.agents.length === 0)
+        failures.push('lab: no agents (netfence agent is not built), nothing enforces the policies');
       for (const step of scenario.steps) {
         const changes = step.apply.length + step.delete.length + step.relabel.length > 0;
         ws.applyStep(step);

@@ -16,9 +16,14 @@ import { NF_RULE_PRIORITY } from '../../src/redirect/tunnel';
 import { AgentLab, demoPod, DEMO_NAMESPACE, isolate, labConfig, NODE_N1 } from './helpers/agent-lab';
 
 // c denies all ingress: policy holds whether the tunnel is on or off.
-const PODS = [DEMO_NAMESPACE, ...['a', 'b', 'c'].map((p, i) => demoPod(p, [`10.244.1.${i + 2}`, `fd00:244:1::${i + 2}`])), NODE_N1].join('---\n');
+const PODS = [
+  DEMO_NAMESPACE,
+  ...['a', 'b', 'c'].map((p, i) => demoPod(p, [`10.244.1.${i + 2}`, `fd00:244:1::${i + 2}`])),
+  NODE_N1,
+].join('---\n');
 const GATEWAY = '169.254.0.1';
-const TUNNEL = (mode: string): string => labConfig(`redirect: { mode: ${mode}, uplink: eth0, gateway: ${GATEWAY}, gateway6: fe80::1 }\n`);
+const TUNNEL = (mode: string): string =>
+  labConfig(`redirect: { mode: ${mode}, uplink: eth0, gateway: ${GATEWAY}, gateway6: fe80::1 }\n`);
 /** Off within this long after the fault (the README's bound). */
 const BOUND_MS = 2000;
 
@@ -38,19 +43,28 @@ let fabricNetns: string;
 let fabricIf: string;
 
 const fabric = (...argv: string[]): Promise<string> => lab.exec(fabricNetns, argv);
-const nodeSysctl = async (key: string): Promise<string> => (await lab.exec(lab.node().netns, ['sysctl', '-n', key])).trim();
+const nodeSysctl = async (key: string): Promise<string> =>
+  (await lab.exec(lab.node().netns, ['sysctl', '-n', key])).trim();
 
 test.before(async () => {
   lab = await AgentLab.up('tungw', { 'pods.yaml': PODS, 'isolate-c.yaml': isolate('c'), 'netfence.yaml': labConfig() });
   fabricNetns = lab.state.plan!.fabricNetns;
   fabricIf = lab.state.plan!.nodes[0].fabricIf;
-  await lab.exec(lab.node().netns, ['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1', 'net.ipv4.conf.eth0.rp_filter=1']);
+  await lab.exec(lab.node().netns, [
+    'sysctl',
+    '-q',
+    '-w',
+    'net.ipv4.conf.all.rp_filter=1',
+    'net.ipv4.conf.default.rp_filter=1',
+    'net.ipv4.conf.eth0.rp_filter=1',
+  ]);
 });
 test.after.always(async () => {
   await lab?.down();
 });
 
-const hairpins = async (family: Family): Promise<number> => (await fabricCounters(lab.state, family)).get('hairpin:n1') ?? 0;
+const hairpins = async (family: Family): Promise<number> =>
+  (await fabricCounters(lab.state, family)).get('hairpin:n1') ?? 0;
 
 async function tunnelStatus(): Promise<Tunnel> {
   return (JSON.parse(await lab.http('/readyz')) as { tunnel: Tunnel }).tunnel;
@@ -66,7 +80,8 @@ async function waitTunnel(off: Family[], timeoutMs = 10_000): Promise<Tunnel> {
   for (;;) {
     const s = await tunnelStatus();
     if (s.enabled === off.length < BOTH.length && s.off.join() === off.join()) return s;
-    if (Date.now() > deadline) throw new Error(`tunnel not off for exactly [${off.join()}] after ${timeoutMs} ms: ${JSON.stringify(s)}`);
+    if (Date.now() > deadline)
+      throw new Error(`tunnel not off for exactly [${off.join()}] after ${timeoutMs} ms: ${JSON.stringify(s)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -78,7 +93,13 @@ async function assertPath(t: ExecutionContext, off: Family[], what: string): Pro
   for (const family of BOTH) {
     const tunnelled = !off.includes(family);
     const before = await hairpins(family);
-    const [r, denied] = await lab.probeFull([{ from: 'demo/a', to: 'demo/b', port: '80/TCP', family }, { from: 'demo/a', to: 'demo/c', port: '80/TCP', family }], 1500);
+    const [r, denied] = await lab.probeFull(
+      [
+        { from: 'demo/a', to: 'demo/b', port: '80/TCP', family },
+        { from: 'demo/a', to: 'demo/c', port: '80/TCP', family },
+      ],
+      1500,
+    );
     const how = `${what}, IPv${family}`;
     t.is(denied.verdict, 'deny', `${how}: a -> c stays denied`);
     t.is(r.verdict, 'allow', `${how}: a -> b flows (${r.detail ?? ''})`);
@@ -91,9 +112,17 @@ async function assertPath(t: ExecutionContext, off: Family[], what: string): Pro
 
 /** /metrics: the tunnel gauge, and the per-family gauge 0 for the families in `off`. */
 async function assertMetrics(t: ExecutionContext, off: Family[], what: string): Promise<void> {
-  t.deepEqual(await metric('netfence_tunnel_enabled '), [`netfence_tunnel_enabled ${off.length < BOTH.length ? 1 : 0}`], `${what}: netfence_tunnel_enabled`);
+  t.deepEqual(
+    await metric('netfence_tunnel_enabled '),
+    [`netfence_tunnel_enabled ${off.length < BOTH.length ? 1 : 0}`],
+    `${what}: netfence_tunnel_enabled`,
+  );
   const families = BOTH.map((f) => `netfence_tunnel_family_enabled{family="${f}"} ${off.includes(f) ? 0 : 1}`);
-  t.deepEqual((await metric('netfence_tunnel_family_enabled{')).sort(), families, `${what}: netfence_tunnel_family_enabled`);
+  t.deepEqual(
+    (await metric('netfence_tunnel_family_enabled{')).sort(),
+    families,
+    `${what}: netfence_tunnel_family_enabled`,
+  );
 }
 
 async function metric(name: string): Promise<string[]> {
@@ -111,7 +140,17 @@ async function fabricRestorer(): Promise<() => Promise<void>> {
       .trim()
       .split('\n')
       .filter((r) => r && !(family === 6 && r.includes('proto kernel')))
-      .map((r) => [`-${family}`, 'route', 'replace', ...r.trim().split(/\s+/).filter((w) => w !== 'linkdown'), 'dev', fabricIf]);
+      .map((r) => [
+        `-${family}`,
+        'route',
+        'replace',
+        ...r
+          .trim()
+          .split(/\s+/)
+          .filter((w) => w !== 'linkdown'),
+        'dev',
+        fabricIf,
+      ]);
   const replays = [...(await routes(4)), ...(await routes(6))];
   const gateway6 = lab.state.plan!.gateway6;
   return async () => {
@@ -125,14 +164,26 @@ async function assertRules(t: ExecutionContext, mode: string, off: Family[], wha
   for (const family of BOTH) {
     const rules = await lab.exec(lab.node().netns, ['ip', `-${family}`, 'rule', 'show']);
     const ours = rules.split('\n').some((l) => l.startsWith(`${NF_RULE_PRIORITY}:`) && l.includes('fwmark'));
-    t.is(ours, mode === 'fwmark' && !off.includes(family), `${what}: IPv${family} fwmark rule ${ours ? 'present' : 'absent'}`);
+    t.is(
+      ours,
+      mode === 'fwmark' && !off.includes(family),
+      `${what}: IPv${family} fwmark rule ${ours ? 'present' : 'absent'}`,
+    );
   }
 }
 
 /** Injects `fault` and asserts the tunnel goes off for the families `off` within the bound
  *  with `cause` on /readyz, their traffic flows directly while the other family's stays
  *  tunnelled, the metrics say so; `repair` brings the tunnel back for both. */
-async function outage(t: ExecutionContext, mode: string, what: string, off: Family[], cause: RegExp, fault: () => Promise<unknown>, repair: () => Promise<unknown>): Promise<void> {
+async function outage(
+  t: ExecutionContext,
+  mode: string,
+  what: string,
+  off: Family[],
+  cause: RegExp,
+  fault: () => Promise<unknown>,
+  repair: () => Promise<unknown>,
+): Promise<void> {
   const restore = await fabricRestorer();
   const t0 = Date.now();
   await fault();
@@ -142,7 +193,14 @@ async function outage(t: ExecutionContext, mode: string, what: string, off: Fami
     t.log(`${what}: tunnel off for IPv${off.join(', IPv')} ${ms} ms after the fault`);
     t.true(ms <= BOUND_MS, `${what}: tunnel off ${ms} ms after the fault (bound ${BOUND_MS} ms)`);
     t.regex(down.error ?? '', cause, `${what}: /readyz names the cause`);
-    t.deepEqual(down.gateways?.filter((g) => !g.answering).map((g) => g.family).sort((a, b) => a - b), off, `${what}: /readyz shows the silent gateways: ${JSON.stringify(down.gateways)}`);
+    t.deepEqual(
+      down.gateways
+        ?.filter((g) => !g.answering)
+        .map((g) => g.family)
+        .sort((a, b) => a - b),
+      off,
+      `${what}: /readyz shows the silent gateways: ${JSON.stringify(down.gateways)}`,
+    );
     await assertMetrics(t, off, what);
     await assertRules(t, mode, off, what);
     const silent = (await metric('netfence_tunnel_gateway_answering{')).filter((l) => l.endsWith(' 0'));
@@ -154,7 +212,10 @@ async function outage(t: ExecutionContext, mode: string, what: string, off: Fami
   }
   const on = await waitTunnel(ON);
   t.is(on.error, undefined, `${what} repaired: no error left on /readyz`);
-  t.true(on.gateways!.every((g) => g.answering), `${what} repaired: every gateway answers`);
+  t.true(
+    on.gateways!.every((g) => g.answering),
+    `${what} repaired: every gateway answers`,
+  );
   await assertMetrics(t, ON, `${what} repaired`);
   await assertRules(t, mode, ON, `${what} repaired`);
   await assertPath(t, ON, `${what} repaired, tunnel on`);
@@ -167,63 +228,109 @@ const NFT_SILENCE = { 4: ['arp', 'arp operation request'], 6: ['ip6', 'icmpv6 ty
 const silenceGateway = (family: Family = 4): Promise<string> => {
   const [nftFamily, match] = NFT_SILENCE[family];
   const table = `${nftFamily} ${NFT_TABLE}`;
-  return fabric('sh', '-c', `nft add table ${table} && nft add chain ${table} in '{ type filter hook input priority 0; }' && nft add rule ${table} in iifname ${fabricIf} ${match} drop`);
+  return fabric(
+    'sh',
+    '-c',
+    `nft add table ${table} && nft add chain ${table} in '{ type filter hook input priority 0; }' && nft add rule ${table} in iifname ${fabricIf} ${match} drop`,
+  );
 };
-const answerGateway = (family: Family = 4): Promise<string> => fabric('nft', 'delete', 'table', NFT_SILENCE[family][0], NFT_TABLE);
+const answerGateway = (family: Family = 4): Promise<string> =>
+  fabric('nft', 'delete', 'table', NFT_SILENCE[family][0], NFT_TABLE);
 
 for (const mode of ['direct', 'fwmark']) {
-  test.serial(`${mode}: a gateway that does not answer when the agent starts leaves the tunnel off until it answers`, async (t) => {
-    await lab.kill('SIGTERM');
-    await silenceGateway();
-    lab.write('netfence.yaml', TUNNEL(mode));
-    const { ready } = await lab.startAgent();
-    const status = (ready.body as { tunnel: Tunnel }).tunnel;
-    t.like(status, { mode, enabled: true, off: [4] });
-    t.regex(status.error ?? '', /off for IPv4: gateway 169\.254\.0\.1 does not answer on eth0 .*no answer within/);
-    t.true(status.gateways!.some((g) => g.family === 6 && g.answering), `the IPv6 gateway answers: ${JSON.stringify(status.gateways)}`);
-    t.true(
-      lab.agentRecords().some((r) => r.level === 50 && r.stage === 'tunnel' && String(r.msg).includes('does not answer')),
-      'the agent logged the error',
-    );
-    let t0 = 0;
-    try {
-      await assertPath(t, [4], 'silent gateway at start');
-    } finally {
-      t0 = Date.now();
-      await answerGateway();
-    }
-    const on = await waitTunnel(ON);
-    t.true(Date.parse(on.since!) - t0 <= BOUND_MS, 'tunnel on within the bound once the gateway answers');
-    await assertPath(t, ON, 'gateway answering');
-  });
+  test.serial(
+    `${mode}: a gateway that does not answer when the agent starts leaves the tunnel off until it answers`,
+    async (t) => {
+      await lab.kill('SIGTERM');
+      await silenceGateway();
+      lab.write('netfence.yaml', TUNNEL(mode));
+      const { ready } = await lab.startAgent();
+      const status = (ready.body as { tunnel: Tunnel }).tunnel;
+      t.like(status, { mode, enabled: true, off: [4] });
+      t.regex(status.error ?? '', /off for IPv4: gateway 169\.254\.0\.1 does not answer on eth0 .*no answer within/);
+      t.true(
+        status.gateways!.some((g) => g.family === 6 && g.answering),
+        `the IPv6 gateway answers: ${JSON.stringify(status.gateways)}`,
+      );
+      t.true(
+        lab
+          .agentRecords()
+          .some((r) => r.level === 50 && r.stage === 'tunnel' && String(r.msg).includes('does not answer')),
+        'the agent logged the error',
+      );
+      let t0 = 0;
+      try {
+        await assertPath(t, [4], 'silent gateway at start');
+      } finally {
+        t0 = Date.now();
+        await answerGateway();
+      }
+      const on = await waitTunnel(ON);
+      t.true(Date.parse(on.since!) - t0 <= BOUND_MS, 'tunnel on within the bound once the gateway answers');
+      await assertPath(t, ON, 'gateway answering');
+    },
+  );
 
   test.serial(`${mode}: the gateway stops answering while the agent runs`, async (t) => {
     await waitTunnel(ON);
-    await outage(t, mode, 'silent gateway', [4], /off for IPv4: .*does not answer .*no answer within/, silenceGateway, answerGateway);
+    await outage(
+      t,
+      mode,
+      'silent gateway',
+      [4],
+      /off for IPv4: .*does not answer .*no answer within/,
+      silenceGateway,
+      answerGateway,
+    );
   });
 
   test.serial(`${mode}: the IPv6 gateway stops answering: IPv6 flows directly, IPv4 stays tunnelled`, async (t) => {
     await waitTunnel(ON);
-    await outage(t, mode, 'silent IPv6 gateway', [6], /off for IPv6: gateway fe80::1 does not answer on eth0 \(IPv6 neighbour probe/, () => silenceGateway(6), () => answerGateway(6));
+    await outage(
+      t,
+      mode,
+      'silent IPv6 gateway',
+      [6],
+      /off for IPv6: gateway fe80::1 does not answer on eth0 \(IPv6 neighbour probe/,
+      () => silenceGateway(6),
+      () => answerGateway(6),
+    );
   });
 
   test.serial(`${mode}: the uplink loses its carrier`, async (t) => {
     await waitTunnel(ON);
-    await outage(t, mode, 'carrier loss', BOTH, /uplink eth0 has no carrier/, () => fabric('ip', 'link', 'set', fabricIf, 'down'), () => fabric('ip', 'link', 'set', fabricIf, 'up'));
+    await outage(
+      t,
+      mode,
+      'carrier loss',
+      BOTH,
+      /uplink eth0 has no carrier/,
+      () => fabric('ip', 'link', 'set', fabricIf, 'down'),
+      () => fabric('ip', 'link', 'set', fabricIf, 'up'),
+    );
   });
 
   test.serial(`${mode}: the gateway's address goes away`, async (t) => {
     await waitTunnel(ON);
-    await outage(t, mode, 'gateway address removed', [4], /does not answer .*no answer within/, () => fabric('ip', 'addr', 'del', `${GATEWAY}/32`, 'dev', fabricIf), () =>
-      fabric('ip', 'addr', 'add', `${GATEWAY}/32`, 'dev', fabricIf),
+    await outage(
+      t,
+      mode,
+      'gateway address removed',
+      [4],
+      /does not answer .*no answer within/,
+      () => fabric('ip', 'addr', 'del', `${GATEWAY}/32`, 'dev', fabricIf),
+      () => fabric('ip', 'addr', 'add', `${GATEWAY}/32`, 'dev', fabricIf),
     );
   });
 
-  test.serial(`${mode}: strict rp_filter on the node: tunnelled replies come back; only the uplink is loosened`, async (t) => {
-    await waitTunnel(ON);
-    await assertPath(t, ON, 'strict rp_filter');
-    t.is(await nodeSysctl('net.ipv4.conf.all.rp_filter'), '1', 'conf/all stays strict');
-    t.is(await nodeSysctl('net.ipv4.conf.default.rp_filter'), '1', 'conf/default stays strict');
-    t.is(await nodeSysctl('net.ipv4.conf.eth0.rp_filter'), '2', 'the uplink is loose');
-  });
+  test.serial(
+    `${mode}: strict rp_filter on the node: tunnelled replies come back; only the uplink is loosened`,
+    async (t) => {
+      await waitTunnel(ON);
+      await assertPath(t, ON, 'strict rp_filter');
+      t.is(await nodeSysctl('net.ipv4.conf.all.rp_filter'), '1', 'conf/all stays strict');
+      t.is(await nodeSysctl('net.ipv4.conf.default.rp_filter'), '1', 'conf/default stays strict');
+      t.is(await nodeSysctl('net.ipv4.conf.eth0.rp_filter'), '2', 'the uplink is loose');
+    },
+  );
 }

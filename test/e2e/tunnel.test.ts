@@ -53,14 +53,31 @@ const hairpins = async (): Promise<number> => (await fabricCounters(lab.state)).
 async function measure(mode: string): Promise<Measure> {
   const netns = lab.podNetns('demo/a');
   let start = Date.now();
-  const { stdout } = await run(['ip', 'netns', 'exec', netns, process.execPath, labScript('client'), 'udpflood', '10.96.0.10', '53', String(QUERIES), '2000'], undefined, 120_000);
+  const { stdout } = await run(
+    [
+      'ip',
+      'netns',
+      'exec',
+      netns,
+      process.execPath,
+      labScript('client'),
+      'udpflood',
+      '10.96.0.10',
+      '53',
+      String(QUERIES),
+      '2000',
+    ],
+    undefined,
+    120_000,
+  );
   const udpMs = Date.now() - start;
   const { received } = JSON.parse(stdout) as { received: number };
   start = Date.now();
   const targets = Array.from({ length: 200 }, () => ({ from: 'demo/a', to: 'demo/b', port: '80/TCP' }));
   const tcp = await lab.probe(targets, 3000);
   const tcpMs = Date.now() - start;
-  if (tcp.some((v) => v !== 'allow')) throw new Error(`measure ${mode}: ${tcp.filter((v) => v !== 'allow').length} of 200 TCP connects failed`);
+  if (tcp.some((v) => v !== 'allow'))
+    throw new Error(`measure ${mode}: ${tcp.filter((v) => v !== 'allow').length} of 200 TCP connects failed`);
   return { mode, lost: QUERIES - received, udpMs, tcpMs };
 }
 
@@ -76,40 +93,65 @@ test.serial('tunnel off: same-node traffic stays on the node (baseline)', async 
 });
 
 for (const mode of ['fwmark', 'direct']) {
-  test.serial(`tunnel ${mode}: same-node pod traffic hairpins through the gateway and back; policy applies; DNS through a ClusterIP measured`, async (t) => {
-    const t0 = Date.now();
-    lab.write('netfence.yaml', TUNNEL(mode));
-    const [ready] = await lab.ready();
-    t.log(`mode switch applied in ${Date.now() - t0} ms`);
-    t.like(ready.body, { tunnel: { mode, enabled: true } }, JSON.stringify(ready.body));
+  test.serial(
+    `tunnel ${mode}: same-node pod traffic hairpins through the gateway and back; policy applies; DNS through a ClusterIP measured`,
+    async (t) => {
+      const t0 = Date.now();
+      lab.write('netfence.yaml', TUNNEL(mode));
+      const [ready] = await lab.ready();
+      t.log(`mode switch applied in ${Date.now() - t0} ms`);
+      t.like(ready.body, { tunnel: { mode, enabled: true } }, JSON.stringify(ready.body));
 
-    const before = await hairpins();
-    const r = await lab.probeFull([
-      { from: 'demo/a', to: 'demo/b', port: '80/TCP' },
-      { from: 'demo/a', to: 'demo/b', port: '53/UDP' },
-    ]);
-    t.deepEqual(r.map((x) => x.verdict), ['allow', 'allow']);
-    t.is(r[0].reply, 'netfence demo/b', 'the answer came back through the gateway');
-    const counted = (await hairpins()) - before;
-    t.true(counted >= 4, `the gateway counted ${counted} hairpinned packets`);
+      const before = await hairpins();
+      const r = await lab.probeFull([
+        { from: 'demo/a', to: 'demo/b', port: '80/TCP' },
+        { from: 'demo/a', to: 'demo/b', port: '53/UDP' },
+      ]);
+      t.deepEqual(
+        r.map((x) => x.verdict),
+        ['allow', 'allow'],
+      );
+      t.is(r[0].reply, 'netfence demo/b', 'the answer came back through the gateway');
+      const counted = (await hairpins()) - before;
+      t.true(counted >= 4, `the gateway counted ${counted} hairpinned packets`);
 
-    const m = await measure(mode);
-    results.push(m);
-    t.log(JSON.stringify(m));
-    t.is(m.lost, 0, `${mode}: no DNS query lost through a same-node ClusterIP`);
+      const m = await measure(mode);
+      results.push(m);
+      t.log(JSON.stringify(m));
+      t.is(m.lost, 0, `${mode}: no DNS query lost through a same-node ClusterIP`);
 
-    lab.write('isolate-b.yaml', 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: isolate-b, namespace: demo }\nspec: { podSelector: { matchLabels: { app: b } }, policyTypes: [Ingress] }\n');
-    await lab.ready();
-    t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }, { from: 'demo/b', to: 'demo/a', port: '80/TCP' }]), ['deny', 'allow'], 'policy still applies');
-    lab.remove('isolate-b.yaml');
-    await lab.ready();
-  });
+      lab.write(
+        'isolate-b.yaml',
+        'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: isolate-b, namespace: demo }\nspec: { podSelector: { matchLabels: { app: b } }, policyTypes: [Ingress] }\n',
+      );
+      await lab.ready();
+      t.deepEqual(
+        await lab.probe([
+          { from: 'demo/a', to: 'demo/b', port: '80/TCP' },
+          { from: 'demo/b', to: 'demo/a', port: '80/TCP' },
+        ]),
+        ['deny', 'allow'],
+        'policy still applies',
+      );
+      lab.remove('isolate-b.yaml');
+      await lab.ready();
+    },
+  );
 }
 
 test.serial('the default tunnel mode and the other one lose no DNS query', (t) => {
   t.log(`measured (${QUERIES} UDP queries via a same-node ClusterIP; 200 concurrent TCP connects):`);
-  for (const m of results) t.log(`  ${m.mode.padEnd(6)} lost ${m.lost}/${QUERIES}, udp ${m.udpMs} ms, tcp ${m.tcpMs} ms`);
-  const dflt = parseNetfenceConfig(new Field({ apiVersion: 'netfence.io/v1alpha1', kind: 'NetfenceConfig', metadata: { name: 'x' }, serviceCIDRs: [], redirect: { uplink: 'eth0' } })).redirect!.mode;
+  for (const m of results)
+    t.log(`  ${m.mode.padEnd(6)} lost ${m.lost}/${QUERIES}, udp ${m.udpMs} ms, tcp ${m.tcpMs} ms`);
+  const dflt = parseNetfenceConfig(
+    new Field({
+      apiVersion: 'netfence.io/v1alpha1',
+      kind: 'NetfenceConfig',
+      metadata: { name: 'x' },
+      serviceCIDRs: [],
+      redirect: { uplink: 'eth0' },
+    }),
+  ).redirect!.mode;
   const chosen = results.find((m) => m.mode === dflt)!;
   const other = results.find((m) => m.mode !== dflt && m.mode !== 'off')!;
   t.truthy(chosen, `default mode ${dflt} was measured`);

@@ -43,7 +43,8 @@ spec: { config: '{"cniVersion":"0.3.1","name":"vnet","type":"sriov","vlan":100,"
     pod('b', 'n1', 3),
     pod('c', 'n2', 4),
   ].join('---\n'),
-  'netfence.yaml': 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\n',
+  'netfence.yaml':
+    'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nhostInterfaces: [eth0]\nserviceCIDRs: [10.96.0.0/16]\n',
 };
 
 const mnp = (name: string, spec: string): string => `
@@ -55,8 +56,14 @@ metadata:
   annotations: { k8s.v1.cni.cncf.io/policy-for: ${NETWORK} }
 spec: ${spec}
 `;
-const B_FROM_A_TCP80 = mnp('b-from-a', '{ podSelector: { matchLabels: { app: b } }, policyTypes: [Ingress], ingress: [{ from: [{ podSelector: { matchLabels: { app: a } } }], ports: [{ port: 80 }] }] }');
-const A_TO_B_UDP53 = mnp('a-to-b', '{ podSelector: { matchLabels: { app: a } }, policyTypes: [Egress], egress: [{ to: [{ podSelector: { matchLabels: { app: b } } }], ports: [{ port: 53, protocol: UDP }] }] }');
+const B_FROM_A_TCP80 = mnp(
+  'b-from-a',
+  '{ podSelector: { matchLabels: { app: b } }, policyTypes: [Ingress], ingress: [{ from: [{ podSelector: { matchLabels: { app: a } } }], ports: [{ port: 80 }] }] }',
+);
+const A_TO_B_UDP53 = mnp(
+  'a-to-b',
+  '{ podSelector: { matchLabels: { app: a } }, policyTypes: [Egress], egress: [{ to: [{ podSelector: { matchLabels: { app: b } } }], ports: [{ port: 53, protocol: UDP }] }] }',
+);
 const B_ISOLATED = mnp('b-isolated', '{ podSelector: { matchLabels: { app: b } }, policyTypes: [Ingress] }');
 const PRIMARY_DENY = `
 apiVersion: networking.k8s.io/v1
@@ -93,7 +100,10 @@ function secondary(key: string): { netns: string; ifname: string; hostIf: string
 }
 
 async function linkOf(netns: string, ifname: string): Promise<{ ifindex: number; address: string }> {
-  const [l] = JSON.parse(await lab.exec(netns, ['ip', '-j', 'link', 'show', ifname])) as { ifindex: number; address: string }[];
+  const [l] = JSON.parse(await lab.exec(netns, ['ip', '-j', 'link', 'show', ifname])) as {
+    ifindex: number;
+    address: string;
+  }[];
   return l;
 }
 
@@ -118,7 +128,10 @@ const expectedTags = (tags: readonly number[]): Receipt['vlans'] =>
 /** Every case in every shape; asserts arrival (with its tags intact) or drop. */
 async function check(t: ExecutionContext, cases: Case[], when: string): Promise<void> {
   const runs = cases.flatMap((c) => SHAPES.map((shape) => ({ c, shape, spec: frame(c, shape) })));
-  const got = await exchange(bin, runs.map((r) => r.spec));
+  const got = await exchange(
+    bin,
+    runs.map((r) => r.spec),
+  );
   const wrong: string[] = [];
   runs.forEach(({ c, shape }, i) => {
     const name = `${c.from}->${c.to} ${c.proto}/${c.port} IPv${shape.family} tags ${shape.tags.join('+')}`;
@@ -172,7 +185,10 @@ test.serial('no policy: tagged frames cross the programmed representors and the 
     { from: 'demo/a', to: 'demo/b', port: '80/TCP' },
     { from: 'demo/a', to: 'demo/c', port: '53/UDP', family: 6 as const },
   ];
-  t.deepEqual((await probePairs(lab.state, pairs, { network: NETWORK })).map((r) => r.verdict), ['allow', 'allow']);
+  t.deepEqual(
+    (await probePairs(lab.state, pairs, { network: NETWORK })).map((r) => r.verdict),
+    ['allow', 'allow'],
+  );
 });
 
 test.serial('ingress MultiNetworkPolicy on b: only a, only TCP 80', async (t) => {
@@ -182,10 +198,23 @@ test.serial('ingress MultiNetworkPolicy on b: only a, only TCP 80', async (t) =>
     { from: 'c', to: 'b', proto: 'tcp', port: 80, arrives: false },
     { from: 'a', to: 'c', proto: 'udp', port: 53, arrives: true },
   ]);
-  const flows = lab.agentRecords('n1').filter((r) => r.msg === 'flow').map((r) => r.flow as Record<string, unknown>);
+  const flows = lab
+    .agentRecords('n1')
+    .filter((r) => r.msg === 'flow')
+    .map((r) => r.flow as Record<string, unknown>);
   const drop = flows.find((f) => (f.IP as { source: string }).source === '10.20.0.4' && 'TCP' in (f.l4 as object));
   const at = { name: secondary('demo/b').hostIf };
-  t.like(drop, { verdict: 'DROPPED', traffic_direction: 'INGRESS', source: { pod_name: 'c' }, destination: { pod_name: 'b' }, interface: at }, 'a dropped tagged frame is a flow record');
+  t.like(
+    drop,
+    {
+      verdict: 'DROPPED',
+      traffic_direction: 'INGRESS',
+      source: { pod_name: 'c' },
+      destination: { pod_name: 'b' },
+      interface: at,
+    },
+    'a dropped tagged frame is a flow record',
+  );
 });
 
 test.serial('egress MultiNetworkPolicy on a: only to b, only UDP 53', async (t) => {
@@ -201,12 +230,26 @@ test.serial('a primary-network NetworkPolicy leaves the VLAN network alone, and 
   lab.remove('mnp.yaml');
   lab.write('primary.yaml', PRIMARY_DENY);
   await lab.ready();
-  t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }]), ['deny'], 'the NetworkPolicy is enforced on the primary network');
-  await check(t, [{ from: 'a', to: 'b', proto: 'tcp', port: 80, arrives: true }], 'primary deny-all: the VLAN network is open');
+  t.deepEqual(
+    await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }]),
+    ['deny'],
+    'the NetworkPolicy is enforced on the primary network',
+  );
+  await check(
+    t,
+    [{ from: 'a', to: 'b', proto: 'tcp', port: 80, arrives: true }],
+    'primary deny-all: the VLAN network is open',
+  );
 
   lab.remove('primary.yaml');
-  await withPolicy(t, B_ISOLATED, 'b isolated on the VLAN network', [{ from: 'a', to: 'b', proto: 'tcp', port: 80, arrives: false }]);
-  t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }]), ['allow'], 'the MultiNetworkPolicy leaves the primary network open');
+  await withPolicy(t, B_ISOLATED, 'b isolated on the VLAN network', [
+    { from: 'a', to: 'b', proto: 'tcp', port: 80, arrives: false },
+  ]);
+  t.deepEqual(
+    await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }]),
+    ['allow'],
+    'the MultiNetworkPolicy leaves the primary network open',
+  );
   lab.remove('mnp.yaml');
   await lab.ready();
 });

@@ -42,7 +42,11 @@ function handle(c: Command): Record<string, unknown> {
     case 'counts':
       return { lists: server.count(server.lists, c.path), watches: server.count(server.watches, c.path) };
     case 'version':
-      return { version: objectsVersion(WATCHED_RESOURCES.flatMap((r) => server.objects(collectionPath(r)).map((o) => toKubeObject(r, o)))) };
+      return {
+        version: objectsVersion(
+          WATCHED_RESOURCES.flatMap((r) => server.objects(collectionPath(r)).map((o) => toKubeObject(r, o))),
+        ),
+      };
   }
 }
 

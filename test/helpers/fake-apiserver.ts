@@ -226,7 +226,14 @@ export class FakeApiServer {
 }
 
 function goneStatus(): object {
-  return { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 };
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    status: 'Failure',
+    message: 'too old resource version',
+    reason: 'Expired',
+    code: 410,
+  };
 }
 
 function sendStatus(res: http.ServerResponse, code: number, reason: string, message: string): void {

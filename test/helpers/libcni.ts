@@ -47,7 +47,12 @@ export interface PodRef {
 
 /** The CNI_ARGS a kubelet passes for a pod sandbox. */
 export function kubeletArgs(pod: PodRef, containerId: string): Record<string, string> {
-  return { IgnoreUnknown: '1', K8S_POD_NAMESPACE: pod.namespace, K8S_POD_NAME: pod.name, K8S_POD_INFRA_CONTAINER_ID: containerId };
+  return {
+    IgnoreUnknown: '1',
+    K8S_POD_NAMESPACE: pod.namespace,
+    K8S_POD_NAME: pod.name,
+    K8S_POD_INFRA_CONTAINER_ID: containerId,
+  };
 }
 
 /** A plugin's error result (exit status non-zero, JSON on stdout). */
@@ -60,7 +65,9 @@ export class CniError extends Error {
     readonly details: string,
     readonly stderr: string,
   ) {
-    super(`${plugin} ${command}: ${msg}${details ? ` (${details})` : ''}${code !== undefined ? ` [code ${code}]` : ''}`);
+    super(
+      `${plugin} ${command}: ${msg}${details ? ` (${details})` : ''}${code !== undefined ? ` [code ${code}]` : ''}`,
+    );
     this.name = 'CniError';
   }
 }
@@ -89,7 +96,9 @@ export function execPlugin(
   config: unknown,
   rt?: RuntimeConf,
 ): Promise<{ result: unknown; ms: number }> {
-  const binary = opts.path.map((dir) => `${dir}/${type}`).find((p) => fs.statSync(p, { throwIfNoEntry: false })?.isFile());
+  const binary = opts.path
+    .map((dir) => `${dir}/${type}`)
+    .find((p) => fs.statSync(p, { throwIfNoEntry: false })?.isFile());
   if (!binary) return Promise.reject(new Error(`find plugin ${type}: not in ${opts.path.join(':')}`));
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
@@ -156,10 +165,20 @@ export class CniChain {
 
   /** The config a plugin gets: its entry plus the list's name and version (and prevResult). */
   private config(plugin: Record<string, unknown>, prevResult?: unknown): Record<string, unknown> {
-    return { ...plugin, cniVersion: this.list.cniVersion, name: this.list.name, ...(prevResult !== undefined && { prevResult }) };
+    return {
+      ...plugin,
+      cniVersion: this.list.cniVersion,
+      name: this.list.name,
+      ...(prevResult !== undefined && { prevResult }),
+    };
   }
 
-  private async run(plugin: Record<string, unknown>, command: string, prevResult: unknown, rt?: RuntimeConf): Promise<unknown> {
+  private async run(
+    plugin: Record<string, unknown>,
+    command: string,
+    prevResult: unknown,
+    rt?: RuntimeConf,
+  ): Promise<unknown> {
     const type = String(plugin.type);
     const { result, ms } = await execPlugin(this.opts, type, command, this.config(plugin, prevResult), rt);
     this.invocations.push({ plugin: type, command, ms });

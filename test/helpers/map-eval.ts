@@ -25,7 +25,7 @@ export function portBitmap(maps: DesiredMaps, table: number, proto: number, port
     const match =
       k.table === table &&
       k.chunk === chunk &&
-      (k.proto === undefined || (k.proto === proto && (k.portBits === 0 || (k.port! >>> shift) === (port >>> shift))));
+      (k.proto === undefined || (k.proto === proto && (k.portBits === 0 || k.port! >>> shift === port >>> shift)));
     return { bits, match, value };
   });
   const v = longest(hits);
@@ -61,12 +61,20 @@ export function tableChunks(maps: DesiredMaps, table: number): number[] {
 }
 
 /** Index of the deciding rule, or undefined for the default allow. */
-export function evalTable(maps: DesiredMaps, table: number, peer: string, proto: number, port: number): number | undefined {
+export function evalTable(
+  maps: DesiredMaps,
+  table: number,
+  peer: string,
+  proto: number,
+  port: number,
+): number | undefined {
   if (table === 0) return undefined;
   let m = tableChunks(maps, table)
     .flatMap((chunk) => {
       const ports = new Set(portBitmap(maps, table, proto, port, chunk));
-      return [...new Set([...identBitmap(maps, table, peer, chunk), ...cidrBitmap(maps, table, peer, chunk)])].filter((i) => ports.has(i));
+      return [...new Set([...identBitmap(maps, table, peer, chunk), ...cidrBitmap(maps, table, peer, chunk)])].filter(
+        (i) => ports.has(i),
+      );
     })
     .sort((a, b) => a - b);
   while (m.length) {

@@ -69,8 +69,16 @@ function labelSelector(r: Rng, keys: [string, readonly string[]][]): LabelSelect
   return sel;
 }
 
-const podSel = (r: Rng) => labelSelector(r, [['app', APPS], ['tier', TIERS]]);
-const nsSel = (r: Rng) => labelSelector(r, [['team', ['a', 'b']], ['kubernetes.io/metadata.name', ['ns0', 'ns1', 'ns2']]]);
+const podSel = (r: Rng) =>
+  labelSelector(r, [
+    ['app', APPS],
+    ['tier', TIERS],
+  ]);
+const nsSel = (r: Rng) =>
+  labelSelector(r, [
+    ['team', ['a', 'b']],
+    ['kubernetes.io/metadata.name', ['ns0', 'ns1', 'ns2']],
+  ]);
 const nodeSel = (r: Rng) => labelSelector(r, [['zone', ['z1', 'z2']]]);
 
 function portSpec(r: Rng, named: boolean): PortSpec {
@@ -129,7 +137,9 @@ function networkPolicy(r: Rng, i: number, ns: string): Policy {
   for (const direction of isolates) {
     const n = r.int(0, 2);
     for (let index = 0; index < n; index++) {
-      const peers = r.chance(0.2) ? [{ kind: 'any' } as Peer] : Array.from({ length: r.int(1, 2) }, () => netpolPeer(r, ns));
+      const peers = r.chance(0.2)
+        ? [{ kind: 'any' } as Peer]
+        : Array.from({ length: r.int(1, 2) }, () => netpolPeer(r, ns));
       rules.push({ direction, action: 'allow', peers, ports: ports(r), index });
     }
   }
@@ -190,7 +200,13 @@ function bulkPolicies(r: Rng, s: Snapshot, first: number): Policy[] {
   const real = (i: number) => i % 16 === r.int(0, 15);
   const admin: Rule[] = Array.from({ length: r.int(100, 400) }, (_, index) =>
     real(index)
-      ? { direction, action: r.pick(['allow', 'deny', 'pass'] as const), peers: [cnpPeer(r, direction === 'egress')], ports: ports(r), index }
+      ? {
+          direction,
+          action: r.pick(['allow', 'deny', 'pass'] as const),
+          peers: [cnpPeer(r, direction === 'egress')],
+          ports: ports(r),
+          index,
+        }
       : { direction, action: 'deny', peers: [fillerPeer(index)], ports: null, index },
   );
   const ns = r.pick(s.namespaces).name;
@@ -201,10 +217,25 @@ function bulkPolicies(r: Rng, s: Snapshot, first: number): Policy[] {
     priority: 0,
     subject: { kind: 'pods', namespace: ns, podSelector },
     isolates: [direction],
-    rules: [{ direction, action: 'allow', peers: [real(i) ? netpolPeer(r, ns) : fillerPeer(1000 + i)], ports: ports(r), index: 0 }],
+    rules: [
+      {
+        direction,
+        action: 'allow',
+        peers: [real(i) ? netpolPeer(r, ns) : fillerPeer(1000 + i)],
+        ports: ports(r),
+        index: 0,
+      },
+    ],
   }));
   return [
-    { ref: { kind: 'ClusterNetworkPolicy', name: `${BULK}${first}` }, tier: 'admin', priority: r.int(0, 3), subject: { kind: 'pods', namespaceSelector: {}, podSelector }, isolates: [], rules: admin },
+    {
+      ref: { kind: 'ClusterNetworkPolicy', name: `${BULK}${first}` },
+      tier: 'admin',
+      priority: r.int(0, 3),
+      subject: { kind: 'pods', namespaceSelector: {}, podSelector },
+      isolates: [],
+      rules: admin,
+    },
     ...netpols,
   ];
 }
@@ -233,7 +264,8 @@ export function randomSnapshot(seed: number): Snapshot {
     if (r.chance(0.8)) labels.app = r.pick(APPS);
     if (r.chance(0.5)) labels.tier = r.pick(TIERS);
     const ports: ContainerPort[] = [];
-    for (const p of NAMED) if (r.chance(0.3) && !ports.some((q) => q.name === p.name && q.protocol === p.protocol)) ports.push(p);
+    for (const p of NAMED)
+      if (r.chance(0.3) && !ports.some((q) => q.name === p.name && q.protocol === p.protocol)) ports.push(p);
     return {
       namespace: r.pick(s.namespaces).name,
       name: `p${i}`,
@@ -242,7 +274,9 @@ export function randomSnapshot(seed: number): Snapshot {
       nodeName: node.name,
       hostNetwork,
       ports,
-      ips: hostNetwork ? node.addresses : [`10.244.${subnet}.${i + 2}`, ...(dual ? [`fd00:244:${subnet}::${i + 2}`] : [])],
+      ips: hostNetwork
+        ? node.addresses
+        : [`10.244.${subnet}.${i + 2}`, ...(dual ? [`fd00:244:${subnet}::${i + 2}`] : [])],
       networks: !hostNetwork && secondary && r.chance(0.7) ? [{ network: SECONDARY, ips: [`10.250.0.${i + 2}`] }] : [],
     };
   });
@@ -252,7 +286,9 @@ export function randomSnapshot(seed: number): Snapshot {
     if (kind < 5) {
       const p = networkPolicy(r, i, r.pick(s.namespaces).name);
       // On a snapshot with a secondary network, some become MultiNetworkPolicies for it.
-      return secondary && r.chance(0.5) ? { ...p, ref: { ...p.ref, kind: 'MultiNetworkPolicy' as const }, networks: [SECONDARY] } : p;
+      return secondary && r.chance(0.5)
+        ? { ...p, ref: { ...p.ref, kind: 'MultiNetworkPolicy' as const }, networks: [SECONDARY] }
+        : p;
     }
     return clusterPolicy(r, i, kind === 9);
   });

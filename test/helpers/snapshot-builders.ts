@@ -32,12 +32,24 @@ export function node(name: string, addresses: string[], labels: Record<string, s
   return { name, addresses, labels: { 'kubernetes.io/hostname': name, ...labels } };
 }
 
-export function rule(direction: Rule['direction'], index: number, peers: Peer[], ports: PortSpec[] | null, action: Rule['action'] = 'allow'): Rule {
+export function rule(
+  direction: Rule['direction'],
+  index: number,
+  peers: Peer[],
+  ports: PortSpec[] | null,
+  action: Rule['action'] = 'allow',
+): Rule {
   return { direction, action, peers, ports, index };
 }
 
 /** A NetworkPolicy selecting `podSelector` pods of `ns`, isolating the directions of its rules. */
-export function netpol(ns: string, name: string, podSelector: Record<string, string>, rules: Rule[], isolates?: Policy['isolates']): Policy {
+export function netpol(
+  ns: string,
+  name: string,
+  podSelector: Record<string, string>,
+  rules: Rule[],
+  isolates?: Policy['isolates'],
+): Policy {
   return {
     ref: { kind: 'NetworkPolicy', namespace: ns, name },
     tier: 'netpol',
@@ -48,7 +60,13 @@ export function netpol(ns: string, name: string, podSelector: Record<string, str
   };
 }
 
-export function cnp(name: string, tier: 'admin' | 'baseline', priority: number, podSelector: Record<string, string>, rules: Rule[]): Policy {
+export function cnp(
+  name: string,
+  tier: 'admin' | 'baseline',
+  priority: number,
+  podSelector: Record<string, string>,
+  rules: Rule[],
+): Policy {
   return {
     ref: { kind: 'ClusterNetworkPolicy', name },
     tier,

@@ -25,11 +25,49 @@ import { loadStateDir } from '../../src/sources/directory';
 const REPO = path.resolve(__dirname, '../../..');
 const STATE_IN_CONTAINER = '/var/lib/netfence/state';
 /** Linux capability numbers (include/uapi/linux/capability.h): index = bit. */
-const CAPS = ['CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'LINUX_IMMUTABLE',
-  'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE',
-  'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE',
-  'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
-  'CHECKPOINT_RESTORE'];
+const CAPS = [
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'DAC_READ_SEARCH',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'SETGID',
+  'SETUID',
+  'SETPCAP',
+  'LINUX_IMMUTABLE',
+  'NET_BIND_SERVICE',
+  'NET_BROADCAST',
+  'NET_ADMIN',
+  'NET_RAW',
+  'IPC_LOCK',
+  'IPC_OWNER',
+  'SYS_MODULE',
+  'SYS_RAWIO',
+  'SYS_CHROOT',
+  'SYS_PTRACE',
+  'SYS_PACCT',
+  'SYS_ADMIN',
+  'SYS_BOOT',
+  'SYS_NICE',
+  'SYS_RESOURCE',
+  'SYS_TIME',
+  'SYS_TTY_CONFIG',
+  'MKNOD',
+  'LEASE',
+  'AUDIT_WRITE',
+  'AUDIT_CONTROL',
+  'SETFCAP',
+  'MAC_OVERRIDE',
+  'MAC_ADMIN',
+  'SYSLOG',
+  'WAKE_ALARM',
+  'BLOCK_SUSPEND',
+  'AUDIT_READ',
+  'PERFMON',
+  'BPF',
+  'CHECKPOINT_RESTORE',
+];
 
 interface Mount {
   name: string;
@@ -42,7 +80,11 @@ interface Container {
   image: string;
   command: string[];
   args?: string[];
-  securityContext: { privileged?: boolean; allowPrivilegeEscalation?: boolean; capabilities?: { add?: string[]; drop?: string[] } };
+  securityContext: {
+    privileged?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    capabilities?: { add?: string[]; drop?: string[] };
+  };
   volumeMounts?: Mount[];
 }
 interface PodSpec {
@@ -51,22 +93,33 @@ interface PodSpec {
   volumes: Array<{ name: string; hostPath?: { path: string } }>;
 }
 
-const podSpec = (parse(readFileSync(path.join(REPO, 'deploy/daemonset.yaml'), 'utf8')) as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+const podSpec = (
+  parse(readFileSync(path.join(REPO, 'deploy/daemonset.yaml'), 'utf8')) as { spec: { template: { spec: PodSpec } } }
+).spec.template.spec;
 const agentSpec = podSpec.containers.find((c) => c.name === 'agent')!;
 const mountSpec = podSpec.initContainers.find((c) => c.name === 'mount-bpffs')!;
 const IMAGE = agentSpec.image;
 
 /** podman with the flags this machine needs (deploy/podman.sh, shared with the build). */
 const podman = (args: string[], timeoutMs = 60_000) =>
-  run(['bash', '-c', 'source "$0" && podman_ "$@"', path.join(REPO, 'deploy/podman.sh'), ...args], undefined, timeoutMs);
+  run(
+    ['bash', '-c', 'source "$0" && podman_ "$@"', path.join(REPO, 'deploy/podman.sh'), ...args],
+    undefined,
+    timeoutMs,
+  );
 
 /** podman flags for a container of the manifest: security context and host mounts. Host
  *  paths under `redirect` go to test directories instead (nothing outside the lab is touched). */
 function containerFlags(c: Container, netns: string, redirect: Record<string, string>): string[] {
   const sc = c.securityContext;
-  const flags = ['--pull=never', '--network', `ns:/run/netns/${netns}`,
+  const flags = [
+    '--pull=never',
+    '--network',
+    `ns:/run/netns/${netns}`,
     // The kubelet's default seccomp profile is Unconfined (no seccompProfile in the manifest).
-    '--security-opt', 'seccomp=unconfined'];
+    '--security-opt',
+    'seccomp=unconfined',
+  ];
   if (sc.privileged) flags.push('--privileged');
   if (sc.allowPrivilegeEscalation === false) flags.push('--security-opt', 'no-new-privileges');
   for (const cap of sc.capabilities?.drop ?? []) flags.push('--cap-drop', cap);
@@ -93,12 +146,20 @@ function agentArgs(bpffsRoot: string, metricsAddress: string): string[] {
 function capsOf(pid: number): { caps: string[]; noNewPrivs: string } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const eff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(status)![1]}`);
-  return { caps: CAPS.filter((_, bit) => (eff >> BigInt(bit)) & 1n).sort(), noNewPrivs: /^NoNewPrivs:\s*(\d)/m.exec(status)![1] };
+  return {
+    caps: CAPS.filter((_, bit) => (eff >> BigInt(bit)) & 1n).sort(),
+    noNewPrivs: /^NoNewPrivs:\s*(\d)/m.exec(status)![1],
+  };
 }
 
 /** Starts a node's init and agent containers; `containers` gets the agent's name before it
  *  is created, so a failed start is removed too. */
-async function startNodeAgent(state: LabState, node: { name: string; netns: string }, work: string, containers: string[]): Promise<void> {
+async function startNodeAgent(
+  state: LabState,
+  node: { name: string; netns: string },
+  work: string,
+  containers: string[],
+): Promise<void> {
   const runDir = path.join(work, `run-${node.name}`);
   const cniConf = path.join(work, `cni-conf-${node.name}`);
   const cniBin = path.join(work, `cni-bin-${node.name}`);
@@ -106,19 +167,46 @@ async function startNodeAgent(state: LabState, node: { name: string; netns: stri
   const redirect = { '/run/netfence': runDir, '/etc/cni/net.d': cniConf, '/opt/cni/bin': cniBin };
 
   // The init container: its command, as the DaemonSet runs it before the agent.
-  await podman(['run', '--rm', ...containerFlags(mountSpec, node.netns, redirect), '--entrypoint', mountSpec.command[0], IMAGE, ...mountSpec.command.slice(1)]);
+  await podman([
+    'run',
+    '--rm',
+    ...containerFlags(mountSpec, node.netns, redirect),
+    '--entrypoint',
+    mountSpec.command[0],
+    IMAGE,
+    ...mountSpec.command.slice(1),
+  ]);
 
   const name = `${state.name}-agent-${node.name}`;
   containers.push(name);
   const bpffsRoot = path.join(state.bpffsRoot, node.name);
   mkdirSync(bpffsRoot, { recursive: true });
   const metricsAddress = '127.0.0.1:9402';
-  await podman(['run', '-d', '--name', name, ...containerFlags(agentSpec, node.netns, redirect),
-    '-v', `${state.agentStateDir}:${STATE_IN_CONTAINER}:ro`, '-e', `NODE_NAME=${node.name}`,
-    '--entrypoint', agentSpec.command[0], IMAGE, ...agentSpec.command.slice(1), ...agentArgs(bpffsRoot, metricsAddress)]);
+  await podman([
+    'run',
+    '-d',
+    '--name',
+    name,
+    ...containerFlags(agentSpec, node.netns, redirect),
+    '-v',
+    `${state.agentStateDir}:${STATE_IN_CONTAINER}:ro`,
+    '-e',
+    `NODE_NAME=${node.name}`,
+    '--entrypoint',
+    agentSpec.command[0],
+    IMAGE,
+    ...agentSpec.command.slice(1),
+    ...agentArgs(bpffsRoot, metricsAddress),
+  ]);
   const pid = Number((await podman(['inspect', '--format', '{{.State.Pid}}', name])).stdout.trim());
   // The log is `podman logs`, written next to the work directory when the test fails.
-  state.agents.push({ node: node.name, netns: node.netns, pid, metricsAddress, log: path.join(os.tmpdir(), `${name}.log`) });
+  state.agents.push({
+    node: node.name,
+    netns: node.netns,
+    pid,
+    metricsAddress,
+    log: path.join(os.tmpdir(), `${name}.log`),
+  });
   saveState(state);
 }
 
@@ -133,13 +221,18 @@ async function check(state: LabState, title: string): Promise<{ mismatches: stri
   for (const port of ports) {
     const { port: n, protocol } = parsePort(port);
     for (const family of [4, 6] as const) {
-      for (const p of podMatrix(snapshot, { protocol: protocol as L4Protocol, port: n, family })) expected.set(`${port} ${family} ${p.from}>${p.to}`, p.verdict);
+      for (const p of podMatrix(snapshot, { protocol: protocol as L4Protocol, port: n, family }))
+        expected.set(`${port} ${family} ${p.from}>${p.to}`, p.verdict);
     }
   }
-  const want = (r: PairResult) => expected.get(`${r.port} ${r.family ?? 4} ${r.from}>${r.to}`) ?? expected.get(`${r.port} 6 ${r.from}>${r.to}`);
+  const want = (r: PairResult) =>
+    expected.get(`${r.port} ${r.family ?? 4} ${r.from}>${r.to}`) ?? expected.get(`${r.port} 6 ${r.from}>${r.to}`);
   const mismatches = results
     .filter((r) => r.verdict !== 'skip' && r.verdict !== want(r))
-    .map((r) => `${title}: ${r.from} -> ${r.to} ${r.port}${r.family ? ` IPv${r.family}` : ''}: got ${r.verdict}, reference ${want(r)}${r.detail ? ` (${r.detail})` : ''}`);
+    .map(
+      (r) =>
+        `${title}: ${r.from} -> ${r.to} ${r.port}${r.family ? ` IPv${r.family}` : ''}: got ${r.verdict}, reference ${want(r)}${r.detail ? ` (${r.detail})` : ''}`,
+    );
   return { mismatches, denied: results.filter((r) => r.verdict === 'deny').length };
 }
 
@@ -169,8 +262,10 @@ async function main(): Promise<number> {
     for (const a of state.agents) {
       const { caps, noNewPrivs } = capsOf(a.pid);
       console.log(`agent ${a.node} (pid ${a.pid}): CapEff ${caps.join(',')}, NoNewPrivs ${noNewPrivs}`);
-      if (caps.join(',') !== wantCaps.join(',')) failures.push(`agent ${a.node}: capabilities ${caps.join(',')}, the manifest adds ${wantCaps.join(',')}`);
-      if (noNewPrivs !== '1') failures.push(`agent ${a.node}: NoNewPrivs ${noNewPrivs} (allowPrivilegeEscalation: false)`);
+      if (caps.join(',') !== wantCaps.join(','))
+        failures.push(`agent ${a.node}: capabilities ${caps.join(',')}, the manifest adds ${wantCaps.join(',')}`);
+      if (noNewPrivs !== '1')
+        failures.push(`agent ${a.node}: NoNewPrivs ${noNewPrivs} (allowPrivilegeEscalation: false)`);
     }
 
     const before = await check(state, `no policies (${state.agentStateDir})`);
@@ -190,13 +285,17 @@ async function main(): Promise<number> {
         writeFileSync(file, logs.stdout + logs.stderr);
         console.log(`agent log: ${file}`);
       }
-      await podman(['rm', '-f', '--ignore', '-t', '2', name]).catch((e: Error) => failures.push(`remove ${name}: ${e.message}`));
+      await podman(['rm', '-f', '--ignore', '-t', '2', name]).catch((e: Error) =>
+        failures.push(`remove ${name}: ${e.message}`),
+      );
     }
     if (state) await labDown(state.name).catch((e: Error) => failures.push(`lab down: ${e.message}`));
     rmSync(work, { recursive: true, force: true });
   }
   for (const f of failures) console.log(`FAIL ${f}`);
-  console.log(`test:image: ${failures.length === 0 ? 'ok' : `${failures.length} failures`} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  console.log(
+    `test:image: ${failures.length === 0 ? 'ok' : `${failures.length} failures`} in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  );
   return failures.length === 0 ? 0 : 1;
 }
 

@@ -45,9 +45,13 @@ function vethPair(): Pair {
 }
 
 /** Does a ping from netns B to this side's address get answered? */
-const pingFromPeer = (p: Pair): boolean => status('ip', ['netns', 'exec', peerNs.name, 'ping', '-c', '1', '-W', '1', p.addr]) === 0;
+const pingFromPeer = (p: Pair): boolean =>
+  status('ip', ['netns', 'exec', peerNs.name, 'ping', '-c', '1', '-W', '1', p.addr]) === 0;
 
-function load(t: { teardown(fn: () => void): void }): { h: BpfObjectHandle; prog: (n: string) => { fd: number; id: number } } {
+function load(t: { teardown(fn: () => void): void }): {
+  h: BpfObjectHandle;
+  prog: (n: string) => { fd: number; id: number };
+} {
   const h = native.openObject(fixtureObject(), {});
   t.teardown(() => h.close());
   return { h, prog: (n) => h.programs().find((p) => p.name === n)! };
@@ -152,11 +156,17 @@ test.serial('XDP attach and detach on a veth', (t) => {
   const p = vethPair();
   const { prog } = load(t);
   const xdpId = (): number | undefined =>
-    (JSON.parse(run('ip', ['-j', 'link', 'show', 'dev', p.name])) as { xdp?: { prog?: { id: number } } }[])[0].xdp?.prog?.id;
+    (JSON.parse(run('ip', ['-j', 'link', 'show', 'dev', p.name])) as { xdp?: { prog?: { id: number } } }[])[0].xdp?.prog
+      ?.id;
   native.xdpAttach(p.ifindex, prog('nt_xdp').fd, 0);
   t.is(xdpId(), prog('nt_xdp').id);
   t.true(pingFromPeer(p), 'XDP_PASS lets traffic through');
-  throwsNative(t, () => native.xdpAttach(p.ifindex, prog('nt_xdp').fd, XDP_FLAGS_UPDATE_IF_NOEXIST), 'EBUSY', 'bpf_xdp_attach');
+  throwsNative(
+    t,
+    () => native.xdpAttach(p.ifindex, prog('nt_xdp').fd, XDP_FLAGS_UPDATE_IF_NOEXIST),
+    'EBUSY',
+    'bpf_xdp_attach',
+  );
   native.xdpDetach(p.ifindex, 0);
   t.is(xdpId(), undefined);
 });
@@ -171,5 +181,10 @@ test.serial('attach errors', (t) => {
   throwsNative(t, () => native.tcAttach(1, 'sideways' as 'ingress', fd, {}), 'EINVAL', 'tcAttach');
   throwsNative(t, () => native.xdpAttach(99999, prog('nt_xdp').fd, 0), 'ENODEV', 'bpf_xdp_attach');
   const p = vethPair();
-  throwsNative(t, () => native.tcAttach(p.ifindex, 'ingress', prog('nt_xdp').fd, { linkPin }), 'EINVAL', 'bpf_tc_attach');
+  throwsNative(
+    t,
+    () => native.tcAttach(p.ifindex, 'ingress', prog('nt_xdp').fd, { linkPin }),
+    'EINVAL',
+    'bpf_tc_attach',
+  );
 });

@@ -18,7 +18,11 @@ function hashMap(t: { teardown(fn: () => void): void }, max = 4): number {
   return fd;
 }
 
-const sortedKeys = (fd: number): number[] => native.mapKeys(fd).map((k) => k.readUInt32LE()).sort((a, b) => a - b);
+const sortedKeys = (fd: number): number[] =>
+  native
+    .mapKeys(fd)
+    .map((k) => k.readUInt32LE())
+    .sort((a, b) => a - b);
 
 test('update, lookup, delete and flags on a hash map', (t) => {
   const fd = hashMap(t);

@@ -38,7 +38,13 @@ test.serial('links: loopback, then a veth pair seen by linkWatch and linkByName'
   const b = native.linkByName('nlvb')!;
   t.is(a.linkIfindex, b.ifindex, 'veth peer');
   t.is(b.linkIfindex, a.ifindex);
-  t.deepEqual(native.linkList().map((l) => l.name).sort(), ['lo', 'nlva', 'nlvb']);
+  t.deepEqual(
+    native
+      .linkList()
+      .map((l) => l.name)
+      .sort(),
+    ['lo', 'nlva', 'nlvb'],
+  );
   run('ip', ['link', 'add', 'nlbr', 'type', 'bridge']);
   run('ip', ['link', 'set', 'nlvb', 'master', 'nlbr']);
   t.is(native.linkByName('nlvb')!.masterIfindex, native.linkByName('nlbr')!.ifindex);
@@ -74,13 +80,30 @@ test.serial('links: loopback, then a veth pair seen by linkWatch and linkByName'
 test.serial('linkPeerMac: the MAC of a veth peer in another netns, over netlink', (t) => {
   const ns = netnsAdd('nf-nt-peer');
   t.teardown(ns.del); // takes the veth pair with it
-  run('ip', ['link', 'add', 'nlp0', 'address', '02:00:00:00:00:01', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+  run('ip', [
+    'link',
+    'add',
+    'nlp0',
+    'address',
+    '02:00:00:00:00:01',
+    'type',
+    'veth',
+    'peer',
+    'name',
+    'eth0',
+    'netns',
+    ns.name,
+  ]);
   run('ip', ['-n', ns.name, 'link', 'set', 'eth0', 'address', '02:00:00:00:00:42']);
   const host = native.linkByName('nlp0')!;
   t.is(typeof host.linkNetnsid, 'number', 'the peer netns by nsid');
   t.is(native.linkPeerMac(host), '02:00:00:00:00:42', 'asked by nsid, not of this netns');
   t.true(run('ip', ['netns', 'list-id']).includes(ns.name), 'the kernel assigned the peer netns an nsid');
-  t.is(native.linkPeerMac(native.linkList().find((l) => l.name === 'nlp0')!), '02:00:00:00:00:42', 'as linkList gives the veth');
+  t.is(
+    native.linkPeerMac(native.linkList().find((l) => l.name === 'nlp0')!),
+    '02:00:00:00:00:42',
+    'as linkList gives the veth',
+  );
 
   // peer in the same netns: no link-netnsid, asked without IFLA_TARGET_NETNSID
   run('ip', ['link', 'add', 'nlp1', 'type', 'veth', 'peer', 'name', 'nlp2', 'address', '02:00:00:00:00:43']);
@@ -96,21 +119,24 @@ test.serial('linkPeerMac: the MAC of a veth peer in another netns, over netlink'
   throwsNative(t, () => native.linkPeerMac({ ...same, linkIfindex: -1 }), 'EINVAL', 'linkPeerMac');
 });
 
-test.serial('linkPeerAddrs: the global addresses of a veth peer in another netns, not its link-local ones nor other links', (t) => {
-  const ns = netnsAdd('nf-nt-pa');
-  t.teardown(ns.del);
-  run('ip', ['link', 'add', 'nlq0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
-  run('ip', ['-n', ns.name, 'link', 'add', 'other0', 'type', 'veth', 'peer', 'name', 'other1']);
-  run('ip', ['-n', ns.name, 'addr', 'add', '10.7.0.9/24', 'dev', 'other0']);
-  run('ip', ['-n', ns.name, 'addr', 'add', '10.7.0.5/24', 'dev', 'eth0']);
-  run('ip', ['-n', ns.name, 'addr', 'add', 'fd00:7::5/64', 'dev', 'eth0', 'nodad']);
-  run('ip', ['-n', ns.name, 'link', 'set', 'eth0', 'up']); // and its fe80:: address
-  run('ip', ['addr', 'add', '10.7.0.1/24', 'dev', 'nlq0']);
-  const host = native.linkByName('nlq0')!;
-  t.deepEqual(native.linkPeerAddrs(host).sort(), ['10.7.0.5', 'fd00:7::5']);
-  t.deepEqual(native.linkPeerAddrs(native.linkByName('lo')!), [], 'not a veth');
-  t.deepEqual(native.linkPeerAddrs({ ...host, linkNetnsid: -1 }), [], 'a netns going away');
-});
+test.serial(
+  'linkPeerAddrs: the global addresses of a veth peer in another netns, not its link-local ones nor other links',
+  (t) => {
+    const ns = netnsAdd('nf-nt-pa');
+    t.teardown(ns.del);
+    run('ip', ['link', 'add', 'nlq0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+    run('ip', ['-n', ns.name, 'link', 'add', 'other0', 'type', 'veth', 'peer', 'name', 'other1']);
+    run('ip', ['-n', ns.name, 'addr', 'add', '10.7.0.9/24', 'dev', 'other0']);
+    run('ip', ['-n', ns.name, 'addr', 'add', '10.7.0.5/24', 'dev', 'eth0']);
+    run('ip', ['-n', ns.name, 'addr', 'add', 'fd00:7::5/64', 'dev', 'eth0', 'nodad']);
+    run('ip', ['-n', ns.name, 'link', 'set', 'eth0', 'up']); // and its fe80:: address
+    run('ip', ['addr', 'add', '10.7.0.1/24', 'dev', 'nlq0']);
+    const host = native.linkByName('nlq0')!;
+    t.deepEqual(native.linkPeerAddrs(host).sort(), ['10.7.0.5', 'fd00:7::5']);
+    t.deepEqual(native.linkPeerAddrs(native.linkByName('lo')!), [], 'not a veth');
+    t.deepEqual(native.linkPeerAddrs({ ...host, linkNetnsid: -1 }), [], 'a netns going away');
+  },
+);
 
 interface IpRule {
   priority: number;
@@ -125,20 +151,41 @@ test.serial('rules: add, idempotent add, list, delete, idempotent delete (IPv4 a
   const rule: RouteRule = { family: 4, priority: 100, mark: 0x200, mask: 0xf00, table: 100, protocol: NF_PROTO };
   native.ruleAdd(rule);
   native.ruleAdd(rule);
-  t.deepEqual(native.ruleList(4).filter((r) => r.priority === 100), [rule]);
-  t.like(ipRules('-4').filter((r) => r.priority === 100), [{ table: '100', fwmark: '0x200', fwmask: '0xf00' }]);
-  t.true(native.ruleList(4).some((r) => r.priority === 32766 && r.table === 254 && r.mark === undefined), 'main rule');
+  t.deepEqual(
+    native.ruleList(4).filter((r) => r.priority === 100),
+    [rule],
+  );
+  t.like(
+    ipRules('-4').filter((r) => r.priority === 100),
+    [{ table: '100', fwmark: '0x200', fwmask: '0xf00' }],
+  );
+  t.true(
+    native.ruleList(4).some((r) => r.priority === 32766 && r.table === 254 && r.mark === undefined),
+    'main rule',
+  );
 
   const v6: RouteRule = { family: 6, priority: 101, mark: 0x400, mask: 0x400, table: 1000, protocol: NF_PROTO };
   native.ruleAdd(v6);
-  t.deepEqual(native.ruleList(6).filter((r) => r.priority === 101), [v6]);
-  t.deepEqual(native.ruleList(4).filter((r) => r.priority === 101), []);
+  t.deepEqual(
+    native.ruleList(6).filter((r) => r.priority === 101),
+    [v6],
+  );
+  t.deepEqual(
+    native.ruleList(4).filter((r) => r.priority === 101),
+    [],
+  );
 
   native.ruleDelete(rule);
   native.ruleDelete(rule);
   native.ruleDelete(v6);
-  t.deepEqual(native.ruleList(4).filter((r) => r.priority === 100), []);
-  t.deepEqual(ipRules('-6').filter((r) => r.priority === 101), []);
+  t.deepEqual(
+    native.ruleList(4).filter((r) => r.priority === 100),
+    [],
+  );
+  t.deepEqual(
+    ipRules('-6').filter((r) => r.priority === 101),
+    [],
+  );
 });
 
 interface IpRoute {
@@ -165,17 +212,35 @@ test.serial('routes: replace, list, replace again, delete, idempotent delete', (
   native.routeReplace(def);
   const listed = native.routeList(4, 100);
   t.is(listed.length, 2);
-  t.like(listed.find((r) => r.dst === '0.0.0.0/0'), { ...def, scope: 0 });
-  t.like(listed.find((r) => r.dst === '10.244.1.5/32'), host);
-  t.like(ipRoutes('-4', 100).find((r) => r.dst === 'default'), { gateway: '10.98.0.2', dev: 'nlr0' });
+  t.like(
+    listed.find((r) => r.dst === '0.0.0.0/0'),
+    { ...def, scope: 0 },
+  );
+  t.like(
+    listed.find((r) => r.dst === '10.244.1.5/32'),
+    host,
+  );
+  t.like(
+    ipRoutes('-4', 100).find((r) => r.dst === 'default'),
+    { gateway: '10.98.0.2', dev: 'nlr0' },
+  );
 
   native.routeReplace({ ...def, gateway: '10.98.0.3' });
-  t.deepEqual(native.routeList(4, 100).filter((r) => r.dst === '0.0.0.0/0').map((r) => r.gateway), ['10.98.0.3']);
+  t.deepEqual(
+    native
+      .routeList(4, 100)
+      .filter((r) => r.dst === '0.0.0.0/0')
+      .map((r) => r.gateway),
+    ['10.98.0.3'],
+  );
   t.deepEqual(native.routeList(4, 101), []);
 
   const v6: Route = { family: 6, table: 100, dst: 'fd00:1::/64', gateway: 'fd00:98::2', oif, protocol: NF_PROTO };
   native.routeReplace(v6);
-  t.like(native.routeList(6, 100).find((r) => r.dst === 'fd00:1::/64'), v6);
+  t.like(
+    native.routeList(6, 100).find((r) => r.dst === 'fd00:1::/64'),
+    v6,
+  );
 
   native.routeDelete(def); // gateway 10.98.0.2 no longer matches: tolerated, nothing removed
   t.is(native.routeList(4, 100).length, 2);
@@ -189,10 +254,25 @@ test.serial('routes: replace, list, replace again, delete, idempotent delete', (
 
 test.serial('netlink errors carry the kernel errno and the failing call', (t) => {
   const oif = native.linkByName('lo')!.ifindex;
-  const e = throwsNative(t, () => native.routeReplace({ family: 4, table: 100, dst: '10.0.0.0/8', oif: 9999 }), 'ENODEV', 'rtnl_route_add');
+  const e = throwsNative(
+    t,
+    () => native.routeReplace({ family: 4, table: 100, dst: '10.0.0.0/8', oif: 9999 }),
+    'ENODEV',
+    'rtnl_route_add',
+  );
   t.is(e.message, 'replace route 10.0.0.0/8 table 100: No such device');
-  throwsNative(t, () => native.routeReplace({ family: 4, table: 100, dst: '10.0.0.0/8', gateway: '192.0.2.1', oif }), 'ENETUNREACH', 'rtnl_route_add');
-  const bad = throwsNative(t, () => native.routeReplace({ family: 4, table: 100, dst: 'fd00::/8' }), 'EINVAL', 'routeReplace');
+  throwsNative(
+    t,
+    () => native.routeReplace({ family: 4, table: 100, dst: '10.0.0.0/8', gateway: '192.0.2.1', oif }),
+    'ENETUNREACH',
+    'rtnl_route_add',
+  );
+  const bad = throwsNative(
+    t,
+    () => native.routeReplace({ family: 4, table: 100, dst: 'fd00::/8' }),
+    'EINVAL',
+    'routeReplace',
+  );
   t.regex(bad.message, /dst "fd00::\/8" is not an IPv4 address/);
   throwsNative(t, () => native.ruleAdd({ family: 5 as 4, priority: 1, table: 1 }), 'EINVAL', 'ruleAdd');
   throwsNative(t, () => native.ruleAdd({ family: 4, priority: 1 } as RouteRule), 'EINVAL', 'ruleAdd');
@@ -216,12 +296,24 @@ test.serial('neighbours and bridge FDB: entries iproute2 added, with their MACs,
   run('bridge', ['fdb', 'add', '0a:00:00:00:08:05', 'dev', 'nbpa', 'master', 'dynamic']);
 
   const neigh = native.neighList().filter((n) => n.ifindex === br);
-  t.deepEqual(neigh.find((n) => n.ip === '10.8.0.5'), { family: 4, ifindex: br, ip: '10.8.0.5', mac: '0a:00:00:00:08:05', valid: true });
-  t.deepEqual(neigh.find((n) => n.ip === 'fd00:8::5'), { family: 6, ifindex: br, ip: 'fd00:8::5', mac: '0a:00:00:00:08:06', valid: true });
-  t.false(neigh.some((n) => n.ip === '10.8.0.6'), 'no MAC, not listed');
+  t.deepEqual(
+    neigh.find((n) => n.ip === '10.8.0.5'),
+    { family: 4, ifindex: br, ip: '10.8.0.5', mac: '0a:00:00:00:08:05', valid: true },
+  );
+  t.deepEqual(
+    neigh.find((n) => n.ip === 'fd00:8::5'),
+    { family: 6, ifindex: br, ip: 'fd00:8::5', mac: '0a:00:00:00:08:06', valid: true },
+  );
+  t.false(
+    neigh.some((n) => n.ip === '10.8.0.6'),
+    'no MAC, not listed',
+  );
 
   const fdb = native.fdbList().filter((f) => f.masterIfindex === br);
-  t.deepEqual(fdb.find((f) => f.mac === '0a:00:00:00:08:05'), { ifindex: port, masterIfindex: br, mac: '0a:00:00:00:08:05', vlan: 0, local: false, self: false });
+  t.deepEqual(
+    fdb.find((f) => f.mac === '0a:00:00:00:08:05'),
+    { ifindex: port, masterIfindex: br, mac: '0a:00:00:00:08:05', vlan: 0, local: false, self: false },
+  );
   const own = fdb.find((f) => f.mac === native.linkByName('nbpa')!.mac && f.ifindex === port);
   t.true(own?.local, "the port's own address is the bridge's (permanent)");
   t.true(native.fdbList().every((f) => f.mac !== '' && f.ifindex > 0));
@@ -241,13 +333,19 @@ test.serial('linkWatch: a burst that overflows the socket is reported, and watch
     }
   });
   t.teardown(() => w.close());
-  const lines = Array.from({ length: 1000 }, (_, i) => `link add nlo${i} type veth peer name nlp${i}\nlink set nlo${i} up\n`).join('');
+  const lines = Array.from(
+    { length: 1000 },
+    (_, i) => `link add nlo${i} type veth peer name nlp${i}\nlink set nlo${i} up\n`,
+  ).join('');
   execFileSync('ip', ['-force', '-batch', '-'], { input: lines, stdio: ['pipe', 'ignore', 'ignore'] });
   await until(() => overflows > 0, 10_000);
   t.true(overflows > 0, 'the lost events are reported');
   run('ip', ['link', 'add', 'nlafter', 'type', 'veth', 'peer', 'name', 'nlafterp']);
   await until(() => names.includes('nlafter'));
   t.true(names.includes('nlafter'), 'a link added after the overflow is still heard of');
-  execFileSync('ip', ['-force', '-batch', '-'], { input: Array.from({ length: 1000 }, (_, i) => `link del nlo${i}\n`).join(''), stdio: ['pipe', 'ignore', 'ignore'] });
+  execFileSync('ip', ['-force', '-batch', '-'], {
+    input: Array.from({ length: 1000 }, (_, i) => `link del nlo${i}\n`).join(''),
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
   run('ip', ['link', 'del', 'nlafter']);
 });

@@ -11,7 +11,10 @@ test.serial('unshareNet gives a private netns with only loopback', (t) => {
   native.unshareNet();
   t.not(netnsOf(), before);
   const links = JSON.parse(run('ip', ['-j', 'link', 'show'])) as { ifname: string }[];
-  t.deepEqual(links.map((l) => l.ifname), ['lo']);
+  t.deepEqual(
+    links.map((l) => l.ifname),
+    ['lo'],
+  );
 });
 
 test.serial('setNetns enters a named netns', (t) => {

@@ -70,15 +70,28 @@ test('maxEntries overrides apply before load', (t) => {
 test('reusing a pinned map whose definition changed names the map and the field', (t) => {
   const dir = pinDir(t);
   native.openObject(obj, { pinRoot: dir }).close();
-  const err = throwsNative(t, () => native.openObject(obj, { pinRoot: dir, maxEntries: { nt_hash: 32 } }), 'EINVAL', 'bpf_object__load');
-  t.regex(err.message, /^load object .*native_test\.bpf\.o: pinned map nt_hash at .*nt_hash has max_entries 16, object wants 32/);
+  const err = throwsNative(
+    t,
+    () => native.openObject(obj, { pinRoot: dir, maxEntries: { nt_hash: 32 } }),
+    'EINVAL',
+    'bpf_object__load',
+  );
+  t.regex(
+    err.message,
+    /^load object .*native_test\.bpf\.o: pinned map nt_hash at .*nt_hash has max_entries 16, object wants 32/,
+  );
   t.like(err as unknown as Record<string, unknown>, { map: 'nt_hash', field: 'max_entries' });
 });
 
 test('openObject errors', (t) => {
   const e = throwsNative(t, () => native.openObject('/nonexistent/x.bpf.o', {}), 'ENOENT', 'bpf_object__open_file');
   t.regex(e.message, /^open object \/nonexistent\/x\.bpf\.o: No such file or directory/);
-  const m = throwsNative(t, () => native.openObject(obj, { maxEntries: { nope: 1 } }), 'ENOENT', 'bpf_object__find_map_by_name');
+  const m = throwsNative(
+    t,
+    () => native.openObject(obj, { maxEntries: { nope: 1 } }),
+    'ENOENT',
+    'bpf_object__find_map_by_name',
+  );
   t.regex(m.message, /^set max_entries of map nope: no such map in /);
   const r = throwsNative(t, () => native.openObject(obj, { pinRoot: '/nonexistent-bpffs' }), 'ENOENT', 'statfs');
   t.regex(r.message, /: pin root \/nonexistent-bpffs: No such file or directory$/);

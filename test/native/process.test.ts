@@ -24,13 +24,19 @@ async function until(what: string, ok: () => boolean, timeoutMs = 5000): Promise
   }
 }
 
-test('the bpffs root lock excludes a second holder and names the first one\'s pid', async (t) => {
+test("the bpffs root lock excludes a second holder and names the first one's pid", async (t) => {
   const dir = pinDir(t);
-  const holder = spawn(process.execPath, ['-e', `require(${JSON.stringify(addonPath)}).flockExclusive(${JSON.stringify(dir)}); setInterval(() => {}, 1000)`], { stdio: 'ignore' });
+  const holder = spawn(
+    process.execPath,
+    ['-e', `require(${JSON.stringify(addonPath)}).flockExclusive(${JSON.stringify(dir)}); setInterval(() => {}, 1000)`],
+    { stdio: 'ignore' },
+  );
   t.teardown(() => holder.kill('SIGKILL'));
   await until('the flock holder', () => flockHolder(dir) !== undefined);
   t.is(flockHolder(dir), holder.pid);
-  t.throws(() => lockBpffsRoot(native, dir), { message: `lock bpffs root ${dir}: another netfence agent (pid ${holder.pid}) enforces from it; one agent per bpffs root` });
+  t.throws(() => lockBpffsRoot(native, dir), {
+    message: `lock bpffs root ${dir}: another netfence agent (pid ${holder.pid}) enforces from it; one agent per bpffs root`,
+  });
 
   const gone = exited(holder);
   holder.kill('SIGKILL'); // the kernel drops the lock with its last holder
@@ -48,20 +54,28 @@ test('a bpffs root under a bpffs is created level by level', (t) => {
   t.true(fs.statSync(path.join(dir, 'a/b/root')).isDirectory());
 });
 
-test('a root whose parent is no bpffs fails at once naming what to mount (Node\'s recursive mkdir spins there)', (t) => {
+test("a root whose parent is no bpffs fails at once naming what to mount (Node's recursive mkdir spins there)", (t) => {
   // sysfs answers mkdir with ENOENT under an existing directory: what `ip netns exec` leaves at /sys/fs/bpf.
   const onSysfs = `/sys/kernel/${uniq('nf-root')}`;
   const message = `bpffs root ${onSysfs}: /sys/kernel is sysfs, not a bpffs: mount one first: mount -t bpf bpf /sys/kernel`;
   t.throws(() => ensureBpffsRoot(onSysfs), { message });
-  t.throws(() => loadDatapath(native, { bpffsRoot: onSysfs }), { message }, 'the loader checks before it creates anything');
+  t.throws(
+    () => loadDatapath(native, { bpffsRoot: onSysfs }),
+    { message },
+    'the loader checks before it creates anything',
+  );
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-bpffs-'));
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
   fs.writeFileSync(path.join(tmp, 'file'), '');
   let mounts = 0;
   const mount = (): void => void mounts++;
-  t.throws(() => ensureBpffsRoot(path.join(tmp, 'root'), { mount }), { message: new RegExp(`${tmp} is not empty \\(no mount over files\\): mount one first: mount -t bpf bpf ${tmp}$`) });
-  t.throws(() => ensureBpffsRoot(path.join(tmp, 'missing/root'), { mount }), { message: new RegExp(`: create ${tmp}/missing and mount one first`) });
+  t.throws(() => ensureBpffsRoot(path.join(tmp, 'root'), { mount }), {
+    message: new RegExp(`${tmp} is not empty \\(no mount over files\\): mount one first: mount -t bpf bpf ${tmp}$`),
+  });
+  t.throws(() => ensureBpffsRoot(path.join(tmp, 'missing/root'), { mount }), {
+    message: new RegExp(`: create ${tmp}/missing and mount one first`),
+  });
   t.is(mounts, 0, 'never mounted over files or over a missing directory');
 });
 
@@ -76,10 +90,26 @@ test('a hidden /sys/fs/bpf gets a bpffs mounted in a private mount namespace; th
     const out = ensureBpffsRoot('/sys/fs/bpf/netfence', { mount: (d) => native.mountBpffs(d) });
     console.log(JSON.stringify({ ...out, type: Number(fs.statfsSync('/sys/fs/bpf/netfence').type), root: fs.statSync('/sys/fs/bpf/netfence').isDirectory() }));`;
   const hidden = (...argv: string[]) =>
-    spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'umount -l /sys/fs/bpf && exec "$@"', 'sh', ...argv, process.execPath, '-e', script], {
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
+    spawnSync(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'umount -l /sys/fs/bpf && exec "$@"',
+        'sh',
+        ...argv,
+        process.execPath,
+        '-e',
+        script,
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+      },
+    );
   const r = hidden();
   t.is(r.status, 0, r.stderr);
   t.deepEqual(JSON.parse(r.stdout), { mounted: '/sys/fs/bpf', type: 0xcafe4a11, root: true });
@@ -88,7 +118,10 @@ test('a hidden /sys/fs/bpf gets a bpffs mounted in a private mount namespace; th
   // Without CAP_SYS_ADMIN the mount is refused: the error says what to mount.
   const denied = hidden('setpriv', '--inh-caps=-sys_admin', '--bounding-set=-sys_admin');
   t.not(denied.status, 0);
-  t.regex(denied.stderr, /bpffs root \/sys\/fs\/bpf\/netfence: \/sys\/fs\/bpf is sysfs, not a bpffs, and mounting one failed \(mount bpffs at \/sys\/fs\/bpf: Operation not permitted\): mount one first: mount -t bpf bpf \/sys\/fs\/bpf/);
+  t.regex(
+    denied.stderr,
+    /bpffs root \/sys\/fs\/bpf\/netfence: \/sys\/fs\/bpf is sysfs, not a bpffs, and mounting one failed \(mount bpffs at \/sys\/fs\/bpf: Operation not permitted\): mount one first: mount -t bpf bpf \/sys\/fs\/bpf/,
+  );
 });
 
 /** A child that arms the deadline behind a JS SIGTERM handler, then idles or blocks its JS thread. */
@@ -103,7 +136,9 @@ function signalChild(mode: 'idle' | 'busy'): ChildProcess {
   return spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-async function stopAfterReady(child: ChildProcess): Promise<{ code: number | null; ms: number; stdout: string; stderr: string }> {
+async function stopAfterReady(
+  child: ChildProcess,
+): Promise<{ code: number | null; ms: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d));

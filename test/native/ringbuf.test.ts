@@ -22,7 +22,7 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
   while (!cond() && Date.now() < end) await sleep(5);
 }
 
-test('samples arrive on the event loop with the program\'s data', async (t) => {
+test("samples arrive on the event loop with the program's data", async (t) => {
   const { prog, events } = load(t);
   const samples: Buffer[] = [];
   const rb = native.ringBufferOpen(events, (s) => samples.push(s));
@@ -75,7 +75,11 @@ test('after close() the process exits; a throwing callback is an uncaught except
   });
   t.is(out, 'got 16');
   const err = t.throws(() =>
-    execFileSync(process.execPath, ['-e', script('throw new Error("boom from callback");')], { encoding: 'utf8', stdio: 'pipe', timeout: 10_000 }),
+    execFileSync(process.execPath, ['-e', script('throw new Error("boom from callback");')], {
+      encoding: 'utf8',
+      stdio: 'pipe',
+      timeout: 10_000,
+    }),
   ) as Error & { status: number; stderr: string };
   t.is(err.status, 1);
   t.regex(err.stderr, /boom from callback/);

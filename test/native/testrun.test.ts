@@ -51,10 +51,25 @@ test('data, context, repeat and duration come back', (t) => {
 
 test('test run errors', (t) => {
   const { prog } = load(t);
-  throwsNative(t, () => native.progTestRun(987654, { data: udpPacket('1.1.1.1', '2.2.2.2', 1) }), 'EBADF', 'bpf_prog_test_run_opts');
-  const e = throwsNative(t, () => native.progTestRun(prog, { data: Buffer.alloc(4) }), 'EINVAL', 'bpf_prog_test_run_opts');
+  throwsNative(
+    t,
+    () => native.progTestRun(987654, { data: udpPacket('1.1.1.1', '2.2.2.2', 1) }),
+    'EBADF',
+    'bpf_prog_test_run_opts',
+  );
+  const e = throwsNative(
+    t,
+    () => native.progTestRun(prog, { data: Buffer.alloc(4) }),
+    'EINVAL',
+    'bpf_prog_test_run_opts',
+  );
   t.regex(e.message, /^test run program fd \d+: Invalid argument$/);
-  throwsNative(t, () => native.progTestRun(prog, { data: udpPacket('1.1.1.1', '2.2.2.2', 1), dataOutSize: 10 }), 'ENOSPC', 'bpf_prog_test_run_opts');
+  throwsNative(
+    t,
+    () => native.progTestRun(prog, { data: udpPacket('1.1.1.1', '2.2.2.2', 1), dataOutSize: 10 }),
+    'ENOSPC',
+    'bpf_prog_test_run_opts',
+  );
   throwsNative(t, () => native.progTestRun(prog, {} as never), 'EINVAL', 'progTestRun');
 });
 

@@ -41,25 +41,42 @@ function put(maps: DesiredMaps, m: PolicyMapName, key: Buffer, value: Buffer): v
 
 const emptyMaps = (): DesiredMaps => Object.fromEntries(MAP_WRITE_ORDER.map((m) => [m, new Map()])) as DesiredMaps;
 
-export function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpoint[]; isolation: CompileResult['isolation'] } {
+export function build(spec: Spec): {
+  maps: DesiredMaps;
+  endpoints: CompiledEndpoint[];
+  isolation: CompileResult['isolation'];
+} {
   const maps = emptyMaps();
   const isolation = emptyMaps();
   const iso = spec.isolation;
   if (iso !== undefined) {
     const used = spec.endpoints.some((e) => e.ingress === iso || e.egress === iso);
     for (const m of used ? [isolation, maps] : [isolation]) {
-      put(m, 'nf_rules', encodeRuleKey(iso, 0), encodeRule({ action: NfAction.DENY, tier: NfTier.NETPOL, tierEnd: 1, policyId: NO_POLICY_ID, ruleId: 0 }));
+      put(
+        m,
+        'nf_rules',
+        encodeRuleKey(iso, 0),
+        encodeRule({ action: NfAction.DENY, tier: NfTier.NETPOL, tierEnd: 1, policyId: NO_POLICY_ID, ruleId: 0 }),
+      );
       put(m, 'nf_ports', encodePortKey({ table: iso }), bitmapFrom([0]));
       put(m, 'nf_peer_cidr', encodeCidrKey(iso, '::/0'), bitmapFrom([0]));
     }
   }
   for (const [t, n] of Object.entries(spec.tables).map(([t, n]) => [Number(t), n])) {
     for (let i = 0; i < n; i++) {
-      put(maps, 'nf_rules', encodeRuleKey(t, i), encodeRule({ action: NfAction.ALLOW, tier: NfTier.NETPOL, tierEnd: n, policyId: t, ruleId: i }));
+      put(
+        maps,
+        'nf_rules',
+        encodeRuleKey(t, i),
+        encodeRule({ action: NfAction.ALLOW, tier: NfTier.NETPOL, tierEnd: n, policyId: t, ruleId: i }),
+      );
     }
     for (let chunk = 0; chunk < chunkCount(n); chunk++) {
       const first = chunk * NF_CHUNK_RULES;
-      const all = bitmapFrom(Array.from({ length: Math.min(n - first, NF_CHUNK_RULES) }, (_, i) => first + i), chunk);
+      const all = bitmapFrom(
+        Array.from({ length: Math.min(n - first, NF_CHUNK_RULES) }, (_, i) => first + i),
+        chunk,
+      );
       put(maps, 'nf_ports', encodePortKey({ table: t, chunk, proto: IPPROTO.TCP, port: 80 }), all);
       put(maps, 'nf_peer_cidr', encodeCidrKey(t, '10.0.0.0/8', chunk), all);
     }
@@ -90,7 +107,16 @@ export function build(spec: Spec): { maps: DesiredMaps; endpoints: CompiledEndpo
     put(maps, 'nf_ident_exact', encodeAddr(e.ip ?? `10.0.0.${e.ifindex}`), encodeU32(7));
     return ep;
   });
-  return { maps, endpoints, isolation: { nf_rules: isolation.nf_rules, nf_ports: isolation.nf_ports, nf_peer_cidr: isolation.nf_peer_cidr, nf_peer_ident: isolation.nf_peer_ident } };
+  return {
+    maps,
+    endpoints,
+    isolation: {
+      nf_rules: isolation.nf_rules,
+      nf_ports: isolation.nf_ports,
+      nf_peer_cidr: isolation.nf_peer_cidr,
+      nf_peer_ident: isolation.nf_peer_ident,
+    },
+  };
 }
 
 export type Op = { op: 'update' | 'delete'; map: PolicyMapName; key: string };
@@ -124,7 +150,10 @@ export class RecordingIO extends MemoryMapIO {
   }
   snapshot(): Record<string, string[]> {
     return Object.fromEntries(
-      [...this.maps].map(([m, c]: [PolicyMapName, MapContent]) => [m, [...c.values()].map((e) => keyHex(e.key) + '=' + keyHex(e.value)).sort()]),
+      [...this.maps].map(([m, c]: [PolicyMapName, MapContent]) => [
+        m,
+        [...c.values()].map((e) => keyHex(e.key) + '=' + keyHex(e.value)).sort(),
+      ]),
     );
   }
 }

@@ -54,7 +54,14 @@ export function state(...docs: string[]): Snapshot {
 }
 
 /** Verdict between two names ("ns/pod", "node/N" or IPs). */
-export function check(s: Snapshot, from: string, to: string, port = 8080, protocol: L4Protocol = 'TCP', network?: string): Verdict {
+export function check(
+  s: Snapshot,
+  from: string,
+  to: string,
+  port = 8080,
+  protocol: L4Protocol = 'TCP',
+  network?: string,
+): Verdict {
   return evaluate(s, {
     src: resolveAddress(s, from, undefined, network),
     dst: resolveAddress(s, to, undefined, network),

@@ -14,17 +14,31 @@ const IN_CLUSTER = { KUBERNETES_SERVICE_HOST: '10.96.0.1' };
 const log = pino({ level: 'silent' });
 
 test('one source: --state, --kubeconfig, or in-cluster credentials', (t) => {
-  t.deepEqual(chooseSource({ state: '/s' }, IN_CLUSTER), { kind: 'directory', dir: '/s' }, '--state wins over the in-cluster environment');
-  t.deepEqual(chooseSource({ kubeconfig: '/k', config: '/c' }, {}), { kind: 'kubernetes', kubeconfig: '/k', configFile: '/c' });
+  t.deepEqual(
+    chooseSource({ state: '/s' }, IN_CLUSTER),
+    { kind: 'directory', dir: '/s' },
+    '--state wins over the in-cluster environment',
+  );
+  t.deepEqual(chooseSource({ kubeconfig: '/k', config: '/c' }, {}), {
+    kind: 'kubernetes',
+    kubeconfig: '/k',
+    configFile: '/c',
+  });
   t.deepEqual(chooseSource({ config: '/c' }, IN_CLUSTER), { kind: 'kubernetes', configFile: '/c' });
   t.deepEqual(chooseSource({}, IN_CLUSTER), { kind: 'kubernetes' });
 });
 
 test('no source, two sources, or --config with --state: clear errors', (t) => {
-  t.throws(() => chooseSource({}, {}), { message: /^start agent: no state source: give --state DIR or --kubeconfig FILE, or run in a cluster/ });
+  t.throws(() => chooseSource({}, {}), {
+    message: /^start agent: no state source: give --state DIR or --kubeconfig FILE, or run in a cluster/,
+  });
   t.throws(() => chooseSource({ config: '/c' }, {}), { message: /no state source/ });
-  t.throws(() => chooseSource({ state: '/s', kubeconfig: '/k' }, {}), { message: /^start agent: --state and --kubeconfig: give one state source/ });
-  t.throws(() => chooseSource({ state: '/s', config: '/c' }, {}), { message: /^start agent: --config: only with the Kubernetes source/ });
+  t.throws(() => chooseSource({ state: '/s', kubeconfig: '/k' }, {}), {
+    message: /^start agent: --state and --kubeconfig: give one state source/,
+  });
+  t.throws(() => chooseSource({ state: '/s', config: '/c' }, {}), {
+    message: /^start agent: --config: only with the Kubernetes source/,
+  });
 });
 
 function tmpdir(t: { teardown(fn: () => void): void }): string {
@@ -33,7 +47,8 @@ function tmpdir(t: { teardown(fn: () => void): void }): string {
   return dir;
 }
 
-const CONFIG = 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nspec: { metricsAddress: "127.0.0.1:9555", bpffsRoot: /sys/fs/bpf/nf-x }\n';
+const CONFIG =
+  'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: netfence }\nspec: { metricsAddress: "127.0.0.1:9555", bpffsRoot: /sys/fs/bpf/nf-x }\n';
 const KUBECONFIG = `apiVersion: v1
 kind: Config
 clusters: [{ name: c, cluster: { server: "http://127.0.0.1:1" } }]
@@ -50,7 +65,10 @@ test('settings at start: netfence.yaml of the state directory, or the --config f
   t.is(d.config.metricsAddress, '127.0.0.1:9555');
 
   fs.writeFileSync(path.join(dir, 'kubeconfig'), KUBECONFIG);
-  const k = await createAgentSource({ kind: 'kubernetes', kubeconfig: path.join(dir, 'kubeconfig'), configFile: path.join(dir, 'netfence.yaml') }, { log, resyncMs: 1000 });
+  const k = await createAgentSource(
+    { kind: 'kubernetes', kubeconfig: path.join(dir, 'kubeconfig'), configFile: path.join(dir, 'netfence.yaml') },
+    { log, resyncMs: 1000 },
+  );
   t.true(k.source instanceof KubernetesSource);
   t.is(k.config.bpffsRoot, '/sys/fs/bpf/nf-x');
   t.regex(k.describe, /^kubernetes API \(.*kubeconfig\)$/);
@@ -61,13 +79,25 @@ test('a bad --config or kubeconfig fails the start naming the file', async (t) =
   const bad = path.join(dir, 'bad.yaml');
   fs.writeFileSync(bad, CONFIG.replace('"127.0.0.1:9555"', '[1]'));
   fs.writeFileSync(path.join(dir, 'kubeconfig'), KUBECONFIG);
-  await t.throwsAsync(createAgentSource({ kind: 'kubernetes', kubeconfig: path.join(dir, 'kubeconfig'), configFile: bad }, { log, resyncMs: 1000 }), {
-    message: new RegExp(`^read config ${bad}: NetfenceConfig netfence spec.metricsAddress`),
-  });
-  await t.throwsAsync(createAgentSource({ kind: 'kubernetes', kubeconfig: path.join(dir, 'missing') }, { log, resyncMs: 1000 }), {
-    message: new RegExp(`^load kubeconfig ${dir}/missing: `),
-  });
-  await t.throwsAsync(createAgentSource({ kind: 'kubernetes', configFile: path.join(dir, 'none.yaml') }, { log, resyncMs: 1000 }), {
-    message: /^read config .*none\.yaml: ENOENT/,
-  });
+  await t.throwsAsync(
+    createAgentSource(
+      { kind: 'kubernetes', kubeconfig: path.join(dir, 'kubeconfig'), configFile: bad },
+      { log, resyncMs: 1000 },
+    ),
+    {
+      message: new RegExp(`^read config ${bad}: NetfenceConfig netfence spec.metricsAddress`),
+    },
+  );
+  await t.throwsAsync(
+    createAgentSource({ kind: 'kubernetes', kubeconfig: path.join(dir, 'missing') }, { log, resyncMs: 1000 }),
+    {
+      message: new RegExp(`^load kubeconfig ${dir}/missing: `),
+    },
+  );
+  await t.throwsAsync(
+    createAgentSource({ kind: 'kubernetes', configFile: path.join(dir, 'none.yaml') }, { log, resyncMs: 1000 }),
+    {
+      message: /^read config .*none\.yaml: ENOENT/,
+    },
+  );
 });

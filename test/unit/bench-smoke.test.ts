@@ -49,7 +49,10 @@ test('runInterleaved measures A B A B and groups samples per variant', async (t)
   });
   t.deepEqual(seen, ['A', 'B', 'A', 'B', 'A', 'B']);
   t.deepEqual(samples, { A: [0, 1, 2], B: [10, 11, 12] });
-  await t.throwsAsync(runInterleaved([{ name: 'A' }, { name: 'A' }], 1, () => 0), { message: /duplicate/ });
+  await t.throwsAsync(
+    runInterleaved([{ name: 'A' }, { name: 'A' }], 1, () => 0),
+    { message: /duplicate/ },
+  );
 });
 
 test('prng is deterministic', (t) => {
@@ -63,7 +66,8 @@ test('synthetic prefixes are distinct, valid and non-overlapping', (t) => {
     const ps = syntheticPrefixes(fam, 2000, 3);
     t.is(new Set(ps).size, 2000);
     // Slot = the /25 (IPv4) or /64 (IPv6) a prefix lies in; one prefix per slot.
-    const slot = (a: Buffer): string => (fam === 4 ? String(a.readUInt32BE(12) >>> 7) : a.subarray(0, 8).toString('hex'));
+    const slot = (a: Buffer): string =>
+      fam === 4 ? String(a.readUInt32BE(12) >>> 7) : a.subarray(0, 8).toString('hex');
     const slots = new Set(ps.map((p) => slot(mappedPrefix(toCidr(p)).addr)));
     t.is(slots.size, 2000, `IPv${fam} prefixes share a slot`);
     for (const p of ps) t.is(toCidr(p).family, fam);
@@ -183,15 +187,24 @@ test('targets: the connection rate against bare reads the tight pairs where meas
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nf-bench-report-'));
   try {
     writeReport({ ...r, targets: evaluateTargets(r) }, dir);
-    t.regex(readFileSync(path.join(dir, 'REPORT.md'), 'utf8'), /\| netfence_10k \| 3 \| 0\.920 \| 0\.900-0\.960 \| 10,000 \| 9,000 \|/);
+    t.regex(
+      readFileSync(path.join(dir, 'REPORT.md'), 'utf8'),
+      /\| netfence_10k \| 3 \| 0\.920 \| 0\.900-0\.960 \| 10,000 \| 9,000 \|/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
 test('net: the empty-program floor and the largest netfence variant are measured in tight pairs', (t) => {
-  t.deepEqual(pairedVariants(netVariants([0, 100, 10000])).map((v) => v.name), ['emptyprog_2hooks', 'netfence_10k']);
-  t.deepEqual(pairedVariants(netVariants([0, 100], { netfence: 'not built' })).map((v) => v.name), ['emptyprog_2hooks']);
+  t.deepEqual(
+    pairedVariants(netVariants([0, 100, 10000])).map((v) => v.name),
+    ['emptyprog_2hooks', 'netfence_10k'],
+  );
+  t.deepEqual(
+    pairedVariants(netVariants([0, 100], { netfence: 'not built' })).map((v) => v.name),
+    ['emptyprog_2hooks'],
+  );
 });
 
 test('report generator writes REPORT.md and a well-formed SVG', (t) => {
@@ -204,8 +217,14 @@ test('report generator writes REPORT.md and a well-formed SVG', (t) => {
     t.regex(md, /npm run bench -- --quick/);
     t.regex(md, /\| netfence_10k \| 9,900 \| 0\.99 \|/);
     t.regex(md, /\| netfence_10k \| 8\.0 \| 4,800 ns \| 4\.4 % \|/, 'program time per connection');
-    t.regex(md, /connection rate, netfence 10k rules \/ bare \(ratio of round medians\) \| 0\.990 x \| >= 0\.98 x \| PASS/);
-    t.regex(md, /program time per connection, netfence 10k rules \/ emptyprog_4hooks \(kernel run statistics, same run\) \| 4\.000 x \| <= 2 x \| FAIL/);
+    t.regex(
+      md,
+      /connection rate, netfence 10k rules \/ bare \(ratio of round medians\) \| 0\.990 x \| >= 0\.98 x \| PASS/,
+    );
+    t.regex(
+      md,
+      /program time per connection, netfence 10k rules \/ emptyprog_4hooks \(kernel run statistics, same run\) \| 4\.000 x \| <= 2 x \| FAIL/,
+    );
     t.regex(md, /the median of 12 interleaved rounds/);
     t.regex(md, /NOT RUN/);
     t.regex(md, /- lab: agent not built/);
@@ -270,8 +289,18 @@ test('apply: the generated state directory holds the policies it claims and load
     t.deepEqual(s.errors, []);
     t.is(s.policies.filter((p) => p.tier === 'netpol').length, 24);
     t.is(s.pods.length, 12);
-    t.is(new Set(s.pods.map((p) => p.name)).size, 12, 'pod names are unique across namespaces (bench endpoints are keyed by them)');
-    t.true(s.policies.some((p) => p.rules.some((r) => r.direction === 'egress' && r.peers.some((x) => x.kind === 'cidr' && x.except.length === 1))));
+    t.is(
+      new Set(s.pods.map((p) => p.name)).size,
+      12,
+      'pod names are unique across namespaces (bench endpoints are keyed by them)',
+    );
+    t.true(
+      s.policies.some((p) =>
+        p.rules.some(
+          (r) => r.direction === 'egress' && r.peers.some((x) => x.kind === 'cidr' && x.except.length === 1),
+        ),
+      ),
+    );
   } finally {
     rmSync(path.dirname(dir), { recursive: true, force: true });
   }
@@ -321,9 +350,19 @@ test('scale: targets and report read the 100k-pod figures; the directory holds i
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nf-bench-scale-'));
   try {
     writeReport({ ...r, targets: evaluateTargets(r) }, dir);
-    t.regex(readFileSync(path.join(dir, 'REPORT.md'), 'utf8'), /\| Kubernetes source, 100k pods \| 6\.00 s \(3,000 \/ 1,000 \/ 200 ms\) \| 1,100 MB \|/);
+    t.regex(
+      readFileSync(path.join(dir, 'REPORT.md'), 'utf8'),
+      /\| Kubernetes source, 100k pods \| 6\.00 s \(3,000 \/ 1,000 \/ 200 ms\) \| 1,100 MB \|/,
+    );
     const state = path.join(dir, 'state');
-    writeStateDir(state, { namespaces: 20, policiesPerNamespace: 2, podsPerNamespace: 10, nodes: 4, clusterPolicies: 10, identities: 131072 });
+    writeStateDir(state, {
+      namespaces: 20,
+      policiesPerNamespace: 2,
+      podsPerNamespace: 10,
+      nodes: 4,
+      clusterPolicies: 10,
+      identities: 131072,
+    });
     const s = loadStateDir(state);
     t.deepEqual(s.errors, []);
     t.is(s.config.capacity.identities, 131072);
@@ -332,7 +371,11 @@ test('scale: targets and report read the 100k-pod figures; the directory holds i
     // Team 0's namespaces are ns-0 and ns-10: one subject pod in each.
     const teams = new Map(s.namespaces.map((n) => [n.name, n.labels.team]));
     t.is(s.pods.filter((p) => teams.get(p.namespace) === 'team-0' && p.labels.app === 'app-0').length, 2);
-    t.is(s.pods.filter((p) => teams.get(p.namespace) === 'team-1' && p.labels.app === 'app-11').length, 2, 'an odd team: app-(10 + t)');
+    t.is(
+      s.pods.filter((p) => teams.get(p.namespace) === 'team-1' && p.labels.app === 'app-11').length,
+      2,
+      'an odd team: app-(10 + t)',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

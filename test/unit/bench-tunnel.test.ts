@@ -12,7 +12,11 @@ const mode = (connPerSec: number, dnsLost = 0): TunnelModeResult => ({
   hairpinPackets: 0,
 });
 
-const tunnel = (defaultMode: 'fwmark' | 'direct', fwmark: TunnelModeResult, direct: TunnelModeResult): TunnelResults => ({
+const tunnel = (
+  defaultMode: 'fwmark' | 'direct',
+  fwmark: TunnelModeResult,
+  direct: TunnelModeResult,
+): TunnelResults => ({
   rounds: 5,
   crrSeconds: 5,
   defaultMode,

@@ -6,10 +6,14 @@ import { capacityMaxEntries, DEFAULT_OBJECT } from '../../src/datapath/loader';
 import { native } from '../../src/datapath/native';
 import { snapshotFromYaml } from '../../src/sources/directory';
 
-const config = (capacity: string) => snapshotFromYaml(`apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\ncapacity: ${capacity}\n`, 'netfence.yaml');
+const config = (capacity: string) =>
+  snapshotFromYaml(`apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\ncapacity: ${capacity}\n`, 'netfence.yaml');
 
 test('capacity: absent fields keep their defaults; given ones are taken', (t) => {
-  t.deepEqual(snapshotFromYaml('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\n').config.capacity, defaultCapacity());
+  t.deepEqual(
+    snapshotFromYaml('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\n').config.capacity,
+    defaultCapacity(),
+  );
   const s = config('{ peerCidrs: 500000, endpoints: 512 }');
   t.deepEqual(s.errors, []);
   t.deepEqual(s.config.capacity, { ...defaultCapacity(), peerCidrs: 500000, endpoints: 512 });

@@ -32,12 +32,23 @@ test('the installed executable falls back to the plugin on its own node', async 
   });
   t.true((JSON.parse(out) as { supportedVersions: string[] }).supportedVersions.includes('1.1.0'));
   installBinary(bin, dist); // rerun: same result
-  t.deepEqual(fs.readdirSync(path.join(bin, 'netfence')).sort(), ['netfence-cni.js', 'node'], 'one bundled file besides node');
+  t.deepEqual(
+    fs.readdirSync(path.join(bin, 'netfence')).sort(),
+    ['netfence-cni.js', 'node'],
+    'one bundled file besides node',
+  );
 });
 
 test('joins the first conflist once, keeping the other plugins in order', (t) => {
   const dir = tmpdir(t);
-  const primary = { cniVersion: '1.0.0', name: 'k8s-pod-network', plugins: [{ type: 'calico', mtu: 1450 }, { type: 'portmap', capabilities: { portMappings: true } }] };
+  const primary = {
+    cniVersion: '1.0.0',
+    name: 'k8s-pod-network',
+    plugins: [
+      { type: 'calico', mtu: 1450 },
+      { type: 'portmap', capabilities: { portMappings: true } },
+    ],
+  };
   fs.writeFileSync(path.join(dir, '10-calico.conflist'), JSON.stringify(primary));
   fs.writeFileSync(path.join(dir, '99-other.conflist'), JSON.stringify({ ...primary, name: 'other' }));
   const file = primaryConfig(dir)!;
@@ -45,14 +56,20 @@ test('joins the first conflist once, keeping the other plugins in order', (t) =>
   addToChain(file, entry);
   addToChain(file, entry);
   const got = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof primary;
-  t.deepEqual(got.plugins.map((p) => p.type), ['calico', 'portmap', PLUGIN_TYPE]);
+  t.deepEqual(
+    got.plugins.map((p) => p.type),
+    ['calico', 'portmap', PLUGIN_TYPE],
+  );
   t.deepEqual(got.plugins[0], primary.plugins[0]);
   t.is((JSON.parse(fs.readFileSync(path.join(dir, '99-other.conflist'), 'utf8')) as typeof primary).plugins.length, 2);
 });
 
 test('a single-plugin .conf becomes a .conflist with netfence-cni chained', (t) => {
   const dir = tmpdir(t);
-  fs.writeFileSync(path.join(dir, '10-bridge.conf'), JSON.stringify({ cniVersion: '0.4.0', name: 'br', type: 'bridge', bridge: 'cni0' }));
+  fs.writeFileSync(
+    path.join(dir, '10-bridge.conf'),
+    JSON.stringify({ cniVersion: '0.4.0', name: 'br', type: 'bridge', bridge: 'cni0' }),
+  );
   const out = addToChain(primaryConfig(dir)!, entry);
   t.is(path.basename(out), '10-bridge.conflist');
   t.false(fs.existsSync(path.join(dir, '10-bridge.conf')));

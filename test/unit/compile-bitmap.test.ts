@@ -26,7 +26,12 @@ test('bitmaps: bit i of word i/64', (t) => {
 test('port ranges decompose into aligned, contiguous prefixes', (t) => {
   t.deepEqual(portRangePrefixes(80, 80), [{ port: 80, portBits: 16 }]);
   t.deepEqual(portRangePrefixes(0, 65535), [{ port: 0, portBits: 0 }]);
-  for (const [a, b] of [[1000, 2000], [1, 65534], [32767, 32769], [5, 6]]) {
+  for (const [a, b] of [
+    [1000, 2000],
+    [1, 65534],
+    [32767, 32769],
+    [5, 6],
+  ]) {
     const covered = portRangePrefixes(a, b).flatMap((p) => {
       const size = 2 ** (16 - p.portBits);
       t.is(p.port % size, 0, 'aligned');

@@ -35,7 +35,14 @@ const base = () =>
       pod('db', 'pg-1', ['10.0.1.1'], { app: 'pg' }),
     ],
     policies: [
-      netpol('db', 'pg-from-web', { app: 'pg' }, [rule('ingress', 0, [{ kind: 'pods', namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } }], [{ protocol: 'TCP', port: 5432 }])]),
+      netpol('db', 'pg-from-web', { app: 'pg' }, [
+        rule(
+          'ingress',
+          0,
+          [{ kind: 'pods', namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } }],
+          [{ protocol: 'TCP', port: 5432 }],
+        ),
+      ]),
       netpol('app', 'web-egress', { app: 'web' }, [rule('egress', 0, [podsPeer('app', { app: 'web' })], null)]),
     ],
   });
@@ -64,7 +71,11 @@ test('a local pod with an existing label set adds its identity, local address an
   const r2 = compile(s2, 'n1', [...endpoints, { ifname: 'veth-web4', ifindex: 13, kind: 'pod', pod: 'app/web-4' }]);
   const addr = keyHex(encodeAddr('10.0.0.4'));
   const ifindex = keyHex(encodeU32(13));
-  t.deepEqual(diff(r1, r2), { nf_ident_exact: [`+${addr}`], nf_local_addrs: [`+${addr}`], nf_endpoints: [`+${ifindex}`] });
+  t.deepEqual(diff(r1, r2), {
+    nf_ident_exact: [`+${addr}`],
+    nf_local_addrs: [`+${addr}`],
+    nf_endpoints: [`+${ifindex}`],
+  });
   const web1 = r2.endpoints.find((e) => e.pod === 'app/web-1')!;
   const web4 = r2.endpoints.find((e) => e.pod === 'app/web-4')!;
   t.is(web4.egressTable, web1.egressTable, 'same label set, same table');
@@ -111,6 +122,14 @@ test('table ids keep to 24 bits (the top byte keys chunks): probing wraps there 
   const top = (_: IdKind, key: string) => NF_TABLE_MASK - Number(key);
   const ids = [...assignIds(['0', '1', '2', '3'], 'table', top).values()];
   t.false(ids.includes(NF_TABLE_DENY));
-  t.deepEqual(ids.sort((x, y) => x - y), [1, NF_TABLE_MASK - 3, NF_TABLE_MASK - 2, NF_TABLE_MASK - 1]);
-  t.deepEqual(Object.fromEntries(assignIds(Object.keys(hashes), 'identity', hash)), { a: 0xff000000, b: 0x01ffffff, c: 0x00ffffff, d: 0x12345678 });
+  t.deepEqual(
+    ids.sort((x, y) => x - y),
+    [1, NF_TABLE_MASK - 3, NF_TABLE_MASK - 2, NF_TABLE_MASK - 1],
+  );
+  t.deepEqual(Object.fromEntries(assignIds(Object.keys(hashes), 'identity', hash)), {
+    a: 0xff000000,
+    b: 0x01ffffff,
+    c: 0x00ffffff,
+    d: 0x12345678,
+  });
 });

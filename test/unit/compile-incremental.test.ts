@@ -14,7 +14,10 @@ import { namespace, netpol, node, pod, podsPeer, n1Endpoints, rule, snapshot } f
 
 /** Everything a result says, maps in iteration order. */
 function serialize(r: CompileResult): string {
-  const maps = Object.entries(r.maps).map(([m, c]) => [m, [...c].map(([hex, e]) => `${hex}=${e.key.toString('hex')}:${e.value.toString('hex')}`)]);
+  const maps = Object.entries(r.maps).map(([m, c]) => [
+    m,
+    [...c].map(([hex, e]) => `${hex}=${e.key.toString('hex')}:${e.value.toString('hex')}`),
+  ]);
   return JSON.stringify([maps, r.endpoints, r.rules, r.policies, r.identities, r.errors]);
 }
 
@@ -30,22 +33,40 @@ function mutations(s: Snapshot, r: Rng): Snapshot[] {
   const out: Snapshot[] = [];
   if (pods.length) {
     const like = r.pick(pods);
-    const twin: PodObj = { ...like, name: `${like.name}-twin`, ips: like.ips.map((ip) => (ip.includes(':') ? `${ip}0` : ip.replace(/\.\d+$/, '.99'))), networks: [] };
+    const twin: PodObj = {
+      ...like,
+      name: `${like.name}-twin`,
+      ips: like.ips.map((ip) => (ip.includes(':') ? `${ip}0` : ip.replace(/\.\d+$/, '.99'))),
+      networks: [],
+    };
     out.push({ ...s, pods: [...s.pods, twin] });
     out.push({ ...s, pods: replace(s.pods, s.pods.indexOf(r.pick(pods))) });
     const relabeled = r.pick(pods);
-    out.push({ ...s, pods: replace(s.pods, s.pods.indexOf(relabeled), { ...relabeled, labels: { ...relabeled.labels, app: 'db' } }) });
+    out.push({
+      ...s,
+      pods: replace(s.pods, s.pods.indexOf(relabeled), { ...relabeled, labels: { ...relabeled.labels, app: 'db' } }),
+    });
   }
   out.push({ ...s, pods: [...s.pods].reverse() });
   const ns = r.int(0, s.namespaces.length - 1);
-  out.push({ ...s, namespaces: replace(s.namespaces, ns, { ...s.namespaces[ns], labels: { ...s.namespaces[ns].labels, team: 'c' } }) });
+  out.push({
+    ...s,
+    namespaces: replace(s.namespaces, ns, { ...s.namespaces[ns], labels: { ...s.namespaces[ns].labels, team: 'c' } }),
+  });
   if (s.policies.length) {
     const i = r.int(0, s.policies.length - 1);
-    const tweaked: Policy = { ...s.policies[i], priority: s.policies[i].priority + 1, rules: s.policies[i].rules.slice(1) };
+    const tweaked: Policy = {
+      ...s.policies[i],
+      priority: s.policies[i].priority + 1,
+      rules: s.policies[i].rules.slice(1),
+    };
     out.push({ ...s, policies: replace(s.policies, i, tweaked) });
     out.push({ ...s, policies: replace(s.policies, i) });
   }
-  out.push({ ...s, nodes: s.nodes.map((n, i) => (i === 0 ? { ...n, addresses: [...n.addresses, '192.168.9.9'] } : n)) });
+  out.push({
+    ...s,
+    nodes: s.nodes.map((n, i) => (i === 0 ? { ...n, addresses: [...n.addresses, '192.168.9.9'] } : n)),
+  });
   // The same content as fresh objects (what a re-parsed state directory yields).
   out.push(structuredClone(s));
   return out;
@@ -69,7 +90,10 @@ test('a warm Compiler produces what a fresh one does, whatever it compiled befor
 test('compile() is the one-shot form of Compiler.compile', (t) => {
   const s = randomSnapshot(7);
   const n = nodeNames(s)[0];
-  t.is(serialize(compile(s, n, synthesizeEndpoints(s, n))), serialize(new Compiler().compile(s, n, synthesizeEndpoints(s, n))));
+  t.is(
+    serialize(compile(s, n, synthesizeEndpoints(s, n))),
+    serialize(new Compiler().compile(s, n, synthesizeEndpoints(s, n))),
+  );
 });
 
 const base = (extra: PodObj[] = []) =>
@@ -77,20 +101,27 @@ const base = (extra: PodObj[] = []) =>
     namespaces: [namespace('app'), namespace('db')],
     nodes: [node('n1', ['192.168.0.1']), node('n2', ['192.168.0.2'])],
     pods: [
-      ...Array.from({ length: 50 }, (_, i) => pod('app', `web-${i}`, [`10.0.0.${i + 1}`], { app: 'web' }, { nodeName: i % 2 ? 'n2' : 'n1' })),
+      ...Array.from({ length: 50 }, (_, i) =>
+        pod('app', `web-${i}`, [`10.0.0.${i + 1}`], { app: 'web' }, { nodeName: i % 2 ? 'n2' : 'n1' }),
+      ),
       pod('db', 'pg-1', ['10.0.1.1'], { app: 'pg' }),
       ...extra,
     ],
     policies: [
-      netpol('db', 'pg-from-web', { app: 'pg' }, [rule('ingress', 0, [podsPeer('app', { app: 'web' })], [{ protocol: 'TCP', port: 5432 }])]),
-      netpol('app', 'web-egress', { app: 'web' }, [rule('egress', 0, [podsPeer('db', { app: 'pg' })], [{ protocol: 'TCP', port: 5432 }])]),
+      netpol('db', 'pg-from-web', { app: 'pg' }, [
+        rule('ingress', 0, [podsPeer('app', { app: 'web' })], [{ protocol: 'TCP', port: 5432 }]),
+      ]),
+      netpol('app', 'web-egress', { app: 'web' }, [
+        rule('egress', 0, [podsPeer('db', { app: 'pg' })], [{ protocol: 'TCP', port: 5432 }]),
+      ]),
     ],
   });
 
-
 /** Map writes (updates + deletes) from `from` to `to`, per map. */
 function changes(to: CompileResult, from: CompileResult): Partial<Record<PolicyMapName, number>> {
-  return Object.fromEntries(planDiff(to.maps, from.maps).diffs.map((d) => [d.map, d.updates.length + d.deletes.length]));
+  return Object.fromEntries(
+    planDiff(to.maps, from.maps).diffs.map((d) => [d.map, d.updates.length + d.deletes.length]),
+  );
 }
 
 test('warm: a pod of an existing label set added or removed is O(1) map changes and reuses the tables', (t) => {
@@ -124,7 +155,9 @@ test('warm: a policy change rebuilds only what it touches and matches a fresh co
   const compiler = new Compiler();
   const s1 = base();
   const r1 = compiler.compile(s1, 'n1', n1Endpoints(s1));
-  const changed = netpol('db', 'pg-from-web', { app: 'pg' }, [rule('ingress', 0, [podsPeer('app', { app: 'web' })], [{ protocol: 'TCP', port: 5433 }])]);
+  const changed = netpol('db', 'pg-from-web', { app: 'pg' }, [
+    rule('ingress', 0, [podsPeer('app', { app: 'web' })], [{ protocol: 'TCP', port: 5433 }]),
+  ]);
   const s2 = { ...s1, policies: [changed, s1.policies[1]] };
   const r2 = compiler.compile(s2, 'n1', n1Endpoints(s2));
   t.is(serialize(r2), serialize(compile(s2, 'n1', n1Endpoints(s2))));

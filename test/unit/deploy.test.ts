@@ -94,7 +94,10 @@ test('every manifest parses, is a known kind and is named', (t) => {
 test('the DaemonSet probes paths and the port the agent serves', async (t) => {
   const a = agent();
   const probes = [a.livenessProbe!.httpGet, a.readinessProbe!.httpGet];
-  t.deepEqual(probes.map((p) => p.path), ['/healthz', '/readyz']);
+  t.deepEqual(
+    probes.map((p) => p.path),
+    ['/healthz', '/readyz'],
+  );
   // The port is the one netfence.yaml in the ConfigMap tells the agent to listen on.
   const cm = one('ConfigMap') as unknown as { data: Record<string, string> };
   const snap = buildSnapshot(parseYamlText(cm.data['netfence.yaml'], 'netfence.yaml').objects);
@@ -109,10 +112,12 @@ test('the DaemonSet probes paths and the port the agent serves', async (t) => {
   const addr = server.address() as AddressInfo;
   for (const p of probes) {
     const code = await new Promise<number>((resolve, reject) =>
-      http.get({ host: '127.0.0.1', port: addr.port, path: p.path }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on('error', reject),
+      http
+        .get({ host: '127.0.0.1', port: addr.port, path: p.path }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on('error', reject),
     );
     t.not(code, 404, p.path);
   }
@@ -137,13 +142,20 @@ test('the agent container passes only real `netfence agent` flags, each with its
   }
   t.deepEqual(Object.keys(flags).sort(), ['config', 'procRoot', 'socket']);
   // No --state and no --kubeconfig: the Kubernetes source with the pod's service account.
-  t.deepEqual(chooseSource(flags, { KUBERNETES_SERVICE_HOST: '10.96.0.1' }), { kind: 'kubernetes', configFile: '/etc/netfence/netfence.yaml' });
+  t.deepEqual(chooseSource(flags, { KUBERNETES_SERVICE_HOST: '10.96.0.1' }), {
+    kind: 'kubernetes',
+    configFile: '/etc/netfence/netfence.yaml',
+  });
   // The config file is the ConfigMap's key, mounted where --config points.
   const mount = a.volumeMounts?.find((m) => m.name === 'config');
   t.is(path.join(mount?.mountPath ?? '', 'netfence.yaml'), flags.config);
   t.truthy((one('ConfigMap') as unknown as { data: Record<string, string> }).data['netfence.yaml']);
   const install = podSpec().initContainers!.find((c) => c.name === 'install-cni')!;
-  t.is(install.command?.[install.command.indexOf('--agent-socket') + 1], flags.socket, 'the CNI plugin asks the socket the agent serves');
+  t.is(
+    install.command?.[install.command.indexOf('--agent-socket') + 1],
+    flags.socket,
+    'the CNI plugin asks the socket the agent serves',
+  );
 });
 
 test('the agent runs unprivileged with exactly BPF, NET_ADMIN, SYS_ADMIN, PERFMON', (t) => {
@@ -163,7 +175,9 @@ test('the DaemonSet mounts what the agent and the CNI installer touch', (t) => {
   const spec = podSpec();
   const hostPathOf = (c: Container, mountPath: string) => {
     const m = c.volumeMounts?.find((v) => v.mountPath === mountPath);
-    return m && { hostPath: spec.volumes.find((v) => v.name === m.name)?.hostPath?.path, propagation: m.mountPropagation };
+    return (
+      m && { hostPath: spec.volumes.find((v) => v.name === m.name)?.hostPath?.path, propagation: m.mountPropagation }
+    );
   };
   for (const p of ['/sys/fs/bpf', '/run/netfence', '/etc/cni/net.d', '/opt/cni/bin']) {
     t.is(hostPathOf(agent(), p)?.hostPath, p, p);
@@ -182,7 +196,9 @@ test('the DaemonSet mounts what the agent and the CNI installer touch', (t) => {
 });
 
 test('RBAC grants get/list/watch on exactly the watched resources', (t) => {
-  const role = one('ClusterRole') as unknown as { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> };
+  const role = one('ClusterRole') as unknown as {
+    rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+  };
   const granted = new Set<string>();
   for (const r of role.rules) {
     t.deepEqual([...r.verbs].sort(), ['get', 'list', 'watch']);
@@ -190,7 +206,10 @@ test('RBAC grants get/list/watch on exactly the watched resources', (t) => {
   }
   const watched = new Set(WATCHED_RESOURCES.map((r) => `${r.group}/${r.resource}`));
   t.deepEqual([...granted].sort(), [...watched].sort());
-  const binding = one('ClusterRoleBinding') as unknown as { roleRef: { name: string }; subjects: Array<{ name: string; namespace: string }> };
+  const binding = one('ClusterRoleBinding') as unknown as {
+    roleRef: { name: string };
+    subjects: Array<{ name: string; namespace: string }>;
+  };
   t.is(binding.roleRef.name, 'netfence');
   const sa = one('ServiceAccount');
   t.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace }]);
@@ -230,7 +249,9 @@ test('deploy/crds ships the CRD of every kind the registry says netfence ships, 
     };
   };
   const crds = docs.filter((d) => d.kind === 'CustomResourceDefinition') as Crd[];
-  const shipped = new Set(READ_KINDS.filter((k) => k.crd === 'netfence').map((k) => `${k.resource}.${groupOf(k.apiVersion)}`));
+  const shipped = new Set(
+    READ_KINDS.filter((k) => k.crd === 'netfence').map((k) => `${k.resource}.${groupOf(k.apiVersion)}`),
+  );
   const wanted = WATCHED_RESOURCES.filter((r) => shipped.has(resourceId(r)));
   t.is(wanted.length, shipped.size);
   t.deepEqual(crds.map((c) => c.metadata.name).sort(), [...shipped].sort(), 'no other CRD');
@@ -253,6 +274,8 @@ test('the Dockerfile builds in one stage and runs with the runtime libraries in 
   const text = fs.readFileSync(path.join(deployDir, 'Dockerfile'), 'utf8');
   const stages = text.split(/^FROM /m).slice(1);
   t.is(stages.length, 2);
-  for (const pkg of ['clang', 'libbpf-dev', 'libnl-route-3-dev', 'npm ci', 'npm run build']) t.true(stages[0].includes(pkg), pkg);
-  for (const pkg of ['libbpf1', 'libnl-route-3-200', 'dist', 'bpf/.output', 'netfence_native.node']) t.true(stages[1].includes(pkg), pkg);
+  for (const pkg of ['clang', 'libbpf-dev', 'libnl-route-3-dev', 'npm ci', 'npm run build'])
+    t.true(stages[0].includes(pkg), pkg);
+  for (const pkg of ['libbpf1', 'libnl-route-3-200', 'dist', 'bpf/.output', 'netfence_native.node'])
+    t.true(stages[1].includes(pkg), pkg);
 });

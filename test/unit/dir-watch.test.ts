@@ -21,12 +21,15 @@ test('atomic replaces, new subdirectories and their files all notify', async (t)
   const changed = async (what: string, act: () => void): Promise<void> => {
     const before = events;
     act();
-    for (const deadline = Date.now() + 2000; events === before && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+    for (const deadline = Date.now() + 2000; events === before && Date.now() < deadline;)
+      await new Promise((r) => setTimeout(r, 10));
     t.true(events > before, what);
   };
   await changed('first replace', () => replace(path.join(dir, 'a.yaml'), '1'));
   await changed('second replace of the same file', () => replace(path.join(dir, 'a.yaml'), '2'));
   await changed('new subdirectory', () => fs.mkdirSync(path.join(dir, 'sub')));
   await changed('file in the new subdirectory', () => fs.writeFileSync(path.join(dir, 'sub', 'b.yaml'), 'x'));
-  t.throws(() => watchTree(path.join(dir, 'missing'), () => undefined), { message: /watch state directory .*missing: does not exist/ });
+  t.throws(() => watchTree(path.join(dir, 'missing'), () => undefined), {
+    message: /watch state directory .*missing: does not exist/,
+  });
 });

@@ -23,11 +23,14 @@ test('snapshots follow content changes, one per version', async (t) => {
   t.teardown(() => source.stop());
   t.is(got.length, 1, 'the first snapshot is delivered during start');
   t.is(got[0].version, await stateDirHash(dir));
-  t.deepEqual(got[0].snapshot.namespaces.map((n) => n.name), ['one']);
+  t.deepEqual(
+    got[0].snapshot.namespaces.map((n) => n.name),
+    ['one'],
+  );
 
   fs.mkdirSync(path.join(dir, 'sub'));
   fs.writeFileSync(path.join(dir, 'sub', 'b.yaml'), ns('two'));
-  for (const deadline = Date.now() + 5000; got.length < 2 && Date.now() < deadline; ) await sleep(20);
+  for (const deadline = Date.now() + 5000; got.length < 2 && Date.now() < deadline;) await sleep(20);
   t.is(got.length, 2);
   t.deepEqual(got[1].snapshot.namespaces.map((n) => n.name).sort(), ['one', 'two']);
   t.is(got[1].version, await stateDirHash(dir));
@@ -44,5 +47,8 @@ test('snapshots follow content changes, one per version', async (t) => {
 
 test('a missing directory fails the start naming it', async (t) => {
   const source = new DirectorySource('/nonexistent/nf-state', { log: pino({ level: 'silent' }) });
-  await t.throwsAsync(source.start(() => undefined), { message: 'watch state directory /nonexistent/nf-state: does not exist' });
+  await t.throwsAsync(
+    source.start(() => undefined),
+    { message: 'watch state directory /nonexistent/nf-state: does not exist' },
+  );
 });

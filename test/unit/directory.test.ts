@@ -2,7 +2,13 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ParseCache, loadStateDir, loadStateDirAsync, loadStateDirConfigAsync, snapshotFromYaml } from '../../src/sources/directory';
+import {
+  ParseCache,
+  loadStateDir,
+  loadStateDirAsync,
+  loadStateDirConfigAsync,
+  snapshotFromYaml,
+} from '../../src/sources/directory';
 import { formatValidationError } from '../../src/model/snapshot';
 import { DEFAULT_REDIRECT_MARK, DEFAULT_REDIRECT_TABLE, defaultConfig } from '../../src/model/config';
 
@@ -52,14 +58,20 @@ test('multi-document files, nested folders, .yml, and empty documents load; othe
   });
   const s = loadStateDir(dir);
   t.deepEqual(s.errors, []);
-  t.deepEqual(s.namespaces.map((n) => n.name), ['a', 'b', 'c']);
+  t.deepEqual(
+    s.namespaces.map((n) => n.name),
+    ['a', 'b', 'c'],
+  );
   t.deepEqual(s.namespaces[0].labels, { 'kubernetes.io/metadata.name': 'a' });
 });
 
 test('a YAML syntax error names file and line; the other documents and files still load', (t) => {
   const dir = tmpState({ 'a.yaml': `${NS('a')}---\nkind: Namespace\nmetadata: { name: [oops\n`, 'b.yaml': NS('b') });
   const s = loadStateDir(dir);
-  t.deepEqual(s.namespaces.map((n) => n.name), ['a', 'b']);
+  t.deepEqual(
+    s.namespaces.map((n) => n.name),
+    ['a', 'b'],
+  );
   t.is(s.errors.length, 1);
   t.is(s.errors[0].file, path.join(dir, 'a.yaml'));
   t.true((s.errors[0].line ?? 0) >= 6);
@@ -67,15 +79,36 @@ test('a YAML syntax error names file and line; the other documents and files sti
 });
 
 test('a kind that may hide a policy is an error; ordinary manifest kinds are skipped with a warning', (t) => {
-  const doc = (apiVersion: string, kind: string) => `apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: { name: web, namespace: a }\n`;
+  const doc = (apiVersion: string, kind: string) =>
+    `apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: { name: web, namespace: a }\n`;
   const errorCases: [string, string, string, RegExp][] = [
-    ['networking.k8s.io/v2', 'NetworkPolicy', 'apiVersion', /does not read NetworkPolicy at apiVersion networking\.k8s\.io\/v2, only at networking\.k8s\.io\/v1/],
+    [
+      'networking.k8s.io/v2',
+      'NetworkPolicy',
+      'apiVersion',
+      /does not read NetworkPolicy at apiVersion networking\.k8s\.io\/v2, only at networking\.k8s\.io\/v1/,
+    ],
     ['extensions/v1beta1', 'NetworkPolicy', 'apiVersion', /only at networking\.k8s\.io\/v1/],
-    ['networking.k8s.io/v1', 'NetworkPolicyy', 'kind', /unknown kind "NetworkPolicyy" in networking\.k8s\.io \(netfence reads networking\.k8s\.io\/v1 NetworkPolicy there\)/],
-    ['policy.networking.k8s.io/v1alpha1', 'AdminNetworkPolicy', 'kind', /reads policy\.networking\.k8s\.io\/v1alpha2 ClusterNetworkPolicy there/],
+    [
+      'networking.k8s.io/v1',
+      'NetworkPolicyy',
+      'kind',
+      /unknown kind "NetworkPolicyy" in networking\.k8s\.io \(netfence reads networking\.k8s\.io\/v1 NetworkPolicy there\)/,
+    ],
+    [
+      'policy.networking.k8s.io/v1alpha1',
+      'AdminNetworkPolicy',
+      'kind',
+      /reads policy\.networking\.k8s\.io\/v1alpha2 ClusterNetworkPolicy there/,
+    ],
     ['k8s.cni.cncf.io/v1beta2', 'MultiNetworkPolicy', 'apiVersion', /only at k8s\.cni\.cncf\.io\/v1beta1/],
     ['crd.antrea.io/v1beta1', 'ClusterNetworkPolicyy', 'kind', /unknown kind/],
-    ['crd.antrea.io/v1alpha1', 'ClusterNetworkPolicy', 'apiVersion', /only at policy\.networking\.k8s\.io\/v1alpha2, crd\.antrea\.io\/v1beta1/],
+    [
+      'crd.antrea.io/v1alpha1',
+      'ClusterNetworkPolicy',
+      'apiVersion',
+      /only at policy\.networking\.k8s\.io\/v1alpha2, crd\.antrea\.io\/v1beta1/,
+    ],
     ['v1', 'Podd', 'kind', /unknown kind "Podd" in the core group/],
     ['apps/v1', 'Pod', 'apiVersion', /only at v1$/],
     ['netfence.io/v1', 'NetfenceConfig', 'apiVersion', /only at netfence\.io\/v1alpha1/],
@@ -110,32 +143,83 @@ test('an unknown field in a policy is an error naming the field and its line', (
   t.is(s.errors.length, 1);
   t.like(s.errors[0], { file: 'np.yaml', line: 7, object: 'NetworkPolicy a/typo', field: 'spec.ingress[0].fromm' });
   t.is(s.errors[0].message, 'unknown field "fromm"');
-  t.is(formatValidationError(s.errors[0]), 'np.yaml:7: load NetworkPolicy a/typo: spec.ingress[0].fromm: unknown field "fromm"');
+  t.is(
+    formatValidationError(s.errors[0]),
+    'np.yaml:7: load NetworkPolicy a/typo: spec.ingress[0].fromm: unknown field "fromm"',
+  );
 });
 
 test('one error per bad object, each naming its field; the good objects load', (t) => {
   const bad: [string, string, string, RegExp][] = [
-    ['bad-cidr', '  podSelector: {}\n  ingress:\n    - from:\n        - podSelector: {}\n        - ipBlock: { cidr: 10.0.0.0/33 }\n', 'spec.ingress[0].from[1].ipBlock.cidr', /invalid CIDR/],
-    ['bad-except', '  podSelector: {}\n  egress:\n    - to:\n        - ipBlock: { cidr: 10.0.0.0/16, except: [10.1.0.0/24] }\n', 'spec.egress[0].to[0].ipBlock.except[0]', /strict subset/],
-    ['bad-endport', '  podSelector: {}\n  ingress:\n    - ports: [{ port: 90, endPort: 80 }]\n', 'spec.ingress[0].ports[0].endPort', /must be >= port/],
-    ['bad-port', '  podSelector: {}\n  ingress:\n    - ports: [{ port: 70000 }]\n', 'spec.ingress[0].ports[0].port', /between 1 and 65535/],
-    ['bad-proto', '  podSelector: {}\n  ingress:\n    - ports: [{ protocol: ICMP, port: 1 }]\n', 'spec.ingress[0].ports[0].protocol', /one of TCP, UDP, SCTP/],
-    ['bad-op', '  podSelector:\n    matchExpressions: [{ key: app, operator: Equals, values: [x] }]\n', 'spec.podSelector.matchExpressions[0].operator', /one of In, NotIn/],
-    ['bad-values', '  podSelector:\n    matchExpressions: [{ key: app, operator: In }]\n', 'spec.podSelector.matchExpressions[0].values', /non-empty/],
-    ['bad-key', '  podSelector:\n    matchLabels: { "bad key!": x }\n', 'spec.podSelector.matchLabels.bad key!', /invalid label key/],
+    [
+      'bad-cidr',
+      '  podSelector: {}\n  ingress:\n    - from:\n        - podSelector: {}\n        - ipBlock: { cidr: 10.0.0.0/33 }\n',
+      'spec.ingress[0].from[1].ipBlock.cidr',
+      /invalid CIDR/,
+    ],
+    [
+      'bad-except',
+      '  podSelector: {}\n  egress:\n    - to:\n        - ipBlock: { cidr: 10.0.0.0/16, except: [10.1.0.0/24] }\n',
+      'spec.egress[0].to[0].ipBlock.except[0]',
+      /strict subset/,
+    ],
+    [
+      'bad-endport',
+      '  podSelector: {}\n  ingress:\n    - ports: [{ port: 90, endPort: 80 }]\n',
+      'spec.ingress[0].ports[0].endPort',
+      /must be >= port/,
+    ],
+    [
+      'bad-port',
+      '  podSelector: {}\n  ingress:\n    - ports: [{ port: 70000 }]\n',
+      'spec.ingress[0].ports[0].port',
+      /between 1 and 65535/,
+    ],
+    [
+      'bad-proto',
+      '  podSelector: {}\n  ingress:\n    - ports: [{ protocol: ICMP, port: 1 }]\n',
+      'spec.ingress[0].ports[0].protocol',
+      /one of TCP, UDP, SCTP/,
+    ],
+    [
+      'bad-op',
+      '  podSelector:\n    matchExpressions: [{ key: app, operator: Equals, values: [x] }]\n',
+      'spec.podSelector.matchExpressions[0].operator',
+      /one of In, NotIn/,
+    ],
+    [
+      'bad-values',
+      '  podSelector:\n    matchExpressions: [{ key: app, operator: In }]\n',
+      'spec.podSelector.matchExpressions[0].values',
+      /non-empty/,
+    ],
+    [
+      'bad-key',
+      '  podSelector:\n    matchLabels: { "bad key!": x }\n',
+      'spec.podSelector.matchLabels.bad key!',
+      /invalid label key/,
+    ],
   ];
   const docs = [NS('a'), ...bad.map(([name, spec]) => NP(name, spec)), NP('good', '  podSelector: {}\n')];
-  const badPod = 'apiVersion: v1\nkind: Pod\nmetadata: { name: p, namespace: a }\nstatus: { podIPs: [{ ip: 10.0.0.300 }] }\n';
+  const badPod =
+    'apiVersion: v1\nkind: Pod\nmetadata: { name: p, namespace: a }\nstatus: { podIPs: [{ ip: 10.0.0.300 }] }\n';
   const noName = 'apiVersion: v1\nkind: Pod\nmetadata: { namespace: a }\n';
   const s = snapshotFromYaml([...docs, badPod, noName].join('---\n'), 'bad.yaml');
-  t.deepEqual(s.policies.filter((p) => p.tier === 'netpol').map((p) => p.ref.name), ['good']);
+  t.deepEqual(
+    s.policies.filter((p) => p.tier === 'netpol').map((p) => p.ref.name),
+    ['good'],
+  );
   t.is(s.namespaces.length, 1);
   t.is(s.errors.length, bad.length + 2);
   bad.forEach(([name, , field, message], i) => {
     t.like(s.errors[i], { file: 'bad.yaml', object: `NetworkPolicy a/${name}`, field });
     t.regex(s.errors[i].message, message, name);
   });
-  t.like(s.errors[bad.length], { object: 'Pod a/p', field: 'status.podIPs[0].ip', message: 'invalid IP address "10.0.0.300"' });
+  t.like(s.errors[bad.length], {
+    object: 'Pod a/p',
+    field: 'status.podIPs[0].ip',
+    message: 'invalid IP address "10.0.0.300"',
+  });
   t.like(s.errors[bad.length + 1], { object: 'Pod a/<unnamed>', field: 'metadata.name', message: 'is required' });
 });
 
@@ -145,26 +229,45 @@ test('documents without kind or apiVersion are errors', (t) => {
 });
 
 test('copies of one object are all rejected with one error naming every place; other objects load', (t) => {
-  const web = (cidr: string) => NP('web', `  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: ${cidr} } }] }]\n`);
+  const web = (cidr: string) =>
+    NP('web', `  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: ${cidr} } }] }]\n`);
   const dir = tmpState({
     'web.yaml': `${NS('a')}---\n${web('10.0.0.0/8')}`,
     'aa-dup.yaml': web('0.0.0.0/0'),
     'ns.yaml': `${NS('b')}---\n${NS('b')}`,
   });
   const s = loadStateDir(dir);
-  t.deepEqual(s.policies.filter((p) => p.tier === 'netpol'), [], 'neither copy of web replaces the other');
-  t.deepEqual(s.namespaces.map((n) => n.name), ['a'], 'b (twice in one file) is rejected too');
+  t.deepEqual(
+    s.policies.filter((p) => p.tier === 'netpol'),
+    [],
+    'neither copy of web replaces the other',
+  );
+  t.deepEqual(
+    s.namespaces.map((n) => n.name),
+    ['a'],
+    'b (twice in one file) is rejected too',
+  );
   t.is(s.errors.length, 2, JSON.stringify(s.errors));
   const [webErr, nsErr] = s.errors;
-  t.like(webErr, { file: path.join(dir, 'aa-dup.yaml'), line: 3, object: 'NetworkPolicy a/web', field: 'metadata.name', key: 'NetworkPolicy a/web' });
-  t.is(webErr.message, `duplicate object, defined 2 times (${path.join(dir, 'aa-dup.yaml')}:1, ${path.join(dir, 'web.yaml')}:5): every copy is rejected until one is left`);
+  t.like(webErr, {
+    file: path.join(dir, 'aa-dup.yaml'),
+    line: 3,
+    object: 'NetworkPolicy a/web',
+    field: 'metadata.name',
+    key: 'NetworkPolicy a/web',
+  });
+  t.is(
+    webErr.message,
+    `duplicate object, defined 2 times (${path.join(dir, 'aa-dup.yaml')}:1, ${path.join(dir, 'web.yaml')}:5): every copy is rejected until one is left`,
+  );
   t.like(nsErr, { object: 'Namespace b', key: 'Namespace b' });
   t.regex(nsErr.message, /defined 2 times \(.*ns\.yaml:1, .*ns\.yaml:5\)/);
   t.false(s.origins !== undefined && 'NetworkPolicy a/web' in s.origins, 'not loaded');
 });
 
 test('two NetfenceConfigs (whatever their names) are duplicates: both rejected, the defaults stay', (t) => {
-  const cfg = (name: string) => `apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: ${name} }\nhostInterfaces: [${name}]\n`;
+  const cfg = (name: string) =>
+    `apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: { name: ${name} }\nhostInterfaces: [${name}]\n`;
   const s = snapshotFromYaml(`${cfg('one')}---\n${cfg('two')}`, 'c.yaml');
   t.deepEqual(s.config, defaultConfig());
   t.is(s.errors.length, 1);
@@ -183,9 +286,18 @@ ${NP('np', '  podSelector: { matchExpressions: [{ key: app, operator: Exists, va
   t.deepEqual(s.errors, []);
   t.like(s.pods[0], { namespace: 'default', ips: [], ports: [{ containerPort: 80, protocol: 'TCP' }] });
   t.is(s.pods[0].nodeName, undefined);
-  t.deepEqual(s.policies.find((p) => p.ref.name === 'np')?.subject, { kind: 'pods', namespace: 'a', podSelector: { matchExpressions: [{ key: 'app', operator: 'Exists' }] } });
-  const bad = snapshotFromYaml(NP('np', '  podSelector: { matchExpressions: [{ key: app, operator: Exists, values: [x] }] }\n'));
-  t.like(bad.errors[0], { field: 'spec.podSelector.matchExpressions[0].values', message: 'must be empty for operator Exists' });
+  t.deepEqual(s.policies.find((p) => p.ref.name === 'np')?.subject, {
+    kind: 'pods',
+    namespace: 'a',
+    podSelector: { matchExpressions: [{ key: 'app', operator: 'Exists' }] },
+  });
+  const bad = snapshotFromYaml(
+    NP('np', '  podSelector: { matchExpressions: [{ key: app, operator: Exists, values: [x] }] }\n'),
+  );
+  t.like(bad.errors[0], {
+    field: 'spec.podSelector.matchExpressions[0].values',
+    message: 'must be empty for operator Exists',
+  });
 });
 
 test('List objects are flattened', (t) => {
@@ -220,14 +332,24 @@ test('NetfenceConfig: fields at top level or under spec; partial privileged keep
   t.false(top.config.privileged.loopback);
   t.true(top.config.privileged.established);
   t.is(top.config.bpffsRoot, '/sys/fs/bpf/nf-1');
-  t.like(top.config.redirect, { mode: 'direct', uplink: 'eth0', gateway: '10.0.0.254', serviceCIDRs: ['10.96.0.0/12'] });
-  const nested = snapshotFromYaml('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nspec: { eventsPerSecond: 5 }\n');
+  t.like(top.config.redirect, {
+    mode: 'direct',
+    uplink: 'eth0',
+    gateway: '10.0.0.254',
+    serviceCIDRs: ['10.96.0.0/12'],
+  });
+  const nested = snapshotFromYaml(
+    'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nspec: { eventsPerSecond: 5 }\n',
+  );
   t.deepEqual(nested.errors, []);
   t.is(nested.config.eventsPerSecond, 5);
 });
 
 test('NetfenceConfig: a bad field is an error and the defaults stay', (t) => {
-  const s = snapshotFromYaml('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { apiServers: ["10.0.0.1"] }\n', 'netfence.yaml');
+  const s = snapshotFromYaml(
+    'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { apiServers: ["10.0.0.1"] }\n',
+    'netfence.yaml',
+  );
   t.like(s.errors[0], { file: 'netfence.yaml', line: 3, field: 'privileged.apiServers[0]' });
   t.deepEqual(s.config, defaultConfig());
   const typo = snapshotFromYaml('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nhostInterface: [eth0]\n');
@@ -252,20 +374,46 @@ test('documents read by js-yaml and by yaml (anchors, directives) load alike; a 
     NP('typo', '  podSelector: {}\n  ingress:\n    - fromm: []\n'),
   ].join('---\n');
   const s = snapshotFromYaml(text, 'mixed.yaml');
-  t.deepEqual(s.namespaces.map((n) => [n.name, n.labels.team]), [['a', undefined], ['b', 'x'], ['c', 'y'], ['d', undefined]]);
+  t.deepEqual(
+    s.namespaces.map((n) => [n.name, n.labels.team]),
+    [
+      ['a', undefined],
+      ['b', 'x'],
+      ['c', 'y'],
+      ['d', undefined],
+    ],
+  );
   const lines = text.split('\n');
   t.is(s.errors.length, 1);
-  t.like(s.errors[0], { file: 'mixed.yaml', line: lines.indexOf('    - fromm: []') + 1, field: 'spec.ingress[0].fromm' });
+  t.like(s.errors[0], {
+    file: 'mixed.yaml',
+    line: lines.indexOf('    - fromm: []') + 1,
+    field: 'spec.ingress[0].fromm',
+  });
 });
 
 test('a syntax error in a later document names its line in the file; an alias bomb is refused', (t) => {
-  const s = snapshotFromYaml(`${NS('a')}---\n${NS('b')}---\napiVersion: v1\nkind: Namespace\nmetadata: { name: [oops\n`, 'syntax.yaml');
-  t.deepEqual(s.namespaces.map((n) => n.name), ['a', 'b']);
+  const s = snapshotFromYaml(
+    `${NS('a')}---\n${NS('b')}---\napiVersion: v1\nkind: Namespace\nmetadata: { name: [oops\n`,
+    'syntax.yaml',
+  );
+  t.deepEqual(
+    s.namespaces.map((n) => n.name),
+    ['a', 'b'],
+  );
   t.like(s.errors[0], { file: 'syntax.yaml', object: '<yaml document>' });
   t.true((s.errors[0].line ?? 0) >= 9, `line ${s.errors[0].line}`);
   const levels = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
-  for (let i = 1; i < 8; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
-  const bomb = snapshotFromYaml(`apiVersion: v1\nkind: Namespace\nmetadata: { name: bomb }\n${levels.join('\n')}\n`, 'bomb.yaml');
+  for (let i = 1; i < 8; i++)
+    levels.push(
+      `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10)
+        .fill(`*${String.fromCharCode(96 + i)}`)
+        .join(', ')}]`,
+    );
+  const bomb = snapshotFromYaml(
+    `apiVersion: v1\nkind: Namespace\nmetadata: { name: bomb }\n${levels.join('\n')}\n`,
+    'bomb.yaml',
+  );
   t.is(bomb.namespaces.length, 0);
   t.regex(bomb.errors[0].message, /alias/i);
 });
@@ -283,7 +431,10 @@ test('ParseCache: an unchanged file is not parsed again, a changed one is, a rem
   t.deepEqual(await loadStateDirAsync(dir, cache), cold, 'a second load from the cache is the same snapshot');
   fs.writeFileSync(path.join(dir, 'b.yaml'), NS('b2'));
   fs.rmSync(path.join(dir, 'a.yaml'));
-  t.deepEqual((await loadStateDirAsync(dir, cache)).namespaces.map((n) => n.name), ['b2']);
+  t.deepEqual(
+    (await loadStateDirAsync(dir, cache)).namespaces.map((n) => n.name),
+    ['b2'],
+  );
   const again = cache.parse(path.join(dir, 'a.yaml'), text);
   t.not(again, first, 'a removed file left the cache');
 });
@@ -303,7 +454,11 @@ test('ParseCache: a directory reload after one file is edited parses that file o
 
 test('loadStateDirConfigAsync: the settings alone (also in a List), and the files stay parsed for the full load', async (t) => {
   const config = 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\ncapacity: { rules: 1000 }\n';
-  const dir = tmpState({ 'a.yaml': NS('a'), 'sub/netfence.yaml': config, 'bad.yaml': NP('typo', '  podSelector: {}\n  ingress:\n    - fromm: []\n') });
+  const dir = tmpState({
+    'a.yaml': NS('a'),
+    'sub/netfence.yaml': config,
+    'bad.yaml': NP('typo', '  podSelector: {}\n  ingress:\n    - fromm: []\n'),
+  });
   const cache = new ParseCache();
   t.is((await loadStateDirConfigAsync(dir, cache)).capacity.rules, 1000);
   const text = fs.readFileSync(path.join(dir, 'a.yaml'), 'utf8');
@@ -311,13 +466,17 @@ test('loadStateDirConfigAsync: the settings alone (also in a List), and the file
   t.deepEqual(await loadStateDirAsync(dir, cache), loadStateDir(dir));
   t.is(cache.parse(path.join(dir, 'a.yaml'), text), parsed, 'parsed once for both');
 
-  const list = tmpState({ 'all.yaml': `apiVersion: v1\nkind: List\nitems:\n  - ${config.trim().split('\n').join('\n    ')}\n` });
+  const list = tmpState({
+    'all.yaml': `apiVersion: v1\nkind: List\nitems:\n  - ${config.trim().split('\n').join('\n    ')}\n`,
+  });
   t.is((await loadStateDirConfigAsync(list)).capacity.rules, 1000);
   t.deepEqual(await loadStateDirConfigAsync(tmpState({ 'a.yaml': NS('a') })), defaultConfig());
 });
 
 test('an unreadable state directory throws a clear error', async (t) => {
-  t.throws(() => loadStateDir('/nonexistent/netfence'), { message: /^load state directory \/nonexistent\/netfence: ENOENT/ });
+  t.throws(() => loadStateDir('/nonexistent/netfence'), {
+    message: /^load state directory \/nonexistent\/netfence: ENOENT/,
+  });
   await t.throwsAsync(loadStateDirAsync('/nonexistent/netfence'), { message: /^load state directory/ });
 });
 
@@ -397,5 +556,10 @@ test("README's NetfenceConfig example parses without an error and spells out the
   const d = defaultConfig();
   t.is(s.config.metricsAddress, d.metricsAddress);
   t.deepEqual(s.config.privileged.agentPorts, d.privileged.agentPorts);
-  t.like(s.config.redirect, { mode: 'direct', mark: DEFAULT_REDIRECT_MARK, table: DEFAULT_REDIRECT_TABLE, gateway6: 'fd00::1' });
+  t.like(s.config.redirect, {
+    mode: 'direct',
+    mark: DEFAULT_REDIRECT_MARK,
+    table: DEFAULT_REDIRECT_TABLE,
+    gateway6: 'fd00::1',
+  });
 });

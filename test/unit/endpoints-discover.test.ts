@@ -8,14 +8,44 @@ import { layoutError } from '../../src/endpoints/layout';
 import { representorOf } from '../../src/endpoints/sysfs';
 import type { PodObj, Snapshot } from '../../src/model/types';
 
-const link = (ifindex: number, name: string, mac = '', extra: Partial<LinkInfo> = {}): LinkInfo => ({ ifindex, name, kind: 'veth', mac, up: true, masterIfindex: 0, linkIfindex: 0, ...extra });
+const link = (ifindex: number, name: string, mac = '', extra: Partial<LinkInfo> = {}): LinkInfo => ({
+  ifindex,
+  name,
+  kind: 'veth',
+  mac,
+  up: true,
+  masterIfindex: 0,
+  linkIfindex: 0,
+  ...extra,
+});
 
 function pod(name: string, ips: string[], extra: Partial<PodObj> = {}): PodObj {
-  return { namespace: 'ns', name, labels: {}, annotations: {}, nodeName: 'n1', hostNetwork: false, ports: [], ips, networks: [], ...extra };
+  return {
+    namespace: 'ns',
+    name,
+    labels: {},
+    annotations: {},
+    nodeName: 'n1',
+    hostNetwork: false,
+    ports: [],
+    ips,
+    networks: [],
+    ...extra,
+  };
 }
 
 function snap(pods: PodObj[]): Snapshot {
-  return { namespaces: [], pods, nodes: [], services: [], networkAttachmentDefinitions: [], policies: [], errors: [], warnings: [], config: {} as Snapshot['config'] };
+  return {
+    namespaces: [],
+    pods,
+    nodes: [],
+    services: [],
+    networkAttachmentDefinitions: [],
+    policies: [],
+    errors: [],
+    warnings: [],
+    config: {} as Snapshot['config'],
+  };
 }
 
 /** A sysfs tree with PF 0000:03:00.0 (enp3s0f0, p0) and VFs 03:00.2 (vf0), 03:00.3 (vf1). */
@@ -31,7 +61,11 @@ function sysfsTree(): string {
     fs.symlinkSync('../0000:03:00.0', path.join(dev(vf), 'physfn'));
     fs.symlinkSync(`../${vf}`, path.join(dev('0000:03:00.0'), `virtfn${i}`));
   });
-  for (const [name, sw, port] of [['eth_rep0', 'abcd', 'pf0vf0'], ['eth_rep1', 'abcd', 'pf0vf1'], ['other1', 'ffff', 'pf0vf1']]) {
+  for (const [name, sw, port] of [
+    ['eth_rep0', 'abcd', 'pf0vf0'],
+    ['eth_rep1', 'abcd', 'pf0vf1'],
+    ['other1', 'ffff', 'pf0vf1'],
+  ]) {
     fs.mkdirSync(net(name), { recursive: true });
     fs.writeFileSync(path.join(net(name), 'phys_switch_id'), `${sw}\n`);
     fs.writeFileSync(path.join(net(name), 'phys_port_name'), `${port}\n`);
@@ -52,7 +86,15 @@ test('VF representor found through physfn, virtfn index, switch id and port name
 test('pods by host routes (with both MACs of a veth whose peer is found), secondary networks by VF representor or route, host interfaces by glob', (t) => {
   const root = sysfsTree();
   const view = {
-    links: [link(1, 'lo'), link(2, 'eth0'), link(3, 'ens160'), link(10, 'veth-a', '02:00:00:00:01:0a'), link(11, 'veth-b'), link(20, 'eth_rep1'), link(21, 'nr-sec')],
+    links: [
+      link(1, 'lo'),
+      link(2, 'eth0'),
+      link(3, 'ens160'),
+      link(10, 'veth-a', '02:00:00:00:01:0a'),
+      link(11, 'veth-b'),
+      link(20, 'eth_rep1'),
+      link(21, 'nr-sec'),
+    ],
     routes: [
       { family: 4 as const, table: 254, dst: '10.244.0.5/32', oif: 10 },
       { family: 6 as const, table: 254, dst: 'fd00::6/128', oif: 11 },
@@ -74,12 +116,20 @@ test('pods by host routes (with both MACs of a veth whose peer is found), second
   t.deepEqual(d.endpoints, [
     { ifname: 'eth0', ifindex: 2, kind: 'host' },
     { ifname: 'ens160', ifindex: 3, kind: 'host' },
-    { ifname: 'veth-a', ifindex: 10, kind: 'pod', pod: 'ns/a', veth: { podMac: '02:00:00:00:02:0a', hostMac: '02:00:00:00:01:0a' } },
+    {
+      ifname: 'veth-a',
+      ifindex: 10,
+      kind: 'pod',
+      pod: 'ns/a',
+      veth: { podMac: '02:00:00:00:02:0a', hostMac: '02:00:00:00:01:0a' },
+    },
     { ifname: 'veth-b', ifindex: 11, kind: 'pod', pod: 'ns/b' },
     { ifname: 'eth_rep1', ifindex: 20, kind: 'secondary', pod: 'ns/a', network: 'ns/sriov' },
     { ifname: 'nr-sec', ifindex: 21, kind: 'secondary', pod: 'ns/b', network: 'ns/mac' },
   ]);
-  t.deepEqual(d.warnings, ['discover pod ns/c: no /32 or /128 route to 10.244.0.77 on this node, and no neighbour entry or bridge port with them']);
+  t.deepEqual(d.warnings, [
+    'discover pod ns/c: no /32 or /128 route to 10.244.0.77 on this node, and no neighbour entry or bridge port with them',
+  ]);
   fs.rmSync(root, { recursive: true });
 });
 
@@ -94,20 +144,40 @@ test('a CNI-announced host interface wins over the route while it is the same li
   };
   const s = snap([pod('a', ['10.244.0.5'])]);
   const opts = { nodeName: 'n1', hostInterfaces: [], sysfsRoot: '/nonexistent' };
-  const announced = discoverEndpoints(view, s, { ...opts, cniInterfaces: new Map([['ns/a', { name: 'veth-cni', ifindex: 12 }]]) });
+  const announced = discoverEndpoints(view, s, {
+    ...opts,
+    cniInterfaces: new Map([['ns/a', { name: 'veth-cni', ifindex: 12 }]]),
+  });
   t.deepEqual(announced.endpoints, [{ ifname: 'veth-cni', ifindex: 12, kind: 'pod', pod: 'ns/a' }]);
-  const reused = discoverEndpoints(view, s, { ...opts, cniInterfaces: new Map([['ns/a', { name: 'veth-cni', ifindex: 99 }]]) });
+  const reused = discoverEndpoints(view, s, {
+    ...opts,
+    cniInterfaces: new Map([['ns/a', { name: 'veth-cni', ifindex: 99 }]]),
+  });
   t.deepEqual(reused.endpoints, [{ ifname: 'veth-old', ifindex: 10, kind: 'pod', pod: 'ns/a' }]);
 });
 
 test('a pod with a CNI-announced interface per network: each network is its own endpoint on its own link', (t) => {
-  const view = { links: [link(12, 'veth-eth0'), link(13, 'veth-net1')], routes: [], neighbours: [], fdb: [], peerMac: () => null, peerAddrs: () => [] };
-  const s = snap([pod('a', ['10.244.0.5'], { networks: [{ network: 'ns/blue', interface: 'net1', ips: ['10.10.0.5'] }] })]);
+  const view = {
+    links: [link(12, 'veth-eth0'), link(13, 'veth-net1')],
+    routes: [],
+    neighbours: [],
+    fdb: [],
+    peerMac: () => null,
+    peerAddrs: () => [],
+  };
+  const s = snap([
+    pod('a', ['10.244.0.5'], { networks: [{ network: 'ns/blue', interface: 'net1', ips: ['10.10.0.5'] }] }),
+  ]);
   const cniInterfaces = new Map([
     [cniEndpointKey('ns/a'), { name: 'veth-eth0', ifindex: 12 }],
     [cniEndpointKey('ns/a', 'ns/blue'), { name: 'veth-net1', ifindex: 13 }],
   ]);
-  const found = discoverEndpoints(view, s, { nodeName: 'n1', hostInterfaces: [], sysfsRoot: '/nonexistent', cniInterfaces });
+  const found = discoverEndpoints(view, s, {
+    nodeName: 'n1',
+    hostInterfaces: [],
+    sysfsRoot: '/nonexistent',
+    cniInterfaces,
+  });
   t.deepEqual(found.endpoints, [
     { ifname: 'veth-eth0', ifindex: 12, kind: 'pod', pod: 'ns/a' },
     { ifname: 'veth-net1', ifindex: 13, kind: 'secondary', pod: 'ns/a', network: 'ns/blue' },
@@ -153,13 +223,24 @@ function bridgeNode(): NetView {
     ],
     peerMac: (l: LinkInfo) => peers[l.ifindex] ?? null,
     // veth-s's pod has not talked to the node yet (no neighbour entry, no FDB entry)
-    peerAddrs: (l: LinkInfo) => ({ 33: ['10.22.0.11', 'fd00:22::11'], 32: ['10.22.0.12'], 51: ['10.25.0.5'] })[l.ifindex] ?? [],
+    peerAddrs: (l: LinkInfo) =>
+      ({ 33: ['10.22.0.11', 'fd00:22::11'], 32: ['10.22.0.12'], 51: ['10.25.0.5'] })[l.ifindex] ?? [],
   };
 }
 
 test('bridge layout: pod IP -> neighbour MAC -> the FDB port or the port whose veth peer has it, else the (Linux or OVS) bridge port whose peer has the IP; never the bridge; marked bridged, no veth MACs (no local delivery)', (t) => {
-  const pods = [pod('p', ['10.22.0.2']), pod('q', ['10.22.0.3']), pod('s', ['fd00:22::11']), pod('r', ['10.22.0.12']), pod('o', ['10.25.0.5'])];
-  const d = discoverEndpoints(bridgeNode(), snap(pods), { nodeName: 'n1', hostInterfaces: [], sysfsRoot: '/nonexistent' });
+  const pods = [
+    pod('p', ['10.22.0.2']),
+    pod('q', ['10.22.0.3']),
+    pod('s', ['fd00:22::11']),
+    pod('r', ['10.22.0.12']),
+    pod('o', ['10.25.0.5']),
+  ];
+  const d = discoverEndpoints(bridgeNode(), snap(pods), {
+    nodeName: 'n1',
+    hostInterfaces: [],
+    sysfsRoot: '/nonexistent',
+  });
   t.deepEqual(d.endpoints, [
     { ifname: 'veth-p', ifindex: 30, kind: 'pod', pod: 'ns/p', bridge: 'cni0' },
     { ifname: 'veth-q', ifindex: 31, kind: 'pod', pod: 'ns/q', bridge: 'cni0' },
@@ -167,24 +248,53 @@ test('bridge layout: pod IP -> neighbour MAC -> the FDB port or the port whose v
     { ifname: 'veth-o', ifindex: 51, kind: 'pod', pod: 'ns/o', bridge: 'br-int' },
   ]);
   // r's address is on a routed veth's peer, not a bridge port's: not looked at
-  t.deepEqual(d.warnings, ['discover pod ns/r: no /32 or /128 route to 10.22.0.12 on this node, and no neighbour entry or bridge port with them']);
+  t.deepEqual(d.warnings, [
+    'discover pod ns/r: no /32 or /128 route to 10.22.0.12 on this node, and no neighbour entry or bridge port with them',
+  ]);
 });
 
 test('bridge layout failures name the reason: MAC on no port, unresolved neighbour, unsupported layouts, a routed veth whose peer is not the IP', (t) => {
-  const pods = [pod('gone', ['10.22.0.7']), pod('incomplete', ['10.22.0.8']), pod('mv', ['10.24.0.4']), pod('stale', ['10.23.0.9'])];
-  const d = discoverEndpoints(bridgeNode(), snap(pods), { nodeName: 'n1', hostInterfaces: [], sysfsRoot: '/nonexistent' });
+  const pods = [
+    pod('gone', ['10.22.0.7']),
+    pod('incomplete', ['10.22.0.8']),
+    pod('mv', ['10.24.0.4']),
+    pod('stale', ['10.23.0.9']),
+  ];
+  const d = discoverEndpoints(bridgeNode(), snap(pods), {
+    nodeName: 'n1',
+    hostInterfaces: [],
+    sysfsRoot: '/nonexistent',
+  });
   t.deepEqual(d.endpoints, []);
   t.is(d.warnings.length, 4);
-  t.is(d.warnings[0], 'discover pod ns/gone: 10.22.0.7 is at 0a:00:00:00:00:77 behind bridge cni0, on none of its ports');
-  t.is(d.warnings[1], 'discover pod ns/incomplete: no /32 or /128 route to 10.22.0.8 on this node, and no neighbour entry or bridge port with them');
-  t.regex(d.warnings[2], /^discover pod ns\/mv: layout macvlan \(mv0\) cannot be enforced on: supported: a host-side veth per pod, routed \(ptp.*a port of a Linux bridge \(bridge, flannel, k3s, Canal\) or OVS bridge/);
-  t.is(d.warnings[3], 'discover pod ns/stale: 10.23.0.9 is at 0a:00:00:00:00:99 on veth-r, whose veth peer is 0a:00:00:00:00:32');
+  t.is(
+    d.warnings[0],
+    'discover pod ns/gone: 10.22.0.7 is at 0a:00:00:00:00:77 behind bridge cni0, on none of its ports',
+  );
+  t.is(
+    d.warnings[1],
+    'discover pod ns/incomplete: no /32 or /128 route to 10.22.0.8 on this node, and no neighbour entry or bridge port with them',
+  );
+  t.regex(
+    d.warnings[2],
+    /^discover pod ns\/mv: layout macvlan \(mv0\) cannot be enforced on: supported: a host-side veth per pod, routed \(ptp.*a port of a Linux bridge \(bridge, flannel, k3s, Canal\) or OVS bridge/,
+  );
+  t.is(
+    d.warnings[3],
+    'discover pod ns/stale: 10.23.0.9 is at 0a:00:00:00:00:99 on veth-r, whose veth peer is 0a:00:00:00:00:32',
+  );
 });
 
 test('layoutError refuses macvlan, ipvlan, OVS internal ports and bridge devices; accepts veths and devices without a kind (VF representors)', (t) => {
-  t.regex(layoutError({ name: 'ipvl0', kind: 'ipvlan' }) ?? '', /^layout ipvlan \(ipvl0\) cannot be enforced on: supported: /);
+  t.regex(
+    layoutError({ name: 'ipvl0', kind: 'ipvlan' }) ?? '',
+    /^layout ipvlan \(ipvl0\) cannot be enforced on: supported: /,
+  );
   t.regex(layoutError({ name: 'ovs-p1', kind: 'openvswitch' }) ?? '', /^layout OVS internal port \(ovs-p1\)/);
-  t.regex(layoutError({ name: 'cni0', kind: 'bridge' }) ?? '', /^cni0 is a Linux bridge, not a pod's interface: enforce on the pod's bridge port/);
+  t.regex(
+    layoutError({ name: 'cni0', kind: 'bridge' }) ?? '',
+    /^cni0 is a Linux bridge, not a pod's interface: enforce on the pod's bridge port/,
+  );
   t.is(layoutError({ name: 'veth1', kind: 'veth' }), undefined);
   t.is(layoutError({ name: 'eth_rep0', kind: '' }), undefined);
 });
@@ -192,7 +302,13 @@ test('layoutError refuses macvlan, ipvlan, OVS internal ports and bridge devices
 test('endpointOn (a CNI-announced host interface): a bridge port carries its bridge, a routed veth its MACs, a macvlan or the bridge itself is refused', (t) => {
   const view = bridgeNode();
   const byName = (n: string): LinkInfo => view.links.find((l) => l.name === n)!;
-  t.deepEqual(endpointOn(view, byName('veth-q'), { kind: 'pod', pod: 'ns/q' }), { ifname: 'veth-q', ifindex: 31, kind: 'pod', pod: 'ns/q', bridge: 'cni0' });
+  t.deepEqual(endpointOn(view, byName('veth-q'), { kind: 'pod', pod: 'ns/q' }), {
+    ifname: 'veth-q',
+    ifindex: 31,
+    kind: 'pod',
+    pod: 'ns/q',
+    bridge: 'cni0',
+  });
   t.deepEqual(endpointOn(view, byName('veth-r'), { kind: 'pod', pod: 'ns/r' }), {
     ifname: 'veth-r',
     ifindex: 32,
@@ -200,9 +316,21 @@ test('endpointOn (a CNI-announced host interface): a bridge port carries its bri
     pod: 'ns/r',
     veth: { podMac: '0a:00:00:00:00:32', hostMac: '02:00:00:00:00:32' },
   });
-  t.deepEqual(endpointOn(view, byName('veth-r'), { kind: 'secondary', pod: 'ns/r', network: 'ns/net' }), { ifname: 'veth-r', ifindex: 32, kind: 'secondary', pod: 'ns/r', network: 'ns/net' });
-  t.regex((endpointOn(view, byName('mv0'), { kind: 'pod', pod: 'ns/m' }) as { error: string }).error, /^layout macvlan \(mv0\) cannot be enforced on/);
-  t.regex((endpointOn(view, byName('cni0'), { kind: 'pod', pod: 'ns/m' }) as { error: string }).error, /^cni0 is a Linux bridge/);
+  t.deepEqual(endpointOn(view, byName('veth-r'), { kind: 'secondary', pod: 'ns/r', network: 'ns/net' }), {
+    ifname: 'veth-r',
+    ifindex: 32,
+    kind: 'secondary',
+    pod: 'ns/r',
+    network: 'ns/net',
+  });
+  t.regex(
+    (endpointOn(view, byName('mv0'), { kind: 'pod', pod: 'ns/m' }) as { error: string }).error,
+    /^layout macvlan \(mv0\) cannot be enforced on/,
+  );
+  t.regex(
+    (endpointOn(view, byName('cni0'), { kind: 'pod', pod: 'ns/m' }) as { error: string }).error,
+    /^cni0 is a Linux bridge/,
+  );
 });
 
 test('a CNI-announced bridge port is marked bridged (no local delivery, no tunnel)', (t) => {

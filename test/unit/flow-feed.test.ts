@@ -37,18 +37,26 @@ test('every reading client gets every record; a client that stops reading is cut
   t.teardown(() => [reader, stalled].forEach((s) => s.destroy()));
   let received = '';
   reader.on('data', (d: Buffer) => (received += d));
-  for (; feed.size < 2; ) await new Promise((r) => setTimeout(r, 5));
+  for (; feed.size < 2;) await new Promise((r) => setTimeout(r, 5));
 
   const total = 10_000; // ~11 MB: more than twice the backlog limit
   for (let i = 0; i < total; i++) {
     feed.publish(record(i));
     if (i % 100 === 99) await new Promise((r) => setImmediate(r)); // the event loop drains the reader
   }
-  for (const deadline = Date.now() + 10_000; received.split('\n').length <= total && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+  for (const deadline = Date.now() + 10_000; received.split('\n').length <= total && Date.now() < deadline;)
+    await new Promise((r) => setTimeout(r, 10));
 
-  const ports = received.trim().split('\n').map((l) => (JSON.parse(l) as FlowRecord).l4.TCP.source_port);
+  const ports = received
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as FlowRecord).l4.TCP.source_port);
   t.is(ports.length, total);
-  t.deepEqual(ports, Array.from({ length: total }, (_, i) => i), 'all records, in order');
+  t.deepEqual(
+    ports,
+    Array.from({ length: total }, (_, i) => i),
+    'all records, in order',
+  );
   t.is(cutOff.length, 1);
   t.true(cutOff[0] > MAX_CLIENT_BACKLOG);
   t.is(feed.size, 1, 'only the reader is left');

@@ -33,42 +33,93 @@ const SNAPSHOT = snapshotFromYaml(
   ].join('---\n'),
 );
 
-const POD_ENTRY = { ingressChunks: 1, egressChunks: 0, flags: NfEpFlag.POD, revision: 1, hooks: ['ingress', 'egress'] as const, tunnel: false };
+const POD_ENTRY = {
+  ingressChunks: 1,
+  egressChunks: 0,
+  flags: NfEpFlag.POD,
+  revision: 1,
+  hooks: ['ingress', 'egress'] as const,
+  tunnel: false,
+};
 // Tables: 1 = [isolation] (b's ingress), 2 = [isolation] (b's egress), 3 = [something, isolation] (a's ingress).
 const COMPILED: Pick<CompileResult, 'policies' | 'rules' | 'endpoints'> = {
   policies: ['NetworkPolicy demo/b-egress', 'NetworkPolicy demo/isolate-b', 'NetworkPolicy demo/web'],
   rules: [
     { table: 1, index: 0, policyId: 0xffffffff, policy: '', rule: 'isolation', action: 'deny', tier: 'netpol' },
     { table: 2, index: 0, policyId: 0xffffffff, policy: '', rule: 'isolation', action: 'deny', tier: 'netpol' },
-    { table: 3, index: 0, policyId: 2, policy: 'NetworkPolicy demo/web', rule: 'ingress[0]', action: 'allow', tier: 'netpol' },
+    {
+      table: 3,
+      index: 0,
+      policyId: 2,
+      policy: 'NetworkPolicy demo/web',
+      rule: 'ingress[0]',
+      action: 'allow',
+      tier: 'netpol',
+    },
     { table: 3, index: 1, policyId: 0xffffffff, policy: '', rule: 'isolation', action: 'deny', tier: 'netpol' },
   ],
   endpoints: [
-    { ifname: 'vb', ifindex: 11, id: 7, kind: 'pod', pod: 'demo/b', ingressTable: 1, egressTable: 2, ...POD_ENTRY, egressChunks: 1 },
+    {
+      ifname: 'vb',
+      ifindex: 11,
+      id: 7,
+      kind: 'pod',
+      pod: 'demo/b',
+      ingressTable: 1,
+      egressTable: 2,
+      ...POD_ENTRY,
+      egressChunks: 1,
+    },
     { ifname: 'va', ifindex: 10, id: 8, kind: 'pod', pod: 'demo/a', ingressTable: 3, egressTable: 0, ...POD_ENTRY },
   ],
 };
 
 const drop = (epId: number, table: number, ruleIndex: number, dir: number): DropEvent => ({
-  tsNs: 1n, epId, ifindex: 11, table, policyId: 0xffffffff, ruleId: 0, ruleIndex, dir, proto: IPPROTO.TCP, reason: 1, action: 2,
-  sport: 40000, dport: 80, saddr: '10.244.1.2', daddr: '10.244.1.3',
+  tsNs: 1n,
+  epId,
+  ifindex: 11,
+  table,
+  policyId: 0xffffffff,
+  ruleId: 0,
+  ruleIndex,
+  dir,
+  proto: IPPROTO.TCP,
+  reason: 1,
+  action: 2,
+  sport: 40000,
+  dport: 80,
+  saddr: '10.244.1.2',
+  daddr: '10.244.1.3',
 });
 
 test('isolation drops name the isolating policies of that endpoint and direction', (t) => {
   t.deepEqual(isolationNames(SNAPSHOT, COMPILED), {
-    7: { ingress: 'isolation (NetworkPolicy demo/isolate-b, demo/web)', egress: 'isolation (NetworkPolicy demo/b-egress)' },
+    7: {
+      ingress: 'isolation (NetworkPolicy demo/isolate-b, demo/web)',
+      egress: 'isolation (NetworkPolicy demo/b-egress)',
+    },
     8: { ingress: 'isolation (NetworkPolicy demo/web)' },
   });
   const ctx = flowContext(SNAPSHOT, COMPILED);
-  t.like(toFlow(drop(7, 1, 0, NfDir.INGRESS), ctx), { policy: 'isolation (NetworkPolicy demo/isolate-b, demo/web)', rule: 'isolation' });
-  t.like(toFlow(drop(7, 2, 0, NfDir.EGRESS), ctx), { policy: 'isolation (NetworkPolicy demo/b-egress)', traffic_direction: 'EGRESS' });
+  t.like(toFlow(drop(7, 1, 0, NfDir.INGRESS), ctx), {
+    policy: 'isolation (NetworkPolicy demo/isolate-b, demo/web)',
+    rule: 'isolation',
+  });
+  t.like(toFlow(drop(7, 2, 0, NfDir.EGRESS), ctx), {
+    policy: 'isolation (NetworkPolicy demo/b-egress)',
+    traffic_direction: 'EGRESS',
+  });
   t.like(toFlow(drop(8, 3, 1, NfDir.INGRESS), ctx), { policy: 'isolation (NetworkPolicy demo/web)' });
   // A drop by a policy's own rule keeps that policy's name.
   t.like(toFlow(drop(8, 3, 0, NfDir.INGRESS), ctx), { policy: 'NetworkPolicy demo/web', rule: 'ingress[0]' });
 });
 
-test('the agent\'s context built with the names file\'s isolation names blames the same policies', (t) => {
-  const names = namesFromCompile({ ...COMPILED, identities: {} }, SNAPSHOT, { bpffsRoot: '/sys/fs/bpf/x', node: 'n1', generation: 1 });
+test("the agent's context built with the names file's isolation names blames the same policies", (t) => {
+  const names = namesFromCompile({ ...COMPILED, identities: {} }, SNAPSHOT, {
+    bpffsRoot: '/sys/fs/bpf/x',
+    node: 'n1',
+    generation: 1,
+  });
   const ctx = flowContext(SNAPSHOT, COMPILED, names.isolation);
   t.is(toFlow(drop(7, 1, 0, NfDir.INGRESS), ctx).policy, 'isolation (NetworkPolicy demo/isolate-b, demo/web)');
   t.is(toFlow(drop(8, 3, 1, NfDir.INGRESS), ctx).policy, 'isolation (NetworkPolicy demo/web)');

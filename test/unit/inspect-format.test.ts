@@ -5,7 +5,15 @@ import { formatReport, type InspectReport } from '../../src/cli/inspect';
 import { NF_TABLE_DENY } from '../../src/wire/abi';
 
 test('an endpoint on NF_TABLE_DENY reads "deny all: over capacity"; other tables print their id and chunks', (t) => {
-  const endpoint = { ifindex: 6, ifname: 'veth6', pod: 'ns/p6', id: 1006, ingressChunks: 1, flags: ['pod'], revision: 9 };
+  const endpoint = {
+    ifindex: 6,
+    ifname: 'veth6',
+    pod: 'ns/p6',
+    id: 1006,
+    ingressChunks: 1,
+    flags: ['pod'],
+    revision: 9,
+  };
   const report: InspectReport = {
     bpffsRoot: '/sys/fs/bpf/x',
     endpoints: [
@@ -18,6 +26,11 @@ test('an endpoint on NF_TABLE_DENY reads "deny all: over capacity"; other tables
     serviceCIDRs: [],
   };
   const lines = formatReport(report).split('\n');
-  t.true(lines.includes(`  6 veth6  id=1006 ingress=${NF_TABLE_DENY} (deny all: over capacity) egress=5 (2 chunks) rev=9 [pod] ns/p6`), lines.join('\n'));
+  t.true(
+    lines.includes(
+      `  6 veth6  id=1006 ingress=${NF_TABLE_DENY} (deny all: over capacity) egress=5 (2 chunks) rev=9 [pod] ns/p6`,
+    ),
+    lines.join('\n'),
+  );
   t.true(lines.includes('  7 veth7  id=1006 ingress=5 (2 chunks) egress=0 rev=9 [pod] ns/p6'), lines.join('\n'));
 });

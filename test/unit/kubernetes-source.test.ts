@@ -8,7 +8,14 @@ import pino from 'pino';
 import type { Snapshot } from '../../src/model/types';
 import { collectionPath } from '../../src/sources/kubernetes-resources';
 import { parseYamlText } from '../../src/sources/directory';
-import { apiSnapshotBuilder, createKubernetesSource, KubernetesSource, loadKubeConfig, WATCHED_RESOURCES, type KubeObject } from '../../src/sources/kubernetes';
+import {
+  apiSnapshotBuilder,
+  createKubernetesSource,
+  KubernetesSource,
+  loadKubeConfig,
+  WATCHED_RESOURCES,
+  type KubeObject,
+} from '../../src/sources/kubernetes';
 import { FakeApiServer, type Obj } from '../helpers/fake-apiserver';
 
 const PODS = '/api/v1/pods';
@@ -56,7 +63,13 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: SetupOption
   if (!opts.server) {
     const seed: Array<[string, Obj]> = [
       ['/api/v1/namespaces', { metadata: { name: 'default', labels: { 'kubernetes.io/metadata.name': 'default' } } }],
-      [NODES, { metadata: { name: 'n1', labels: {} }, status: { addresses: [{ type: 'InternalIP', address: '192.168.0.1' }] } }],
+      [
+        NODES,
+        {
+          metadata: { name: 'n1', labels: {} },
+          status: { addresses: [{ type: 'InternalIP', address: '192.168.0.1' }] },
+        },
+      ],
       [PODS, pod('default', 'a', '10.244.0.2')],
     ];
     for (const [p, o] of seed) if (server.serves(p)) server.put(p, o);
@@ -65,7 +78,10 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: SetupOption
   const { dir, file } = writeKubeconfig(url);
   const seen: Seen[] = [];
   const waiters: Array<() => void> = [];
-  const config = parseYamlText('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: {name: netfence}\nspec: {}\n', 'netfence.yaml');
+  const config = parseYamlText(
+    'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: {name: netfence}\nspec: {}\n',
+    'netfence.yaml',
+  );
   const build = apiSnapshotBuilder(config.objects);
   const source = new KubernetesSource({
     kubeConfig: loadKubeConfig(file),
@@ -106,7 +122,11 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: SetupOption
 
 const id = (o: KubeObject) => `${o.kind}:${o.metadata.namespace ? o.metadata.namespace + '/' : ''}${o.metadata.name}`;
 const ids = (s: Seen) => s.objects.map(id);
-const pods = (s: Seen) => s.objects.filter((o) => o.kind === 'Pod').map((o) => o.metadata.name).sort();
+const pods = (s: Seen) =>
+  s.objects
+    .filter((o) => o.kind === 'Pod')
+    .map((o) => o.metadata.name)
+    .sort();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -128,8 +148,14 @@ test('the first snapshot holds every listed object in wire form, apiVersion and 
   // Through the directory source's parsing: typed, validated objects.
   const snap = env.delivered[env.delivered.length - 1];
   t.deepEqual(snap.errors, []);
-  t.deepEqual(snap.pods.map((p) => [p.namespace, p.name, p.ips, p.nodeName]), [['default', 'a', ['10.244.0.2'], 'n1']]);
-  t.deepEqual(snap.nodes.map((n) => n.addresses), [['192.168.0.1']]);
+  t.deepEqual(
+    snap.pods.map((p) => [p.namespace, p.name, p.ips, p.nodeName]),
+    [['default', 'a', ['10.244.0.2'], 'n1']],
+  );
+  t.deepEqual(
+    snap.nodes.map((n) => n.addresses),
+    [['192.168.0.1']],
+  );
 });
 
 test('a held list blocks every snapshot until it completes', async (t) => {
@@ -156,9 +182,15 @@ test('adds, updates and deletes arrive, bursts coalesce into few snapshots', asy
   t.true(env.seen.length - before <= 4, `20 adds produced ${env.seen.length - before} snapshots`);
   t.truthy(s);
 
-  env.server.put(PODS, { ...pod('default', 'p3', '10.244.9.9'), metadata: { namespace: 'default', name: 'p3', labels: { app: 'changed' } } });
+  env.server.put(PODS, {
+    ...pod('default', 'p3', '10.244.9.9'),
+    metadata: { namespace: 'default', name: 'p3', labels: { app: 'changed' } },
+  });
   env.server.remove(PODS, 'p4', 'default');
-  env.server.put(NETPOL, { metadata: { namespace: 'default', name: 'deny' }, spec: { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] } });
+  env.server.put(NETPOL, {
+    metadata: { namespace: 'default', name: 'deny' },
+    spec: { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] },
+  });
   const s2 = await env.until((x) => !pods(x).includes('p4') && ids(x).includes('NetworkPolicy:default/deny'));
   const p3 = s2.objects.find((o) => o.metadata.name === 'p3')!;
   t.deepEqual((p3.metadata.labels as Record<string, string>).app, 'changed');
@@ -168,9 +200,17 @@ test('adds, updates and deletes arrive, bursts coalesce into few snapshots', asy
   t.deepEqual((np.spec as { ingress: unknown[] }).ingress, [{ from: [{ podSelector: {} }] }]);
   const snap = env.delivered[env.delivered.length - 1];
   t.deepEqual(snap.errors, []);
-  t.true(snap.policies.some((p) => p.ref.kind === 'NetworkPolicy' && p.ref.name === 'deny' && p.isolates.includes('ingress')));
+  t.true(
+    snap.policies.some(
+      (p) => p.ref.kind === 'NetworkPolicy' && p.ref.name === 'deny' && p.isolates.includes('ingress'),
+    ),
+  );
   // Watches asked for bookmarks and a server-side timeout.
-  t.true(env.server.watchQueries.every((q) => q.get('allowWatchBookmarks') === 'true' && Number(q.get('timeoutSeconds')) >= 60));
+  t.true(
+    env.server.watchQueries.every(
+      (q) => q.get('allowWatchBookmarks') === 'true' && Number(q.get('timeoutSeconds')) >= 60,
+    ),
+  );
 });
 
 test('410 Gone as an ERROR event forces a relist and a consistent snapshot', async (t) => {
@@ -259,8 +299,16 @@ test('createKubernetesSource: kubeconfig file plus the agent config file', async
   server.put(PODS, pod('default', 'a', '10.244.0.2'));
   const { dir, file } = writeKubeconfig(await server.listen());
   const configFile = path.join(dir, 'netfence.yaml');
-  fs.writeFileSync(configFile, 'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: {name: netfence}\nspec: {hostInterfaces: [ens5]}\n');
-  const source = createKubernetesSource({ kubeconfig: file, configFile, log: pino({ level: 'silent' }), debounceMs: 20 });
+  fs.writeFileSync(
+    configFile,
+    'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nmetadata: {name: netfence}\nspec: {hostInterfaces: [ens5]}\n',
+  );
+  const source = createKubernetesSource({
+    kubeconfig: file,
+    configFile,
+    log: pino({ level: 'silent' }),
+    debounceMs: 20,
+  });
   const first = new Promise<Snapshot>((resolve) => void source.start(resolve));
   t.teardown(async () => {
     await source.stop();
@@ -269,13 +317,19 @@ test('createKubernetesSource: kubeconfig file plus the agent config file', async
   });
   const snap = await first;
   t.deepEqual(snap.config.hostInterfaces, ['ens5']);
-  t.deepEqual(snap.pods.map((p) => p.name), ['a']);
-  t.throws(() => createKubernetesSource({ kubeconfig: path.join(dir, 'missing'), log: pino({ level: 'silent' }) }), { message: /^load kubeconfig .*missing: / });
+  t.deepEqual(
+    snap.pods.map((p) => p.name),
+    ['a'],
+  );
+  t.throws(() => createKubernetesSource({ kubeconfig: path.join(dir, 'missing'), log: pino({ level: 'silent' }) }), {
+    message: /^load kubeconfig .*missing: /,
+  });
 });
 
 test('large collections are listed in pages and arrive whole', async (t) => {
   const server = new FakeApiServer(ALL_PATHS);
-  for (let i = 0; i < 1100; i++) server.put(PODS, pod('default', `p${String(i).padStart(4, '0')}`, `10.244.${i >> 8}.${i & 255}`));
+  for (let i = 0; i < 1100; i++)
+    server.put(PODS, pod('default', `p${String(i).padStart(4, '0')}`, `10.244.${i >> 8}.${i & 255}`));
   server.put(NETPOL, { metadata: { namespace: 'default', name: 'np' }, spec: { podSelector: {} } });
   const env = await setup(t, { server });
   const s = await env.until((x) => pods(x).length === 1100);

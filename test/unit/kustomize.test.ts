@@ -52,25 +52,32 @@ function render(dir: string): Obj[] {
 
 const key = (o: Obj) => `${o.apiVersion}/${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 const daemonSet = (objs: Obj[]) => objs.find((o) => o.kind === 'DaemonSet') as DaemonSet;
-const images = (ds: DaemonSet) => [...ds.spec.template.spec.initContainers, ...ds.spec.template.spec.containers].map((c) => `${c.name}=${c.image}`);
+const images = (ds: DaemonSet) =>
+  [...ds.spec.template.spec.initContainers, ...ds.spec.template.spec.containers].map((c) => `${c.name}=${c.image}`);
 const netfenceYaml = (objs: Obj[]) => {
   const ds = daemonSet(objs);
   const cmName = ds.spec.template.spec.volumes.find((v) => v.name === 'config')?.configMap?.name;
-  const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === cmName) as (Obj & { data: Record<string, string> }) | undefined;
+  const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === cmName) as
+    (Obj & { data: Record<string, string> }) | undefined;
   return cm?.data['netfence.yaml'];
 };
 
 function assertReadOnlyRbac(t: ExecutionContext, objs: Obj[]): void {
-  const roles = objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role') as Array<Obj & { rules: Array<{ verbs: string[] }> }>;
+  const roles = objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role') as Array<
+    Obj & { rules: Array<{ verbs: string[] }> }
+  >;
   t.true(roles.length > 0, 'a role is rendered');
-  for (const r of roles) for (const rule of r.rules) t.deepEqual([...rule.verbs].sort(), ['get', 'list', 'watch'], `${r.kind} ${r.metadata.name}`);
+  for (const r of roles)
+    for (const rule of r.rules)
+      t.deepEqual([...rule.verbs].sort(), ['get', 'list', 'watch'], `${r.kind} ${r.metadata.name}`);
 }
 
 const base = render(BASE);
 const overlay = render(OVERLAY);
 
 test('the base renders exactly the manifests in deploy/, and kustomization.yaml lists every one', (t) => {
-  const listed = (parse(fs.readFileSync(path.join(BASE, 'kustomization.yaml'), 'utf8')) as { resources: string[] }).resources;
+  const listed = (parse(fs.readFileSync(path.join(BASE, 'kustomization.yaml'), 'utf8')) as { resources: string[] })
+    .resources;
   const onDisk = (dir: string): string[] =>
     fs.readdirSync(path.join(BASE, dir), { withFileTypes: true }).flatMap((e) => {
       const rel = path.join(dir, e.name);
@@ -85,16 +92,28 @@ test('the base renders exactly the manifests in deploy/, and kustomization.yaml 
   const byKey = new Map(base.map((o) => [key(o), o]));
   for (const f of files) t.deepEqual(byKey.get(key(f)), f, key(f));
   t.deepEqual([...new Set(base.map((o) => o.kind))].sort(), [
-    'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'CustomResourceDefinition', 'DaemonSet', 'Namespace', 'ServiceAccount',
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'ConfigMap',
+    'CustomResourceDefinition',
+    'DaemonSet',
+    'Namespace',
+    'ServiceAccount',
   ]);
   assertReadOnlyRbac(t, base);
-  t.deepEqual(images(daemonSet(base)), ['mount-bpffs', 'install-cni', 'agent'].map((c) => `${c}=ghcr.io/netfence/netfence:0.1.0`));
+  t.deepEqual(
+    images(daemonSet(base)),
+    ['mount-bpffs', 'install-cni', 'agent'].map((c) => `${c}=ghcr.io/netfence/netfence:0.1.0`),
+  );
 });
 
 test('the k3s-flannel overlay: same objects, its registry on every container, its config, k3s CNI paths', (t) => {
   t.deepEqual(overlay.map(key).sort(), base.map(key).sort());
   assertReadOnlyRbac(t, overlay);
-  t.deepEqual(images(daemonSet(overlay)), ['mount-bpffs', 'install-cni', 'agent'].map((c) => `${c}=registry.example.com/platform/netfence:0.1.0`));
+  t.deepEqual(
+    images(daemonSet(overlay)),
+    ['mount-bpffs', 'install-cni', 'agent'].map((c) => `${c}=registry.example.com/platform/netfence:0.1.0`),
+  );
 
   // The DaemonSet mounts the replaced ConfigMap, which holds the overlay's file verbatim: a
   // valid NetfenceConfig with k3s's service CIDR.
@@ -105,7 +124,8 @@ test('the k3s-flannel overlay: same objects, its registry on every container, it
   t.deepEqual(snap.config.serviceCIDRs, ['10.43.0.0/16']);
   t.not(netfenceYaml(base), text);
 
-  const hostPaths = (ds: DaemonSet) => Object.fromEntries(ds.spec.template.spec.volumes.filter((v) => v.hostPath).map((v) => [v.name, v.hostPath!.path]));
+  const hostPaths = (ds: DaemonSet) =>
+    Object.fromEntries(ds.spec.template.spec.volumes.filter((v) => v.hostPath).map((v) => [v.name, v.hostPath!.path]));
   t.deepEqual(hostPaths(daemonSet(overlay)), {
     ...hostPaths(daemonSet(base)),
     'cni-bin': '/var/lib/rancher/k3s/data/cni',
@@ -113,5 +133,6 @@ test('the k3s-flannel overlay: same objects, its registry on every container, it
   });
   // Everything but the DaemonSet and the ConfigMap is the base's, unchanged.
   const byKey = new Map(base.map((o) => [key(o), o]));
-  for (const o of overlay.filter((x) => x.kind !== 'DaemonSet' && x.kind !== 'ConfigMap')) t.deepEqual(o, byKey.get(key(o)), key(o));
+  for (const o of overlay.filter((x) => x.kind !== 'DaemonSet' && x.kind !== 'ConfigMap'))
+    t.deepEqual(o, byKey.get(key(o)), key(o));
 });

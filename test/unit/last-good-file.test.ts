@@ -16,7 +16,9 @@ const NS = 'apiVersion: v1\nkind: Namespace\nmetadata: { name: demo }\n';
 const np = (cidr: string) =>
   `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: web, namespace: demo }\nspec:\n  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: ${cidr} } }] }]\n`;
 const cidrs = (s: Snapshot): string[] =>
-  s.policies.filter((p) => p.ref.name === 'web').flatMap((p) => p.rules.flatMap((r) => r.peers.map((x) => (x.kind === 'cidr' ? x.cidr : x.kind))));
+  s.policies
+    .filter((p) => p.ref.name === 'web')
+    .flatMap((p) => p.rules.flatMap((r) => r.peers.map((x) => (x.kind === 'cidr' ? x.cidr : x.kind))));
 
 function setup(t: { teardown(fn: () => void): void }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nf-last-good-file-'));

@@ -48,25 +48,44 @@ const pod = (name: string, ip: string) =>
 const np = (name: string, cidr: string) =>
   `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: ${name}, namespace: demo }\nspec:\n  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: ${cidr} } }] }]\n`;
 
-const names = (s: Snapshot) => s.policies.filter((p) => p.ref.kind !== 'System').map((p) => `${p.ref.kind} ${p.ref.namespace}/${p.ref.name}`);
+const names = (s: Snapshot) =>
+  s.policies.filter((p) => p.ref.kind !== 'System').map((p) => `${p.ref.kind} ${p.ref.namespace}/${p.ref.name}`);
 const cidrs = (s: Snapshot, name: string) =>
-  s.policies.find((p) => p.ref.name === name)!.rules.flatMap((r) => r.peers.map((x) => (x.kind === 'cidr' ? x.cidr : x.kind)));
+  s.policies
+    .find((p) => p.ref.name === name)!
+    .rules.flatMap((r) => r.peers.map((x) => (x.kind === 'cidr' ? x.cidr : x.kind)));
 
 test('a new bad object is skipped with its error; everything else applies', (t) => {
-  const s = state(t).write('base.yaml', NS + '---\n' + pod('a', '10.244.1.2')).write('web.yaml', np('web', '10.0.0.0/8'));
+  const s = state(t)
+    .write('base.yaml', NS + '---\n' + pod('a', '10.244.1.2'))
+    .write('web.yaml', np('web', '10.0.0.0/8'));
   s.merge();
-  const { snapshot, kept, source } = s.write('bad.yaml', np('bad', '10.0.0.0/33')).write('b.yaml', pod('b', '10.244.1.3')).merge();
+  const { snapshot, kept, source } = s
+    .write('bad.yaml', np('bad', '10.0.0.0/33'))
+    .write('b.yaml', pod('b', '10.244.1.3'))
+    .merge();
   t.deepEqual(kept, []);
   t.deepEqual(names(snapshot), ['NetworkPolicy demo/web']);
   t.deepEqual(snapshot.pods.map((p) => p.name).sort(), ['a', 'b'], 'the new pod in the same step applies');
   t.is(snapshot, source, 'nothing to keep: the source snapshot as is');
-  t.like(snapshot.errors[0], { key: 'NetworkPolicy demo/bad', field: 'spec.ingress[0].from[0].ipBlock.cidr', file: path.join(s.dir, 'bad.yaml') });
+  t.like(snapshot.errors[0], {
+    key: 'NetworkPolicy demo/bad',
+    field: 'spec.ingress[0].from[0].ipBlock.cidr',
+    file: path.join(s.dir, 'bad.yaml'),
+  });
 });
 
 test('an object edited into a bad one keeps its last valid version; other changes in the same step apply', (t) => {
-  const s = state(t).write('base.yaml', NS + '---\n' + pod('a', '10.244.1.2')).write('web.yaml', np('web', '10.0.0.0/8')).write('db.yaml', np('db', '10.1.0.0/16'));
+  const s = state(t)
+    .write('base.yaml', NS + '---\n' + pod('a', '10.244.1.2'))
+    .write('web.yaml', np('web', '10.0.0.0/8'))
+    .write('db.yaml', np('db', '10.1.0.0/16'));
   const first = s.merge().snapshot;
-  const { snapshot, kept } = s.write('web.yaml', np('web', '10.0.0.0/33')).write('db.yaml', np('db', '10.2.0.0/16')).write('b.yaml', pod('b', '10.244.1.3')).merge();
+  const { snapshot, kept } = s
+    .write('web.yaml', np('web', '10.0.0.0/33'))
+    .write('db.yaml', np('db', '10.2.0.0/16'))
+    .write('b.yaml', pod('b', '10.244.1.3'))
+    .merge();
   t.deepEqual(kept, ['NetworkPolicy demo/web']);
   t.deepEqual(cidrs(snapshot, 'web'), ['10.0.0.0/8'], 'the old rules, not none (no traffic opened)');
   t.deepEqual(
@@ -84,9 +103,16 @@ test('an object edited into a bad one keeps its last valid version; other change
 });
 
 test('a deleted object is removed even while an unrelated object is bad', (t) => {
-  const s = state(t).write('base.yaml', NS).write('web.yaml', np('web', '10.0.0.0/8')).write('db.yaml', np('db', '10.1.0.0/16'));
+  const s = state(t)
+    .write('base.yaml', NS)
+    .write('web.yaml', np('web', '10.0.0.0/8'))
+    .write('db.yaml', np('db', '10.1.0.0/16'));
   s.merge();
-  const { snapshot, kept } = s.remove('web.yaml').write('db.yaml', np('db', '10.1.0.0/33')).write('broken.yaml', 'kind: [unclosed\n').merge();
+  const { snapshot, kept } = s
+    .remove('web.yaml')
+    .write('db.yaml', np('db', '10.1.0.0/33'))
+    .write('broken.yaml', 'kind: [unclosed\n')
+    .merge();
   t.deepEqual(kept, ['NetworkPolicy demo/db']);
   t.deepEqual(names(snapshot), ['NetworkPolicy demo/db'], 'web is gone');
   t.is(snapshot.errors.length, 2);
@@ -99,7 +125,10 @@ test('a file that does not parse keeps the objects it held; the other files foll
     .write('web.yaml', np('web', '10.0.0.0/8'))
     .write('db.yaml', np('db', '10.1.0.0/16'));
   s.merge();
-  const { snapshot, kept } = s.write('pods.yaml', 'apiVersion: v1\nkind: Pod\nmetadata: { name: a\n').remove('db.yaml').merge();
+  const { snapshot, kept } = s
+    .write('pods.yaml', 'apiVersion: v1\nkind: Pod\nmetadata: { name: a\n')
+    .remove('db.yaml')
+    .merge();
   t.deepEqual(kept.sort(), ['Pod demo/a', 'Pod demo/b']);
   t.deepEqual(snapshot.pods.map((p) => p.name).sort(), ['a', 'b']);
   t.deepEqual(names(snapshot), ['NetworkPolicy demo/web'], 'db, deleted from its own file, is gone');
@@ -126,7 +155,11 @@ test('a fixed object comes back at its new version; once deleted it is gone', (t
   t.deepEqual(cidrs(s.write('web.yaml', np('web', 'nope')).merge().snapshot, 'web'), ['10.3.0.0/16']);
   const gone = s.remove('web.yaml').merge();
   t.deepEqual(names(gone.snapshot), []);
-  t.deepEqual(names(s.write('web.yaml', np('web', 'nope')).merge().snapshot), [], 'deleted, then bad: never valid since, skipped');
+  t.deepEqual(
+    names(s.write('web.yaml', np('web', 'nope')).merge().snapshot),
+    [],
+    'deleted, then bad: never valid since, skipped',
+  );
 });
 
 test('a duplicate never replaces the enforced object, whichever file sorts first; once one copy is left it applies', (t) => {
@@ -138,7 +171,11 @@ test('a duplicate never replaces the enforced object, whichever file sorts first
     t.deepEqual(cidrs(snapshot, 'web'), ['10.0.0.0/8'], `${dup}: the enforced version, not either copy`);
     t.is(snapshot.errors.length, 1);
     t.like(snapshot.errors[0], { key: 'NetworkPolicy demo/web', field: 'metadata.name' });
-    t.true(snapshot.errors[0].message.includes(path.join(s.dir, 'web.yaml')) && snapshot.errors[0].message.includes(path.join(s.dir, dup)), 'names both places');
+    t.true(
+      snapshot.errors[0].message.includes(path.join(s.dir, 'web.yaml')) &&
+        snapshot.errors[0].message.includes(path.join(s.dir, dup)),
+      'names both places',
+    );
     s.remove(dup);
   }
   const moved = s.write('aa-dup.yaml', np('web', '10.5.0.0/16')).remove('web.yaml').merge();
@@ -148,7 +185,10 @@ test('a duplicate never replaces the enforced object, whichever file sorts first
 });
 
 test('copies of an object that never had a valid version: neither is enforced until one is left', (t) => {
-  const s = state(t).write('base.yaml', NS).write('a.yaml', np('web', '10.0.0.0/8')).write('b.yaml', np('web', '10.1.0.0/16'));
+  const s = state(t)
+    .write('base.yaml', NS)
+    .write('a.yaml', np('web', '10.0.0.0/8'))
+    .write('b.yaml', np('web', '10.1.0.0/16'));
   const { snapshot, kept } = s.merge();
   t.deepEqual(kept, []);
   t.deepEqual(names(snapshot), []);
@@ -158,17 +198,31 @@ test('copies of an object that never had a valid version: neither is enforced un
 
 test('a document of an unknown apiVersion or kind keeps what its file held; a valid edit beside it applies', (t) => {
   const web = np('web', '10.0.0.0/8');
-  const s = state(t).write('base.yaml', NS).write('web.yaml', `${pod('a', '10.244.1.2')}---\n${web}`);
+  const s = state(t)
+    .write('base.yaml', NS)
+    .write('web.yaml', `${pod('a', '10.244.1.2')}---\n${web}`);
   s.merge();
-  for (const edit of [web.replace('networking.k8s.io/v1', 'networking.k8s.io/v2'), web.replace('kind: NetworkPolicy', 'kind: NetworkPolicyy')]) {
+  for (const edit of [
+    web.replace('networking.k8s.io/v1', 'networking.k8s.io/v2'),
+    web.replace('kind: NetworkPolicy', 'kind: NetworkPolicyy'),
+  ]) {
     const { snapshot, kept, source } = s.write('web.yaml', `${pod('a', '10.244.1.9')}---\n${edit}`).merge();
     t.deepEqual(kept, ['NetworkPolicy demo/web']);
     t.deepEqual(cidrs(snapshot, 'web'), ['10.0.0.0/8'], 'still enforced');
-    t.deepEqual(snapshot.pods.map((p) => p.ips[0]), ['10.244.1.9'], 'the pod of the same file follows its edit');
+    t.deepEqual(
+      snapshot.pods.map((p) => p.ips[0]),
+      ['10.244.1.9'],
+      'the pod of the same file follows its edit',
+    );
     t.is(source.errors.length, 1);
     t.like(source.errors[0], { file: path.join(s.dir, 'web.yaml'), key: undefined });
   }
-  const replaced = s.write('web.yaml', `${pod('a', '10.244.1.9')}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web, namespace: demo }\n`).merge();
+  const replaced = s
+    .write(
+      'web.yaml',
+      `${pod('a', '10.244.1.9')}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web, namespace: demo }\n`,
+    )
+    .merge();
   t.deepEqual(replaced.kept, [], 'a Deployment in its place is a warning: web is deleted');
   t.deepEqual(names(replaced.snapshot), []);
 });
@@ -189,7 +243,11 @@ test('a ClusterNetworkPolicy whose rule fails closed is enforced at its current 
 // the rejected one leaves the merged snapshot exactly as the valid one made it, so every
 // kind's identity agrees between loaded objects and errors.
 const KINDS: Record<KindName | 'NetfenceConfig', [string, string, string]> = {
-  Namespace: ['Namespace other', 'apiVersion: v1\nkind: Namespace\nmetadata: { name: other, labels: { team: x } }\n', 'apiVersion: v1\nkind: Namespace\nmetadata: { name: other, labels: { team: [x] } }\n'],
+  Namespace: [
+    'Namespace other',
+    'apiVersion: v1\nkind: Namespace\nmetadata: { name: other, labels: { team: x } }\n',
+    'apiVersion: v1\nkind: Namespace\nmetadata: { name: other, labels: { team: [x] } }\n',
+  ],
   Pod: ['Pod demo/a', pod('a', '10.244.1.2'), pod('a', 'nope')],
   Node: [
     'Node n1',
@@ -254,7 +312,10 @@ for (const [kind, [key, good, bad]] of Object.entries(KINDS)) {
 }
 
 test('after a restart, a file that does not parse keeps the objects it held; deletions apply', (t) => {
-  const s = state(t).write('base.yaml', NS).write('pods.yaml', pod('a', '10.244.1.2')).write('web.yaml', np('web', '10.0.0.0/8'));
+  const s = state(t)
+    .write('base.yaml', NS)
+    .write('pods.yaml', pod('a', '10.244.1.2'))
+    .write('web.yaml', np('web', '10.0.0.0/8'));
   s.merge();
   t.deepEqual(new LastGood().toData().origins, {}, 'an empty store has nothing');
   const { snapshot, kept } = s.restart().write('pods.yaml', 'kind: [unclosed\n').remove('web.yaml').merge();

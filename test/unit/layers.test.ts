@@ -13,17 +13,26 @@ async function ruleIds(file: string, code: string): Promise<string[]> {
 }
 
 test('a lower part importing a higher one is an error naming the layer order', async (t) => {
-  const [result] = await eslint.lintText("import { reconcile } from '../reconcile/apply';\nexport const r = reconcile;\n", {
-    filePath: path.join(root, 'src/datapath/probe.ts'),
-  });
+  const [result] = await eslint.lintText(
+    "import { reconcile } from '../reconcile/apply';\nexport const r = reconcile;\n",
+    {
+      filePath: path.join(root, 'src/datapath/probe.ts'),
+    },
+  );
   const hit = result.messages.find((m) => m.ruleId === 'import-x/no-restricted-paths');
   t.truthy(hit, JSON.stringify(result.messages));
   t.regex(hit!.message, /src\/datapath may import only/);
 });
 
 test('the model imports neither compile nor the agent', async (t) => {
-  t.true((await ruleIds('src/model/probe.ts', "export { compile } from '../compile/compile';\n")).includes('import-x/no-restricted-paths'));
-  t.true((await ruleIds('src/model/probe.ts', "export * from '../agent/agent';\n")).includes('import-x/no-restricted-paths'));
+  t.true(
+    (await ruleIds('src/model/probe.ts', "export { compile } from '../compile/compile';\n")).includes(
+      'import-x/no-restricted-paths',
+    ),
+  );
+  t.true(
+    (await ruleIds('src/model/probe.ts', "export * from '../agent/agent';\n")).includes('import-x/no-restricted-paths'),
+  );
 });
 
 test('the programs on top may import the layers below', async (t) => {

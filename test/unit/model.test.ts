@@ -31,14 +31,20 @@ test('NetworkPolicy: policyTypes absent or empty default to Ingress, plus Egress
   t.deepEqual(policies(np('  podSelector: {}\n  policyTypes: []\n'))[0].isolates, ['ingress']);
   const both = policies(np('  podSelector: {}\n  policyTypes: []\n  egress: [{ to: [{ podSelector: {} }] }]\n'))[0];
   t.deepEqual(both.isolates, ['ingress', 'egress']);
-  t.deepEqual(both.rules.map((r) => r.direction), ['egress'], 'the egress rule is kept');
+  t.deepEqual(
+    both.rules.map((r) => r.direction),
+    ['egress'],
+    'the egress rule is kept',
+  );
 });
 
 test('NetworkPolicy: an absent spec or podSelector selects every pod of the namespace, as the API decodes it', (t) => {
   const noSelector = policies(np('  ingress: [{ from: [{ podSelector: {} }] }]\n'))[0];
   t.deepEqual(noSelector.subject, { kind: 'pods', namespace: 'a', podSelector: {} });
   t.deepEqual(noSelector.isolates, ['ingress']);
-  const noSpec = policies('apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: bare, namespace: a }\n')[0];
+  const noSpec = policies(
+    'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: bare, namespace: a }\n',
+  )[0];
   t.deepEqual(noSpec.subject, { kind: 'pods', namespace: 'a', podSelector: {} });
   t.deepEqual(noSpec.isolates, ['ingress'], 'a default deny of ingress');
   t.deepEqual(noSpec.rules, []);
@@ -47,11 +53,16 @@ test('NetworkPolicy: an absent spec or podSelector selects every pod of the name
 
 test('NetworkPolicy: rules of a direction it does not isolate are dropped', (t) => {
   const [p] = policies(np('  podSelector: {}\n  policyTypes: [Ingress]\n  ingress: [{}]\n  egress: [{}]\n'));
-  t.deepEqual(p.rules.map((r) => r.direction), ['ingress']);
+  t.deepEqual(
+    p.rules.map((r) => r.direction),
+    ['ingress'],
+  );
 });
 
 test('NetworkPolicy: absent/empty from and ports mean any peer and every port', (t) => {
-  const [p] = policies(np('  podSelector: { matchLabels: { app: x } }\n  ingress:\n    - {}\n    - from: []\n      ports: []\n'));
+  const [p] = policies(
+    np('  podSelector: { matchLabels: { app: x } }\n  ingress:\n    - {}\n    - from: []\n      ports: []\n'),
+  );
   t.deepEqual(p.subject, { kind: 'pods', namespace: 'a', podSelector: { matchLabels: { app: 'x' } } });
   t.is(p.tier, 'netpol');
   t.deepEqual(
@@ -105,16 +116,24 @@ test('NetworkPolicy: ports (protocol defaults to TCP, named ports kept, endPort 
 });
 
 test('NetworkPolicy: ipBlock with selectors, empty peers and endPort on names are errors', (t) => {
-  t.like(errors(np('  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: 10.0.0.0/8 }, podSelector: {} }] }]\n'))[0], {
-    field: 'spec.ingress[0].from[0]',
-  });
+  t.like(
+    errors(np('  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: 10.0.0.0/8 }, podSelector: {} }] }]\n'))[0],
+    {
+      field: 'spec.ingress[0].from[0]',
+    },
+  );
   t.like(errors(np('  podSelector: {}\n  ingress: [{ from: [{}] }]\n'))[0], { field: 'spec.ingress[0].from[0]' });
   t.like(errors(np('  podSelector: {}\n  ingress: [{ ports: [{ port: http, endPort: 90 }] }]\n'))[0], {
     field: 'spec.ingress[0].ports[0].endPort',
   });
-  t.like(errors(np('  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: 10.0.0.0/8, except: [10.0.0.0/8] } }] }]\n'))[0], {
-    field: 'spec.ingress[0].from[0].ipBlock.except[0]',
-  });
+  t.like(
+    errors(
+      np('  podSelector: {}\n  ingress: [{ from: [{ ipBlock: { cidr: 10.0.0.0/8, except: [10.0.0.0/8] } }] }]\n'),
+    )[0],
+    {
+      field: 'spec.ingress[0].from[0].ipBlock.except[0]',
+    },
+  );
 });
 
 test('ClusterNetworkPolicy: tiers, priority, actions, rule order and names', (t) => {
@@ -140,7 +159,10 @@ test('ClusterNetworkPolicy: tiers, priority, actions, rule order and names', (t)
   t.is(p.priority, 7);
   t.deepEqual(p.subject, { kind: 'pods', namespaceSelector: { matchLabels: { team: 'a' } }, podSelector: {} });
   t.deepEqual(p.rules.map(ruleName), ['ingress[0] first', 'ingress[1]', 'ingress[2] last', 'egress[0] out']);
-  t.deepEqual(p.rules.map((r) => r.action), ['deny', 'pass', 'allow', 'allow']);
+  t.deepEqual(
+    p.rules.map((r) => r.action),
+    ['deny', 'pass', 'allow', 'allow'],
+  );
   t.deepEqual(p.rules[1].peers, [{ kind: 'pods', namespaceSelector: {}, podSelector: { matchLabels: { app: 'x' } } }]);
   t.deepEqual(p.rules[2].peers, [{ kind: 'pods', namespaceSelector: {}, podSelector: {} }]);
   t.deepEqual(p.rules[3].peers, [
@@ -179,12 +201,38 @@ test('ClusterNetworkPolicy: invalid objects are rejected with the field', (t) =>
     ['  tier: Middle\n  priority: 1\n' + subject, 'spec.tier'],
     ['  tier: Admin\n  priority: 1\n  subject: { namespaces: {}, pods: { podSelector: {} } }\n', 'spec.subject'],
     ['  tier: Admin\n  priority: 1\n' + subject + '  ingress: [{ action: Deny, from: [] }]\n', 'spec.ingress[0].from'],
-    ['  tier: Admin\n  priority: 1\n' + subject + '  ingress: [{ action: Drop, from: [{ namespaces: {} }] }]\n', 'spec.ingress[0].action'],
-    ['  tier: Admin\n  priority: 1\n' + subject + '  ingress: [{ action: Deny, from: [{ namespaces: {}, pods: { podSelector: {} } }] }]\n', 'spec.ingress[0].from[0]'],
-    ['  tier: Admin\n  priority: 1\n' + subject + '  ingress: [{ action: Deny, from: [{ namespaces: {} }], protocols: [{ tcp: {}, udp: {} }] }]\n', 'spec.ingress[0].protocols[0]'],
-    ['  tier: Admin\n  priority: 1\n' + subject + '  egress: [{ action: Deny, to: [{ networks: [10.0.0.0/8] }], protocols: [{ destinationNamedPort: x }] }]\n', 'spec.egress[0].protocols'],
-    ['  tier: Admin\n  priority: 1\n' + subject + '  egress: [{ action: Deny, to: [{ networks: [1.2.3.4] }] }]\n', 'spec.egress[0].to[0].networks[0]'],
-    ['  tier: Admin\n  priority: 1\n' + subject + '  egress: [{ action: Deny, to: [{ namespaces: {} }], protocols: [{ tcp: { destinationPort: { range: { start: 9, end: 9 } } } }] }]\n', 'spec.egress[0].protocols[0].tcp.destinationPort.range.end'],
+    [
+      '  tier: Admin\n  priority: 1\n' + subject + '  ingress: [{ action: Drop, from: [{ namespaces: {} }] }]\n',
+      'spec.ingress[0].action',
+    ],
+    [
+      '  tier: Admin\n  priority: 1\n' +
+        subject +
+        '  ingress: [{ action: Deny, from: [{ namespaces: {}, pods: { podSelector: {} } }] }]\n',
+      'spec.ingress[0].from[0]',
+    ],
+    [
+      '  tier: Admin\n  priority: 1\n' +
+        subject +
+        '  ingress: [{ action: Deny, from: [{ namespaces: {} }], protocols: [{ tcp: {}, udp: {} }] }]\n',
+      'spec.ingress[0].protocols[0]',
+    ],
+    [
+      '  tier: Admin\n  priority: 1\n' +
+        subject +
+        '  egress: [{ action: Deny, to: [{ networks: [10.0.0.0/8] }], protocols: [{ destinationNamedPort: x }] }]\n',
+      'spec.egress[0].protocols',
+    ],
+    [
+      '  tier: Admin\n  priority: 1\n' + subject + '  egress: [{ action: Deny, to: [{ networks: [1.2.3.4] }] }]\n',
+      'spec.egress[0].to[0].networks[0]',
+    ],
+    [
+      '  tier: Admin\n  priority: 1\n' +
+        subject +
+        '  egress: [{ action: Deny, to: [{ namespaces: {} }], protocols: [{ tcp: { destinationPort: { range: { start: 9, end: 9 } } } }] }]\n',
+      'spec.egress[0].protocols[0].tcp.destinationPort.range.end',
+    ],
   ];
   for (const [spec, field] of cases) {
     const errs = errors(cnp(spec));
@@ -196,8 +244,16 @@ test('ClusterNetworkPolicy: invalid objects are rejected with the field', (t) =>
 
 test('ClusterNetworkPolicy: Pass is valid in both tiers', (t) => {
   for (const tier of ['Admin', 'Baseline']) {
-    const [p] = policies(cnp(`  tier: ${tier}\n  priority: 1\n  subject: { namespaces: {} }\n  ingress: [{ action: Pass, from: [{ namespaces: {} }] }]\n`));
-    t.deepEqual(p.rules.map((r) => r.action), ['pass'], tier);
+    const [p] = policies(
+      cnp(
+        `  tier: ${tier}\n  priority: 1\n  subject: { namespaces: {} }\n  ingress: [{ action: Pass, from: [{ namespaces: {} }] }]\n`,
+      ),
+    );
+    t.deepEqual(
+      p.rules.map((r) => r.action),
+      ['pass'],
+      tier,
+    );
   }
 });
 
@@ -234,22 +290,47 @@ test('ClusterNetworkPolicy: an unsupported peer or protocol fails its rule close
   t.deepEqual(
     s.errors.map((e) => [e.field, e.message]),
     [
-      ['spec.ingress[0].from[1].nodes', 'peer type "nodes" is not supported: the Accept rule fails closed and matches nothing'],
+      [
+        'spec.ingress[0].from[1].nodes',
+        'peer type "nodes" is not supported: the Accept rule fails closed and matches nothing',
+      ],
       ['spec.ingress[1].from[0]', 'sets no peer type: the Deny rule fails closed and denies every peer on its ports'],
-      ['spec.egress[0].to[0].domainNames', 'peer type "domainNames" is not supported: the Deny rule fails closed and denies every peer on its ports'],
-      ['spec.egress[1].to[1].fqdn', 'peer type "fqdn" is not supported: the Pass rule fails closed and denies every peer on every port'],
-      ['spec.egress[2].protocols[0].icmp', 'protocol type "icmp" is not supported: the Deny rule fails closed and denies its peers on every port'],
+      [
+        'spec.egress[0].to[0].domainNames',
+        'peer type "domainNames" is not supported: the Deny rule fails closed and denies every peer on its ports',
+      ],
+      [
+        'spec.egress[1].to[1].fqdn',
+        'peer type "fqdn" is not supported: the Pass rule fails closed and denies every peer on every port',
+      ],
+      [
+        'spec.egress[2].protocols[0].icmp',
+        'protocol type "icmp" is not supported: the Deny rule fails closed and denies its peers on every port',
+      ],
       ['spec.egress[3].protocols[0]', 'sets no protocol type: the Accept rule fails closed and matches nothing'],
     ],
   );
-  for (const e of s.errors) t.like(e, { file: 'p.yaml', object: 'ClusterNetworkPolicy cnp', key: 'ClusterNetworkPolicy cnp' });
+  for (const e of s.errors)
+    t.like(e, { file: 'p.yaml', object: 'ClusterNetworkPolicy cnp', key: 'ClusterNetworkPolicy cnp' });
   t.is(s.errors[2].line, 13, 'the error names the line of the unsupported peer');
-  t.deepEqual(s.origins?.['ClusterNetworkPolicy cnp'], { file: 'p.yaml' }, 'loaded: this version is enforced, not a last valid one');
+  t.deepEqual(
+    s.origins?.['ClusterNetworkPolicy cnp'],
+    { file: 'p.yaml' },
+    'loaded: this version is enforced, not a last valid one',
+  );
 });
 
 test('ClusterNetworkPolicy: a rule that is invalid (not merely unsupported) still rejects the object', (t) => {
-  const s = snapshotFromYaml(cnp('  tier: Admin\n  priority: 1\n  subject: { namespaces: {} }\n  egress: [{ action: Deny, to: [{ domainNames: [a.io] }, { networks: [nope] }] }]\n'));
-  t.deepEqual(s.errors.map((e) => e.field), ['spec.egress[0].to[1].networks[0]'], 'only the rejection, not the fail-closed report');
+  const s = snapshotFromYaml(
+    cnp(
+      '  tier: Admin\n  priority: 1\n  subject: { namespaces: {} }\n  egress: [{ action: Deny, to: [{ domainNames: [a.io] }, { networks: [nope] }] }]\n',
+    ),
+  );
+  t.deepEqual(
+    s.errors.map((e) => e.field),
+    ['spec.egress[0].to[1].networks[0]'],
+    'only the rejection, not the fail-closed report',
+  );
   t.is(s.policies.filter((x) => x.tier !== 'system').length, 0);
 });
 
@@ -296,17 +377,33 @@ test('Antrea node policies: subject nodes, tier-ordered priority, Allow/Drop, ip
         'sec',
       ),
       antrea('  priority: 1.5\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Allow }]\n', 'app'),
-      antrea('  tier: baseline\n  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Drop }]\n', 'base'),
+      antrea(
+        '  tier: baseline\n  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Drop }]\n',
+        'base',
+      ),
     ].join('---\n'),
   );
-  t.deepEqual(ps.map((p) => [p.ref.name, p.tier]), [['sec', 'admin'], ['app', 'admin'], ['base', 'baseline']]);
+  t.deepEqual(
+    ps.map((p) => [p.ref.name, p.tier]),
+    [
+      ['sec', 'admin'],
+      ['app', 'admin'],
+      ['base', 'baseline'],
+    ],
+  );
   const [sec, app] = ps;
   t.deepEqual(sec.subject, { kind: 'nodes', nodeSelector: { matchLabels: { role: 'worker' } } });
   t.is(sec.ref.kind, 'NodePolicy');
   t.is(sec.priority, antreaPriority('securityops', 5));
   t.true(sec.priority < app.priority, 'securityops before application');
   t.true(antreaPriority('application', 9999) < antreaPriority('baseline', 1));
-  t.deepEqual(sec.rules.map((r) => [ruleName(r), r.action]), [['ingress[0] drop-ssh', 'deny'], ['egress[0]', 'allow']]);
+  t.deepEqual(
+    sec.rules.map((r) => [ruleName(r), r.action]),
+    [
+      ['ingress[0] drop-ssh', 'deny'],
+      ['egress[0]', 'allow'],
+    ],
+  );
   t.deepEqual(sec.rules[0].peers, [{ kind: 'cidr', cidr: '192.168.0.0/16', except: [] }]);
   t.deepEqual(sec.rules[1].peers, [{ kind: 'nodes', nodeSelector: {} }]);
   t.deepEqual(sec.rules[1].ports, [{ protocol: 'TCP', port: 30000, endPort: 32767 }]);
@@ -315,27 +412,60 @@ test('Antrea node policies: subject nodes, tier-ordered priority, Allow/Drop, ip
 });
 
 test('Antrea: pod policies are skipped with a warning; unsupported node-policy fields are errors', (t) => {
-  const s = snapshotFromYaml(antrea('  priority: 1\n  appliedTo: [{ podSelector: {} }]\n  ingress: [{ action: Allow, from: [{ podSelector: {} }] }]\n'));
+  const s = snapshotFromYaml(
+    antrea(
+      '  priority: 1\n  appliedTo: [{ podSelector: {} }]\n  ingress: [{ action: Allow, from: [{ podSelector: {} }] }]\n',
+    ),
+  );
   t.deepEqual(s.errors, []);
   t.is(s.policies.filter((p) => p.tier !== 'system').length, 0);
   t.regex(s.warnings[0], /ClusterNetworkPolicy node-pol.*skipped: not a node policy/);
-  t.like(errors(antrea('  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Allow, from: [{ podSelector: {} }] }]\n'))[0], {
-    field: 'spec.ingress[0].from[0].podSelector',
-  });
-  t.like(errors(antrea('  tier: baseline\n  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Pass }]\n'))[0], {
-    field: 'spec.ingress[0].action',
-    message: 'must be one of Allow, Drop, Reject, got "Pass"',
-  });
-  t.like(errors(antrea('  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Allow, ports: [{ port: http }] }]\n'))[0], {
-    field: 'spec.ingress[0].ports[0].port',
-  });
+  t.like(
+    errors(
+      antrea(
+        '  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Allow, from: [{ podSelector: {} }] }]\n',
+      ),
+    )[0],
+    {
+      field: 'spec.ingress[0].from[0].podSelector',
+    },
+  );
+  t.like(
+    errors(
+      antrea('  tier: baseline\n  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Pass }]\n'),
+    )[0],
+    {
+      field: 'spec.ingress[0].action',
+      message: 'must be one of Allow, Drop, Reject, got "Pass"',
+    },
+  );
+  t.like(
+    errors(
+      antrea(
+        '  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Allow, ports: [{ port: http }] }]\n',
+      ),
+    )[0],
+    {
+      field: 'spec.ingress[0].ports[0].port',
+    },
+  );
 });
 
 test('Antrea: Reject is enforced as Drop, with a warning', (t) => {
-  const s = snapshotFromYaml(antrea('  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Reject, from: [{ ipBlock: { cidr: 10.0.0.0/8 } }] }]\n'), 'n.yaml');
+  const s = snapshotFromYaml(
+    antrea(
+      '  priority: 1\n  appliedTo: [{ nodeSelector: {} }]\n  ingress: [{ action: Reject, from: [{ ipBlock: { cidr: 10.0.0.0/8 } }] }]\n',
+    ),
+    'n.yaml',
+  );
   t.deepEqual(s.errors, []);
-  t.deepEqual(s.policies.filter((p) => p.tier !== 'system')[0].rules.map((r) => r.action), ['deny']);
-  t.deepEqual(s.warnings, ['ClusterNetworkPolicy node-pol (n.yaml:1): spec.ingress[0].action: Reject is enforced as Drop (no reject reply)']);
+  t.deepEqual(
+    s.policies.filter((p) => p.tier !== 'system')[0].rules.map((r) => r.action),
+    ['deny'],
+  );
+  t.deepEqual(s.warnings, [
+    'ClusterNetworkPolicy node-pol (n.yaml:1): spec.ingress[0].action: Reject is enforced as Drop (no reject reply)',
+  ]);
 });
 
 test('system policy: privileged rules from NetfenceConfig on every node', (t) => {
@@ -355,10 +485,15 @@ test('system policy: privileged rules from NetfenceConfig on every node', (t) =>
     'egress[2] api-server',
   ]);
   t.deepEqual(sys.rules[1].ports, [{ protocol: 'TCP', port: 10250 }]);
-  t.deepEqual(sys.rules[2].ports, [{ protocol: 'TCP', port: 9402 }, { protocol: 'TCP', port: 9403 }]);
+  t.deepEqual(sys.rules[2].ports, [
+    { protocol: 'TCP', port: 9402 },
+    { protocol: 'TCP', port: 9403 },
+  ]);
   t.deepEqual(sys.rules[5].peers, [{ kind: 'cidr', cidr: 'fd00::100/128', except: [] }]);
   t.deepEqual(sys.rules[5].ports, [{ protocol: 'TCP', port: 443 }]);
-  const off = snapshotFromYaml('apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { enabled: false }\n');
+  const off = snapshotFromYaml(
+    'apiVersion: netfence.io/v1alpha1\nkind: NetfenceConfig\nprivileged: { enabled: false }\n',
+  );
   t.is(off.policies.length, 0);
 });
 
@@ -373,6 +508,9 @@ test('policies come sorted by tier, priority, then name', (t) => {
       np('  podSelector: {}\n', 'np-a'),
     ].join('---\n'),
   );
-  t.deepEqual(ps.map((p) => p.ref.name), ['z-admin', 'a-admin', 'b-admin', 'np-a', 'np-b', 'z-base']);
+  t.deepEqual(
+    ps.map((p) => p.ref.name),
+    ['z-admin', 'a-admin', 'b-admin', 'np-a', 'np-b', 'z-base'],
+  );
   t.deepEqual([...ps].reverse().sort(comparePolicies), ps);
 });

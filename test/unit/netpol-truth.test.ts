@@ -18,7 +18,10 @@ interface Probe {
 
 /** "from>to" -> allow, from the text table (. allow, X deny, - not probed). */
 export function parseMatrix(text: string): Map<string, boolean> {
-  const [header, ...rows] = text.trim().split('\n').map((l) => l.trim().split(/\s+/));
+  const [header, ...rows] = text
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/));
   const out = new Map<string, boolean>();
   for (const [from, ...cells] of rows) {
     cells.forEach((c, i) => {
@@ -45,9 +48,14 @@ for (const name of cases) {
       // ipBlock cases name IPv4 CIDRs: over IPv6 they match nothing, so only IPv4 there.
       for (const family of name.startsWith('ipblock') ? ([4] as const) : ([4, 6] as const)) {
         const actual = new Map(
-          podMatrix(s, { protocol: probe.protocol, port: probe.port, family }).map((p) => [`${p.from}>${p.to}`, p.verdict === 'allow']),
+          podMatrix(s, { protocol: probe.protocol, port: probe.port, family }).map((p) => [
+            `${p.from}>${p.to}`,
+            p.verdict === 'allow',
+          ]),
         );
-        const wrong = [...expected].filter(([k, v]) => actual.get(k) !== v).map(([k, v]) => `${k} want ${v ? 'allow' : 'deny'}`);
+        const wrong = [...expected]
+          .filter(([k, v]) => actual.get(k) !== v)
+          .map(([k, v]) => `${k} want ${v ? 'allow' : 'deny'}`);
         t.deepEqual(wrong, [], `${probe.port}/${probe.protocol} IPv${family}`);
       }
     }

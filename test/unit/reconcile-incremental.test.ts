@@ -17,15 +17,20 @@ const base = (): Snapshot =>
     namespaces: [namespace('app'), namespace('db')],
     nodes: [node('n1', ['192.168.0.1']), node('n2', ['192.168.0.2'])],
     pods: [
-      ...Array.from({ length: 40 }, (_, i) => pod('app', `web-${i}`, [`10.0.0.${i + 1}`], { app: 'web' }, { nodeName: i % 2 ? 'n2' : 'n1' })),
+      ...Array.from({ length: 40 }, (_, i) =>
+        pod('app', `web-${i}`, [`10.0.0.${i + 1}`], { app: 'web' }, { nodeName: i % 2 ? 'n2' : 'n1' }),
+      ),
       pod('db', 'pg-1', ['10.0.1.1'], { app: 'pg' }, { nodeName: 'n1' }),
     ],
     policies: [
-      netpol('db', 'pg-from-web', { app: 'pg' }, [rule('ingress', 0, [podsPeer('app', { app: 'web' })], [{ protocol: 'TCP', port: 5432 }])]),
-      netpol('app', 'web-egress', { app: 'web' }, [rule('egress', 0, [podsPeer('db', { app: 'pg' })], [{ protocol: 'TCP', port: 5432 }])]),
+      netpol('db', 'pg-from-web', { app: 'pg' }, [
+        rule('ingress', 0, [podsPeer('app', { app: 'web' })], [{ protocol: 'TCP', port: 5432 }]),
+      ]),
+      netpol('app', 'web-egress', { app: 'web' }, [
+        rule('egress', 0, [podsPeer('db', { app: 'pg' })], [{ protocol: 'TCP', port: 5432 }]),
+      ]),
     ],
   });
-
 
 /** The map operations that take `from` to `to`, as the recording IO logs them. */
 function expectedOps(to: DesiredMaps, from: DesiredMaps): string[] {
@@ -48,7 +53,13 @@ function holds(io: RecordingIO, want: DesiredMaps): boolean {
   });
 }
 
-function agentLike(): { io: RecordingIO; att: FakeAttacher; rec: Reconciler; compiler: Compiler; pass(s: Snapshot): CompileResult } {
+function agentLike(): {
+  io: RecordingIO;
+  att: FakeAttacher;
+  rec: Reconciler;
+  compiler: Compiler;
+  pass(s: Snapshot): CompileResult;
+} {
   const io = new RecordingIO();
   const att = new FakeAttacher();
   const rec = new Reconciler(io, att);
@@ -102,7 +113,12 @@ test('a policy change writes exactly its table changes without reading the maps'
   const c1 = a.pass(s1);
   const s2 = {
     ...s1,
-    policies: [...s1.policies, netpol('app', 'web-in', { app: 'web' }, [rule('ingress', 0, [podsPeer('app', { app: 'web' })], [{ protocol: 'TCP', port: 80 }])])],
+    policies: [
+      ...s1.policies,
+      netpol('app', 'web-in', { app: 'web' }, [
+        rule('ingress', 0, [podsPeer('app', { app: 'web' })], [{ protocol: 'TCP', port: 80 }]),
+      ]),
+    ],
   };
   const c2 = a.pass(s2);
   t.is(a.io.reads, 0);
@@ -131,11 +147,14 @@ test('an entry changed behind the reconciler is repaired at the next verify (res
   a.rec.verify();
   a.pass(s);
   t.true(a.io.reads > 0);
-  t.deepEqual(opsOf(a.io), [
-    `delete nf_ident_exact ${keyHex(encodeAddr('10.9.9.9'))}`,
-    `update nf_ident_exact ${keyHex(victim.key)}`,
-    `update nf_rules ${keyHex(gone.key)}`,
-  ].sort());
+  t.deepEqual(
+    opsOf(a.io),
+    [
+      `delete nf_ident_exact ${keyHex(encodeAddr('10.9.9.9'))}`,
+      `update nf_ident_exact ${keyHex(victim.key)}`,
+      `update nf_rules ${keyHex(gone.key)}`,
+    ].sort(),
+  );
   t.true(holds(a.io, c.maps));
   // Repaired and known again: the pass after reads nothing.
   a.pass(s);
@@ -161,13 +180,22 @@ test('after a failed endpoint the next pass reads the maps again, and retries it
   const a = build({ tables: { 1: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }] });
   t.true(rec.apply(a.maps, a.endpoints).exact);
 
-  const b = build({ tables: { 1: 1, 2: 2 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 2, egress: 0 }] });
+  const b = build({
+    tables: { 1: 1, 2: 2 },
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0 },
+      { ifindex: 6, ingress: 2, egress: 0 },
+    ],
+  });
   att.failAttach.add('veth6/egress');
   io.reads = 0;
   const r1 = rec.apply(b.maps, b.endpoints);
   t.false(r1.read);
   t.is(io.reads, 0);
-  t.deepEqual(r1.failed.map((f) => f.ifname), ['veth6']);
+  t.deepEqual(
+    r1.failed.map((f) => f.ifname),
+    ['veth6'],
+  );
   t.false(r1.exact);
   // Rolled back exactly as before: its table and entry are gone, its hooks detached.
   t.is(rulesOf(io, 2), 0);

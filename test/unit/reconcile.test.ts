@@ -60,10 +60,22 @@ test('a new endpoint: tables first, then programs, then the endpoint entry', (t)
 test('switching an endpoint to another table: minimal writes, endpoint switched last, old table deleted after', (t) => {
   const io = new RecordingIO();
   const att = new FakeAttacher();
-  const a = build({ tables: { 1: 2 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 0, egress: 0 }] });
+  const a = build({
+    tables: { 1: 2 },
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0 },
+      { ifindex: 6, ingress: 0, egress: 0 },
+    ],
+  });
   reconcile(io, att, a.maps, a.endpoints);
   io.ops = [];
-  const b = build({ tables: { 2: 1 }, endpoints: [{ ifindex: 5, ingress: 2, egress: 0, revision: 2 }, { ifindex: 6, ingress: 0, egress: 0 }] });
+  const b = build({
+    tables: { 2: 1 },
+    endpoints: [
+      { ifindex: 5, ingress: 2, egress: 0, revision: 2 },
+      { ifindex: 6, ingress: 0, egress: 0 },
+    ],
+  });
   const r = reconcile(io, att, b.maps, b.endpoints);
   t.true(r.ok);
   t.deepEqual(r.updates, { nf_rules: 1, nf_ports: 1, nf_peer_cidr: 1, nf_endpoints: 1 });
@@ -77,7 +89,10 @@ test('switching an endpoint to another table: minimal writes, endpoint switched 
   t.deepEqual(delMaps, ['nf_peer_cidr', 'nf_ports', 'nf_rules']);
   t.is(rulesOf(io, 1), 0);
   t.is(rulesOf(io, 2), 1);
-  t.deepEqual(att.log.filter((l) => l.startsWith('detach')), []);
+  t.deepEqual(
+    att.log.filter((l) => l.startsWith('detach')),
+    [],
+  );
 });
 
 test('a multi-chunk table: its chunk keys belong to its base table, kept while an endpoint uses it, deleted with it', (t) => {
@@ -86,23 +101,46 @@ test('a multi-chunk table: its chunk keys belong to its base table, kept while a
   const chunkKeys = () =>
     [
       ...[...(io.maps.get('nf_ports')?.values() ?? [])].map((e) => ({ m: 'nf_ports', ...decodePortKey(e.key) })),
-      ...[...(io.maps.get('nf_peer_cidr')?.values() ?? [])].map((e) => ({ m: 'nf_peer_cidr', ...decodeCidrKey(e.key) })),
+      ...[...(io.maps.get('nf_peer_cidr')?.values() ?? [])].map((e) => ({
+        m: 'nf_peer_cidr',
+        ...decodeCidrKey(e.key),
+      })),
     ]
       .filter((k) => k.table === 1)
       .map((k) => `${k.m}/${k.chunk}`)
       .sort();
   // table 1: 300 rules = chunks 0 and 1
-  const a = build({ tables: { 1: 300 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 1, egress: 0 }] });
+  const a = build({
+    tables: { 1: 300 },
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0 },
+      { ifindex: 6, ingress: 1, egress: 0 },
+    ],
+  });
   t.true(reconcile(io, att, a.maps, a.endpoints).ok);
   t.deepEqual(chunkKeys(), ['nf_peer_cidr/0', 'nf_peer_cidr/1', 'nf_ports/0', 'nf_ports/1']);
   t.is(rulesOf(io, 1), 300);
-  t.like(decodeEndpoint(io.lookup('nf_endpoints', encodeU32(5))!), { ingressTable: 1, ingressChunks: 2, egressTable: 0, egressChunks: 0 });
+  t.like(decodeEndpoint(io.lookup('nf_endpoints', encodeU32(5))!), {
+    ingressTable: 1,
+    ingressChunks: 2,
+    egressTable: 0,
+    egressChunks: 0,
+  });
 
   // both move to table 2; veth6's switch fails, so it keeps table 1: no chunk of it goes
-  const b = build({ tables: { 2: 1 }, endpoints: [{ ifindex: 5, ingress: 2, egress: 0, revision: 2 }, { ifindex: 6, ingress: 2, egress: 0, revision: 2 }] });
+  const b = build({
+    tables: { 2: 1 },
+    endpoints: [
+      { ifindex: 5, ingress: 2, egress: 0, revision: 2 },
+      { ifindex: 6, ingress: 2, egress: 0, revision: 2 },
+    ],
+  });
   io.failUpdate = (m, k) => m === 'nf_endpoints' && k.readUInt32LE(0) === 6;
   const r = reconcile(io, att, b.maps, b.endpoints);
-  t.deepEqual(r.failed.map((f) => f.ifname), ['veth6']);
+  t.deepEqual(
+    r.failed.map((f) => f.ifname),
+    ['veth6'],
+  );
   t.deepEqual(r.deletes, {});
   t.deepEqual(chunkKeys(), ['nf_peer_cidr/0', 'nf_peer_cidr/1', 'nf_ports/0', 'nf_ports/1']);
   t.is(rulesOf(io, 1), 300);
@@ -150,23 +188,42 @@ test('an endpoint that fails first does not take its table from a later one', (t
   const io = new RecordingIO();
   const att = new FakeAttacher();
   att.failAttach.add('veth5/ingress');
-  const s = build({ tables: { 1: 2 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 1, egress: 0 }] });
+  const s = build({
+    tables: { 1: 2 },
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0 },
+      { ifindex: 6, ingress: 1, egress: 0 },
+    ],
+  });
   const r = reconcile(io, att, s.maps, s.endpoints);
   t.deepEqual(r.programmed, ['veth6']);
-  t.deepEqual(r.failed.map((f) => f.ifname), ['veth5']);
+  t.deepEqual(
+    r.failed.map((f) => f.ifname),
+    ['veth5'],
+  );
   t.is(rulesOf(io, 1), 2);
 });
 
 test('map full in the shared phase: error names the map, previous state untouched', (t) => {
   const io = new RecordingIO({ nf_ident_exact: 2 });
   const att = new FakeAttacher();
-  const a = build({ tables: { 1: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 1, egress: 0 }] });
+  const a = build({
+    tables: { 1: 1 },
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0 },
+      { ifindex: 6, ingress: 1, egress: 0 },
+    ],
+  });
   t.true(reconcile(io, att, a.maps, a.endpoints).ok);
   const before = io.snapshot();
   // table 1 gains a rule (shared: enforced endpoints use it) and a third pod identity overflows
   const b = build({
     tables: { 1: 2, 4: 1 },
-    endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 4, egress: 0 }, { ifindex: 8, ingress: 1, egress: 0 }],
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0 },
+      { ifindex: 6, ingress: 4, egress: 0 },
+      { ifindex: 8, ingress: 1, egress: 0 },
+    ],
   });
   const r = reconcile(io, att, b.maps, b.endpoints);
   t.false(r.ok);
@@ -182,12 +239,21 @@ test('map full while programming a new endpoint (no isolation table given): it i
   const a = build({ tables: { 1: 2 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }] });
   reconcile(io, att, a.maps, a.endpoints);
   const before = io.snapshot();
-  const b = build({ tables: { 1: 2, 9: 4 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 9, egress: 0 }] });
+  const b = build({
+    tables: { 1: 2, 9: 4 },
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0 },
+      { ifindex: 6, ingress: 9, egress: 0 },
+    ],
+  });
   const r = reconcile(io, att, b.maps, b.endpoints);
   t.true(r.ok);
   t.is(r.fullMap, 'nf_rules');
   t.regex(r.failed[0].error, /update nf_rules: map full.*no isolation table\): denies everything/);
-  t.deepEqual(r.failed.map((f) => f.fallback), [{ ingress: 'isolated' }]);
+  t.deepEqual(
+    r.failed.map((f) => f.fallback),
+    [{ ingress: 'isolated' }],
+  );
   t.true(att.hooks.has('veth6/ingress'));
   t.is(decodeEndpoint(io.lookup('nf_endpoints', encodeU32(6))!).ingressTable, NF_TABLE_DENY);
   // nf_ident_exact of veth6 (shared) and its entry are written; the tables are as before
@@ -199,9 +265,18 @@ test('an injected write failure on an endpoint entry rolls back its tables and p
   const io = new RecordingIO();
   const att = new FakeAttacher();
   io.failUpdate = (m, k) => m === 'nf_endpoints' && k.readUInt32LE(0) === 6;
-  const s = build({ tables: { 1: 1, 2: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 2, egress: 0 }] });
+  const s = build({
+    tables: { 1: 1, 2: 1 },
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0 },
+      { ifindex: 6, ingress: 2, egress: 0 },
+    ],
+  });
   const r = reconcile(io, att, s.maps, s.endpoints);
-  t.deepEqual(r.failed.map((f) => f.ifname), ['veth6']);
+  t.deepEqual(
+    r.failed.map((f) => f.ifname),
+    ['veth6'],
+  );
   t.regex(r.failed[0].error, /update nf_endpoints: write failed \(EIO\)/);
   t.false(att.hooks.has('veth6/ingress') || att.hooks.has('veth6/egress'));
   t.is(rulesOf(io, 2), 0);
@@ -211,7 +286,13 @@ test('an injected write failure on an endpoint entry rolls back its tables and p
 test('a removed endpoint: entry deleted, programs detached, its table removed', (t) => {
   const io = new RecordingIO();
   const att = new FakeAttacher();
-  const a = build({ tables: { 1: 1, 2: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 2, egress: 0 }] });
+  const a = build({
+    tables: { 1: 1, 2: 1 },
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0 },
+      { ifindex: 6, ingress: 2, egress: 0 },
+    ],
+  });
   reconcile(io, att, a.maps, a.endpoints);
   const b = build({ tables: { 1: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }] });
   const r = reconcile(io, att, b.maps, b.endpoints);
@@ -232,13 +313,22 @@ test('a pinned entry without programs (restart after a detach) is re-attached', 
   const r = reconcile(io, att, s.maps, s.endpoints);
   t.deepEqual(r.programmed, ['veth5']);
   t.true(att.hooks.has('veth5/egress'));
-  t.deepEqual(io.ops.filter((o) => o.op === 'delete'), []);
+  t.deepEqual(
+    io.ops.filter((o) => o.op === 'delete'),
+    [],
+  );
 });
 
 test('batch ops are used for maps that support them', (t) => {
   const io = new RecordingIO({}, new Set<PolicyMapName>(['nf_rules', 'nf_ident_exact']));
   const att = new FakeAttacher();
-  const s = build({ tables: { 1: 3 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }, { ifindex: 6, ingress: 1, egress: 0 }] });
+  const s = build({
+    tables: { 1: 3 },
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0 },
+      { ifindex: 6, ingress: 1, egress: 0 },
+    ],
+  });
   reconcile(io, att, s.maps, s.endpoints);
   t.true(io.batches.includes('nf_rules'));
   t.true(io.batches.includes('nf_ident_exact'));
@@ -249,7 +339,8 @@ test('batch ops are used for maps that support them', (t) => {
 test('hooks only where the program can act: none without a table, both with one, tc egress alone for a deferred source check, both on a host interface', (t) => {
   const io = new RecordingIO();
   const att = new FakeAttacher();
-  const hooks = (ifindex: number): string[] => ['ingress', 'egress'].filter((d) => att.hooks.has(`veth${ifindex}/${d}`));
+  const hooks = (ifindex: number): string[] =>
+    ['ingress', 'egress'].filter((d) => att.hooks.has(`veth${ifindex}/${d}`));
   const state = (v5: Partial<EpSpec>) =>
     build({
       tables: { 1: 1 },
@@ -261,7 +352,11 @@ test('hooks only where the program can act: none without a table, both with one,
       ],
     });
   const first = state({});
-  t.deepEqual(reconcile(io, att, first.maps, first.endpoints).programmed, ['veth5', 'veth6', 'veth7', 'veth8'], 'every endpoint has its entry');
+  t.deepEqual(
+    reconcile(io, att, first.maps, first.endpoints).programmed,
+    ['veth5', 'veth6', 'veth7', 'veth8'],
+    'every endpoint has its entry',
+  );
   t.deepEqual([hooks(5), hooks(6), hooks(7), hooks(8)], [[], ['ingress', 'egress'], ['egress'], ['ingress', 'egress']]);
 
   // veth5 gains a table: its programs are attached before its entry points at the table

@@ -20,7 +20,10 @@ const sandbox = (containerId: string, ips: string[], extra: Partial<Sandbox> = {
 });
 
 test('the file lives in the run directory of the bpffs root, beside the names file', (t) => {
-  t.regex(sandboxesFilePath('/sys/fs/bpf/netfence', '/run/netfence'), /^\/run\/netfence\/[0-9a-f]{16}\/sandboxes\.json$/);
+  t.regex(
+    sandboxesFilePath('/sys/fs/bpf/netfence', '/run/netfence'),
+    /^\/run\/netfence\/[0-9a-f]{16}\/sandboxes\.json$/,
+  );
 });
 
 test('a re-created sandbox replaces the old one; a late DEL of the old container ID changes nothing; the current one is forgotten', async (t) => {
@@ -57,7 +60,9 @@ test('two interfaces of one pod (Multus: eth0 and net1) are kept apart; a DEL of
   const file = path.join(tmp, 'e', 'sandboxes.json');
   const store = new Sandboxes(file);
   await store.set(sandbox('c1', ['10.244.0.5'], { network: 'routed', hostIf: { name: 'veth1', ifindex: 7 } }));
-  await store.set(sandbox('c1', ['10.10.0.5'], { ifName: 'net1', network: 'blue', hostIf: { name: 'veth2', ifindex: 8 } }));
+  await store.set(
+    sandbox('c1', ['10.10.0.5'], { ifName: 'net1', network: 'blue', hostIf: { name: 'veth2', ifindex: 8 } }),
+  );
   t.is(store.size, 2);
   t.like(store.get('demo/web', 'eth0'), { ips: ['10.244.0.5'], network: 'routed' });
   t.like(store.get('demo/web', 'net1'), { ips: ['10.10.0.5'], network: 'blue' });
@@ -67,15 +72,28 @@ test('two interfaces of one pod (Multus: eth0 and net1) are kept apart; a DEL of
   t.like(store.get('demo/web', 'eth0'), { containerId: 'c1', ips: ['10.244.0.5'] }, 'eth0 stays');
   const reread = new Sandboxes(file);
   t.deepEqual(reread.load(), {});
-  t.deepEqual(reread.all().map((s) => s.ifName), ['eth0']);
+  t.deepEqual(
+    reread.all().map((s) => s.ifName),
+    ['eth0'],
+  );
   t.is(JSON.parse(fs.readFileSync(file, 'utf8')).version, 2);
 });
 
 test("the previous agent's file (version 1, one sandbox per pod, no network) loads", (t) => {
   const file = path.join(tmp, 'f', 'sandboxes.json');
   fs.mkdirSync(path.dirname(file));
-  const old = { pod: 'demo/web', containerId: 'c1', ifName: 'eth0', netns: '/run/netns/c1', hostIf: { name: 'veth1', ifindex: 7 }, ips: ['10.244.0.5'] };
-  fs.writeFileSync(file, JSON.stringify({ version: 1, sandboxes: [old, { ...old, pod: 'demo/db', containerId: 'c2' }] }));
+  const old = {
+    pod: 'demo/web',
+    containerId: 'c1',
+    ifName: 'eth0',
+    netns: '/run/netns/c1',
+    hostIf: { name: 'veth1', ifindex: 7 },
+    ips: ['10.244.0.5'],
+  };
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ version: 1, sandboxes: [old, { ...old, pod: 'demo/db', containerId: 'c2' }] }),
+  );
   const store = new Sandboxes(file);
   t.deepEqual(store.load(), {});
   t.deepEqual(store.get('demo/web', 'eth0'), old);
@@ -88,8 +106,14 @@ test('sandboxes said to be gone are pruned', async (t) => {
   await store.set(sandbox('c1', [], { pod: 'demo/alive' }));
   await store.set(sandbox('c2', [], { pod: 'demo/dead' }));
   const gone = await store.prune((s) => s.netns !== '/run/netns/c1');
-  t.deepEqual(gone.map((s) => s.pod), ['demo/dead']);
-  t.deepEqual(store.all().map((s) => s.pod), ['demo/alive']);
+  t.deepEqual(
+    gone.map((s) => s.pod),
+    ['demo/dead'],
+  );
+  t.deepEqual(
+    store.all().map((s) => s.pod),
+    ['demo/alive'],
+  );
 });
 
 test('a missing file is a first start; a damaged or foreign one is ignored with a warning naming file and field', (t) => {
@@ -99,10 +123,22 @@ test('a missing file is a first start; a damaged or foreign one is ignored with 
   const cases: [string, RegExp][] = [
     ['{"version":1,"sandboxes":[{"pod":"demo/web"', /JSON/],
     ['{"version":3,"sandboxes":[]}', /version: expected 1 or 2, got 3/],
-    ['{"version":2,"sandboxes":[{"pod":"demo/web","containerId":"c","ifName":"net1","network":"","netns":"/x","ips":[]}]}', /sandboxes\[0\]\.network: must be a non-empty string/],
-    ['{"version":1,"sandboxes":[{"pod":"demo/web","containerId":"","ifName":"eth0","netns":"/x","ips":[]}]}', /sandboxes\[0\]\.containerId: must be a non-empty string/],
-    ['{"version":1,"sandboxes":[{"pod":"demo/web","containerId":"c","ifName":"eth0","netns":"/x","ips":[1]}]}', /sandboxes\[0\]\.ips: must be a list of strings/],
-    ['{"version":1,"sandboxes":[{"pod":"demo/web","containerId":"c","ifName":"eth0","netns":"/x","ips":[],"hostIf":{"name":"v"}}]}', /sandboxes\[0\]\.hostIf: must be/],
+    [
+      '{"version":2,"sandboxes":[{"pod":"demo/web","containerId":"c","ifName":"net1","network":"","netns":"/x","ips":[]}]}',
+      /sandboxes\[0\]\.network: must be a non-empty string/,
+    ],
+    [
+      '{"version":1,"sandboxes":[{"pod":"demo/web","containerId":"","ifName":"eth0","netns":"/x","ips":[]}]}',
+      /sandboxes\[0\]\.containerId: must be a non-empty string/,
+    ],
+    [
+      '{"version":1,"sandboxes":[{"pod":"demo/web","containerId":"c","ifName":"eth0","netns":"/x","ips":[1]}]}',
+      /sandboxes\[0\]\.ips: must be a list of strings/,
+    ],
+    [
+      '{"version":1,"sandboxes":[{"pod":"demo/web","containerId":"c","ifName":"eth0","netns":"/x","ips":[],"hostIf":{"name":"v"}}]}',
+      /sandboxes\[0\]\.hostIf: must be/,
+    ],
   ];
   for (const [text, error] of cases) {
     fs.writeFileSync(file, text);

@@ -48,6 +48,10 @@ test('buildPacket: IPv4 TCP SYN and IPv6 UDP with consistent lengths and a valid
   t.is(v6.readUInt16BE(12), 0x86dd);
   t.is(v6.readUInt16BE(14 + 4), 8);
   t.is(v6.length, 14 + 40 + 8);
-  t.throws(() => buildPacket({ src: '10.0.0.1', dst: 'fd00::2', protocol: 'TCP', sport: 1, dport: 1 }), { message: /one family/ });
-  t.throws(() => buildPacket({ src: 'fd00::1', dst: 'fd00::2', protocol: 'ICMP', sport: 1, dport: 0 }), { message: /ICMP does not fit IPv6/ });
+  t.throws(() => buildPacket({ src: '10.0.0.1', dst: 'fd00::2', protocol: 'TCP', sport: 1, dport: 1 }), {
+    message: /one family/,
+  });
+  t.throws(() => buildPacket({ src: 'fd00::1', dst: 'fd00::2', protocol: 'ICMP', sport: 1, dport: 0 }), {
+    message: /ICMP does not fit IPv6/,
+  });
 });

@@ -22,7 +22,21 @@ test('state/expect.txt matches the reference evaluator on state/', async (t) => 
   const verdicts = new Set<string>();
   for (const line of lines) {
     const [from, to, port, want] = line.split(/\s+/);
-    const { stdout } = await run(process.execPath, [cli, 'trace', '--state', path.join(vagrant, 'state'), '--from', from, '--to', to, '--port', port, '--engine', 'model', '--json']);
+    const { stdout } = await run(process.execPath, [
+      cli,
+      'trace',
+      '--state',
+      path.join(vagrant, 'state'),
+      '--from',
+      from,
+      '--to',
+      to,
+      '--port',
+      port,
+      '--engine',
+      'model',
+      '--json',
+    ]);
     t.is((JSON.parse(stdout) as { verdict: string }).verdict, want, line);
     verdicts.add(want);
   }

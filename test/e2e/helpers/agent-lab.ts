@@ -24,9 +24,15 @@ export const NODE_N1 =
 
 /** A pod of namespace demo labelled app=<name> serving TCP 80 (and UDP 53 with `udp53`: the lab starts a server per container port).
  *  `ip`: one address or several (dual stack); without, the source does not know its address yet (as the API at CNI ADD). */
-export function demoPod(name: string, ip: string | string[] | undefined, opts: { udp53?: boolean; node?: string } = {}): string {
+export function demoPod(
+  name: string,
+  ip: string | string[] | undefined,
+  opts: { udp53?: boolean; node?: string } = {},
+): string {
   const ips = ip === undefined ? [] : [ip].flat();
-  const ports = opts.udp53 ? '[{ containerPort: 80 }, { containerPort: 53, protocol: UDP }]' : '[{ containerPort: 80 }]';
+  const ports = opts.udp53
+    ? '[{ containerPort: 80 }, { containerPort: 53, protocol: UDP }]'
+    : '[{ containerPort: 80 }]';
   return `
 apiVersion: v1
 kind: Pod
@@ -38,7 +44,13 @@ ${ips.length > 0 ? `status: { podIPs: [${ips.map((a) => `{ ip: ${a} }`).join(', 
 
 /** Namespace demo with pods a, b and c (10.244.1.2, .3, .4) on node n1, and the node. */
 export function demoPodsAbc(opts: { udp53?: boolean } = {}): string {
-  return [DEMO_NAMESPACE, demoPod('a', '10.244.1.2', opts), demoPod('b', '10.244.1.3', opts), demoPod('c', '10.244.1.4', opts), NODE_N1].join('---\n');
+  return [
+    DEMO_NAMESPACE,
+    demoPod('a', '10.244.1.2', opts),
+    demoPod('b', '10.244.1.3', opts),
+    demoPod('c', '10.244.1.4', opts),
+    NODE_N1,
+  ].join('---\n');
 }
 
 /** A NetworkPolicy isolating pods app=<app> of namespace demo (no rule: deny all). */
@@ -90,7 +102,10 @@ export class AgentLab {
       for (const [name, yaml] of Object.entries(files)) fs.writeFileSync(path.join(stateDir, name), yaml);
       const snapshot = await loadStateDirAsync(stateDir);
       if (snapshot.errors.length > 0) throw new Error(`load ${stateDir}: ${JSON.stringify(snapshot.errors)}`);
-      return new AgentLab(stateDir, await labUp(snapshot, { stateDir, prefix: `nfe${tag.slice(0, 3)}-`, agents: false }));
+      return new AgentLab(
+        stateDir,
+        await labUp(snapshot, { stateDir, prefix: `nfe${tag.slice(0, 3)}-`, agents: false }),
+      );
     } catch (e) {
       await labDown(labNameFor(stateDir, `nfe${tag.slice(0, 3)}-`)).catch(() => undefined);
       fs.rmSync(stateDir, { recursive: true, force: true });
@@ -138,7 +153,10 @@ export class AgentLab {
     const { netns, bpffsRoot } = this.node(nodeName);
     fs.mkdirSync(bpffsRoot, { recursive: true });
     const extraArgs = ['--socket', this.cniSocket(nodeName)];
-    const { pid, log } = startAgent({ node: nodeName, netns, stateDir: this.stateDir, source, bpffsRoot, metricsAddress: METRICS_ADDRESS, extraArgs }, this.state.workDir);
+    const { pid, log } = startAgent(
+      { node: nodeName, netns, stateDir: this.stateDir, source, bpffsRoot, metricsAddress: METRICS_ADDRESS, extraArgs },
+      this.state.workDir,
+    );
     this.state.agents = this.state.agents.filter((a) => a.node !== nodeName);
     this.state.agents.push({ node: nodeName, netns, pid, metricsAddress: METRICS_ADDRESS, log });
     this.state.pids.push(pid);
@@ -176,7 +194,8 @@ export class AgentLab {
     process.kill(agent.pid, signal);
     const deadline = Date.now() + 10_000;
     while (alive(agent.pid)) {
-      if (Date.now() > deadline) throw new Error(`stop agent ${nodeName} (pid ${agent.pid}): still running 10 s after ${signal}`);
+      if (Date.now() > deadline)
+        throw new Error(`stop agent ${nodeName} (pid ${agent.pid}): still running 10 s after ${signal}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     this.state.agents = this.state.agents.filter((a) => a !== agent);
@@ -216,6 +235,7 @@ export class AgentLab {
   /** `netfence <args>` inside a node netns (inspect, flows). */
   async cli(args: string[], nodeName = 'n1'): Promise<string> {
     const main = path.resolve(__dirname, '../../../src/cli/main.js');
-    return (await run(['nsenter', `--net=/run/netns/${this.node(nodeName).netns}`, process.execPath, main, ...args])).stdout;
+    return (await run(['nsenter', `--net=/run/netns/${this.node(nodeName).netns}`, process.execPath, main, ...args]))
+      .stdout;
   }
 }

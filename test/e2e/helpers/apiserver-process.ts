@@ -24,12 +24,17 @@ export class ApiServerProcess {
   /** Starts the server inside `netns`; resolves once it listens. */
   static async start(netns: string): Promise<ApiServerProcess> {
     const main = path.resolve(__dirname, '../../helpers/fake-apiserver-main.js');
-    const child = spawn('nsenter', [`--net=/run/netns/${netns}`, process.execPath, main, '127.0.0.1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('nsenter', [`--net=/run/netns/${netns}`, process.execPath, main, '127.0.0.1'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const lines = createInterface({ input: child.stdout });
     const first = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`start fake apiserver in ${netns}: no answer in 10 s: ${stderr}`)), 10_000);
+      const timer = setTimeout(
+        () => reject(new Error(`start fake apiserver in ${netns}: no answer in 10 s: ${stderr}`)),
+        10_000,
+      );
       lines.once('line', (l) => {
         clearTimeout(timer);
         resolve(l);

@@ -52,7 +52,9 @@ interface Listener {
 }
 
 function listen(bin: string, at: Port, markers: string[]): Listener {
-  const child = spawn('ip', ['netns', 'exec', at.netns, bin, 'recv', '-i', at.ifname, '-w', '30000', ...markers], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', at.netns, bin, 'recv', '-i', at.ifname, '-w', '30000', ...markers], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const got = new Map<string, Receipt>();
@@ -65,7 +67,9 @@ function listen(bin: string, at: Port, markers: string[]): Listener {
   });
   const result = new Promise<Map<string, Receipt>>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(got) : reject(new Error(`receive frames on ${portKey(at)}: exit ${code}: ${stderr.trim()}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(got) : reject(new Error(`receive frames on ${portKey(at)}: exit ${code}: ${stderr.trim()}`)),
+    );
   });
   // An early exit (bad interface) must fail `ready` too, not leave it pending.
   return { ready: Promise.race([ready, result.then(() => undefined)]), stop: () => child.stdin.end(), result };
@@ -85,7 +89,27 @@ export async function exchange(bin: string, frames: FrameSpec[], settleMs = 300)
     await Promise.all(listeners.map((l) => l.ready));
     for (const [i, f] of frames.entries()) {
       const tags = f.tags.flatMap((t) => ['-v', String(t)]);
-      const argv = [bin, 'send', '-i', f.from.ifname, '-d', f.to.mac, ...tags, '-s', f.src, '-t', f.dst, '-p', f.proto, '-S', String(f.sport), '-D', String(f.dport), '-m', markers[i]];
+      const argv = [
+        bin,
+        'send',
+        '-i',
+        f.from.ifname,
+        '-d',
+        f.to.mac,
+        ...tags,
+        '-s',
+        f.src,
+        '-t',
+        f.dst,
+        '-p',
+        f.proto,
+        '-S',
+        String(f.sport),
+        '-D',
+        String(f.dport),
+        '-m',
+        markers[i],
+      ];
       await run(['ip', 'netns', 'exec', f.from.netns, ...argv]);
     }
     await new Promise((r) => setTimeout(r, settleMs));
