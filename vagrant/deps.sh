@@ -14,3 +14,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The account qemu runs as; Debian's libvirt-daemon-system would create it, but it pulls in
+# systemd units and a default NAT network this test does not want.
+if ! getent passwd libvirt-qemu >/dev/null; then
+  getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+  useradd --system --gid libvirt-qemu --home-dir /var/lib/libvirt --no-create-home --shell /usr/sbin/nologin libvirt-qemu
+fi

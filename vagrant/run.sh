@@ -74,7 +74,8 @@ mkdir -p "$NETFENCE_STAGE"
   ls bpf/.output/*.o
   npm ls --omit=dev --all --parseable 2>/dev/null | sed -n "s|^$repo/||p" | grep '^node_modules/'
 } > "$work/stage.list"
-rsync -a -r --files-from="$work/stage.list" "$repo/" "$NETFENCE_STAGE/"
+# Source maps, type declarations and docs are most of node_modules and the guests' rsync is slow.
+rsync -a -r --files-from="$work/stage.list" --exclude='*.map' --exclude='*.d.ts' --exclude='*.md' "$repo/" "$NETFENCE_STAGE/"
 log "staged $(du -sm "$NETFENCE_STAGE" | cut -f1) MiB for the guests"
 
 # libvirtd in the test's namespace, in the foreground under a subreaper: PID 1 here does
@@ -86,7 +87,8 @@ fi
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 mkdir -p /var/lib/libvirt/images
-ip netns exec "$NS" tini -s -g -- bash -c 'virtlogd & exec libvirtd' >"$work/libvirtd.log" 2>&1 &
+# virtlogd (qemu's log sink) goes with libvirtd, whichever way libvirtd ends.
+ip netns exec "$NS" tini -s -g -- bash -c 'virtlogd & l=$!; libvirtd; rc=$?; kill $l; wait $l; exit $rc' >"$work/libvirtd.log" 2>&1 &
 libvirtd_pid=$!
 for _ in $(seq 60); do virsh_q version && break; sleep 1; done
 virsh_q version || { cat "$work/libvirtd.log" >&2; log "libvirtd did not start"; exit 1; }
