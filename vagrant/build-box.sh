@@ -64,10 +64,12 @@ disk=$work/disk.raw
 truncate -s "${DISK_MB}M" "$disk"
 echo "$PART_START,,L,*" | sfdisk -q "$disk"
 loop=$(losetup -f --show -o $((PART_START * 512)) "$disk")
-mkfs.ext4 -q -L root "$loop"
+# GRUB 2.06 cannot read two features e2fsprogs 1.47 turns on by default ("grub>" and no config).
+mkfs.ext4 -q -L root -O ^metadata_csum_seed,^orphan_file "$loop"
 mount "$loop" "$root"
 
-debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" bookworm "$root" "$MIRROR" >&2
+mkdir -p "$cache/debs"
+debootstrap --cache-dir="$cache/debs" --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" bookworm "$root" "$MIRROR" >&2
 
 mount -t proc proc "$root/proc"
 mount -t sysfs sys "$root/sys"
@@ -114,6 +116,8 @@ in_root apt-get clean
 mkdir -p "$root/boot/grub"
 cp -r /usr/lib/grub/i386-pc "$root/boot/grub/"
 cat > "$root/boot/grub/grub.cfg" <<EOF
+serial --unit=0 --speed=115200
+terminal_output serial console
 set timeout=0
 linux /boot/vmlinuz-$kver root=/dev/vda1 ro console=ttyS0,115200 net.ifnames=0 quiet
 initrd /boot/initrd.img-$kver
@@ -125,6 +129,8 @@ dd if=/usr/lib/grub/i386-pc/boot.img of="$disk" bs=440 count=1 conv=notrunc stat
 dd if="$work/core.img" of="$disk" bs=512 seek=1 conv=notrunc status=none
 
 for m in dev/pts dev proc sys; do umount "$root/$m"; done
+# Deleted files (the .debs, the pruned modules) would otherwise be copied into the box.
+fstrim "$root"
 umount "$root"
 losetup -d "$loop"
 loop=
@@ -135,5 +141,6 @@ rm -f "$disk"
 echo "{\"provider\":\"libvirt\",\"format\":\"qcow2\",\"virtual_size\":$(((DISK_MB + 1023) / 1024))}" > "$work/box/metadata.json"
 tar -C "$work/box" -cf "$work/$BOX.box" metadata.json box.img
 vagrant box add --force --name "$BOX" "$work/$BOX.box" >&2
+vagrant box list | awk '$1 ~ /^netfence-bookworm-/ {print $1}' | grep -vx "$BOX" | xargs -r -n1 vagrant box remove -f >&2 || true
 log "added $BOX ($(du -m "$work/box/box.img" | cut -f1) MiB image)"
 echo "$BOX"

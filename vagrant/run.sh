@@ -18,11 +18,22 @@ log "box $BOX"
 
 NS=netfence-vagrant-$$
 work=$(mktemp -d /tmp/netfence-vagrant.XXXXXX)
-export VAGRANT_CWD=$repo/vagrant VAGRANT_DOTFILE_PATH=$work/dot NETFENCE_BOX=$BOX NETFENCE_STAGE=$work/stage
+export VAGRANT_CWD=$repo/vagrant VAGRANT_DOTFILE_PATH=$work/dot NETFENCE_BOX=$BOX NETFENCE_STAGE=$work/stage NETFENCE_CONSOLE_DIR=$work
 # The Vagrantfile's domain (default_prefix + machine) and network names.
 DOMAINS=(netfence-gw netfence-node1 netfence-node2)
 NETWORKS=(netfence-mgmt netfence-nodes)
 libvirtd_pid=
+# The long-running command in progress: run in the background and waited for, so that a
+# SIGTERM reaches the cleanup at once instead of after the command ends.
+child=
+run_child() {
+  "$@" &
+  child=$!
+  local rc=0
+  wait "$child" || rc=$?
+  child=
+  return "$rc"
+}
 in_ns() { ip netns exec "$NS" "$@"; }
 virsh_q() { virsh -q -c qemu:///system "$@" >/dev/null 2>&1; }
 
@@ -39,13 +50,14 @@ cleanup() {
   trap - EXIT INT TERM
   set +e
   log "cleaning up"
+  stop_pid "$child"
   if alive "$libvirtd_pid"; then
+    # Power off first: vagrant's destroy would wait for a graceful halt of a guest that
+    # may never have booted.
+    for d in "${DOMAINS[@]}"; do virsh_q destroy "$d"; done
     [ -d "$VAGRANT_DOTFILE_PATH" ] && timeout 300 ip netns exec "$NS" vagrant destroy -f >"$work/destroy.log" 2>&1
     # Whatever vagrant left (a failed up, an interrupted destroy).
-    for d in "${DOMAINS[@]}"; do
-      virsh_q destroy "$d"
-      virsh_q undefine "$d" --remove-all-storage
-    done
+    for d in "${DOMAINS[@]}"; do virsh_q undefine "$d" --remove-all-storage; done
     for n in "${NETWORKS[@]}"; do
       virsh_q net-destroy "$n"
       virsh_q net-undefine "$n"
@@ -92,10 +104,15 @@ ip netns exec "$NS" tini -s -g -- bash -c 'virtlogd & l=$!; libvirtd; rc=$?; kil
 libvirtd_pid=$!
 for _ in $(seq 60); do virsh_q version && break; sleep 1; done
 virsh_q version || { cat "$work/libvirtd.log" >&2; log "libvirtd did not start"; exit 1; }
+# vagrant-libvirt keeps each box's image in the default pool: drop those of older boxes.
+for v in $(virsh -q -c qemu:///system vol-list default 2>/dev/null | awk '$1 ~ /^netfence-bookworm-/ {print $1}'); do
+  case "$v" in "${BOX}_"*) ;; *) virsh_q vol-delete --pool default "$v" ;; esac
+done
 
 log "vagrant up (emulated guests: several minutes)"
-if ! timeout 1800 ip netns exec "$NS" vagrant up --provider=libvirt >"$work/up.log" 2>&1; then
+if ! run_child timeout 1800 ip netns exec "$NS" vagrant up --provider=libvirt >"$work/up.log" 2>&1; then
   tail -40 "$work/up.log" >&2
+  for c in "$work"/*.console; do [ -f "$c" ] && { echo "--- $c" && tail -c 3000 "$c"; } >&2; done
   log "vagrant up failed"
   exit 1
 fi
