@@ -11,6 +11,12 @@
 # This kernel reads no partition tables and there is no udev, so the one partition is
 # mounted through an offset loop device and GRUB's boot image is written by hand.
 set -euo pipefail
+# In a private mount namespace: a mount of the image that leaked into another namespace
+# (any `ip netns exec` started meanwhile copies the mount table) would keep the filesystem
+# alive past our umount, its last writes still in the journal, where GRUB cannot see them.
+if [ -z "${NETFENCE_BOX_PRIVATE:-}" ]; then
+  exec env NETFENCE_BOX_PRIVATE=1 unshare --mount --propagation private bash "$0" "$@"
+fi
 cache=${NETFENCE_VAGRANT_CACHE:-/var/cache/netfence-vagrant}
 log() { echo "build-box: $*" >&2; }
 
@@ -132,6 +138,8 @@ for m in dev/pts dev proc sys; do umount "$root/$m"; done
 # Deleted files (the .debs, the pruned modules) would otherwise be copied into the box.
 fstrim "$root"
 umount "$root"
+# Fails if the filesystem is still mounted anywhere; replays nothing on a clean unmount.
+e2fsck -fy "$loop" >&2
 losetup -d "$loop"
 loop=
 
