@@ -45,10 +45,13 @@ stop_pid() {
   kill -KILL "$1" 2>/dev/null || true
 }
 
+# The script's own stdout and stderr: a signal may run the cleanup inside a redirection.
+exec 3>&1 4>&2
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   set +e
+  exec 1>&3 2>&4
   log "cleaning up"
   stop_pid "$child"
   if alive "$libvirtd_pid"; then
