@@ -92,7 +92,12 @@ cat > "$root/etc/systemd/network/50-eth0.network" <<'EOF'
 Name=eth0
 [Network]
 DHCP=ipv4
+[DHCPv4]
+ClientIdentifier=mac
 EOF
+# Every VM of the box gets its own machine-id at first boot (and so its own DHCP lease).
+: > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id"
 in_root systemctl enable systemd-networkd ssh >/dev/null 2>&1
 in_root systemctl mask systemd-networkd-wait-online apt-daily.timer apt-daily-upgrade.timer \
   e2scrub_all.timer fstrim.timer man-db.timer >/dev/null 2>&1

@@ -41,11 +41,11 @@ while read -r name ip; do
   ip link set "$host" up
   sysctl -qw "net.ipv4.conf.$host.proxy_arp=1"
   ip route replace "$ip/32" dev "$host"
-  systemd-run -q --unit "lab-$name" ip netns exec "$ns" node dist/src/lab/server.js "$name" 80/TCP 53/UDP
+  systemd-run -q --working-directory=/netfence --unit "lab-$name" ip netns exec "$ns" node dist/src/lab/server.js "$name" 80/TCP 53/UDP
 done <<< "$pods"
-systemd-run -q --unit lab-host node dist/src/lab/server.js "$node" 8080/TCP 8081/TCP
+systemd-run -q --working-directory=/netfence --unit lab-host node dist/src/lab/server.js "$node" 8080/TCP 8081/TCP
 
-systemd-run -q --unit netfence-agent --setenv NODE_NAME="$node" \
+systemd-run -q --working-directory=/netfence --unit netfence-agent --setenv NODE_NAME="$node" \
   node dist/src/cli/main.js agent --state "$state"
 # Ready = the first state is enforced (TCG makes the program load slow: minutes, not seconds).
 if node -e '
