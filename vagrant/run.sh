@@ -123,14 +123,15 @@ log "VMs up"
 in_ns vagrant ssh-config > "$work/ssh.cfg"
 on() { local vm=$1; shift; in_ns ssh -F "$work/ssh.cfg" -o LogLevel=ERROR "$vm" sudo "$@"; }
 
-# Set-up of the three VMs, in parallel; each returns once its agent enforces the state.
-on gw bash /netfence/vagrant/guest/gateway.sh 192.168.56.10/24 10.244.1.0/24=192.168.56.11,10.244.2.0/24=192.168.56.12 >"$work/gw.log" 2>&1 &
-gw=$!
+# The gateway first (the agents' tunnel starts once it answers), then both nodes in
+# parallel; each returns once its agent enforces the state.
+on gw bash /netfence/vagrant/guest/gateway.sh 192.168.56.10/24 10.244.1.0/24=192.168.56.11,10.244.2.0/24=192.168.56.12 >"$work/gw.log" 2>&1 ||
+  { cat "$work/gw.log" >&2; log "gateway set-up failed"; exit 1; }
 on node1 bash /netfence/vagrant/guest/node.sh node1 192.168.56.11/24 192.168.56.10 10.244.2.0/24 >"$work/node1.log" 2>&1 &
 n1=$!
 on node2 bash /netfence/vagrant/guest/node.sh node2 192.168.56.12/24 192.168.56.10 10.244.1.0/24 >"$work/node2.log" 2>&1 &
 n2=$!
-for p in $gw $n1 $n2; do
+for p in $n1 $n2; do
   wait "$p" || { cat "$work"/{gw,node1,node2}.log >&2; log "VM set-up failed"; exit 1; }
 done
 log "agents ready"
