@@ -32,7 +32,11 @@ while read -r name ip; do
   ns="pod-$name" host="v-${name:0:12}"
   ip netns del "$ns" 2>/dev/null || true
   ip netns add "$ns"
-  ip link add "$host" type veth peer name eth0 netns "$ns"
+  # Created here, then moved: Debian 12's kernel refuses a peer netns given at creation
+  # ("Peer netns reference is invalid").
+  ip link add "$host" type veth peer name "p-${name:0:12}"
+  ip link set "p-${name:0:12}" netns "$ns"
+  ip -n "$ns" link set "p-${name:0:12}" name eth0
   ip -n "$ns" link set lo up
   ip -n "$ns" link set eth0 up
   ip -n "$ns" addr add "$ip/32" dev eth0
