@@ -35,7 +35,7 @@ export function localDeliveryDefaultTarget(r: LocalDeliveryResults | undefined):
   return { ...base, description, value, pass: Number.isFinite(value) ? value >= base.limit : null };
 }
 
-/** Header and one row per case: programs on the path, conn/s x bare, node CPU per connection. */
+/** Header and one row per case: conn/s x bare, the pods' CPU per connection (case, bare, ratio). */
 export function localDeliveryRows(r: LocalDeliveryResults): string[][] {
   return [
     ['local delivery', 'conn/s x bare', 'CPU µs/conn', 'bare', 'CPU x bare'],

@@ -4,7 +4,7 @@
 // and the hooks src/compile/hooks.ts gives each endpoint, bench/nf-helper.ts) measured in
 // tight pairs against bare (bench/net.ts), so load from outside the benchmark divides out.
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
+import { run } from '../src/lab/exec';
 import { NetBench, type NetVariant } from './net';
 import { median } from './stats';
 import { Topology } from './topology';
@@ -14,7 +14,7 @@ import { LOCAL_DELIVERY_CASES } from './localdelivery-report';
 /** Prefixes in the isolating policy's table (the client's address among them): the
  *  lookup's cost does not grow with the count (bench part pkt). */
 const POLICY_CIDRS = 100;
-/** /proc/stat counts in USER_HZ, 100 on every Linux architecture that matters here. */
+/** /proc/PID/stat counts in USER_HZ, 100 on every Linux architecture that matters here. */
 const USER_HZ = 100;
 
 export interface LocalDeliveryOptions {
@@ -25,14 +25,21 @@ export interface LocalDeliveryOptions {
   log: (msg: string) => void;
 }
 
-/** Busy and total time of all CPUs since boot (s), from /proc/stat's first line. */
-export function cpuTimes(stat = readFileSync('/proc/stat', 'utf8')): { busy: number; total: number } {
-  const line = stat.split('\n')[0];
-  if (!line.startsWith('cpu ')) throw new Error(`read /proc/stat: first line is not "cpu ...": "${line}"`);
-  // user nice system idle iowait irq softirq steal (guest time is inside user)
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-  const busy = user + nice + system + irq + softirq;
-  return { busy: busy / USER_HZ, total: (busy + idle + iowait + (steal || 0)) / USER_HZ };
+/** User + system seconds of a process (all its threads) from its /proc/PID/stat line. */
+export function procCpuSeconds(stat: string): number {
+  // The command name (field 2) is in parentheses and may hold spaces: count after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [utime, stime] = [Number(fields[11]), Number(fields[12])];
+  if (!Number.isInteger(utime) || !Number.isInteger(stime))
+    throw new Error(`parse /proc/PID/stat: no utime and stime in "${stat.slice(0, 80)}"`);
+  return (utime + stime) / USER_HZ;
+}
+
+/** CPU seconds of every process in network namespace `ns` (the server pod's). */
+async function podCpuSeconds(ns: string): Promise<number> {
+  const { stdout } = await run(['ip', 'netns', 'pids', ns]);
+  const pids = stdout.split(/\s+/).filter(Boolean);
+  return pids.reduce((sum, pid) => sum + procCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8')), 0);
 }
 
 function variant(name: LocalDeliveryCaseName): NetVariant {
@@ -45,7 +52,8 @@ function variant(name: LocalDeliveryCaseName): NetVariant {
 }
 
 export async function runLocalDelivery(opts: LocalDeliveryOptions): Promise<LocalDeliveryResults> {
-  const bench = new NetBench(new Topology(`ld${process.pid}`), {
+  const topo = new Topology(`ld${process.pid}`);
+  const bench = new NetBench(topo, {
     object: opts.object,
     rounds: 1,
     crrSeconds: opts.pairSeconds,
@@ -56,14 +64,18 @@ export async function runLocalDelivery(opts: LocalDeliveryOptions): Promise<Loca
     skipEngines: {},
     log: opts.log,
   });
-  // One run: its connection rate and the node's CPU time per connection (all CPUs busy
-  // over the run, divided by the connections it would make in that time at its rate).
+  // One run: its connection rate and the CPU time of both pods per connection. The path's
+  // packet work runs in softirq context on the sending process (veth transmit) and is
+  // charged to it, so this is the path's cost without the load of the shared machine's other
+  // processes. The client counts its own in the measured seconds; the server's is taken
+  // around the whole run, so it is divided by the connections of that wall time.
   const measure = async (): Promise<{ rate: number; cpuUs: number }> => {
-    const before = cpuTimes();
-    const { rate } = await bench.crr(opts.pairSeconds);
-    const after = cpuTimes();
-    const busyCpus = ((after.busy - before.busy) / (after.total - before.total)) * os.cpus().length;
-    return { rate, cpuUs: (busyCpus / rate) * 1e6 };
+    const server0 = await podCpuSeconds(topo.server);
+    const t0 = process.hrtime.bigint();
+    const client = await bench.crr(opts.pairSeconds);
+    const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+    const server = (await podCpuSeconds(topo.server)) - server0;
+    return { rate: client.rate, cpuUs: (client.cpuSeconds / client.conns + server / (client.rate * wallS)) * 1e6 };
   };
   const cases = {} as Record<LocalDeliveryCaseName, LocalDeliveryCase>;
   try {

@@ -390,7 +390,10 @@ export class NetBench {
     ).join(' | ');
   }
 
-  async crr(seconds = this.opts.crrSeconds): Promise<{ conns: number; seconds: number; rate: number }> {
+  /** One client run: connections and rate in its measured seconds, and its CPU time in them. */
+  async crr(
+    seconds = this.opts.crrSeconds,
+  ): Promise<{ conns: number; seconds: number; rate: number; cpuSeconds: number }> {
     const args = [
       'client',
       SERVER_IP,
@@ -401,13 +404,13 @@ export class NetBench {
       String(CRR_WARMUP_MS),
     ];
     const { stdout } = await nsRun(this.topo.client, [CRR_BINARY, ...args], undefined, (seconds + 30) * 1000);
-    const [conns, secs, rate, failed] = stdout.trim().split(/\s+/).map(Number);
+    const [conns, secs, rate, failed, cpuSeconds] = stdout.trim().split(/\s+/).map(Number);
     if (!(conns > 0)) throw new Error(`run crr client: no connection completed (${stdout.trim()})`);
     if (failed > 0)
       throw new Error(
         `run crr client: ${failed} of ${conns + failed} connections failed (the variant drops the allowed client?)`,
       );
-    return { conns, seconds: secs, rate };
+    return { conns, seconds: secs, rate, cpuSeconds };
   }
 
   /** The variant's programs' time per connection over an extra connection-rate run with

@@ -697,9 +697,9 @@ export function renderReport(r: BenchResults): string {
       'agent programs them (the entries and the hooks src/compile/hooks.ts gives each endpoint: both hooks of both ' +
       'pods with local delivery; without it only the isolated pod has programs, none without a policy). Each case in ' +
       `${r.localDelivery ? `${r.localDelivery.pairs} tight pairs of ${r.localDelivery.pairSeconds} s runs` : 'tight pairs'} ` +
-      'against bare (programs detached; the median ratio). Node CPU per connection: busy time of all CPUs ' +
-      '(/proc/stat) over a run, per connection at its rate; the machine is shared, so only the ratio within pairs ' +
-      'means much.',
+      'against bare (programs detached; the median ratio). CPU per connection: the CPU time of the client and ' +
+      'server processes, whose contexts run the packet path (veth transmit runs the softirq work in the sender), ' +
+      "so the shared machine's other load is left out.",
     '',
     ...localDeliveryTable(r),
     '',
