@@ -695,7 +695,8 @@ export function renderReport(r: BenchResults): string {
       'Four cases: a node without policies and one whose server is isolated by a policy that allows the client ' +
       `(${r.localDelivery ? r.localDelivery.policyCidrs : 100} prefixes), each with localDelivery on and off, as the ` +
       'agent programs them (the entries and the hooks src/compile/hooks.ts gives each endpoint: both hooks of both ' +
-      'pods with local delivery; without it only the isolated pod has programs, none without a policy). Each case in ' +
+      'pods with local delivery; without it only the isolated pod has programs, and none without a policy: that ' +
+      "case is bare against bare, the method's noise). Each case in " +
       `${r.localDelivery ? `${r.localDelivery.pairs} tight pairs of ${r.localDelivery.pairSeconds} s runs` : 'tight pairs'} ` +
       'against bare (programs detached; the median ratio). CPU per connection: the CPU time of the client and ' +
       'server processes, whose contexts run the packet path (veth transmit runs the softirq work in the sender), ' +

@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { evaluateTargets, renderReport } from '../../bench/report';
 import { procCpuSeconds } from '../../bench/localdelivery';
 import { defaultLocalDelivery, localDeliveryDefaultTarget, localDeliveryRows } from '../../bench/localdelivery-report';
-import type { BenchResults, LocalDeliveryCase, LocalDeliveryResults } from '../../bench/types';
+import type { LocalDeliveryCase, LocalDeliveryResults } from '../../bench/types';
+import { benchResults } from '../helpers/bench-results';
 
 const ldCase = (ratio: number, cpuRatio = 1 / ratio): LocalDeliveryCase => ({
   pairs: [{ bare: 4000, variant: 4000 * ratio }],
@@ -64,21 +65,7 @@ test('local delivery rows: one per case, the default marked, ratios to bare', (t
 });
 
 test('the report carries the local delivery section and its target', (t) => {
-  const r = {
-    version: 1,
-    date: '2026-12-07T00:00:00.000Z',
-    command: 'npm run bench -- --only localdelivery',
-    quick: false,
-    rounds: 5,
-    machine: { kernel: 'k', cpus: 2, node: 'v' },
-    crr: {},
-    throughput: {},
-    samples: { crr: {}, throughput: {} },
-    skipped: {},
-    targets: [],
-    durationS: 1,
-    localDelivery: results(true, [1.01, 0.97], [1.0, 0.96]),
-  } as BenchResults;
+  const r = benchResults({ localDelivery: results(true, [1.01, 0.97], [1.0, 0.96]) });
   r.targets = evaluateTargets(r);
   const target = r.targets.find((x) => x.name === 'local_delivery_default');
   t.true(target?.pass);
