@@ -3,8 +3,10 @@
  *   crr client ADDR PORT THREADS SECONDS [CPU [WARMUP_MS]]
  *                                    THREADS parallel connect/request/response/close loops;
  *                                    counts the connections completed in SECONDS after a
- *                                    WARMUP_MS warm-up; prints
- *                                    "<connections> <seconds> <conns/s> <failed>" on stdout
+ *                                    WARMUP_MS warm-up; prints "<connections> <seconds>
+ *                                    <conns/s> <failed> <cpu seconds>" on stdout, the last
+ *                                    its own CPU time in those seconds (softirq work run
+ *                                    in its context, its packets' path, included)
  *   crr probe ADDR PORT SRC TIMEOUT_MS
  *                                    one request from source address SRC; exit 0 when it
  *                                    is answered within TIMEOUT_MS, 1 when not (a policy
@@ -45,6 +47,14 @@ static double now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* User + system time of every thread of this process. */
+static double cpu_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -209,16 +219,16 @@ int main(int argc, char **argv)
 			pthread_create(&th[i], NULL, client_loop, NULL);
 		/* Connections completed during the warm-up are not counted. */
 		usleep(warmup_ms * 1000);
-		double t0 = now();
+		double t0 = now(), c0 = cpu_seconds();
 		long n0 = atomic_load(&done_conns), f0 = atomic_load(&failed_conns);
 		while (now() - t0 < seconds)
 			usleep(10000);
-		double t1 = now();
+		double t1 = now(), c1 = cpu_seconds();
 		long n = atomic_load(&done_conns) - n0, failed = atomic_load(&failed_conns) - f0;
 		atomic_store(&stop, 1);
 		for (int i = 0; i < threads; i++)
 			pthread_join(th[i], NULL);
-		printf("%ld %.3f %.1f %ld\n", n, t1 - t0, n / (t1 - t0), failed);
+		printf("%ld %.3f %.1f %ld %.3f\n", n, t1 - t0, n / (t1 - t0), failed, c1 - c0);
 		return 0;
 	}
 	if (argc == 6 && strcmp(argv[1], "probe") == 0) {

@@ -41,6 +41,8 @@ export interface NetVariant {
   rules: number;
   /** emptyprog: the server veth's two hooks (where netfence_N>0 runs) or all four. */
   hooks?: 2 | 4;
+  /** netfence: both pods delivered locally (the default) or through the node's stack. */
+  localDelivery?: boolean;
 }
 
 export interface NetOptions {
@@ -142,7 +144,7 @@ async function destroySets(node: string): Promise<void> {
   });
 }
 
-class NetBench {
+export class NetBench {
   private readonly pinDir = `/sys/fs/bpf/nfbench-${process.pid}`;
   private readonly helper = path.join(REPO_ROOT, 'dist', 'bench', 'nf-helper.js');
   private servers: Background[] = [];
@@ -247,12 +249,20 @@ class NetBench {
       CLIENT_IP,
       '--server-ip',
       SERVER_IP,
+      '--local-delivery',
+      v.localDelivery === false ? 'off' : 'on',
     ];
   }
 
-  /** PairedCrr of variant v: its object set up once, then `pairs` pairs of short runs,
-   *  bare (programs detached) and v (attached), the order alternating pair by pair. */
+  /** PairedCrr of variant v. */
   async paired(v: NetVariant): Promise<PairedCrr> {
+    const pairs = await this.pairedRuns(v, async () => (await this.crr(this.opts.pairSeconds)).rate);
+    return { pairs, ratio: median(pairs.map((p) => p.variant / p.bare)) };
+  }
+
+  /** `measure` in tight pairs: v's object set up once, then `pairs` pairs of short runs,
+   *  bare (programs detached) and v (attached), the order alternating pair by pair. */
+  async pairedRuns<T>(v: NetVariant, measure: () => Promise<T>): Promise<{ bare: T; variant: T }[]> {
     const serve = new LineChild(
       `nf-helper serve ${v.name}`,
       'nsenter',
@@ -263,24 +273,24 @@ class NetBench {
       if (on ? !answer.startsWith('{"progIds"') : answer !== 'off')
         throw new Error(`${serve.label}: unexpected answer "${answer}"`);
     };
-    const pairs: PairedCrr['pairs'] = [];
+    const pairs: { bare: T; variant: T }[] = [];
     try {
       await set(true);
       await this.checkEnforced(v);
       for (let i = 0; i < this.opts.pairs; i++) {
-        const pair = { bare: 0, variant: 0 };
+        const pair: Partial<{ bare: T; variant: T }> = {};
         for (const on of i % 2 ? [true, false] : [false, true]) {
           await set(on);
-          pair[on ? 'variant' : 'bare'] = (await this.crr(this.opts.pairSeconds)).rate;
+          pair[on ? 'variant' : 'bare'] = await measure();
         }
-        pairs.push(pair);
+        pairs.push(pair as { bare: T; variant: T });
       }
       await set(false);
     } finally {
       await serve.close();
     }
     await this.checkConntrack(v);
-    return { pairs, ratio: median(pairs.map((p) => p.variant / p.bare)) };
+    return pairs;
   }
 
   /** Back to bare: no programs, no rules, no sets, empty conntrack. */
@@ -380,7 +390,10 @@ class NetBench {
     ).join(' | ');
   }
 
-  async crr(seconds = this.opts.crrSeconds): Promise<{ conns: number; seconds: number; rate: number }> {
+  /** One client run: connections and rate in its measured seconds, and its CPU time in them. */
+  async crr(
+    seconds = this.opts.crrSeconds,
+  ): Promise<{ conns: number; seconds: number; rate: number; cpuSeconds: number }> {
     const args = [
       'client',
       SERVER_IP,
@@ -391,13 +404,13 @@ class NetBench {
       String(CRR_WARMUP_MS),
     ];
     const { stdout } = await nsRun(this.topo.client, [CRR_BINARY, ...args], undefined, (seconds + 30) * 1000);
-    const [conns, secs, rate, failed] = stdout.trim().split(/\s+/).map(Number);
+    const [conns, secs, rate, failed, cpuSeconds] = stdout.trim().split(/\s+/).map(Number);
     if (!(conns > 0)) throw new Error(`run crr client: no connection completed (${stdout.trim()})`);
     if (failed > 0)
       throw new Error(
         `run crr client: ${failed} of ${conns + failed} connections failed (the variant drops the allowed client?)`,
       );
-    return { conns, seconds: secs, rate };
+    return { conns, seconds: secs, rate, cpuSeconds };
   }
 
   /** The variant's programs' time per connection over an extra connection-rate run with

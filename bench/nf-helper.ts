@@ -1,11 +1,13 @@
 // Runs inside the node namespace (`nsenter --net=... node dist/bench/nf-helper.js ...`)
 // because the addon attaches to interfaces of the caller's namespace:
 //   attach --object O --pin DIR --cidrs N --client-if IF --server-if IF --client-ip IP --server-ip IP
+//          [--local-delivery on|off]
 //       a private netfence object whose server endpoint is isolated by a table of N
 //       CIDR prefixes (the client's address the last one; N = 0: not isolated), both
-//       pods delivered locally as the agent does by default, its
+//       pods delivered locally (on, the default) or through the node's stack, its
 //       programs attached through links pinned under DIR to the hooks the agent would
-//       give each endpoint (src/compile/hooks.ts: both, which local delivery needs)
+//       give each endpoint (src/compile/hooks.ts: both with local delivery or a table,
+//       none for a pod with neither)
 //   attach-empty --object EMPTY --pin DIR --ifs IF[,IF]
 //       the do-nothing program of bench/empty.bpf.c on both tc hooks of each interface
 // Both attach commands print {"progIds":[...]}: the programs on the hooks (run statistics).
@@ -68,6 +70,9 @@ function netfenceSetup(o: Options, cmd: string): Setup {
   const client = need(o, cmd, 'client-if');
   const server = need(o, cmd, 'server-if');
   const clientIp = need(o, cmd, 'client-ip');
+  const local = o['local-delivery'] ?? 'on';
+  if (local !== 'on' && local !== 'off')
+    throw new Error(`nf-helper ${cmd}: --local-delivery must be on or off, got "${String(local)}"`);
   const obj = openBenchObject(native, need(o, cmd, 'object'), { nf_peer_cidr: Math.max(16384, cidrs + 1024) });
   try {
     if (cidrs > 0) {
@@ -78,8 +83,11 @@ function netfenceSetup(o: Options, cmd: string): Setup {
     const c = vethPod(client, clientIp);
     const s = vethPod(server, need(o, cmd, 'server-ip'));
     const endpoints = [
-      { ifname: client, ep: writePodEndpoint(native, obj, c.ifindex, 1, 0, c.veth) },
-      { ifname: server, ep: writePodEndpoint(native, obj, s.ifindex, 2, cidrs > 0 ? TABLE : 0, s.veth) },
+      { ifname: client, ep: writePodEndpoint(native, obj, c.ifindex, 1, 0, local === 'on' ? c.veth : undefined) },
+      {
+        ifname: server,
+        ep: writePodEndpoint(native, obj, s.ifindex, 2, cidrs > 0 ? TABLE : 0, local === 'on' ? s.veth : undefined),
+      },
     ];
     const hooks = endpoints.flatMap(({ ifname, ep }) =>
       hooksFor(ep).map((dir) => ({ ifname, dir, prog: obj.prog(PROG[dir]) })),
@@ -150,10 +158,9 @@ async function main(): Promise<void> {
     allowPositionals: true,
     options: {
       ...Object.fromEntries(
-        ['object', 'pin', 'cidrs', 'client-if', 'server-if', 'client-ip', 'server-ip', 'ifs'].map((k) => [
-          k,
-          { type: 'string' as const },
-        ]),
+        ['object', 'pin', 'cidrs', 'client-if', 'server-if', 'client-ip', 'server-ip', 'local-delivery', 'ifs'].map(
+          (k) => [k, { type: 'string' as const }],
+        ),
       ),
       empty: { type: 'boolean' as const },
     },

@@ -6,6 +6,7 @@ import type { ScaleChildResult } from './scale-child';
 import type { BenchResults, PktCase, ScaleResults, TargetResult } from './types';
 import { median, percentile, ratio } from './stats';
 import { tunnelDefaultTarget, tunnelRows } from './tunnel-report';
+import { localDeliveryDefaultTarget, localDeliveryRows } from './localdelivery-report';
 
 /** 100 -> "100", 1000 -> "1k", 100000 -> "100k". */
 export function countLabel(n: number): string {
@@ -189,6 +190,7 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
     }),
     ...scaleTargets(r.scale),
     tunnelDefaultTarget(r.tunnel),
+    localDeliveryDefaultTarget(r.localDelivery),
     target({
       name: 'churn_enforced_p99',
       description: `pod churn, ${r.churn ? `${r.churn.rate} adds + ${r.churn.rate} deletes/s for ${fmt(r.churn.seconds, 0)} s` : '100 adds + 100 deletes/s for 60 s'}: veth appears -> pod enforced, p99 (agent CPU ${r.churn ? fmt(r.churn.agentCpuPercent, 0) : 'n/a'} % of one CPU)`,
@@ -534,6 +536,12 @@ function tunnelTable(r: BenchResults): string[] {
   return [`| ${head.join(' | ')} |`, '|---|---:|---:|---:|', ...rows.map((row) => `| ${row.join(' | ')} |`)];
 }
 
+function localDeliveryTable(r: BenchResults): string[] {
+  if (!r.localDelivery) return ['Not run.'];
+  const [head, ...rows] = localDeliveryRows(r.localDelivery);
+  return [`| ${head.join(' | ')} |`, '|---|---:|---:|---:|---:|', ...rows.map((row) => `| ${row.join(' | ')} |`)];
+}
+
 /** A report mixing runs (`--only`) says when each part was measured. */
 function partDatesNote(r: BenchResults): string[] {
   const dates = Object.entries(r.partDates ?? {});
@@ -680,6 +688,21 @@ export function renderReport(r: BenchResults): string {
       'so each mode is known to take its path).',
     '',
     ...tunnelTable(r),
+    '',
+    '## Local delivery',
+    '',
+    'The topology of the connection-rate part (client and server pods on one node), bench/crr.c between them. ' +
+      'Four cases: a node without policies and one whose server is isolated by a policy that allows the client ' +
+      `(${r.localDelivery ? r.localDelivery.policyCidrs : 100} prefixes), each with localDelivery on and off, as the ` +
+      'agent programs them (the entries and the hooks src/compile/hooks.ts gives each endpoint: both hooks of both ' +
+      'pods with local delivery; without it only the isolated pod has programs, and none without a policy: that ' +
+      "case is bare against bare, the method's noise). Each case in " +
+      `${r.localDelivery ? `${r.localDelivery.pairs} tight pairs of ${r.localDelivery.pairSeconds} s runs` : 'tight pairs'} ` +
+      'against bare (programs detached; the median ratio). CPU per connection: the CPU time of the client and ' +
+      'server processes, whose contexts run the packet path (veth transmit runs the softirq work in the sender), ' +
+      "so the shared machine's other load is left out.",
+    '',
+    ...localDeliveryTable(r),
     '',
     '## CNI chain overhead',
     '',

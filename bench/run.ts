@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only pkt,net,control,apply,scale,lab,tunnel,cni,churn] [--object PATH]`
+// `npm run bench [-- --quick] [--only pkt,net,control,apply,scale,lab,tunnel,cni,churn,localdelivery] [--object PATH]`
 // Runs the benchmarks, prints ratio tables, writes bench/results/latest.json and
 // regenerates bench/REPORT.md + bench/chart.svg. Parts whose prerequisites are missing
 // (datapath object, addon, CLI) are skipped and named in the report.
@@ -13,6 +13,8 @@ import { runChurnBench } from './churn';
 import { runCni } from './cni';
 import { runControl } from './control';
 import { runLab } from './lab';
+import { runLocalDelivery } from './localdelivery';
+import { defaultLocalDelivery, localDeliveryRows } from './localdelivery-report';
 import { runNet, type Engine } from './net';
 import { runPkt } from './pkt';
 import { runScale } from './scale';
@@ -22,7 +24,7 @@ import { evaluateTargets, netVariantOrder, writeReport } from './report';
 import { ratio } from './stats';
 import type { BenchResults } from './types';
 
-const PARTS = ['pkt', 'net', 'control', 'apply', 'scale', 'lab', 'tunnel', 'cni', 'churn'] as const;
+const PARTS = ['pkt', 'net', 'control', 'apply', 'scale', 'lab', 'tunnel', 'cni', 'churn', 'localdelivery'] as const;
 type Part = (typeof PARTS)[number];
 
 /** The result fields each part fills. */
@@ -36,6 +38,7 @@ const PART_FIELDS: Record<Part, (keyof BenchResults)[]> = {
   tunnel: ['tunnel'],
   cni: ['cni'],
   churn: ['churn'],
+  localdelivery: ['localDelivery'],
 };
 
 /** A `--only` run keeps the parts it did not run from the previous results, with their dates. */
@@ -102,6 +105,7 @@ function printTables(r: BenchResults): void {
       rows.push([`${c.config} v${c.family} ${c.flow}`, c.ns.toFixed(1), c.ratioToEmpty.toFixed(2), '', '']);
   }
   if (r.tunnel) rows.push([], ...tunnelRows(r.tunnel));
+  if (r.localDelivery) rows.push([], ...localDeliveryRows(r.localDelivery));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
   for (const row of rows)
     console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
@@ -293,6 +297,25 @@ async function main(): Promise<void> {
       } catch (e) {
         skipped.churn = `failed: ${(e as Error).message.split('\n')[0]}`;
         log(skipped.churn);
+      }
+    }
+  }
+
+  if (only.has('localdelivery')) {
+    const why = !isRoot ? 'needs root' : (helpersMissing ?? datapathMissing);
+    if (why) skipped.localdelivery = why;
+    else {
+      try {
+        results.localDelivery = await runLocalDelivery({
+          object,
+          pairs: quick ? 3 : 8,
+          pairSeconds: quick ? 1 : 2,
+          defaultOn: defaultLocalDelivery(),
+          log,
+        });
+      } catch (e) {
+        skipped.localdelivery = `failed: ${(e as Error).message.split('\n')[0]}`;
+        log(skipped.localdelivery);
       }
     }
   }

@@ -150,6 +150,32 @@ export interface TunnelResults {
   direct: TunnelModeResult;
 }
 
+/** A node without / with a policy, localDelivery on / off. */
+export type LocalDeliveryCaseName = `${'nopolicy' | 'policy'}_${'on' | 'off'}`;
+
+/** One case of bench/localdelivery.ts, measured in tight pairs against bare. */
+export interface LocalDeliveryCase {
+  /** conn/s of each pair, bare and the case. */
+  pairs: { bare: number; variant: number }[];
+  /** Median over the pairs of case / bare conn/s. */
+  ratio: number;
+  /** Node CPU time per connection (all CPUs, µs), medians over the pairs' runs. */
+  cpuUsPerConn: { bare: number; variant: number };
+  /** Median over the pairs of case / bare CPU per connection. */
+  cpuRatio: number;
+}
+
+/** localDelivery on / off, on a node without policies and with one (bench/localdelivery.ts). */
+export interface LocalDeliveryResults {
+  pairs: number;
+  pairSeconds: number;
+  /** Prefixes in the isolating policy's table. */
+  policyCidrs: number;
+  /** localDelivery's default in src/model/config.ts at measurement time. */
+  defaultOn: boolean;
+  cases: Record<LocalDeliveryCaseName, LocalDeliveryCase>;
+}
+
 /** The kernel's run statistics (BPF_ENABLE_STATS) of a variant's programs over one extra
  *  connection-rate run in the first round (not one of the counted ones: stats cost time). */
 export interface ProgramCost {
@@ -205,6 +231,7 @@ export interface BenchResults {
   scale?: ScaleResults;
   lab?: LabResults;
   tunnel?: TunnelResults;
+  localDelivery?: LocalDeliveryResults;
   cni?: CniResults;
   churn?: ChurnResults;
   /** Benchmark -> why it did not run (or ran partly). */

@@ -2,7 +2,8 @@
 import test from 'ava';
 import { evaluateTargets, renderReport } from '../../bench/report';
 import { defaultTunnelMode, tunnelDefaultTarget, tunnelRows } from '../../bench/tunnel-report';
-import type { BenchResults, TunnelModeResult, TunnelResults } from '../../bench/types';
+import type { TunnelModeResult, TunnelResults } from '../../bench/types';
+import { benchResults } from '../helpers/bench-results';
 
 const mode = (connPerSec: number, dnsLost = 0): TunnelModeResult => ({
   connPerSec,
@@ -64,21 +65,7 @@ test('tunnel rows: each mode against off, the default marked, losses over querie
 });
 
 test('the report carries the tunnel target and table', (t) => {
-  const r: BenchResults = {
-    version: 1,
-    date: '2025-01-01T00:00:00Z',
-    command: 'npm run bench',
-    quick: false,
-    rounds: 5,
-    machine: { kernel: 'k', cpus: 2, node: 'v20' },
-    crr: {},
-    throughput: {},
-    samples: { crr: {}, throughput: {} },
-    skipped: {},
-    targets: [],
-    durationS: 1,
-    tunnel: tunnel('direct', mode(3000), mode(3400)),
-  };
+  const r = benchResults({ tunnel: tunnel('direct', mode(3000), mode(3400)) });
   const target = evaluateTargets(r).find((x) => x.name === 'tunnel_default_mode');
   t.true(target?.pass);
   const md = renderReport(r);
