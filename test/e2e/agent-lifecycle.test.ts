@@ -70,7 +70,7 @@ function start(argv: string[]): Child {
   return { proc, stdout: () => out, stderr: () => err, exit };
 }
 
-async function until(what: string, ok: () => boolean, timeoutMs = 30_000): Promise<void> {
+async function until(what: string, ok: () => boolean, timeoutMs = 60_000): Promise<void> {
   for (const deadline = Date.now() + timeoutMs; !ok(); await new Promise((r) => setTimeout(r, 10))) {
     if (Date.now() > deadline) throw new Error(`wait for ${what}: timed out`);
   }
