@@ -95,10 +95,12 @@ static __always_inline __u32 nf_identity(const __u8 *addr)
 	struct nf_addr_lpm_key lk = { .prefixlen = 128 };
 	__u32 *id;
 
-	id = bpf_map_lookup_elem(&nf_ident_exact, addr);
+	/* Both lookups key from the stack copy: kernels before 6.3 take no map key from a
+	 * global function's pointer argument (addr is q->peer in nf_policy_eval). */
+	__builtin_memcpy(lk.addr, addr, 16);
+	id = bpf_map_lookup_elem(&nf_ident_exact, lk.addr);
 	if (id)
 		return *id;
-	__builtin_memcpy(lk.addr, addr, 16);
 	id = bpf_map_lookup_elem(&nf_ident_lpm, &lk);
 	return id ? *id : 0;
 }
