@@ -14,8 +14,8 @@
 #include "types.h"
 
 /* A 16-bit length from the header, as a value the verifier knows is below 64 KiB:
- * kernels before 6.x (Debian 12's 6.1) give a byte swap's result no bounds, and
- * refuse the packet pointer it then offsets. The barrier keeps clang from dropping
+ * older verifiers (Debian 12's 6.1) give a byte swap's result no bounds, and refuse
+ * the packet pointer it then offsets. The barrier keeps clang from dropping
  * the mask it knows to be redundant. */
 static __always_inline __u32 nf_ntohs_bounded(__be16 v)
 {
