@@ -127,6 +127,12 @@ on() { local vm=$1; shift; in_ns ssh -F "$work/ssh.cfg" -o LogLevel=ERROR "$vm" 
 # parallel; each returns once its agent enforces the state.
 on gw bash /netfence/vagrant/guest/gateway.sh 192.168.56.10/24 10.244.1.0/24=192.168.56.11,10.244.2.0/24=192.168.56.12 >"$work/gw.log" 2>&1 ||
   { cat "$work/gw.log" >&2; log "gateway set-up failed"; exit 1; }
+# node1's node address on the management network (cluster.yaml), reached from this
+# namespace through the management bridge: the node policy's rows on eth0 need traffic
+# to an address the agent knows as node1's, and the DHCP lease is none.
+mgmt1=192.168.122.11
+on node1 ip addr replace "$mgmt1/32" dev eth0
+in_ns ip route replace "$mgmt1/32" dev "$(in_ns ip -o route get "$(awk '$1 == "Host" { h = $2 } h == "node1" && $1 == "HostName" { print $2 }' "$work/ssh.cfg")" | sed -n 's/.* dev \([^ ]*\).*/\1/p')"
 on node1 bash /netfence/vagrant/guest/node.sh node1 192.168.56.11/24 192.168.56.10 10.244.2.0/24 >"$work/node1.log" 2>&1 &
 n1=$!
 on node2 bash /netfence/vagrant/guest/node.sh node2 192.168.56.12/24 192.168.56.10 10.244.1.0/24 >"$work/node2.log" 2>&1 &
@@ -177,8 +183,7 @@ row "gateway saw node1's hairpin (packets)" ">0" "$([ "$after" -gt "$before" ] &
 # The node policy denies everything else on every host interface, eth0 included, and the
 # privileged rules keep ssh: from this namespace (the management network), ssh still logs
 # in and another port is dropped.
-mgmt1=$(awk '$1 == "Host" { h = $2 } h == "node1" && $1 == "HostName" { print $2 }' "$work/ssh.cfg")
-row "ssh to node1 under its node policy" "allow" "$(on node1 true >/dev/null 2>&1 && echo allow || echo deny)"
+row "ssh to node1 under its node policy" "allow" "$(in_ns ssh -F "$work/ssh.cfg" -o LogLevel=ERROR -o HostName="$mgmt1" node1 true >/dev/null 2>&1 && echo allow || echo deny)"
 mgmt_probe=$(printf '{"timeoutMs":3000,"targets":[{"id":"p","ip":"%s","port":8081,"protocol":"TCP"}]}' "$mgmt1" |
   in_ns node dist/src/lab/client.js connect | node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).results[0].verdict')
 row "management net -> node1 8081/TCP" "deny" "$mgmt_probe"

@@ -13,6 +13,18 @@
 #include "parse.h"
 #include "types.h"
 
+/* A 16-bit length from the header, as a value the verifier knows is below 64 KiB:
+ * older verifiers (Debian 12's 6.1) give a byte swap's result no bounds, and refuse
+ * the packet pointer it then offsets. The barrier keeps clang from dropping
+ * the mask it knows to be redundant. */
+static __always_inline __u32 nf_ntohs_bounded(__be16 v)
+{
+	__u32 h = bpf_ntohs(v);
+
+	barrier_var(h);
+	return h & 0xffff;
+}
+
 /* The L4 header of a TCP / UDP packet at l4 (linear data up to `end` = the end of the
  * IP payload, checked by the caller) into *p as nf_parse_l4 reads it; 0 if done,
  * -1 to leave the packet to nf_parse. */
@@ -62,7 +74,7 @@ static __always_inline int nf_parse_direct(struct __sk_buff *skb, struct nf_pkt 
 		if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl != 5 ||
 		    (ip->frag_off & bpf_htons(0x1fff)))
 			return -1;
-		tot = bpf_ntohs(ip->tot_len);
+		tot = nf_ntohs_bounded(ip->tot_len);
 		if (tot < sizeof(*ip) || sizeof(*eth) + tot > len)
 			return -1;
 		p->proto = ip->protocol;
@@ -77,7 +89,7 @@ static __always_inline int nf_parse_direct(struct __sk_buff *skb, struct nf_pkt 
 
 		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
 			return -1;
-		plen = bpf_ntohs(ip6->payload_len);
+		plen = nf_ntohs_bounded(ip6->payload_len);
 		if (!plen || sizeof(*eth) + sizeof(*ip6) + plen > len)
 			return -1;
 		p->proto = ip6->nexthdr;

@@ -95,10 +95,12 @@ static __always_inline __u32 nf_identity(const __u8 *addr)
 	struct nf_addr_lpm_key lk = { .prefixlen = 128 };
 	__u32 *id;
 
-	id = bpf_map_lookup_elem(&nf_ident_exact, addr);
+	/* Both lookups key from the stack copy: kernels before 6.3 take no map key from a
+	 * global function's pointer argument (addr is q->peer in nf_policy_eval). */
+	__builtin_memcpy(lk.addr, addr, 16);
+	id = bpf_map_lookup_elem(&nf_ident_exact, lk.addr);
 	if (id)
 		return *id;
-	__builtin_memcpy(lk.addr, addr, 16);
 	id = bpf_map_lookup_elem(&nf_ident_lpm, &lk);
 	return id ? *id : 0;
 }
@@ -130,10 +132,8 @@ struct nf_walk {
  * Pass can have come before. */
 static __always_inline int nf_chunk_match(struct nf_walk *wk, const int first)
 {
-	struct nf_peer_ident_key pik = {};
 	struct nf_cidr_key ck = {};
-	struct nf_port_key pk = {};
-	struct nf_bitmap *bi, *bc, *bp;
+	struct nf_bitmap *bi = NULL, *bc, *bp;
 	const struct nf_query *q = wk->q;
 	__u32 key = q->table | wk->chunk << NF_CHUNK_SHIFT;
 	__u32 key_be = bpf_htonl(key);
@@ -143,19 +143,27 @@ static __always_inline int nf_chunk_match(struct nf_walk *wk, const int first)
 #pragma unroll
 	for (w = 0; w < NF_BITMAP_WORDS; w++)
 		wk->m[w] = 0;
-	pk.prefixlen = 32 + 8 + 16;
-	pk.proto = q->proto;
-	__builtin_memcpy(pk.table, &key_be, 4);
-	__builtin_memcpy(pk.port, &port, 2);
-	bp = bpf_map_lookup_elem(&nf_ports, &pk);
+	/* Each key in its own block, so the keys share their stack: with the bpf_loop
+	 * frames above it, 6.1's verifier caps the call chain at 512 bytes. */
+	{
+		struct nf_port_key pk = {};
+
+		pk.prefixlen = 32 + 8 + 16;
+		pk.proto = q->proto;
+		__builtin_memcpy(pk.table, &key_be, 4);
+		__builtin_memcpy(pk.port, &port, 2);
+		bp = bpf_map_lookup_elem(&nf_ports, &pk);
+	}
 	if (!bp)
 		return 0;
 
 	if (first)
 		wk->identity = nf_identity(q->peer);
-	pik.table = key;
-	pik.identity = wk->identity;
-	bi = pik.identity ? bpf_map_lookup_elem(&nf_peer_ident, &pik) : NULL;
+	if (wk->identity) {
+		struct nf_peer_ident_key pik = { .table = key, .identity = wk->identity };
+
+		bi = bpf_map_lookup_elem(&nf_peer_ident, &pik);
+	}
 	ck.prefixlen = 32 + 128; /* set apart: an initializer lands in .rodata */
 	__builtin_memcpy(ck.table, &key_be, 4);
 	__builtin_memcpy(ck.addr, q->peer, 16);

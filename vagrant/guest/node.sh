@@ -44,6 +44,10 @@ while read -r name ip; do
   ip -n "$ns" route add default via 169.254.1.1 dev eth0
   ip link set "$host" up
   sysctl -qw "net.ipv4.conf.$host.proxy_arp=1"
+  # Proxy ARP answers only for an address the host has a route to, and these guests
+  # have no default route (the management network is isolated): the pod's gateway
+  # address gets the host veth's MAC as a permanent neighbour instead.
+  ip -n "$ns" neigh replace 169.254.1.1 lladdr "$(cat "/sys/class/net/$host/address")" dev eth0 nud permanent
   ip route replace "$ip/32" dev "$host"
   systemd-run -q --working-directory=/netfence --unit "lab-$name" ip netns exec "$ns" node dist/src/lab/server.js "$name" 80/TCP 53/UDP
 done <<< "$pods"
