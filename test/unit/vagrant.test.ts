@@ -76,4 +76,5 @@ test('the scripts run.sh calls exist and parse', (t) => {
     scripts: Record<string, string>;
   };
   t.regex(pkg.scripts['test:vagrant'], /bash vagrant\/run\.sh/);
+  t.regex(fs.readFileSync(path.join(repo, '.ci/run'), 'utf8'), /bash vagrant\/run\.sh/);
 });
