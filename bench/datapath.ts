@@ -2,10 +2,10 @@
 // configuration gets its own maps, filled by hand, so configurations can be measured
 // side by side, interleaved, without touching anyone's pinned state.
 import path from 'node:path';
-import { NF_LAYOUT_VERSION, NfEpFlag, NfLocalKind } from '../src/wire/abi';
+import { NfEpFlag, NfLocalKind } from '../src/wire/abi';
 import { encodeAddr } from '../src/wire/addr';
 import { encodeU32 } from '../src/wire/bytes';
-import { encodeConfig } from '../src/wire/config';
+import { PLAIN_CONFIG, encodeConfig } from '../src/wire/config';
 import { encodeEndpoint, type Endpoint } from '../src/wire/endpoint';
 import { encodeLocal } from '../src/wire/local';
 import type { DiscoveredEndpoint } from '../src/compile/endpoint';
@@ -69,18 +69,7 @@ export function fillMaps(addon: NativeAddon, o: BenchObject, entries: Entries): 
 
 /** nf_config for a benchmark: current layout, no tunnel, no drop events. */
 export function writeConfig(addon: NativeAddon, o: BenchObject): void {
-  addon.mapUpdate(
-    o.map('nf_config').fd,
-    encodeU32(0),
-    encodeConfig({
-      layoutVersion: NF_LAYOUT_VERSION,
-      flags: 0,
-      tunnelMark: 0,
-      tunnelMarkMask: 0,
-      uplinkIfindex: 0,
-      eventsPerSec: 0,
-    }),
-  );
+  addon.mapUpdate(o.map('nf_config').fd, encodeU32(0), encodeConfig(PLAIN_CONFIG));
 }
 
 /** A local pod's address and the MACs of its veth's two ends (as discovery finds them). */

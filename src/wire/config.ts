@@ -2,6 +2,7 @@
 import { formatIp, parseIp } from '../model/ip';
 import { bytesToAddr, ipBytes } from './addr';
 import { r32, w32 } from './bytes';
+import { NF_LAYOUT_VERSION } from './abi';
 import { ADDR_BYTES, LAYOUT, alloc, checkSize } from './layout';
 
 export interface Config {
@@ -15,6 +16,16 @@ export interface Config {
   gateway6?: string;
   gateway4?: string;
 }
+
+/** The current layout with nothing switched on: no tunnel, no uplink, no drop events. */
+export const PLAIN_CONFIG: Readonly<Config> = {
+  layoutVersion: NF_LAYOUT_VERSION,
+  flags: 0,
+  tunnelMark: 0,
+  tunnelMarkMask: 0,
+  uplinkIfindex: 0,
+  eventsPerSec: 0,
+};
 
 const F = LAYOUT.nf_config.fields;
 const GW4_BYTES = F._pad - F.gateway4;

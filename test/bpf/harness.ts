@@ -9,10 +9,10 @@
 import { bitmapFrom } from '../../src/compile/bitmap';
 import { portRangePrefixes } from '../../src/compile/port-prefix';
 import { toCidr } from '../../src/model/ip';
-import { NF_CHUNK_RULES, NF_LAYOUT_VERSION, NF_REASON_DESC, NfEpFlag } from '../../src/wire/abi';
+import { NF_CHUNK_RULES, NF_REASON_DESC, NfEpFlag } from '../../src/wire/abi';
 import { encodeAddr, encodeAddrLpmKey, mappedPrefix } from '../../src/wire/addr';
 import { encodeU32, encodeU8 } from '../../src/wire/bytes';
-import { encodeConfig, type Config } from '../../src/wire/config';
+import { PLAIN_CONFIG, encodeConfig, type Config } from '../../src/wire/config';
 import { decodeCt, encodeCt, type CtKey, type CtVal } from '../../src/wire/conntrack';
 import { encodeEpStatsKey, sumPerCpuCounters, type Counter } from '../../src/wire/counters';
 import { chunkCount, encodeEndpoint, type Endpoint } from '../../src/wire/endpoint';
@@ -207,15 +207,7 @@ export class Classifier {
   }
 
   config(c: Partial<Config>): void {
-    const full: Config = {
-      layoutVersion: NF_LAYOUT_VERSION,
-      flags: 0,
-      tunnelMark: 0,
-      tunnelMarkMask: 0,
-      uplinkIfindex: 0,
-      eventsPerSec: 0,
-      ...c,
-    };
+    const full: Config = { ...PLAIN_CONFIG, ...c };
     this.put('nf_config', encodeU32(0), encodeConfig(full));
   }
 
