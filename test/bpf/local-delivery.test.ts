@@ -82,6 +82,39 @@ test.serial(
   },
 );
 
+/** Sets an IPv4 frame's TTL and identification and recomputes its header checksum. */
+function withIpv4Header(frame: Buffer, ttl: number, id: number): Buffer {
+  const f = Buffer.from(frame);
+  f[14 + 8] = ttl;
+  f.writeUInt16BE(id, 14 + 4);
+  f.writeUInt16BE(0, 14 + 10);
+  let sum = 0;
+  for (let i = 14; i < 34; i += 2) sum += f.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+  f.writeUInt16BE(~sum & 0xffff, 14 + 10);
+  return f;
+}
+
+test.serial('routing keeps the IPv4 header checksum right for every checksum value and TTL', (t) => {
+  setup();
+  const base = toNode({ src: A.v4, dst: B.v4, l4: tcp(80) });
+  let wrong = 0;
+  // identifications 257 apart sweep the checksum's high and low bytes (carries included)
+  for (const ttl of [2, 64, 255]) {
+    for (let id = 0; id <= 0xffff; id += 257) {
+      const sent = withIpv4Header(base, ttl, id);
+      const r = k.runFrame('ingress', sent);
+      const expected = Buffer.from(sent);
+      B_MACS.podMac.split(':').forEach((b, i) => (expected[i] = parseInt(b, 16)));
+      B_MACS.hostMac.split(':').forEach((b, i) => (expected[6 + i] = parseInt(b, 16)));
+      expected[14 + 8] = ttl - 1;
+      expected.writeUInt16BE(r.frame.readUInt16BE(14 + 10), 14 + 10);
+      if (r.verdict !== TC_ACT_REDIRECT || !ipv4ChecksumOk(r.frame) || !r.frame.equals(expected)) wrong++;
+    }
+  }
+  t.is(wrong, 0, 'redirected, MACs and TTL - 1, checksum right, nothing else changed');
+});
+
 test.serial('denied by the destination pod: dropped at the source hook, attributed to the destination', async (t) => {
   setup();
   k.watchEvents();
