@@ -105,51 +105,22 @@ static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_pkt 
 	return TC_ACT_OK;
 }
 
-/* The frame head local delivery rewrites: Ethernet header plus the IP header up to
- * the IPv4 checksum (bytes 14..25) or the IPv6 hop limit (14..21). */
-#define NF_ROUTED_HEAD4 (ETH_HLEN + offsetof(struct iphdr, check) + 2)
-#define NF_ROUTED_HEAD6 (ETH_HLEN + offsetof(struct ipv6hdr, hop_limit) + 1)
-
-/* The IPv4 header checksum `check` (network order) after the TTL, the high byte of
- * its 16-bit word, went down by one (RFC 1624 eqn. 3, as the kernel's csum_replace2). */
-static __always_inline __u16 nf_csum_ttl_dec(__u16 check, __u8 ttl)
+/* What routing the packet (TTL / hop limit `ttl` > 1) to local pod `to` does to it:
+ * the Ethernet addresses of a frame from the pod's host veth, TTL - 1. 0 if done. */
+static __always_inline int nf_forward_rewrite(struct __sk_buff *skb, int family, __u8 ttl, const struct nf_local *to)
 {
-	__u32 old = (__u32)ttl << 8, sum;
-
-	sum = (~bpf_ntohs(check) & 0xffff) + (~old & 0xffff) + (old - 0x100);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return bpf_htons(~sum & 0xffff);
-}
-
-/*
- * What routing the packet (TTL / hop limit > 1, checked by nf_ttl) to local pod `to`
- * does to it: the Ethernet addresses of a frame from the pod's host veth, TTL - 1
- * and, for IPv4, the header checksum. One store of the whole rewritten head: each
- * store helper call makes the skb writable and copies on its own. Not inlined: the
- * head lives in this frame, outside the call chain of nf_policy_eval, whose stack is
- * at the verifier's limit. 0 if done.
- */
-static __noinline int nf_forward_rewrite(struct __sk_buff *skb, const struct nf_local *to)
-{
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	__u8 head[NF_ROUTED_HEAD4];
-	struct iphdr *ip = (void *)(head + ETH_HLEN);
-	struct ethhdr *eth = (void *)head;
-
-	if (data + NF_ROUTED_HEAD4 > data_end)
+	if (bpf_skb_store_bytes(skb, 0, to->pod_mac, 2 * ETH_ALEN, 0))
 		return -1;
-	__builtin_memcpy(head, data, NF_ROUTED_HEAD4);
-	__builtin_memcpy(eth->h_dest, to->pod_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, to->host_mac, ETH_ALEN);
-	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		((struct ipv6hdr *)ip)->hop_limit--;
-		return bpf_skb_store_bytes(skb, 0, head, NF_ROUTED_HEAD6, 0);
+	if (family == 6) {
+		ttl--;
+		return bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, hop_limit), &ttl, 1, 0);
 	}
-	ip->check = nf_csum_ttl_dec(ip->check, ip->ttl);
-	ip->ttl--;
-	return bpf_skb_store_bytes(skb, 0, head, NF_ROUTED_HEAD4, 0);
+	/* the TTL is the high byte of its 16-bit checksum word */
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), bpf_htons(ttl << 8),
+				bpf_htons((__u8)(ttl - 1) << 8), 2))
+		return -1;
+	ttl--;
+	return bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, ttl), &ttl, 1, 0);
 }
 
 /* The TTL / hop limit of an untagged IP packet p, 0 if it is not one. */
@@ -206,7 +177,7 @@ static __always_inline int nf_deliver_local(struct __sk_buff *skb, const struct 
 		return TC_ACT_OK;
 	if (!nf_allow(dep, s, NULL, NF_DIR_INGRESS, 0, dif))
 		return TC_ACT_SHOT;
-	if (nf_forward_rewrite(skb, l))
+	if (nf_forward_rewrite(skb, p->family, ttl, l))
 		return TC_ACT_SHOT; /* a half-rewritten packet must not go anywhere */
 	return bpf_redirect_peer(dif, 0);
 }
