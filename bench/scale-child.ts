@@ -22,7 +22,6 @@ import type { PodObj, Snapshot } from '../src/model/types';
 import type { Reconciler } from '../src/reconcile/reconciler';
 import { selectionMatches } from '../src/selectors/resolve';
 import { ParseCache, loadStateDirAsync, loadStateDirConfigAsync } from '../src/sources/directory';
-import { KubernetesSource, apiSnapshotBuilder, loadKubeConfig, readConfigFile } from '../src/sources/kubernetes';
 import { stateDirHash } from '../src/sources/state-hash';
 import { BENCH_NODE, localEndpoints } from './cluster';
 import { kernelReconciler } from './kernel-maps';
@@ -176,6 +175,10 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
 const API_DEADLINE_MS = 10 * 60_000;
 
 async function fromApi(kubeconfig: string, configFile: string): Promise<ScaleChildResult> {
+  // As the agent does (cli/agent-source.ts): the client library only for this source, so
+  // the files child's RSS is that of an agent on a state directory.
+  const { KubernetesSource, apiSnapshotBuilder, loadKubeConfig, readConfigFile } =
+    await import('../src/sources/kubernetes');
   const settings = readConfigFile(configFile);
   const { reconciler, close } = kernelReconciler(buildSnapshot(settings).config.capacity);
   const t0 = performance.now();
