@@ -21,8 +21,8 @@ import { buildSnapshot } from '../src/model/snapshot';
 import type { PodObj, Snapshot } from '../src/model/types';
 import type { Reconciler } from '../src/reconcile/reconciler';
 import { selectionMatches } from '../src/selectors/resolve';
-import { ParseCache, loadStateDirAsync, loadStateDirConfigAsync } from '../src/sources/directory';
-import { stateDirHash } from '../src/sources/state-hash';
+import { ParseCache, loadStateDirConfigAsync, snapshotOfFiles } from '../src/sources/directory';
+import { readStateDir } from '../src/sources/state-files';
 import { BENCH_NODE, localEndpoints } from './cluster';
 import { kernelReconciler } from './kernel-maps';
 
@@ -129,8 +129,8 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
   const t = performance.now();
   const { reconciler, close } = kernelReconciler(config.capacity);
   const openMs = performance.now() - t;
-  await stateDirHash(dir);
-  const s = await loadStateDirAsync(dir, cache);
+  // As the directory source loads: one read gives the version and the texts.
+  const s = snapshotOfFiles(await readStateDir(dir), cache);
   const loadMs = performance.now() - t0 - openMs;
   const eps = localEndpoints(s, BENCH_NODE);
   const result = summary(s, eps, enforce(compiler, reconciler, s, eps), loadMs);
@@ -139,8 +139,7 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
   const file = fs.readdirSync(dir).filter((f) => f.startsWith('ns-'))[0];
   fs.appendFileSync(path.join(dir, file), '# edited\n');
   const t1 = performance.now();
-  await stateDirHash(dir);
-  const edited = await loadStateDirAsync(dir, cache);
+  const edited = snapshotOfFiles(await readStateDir(dir), cache);
   enforce(compiler, reconciler, edited, eps);
   result.reload = { ms: performance.now() - t1, filesParsed: cache.parses - files, files };
   globalThis.gc?.();
