@@ -129,8 +129,10 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
   const t = performance.now();
   const { reconciler, close } = kernelReconciler(config.capacity);
   const openMs = performance.now() - t;
-  // As the directory source loads: one read gives the version and the texts.
-  const s = snapshotOfFiles(await readStateDir(dir), cache);
+  // As the directory source loads: one read gives the version and the texts (in a function
+  // of its own, so the texts read are not held past the load, as in the agent).
+  const load = async (): Promise<Snapshot> => snapshotOfFiles(await readStateDir(dir), cache);
+  const s = await load();
   const loadMs = performance.now() - t0 - openMs;
   const eps = localEndpoints(s, BENCH_NODE);
   const result = summary(s, eps, enforce(compiler, reconciler, s, eps), loadMs);
@@ -139,7 +141,7 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
   const file = fs.readdirSync(dir).filter((f) => f.startsWith('ns-'))[0];
   fs.appendFileSync(path.join(dir, file), '# edited\n');
   const t1 = performance.now();
-  const edited = snapshotOfFiles(await readStateDir(dir), cache);
+  const edited = await load();
   enforce(compiler, reconciler, edited, eps);
   result.reload = { ms: performance.now() - t1, filesParsed: cache.parses - files, files };
   globalThis.gc?.();

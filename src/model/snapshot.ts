@@ -120,13 +120,13 @@ export interface DecodedDoc {
   segments?: PathSegment[];
   errors: readonly ValidationError[];
   warnings: readonly string[];
-  /** What it loads, under its identity. */
-  loaded?: {
-    key: string;
-    origin: { file?: string };
-    item?: { collection: Collection; value: Item };
-    config?: NetfenceConfig;
-  };
+  /** Set when it loads: its identity (the same string as `id` when equal: 100k objects)... */
+  key?: string;
+  origin?: { file?: string };
+  /** ...and what it adds: an object to a collection, or the NetfenceConfig. */
+  collection?: Collection;
+  value?: Item;
+  config?: NetfenceConfig;
 }
 
 type Item = Collections[Collection][number];
@@ -197,14 +197,17 @@ function decodeDoc({ obj, doc }: Doc, origin: { file?: string }): DecodedDoc {
     else warn(`skip ${name}`, u.warning);
     return done();
   }
-  out.object = handler
+  const id = identity(doc);
+  const object = handler
     ? objectName(kind, doc, handler.namespaced)
     : `NetfenceConfig ${String(doc.get('metadata').get('name').value ?? 'netfence')}`;
-  const id = identity(doc);
+  out.object = object === id ? id : object;
   if (id !== undefined) out.id = id;
   if (!handler) {
     try {
-      out.loaded = { key: CONFIG_OBJECT_KEY, origin, config: parseNetfenceConfig(doc) };
+      out.config = parseNetfenceConfig(doc);
+      out.key = CONFIG_OBJECT_KEY;
+      out.origin = origin;
     } catch (e) {
       if (!(e instanceof FieldError)) throw e;
       fail(out.object, e, CONFIG_OBJECT_KEY);
@@ -222,11 +225,12 @@ function decodeDoc({ obj, doc }: Doc, origin: { file?: string }): DecodedDoc {
       warn: (msg) => parsedWarnings.push(msg),
       report: (err) => reported.push(err),
     });
-    out.loaded = {
-      key: loadedId,
-      origin,
-      ...(value !== undefined && { item: { collection: handler.collection, value } }),
-    };
+    out.key = loadedId === id ? id : loadedId;
+    out.origin = origin;
+    if (value !== undefined) {
+      out.collection = handler.collection;
+      out.value = value;
+    }
     for (const msg of parsedWarnings) warn(out.object, msg);
     for (const err of reported) fail(out.object, err, loadedId);
   } catch (e) {
@@ -282,11 +286,10 @@ export function assembleSnapshot(
       }
       for (const e of d.errors) s.errors.push(e);
       for (const w of d.warnings) s.warnings.push(w);
-      const loaded = d.loaded;
-      if (!loaded) continue;
-      origins[loaded.key] = loaded.origin;
-      if (loaded.config) s.config = loaded.config;
-      if (loaded.item) (s[loaded.item.collection] as Item[]).push(loaded.item.value);
+      if (d.key === undefined) continue;
+      origins[d.key] = d.origin ?? {};
+      if (d.config) s.config = d.config;
+      if (d.collection) (s[d.collection] as Item[]).push(d.value!);
     }
   s.policies = withSystemPolicies(s.policies, s.config);
   s.origins = origins;
