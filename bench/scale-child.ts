@@ -21,9 +21,8 @@ import { buildSnapshot } from '../src/model/snapshot';
 import type { PodObj, Snapshot } from '../src/model/types';
 import type { Reconciler } from '../src/reconcile/reconciler';
 import { selectionMatches } from '../src/selectors/resolve';
-import { ParseCache, loadStateDirAsync, loadStateDirConfigAsync } from '../src/sources/directory';
-import { KubernetesSource, apiSnapshotBuilder, loadKubeConfig, readConfigFile } from '../src/sources/kubernetes';
-import { stateDirHash } from '../src/sources/state-hash';
+import { ParseCache, loadStateDirConfigAsync, snapshotOfFiles } from '../src/sources/directory';
+import { readStateDir } from '../src/sources/state-files';
 import { BENCH_NODE, localEndpoints } from './cluster';
 import { kernelReconciler } from './kernel-maps';
 
@@ -130,8 +129,10 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
   const t = performance.now();
   const { reconciler, close } = kernelReconciler(config.capacity);
   const openMs = performance.now() - t;
-  await stateDirHash(dir);
-  const s = await loadStateDirAsync(dir, cache);
+  // As the directory source loads: one read gives the version and the texts (in a function
+  // of its own, so the texts read are not held past the load, as in the agent).
+  const load = async (): Promise<Snapshot> => snapshotOfFiles(await readStateDir(dir), cache);
+  const s = await load();
   const loadMs = performance.now() - t0 - openMs;
   const eps = localEndpoints(s, BENCH_NODE);
   const result = summary(s, eps, enforce(compiler, reconciler, s, eps), loadMs);
@@ -140,8 +141,7 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
   const file = fs.readdirSync(dir).filter((f) => f.startsWith('ns-'))[0];
   fs.appendFileSync(path.join(dir, file), '# edited\n');
   const t1 = performance.now();
-  await stateDirHash(dir);
-  const edited = await loadStateDirAsync(dir, cache);
+  const edited = await load();
   enforce(compiler, reconciler, edited, eps);
   result.reload = { ms: performance.now() - t1, filesParsed: cache.parses - files, files };
   globalThis.gc?.();
@@ -176,6 +176,10 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
 const API_DEADLINE_MS = 10 * 60_000;
 
 async function fromApi(kubeconfig: string, configFile: string): Promise<ScaleChildResult> {
+  // As the agent does (cli/agent-source.ts): the client library only for this source, so
+  // the files child's RSS is that of an agent on a state directory.
+  const { KubernetesSource, apiSnapshotBuilder, loadKubeConfig, readConfigFile } =
+    await import('../src/sources/kubernetes');
   const settings = readConfigFile(configFile);
   const { reconciler, close } = kernelReconciler(buildSnapshot(settings).config.capacity);
   const t0 = performance.now();

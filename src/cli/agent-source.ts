@@ -7,7 +7,6 @@ import { buildSnapshot } from '../model/snapshot';
 import type { NetfenceConfig } from '../model/types';
 import { ParseCache, loadStateDirConfigAsync } from '../sources/directory';
 import { DirectorySource } from '../sources/directory-source';
-import { createKubernetesSource, readConfigFile } from '../sources/kubernetes';
 import type { SnapshotSource } from '../sources/source';
 
 export type SourceChoice =
@@ -65,6 +64,8 @@ export async function createAgentSource(
       describe: `state directory ${choice.dir}`,
     };
   }
+  // Loaded only for this source: the client library alone is ~50 MB of the agent's RSS.
+  const { createKubernetesSource, readConfigFile } = await import('../sources/kubernetes');
   const settings = buildSnapshot(choice.configFile ? readConfigFile(choice.configFile) : []);
   const bad = settings.errors[0];
   if (bad) throw new Error(`read config ${choice.configFile}: ${bad.object} ${bad.field}: ${bad.message}`);

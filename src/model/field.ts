@@ -1,6 +1,7 @@
 // A cursor over untyped decoded YAML/JSON that knows its path, so every validation
 // failure names the exact field ("spec.ingress[0].from[1].ipBlock.cidr").
 import type { LabelSelector, LabelSelectorRequirement } from './types';
+import { intern } from './intern';
 import { formatCidr, formatIp, parseCidr, parseIp, type Cidr } from './ip';
 
 export type PathSegment = string | number;
@@ -110,13 +111,13 @@ export class Field {
     this.required();
     if (typeof this.value !== 'string') this.fail(`must be a string, got ${describe(this.value)}`);
     if (this.value === '') this.fail('must not be empty');
-    return this.value;
+    return intern(this.value);
   }
 
   /** A string that may be empty (label values). */
   text(): string {
     if (typeof this.value !== 'string') this.fail(`must be a string, got ${describe(this.value)}`);
-    return this.value;
+    return intern(this.value);
   }
 
   /** An optional string: "" is absent too, as the API's omitempty fields read it. */
@@ -127,8 +128,9 @@ export class Field {
   oneOf<T extends string>(values: readonly T[], dflt?: T): T {
     if (!this.present && dflt !== undefined) return dflt;
     const s = this.string();
-    if (!values.includes(s as T)) this.fail(`must be one of ${values.join(', ')}, got "${s}"`);
-    return s as T;
+    const known = values.find((v) => v === s);
+    if (known === undefined) this.fail(`must be one of ${values.join(', ')}, got "${s}"`);
+    return known;
   }
 
   int(min: number, max: number): number {

@@ -24,7 +24,14 @@ export interface LoadContext {
   report(err: FieldError): void;
 }
 
-export interface KindSpec {
+/** The snapshot's lists of objects, each filled by the kinds naming it. */
+export type Collections = Pick<
+  Snapshot,
+  'namespaces' | 'pods' | 'nodes' | 'services' | 'networkAttachmentDefinitions' | 'policies'
+>;
+export type Collection = keyof Collections;
+
+interface KindSpecOf<C extends Collection> {
   apiVersion: string;
   /** The kind as the API names it. */
   kind: string;
@@ -37,9 +44,14 @@ export interface KindSpec {
   /** A policy kind: it rejects unknown fields (other kinds carry many fields netfence
    *  ignores), and its registry name is its PolicyRef.kind. */
   policy?: true;
-  /** Parses the document into the snapshot. */
-  add(doc: Field, meta: Meta, s: Snapshot, ctx: LoadContext): void;
+  /** The snapshot list this kind's objects go to. */
+  collection: C;
+  /** Parses the document on its own (no other object is needed: a cache can keep the result
+   *  while the document is unchanged); undefined skips it (after a warning). */
+  parse(doc: Field, meta: Meta, ctx: LoadContext): Collections[C][number] | undefined;
 }
+
+export type KindSpec = { [C in Collection]: KindSpecOf<C> }[Collection];
 
 /** By the name the model gives the kind: the API's, except where netfence reads one API
  *  kind as a narrower one (an Antrea ClusterNetworkPolicy with a node appliedTo is a
@@ -50,28 +62,32 @@ export const KINDS = {
     kind: 'Namespace',
     resource: 'namespaces',
     namespaced: false,
-    add: (d, m, s) => s.namespaces.push(parseNamespace(d, m)),
+    collection: 'namespaces',
+    parse: parseNamespace,
   },
   Pod: {
     apiVersion: 'v1',
     kind: 'Pod',
     resource: 'pods',
     namespaced: true,
-    add: (d, m, s) => s.pods.push(parsePod(d, m)),
+    collection: 'pods',
+    parse: parsePod,
   },
   Node: {
     apiVersion: 'v1',
     kind: 'Node',
     resource: 'nodes',
     namespaced: false,
-    add: (d, m, s) => s.nodes.push(parseNode(d, m)),
+    collection: 'nodes',
+    parse: parseNode,
   },
   Service: {
     apiVersion: 'v1',
     kind: 'Service',
     resource: 'services',
     namespaced: true,
-    add: (d, m, s) => s.services.push(parseService(d, m)),
+    collection: 'services',
+    parse: parseService,
   },
   NetworkPolicy: {
     apiVersion: 'networking.k8s.io/v1',
@@ -79,7 +95,8 @@ export const KINDS = {
     resource: 'networkpolicies',
     namespaced: true,
     policy: true,
-    add: (d, m, s) => s.policies.push(parseNetworkPolicy(d, m)),
+    collection: 'policies',
+    parse: parseNetworkPolicy,
   },
   ClusterNetworkPolicy: {
     apiVersion: 'policy.networking.k8s.io/v1alpha2',
@@ -88,7 +105,8 @@ export const KINDS = {
     namespaced: false,
     crd: 'netfence',
     policy: true,
-    add: (d, m, s, ctx) => s.policies.push(parseClusterNetworkPolicy(d, m, ctx.report)),
+    collection: 'policies',
+    parse: (d, m, ctx) => parseClusterNetworkPolicy(d, m, ctx.report),
   },
   MultiNetworkPolicy: {
     apiVersion: 'k8s.cni.cncf.io/v1beta1',
@@ -97,10 +115,11 @@ export const KINDS = {
     namespaced: true,
     crd: 'netfence',
     policy: true,
-    add: (d, m, s, ctx) => {
+    collection: 'policies',
+    parse: (d, m, ctx) => {
       const p = parseMultiNetworkPolicy(d, m);
-      if (p) s.policies.push(p);
-      else ctx.warn(`skipped: no ${POLICY_FOR_ANNOTATION} annotation, the policy applies to no network`);
+      if (!p) ctx.warn(`skipped: no ${POLICY_FOR_ANNOTATION} annotation, the policy applies to no network`);
+      return p;
     },
   },
   NetworkAttachmentDefinition: {
@@ -109,7 +128,8 @@ export const KINDS = {
     resource: 'network-attachment-definitions',
     namespaced: true,
     crd: 'external',
-    add: (d, m, s) => s.networkAttachmentDefinitions.push(parseNetworkAttachmentDefinition(d, m)),
+    collection: 'networkAttachmentDefinitions',
+    parse: parseNetworkAttachmentDefinition,
   },
   NodePolicy: {
     apiVersion: 'crd.antrea.io/v1beta1',
@@ -118,12 +138,13 @@ export const KINDS = {
     namespaced: false,
     crd: 'external',
     policy: true,
-    add: (d, m, s, ctx) => {
-      if (isAntreaNodePolicy(d)) s.policies.push(parseAntreaNodePolicy(d, m, ctx.warn));
-      else
-        ctx.warn(
-          'skipped: not a node policy (no policy-level appliedTo nodeSelector): netfence enforces only node policies of this kind',
-        );
+    collection: 'policies',
+    parse: (d, m, ctx) => {
+      if (isAntreaNodePolicy(d)) return parseAntreaNodePolicy(d, m, ctx.warn);
+      ctx.warn(
+        'skipped: not a node policy (no policy-level appliedTo nodeSelector): netfence enforces only node policies of this kind',
+      );
+      return undefined;
     },
   },
 } satisfies Record<string, KindSpec>;
@@ -132,9 +153,7 @@ export type KindName = keyof typeof KINDS;
 /** The policy kinds by the model's name (PolicyRef.kind, beside 'System'). */
 export type PolicyKind = { [K in KindName]: (typeof KINDS)[K] extends { policy: true } ? K : never }[KindName];
 
-export interface ReadKind extends KindSpec {
-  name: KindName;
-}
+export type ReadKind = KindSpec & { name: KindName };
 
 /** The registry as a list, in its order. */
 export const READ_KINDS: readonly ReadKind[] = (Object.entries(KINDS) as [KindName, KindSpec][]).map(

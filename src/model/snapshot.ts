@@ -9,7 +9,7 @@ import { defaultConfig, parseNetfenceConfig } from './config';
 import { Field, FieldError, type PathSegment } from './field';
 import { unhandledKind } from './kinds';
 import { readMeta } from './objects';
-import { READ_KINDS, type ReadKind } from './registry';
+import { READ_KINDS, type Collection, type Collections, type ReadKind } from './registry';
 import { comparePolicies, type Policy } from './rules';
 import { systemPolicies } from './system';
 import type { NetfenceConfig, Snapshot, ValidationError } from './types';
@@ -95,131 +95,209 @@ export function emptySnapshot(config: NetfenceConfig = defaultConfig()): Snapsho
 type Doc = { obj: SourceObject; doc: Field };
 
 /** `List` objects (kubectl get -o yaml) are flattened into their items. */
-function flatten(objects: SourceObject[]): Doc[] {
-  return objects.flatMap((obj) => {
-    const root = new Field(obj.doc);
-    const isList = root.present && typeof obj.doc === 'object' && root.get('kind').value === 'List';
-    return isList
-      ? root
-          .get('items')
-          .items()
-          .map((doc) => ({ obj, doc }))
-      : [{ obj, doc: root }];
-  });
+function flatten(obj: SourceObject): Doc[] {
+  const root = new Field(obj.doc);
+  const isList = root.present && typeof obj.doc === 'object' && root.get('kind').value === 'List';
+  return isList
+    ? root
+        .get('items')
+        .items()
+        .map((doc) => ({ obj, doc }))
+    : [{ obj, doc: root }];
+}
+
+/** One document's part of a snapshot, decoded on its own (no other document is needed): a
+ *  source keeps it (per file, per API object) while the document is unchanged, so a change
+ *  decodes only what changed. It holds no reference to the raw document. */
+export interface DecodedDoc {
+  /** Identity (objectKey) of a document of a kind netfence reads: copies are all rejected. */
+  id?: string;
+  /** "Kind ns/name" as errors name it. */
+  object: string;
+  file?: string;
+  locate?: SourceObject['locate'];
+  /** Path of a List's item in its document (absent: the document itself). */
+  segments?: PathSegment[];
+  errors: readonly ValidationError[];
+  warnings: readonly string[];
+  /** Set when it loads: its identity (the same string as `id` when equal: 100k objects)... */
+  key?: string;
+  origin?: { file?: string };
+  /** ...and what it adds: an object to a collection, or the NetfenceConfig. */
+  collection?: Collection;
+  value?: Item;
+  config?: NetfenceConfig;
+}
+
+type Item = Collections[Collection][number];
+const NONE: readonly never[] = Object.freeze([]);
+
+/** A ValidationError for `err`, located in the document's file. */
+function validationError(
+  d: Pick<DecodedDoc, 'file' | 'locate'>,
+  object: string,
+  err: FieldError,
+  key?: string,
+): ValidationError {
+  const line = d.locate?.(err.segments);
+  return {
+    ...(d.file !== undefined && { file: d.file }),
+    ...(line !== undefined && { line }),
+    object,
+    field: err.field,
+    message: err.message,
+    ...(key !== undefined && { key }),
+  };
 }
 
 /** "file:line" of a document ('' without a file). */
-function place({ obj, doc }: Doc): string {
-  const line = obj.locate?.(doc.segments);
-  return obj.file ? `${obj.file}${line ? `:${line}` : ''}` : '';
+function place(d: DecodedDoc): string {
+  const line = d.locate?.(d.segments ?? []);
+  return d.file ? `${d.file}${line ? `:${line}` : ''}` : '';
 }
 
-/** The documents of every identity defined more than once (in one file or several). */
-function duplicates(docs: Doc[]): Map<string, Doc[]> {
-  const byId = new Map<string, Doc[]>();
-  for (const d of docs) {
-    const id = identity(d.doc);
-    if (id === undefined) continue;
-    const copies = byId.get(id);
-    if (copies) copies.push(d);
-    else byId.set(id, [d]);
+function decodeDoc({ obj, doc }: Doc, origin: { file?: string }): DecodedDoc {
+  const errors: ValidationError[] = [];
+  const warnings: string[] = [];
+  const out: DecodedDoc = {
+    object: '<unknown object>',
+    ...(obj.file !== undefined && { file: obj.file }),
+    ...(obj.locate && { locate: obj.locate }),
+    ...(doc.segments.length > 0 && { segments: doc.segments }),
+    errors: NONE,
+    warnings: NONE,
+  };
+  const fail = (object: string, err: FieldError, key?: string): void => {
+    errors.push(validationError(out, object, err, key));
+  };
+  const warn = (object: string, msg: string): void => {
+    const at = place(out);
+    warnings.push(`${object}${at ? ` (${at})` : ''}: ${msg}`);
+  };
+  const done = (): DecodedDoc => {
+    if (errors.length) out.errors = errors;
+    if (warnings.length) out.warnings = warnings;
+    return out;
+  };
+  const apiVersion = doc.get('apiVersion').value;
+  const kind = doc.get('kind').value;
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string') {
+    const missing = typeof kind !== 'string' ? 'kind' : 'apiVersion';
+    fail(out.object, new FieldError([...doc.segments, missing], 'is required'));
+    return done();
   }
-  return new Map([...byId].filter(([, copies]) => copies.length > 1));
-}
-
-export function buildSnapshot(objects: SourceObject[]): Snapshot {
-  const s = emptySnapshot();
-  const origins: Record<string, { file?: string }> = {};
-  const docs = flatten(objects);
-  // Copies of one object never replace each other by file order: every copy is rejected
-  // (one error naming each place), so its last valid version stays enforced.
-  const dups = duplicates(docs);
-  for (const d of docs) {
-    const { obj, doc } = d;
-    const fail = (object: string, err: FieldError, key?: string) => {
-      const line = obj.locate?.(err.segments);
-      s.errors.push({
-        ...(obj.file !== undefined && { file: obj.file }),
-        ...(line !== undefined && { line }),
-        object,
-        field: err.field,
-        message: err.message,
-        ...(key !== undefined && { key }),
-      });
-    };
-    const loaded = (key: string) => {
-      origins[key] = obj.file !== undefined ? { file: obj.file } : {};
-    };
-    const warn = (object: string, msg: string) => {
-      const at = place(d);
-      s.warnings.push(`${object}${at ? ` (${at})` : ''}: ${msg}`);
-    };
-    const apiVersion = doc.get('apiVersion').value;
-    const kind = doc.get('kind').value;
-    if (typeof apiVersion !== 'string' || typeof kind !== 'string') {
-      const missing = typeof kind !== 'string' ? 'kind' : 'apiVersion';
-      fail('<unknown object>', new FieldError([...doc.segments, missing], 'is required'));
-      continue;
-    }
-    const key = `${apiVersion}/${kind}`;
-    const handler = HANDLERS.get(key);
-    if (!handler && key !== CONFIG_KEY) {
-      // No identity: the agent keeps what the document's file held before (last-good.ts).
-      const u = unhandledKind(apiVersion, kind, READ_TYPES);
-      // Its scope is unknown: a namespace is named only when the document sets one.
-      const name = objectName(kind, doc, doc.get('metadata').get('namespace').present);
-      if ('error' in u) fail(name, new FieldError([...doc.segments, u.field], u.error));
-      else warn(`skip ${name}`, u.warning);
-      continue;
-    }
-    const object = handler
-      ? objectName(kind, doc, handler.namespaced)
-      : `NetfenceConfig ${String(doc.get('metadata').get('name').value ?? 'netfence')}`;
-    const id = identity(doc);
-    const copies = id !== undefined ? dups.get(id) : undefined;
-    if (copies) {
-      if (copies[0] === d) {
-        const places = copies.map((c) => place(c) || 'an object without a file').join(', ');
-        fail(
-          object,
-          new FieldError(
-            [...doc.segments, 'metadata', 'name'],
-            `duplicate object, defined ${copies.length} times (${places}): every copy is rejected until one is left`,
-          ),
-          id,
-        );
-      }
-      continue;
-    }
-    if (!handler) {
-      try {
-        s.config = parseNetfenceConfig(doc);
-        loaded(CONFIG_OBJECT_KEY);
-      } catch (e) {
-        if (!(e instanceof FieldError)) throw e;
-        fail(object, e, CONFIG_OBJECT_KEY);
-      }
-      continue;
-    }
-    // Reported only once the object loads: a rejected object has just its rejection.
-    const warnings: string[] = [];
-    const reported: FieldError[] = [];
+  const key = `${apiVersion}/${kind}`;
+  const handler = HANDLERS.get(key);
+  if (!handler && key !== CONFIG_KEY) {
+    // No identity: the agent keeps what the document's file held before (last-good.ts).
+    const u = unhandledKind(apiVersion, kind, READ_TYPES);
+    // Its scope is unknown: a namespace is named only when the document sets one.
+    const name = objectName(kind, doc, doc.get('metadata').get('namespace').present);
+    if ('error' in u) fail(name, new FieldError([...doc.segments, u.field], u.error));
+    else warn(`skip ${name}`, u.warning);
+    return done();
+  }
+  const id = identity(doc);
+  const object = handler
+    ? objectName(kind, doc, handler.namespaced)
+    : `NetfenceConfig ${String(doc.get('metadata').get('name').value ?? 'netfence')}`;
+  out.object = object === id ? id : object;
+  if (id !== undefined) out.id = id;
+  if (!handler) {
     try {
-      if (handler.policy) doc.object(TOP_LEVEL);
-      const meta = readMeta(doc, handler.namespaced);
-      const loadedId = objectKey(handler.name, meta.namespace, meta.name);
-      handler.add(doc, meta, s, { warn: (msg) => warnings.push(msg), report: (err) => reported.push(err) });
-      loaded(loadedId);
-      for (const msg of warnings) warn(object, msg);
-      for (const err of reported) fail(object, err, loadedId);
+      out.config = parseNetfenceConfig(doc);
+      out.key = CONFIG_OBJECT_KEY;
+      out.origin = origin;
     } catch (e) {
       if (!(e instanceof FieldError)) throw e;
-      fail(object, e, rawObjectKey(handler, doc));
+      fail(out.object, e, CONFIG_OBJECT_KEY);
     }
+    return done();
   }
+  // Reported only once the object loads: a rejected object has just its rejection.
+  const parsedWarnings: string[] = [];
+  const reported: FieldError[] = [];
+  try {
+    if (handler.policy) doc.object(TOP_LEVEL);
+    const meta = readMeta(doc, handler.namespaced);
+    const loadedId = objectKey(handler.name, meta.namespace, meta.name);
+    const value = handler.parse(doc, meta, {
+      warn: (msg) => parsedWarnings.push(msg),
+      report: (err) => reported.push(err),
+    });
+    out.key = loadedId === id ? id : loadedId;
+    out.origin = origin;
+    if (value !== undefined) {
+      out.collection = handler.collection;
+      out.value = value;
+    }
+    for (const msg of parsedWarnings) warn(out.object, msg);
+    for (const err of reported) fail(out.object, err, loadedId);
+  } catch (e) {
+    if (!(e instanceof FieldError)) throw e;
+    fail(out.object, e, rawObjectKey(handler, doc));
+  }
+  return done();
+}
+
+/** Decodes every document of `objects` (a List's items one by one), each on its own. */
+export function decodeObjects(objects: readonly SourceObject[]): DecodedDoc[] {
+  const out: DecodedDoc[] = [];
+  // Every object of one file shares its origin record.
+  let origin: { file?: string } = {};
+  for (const obj of objects) {
+    if (origin.file !== obj.file) origin = obj.file !== undefined ? { file: obj.file } : {};
+    for (const d of flatten(obj)) out.push(decodeDoc(d, origin));
+  }
+  return out;
+}
+
+/** The snapshot of decoded documents (in order; `leading` errors first: the files' YAML
+ *  syntax errors). Copies of one object never replace each other by file order: every copy
+ *  is rejected (one error naming each place), so its last valid version stays enforced. */
+export function assembleSnapshot(
+  parts: Iterable<readonly DecodedDoc[]>,
+  leading: Iterable<ValidationError> = NONE,
+): Snapshot {
+  const s = emptySnapshot();
+  for (const e of leading) s.errors.push(e);
+  // An identity's document, or every copy once it has more than one.
+  const byId = new Map<string, DecodedDoc | DecodedDoc[]>();
+  for (const docs of parts)
+    for (const d of docs) {
+      if (d.id === undefined) continue;
+      const seen = byId.get(d.id);
+      if (seen === undefined) byId.set(d.id, d);
+      else if (Array.isArray(seen)) seen.push(d);
+      else byId.set(d.id, [seen, d]);
+    }
+  const origins: Record<string, { file?: string }> = {};
+  for (const docs of parts)
+    for (const d of docs) {
+      const copies = d.id !== undefined ? byId.get(d.id) : undefined;
+      if (Array.isArray(copies)) {
+        if (copies[0] === d) {
+          const places = copies.map((c) => place(c) || 'an object without a file').join(', ');
+          const segments = [...(d.segments ?? []), 'metadata', 'name'];
+          const message = `duplicate object, defined ${copies.length} times (${places}): every copy is rejected until one is left`;
+          s.errors.push(validationError(d, d.object, new FieldError(segments, message), d.id));
+        }
+        continue;
+      }
+      for (const e of d.errors) s.errors.push(e);
+      for (const w of d.warnings) s.warnings.push(w);
+      if (d.key === undefined) continue;
+      origins[d.key] = d.origin ?? {};
+      if (d.config) s.config = d.config;
+      if (d.collection) (s[d.collection] as Item[]).push(d.value!);
+    }
   s.policies = withSystemPolicies(s.policies, s.config);
   s.origins = origins;
   return s;
+}
+
+export function buildSnapshot(objects: readonly SourceObject[]): Snapshot {
+  return assembleSnapshot([decodeObjects(objects)]);
 }
 
 /** "file:line: Kind ns/name: field: message" for logs and CLI output. */

@@ -3,10 +3,10 @@
 // most one period); a snapshot is handed on whenever the YAML content hash changed.
 import type { Logger } from 'pino';
 import type { Snapshot } from '../model/types';
-import { ParseCache, loadStateDirAsync } from './directory';
+import { ParseCache, snapshotOfFiles } from './directory';
 import { watchTree } from './dir-watch';
 import type { SnapshotSource } from './source';
-import { stateDirHash } from './state-hash';
+import { readStateDir, type StateFiles } from './state-files';
 
 export interface DirectorySourceOptions {
   log: Logger;
@@ -62,23 +62,23 @@ export class DirectorySource implements SnapshotSource {
   }
 
   private async load(): Promise<void> {
-    let version: string;
+    let state: StateFiles;
+    try {
+      state = await readStateDir(this.dir);
+    } catch (e) {
+      this.opts.log.error(`read state directory ${this.dir}: ${(e as Error).message}`);
+      return;
+    }
+    // The version and the snapshot come from one read: the version names what is loaded.
+    if (state.version === this.lastVersion || !this.onSnapshot) return;
     let snapshot: Snapshot;
     try {
-      version = await stateDirHash(this.dir);
+      snapshot = snapshotOfFiles(state, this.cache);
     } catch (e) {
-      this.opts.log.error(`hash state directory ${this.dir}: ${(e as Error).message}`);
+      this.opts.log.error(`load state directory ${this.dir}: ${(e as Error).message}`);
       return;
     }
-    if (version === this.lastVersion) return;
-    try {
-      snapshot = await loadStateDirAsync(this.dir, this.cache);
-    } catch (e) {
-      this.opts.log.error((e as Error).message);
-      return;
-    }
-    if (!this.onSnapshot) return;
-    this.lastVersion = version;
-    this.onSnapshot(snapshot, version);
+    this.lastVersion = state.version;
+    this.onSnapshot(snapshot, state.version);
   }
 }

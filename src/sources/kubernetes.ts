@@ -5,7 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
-import { buildSnapshot, type SourceObject } from '../model/snapshot';
+import { assembleSnapshot, decodeObjects, type DecodedDoc, type SourceObject } from '../model/snapshot';
 import type { Snapshot } from '../model/types';
 import { parseYamlText } from './directory';
 import type { SnapshotSource } from './source';
@@ -19,9 +19,18 @@ export type { KubeObject, WatchedResource } from './kubernetes-resources';
 export type SnapshotBuilder = (objects: readonly KubeObject[]) => Snapshot;
 
 /** The same per-object parsing as the directory source. `config` holds the agent's
- *  NetfenceConfig document(s) (its netfence.yaml, parsed with parseYamlText). */
+ *  NetfenceConfig document(s) (its netfence.yaml, parsed with parseYamlText). Each object is
+ *  decoded once: the watchers replace an object on every change, so a snapshot after one
+ *  event decodes that object alone and reuses the others' decoded form. */
 export function apiSnapshotBuilder(config: readonly SourceObject[] = []): SnapshotBuilder {
-  return (objects) => buildSnapshot([...config, ...objects.map((doc) => ({ doc }))]);
+  const settings = decodeObjects(config);
+  const decoded = new WeakMap<KubeObject, DecodedDoc[]>();
+  const decode = (o: KubeObject): DecodedDoc[] => {
+    let docs = decoded.get(o);
+    if (!docs) decoded.set(o, (docs = decodeObjects([{ doc: o }])));
+    return docs;
+  };
+  return (objects) => assembleSnapshot([settings, ...objects.map(decode)]);
 }
 
 export interface KubernetesSourceOptions {

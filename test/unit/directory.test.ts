@@ -563,3 +563,13 @@ test("README's NetfenceConfig example parses without an error and spells out the
     gateway6: 'fd00::1',
   });
 });
+
+test('ParseCache keeps decoded objects: after an edit, an unchanged file gives the same objects', async (t) => {
+  const dir = tmpState({ 'a.yaml': NS('a'), 'b.yaml': NS('b') });
+  const cache = new ParseCache();
+  const before = await loadStateDirAsync(dir, cache);
+  fs.writeFileSync(path.join(dir, 'b.yaml'), NS('b2'));
+  const after = await loadStateDirAsync(dir, cache);
+  t.is(after.namespaces[0], before.namespaces[0], 'a.yaml: decoded once');
+  t.is(after.namespaces[1].name, 'b2');
+});

@@ -336,3 +336,15 @@ test('large collections are listed in pages and arrive whole', async (t) => {
   t.is(env.server.count(env.server.lists, PODS), 3, 'three pages of at most 500');
   t.is(new Set(pods(s)).size, 1100);
 });
+
+test('apiSnapshotBuilder decodes each object once: an unchanged object keeps its decoded form', (t) => {
+  const build = apiSnapshotBuilder();
+  const obj = (name: string, ip: string): KubeObject =>
+    ({ apiVersion: 'v1', kind: 'Pod', ...pod('default', name, ip) }) as KubeObject;
+  const a = obj('a', '10.244.0.2');
+  const first = build([a, obj('b', '10.244.0.3')]);
+  const second = build([a, obj('b', '10.244.0.4')]);
+  t.is(second.pods[0], first.pods[0], 'the same object: decoded once');
+  t.not(second.pods[1], first.pods[1]);
+  t.deepEqual(second.pods[1].ips, ['10.244.0.4']);
+});
