@@ -133,14 +133,25 @@ void DetachClsact(Napi::Env env, const Hook& h, const std::string& what) {
   if (!NoFilter(err) && err != -ENODEV) Check(env, err, what, "bpf_tc_detach");
 }
 
-void AttachClsact(Napi::Env env, const Hook& h, int prog_fd, const std::string& what) {
-  bpf_tc_hook hook = h.TcHook();
-  int err = bpf_tc_hook_create(&hook);
-  if (err != -EEXIST) Check(env, err, what + ": create clsact qdisc", "bpf_tc_hook_create");
+int ReplaceFilter(bpf_tc_hook* hook, int prog_fd) {
   bpf_tc_opts opts = OurFilter();
   opts.prog_fd = prog_fd;
   opts.flags = BPF_TC_F_REPLACE;
-  Check(env, bpf_tc_attach(&hook, &opts), what, "bpf_tc_attach");
+  return bpf_tc_attach(hook, &opts);
+}
+
+// The clsact qdisc is made only when the filter finds none (EINVAL: no such parent): a
+// pod's second hook, and every replace, costs one netlink request under the rtnl lock,
+// not two.
+void AttachClsact(Napi::Env env, const Hook& h, int prog_fd, const std::string& what) {
+  bpf_tc_hook hook = h.TcHook();
+  int err = ReplaceFilter(&hook, prog_fd);
+  if (err == -EINVAL) {
+    err = bpf_tc_hook_create(&hook);
+    if (err != -EEXIST) Check(env, err, what + ": create clsact qdisc", "bpf_tc_hook_create");
+    err = ReplaceFilter(&hook, prog_fd);
+  }
+  Check(env, err, what, "bpf_tc_attach");
 }
 
 Napi::Value TcAttach(const Napi::CallbackInfo& info) {

@@ -25,6 +25,7 @@ import {
 } from '../datapath/loader';
 import type { LinkInfo, NativeAddon } from '../datapath/native-api';
 import { discoverEndpoints, readNetView } from '../endpoints/discover';
+import { PeerMacs } from '../endpoints/peer-macs';
 import type { Family } from '../model/ip';
 import { LastGood } from '../model/last-good';
 import { formatValidationError } from '../model/snapshot';
@@ -99,6 +100,8 @@ export class Agent {
   private attacher?: TcAttacher;
   /** The attacher passes use: remembers the hooks it attached (forgotten at resync). */
   private hooks?: KnownHooks;
+  /** Veth peer MACs discovery asked for (forgotten at resync, like the hooks). */
+  private readonly peerMacs = new PeerMacs();
   /** Diffs against the last applied state; reads the pinned maps at the first pass,
    *  on resync and after a failure. */
   private reconciler?: Reconciler;
@@ -209,6 +212,7 @@ export class Agent {
     const timer = setInterval(() => {
       this.reconciler!.verify();
       this.hooks!.verify();
+      this.peerMacs.forget();
       this.schedule('resync');
     }, this.opts.resyncMs ?? 30_000);
     this.closers.push(() => clearInterval(timer));
@@ -262,6 +266,7 @@ export class Agent {
       this.fail('pass', `pass (${reason}): ${(e as Error).message}`);
       this.reconciler?.verify();
       this.hooks?.verify();
+      this.peerMacs.forget();
       this.schedule(`retry: ${reason}`, PASS_RETRY_MS);
       return undefined;
     } finally {
@@ -310,7 +315,7 @@ export class Agent {
       return undefined;
     }
     const hash = this.latest.version;
-    const view = readNetView(this.addon);
+    const view = readNetView(this.addon, this.peerMacs);
     const {
       snapshot: snap,
       cniInterfaces,

@@ -65,16 +65,17 @@ export class TcAttacher implements Attacher {
 
   /** False for an interface gone since it was discovered (pods come and go during a pass),
    *  and for a filter of ours without its marker (an older agent's, or one attached just
-   *  before a crash): attaching it again records it. */
+   *  before a crash): attaching it again records it. Without a pin the kernel is not asked
+   *  (a new pod's interface: a netlink round trip under the rtnl lock saved per hook). */
   attached(ep: EndpointRef, dir: TcDirection): boolean {
     const pins = hookPins(this.root, ep.ifname, dir);
+    if (!fs.existsSync(pins.link) && !fs.existsSync(pins.marker)) return false;
     try {
-      if (this.addon.tcQuery(ep.ifindex, dir, { linkPin: pins.link }) === 0) return false;
+      return this.addon.tcQuery(ep.ifindex, dir, { linkPin: pins.link }) !== 0;
     } catch (e) {
       if ((e as { code?: string }).code === 'ENODEV') return false;
       throw e;
     }
-    return fs.existsSync(pins.link) || fs.existsSync(pins.marker);
   }
 
   /** Program id at the hook, 0 if none (tests and inspect). */
