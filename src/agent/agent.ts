@@ -44,7 +44,8 @@ import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
 import { KnownHooks } from './known-hooks';
 import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { AgentMetrics } from './metrics';
-import { namesFilePath, namesFromCompile, writeNamesFile } from './names-file';
+import { LatestWrite } from './latest-write';
+import { namesFilePath, namesFromCompile, writeNamesFile, type NamesFile } from './names-file';
 import { UnsupportedLayoutError, hostInterfaceOf } from './sandboxes-hostif';
 import { PRIMARY_IFNAME, applySandboxes, type SandboxEndpoint } from './sandbox-networks';
 import { Sandboxes, sandboxKey, sandboxesFilePath, type HostInterface, type Sandbox } from './sandboxes';
@@ -97,6 +98,11 @@ export class Agent {
   readonly flowFeed: FlowFeed;
   private dp?: Datapath;
   private namesFile?: string;
+  private readonly namesWrite = new LatestWrite<NamesFile>((names) =>
+    writeNamesFile(this.namesFile!, names).catch((e: Error) =>
+      this.fail('names', `write names file ${this.namesFile}: ${e.message}`),
+    ),
+  );
   private attacher?: TcAttacher;
   /** The attacher passes use: remembers the hooks it attached (forgotten at resync). */
   private hooks?: KnownHooks;
@@ -402,9 +408,7 @@ export class Agent {
         generation: this.status.generation,
       });
       this.flowCtx = flowContext(snap, result, names.isolation);
-      await writeNamesFile(this.namesFile!, names).catch((e: Error) =>
-        this.fail('names', `write names file ${this.namesFile}: ${e.message}`),
-      );
+      this.namesWrite.queue(names);
     }
     this.status.lastApply = new Date().toISOString();
     this.lastErrors = this.passErrors;
