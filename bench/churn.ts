@@ -1,8 +1,8 @@
 // Sustained pod churn against a lab node's agent (src/lab/churn): pods added at `rate`
 // per second, each deleted a second later (as many deletes per second), for `seconds`.
 // A pod is enforced once its endpoint entry carries its ingress table (a policy isolates
-// every churned pod) and the TCX links of the hooks that entry needs are pinned; the time
-// runs from the bench writing the `ip link add` of its veth. The agent's CPU is user + sys
+// every churned pod) and the hooks that entry needs are recorded (a pinned TCX link or
+// clsact filter marker); the time runs from the bench writing the `ip link add` of its veth. The agent's CPU is user + sys
 // of its process over the churn window, as % of one CPU.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

@@ -670,10 +670,13 @@ export function renderReport(r: BenchResults): string {
     'One lab node with its agent (`netfence agent --state`); the state lists 6 pods per pod/s of rate (labels ' +
       'app=churn, isolated by one NetworkPolicy), and bench/churn.ts (src/lab/churn.ts) creates and deletes them: per ' +
       'pod a namespace, a veth into the node and a /32 route, as a routed CNI does (the pod side of the veth stays ' +
-      'down), each deleted 1 s after it was added (the veth, then the namespace, as CNI DEL and the runtime do), ' +
-      'through two long-lived `ip -batch` processes. A pod is enforced when its nf_endpoints entry (under its own, ' +
-      "never reused ifindex) carries the policy's table and the TCX links of the hooks it needs are pinned, polled " +
-      'every 2 ms from outside the agent; the time runs from writing its `ip link add`.',
+      'down), each deleted 1 s after it was added by deleting its namespace (the veth goes with it: the kernel ' +
+      'tears namespaces down in batches, while each `ip link del` of a veth waits ~17 ms for an RCU grace period ' +
+      'under the rtnl lock), through long-lived `ip -batch` processes (four for namespaces; the node one replaced ' +
+      'every 10 pods, since iproute2 keeps each named namespace open). A pod is enforced when its nf_endpoints ' +
+      "entry (under its own, never reused ifindex, written once its hooks are attached) carries the policy's table " +
+      'and the hooks it needs are recorded (clsact filter markers for pod veths), polled every 2 ms from outside ' +
+      'the agent; the time runs from writing its `ip link add`.',
     '',
     ...churnTable(r),
     '',

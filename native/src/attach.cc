@@ -1,6 +1,8 @@
 // tc and XDP hooks. tc prefers TCX links (kernel >= 6.6), pinned so they outlive the
-// agent; otherwise a clsact qdisc with one direct-action filter at netfence's own
-// handle/priority. Only what netfence created is replaced or removed.
+// agent; otherwise (or when the caller asks: forceClsact) a clsact qdisc with one
+// direct-action filter at netfence's own handle/priority. Moving a hook between the two
+// attaches the new one before removing the old. Only what netfence created is replaced or
+// removed.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -67,21 +69,35 @@ TcxLink LinkInfo(Napi::Env env, int fd, const std::string& what) {
 
 bool Exists(const std::string& path) { return !path.empty() && access(path.c_str(), F_OK) == 0; }
 
+// What sits at a hook's link pin: nothing, our TCX link on this device, or our link left
+// by a gone device of the same name (defunct). Anything else is not ours: this hook fails.
+enum class PinnedLink { kNone, kLive, kDefunct };
+
+PinnedLink CheckLinkPin(Napi::Env env, const Hook& h, const std::string& what, Fd* link) {
+  if (!Exists(h.linkPin)) return PinnedLink::kNone;
+  link->fd = Check(env, bpf_obj_get(h.linkPin.c_str()), what, "bpf_obj_get");
+  TcxLink l = LinkInfo(env, link->fd, what);
+  bool ours = l.type == kBpfLinkTypeTcx && l.attach_type == static_cast<uint32_t>(h.TcxType());
+  if (ours && l.ifindex == static_cast<uint32_t>(h.ifindex)) return PinnedLink::kLive;
+  if (!ours || l.ifindex != 0)
+    Throw(env, what, EEXIST, "bpf_obj_get", "link pin " + h.linkPin + " holds another hook's link");
+  return PinnedLink::kDefunct;
+}
+
 // Attaches through a pinned TCX link: an existing live link at the pin is updated in
 // place (atomic program swap); a defunct one (its device is gone) is replaced.
 // Returns 0 or the negative errno of bpf_link_create, for the caller's fallback.
 int AttachTcx(Napi::Env env, const Hook& h, int prog_fd, const std::string& what) {
-  if (Exists(h.linkPin)) {
-    Fd link{Check(env, bpf_obj_get(h.linkPin.c_str()), what, "bpf_obj_get")};
-    TcxLink l = LinkInfo(env, link.fd, what);
-    bool ours = l.type == kBpfLinkTypeTcx && l.attach_type == static_cast<uint32_t>(h.TcxType());
-    if (ours && l.ifindex == static_cast<uint32_t>(h.ifindex)) {
-      Check(env, bpf_link_update(link.fd, prog_fd, nullptr), what, "bpf_link_update");
+  Fd pinned{-1};
+  switch (CheckLinkPin(env, h, what, &pinned)) {
+    case PinnedLink::kLive:
+      Check(env, bpf_link_update(pinned.fd, prog_fd, nullptr), what, "bpf_link_update");
       return 0;
-    }
-    if (!ours || l.ifindex != 0)
-      Throw(env, what, EEXIST, "bpf_obj_get", "link pin " + h.linkPin + " holds another hook's link");
-    if (unlink(h.linkPin.c_str()) != 0) Throw(env, what, errno, "unlink");
+    case PinnedLink::kDefunct:
+      if (unlink(h.linkPin.c_str()) != 0) Throw(env, what, errno, "unlink");
+      break;
+    case PinnedLink::kNone:
+      break;
   }
   Fd link{bpf_link_create(prog_fd, h.ifindex, static_cast<bpf_attach_type>(h.TcxType()), nullptr)};
   if (link.fd < 0) return link.fd;
@@ -117,14 +133,25 @@ void DetachClsact(Napi::Env env, const Hook& h, const std::string& what) {
   if (!NoFilter(err) && err != -ENODEV) Check(env, err, what, "bpf_tc_detach");
 }
 
-void AttachClsact(Napi::Env env, const Hook& h, int prog_fd, const std::string& what) {
-  bpf_tc_hook hook = h.TcHook();
-  int err = bpf_tc_hook_create(&hook);
-  if (err != -EEXIST) Check(env, err, what + ": create clsact qdisc", "bpf_tc_hook_create");
+int ReplaceFilter(bpf_tc_hook* hook, int prog_fd) {
   bpf_tc_opts opts = OurFilter();
   opts.prog_fd = prog_fd;
   opts.flags = BPF_TC_F_REPLACE;
-  Check(env, bpf_tc_attach(&hook, &opts), what, "bpf_tc_attach");
+  return bpf_tc_attach(hook, &opts);
+}
+
+// The clsact qdisc is made only when the filter finds none (EINVAL: no such parent): a
+// pod's second hook, and every replace, costs one netlink request under the rtnl lock,
+// not two.
+void AttachClsact(Napi::Env env, const Hook& h, int prog_fd, const std::string& what) {
+  bpf_tc_hook hook = h.TcHook();
+  int err = ReplaceFilter(&hook, prog_fd);
+  if (err == -EINVAL) {
+    err = bpf_tc_hook_create(&hook);
+    if (err != -EEXIST) Check(env, err, what + ": create clsact qdisc", "bpf_tc_hook_create");
+    err = ReplaceFilter(&hook, prog_fd);
+  }
+  Check(env, err, what, "bpf_tc_attach");
 }
 
 Napi::Value TcAttach(const Napi::CallbackInfo& info) {
@@ -146,8 +173,11 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
     }
     if (err != -EINVAL && err != -EOPNOTSUPP && err != -kENOTSUPP) Check(env, err, what, "bpf_link_create");
   }
+  // A pin that is not our link fails the hook before anything is attached.
+  Fd pinned{-1};
+  CheckLinkPin(env, h, what, &pinned);
   AttachClsact(env, h, prog_fd, what);
-  DetachTcx(env, h, what);
+  DetachTcx(env, h, what);  // moving from TCX: the filter is in place first
   out.Set("mode", "clsact");
   return out;
 }

@@ -25,6 +25,7 @@ import {
 } from '../datapath/loader';
 import type { LinkInfo, NativeAddon } from '../datapath/native-api';
 import { discoverEndpoints, readNetView } from '../endpoints/discover';
+import { PeerMacs } from '../endpoints/peer-macs';
 import type { Family } from '../model/ip';
 import { LastGood } from '../model/last-good';
 import { formatValidationError } from '../model/snapshot';
@@ -43,7 +44,8 @@ import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
 import { KnownHooks } from './known-hooks';
 import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { AgentMetrics } from './metrics';
-import { namesFilePath, namesFromCompile, writeNamesFile } from './names-file';
+import { LatestWrite } from './latest-write';
+import { namesFilePath, namesFromCompile, writeNamesFile, type NamesFile } from './names-file';
 import { UnsupportedLayoutError, hostInterfaceOf } from './sandboxes-hostif';
 import { PRIMARY_IFNAME, applySandboxes, type SandboxEndpoint } from './sandbox-networks';
 import { Sandboxes, sandboxKey, sandboxesFilePath, type HostInterface, type Sandbox } from './sandboxes';
@@ -96,9 +98,16 @@ export class Agent {
   readonly flowFeed: FlowFeed;
   private dp?: Datapath;
   private namesFile?: string;
+  private readonly namesWrite = new LatestWrite<NamesFile>((names) =>
+    writeNamesFile(this.namesFile!, names).catch((e: Error) =>
+      this.fail('names', `write names file ${this.namesFile}: ${e.message}`),
+    ),
+  );
   private attacher?: TcAttacher;
   /** The attacher passes use: remembers the hooks it attached (forgotten at resync). */
   private hooks?: KnownHooks;
+  /** Veth peer MACs discovery asked for (forgotten at resync, like the hooks). */
+  private readonly peerMacs = new PeerMacs();
   /** Diffs against the last applied state; reads the pinned maps at the first pass,
    *  on resync and after a failure. */
   private reconciler?: Reconciler;
@@ -209,6 +218,7 @@ export class Agent {
     const timer = setInterval(() => {
       this.reconciler!.verify();
       this.hooks!.verify();
+      this.peerMacs.forget();
       this.schedule('resync');
     }, this.opts.resyncMs ?? 30_000);
     this.closers.push(() => clearInterval(timer));
@@ -262,6 +272,7 @@ export class Agent {
       this.fail('pass', `pass (${reason}): ${(e as Error).message}`);
       this.reconciler?.verify();
       this.hooks?.verify();
+      this.peerMacs.forget();
       this.schedule(`retry: ${reason}`, PASS_RETRY_MS);
       return undefined;
     } finally {
@@ -310,7 +321,7 @@ export class Agent {
       return undefined;
     }
     const hash = this.latest.version;
-    const view = readNetView(this.addon);
+    const view = readNetView(this.addon, this.peerMacs);
     const {
       snapshot: snap,
       cniInterfaces,
@@ -397,9 +408,7 @@ export class Agent {
         generation: this.status.generation,
       });
       this.flowCtx = flowContext(snap, result, names.isolation);
-      await writeNamesFile(this.namesFile!, names).catch((e: Error) =>
-        this.fail('names', `write names file ${this.namesFile}: ${e.message}`),
-      );
+      this.namesWrite.queue(names);
     }
     this.status.lastApply = new Date().toISOString();
     this.lastErrors = this.passErrors;

@@ -27,6 +27,7 @@ export const DEFAULT_BPFFS_ROOT = '/sys/fs/bpf/netfence';
 export const DEFAULT_OBJECT = path.resolve(path.dirname(addonPath), '../../../bpf/.output/netfence.bpf.o');
 const STAGING = 'staging';
 const LINKS = 'links';
+const FILTERS = 'filters';
 const PROGS = 'progs';
 const PROGRAMS = ['nf_tc_ingress', 'nf_tc_egress'] as const;
 /** Every map the agent and its programs use: adoption needs all of them pinned. A map
@@ -247,6 +248,7 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
   // on sysfs (datapath/bpffs). Mounting one is the agent's decision, made before this.
   ensureBpffsRoot(root);
   fs.mkdirSync(path.join(root, LINKS), { recursive: true });
+  fs.mkdirSync(path.join(root, FILTERS), { recursive: true });
 
   // A migration that stopped after the old pins were removed: the staged maps are the live ones.
   if (fs.existsSync(path.join(staging, 'nf_config')) && !fs.existsSync(path.join(root, 'nf_config')))
@@ -351,4 +353,9 @@ export function finishMigration(addon: NativeAddon, dp: Datapath, switchHooks: (
 
 export function linksDir(root: string): string {
   return path.join(root, LINKS);
+}
+
+/** Where the markers of netfence's clsact filters are pinned (datapath/attach). */
+export function filtersDir(root: string): string {
+  return path.join(root, FILTERS);
 }

@@ -17,6 +17,7 @@ import type { FdbEntry, LinkInfo, NativeAddon, Neighbour, Route } from '../datap
 import type { Snapshot } from '../model/types';
 import { matchesGlob } from './glob';
 import { isSwitch, layoutError } from './layout';
+import type { PeerMacs } from './peer-macs';
 import { representorOf } from './sysfs';
 
 export const MAIN_TABLE = 254;
@@ -47,12 +48,16 @@ export interface Discovery {
   warnings: string[];
 }
 
-export function readNetView(addon: NativeAddon): NetView {
+/** The node's links and routes now; peer MACs from `peerMacs` where it has them. */
+export function readNetView(addon: NativeAddon, peerMacs?: PeerMacs): NetView {
   // Neighbours and FDBs are read only when a pod has no host route (bridge layouts).
   let neighbours: Neighbour[] | undefined;
   let fdb: FdbEntry[] | undefined;
+  const links = addon.linkList();
+  peerMacs?.keepOnly(links);
+  const askMac = (link: LinkInfo): string | null => orGone(() => addon.linkPeerMac(link), null);
   return {
-    links: addon.linkList(),
+    links,
     routes: [...addon.routeList(4, MAIN_TABLE), ...addon.routeList(6, MAIN_TABLE)],
     get neighbours() {
       return (neighbours ??= addon.neighList());
@@ -61,7 +66,7 @@ export function readNetView(addon: NativeAddon): NetView {
       return (fdb ??= addon.fdbList());
     },
     // A veth whose pod namespace is being torn down has no peer to ask about any more.
-    peerMac: (link) => orGone(() => addon.linkPeerMac(link), null),
+    peerMac: (link) => (peerMacs ? peerMacs.lookup(link, askMac) : askMac(link)),
     peerAddrs: (link) => orGone(() => addon.linkPeerAddrs(link), []),
   };
 }

@@ -1,17 +1,19 @@
 // Pod churn on a lab node: pods (a namespace each, a veth into the node, a /32 route, as a
 // routed CNI sets them up) created and deleted at a steady rate, and each pod's enforcement
 // watched from outside the agent: its nf_endpoints entry (under the pod's own ifindex, never
-// reused, so no earlier pod's entry can pass for it) and the TCX link pins of the hooks that
-// entry needs. Commands go through two long-lived `ip -batch` processes: a fork per command
-// (~7 per pod) would cost more CPU than the agent under test. The pod side of each veth
-// stays down (the agent needs only the host side and the route).
+// reused, so no earlier pod's entry can pass for it; written once its hooks are attached) and
+// the pins that record the hooks that entry needs (TCX link or clsact filter marker).
+// Commands go through two long-lived `ip -batch` processes: a fork per command (~7 per
+// pod) would cost more CPU than the agent under test. The pod side of each veth stays down
+// (the agent needs only the host side and the route).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeEndpoint, type Endpoint } from '../wire/endpoint';
 import { encodeU32 } from '../wire/bytes';
 import { hooksFor } from '../compile/hooks';
-import { linksDir } from '../datapath/loader';
+import { hookPins } from '../datapath/attach';
+import { filtersDir, linksDir } from '../datapath/loader';
 import type { NativeAddon } from '../datapath/native-api';
 import { SYSTEM_ENV } from './exec';
 
@@ -78,6 +80,12 @@ const POLL_MS = 2;
 // Namespaces are made this long before their pod's veth (the two batches do not wait
 // for each other), and this many slots ahead of the pod being added.
 const NETNS_LEAD_MS = 150;
+/** `ip` processes making and deleting the pod namespaces: each `netns add` or `netns del`
+ *  takes 5-8 ms here, mostly waiting in the kernel, so one process falls behind 100 pods/s;
+ *  four take ~2 ms a namespace. */
+const NETNS_BATCHES = 4;
+/** Pods whose veths one `ip` process makes before the next takes over (RecycledIpBatch). */
+const NODE_BATCH_PODS = 10;
 /** First ifindex of churned pods (the node's own links have small ones). */
 const IFINDEX_BASE = 1_000_000;
 
@@ -86,6 +94,8 @@ class IpBatch {
   private readonly child: ChildProcess;
   private readonly exited: Promise<void>;
   readonly errors: string[] = [];
+  /** Some errors end `ip` even with -force (an invalid argument): nothing after them runs. */
+  ended = false;
 
   constructor(netns?: string) {
     const args = [...(netns ? ['-n', netns] : []), '-force', '-batch', '-'];
@@ -97,7 +107,12 @@ class IpBatch {
       partial = lines.pop()!;
       this.errors.push(...lines.filter((l) => l.trim() !== ''));
     });
-    this.exited = new Promise((resolve) => this.child.on('close', () => resolve()));
+    this.exited = new Promise((resolve) =>
+      this.child.on('close', () => {
+        this.ended = true;
+        resolve();
+      }),
+    );
   }
 
   send(...lines: string[]): void {
@@ -113,14 +128,76 @@ class IpBatch {
   }
 }
 
+/** Lines spread round-robin over several `ip -batch` processes (order kept within each). */
+class IpPool {
+  private readonly batches: IpBatch[];
+  private next = 0;
+
+  constructor(n: number) {
+    this.batches = Array.from({ length: n }, () => new IpBatch());
+  }
+
+  get errors(): string[] {
+    return this.batches.flatMap((b) => b.errors);
+  }
+
+  get ended(): boolean {
+    return this.batches.some((b) => b.ended);
+  }
+
+  send(line: string): void {
+    this.batches[this.next++ % this.batches.length].send(line);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.batches.map((b) => b.close()));
+  }
+}
+
+/** An `ip -n NETNS -batch` replaced by a new process every `perProcess` sends: iproute2
+ *  (6.1) keeps the fd of every namespace a `netns NAME` argument named open until it
+ *  exits, and that fd keeps a deleted pod's namespace, and so its veth, alive. */
+class RecycledIpBatch {
+  private readonly done: IpBatch[] = [];
+  private current: IpBatch;
+  private sends = 0;
+
+  constructor(
+    private readonly netns: string,
+    private readonly perProcess: number,
+  ) {
+    this.current = new IpBatch(netns);
+  }
+
+  get errors(): string[] {
+    return [...this.done, this.current].flatMap((b) => b.errors);
+  }
+
+  get ended(): boolean {
+    return this.current.ended;
+  }
+
+  send(...lines: string[]): void {
+    this.current.send(...lines);
+    if (++this.sends % this.perProcess !== 0) return;
+    // It exits once it has run what it was sent.
+    void this.current.close();
+    this.done.push(this.current);
+    this.current = new IpBatch(this.netns);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.done, this.current].map((b) => b.close()));
+  }
+}
+
 /** Runs the churn, then deletes every pod still there; resolves once each pod is seen
  *  enforced and removed or its deadline passed. */
 export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
   const deadline = o.deadlineMs ?? 10_000;
   const endpoints = o.addon.mapOpenPinned(path.join(o.bpffsRoot, 'nf_endpoints'));
-  const links = linksDir(o.bpffsRoot);
-  const namespaces = new IpBatch();
-  const node = new IpBatch(o.nodeNetns);
+  const namespaces = new IpPool(NETNS_BATCHES);
+  const node = new RecycledIpBatch(o.nodeNetns, NODE_BATCH_PODS);
   const pods: ChurnPod[] = [];
   const total = Math.round(o.rate * o.seconds);
   const slotOf = (seq: number): number => seq % o.slots.length;
@@ -131,9 +208,10 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
     netns: `${o.netnsPrefix}${seq.toString(36)}`,
   });
   const pinsOf = (p: ChurnPod, ep: Endpoint | null): boolean[] =>
-    (ep ? hooksFor(ep) : (['ingress', 'egress'] as const)).map((d) =>
-      fs.existsSync(path.join(links, `${p.ifname}-${d}`)),
-    );
+    (ep ? hooksFor(ep) : (['ingress', 'egress'] as const)).map((d) => {
+      const pins = hookPins(o.bpffsRoot, p.ifname, d);
+      return fs.existsSync(pins.link) || fs.existsSync(pins.marker);
+    });
   const entryOf = (p: ChurnPod): Endpoint | null => {
     const v = o.addon.mapLookup(endpoints.fd, encodeU32(p.ifindex));
     return v ? decodeEndpoint(v) : null;
@@ -157,7 +235,7 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
   const add = (): void => {
     const p: ChurnPod = { ...podOf(added), added: now() };
     // Its namespace is made `lead` pods earlier; a batch that fell behind is waited for.
-    if (!fs.existsSync(`/run/netns/${p.netns}`)) return;
+    if (!netnsMounted(p.netns)) return;
     const ip = o.slots[p.slot].ip;
     node.send(
       `link add ${p.ifname} index ${p.ifindex} type veth peer name eth0 netns ${p.netns}`,
@@ -167,10 +245,11 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
     pods.push(p);
     added++;
   };
-  // As CNI DEL then the runtime do: the veth goes first, then the emptied namespace.
+  // The pod's namespace goes, and its veth with it: the kernel tears namespaces down in
+  // batches (~1 ms a pod here), while each `ip link del` of a veth waits for its own RCU
+  // grace period under the rtnl lock (~17 ms): 100 of those a second cannot be done.
   const remove = (p: ChurnPod): void => {
     p.deleted = now();
-    node.send(`link del ${p.ifname}`);
     namespaces.send(`netns del ${p.netns}`);
   };
   const poll = (): void => {
@@ -191,6 +270,8 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
     const start = { epoch: Date.now(), t: now(), cpu: cpu() };
     // Each tick does what is due by now: adds at `rate`, deletes `lifetimeMs` after each add.
     while (added < total) {
+      if (namespaces.ended || node.ended)
+        throw new Error(`ip -batch exited early: ${[...namespaces.errors, ...node.errors].join('; ')}`);
       const due = Math.min(total, Math.floor(((now() - start.t) * o.rate) / 1000) + 1);
       while (added < due) {
         const before = added;
@@ -238,7 +319,7 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
   }
 }
 
-/** Endpoint entries and link pins of interfaces the node no longer has (leaks). */
+/** Endpoint entries and hook pins of interfaces the node no longer has (leaks). */
 export function leftovers(
   addon: NativeAddon,
   bpffsRoot: string,
@@ -252,9 +333,10 @@ export function leftovers(
       .mapKeys(endpoints.fd)
       .map((k) => k.readUInt32LE(0))
       .filter((i) => !ifindexes.has(i));
-    const dir = linksDir(bpffsRoot);
-    const pins = (fs.existsSync(dir) ? fs.readdirSync(dir) : []).filter(
-      (f) => !names.has(f.replace(/-(ingress|egress)$/, '')),
+    const pins = [linksDir(bpffsRoot), filtersDir(bpffsRoot)].flatMap((dir) =>
+      (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
+        .filter((f) => !names.has(f.replace(/-(ingress|egress)$/, '')))
+        .map((f) => path.join(path.basename(dir), f)),
     );
     return { entries, pins };
   } finally {
@@ -268,6 +350,16 @@ export function cpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // Fields 14 and 15 of stat(5): the 12th and 13th after "(comm) ".
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** `ip netns add` creates the file and then mounts the namespace on it: a name used in
+ *  between is an invalid argument, which ends the batch. */
+function netnsMounted(name: string): boolean {
+  try {
+    return fs.statSync(`/run/netns/${name}`).dev !== fs.statSync('/run/netns').dev;
+  } catch {
+    return false;
+  }
 }
 
 function sleep(ms: number): Promise<void> {

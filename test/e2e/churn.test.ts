@@ -1,7 +1,7 @@
 // Pod churn against a lab node's agent (src/lab/churn): 20 pods/s added for 5 s, each
 // deleted 3 s later, veths and namespaces made and removed as a routed CNI and the runtime
 // do. Every pod must have been enforced (its entry with the isolating policy's table and
-// its hooks' links pinned) and then removed (entry and pins gone); afterwards no entry or
+// its hooks recorded) and then removed (entry and pins gone); afterwards no entry or
 // pin of a gone interface is left, and the agent is alive and never failed a pass.
 import test from 'ava';
 import fs from 'node:fs';

@@ -177,7 +177,7 @@ test.serial('attach errors', (t) => {
   const linkPin = path.join(pinDir(t), 'link');
   const e = throwsNative(t, () => native.tcAttach(99999, 'ingress', fd, { linkPin }), 'ENODEV', 'bpf_link_create');
   t.is(e.message, 'attach tc ingress of ifindex 99999: No such device');
-  throwsNative(t, () => native.tcAttach(99999, 'ingress', fd, { forceClsact: true }), 'ENODEV', 'bpf_tc_hook_create');
+  throwsNative(t, () => native.tcAttach(99999, 'ingress', fd, { forceClsact: true }), 'ENODEV', 'bpf_tc_attach');
   throwsNative(t, () => native.tcAttach(1, 'sideways' as 'ingress', fd, {}), 'EINVAL', 'tcAttach');
   throwsNative(t, () => native.xdpAttach(99999, prog('nt_xdp').fd, 0), 'ENODEV', 'bpf_xdp_attach');
   const p = vethPair();
