@@ -31,6 +31,8 @@ export interface IdentityKey {
   /** Its id in the identity set `numbering` (see assignIdentities). */
   id: number;
   numbering?: object;
+  /** Pods (not hostNetwork) with this primary key, as PodBook counts them. */
+  uses: number;
 }
 
 function once<T>(make: () => T): () => T {
@@ -60,7 +62,7 @@ export class KeyInterner {
 
   intern(key: string, draft: () => Draft): IdentityKey {
     let r = this.table.get(key);
-    if (!r) this.table.set(key, (r = { key, draft: once(draft), epoch: this.epoch, pass: 0, id: 0 }));
+    if (!r) this.table.set(key, (r = { key, draft: once(draft), epoch: this.epoch, pass: 0, id: 0, uses: 0 }));
     return r;
   }
 
@@ -80,7 +82,7 @@ export class KeyInterner {
 
 /** An address with its owner's identity key; `resolved` keeps what it last resolved
  *  to (reused while the key has the same id). */
-interface Owner {
+export interface Owner {
   ip: string;
   hex: string; // of the address
   rec: IdentityKey;
@@ -108,6 +110,11 @@ export class PodFacts {
     this.part = podPart(pod);
   }
 
+  /** The key primary() last returned. */
+  get key(): IdentityKey | undefined {
+    return this.rec;
+  }
+
   /** Its primary addresses, owned under the key primary() last returned. */
   get owners(): readonly Owner[] {
     return this.owned;
@@ -133,16 +140,21 @@ export class PodFacts {
 }
 
 /** Every address owner, the identity keys met (first-use order), and the first pod
- *  of each name asked for. */
+ *  of each name. */
 export interface Collected {
   keys: IdentityKey[];
+  /** The primary addresses of pods (not hostNetwork) first, then the others. */
   owners: Owner[];
+  /** How many of `owners` are pods' primary addresses. */
+  primaryOwners: number;
+  /** Per snapshot pod, its facts (undefined for a hostNetwork pod). */
+  facts: (PodFacts | undefined)[];
   pods: Map<string, PodObj>;
+  /** Two pods of one "ns/name". */
+  duplicateNames: boolean;
 }
 
 export interface CollectContext {
-  /** Pods to find by "ns/name" on the way (the endpoints' pods). */
-  wanted: ReadonlySet<string>;
   keys: KeyInterner;
   namespace: (name: string) => NamespaceInfo;
   facts: (pod: PodObj) => PodFacts;
@@ -171,22 +183,28 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
   const hostPods: PodObj[] = [];
   const multiPods: PodObj[] = [];
   const pods = new Map<string, PodObj>();
+  const facts: Collected['facts'] = [];
+  let duplicateNames = false;
   const find = (pod: PodObj, name: string) => {
-    if (c.wanted.has(name) && !pods.has(name)) pods.set(name, pod);
+    if (pods.has(name)) duplicateNames = true;
+    else pods.set(name, pod);
   };
   for (const pod of snapshot.pods) {
     if (pod.hostNetwork) {
       hostPods.push(pod);
+      facts.push(undefined);
       find(pod, `${pod.namespace}/${pod.name}`);
       continue;
     }
     if (pod.networks.length) multiPods.push(pod);
     const f = c.facts(pod);
+    facts.push(f);
     find(pod, f.name);
     meet(f.primary(c.namespace(pod.namespace), c.keys, c.addrHex));
     const own = f.owners;
     for (let i = 0; i < own.length; i++) owners.push(own[i]);
   }
+  const primaryOwners = owners.length;
   for (const node of snapshot.nodes) {
     const rec = meetNode(node);
     for (const ip of node.addresses) owners.push({ ip, hex: c.addrHex(ip), rec, node: node.name });
@@ -205,7 +223,7 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
       for (const ip of net.ips) owners.push({ ip, hex: c.addrHex(ip), rec, pod, node: pod.nodeName });
     }
   }
-  return { keys, owners, pods };
+  return { keys, owners, primaryOwners, facts, pods, duplicateNames };
 }
 
 /** Identities with their ids; a function of the set of keys only. */

@@ -22,7 +22,6 @@ import {
   assignIdentities,
   collectIdentities,
   numbersExactly,
-  ownAddresses,
   primaryKey,
 } from './collect';
 import {
@@ -35,6 +34,7 @@ import {
 } from './identities';
 import { isolationList } from './isolation';
 import { Memo } from './memo';
+import { type PodPart, PodBook, sameItems } from './pod-book';
 import type { CompiledEndpoint, CompiledRuleInfo, CompileResult, DesiredMaps } from './output';
 import { POLICY_MAPS, type PolicyMapName } from '../wire/maps';
 import {
@@ -74,10 +74,10 @@ function firstByName<T>(items: readonly T[], name: (t: T) => string): Map<string
   return out;
 }
 
-function lookup(snapshot: Snapshot, collected: Collected, self: (pod: PodObj) => Draft): Lookup {
+function lookup(snapshot: Snapshot, part: PodPart, self: (pod: PodObj) => Draft): Lookup {
   const nodes = firstByName(snapshot.nodes, (n) => n.name);
   return {
-    pod: (name) => collected.pods.get(name),
+    pod: (name) => part.pods.get(name),
     node: (name) => (name === undefined ? undefined : nodes.get(name)),
     self,
   };
@@ -179,6 +179,8 @@ interface Universe {
 }
 
 interface PolicySet {
+  /** The policy objects it was made from. */
+  objects: readonly Policy[];
   keys: string[];
   index: PolicyIndex;
   /** Sorted distinct policy names: a policy's id is its index. */
@@ -194,9 +196,7 @@ interface CompiledTable {
   infos: CompiledRuleInfo[];
 }
 
-function sameItems<T>(a: readonly T[] | undefined, b: readonly T[]): boolean {
-  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
-}
+
 
 /**
  * A compiler that keeps its work between calls: per pod and policy object their keys,
@@ -216,6 +216,8 @@ export class Compiler {
   private readonly addrHexes = new Memo<string>();
   private readonly pods = new WeakMap<PodObj, PodFacts>();
   private readonly keys = new KeyInterner();
+  private readonly book = new PodBook();
+  private nsIndex?: { namespaces: readonly NamespaceObj[]; index: (namespace: string) => NamespaceInfo };
   private readonly namespaces = new WeakMap<NamespaceObj, NamespaceInfo>();
   private readonly policyKeys = new WeakMap<Policy, string>();
   private universe?: Universe;
@@ -261,26 +263,31 @@ export class Compiler {
 
   compile(snapshot: Snapshot, nodeName: string, endpoints: DiscoveredEndpoint[]): CompileResult {
     for (const m of this.memos) m.nextGeneration();
-    const namespaces = namespaceIndex(snapshot, this.namespaceInfo);
-    // Only the endpoints' pods are looked up: the pass over pods finds just those.
-    const wanted = new Set(endpoints.flatMap((e) => (e.pod === undefined ? [] : [e.pod])));
+    const namespaces = this.namespaceIndexOf(snapshot);
     const collect: CollectContext = {
-      wanted,
       keys: this.keys,
       namespace: namespaces,
       facts: this.facts,
       addrHex: this.addrHex,
     };
-    const collected = collectIdentities(snapshot, collect);
-    const universe = this.universeOf(collected);
-    const owned = ownAddresses(collected.owners, (ip, identity) => ({
-      key: encodeAddr(ip),
-      value: encodeU32(identity),
-    }));
-    const ids: Identities = { list: universe.set.list, byId: universe.set.byId, ...owned };
+    const encode = (ip: string, identity: number) => ({ key: encodeAddr(ip), value: encodeU32(identity) });
+    // A few pods changed within the identity set: the book applies just those.
+    let universe = this.universe;
+    let part = this.book.update(snapshot, collect, universe?.set.numbering, encode);
+    if (!part || !universe) {
+      const collected = collectIdentities(snapshot, collect);
+      universe = this.universeOf(collected);
+      part = this.book.full(snapshot, collected, universe.set.numbering, encode);
+    }
+    const ids: Identities = {
+      list: universe.set.list,
+      byId: universe.set.byId,
+      byAddress: part.byAddress,
+      errors: part.errors,
+    };
     const policies = this.policySet(snapshot.policies);
     const builder = new RuleListBuilder(ids, universe.selection, this.expansions);
-    const find = lookup(snapshot, collected, (pod) => primaryKey(pod, collect).draft());
+    const find = lookup(snapshot, part, (pod) => primaryKey(pod, collect).draft());
     const errors = [...ids.errors];
 
     // Rule lists per endpoint. An endpoint that cannot be resolved is reported and left
@@ -423,7 +430,7 @@ export class Compiler {
       return ce;
     });
 
-    maps.nf_ident_exact = owned.byAddress;
+    maps.nf_ident_exact = part.byAddress;
     addLocalEntries(
       entries,
       snapshot,
@@ -440,6 +447,15 @@ export class Compiler {
       errors,
       isolation: isolationMaps,
     };
+  }
+
+  /** The namespace index, kept while the namespace objects are the same. */
+  private namespaceIndexOf(snapshot: Snapshot): (namespace: string) => NamespaceInfo {
+    const kept = this.nsIndex;
+    if (kept && sameItems(kept.namespaces, snapshot.namespaces)) return kept.index;
+    const index = namespaceIndex(snapshot, this.namespaceInfo);
+    this.nsIndex = { namespaces: snapshot.namespaces, index };
+    return index;
   }
 
   /** The identities of these keys; a new key set drops what depended on the old one. */
@@ -472,6 +488,7 @@ export class Compiler {
   /** The snapshot's policies with their content keys, and the sorted policy names
    *  (policy ids). Rule lists depend on every policy (which apply, in which order). */
   private policySet(policies: readonly Policy[]): PolicySet {
+    if (this.policies && sameItems(this.policies.objects, policies)) return this.policies;
     const keys = policies.map((policy) => {
       let key = this.policyKeys.get(policy);
       if (key === undefined) this.policyKeys.set(policy, (key = JSON.stringify(policy)));
@@ -480,8 +497,8 @@ export class Compiler {
     if (!this.policies || !sameItems(this.policies.keys, keys)) {
       const index = new PolicyIndex(policies.map((policy, i) => ({ policy, key: keys[i] })));
       const names = [...new Set(policies.map((p) => policyName(p.ref)))].sort();
-      this.policies = { keys, index, names, ids: new Map(names.map((p, i) => [p, i])) };
-    }
+      this.policies = { objects: policies, keys, index, names, ids: new Map(names.map((p, i) => [p, i])) };
+    } else this.policies.objects = policies; // equal content: what depends on it holds
     return this.policies;
   }
 

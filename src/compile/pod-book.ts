@@ -1,0 +1,167 @@
+// The pods' part of a compile, kept between compiles: who owns which address under
+// which identity (nf_ident_exact), and the first pod of each name. A snapshot that
+// differs from the last by a few pods on their primary network only (the usual watch
+// event: a pod added, deleted or relabeled within existing label sets) is applied as a
+// diff of the pod arrays by object identity: no pass over the other pods' facts, and
+// the address map derived from the last one with the keys it changed (so the
+// reconciler's diff is O(changes)). Anything else (nodes, namespaces, hostNetwork or
+// multi-network pods changed, a new or vanished identity key, a shared address, a
+// duplicate pod name) takes the full pass, which gives the same result.
+import type { NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
+import {
+  type CollectContext,
+  type Collected,
+  type IdentityKey,
+  type OwnerEntry,
+  type PodFacts,
+  ownAddresses,
+} from './collect';
+import { derive } from './output';
+
+type Encode = (ip: string, identity: number) => { key: Buffer; value: Buffer };
+
+/** The pods' part of one compile. */
+export interface PodPart {
+  /** nf_ident_exact: address key hex -> owner and entry, in the full pass's order. */
+  byAddress: Map<string, OwnerEntry>;
+  errors: string[];
+  /** The first pod of each "ns/name". */
+  pods: ReadonlyMap<string, PodObj>;
+}
+
+/** What a full pass left, for diffs against the next snapshot. */
+interface Kept extends PodPart {
+  podList: readonly PodObj[];
+  nodes: readonly NodeObj[];
+  namespaces: readonly NamespaceObj[];
+  facts: (PodFacts | undefined)[];
+  /** The identity set the keys were numbered in. */
+  numbering: object;
+  /** Entries of nodes, hostNetwork and secondary-network pods (after the pods'). */
+  rest: [string, OwnerEntry][];
+  pods: Map<string, PodObj>;
+}
+
+const plain = (pod: PodObj): boolean => !pod.hostNetwork && pod.networks.length === 0;
+
+/** Are two arrays the same items (by identity) in the same order? */
+export function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export class PodBook {
+  private kept?: Kept;
+
+  /** The pods' part from the last full pass and the pods changed since, or undefined
+   *  when this snapshot needs a full pass. `numbering`: the current identity set's. */
+  update(snapshot: Snapshot, c: CollectContext, numbering: object | undefined, encode: Encode): PodPart | undefined {
+    const k = this.kept;
+    if (!k || k.numbering !== numbering) return undefined;
+    if (!sameItems(k.nodes, snapshot.nodes) || !sameItems(k.namespaces, snapshot.namespaces)) return undefined;
+    const before = k.podList;
+    const now = snapshot.pods;
+    // The changed run: between the common head and the common tail.
+    const min = Math.min(before.length, now.length);
+    let head = 0;
+    while (head < min && before[head] === now[head]) head++;
+    let tail = 0;
+    while (tail < min - head && before[before.length - 1 - tail] === now[now.length - 1 - tail]) tail++;
+    if (head === min && before.length === now.length) return k; // the same pods
+    const was = before.slice(head, before.length - tail);
+    const is = now.slice(head, now.length - tail);
+    if (was.length + is.length > Math.max(64, now.length / 4) || !was.every(plain) || !is.every(plain))
+      return undefined;
+    const wasSet = new Set(was);
+    const isSet = new Set(is);
+    const removed = was.filter((p) => !isSet.has(p)).map(c.facts);
+    const added = is.filter((p) => !wasSet.has(p)).map(c.facts);
+
+    // Check everything before changing anything.
+    const uses = new Map<IdentityKey, number>();
+    const count = (rec: IdentityKey | undefined, d: number): void => {
+      if (rec) uses.set(rec, (uses.get(rec) ?? rec.uses) + d);
+    };
+    const gone = new Set<string>();
+    for (const f of removed) {
+      count(f.key, -1);
+      for (const o of f.owners) {
+        if (k.byAddress.get(o.hex) !== o.resolved) return undefined;
+        gone.add(o.hex);
+      }
+      if (k.pods.get(f.name) !== f.pod) return undefined;
+    }
+    const names = new Set<string>();
+    const changed = new Set(gone);
+    for (const f of added) {
+      const rec = f.primary(c.namespace(f.pod.namespace), c.keys, c.addrHex);
+      // A key outside the identity set: the identities change.
+      if (rec.numbering !== numbering) return undefined;
+      count(rec, +1);
+      for (const o of f.owners) {
+        if ((k.byAddress.has(o.hex) && !gone.has(o.hex)) || (changed.has(o.hex) && !gone.has(o.hex)))
+          return undefined;
+        gone.delete(o.hex);
+        changed.add(o.hex);
+      }
+      if (names.has(f.name) || (k.pods.has(f.name) && !removed.some((r) => r.name === f.name))) return undefined;
+      names.add(f.name);
+    }
+    for (const n of uses.values()) if (n <= 0) return undefined; // a key vanishes
+
+    // Apply: counts, names, facts in snapshot order, and the address map rebuilt in
+    // the full pass's order (pods' primary addresses, then the rest).
+    for (const [rec, n] of uses) rec.uses = n;
+    for (const f of removed) k.pods.delete(f.name);
+    for (const f of added) {
+      k.pods.set(f.name, f.pod);
+      for (const o of f.owners)
+        if (o.resolved?.identity !== o.rec.id)
+          o.resolved = { ip: o.ip, identity: o.rec.id, pod: o.pod, node: o.node, ...encode(o.ip, o.rec.id) };
+    }
+    const facts = k.facts.slice(0, head).concat(is.map(c.facts), k.facts.slice(k.facts.length - tail));
+    const byAddress = new Map<string, OwnerEntry>();
+    for (let i = 0; i < facts.length; i++) {
+      const own = facts[i]?.owners;
+      if (own) for (let j = 0; j < own.length; j++) byAddress.set(own[j].hex, own[j].resolved!);
+    }
+    for (const [hex, e] of k.rest) byAddress.set(hex, e);
+    derive(byAddress, k.byAddress, changed);
+    Object.assign(k, { podList: now, facts, byAddress });
+    return k;
+  }
+
+  /** The full pass over what collectIdentities found (keys numbered in `numbering`). */
+  full(snapshot: Snapshot, collected: Collected, numbering: object, encode: Encode): PodPart {
+    this.kept = undefined;
+    const { owners, primaryOwners: n } = collected;
+    const primary = ownAddresses(owners.slice(0, n), encode);
+    const rest = ownAddresses(owners.slice(n), encode);
+    // Keep it only when no address is shared between a pod's primary address and
+    // anything else: then each primary address has one owner the diff can move.
+    const shared =
+      primary.byAddress.size !== n || [...rest.byAddress.keys()].some((hex) => primary.byAddress.has(hex));
+    if (shared || collected.duplicateNames) {
+      const all = ownAddresses(owners, encode);
+      return { ...all, pods: collected.pods };
+    }
+    for (const rec of collected.keys) rec.uses = 0;
+    for (const f of collected.facts) if (f?.key) f.key.uses++;
+    const byAddress = primary.byAddress;
+    for (const [hex, e] of rest.byAddress) byAddress.set(hex, e);
+    this.kept = {
+      byAddress,
+      errors: rest.errors,
+      pods: collected.pods,
+      podList: snapshot.pods,
+      nodes: snapshot.nodes,
+      namespaces: snapshot.namespaces,
+      facts: collected.facts,
+      numbering,
+      rest: [...rest.byAddress],
+    };
+    return this.kept;
+  }
+}
