@@ -196,8 +196,6 @@ interface CompiledTable {
   infos: CompiledRuleInfo[];
 }
 
-
-
 /**
  * A compiler that keeps its work between calls: per pod and policy object their keys,
  * per identity set the selections and rule expansions, per endpoint context its rule

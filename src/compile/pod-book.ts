@@ -101,8 +101,7 @@ export class PodBook {
       if (rec.numbering !== numbering) return undefined;
       count(rec, +1);
       for (const o of f.owners) {
-        if ((k.byAddress.has(o.hex) && !gone.has(o.hex)) || (changed.has(o.hex) && !gone.has(o.hex)))
-          return undefined;
+        if ((k.byAddress.has(o.hex) && !gone.has(o.hex)) || (changed.has(o.hex) && !gone.has(o.hex))) return undefined;
         gone.delete(o.hex);
         changed.add(o.hex);
       }
@@ -141,8 +140,7 @@ export class PodBook {
     const rest = ownAddresses(owners.slice(n), encode);
     // Keep it only when no address is shared between a pod's primary address and
     // anything else: then each primary address has one owner the diff can move.
-    const shared =
-      primary.byAddress.size !== n || [...rest.byAddress.keys()].some((hex) => primary.byAddress.has(hex));
+    const shared = primary.byAddress.size !== n || [...rest.byAddress.keys()].some((hex) => primary.byAddress.has(hex));
     if (shared || collected.duplicateNames) {
       const all = ownAddresses(owners, encode);
       return { ...all, pods: collected.pods };
