@@ -486,18 +486,48 @@ export class Compiler {
   /** The snapshot's policies with their content keys, and the sorted policy names
    *  (policy ids). Rule lists depend on every policy (which apply, in which order). */
   private policySet(policies: readonly Policy[]): PolicySet {
-    if (this.policies && sameItems(this.policies.objects, policies)) return this.policies;
-    const keys = policies.map((policy) => {
-      let key = this.policyKeys.get(policy);
-      if (key === undefined) this.policyKeys.set(policy, (key = JSON.stringify(policy)));
-      return key;
-    });
+    const last = this.policies;
+    if (last && sameItems(last.objects, policies)) return last;
+    const patched = last && this.patched(last, policies);
+    if (patched) return (this.policies = patched);
+    const keys = policies.map(this.policyKey);
     if (!this.policies || !sameItems(this.policies.keys, keys)) {
       const index = new PolicyIndex(policies.map((policy, i) => ({ policy, key: keys[i] })));
       const names = [...new Set(policies.map((p) => policyName(p.ref)))].sort();
       this.policies = { objects: policies, keys, index, names, ids: new Map(names.map((p, i) => [p, i])) };
     } else this.policies.objects = policies; // equal content: what depends on it holds
     return this.policies;
+  }
+
+  private readonly policyKey = (policy: Policy): string => {
+    let key = this.policyKeys.get(policy);
+    if (key === undefined) this.policyKeys.set(policy, (key = JSON.stringify(policy)));
+    return key;
+  };
+
+  /** `last` with a few policies replaced in place by policies of the same name and
+   *  namespace (the usual policy update): its names and ids hold, its index is patched.
+   *  Undefined for any other change. */
+  private patched(last: PolicySet, policies: readonly Policy[]): PolicySet | undefined {
+    const before = last.objects;
+    if (before.length !== policies.length) return undefined;
+    const changed: number[] = [];
+    for (let i = 0; i < policies.length && changed.length <= 64; i++) if (before[i] !== policies[i]) changed.push(i);
+    if (changed.length > 64) return undefined;
+    const keys = last.keys.slice();
+    let index: PolicyIndex | undefined = last.index;
+    for (const i of changed) {
+      if (policyName(policies[i].ref) !== policyName(before[i].ref)) return undefined;
+      keys[i] = this.policyKey(policies[i]);
+      index = index.replaced(i, { policy: policies[i], key: keys[i] });
+      if (!index) return undefined;
+    }
+    // Equal content (new objects): what depends on the set holds.
+    if (sameItems(keys, last.keys)) {
+      last.objects = policies;
+      return last;
+    }
+    return { objects: policies, keys, index, names: last.names, ids: last.ids };
   }
 
   private table(table: number, pids: number[], content: string, rules: CompiledRule[]): CompiledTable {

@@ -17,12 +17,14 @@ import {
   ownAddresses,
 } from './collect';
 import { derive } from './output';
+import { OverlayMap } from './overlay-map';
 
 type Encode = (ip: string, identity: number) => { key: Buffer; value: Buffer };
 
 /** The pods' part of one compile. */
 export interface PodPart {
-  /** nf_ident_exact: address key hex -> owner and entry, in the full pass's order. */
+  /** nf_ident_exact: address key hex -> owner and entry, in the full pass's order
+   *  (read-only: it may be an OverlayMap). */
   byAddress: Map<string, OwnerEntry>;
   errors: string[];
   /** The first pod of each "ns/name". */
@@ -50,6 +52,21 @@ export function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+function sameHexes(a: PodFacts, b: PodFacts): boolean {
+  return a.owners.length === b.owners.length && a.owners.every((o, i) => o.hex === b.owners[i].hex);
+}
+
+/** The address map of a kept pass: the rest's entries, then the pods' in their order
+ *  (when nothing is shared, the order of a full pass). */
+function addressMap(rest: [string, OwnerEntry][], facts: readonly (PodFacts | undefined)[]): Map<string, OwnerEntry> {
+  const byAddress = new Map(rest);
+  for (let i = 0; i < facts.length; i++) {
+    const own = facts[i]?.owners;
+    if (own) for (let j = 0; j < own.length; j++) byAddress.set(own[j].hex, own[j].resolved!);
+  }
+  return byAddress;
 }
 
 export class PodBook {
@@ -110,8 +127,8 @@ export class PodBook {
     }
     for (const n of uses.values()) if (n <= 0) return undefined; // a key vanishes
 
-    // Apply: counts, names, facts in snapshot order, and the address map rebuilt in
-    // the full pass's order (pods' primary addresses, then the rest).
+    // Apply: counts, names, facts in snapshot order, and the address map in the full
+    // pass's order (the rest, then the pods' primary addresses).
     for (const [rec, n] of uses) rec.uses = n;
     for (const f of removed) k.pods.delete(f.name);
     for (const f of added) {
@@ -121,12 +138,18 @@ export class PodBook {
           o.resolved = { ip: o.ip, identity: o.rec.id, pod: o.pod, node: o.node, ...encode(o.ip, o.rec.id) };
     }
     const facts = k.facts.slice(0, head).concat(is.map(c.facts), k.facts.slice(k.facts.length - tail));
-    const byAddress = new Map<string, OwnerEntry>();
-    for (let i = 0; i < facts.length; i++) {
-      const own = facts[i]?.owners;
-      if (own) for (let j = 0; j < own.length; j++) byAddress.set(own[j].hex, own[j].resolved!);
-    }
-    for (const [hex, e] of k.rest) byAddress.set(hex, e);
+    // Pods deleted, appended last, or replaced by pods of the same addresses: the
+    // entries' order is the last map's with those changes made, as an overlay.
+    const inPlace =
+      was.length === 0
+        ? tail === 0
+        : is.length === 0 || (was.length === is.length && was.every((p, i) => sameHexes(c.facts(p), c.facts(is[i]))));
+    const edits: [string, OwnerEntry | undefined][] = [...gone].map((hex) => [hex, undefined]);
+    for (const f of added) for (const o of f.owners) edits.push([o.hex, o.resolved]);
+    let byAddress: Map<string, OwnerEntry> | undefined = inPlace ? OverlayMap.derive(k.byAddress, edits) : undefined;
+    if (byAddress instanceof OverlayMap && byAddress.depth > Math.max(1024, byAddress.size / 8))
+      byAddress = new Map(byAddress);
+    byAddress ??= addressMap(k.rest, facts);
     derive(byAddress, k.byAddress, changed);
     Object.assign(k, { podList: now, facts, byAddress });
     return k;
@@ -147,8 +170,8 @@ export class PodBook {
     }
     for (const rec of collected.keys) rec.uses = 0;
     for (const f of collected.facts) if (f?.key) f.key.uses++;
-    const byAddress = primary.byAddress;
-    for (const [hex, e] of rest.byAddress) byAddress.set(hex, e);
+    const byAddress = new Map(rest.byAddress);
+    for (const [hex, e] of primary.byAddress) byAddress.set(hex, e);
     this.kept = {
       byAddress,
       errors: rest.errors,
