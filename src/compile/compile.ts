@@ -14,6 +14,7 @@ import { type DiscoveredEndpoint, endpointKey, endpointLabel } from './endpoint'
 import { hooksFor } from './hooks';
 import { type IdKind, assignIds, endpointRevision, hash32, idHash } from './hash';
 import {
+  type Address,
   type CollectContext,
   type Collected,
   type IdentitySet,
@@ -143,6 +144,19 @@ function localDelivery(
   );
 }
 
+/** A copy in the shared buffer pool: the many small Buffers a compile keeps (one
+ *  address and one identity per pod) then cost a view each, not an allocation. */
+function pooled(b: Buffer): Buffer {
+  const copy = Buffer.allocUnsafe(b.length);
+  b.copy(copy);
+  return copy;
+}
+
+function address(ip: string): Address {
+  const key = pooled(encodeAddr(ip));
+  return { key, hex: keyHex(key) };
+}
+
 /** Makes a map entry, or finds it made (by a key naming everything it encodes). */
 type Entries = (map: PolicyMapName, what: string, make: () => { key: Buffer; value: Buffer }) => void;
 
@@ -211,7 +225,8 @@ export class Compiler {
     table: new Memo(),
     endpoint: new Memo(),
   };
-  private readonly addrHexes = new Memo<string>();
+  /** Named-port maps by content, shared by the pods that have them. */
+  private readonly ports = new Memo<ReadonlyMap<string, number>>();
   private readonly pods = new WeakMap<PodObj, PodFacts>();
   private readonly keys = new KeyInterner();
   private readonly book = new PodBook();
@@ -236,26 +251,27 @@ export class Compiler {
   private readonly memos = [
     this.hashes,
     ...Object.values(this.idHashes),
-    this.addrHexes,
     this.expansions,
     this.lists,
     this.tables,
     this.tableSets,
     this.entries,
+    this.ports,
   ];
 
   private readonly hash = (text: string): number => this.hashes.get(text, () => hash32(text));
   private readonly idHash = (kind: IdKind, key: string): number =>
     this.idHashes[kind].get(key, () => idHash(kind, key));
-  private readonly addrHex = (ip: string): string => this.addrHexes.get(ip, () => keyHex(encodeAddr(ip)));
+
   private readonly namespaceInfo = (ns: NamespaceObj): NamespaceInfo => {
     let info = this.namespaces.get(ns);
     if (!info) this.namespaces.set(ns, (info = namespaceInfo(ns.labels)));
     return info;
   };
+  private readonly portMaps = (text: string, make: () => ReadonlyMap<string, number>) => this.ports.get(text, make);
   private readonly facts = (pod: PodObj): PodFacts => {
     let f = this.pods.get(pod);
-    if (!f) this.pods.set(pod, (f = new PodFacts(pod)));
+    if (!f) this.pods.set(pod, (f = new PodFacts(pod, this.portMaps)));
     return f;
   };
 
@@ -266,9 +282,9 @@ export class Compiler {
       keys: this.keys,
       namespace: namespaces,
       facts: this.facts,
-      addrHex: this.addrHex,
+      address,
     };
-    const encode = (ip: string, identity: number) => ({ key: encodeAddr(ip), value: encodeU32(identity) });
+    const encode = (identity: number) => pooled(encodeU32(identity));
     // A few pods changed within the identity set: the book applies just those.
     let universe = this.universe;
     let part = this.book.update(snapshot, collect, universe?.set.numbering, encode);

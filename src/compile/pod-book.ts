@@ -10,16 +10,16 @@
 import type { NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
 import {
   type CollectContext,
+  type EncodeIdentity,
   type Collected,
   type IdentityKey,
   type OwnerEntry,
   type PodFacts,
   ownAddresses,
+  resolveOwner,
 } from './collect';
 import { derive } from './output';
 import { OverlayMap } from './overlay-map';
-
-type Encode = (ip: string, identity: number) => { key: Buffer; value: Buffer };
 
 /** The pods' part of one compile. */
 export interface PodPart {
@@ -74,7 +74,12 @@ export class PodBook {
 
   /** The pods' part from the last full pass and the pods changed since, or undefined
    *  when this snapshot needs a full pass. `numbering`: the current identity set's. */
-  update(snapshot: Snapshot, c: CollectContext, numbering: object | undefined, encode: Encode): PodPart | undefined {
+  update(
+    snapshot: Snapshot,
+    c: CollectContext,
+    numbering: object | undefined,
+    encode: EncodeIdentity,
+  ): PodPart | undefined {
     const k = this.kept;
     if (!k || k.numbering !== numbering) return undefined;
     if (!sameItems(k.nodes, snapshot.nodes) || !sameItems(k.namespaces, snapshot.namespaces)) return undefined;
@@ -113,7 +118,7 @@ export class PodBook {
     const names = new Set<string>();
     const changed = new Set(gone);
     for (const f of added) {
-      const rec = f.primary(c.namespace(f.pod.namespace), c.keys, c.addrHex);
+      const rec = f.primary(c.namespace(f.pod.namespace), c.keys, c.address);
       // A key outside the identity set: the identities change.
       if (rec.numbering !== numbering) return undefined;
       count(rec, +1);
@@ -133,9 +138,7 @@ export class PodBook {
     for (const f of removed) k.pods.delete(f.name);
     for (const f of added) {
       k.pods.set(f.name, f.pod);
-      for (const o of f.owners)
-        if (o.resolved?.identity !== o.rec.id)
-          o.resolved = { ip: o.ip, identity: o.rec.id, pod: o.pod, node: o.node, ...encode(o.ip, o.rec.id) };
+      for (const o of f.owners) resolveOwner(o, encode);
     }
     const facts = k.facts.slice(0, head).concat(is.map(c.facts), k.facts.slice(k.facts.length - tail));
     // Pods deleted, appended last, or replaced by pods of the same addresses: the
@@ -156,7 +159,7 @@ export class PodBook {
   }
 
   /** The full pass over what collectIdentities found (keys numbered in `numbering`). */
-  full(snapshot: Snapshot, collected: Collected, numbering: object, encode: Encode): PodPart {
+  full(snapshot: Snapshot, collected: Collected, numbering: object, encode: EncodeIdentity): PodPart {
     this.kept = undefined;
     const { owners, primaryOwners: n } = collected;
     const primary = ownAddresses(owners.slice(0, n), encode);
