@@ -4,7 +4,7 @@
 // facts and interned keys: an unchanged pod costs a few property reads, no hashing.
 import type { NodeObj, PodObj, Snapshot } from '../model/types';
 import { nodeOfPod } from '../selectors/resolve';
-import { type IdKind, assignIds } from './hash';
+import { type Numbered, idHash, maskedHash, probeIds } from './hash';
 import {
   type AddressOwner,
   type Draft,
@@ -19,8 +19,10 @@ import {
 } from './identities';
 
 /** An identity key, interned: every pod and node with that key shares the record. */
-export class IdentityKey {
+export class IdentityKey implements Numbered {
   private made?: Draft;
+  /** Its masked id hash, once computed (-1 before). */
+  h = -1;
   /** The interner epoch it belongs to (a record from an older epoch is re-interned). */
   epoch: number;
   /** The last pass that met it. */
@@ -256,15 +258,12 @@ export interface IdentitySet {
   numbering: object;
 }
 
-export function assignIdentities(keys: Collected['keys'], hash: (kind: IdKind, key: string) => number): IdentitySet {
-  const idOf = assignIds(
-    keys.map((k) => k.key),
-    'identity',
-    hash,
-  );
+export function assignIdentities(keys: Collected['keys']): IdentitySet {
+  for (const rec of keys) if (rec.h < 0) rec.h = maskedHash('identity', idHash('identity', rec.key));
+  const sorted = keys.slice();
+  probeIds(sorted, 'identity');
   const numbering = {};
-  const list: Identity[] = keys.map((rec) => {
-    rec.id = idOf.get(rec.key)!;
+  const list: Identity[] = sorted.map((rec) => {
     rec.numbering = numbering;
     return { id: rec.id, ...rec.draft() };
   });

@@ -219,9 +219,9 @@ interface CompiledTable {
  */
 export class Compiler {
   private readonly hashes = new Memo<number>();
-  /** Per id kind, key -> idHash (keys are big strings: a salted copy is never made twice). */
-  private readonly idHashes: Record<IdKind, Memo<number>> = {
-    identity: new Memo(),
+  /** Per id kind, key -> idHash (keys are big strings: a salted copy is never made twice);
+   *  identity keys keep theirs in their record. */
+  private readonly idHashes: Record<Exclude<IdKind, 'identity'>, Memo<number>> = {
     table: new Memo(),
     endpoint: new Memo(),
   };
@@ -261,7 +261,7 @@ export class Compiler {
 
   private readonly hash = (text: string): number => this.hashes.get(text, () => hash32(text));
   private readonly idHash = (kind: IdKind, key: string): number =>
-    this.idHashes[kind].get(key, () => idHash(kind, key));
+    kind === 'identity' ? idHash(kind, key) : this.idHashes[kind].get(key, () => idHash(kind, key));
 
   private readonly namespaceInfo = (ns: NamespaceObj): NamespaceInfo => {
     let info = this.namespaces.get(ns);
@@ -476,7 +476,7 @@ export class Compiler {
   private universeOf(collected: Collected): Universe {
     // Ids and all that depends on them are a function of the key set, not its order.
     if (!this.universe || !numbersExactly(this.universe.set, collected.keys)) {
-      const set = assignIdentities(collected.keys, this.idHash);
+      const set = assignIdentities(collected.keys);
       const descriptions = Object.fromEntries(set.list.map((i) => [i.id, i.description]));
       this.universe = { set, selection: new Selection(set.list), descriptions };
       this.expansions.clear();
