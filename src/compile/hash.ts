@@ -57,6 +57,20 @@ export function probeIds(entries: Numbered[], kind: IdKind): void {
   const mask = ID_MASK[kind];
   const reserved = RESERVED[kind];
   entries.sort((a, b) => a.h - b.h || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  // In (hash, key) order, until a probe wraps past the mask, the ids given are
+  // increasing and every id from an entry's hash up to the last id given is taken:
+  // the first free one is the hash or the one after the last, no set needed.
+  let last = -1;
+  for (const e of entries) {
+    let id = Math.max(e.h, last + 1);
+    while (id === 0 || reserved.has(id)) id++;
+    if (id > mask) return probeWrapping(entries, mask, reserved);
+    e.id = last = id;
+  }
+}
+
+/** probeIds when a probe wraps: every id taken kept in a set. */
+function probeWrapping(entries: Numbered[], mask: number, reserved: ReadonlySet<number>): void {
   const used = new Set<number>();
   for (const e of entries) {
     let id = e.h;
