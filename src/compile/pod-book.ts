@@ -1,12 +1,14 @@
 // The pods' part of a compile, kept between compiles: who owns which address under
 // which identity (nf_ident_exact), and the first pod of each name. A snapshot that
 // differs from the last by a few pods on their primary network only (the usual watch
-// event: a pod added, deleted or relabeled within existing label sets) is applied as a
-// diff of the pod arrays by object identity: no pass over the other pods' facts, and
-// the address map derived from the last one with the keys it changed (so the
-// reconciler's diff is O(changes)). Anything else (nodes, namespaces, hostNetwork or
-// multi-network pods changed, a new or vanished identity key, a shared address, a
-// duplicate pod name) takes the full pass, which gives the same result.
+// event: a pod added, deleted or replaced within existing label sets) is applied as a
+// diff of the pod arrays by object identity (one pointer compare per pod, no pass
+// over the pods' facts), and the address map is derived from the last one: an
+// OverlayMap when pods were deleted, appended or replaced at the same addresses (else
+// rebuilt in order), marked with the keys it changed so the reconciler's diff is
+// O(changes). Anything else (nodes or namespaces changed, hostNetwork or multi-network
+// pods changed, a new or vanished identity key, a shared address, a duplicate pod
+// name) takes the full pass, which gives the same result.
 import type { NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
 import {
   type CollectContext,
