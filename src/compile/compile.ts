@@ -193,7 +193,7 @@ interface Universe {
 }
 
 interface PolicySet {
-  /** The policy objects it was made from. */
+  /** The policy objects it was made from (a copy: the next are compared item by item). */
   objects: readonly Policy[];
   keys: string[];
   index: PolicyIndex;
@@ -468,7 +468,7 @@ export class Compiler {
     const kept = this.nsIndex;
     if (kept && sameItems(kept.namespaces, snapshot.namespaces)) return kept.index;
     const index = namespaceIndex(snapshot, this.namespaceInfo);
-    this.nsIndex = { namespaces: snapshot.namespaces, index };
+    this.nsIndex = { namespaces: snapshot.namespaces.slice(), index };
     return index;
   }
 
@@ -510,8 +510,8 @@ export class Compiler {
     if (!this.policies || !sameItems(this.policies.keys, keys)) {
       const index = new PolicyIndex(policies.map((policy, i) => ({ policy, key: keys[i] })));
       const names = [...new Set(policies.map((p) => policyName(p.ref)))].sort();
-      this.policies = { objects: policies, keys, index, names, ids: new Map(names.map((p, i) => [p, i])) };
-    } else this.policies.objects = policies; // equal content: what depends on it holds
+      this.policies = { objects: policies.slice(), keys, index, names, ids: new Map(names.map((p, i) => [p, i])) };
+    } else this.policies.objects = policies.slice(); // equal content: what depends on it holds
     return this.policies;
   }
 
@@ -540,10 +540,10 @@ export class Compiler {
     }
     // Equal content (new objects): what depends on the set holds.
     if (sameItems(keys, last.keys)) {
-      last.objects = policies;
+      last.objects = policies.slice();
       return last;
     }
-    return { objects: policies, keys, index, names: last.names, ids: last.ids };
+    return { objects: policies.slice(), keys, index, names: last.names, ids: last.ids };
   }
 
   private table(table: number, pids: number[], content: string, rules: CompiledRule[]): CompiledTable {

@@ -156,7 +156,7 @@ export class PodBook {
       byAddress = new Map(byAddress);
     byAddress ??= addressMap(k.rest, facts);
     derive(byAddress, k.byAddress, changed);
-    Object.assign(k, { podList: now, facts, byAddress });
+    Object.assign(k, { podList: now.slice(), facts, byAddress });
     return k;
   }
 
@@ -181,9 +181,10 @@ export class PodBook {
       byAddress,
       errors: rest.errors,
       pods: collected.pods,
-      podList: snapshot.pods,
-      nodes: snapshot.nodes,
-      namespaces: snapshot.namespaces,
+      // Copies: the next snapshot is compared with these item by item.
+      podList: snapshot.pods.slice(),
+      nodes: snapshot.nodes.slice(),
+      namespaces: snapshot.namespaces.slice(),
       facts: collected.facts,
       numbering,
       rest: [...rest.byAddress],
