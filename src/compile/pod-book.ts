@@ -164,19 +164,21 @@ export class PodBook {
   full(snapshot: Snapshot, collected: Collected, numbering: object, encode: EncodeIdentity): PodPart {
     this.kept = undefined;
     const { owners, primaryOwners: n } = collected;
-    const primary = ownAddresses(owners.slice(0, n), encode);
     const rest = ownAddresses(owners.slice(n), encode);
-    // Keep it only when no address is shared between a pod's primary address and
-    // anything else: then each primary address has one owner the diff can move.
-    const shared = primary.byAddress.size !== n || [...rest.byAddress.keys()].some((hex) => primary.byAddress.has(hex));
-    if (shared || collected.duplicateNames) {
-      const all = ownAddresses(owners, encode);
-      return { ...all, pods: collected.pods };
+    const restEntries = [...rest.byAddress];
+    // Kept only when no address is shared between a pod's primary address and anything
+    // else: then each primary address has one owner the diff can move, and the map
+    // in the order rest, pods is what the full pass gives.
+    const byAddress = rest.byAddress;
+    let shared = collected.duplicateNames;
+    for (let i = 0; i < n && !shared; i++) {
+      const o = owners[i];
+      if (byAddress.has(o.hex)) shared = true;
+      else byAddress.set(o.hex, resolveOwner(o, encode));
     }
+    if (shared) return { ...ownAddresses(owners, encode), pods: collected.pods };
     for (const rec of collected.keys) rec.uses = 0;
     for (const f of collected.facts) if (f?.key) f.key.uses++;
-    const byAddress = new Map(rest.byAddress);
-    for (const [hex, e] of primary.byAddress) byAddress.set(hex, e);
     this.kept = {
       byAddress,
       errors: rest.errors,
@@ -187,7 +189,7 @@ export class PodBook {
       namespaces: snapshot.namespaces.slice(),
       facts: collected.facts,
       numbering,
-      rest: [...rest.byAddress],
+      rest: restEntries,
     };
     return this.kept;
   }
