@@ -4,7 +4,7 @@
 // facts and interned keys: an unchanged pod costs a few property reads, no hashing.
 import type { NodeObj, PodObj, Snapshot } from '../model/types';
 import { nodeOfPod } from '../selectors/resolve';
-import { type IdKind, assignIds } from './hash';
+import { type Numbered, idHash, maskedHash, probeIds } from './hash';
 import {
   type AddressOwner,
   type Draft,
@@ -19,23 +19,37 @@ import {
 } from './identities';
 
 /** An identity key, interned: every pod and node with that key shares the record. */
-export interface IdentityKey {
-  readonly key: string;
-  /** Its identity's content, made once, from the first pod or node met with the key
-   *  (any other gives the same, but for the stand-in endpoint selectors never look at). */
-  readonly draft: () => Draft;
+export class IdentityKey implements Numbered {
+  private made?: Draft;
+  /** Its masked id hash, once computed (-1 before). */
+  h = -1;
   /** The interner epoch it belongs to (a record from an older epoch is re-interned). */
   epoch: number;
   /** The last pass that met it. */
-  pass: number;
+  pass = 0;
   /** Its id in the identity set `numbering` (see assignIdentities). */
-  id: number;
+  id = 0;
   numbering?: object;
-}
+  /** Pods (not hostNetwork) with this primary key, as PodBook counts them. */
+  uses = 0;
 
-function once<T>(make: () => T): () => T {
-  let v: T | undefined;
-  return () => (v ??= make());
+  constructor(
+    readonly key: string,
+    private make: ((key: string) => Draft) | undefined,
+    epoch: number,
+  ) {
+    this.epoch = epoch;
+  }
+
+  /** Its identity's content, made once, from the first pod or node met with the key
+   *  (any other gives the same, but for the stand-in endpoint selectors never look at). */
+  draft(): Draft {
+    if (!this.made) {
+      this.made = this.make!(this.key);
+      this.make = undefined; // what it captured (a pod, its facts) is no longer held
+    }
+    return this.made;
+  }
 }
 
 /** Interned keys, kept across passes; keys no pass met lately are swept now and then. */
@@ -58,9 +72,10 @@ export class KeyInterner {
     this.met = 0;
   }
 
-  intern(key: string, draft: () => Draft): IdentityKey {
+  /** `draft` makes the key's identity content from the key. */
+  intern(key: string, draft: (key: string) => Draft): IdentityKey {
     let r = this.table.get(key);
-    if (!r) this.table.set(key, (r = { key, draft: once(draft), epoch: this.epoch, pass: 0, id: 0 }));
+    if (!r) this.table.set(key, (r = new IdentityKey(key, draft, this.epoch)));
     return r;
   }
 
@@ -80,9 +95,14 @@ export class KeyInterner {
 
 /** An address with its owner's identity key; `resolved` keeps what it last resolved
  *  to (reused while the key has the same id). */
-interface Owner {
+/** An address in its map key form (16 bytes) and that key's hex. */
+export interface Address {
+  hex: string;
+  key: Buffer;
+}
+
+export interface Owner extends Address {
   ip: string;
-  hex: string; // of the address
   rec: IdentityKey;
   pod?: PodObj;
   node?: string;
@@ -104,8 +124,17 @@ export class PodFacts {
   private owned: readonly Owner[] = [];
   private fullName?: string;
 
-  constructor(readonly pod: PodObj) {
-    this.part = podPart(pod);
+  /** `ports`: interns named-port maps (pods of one spec share one). */
+  constructor(
+    readonly pod: PodObj,
+    ports?: (text: string, make: () => ReadonlyMap<string, number>) => ReadonlyMap<string, number>,
+  ) {
+    this.part = podPart(pod, ports);
+  }
+
+  /** The key primary() last returned. */
+  get key(): IdentityKey | undefined {
+    return this.rec;
   }
 
   /** Its primary addresses, owned under the key primary() last returned. */
@@ -115,43 +144,48 @@ export class PodFacts {
 
   /** "ns/name", as endpoints name pods. */
   get name(): string {
-    return (this.fullName ??= `${this.pod.namespace}/${this.pod.name}`);
+    return (this.fullName ??= [this.pod.namespace, this.pod.name].join('/'));
   }
 
   /** Its primary identity key in namespace `ns` (and `owners` its addresses under it). */
-  primary(ns: NamespaceInfo, keys: KeyInterner, addrHex: (ip: string) => string): IdentityKey {
+  primary(ns: NamespaceInfo, keys: KeyInterner, address: (ip: string) => Address): IdentityKey {
     let rec = this.rec;
     if (this.nsText !== ns.keyText || !rec || !keys.current(rec)) {
       const { pod, part } = this;
-      const made = keys.intern(podKey(pod, ns, part), () => podDraft(pod, ns, undefined, part));
+      const made = keys.intern(podKey(pod, ns, part), (key) => podDraft(pod, ns, undefined, part, key));
       this.nsText = ns.keyText;
       this.rec = rec = made;
-      this.owned = pod.ips.map((ip) => ({ ip, hex: addrHex(ip), rec: made, pod, node: pod.nodeName }));
+      this.owned = pod.ips.map((ip) => ({ ip, ...address(ip), rec: made, pod, node: pod.nodeName }));
     }
     return rec;
   }
 }
 
 /** Every address owner, the identity keys met (first-use order), and the first pod
- *  of each name asked for. */
+ *  of each name. */
 export interface Collected {
   keys: IdentityKey[];
+  /** The primary addresses of pods (not hostNetwork) first, then the others. */
   owners: Owner[];
+  /** How many of `owners` are pods' primary addresses. */
+  primaryOwners: number;
+  /** Per snapshot pod, its facts (undefined for a hostNetwork pod). */
+  facts: (PodFacts | undefined)[];
   pods: Map<string, PodObj>;
+  /** Two pods of one "ns/name". */
+  duplicateNames: boolean;
 }
 
 export interface CollectContext {
-  /** Pods to find by "ns/name" on the way (the endpoints' pods). */
-  wanted: ReadonlySet<string>;
   keys: KeyInterner;
   namespace: (name: string) => NamespaceInfo;
   facts: (pod: PodObj) => PodFacts;
-  addrHex: (ip: string) => string;
+  address: (ip: string) => Address;
 }
 
 /** A pod's primary identity key. */
 export function primaryKey(pod: PodObj, c: CollectContext): IdentityKey {
-  return c.facts(pod).primary(c.namespace(pod.namespace), c.keys, c.addrHex);
+  return c.facts(pod).primary(c.namespace(pod.namespace), c.keys, c.address);
 }
 
 export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collected {
@@ -163,7 +197,7 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
     if (c.keys.meet(rec)) keys.push(rec);
     return rec;
   };
-  const meetNode = (node: NodeObj): IdentityKey => meet(c.keys.intern(nodeKey(node), () => nodeDraft(node)));
+  const meetNode = (node: NodeObj): IdentityKey => meet(c.keys.intern(nodeKey(node), (key) => nodeDraft(node, key)));
 
   // Address owners in the reference's lookup order: pods, nodes, hostNetwork pods
   // (their node; a stand-in node when the node is unknown), then secondary networks.
@@ -171,41 +205,49 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
   const hostPods: PodObj[] = [];
   const multiPods: PodObj[] = [];
   const pods = new Map<string, PodObj>();
+  const facts: Collected['facts'] = [];
+  let duplicateNames = false;
   const find = (pod: PodObj, name: string) => {
-    if (c.wanted.has(name) && !pods.has(name)) pods.set(name, pod);
+    if (pods.has(name)) duplicateNames = true;
+    else pods.set(name, pod);
   };
   for (const pod of snapshot.pods) {
     if (pod.hostNetwork) {
       hostPods.push(pod);
+      facts.push(undefined);
       find(pod, `${pod.namespace}/${pod.name}`);
       continue;
     }
     if (pod.networks.length) multiPods.push(pod);
     const f = c.facts(pod);
+    facts.push(f);
     find(pod, f.name);
-    meet(f.primary(c.namespace(pod.namespace), c.keys, c.addrHex));
+    meet(f.primary(c.namespace(pod.namespace), c.keys, c.address));
     const own = f.owners;
     for (let i = 0; i < own.length; i++) owners.push(own[i]);
   }
+  const primaryOwners = owners.length;
   for (const node of snapshot.nodes) {
     const rec = meetNode(node);
-    for (const ip of node.addresses) owners.push({ ip, hex: c.addrHex(ip), rec, node: node.name });
+    for (const ip of node.addresses) owners.push({ ip, ...c.address(ip), rec, node: node.name });
   }
   for (const pod of hostPods) {
     const node = nodeOfPod(snapshot, pod);
     if (!node) continue;
     const rec = meetNode(node);
-    for (const ip of pod.ips) owners.push({ ip, hex: c.addrHex(ip), rec, node: node.name });
+    for (const ip of pod.ips) owners.push({ ip, ...c.address(ip), rec, node: node.name });
   }
   for (const pod of multiPods) {
     const ns = c.namespace(pod.namespace);
     const { part } = c.facts(pod);
     for (const net of pod.networks) {
-      const rec = meet(c.keys.intern(podKey(pod, ns, part, net.network), () => podDraft(pod, ns, net.network, part)));
-      for (const ip of net.ips) owners.push({ ip, hex: c.addrHex(ip), rec, pod, node: pod.nodeName });
+      const rec = meet(
+        c.keys.intern(podKey(pod, ns, part, net.network), (key) => podDraft(pod, ns, net.network, part, key)),
+      );
+      for (const ip of net.ips) owners.push({ ip, ...c.address(ip), rec, pod, node: pod.nodeName });
     }
   }
-  return { keys, owners, pods };
+  return { keys, owners, primaryOwners, facts, pods, duplicateNames };
 }
 
 /** Identities with their ids; a function of the set of keys only. */
@@ -216,15 +258,12 @@ export interface IdentitySet {
   numbering: object;
 }
 
-export function assignIdentities(keys: Collected['keys'], hash: (kind: IdKind, key: string) => number): IdentitySet {
-  const idOf = assignIds(
-    keys.map((k) => k.key),
-    'identity',
-    hash,
-  );
+export function assignIdentities(keys: Collected['keys']): IdentitySet {
+  for (const rec of keys) if (rec.h < 0) rec.h = maskedHash('identity', idHash('identity', rec.key));
+  const sorted = keys.slice();
+  probeIds(sorted, 'identity');
   const numbering = {};
-  const list: Identity[] = keys.map((rec) => {
-    rec.id = idOf.get(rec.key)!;
+  const list: Identity[] = sorted.map((rec) => {
     rec.numbering = numbering;
     return { id: rec.id, ...rec.draft() };
   });
@@ -237,27 +276,35 @@ export function numbersExactly(set: IdentitySet, keys: Collected['keys']): boole
   return set.list.length === keys.length && keys.every((k) => k.numbering === set.numbering);
 }
 
+/** Makes the value of an nf_ident_exact entry (the identity id). */
+export type EncodeIdentity = (identity: number) => Buffer;
+
+/** An owner's nf_ident_exact entry under its key's current id (the last one kept
+ *  while the id is the same). */
+export function resolveOwner(o: Owner, encode: EncodeIdentity): OwnerEntry {
+  const identity = o.rec.id;
+  if (o.resolved?.identity !== identity)
+    o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node, key: o.key, value: encode(identity) };
+  return o.resolved;
+}
+
 /** Address (key hex) -> owner, with ids from the set that numbered the keys; a
- *  second owner of an address with another identity is an error. `encode` makes an
- *  owner's nf_ident_exact entry. */
+ *  second owner of an address with another identity is an error. */
 export function ownAddresses(
   owners: Owner[],
-  encode: (ip: string, identity: number) => { key: Buffer; value: Buffer },
+  encode: EncodeIdentity,
 ): { byAddress: Map<string, OwnerEntry>; errors: string[] } {
   const byAddress = new Map<string, OwnerEntry>();
   const errors: string[] = [];
   for (const o of owners) {
     const prev = byAddress.get(o.hex);
-    const identity = o.rec.id;
     if (prev) {
       // Node addresses shared with hostNetwork pods are expected; anything else is a conflict.
-      if (prev.identity !== identity)
+      if (prev.identity !== o.rec.id)
         errors.push(`assign identity ${o.ip}: address already owned by ${ownerName(prev)}`);
       continue;
     }
-    if (o.resolved?.identity !== identity)
-      o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node, ...encode(o.ip, identity) };
-    byAddress.set(o.hex, o.resolved);
+    byAddress.set(o.hex, resolveOwner(o, encode));
   }
   return { byAddress, errors };
 }

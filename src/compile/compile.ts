@@ -14,6 +14,7 @@ import { type DiscoveredEndpoint, endpointKey, endpointLabel } from './endpoint'
 import { hooksFor } from './hooks';
 import { type IdKind, assignIds, endpointRevision, hash32, idHash } from './hash';
 import {
+  type Address,
   type CollectContext,
   type Collected,
   type IdentitySet,
@@ -22,7 +23,6 @@ import {
   assignIdentities,
   collectIdentities,
   numbersExactly,
-  ownAddresses,
   primaryKey,
 } from './collect';
 import {
@@ -35,6 +35,7 @@ import {
 } from './identities';
 import { isolationList } from './isolation';
 import { Memo } from './memo';
+import { type PodPart, PodBook, sameItems } from './pod-book';
 import type { CompiledEndpoint, CompiledRuleInfo, CompileResult, DesiredMaps } from './output';
 import { POLICY_MAPS, type PolicyMapName } from '../wire/maps';
 import {
@@ -74,10 +75,10 @@ function firstByName<T>(items: readonly T[], name: (t: T) => string): Map<string
   return out;
 }
 
-function lookup(snapshot: Snapshot, collected: Collected, self: (pod: PodObj) => Draft): Lookup {
+function lookup(snapshot: Snapshot, part: PodPart, self: (pod: PodObj) => Draft): Lookup {
   const nodes = firstByName(snapshot.nodes, (n) => n.name);
   return {
-    pod: (name) => collected.pods.get(name),
+    pod: (name) => part.pods.get(name),
     node: (name) => (name === undefined ? undefined : nodes.get(name)),
     self,
   };
@@ -143,6 +144,19 @@ function localDelivery(
   );
 }
 
+/** A copy in the shared buffer pool: the many small Buffers a compile keeps (one
+ *  address and one identity per pod) then cost a view each, not an allocation. */
+function pooled(b: Buffer): Buffer {
+  const copy = Buffer.allocUnsafe(b.length);
+  b.copy(copy);
+  return copy;
+}
+
+function address(ip: string): Address {
+  const key = pooled(encodeAddr(ip));
+  return { key, hex: keyHex(key) };
+}
+
 /** Makes a map entry, or finds it made (by a key naming everything it encodes). */
 type Entries = (map: PolicyMapName, what: string, make: () => { key: Buffer; value: Buffer }) => void;
 
@@ -179,6 +193,8 @@ interface Universe {
 }
 
 interface PolicySet {
+  /** The policy objects it was made from (a copy: the next are compared item by item). */
+  objects: readonly Policy[];
   keys: string[];
   index: PolicyIndex;
   /** Sorted distinct policy names: a policy's id is its index. */
@@ -194,10 +210,6 @@ interface CompiledTable {
   infos: CompiledRuleInfo[];
 }
 
-function sameItems<T>(a: readonly T[] | undefined, b: readonly T[]): boolean {
-  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 /**
  * A compiler that keeps its work between calls: per pod and policy object their keys,
  * per identity set the selections and rule expansions, per endpoint context its rule
@@ -207,15 +219,18 @@ function sameItems<T>(a: readonly T[] | undefined, b: readonly T[]): boolean {
  */
 export class Compiler {
   private readonly hashes = new Memo<number>();
-  /** Per id kind, key -> idHash (keys are big strings: a salted copy is never made twice). */
-  private readonly idHashes: Record<IdKind, Memo<number>> = {
-    identity: new Memo(),
+  /** Per id kind, key -> idHash (keys are big strings: a salted copy is never made twice);
+   *  identity keys keep theirs in their record. */
+  private readonly idHashes: Record<Exclude<IdKind, 'identity'>, Memo<number>> = {
     table: new Memo(),
     endpoint: new Memo(),
   };
-  private readonly addrHexes = new Memo<string>();
+  /** Named-port maps by content, shared by the pods that have them. */
+  private readonly ports = new Memo<ReadonlyMap<string, number>>();
   private readonly pods = new WeakMap<PodObj, PodFacts>();
   private readonly keys = new KeyInterner();
+  private readonly book = new PodBook();
+  private nsIndex?: { namespaces: readonly NamespaceObj[]; index: (namespace: string) => NamespaceInfo };
   private readonly namespaces = new WeakMap<NamespaceObj, NamespaceInfo>();
   private readonly policyKeys = new WeakMap<Policy, string>();
   private universe?: Universe;
@@ -236,51 +251,57 @@ export class Compiler {
   private readonly memos = [
     this.hashes,
     ...Object.values(this.idHashes),
-    this.addrHexes,
     this.expansions,
     this.lists,
     this.tables,
     this.tableSets,
     this.entries,
+    this.ports,
   ];
 
   private readonly hash = (text: string): number => this.hashes.get(text, () => hash32(text));
   private readonly idHash = (kind: IdKind, key: string): number =>
-    this.idHashes[kind].get(key, () => idHash(kind, key));
-  private readonly addrHex = (ip: string): string => this.addrHexes.get(ip, () => keyHex(encodeAddr(ip)));
+    kind === 'identity' ? idHash(kind, key) : this.idHashes[kind].get(key, () => idHash(kind, key));
+
   private readonly namespaceInfo = (ns: NamespaceObj): NamespaceInfo => {
     let info = this.namespaces.get(ns);
     if (!info) this.namespaces.set(ns, (info = namespaceInfo(ns.labels)));
     return info;
   };
+  private readonly portMaps = (text: string, make: () => ReadonlyMap<string, number>) => this.ports.get(text, make);
   private readonly facts = (pod: PodObj): PodFacts => {
     let f = this.pods.get(pod);
-    if (!f) this.pods.set(pod, (f = new PodFacts(pod)));
+    if (!f) this.pods.set(pod, (f = new PodFacts(pod, this.portMaps)));
     return f;
   };
 
   compile(snapshot: Snapshot, nodeName: string, endpoints: DiscoveredEndpoint[]): CompileResult {
     for (const m of this.memos) m.nextGeneration();
-    const namespaces = namespaceIndex(snapshot, this.namespaceInfo);
-    // Only the endpoints' pods are looked up: the pass over pods finds just those.
-    const wanted = new Set(endpoints.flatMap((e) => (e.pod === undefined ? [] : [e.pod])));
+    const namespaces = this.namespaceIndexOf(snapshot);
     const collect: CollectContext = {
-      wanted,
       keys: this.keys,
       namespace: namespaces,
       facts: this.facts,
-      addrHex: this.addrHex,
+      address,
     };
-    const collected = collectIdentities(snapshot, collect);
-    const universe = this.universeOf(collected);
-    const owned = ownAddresses(collected.owners, (ip, identity) => ({
-      key: encodeAddr(ip),
-      value: encodeU32(identity),
-    }));
-    const ids: Identities = { list: universe.set.list, byId: universe.set.byId, ...owned };
+    const encode = (identity: number) => pooled(encodeU32(identity));
+    // A few pods changed within the identity set: the book applies just those.
+    let universe = this.universe;
+    let part = this.book.update(snapshot, collect, universe?.set.numbering, encode);
+    if (!part || !universe) {
+      const collected = collectIdentities(snapshot, collect);
+      universe = this.universeOf(collected);
+      part = this.book.full(snapshot, collected, universe.set.numbering, encode);
+    }
+    const ids: Identities = {
+      list: universe.set.list,
+      byId: universe.set.byId,
+      byAddress: part.byAddress,
+      errors: part.errors,
+    };
     const policies = this.policySet(snapshot.policies);
     const builder = new RuleListBuilder(ids, universe.selection, this.expansions);
-    const find = lookup(snapshot, collected, (pod) => primaryKey(pod, collect).draft());
+    const find = lookup(snapshot, part, (pod) => primaryKey(pod, collect).draft());
     const errors = [...ids.errors];
 
     // Rule lists per endpoint. An endpoint that cannot be resolved is reported and left
@@ -423,7 +444,7 @@ export class Compiler {
       return ce;
     });
 
-    maps.nf_ident_exact = owned.byAddress;
+    maps.nf_ident_exact = part.byAddress;
     addLocalEntries(
       entries,
       snapshot,
@@ -442,11 +463,20 @@ export class Compiler {
     };
   }
 
+  /** The namespace index, kept while the namespace objects are the same. */
+  private namespaceIndexOf(snapshot: Snapshot): (namespace: string) => NamespaceInfo {
+    const kept = this.nsIndex;
+    if (kept && sameItems(kept.namespaces, snapshot.namespaces)) return kept.index;
+    const index = namespaceIndex(snapshot, this.namespaceInfo);
+    this.nsIndex = { namespaces: snapshot.namespaces.slice(), index };
+    return index;
+  }
+
   /** The identities of these keys; a new key set drops what depended on the old one. */
   private universeOf(collected: Collected): Universe {
     // Ids and all that depends on them are a function of the key set, not its order.
     if (!this.universe || !numbersExactly(this.universe.set, collected.keys)) {
-      const set = assignIdentities(collected.keys, this.idHash);
+      const set = assignIdentities(collected.keys);
       const descriptions = Object.fromEntries(set.list.map((i) => [i.id, i.description]));
       this.universe = { set, selection: new Selection(set.list), descriptions };
       this.expansions.clear();
@@ -472,17 +502,48 @@ export class Compiler {
   /** The snapshot's policies with their content keys, and the sorted policy names
    *  (policy ids). Rule lists depend on every policy (which apply, in which order). */
   private policySet(policies: readonly Policy[]): PolicySet {
-    const keys = policies.map((policy) => {
-      let key = this.policyKeys.get(policy);
-      if (key === undefined) this.policyKeys.set(policy, (key = JSON.stringify(policy)));
-      return key;
-    });
+    const last = this.policies;
+    if (last && sameItems(last.objects, policies)) return last;
+    const patched = last && this.patched(last, policies);
+    if (patched) return (this.policies = patched);
+    const keys = policies.map(this.policyKey);
     if (!this.policies || !sameItems(this.policies.keys, keys)) {
       const index = new PolicyIndex(policies.map((policy, i) => ({ policy, key: keys[i] })));
       const names = [...new Set(policies.map((p) => policyName(p.ref)))].sort();
-      this.policies = { keys, index, names, ids: new Map(names.map((p, i) => [p, i])) };
-    }
+      this.policies = { objects: policies.slice(), keys, index, names, ids: new Map(names.map((p, i) => [p, i])) };
+    } else this.policies.objects = policies.slice(); // equal content: what depends on it holds
     return this.policies;
+  }
+
+  private readonly policyKey = (policy: Policy): string => {
+    let key = this.policyKeys.get(policy);
+    if (key === undefined) this.policyKeys.set(policy, (key = JSON.stringify(policy)));
+    return key;
+  };
+
+  /** `last` with a few policies replaced in place by policies of the same name and
+   *  namespace (the usual policy update): its names and ids hold, its index is patched.
+   *  Undefined for any other change. */
+  private patched(last: PolicySet, policies: readonly Policy[]): PolicySet | undefined {
+    const before = last.objects;
+    if (before.length !== policies.length) return undefined;
+    const changed: number[] = [];
+    for (let i = 0; i < policies.length && changed.length <= 64; i++) if (before[i] !== policies[i]) changed.push(i);
+    if (changed.length > 64) return undefined;
+    const keys = last.keys.slice();
+    let index: PolicyIndex | undefined = last.index;
+    for (const i of changed) {
+      if (policyName(policies[i].ref) !== policyName(before[i].ref)) return undefined;
+      keys[i] = this.policyKey(policies[i]);
+      index = index.replaced(i, { policy: policies[i], key: keys[i] });
+      if (!index) return undefined;
+    }
+    // Equal content (new objects): what depends on the set holds.
+    if (sameItems(keys, last.keys)) {
+      last.objects = policies.slice();
+      return last;
+    }
+    return { objects: policies.slice(), keys, index, names: last.names, ids: last.ids };
   }
 
   private table(table: number, pids: number[], content: string, rules: CompiledRule[]): CompiledTable {

@@ -1,11 +1,11 @@
 // Deterministic 32-bit ids derived from content: the same key always gets the same
 // id, so ids stay stable across runs and nodes and a new key does not renumber others.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { NF_TABLE_DENY, NF_TABLE_MASK } from '../wire/abi';
 
 /** First 32 bits of SHA-256 of `text`. */
 export function hash32(text: string): number {
-  return createHash('sha256').update(text).digest().readUInt32BE(0);
+  return parseInt(hash('sha256', text, 'hex').slice(0, 8), 16);
 }
 
 /** An endpoint's policy revision: changes whenever either table does (conntrack entries
@@ -35,28 +35,58 @@ const RESERVED: Record<IdKind, ReadonlySet<number>> = {
   endpoint: new Set(),
 };
 
+/** A key to number: `h` its masked hash, `id` set by probeIds. */
+export interface Numbered {
+  readonly key: string;
+  h: number;
+  id: number;
+}
+
+/** The hash an id of `kind` for `key` starts from (within the kind's bits). */
+export function maskedHash(kind: IdKind, h: number): number {
+  return (h & ID_MASK[kind]) >>> 0;
+}
+
 /**
- * Ids for distinct keys: idHash(kind, key) within the kind's bits, with linear probing
- * on collisions (and on the ids the datapath reserves: 0 for "none", NF_TABLE_DENY).
+ * Ids for entries of distinct keys: their masked hash, with linear probing on
+ * collisions (and on the ids the datapath reserves: 0 for "none", NF_TABLE_DENY).
  * Keys are probed in (hash, key) order, so the outcome depends only on the set of keys.
- * `hash` may be a memoized idHash.
+ * Sorts `entries`.
  */
+export function probeIds(entries: Numbered[], kind: IdKind): void {
+  const mask = ID_MASK[kind];
+  const reserved = RESERVED[kind];
+  entries.sort((a, b) => a.h - b.h || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  // In (hash, key) order, until a probe wraps past the mask, the ids given are
+  // increasing and every id from an entry's hash up to the last id given is taken:
+  // the first free one is the hash or the one after the last, no set needed.
+  let last = -1;
+  for (const e of entries) {
+    let id = Math.max(e.h, last + 1);
+    while (id === 0 || reserved.has(id)) id++;
+    if (id > mask) return probeWrapping(entries, mask, reserved);
+    e.id = last = id;
+  }
+}
+
+/** probeIds when a probe wraps: every id taken kept in a set. */
+function probeWrapping(entries: Numbered[], mask: number, reserved: ReadonlySet<number>): void {
+  const used = new Set<number>();
+  for (const e of entries) {
+    let id = e.h;
+    while (id === 0 || used.has(id) || reserved.has(id)) id = ((id + 1) & mask) >>> 0;
+    used.add(id);
+    e.id = id;
+  }
+}
+
+/** Ids for distinct keys (see probeIds). `hash` may be a memoized idHash. */
 export function assignIds(
   keys: Iterable<string>,
   kind: IdKind,
   hash: (kind: IdKind, key: string) => number = idHash,
 ): Map<string, number> {
-  const mask = ID_MASK[kind];
-  const reserved = RESERVED[kind];
-  const hashed = [...new Set(keys)].map((key) => ({ key, h: (hash(kind, key) & mask) >>> 0 }));
-  hashed.sort((a, b) => a.h - b.h || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const used = new Set<number>();
-  const out = new Map<string, number>();
-  for (const { key, h } of hashed) {
-    let id = h;
-    while (id === 0 || used.has(id) || reserved.has(id)) id = ((id + 1) & mask) >>> 0;
-    used.add(id);
-    out.set(key, id);
-  }
-  return out;
+  const entries = [...new Set(keys)].map((key) => ({ key, h: maskedHash(kind, hash(kind, key)), id: 0 }));
+  probeIds(entries, kind);
+  return new Map(entries.map((e) => [e.key, e.id]));
 }

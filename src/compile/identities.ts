@@ -91,48 +91,66 @@ export type Draft = Omit<Identity, 'id'>;
 /** A pod's own part of its identity keys: labels and named ports. */
 export interface PodPart {
   text: string;
-  ports: Map<string, number>;
+  ports: ReadonlyMap<string, number>;
 }
 
-export function podPart(pod: PodObj): PodPart {
-  const ports = namedPorts(pod.ports);
-  return { text: `${JSON.stringify(sortedLabels(pod.labels))},${JSON.stringify([...ports].sort())}`, ports };
+export function podPart(
+  pod: PodObj,
+  intern: (text: string, make: () => ReadonlyMap<string, number>) => ReadonlyMap<string, number> = (_, make) => make(),
+): PodPart {
+  const made = namedPorts(pod.ports);
+  const portText = JSON.stringify([...made].sort());
+  return { text: [JSON.stringify(sortedLabels(pod.labels)), portText].join(','), ports: intern(portText, () => made) };
 }
 
 // Keys are the JSON of [kind, network, namespace, namespace labels, labels, named
-// ports], written out piecewise so each part is serialized once.
+// ports], written out piecewise so each part is serialized once. Strings kept per pod
+// or identity are joined, not concatenated: a join is one flat string, a template a
+// tree of cons strings that stays allocated beside its flattened copy.
 export function podKey(pod: PodObj, ns: NamespaceInfo, part: PodPart, network?: string): string {
-  return `["pod",${JSON.stringify(network ?? '')},${JSON.stringify(pod.namespace)},${ns.keyText},${part.text}]`;
+  return ['["pod"', JSON.stringify(network ?? ''), JSON.stringify(pod.namespace), ns.keyText, part.text, ']'].join(',');
 }
 
 export function nodeKey(node: NodeObj): string {
-  return `["node","","",[],${JSON.stringify(sortedLabels(node.labels))},[]]`;
+  return ['["node","","",[]', JSON.stringify(sortedLabels(node.labels)), '[]]'].join(',');
 }
 
 /** The identity a pod has on a network (primary when absent). */
-export function podDraft(pod: PodObj, ns: NamespaceInfo, network: string | undefined, part: PodPart): Draft {
+export function podDraft(
+  pod: PodObj,
+  ns: NamespaceInfo,
+  network: string | undefined,
+  part: PodPart,
+  key: string,
+): Draft {
   const portText = [...part.ports]
     .sort()
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
   return {
-    key: podKey(pod, ns, part, network),
+    key,
     endpoint: { kind: 'pod', pod },
     ...(network !== undefined && { network }),
     namespaceLabels: ns.labels,
     labels: pod.labels,
     namedPorts: part.ports,
-    description: `${network ? `${network}:` : ''}${pod.namespace}/${labelText(pod.labels)}${portText ? ` ports:${portText}` : ''}`,
+    description: [
+      network ? `${network}:` : '',
+      pod.namespace,
+      '/',
+      labelText(pod.labels),
+      portText ? ` ports:${portText}` : '',
+    ].join(''),
   };
 }
 
-export function nodeDraft(node: NodeObj): Draft {
+export function nodeDraft(node: NodeObj, key = nodeKey(node)): Draft {
   return {
-    key: nodeKey(node),
+    key,
     endpoint: { kind: 'node', node },
     namespaceLabels: {},
     labels: node.labels,
     namedPorts: new Map(),
-    description: `node/${labelText(node.labels)}`,
+    description: ['node/', labelText(node.labels)].join(''),
   };
 }

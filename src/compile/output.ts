@@ -11,6 +11,22 @@ import type { TcHook } from './hooks';
 export type MapContent = Map<string, { key: Buffer; value: Buffer }>;
 export type DesiredMaps = Record<PolicyMapName, MapContent>;
 
+/** Contents a Compiler derived from an earlier one of its own, with the keys in which
+ *  they differ: a diff against that earlier content (what the reconciler last applied)
+ *  looks at those keys only. */
+const derivations = new WeakMap<MapContent, { base: MapContent; keys: ReadonlySet<string> }>();
+
+/** Records that `content` equals `base` but at `keys` (both then read-only). */
+export function derive(content: MapContent, base: MapContent, keys: ReadonlySet<string>): void {
+  derivations.set(content, { base, keys });
+}
+
+/** The keys in which `content` differs from `base`, when it was derived from it. */
+export function changedKeys(content: MapContent, base: MapContent): ReadonlySet<string> | undefined {
+  const d = derivations.get(content);
+  return d?.base === base ? d.keys : undefined;
+}
+
 export interface CompiledRuleInfo {
   table: number;
   index: number;

@@ -72,12 +72,19 @@ export interface Expansion {
 /** Policies by the namespace their subject pins (most NetworkPolicies), so an
  *  endpoint only checks its namespace's policies and those that pin none. */
 export class PolicyIndex {
-  private readonly byNamespace = new Map<string, number[]>();
-  private readonly rest: number[] = [];
+  private readonly byNamespace: Map<string, number[]>;
+  private readonly rest: number[];
 
-  constructor(readonly policies: readonly KeyedPolicy[]) {
+  /** `from`: an index whose policies pin the same namespaces, position by position. */
+  constructor(
+    readonly policies: readonly KeyedPolicy[],
+    from?: PolicyIndex,
+  ) {
+    this.byNamespace = from?.byNamespace ?? new Map();
+    this.rest = from?.rest ?? [];
+    if (from) return;
     policies.forEach((kp, i) => {
-      const ns = kp.policy.subject.kind === 'pods' ? kp.policy.subject.namespace : undefined;
+      const ns = pinned(kp.policy);
       if (ns === undefined) this.rest.push(i);
       else {
         const list = this.byNamespace.get(ns);
@@ -85,6 +92,14 @@ export class PolicyIndex {
         else this.byNamespace.set(ns, [i]);
       }
     });
+  }
+
+  /** This index with policy `i` replaced, if the new one pins the same namespace. */
+  replaced(i: number, kp: KeyedPolicy): PolicyIndex | undefined {
+    if (pinned(kp.policy) !== pinned(this.policies[i].policy)) return undefined;
+    const policies = this.policies.slice();
+    policies[i] = kp;
+    return new PolicyIndex(policies, this);
   }
 
   /** The policies that apply to an endpoint, in comparePolicies order (ties in snapshot order). */
@@ -98,6 +113,11 @@ export class PolicyIndex {
     }
     return out.sort((x, y) => comparePolicies(x.policy, y.policy));
   }
+}
+
+/** The namespace a policy's subject pins, if any. */
+function pinned(p: Policy): string | undefined {
+  return p.subject.kind === 'pods' ? p.subject.namespace : undefined;
 }
 
 function appliesTo(ctx: EndpointContext, p: Policy): boolean {

@@ -1,6 +1,6 @@
 // Desired vs actual map contents -> the minimal diff: per map, the entries to write
 // (new keys or changed values) and the keys to delete. Pure: no I/O.
-import type { DesiredMaps, MapContent } from '../compile/output';
+import { type DesiredMaps, type MapContent, changedKeys } from '../compile/output';
 import { MAP_WRITE_ORDER } from './order';
 import type { PolicyMapName } from '../wire/maps';
 import { decodeCidrKey, decodePeerIdentKey, decodePortKey, decodeRuleKey } from '../wire/tables';
@@ -33,16 +33,24 @@ export function diffMap(map: PolicyMapName, desired: MapContent, actual: MapCont
   // A Compiler hands out the same map again when its content did not change.
   if (desired === actual) return { map, updates: [], deletes: [] };
   // Only the changes are sorted: a small change to big maps stays cheap.
-  // (forEach: no [key, value] pair allocated per entry.)
   const changed: string[] = [];
-  desired.forEach((want, hex) => {
-    const have = actual.get(hex);
-    if (!have || (have.value !== want.value && !have.value.equals(want.value))) changed.push(hex);
-  });
   const gone: string[] = [];
-  actual.forEach((_, hex) => {
-    if (!desired.has(hex)) gone.push(hex);
-  });
+  const check = (want: Entry | undefined, hex: string): void => {
+    const have = actual.get(hex);
+    if (!want) {
+      if (have) gone.push(hex);
+    } else if (!have || (have.value !== want.value && !have.value.equals(want.value))) changed.push(hex);
+  };
+  // Derived from what was applied: only the keys it changed can differ.
+  const keys = changedKeys(desired, actual);
+  if (keys) keys.forEach((hex) => check(desired.get(hex), hex));
+  else {
+    // (forEach: no [key, value] pair allocated per entry.)
+    desired.forEach(check);
+    actual.forEach((_, hex) => {
+      if (!desired.has(hex)) gone.push(hex);
+    });
+  }
   const updates: Entry[] = changed.sort().map((hex) => {
     const want = desired.get(hex)!;
     return { key: want.key, value: want.value };

@@ -133,3 +133,38 @@ test('table ids keep to 24 bits (the top byte keys chunks): probing wraps there 
     d: 0x12345678,
   });
 });
+
+test('ids are those of probing every collision in (hash, key) order, for crowded hashes at both ends', (t) => {
+  /** The definition: each key in (hash, key) order takes the first id from its hash on,
+   *  wrapping within the mask, that is not 0, reserved or taken. */
+  function reference(keys: string[], kind: IdKind, hash: (k: IdKind, key: string) => number): Map<string, number> {
+    const mask = kind === 'table' ? NF_TABLE_MASK : 0xffffffff;
+    const order = keys.map((key) => ({ key, h: (hash(kind, key) & mask) >>> 0 }));
+    order.sort((a, b) => a.h - b.h || (a.key < b.key ? -1 : 1));
+    const used = new Set<number>();
+    const out = new Map<string, number>();
+    for (const { key, h } of order) {
+      let id = h;
+      while (id === 0 || used.has(id) || (kind === 'table' && id === NF_TABLE_DENY)) id = ((id + 1) & mask) >>> 0;
+      used.add(id);
+      out.set(key, id);
+    }
+    return out;
+  }
+  let seed = 1;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / 0x1000000;
+  for (let round = 0; round < 300; round++) {
+    const kind: IdKind = round % 2 ? 'table' : 'identity';
+    const mask = kind === 'table' ? NF_TABLE_MASK : 0xffffffff;
+    const keys = Array.from({ length: 1 + Math.floor(rand() * 40) }, (_, i) => `k${i}`);
+    const hashes = new Map(
+      keys.map((k) => {
+        const where = rand();
+        const near = Math.floor(rand() * 8);
+        return [k, where < 0.3 ? near : where < 0.6 ? mask - near : Math.floor(rand() * 0x100000000)];
+      }),
+    );
+    const hash = (_: IdKind, key: string) => hashes.get(key)!;
+    t.deepEqual([...assignIds(keys, kind, hash)].sort(), [...reference(keys, kind, hash)].sort(), `round ${round}`);
+  }
+});

@@ -3,7 +3,7 @@
 // and a pod of an existing label set costs O(1) map changes without rebuilding tables.
 import test from 'ava';
 import { Compiler, compile } from '../../src/compile';
-import type { CompileResult } from '../../src/compile/output';
+import { type CompileResult, changedKeys } from '../../src/compile/output';
 import type { PolicyMapName } from '../../src/wire/maps';
 import type { Policy } from '../../src/model/rules';
 import type { PodObj, Snapshot } from '../../src/model/types';
@@ -85,6 +85,71 @@ test('a warm Compiler produces what a fresh one does, whatever it compiled befor
     }
   }
   t.true(compared > 500, `${compared} compiles compared`);
+});
+
+/** A watch's next state: pods appended, deleted, replaced by equal ones, relabeled or
+ *  re-addressed, a policy tweaked, or any of mutations(). */
+function step(s: Snapshot, r: Rng, serial: number): Snapshot {
+  const pods = s.pods.filter((p) => !p.hostNetwork && !p.networks.length);
+  if (!pods.length) return r.pick(mutations(s, r));
+  const like = r.pick(pods);
+  const at = s.pods.indexOf(like);
+  switch (r.int(0, 4)) {
+    case 0:
+      return {
+        ...s,
+        pods: [...s.pods, { ...like, name: `${like.name}-${serial}`, ips: [`10.77.${serial >> 8}.${serial & 255}`] }],
+      };
+    case 1:
+      return { ...s, pods: replace(s.pods, at) };
+    case 2:
+      return { ...s, pods: replace(s.pods, at, { ...like }) };
+    case 3:
+      return { ...s, pods: replace(s.pods, at, { ...like, ips: [`10.78.${serial >> 8}.${serial & 255}`] }) };
+    default:
+      return r.pick(mutations(s, r));
+  }
+}
+
+/** The reconciler's diff from `from` to `to`, and the same diffed in full (flat copies). */
+function bothDiffs(to: CompileResult, from: CompileResult): [string, string] {
+  const flat = (maps: CompileResult['maps']) =>
+    Object.fromEntries(Object.entries(maps).map(([m, c]) => [m, new Map(c)])) as CompileResult['maps'];
+  const text = (plan: ReturnType<typeof planDiff>) =>
+    JSON.stringify(
+      plan.diffs.map((d) => [
+        d.map,
+        d.updates.map((u) => u.key.toString('hex')),
+        d.deletes.map((k) => k.toString('hex')),
+      ]),
+    );
+  return [text(planDiff(to.maps, from.maps)), text(planDiff(flat(to.maps), flat(from.maps)))];
+}
+
+test('a warm Compiler following a chain of changes matches a fresh one at every step, and its diffs are the full ones', (t) => {
+  let compared = 0;
+  let derived = 0;
+  for (let seed = 1; seed <= 40; seed++) {
+    const r = new Rng(1000 + seed);
+    let s = randomSnapshot(seed);
+    const n = nodeNames(s)[0];
+    const warm = new Compiler();
+    let prev: CompileResult | undefined;
+    for (let i = 0; i < 30; i++, s = step(s, r, i)) {
+      const endpoints = synthesizeEndpoints(s, n);
+      const got = warm.compile(s, n, endpoints);
+      t.is(serialize(got), serialize(new Compiler().compile(s, n, endpoints)), `seed ${seed} step ${i}`);
+      if (prev) {
+        const [incremental, full] = bothDiffs(got, prev);
+        t.is(incremental, full, `seed ${seed} step ${i}: diff`);
+        if (changedKeys(got.maps.nf_ident_exact, prev.maps.nf_ident_exact)) derived++;
+      }
+      prev = got;
+      compared++;
+    }
+  }
+  t.true(compared >= 1200, `${compared} compiles compared`);
+  t.true(derived > 200, `${derived} address maps derived from the last`);
 });
 
 test('compile() is the one-shot form of Compiler.compile', (t) => {
