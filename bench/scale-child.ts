@@ -21,7 +21,7 @@ import { buildSnapshot } from '../src/model/snapshot';
 import type { PodObj, Snapshot } from '../src/model/types';
 import type { Reconciler } from '../src/reconcile/reconciler';
 import { selectionMatches } from '../src/selectors/resolve';
-import { ParseCache, loadStateDirConfigAsync, snapshotOfFiles } from '../src/sources/directory';
+import { ParseCache, loadStateDirConfigAsync, snapshotOfFilesAsync } from '../src/sources/directory';
 import { readStateDir } from '../src/sources/state-files';
 import { BENCH_NODE, localEndpoints } from './cluster';
 import { kernelReconciler } from './kernel-maps';
@@ -131,7 +131,7 @@ async function fromFiles(dir: string, samples: number): Promise<ScaleChildResult
   const openMs = performance.now() - t;
   // As the directory source loads: one read gives the version and the texts (in a function
   // of its own, so the texts read are not held past the load, as in the agent).
-  const load = async (): Promise<Snapshot> => snapshotOfFiles(await readStateDir(dir), cache);
+  const load = async (): Promise<Snapshot> => snapshotOfFilesAsync(await readStateDir(dir), cache);
   const s = await load();
   const loadMs = performance.now() - t0 - openMs;
   const eps = localEndpoints(s, BENCH_NODE);

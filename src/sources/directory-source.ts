@@ -3,7 +3,7 @@
 // most one period); a snapshot is handed on whenever the YAML content hash changed.
 import type { Logger } from 'pino';
 import type { Snapshot } from '../model/types';
-import { ParseCache, snapshotOfFiles } from './directory';
+import { ParseCache, snapshotOfFilesAsync } from './directory';
 import { watchTree } from './dir-watch';
 import type { SnapshotSource } from './source';
 import { readStateDir, type StateFiles } from './state-files';
@@ -73,7 +73,7 @@ export class DirectorySource implements SnapshotSource {
     if (state.version === this.lastVersion || !this.onSnapshot) return;
     let snapshot: Snapshot;
     try {
-      snapshot = snapshotOfFiles(state, this.cache);
+      snapshot = await snapshotOfFilesAsync(state, this.cache);
     } catch (e) {
       this.opts.log.error(`load state directory ${this.dir}: ${(e as Error).message}`);
       return;

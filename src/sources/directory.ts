@@ -3,6 +3,7 @@
 // line; the rest still loads.
 import { CONFIG_OBJECT_KEY, assembleSnapshot, decodeObjects, type DecodedDoc } from '../model/snapshot';
 import type { NetfenceConfig, Snapshot, ValidationError } from '../model/types';
+import { decodeInWorkers } from './parse-pool';
 import { readStateDir, readStateDirSync, type StateFiles } from './state-files';
 import { parseYamlText } from './yaml-docs';
 
@@ -15,6 +16,9 @@ export interface DecodedFile {
   errors: ValidationError[];
 }
 
+/** Below this much text to parse, starting workers costs more than it saves. */
+const POOLED_FROM_BYTES = 1 << 20;
+
 /** Decoded files by path, reused while a file's text is unchanged: the agent reloads the
  *  whole tree on every change, and an edit then parses and decodes only the edited file. */
 export class ParseCache {
@@ -25,9 +29,29 @@ export class ParseCache {
   parse(file: string, text: string): DecodedFile {
     const hit = this.files.get(file);
     if (hit?.text === text) return hit.decoded;
-    this.parses++;
     const { objects, errors } = parseYamlText(text, file);
-    const decoded = { docs: decodeObjects(objects), errors };
+    return this.keep(file, text, { docs: decodeObjects(objects), errors });
+  }
+
+  /** parse() of every file; with much to parse (a cold load), on worker threads. */
+  async parseAll(state: StateFiles): Promise<DecodedFile[]> {
+    const misses: number[] = [];
+    let bytes = 0;
+    state.files.forEach((f, i) => {
+      if (this.files.get(f)?.text !== state.texts[i]) {
+        misses.push(i);
+        bytes += state.texts[i].length;
+      }
+    });
+    if (bytes >= POOLED_FROM_BYTES) {
+      const jobs = misses.map((i) => ({ file: state.files[i], text: state.texts[i] }));
+      (await decodeInWorkers(jobs)).forEach((d, j) => this.keep(jobs[j].file, jobs[j].text, d));
+    }
+    return state.files.map((f, i) => this.parse(f, state.texts[i]));
+  }
+
+  private keep(file: string, text: string, decoded: DecodedFile): DecodedFile {
+    this.parses++;
     this.files.set(file, { text, decoded });
     return decoded;
   }
@@ -55,6 +79,16 @@ export function snapshotFromYaml(text: string, file = '<inline>'): Snapshot {
 function decodeAll(state: StateFiles, cache: ParseCache): DecodedFile[] {
   cache.retain(state.files);
   return state.files.map((f, i) => cache.parse(f, state.texts[i]));
+}
+
+async function decodeAllAsync(state: StateFiles, cache: ParseCache): Promise<DecodedFile[]> {
+  cache.retain(state.files);
+  return cache.parseAll(state);
+}
+
+/** snapshotOfFiles, parsing a cold load on worker threads. */
+export async function snapshotOfFilesAsync(state: StateFiles, cache = new ParseCache()): Promise<Snapshot> {
+  return collect(await decodeAllAsync(state, cache));
 }
 
 /** The snapshot of the files readStateDir read; `cache` keeps the files decoded by the
@@ -89,12 +123,12 @@ async function readAsync(dir: string): Promise<StateFiles> {
 /** loadStateDir without holding the event loop while reading; `cache` keeps the files
  *  decoded by the previous loads. */
 export async function loadStateDirAsync(dir: string, cache = new ParseCache()): Promise<Snapshot> {
-  return snapshotOfFiles(await readAsync(dir), cache);
+  return snapshotOfFilesAsync(await readAsync(dir), cache);
 }
 
 /** The NetfenceConfig of a state directory (defaults without one), without building the
  *  rest of the snapshot: the agent reads its settings before its source starts. */
 export async function loadStateDirConfigAsync(dir: string, cache = new ParseCache()): Promise<NetfenceConfig> {
-  const files = decodeAll(await readAsync(dir), cache);
+  const files = await decodeAllAsync(await readAsync(dir), cache);
   return assembleSnapshot(files.map((f) => f.docs.filter((d) => d.id === CONFIG_OBJECT_KEY))).config;
 }

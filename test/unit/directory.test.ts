@@ -573,3 +573,28 @@ test('ParseCache keeps decoded objects: after an edit, an unchanged file gives t
   t.is(after.namespaces[0], before.namespaces[0], 'a.yaml: decoded once');
   t.is(after.namespaces[1].name, 'b2');
 });
+
+test('a cold load of over a megabyte is decoded on worker threads: the same snapshot, errors with their lines', async (t) => {
+  // 40 files of ~30 kB: a comment pads each to keep the objects few.
+  const pad = `# ${'x'.repeat(30_000)}\n`;
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 40; i++) files[`ns-${String(i).padStart(2, '0')}.yaml`] = `${pad}${NS(`n${i}`)}`;
+  files['dup.yaml'] = `${NS('n3')}---\n${NP('bad', '  podSelector: 7\n')}`;
+  files['list.yaml'] = `apiVersion: v1\nkind: List\nitems:\n- ${NS('n5').trimEnd().replace(/\n/g, '\n  ')}\n`;
+  files['syntax.yaml'] = 'a: [\n';
+  const dir = tmpState(files);
+  const cache = new ParseCache();
+  const pooled = await loadStateDirAsync(dir, cache);
+  t.is(cache.parses, 43);
+  t.deepEqual(pooled, loadStateDir(dir));
+  const lines = pooled.errors.map((e) => `${path.basename(e.file ?? '')}:${e.line}: ${e.field}`);
+  t.deepEqual(lines, [
+    'syntax.yaml:2: ',
+    'dup.yaml:3: metadata.name',
+    'dup.yaml:9: spec.podSelector',
+    'list.yaml:6: items[0].metadata.name',
+  ]);
+  // The other copies' places come from documents decoded on a worker (lines found again).
+  t.regex(pooled.errors[1].message, /dup\.yaml:1, .*ns-03\.yaml:2\)/);
+  t.regex(pooled.errors[3].message, /list\.yaml:4, .*ns-05\.yaml:2\)/);
+});
