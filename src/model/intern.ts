@@ -9,8 +9,17 @@ const MAX_ENTRIES = 1 << 16;
 const SLICED_FROM = 13;
 
 let pool = new Map<string, string>();
+let enabled = true;
+
+/** Off where the strings are only copied out (a parse worker: a message copies each string
+ *  anyway), so sharing them there is wasted work. */
+export function setInterning(on: boolean): void {
+  enabled = on;
+  pool = new Map();
+}
 
 export function intern(s: string): string {
+  if (!enabled) return s;
   const hit = pool.get(s);
   if (hit !== undefined) return hit;
   if (pool.size >= MAX_ENTRIES) pool = new Map();

@@ -3,6 +3,7 @@
 // here: the errors and warnings that need a line carry it already, and the document keeps
 // the index of its YAML object, for the main thread to find lines again if it must.
 import { parentPort } from 'node:worker_threads';
+import { setInterning } from '../model/intern';
 import { decodeObjects } from '../model/snapshot';
 import type { FileJob, WorkerFile } from './parse-pool';
 import { parseYamlText } from './yaml-docs';
@@ -18,4 +19,5 @@ function decodeFile({ file, text }: FileJob): WorkerFile {
   return { docs, objectIndex, errors };
 }
 
+setInterning(false);
 parentPort!.on('message', (jobs: FileJob[]) => parentPort!.postMessage(jobs.map(decodeFile)));
