@@ -574,8 +574,8 @@ test('ParseCache keeps decoded objects: after an edit, an unchanged file gives t
   t.is(after.namespaces[1].name, 'b2');
 });
 
-test('a cold load of over a megabyte is decoded on worker threads: the same snapshot, errors with their lines', async (t) => {
-  // 40 files of ~30 kB: a comment pads each to keep the objects few.
+test('a cold load of much text is decoded on worker threads: the same snapshot, errors with their lines', async (t) => {
+  // 40 files of ~30 kB (a comment pads each), over the cache's threshold of 1 MB.
   const pad = `# ${'x'.repeat(30_000)}\n`;
   const files: Record<string, string> = {};
   for (let i = 0; i < 40; i++) files[`ns-${String(i).padStart(2, '0')}.yaml`] = `${pad}${NS(`n${i}`)}`;
@@ -583,7 +583,7 @@ test('a cold load of over a megabyte is decoded on worker threads: the same snap
   files['list.yaml'] = `apiVersion: v1\nkind: List\nitems:\n- ${NS('n5').trimEnd().replace(/\n/g, '\n  ')}\n`;
   files['syntax.yaml'] = 'a: [\n';
   const dir = tmpState(files);
-  const cache = new ParseCache();
+  const cache = new ParseCache(1e6);
   const pooled = await loadStateDirAsync(dir, cache);
   t.is(cache.parses, 43);
   t.deepEqual(pooled, loadStateDir(dir));
