@@ -56,12 +56,19 @@ export function resourceId(r: WatchedResource): string {
 
 /** Stamp apiVersion/kind (list items come without them) and check the identity fields. */
 export function toKubeObject(r: WatchedResource, raw: unknown): KubeObject {
-  const o = (raw ?? {}) as Record<string, unknown>;
+  return stamped(r, { ...((raw ?? {}) as Record<string, unknown>) });
+}
+
+/** toKubeObject on an object of our own (a list item fresh from JSON.parse), in place: a
+ *  copy of each of 100k pods costs ~0.2 s and as much garbage. */
+function stamped(r: WatchedResource, o: Record<string, unknown>): KubeObject {
   const meta = o.metadata as Record<string, unknown> | undefined;
   if (!meta || typeof meta.name !== 'string' || meta.name === '') {
     throw new Error(`read ${resourceId(r)}: object without metadata.name`);
   }
-  return { ...o, apiVersion: apiVersionOf(r), kind: r.kind, metadata: meta as KubeObject['metadata'] };
+  o.apiVersion = apiVersionOf(r);
+  o.kind = r.kind;
+  return o as KubeObject;
 }
 
 const PAGE_SIZE = 500;
@@ -114,7 +121,7 @@ export function makeLister(kc: KubeConfig, r: WatchedResource): () => Promise<Ku
     do {
       const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(cont && { continue: cont }) });
       const p = (await getJson(kc, `${collectionPath(r)}?${query.toString()}`)) as Page;
-      for (const it of p.items ?? []) items.push(toKubeObject(r, it));
+      for (const it of p.items ?? []) items.push(stamped(r, (it ?? {}) as Record<string, unknown>));
       resourceVersion = p.metadata?.resourceVersion;
       cont = p.metadata?.continue || undefined;
     } while (cont);
