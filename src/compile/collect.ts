@@ -281,7 +281,10 @@ export function assignIdentities(keys: Collected['keys']): IdentitySet {
     return identityOf(rec.id, rec.draft());
   });
   list.sort((a, b) => a.id - b.id);
-  return { list, byId: new Map(list.map((i) => [i.id, i])), numbering };
+  // Loops, not maps of [id, x] pairs: 100k pairs are garbage the size of the set.
+  const byId = new Map<number, Identity>();
+  for (const i of list) byId.set(i.id, i);
+  return { list, byId, numbering };
 }
 
 /** `{ id, ...d }`, written out: a spread copies through a generic path, slow at 100k. */

@@ -479,7 +479,8 @@ export class Compiler {
     // Ids and all that depends on them are a function of the key set, not its order.
     if (!this.universe || !numbersExactly(this.universe.set, collected.keys)) {
       const set = assignIdentities(collected.keys);
-      const descriptions = Object.fromEntries(set.list.map((i) => [i.id, i.description]));
+      const descriptions: Universe['descriptions'] = {};
+      for (const i of set.list) descriptions[i.id] = i.description;
       this.universe = { set, selection: new Selection(set.list), descriptions };
       this.expansions.clear();
       this.lists.clear();
