@@ -10,6 +10,7 @@ import {
   type Draft,
   type Identity,
   type NamespaceInfo,
+  type PartInterner,
   type PodPart,
   nodeDraft,
   nodeKey,
@@ -113,6 +114,18 @@ export interface Owner extends Address {
  *  the identity), so the address map is that map's content as it stands. */
 export type OwnerEntry = AddressOwner & { key: Buffer; value: Buffer };
 
+/** `{ ip, ...address(ip), rec, pod, node }`, written out (a spread is slow at 100k). */
+function owner(
+  ip: string,
+  address: (ip: string) => Address,
+  rec: IdentityKey,
+  pod: PodObj | undefined,
+  node: string | undefined,
+): Owner {
+  const { key, hex } = address(ip);
+  return { ip, key, hex, rec, pod, node, resolved: undefined };
+}
+
 /** What the compiler derives from one pod object. A Compiler keeps one per pod object,
  *  so an unchanged pod costs a lookup. */
 export class PodFacts {
@@ -124,12 +137,12 @@ export class PodFacts {
   private owned: readonly Owner[] = [];
   private fullName?: string;
 
-  /** `ports`: interns named-port maps (pods of one spec share one). */
+  /** `parts`: interns pod parts (pods of equal labels and ports share one). */
   constructor(
     readonly pod: PodObj,
-    ports?: (text: string, make: () => ReadonlyMap<string, number>) => ReadonlyMap<string, number>,
+    parts?: PartInterner,
   ) {
-    this.part = podPart(pod, ports);
+    this.part = podPart(pod, parts);
   }
 
   /** The key primary() last returned. */
@@ -155,7 +168,7 @@ export class PodFacts {
       const made = keys.intern(podKey(pod, ns, part), (key) => podDraft(pod, ns, undefined, part, key));
       this.nsText = ns.keyText;
       this.rec = rec = made;
-      this.owned = pod.ips.map((ip) => ({ ip, ...address(ip), rec: made, pod, node: pod.nodeName }));
+      this.owned = pod.ips.map((ip) => owner(ip, address, made, pod, pod.nodeName));
     }
     return rec;
   }
@@ -229,13 +242,13 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
   const primaryOwners = owners.length;
   for (const node of snapshot.nodes) {
     const rec = meetNode(node);
-    for (const ip of node.addresses) owners.push({ ip, ...c.address(ip), rec, node: node.name });
+    for (const ip of node.addresses) owners.push(owner(ip, c.address, rec, undefined, node.name));
   }
   for (const pod of hostPods) {
     const node = nodeOfPod(snapshot, pod);
     if (!node) continue;
     const rec = meetNode(node);
-    for (const ip of pod.ips) owners.push({ ip, ...c.address(ip), rec, node: node.name });
+    for (const ip of pod.ips) owners.push(owner(ip, c.address, rec, undefined, node.name));
   }
   for (const pod of multiPods) {
     const ns = c.namespace(pod.namespace);
@@ -244,7 +257,7 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
       const rec = meet(
         c.keys.intern(podKey(pod, ns, part, net.network), (key) => podDraft(pod, ns, net.network, part, key)),
       );
-      for (const ip of net.ips) owners.push({ ip, ...c.address(ip), rec, pod, node: pod.nodeName });
+      for (const ip of net.ips) owners.push(owner(ip, c.address, rec, pod, pod.nodeName));
     }
   }
   return { keys, owners, primaryOwners, facts, pods, duplicateNames };
@@ -265,10 +278,21 @@ export function assignIdentities(keys: Collected['keys']): IdentitySet {
   const numbering = {};
   const list: Identity[] = sorted.map((rec) => {
     rec.numbering = numbering;
-    return { id: rec.id, ...rec.draft() };
+    return identityOf(rec.id, rec.draft());
   });
   list.sort((a, b) => a.id - b.id);
-  return { list, byId: new Map(list.map((i) => [i.id, i])), numbering };
+  // Loops, not maps of [id, x] pairs: 100k pairs are garbage the size of the set.
+  const byId = new Map<number, Identity>();
+  for (const i of list) byId.set(i.id, i);
+  return { list, byId, numbering };
+}
+
+/** `{ id, ...d }`, written out: a spread copies through a generic path, slow at 100k. */
+function identityOf(id: number, d: Draft): Identity {
+  const { key, endpoint, namespaceLabels, labels, namedPorts, description } = d;
+  return d.network === undefined
+    ? { id, key, endpoint, namespaceLabels, labels, namedPorts, description }
+    : { id, key, endpoint, network: d.network, namespaceLabels, labels, namedPorts, description };
 }
 
 /** Does `set` number exactly the keys met (so its ids hold for them)? */

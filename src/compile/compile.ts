@@ -29,6 +29,8 @@ import {
   type Draft,
   type Identities,
   type NamespaceInfo,
+  type PartInterner,
+  type PodPart as LabelPart,
   namespaceIndex,
   namespaceInfo,
   nodeDraft,
@@ -225,8 +227,8 @@ export class Compiler {
     table: new Memo(),
     endpoint: new Memo(),
   };
-  /** Named-port maps by content, shared by the pods that have them. */
-  private readonly ports = new Memo<ReadonlyMap<string, number>>();
+  /** Pod parts (labels and named ports) by their raw key, shared by the pods that have them. */
+  private readonly parts = new Memo<LabelPart>();
   private readonly pods = new WeakMap<PodObj, PodFacts>();
   private readonly keys = new KeyInterner();
   private readonly book = new PodBook();
@@ -256,7 +258,7 @@ export class Compiler {
     this.tables,
     this.tableSets,
     this.entries,
-    this.ports,
+    this.parts,
   ];
 
   private readonly hash = (text: string): number => this.hashes.get(text, () => hash32(text));
@@ -268,10 +270,10 @@ export class Compiler {
     if (!info) this.namespaces.set(ns, (info = namespaceInfo(ns.labels)));
     return info;
   };
-  private readonly portMaps = (text: string, make: () => ReadonlyMap<string, number>) => this.ports.get(text, make);
+  private readonly podParts: PartInterner = (raw, make) => this.parts.get(raw, make);
   private readonly facts = (pod: PodObj): PodFacts => {
     let f = this.pods.get(pod);
-    if (!f) this.pods.set(pod, (f = new PodFacts(pod, this.portMaps)));
+    if (!f) this.pods.set(pod, (f = new PodFacts(pod, this.podParts)));
     return f;
   };
 
@@ -477,7 +479,8 @@ export class Compiler {
     // Ids and all that depends on them are a function of the key set, not its order.
     if (!this.universe || !numbersExactly(this.universe.set, collected.keys)) {
       const set = assignIdentities(collected.keys);
-      const descriptions = Object.fromEntries(set.list.map((i) => [i.id, i.description]));
+      const descriptions: Universe['descriptions'] = {};
+      for (const i of set.list) descriptions[i.id] = i.description;
       this.universe = { set, selection: new Selection(set.list), descriptions };
       this.expansions.clear();
       this.lists.clear();

@@ -88,19 +88,31 @@ export function namespaceIndex(
 
 export type Draft = Omit<Identity, 'id'>;
 
-/** A pod's own part of its identity keys: labels and named ports. */
+/** A pod's own part of its identity keys: labels and named ports. Pods of equal labels
+ *  and ports share one (most pods do), so it holds what their identities have in common. */
 export interface PodPart {
   text: string;
   ports: ReadonlyMap<string, number>;
+  /** Its part of an identity's description: sorted labels, then the named ports. */
+  description: string;
 }
 
-export function podPart(
-  pod: PodObj,
-  intern: (text: string, make: () => ReadonlyMap<string, number>) => ReadonlyMap<string, number> = (_, make) => make(),
-): PodPart {
-  const made = namedPorts(pod.ports);
-  const portText = JSON.stringify([...made].sort());
-  return { text: [JSON.stringify(sortedLabels(pod.labels)), portText].join(','), ports: intern(portText, () => made) };
+/** Finds a part by its raw key (equal keys: equal parts), or makes and keeps it. */
+export type PartInterner = (raw: string, make: () => PodPart) => PodPart;
+
+export function podPart(pod: PodObj, intern: PartInterner = (_, make) => make()): PodPart {
+  // The raw key is the labels and ports as given (JSON is unambiguous); two orders of
+  // one label set miss each other, which costs a second equal part, never a wrong one.
+  return intern(JSON.stringify(pod.labels) + JSON.stringify(pod.ports), () => {
+    const ports = namedPorts(pod.ports);
+    const sorted = [...ports].sort();
+    const portText = sorted.map(([k, v]) => `${k}=${v}`).join(',');
+    return {
+      text: [JSON.stringify(sortedLabels(pod.labels)), JSON.stringify(sorted)].join(','),
+      ports,
+      description: [labelText(pod.labels), portText ? ` ports:${portText}` : ''].join(''),
+    };
+  });
 }
 
 // Keys are the JSON of [kind, network, namespace, namespace labels, labels, named
@@ -123,10 +135,6 @@ export function podDraft(
   part: PodPart,
   key: string,
 ): Draft {
-  const portText = [...part.ports]
-    .sort()
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
   return {
     key,
     endpoint: { kind: 'pod', pod },
@@ -134,13 +142,7 @@ export function podDraft(
     namespaceLabels: ns.labels,
     labels: pod.labels,
     namedPorts: part.ports,
-    description: [
-      network ? `${network}:` : '',
-      pod.namespace,
-      '/',
-      labelText(pod.labels),
-      portText ? ` ports:${portText}` : '',
-    ].join(''),
+    description: [network ? `${network}:` : '', pod.namespace, '/', part.description].join(''),
   };
 }
 

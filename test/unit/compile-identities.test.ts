@@ -7,6 +7,7 @@ import { NF_TABLE_DENY, NF_TABLE_MASK } from '../../src/wire/abi';
 import { encodeAddr } from '../../src/wire/addr';
 import { decodeU32, encodeU32, keyHex } from '../../src/wire/bytes';
 import { assignIds, type IdKind } from '../../src/compile/hash';
+import { type PartInterner, type PodPart, podPart } from '../../src/compile/identities';
 import { namespace, netpol, node, pod, podsPeer, rule, snapshot } from '../helpers/snapshot-builders';
 
 /** Changed keys per map between two compile results: added, removed, value changed. */
@@ -167,4 +168,25 @@ test('ids are those of probing every collision in (hash, key) order, for crowded
     const hash = (_: IdKind, key: string) => hashes.get(key)!;
     t.deepEqual([...assignIds(keys, kind, hash)].sort(), [...reference(keys, kind, hash)].sort(), `round ${round}`);
   }
+});
+
+test('pods of equal labels and ports share one part; labels given in another order make an equal one', (t) => {
+  const parts = new Map<string, PodPart>();
+  const intern: PartInterner = (raw, make) => {
+    let p = parts.get(raw);
+    if (!p) parts.set(raw, (p = make()));
+    return p;
+  };
+  const ports = [{ name: 'http', containerPort: 8080, protocol: 'TCP' as const }];
+  const a = podPart(pod('app', 'a', ['10.0.0.1'], { app: 'web', tier: 'front' }, { ports }), intern);
+  const b = podPart(pod('db', 'b', ['10.0.0.2'], { app: 'web', tier: 'front' }, { ports }), intern);
+  const c = podPart(pod('app', 'c', ['10.0.0.3'], { tier: 'front', app: 'web' }, { ports }), intern);
+  const d = podPart(pod('app', 'd', ['10.0.0.4'], { app: 'web', tier: 'front' }), intern);
+  t.is(a, b);
+  t.not(a, c);
+  t.deepEqual(c, a);
+  t.is(a.description, 'app=web,tier=front ports:TCP/http=8080');
+  t.not(d.text, a.text);
+  t.is(d.description, 'app=web,tier=front');
+  t.is(parts.size, 3);
 });
