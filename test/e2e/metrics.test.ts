@@ -95,9 +95,25 @@ async function until(t: ExecutionContext, what: string, moved: (s: Scrape) => bo
   }
 }
 
+/** Waits until no endpoint's denied counters moved for `quietMs`: the kernel's own traffic right
+ *  after the veths came up (IPv6 MLD reports from the node's side, which b's ingress table denies)
+ *  would otherwise land inside a test's window on a loaded host. */
+async function settled(quietMs = 2500, ms = 30_000): Promise<void> {
+  const denied = (s: Scrape): string =>
+    JSON.stringify(s.series('netfence_endpoint_packets').filter((x) => x.labels.verdict === 'denied'));
+  let last = denied(await scrape());
+  for (let since = Date.now(), deadline = since + ms; Date.now() - since < quietMs;) {
+    if (Date.now() > deadline) throw new Error(`denied counters still moving after ${ms} ms: ${last}`);
+    await new Promise((r) => setTimeout(r, 250));
+    const now = denied(await scrape());
+    if (now !== last) [last, since] = [now, Date.now()];
+  }
+}
+
 test.before(async () => {
   lab = await AgentLab.up('metrics', FILES);
   await lab.startAgent();
+  await settled();
 });
 test.after.always(async () => {
   await lab?.down();
