@@ -6,6 +6,8 @@ export class LatestWrite<T> {
   private pending?: T;
   private chain: Promise<void> = Promise.resolve();
 
+  /** `write` handles its own errors: a rejected write would leave the chain rejected, and
+   *  every later value unwritten. */
   constructor(private readonly write: (value: T) => Promise<void>) {}
 
   /** Writes `value` after the write in progress, unless a newer value comes first. */
