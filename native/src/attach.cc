@@ -22,9 +22,13 @@ namespace {
 constexpr int kBpfTcxIngress = 46;
 constexpr int kBpfTcxEgress = 47;
 constexpr uint32_t kBpfLinkTypeTcx = 11;
-// netfence's clsact filter: "NF".
+// netfence's clsact filter: handle "NF", priority 1 so that it runs before any other tc
+// user's filter at a higher number (a filter ahead of ours could end a packet's
+// classification before policy sees it). Agents before this one used priority "NF": such a
+// filter is removed once ours is in place.
 constexpr uint32_t kTcHandle = 0x4e46;
-constexpr uint32_t kTcPriority = 0x4e46;
+constexpr uint32_t kTcPriority = 1;
+constexpr uint32_t kLegacyTcPriority = 0x4e46;
 
 struct Hook {
   int ifindex;
@@ -114,11 +118,11 @@ void DetachTcx(Napi::Env env, const Hook& h, const std::string& what) {
   if (unlink(h.linkPin.c_str()) != 0) Throw(env, what, errno, "unlink");
 }
 
-bpf_tc_opts OurFilter() {
+bpf_tc_opts OurFilter(uint32_t priority = kTcPriority) {
   bpf_tc_opts o = {};
   o.sz = sizeof(o);
   o.handle = kTcHandle;
-  o.priority = kTcPriority;
+  o.priority = priority;
   return o;
 }
 
@@ -126,11 +130,16 @@ bpf_tc_opts OurFilter() {
 bool NoFilter(int err) { return err == -ENOENT || err == -EINVAL; }
 
 // A device that is gone has nothing of ours left either.
-void DetachClsact(Napi::Env env, const Hook& h, const std::string& what) {
+void DetachClsactAt(Napi::Env env, const Hook& h, uint32_t priority, const std::string& what) {
   bpf_tc_hook hook = h.TcHook();
-  bpf_tc_opts opts = OurFilter();
+  bpf_tc_opts opts = OurFilter(priority);
   int err = bpf_tc_detach(&hook, &opts);
   if (!NoFilter(err) && err != -ENODEV) Check(env, err, what, "bpf_tc_detach");
+}
+
+void DetachClsact(Napi::Env env, const Hook& h, const std::string& what) {
+  DetachClsactAt(env, h, kTcPriority, what);
+  DetachClsactAt(env, h, kLegacyTcPriority, what);
 }
 
 int ReplaceFilter(bpf_tc_hook* hook, int prog_fd) {
@@ -146,12 +155,15 @@ int ReplaceFilter(bpf_tc_hook* hook, int prog_fd) {
 void AttachClsact(Napi::Env env, const Hook& h, int prog_fd, const std::string& what) {
   bpf_tc_hook hook = h.TcHook();
   int err = ReplaceFilter(&hook, prog_fd);
-  if (err == -EINVAL) {
+  bool had_qdisc = err != -EINVAL;
+  if (!had_qdisc) {
     err = bpf_tc_hook_create(&hook);
     if (err != -EEXIST) Check(env, err, what + ": create clsact qdisc", "bpf_tc_hook_create");
     err = ReplaceFilter(&hook, prog_fd);
   }
   Check(env, err, what, "bpf_tc_attach");
+  // Only a qdisc that was there can hold an older agent's filter (ours is in place first).
+  if (had_qdisc) DetachClsactAt(env, h, kLegacyTcPriority, what);
 }
 
 Napi::Value TcAttach(const Napi::CallbackInfo& info) {

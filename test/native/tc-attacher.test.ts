@@ -50,6 +50,11 @@ test.serial('a pod interface: clsact filter and marker, replaced in place, adopt
   t.true(tc.attached(ep, 'ingress'));
   t.is(tc.programAt(ep, 'ingress'), p1.id);
   t.regex(filters(ep, 'ingress'), /handle 0x4e46 nt_classify:.*direct-action/);
+  const shown = filters(ep, 'ingress');
+  t.true(
+    /pref 1 bpf/.test(shown) && shown.indexOf('pref 1 ') < shown.indexOf('pref 7 '),
+    'ours runs first, ahead of the filter at priority 7',
+  );
   t.false(fs.existsSync(pins.link), 'no TCX link');
   t.is(pinnedProgId(pins.marker), p1.id, 'the marker pins the program the filter runs');
   run('tc', ['filter', 'add', 'dev', ep.ifname, 'ingress', 'prio', '60000', 'u32', 'match', 'u32', '0', '0']);
@@ -124,4 +129,36 @@ test.serial('a pod hook whose link pin holds something not ours fails before any
   t.throws(() => tc.attach(ep, 'egress'), { message: /holds another hook's link/ });
   t.is(native.tcQuery(ep.ifindex, 'egress', {}), 0);
   t.false(fs.existsSync(hookPins(root, ep.ifname, 'egress').marker));
+});
+
+test.serial("an older agent's filter (priority 0x4e46) is replaced by ours at priority 1, no gap", (t) => {
+  const { root, p1 } = setup(t);
+  const tc = new TcAttacher(native, root, { ingress: p1, egress: p1 });
+  const ep = veth('pod');
+  const prog = `${root}/legacy-prog`;
+  native.pin(p1.fd, prog);
+  run('tc', ['qdisc', 'add', 'dev', ep.ifname, 'clsact']);
+  run('tc', [
+    'filter',
+    'add',
+    'dev',
+    ep.ifname,
+    'ingress',
+    'prio',
+    String(0x4e46),
+    'handle',
+    '0x4e46',
+    'bpf',
+    'object-pinned',
+    prog,
+    'da',
+  ]);
+  t.regex(filters(ep, 'ingress'), /pref 20038 bpf/);
+  t.false(tc.attached(ep, 'ingress'), 'the older filter is not taken as the current one');
+  tc.attach(ep, 'ingress');
+  t.is(tc.programAt(ep, 'ingress'), p1.id);
+  t.regex(filters(ep, 'ingress'), /pref 1 bpf/);
+  t.notRegex(filters(ep, 'ingress'), /pref 20038/, 'the older filter is gone');
+  tc.detach(ep, 'ingress');
+  t.is(filters(ep, 'ingress').trim(), '');
 });
