@@ -14,6 +14,7 @@
 #include "bpfinfo.h"
 #include "errors.h"
 #include "modules.h"
+#include "tc.h"
 
 namespace nf {
 namespace {
@@ -22,13 +23,6 @@ namespace {
 constexpr int kBpfTcxIngress = 46;
 constexpr int kBpfTcxEgress = 47;
 constexpr uint32_t kBpfLinkTypeTcx = 11;
-// netfence's clsact filter: handle "NF", priority 1 so that it runs before any other tc
-// user's filter at a higher number (a filter ahead of ours could end a packet's
-// classification before policy sees it). Agents before this one used priority "NF": such a
-// filter is removed once ours is in place.
-constexpr uint32_t kTcHandle = 0x4e46;
-constexpr uint32_t kTcPriority = 1;
-constexpr uint32_t kLegacyTcPriority = 0x4e46;
 
 struct Hook {
   int ifindex;

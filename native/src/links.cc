@@ -1,27 +1,32 @@
 // Network links through libnl-route: list, look up by name, and watch RTM_NEWLINK /
-// RTM_DELLINK (and the main table's host routes, which say where a pod is) on the
-// event loop.
+// RTM_DELLINK (and the main table's host routes, which say where a pod is, and the tc
+// deletions that may have taken netfence's clsact filters) on the event loop.
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_arp.h>
 #include <linux/netlink.h>
+#include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
+#include <linux/sockios.h>
 #include <netlink/cache.h>
 #include <netlink/msg.h>
 #include <netlink/route/link.h>
 #include <netlink/socket.h>
 
 #include <arpa/inet.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "errors.h"
 #include "modules.h"
 #include "netlink.h"
+#include "tc.h"
 #include "watcher.h"
 
 namespace nf {
@@ -194,7 +199,7 @@ class LinkWatcher : public FdWatcher {
       nl_socket_disable_seq_check(self->sk_);  // notifications carry no sequence numbers
       nl_socket_modify_cb(self->sk_, NL_CB_VALID, NL_CB_CUSTOM, OnMessage, self);
       CheckNl(env, nl_connect(self->sk_, NETLINK_ROUTE), what, "nl_connect");
-      for (int group : {RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE})
+      for (int group : {RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_TC})
         CheckNl(env, nl_socket_add_membership(self->sk_, group), what, "nl_socket_add_membership");
       CheckNl(env, nl_socket_set_nonblocking(self->sk_), what, "nl_socket_set_nonblocking");
     } catch (...) {
@@ -213,6 +218,10 @@ class LinkWatcher : public FdWatcher {
     if (self->closed()) return NL_SKIP;
     if (type == RTM_NEWROUTE || type == RTM_DELROUTE) {
       self->OnRoute(type, static_cast<const rtmsg*>(nlmsg_data(hdr)));
+      return self->closed() ? NL_STOP : NL_OK;
+    }
+    if (type == RTM_DELQDISC || type == RTM_DELTFILTER) {
+      self->OnTcDelete(hdr);
       return self->closed() ? NL_STOP : NL_OK;
     }
     if (type != RTM_NEWLINK && type != RTM_DELLINK) return NL_SKIP;
@@ -238,6 +247,44 @@ class LinkWatcher : public FdWatcher {
     Napi::Object ev = Napi::Object::New(env_);
     ev.Set("type", type == RTM_NEWROUTE ? "route-new" : "route-del");
     ev.Set("family", rtm->rtm_family == AF_INET ? 4 : 6);
+    Deliver(ev);
+  }
+
+  // A clsact qdisc deleted (both hooks' filters go with it, unannounced) or a filter at
+  // netfence's priority deleted from a clsact hook: ours, or one whose place ours may take
+  // now. Everything else (the agent's own attaches, other priorities, other qdiscs) is
+  // dropped here. An interface that is gone (deleting a veth announces no tc deletion on
+  // 6.x, but a race may) has nothing to repair: no event.
+  void OnTcDelete(nlmsghdr* hdr) {
+    int type = hdr->nlmsg_type;
+    const auto* tcm = static_cast<const tcmsg*>(nlmsg_data(hdr));
+    Napi::Array dirs = Napi::Array::New(env_);
+    if (type == RTM_DELQDISC) {
+      if (tcm->tcm_parent != TC_H_CLSACT || tcm->tcm_handle != TC_H_MAKE(TC_H_CLSACT, 0)) return;
+      nlattr* tb[TCA_MAX + 1];
+      if (nlmsg_parse(hdr, sizeof(tcmsg), tb, TCA_MAX, nullptr) < 0 || !tb[TCA_KIND] ||
+          nla_strcmp(tb[TCA_KIND], "clsact") != 0)
+        return;  // an ingress qdisc (same handle) never holds ours
+      dirs.Set(0u, "ingress");
+      dirs.Set(1u, "egress");
+    } else {
+      if (TC_H_MAJ(tcm->tcm_info) >> 16 != kTcPriority) return;
+      if (tcm->tcm_parent == TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS))
+        dirs.Set(0u, "ingress");
+      else if (tcm->tcm_parent == TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS))
+        dirs.Set(0u, "egress");
+      else
+        return;
+    }
+    // The name in the watcher's netns (SIOCGIFNAME works on any socket).
+    ifreq ifr = {};
+    ifr.ifr_ifindex = tcm->tcm_ifindex;
+    if (ioctl(nl_socket_get_fd(sk_), SIOCGIFNAME, &ifr) != 0) return;
+    Napi::Object ev = Napi::Object::New(env_);
+    ev.Set("type", type == RTM_DELQDISC ? "qdisc-del" : "filter-del");
+    ev.Set("ifindex", tcm->tcm_ifindex);
+    ev.Set("ifname", std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ)));
+    ev.Set("dirs", dirs);
     Deliver(ev);
   }
 

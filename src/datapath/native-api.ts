@@ -21,9 +21,21 @@ export interface MapInfo {
   btfId: number;
 }
 
+/** A tc deletion that may have taken netfence's clsact filter from an interface that is
+ *  still there: its clsact qdisc (both hooks), or a filter at netfence's priority. */
+export interface TcDeleteEvent {
+  type: 'qdisc-del' | 'filter-del';
+  ifindex: number;
+  ifname: string;
+  dirs: TcDirection[];
+}
+
 /** `overflow`: a burst of changes overflowed the watch socket; events were lost. */
 export type LinkEvent =
-  { type: 'new' | 'del'; link: LinkInfo } | { type: 'route-new' | 'route-del'; family: 4 | 6 } | { type: 'overflow' };
+  | { type: 'new' | 'del'; link: LinkInfo }
+  | { type: 'route-new' | 'route-del'; family: 4 | 6 }
+  | TcDeleteEvent
+  | { type: 'overflow' };
 
 export interface ProgInfo {
   name: string;
@@ -187,8 +199,9 @@ export interface NativeAddon {
   /** Global addresses of a veth's peer (a pod's interface), also in another netns (one
    *  dump by nsid, no setns); empty if not a veth or gone. */
   linkPeerAddrs(link: Pick<LinkInfo, 'kind' | 'linkIfindex' | 'linkNetnsid'>): string[];
-  /** Subscribe to RTM_NEWLINK/DELLINK and to main-table host routes (/32, /128) coming
-   *  and going; delivered on the event loop; `overflow` when some were lost. */
+  /** Subscribe to RTM_NEWLINK/DELLINK, to main-table host routes (/32, /128) coming
+   *  and going and to tc deletions on clsact hooks (TcDeleteEvent); delivered on the
+   *  event loop; `overflow` when some were lost. */
   linkWatch(onEvent: (ev: LinkEvent) => void): { close(): void };
   /** The neighbour tables (ARP and NDP) of this netns. */
   neighList(): Neighbour[];

@@ -349,3 +349,42 @@ test.serial('linkWatch: a burst that overflows the socket is reported, and watch
   });
   run('ip', ['link', 'del', 'nlafter']);
 });
+
+test.serial('linkWatch: tc deletions that may take our filter (clsact qdisc, priority 1), and no others', async (t) => {
+  const all: LinkEvent[] = [];
+  const w = native.linkWatch((ev) => all.push(ev));
+  t.teardown(() => w.close());
+  const tcEvents = (): LinkEvent[] => all.filter((e) => e.type === 'qdisc-del' || e.type === 'filter-del');
+  const tc = (args: string): void => void run('tc', args.split(' '));
+  // Events are read on the event loop, after these commands: a marker link says when all are in.
+  const settle = async (marker: string): Promise<void> => {
+    run('ip', ['link', 'add', marker, 'type', 'veth', 'peer', 'name', `${marker}p`]);
+    await until(() => all.some((e) => 'link' in e && e.link.name === marker));
+    run('ip', ['link', 'del', marker]);
+  };
+  run('ip', ['link', 'add', 'nltc0', 'type', 'veth', 'peer', 'name', 'nltc1']);
+  const ifindex = native.linkByName('nltc0')!.ifindex;
+  tc('qdisc add dev nltc0 clsact');
+  tc('filter add dev nltc0 ingress prio 1 u32 match u32 0 0');
+  tc('filter add dev nltc0 egress prio 1 u32 match u32 0 0');
+  tc('filter add dev nltc0 ingress prio 5 u32 match u32 0 0');
+  tc('filter del dev nltc0 ingress prio 5'); // another priority: not ours
+  tc('filter del dev nltc0 ingress prio 1');
+  tc('filter del dev nltc0 egress prio 1');
+  tc('qdisc del dev nltc0 clsact');
+  await settle('nltcm0');
+  t.deepEqual(tcEvents(), [
+    { type: 'filter-del', ifindex, ifname: 'nltc0', dirs: ['ingress'] },
+    { type: 'filter-del', ifindex, ifname: 'nltc0', dirs: ['egress'] },
+    { type: 'qdisc-del', ifindex, ifname: 'nltc0', dirs: ['ingress', 'egress'] },
+  ]);
+  all.length = 0;
+  tc('qdisc add dev nltc1 ingress');
+  tc('qdisc del dev nltc1 ingress'); // not a clsact qdisc
+  await settle('nltcm1');
+  tc('qdisc add dev nltc0 clsact');
+  tc('filter add dev nltc0 ingress prio 1 u32 match u32 0 0');
+  run('ip', ['link', 'del', 'nltc0']); // gone: nothing to repair
+  await settle('nltcm2');
+  t.deepEqual(tcEvents(), []);
+});
