@@ -60,6 +60,12 @@ export class AgentMetrics {
     labelNames: ['stage'],
     registers: [this.registry],
   });
+  readonly hookRepairs = new Counter({
+    name: 'netfence_hook_repairs_total',
+    help: 'clsact filters put back after another tool removed them (reason: qdisc-deleted, filter-deleted), counted once each is back',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly generation = new Gauge({
     name: 'netfence_applied_generation',
     help: 'generation of the applied state',

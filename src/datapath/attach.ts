@@ -78,6 +78,19 @@ export class TcAttacher implements Attacher {
     }
   }
 
+  /** A clsact hook of netfence's (its marker is pinned): whether its filter is there, or
+   *  lost (removed behind the agent's back). `none`: no marker, or the interface is gone. */
+  markedHook(ep: EndpointRef, dir: TcDirection): 'none' | 'attached' | 'lost' {
+    const pins = hookPins(this.root, ep.ifname, dir);
+    if (!fs.existsSync(pins.marker)) return 'none';
+    try {
+      return this.addon.tcQuery(ep.ifindex, dir, { linkPin: pins.link }) !== 0 ? 'attached' : 'lost';
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENODEV') return 'none';
+      throw e;
+    }
+  }
+
   /** Program id at the hook, 0 if none (tests and inspect). */
   programAt(ep: EndpointRef, dir: TcDirection): number {
     return this.addon.tcQuery(ep.ifindex, dir, { linkPin: this.linkPin(ep.ifname, dir) });
