@@ -4,6 +4,7 @@
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_arp.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
@@ -18,6 +19,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <climits>
 #include <cstring>
 #include <string>
@@ -186,6 +188,23 @@ Napi::Value LinkPeerAddrs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// A socket filter that keeps only netlink messages of these types. Notifications are one
+// message per datagram: its nlmsg_type (host order; BPF_ABS loads are big-endian) decides.
+void KeepOnly(Napi::Env env, int fd, std::initializer_list<uint16_t> types, const char* what) {
+  std::vector<sock_filter> prog;
+  uint8_t n = static_cast<uint8_t>(types.size());
+  prog.push_back(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, offsetof(nlmsghdr, nlmsg_type)));
+  for (uint16_t t : types) {
+    uint8_t to_keep = static_cast<uint8_t>(n - prog.size() + 1);  // past the following jumps and the drop
+    prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(t), to_keep, 0));
+  }
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0));
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0xffffffff));
+  sock_fprog fprog = {static_cast<unsigned short>(prog.size()), prog.data()};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
+    Throw(env, what, errno, "setsockopt SO_ATTACH_FILTER");
+}
+
 class LinkWatcher : public FdWatcher {
  public:
   LinkWatcher(Napi::Env env, Napi::Function cb) : FdWatcher(env, cb, "netfence:linkwatch") {}
@@ -201,6 +220,11 @@ class LinkWatcher : public FdWatcher {
       CheckNl(env, nl_connect(self->sk_, NETLINK_ROUTE), what, "nl_connect");
       for (int group : {RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_TC})
         CheckNl(env, nl_socket_add_membership(self->sk_, group), what, "nl_socket_add_membership");
+      // Only what OnMessage reads: the agent's own tc changes (a qdisc, chains and a filter
+      // per new pod hook) are dropped in the kernel, so they neither wake the event loop
+      // nor fill the socket (an overflow costs a resync of every hook).
+      KeepOnly(env, nl_socket_get_fd(self->sk_),
+               {RTM_NEWLINK, RTM_DELLINK, RTM_NEWROUTE, RTM_DELROUTE, RTM_DELQDISC, RTM_DELTFILTER}, what);
       CheckNl(env, nl_socket_set_nonblocking(self->sk_), what, "nl_socket_set_nonblocking");
     } catch (...) {
       self->Release();

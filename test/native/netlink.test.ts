@@ -388,3 +388,29 @@ test.serial('linkWatch: tc deletions that may take our filter (clsact qdisc, pri
   await settle('nltcm2');
   t.deepEqual(tcEvents(), []);
 });
+
+test.serial(
+  'linkWatch: a burst of tc changes it does not report (the agent attaching hooks) overflows nothing',
+  async (t) => {
+    let overflows = 0;
+    const names: string[] = [];
+    const w = native.linkWatch((ev) => {
+      if (ev.type === 'overflow') overflows++;
+      if ('link' in ev) names.push(ev.link.name);
+    });
+    t.teardown(() => w.close());
+    run('ip', ['link', 'add', 'nltcb0', 'type', 'veth', 'peer', 'name', 'nltcb1']);
+    // execFileSync holds the event loop: nothing is read until the whole burst is queued.
+    const lines = Array.from(
+      { length: 2000 },
+      (_, i) => `filter add dev nltcb0 ingress prio ${i + 2} u32 match u32 0 0\n`,
+    );
+    execFileSync('tc', ['-batch', '-'], { input: `qdisc add dev nltcb0 clsact\n${lines.join('')}` });
+    run('ip', ['link', 'add', 'nltcb2', 'type', 'veth', 'peer', 'name', 'nltcb3']);
+    await until(() => names.includes('nltcb2'));
+    t.true(names.includes('nltcb2'));
+    t.is(overflows, 0, 'the tc notifications were dropped in the kernel, not queued');
+    run('ip', ['link', 'del', 'nltcb0']);
+    run('ip', ['link', 'del', 'nltcb2']);
+  },
+);
