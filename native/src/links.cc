@@ -188,18 +188,24 @@ Napi::Value LinkPeerAddrs(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// A socket filter that keeps only netlink messages of these types. Notifications are one
-// message per datagram: its nlmsg_type (host order; BPF_ABS loads are big-endian) decides.
-void KeepOnly(Napi::Env env, int fd, std::initializer_list<uint16_t> types, const char* what) {
+// The socket filter of the watcher: only the notifications it reads. Each is one message
+// per datagram: its nlmsg_type (host order: BPF_ABS loads are big-endian) decides, and for
+// RTM_NEWTFILTER its handle (netfence's own filters are not news).
+void AttachWatchFilter(Napi::Env env, int fd, const char* what) {
+  const uint16_t kept[] = {RTM_NEWLINK, RTM_DELLINK, RTM_NEWROUTE, RTM_DELROUTE, RTM_DELQDISC, RTM_DELTFILTER};
+  const uint8_t n = sizeof(kept) / sizeof(kept[0]);
+  constexpr uint32_t kHandleOffset = NLMSG_HDRLEN + offsetof(tcmsg, tcm_handle);
   std::vector<sock_filter> prog;
-  uint8_t n = static_cast<uint8_t>(types.size());
   prog.push_back(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, offsetof(nlmsghdr, nlmsg_type)));
-  for (uint16_t t : types) {
-    uint8_t to_keep = static_cast<uint8_t>(n - prog.size() + 1);  // past the following jumps and the drop
-    prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(t), to_keep, 0));
-  }
-  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0));
+  prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(RTM_NEWTFILTER), n + 2, 0));  // to the handle check
+  for (uint8_t i = 0; i < n; i++) prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(kept[i]), n - i, 0));
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0));           // drop
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0xffffffff));  // keep
+  prog.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kHandleOffset));
+  prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(kTcHandle), 2, 0));
+  prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(kTcSpareHandle), 1, 0));
   prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0xffffffff));
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0));
   sock_fprog fprog = {static_cast<unsigned short>(prog.size()), prog.data()};
   if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
     Throw(env, what, errno, "setsockopt SO_ATTACH_FILTER");
@@ -223,8 +229,7 @@ class LinkWatcher : public FdWatcher {
       // Only what OnMessage reads: the agent's own tc changes (a qdisc, chains and a filter
       // per new pod hook) are dropped in the kernel, so they neither wake the event loop
       // nor fill the socket (an overflow costs a resync of every hook).
-      KeepOnly(env, nl_socket_get_fd(self->sk_),
-               {RTM_NEWLINK, RTM_DELLINK, RTM_NEWROUTE, RTM_DELROUTE, RTM_DELQDISC, RTM_DELTFILTER}, what);
+      AttachWatchFilter(env, nl_socket_get_fd(self->sk_), what);
       CheckNl(env, nl_socket_set_nonblocking(self->sk_), what, "nl_socket_set_nonblocking");
     } catch (...) {
       self->Release();
@@ -244,8 +249,8 @@ class LinkWatcher : public FdWatcher {
       self->OnRoute(type, static_cast<const rtmsg*>(nlmsg_data(hdr)));
       return self->closed() ? NL_STOP : NL_OK;
     }
-    if (type == RTM_DELQDISC || type == RTM_DELTFILTER) {
-      self->OnTcDelete(hdr);
+    if (type == RTM_DELQDISC || type == RTM_DELTFILTER || type == RTM_NEWTFILTER) {
+      self->OnTc(hdr);
       return self->closed() ? NL_STOP : NL_OK;
     }
     if (type != RTM_NEWLINK && type != RTM_DELLINK) return NL_SKIP;
@@ -274,25 +279,28 @@ class LinkWatcher : public FdWatcher {
     Deliver(ev);
   }
 
-  // A clsact qdisc deleted (both hooks' filters go with it, unannounced) or a filter at
-  // netfence's priority deleted from a clsact hook: ours, or one whose place ours may take
-  // now. Everything else (the agent's own attaches, other priorities, other qdiscs) is
-  // dropped here. An interface that is gone (deleting a veth announces no tc deletion on
-  // 6.x, but a race may) has nothing to repair: no event.
-  void OnTcDelete(nlmsghdr* hdr) {
+  // A clsact qdisc deleted (both hooks' filters go with it, unannounced), a filter at
+  // netfence's priority deleted from a clsact hook (ours, or one whose place ours may take
+  // now), or another cls_bpf filter added there (the kernel runs it ahead of ours).
+  // Everything else (other priorities, other qdiscs) is dropped here, the agent's own
+  // filters by the socket filter. An interface that is gone (deleting a veth announces no
+  // tc deletion on 6.x, but a race may) has nothing to repair: no event.
+  void OnTc(nlmsghdr* hdr) {
     int type = hdr->nlmsg_type;
     const auto* tcm = static_cast<const tcmsg*>(nlmsg_data(hdr));
+    nlattr* tb[TCA_MAX + 1];
+    if (nlmsg_parse(hdr, sizeof(tcmsg), tb, TCA_MAX, nullptr) < 0) return;
+    auto kind_is = [&](const char* kind) { return tb[TCA_KIND] && nla_strcmp(tb[TCA_KIND], kind) == 0; };
     Napi::Array dirs = Napi::Array::New(env_);
     if (type == RTM_DELQDISC) {
-      if (tcm->tcm_parent != TC_H_CLSACT || tcm->tcm_handle != TC_H_MAKE(TC_H_CLSACT, 0)) return;
-      nlattr* tb[TCA_MAX + 1];
-      if (nlmsg_parse(hdr, sizeof(tcmsg), tb, TCA_MAX, nullptr) < 0 || !tb[TCA_KIND] ||
-          nla_strcmp(tb[TCA_KIND], "clsact") != 0)
-        return;  // an ingress qdisc (same handle) never holds ours
+      // An ingress qdisc (same handle) never holds ours.
+      if (tcm->tcm_parent != TC_H_CLSACT || tcm->tcm_handle != TC_H_MAKE(TC_H_CLSACT, 0) || !kind_is("clsact")) return;
       dirs.Set(0u, "ingress");
       dirs.Set(1u, "egress");
     } else {
       if (TC_H_MAJ(tcm->tcm_info) >> 16 != kTcPriority) return;
+      // Only a cls_bpf filter can share our priority.
+      if (type == RTM_NEWTFILTER && !kind_is("bpf")) return;
       if (tcm->tcm_parent == TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS))
         dirs.Set(0u, "ingress");
       else if (tcm->tcm_parent == TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS))
@@ -305,7 +313,7 @@ class LinkWatcher : public FdWatcher {
     ifr.ifr_ifindex = tcm->tcm_ifindex;
     if (ioctl(nl_socket_get_fd(sk_), SIOCGIFNAME, &ifr) != 0) return;
     Napi::Object ev = Napi::Object::New(env_);
-    ev.Set("type", type == RTM_DELQDISC ? "qdisc-del" : "filter-del");
+    ev.Set("type", type == RTM_DELQDISC ? "qdisc-del" : type == RTM_DELTFILTER ? "filter-del" : "filter-ahead");
     ev.Set("ifindex", tcm->tcm_ifindex);
     ev.Set("ifname", std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ)));
     ev.Set("dirs", dirs);

@@ -12,5 +12,7 @@ namespace nf {
 constexpr uint32_t kTcHandle = 0x4e46;
 constexpr uint32_t kTcPriority = 1;
 constexpr uint32_t kLegacyTcPriority = 0x4e46;
+// A second copy of ours, there only while ours moves ahead of a filter added after it.
+constexpr uint32_t kTcSpareHandle = 0x4e47;
 
 }  // namespace nf

@@ -193,7 +193,10 @@ export class Agent {
     if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
     this.attacher = new TcAttacher(this.addon, root, this.dp);
     this.hooks = new KnownHooks(this.attacher);
-    this.repairs = new HookRepairs(this.attacher, this.hooks, this.metrics.hookRepairs, this.log);
+    this.repairs = new HookRepairs(this.attacher, this.hooks, this.metrics.hookRepairs, this.log, (reason) => {
+      this.refreshReady();
+      this.schedule(reason);
+    });
     this.reconciler = new Reconciler(new NativeMapIO(this.addon, this.dp.maps), this.hooks);
     this.namesFile = namesFilePath(root);
     // Before the first snapshot is merged: its rejected objects keep the versions saved.
@@ -226,12 +229,8 @@ export class Agent {
     this.closers.push(() => rb.close());
     const lw = this.addon.linkWatch((ev) => {
       if ('link' in ev) this.onLink(ev.type, ev.link.name);
-      else if (ev.type === 'qdisc-del' || ev.type === 'filter-del') {
-        if (this.repairs!.noticed(ev)) {
-          this.refreshReady();
-          this.schedule(`hook lost on ${ev.ifname}`);
-        }
-      } else if (ev.type === 'overflow') {
+      else if ('dirs' in ev) this.repairs!.onEvent(ev);
+      else if (ev.type === 'overflow') {
         // Lost events may have been new links or hooks removed: everything is asked
         // again, and passes follow up as after a new link.
         this.forgetKernelState();
@@ -239,6 +238,7 @@ export class Agent {
       } else this.schedule(`host route ${ev.type.slice(6)}`);
     });
     this.closers.push(() => lw.close());
+    this.closers.push(() => this.repairs!.close());
     this.closers.push(() => this.gateways.stop());
     const timer = setInterval(() => {
       this.forgetKernelState();

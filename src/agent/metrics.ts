@@ -62,7 +62,7 @@ export class AgentMetrics {
   });
   readonly hookRepairs = new Counter({
     name: 'netfence_hook_repairs_total',
-    help: 'clsact filters put back after another tool removed them (reason: qdisc-deleted, filter-deleted), counted once each is back',
+    help: 'clsact filters put back after another tool removed them (reason qdisc-deleted, filter-deleted: counted once each is back) or moved ahead of a cls_bpf filter another tool added at their priority (filter-ahead)',
     labelNames: ['reason'],
     registers: [this.registry],
   });

@@ -2,11 +2,15 @@
 // qdisc or the filter) is put back at once, well within the 30 s resync: the link watcher
 // hears the tc deletion. Real TCP over the lab's veths shows the denied traffic dropped
 // again; the repair is counted and logged; /readyz is not ready while a hook cannot be put
-// back; other owners' filters are left alone; an interface that goes causes no repairs.
+// back; other owners' filters are left alone (one added ahead of ours at our priority is
+// moved behind ours); an interface that goes causes no repairs.
 import test from 'ava';
+import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TcDirection } from '../../src/datapath/native-api';
-import { nsRun } from '../../src/lab/exec';
+import { nsRun, run } from '../../src/lab/exec';
+import { native } from '../../src/datapath/native';
+import { fixtureObject } from '../native/helpers';
 import { AgentLab, demoPodsAbc, isolate, labConfig } from './helpers/agent-lab';
 
 let lab: AgentLab;
@@ -128,6 +132,60 @@ test.serial('a hook that cannot be put back keeps /readyz not ready until it is 
   t.like(await readyz(), { unhooked: [], failed: [] });
   t.deepEqual(await lab.probe(A_TO_B), ['deny']);
 });
+
+test.serial(
+  "another tool's cls_bpf filter added ahead of ours: ours runs first again within 1 s, theirs stays",
+  async (t) => {
+    const ifname = lab.hostIf('demo/b');
+    // Theirs passes everything (the fixture's classifier with empty maps): while it runs
+    // first, ours never sees a packet.
+    const obj = native.openObject(fixtureObject(), {});
+    t.teardown(() => obj.close());
+    const pin = `/sys/fs/bpf/nf-e2e-${process.pid}-other`;
+    native.pin(obj.programs().find((p) => p.name === 'nt_classify')!.fd, pin);
+    t.teardown(() => fs.rmSync(pin, { force: true }));
+    const before = await repairs('filter-ahead');
+    const handles = async (dir: TcDirection): Promise<string[]> =>
+      [...(await tc(['filter', 'show', 'dev', ifname, dir])).matchAll(/handle (0x[0-9a-f]+)/g)].map((m) => m[1]);
+
+    for (const dir of ['ingress', 'egress'])
+      // nsenter, not ip netns exec (which remounts /sys): the pin must be in sight.
+      await run([
+        'nsenter',
+        `--net=/run/netns/${lab.node().netns}`,
+        'tc',
+        'filter',
+        'add',
+        'dev',
+        ifname,
+        dir,
+        'prio',
+        '1',
+        'handle',
+        '7',
+        'bpf',
+        'da',
+        'pinned',
+        pin,
+      ]);
+    const ms = await within(
+      REPAIR_MS,
+      async () => (await handles('ingress')).join() + (await handles('egress')).join() === '0x4e46,0x70x4e46,0x7',
+    );
+    t.log(`ours first again after ${ms} ms`);
+    t.true(ms >= 0, 'ours first again on both hooks, theirs kept');
+    t.deepEqual(await lab.probe(A_TO_B), ['deny'], 'a to b denied: ours decides');
+    t.true(
+      (await within(REPAIR_MS, async () => (await repairs('filter-ahead')) === before + 2)) >= 0,
+      'two moves counted',
+    );
+    t.like(await readyz(), { ready: true, unhooked: [] });
+    for (const dir of ['ingress', 'egress'])
+      await tc(['filter', 'del', 'dev', ifname, dir, 'pref', '1', 'handle', '7', 'bpf']);
+    await sleep(300);
+    t.deepEqual(await ourHooks(ifname), ['ingress', 'egress'], 'their removal leaves ours');
+  },
+);
 
 test.serial('an interface that goes is no repair: its endpoint goes as before', async (t) => {
   const ifname = lab.hostIf('demo/c');

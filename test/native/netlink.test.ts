@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../src/datapath/native';
 import type { LinkEvent, Route, RouteRule } from '../../src/datapath/native-api';
-import { netnsAdd, run, throwsNative } from './helpers';
+import { fixtureObject, netnsAdd, pinDir, run, throwsNative } from './helpers';
 
 const NF_PROTO = 0x4e;
 
@@ -392,6 +392,10 @@ test.serial('linkWatch: tc deletions that may take our filter (clsact qdisc, pri
 test.serial(
   'linkWatch: a burst of tc changes it does not report (the agent attaching hooks) overflows nothing',
   async (t) => {
+    const h = native.openObject(fixtureObject(), {});
+    t.teardown(() => h.close());
+    const pin = `${pinDir(t)}/prog`;
+    native.pin(h.programs().find((p) => p.name === 'nt_classify')!.fd, pin);
     let overflows = 0;
     const names: string[] = [];
     const w = native.linkWatch((ev) => {
@@ -403,7 +407,7 @@ test.serial(
     // execFileSync holds the event loop: nothing is read until the whole burst is queued.
     const lines = Array.from(
       { length: 2000 },
-      (_, i) => `filter add dev nltcb0 ingress prio ${i + 2} u32 match u32 0 0\n`,
+      (_, i) => `filter add dev nltcb0 ingress prio ${i + 2} handle 0x4e46 bpf da pinned ${pin}\n`,
     );
     execFileSync('tc', ['-batch', '-'], { input: `qdisc add dev nltcb0 clsact\n${lines.join('')}` });
     run('ip', ['link', 'add', 'nltcb2', 'type', 'veth', 'peer', 'name', 'nltcb3']);
@@ -412,5 +416,50 @@ test.serial(
     t.is(overflows, 0, 'the tc notifications were dropped in the kernel, not queued');
     run('ip', ['link', 'del', 'nltcb0']);
     run('ip', ['link', 'del', 'nltcb2']);
+  },
+);
+
+test.serial(
+  'linkWatch: a cls_bpf filter added at our priority is reported, ours (and its spare) are not',
+  async (t) => {
+    const h = native.openObject(fixtureObject(), {});
+    t.teardown(() => h.close());
+    const pin = `${pinDir(t)}/prog`;
+    native.pin(h.programs().find((p) => p.name === 'nt_classify')!.fd, pin);
+    const all: LinkEvent[] = [];
+    const w = native.linkWatch((ev) => all.push(ev));
+    t.teardown(() => w.close());
+    const bpf = (dir: string, prio: string, handle: string): void =>
+      void run('tc', [
+        'filter',
+        'add',
+        'dev',
+        'nltca0',
+        dir,
+        'prio',
+        prio,
+        'handle',
+        handle,
+        'bpf',
+        'da',
+        'pinned',
+        pin,
+      ]);
+    run('ip', ['link', 'add', 'nltca0', 'type', 'veth', 'peer', 'name', 'nltca1']);
+    const ifindex = native.linkByName('nltca0')!.ifindex;
+    run('tc', ['qdisc', 'add', 'dev', 'nltca0', 'clsact']);
+    bpf('ingress', '1', '0x4e46'); // ours
+    bpf('ingress', '1', '0x4e47'); // our spare (moving ahead)
+    bpf('ingress', '2', '0x9'); // behind ours
+    run('tc', ['filter', 'add', 'dev', 'nltca0', 'egress', 'prio', '1', 'u32', 'match', 'u32', '0', '0']); // not cls_bpf
+    bpf('ingress', '1', '0x7'); // ahead of ours
+    run('ip', ['link', 'add', 'nltcam', 'type', 'veth', 'peer', 'name', 'nltcamp']);
+    await until(() => all.some((e) => 'link' in e && e.link.name === 'nltcam'));
+    t.deepEqual(
+      all.filter((e) => 'dirs' in e),
+      [{ type: 'filter-ahead', ifindex, ifname: 'nltca0', dirs: ['ingress'] }],
+    );
+    run('ip', ['link', 'del', 'nltca0']);
+    run('ip', ['link', 'del', 'nltcam']);
   },
 );
