@@ -187,6 +187,40 @@ test.serial(
   },
 );
 
+/** How many hooks of the interface the agent logged as removed behind its back. */
+const lostLogged = (ifname: string): number =>
+  lab.agentRecords().filter((r) => r.ifname === ifname && String(r.msg).includes("removed behind the agent's back"))
+    .length;
+
+test.serial('a deletion lost in a netlink overflow is repaired by the resync the overflow starts', async (t) => {
+  const ifname = lab.hostIf('demo/b');
+  const { netns } = lab.node();
+  const agent = lab.state.agents.find((a) => a.node === 'n1')!;
+  const pairs = Array.from({ length: 300 }, (_, i) => i);
+  t.teardown(async () => {
+    process.kill(agent.pid, 'SIGCONT');
+    await nsRun(netns, ['ip', '-force', '-batch', '-'], pairs.map((i) => `link del nfof${i}\n`).join('')).catch(
+      () => undefined,
+    );
+  });
+  const logged = lostLogged(ifname);
+  // The agent stopped, a burst of link events fills its watch socket; the deletion after
+  // it is lost (ENOBUFS).
+  process.kill(agent.pid, 'SIGSTOP');
+  await nsRun(
+    netns,
+    ['ip', '-batch', '-'],
+    pairs.map((i) => `link add nfof${i} type veth peer name nfog${i}\n`).join(''),
+  );
+  await tc(['qdisc', 'del', 'dev', ifname, 'clsact']);
+  process.kill(agent.pid, 'SIGCONT');
+  const ms = await within(5000, sameHooks(ifname, ['ingress', 'egress']));
+  t.log(`filters back after ${ms} ms`);
+  t.true(ms >= 0, 'back well within the 30 s resync');
+  t.is(lostLogged(ifname), logged, 'its deletion was lost: the resync the overflow started found it');
+  t.deepEqual(await lab.probe(A_TO_B), ['deny']);
+});
+
 test.serial('an interface that goes is no repair: its endpoint goes as before', async (t) => {
   const ifname = lab.hostIf('demo/c');
   const before = (await repairs('qdisc-deleted')) + (await repairs('filter-deleted'));
