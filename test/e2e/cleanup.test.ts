@@ -40,7 +40,7 @@ function inNode(argv: string[]): { code: number | null; stdout: string; stderr: 
 }
 
 const cleanup = (...args: string[]): ReturnType<typeof inNode> =>
-  inNode([process.execPath, cli, 'cleanup', '--bpffs-root', lab.node().bpffsRoot, ...args]);
+  inNode([process.execPath, cli, 'cleanup', '--state', lab.stateDir, '--bpffs-root', lab.node().bpffsRoot, ...args]);
 
 const bpftool = (args: string[]): SpawnSyncReturns<string> =>
   spawnSync('bpftool', ['-j', ...args], { encoding: 'utf8' });
