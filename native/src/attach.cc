@@ -40,12 +40,18 @@ struct Hook {
   }
 };
 
-Hook ParseHook(const Napi::CallbackInfo& info, const char* fn, size_t opts_index) {
+// (ifindex, dir) of a call; no link pin.
+Hook HookArgs(const Napi::CallbackInfo& info, const char* fn) {
   Hook h;
   h.ifindex = static_cast<int>(ArgU32(info, 0, fn, "ifindex"));
   std::string dir = ArgString(info, 1, fn, "dir");
   if (dir != "ingress" && dir != "egress") ThrowArg(info.Env(), fn, "dir must be \"ingress\" or \"egress\"");
   h.ingress = dir == "ingress";
+  return h;
+}
+
+Hook ParseHook(const Napi::CallbackInfo& info, const char* fn, size_t opts_index) {
+  Hook h = HookArgs(info, fn);
   OptString(ArgObject(info, opts_index, fn, "opts"), "linkPin", fn, &h.linkPin);
   return h;
 }
@@ -244,6 +250,41 @@ Napi::Value TcQuery(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, opts.prog_id);
 }
 
+// The clsact filters at netfence's handle, at its priority and an older agent's, with the
+// program each runs: whoever removes them checks the program is netfence's first (the
+// handle and priority alone say nothing about who attached it).
+Napi::Value TcFilters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Hook h = HookArgs(info, "tcFilters");
+  std::string what = "list filters of " + h.Name();
+  Napi::Array out = Napi::Array::New(env);
+  for (uint32_t priority : {kTcPriority, kLegacyTcPriority}) {
+    bpf_tc_hook hook = h.TcHook();
+    bpf_tc_opts opts = OurFilter(priority);
+    int err = bpf_tc_query(&hook, &opts);
+    if (NoFilter(err)) continue;
+    Check(env, err, what, "bpf_tc_query");
+    Napi::Object f = Napi::Object::New(env);
+    f.Set("priority", priority);
+    f.Set("progId", opts.prog_id);
+    Fd prog{bpf_prog_get_fd_by_id(opts.prog_id)};
+    if (prog.fd >= 0) f.Set("progName", InfoOf<bpf_prog_info>(env, prog.fd, what).name);
+    out.Set(out.Length(), f);
+  }
+  return out;
+}
+
+// Removes the filter at netfence's handle and this priority (one of netfence's two).
+Napi::Value TcFilterDelete(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Hook h = HookArgs(info, "tcFilterDelete");
+  uint32_t priority = ArgU32(info, 2, "tcFilterDelete", "priority");
+  if (priority != kTcPriority && priority != kLegacyTcPriority)
+    ThrowArg(env, "tcFilterDelete", "priority must be netfence's (1 or 0x4e46)");
+  DetachClsactAt(env, h, priority, "delete filter of " + h.Name());
+  return env.Undefined();
+}
+
 Napi::Value XdpAttach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t ifindex = ArgU32(info, 0, "xdpAttach", "ifindex");
@@ -267,7 +308,7 @@ Napi::Value XdpDetach(const Napi::CallbackInfo& info) {
 
 void InitAttach(Napi::Env env, Napi::Object exports) {
   ExportAll(env, exports, {{"tcAttach", TcAttach}, {"tcMoveAhead", TcMoveAhead}, {"tcDetach", TcDetach}, {"tcQuery", TcQuery},
-                           {"xdpAttach", XdpAttach}, {"xdpDetach", XdpDetach}});
+                           {"tcFilters", TcFilters}, {"tcFilterDelete", TcFilterDelete}, {"xdpAttach", XdpAttach}, {"xdpDetach", XdpDetach}});
 }
 
 }  // namespace nf

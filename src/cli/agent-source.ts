@@ -65,13 +65,19 @@ export async function createAgentSource(
     };
   }
   // Loaded only for this source: the client library alone is ~50 MB of the agent's RSS.
-  const { createKubernetesSource, readConfigFile } = await import('../sources/kubernetes');
-  const settings = buildSnapshot(choice.configFile ? readConfigFile(choice.configFile) : []);
-  const bad = settings.errors[0];
-  if (bad) throw new Error(`read config ${choice.configFile}: ${bad.object} ${bad.field}: ${bad.message}`);
+  const { createKubernetesSource } = await import('../sources/kubernetes');
   return {
     source: createKubernetesSource({ kubeconfig: choice.kubeconfig, configFile: choice.configFile, log: opts.log }),
-    config: settings.config,
+    config: await configFileSettings(choice.configFile),
     describe: `kubernetes API (${choice.kubeconfig ?? 'in-cluster'})`,
   };
+}
+
+/** The NetfenceConfig of a --config file (the built-in settings without one). */
+export async function configFileSettings(configFile?: string): Promise<NetfenceConfig> {
+  const { readConfigFile } = await import('../sources/kubernetes');
+  const settings = buildSnapshot(configFile ? readConfigFile(configFile) : []);
+  const bad = settings.errors[0];
+  if (bad) throw new Error(`read config ${configFile}: ${bad.object} ${bad.field}: ${bad.message}`);
+  return settings.config;
 }

@@ -38,6 +38,37 @@ export function hookPins(root: string, ifname: string, dir: TcDirection): { link
   return { link: path.join(linksDir(root), name), marker: path.join(filtersDir(root), name) };
 }
 
+/** The hooks netfence's pins record (TCX links and filter markers), by interface name. */
+export function pinnedHooks(root: string): { ifname: string; dir: TcDirection }[] {
+  const hooks = new Map<string, { ifname: string; dir: TcDirection }>();
+  for (const dir of [linksDir(root), filtersDir(root)]) {
+    for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+      const m = PIN_RE.exec(f);
+      if (m) hooks.set(f, { ifname: m[1], dir: m[2] as TcDirection });
+    }
+  }
+  return [...hooks.values()];
+}
+
+/** Removes netfence's hook and its pins; an interface gone (ifindex 0 or ENODEV) leaves
+ *  only the pins to drop. */
+export function detachHook(addon: NativeAddon, root: string, ep: EndpointRef, dir: TcDirection): void {
+  const pins = hookPins(root, ep.ifname, dir);
+  try {
+    if (ep.ifindex !== 0) addon.tcDetach(ep.ifindex, dir, { linkPin: pins.link });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code !== 'ENODEV' && code !== 'ENOENT') throw e;
+  }
+  for (const pin of [pins.link, pins.marker]) if (fs.existsSync(pin)) addon.unpin(pin);
+}
+
+/** ifindex of each interface of this netns, by name (one link dump: each lookup takes the
+ *  kernel's rtnl lock). */
+export function ifindexesByName(addon: NativeAddon): Map<string, number> {
+  return new Map(addon.linkList().map((l) => [l.name, l.ifindex]));
+}
+
 /** tc program attachment per interface and hook (TcAttacher in the agent, a fake in tests). */
 export interface Attacher {
   attached(ep: EndpointRef, dir: TcDirection): boolean;
@@ -123,27 +154,13 @@ export class TcAttacher implements Attacher {
   }
 
   detach(ep: EndpointRef, dir: TcDirection): void {
-    const pins = hookPins(this.root, ep.ifname, dir);
-    try {
-      if (ep.ifindex !== 0) this.addon.tcDetach(ep.ifindex, dir, { linkPin: pins.link });
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code !== 'ENODEV' && code !== 'ENOENT') throw e;
-    }
-    for (const pin of [pins.link, pins.marker]) if (fs.existsSync(pin)) this.addon.unpin(pin);
+    detachHook(this.addon, this.root, ep, dir);
   }
 
   list(): EndpointRef[] {
-    const names = new Set<string>();
-    for (const dir of [linksDir(this.root), filtersDir(this.root)]) {
-      for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
-        const m = PIN_RE.exec(f);
-        if (m) names.add(m[1]);
-      }
-    }
+    const names = new Set(pinnedHooks(this.root).map((h) => h.ifname));
     if (names.size === 0) return [];
-    // One link dump, not a lookup per pin (each takes the kernel's rtnl lock).
-    const ifindexes = new Map(this.addon.linkList().map((l) => [l.name, l.ifindex]));
+    const ifindexes = ifindexesByName(this.addon);
     return [...names].sort().map((ifname) => ({ ifname, ifindex: ifindexes.get(ifname) ?? 0 }));
   }
 

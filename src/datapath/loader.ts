@@ -29,7 +29,8 @@ const STAGING = 'staging';
 const LINKS = 'links';
 const FILTERS = 'filters';
 const PROGS = 'progs';
-const PROGRAMS = ['nf_tc_ingress', 'nf_tc_egress'] as const;
+/** netfence's tc programs (their names tell its filters from other owners'). */
+export const PROGRAMS = ['nf_tc_ingress', 'nf_tc_egress'] as const;
 /** Every map the agent and its programs use: adoption needs all of them pinned. A map
  *  that pins of an older object lack (e.g. nf_ep_stats) makes the load take the normal
  *  path: libbpf reuses the compatible pins and creates and pins the new map. */
@@ -349,6 +350,24 @@ export function finishMigration(addon: NativeAddon, dp: Datapath, switchHooks: (
   pinPrograms(addon, dp);
   pruneProgramPins(dp);
   return carried;
+}
+
+/** The pins the loader makes under the root (maps, staged maps, programs; not the hooks'
+ *  links and markers), then its directories, innermost first: what an uninstall removes.
+ *  Top-level and staged files count only as netfence's maps (nf_*): a root set to a shared
+ *  directory loses nothing else. */
+export function loaderPins(root: string): { files: string[]; dirs: string[] } {
+  const maps = (dir: string): string[] =>
+    pinFiles(dir)
+      .filter((f) => f.startsWith('nf_'))
+      .map((f) => path.join(dir, f));
+  const progs = path.join(root, PROGS);
+  const hashes = fs.existsSync(progs) ? fs.readdirSync(progs).map((h) => path.join(progs, h)) : [];
+  const staging = path.join(root, STAGING);
+  return {
+    files: [...maps(root), ...maps(staging), ...hashes.flatMap((d) => pinFiles(d).map((f) => path.join(d, f)))],
+    dirs: [...hashes, progs, staging, linksDir(root), filtersDir(root)].filter((d) => fs.existsSync(d)),
+  };
 }
 
 export function linksDir(root: string): string {

@@ -84,6 +84,13 @@ export interface TcAttachResult {
   linkPin?: string;
 }
 
+/** A clsact filter at netfence's handle. */
+export interface TcFilter {
+  priority: number;
+  progId: number;
+  progName?: string;
+}
+
 export interface LinkInfo {
   ifindex: number;
   name: string;
@@ -183,6 +190,11 @@ export interface NativeAddon {
   tcDetach(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): void;
   /** Program id attached at the hook through netfence (TCX pinned link or clsact filter), 0 if none. */
   tcQuery(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): number;
+  /** The clsact filters at netfence's handle (its priority and an older agent's) with the
+   *  program each runs (progName absent if the program is gone meanwhile). */
+  tcFilters(ifindex: number, dir: TcDirection): TcFilter[];
+  /** Remove the filter at netfence's handle and this priority (TcFilter.priority). */
+  tcFilterDelete(ifindex: number, dir: TcDirection, priority: number): void;
   xdpAttach(ifindex: number, progFd: number, flags: number): void;
   xdpDetach(ifindex: number, flags: number): void;
 

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { cidrWithin, toCidr, type Family } from '../model/ip';
 import { NfCfgFlag } from '../wire/abi';
 import type { Config } from '../wire/config';
-import type { NativeAddon, Route } from '../datapath/native-api';
+import type { NativeAddon, Route, RouteRule } from '../datapath/native-api';
 import type { RedirectConfig } from '../model/types';
 import type { GatewayState, GatewayTarget } from './gateway-monitor';
 
@@ -160,22 +160,33 @@ export function ensureTunnel(
   };
 }
 
-/** Remove every netfence-owned rule of `families` and the owned routes of their tables
- *  (idempotent). */
-export function removeTunnel(addon: NativeAddon, table?: number, families: readonly Family[] = [4, 6]): void {
+/** Every netfence-owned rule of `families`, and the owned routes of their tables and of
+ *  `table` (found also after their rule is gone). */
+export function ownedRouting(
+  addon: NativeAddon,
+  table?: number,
+  families: readonly Family[] = [4, 6],
+): { rules: RouteRule[]; routes: Route[] } {
+  const rules: RouteRule[] = [];
+  const routes: Route[] = [];
   for (const family of families) {
     const tables = new Set<number>(table === undefined ? [] : [table]);
     for (const rule of addon.ruleList(family)) {
       if (rule.protocol !== NF_RT_PROTO) continue;
       tables.add(rule.table);
-      addon.ruleDelete(rule);
+      rules.push(rule);
     }
-    for (const t of tables) {
-      for (const route of addon.routeList(family, t)) {
-        if (route.protocol === NF_RT_PROTO) addon.routeDelete(route);
-      }
-    }
+    for (const t of tables) routes.push(...addon.routeList(family, t).filter((r) => r.protocol === NF_RT_PROTO));
   }
+  return { rules, routes };
+}
+
+/** Remove every netfence-owned rule of `families` and the owned routes of their tables
+ *  (idempotent). */
+export function removeTunnel(addon: NativeAddon, table?: number, families: readonly Family[] = [4, 6]): void {
+  const { rules, routes } = ownedRouting(addon, table, families);
+  for (const rule of rules) addon.ruleDelete(rule);
+  for (const route of routes) addon.routeDelete(route);
 }
 
 export const TUNNEL_OFF = OFF;

@@ -171,6 +171,29 @@ test.serial('XDP attach and detach on a veth', (t) => {
   t.is(xdpId(), undefined);
 });
 
+test.serial("tcFilters names the program at netfence's handle; tcFilterDelete removes that priority only", (t) => {
+  const p = vethPair();
+  const { prog } = load(t);
+  const p1 = prog('nt_classify');
+  const filters = (): string => run('tc', ['filter', 'show', 'dev', p.name, 'ingress']);
+
+  t.deepEqual(native.tcFilters(p.ifindex, 'ingress'), [], 'no clsact qdisc: none');
+  native.tcAttach(p.ifindex, 'ingress', p1.fd, { forceClsact: true });
+  t.deepEqual(native.tcFilters(p.ifindex, 'ingress'), [{ priority: 1, progId: p1.id, progName: 'nt_classify' }]);
+  t.deepEqual(native.tcFilters(p.ifindex, 'egress'), [], 'the other direction has none');
+
+  run('tc', ['filter', 'add', 'dev', p.name, 'ingress', 'prio', '7', 'u32', 'match', 'u32', '0', '0']);
+  native.tcFilterDelete(p.ifindex, 'ingress', 1);
+  t.deepEqual(
+    native.tcFilters(p.ifindex, 'ingress').filter((f) => f.priority === 1),
+    [],
+  );
+  t.regex(filters(), /pref 7 u32/, "someone else's filter stays");
+  native.tcFilterDelete(p.ifindex, 'ingress', 1); // already gone: no error
+  throwsNative(t, () => native.tcFilterDelete(p.ifindex, 'ingress', 7), 'EINVAL', 'tcFilterDelete');
+  throwsNative(t, () => native.tcFilters(99999, 'ingress'), 'ENODEV', 'bpf_tc_query');
+});
+
 test.serial('attach errors', (t) => {
   const { prog } = load(t);
   const fd = prog('nt_classify').fd;
