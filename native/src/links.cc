@@ -1,6 +1,7 @@
 // Network links through libnl-route: list, look up by name, and watch RTM_NEWLINK /
 // RTM_DELLINK (and the main table's host routes, which say where a pod is, and the tc
-// deletions that may have taken netfence's clsact filters) on the event loop.
+// changes that may have taken netfence's clsact filters or put another filter ahead of
+// them) on the event loop.
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_arp.h>
@@ -283,8 +284,8 @@ class LinkWatcher : public FdWatcher {
   // netfence's priority deleted from a clsact hook (ours, or one whose place ours may take
   // now), or another cls_bpf filter added there (the kernel runs it ahead of ours).
   // Everything else (other priorities, other qdiscs) is dropped here, the agent's own
-  // filters by the socket filter. An interface that is gone (deleting a veth announces no
-  // tc deletion on 6.x, but a race may) has nothing to repair: no event.
+  // filters by the socket filter. An interface that is gone (deleting a veth announced no
+  // tc deletion on the kernels tried, but a race may) has nothing to repair: no event.
   void OnTc(nlmsghdr* hdr) {
     int type = hdr->nlmsg_type;
     const auto* tcm = static_cast<const tcmsg*>(nlmsg_data(hdr));
