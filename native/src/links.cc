@@ -321,23 +321,34 @@ class LinkWatcher : public FdWatcher {
     Deliver(ev);
   }
 
-  // A burst of changes overflowed the socket (ENOBUFS: POLLERR, and libuv stops polling):
-  // those events are lost. Reading on clears the error; the callback hears
-  // {type: "overflow"} to look at every link again, and the watcher polls on.
+  // A burst of changes overflowed the socket (ENOBUFS): those events are lost. libuv sees
+  // the error first (POLLERR: it stops polling), or a drain meets it (the burst came while
+  // the callback ran); either way the callback hears {type: "overflow"} once, to look at
+  // every link and hook again, and the watcher reads and polls on.
   bool OnPollError() override {
-    OnReadable();
-    if (closed()) return false;
+    Drain();
+    return !closed() && DeliverOverflow();
+  }
+
+  void OnReadable() override {
+    if (Drain() && !closed()) DeliverOverflow();
+  }
+
+  // Reads every queued datagram; whether an ENOBUFS (libnl: NLE_NOMEM) was met on the way.
+  bool Drain() {
+    bool overflow = false;
+    while (!closed()) {
+      int err = nl_recvmsgs_default(sk_);
+      if (err == -NLE_NOMEM) overflow = true;
+      else if (err < 0 && err != -NLE_MSG_TRUNC) break;
+    }
+    return overflow;
+  }
+
+  bool DeliverOverflow() {
     Napi::Object ev = Napi::Object::New(env_);
     ev.Set("type", "overflow");
     return Deliver(ev);
-  }
-
-  // Drains every queued datagram (an ENOBUFS met here is the overflow above: read on).
-  void OnReadable() override {
-    while (!closed()) {
-      int err = nl_recvmsgs_default(sk_);
-      if (err < 0 && err != -NLE_NOMEM && err != -NLE_MSG_TRUNC) break;
-    }
   }
 
   void Release() override {

@@ -216,6 +216,15 @@ test.serial('a deletion lost in a netlink overflow is repaired by the resync the
   process.kill(agent.pid, 'SIGCONT');
   const ms = await within(5000, sameHooks(ifname, ['ingress', 'egress']));
   t.log(`filters back after ${ms} ms`);
+  if (ms < 0)
+    t.log(
+      JSON.stringify(
+        lab
+          .agentRecords()
+          .slice(-12)
+          .map((r) => [r.level, r.msg, r.reason, r.seconds]),
+      ),
+    );
   t.true(ms >= 0, 'back well within the 30 s resync');
   t.is(lostLogged(ifname), logged, 'its deletion was lost: the resync the overflow started found it');
   t.deepEqual(await lab.probe(A_TO_B), ['deny']);

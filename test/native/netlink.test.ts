@@ -463,3 +463,26 @@ test.serial(
     run('ip', ['link', 'del', 'nltcam']);
   },
 );
+
+test.serial('linkWatch: an overflow while the callback runs (the drain meets it, not libuv) is reported', async (t) => {
+  let overflows = 0;
+  let burst = false;
+  const pairs = Array.from({ length: 300 }, (_, i) => i);
+  const w = native.linkWatch((ev) => {
+    if (ev.type === 'overflow') overflows++;
+    if (burst || !('link' in ev) || ev.link.name !== 'nlcb0') return;
+    burst = true; // the kernel queues the burst while this callback still runs
+    execFileSync('ip', ['-batch', '-'], {
+      input: pairs.map((i) => `link add nlcx${i} type veth peer name nlcy${i}\n`).join(''),
+    });
+  });
+  t.teardown(() => w.close());
+  run('ip', ['link', 'add', 'nlcb0', 'type', 'veth', 'peer', 'name', 'nlcb1']);
+  await until(() => overflows > 0);
+  t.true(burst);
+  t.true(overflows > 0, 'the lost events are reported');
+  execFileSync('ip', ['-force', '-batch', '-'], {
+    input: ['nlcb0', ...pairs.map((i) => `nlcx${i}`)].map((n) => `link del ${n}\n`).join(''),
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+});
