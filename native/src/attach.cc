@@ -14,6 +14,7 @@
 #include "bpfinfo.h"
 #include "errors.h"
 #include "modules.h"
+#include "tc.h"
 
 namespace nf {
 namespace {
@@ -22,13 +23,6 @@ namespace {
 constexpr int kBpfTcxIngress = 46;
 constexpr int kBpfTcxEgress = 47;
 constexpr uint32_t kBpfLinkTypeTcx = 11;
-// netfence's clsact filter: handle "NF", priority 1 so that it runs before any other tc
-// user's filter at a higher number (a filter ahead of ours could end a packet's
-// classification before policy sees it). Agents before this one used priority "NF": such a
-// filter is removed once ours is in place.
-constexpr uint32_t kTcHandle = 0x4e46;
-constexpr uint32_t kTcPriority = 1;
-constexpr uint32_t kLegacyTcPriority = 0x4e46;
 
 struct Hook {
   int ifindex;
@@ -124,10 +118,10 @@ void DetachTcx(Napi::Env env, const Hook& h, const std::string& what) {
   if (unlink(h.linkPin.c_str()) != 0) Throw(env, what, errno, "unlink");
 }
 
-bpf_tc_opts OurFilter(uint32_t priority = kTcPriority) {
+bpf_tc_opts OurFilter(uint32_t priority = kTcPriority, uint32_t handle = kTcHandle) {
   bpf_tc_opts o = {};
   o.sz = sizeof(o);
-  o.handle = kTcHandle;
+  o.handle = handle;
   o.priority = priority;
   return o;
 }
@@ -198,6 +192,34 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
   DetachTcx(env, h, what);  // moving from TCX: the filter is in place first
   out.Set("mode", "clsact");
   return out;
+}
+
+// Puts our filter ahead of cls_bpf filters added at its priority after it (the kernel runs
+// the newest first): a spare copy goes first, ours is added again (first again), the spare
+// goes. A program of ours runs ahead of the other filters at every step. If a step fails
+// the spare stays (still first) and the next pass attaches ours again.
+Napi::Value TcMoveAhead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Hook h = ParseHook(info, "tcMoveAhead", 3);
+  int prog_fd = ArgFd(info, 2, "tcMoveAhead");
+  std::string what = "move ahead " + h.Name();
+  bpf_tc_hook hook = h.TcHook();
+  auto add = [&](uint32_t handle) {
+    bpf_tc_opts o = OurFilter(kTcPriority, handle);
+    o.prog_fd = prog_fd;
+    Check(env, bpf_tc_attach(&hook, &o), what, "bpf_tc_attach");
+  };
+  auto remove = [&](uint32_t handle) {
+    bpf_tc_opts o = OurFilter(kTcPriority, handle);
+    int err = bpf_tc_detach(&hook, &o);
+    if (!NoFilter(err)) Check(env, err, what, "bpf_tc_detach");
+  };
+  remove(kTcSpareHandle);  // a crash's leftover: not first any more
+  add(kTcSpareHandle);
+  remove(kTcHandle);
+  add(kTcHandle);
+  remove(kTcSpareHandle);
+  return env.Undefined();
 }
 
 Napi::Value TcDetach(const Napi::CallbackInfo& info) {
@@ -285,7 +307,7 @@ Napi::Value XdpDetach(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitAttach(Napi::Env env, Napi::Object exports) {
-  ExportAll(env, exports, {{"tcAttach", TcAttach}, {"tcDetach", TcDetach}, {"tcQuery", TcQuery},
+  ExportAll(env, exports, {{"tcAttach", TcAttach}, {"tcMoveAhead", TcMoveAhead}, {"tcDetach", TcDetach}, {"tcQuery", TcQuery},
                            {"tcFilters", TcFilters}, {"tcFilterDelete", TcFilterDelete}, {"xdpAttach", XdpAttach}, {"xdpDetach", XdpDetach}});
 }
 

@@ -1,27 +1,35 @@
 // Network links through libnl-route: list, look up by name, and watch RTM_NEWLINK /
-// RTM_DELLINK (and the main table's host routes, which say where a pod is) on the
-// event loop.
+// RTM_DELLINK (and the main table's host routes, which say where a pod is, and the tc
+// changes that may have taken netfence's clsact filters or put another filter ahead of
+// them) on the event loop.
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_arp.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
+#include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
+#include <linux/sockios.h>
 #include <netlink/cache.h>
 #include <netlink/msg.h>
 #include <netlink/route/link.h>
 #include <netlink/socket.h>
 
 #include <arpa/inet.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <climits>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "errors.h"
 #include "modules.h"
 #include "netlink.h"
+#include "tc.h"
 #include "watcher.h"
 
 namespace nf {
@@ -181,6 +189,29 @@ Napi::Value LinkPeerAddrs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The socket filter of the watcher: only the notifications it reads. Each is one message
+// per datagram: its nlmsg_type (host order: BPF_ABS loads are big-endian) decides, and for
+// RTM_NEWTFILTER its handle (netfence's own filters are not news).
+void AttachWatchFilter(Napi::Env env, int fd, const char* what) {
+  const uint16_t kept[] = {RTM_NEWLINK, RTM_DELLINK, RTM_NEWROUTE, RTM_DELROUTE, RTM_DELQDISC, RTM_DELTFILTER};
+  const uint8_t n = sizeof(kept) / sizeof(kept[0]);
+  constexpr uint32_t kHandleOffset = NLMSG_HDRLEN + offsetof(tcmsg, tcm_handle);
+  std::vector<sock_filter> prog;
+  prog.push_back(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, offsetof(nlmsghdr, nlmsg_type)));
+  prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(RTM_NEWTFILTER), n + 2, 0));  // to the handle check
+  for (uint8_t i = 0; i < n; i++) prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(kept[i]), n - i, 0));
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0));           // drop
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0xffffffff));  // keep
+  prog.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kHandleOffset));
+  prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(kTcHandle), 2, 0));
+  prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(kTcSpareHandle), 1, 0));
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0xffffffff));
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0));
+  sock_fprog fprog = {static_cast<unsigned short>(prog.size()), prog.data()};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) < 0)
+    Throw(env, what, errno, "setsockopt SO_ATTACH_FILTER");
+}
+
 class LinkWatcher : public FdWatcher {
  public:
   LinkWatcher(Napi::Env env, Napi::Function cb) : FdWatcher(env, cb, "netfence:linkwatch") {}
@@ -194,8 +225,12 @@ class LinkWatcher : public FdWatcher {
       nl_socket_disable_seq_check(self->sk_);  // notifications carry no sequence numbers
       nl_socket_modify_cb(self->sk_, NL_CB_VALID, NL_CB_CUSTOM, OnMessage, self);
       CheckNl(env, nl_connect(self->sk_, NETLINK_ROUTE), what, "nl_connect");
-      for (int group : {RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE})
+      for (int group : {RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_TC})
         CheckNl(env, nl_socket_add_membership(self->sk_, group), what, "nl_socket_add_membership");
+      // Only what OnMessage reads: the agent's own tc changes (a qdisc, chains and a filter
+      // per new pod hook) are dropped in the kernel, so they neither wake the event loop
+      // nor fill the socket (an overflow costs a resync of every hook).
+      AttachWatchFilter(env, nl_socket_get_fd(self->sk_), what);
       CheckNl(env, nl_socket_set_nonblocking(self->sk_), what, "nl_socket_set_nonblocking");
     } catch (...) {
       self->Release();
@@ -213,6 +248,10 @@ class LinkWatcher : public FdWatcher {
     if (self->closed()) return NL_SKIP;
     if (type == RTM_NEWROUTE || type == RTM_DELROUTE) {
       self->OnRoute(type, static_cast<const rtmsg*>(nlmsg_data(hdr)));
+      return self->closed() ? NL_STOP : NL_OK;
+    }
+    if (type == RTM_DELQDISC || type == RTM_DELTFILTER || type == RTM_NEWTFILTER) {
+      self->OnTc(hdr);
       return self->closed() ? NL_STOP : NL_OK;
     }
     if (type != RTM_NEWLINK && type != RTM_DELLINK) return NL_SKIP;
@@ -241,23 +280,75 @@ class LinkWatcher : public FdWatcher {
     Deliver(ev);
   }
 
-  // A burst of changes overflowed the socket (ENOBUFS: POLLERR, and libuv stops polling):
-  // those events are lost. Reading on clears the error; the callback hears
-  // {type: "overflow"} to look at every link again, and the watcher polls on.
+  // A clsact qdisc deleted (both hooks' filters go with it, unannounced), a filter at
+  // netfence's priority deleted from a clsact hook (ours, or one whose place ours may take
+  // now), or another cls_bpf filter added there (the kernel runs it ahead of ours).
+  // Everything else (other priorities, other qdiscs) is dropped here, the agent's own
+  // filters by the socket filter. An interface that is gone (deleting a veth announced no
+  // tc deletion on the kernels tried, but a race may) has nothing to repair: no event.
+  void OnTc(nlmsghdr* hdr) {
+    int type = hdr->nlmsg_type;
+    const auto* tcm = static_cast<const tcmsg*>(nlmsg_data(hdr));
+    nlattr* tb[TCA_MAX + 1];
+    if (nlmsg_parse(hdr, sizeof(tcmsg), tb, TCA_MAX, nullptr) < 0) return;
+    auto kind_is = [&](const char* kind) { return tb[TCA_KIND] && nla_strcmp(tb[TCA_KIND], kind) == 0; };
+    Napi::Array dirs = Napi::Array::New(env_);
+    if (type == RTM_DELQDISC) {
+      // An ingress qdisc (same handle) never holds ours.
+      if (tcm->tcm_parent != TC_H_CLSACT || tcm->tcm_handle != TC_H_MAKE(TC_H_CLSACT, 0) || !kind_is("clsact")) return;
+      dirs.Set(0u, "ingress");
+      dirs.Set(1u, "egress");
+    } else {
+      if (TC_H_MAJ(tcm->tcm_info) >> 16 != kTcPriority) return;
+      // Only a cls_bpf filter can share our priority.
+      if (type == RTM_NEWTFILTER && !kind_is("bpf")) return;
+      if (tcm->tcm_parent == TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS))
+        dirs.Set(0u, "ingress");
+      else if (tcm->tcm_parent == TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS))
+        dirs.Set(0u, "egress");
+      else
+        return;
+    }
+    // The name in the watcher's netns (SIOCGIFNAME works on any socket).
+    ifreq ifr = {};
+    ifr.ifr_ifindex = tcm->tcm_ifindex;
+    if (ioctl(nl_socket_get_fd(sk_), SIOCGIFNAME, &ifr) != 0) return;
+    Napi::Object ev = Napi::Object::New(env_);
+    ev.Set("type", type == RTM_DELQDISC ? "qdisc-del" : type == RTM_DELTFILTER ? "filter-del" : "filter-ahead");
+    ev.Set("ifindex", tcm->tcm_ifindex);
+    ev.Set("ifname", std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ)));
+    ev.Set("dirs", dirs);
+    Deliver(ev);
+  }
+
+  // A burst of changes overflowed the socket (ENOBUFS): those events are lost. libuv sees
+  // the error first (POLLERR: it stops polling), or a drain meets it (the burst came while
+  // the callback ran); either way the callback hears {type: "overflow"} once, to look at
+  // every link and hook again, and the watcher reads and polls on.
   bool OnPollError() override {
-    OnReadable();
-    if (closed()) return false;
+    Drain();
+    return !closed() && DeliverOverflow();
+  }
+
+  void OnReadable() override {
+    if (Drain() && !closed()) DeliverOverflow();
+  }
+
+  // Reads every queued datagram; whether an ENOBUFS (libnl: NLE_NOMEM) was met on the way.
+  bool Drain() {
+    bool overflow = false;
+    while (!closed()) {
+      int err = nl_recvmsgs_default(sk_);
+      if (err == -NLE_NOMEM) overflow = true;
+      else if (err < 0 && err != -NLE_MSG_TRUNC) break;
+    }
+    return overflow;
+  }
+
+  bool DeliverOverflow() {
     Napi::Object ev = Napi::Object::New(env_);
     ev.Set("type", "overflow");
     return Deliver(ev);
-  }
-
-  // Drains every queued datagram (an ENOBUFS met here is the overflow above: read on).
-  void OnReadable() override {
-    while (!closed()) {
-      int err = nl_recvmsgs_default(sk_);
-      if (err < 0 && err != -NLE_NOMEM && err != -NLE_MSG_TRUNC) break;
-    }
   }
 
   void Release() override {

@@ -41,6 +41,7 @@ import type { CniRequest } from '../cni/protocol';
 import { prevResultIps } from './cni-ips';
 import { FlowFeed } from './flow-feed';
 import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
+import { HookRepairs, type LostHook } from './hook-repairs';
 import { KnownHooks } from './known-hooks';
 import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { AgentMetrics } from './metrics';
@@ -70,6 +71,7 @@ export interface AgentOptions {
 }
 
 export interface AgentStatus {
+  /** A state applied, and no hook of an endpoint known gone (see `unhooked`). */
   ready: boolean;
   generation: number;
   /** Version (SnapshotSource) of the applied state: the state directory's content hash,
@@ -78,6 +80,8 @@ export interface AgentStatus {
   node: string;
   endpoints: number;
   failed: ReconcileReport['failed'];
+  /** Hooks removed behind the agent's back and not back yet: their endpoints are not enforced. */
+  unhooked: LostHook[];
   errors: string[];
   /** `enabled`: on for at least one family; `off`: the families with a configured gateway
    *  that flow directly (their gateway fails); `since`: when either last changed;
@@ -106,6 +110,10 @@ export class Agent {
   private attacher?: TcAttacher;
   /** The attacher passes use: remembers the hooks it attached (forgotten at resync). */
   private hooks?: KnownHooks;
+  /** Hooks the link watcher saw removed by another tool, until passes put them back. */
+  private repairs?: HookRepairs;
+  /** A pass applied a state (readiness also needs every hook in place). */
+  private applied = false;
   /** Veth peer MACs discovery asked for (forgotten at resync, like the hooks). */
   private readonly peerMacs = new PeerMacs();
   /** Diffs against the last applied state; reads the pinned maps at the first pass,
@@ -154,7 +162,15 @@ export class Agent {
     private readonly opts: AgentOptions,
     private readonly log: Logger,
   ) {
-    this.status = { ready: false, generation: 0, node: opts.nodeName, endpoints: 0, failed: [], errors: [] };
+    this.status = {
+      ready: false,
+      generation: 0,
+      node: opts.nodeName,
+      endpoints: 0,
+      failed: [],
+      unhooked: [],
+      errors: [],
+    };
     this.flowLimiter = new RateLimiter(opts.flowLogsPerSecond ?? 50);
     this.flowFeed = new FlowFeed((backlog) => log.warn({ backlog }, 'flows client cut off: it does not keep up'));
     this.metrics = new AgentMetrics({ addon, maps: () => this.dp?.maps, compiled: () => this.compiled });
@@ -177,6 +193,10 @@ export class Agent {
     if (this.dp.migration) this.log.warn({ reason: this.dp.migration.reason }, 'migrating pinned datapath state');
     this.attacher = new TcAttacher(this.addon, root, this.dp);
     this.hooks = new KnownHooks(this.attacher);
+    this.repairs = new HookRepairs(this.attacher, this.hooks, this.metrics.hookRepairs, this.log, (reason) => {
+      this.refreshReady();
+      this.schedule(reason);
+    });
     this.reconciler = new Reconciler(new NativeMapIO(this.addon, this.dp.maps), this.hooks);
     this.namesFile = namesFilePath(root);
     // Before the first snapshot is merged: its rejected objects keep the versions saved.
@@ -209,16 +229,19 @@ export class Agent {
     this.closers.push(() => rb.close());
     const lw = this.addon.linkWatch((ev) => {
       if ('link' in ev) this.onLink(ev.type, ev.link.name);
-      // Lost events may have been new links: passes follow up as after one.
-      else if (ev.type === 'overflow') this.followUp('link events lost (netlink overflow)');
-      else this.schedule(`host route ${ev.type.slice(6)}`);
+      else if ('dirs' in ev) this.repairs!.onEvent(ev);
+      else if (ev.type === 'overflow') {
+        // Lost events may have been new links or hooks removed: everything is asked
+        // again, and passes follow up as after a new link.
+        this.forgetKernelState();
+        this.followUp('link events lost (netlink overflow)');
+      } else this.schedule(`host route ${ev.type.slice(6)}`);
     });
     this.closers.push(() => lw.close());
+    this.closers.push(() => this.repairs!.close());
     this.closers.push(() => this.gateways.stop());
     const timer = setInterval(() => {
-      this.reconciler!.verify();
-      this.hooks!.verify();
-      this.peerMacs.forget();
+      this.forgetKernelState();
       this.schedule('resync');
     }, this.opts.resyncMs ?? 30_000);
     this.closers.push(() => clearInterval(timer));
@@ -227,6 +250,19 @@ export class Agent {
       this.schedule('snapshot');
     });
     this.closers.push(() => void this.opts.source.stop());
+  }
+
+  /** The next pass reads the maps and asks about every hook again (repairs drift). */
+  private forgetKernelState(): void {
+    this.reconciler?.verify();
+    this.hooks?.verify();
+    this.peerMacs.forget();
+  }
+
+  /** Ready once a state is applied, and while no endpoint's hook is known gone. */
+  private refreshReady(): void {
+    this.status.unhooked = this.repairs!.list();
+    this.status.ready = this.applied && this.status.unhooked.length === 0;
   }
 
   /** Stop following changes; enforcement (pins) stays. */
@@ -270,9 +306,7 @@ export class Agent {
       // Pins keep enforcing what the last pass left; the next pass starts over from the
       // kernel's state (the maps and hooks are read again).
       this.fail('pass', `pass (${reason}): ${(e as Error).message}`);
-      this.reconciler?.verify();
-      this.hooks?.verify();
-      this.peerMacs.forget();
+      this.forgetKernelState();
       this.schedule(`retry: ${reason}`, PASS_RETRY_MS);
       return undefined;
     } finally {
@@ -398,7 +432,7 @@ export class Agent {
         this.metrics.generation.set(this.status.generation);
       }
       this.status.stateHash = this.appliedHash;
-      this.status.ready = true;
+      this.applied = true;
       this.status.endpoints = result.endpoints.length - report.failed.length;
       this.metrics.endpoints.set(this.status.endpoints);
       // For `netfence inspect` and `netfence flows` (names the maps cannot hold).
@@ -410,6 +444,8 @@ export class Agent {
       this.flowCtx = flowContext(snap, result, names.isolation);
       this.namesWrite.queue(names);
     }
+    this.repairs!.settle();
+    this.refreshReady();
     this.status.lastApply = new Date().toISOString();
     this.lastErrors = this.passErrors;
     const seconds = endTimer();
@@ -461,13 +497,15 @@ export class Agent {
 
   /** Whether a pod's endpoint (primary, or on secondary network "ns/nad") is enforced as
    *  its policies say by the last applied state (not when it runs a fallback: its last
-   *  tables, or isolation). */
+   *  tables, or isolation, nor while a hook of it is known gone). */
   isProgrammed(pod: string, network?: string): boolean {
     const matches = (e: { pod?: string; kind: string; network?: string }): boolean =>
       e.pod === pod && (network === undefined ? e.kind === 'pod' : e.kind === 'secondary' && e.network === network);
     return (
-      this.compiled?.endpoints.some((e) => matches(e) && !this.status.failed.some((f) => f.ifindex === e.ifindex)) ??
-      false
+      this.compiled?.endpoints.some(
+        (e) =>
+          matches(e) && !this.status.failed.some((f) => f.ifindex === e.ifindex) && !this.repairs?.isLost(e.ifindex),
+      ) ?? false
     );
   }
 

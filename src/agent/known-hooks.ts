@@ -3,7 +3,8 @@
 // endpoint and hook, and under pod churn the kernel's rtnl lock (taken by every namespace
 // teardown) makes each one cost milliseconds, O(endpoints) of them per pass. Like the
 // Reconciler's known map content, this is forgotten by verify() (the periodic resync asks
-// the kernel again and repairs hooks removed behind the agent's back) and on any failure.
+// the kernel again and repairs hooks removed behind the agent's back) and on any failure,
+// and one hook by forget() when the link watcher saw it go (agent/hook-repairs).
 import type { TcDirection } from '../datapath/native-api';
 import type { Attacher, EndpointRef } from '../datapath/attach';
 
@@ -17,6 +18,11 @@ export class KnownHooks implements Attacher {
   /** The next passes ask the kernel again. */
   verify(): void {
     this.known.clear();
+  }
+
+  /** The next pass asks the kernel about this hook again (it was removed behind our back). */
+  forget(ep: EndpointRef, dir: TcDirection): void {
+    this.known.delete(hookKey(ep, dir));
   }
 
   attached(ep: EndpointRef, dir: TcDirection): boolean {

@@ -60,6 +60,12 @@ export class AgentMetrics {
     labelNames: ['stage'],
     registers: [this.registry],
   });
+  readonly hookRepairs = new Counter({
+    name: 'netfence_hook_repairs_total',
+    help: 'clsact filters put back after another tool removed them (reason qdisc-deleted, filter-deleted: counted once each is back) or moved ahead of a cls_bpf filter another tool added at their priority (filter-ahead)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly generation = new Gauge({
     name: 'netfence_applied_generation',
     help: 'generation of the applied state',

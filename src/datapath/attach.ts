@@ -109,6 +109,19 @@ export class TcAttacher implements Attacher {
     }
   }
 
+  /** A clsact hook of netfence's (its marker is pinned): whether its filter is there, or
+   *  lost (removed behind the agent's back). `none`: no marker, or the interface is gone. */
+  markedHook(ep: EndpointRef, dir: TcDirection): 'none' | 'attached' | 'lost' {
+    const pins = hookPins(this.root, ep.ifname, dir);
+    if (!fs.existsSync(pins.marker)) return 'none';
+    try {
+      return this.addon.tcQuery(ep.ifindex, dir, { linkPin: pins.link }) !== 0 ? 'attached' : 'lost';
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENODEV') return 'none';
+      throw e;
+    }
+  }
+
   /** Program id at the hook, 0 if none (tests and inspect). */
   programAt(ep: EndpointRef, dir: TcDirection): number {
     return this.addon.tcQuery(ep.ifindex, dir, { linkPin: this.linkPin(ep.ifname, dir) });
@@ -121,10 +134,23 @@ export class TcAttacher implements Attacher {
     const mode = ep.kind ? hookModeFor(ep.kind) : fs.existsSync(pins.marker) ? 'clsact' : 'tcx';
     const prog = this.progs[dir].fd;
     const r = this.addon.tcAttach(ep.ifindex, dir, prog, { linkPin: pins.link, forceClsact: mode === 'clsact' });
-    // The marker pins the program the filter runs (re-pinned on an upgrade: no old program
-    // is held); a kernel without TCX gives host interfaces filters too.
-    if (fs.existsSync(pins.marker)) this.addon.unpin(pins.marker);
-    if (r.mode === 'clsact') this.addon.pin(prog, pins.marker);
+    // A kernel without TCX gives host interfaces filters too.
+    this.mark(pins.marker, r.mode === 'clsact' ? prog : undefined);
+  }
+
+  /** Our clsact filter first again, ahead of cls_bpf filters added at its priority after it. */
+  moveAhead(ep: EndpointRef, dir: TcDirection): void {
+    const pins = hookPins(this.root, ep.ifname, dir);
+    const prog = this.progs[dir].fd;
+    this.addon.tcMoveAhead(ep.ifindex, dir, prog, { linkPin: pins.link });
+    this.mark(pins.marker, prog);
+  }
+
+  /** The marker pins the program the filter runs (re-pinned on an upgrade: no old program
+   *  is held); none for a TCX link. */
+  private mark(marker: string, prog: number | undefined): void {
+    if (fs.existsSync(marker)) this.addon.unpin(marker);
+    if (prog !== undefined) this.addon.pin(prog, marker);
   }
 
   detach(ep: EndpointRef, dir: TcDirection): void {

@@ -21,9 +21,22 @@ export interface MapInfo {
   btfId: number;
 }
 
+/** A tc change on an interface that is still there that may have taken netfence's clsact
+ *  filter (its clsact qdisc deleted: both hooks; a filter at netfence's priority deleted),
+ *  or put another cls_bpf filter ahead of it (`filter-ahead`: added at its priority). */
+export interface TcHookEvent {
+  type: 'qdisc-del' | 'filter-del' | 'filter-ahead';
+  ifindex: number;
+  ifname: string;
+  dirs: TcDirection[];
+}
+
 /** `overflow`: a burst of changes overflowed the watch socket; events were lost. */
 export type LinkEvent =
-  { type: 'new' | 'del'; link: LinkInfo } | { type: 'route-new' | 'route-del'; family: 4 | 6 } | { type: 'overflow' };
+  | { type: 'new' | 'del'; link: LinkInfo }
+  | { type: 'route-new' | 'route-del'; family: 4 | 6 }
+  | TcHookEvent
+  | { type: 'overflow' };
 
 export interface ProgInfo {
   name: string;
@@ -171,6 +184,9 @@ export interface NativeAddon {
     progFd: number,
     opts: { linkPin?: string; forceClsact?: boolean },
   ): TcAttachResult;
+  /** Our clsact filter first again at its priority, ahead of cls_bpf filters added there
+   *  after it (the kernel runs the newest first), with no moment without ours ahead. */
+  tcMoveAhead(ifindex: number, dir: TcDirection, progFd: number, opts: { linkPin?: string }): void;
   tcDetach(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): void;
   /** Program id attached at the hook through netfence (TCX pinned link or clsact filter), 0 if none. */
   tcQuery(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): number;
@@ -199,8 +215,9 @@ export interface NativeAddon {
   /** Global addresses of a veth's peer (a pod's interface), also in another netns (one
    *  dump by nsid, no setns); empty if not a veth or gone. */
   linkPeerAddrs(link: Pick<LinkInfo, 'kind' | 'linkIfindex' | 'linkNetnsid'>): string[];
-  /** Subscribe to RTM_NEWLINK/DELLINK and to main-table host routes (/32, /128) coming
-   *  and going; delivered on the event loop; `overflow` when some were lost. */
+  /** Subscribe to RTM_NEWLINK/DELLINK, to main-table host routes (/32, /128) coming
+   *  and going and to tc changes on clsact hooks (TcHookEvent); delivered on the
+   *  event loop; `overflow` when some were lost. */
   linkWatch(onEvent: (ev: LinkEvent) => void): { close(): void };
   /** The neighbour tables (ARP and NDP) of this netns. */
   neighList(): Neighbour[];

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { KnownHooks } from '../../src/agent/known-hooks';
 import { native } from '../../src/datapath/native';
 import { TcAttacher } from '../../src/datapath/attach';
-import { linksDir } from '../../src/datapath/loader';
+import { filtersDir, linksDir } from '../../src/datapath/loader';
 import { fixtureObject, pinDir, run } from './helpers';
 
 test.before(() => {
@@ -25,7 +25,8 @@ function attacher(t: Parameters<typeof pinDir>[0]): { tc: TcAttacher; root: stri
   t.teardown(() => h.close());
   const prog = h.programs().find((p) => p.name === 'nt_classify')!;
   const root = pinDir(t);
-  fs.mkdirSync(linksDir(root)); // the loader makes it in the agent
+  fs.mkdirSync(linksDir(root)); // the loader makes them in the agent
+  fs.mkdirSync(filtersDir(root));
   return { tc: new TcAttacher(native, root, { ingress: prog, egress: prog }), root };
 }
 
@@ -58,3 +59,27 @@ test.serial('a device gone since discovery is not attached (no ENODEV out of the
   t.false(new KnownHooks(tc).attached(ep, 'egress'));
   t.throws(() => tc.attach(ep, 'ingress'), { message: /ifindex/ });
 });
+
+test.serial(
+  "a clsact hook removed behind the agent's back: markedHook says lost, forget() asks the kernel again",
+  (t) => {
+    const { tc } = attacher(t);
+    const hooks = new KnownHooks(tc);
+    const ep = { ...veth('nfkh3'), kind: 'pod' as const };
+    t.is(tc.markedHook(ep, 'ingress'), 'none', 'no marker: not ours');
+    hooks.attach(ep, 'ingress');
+    hooks.attach(ep, 'egress');
+    t.is(tc.markedHook(ep, 'ingress'), 'attached');
+    run('tc', ['qdisc', 'del', 'dev', ep.ifname, 'clsact']);
+    t.is(tc.markedHook(ep, 'ingress'), 'lost');
+    t.is(tc.markedHook(ep, 'egress'), 'lost');
+    t.true(hooks.attached(ep, 'ingress'), 'remembered');
+    hooks.forget(ep, 'ingress');
+    t.false(hooks.attached(ep, 'ingress'), 'forgotten: the kernel is asked');
+    t.true(hooks.attached(ep, 'egress'), 'only that hook');
+    hooks.attach(ep, 'ingress');
+    t.is(tc.markedHook(ep, 'ingress'), 'attached');
+    run('ip', ['link', 'del', ep.ifname]);
+    t.is(tc.markedHook(ep, 'ingress'), 'none', 'the interface is gone: nothing to repair');
+  },
+);

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../src/datapath/native';
 import type { LinkEvent, Route, RouteRule } from '../../src/datapath/native-api';
-import { netnsAdd, run, throwsNative } from './helpers';
+import { fixtureObject, netnsAdd, pinDir, run, throwsNative } from './helpers';
 
 const NF_PROTO = 0x4e;
 
@@ -348,4 +348,141 @@ test.serial('linkWatch: a burst that overflows the socket is reported, and watch
     stdio: ['pipe', 'ignore', 'ignore'],
   });
   run('ip', ['link', 'del', 'nlafter']);
+});
+
+test.serial('linkWatch: tc deletions that may take our filter (clsact qdisc, priority 1), and no others', async (t) => {
+  const all: LinkEvent[] = [];
+  const w = native.linkWatch((ev) => all.push(ev));
+  t.teardown(() => w.close());
+  const tcEvents = (): LinkEvent[] => all.filter((e) => e.type === 'qdisc-del' || e.type === 'filter-del');
+  const tc = (args: string): void => void run('tc', args.split(' '));
+  // Events are read on the event loop, after these commands: a marker link says when all are in.
+  const settle = async (marker: string): Promise<void> => {
+    run('ip', ['link', 'add', marker, 'type', 'veth', 'peer', 'name', `${marker}p`]);
+    await until(() => all.some((e) => 'link' in e && e.link.name === marker));
+    run('ip', ['link', 'del', marker]);
+  };
+  run('ip', ['link', 'add', 'nltc0', 'type', 'veth', 'peer', 'name', 'nltc1']);
+  const ifindex = native.linkByName('nltc0')!.ifindex;
+  tc('qdisc add dev nltc0 clsact');
+  tc('filter add dev nltc0 ingress prio 1 u32 match u32 0 0');
+  tc('filter add dev nltc0 egress prio 1 u32 match u32 0 0');
+  tc('filter add dev nltc0 ingress prio 5 u32 match u32 0 0');
+  tc('filter del dev nltc0 ingress prio 5'); // another priority: not ours
+  tc('filter del dev nltc0 ingress prio 1');
+  tc('filter del dev nltc0 egress prio 1');
+  tc('qdisc del dev nltc0 clsact');
+  await settle('nltcm0');
+  t.deepEqual(tcEvents(), [
+    { type: 'filter-del', ifindex, ifname: 'nltc0', dirs: ['ingress'] },
+    { type: 'filter-del', ifindex, ifname: 'nltc0', dirs: ['egress'] },
+    { type: 'qdisc-del', ifindex, ifname: 'nltc0', dirs: ['ingress', 'egress'] },
+  ]);
+  all.length = 0;
+  tc('qdisc add dev nltc1 ingress');
+  tc('qdisc del dev nltc1 ingress'); // not a clsact qdisc
+  await settle('nltcm1');
+  tc('qdisc add dev nltc0 clsact');
+  tc('filter add dev nltc0 ingress prio 1 u32 match u32 0 0');
+  run('ip', ['link', 'del', 'nltc0']); // gone: nothing to repair
+  await settle('nltcm2');
+  t.deepEqual(tcEvents(), []);
+});
+
+test.serial(
+  'linkWatch: a burst of tc changes it does not report (the agent attaching hooks) overflows nothing',
+  async (t) => {
+    const h = native.openObject(fixtureObject(), {});
+    t.teardown(() => h.close());
+    const pin = `${pinDir(t)}/prog`;
+    native.pin(h.programs().find((p) => p.name === 'nt_classify')!.fd, pin);
+    let overflows = 0;
+    const names: string[] = [];
+    const w = native.linkWatch((ev) => {
+      if (ev.type === 'overflow') overflows++;
+      if ('link' in ev) names.push(ev.link.name);
+    });
+    t.teardown(() => w.close());
+    run('ip', ['link', 'add', 'nltcb0', 'type', 'veth', 'peer', 'name', 'nltcb1']);
+    // execFileSync holds the event loop: nothing is read until the whole burst is queued.
+    const lines = Array.from(
+      { length: 2000 },
+      (_, i) => `filter add dev nltcb0 ingress prio ${i + 2} handle 0x4e46 bpf da pinned ${pin}\n`,
+    );
+    execFileSync('tc', ['-batch', '-'], { input: `qdisc add dev nltcb0 clsact\n${lines.join('')}` });
+    run('ip', ['link', 'add', 'nltcb2', 'type', 'veth', 'peer', 'name', 'nltcb3']);
+    await until(() => names.includes('nltcb2'));
+    t.true(names.includes('nltcb2'));
+    t.is(overflows, 0, 'the tc notifications were dropped in the kernel, not queued');
+    run('ip', ['link', 'del', 'nltcb0']);
+    run('ip', ['link', 'del', 'nltcb2']);
+  },
+);
+
+test.serial(
+  'linkWatch: a cls_bpf filter added at our priority is reported, ours (and its spare) are not',
+  async (t) => {
+    const h = native.openObject(fixtureObject(), {});
+    t.teardown(() => h.close());
+    const pin = `${pinDir(t)}/prog`;
+    native.pin(h.programs().find((p) => p.name === 'nt_classify')!.fd, pin);
+    const all: LinkEvent[] = [];
+    const w = native.linkWatch((ev) => all.push(ev));
+    t.teardown(() => w.close());
+    const bpf = (dir: string, prio: string, handle: string): void =>
+      void run('tc', [
+        'filter',
+        'add',
+        'dev',
+        'nltca0',
+        dir,
+        'prio',
+        prio,
+        'handle',
+        handle,
+        'bpf',
+        'da',
+        'pinned',
+        pin,
+      ]);
+    run('ip', ['link', 'add', 'nltca0', 'type', 'veth', 'peer', 'name', 'nltca1']);
+    const ifindex = native.linkByName('nltca0')!.ifindex;
+    run('tc', ['qdisc', 'add', 'dev', 'nltca0', 'clsact']);
+    bpf('ingress', '1', '0x4e46'); // ours
+    bpf('ingress', '1', '0x4e47'); // our spare (moving ahead)
+    bpf('ingress', '2', '0x9'); // behind ours
+    run('tc', ['filter', 'add', 'dev', 'nltca0', 'egress', 'prio', '1', 'u32', 'match', 'u32', '0', '0']); // not cls_bpf
+    bpf('ingress', '1', '0x7'); // ahead of ours
+    run('ip', ['link', 'add', 'nltcam', 'type', 'veth', 'peer', 'name', 'nltcamp']);
+    await until(() => all.some((e) => 'link' in e && e.link.name === 'nltcam'));
+    t.deepEqual(
+      all.filter((e) => 'dirs' in e),
+      [{ type: 'filter-ahead', ifindex, ifname: 'nltca0', dirs: ['ingress'] }],
+    );
+    run('ip', ['link', 'del', 'nltca0']);
+    run('ip', ['link', 'del', 'nltcam']);
+  },
+);
+
+test.serial('linkWatch: an overflow while the callback runs (the drain meets it, not libuv) is reported', async (t) => {
+  let overflows = 0;
+  let burst = false;
+  const pairs = Array.from({ length: 300 }, (_, i) => i);
+  const w = native.linkWatch((ev) => {
+    if (ev.type === 'overflow') overflows++;
+    if (burst || !('link' in ev) || ev.link.name !== 'nlcb0') return;
+    burst = true; // the kernel queues the burst while this callback still runs
+    execFileSync('ip', ['-batch', '-'], {
+      input: pairs.map((i) => `link add nlcx${i} type veth peer name nlcy${i}\n`).join(''),
+    });
+  });
+  t.teardown(() => w.close());
+  run('ip', ['link', 'add', 'nlcb0', 'type', 'veth', 'peer', 'name', 'nlcb1']);
+  await until(() => overflows > 0);
+  t.true(burst);
+  t.true(overflows > 0, 'the lost events are reported');
+  execFileSync('ip', ['-force', '-batch', '-'], {
+    input: ['nlcb0', ...pairs.map((i) => `nlcx${i}`)].map((n) => `link del ${n}\n`).join(''),
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
 });

@@ -162,3 +162,23 @@ test.serial("an older agent's filter (priority 0x4e46) is replaced by ours at pr
   tc.detach(ep, 'ingress');
   t.is(filters(ep, 'ingress').trim(), '');
 });
+
+test.serial(
+  'moveAhead: ours first again after a cls_bpf filter was added at its priority; nothing else changed',
+  (t) => {
+    const { root, p1, p2 } = setup(t);
+    const tc = new TcAttacher(native, root, { ingress: p1, egress: p1 });
+    const ep = veth('pod');
+    tc.attach(ep, 'ingress');
+    // Another owner's cls_bpf filter at priority 1: the kernel runs it first (newest first).
+    const other = `${root}/other`;
+    native.pin(p2.fd, other);
+    run('tc', ['filter', 'add', 'dev', ep.ifname, 'ingress', 'prio', '1', 'handle', '7', 'bpf', 'da', 'pinned', other]);
+    const handles = (): string[] => [...filters(ep, 'ingress').matchAll(/handle (0x[0-9a-f]+)/g)].map((m) => m[1]);
+    t.deepEqual(handles(), ['0x7', '0x4e46'], 'theirs runs first');
+    tc.moveAhead(ep, 'ingress');
+    t.deepEqual(handles(), ['0x4e46', '0x7'], 'ours first, the spare copy gone, theirs kept');
+    t.is(tc.programAt(ep, 'ingress'), p1.id);
+    t.is(pinnedProgId(hookPins(root, ep.ifname, 'ingress').marker), p1.id, 'the marker pins the program');
+  },
+);

@@ -106,7 +106,7 @@ test('the DaemonSet probes paths and the port the agent serves', async (t) => {
   for (const p of probes) t.deepEqual([p.host, p.port], [host, Number(port)]);
 
   // And the agent's HTTP server answers those paths (not 404).
-  const status = { ready: false, generation: 0, node: 'n1', endpoints: 0, failed: [], errors: [] };
+  const status = { ready: false, generation: 0, node: 'n1', endpoints: 0, failed: [], unhooked: [], errors: [] };
   const server = await startHttp('127.0.0.1:0', () => status, new Registry());
   t.teardown(() => server.close());
   const addr = server.address() as AddressInfo;
