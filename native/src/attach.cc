@@ -130,16 +130,25 @@ bpf_tc_opts OurFilter(uint32_t priority = kTcPriority, uint32_t handle = kTcHand
 bool NoFilter(int err) { return err == -ENOENT || err == -EINVAL; }
 
 // A device that is gone has nothing of ours left either.
-void DetachClsactAt(Napi::Env env, const Hook& h, uint32_t priority, const std::string& what) {
+// Every place a filter of netfence's can sit: ours, the spare of a move ahead (left by a
+// crash in the middle of one), an older agent's.
+struct FilterSlot {
+  uint32_t priority;
+  uint32_t handle;
+};
+constexpr FilterSlot kOurSlots[] = {
+    {kTcPriority, kTcHandle}, {kTcPriority, kTcSpareHandle}, {kLegacyTcPriority, kTcHandle}};
+
+void DetachClsactAt(Napi::Env env, const Hook& h, uint32_t priority, const std::string& what,
+                    uint32_t handle = kTcHandle) {
   bpf_tc_hook hook = h.TcHook();
-  bpf_tc_opts opts = OurFilter(priority);
+  bpf_tc_opts opts = OurFilter(priority, handle);
   int err = bpf_tc_detach(&hook, &opts);
   if (!NoFilter(err) && err != -ENODEV) Check(env, err, what, "bpf_tc_detach");
 }
 
 void DetachClsact(Napi::Env env, const Hook& h, const std::string& what) {
-  DetachClsactAt(env, h, kTcPriority, what);
-  DetachClsactAt(env, h, kLegacyTcPriority, what);
+  for (const FilterSlot& s : kOurSlots) DetachClsactAt(env, h, s.priority, what, s.handle);
 }
 
 int ReplaceFilter(bpf_tc_hook* hook, int prog_fd) {
@@ -250,22 +259,23 @@ Napi::Value TcQuery(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, opts.prog_id);
 }
 
-// The clsact filters at netfence's handle, at its priority and an older agent's, with the
-// program each runs: whoever removes them checks the program is netfence's first (the
-// handle and priority alone say nothing about who attached it).
+// The clsact filters at netfence's places (kOurSlots), with the program each runs: whoever
+// removes them checks the program is netfence's first (the handle and priority alone say
+// nothing about who attached it).
 Napi::Value TcFilters(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Hook h = HookArgs(info, "tcFilters");
   std::string what = "list filters of " + h.Name();
   Napi::Array out = Napi::Array::New(env);
-  for (uint32_t priority : {kTcPriority, kLegacyTcPriority}) {
+  for (const FilterSlot& s : kOurSlots) {
     bpf_tc_hook hook = h.TcHook();
-    bpf_tc_opts opts = OurFilter(priority);
+    bpf_tc_opts opts = OurFilter(s.priority, s.handle);
     int err = bpf_tc_query(&hook, &opts);
     if (NoFilter(err)) continue;
     Check(env, err, what, "bpf_tc_query");
     Napi::Object f = Napi::Object::New(env);
-    f.Set("priority", priority);
+    f.Set("priority", s.priority);
+    f.Set("handle", s.handle);
     f.Set("progId", opts.prog_id);
     Fd prog{bpf_prog_get_fd_by_id(opts.prog_id)};
     if (prog.fd >= 0) f.Set("progName", InfoOf<bpf_prog_info>(env, prog.fd, what).name);
@@ -274,14 +284,16 @@ Napi::Value TcFilters(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// Removes the filter at netfence's handle and this priority (one of netfence's two).
+// Removes the filter at this priority and handle, one of netfence's places (kOurSlots).
 Napi::Value TcFilterDelete(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Hook h = HookArgs(info, "tcFilterDelete");
   uint32_t priority = ArgU32(info, 2, "tcFilterDelete", "priority");
-  if (priority != kTcPriority && priority != kLegacyTcPriority)
-    ThrowArg(env, "tcFilterDelete", "priority must be netfence's (1 or 0x4e46)");
-  DetachClsactAt(env, h, priority, "delete filter of " + h.Name());
+  uint32_t handle = ArgU32(info, 3, "tcFilterDelete", "handle");
+  bool ours = false;
+  for (const FilterSlot& s : kOurSlots) ours = ours || (s.priority == priority && s.handle == handle);
+  if (!ours) ThrowArg(env, "tcFilterDelete", "priority and handle must be one of netfence's filters");
+  DetachClsactAt(env, h, priority, "delete filter of " + h.Name(), handle);
   return env.Undefined();
 }
 

@@ -57,8 +57,8 @@ function hookSteps(addon: NativeAddon, root: string): CleanupStep[] {
       for (const f of addon.tcFilters(ifindex, dir)) {
         if (!f.progName || !OUR_PROGRAMS.has(f.progName)) continue;
         steps.push({
-          what: `${dir} filter of ${ifname} (priority ${f.priority}, program ${f.progId} ${f.progName}, no marker)`,
-          run: () => addon.tcFilterDelete(ifindex, dir, f.priority),
+          what: `${dir} filter of ${ifname} (priority ${f.priority}, handle 0x${f.handle.toString(16)}, program ${f.progId} ${f.progName}, no marker)`,
+          run: () => addon.tcFilterDelete(ifindex, dir, f.priority, f.handle),
         });
       }
     }

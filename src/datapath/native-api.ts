@@ -87,6 +87,7 @@ export interface TcAttachResult {
 /** A clsact filter at netfence's handle. */
 export interface TcFilter {
   priority: number;
+  handle: number;
   progId: number;
   progName?: string;
 }
@@ -190,11 +191,11 @@ export interface NativeAddon {
   tcDetach(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): void;
   /** Program id attached at the hook through netfence (TCX pinned link or clsact filter), 0 if none. */
   tcQuery(ifindex: number, dir: TcDirection, opts: { linkPin?: string }): number;
-  /** The clsact filters at netfence's handle (its priority and an older agent's) with the
-   *  program each runs (progName absent if the program is gone meanwhile). */
+  /** The clsact filters at netfence's places (ours, a move ahead's spare, an older agent's)
+   *  with the program each runs (progName absent if the program is gone meanwhile). */
   tcFilters(ifindex: number, dir: TcDirection): TcFilter[];
-  /** Remove the filter at netfence's handle and this priority (TcFilter.priority). */
-  tcFilterDelete(ifindex: number, dir: TcDirection, priority: number): void;
+  /** Remove the filter at this priority and handle (a TcFilter's; others are refused). */
+  tcFilterDelete(ifindex: number, dir: TcDirection, priority: number, handle: number): void;
   xdpAttach(ifindex: number, progFd: number, flags: number): void;
   xdpDetach(ifindex: number, flags: number): void;
 

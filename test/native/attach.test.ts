@@ -171,7 +171,7 @@ test.serial('XDP attach and detach on a veth', (t) => {
   t.is(xdpId(), undefined);
 });
 
-test.serial("tcFilters names the program at netfence's handle; tcFilterDelete removes that priority only", (t) => {
+test.serial("tcFilters names the program at each of netfence's places; tcFilterDelete removes that one only", (t) => {
   const p = vethPair();
   const { prog } = load(t);
   const p1 = prog('nt_classify');
@@ -179,18 +179,46 @@ test.serial("tcFilters names the program at netfence's handle; tcFilterDelete re
 
   t.deepEqual(native.tcFilters(p.ifindex, 'ingress'), [], 'no clsact qdisc: none');
   native.tcAttach(p.ifindex, 'ingress', p1.fd, { forceClsact: true });
-  t.deepEqual(native.tcFilters(p.ifindex, 'ingress'), [{ priority: 1, progId: p1.id, progName: 'nt_classify' }]);
+  t.deepEqual(native.tcFilters(p.ifindex, 'ingress'), [
+    { priority: 1, handle: 0x4e46, progId: p1.id, progName: 'nt_classify' },
+  ]);
   t.deepEqual(native.tcFilters(p.ifindex, 'egress'), [], 'the other direction has none');
+  // a move ahead's spare left by a crash
+  const progPin = path.join(pinDir(t), 'prog');
+  native.pin(p1.fd, progPin);
+  run('tc', [
+    'filter',
+    'add',
+    'dev',
+    p.name,
+    'ingress',
+    'prio',
+    '1',
+    'handle',
+    '0x4e47',
+    'bpf',
+    'da',
+    'pinned',
+    progPin,
+  ]);
+  t.deepEqual(
+    native.tcFilters(p.ifindex, 'ingress').map((f) => f.handle),
+    [0x4e46, 0x4e47],
+  );
 
   run('tc', ['filter', 'add', 'dev', p.name, 'ingress', 'prio', '7', 'u32', 'match', 'u32', '0', '0']);
-  native.tcFilterDelete(p.ifindex, 'ingress', 1);
+  native.tcFilterDelete(p.ifindex, 'ingress', 1, 0x4e46);
   t.deepEqual(
-    native.tcFilters(p.ifindex, 'ingress').filter((f) => f.priority === 1),
-    [],
+    native.tcFilters(p.ifindex, 'ingress').map((f) => f.handle),
+    [0x4e47],
+    'the spare stays',
   );
+  native.tcFilterDelete(p.ifindex, 'ingress', 1, 0x4e47);
+  t.deepEqual(native.tcFilters(p.ifindex, 'ingress'), []);
   t.regex(filters(), /pref 7 u32/, "someone else's filter stays");
-  native.tcFilterDelete(p.ifindex, 'ingress', 1); // already gone: no error
-  throwsNative(t, () => native.tcFilterDelete(p.ifindex, 'ingress', 7), 'EINVAL', 'tcFilterDelete');
+  native.tcFilterDelete(p.ifindex, 'ingress', 1, 0x4e46); // already gone: no error
+  throwsNative(t, () => native.tcFilterDelete(p.ifindex, 'ingress', 7, 0x4e46), 'EINVAL', 'tcFilterDelete');
+  throwsNative(t, () => native.tcFilterDelete(p.ifindex, 'ingress', 1, 0x800), 'EINVAL', 'tcFilterDelete');
   throwsNative(t, () => native.tcFilters(99999, 'ingress'), 'ENODEV', 'bpf_tc_query');
 });
 

@@ -31,8 +31,8 @@ function fakeAddon(opts: {
       { name: 'veth1', ifindex: 3 },
     ],
     tcFilters: (ifindex: number, dir: string) => opts.filters[`${ifindex}-${dir}`] ?? [],
-    tcFilterDelete: (ifindex: number, dir: string, priority: number) =>
-      calls.push(`tcFilterDelete ${ifindex} ${dir} ${priority}`),
+    tcFilterDelete: (ifindex: number, dir: string, priority: number, handle: number) =>
+      calls.push(`tcFilterDelete ${ifindex} ${dir} ${priority} 0x${handle.toString(16)}`),
     tcDetach: (ifindex: number, dir: string) => calls.push(`tcDetach ${ifindex} ${dir}`),
     unpin: (p: string) => {
       calls.push(`unpin ${path.basename(p)}`);
@@ -76,9 +76,12 @@ test("hooks, then rules and routes, then pins, then the run files; only what is 
   const addon = fakeAddon({
     filters: {
       // veth1 ingress: no marker, netfence's program; eth0 egress: someone else's at our handle.
-      '3-ingress': [{ priority: 1, progId: 7, progName: 'nf_tc_ingress' }],
-      '2-egress': [{ priority: 1, progId: 8, progName: 'their_prog' }],
-      '3-egress': [{ priority: 1, progId: 9, progName: 'nf_tc_egress' }], // has its marker
+      '3-ingress': [
+        { priority: 1, handle: 0x4e46, progId: 7, progName: 'nf_tc_ingress' },
+        { priority: 1, handle: 0x4e47, progId: 10, progName: 'nf_tc_ingress' }, // a move ahead's spare
+      ],
+      '2-egress': [{ priority: 1, handle: 0x4e46, progId: 8, progName: 'their_prog' }],
+      '3-egress': [{ priority: 1, handle: 0x4e46, progId: 9, progName: 'nf_tc_egress' }], // has its marker
     },
     rules: [
       { family: 4, priority: 1000, mark: 0x4e46, mask: 0x4e46, table: 20038, protocol: NF_RT_PROTO },
@@ -97,7 +100,8 @@ test("hooks, then rules and routes, then pins, then the run files; only what is 
     [
       'ingress hook of eth0',
       'egress hook of veth1',
-      'ingress filter of veth1 (priority 1, program 7 nf_tc_ingress, no marker)',
+      'ingress filter of veth1 (priority 1, handle 0x4e46, program 7 nf_tc_ingress, no marker)',
+      'ingress filter of veth1 (priority 1, handle 0x4e47, program 10 nf_tc_ingress, no marker)',
       'ip rule ipv4 priority 1000 fwmark 0x4e46/0x4e46 table 20038',
       'route 0.0.0.0/0 via 169.254.0.1 table 20038',
       'route ::/0 table 20038',
@@ -123,7 +127,8 @@ test("hooks, then rules and routes, then pins, then the run files; only what is 
     'unpin eth0-ingress',
     'tcDetach 3 egress',
     'unpin veth1-egress',
-    'tcFilterDelete 3 ingress 1',
+    'tcFilterDelete 3 ingress 1 0x4e46',
+    'tcFilterDelete 3 ingress 1 0x4e47',
     'ruleDelete 1000',
     'routeDelete 0.0.0.0/0 20038',
     'routeDelete ::/0 20038',
