@@ -271,7 +271,7 @@ export function assembleSnapshot(
       else if (Array.isArray(seen)) seen.push(d);
       else byId.set(d.id, [seen, d]);
     }
-  const origins: Record<string, { file?: string }> = {};
+  const origins = new Map<string, { file?: string }>();
   for (const docs of parts)
     for (const d of docs) {
       const copies = d.id !== undefined ? byId.get(d.id) : undefined;
@@ -287,7 +287,7 @@ export function assembleSnapshot(
       for (const e of d.errors) s.errors.push(e);
       for (const w of d.warnings) s.warnings.push(w);
       if (d.key === undefined) continue;
-      origins[d.key] = d.origin ?? {};
+      origins.set(d.key, d.origin ?? {});
       if (d.config) s.config = d.config;
       if (d.collection) (s[d.collection] as Item[]).push(d.value!);
     }

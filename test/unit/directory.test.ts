@@ -262,7 +262,7 @@ test('copies of one object are all rejected with one error naming every place; o
   );
   t.like(nsErr, { object: 'Namespace b', key: 'Namespace b' });
   t.regex(nsErr.message, /defined 2 times \(.*ns\.yaml:1, .*ns\.yaml:5\)/);
-  t.false(s.origins !== undefined && 'NetworkPolicy a/web' in s.origins, 'not loaded');
+  t.false(s.origins !== undefined && s.origins.has('NetworkPolicy a/web'), 'not loaded');
 });
 
 test('two NetfenceConfigs (whatever their names) are duplicates: both rejected, the defaults stay', (t) => {
