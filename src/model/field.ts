@@ -2,7 +2,7 @@
 // failure names the exact field ("spec.ingress[0].from[1].ipBlock.cidr").
 import type { LabelSelector, LabelSelectorRequirement } from './types';
 import { intern } from './intern';
-import { formatCidr, formatIp, parseCidr, parseIp, type Cidr } from './ip';
+import { canonicalIp, formatCidr, parseCidr, type Cidr } from './ip';
 
 export type PathSegment = string | number;
 
@@ -163,9 +163,9 @@ export class Field {
   /** An IP address in canonical text form. */
   ip(): string {
     const s = this.string();
-    const ip = parseIp(s);
-    if (!ip) this.fail(`invalid IP address "${s}"`);
-    return formatIp(ip);
+    const ip = canonicalIp(s);
+    if (ip === undefined) this.fail(`invalid IP address "${s}"`);
+    return ip;
   }
 
   cidr(): Cidr {
