@@ -1,12 +1,11 @@
-// Parsing and decoding many files on worker threads (one per core, at most two): a cold
-// load of 100k pods is mostly YAML parsing and decoding, and the two run side by side
-// instead of on the event loop. The workers live for one batch only, so an idle agent holds
-// no second heap. Files come back as plain data; a document's line finder is rebuilt on the
+// Parsing and decoding many files on a worker thread beside the main thread: a cold load
+// of 100k pods is mostly YAML parsing and decoding, and the two threads share it. The
+// worker lives for one load only, so an idle agent holds no second heap. Files come back as plain data; a document's line finder is rebuilt on the
 // main thread, lazily (only a duplicate object's error asks for it), by parsing its file again.
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { DecodedDoc } from '../model/snapshot';
+import { decodeObjects, type DecodedDoc } from '../model/snapshot';
 import type { ValidationError } from '../model/types';
 import { parseYamlText } from './yaml-docs';
 
@@ -31,6 +30,8 @@ export interface PooledFile {
 
 /** Files per message: few enough round trips, small enough to share the work evenly. */
 const BATCH = 64;
+/** Files the main thread takes at a time: few, so the worker's replies wait little. */
+const HERE_BATCH = 16;
 const WORKER = path.join(__dirname, 'parse-worker.js');
 
 function relocated(job: FileJob, sent: WorkerFile): PooledFile {
@@ -46,29 +47,59 @@ function relocated(job: FileJob, sent: WorkerFile): PooledFile {
   return { docs: sent.docs, errors: sent.errors };
 }
 
-/** Each job's file parsed and decoded (as decodeObjects does), in order. */
+/** A job's file parsed and decoded on this thread. */
+function decodeHere({ file, text }: FileJob): PooledFile {
+  const { objects, errors } = parseYamlText(text, file);
+  return { docs: decodeObjects(objects), errors };
+}
+
+/** Each job's file parsed and decoded (as decodeObjects does), in order: by the main
+ *  thread and the workers side by side (one per core besides this one, at most one: a
+ *  2-core VM). The main thread's share needs no copying between heaps, which for 100k pods
+ *  costs about as much as their decoding. */
 export async function decodeInWorkers(jobs: readonly FileJob[]): Promise<PooledFile[]> {
   const out: PooledFile[] = new Array<PooledFile>(jobs.length);
   let next = 0;
-  const run = async (): Promise<void> => {
-    const worker = new Worker(WORKER);
-    try {
-      while (next < jobs.length) {
-        const from = next;
-        const batch = jobs.slice(from, (next = Math.min(jobs.length, from + BATCH)));
-        const sent = await new Promise<WorkerFile[]>((resolve, reject) => {
-          worker.once('message', resolve);
-          worker.once('error', reject);
-          worker.postMessage(batch);
-        });
-        worker.removeAllListeners('error');
+  const take = (size: number): { from: number; batch: FileJob[] } | undefined => {
+    if (next >= jobs.length) return undefined;
+    const from = next;
+    return { from, batch: jobs.slice(from, (next = Math.min(jobs.length, from + size))) };
+  };
+  const inWorker = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const worker = new Worker(WORKER);
+      const pending: NonNullable<ReturnType<typeof take>>[] = [];
+      const send = (): void => {
+        const b = take(BATCH);
+        if (!b) return;
+        pending.push(b);
+        worker.postMessage(b.batch);
+      };
+      worker.on('message', (sent: WorkerFile[]) => {
+        const { from, batch } = pending.shift()!;
         sent.forEach((f, i) => (out[from + i] = relocated(batch[i], f)));
-      }
-    } finally {
-      await worker.terminate();
+        send();
+        if (pending.length === 0) worker.terminate().then(() => resolve(), reject);
+      });
+      worker.once('error', (e) => {
+        void worker.terminate();
+        reject(e);
+      });
+      // Two batches in flight: the worker has the next one while this thread, busy with a
+      // batch of its own, has not read its reply yet.
+      send();
+      send();
+    });
+  const here = async (): Promise<void> => {
+    for (let b = take(HERE_BATCH); b; b = take(HERE_BATCH)) {
+      const { from, batch } = b;
+      batch.forEach((job, i) => (out[from + i] = decodeHere(job)));
+      // The workers' replies are taken (and their next batches sent) between batches.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   };
-  const workers = Math.max(1, Math.min(2, os.availableParallelism(), Math.ceil(jobs.length / BATCH)));
-  await Promise.all(Array.from({ length: workers }, run));
+  const workers = Math.min(1, os.availableParallelism() - 1, Math.ceil(jobs.length / BATCH));
+  // The workers take their first batches before this thread takes any.
+  await Promise.all([...Array.from({ length: workers }, inWorker), here()]);
   return out;
 }
