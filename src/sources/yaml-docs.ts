@@ -10,6 +10,7 @@ import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { PathSegment } from '../model/field';
 import type { SourceObject } from '../model/snapshot';
 import type { ValidationError } from '../model/types';
+import { fastLoad } from './yaml-fast';
 
 export interface ParsedFile {
   objects: SourceObject[];
@@ -105,7 +106,8 @@ function parseChunk(c: Chunk, file: string, out: ParsedFile): void {
   let slow: { doc: Document; lc: LineCounter } | undefined;
   try {
     if (c.text.includes('&')) throw new Error('anchors: read by yaml');
-    js = load(c.text, { schema: CORE_SCHEMA, filename: file });
+    const fast = fastLoad(c.text);
+    js = fast ? fast.value : load(c.text, { schema: CORE_SCHEMA, filename: file });
   } catch {
     slow = slowParse(c);
     const e = slow.doc.errors[0];
