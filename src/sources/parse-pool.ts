@@ -1,7 +1,8 @@
 // Parsing and decoding many files on a worker thread beside the main thread: a cold load
 // of 100k pods is mostly YAML parsing and decoding, and the two threads share it. The
-// worker lives for one load only, so an idle agent holds no second heap. Files come back as plain data; a document's line finder is rebuilt on the
-// main thread, lazily (only a duplicate object's error asks for it), by parsing its file again.
+// worker lives for one load only, so an idle agent holds no second heap. Its files come
+// back as plain data; a document's line finder is rebuilt on the main thread, lazily (only
+// a duplicate object's error asks for it), by parsing its file again.
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -54,9 +55,8 @@ function decodeHere({ file, text }: FileJob): PooledFile {
 }
 
 /** Each job's file parsed and decoded (as decodeObjects does), in order: by the main
- *  thread and the workers side by side (one per core besides this one, at most one: a
- *  2-core VM). The main thread's share needs no copying between heaps, which for 100k pods
- *  costs about as much as their decoding. */
+ *  thread and a worker side by side (none on a single core). The main thread's share needs
+ *  no copying between heaps, which for 100k pods costs about as much as their decoding. */
 export async function decodeInWorkers(jobs: readonly FileJob[]): Promise<PooledFile[]> {
   const out: PooledFile[] = new Array<PooledFile>(jobs.length);
   let next = 0;
@@ -94,12 +94,12 @@ export async function decodeInWorkers(jobs: readonly FileJob[]): Promise<PooledF
     for (let b = take(HERE_BATCH); b; b = take(HERE_BATCH)) {
       const { from, batch } = b;
       batch.forEach((job, i) => (out[from + i] = decodeHere(job)));
-      // The workers' replies are taken (and their next batches sent) between batches.
+      // The worker's replies are taken (and its next batches sent) between batches.
       await new Promise((resolve) => setImmediate(resolve));
     }
   };
   const workers = Math.min(1, os.availableParallelism() - 1, Math.ceil(jobs.length / BATCH));
-  // The workers take their first batches before this thread takes any.
+  // The worker takes its first batches before this thread takes any.
   await Promise.all([...Array.from({ length: workers }, inWorker), here()]);
   return out;
 }
