@@ -21,18 +21,19 @@ export type SnapshotBuilder = ((objects: readonly KubeObject[]) => Snapshot) & {
   prepare?: (objects: readonly KubeObject[]) => void;
 };
 
+/** An object's decoded form, kept on the object (a symbol: not on the wire, not among its
+ *  keys); a WeakMap of 100k objects cost more in lookups and in every collection. Decoding
+ *  reads the object alone, so any builder may reuse it. */
+const DECODED = Symbol('decoded');
+type Decoded = KubeObject & { [DECODED]?: DecodedDoc[] };
+
 /** The same per-object parsing as the directory source. `config` holds the agent's
  *  NetfenceConfig document(s) (its netfence.yaml, parsed with parseYamlText). Each object is
  *  decoded once: the watchers replace an object on every change, so a snapshot after one
  *  event decodes that object alone and reuses the others' decoded form. */
 export function apiSnapshotBuilder(config: readonly SourceObject[] = []): SnapshotBuilder {
   const settings = decodeObjects(config);
-  const decoded = new WeakMap<KubeObject, DecodedDoc[]>();
-  const decode = (o: KubeObject): DecodedDoc[] => {
-    let docs = decoded.get(o);
-    if (!docs) decoded.set(o, (docs = decodeObjects([{ doc: o }])));
-    return docs;
-  };
+  const decode = (o: KubeObject): DecodedDoc[] => ((o as Decoded)[DECODED] ??= decodeObjects([{ doc: o }]));
   // Decoding the objects of a list while its next page is fetched: a cold start of 100k
   // pods then waits for the last page's decode, not for every page's.
   const prepare = (objects: readonly KubeObject[]): void => objects.forEach(decode);
