@@ -15,12 +15,28 @@ export interface FileJob {
   text: string;
 }
 
+/** A decoded document as a worker sends it: what the main thread restores (its file,
+ *  origin and line finder, empty lists, copies of its identity) is left out, since copying
+ *  between heaps costs by the field. A tuple: an object would also send every key's name. */
+export type WireDoc = [
+  id: string | undefined,
+  /** Absent: the id. */
+  object: string | undefined,
+  /** Absent: not loaded; null: the id. */
+  key: string | null | undefined,
+  collection: DecodedDoc['collection'],
+  value: DecodedDoc['value'],
+  config: DecodedDoc['config'],
+  segments: DecodedDoc['segments'],
+  errors: DecodedDoc['errors'] | undefined,
+  warnings: DecodedDoc['warnings'] | undefined,
+  /** The index of its YAML object in the file (-1: it had no line finder). */
+  objectIndex: number,
+];
+
 /** A decoded file as a worker sends it. */
 export interface WorkerFile {
-  /** Without their line finders (`locate` undefined). */
-  docs: DecodedDoc[];
-  /** Per document, the index of its YAML object in the file (-1: it had no line finder). */
-  objectIndex: number[];
+  docs: WireDoc[];
   errors: ValidationError[];
 }
 
@@ -35,17 +51,34 @@ const BATCH = 64;
 const HERE_BATCH = 16;
 const WORKER = path.join(__dirname, 'parse-worker.js');
 
-function relocated(job: FileJob, sent: WorkerFile): PooledFile {
+const NONE: readonly never[] = Object.freeze([]);
+
+/** A worker's file as decodeObjects gives it on this thread. A document's line finder
+ *  parses its file again, lazily (only an error on a duplicate object asks for one). */
+function unpacked(job: FileJob, sent: WorkerFile): PooledFile {
   let objects: ReturnType<typeof parseYamlText>['objects'] | undefined;
-  const locate = (i: number): DecodedDoc['locate'] =>
-    i < 0
-      ? undefined
-      : (segments) => {
-          objects ??= parseYamlText(job.text, job.file).objects;
-          return objects[i]?.locate?.(segments);
-        };
-  sent.docs.forEach((d, i) => (d.locate = locate(sent.objectIndex[i])));
-  return { docs: sent.docs, errors: sent.errors };
+  const origin = { file: job.file };
+  const docs = sent.docs.map(([id, object, key, collection, value, config, segments, errors, warnings, at]) => {
+    const d: DecodedDoc = { object: object ?? id!, file: job.file, errors: errors ?? NONE, warnings: warnings ?? NONE };
+    if (at >= 0)
+      d.locate = (s) => {
+        objects ??= parseYamlText(job.text, job.file).objects;
+        return objects[at]?.locate?.(s);
+      };
+    if (segments) d.segments = segments;
+    if (id !== undefined) d.id = id;
+    if (key !== undefined) {
+      d.key = key ?? id;
+      d.origin = origin;
+    }
+    if (collection) {
+      d.collection = collection;
+      d.value = value;
+    }
+    if (config) d.config = config;
+    return d;
+  });
+  return { docs, errors: sent.errors };
 }
 
 /** A job's file parsed and decoded on this thread. */
@@ -77,7 +110,7 @@ export async function decodeInWorkers(jobs: readonly FileJob[]): Promise<PooledF
       };
       worker.on('message', (sent: WorkerFile[]) => {
         const { from, batch } = pending.shift()!;
-        sent.forEach((f, i) => (out[from + i] = relocated(batch[i], f)));
+        sent.forEach((f, i) => (out[from + i] = unpacked(batch[i], f)));
         send();
         if (pending.length === 0) worker.terminate().then(() => resolve(), reject);
       });
