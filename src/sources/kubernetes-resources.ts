@@ -78,39 +78,19 @@ interface Page {
   metadata?: { resourceVersion?: string; continue?: string };
 }
 
-/** The connection the pages of one list share. The client makes an agent per request,
- *  without keep-alive: 100k pods' 200 pages would each open a connection (a TLS handshake
- *  on a real cluster). Its TLS settings are kept; a proxy's agent is left as it is. */
-class Pages {
-  private shared?: http.Agent;
-
-  agent(made: http.RequestOptions['agent']): http.RequestOptions['agent'] {
-    if (!made || (made.constructor !== http.Agent && made.constructor !== https.Agent)) return made;
-    // Node keeps the options an agent was made with (TLS: ca, cert, key) in `options`.
-    const { options } = made as http.Agent & { options?: http.AgentOptions };
-    this.shared ??= new (made.constructor as typeof http.Agent)({ ...options, keepAlive: true });
-    return this.shared;
-  }
-
-  close(): void {
-    this.shared?.destroy();
-  }
-}
-
 /** GET `path` from the current cluster as JSON, with the kubeconfig's TLS settings, proxy
  *  and credentials (the client's own). The typed list calls are not used: their model
  *  classes and the serializer that turns them back into the wire form cost more than the
  *  list itself (100k pods: seconds and hundreds of MB). Errors carry the HTTP statusCode. */
-async function getJson(kc: KubeConfig, path: string, pages: Pages): Promise<unknown> {
+async function getJson(kc: KubeConfig, path: string): Promise<unknown> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error(`GET ${path}: no current cluster`);
   const url = new URL(cluster.server + path);
   const opts: https.RequestOptions = {};
   await kc.applyToHTTPSOptions(opts);
-  const agent = pages.agent(opts.agent);
   const get = url.protocol === 'https:' ? https.get : http.get;
   return new Promise((resolve, reject) => {
-    const req = get(url, { ...opts, agent, headers: { ...opts.headers, Accept: 'application/json' } }, (res) => {
+    const req = get(url, { ...opts, headers: { ...opts.headers, Accept: 'application/json' } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
@@ -140,30 +120,25 @@ export function makeLister(
   r: WatchedResource,
   onPage?: (items: readonly KubeObject[]) => void,
 ): () => Promise<KubeList> {
+  const page = (cont: string | undefined): Promise<Page> => {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(cont && { continue: cont }) });
+    return getJson(kc, `${collectionPath(r)}?${query.toString()}`) as Promise<Page>;
+  };
   return async () => {
-    const pages = new Pages();
-    const page = (cont: string | undefined): Promise<Page> => {
-      const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(cont && { continue: cont }) });
-      return getJson(kc, `${collectionPath(r)}?${query.toString()}`, pages) as Promise<Page>;
-    };
     const items: KubeObject[] = [];
     let cont: string | undefined;
     let resourceVersion: string | undefined;
     let next = page(undefined);
-    try {
-      do {
-        const p = await next;
-        const from = items.length;
-        for (const it of p.items ?? []) items.push(stamped(r, (it ?? {}) as Record<string, unknown>));
-        resourceVersion = p.metadata?.resourceVersion;
-        cont = p.metadata?.continue || undefined;
-        // Asked for before this page is handed on (a failed request is awaited right after).
-        if (cont) next = page(cont);
-        onPage?.(items.slice(from));
-      } while (cont);
-    } finally {
-      pages.close();
-    }
+    do {
+      const p = await next;
+      const from = items.length;
+      for (const it of p.items ?? []) items.push(stamped(r, (it ?? {}) as Record<string, unknown>));
+      resourceVersion = p.metadata?.resourceVersion;
+      cont = p.metadata?.continue || undefined;
+      // Asked for before this page is handed on (a failed request is awaited right after).
+      if (cont) next = page(cont);
+      onPage?.(items.slice(from));
+    } while (cont);
     return { metadata: { resourceVersion }, items };
   };
 }

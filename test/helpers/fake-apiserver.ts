@@ -47,14 +47,11 @@ export class FakeApiServer {
   private readonly gates = new Map<string, { promise: Promise<void>; open: () => void }>();
   private readonly watchers = new Set<Watcher>();
   private readonly sockets = new Set<Socket>();
-  /** Connections accepted so far. */
-  connections = 0;
   private server = http.createServer((req, res) => void this.handle(req, res));
 
   constructor(paths: string[]) {
     for (const p of paths) this.collections.set(p, { items: new Map(), events: [] });
     this.server.on('connection', (s) => {
-      this.connections++;
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });

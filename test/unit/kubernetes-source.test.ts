@@ -368,23 +368,6 @@ test('a list hands each page on as it arrives, in order, before the list is whol
   t.deepEqual(pages.flat(), list.items, 'every item handed on once, in the list order');
 });
 
-test("a list's pages share a kept-alive connection instead of opening one each", async (t) => {
-  const server = new FakeApiServer([PODS]);
-  for (let i = 0; i < 3000; i++)
-    server.put(PODS, pod('default', `p${String(i).padStart(4, '0')}`, `10.244.${i >> 8}.${i & 255}`));
-  const { dir, file } = writeKubeconfig(await server.listen());
-  t.teardown(async () => {
-    await server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const resource = WATCHED_RESOURCES.find((r) => collectionPath(r) === PODS)!;
-  const list = await makeLister(loadKubeConfig(file), resource)();
-  t.is(list.items.length, 3000);
-  t.is(server.count(server.lists, PODS), 6, 'six pages');
-  // The next page is asked for as the last one ends: at most a second connection.
-  t.true(server.connections <= 2, `${server.connections} connections`);
-});
-
 test('apiSnapshotBuilder.prepare decodes ahead: the snapshot built later reads the object as prepared', (t) => {
   const build = apiSnapshotBuilder();
   const a = { apiVersion: 'v1', kind: 'Pod', ...pod('default', 'a', '10.244.0.2') } as KubeObject;
