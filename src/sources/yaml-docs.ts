@@ -10,7 +10,6 @@ import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { PathSegment } from '../model/field';
 import type { SourceObject } from '../model/snapshot';
 import type { ValidationError } from '../model/types';
-import { fastLoad } from './yaml-fast';
 
 export interface ParsedFile {
   objects: SourceObject[];
@@ -106,8 +105,7 @@ function parseChunk(c: Chunk, file: string, out: ParsedFile): void {
   let slow: { doc: Document; lc: LineCounter } | undefined;
   try {
     if (c.text.includes('&')) throw new Error('anchors: read by yaml');
-    const fast = fastLoad(c.text);
-    js = fast ? fast.value : load(c.text, { schema: CORE_SCHEMA, filename: file });
+    js = load(c.text, { schema: CORE_SCHEMA, filename: file });
   } catch {
     slow = slowParse(c);
     const e = slow.doc.errors[0];
