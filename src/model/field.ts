@@ -1,8 +1,8 @@
 // A cursor over untyped decoded YAML/JSON that knows its path, so every validation
 // failure names the exact field ("spec.ingress[0].from[1].ipBlock.cidr").
 import type { LabelSelector, LabelSelectorRequirement } from './types';
-import { intern } from './intern';
-import { formatCidr, formatIp, parseCidr, parseIp, type Cidr } from './ip';
+import { intern, own } from './intern';
+import { canonicalIp, formatCidr, parseCidr, type Cidr } from './ip';
 
 export type PathSegment = string | number;
 
@@ -108,10 +108,19 @@ export class Field {
   }
 
   string(): string {
+    return intern(this.nonEmpty());
+  }
+
+  /** string() for a value that does not repeat (a name, an address): not pooled. */
+  ownString(): string {
+    return own(this.nonEmpty());
+  }
+
+  private nonEmpty(): string {
     this.required();
     if (typeof this.value !== 'string') this.fail(`must be a string, got ${describe(this.value)}`);
     if (this.value === '') this.fail('must not be empty');
-    return intern(this.value);
+    return this.value;
   }
 
   /** A string that may be empty (label values). */
@@ -162,10 +171,10 @@ export class Field {
 
   /** An IP address in canonical text form. */
   ip(): string {
-    const s = this.string();
-    const ip = parseIp(s);
-    if (!ip) this.fail(`invalid IP address "${s}"`);
-    return formatIp(ip);
+    const s = this.ownString();
+    const ip = canonicalIp(s);
+    if (ip === undefined) this.fail(`invalid IP address "${s}"`);
+    return ip;
   }
 
   cidr(): Cidr {

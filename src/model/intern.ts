@@ -23,8 +23,15 @@ export function intern(s: string): string {
   const hit = pool.get(s);
   if (hit !== undefined) return hit;
   if (pool.size >= MAX_ENTRIES) pool = new Map();
+  const copy = own(s);
+  pool.set(copy, copy);
+  return copy;
+}
+
+/** A string of its own, not pooled: for values that do not repeat (an object's name, an
+ *  address), which would only churn the pool (100k pods' names emptied it every 65k). */
+export function own(s: string): string {
+  if (!enabled || s.length < SLICED_FROM) return s;
   // Concatenation then slice: a flat copy of `s` alone, whatever `s` was cut from.
-  const own = s.length < SLICED_FROM ? s : ` ${s}`.slice(1);
-  pool.set(own, own);
-  return own;
+  return ` ${s}`.slice(1);
 }

@@ -18,15 +18,33 @@ export interface Cidr {
 
 const BITS: Record<Family, number> = { 4: 32, 6: 128 };
 
-function parseV4(s: string): bigint | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  let v = 0n;
-  for (const p of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > 255) return undefined;
-    v = (v << 8n) | BigInt(p);
+/** A dotted quad's value as a number (no BigInt or regex: every pod's address is one). */
+function v4Number(s: string): number | undefined {
+  let v = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || ++dots > 3) return undefined;
+      v = v * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      // A leading zero ("01") is refused, as Go's net.ParseIP does.
+      if (digits > 0 && part === 0) return undefined;
+      part = part * 10 + (c - 0x30);
+      digits++;
+      if (part > 255) return undefined;
+    } else return undefined;
   }
-  return v;
+  return dots === 3 && digits > 0 ? v * 256 + part : undefined;
+}
+
+function parseV4(s: string): bigint | undefined {
+  const v = v4Number(s);
+  return v === undefined ? undefined : BigInt(v);
 }
 
 function parseV6(s: string): bigint | undefined {
@@ -91,6 +109,8 @@ export function formatIp(ip: IpAddr): string {
 
 /** Canonical text of an address, or undefined when it is not an IP. */
 export function canonicalIp(s: string): string | undefined {
+  // A dotted quad that parses is canonical already (leading zeros are refused).
+  if (typeof s === 'string' && v4Number(s) !== undefined) return s;
   const ip = parseIp(s);
   return ip && formatIp(ip);
 }

@@ -31,7 +31,7 @@ function entries(s: Snapshot): Map<string, Entry> {
   const put = <T>(items: readonly T[], key: (o: T) => string, list: (into: Objects) => T[]): void => {
     for (const o of items) {
       const k = key(o);
-      out.set(k, { file: s.origins?.[k]?.file, restore: (into) => list(into).push(o) });
+      out.set(k, { file: s.origins?.get(k)?.file, restore: (into) => list(into).push(o) });
     }
   };
   put(
@@ -65,7 +65,7 @@ function entries(s: Snapshot): Map<string, Entry> {
     (p) => objectKey(p.ref.kind, p.ref.namespace, p.ref.name),
     (t) => t.policies,
   );
-  const config = s.origins?.[CONFIG_OBJECT_KEY];
+  const config = s.origins?.get(CONFIG_OBJECT_KEY);
   if (config) {
     const value = s.config;
     out.set(CONFIG_OBJECT_KEY, { file: config.file, restore: (into) => (into.config = value) });
@@ -75,7 +75,7 @@ function entries(s: Snapshot): Map<string, Entry> {
 
 /** The store as plain (JSON) data: its objects as snapshot lists, their files in origins;
  *  config is one of them only when origins names it. */
-export type LastGoodData = Objects & { origins: NonNullable<Snapshot['origins']> };
+export type LastGoodData = Objects & { origins: Record<string, { file?: string }> };
 
 export class LastGood {
   private good = new Map<string, Entry>();
@@ -88,7 +88,7 @@ export class LastGood {
 
   static fromData(data: LastGoodData): LastGood {
     const store = new LastGood();
-    store.good = entries({ ...data, errors: [], warnings: [] });
+    store.good = entries({ ...data, origins: new Map(Object.entries(data.origins)), errors: [], warnings: [] });
     return store;
   }
 
@@ -106,7 +106,7 @@ export class LastGood {
   merge(s: Snapshot): Merged {
     this.merges++;
     const fresh = entries(s);
-    const present = new Set([...fresh.keys(), ...Object.keys(s.origins ?? {})]);
+    const present = new Set([...fresh.keys(), ...(s.origins?.keys() ?? [])]);
     const rejected = new Set(s.errors.flatMap((e) => (e.key !== undefined ? [e.key] : [])));
     const unreadable = new Set(s.errors.flatMap((e) => (e.key === undefined && e.file !== undefined ? [e.file] : [])));
     const kept = [...this.good].filter(
@@ -115,7 +115,7 @@ export class LastGood {
     this.good = new Map([...fresh, ...kept]);
     if (kept.length === 0) return { snapshot: s, kept: [] };
 
-    const origins = { ...s.origins };
+    const origins = new Map(s.origins);
     const out: Snapshot = {
       ...s,
       namespaces: [...s.namespaces],
@@ -128,7 +128,7 @@ export class LastGood {
     };
     for (const [key, e] of kept) {
       e.restore(out);
-      origins[key] = e.file !== undefined ? { file: e.file } : {};
+      origins.set(key, e.file !== undefined ? { file: e.file } : {});
     }
     out.policies = withSystemPolicies(out.policies, out.config);
     return { snapshot: out, kept: kept.map(([key]) => key) };

@@ -263,18 +263,23 @@ export function assembleSnapshot(
   for (const e of leading) s.errors.push(e);
   // An identity's document, or every copy once it has more than one.
   const byId = new Map<string, DecodedDoc | DecodedDoc[]>();
+  let copied = false;
   for (const docs of parts)
     for (const d of docs) {
       if (d.id === undefined) continue;
       const seen = byId.get(d.id);
       if (seen === undefined) byId.set(d.id, d);
       else if (Array.isArray(seen)) seen.push(d);
-      else byId.set(d.id, [seen, d]);
+      else {
+        byId.set(d.id, [seen, d]);
+        copied = true;
+      }
     }
-  const origins: Record<string, { file?: string }> = {};
+  const origins = new Map<string, { file?: string }>();
   for (const docs of parts)
     for (const d of docs) {
-      const copies = d.id !== undefined ? byId.get(d.id) : undefined;
+      // Without copies (the usual case), no second lookup per document.
+      const copies = copied && d.id !== undefined ? byId.get(d.id) : undefined;
       if (Array.isArray(copies)) {
         if (copies[0] === d) {
           const places = copies.map((c) => place(c) || 'an object without a file').join(', ');
@@ -287,7 +292,7 @@ export function assembleSnapshot(
       for (const e of d.errors) s.errors.push(e);
       for (const w of d.warnings) s.warnings.push(w);
       if (d.key === undefined) continue;
-      origins[d.key] = d.origin ?? {};
+      origins.set(d.key, d.origin ?? {});
       if (d.config) s.config = d.config;
       if (d.collection) (s[d.collection] as Item[]).push(d.value!);
     }

@@ -16,8 +16,8 @@ export interface DecodedFile {
   errors: ValidationError[];
 }
 
-/** Below this much text to parse, starting the workers (loading their modules, cold code)
- *  costs more than it saves: 10k pods (4 MB) load slower on workers, 100k (42 MB) faster. */
+/** Below this much text to parse, starting the worker (loading its modules, cold code)
+ *  costs more than it saves: 10k pods (4 MB) load slower with it, 100k (42 MB) faster. */
 const POOLED_FROM_BYTES = 16 << 20;
 
 /** Decoded files by path, reused while a file's text is unchanged: the agent reloads the
@@ -36,7 +36,7 @@ export class ParseCache {
     return this.keep(file, text, { docs: decodeObjects(objects), errors });
   }
 
-  /** parse() of every file; with much to parse (a cold load), on worker threads. */
+  /** parse() of every file; with much to parse (a cold load), shared with a worker thread. */
   async parseAll(state: StateFiles): Promise<DecodedFile[]> {
     const misses: number[] = [];
     let bytes = 0;
@@ -89,7 +89,7 @@ async function decodeAllAsync(state: StateFiles, cache: ParseCache): Promise<Dec
   return cache.parseAll(state);
 }
 
-/** snapshotOfFiles, parsing a cold load on worker threads. */
+/** snapshotOfFiles, a cold load shared with a worker thread. */
 export async function snapshotOfFilesAsync(state: StateFiles, cache = new ParseCache()): Promise<Snapshot> {
   return collect(await decodeAllAsync(state, cache));
 }

@@ -112,18 +112,32 @@ async function getJson(kc: KubeConfig, path: string): Promise<unknown> {
   });
 }
 
-/** A list function for one resource: every page (limit/continue), items in wire form. */
-export function makeLister(kc: KubeConfig, r: WatchedResource): () => Promise<KubeList> {
+/** A list function for one resource: every page (limit/continue), items in wire form.
+ *  Each page goes to `onPage` while the next one is on its way: what it does with the page
+ *  (decoding) overlaps the server's work and the transfer instead of following them. */
+export function makeLister(
+  kc: KubeConfig,
+  r: WatchedResource,
+  onPage?: (items: readonly KubeObject[]) => void,
+): () => Promise<KubeList> {
+  const page = (cont: string | undefined): Promise<Page> => {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(cont && { continue: cont }) });
+    return getJson(kc, `${collectionPath(r)}?${query.toString()}`) as Promise<Page>;
+  };
   return async () => {
     const items: KubeObject[] = [];
     let cont: string | undefined;
     let resourceVersion: string | undefined;
+    let next = page(undefined);
     do {
-      const query = new URLSearchParams({ limit: String(PAGE_SIZE), ...(cont && { continue: cont }) });
-      const p = (await getJson(kc, `${collectionPath(r)}?${query.toString()}`)) as Page;
+      const p = await next;
+      const from = items.length;
       for (const it of p.items ?? []) items.push(stamped(r, (it ?? {}) as Record<string, unknown>));
       resourceVersion = p.metadata?.resourceVersion;
       cont = p.metadata?.continue || undefined;
+      // Asked for before this page is handed on (a failed request is awaited right after).
+      if (cont) next = page(cont);
+      onPage?.(items.slice(from));
     } while (cont);
     return { metadata: { resourceVersion }, items };
   };

@@ -108,9 +108,11 @@ export class ResourceWatcher {
     private readonly timing: WatchTiming,
     private readonly log: Logger,
     private readonly onChange: () => void,
+    /** Each page of a list as it arrives (before the list is applied). */
+    onListed?: (items: readonly KubeObject[]) => void,
   ) {
     this.id = resourceId(resource);
-    this.list = makeLister(kc, resource);
+    this.list = makeLister(kc, resource, onListed);
   }
 
   get isSynced(): boolean {

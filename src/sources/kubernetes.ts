@@ -15,8 +15,17 @@ import { DEFAULT_TIMING, ResourceWatcher, type WatchTiming } from './kubernetes-
 export { WATCHED_RESOURCES } from './kubernetes-resources';
 export type { KubeObject, WatchedResource } from './kubernetes-resources';
 
-/** Turns the current objects (wire form, every watched kind) into a snapshot. */
-export type SnapshotBuilder = (objects: readonly KubeObject[]) => Snapshot;
+/** Turns the current objects (wire form, every watched kind) into a snapshot; `prepare`,
+ *  when there, is given each page of a list as it arrives, to do ahead what it can. */
+export type SnapshotBuilder = ((objects: readonly KubeObject[]) => Snapshot) & {
+  prepare?: (objects: readonly KubeObject[]) => void;
+};
+
+/** An object's decoded form, kept on the object (a symbol: not on the wire, not among its
+ *  keys); a WeakMap of 100k objects cost more in lookups and in every collection. Decoding
+ *  reads the object alone, so any builder may reuse it. */
+const DECODED = Symbol('decoded');
+type Decoded = KubeObject & { [DECODED]?: DecodedDoc[] };
 
 /** The same per-object parsing as the directory source. `config` holds the agent's
  *  NetfenceConfig document(s) (its netfence.yaml, parsed with parseYamlText). Each object is
@@ -24,13 +33,13 @@ export type SnapshotBuilder = (objects: readonly KubeObject[]) => Snapshot;
  *  event decodes that object alone and reuses the others' decoded form. */
 export function apiSnapshotBuilder(config: readonly SourceObject[] = []): SnapshotBuilder {
   const settings = decodeObjects(config);
-  const decoded = new WeakMap<KubeObject, DecodedDoc[]>();
-  const decode = (o: KubeObject): DecodedDoc[] => {
-    let docs = decoded.get(o);
-    if (!docs) decoded.set(o, (docs = decodeObjects([{ doc: o }])));
-    return docs;
-  };
-  return (objects) => assembleSnapshot([settings, ...objects.map(decode)]);
+  const decode = (o: KubeObject): DecodedDoc[] => ((o as Decoded)[DECODED] ??= decodeObjects([{ doc: o }]));
+  // Decoding the objects of a list while its next page is fetched: a cold start of 100k
+  // pods then waits for the last page's decode, not for every page's.
+  const prepare = (objects: readonly KubeObject[]): void => objects.forEach(decode);
+  return Object.assign((objects: readonly KubeObject[]) => assembleSnapshot([settings, ...objects.map(decode)]), {
+    prepare,
+  });
 }
 
 export interface KubernetesSourceOptions {
@@ -85,7 +94,15 @@ export class KubernetesSource implements SnapshotSource {
     this.onSnapshot = onSnapshot;
     const timing = { ...DEFAULT_TIMING, ...this.opts.timing };
     this.watchers = WATCHED_RESOURCES.map(
-      (r) => new ResourceWatcher(this.opts.kubeConfig, r, timing, this.opts.log, () => this.changed()),
+      (r) =>
+        new ResourceWatcher(
+          this.opts.kubeConfig,
+          r,
+          timing,
+          this.opts.log,
+          () => this.changed(),
+          (items) => this.build.prepare?.(items),
+        ),
     );
     for (const w of this.watchers) w.start();
   }

@@ -262,7 +262,7 @@ test('copies of one object are all rejected with one error naming every place; o
   );
   t.like(nsErr, { object: 'Namespace b', key: 'Namespace b' });
   t.regex(nsErr.message, /defined 2 times \(.*ns\.yaml:1, .*ns\.yaml:5\)/);
-  t.false(s.origins !== undefined && 'NetworkPolicy a/web' in s.origins, 'not loaded');
+  t.false(s.origins !== undefined && s.origins.has('NetworkPolicy a/web'), 'not loaded');
 });
 
 test('two NetfenceConfigs (whatever their names) are duplicates: both rejected, the defaults stay', (t) => {
@@ -597,4 +597,19 @@ test('a cold load of much text is decoded on worker threads: the same snapshot, 
   // The other copies' places come from documents decoded on a worker (lines found again).
   t.regex(pooled.errors[1].message, /dup\.yaml:1, .*ns-03\.yaml:2\)/);
   t.regex(pooled.errors[3].message, /list\.yaml:4, .*ns-05\.yaml:2\)/);
+});
+
+test('a cold load shared by the main thread and a worker gives every file its own documents, in order', async (t) => {
+  // More files than the worker's first two batches: the main thread decodes some too.
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 300; i++) files[`ns-${String(i).padStart(3, '0')}.yaml`] = NS(`n${i}`);
+  const dir = tmpState(files);
+  const cache = new ParseCache(0);
+  const pooled = await loadStateDirAsync(dir, cache);
+  t.is(cache.parses, 300);
+  t.deepEqual(pooled, loadStateDir(dir));
+  t.deepEqual(
+    pooled.namespaces.map((n) => n.name),
+    Array.from({ length: 300 }, (_, i) => `n${i}`),
+  );
 });

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import type { Snapshot } from '../../src/model/types';
-import { collectionPath } from '../../src/sources/kubernetes-resources';
+import { collectionPath, makeLister } from '../../src/sources/kubernetes-resources';
 import { parseYamlText } from '../../src/sources/directory';
 import {
   apiSnapshotBuilder,
@@ -347,4 +347,32 @@ test('apiSnapshotBuilder decodes each object once: an unchanged object keeps its
   t.is(second.pods[0], first.pods[0], 'the same object: decoded once');
   t.not(second.pods[1], first.pods[1]);
   t.deepEqual(second.pods[1].ips, ['10.244.0.4']);
+});
+
+test('a list hands each page on as it arrives, in order, before the list is whole', async (t) => {
+  const server = new FakeApiServer([PODS]);
+  for (let i = 0; i < 1100; i++)
+    server.put(PODS, pod('default', `p${String(i).padStart(4, '0')}`, `10.244.${i >> 8}.${i & 255}`));
+  const { dir, file } = writeKubeconfig(await server.listen());
+  t.teardown(async () => {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const pages: (readonly KubeObject[])[] = [];
+  const resource = WATCHED_RESOURCES.find((r) => collectionPath(r) === PODS)!;
+  const list = await makeLister(loadKubeConfig(file), resource, (items) => pages.push(items))();
+  t.deepEqual(
+    pages.map((p) => p.length),
+    [500, 500, 100],
+  );
+  t.deepEqual(pages.flat(), list.items, 'every item handed on once, in the list order');
+});
+
+test('apiSnapshotBuilder.prepare decodes ahead: the snapshot built later reads the object as prepared', (t) => {
+  const build = apiSnapshotBuilder();
+  const a = { apiVersion: 'v1', kind: 'Pod', ...pod('default', 'a', '10.244.0.2') } as KubeObject;
+  build.prepare?.([a]);
+  // Changed in place (a watcher replaces objects instead): only a decode now would see it.
+  (a as unknown as { status: { podIPs: { ip: string }[] } }).status.podIPs[0].ip = '10.244.0.9';
+  t.deepEqual(build([a]).pods[0].ips, ['10.244.0.2']);
 });

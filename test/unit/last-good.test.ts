@@ -294,7 +294,7 @@ for (const [kind, [key, good, bad]] of Object.entries(KINDS)) {
     const s = state(t).write('base.yaml', NS).write('obj.yaml', good);
     const first = s.merge();
     t.deepEqual(first.source.errors, [], 'the valid version loads');
-    t.true(first.source.origins !== undefined && key in first.source.origins, `loaded as ${key}`);
+    t.true(first.source.origins !== undefined && first.source.origins.has(key), `loaded as ${key}`);
     const second = s.write('obj.yaml', bad).merge();
     t.is(second.source.errors.length, 1, 'the bad version is rejected');
     t.is(second.source.errors[0].key, key);
@@ -321,5 +321,5 @@ test('after a restart, a file that does not parse keeps the objects it held; del
   const { snapshot, kept } = s.restart().write('pods.yaml', 'kind: [unclosed\n').remove('web.yaml').merge();
   t.deepEqual(kept, ['Pod demo/a'], 'the file each object came from is kept too');
   t.deepEqual(names(snapshot), [], 'web, deleted while the agent was down, stays deleted');
-  t.deepEqual(snapshot.origins?.['Pod demo/a'], { file: path.join(s.dir, 'pods.yaml') });
+  t.deepEqual(snapshot.origins?.get('Pod demo/a'), { file: path.join(s.dir, 'pods.yaml') });
 });

@@ -314,7 +314,7 @@ test('ClusterNetworkPolicy: an unsupported peer or protocol fails its rule close
     t.like(e, { file: 'p.yaml', object: 'ClusterNetworkPolicy cnp', key: 'ClusterNetworkPolicy cnp' });
   t.is(s.errors[2].line, 13, 'the error names the line of the unsupported peer');
   t.deepEqual(
-    s.origins?.['ClusterNetworkPolicy cnp'],
+    s.origins?.get('ClusterNetworkPolicy cnp'),
     { file: 'p.yaml' },
     'loaded: this version is enforced, not a last valid one',
   );
