@@ -6,7 +6,7 @@
 import { policyName, type Direction, type Policy } from '../model/rules';
 import type { NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
 import { NF_MAX_RULES, NfEpFlag, NfLocalKind } from '../wire/abi';
-import { encodeAddr, encodeAddrLpmKey } from '../wire/addr';
+import { encodeAddr, encodeAddrLpmKey, encodeAddrPooled } from '../wire/addr';
 import { encodeU32, encodeU8, keyHex } from '../wire/bytes';
 import { chunkCount, encodeEndpoint } from '../wire/endpoint';
 import { encodeLocal, type Local } from '../wire/local';
@@ -155,7 +155,7 @@ function pooled(b: Buffer): Buffer {
 }
 
 function address(ip: string): Address {
-  const key = pooled(encodeAddr(ip));
+  const key = encodeAddrPooled(ip);
   return { key, hex: keyHex(key) };
 }
 
