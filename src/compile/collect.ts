@@ -9,6 +9,7 @@ import {
   type AddressOwner,
   type Draft,
   type Identity,
+  type Unnumbered,
   type NamespaceInfo,
   type PartInterner,
   type PodPart,
@@ -21,7 +22,7 @@ import {
 
 /** An identity key, interned: every pod and node with that key shares the record. */
 export class IdentityKey implements Numbered {
-  private made?: Draft;
+  private made?: Unnumbered;
   /** Its masked id hash, once computed (-1 before). */
   h = -1;
   /** The interner epoch it belongs to (a record from an older epoch is re-interned). */
@@ -36,7 +37,7 @@ export class IdentityKey implements Numbered {
 
   constructor(
     readonly key: string,
-    private make: ((key: string) => Draft) | undefined,
+    private make: ((key: string) => Unnumbered) | undefined,
     epoch: number,
   ) {
     this.epoch = epoch;
@@ -44,7 +45,7 @@ export class IdentityKey implements Numbered {
 
   /** Its identity's content, made once, from the first pod or node met with the key
    *  (any other gives the same, but for the stand-in endpoint selectors never look at). */
-  draft(): Draft {
+  draft(): Unnumbered {
     if (!this.made) {
       this.made = this.make!(this.key);
       this.make = undefined; // what it captured (a pod, its facts) is no longer held
@@ -74,7 +75,7 @@ export class KeyInterner {
   }
 
   /** `draft` makes the key's identity content from the key. */
-  intern(key: string, draft: (key: string) => Draft): IdentityKey {
+  intern(key: string, draft: (key: string) => Unnumbered): IdentityKey {
     let r = this.table.get(key);
     if (!r) this.table.set(key, (r = new IdentityKey(key, draft, this.epoch)));
     return r;
@@ -278,7 +279,11 @@ export function assignIdentities(keys: Collected['keys']): IdentitySet {
   const numbering = {};
   const list: Identity[] = sorted.map((rec) => {
     rec.numbering = numbering;
-    return identityOf(rec.id, rec.draft());
+    // The draft is the identity, unless an earlier set gave it another id.
+    const d = rec.draft();
+    if (d.id !== 0 && d.id !== rec.id) return identityOf(rec.id, d);
+    d.id = rec.id;
+    return d;
   });
   list.sort((a, b) => a.id - b.id);
   // Loops, not maps of [id, x] pairs: 100k pairs are garbage the size of the set.

@@ -43,6 +43,7 @@ import { POLICY_MAPS, type PolicyMapName } from '../wire/maps';
 import {
   type EndpointContext,
   type Expansion,
+  KeyedPolicy,
   PolicyIndex,
   type RuleList,
   RuleListBuilder,
@@ -197,7 +198,6 @@ interface Universe {
 interface PolicySet {
   /** The policy objects it was made from (a copy: the next are compared item by item). */
   objects: readonly Policy[];
-  keys: string[];
   index: PolicyIndex;
   /** Sorted distinct policy names: a policy's id is its index. */
   names: string[];
@@ -502,20 +502,20 @@ export class Compiler {
     return lists;
   }
 
-  /** The snapshot's policies with their content keys, and the sorted policy names
-   *  (policy ids). Rule lists depend on every policy (which apply, in which order). */
+  /** The snapshot's policies (content keys made when read), and the sorted policy
+   *  names (policy ids). Rule lists depend on every policy (which apply, in which order). */
   private policySet(policies: readonly Policy[]): PolicySet {
     const last = this.policies;
     if (last && sameItems(last.objects, policies)) return last;
     const patched = last && this.patched(last, policies);
     if (patched) return (this.policies = patched);
-    const keys = policies.map(this.policyKey);
-    if (!this.policies || !sameItems(this.policies.keys, keys)) {
-      const index = new PolicyIndex(policies.map((policy, i) => ({ policy, key: keys[i] })));
-      const names = [...new Set(policies.map((p) => policyName(p.ref)))].sort();
-      this.policies = { objects: policies.slice(), keys, index, names, ids: new Map(names.map((p, i) => [p, i])) };
-    } else this.policies.objects = policies.slice(); // equal content: what depends on it holds
-    return this.policies;
+    if (last && this.sameContent(last.objects, policies)) {
+      last.objects = policies.slice(); // equal content: what depends on it holds
+      return last;
+    }
+    const index = new PolicyIndex(policies.map((policy) => new KeyedPolicy(policy, this.policyKey)));
+    const names = [...new Set(policies.map((p) => policyName(p.ref)))].sort();
+    return (this.policies = { objects: policies.slice(), index, names, ids: new Map(names.map((p, i) => [p, i])) });
   }
 
   private readonly policyKey = (policy: Policy): string => {
@@ -523,6 +523,13 @@ export class Compiler {
     if (key === undefined) this.policyKeys.set(policy, (key = JSON.stringify(policy)));
     return key;
   };
+
+  /** Equal policies position by position (keys made only where the objects differ). */
+  private sameContent(a: readonly Policy[], b: readonly Policy[]): boolean {
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && this.policyKey(a[i]) !== this.policyKey(b[i])) return false;
+    return true;
+  }
 
   /** `last` with a few policies replaced in place by policies of the same name and
    *  namespace (the usual policy update): its names and ids hold, its index is patched.
@@ -533,20 +540,18 @@ export class Compiler {
     const changed: number[] = [];
     for (let i = 0; i < policies.length && changed.length <= 64; i++) if (before[i] !== policies[i]) changed.push(i);
     if (changed.length > 64) return undefined;
-    const keys = last.keys.slice();
     let index: PolicyIndex | undefined = last.index;
     for (const i of changed) {
       if (policyName(policies[i].ref) !== policyName(before[i].ref)) return undefined;
-      keys[i] = this.policyKey(policies[i]);
-      index = index.replaced(i, { policy: policies[i], key: keys[i] });
+      index = index.replaced(i, new KeyedPolicy(policies[i], this.policyKey));
       if (!index) return undefined;
     }
     // Equal content (new objects): what depends on the set holds.
-    if (sameItems(keys, last.keys)) {
+    if (this.sameContent(before, policies)) {
       last.objects = policies.slice();
       return last;
     }
-    return { objects: policies.slice(), keys, index, names: last.names, ids: last.ids };
+    return { objects: policies.slice(), index, names: last.names, ids: last.ids };
   }
 
   private table(table: number, pids: number[], content: string, rules: CompiledRule[]): CompiledTable {

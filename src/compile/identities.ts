@@ -127,27 +127,32 @@ export function nodeKey(node: NodeObj): string {
   return ['["node","","",[]', JSON.stringify(sortedLabels(node.labels)), '[]]'].join(',');
 }
 
-/** The identity a pod has on a network (primary when absent). */
+/** An identity's content before a set numbers it: id 0, which no identity has. The
+ *  first identity set that numbers it takes the object itself (see assignIdentities). */
+export type Unnumbered = Identity;
+
+/** The identity a pod has on a network (primary when absent). Written out, no spread:
+ *  a full compile makes one per identity (100k). */
 export function podDraft(
   pod: PodObj,
   ns: NamespaceInfo,
   network: string | undefined,
   part: PodPart,
   key: string,
-): Draft {
-  return {
-    key,
-    endpoint: { kind: 'pod', pod },
-    ...(network !== undefined && { network }),
-    namespaceLabels: ns.labels,
-    labels: pod.labels,
-    namedPorts: part.ports,
-    description: [network ? `${network}:` : '', pod.namespace, '/', part.description].join(''),
-  };
+): Unnumbered {
+  const endpoint: Endpoint = { kind: 'pod', pod };
+  const description = [network ? `${network}:` : '', pod.namespace, '/', part.description].join('');
+  const { labels } = pod;
+  const namespaceLabels = ns.labels;
+  const namedPorts = part.ports;
+  return network === undefined
+    ? { id: 0, key, endpoint, namespaceLabels, labels, namedPorts, description }
+    : { id: 0, key, endpoint, network, namespaceLabels, labels, namedPorts, description };
 }
 
-export function nodeDraft(node: NodeObj, key = nodeKey(node)): Draft {
+export function nodeDraft(node: NodeObj, key = nodeKey(node)): Unnumbered {
   return {
+    id: 0,
     key,
     endpoint: { kind: 'node', node },
     namespaceLabels: {},
