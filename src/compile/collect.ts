@@ -34,6 +34,9 @@ export class IdentityKey implements Numbered {
   numbering?: object;
   /** Pods (not hostNetwork) with this primary key, as PodBook counts them. */
   uses = 0;
+  /** Its nf_ident_exact value as last encoded, and the id it encodes. */
+  private value?: Buffer;
+  private valueId = 0;
 
   constructor(
     readonly key: string,
@@ -51,6 +54,15 @@ export class IdentityKey implements Numbered {
       this.make = undefined; // what it captured (a pod, its facts) is no longer held
     }
     return this.made;
+  }
+
+  /** Its nf_ident_exact value under its id: one Buffer shared by all its addresses. */
+  encoded(encode: EncodeIdentity): Buffer {
+    if (!this.value || this.valueId !== this.id) {
+      this.value = encode(this.id);
+      this.valueId = this.id;
+    }
+    return this.value;
   }
 }
 
@@ -313,7 +325,7 @@ export type EncodeIdentity = (identity: number) => Buffer;
 export function resolveOwner(o: Owner, encode: EncodeIdentity): OwnerEntry {
   const identity = o.rec.id;
   if (o.resolved?.identity !== identity)
-    o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node, key: o.key, value: encode(identity) };
+    o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node, key: o.key, value: o.rec.encoded(encode) };
   return o.resolved;
 }
 

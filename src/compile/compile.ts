@@ -7,7 +7,7 @@ import { policyName, type Direction, type Policy } from '../model/rules';
 import type { NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
 import { NF_MAX_RULES, NfEpFlag, NfLocalKind } from '../wire/abi';
 import { encodeAddr, encodeAddrLpmKey, encodeAddrPooled } from '../wire/addr';
-import { encodeU32, encodeU8, keyHex } from '../wire/bytes';
+import { encodeU32, encodeU32Pooled, encodeU8, keyHex } from '../wire/bytes';
 import { chunkCount, encodeEndpoint } from '../wire/endpoint';
 import { encodeLocal, type Local } from '../wire/local';
 import { type DiscoveredEndpoint, endpointKey, endpointLabel } from './endpoint';
@@ -147,14 +147,6 @@ function localDelivery(
   );
 }
 
-/** A copy in the shared buffer pool: the many small Buffers a compile keeps (one
- *  address and one identity per pod) then cost a view each, not an allocation. */
-function pooled(b: Buffer): Buffer {
-  const copy = Buffer.allocUnsafe(b.length);
-  b.copy(copy);
-  return copy;
-}
-
 function address(ip: string): Address {
   const key = encodeAddrPooled(ip);
   return { key, hex: keyHex(key) };
@@ -286,14 +278,13 @@ export class Compiler {
       facts: this.facts,
       address,
     };
-    const encode = (identity: number) => pooled(encodeU32(identity));
     // A few pods changed within the identity set: the book applies just those.
     let universe = this.universe;
-    let part = this.book.update(snapshot, collect, universe?.set.numbering, encode);
+    let part = this.book.update(snapshot, collect, universe?.set.numbering, encodeU32Pooled);
     if (!part || !universe) {
       const collected = collectIdentities(snapshot, collect);
       universe = this.universeOf(collected);
-      part = this.book.full(snapshot, collected, universe.set.numbering, encode);
+      part = this.book.full(snapshot, collected, universe.set.numbering, encodeU32Pooled);
     }
     const ids: Identities = {
       list: universe.set.list,
