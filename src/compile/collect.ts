@@ -277,11 +277,25 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
 }
 
 /** Identities with their ids; a function of the set of keys only. */
-export interface IdentitySet {
-  list: Identity[];
-  byId: ReadonlyMap<number, Identity>;
-  /** Stamped on every key it numbered. */
-  numbering: object;
+export class IdentitySet {
+  private index?: Map<number, Identity>;
+
+  constructor(
+    /** By id. */
+    readonly list: Identity[],
+    /** Stamped on every key it numbered. */
+    readonly numbering: object,
+  ) {}
+
+  /** Made on first use: only egress named ports look identities up by id. */
+  get byId(): ReadonlyMap<number, Identity> {
+    if (!this.index) {
+      // A loop, not a map of [id, x] pairs: 100k pairs are garbage the size of the set.
+      this.index = new Map();
+      for (const i of this.list) this.index.set(i.id, i);
+    }
+    return this.index;
+  }
 }
 
 export function assignIdentities(keys: Collected['keys']): IdentitySet {
@@ -298,10 +312,7 @@ export function assignIdentities(keys: Collected['keys']): IdentitySet {
     return d;
   });
   list.sort((a, b) => a.id - b.id);
-  // Loops, not maps of [id, x] pairs: 100k pairs are garbage the size of the set.
-  const byId = new Map<number, Identity>();
-  for (const i of list) byId.set(i.id, i);
-  return { list, byId, numbering };
+  return new IdentitySet(list, numbering);
 }
 
 /** `{ id, ...d }`, written out: a spread copies through a generic path, slow at 100k. */

@@ -286,9 +286,12 @@ export class Compiler {
       universe = this.universeOf(collected);
       part = this.book.full(snapshot, collected, universe.set.numbering, encodeU32Pooled);
     }
+    const { set } = universe;
     const ids: Identities = {
-      list: universe.set.list,
-      byId: universe.set.byId,
+      list: set.list,
+      get byId() {
+        return set.byId;
+      },
       byAddress: part.byAddress,
       errors: part.errors,
     };
