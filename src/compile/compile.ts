@@ -259,7 +259,7 @@ export class Compiler {
 
   private readonly namespaceInfo = (ns: NamespaceObj): NamespaceInfo => {
     let info = this.namespaces.get(ns);
-    if (!info) this.namespaces.set(ns, (info = namespaceInfo(ns.labels)));
+    if (!info) this.namespaces.set(ns, (info = namespaceInfo(ns.name, ns.labels)));
     return info;
   };
   private readonly podParts: PartInterner = (raw, make) => this.parts.get(raw, make);

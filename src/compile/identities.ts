@@ -65,10 +65,13 @@ function namedPorts(ports: ContainerPort[]): Map<string, number> {
 export interface NamespaceInfo {
   labels: Labels;
   keyText: string;
+  /** The head of its pods' primary identity keys (see podKey). */
+  podKeyHead: string;
 }
 
-export function namespaceInfo(labels: Labels): NamespaceInfo {
-  return { labels, keyText: JSON.stringify(sortedLabels(labels)) };
+export function namespaceInfo(name: string, labels: Labels): NamespaceInfo {
+  const keyText = JSON.stringify(sortedLabels(labels));
+  return { labels, keyText, podKeyHead: ['["pod"', '""', JSON.stringify(name), keyText].join(',') };
 }
 
 /** Namespace name -> labels as namespaceLabels() finds them (the first object of a
@@ -81,7 +84,7 @@ export function namespaceIndex(
   for (const ns of s.namespaces) if (!byName.has(ns.name)) byName.set(ns.name, info(ns));
   return (namespace) => {
     let hit = byName.get(namespace);
-    if (!hit) byName.set(namespace, (hit = namespaceInfo(namespaceLabels(s, namespace))));
+    if (!hit) byName.set(namespace, (hit = namespaceInfo(namespace, namespaceLabels(s, namespace))));
     return hit;
   };
 }
@@ -120,7 +123,9 @@ export function podPart(pod: PodObj, intern: PartInterner = (_, make) => make())
 // or identity are joined, not concatenated: a join is one flat string, a template a
 // tree of cons strings that stays allocated beside its flattened copy.
 export function podKey(pod: PodObj, ns: NamespaceInfo, part: PodPart, network?: string): string {
-  return ['["pod"', JSON.stringify(network ?? ''), JSON.stringify(pod.namespace), ns.keyText, part.text, ']'].join(',');
+  // On the primary network (every pod has a key there) the namespace's head is made once.
+  if (network === undefined) return [ns.podKeyHead, part.text, ']'].join(',');
+  return ['["pod"', JSON.stringify(network), JSON.stringify(pod.namespace), ns.keyText, part.text, ']'].join(',');
 }
 
 export function nodeKey(node: NodeObj): string {
