@@ -230,28 +230,27 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
   // One pass over the pods (the hot loop: indexed, no per-pod allocation).
   const hostPods: PodObj[] = [];
   const multiPods: PodObj[] = [];
-  const pods = new Map<string, PodObj>();
+  let pods = new Map<string, PodObj>();
   const facts: Collected['facts'] = [];
-  let duplicateNames = false;
-  const find = (pod: PodObj, name: string) => {
-    if (pods.has(name)) duplicateNames = true;
-    else pods.set(name, pod);
-  };
+  // One probe per pod (set, not has + set): names that do not grow the map are
+  // duplicates, and the map is then made again below, first pod of a name first.
   for (const pod of snapshot.pods) {
     if (pod.hostNetwork) {
       hostPods.push(pod);
       facts.push(undefined);
-      find(pod, `${pod.namespace}/${pod.name}`);
+      pods.set(`${pod.namespace}/${pod.name}`, pod);
       continue;
     }
     if (pod.networks.length) multiPods.push(pod);
     const f = c.facts(pod);
     facts.push(f);
-    find(pod, f.name);
+    pods.set(f.name, pod);
     meet(f.primary(c.namespace(pod.namespace), c.keys, c.address));
     const own = f.owners;
     for (let i = 0; i < own.length; i++) owners.push(own[i]);
   }
+  const duplicateNames = pods.size !== snapshot.pods.length;
+  if (duplicateNames) pods = firstByName(snapshot.pods);
   const primaryOwners = owners.length;
   for (const node of snapshot.nodes) {
     const rec = meetNode(node);
@@ -274,6 +273,15 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
     }
   }
   return { keys, owners, primaryOwners, facts, pods, duplicateNames };
+}
+
+function firstByName(list: readonly PodObj[]): Map<string, PodObj> {
+  const out = new Map<string, PodObj>();
+  for (const pod of list) {
+    const name = `${pod.namespace}/${pod.name}`;
+    if (!out.has(name)) out.set(name, pod);
+  }
+  return out;
 }
 
 /** Identities with their ids; a function of the set of keys only. */

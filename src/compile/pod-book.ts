@@ -171,10 +171,13 @@ export class PodBook {
     // in the order rest, pods is what the full pass gives.
     const byAddress = rest.byAddress;
     let shared = collected.duplicateNames;
-    for (let i = 0; i < n && !shared; i++) {
+    // One probe per address: one that does not grow the map is shared (the map is then
+    // dropped for ownAddresses' own).
+    for (let i = 0, size = byAddress.size; i < n && !shared; i++) {
       const o = owners[i];
-      if (byAddress.has(o.hex)) shared = true;
-      else byAddress.set(o.hex, resolveOwner(o, encode));
+      byAddress.set(o.hex, resolveOwner(o, encode));
+      shared = byAddress.size === size;
+      size = byAddress.size;
     }
     if (shared) return { ...ownAddresses(owners, encode), pods: collected.pods };
     for (const rec of collected.keys) rec.uses = 0;
