@@ -205,7 +205,10 @@ export interface Collected {
 export interface CollectContext {
   keys: KeyInterner;
   namespace: (name: string) => NamespaceInfo;
+  /** New facts of a pod. */
   facts: (pod: PodObj) => PodFacts;
+  /** The facts the last pass made for the pod at `index`, if it was there (see PodBook). */
+  known: (pod: PodObj, index: number) => PodFacts | undefined;
   address: (ip: string) => Address;
 }
 
@@ -229,20 +232,21 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
   // (their node; a stand-in node when the node is unknown), then secondary networks.
   // One pass over the pods (the hot loop: indexed, no per-pod allocation).
   const hostPods: PodObj[] = [];
-  const multiPods: PodObj[] = [];
+  const multiPods: PodFacts[] = [];
   let pods = new Map<string, PodObj>();
   const facts: Collected['facts'] = [];
   // One probe per pod (set, not has + set): names that do not grow the map are
   // duplicates, and the map is then made again below, first pod of a name first.
-  for (const pod of snapshot.pods) {
+  for (let index = 0; index < snapshot.pods.length; index++) {
+    const pod = snapshot.pods[index];
     if (pod.hostNetwork) {
       hostPods.push(pod);
       facts.push(undefined);
       pods.set(`${pod.namespace}/${pod.name}`, pod);
       continue;
     }
-    if (pod.networks.length) multiPods.push(pod);
-    const f = c.facts(pod);
+    const f = c.known(pod, index) ?? c.facts(pod);
+    if (pod.networks.length) multiPods.push(f);
     facts.push(f);
     pods.set(f.name, pod);
     meet(f.primary(c.namespace(pod.namespace), c.keys, c.address));
@@ -262,9 +266,8 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
     const rec = meetNode(node);
     for (const ip of pod.ips) owners.push(owner(ip, c.address, rec, undefined, node.name));
   }
-  for (const pod of multiPods) {
+  for (const { pod, part } of multiPods) {
     const ns = c.namespace(pod.namespace);
-    const { part } = c.facts(pod);
     for (const net of pod.networks) {
       const rec = meet(
         c.keys.intern(podKey(pod, ns, part, net.network), (key) => podDraft(pod, ns, net.network, part, key)),

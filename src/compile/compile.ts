@@ -221,7 +221,6 @@ export class Compiler {
   };
   /** Pod parts (labels and named ports) by their raw key, shared by the pods that have them. */
   private readonly parts = new Memo<LabelPart>();
-  private readonly pods = new WeakMap<PodObj, PodFacts>();
   private readonly keys = new KeyInterner();
   private readonly book = new PodBook();
   private nsIndex?: { namespaces: readonly NamespaceObj[]; index: (namespace: string) => NamespaceInfo };
@@ -263,11 +262,8 @@ export class Compiler {
     return info;
   };
   private readonly podParts: PartInterner = (raw, make) => this.parts.get(raw, make);
-  private readonly facts = (pod: PodObj): PodFacts => {
-    let f = this.pods.get(pod);
-    if (!f) this.pods.set(pod, (f = new PodFacts(pod, this.podParts)));
-    return f;
-  };
+  private readonly facts = (pod: PodObj): PodFacts => new PodFacts(pod, this.podParts);
+  private readonly known = (pod: PodObj, index: number): PodFacts | undefined => this.book.known(pod, index);
 
   compile(snapshot: Snapshot, nodeName: string, endpoints: DiscoveredEndpoint[]): CompileResult {
     for (const m of this.memos) m.nextGeneration();
@@ -276,6 +272,7 @@ export class Compiler {
       keys: this.keys,
       namespace: namespaces,
       facts: this.facts,
+      known: this.known,
       address,
     };
     // A few pods changed within the identity set: the book applies just those.
