@@ -9,6 +9,7 @@ import {
   type AddressOwner,
   type Draft,
   type Identity,
+  type Unnumbered,
   type NamespaceInfo,
   type PartInterner,
   type PodPart,
@@ -21,7 +22,7 @@ import {
 
 /** An identity key, interned: every pod and node with that key shares the record. */
 export class IdentityKey implements Numbered {
-  private made?: Draft;
+  private made?: Unnumbered;
   /** Its masked id hash, once computed (-1 before). */
   h = -1;
   /** The interner epoch it belongs to (a record from an older epoch is re-interned). */
@@ -33,10 +34,13 @@ export class IdentityKey implements Numbered {
   numbering?: object;
   /** Pods (not hostNetwork) with this primary key, as PodBook counts them. */
   uses = 0;
+  /** Its nf_ident_exact value as last encoded, and the id it encodes. */
+  private value?: Buffer;
+  private valueId = 0;
 
   constructor(
     readonly key: string,
-    private make: ((key: string) => Draft) | undefined,
+    private make: ((key: string) => Unnumbered) | undefined,
     epoch: number,
   ) {
     this.epoch = epoch;
@@ -44,12 +48,21 @@ export class IdentityKey implements Numbered {
 
   /** Its identity's content, made once, from the first pod or node met with the key
    *  (any other gives the same, but for the stand-in endpoint selectors never look at). */
-  draft(): Draft {
+  draft(): Unnumbered {
     if (!this.made) {
       this.made = this.make!(this.key);
       this.make = undefined; // what it captured (a pod, its facts) is no longer held
     }
     return this.made;
+  }
+
+  /** Its nf_ident_exact value under its id: one Buffer shared by all its addresses. */
+  encoded(encode: EncodeIdentity): Buffer {
+    if (!this.value || this.valueId !== this.id) {
+      this.value = encode(this.id);
+      this.valueId = this.id;
+    }
+    return this.value;
   }
 }
 
@@ -74,7 +87,7 @@ export class KeyInterner {
   }
 
   /** `draft` makes the key's identity content from the key. */
-  intern(key: string, draft: (key: string) => Draft): IdentityKey {
+  intern(key: string, draft: (key: string) => Unnumbered): IdentityKey {
     let r = this.table.get(key);
     if (!r) this.table.set(key, (r = new IdentityKey(key, draft, this.epoch)));
     return r;
@@ -192,11 +205,15 @@ export interface Collected {
 export interface CollectContext {
   keys: KeyInterner;
   namespace: (name: string) => NamespaceInfo;
+  /** New facts of a pod. */
   facts: (pod: PodObj) => PodFacts;
+  /** The facts the last pass made for the pod at `index`, if it was there (see PodBook). */
+  known: (pod: PodObj, index: number) => PodFacts | undefined;
   address: (ip: string) => Address;
 }
 
-/** A pod's primary identity key. */
+/** A pod's primary identity key, from new facts (asked for the node's own pods only: a
+ *  few interned lookups each, cheaper than a map from every pod to its facts). */
 export function primaryKey(pod: PodObj, c: CollectContext): IdentityKey {
   return c.facts(pod).primary(c.namespace(pod.namespace), c.keys, c.address);
 }
@@ -216,29 +233,29 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
   // (their node; a stand-in node when the node is unknown), then secondary networks.
   // One pass over the pods (the hot loop: indexed, no per-pod allocation).
   const hostPods: PodObj[] = [];
-  const multiPods: PodObj[] = [];
-  const pods = new Map<string, PodObj>();
+  const multiPods: PodFacts[] = [];
+  let pods = new Map<string, PodObj>();
   const facts: Collected['facts'] = [];
-  let duplicateNames = false;
-  const find = (pod: PodObj, name: string) => {
-    if (pods.has(name)) duplicateNames = true;
-    else pods.set(name, pod);
-  };
-  for (const pod of snapshot.pods) {
+  // One probe per pod (set, not has + set): names that do not grow the map are
+  // duplicates, and the map is then made again below, first pod of a name first.
+  for (let index = 0; index < snapshot.pods.length; index++) {
+    const pod = snapshot.pods[index];
     if (pod.hostNetwork) {
       hostPods.push(pod);
       facts.push(undefined);
-      find(pod, `${pod.namespace}/${pod.name}`);
+      pods.set(`${pod.namespace}/${pod.name}`, pod);
       continue;
     }
-    if (pod.networks.length) multiPods.push(pod);
-    const f = c.facts(pod);
+    const f = c.known(pod, index) ?? c.facts(pod);
+    if (pod.networks.length) multiPods.push(f);
     facts.push(f);
-    find(pod, f.name);
+    pods.set(f.name, pod);
     meet(f.primary(c.namespace(pod.namespace), c.keys, c.address));
     const own = f.owners;
     for (let i = 0; i < own.length; i++) owners.push(own[i]);
   }
+  const duplicateNames = pods.size !== snapshot.pods.length;
+  if (duplicateNames) pods = firstByName(snapshot.pods);
   const primaryOwners = owners.length;
   for (const node of snapshot.nodes) {
     const rec = meetNode(node);
@@ -250,9 +267,8 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
     const rec = meetNode(node);
     for (const ip of pod.ips) owners.push(owner(ip, c.address, rec, undefined, node.name));
   }
-  for (const pod of multiPods) {
+  for (const { pod, part } of multiPods) {
     const ns = c.namespace(pod.namespace);
-    const { part } = c.facts(pod);
     for (const net of pod.networks) {
       const rec = meet(
         c.keys.intern(podKey(pod, ns, part, net.network), (key) => podDraft(pod, ns, net.network, part, key)),
@@ -263,12 +279,35 @@ export function collectIdentities(snapshot: Snapshot, c: CollectContext): Collec
   return { keys, owners, primaryOwners, facts, pods, duplicateNames };
 }
 
+function firstByName(list: readonly PodObj[]): Map<string, PodObj> {
+  const out = new Map<string, PodObj>();
+  for (const pod of list) {
+    const name = `${pod.namespace}/${pod.name}`;
+    if (!out.has(name)) out.set(name, pod);
+  }
+  return out;
+}
+
 /** Identities with their ids; a function of the set of keys only. */
-export interface IdentitySet {
-  list: Identity[];
-  byId: ReadonlyMap<number, Identity>;
-  /** Stamped on every key it numbered. */
-  numbering: object;
+export class IdentitySet {
+  private index?: Map<number, Identity>;
+
+  constructor(
+    /** By id. */
+    readonly list: Identity[],
+    /** Stamped on every key it numbered. */
+    readonly numbering: object,
+  ) {}
+
+  /** Made on first use: only egress named ports look identities up by id. */
+  get byId(): ReadonlyMap<number, Identity> {
+    if (!this.index) {
+      // A loop, not a map of [id, x] pairs: 100k pairs are garbage the size of the set.
+      this.index = new Map();
+      for (const i of this.list) this.index.set(i.id, i);
+    }
+    return this.index;
+  }
 }
 
 export function assignIdentities(keys: Collected['keys']): IdentitySet {
@@ -278,13 +317,14 @@ export function assignIdentities(keys: Collected['keys']): IdentitySet {
   const numbering = {};
   const list: Identity[] = sorted.map((rec) => {
     rec.numbering = numbering;
-    return identityOf(rec.id, rec.draft());
+    // The draft is the identity, unless an earlier set gave it another id.
+    const d = rec.draft();
+    if (d.id !== 0 && d.id !== rec.id) return identityOf(rec.id, d);
+    d.id = rec.id;
+    return d;
   });
   list.sort((a, b) => a.id - b.id);
-  // Loops, not maps of [id, x] pairs: 100k pairs are garbage the size of the set.
-  const byId = new Map<number, Identity>();
-  for (const i of list) byId.set(i.id, i);
-  return { list, byId, numbering };
+  return new IdentitySet(list, numbering);
 }
 
 /** `{ id, ...d }`, written out: a spread copies through a generic path, slow at 100k. */
@@ -308,7 +348,7 @@ export type EncodeIdentity = (identity: number) => Buffer;
 export function resolveOwner(o: Owner, encode: EncodeIdentity): OwnerEntry {
   const identity = o.rec.id;
   if (o.resolved?.identity !== identity)
-    o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node, key: o.key, value: encode(identity) };
+    o.resolved = { ip: o.ip, identity, pod: o.pod, node: o.node, key: o.key, value: o.rec.encoded(encode) };
   return o.resolved;
 }
 

@@ -6,8 +6,8 @@
 import { policyName, type Direction, type Policy } from '../model/rules';
 import type { NamespaceObj, NodeObj, PodObj, Snapshot } from '../model/types';
 import { NF_MAX_RULES, NfEpFlag, NfLocalKind } from '../wire/abi';
-import { encodeAddr, encodeAddrLpmKey } from '../wire/addr';
-import { encodeU32, encodeU8, keyHex } from '../wire/bytes';
+import { encodeAddr, encodeAddrLpmKey, encodeAddrPooled } from '../wire/addr';
+import { encodeU32, encodeU32Pooled, encodeU8, keyHex } from '../wire/bytes';
 import { chunkCount, encodeEndpoint } from '../wire/endpoint';
 import { encodeLocal, type Local } from '../wire/local';
 import { type DiscoveredEndpoint, endpointKey, endpointLabel } from './endpoint';
@@ -43,6 +43,7 @@ import { POLICY_MAPS, type PolicyMapName } from '../wire/maps';
 import {
   type EndpointContext,
   type Expansion,
+  KeyedPolicy,
   PolicyIndex,
   type RuleList,
   RuleListBuilder,
@@ -146,16 +147,8 @@ function localDelivery(
   );
 }
 
-/** A copy in the shared buffer pool: the many small Buffers a compile keeps (one
- *  address and one identity per pod) then cost a view each, not an allocation. */
-function pooled(b: Buffer): Buffer {
-  const copy = Buffer.allocUnsafe(b.length);
-  b.copy(copy);
-  return copy;
-}
-
 function address(ip: string): Address {
-  const key = pooled(encodeAddr(ip));
+  const key = encodeAddrPooled(ip);
   return { key, hex: keyHex(key) };
 }
 
@@ -197,7 +190,6 @@ interface Universe {
 interface PolicySet {
   /** The policy objects it was made from (a copy: the next are compared item by item). */
   objects: readonly Policy[];
-  keys: string[];
   index: PolicyIndex;
   /** Sorted distinct policy names: a policy's id is its index. */
   names: string[];
@@ -229,7 +221,6 @@ export class Compiler {
   };
   /** Pod parts (labels and named ports) by their raw key, shared by the pods that have them. */
   private readonly parts = new Memo<LabelPart>();
-  private readonly pods = new WeakMap<PodObj, PodFacts>();
   private readonly keys = new KeyInterner();
   private readonly book = new PodBook();
   private nsIndex?: { namespaces: readonly NamespaceObj[]; index: (namespace: string) => NamespaceInfo };
@@ -267,15 +258,12 @@ export class Compiler {
 
   private readonly namespaceInfo = (ns: NamespaceObj): NamespaceInfo => {
     let info = this.namespaces.get(ns);
-    if (!info) this.namespaces.set(ns, (info = namespaceInfo(ns.labels)));
+    if (!info) this.namespaces.set(ns, (info = namespaceInfo(ns.name, ns.labels)));
     return info;
   };
   private readonly podParts: PartInterner = (raw, make) => this.parts.get(raw, make);
-  private readonly facts = (pod: PodObj): PodFacts => {
-    let f = this.pods.get(pod);
-    if (!f) this.pods.set(pod, (f = new PodFacts(pod, this.podParts)));
-    return f;
-  };
+  private readonly facts = (pod: PodObj): PodFacts => new PodFacts(pod, this.podParts);
+  private readonly known = (pod: PodObj, index: number): PodFacts | undefined => this.book.known(pod, index);
 
   compile(snapshot: Snapshot, nodeName: string, endpoints: DiscoveredEndpoint[]): CompileResult {
     for (const m of this.memos) m.nextGeneration();
@@ -284,20 +272,23 @@ export class Compiler {
       keys: this.keys,
       namespace: namespaces,
       facts: this.facts,
+      known: this.known,
       address,
     };
-    const encode = (identity: number) => pooled(encodeU32(identity));
     // A few pods changed within the identity set: the book applies just those.
     let universe = this.universe;
-    let part = this.book.update(snapshot, collect, universe?.set.numbering, encode);
+    let part = this.book.update(snapshot, collect, universe?.set.numbering, encodeU32Pooled);
     if (!part || !universe) {
       const collected = collectIdentities(snapshot, collect);
       universe = this.universeOf(collected);
-      part = this.book.full(snapshot, collected, universe.set.numbering, encode);
+      part = this.book.full(snapshot, collected, universe.set.numbering, encodeU32Pooled);
     }
+    const { set } = universe;
     const ids: Identities = {
-      list: universe.set.list,
-      byId: universe.set.byId,
+      list: set.list,
+      get byId() {
+        return set.byId;
+      },
       byAddress: part.byAddress,
       errors: part.errors,
     };
@@ -502,20 +493,20 @@ export class Compiler {
     return lists;
   }
 
-  /** The snapshot's policies with their content keys, and the sorted policy names
-   *  (policy ids). Rule lists depend on every policy (which apply, in which order). */
+  /** The snapshot's policies (content keys made when read), and the sorted policy
+   *  names (policy ids). Rule lists depend on every policy (which apply, in which order). */
   private policySet(policies: readonly Policy[]): PolicySet {
     const last = this.policies;
     if (last && sameItems(last.objects, policies)) return last;
     const patched = last && this.patched(last, policies);
     if (patched) return (this.policies = patched);
-    const keys = policies.map(this.policyKey);
-    if (!this.policies || !sameItems(this.policies.keys, keys)) {
-      const index = new PolicyIndex(policies.map((policy, i) => ({ policy, key: keys[i] })));
-      const names = [...new Set(policies.map((p) => policyName(p.ref)))].sort();
-      this.policies = { objects: policies.slice(), keys, index, names, ids: new Map(names.map((p, i) => [p, i])) };
-    } else this.policies.objects = policies.slice(); // equal content: what depends on it holds
-    return this.policies;
+    if (last && this.sameContent(last.objects, policies)) {
+      last.objects = policies.slice(); // equal content: what depends on it holds
+      return last;
+    }
+    const index = new PolicyIndex(policies.map((policy) => new KeyedPolicy(policy, this.policyKey)));
+    const names = [...new Set(policies.map((p) => policyName(p.ref)))].sort();
+    return (this.policies = { objects: policies.slice(), index, names, ids: new Map(names.map((p, i) => [p, i])) });
   }
 
   private readonly policyKey = (policy: Policy): string => {
@@ -523,6 +514,13 @@ export class Compiler {
     if (key === undefined) this.policyKeys.set(policy, (key = JSON.stringify(policy)));
     return key;
   };
+
+  /** Equal policies position by position (keys made only where the objects differ). */
+  private sameContent(a: readonly Policy[], b: readonly Policy[]): boolean {
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && this.policyKey(a[i]) !== this.policyKey(b[i])) return false;
+    return true;
+  }
 
   /** `last` with a few policies replaced in place by policies of the same name and
    *  namespace (the usual policy update): its names and ids hold, its index is patched.
@@ -533,20 +531,18 @@ export class Compiler {
     const changed: number[] = [];
     for (let i = 0; i < policies.length && changed.length <= 64; i++) if (before[i] !== policies[i]) changed.push(i);
     if (changed.length > 64) return undefined;
-    const keys = last.keys.slice();
     let index: PolicyIndex | undefined = last.index;
     for (const i of changed) {
       if (policyName(policies[i].ref) !== policyName(before[i].ref)) return undefined;
-      keys[i] = this.policyKey(policies[i]);
-      index = index.replaced(i, { policy: policies[i], key: keys[i] });
+      index = index.replaced(i, new KeyedPolicy(policies[i], this.policyKey));
       if (!index) return undefined;
     }
     // Equal content (new objects): what depends on the set holds.
-    if (sameItems(keys, last.keys)) {
+    if (this.sameContent(before, policies)) {
       last.objects = policies.slice();
       return last;
     }
-    return { objects: policies.slice(), keys, index, names: last.names, ids: last.ids };
+    return { objects: policies.slice(), index, names: last.names, ids: last.ids };
   }
 
   private table(table: number, pids: number[], content: string, rules: CompiledRule[]): CompiledTable {

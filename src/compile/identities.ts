@@ -65,10 +65,13 @@ function namedPorts(ports: ContainerPort[]): Map<string, number> {
 export interface NamespaceInfo {
   labels: Labels;
   keyText: string;
+  /** The head of its pods' primary identity keys (see podKey). */
+  podKeyHead: string;
 }
 
-export function namespaceInfo(labels: Labels): NamespaceInfo {
-  return { labels, keyText: JSON.stringify(sortedLabels(labels)) };
+export function namespaceInfo(name: string, labels: Labels): NamespaceInfo {
+  const keyText = JSON.stringify(sortedLabels(labels));
+  return { labels, keyText, podKeyHead: ['["pod"', '""', JSON.stringify(name), keyText].join(',') };
 }
 
 /** Namespace name -> labels as namespaceLabels() finds them (the first object of a
@@ -81,7 +84,7 @@ export function namespaceIndex(
   for (const ns of s.namespaces) if (!byName.has(ns.name)) byName.set(ns.name, info(ns));
   return (namespace) => {
     let hit = byName.get(namespace);
-    if (!hit) byName.set(namespace, (hit = namespaceInfo(namespaceLabels(s, namespace))));
+    if (!hit) byName.set(namespace, (hit = namespaceInfo(namespace, namespaceLabels(s, namespace))));
     return hit;
   };
 }
@@ -120,34 +123,41 @@ export function podPart(pod: PodObj, intern: PartInterner = (_, make) => make())
 // or identity are joined, not concatenated: a join is one flat string, a template a
 // tree of cons strings that stays allocated beside its flattened copy.
 export function podKey(pod: PodObj, ns: NamespaceInfo, part: PodPart, network?: string): string {
-  return ['["pod"', JSON.stringify(network ?? ''), JSON.stringify(pod.namespace), ns.keyText, part.text, ']'].join(',');
+  // On the primary network (every pod has a key there) the namespace's head is made once.
+  if (network === undefined) return [ns.podKeyHead, part.text, ']'].join(',');
+  return ['["pod"', JSON.stringify(network), JSON.stringify(pod.namespace), ns.keyText, part.text, ']'].join(',');
 }
 
 export function nodeKey(node: NodeObj): string {
   return ['["node","","",[]', JSON.stringify(sortedLabels(node.labels)), '[]]'].join(',');
 }
 
-/** The identity a pod has on a network (primary when absent). */
+/** An identity's content before a set numbers it: id 0, which no identity has. The
+ *  first identity set that numbers it takes the object itself (see assignIdentities). */
+export type Unnumbered = Identity;
+
+/** The identity a pod has on a network (primary when absent). Written out, no spread:
+ *  a full compile makes one per identity (100k). */
 export function podDraft(
   pod: PodObj,
   ns: NamespaceInfo,
   network: string | undefined,
   part: PodPart,
   key: string,
-): Draft {
-  return {
-    key,
-    endpoint: { kind: 'pod', pod },
-    ...(network !== undefined && { network }),
-    namespaceLabels: ns.labels,
-    labels: pod.labels,
-    namedPorts: part.ports,
-    description: [network ? `${network}:` : '', pod.namespace, '/', part.description].join(''),
-  };
+): Unnumbered {
+  const endpoint: Endpoint = { kind: 'pod', pod };
+  const description = [network ? `${network}:` : '', pod.namespace, '/', part.description].join('');
+  const { labels } = pod;
+  const namespaceLabels = ns.labels;
+  const namedPorts = part.ports;
+  return network === undefined
+    ? { id: 0, key, endpoint, namespaceLabels, labels, namedPorts, description }
+    : { id: 0, key, endpoint, network, namespaceLabels, labels, namedPorts, description };
 }
 
-export function nodeDraft(node: NodeObj, key = nodeKey(node)): Draft {
+export function nodeDraft(node: NodeObj, key = nodeKey(node)): Unnumbered {
   return {
+    id: 0,
     key,
     endpoint: { kind: 'node', node },
     namespaceLabels: {},

@@ -71,8 +71,34 @@ function addressMap(rest: [string, OwnerEntry][], facts: readonly (PodFacts | un
   return byAddress;
 }
 
+/** A pass's pods and their facts, by position. */
+interface LastPass {
+  pods: readonly PodObj[];
+  facts: readonly (PodFacts | undefined)[];
+  /** The same by pod, made when a pod is not where it was. */
+  byPod?: Map<PodObj, PodFacts>;
+}
+
 export class PodBook {
   private kept?: Kept;
+  /** The last pass's facts, for the next full pass to reuse: its pods mostly stand where
+   *  they stood (no map of 100k pods to facts made, or kept, while they do). */
+  private last?: LastPass;
+
+  /** The facts the last pass made for `pod`, now at `index`. */
+  known(pod: PodObj, index: number): PodFacts | undefined {
+    const last = this.last;
+    if (!last) return undefined;
+    if (last.pods[index] === pod) return last.facts[index];
+    if (!last.byPod) {
+      last.byPod = new Map();
+      for (let i = 0; i < last.pods.length; i++) {
+        const f = last.facts[i];
+        if (f) last.byPod.set(last.pods[i], f);
+      }
+    }
+    return last.byPod.get(pod);
+  }
 
   /** The pods' part from the last full pass and the pods changed since, or undefined
    *  when this snapshot needs a full pass. `numbering`: the current identity set's. */
@@ -100,8 +126,16 @@ export class PodBook {
       return undefined;
     const wasSet = new Set(was);
     const isSet = new Set(is);
-    const removed = was.filter((p) => !isSet.has(p)).map(c.facts);
-    const added = is.filter((p) => !wasSet.has(p)).map(c.facts);
+    // The kept facts of the pods that were in the run, new ones for the others.
+    const inRun = new Map<PodObj, PodFacts>();
+    for (let j = 0; j < was.length; j++) inRun.set(was[j], k.facts[head + j]!);
+    const factsOf = (p: PodObj): PodFacts => {
+      let f = inRun.get(p);
+      if (!f) inRun.set(p, (f = c.facts(p)));
+      return f;
+    };
+    const removed = was.filter((p) => !isSet.has(p)).map(factsOf);
+    const added = is.filter((p) => !wasSet.has(p)).map(factsOf);
 
     // Check everything before changing anything.
     const uses = new Map<IdentityKey, number>();
@@ -142,13 +176,13 @@ export class PodBook {
       k.pods.set(f.name, f.pod);
       for (const o of f.owners) resolveOwner(o, encode);
     }
-    const facts = k.facts.slice(0, head).concat(is.map(c.facts), k.facts.slice(k.facts.length - tail));
+    const facts = k.facts.slice(0, head).concat(is.map(factsOf), k.facts.slice(k.facts.length - tail));
     // Pods deleted, appended last, or replaced by pods of the same addresses: the
     // entries' order is the last map's with those changes made, as an overlay.
     const inPlace =
       was.length === 0
         ? tail === 0
-        : is.length === 0 || (was.length === is.length && was.every((p, i) => sameHexes(c.facts(p), c.facts(is[i]))));
+        : is.length === 0 || (was.length === is.length && was.every((p, i) => sameHexes(factsOf(p), factsOf(is[i]))));
     const edits: [string, OwnerEntry | undefined][] = [...gone].map((hex) => [hex, undefined]);
     for (const f of added) for (const o of f.owners) edits.push([o.hex, o.resolved]);
     let byAddress: Map<string, OwnerEntry> | undefined = inPlace ? OverlayMap.derive(k.byAddress, edits) : undefined;
@@ -157,12 +191,16 @@ export class PodBook {
     byAddress ??= addressMap(k.rest, facts);
     derive(byAddress, k.byAddress, changed);
     Object.assign(k, { podList: now.slice(), facts, byAddress });
+    this.last = { pods: k.podList, facts };
     return k;
   }
 
   /** The full pass over what collectIdentities found (keys numbered in `numbering`). */
   full(snapshot: Snapshot, collected: Collected, numbering: object, encode: EncodeIdentity): PodPart {
     this.kept = undefined;
+    // A copy: the next snapshot's pods are compared with these item by item.
+    const podList = snapshot.pods.slice();
+    this.last = { pods: podList, facts: collected.facts };
     const { owners, primaryOwners: n } = collected;
     const rest = ownAddresses(owners.slice(n), encode);
     const restEntries = [...rest.byAddress];
@@ -171,10 +209,13 @@ export class PodBook {
     // in the order rest, pods is what the full pass gives.
     const byAddress = rest.byAddress;
     let shared = collected.duplicateNames;
-    for (let i = 0; i < n && !shared; i++) {
+    // One probe per address: one that does not grow the map is shared (the map is then
+    // dropped for ownAddresses' own).
+    for (let i = 0, size = byAddress.size; i < n && !shared; i++) {
       const o = owners[i];
-      if (byAddress.has(o.hex)) shared = true;
-      else byAddress.set(o.hex, resolveOwner(o, encode));
+      byAddress.set(o.hex, resolveOwner(o, encode));
+      shared = byAddress.size === size;
+      size = byAddress.size;
     }
     if (shared) return { ...ownAddresses(owners, encode), pods: collected.pods };
     for (const rec of collected.keys) rec.uses = 0;
@@ -184,7 +225,7 @@ export class PodBook {
       errors: rest.errors,
       pods: collected.pods,
       // Copies: the next snapshot is compared with these item by item.
-      podList: snapshot.pods.slice(),
+      podList,
       nodes: snapshot.nodes.slice(),
       namespaces: snapshot.namespaces.slice(),
       facts: collected.facts,

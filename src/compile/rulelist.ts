@@ -48,10 +48,17 @@ export interface RuleList {
   readsAddresses: boolean;
 }
 
-/** A policy with its content key (JSON), computed once per compile. */
-export interface KeyedPolicy {
-  policy: Policy;
-  key: string;
+/** A policy with its content key (JSON). The key is made when first read: a compile
+ *  reads those of the policies its endpoints apply, not all of a cluster's. */
+export class KeyedPolicy {
+  constructor(
+    readonly policy: Policy,
+    private readonly keyOf: (policy: Policy) => string,
+  ) {}
+
+  get key(): string {
+    return this.keyOf(this.policy);
+  }
 }
 
 /** A short stand-in for a policy's content key inside the per-rule memo keys: the key

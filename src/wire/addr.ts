@@ -37,6 +37,46 @@ export function encodeAddr(ip: string): Buffer {
   return ipBytes(a);
 }
 
+/** A dotted quad as parseIp accepts it (decimal octets <= 255, no leading zeros) as a
+ *  32-bit number, or -1 for any other text (which parseIp then judges). No regex, no
+ *  bigint: a full compile encodes every pod address. */
+function dottedQuad(ip: string): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || ++dots > 3) return -1;
+      value = value * 256 + octet;
+      octet = digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return -1; // a leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return -1;
+    } else return -1;
+  }
+  return dots === 3 && digits > 0 ? value * 256 + octet : -1;
+}
+
+/** encodeAddr into a Buffer from the shared pool (a view, not an allocation of its own:
+ *  a compile keeps one per pod address). */
+export function encodeAddrPooled(ip: string): Buffer {
+  const v4 = dottedQuad(ip);
+  if (v4 < 0) {
+    const b = encodeAddr(ip);
+    const copy = Buffer.allocUnsafe(ADDR_BYTES);
+    b.copy(copy);
+    return copy;
+  }
+  const b = Buffer.allocUnsafe(ADDR_BYTES);
+  b.fill(0, 0, 10);
+  b[10] = b[11] = 0xff;
+  b.writeUInt32BE(v4, 12);
+  return b;
+}
+
 /** The 16-byte form -> text (dotted quad for IPv4-mapped, RFC 5952 IPv6 otherwise). */
 export function bytesToAddr(b: Buffer): string {
   return formatIp(bytesIp(b));

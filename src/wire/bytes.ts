@@ -33,6 +33,13 @@ export function encodeU32(v: number): Buffer {
   w32(b, 0, v);
   return b;
 }
+/** encodeU32 into a Buffer from the shared pool (a view, not an allocation of its own:
+ *  a compile keeps one per identity). */
+export function encodeU32Pooled(v: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  w32(b, 0, v);
+  return b;
+}
 export function decodeU32(b: Buffer): number {
   return r32(b, 0);
 }

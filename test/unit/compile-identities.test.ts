@@ -53,6 +53,13 @@ const endpoints: DiscoveredEndpoint[] = [
   { ifname: 'veth-pg1', ifindex: 12, kind: 'pod', pod: 'db/pg-1' },
 ];
 
+test('the addresses of one identity share one nf_ident_exact value (not a Buffer per pod)', (t) => {
+  const exact = compile(base(), 'n1', endpoints).maps.nf_ident_exact;
+  const value = (ip: string) => exact.get(keyHex(encodeAddr(ip)))!.value;
+  t.is(value('10.0.0.1'), value('10.0.0.2'), 'web-1 and web-2: one identity, one Buffer');
+  t.not(decodeU32(value('10.0.0.1')), decodeU32(value('10.0.1.1')));
+});
+
 test('a remote pod with an existing label set costs exactly one nf_ident_exact entry', (t) => {
   const s1 = base();
   const r1 = compile(s1, 'n1', endpoints);

@@ -236,3 +236,23 @@ test('warm: a policy change rebuilds only what it touches and matches a fresh co
   t.is(r3.maps.nf_peer_ident, r1.maps.nf_peer_ident);
   t.deepEqual(changes(r3, r1), {});
 });
+
+test('duplicate pod names and a pod address shared with a node: the first pod of a name is enforced, warm equals fresh', (t) => {
+  const base = snapshot({
+    namespaces: [namespace('app')],
+    nodes: [node('n1', ['192.168.0.1'])],
+    pods: [pod('app', 'web', ['10.0.0.1'], { app: 'web' }), pod('app', 'db', ['10.0.0.2'], { app: 'db' })],
+    policies: [netpol('app', 'to-web', { app: 'web' }, [rule('ingress', 0, [podsPeer('app', { app: 'db' })], null)])],
+  });
+  const dup = { ...base, pods: [...base.pods, pod('app', 'web', ['10.0.0.3'], { app: 'other' })] };
+  const shared = { ...base, pods: [...base.pods, pod('app', 'shadow', ['192.168.0.1'], { app: 'db' })] };
+  const warm = new Compiler();
+  for (const s of [base, dup, base, shared, dup, base]) t.deepEqual(compileAll(warm, s), compileAll(undefined, s));
+  const web = { ifname: 'veth-web', ifindex: 7, kind: 'pod' as const, pod: 'app/web' };
+  const r = compile(dup, 'n1', [web]);
+  t.not(r.endpoints[0].ingressTable, 0, 'the first app/web (app=web), which the policy selects');
+  t.deepEqual(r.errors, []);
+  t.deepEqual(compile(shared, 'n1', []).errors, [
+    'assign identity 192.168.0.1: address already owned by pod app/shadow',
+  ]);
+});

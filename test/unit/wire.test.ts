@@ -3,7 +3,7 @@
 import test from 'ava';
 import { formatCidr, toCidr } from '../../src/model/ip';
 import { NfCtOrig, NfDir } from '../../src/wire/abi';
-import { encodeAddr, bytesToAddr, decodeAddrLpmKey, encodeAddrLpmKey } from '../../src/wire/addr';
+import { encodeAddr, bytesToAddr, decodeAddrLpmKey, encodeAddrLpmKey, encodeAddrPooled } from '../../src/wire/addr';
 import { decodeConfig, encodeConfig } from '../../src/wire/config';
 import { decodeCt, encodeCt } from '../../src/wire/conntrack';
 import { decodeEpStatsKey, encodeEpStatsKey, sumPerCpuCounters } from '../../src/wire/counters';
@@ -39,6 +39,40 @@ test('addresses: IPv4 becomes IPv4-mapped IPv6 and back', (t) => {
     t.is(bytesToAddr(encodeAddr(a)), a);
   t.is(bytesToAddr(encodeAddr('1:0:0:2:0:0:0:3')), '1:0:0:2::3', 'longest zero run is compressed');
   t.throws(() => encodeAddr('10.1.2'), { message: /^encode address "10\.1\.2": not an IPv4 or IPv6 address/ });
+});
+
+test('addresses: the pooled encoder (a fast path for dotted quads) encodes and refuses as encodeAddr', (t) => {
+  const spellings = [
+    '10.1.2.3',
+    '0.0.0.0',
+    '255.255.255.255',
+    '192.168.100.9',
+    '1.20.255.0',
+    '::ffff:10.1.2.3',
+    'fd00::1',
+    '10.1.2',
+    '10.1.2.3.4',
+    '10.1.2.',
+    '.10.1.2',
+    '10..1.2',
+    '10.01.2.3',
+    '00.1.2.3',
+    '256.1.2.3',
+    '10.1.2.1000',
+    '10.1.2.3 ',
+    '10.1.-2.3',
+    '',
+  ];
+  for (const ip of spellings) {
+    let want: string;
+    try {
+      want = encodeAddr(ip).toString('hex');
+    } catch (e) {
+      t.throws(() => encodeAddrPooled(ip), { message: (e as Error).message }, ip);
+      continue;
+    }
+    t.is(encodeAddrPooled(ip).toString('hex'), want, ip);
+  }
 });
 
 test('CIDRs: host bits cleared, family prefix lengths, LPM keys', (t) => {
