@@ -100,14 +100,53 @@ export function addToChain(file: string, entry: ChainEntry): string {
   return out;
 }
 
+/** Take netfence-cni out of the chain of every network config in confDir that has it (the
+ *  other plugins stay as they are, in order). Returns the files changed. */
+export function removeFromChains(confDir: string): string[] {
+  const changed: string[] = [];
+  for (const name of fs
+    .readdirSync(confDir)
+    .filter((n) => n.endsWith('.conflist'))
+    .sort()) {
+    const file = path.join(confDir, name);
+    let list: ConfList;
+    try {
+      list = JSON.parse(fs.readFileSync(file, 'utf8')) as ConfList;
+    } catch {
+      continue; // not ours to judge: the runtime reports a broken config itself
+    }
+    if (!Array.isArray(list.plugins) || !list.plugins.some((p) => p?.type === PLUGIN_TYPE)) continue;
+    const plugins = list.plugins.filter((p) => p?.type !== PLUGIN_TYPE);
+    writeAtomic(file, JSON.stringify({ ...list, plugins }, null, 2) + '\n', 0o644);
+    changed.push(file);
+  }
+  return changed;
+}
+
+/** Uninstall: out of every chain first (the runtime stops calling it), then its files. */
+export function uninstall(binDir: string, confDir: string): string[] {
+  const changed = fs.existsSync(confDir) ? removeFromChains(confDir) : [];
+  fs.rmSync(path.join(binDir, PLUGIN_TYPE), { force: true });
+  fs.rmSync(path.join(binDir, FALLBACK_DIR), { recursive: true, force: true });
+  return changed;
+}
+
 function main(argv: string[]): void {
   const opts = new Command('netfence-cni-install')
     .option('--cni-bin-dir <dir>', 'host CNI binary directory', '/opt/cni/bin')
     .option('--cni-conf-dir <dir>', 'host CNI network config directory', '/etc/cni/net.d')
     .option('--agent-socket <path>', 'agent socket the plugin asks', DEFAULT_AGENT_SOCKET)
     .option('--fail-open', 'let pods start when the agent cannot be asked', false)
+    .option('--uninstall', 'take netfence-cni out of every chain and remove its files', false)
     .parse(argv)
-    .opts<{ cniBinDir: string; cniConfDir: string; agentSocket: string; failOpen: boolean }>();
+    .opts<{ cniBinDir: string; cniConfDir: string; agentSocket: string; failOpen: boolean; uninstall: boolean }>();
+  if (opts.uninstall) {
+    const changed = uninstall(opts.cniBinDir, opts.cniConfDir);
+    process.stdout.write(
+      `netfence-cni removed from ${opts.cniBinDir}${changed.length ? `, unchained in ${changed.join(', ')}` : ''}\n`,
+    );
+    return;
+  }
   installBinary(opts.cniBinDir, path.resolve(__dirname, '../..'));
   const primary = primaryConfig(opts.cniConfDir);
   if (!primary)

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { addToChain, installBinary, primaryConfig, PLUGIN_TYPE } from '../../src/cni/install';
+import { addToChain, installBinary, primaryConfig, PLUGIN_TYPE, uninstall } from '../../src/cni/install';
 
 const dist = path.resolve(__dirname, '../..');
 const entry = { type: PLUGIN_TYPE, agentSocket: '/run/netfence/agent.sock', failOpen: false };
@@ -85,4 +85,24 @@ test('unreadable configs are named in the error', (t) => {
   const f = path.join(dir, '10-bad.conflist');
   fs.writeFileSync(f, '{not json');
   t.throws(() => addToChain(f, entry), { message: new RegExp(`^read CNI config ${f}: `) });
+});
+
+test('uninstall takes netfence-cni out of every chain, then removes its files; a rerun changes nothing', (t) => {
+  const bin = tmpdir(t);
+  const dir = tmpdir(t);
+  installBinary(bin, dist);
+  fs.writeFileSync(path.join(bin, 'bridge'), 'theirs');
+  const primary = { cniVersion: '1.0.0', name: 'k8s', plugins: [{ type: 'flannel' }, { type: 'portmap' }] };
+  fs.writeFileSync(path.join(dir, '10-flannel.conflist'), JSON.stringify(primary));
+  const file = addToChain(path.join(dir, '10-flannel.conflist'), entry);
+  fs.writeFileSync(path.join(dir, '20-broken.conflist'), '{not json');
+  const other = JSON.stringify({ ...primary, name: 'other' });
+  fs.writeFileSync(path.join(dir, '30-other.conflist'), other);
+
+  t.deepEqual(uninstall(bin, dir), [file]);
+  t.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), primary, 'the other plugins stay, in order');
+  t.is(fs.readFileSync(path.join(dir, '30-other.conflist'), 'utf8'), other, 'a chain without it is not rewritten');
+  t.is(fs.readFileSync(path.join(dir, '20-broken.conflist'), 'utf8'), '{not json');
+  t.deepEqual(fs.readdirSync(bin), ['bridge'], "netfence-cni and its fallback gone, others' plugins stay");
+  t.deepEqual(uninstall(bin, dir), [], 'a rerun changes nothing');
 });
