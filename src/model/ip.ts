@@ -18,8 +18,9 @@ export interface Cidr {
 
 const BITS: Record<Family, number> = { 4: 32, 6: 128 };
 
-/** A dotted quad's value as a number (no BigInt or regex: every pod's address is one). */
-function v4Number(s: string): number | undefined {
+/** A dotted quad's value as a number, undefined for any other text (no BigInt or regex:
+ *  every pod's address is one, decoded and encoded). */
+export function dottedQuadValue(s: string): number | undefined {
   let v = 0;
   let part = 0;
   let digits = 0;
@@ -43,7 +44,7 @@ function v4Number(s: string): number | undefined {
 }
 
 function parseV4(s: string): bigint | undefined {
-  const v = v4Number(s);
+  const v = dottedQuadValue(s);
   return v === undefined ? undefined : BigInt(v);
 }
 
@@ -110,7 +111,7 @@ export function formatIp(ip: IpAddr): string {
 /** Canonical text of an address, or undefined when it is not an IP. */
 export function canonicalIp(s: string): string | undefined {
   // A dotted quad that parses is canonical already (leading zeros are refused).
-  if (typeof s === 'string' && v4Number(s) !== undefined) return s;
+  if (typeof s === 'string' && dottedQuadValue(s) !== undefined) return s;
   const ip = parseIp(s);
   return ip && formatIp(ip);
 }

@@ -2,7 +2,7 @@
 // families) and the structs keyed by it: nf_addr and nf_addr_lpm_key. Text is parsed
 // and printed by model/ip.ts, the one IP parser; this module only maps its values to
 // and from bytes. It is wire's one import from outside src/wire/.
-import { formatIp, parseIp, toCidr, type Cidr, type Family, type IpAddr } from '../model/ip';
+import { dottedQuadValue, formatIp, parseIp, toCidr, type Cidr, type Family, type IpAddr } from '../model/ip';
 import { r32, w32 } from './bytes';
 import { ADDR_BYTES, LAYOUT, alloc, checkSize } from './layout';
 
@@ -37,34 +37,11 @@ export function encodeAddr(ip: string): Buffer {
   return ipBytes(a);
 }
 
-/** A dotted quad as parseIp accepts it (decimal octets <= 255, no leading zeros) as a
- *  32-bit number, or -1 for any other text (which parseIp then judges). No regex, no
- *  bigint: a full compile encodes every pod address. */
-function dottedQuad(ip: string): number {
-  let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < ip.length; i++) {
-    const c = ip.charCodeAt(i);
-    if (c === 46 /* . */) {
-      if (digits === 0 || ++dots > 3) return -1;
-      value = value * 256 + octet;
-      octet = digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && octet === 0) return -1; // a leading zero
-      octet = octet * 10 + (c - 48);
-      if (++digits > 3 || octet > 255) return -1;
-    } else return -1;
-  }
-  return dots === 3 && digits > 0 ? value * 256 + octet : -1;
-}
-
 /** encodeAddr into a Buffer from the shared pool (a view, not an allocation of its own:
  *  a compile keeps one per pod address). */
 export function encodeAddrPooled(ip: string): Buffer {
-  const v4 = dottedQuad(ip);
-  if (v4 < 0) {
+  const v4 = dottedQuadValue(ip);
+  if (v4 === undefined) {
     const b = encodeAddr(ip);
     const copy = Buffer.allocUnsafe(ADDR_BYTES);
     b.copy(copy);
