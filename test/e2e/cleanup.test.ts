@@ -117,7 +117,9 @@ test.serial('cleanup refuses while an agent runs, then removes what the stopped 
   t.is(dry.code, 0, dry.stderr);
   t.regex(
     dry.stdout,
-    new RegExp(`would remove ingress filter of ${vethB} \\(priority 1, program \\d+ nf_tc_\\w+, no marker\\)`),
+    new RegExp(
+      `would remove ingress filter of ${vethB} \\(priority 1, handle 0x4e46, program \\d+ nf_tc_\\w+, no marker\\)`,
+    ),
   );
   t.regex(dry.stdout, /would remove (ingress|egress) hook of eth0\n/);
   t.deepEqual(await lab.probe([A_TO_B, C_TO_A]), ['deny', 'allow'], 'a dry run removes nothing');

@@ -131,6 +131,11 @@ export function execPlugin(
         resolve({ result: parsed, ms });
       },
     );
+    // A plugin may exit before it reads its config (an early error): the callback reports
+    // its outcome, the broken pipe is not a second one.
+    child.stdin?.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') reject(e);
+    });
     child.stdin?.end(JSON.stringify(config));
   });
 }
