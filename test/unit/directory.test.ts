@@ -613,3 +613,15 @@ test('a cold load shared by the main thread and a worker gives every file its ow
     Array.from({ length: 300 }, (_, i) => `n${i}`),
   );
 });
+
+test('documents decoded on a worker come back as the main thread decodes them (every kind of the demo state)', async (t) => {
+  const dir = path.join(ROOT, 'examples/demo');
+  const cache = new ParseCache(0);
+  const pooled = await loadStateDirAsync(dir, cache);
+  t.true(cache.parses > 1);
+  const here = loadStateDir(dir);
+  t.deepEqual(pooled, here);
+  t.true(here.policies.some((p) => p.ref.kind === 'ClusterNetworkPolicy'));
+  t.true(here.policies.some((p) => p.ref.kind === 'NetworkPolicy'));
+  t.true(here.services.length > 0);
+});
