@@ -261,20 +261,28 @@ export function assembleSnapshot(
 ): Snapshot {
   const s = emptySnapshot();
   for (const e of leading) s.errors.push(e);
+  // Copies are rare: a set of the identities (one insert per document) finds whether there
+  // are any, and only then are they grouped.
+  const ids = new Set<string>();
+  let withId = 0;
+  for (const docs of parts)
+    for (const d of docs)
+      if (d.id !== undefined) {
+        ids.add(d.id);
+        withId++;
+      }
+  const copied = ids.size < withId;
   // An identity's document, or every copy once it has more than one.
   const byId = new Map<string, DecodedDoc | DecodedDoc[]>();
-  let copied = false;
-  for (const docs of parts)
-    for (const d of docs) {
-      if (d.id === undefined) continue;
-      const seen = byId.get(d.id);
-      if (seen === undefined) byId.set(d.id, d);
-      else if (Array.isArray(seen)) seen.push(d);
-      else {
-        byId.set(d.id, [seen, d]);
-        copied = true;
+  if (copied)
+    for (const docs of parts)
+      for (const d of docs) {
+        if (d.id === undefined) continue;
+        const seen = byId.get(d.id);
+        if (seen === undefined) byId.set(d.id, d);
+        else if (Array.isArray(seen)) seen.push(d);
+        else byId.set(d.id, [seen, d]);
       }
-    }
   const origins = new Map<string, { file?: string }>();
   for (const docs of parts)
     for (const d of docs) {

@@ -1,5 +1,5 @@
 // A worker of parse-pool.ts: parses and decodes the files it is sent, and sends back each
-// file's documents as plain data, packed (WireDoc). A document's line finder (a closure over its text) stays
+// file's documents as JSON text, packed (WireDoc). A document's line finder (a closure over its text) stays
 // here: the errors and warnings that need a line carry it already, and the document keeps
 // the index of its YAML object, for the main thread to find lines again if it must.
 import { parentPort } from 'node:worker_threads';
@@ -11,15 +11,15 @@ import { parseYamlText } from './yaml-docs';
 function packed(d: DecodedDoc, objectIndex: number): WireDoc {
   const { id, object, key, errors, warnings } = d;
   return [
-    id,
-    object === id ? undefined : object,
-    key === undefined ? undefined : key === id ? null : key,
-    d.collection,
-    d.value,
-    d.config,
-    d.segments,
-    errors.length ? errors : undefined,
-    warnings.length ? warnings : undefined,
+    id ?? null,
+    object === id ? null : object,
+    key === undefined ? null : key === id ? 0 : key,
+    d.collection ?? null,
+    d.value ?? null,
+    d.config ?? null,
+    d.segments ?? null,
+    errors.length ? errors : null,
+    warnings.length ? warnings : null,
     objectIndex,
   ];
 }
@@ -32,4 +32,4 @@ function decodeFile({ file, text }: FileJob): WorkerFile {
 }
 
 setInterning(false);
-parentPort!.on('message', (jobs: FileJob[]) => parentPort!.postMessage(jobs.map(decodeFile)));
+parentPort!.on('message', (jobs: FileJob[]) => parentPort!.postMessage(JSON.stringify(jobs.map(decodeFile))));

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,6 +11,7 @@ import {
   snapshotFromYaml,
 } from '../../src/sources/directory';
 import { formatValidationError } from '../../src/model/snapshot';
+import { readStateDir } from '../../src/sources/state-files';
 import { DEFAULT_REDIRECT_MARK, DEFAULT_REDIRECT_TABLE, defaultConfig } from '../../src/model/config';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -611,5 +613,32 @@ test('a cold load shared by the main thread and a worker gives every file its ow
   t.deepEqual(
     pooled.namespaces.map((n) => n.name),
     Array.from({ length: 300 }, (_, i) => `n${i}`),
+  );
+});
+
+test('documents decoded on a worker come back as the main thread decodes them (every kind of the demo state)', async (t) => {
+  const dir = path.join(ROOT, 'examples/demo');
+  const cache = new ParseCache(0);
+  const pooled = await loadStateDirAsync(dir, cache);
+  t.true(cache.parses > 1);
+  const here = loadStateDir(dir);
+  t.deepEqual(pooled, here);
+  t.true(here.policies.some((p) => p.ref.kind === 'ClusterNetworkPolicy'));
+  t.true(here.policies.some((p) => p.ref.kind === 'NetworkPolicy'));
+  t.true(here.services.length > 0);
+});
+
+test('files larger than the read buffer are read whole, and the version hashes every byte of every file', async (t) => {
+  const big = `# ${'x'.repeat(200_000)}\n${NS('big')}`;
+  const files = { 'a.yaml': NS('a'), 'b/big.yaml': big, 'c.yml': '' };
+  const dir = tmpState(files);
+  const state = await readStateDir(dir);
+  t.deepEqual(state.texts, [files['a.yaml'], files['b/big.yaml'], files['c.yml']]);
+  const hash = createHash('sha256');
+  for (const [rel, text] of Object.entries(files)) hash.update(`${rel}\0`).update(text).update('\0');
+  t.is(state.version, hash.digest('hex'));
+  t.deepEqual(
+    loadStateDir(dir).namespaces.map((n) => n.name),
+    ['a', 'big'],
   );
 });
