@@ -471,7 +471,7 @@ export class Compiler {
     if (!this.universe || !numbersExactly(this.universe.set, collected.keys)) {
       const set = assignIdentities(collected.keys);
       const descriptions = new Map<number, string>();
-      for (const i of set.list) descriptions.set(i.id, i.description);
+      for (let i = 0; i < set.list.length; i++) descriptions.set(set.list[i].id, set.list[i].description);
       this.universe = { set, selection: new Selection(set.list), descriptions };
       this.expansions.clear();
       this.lists.clear();
