@@ -96,9 +96,18 @@ Napi::Value MapDelete(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
-// Concatenates an array of equally sized Buffers, checking each one's size.
+// Concatenates an array of equally sized Buffers, checking each one's size; or takes one
+// Buffer of elements back to back (100k entries cost one argument, not 100k element reads).
 std::vector<uint8_t> Pack(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* verb, const MapView& m,
                           const char* field, size_t size) {
+  if (info.Length() > i && info[i].IsBuffer()) {
+    auto b = info[i].As<Napi::Buffer<uint8_t>>();
+    if (b.Length() % size)
+      ThrowArg(info.Env(), fn,
+               std::string(field) + "s is " + std::to_string(b.Length()) + " bytes, not a multiple of " +
+                   std::to_string(size));
+    return std::vector<uint8_t>(b.Data(), b.Data() + b.Length());
+  }
   if (info.Length() <= i || !info[i].IsArray()) ThrowArg(info.Env(), fn, std::string(field) + "s must be an array");
   Napi::Array arr = info[i].As<Napi::Array>();
   std::vector<uint8_t> out(arr.Length() * size);
@@ -106,7 +115,10 @@ std::vector<uint8_t> Pack(const Napi::CallbackInfo& info, size_t i, const char* 
     Napi::Value v = arr.Get(j);
     if (!v.IsBuffer()) ThrowArg(info.Env(), fn, std::string(field) + "s[" + std::to_string(j) + "] must be a Buffer");
     auto b = v.As<Napi::Buffer<uint8_t>>();
-    CheckSize(info.Env(), fn, verb, m, (std::string(field) + "s[" + std::to_string(j) + "]").c_str(), b.Length(), size);
+    // The element's name only on a mismatch: built for each of 100k entries it cost more than the copy.
+    if (b.Length() != size)
+      CheckSize(info.Env(), fn, verb, m, (std::string(field) + "s[" + std::to_string(j) + "]").c_str(), b.Length(),
+                size);
     memcpy(out.data() + j * size, b.Data(), size);
   }
   return out;

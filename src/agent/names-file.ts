@@ -65,7 +65,7 @@ export function namesFromCompile(
     policies: compiled.policies,
     rules: compiled.rules,
     endpoints: compiled.endpoints,
-    identities: Object.fromEntries(Object.entries(compiled.identities).map(([k, v]) => [String(k), v])),
+    identities: Object.fromEntries(compiled.identities),
     pods,
     isolation: isolationNames(snapshot, compiled),
   };

@@ -63,7 +63,7 @@ function json(node: string, r: CompileResult): string {
       tables: tables(r),
       maps: Object.fromEntries(Object.entries(r.maps).map(([m, c]) => [m, c.size])),
       policies: r.policies,
-      identities: r.identities,
+      identities: Object.fromEntries(r.identities),
       errors: r.errors,
     },
     null,

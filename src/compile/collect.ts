@@ -311,7 +311,12 @@ export class IdentitySet {
 }
 
 export function assignIdentities(keys: Collected['keys']): IdentitySet {
-  for (const rec of keys) if (rec.h < 0) rec.h = maskedHash('identity', idHash('identity', rec.key));
+  // Indexed loops over the 100k keys: a for-of run before it is optimized allocates a
+  // result object per step (MBs of garbage in a first compile).
+  for (let i = 0; i < keys.length; i++) {
+    const rec = keys[i];
+    if (rec.h < 0) rec.h = maskedHash('identity', idHash('identity', rec.key));
+  }
   const sorted = keys.slice();
   probeIds(sorted, 'identity');
   const numbering = {};

@@ -184,7 +184,7 @@ interface Universe {
   set: IdentitySet;
   selection: Selection;
   /** identity id -> description, as CompileResult.identities. */
-  descriptions: Record<number, string>;
+  descriptions: ReadonlyMap<number, string>;
 }
 
 interface PolicySet {
@@ -470,8 +470,8 @@ export class Compiler {
     // Ids and all that depends on them are a function of the key set, not its order.
     if (!this.universe || !numbersExactly(this.universe.set, collected.keys)) {
       const set = assignIdentities(collected.keys);
-      const descriptions: Universe['descriptions'] = {};
-      for (const i of set.list) descriptions[i.id] = i.description;
+      const descriptions = new Map<number, string>();
+      for (let i = 0; i < set.list.length; i++) descriptions.set(set.list[i].id, set.list[i].description);
       this.universe = { set, selection: new Selection(set.list), descriptions };
       this.expansions.clear();
       this.lists.clear();

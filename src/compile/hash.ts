@@ -62,7 +62,8 @@ export function probeIds(entries: Numbered[], kind: IdKind): void {
   // increasing and every id from an entry's hash up to the last id given is taken:
   // the first free one is the hash or the one after the last, no set needed.
   let last = -1;
-  for (const e of entries) {
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
     let id = Math.max(e.h, last + 1);
     while (id === 0 || reserved.has(id)) id++;
     if (id > mask) return probeWrapping(entries, mask, reserved);

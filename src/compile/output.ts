@@ -71,8 +71,9 @@ export interface CompileResult {
   rules: CompiledRuleInfo[];
   /** policy_id -> policy name (index = id). */
   policies: string[];
-  /** identity id -> description ("ns/labels" or "node/labels"). */
-  identities: Record<number, string>;
+  /** identity id -> description ("ns/labels" or "node/labels"), ids ascending. A Map:
+   *  at 100k identities a record of integer keys costs several times more to fill. */
+  identities: ReadonlyMap<number, string>;
   errors: string[];
   /** The entries of every endpoint's isolation tables (CompiledEndpoint.isolationTables),
    *  written by reconcile only when an endpoint falls back to one. */

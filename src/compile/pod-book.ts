@@ -218,8 +218,13 @@ export class PodBook {
       size = byAddress.size;
     }
     if (shared) return { ...ownAddresses(owners, encode), pods: collected.pods };
-    for (const rec of collected.keys) rec.uses = 0;
-    for (const f of collected.facts) if (f?.key) f.key.uses++;
+    // (Indexed: see assignIdentities.)
+    const { keys, facts } = collected;
+    for (let i = 0; i < keys.length; i++) keys[i].uses = 0;
+    for (let i = 0; i < facts.length; i++) {
+      const key = facts[i]?.key;
+      if (key) key.uses++;
+    }
     this.kept = {
       byAddress,
       errors: rest.errors,

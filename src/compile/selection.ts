@@ -36,7 +36,8 @@ export class Selection {
 
   /** `identities`: every identity, by id. */
   constructor(identities: readonly Identity[]) {
-    for (const id of identities) {
+    for (let i = 0; i < identities.length; i++) {
+      const id = identities[i];
       const net = this.index(id.network);
       net.all.push(id);
       if (id.endpoint.kind === 'node') {

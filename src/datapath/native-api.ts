@@ -173,8 +173,9 @@ export interface NativeAddon {
   mapLookup(fd: number, key: Buffer): Buffer | null;
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(fd: number, key: Buffer): boolean; // false when absent
-  mapUpdateBatch(fd: number, keys: Buffer[], values: Buffer[]): void;
-  mapDeleteBatch(fd: number, keys: Buffer[]): number; // deleted count
+  /** Keys and values: arrays of Buffers, or each one Buffer of its elements back to back. */
+  mapUpdateBatch(fd: number, keys: Buffer[] | Buffer, values: Buffer[] | Buffer): void;
+  mapDeleteBatch(fd: number, keys: Buffer[] | Buffer): number; // deleted count
   /** All keys (get_next_key walk). */
   mapKeys(fd: number): Buffer[];
   possibleCpus(): number;

@@ -57,7 +57,7 @@ export class Journal {
   write(map: PolicyMapName, entries: Entry[], counts: Counts): void {
     if (entries.length === 0) return;
     for (const e of entries)
-      this.undo.push({ map, key: e.key, prev: this.actual[map].get(keyHex(e.key))?.value ?? null });
+      this.undo.push({ map, key: e.key, prev: this.actual[map].get(e.hex ?? keyHex(e.key))?.value ?? null });
     try {
       if (entries.length > 1 && this.io.supportsBatch(map)) {
         this.io.updateBatch(

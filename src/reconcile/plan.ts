@@ -10,6 +10,8 @@ export type ActualMaps = Record<PolicyMapName, MapContent>;
 export interface Entry {
   key: Buffer;
   value: Buffer;
+  /** The key's hex, when the diff had it (the journal looks the key up by it). */
+  hex?: string;
 }
 
 export interface MapDiff {
@@ -53,7 +55,7 @@ export function diffMap(map: PolicyMapName, desired: MapContent, actual: MapCont
   }
   const updates: Entry[] = changed.sort().map((hex) => {
     const want = desired.get(hex)!;
-    return { key: want.key, value: want.value };
+    return { key: want.key, value: want.value, hex };
   });
   return { map, updates, deletes: gone.sort().map((hex) => actual.get(hex)!.key) };
 }

@@ -58,6 +58,31 @@ test('batch update, key walk and batch delete skipping absent keys', (t) => {
   t.deepEqual(native.mapKeys(hashMap(t)), []);
 });
 
+test('batch update and delete of packed keys and values (elements back to back)', (t) => {
+  const fd = hashMap(t, 8);
+  native.mapUpdateBatch(fd, Buffer.concat([u32(1), u32(2), u32(3)]), Buffer.concat([u64(10n), u64(20n), u64(30n)]));
+  t.deepEqual(sortedKeys(fd), [1, 2, 3]);
+  t.deepEqual(native.mapLookup(fd, u32(3)), u64(30n));
+  t.is(native.mapDeleteBatch(fd, Buffer.concat([u32(1), u32(99), u32(2)])), 2);
+  t.deepEqual(sortedKeys(fd), [3]);
+  // A length that is no whole number of elements, or counts that differ, is refused.
+  const e = throwsNative(
+    t,
+    () => native.mapUpdateBatch(fd, Buffer.alloc(6), Buffer.alloc(8)),
+    'EINVAL',
+    'mapUpdateBatch',
+  );
+  t.regex(e.message, /keys is 6 bytes, not a multiple of 4/);
+  throwsNative(
+    t,
+    () => native.mapUpdateBatch(fd, Buffer.concat([u32(4), u32(5)]), u64(4n)),
+    'EINVAL',
+    'mapUpdateBatch',
+  );
+  throwsNative(t, () => native.mapDeleteBatch(fd, Buffer.alloc(3)), 'EINVAL', 'mapDeleteBatch');
+  t.deepEqual(sortedKeys(fd), [3]);
+});
+
 test('per-CPU values span every possible CPU, 8-byte aligned', (t) => {
   const cpus = native.possibleCpus();
   t.true(cpus >= 1);

@@ -95,12 +95,12 @@ test('a new label set selected by a rule gets a new identity and changes the tab
   const s2 = base();
   s2.pods.push(pod('app', 'web-canary', ['10.0.0.9'], { app: 'web', track: 'canary' }, { nodeName: 'n2' }));
   const r2 = compile(s2, 'n1', endpoints);
-  const ids1 = new Set(Object.keys(r1.identities));
-  const added = Object.keys(r2.identities).filter((i) => !ids1.has(i));
+  const ids1 = new Set(r1.identities.keys());
+  const added = [...r2.identities.keys()].filter((i) => !ids1.has(i));
   t.is(added.length, 1);
-  t.regex(r2.identities[Number(added[0])], /^app\/app=web,track=canary/);
+  t.regex(r2.identities.get(added[0])!, /^app\/app=web,track=canary/);
   // Every identity that existed keeps its id.
-  for (const i of ids1) t.is(r2.identities[Number(i)], r1.identities[Number(i)]);
+  for (const i of ids1) t.is(r2.identities.get(i), r1.identities.get(i));
   const pg1 = r1.endpoints.find((e) => e.pod === 'db/pg-1')!;
   const pg2 = r2.endpoints.find((e) => e.pod === 'db/pg-1')!;
   t.not(pg2.ingressTable, pg1.ingressTable, 'pg ingress now selects one more identity');
@@ -116,7 +116,7 @@ test('hostNetwork pods are their node: same identity as the node address', (t) =
   t.deepEqual(r.errors, []);
   const idOf = (ip: string) => decodeU32(r.maps.nf_ident_exact.get(keyHex(encodeAddr(ip)))!.value);
   t.is(idOf('192.168.0.77'), idOf('192.168.0.2'));
-  t.regex(r.identities[idOf('192.168.0.2')], /^node\//);
+  t.regex(r.identities.get(idOf('192.168.0.2'))!, /^node\//);
 });
 
 test('table ids keep to 24 bits (the top byte keys chunks): probing wraps there and skips 0 and NF_TABLE_DENY; other ids use 32', (t) => {

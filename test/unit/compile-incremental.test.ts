@@ -18,7 +18,7 @@ function serialize(r: CompileResult): string {
     m,
     [...c].map(([hex, e]) => `${hex}=${e.key.toString('hex')}:${e.value.toString('hex')}`),
   ]);
-  return JSON.stringify([maps, r.endpoints, r.rules, r.policies, r.identities, r.errors]);
+  return JSON.stringify([maps, r.endpoints, r.rules, r.policies, [...r.identities], r.errors]);
 }
 
 function compileAll(compiler: Compiler | undefined, s: Snapshot): string[] {

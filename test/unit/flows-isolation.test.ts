@@ -115,7 +115,7 @@ test('isolation drops name the isolating policies of that endpoint and direction
 });
 
 test("the agent's context built with the names file's isolation names blames the same policies", (t) => {
-  const names = namesFromCompile({ ...COMPILED, identities: {} }, SNAPSHOT, {
+  const names = namesFromCompile({ ...COMPILED, identities: new Map() }, SNAPSHOT, {
     bpffsRoot: '/sys/fs/bpf/x',
     node: 'n1',
     generation: 1,
