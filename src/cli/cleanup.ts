@@ -23,9 +23,10 @@ Run it where the agent ran (the node's network namespace, its bpffs and /run), a
 agent is stopped (DaemonSet deleted): it refuses while an agent holds the bpffs root.
 Removes, and prints each:
   - netfence's tc hooks: the TCX links pinned under <root>/links, the clsact filters of
-    the markers under <root>/filters, and every other clsact filter at netfence's handle
-    (0x4e46) whose program is netfence's (nf_tc_ingress, nf_tc_egress), on every interface
-    of this network namespace (markers lost, bpffs root removed);
+    the markers under <root>/filters, and every other clsact filter at netfence's places
+    (handle 0x4e46 at priority 1 or 0x4e46, the spare handle 0x4e47 at priority 1) whose
+    program is netfence's (nf_tc_ingress, nf_tc_egress), on every interface of this
+    network namespace (markers lost, bpffs root removed);
   - the transparent tunnel's ip rules and routes (protocol 0x4e, the configured table);
   - the pinned maps and programs under the bpffs root, and the root once empty;
   - the agent's files in /run/netfence/<hash of the root>/ and its sockets no one serves.
