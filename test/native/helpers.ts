@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { native } from '../../src/datapath/native';
 import type { NativeError } from '../../src/datapath/native-api';
 
 export const root = path.resolve(__dirname, '../../..');
@@ -29,6 +30,16 @@ export function pinDir(t: ExecutionContext): string {
   fs.mkdirSync(dir);
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** The fixture's nt_classify program pinned in a test bpffs directory (what
+ *  `tc filter add ... bpf da pinned PATH` takes): its path. */
+export function pinnedClassifier(t: ExecutionContext): string {
+  const h = native.openObject(fixtureObject(), {});
+  t.teardown(() => h.close());
+  const pin = `${pinDir(t)}/prog`;
+  native.pin(h.programs().find((p) => p.name === 'nt_classify')!.fd, pin);
+  return pin;
 }
 
 export function run(cmd: string, args: string[]): string {

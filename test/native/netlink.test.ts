@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../src/datapath/native';
 import type { LinkEvent, Route, RouteRule } from '../../src/datapath/native-api';
-import { fixtureObject, netnsAdd, pinDir, run, throwsNative } from './helpers';
+import { netnsAdd, pinnedClassifier, run, throwsNative } from './helpers';
 
 const NF_PROTO = 0x4e;
 
@@ -392,10 +392,7 @@ test.serial('linkWatch: tc deletions that may take our filter (clsact qdisc, pri
 test.serial(
   'linkWatch: a burst of tc changes it does not report (the agent attaching hooks) overflows nothing',
   async (t) => {
-    const h = native.openObject(fixtureObject(), {});
-    t.teardown(() => h.close());
-    const pin = `${pinDir(t)}/prog`;
-    native.pin(h.programs().find((p) => p.name === 'nt_classify')!.fd, pin);
+    const pin = pinnedClassifier(t);
     let overflows = 0;
     const names: string[] = [];
     const w = native.linkWatch((ev) => {
@@ -422,10 +419,7 @@ test.serial(
 test.serial(
   'linkWatch: a cls_bpf filter added at our priority is reported, ours (and its spare) are not',
   async (t) => {
-    const h = native.openObject(fixtureObject(), {});
-    t.teardown(() => h.close());
-    const pin = `${pinDir(t)}/prog`;
-    native.pin(h.programs().find((p) => p.name === 'nt_classify')!.fd, pin);
+    const pin = pinnedClassifier(t);
     const all: LinkEvent[] = [];
     const w = native.linkWatch((ev) => all.push(ev));
     t.teardown(() => w.close());
