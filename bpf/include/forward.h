@@ -105,22 +105,39 @@ static __always_inline int nf_tunnel(struct __sk_buff *skb, const struct nf_pkt 
 	return TC_ACT_OK;
 }
 
-/* What routing the packet (TTL / hop limit `ttl` > 1) to local pod `to` does to it:
- * the Ethernet addresses of a frame from the pod's host veth, TTL - 1. 0 if done. */
-static __always_inline int nf_forward_rewrite(struct __sk_buff *skb, int family, __u8 ttl, const struct nf_local *to)
+/* What routing the packet (an untagged IP packet of family `family` whose TTL /
+ * hop limit nf_ttl found > 1) to local pod `to` does to it: the Ethernet addresses
+ * of a frame from the pod's host veth, TTL - 1. Direct packet writes: one helper
+ * call per field cost ~15 % of a run in situ. 0 if done, -1 (nothing written) if
+ * the headers are no longer there. */
+static __always_inline int nf_forward_rewrite(struct __sk_buff *skb, int family, const struct nf_local *to)
 {
-	if (bpf_skb_store_bytes(skb, 0, to->pod_mac, 2 * ETH_ALEN, 0))
-		return -1;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
 	if (family == 6) {
-		ttl--;
-		return bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, hop_limit), &ttl, 1, 0);
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		ip6->hop_limit--;
+	} else {
+		struct iphdr *ip = (void *)(eth + 1);
+		__u32 check;
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		/* the TTL is the high byte of its 16-bit word: the one's complement sum
+		 * grows by 0x0100 (RFC 1624, as the kernel's ip_decrease_ttl) */
+		check = ip->check;
+		check += bpf_htons(0x0100);
+		ip->check = (__u16)(check + (check >= 0xffff));
+		ip->ttl--;
 	}
-	/* the TTL is the high byte of its 16-bit checksum word */
-	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), bpf_htons(ttl << 8),
-				bpf_htons((__u8)(ttl - 1) << 8), 2))
-		return -1;
-	ttl--;
-	return bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, ttl), &ttl, 1, 0);
+	__builtin_memcpy(eth->h_dest, to->pod_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, to->host_mac, ETH_ALEN);
+	return 0;
 }
 
 /* The TTL / hop limit of an untagged IP packet p, 0 if it is not one. */
@@ -160,7 +177,6 @@ static __always_inline int nf_deliver_local(struct __sk_buff *skb, const struct 
 {
 	const struct nf_endpoint *dep;
 	const struct nf_local *l;
-	__u8 ttl;
 	__u32 dif;
 
 	if (!(p->ct & NF_PKT_CT_LOOKUP) || skb->pkt_type != PACKET_HOST || (s->reply_ct_flags & NF_CT_F_NO_TUNNEL))
@@ -172,12 +188,11 @@ static __always_inline int nf_deliver_local(struct __sk_buff *skb, const struct 
 	dep = nf_endpoint_of(dif);
 	if (!dep || !(dep->flags & NF_EP_F_LOCAL_DELIVERY))
 		return TC_ACT_OK;
-	ttl = nf_ttl(skb, p);
-	if (ttl <= 1)
+	if (nf_ttl(skb, p) <= 1)
 		return TC_ACT_OK;
 	if (!nf_allow(dep, s, NULL, NF_DIR_INGRESS, 0, dif))
 		return TC_ACT_SHOT;
-	if (nf_forward_rewrite(skb, p->family, ttl, l))
+	if (nf_forward_rewrite(skb, p->family, l))
 		return TC_ACT_SHOT; /* a half-rewritten packet must not go anywhere */
 	return bpf_redirect_peer(dif, 0);
 }
