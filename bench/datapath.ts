@@ -95,6 +95,8 @@ export function writePodEndpoint(
     egressChunks: 0,
     flags: NfEpFlag.POD | (veth ? NfEpFlag.LOCAL_DELIVERY : 0),
     revision: 1,
+    // a slot per endpoint, as the reconciler gives them (ids here are small and distinct)
+    statsSlot: id,
   };
   addon.mapUpdate(o.map('nf_endpoints').fd, encodeU32(ifindex), encodeEndpoint(ep));
   if (veth) {

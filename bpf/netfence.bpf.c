@@ -66,7 +66,7 @@ static __always_inline int nf_pod_passes_unparsed(const struct nf_endpoint *ep, 
 static __always_inline int nf_pass_unparsed(const struct __sk_buff *skb, const struct nf_endpoint *ep, __u8 dir)
 {
 	if (skb->protocol == bpf_htons(ETH_P_IP) || skb->protocol == bpf_htons(ETH_P_IPV6))
-		nf_count_ep(ep->id, dir, NF_EP_ALLOWED, skb->len);
+		nf_count_ep(ep->stats_slot, dir, NF_EP_ALLOWED, skb->len);
 	return TC_ACT_OK;
 }
 

@@ -24,6 +24,7 @@ static __always_inline void nf_drop_from_verdict(struct nf_drop *d, const struct
 						 __u8 reason)
 {
 	d->ep_id = ep->id;
+	d->stats_slot = ep->stats_slot;
 	d->dir = dir;
 	d->table = table;
 	d->policy_id = v->policy_id;
@@ -265,7 +266,7 @@ __noinline int nf_do_drop(const struct nf_drop *d, const struct nf_pkt *p, __u32
 
 	if (!d || !p)
 		return TC_ACT_SHOT;
-	nf_count_ep(d->ep_id, d->dir, NF_EP_DENIED, p->len);
+	nf_count_ep(d->stats_slot, d->dir, NF_EP_DENIED, p->len);
 	nf_emit_drop(d, p, ifindex, cfg ? cfg->events_per_sec : 0);
 	return TC_ACT_SHOT;
 }
@@ -280,6 +281,7 @@ static __always_inline int nf_drop_malformed(const struct nf_endpoint *ep, __u8 
 	if (ep->table[dir & 1] == NF_TABLE_NONE)
 		return TC_ACT_OK;
 	d->ep_id = ep->id;
+	d->stats_slot = ep->stats_slot;
 	d->dir = dir;
 	d->table = ep->table[dir & 1];
 	d->rule_index = NF_RULE_DEFAULT;
@@ -295,7 +297,7 @@ static __always_inline int nf_allow(const struct nf_endpoint *ep, struct nf_scra
 		nf_do_drop(&s->d, &s->p, ifindex);
 		return 0;
 	}
-	nf_count_ep(ep->id, dir, NF_EP_ALLOWED, s->p.len);
+	nf_count_ep(ep->stats_slot, dir, NF_EP_ALLOWED, s->p.len);
 	return 1;
 }
 

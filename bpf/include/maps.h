@@ -49,17 +49,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nf_config SEC(".maps");
 
-/* LRU: ids of endpoints that are gone stop being touched and age out, so the map
- * never fills up with them. Sized for 4096 endpoints with traffic (x 2 directions
- * x 2 verdicts), not for every nf_endpoints entry: values are per CPU and
- * preallocated (16 B x CPUs each); past that the least recently active age out. */
+/* NF_EP_SLOTS endpoints x 2 directions x 2 verdicts (NF_EP_COUNTER_INDEX), not
+ * one per nf_endpoints entry: values are per CPU (16 B x CPUs each). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
-	__type(key, struct nf_ep_stats_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
 	__type(value, struct nf_counter);
-	__uint(max_entries, 16384);
+	__uint(max_entries, NF_EP_SLOTS * 4);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nf_ep_stats SEC(".maps");
+} nf_ep_counters SEC(".maps");
 
 /* Endpoints, by id & NF_STACK_ARRIVALS_MASK, that have had a flow flagged
  * NF_CT_F_NO_TUNNEL (it reached them through the node's stack). Only their tc

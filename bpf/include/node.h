@@ -85,15 +85,11 @@ static __always_inline int nf_is_local_kind(const __u8 *addr, __u32 kind)
 	return l && l->kind == kind;
 }
 
-/* Count a decided packet on its endpoint. */
-static __always_inline int nf_count_ep(__u32 ep_id, __u32 dir, __u32 verdict, __u32 bytes)
+/* Count a decided packet on its endpoint's counter slot (slot 0: not counted). */
+static __always_inline void nf_count_ep(__u32 slot, __u32 dir, __u32 verdict, __u32 bytes)
 {
-	struct nf_ep_stats_key k = {};
-
-	k.ep_id = ep_id;
-	k.dir = dir;
-	k.verdict = verdict;
-	return nf_count_key(&nf_ep_stats, &k, bytes);
+	if (slot)
+		nf_count_index(&nf_ep_counters, NF_EP_COUNTER_INDEX(slot, dir & 1, verdict & 1), bytes);
 }
 
 #endif /* NF_NODE_H */

@@ -19,6 +19,8 @@ struct nf_drop {
 	__u8 reason;
 	__u8 action;
 	__u8 _pad;
+	__u16 stats_slot; /* the endpoint's (nf_count_ep) */
+	__u16 _pad2;
 };
 
 /* Per-packet state of the hook roles, kept off the stack (map nf_scratch): the

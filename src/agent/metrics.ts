@@ -1,13 +1,13 @@
 // Prometheus metrics of the agent (prom-client). Datapath counters are read from the
 // pinned maps at scrape time, so they are the kernel's own numbers and outlive agent
-// restarts: nf_ep_stats (every packet the classifier decided, per endpoint, direction and
+// restarts: nf_ep_counters (every packet the classifier decided, per endpoint, direction and
 // verdict), nf_rule_stats (policy evaluations per rule) and nf_reason_stats (drops per
 // reason). Names of endpoints and rules come from the last applied compile result.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CompileResult } from '../compile/output';
 import { NF_REASON_DESC, NfDir, NfReason, NfEpVerdict } from '../wire/abi';
 import { encodeU32 } from '../wire/bytes';
-import { encodeEpStatsKey, sumPerCpuCounters, type Counter as NfCounter } from '../wire/counters';
+import { epCounterKey, sumPerCpuCounters, type Counter as NfCounter } from '../wire/counters';
 import { encodeRuleKey } from '../wire/tables';
 import type { MapInfo, NativeAddon } from '../datapath/native-api';
 
@@ -108,17 +108,19 @@ export class AgentMetrics {
         registers: [this.registry],
         collect() {
           this.reset();
-          for (const ep of src.compiled()?.endpoints ?? [])
+          for (const ep of src.compiled()?.endpoints ?? []) {
+            if (ep.statsSlot === 0) continue; // no slot was free: not counted
             for (const [direction, dir] of DIRECTIONS)
               for (const [verdict, v] of VERDICTS) {
-                const c = readCounter(src, 'nf_ep_stats', encodeEpStatsKey({ epId: ep.id, dir, verdict: v }));
+                const c = readCounter(src, 'nf_ep_counters', epCounterKey(ep.statsSlot, dir, v));
                 if (c) this.inc({ endpoint: ep.ifname, pod: ep.pod ?? '', direction, verdict }, Number(c[field]));
               }
+          }
         },
       });
     endpointCounter(
       'netfence_endpoint_packets',
-      'packets the classifier decided for an endpoint (established flows and replies included; from nf_ep_stats)',
+      'packets the classifier decided for an endpoint (established flows and replies included; from nf_ep_counters)',
       'packets',
     );
     endpointCounter('netfence_endpoint_bytes', 'bytes of the packets counted by netfence_endpoint_packets', 'bytes');

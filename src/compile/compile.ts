@@ -51,6 +51,7 @@ import {
 } from './rulelist';
 import type { CompiledRule } from './ruleset';
 import { Selection } from './selection';
+import { statsSlots } from './stats-slots';
 import { NO_POLICY_ID } from './synthetic';
 import { TABLE_MAPS, type TableEntry, type TableMapName, isTableMap, putEntries, tableEntries } from './tables';
 
@@ -382,6 +383,7 @@ export class Compiler {
       'endpoint',
       this.idHash,
     );
+    const slots = statsSlots(lists.map((l) => l.r.ep.ifindex));
     const table = (rules: (typeof lists)[number]['rules'], d: Direction) =>
       rules[d].rules.length ? tableIds.get(rules[d].content)! : 0;
     const node = nodeFlags(
@@ -400,6 +402,7 @@ export class Compiler {
         // Changes whenever either table changes (tables are content-addressed over
         // resolved identity sets, so a new identity a rule selects is a new table).
         revision: endpointRevision(tables[0], tables[1], this.hash),
+        statsSlot: slots.get(r.ep.ifindex)!,
       };
       const ce: CompiledEndpoint = {
         ifname: r.ep.ifname,
@@ -429,6 +432,7 @@ export class Compiler {
         entry.ingressChunks,
         entry.egressChunks,
         entry.flags,
+        entry.statsSlot,
       ].join('\0');
       entries('nf_endpoints', what, () => ({
         key: encodeU32(ce.ifindex),

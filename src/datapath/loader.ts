@@ -32,7 +32,7 @@ const PROGS = 'progs';
 /** netfence's tc programs (their names tell its filters from other owners'). */
 export const PROGRAMS = ['nf_tc_ingress', 'nf_tc_egress'] as const;
 /** Every map the agent and its programs use: adoption needs all of them pinned. A map
- *  that pins of an older object lack (e.g. nf_ep_stats) makes the load take the normal
+ *  that pins of an older object lack (e.g. nf_ep_counters) makes the load take the normal
  *  path: libbpf reuses the compatible pins and creates and pins the new map. */
 const RUNTIME_MAPS = [
   'nf_config',
@@ -41,13 +41,16 @@ const RUNTIME_MAPS = [
   'nf_rule_stats',
   'nf_reason_stats',
   'nf_ratelimit',
-  'nf_ep_stats',
+  'nf_ep_counters',
   'nf_stack_arrivals',
   ...POLICY_MAPS,
 ];
 /** What the agent cannot recompute from a snapshot: carried over by a migration of the same
  *  layout (the policy maps are filled by the first reconcile, the rest starts empty). */
-const CARRIED_MAPS = ['nf_ct', 'nf_stack_arrivals', 'nf_rule_stats', 'nf_ep_stats'];
+const CARRIED_MAPS = ['nf_ct', 'nf_stack_arrivals', 'nf_rule_stats', 'nf_ep_counters'];
+/** Pins of maps no object has any more (nf_ep_stats: the counters before nf_ep_counters).
+ *  Removed at load: programs still attached keep theirs open until they are replaced. */
+const OBSOLETE_PINS = ['nf_ep_stats'];
 
 /** Map, the capacity field that sizes it, and the factor (nf_local_addrs: an IPv4 and an IPv6
  *  address per endpoint). `fits`: its pinned content must fit a new size (the policy maps);
@@ -259,6 +262,7 @@ export function loadDatapath(addon: NativeAddon, opts: LoadOptions): Datapath {
     fs.rmdirSync(staging);
   }
 
+  for (const name of OBSOLETE_PINS) fs.rmSync(path.join(root, name), { force: true });
   let reason: string | undefined;
   const version = pinnedLayoutVersion(addon, root);
   if (version !== undefined && version !== 0 && version !== NF_LAYOUT_VERSION) {

@@ -190,6 +190,15 @@ function fellBack(p: Pass, ep: CompiledEndpoint, r: Resolution): void {
   });
 }
 
+/** Before entry `value` replaces `old` (if any): its counter slot starts from zero unless
+ *  the entry in place is the same endpoint's on that slot already. */
+function takeSlot(p: Pass, value: Buffer, old: Buffer | undefined): void {
+  const next = decodeEndpoint(value);
+  const was = old && decodeEndpoint(old);
+  if (next.statsSlot !== 0 && !(was && was.id === next.id && was.statsSlot === next.statsSlot))
+    p.io.zeroEndpointCounters(next.statsSlot);
+}
+
 /** Phase 2: a new endpoint in one transaction: its exclusive tables, its programs, its entry. */
 function programNew(p: Pass, ep: CompiledEndpoint): void {
   const key = epKey(ep);
@@ -199,7 +208,8 @@ function programNew(p: Pass, ep: CompiledEndpoint): void {
   try {
     const entry = p.desired.nf_endpoints.get(key);
     if (!entry) throw new Error(`no nf_endpoints entry in the compiled maps`);
-    const r = resolve(p.tables, ep, entry.value, p.actual.nf_endpoints.get(key)?.value, journals);
+    const old = p.actual.nf_endpoints.get(key)?.value;
+    const r = resolve(p.tables, ep, entry.value, old, journals);
     for (const d of ep.hooks) {
       if (p.attacher.attached(ep, d)) continue;
       p.attacher.attach(ep, d);
@@ -207,6 +217,7 @@ function programNew(p: Pass, ep: CompiledEndpoint): void {
     }
     const journal = new Journal(p.io, p.actual);
     journals.push({ journal });
+    takeSlot(p, r.value, old);
     journal.write('nf_endpoints', [{ key: encodeU32(ep.ifindex), value: r.value }], counts);
     addCounts(p.report.updates, counts);
     p.written.set(key, r.tables);
@@ -250,6 +261,7 @@ function switchEnforced(p: Pass): void {
       const old = p.actual.nf_endpoints.get(key)!.value;
       const r = resolve(p.tables, ep, entry.value, old, []);
       if (!old.equals(r.value)) {
+        takeSlot(p, r.value, old);
         p.io.update('nf_endpoints', encodeU32(ep.ifindex), r.value);
         p.report.updates.nf_endpoints = (p.report.updates.nf_endpoints ?? 0) + 1;
         p.written.set(key, r.tables);

@@ -15,6 +15,9 @@ export interface MapIO {
   supportsBatch(map: PolicyMapName): boolean;
   updateBatch(map: PolicyMapName, keys: Buffer[], values: Buffer[]): void;
   deleteBatch(map: PolicyMapName, keys: Buffer[]): number;
+  /** Zeroes the nf_ep_counters of a counter slot (nf_endpoint.stats_slot) that an
+   *  endpoint entry is about to take: its last holder's counts must not become its own. */
+  zeroEndpointCounters(slot: number): void;
 }
 
 /** An error with an errno name, as the native addon throws them. */
@@ -41,6 +44,8 @@ export function readMap(io: MapIO, map: PolicyMapName): MapContent {
 /** In-memory maps with a max_entries limit (E2BIG like a full BPF hash map). */
 export class MemoryMapIO implements MapIO {
   readonly maps = new Map<PolicyMapName, MapContent>();
+  /** The counter slots zeroed, in order. */
+  readonly zeroedSlots: number[] = [];
 
   constructor(
     private readonly maxEntries: Partial<Record<PolicyMapName, number>> = {},
@@ -89,5 +94,9 @@ export class MemoryMapIO implements MapIO {
 
   deleteBatch(map: PolicyMapName, keys: Buffer[]): number {
     return keys.filter((k) => this.delete(map, k)).length;
+  }
+
+  zeroEndpointCounters(slot: number): void {
+    this.zeroedSlots.push(slot);
   }
 }

@@ -1,6 +1,8 @@
 // MapIO over pinned kernel maps through the native addon.
 import type { PolicyMapName } from '../wire/maps';
 import type { MapInfo, NativeAddon } from '../datapath/native-api';
+import { NfDir, NfEpVerdict } from '../wire/abi';
+import { epCounterKey, zeroPerCpuCounters } from '../wire/counters';
 import type { MapIO } from './mapio';
 
 // Hash map types have batch update/delete; LPM tries and arrays (no delete) do not.
@@ -12,7 +14,7 @@ export class NativeMapIO implements MapIO {
     private readonly maps: ReadonlyMap<string, MapInfo>,
   ) {}
 
-  private fd(map: PolicyMapName): number {
+  private fd(map: PolicyMapName | 'nf_ep_counters'): number {
     const info = this.maps.get(map);
     if (!info) throw new Error(`open map ${map}: not in the loaded object`);
     return info.fd;
@@ -40,6 +42,13 @@ export class NativeMapIO implements MapIO {
   }
   deleteBatch(map: PolicyMapName, keys: Buffer[]): number {
     return this.addon.mapDeleteBatch(this.fd(map), packed(keys, this.maps.get(map)?.keySize));
+  }
+  zeroEndpointCounters(slot: number): void {
+    const fd = this.fd('nf_ep_counters');
+    const zero = zeroPerCpuCounters(this.addon.possibleCpus());
+    for (const dir of [NfDir.INGRESS, NfDir.EGRESS])
+      for (const verdict of [NfEpVerdict.ALLOWED, NfEpVerdict.DENIED])
+        this.addon.mapUpdate(fd, epCounterKey(slot, dir, verdict), zero);
   }
 }
 

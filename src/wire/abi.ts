@@ -54,6 +54,8 @@ export const NfCtOrig = { EGRESS: 1 << 0, SRC_HI: 1 << 1 } as const;
 export const NfLocalKind = { POD: 1, NODE: 2 } as const;
 /** enum nf_ep_verdict */
 export const NfEpVerdict = { ALLOWED: 0, DENIED: 1 } as const;
+/** Endpoint counter slots (nf_endpoint.stats_slot 1..NF_EP_SLOTS-1; 0 = not counted). */
+export const NF_EP_SLOTS = 4096;
 /** enum nf_cfg_flag */
 export const NfCfgFlag = {
   TUNNEL_FWMARK: 1 << 0,

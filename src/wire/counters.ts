@@ -1,7 +1,7 @@
-// Per-CPU counters: nf_counter values (nf_rule_stats, nf_reason_stats, nf_ep_stats) and
-// the nf_ep_stats key. A per-CPU lookup returns one value per possible CPU.
-import { r32, r64, w32 } from './bytes';
-import { LAYOUT, alloc, checkSize } from './layout';
+// Per-CPU counters: nf_counter values (nf_rule_stats, nf_reason_stats, nf_ep_counters) and
+// the nf_ep_counters key. A per-CPU lookup returns one value per possible CPU.
+import { encodeU32, r64 } from './bytes';
+import { LAYOUT } from './layout';
 
 export interface Counter {
   packets: bigint;
@@ -35,23 +35,8 @@ export function zeroPerCpuCounters(possibleCpus: number): Buffer {
   return Buffer.alloc(perCpuStride(LAYOUT.nf_counter.size) * possibleCpus);
 }
 
-export interface EpStatsKey {
-  epId: number;
-  dir: number; // NfDir
-  verdict: number; // NfEpVerdict
-}
-
-const K = LAYOUT.nf_ep_stats_key.fields;
-
-export function encodeEpStatsKey(k: EpStatsKey): Buffer {
-  const b = alloc('nf_ep_stats_key');
-  w32(b, K.ep_id, k.epId);
-  b[K.dir] = k.dir;
-  b[K.verdict] = k.verdict;
-  return b;
-}
-
-export function decodeEpStatsKey(b: Buffer): EpStatsKey {
-  checkSize('nf_ep_stats_key', b);
-  return { epId: r32(b, K.ep_id), dir: b[K.dir], verdict: b[K.verdict] };
+/** The nf_ep_counters key of an endpoint's counter slot, policy direction (NfDir) and
+ *  verdict (NfEpVerdict): NF_EP_COUNTER_INDEX of netfence.h. */
+export function epCounterKey(slot: number, dir: number, verdict: number): Buffer {
+  return encodeU32(slot * 4 + dir * 2 + verdict);
 }

@@ -1,6 +1,6 @@
 // nf_endpoint: the value of nf_endpoints (key: __u32 ifindex).
 import { NF_CHUNK_RULES, NF_MAX_CHUNKS, NfDir } from './abi';
-import { r32, w32 } from './bytes';
+import { r16, r32, w16, w32 } from './bytes';
 import { LAYOUT, alloc, checkSize } from './layout';
 
 export interface Endpoint {
@@ -12,6 +12,8 @@ export interface Endpoint {
   egressChunks: number;
   flags: number;
   revision: number;
+  /** Counter slot in nf_ep_counters (src/compile/stats-slots.ts); 0 = not counted. */
+  statsSlot: number;
 }
 
 /** Chunks a table of `rules` rules spans (0 rules: no table, no chunk). */
@@ -44,6 +46,7 @@ export function encodeEndpoint(e: Endpoint): Buffer {
   w32(b, F.revision, e.revision);
   b[CHUNKS.ingress] = e.ingressChunks;
   b[CHUNKS.egress] = e.egressChunks;
+  w16(b, F.stats_slot, e.statsSlot);
   return b;
 }
 
@@ -57,5 +60,6 @@ export function decodeEndpoint(b: Buffer): Endpoint {
     egressChunks: b[CHUNKS.egress],
     flags: r32(b, F.flags),
     revision: r32(b, F.revision),
+    statsSlot: r16(b, F.stats_slot),
   };
 }

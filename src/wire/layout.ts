@@ -3,7 +3,7 @@
 // Every codec in src/wire/ reads its offsets here.
 
 export const LAYOUT = {
-  nf_endpoint: { size: 24, fields: { id: 0, table: 4, flags: 12, revision: 16, chunks: 20, _pad: 22 } },
+  nf_endpoint: { size: 24, fields: { id: 0, table: 4, flags: 12, revision: 16, chunks: 20, stats_slot: 22 } },
   nf_addr: { size: 16, fields: { a: 0 } },
   nf_addr_lpm_key: { size: 20, fields: { prefixlen: 0, addr: 4 } },
   nf_bitmap: { size: 32, fields: { w: 0 } },
@@ -13,7 +13,6 @@ export const LAYOUT = {
   nf_rule_key: { size: 8, fields: { table: 0, index: 4 } },
   nf_rule: { size: 16, fields: { action: 0, tier: 1, tier_end: 2, policy_id: 4, rule_id: 8, _pad: 12 } },
   nf_counter: { size: 16, fields: { packets: 0, bytes: 8 } },
-  nf_ep_stats_key: { size: 8, fields: { ep_id: 0, dir: 4, verdict: 5, _pad: 6 } },
   nf_ct_key: {
     size: 44,
     fields: { ep_id: 0, _pad0: 4, proto: 5, _pad: 6, addr_lo: 8, addr_hi: 24, port_lo: 40, port_hi: 42 },

@@ -50,6 +50,7 @@ test('bpftool map dump pinned prints decoded endpoint and rule structs', (t) => 
         egressChunks: 2,
         flags: NfEpFlag.POD,
         revision: 5,
+        statsSlot: 3,
       }),
     );
     native.mapUpdate(
@@ -61,14 +62,19 @@ test('bpftool map dump pinned prints decoded endpoint and rule structs', (t) => 
     obj.close();
   }
 
-  const eps = dump<{ id: number; table: number[]; chunks: number[]; flags: number; revision: number }>(
-    `${root}/nf_endpoints`,
-  );
+  const eps = dump<{
+    id: number;
+    table: number[];
+    chunks: number[];
+    flags: number;
+    revision: number;
+    stats_slot: number;
+  }>(`${root}/nf_endpoints`);
   t.deepEqual(
     eps.map((e) => e.key),
     [7],
   );
-  t.like(eps[0].value, { id: 42, flags: NfEpFlag.POD, revision: 5 });
+  t.like(eps[0].value, { id: 42, flags: NfEpFlag.POD, revision: 5, stats_slot: 3 });
   t.deepEqual(eps[0].value.table, [3, 9], 'table[] is indexed by direction: ingress, egress');
   t.deepEqual(eps[0].value.chunks, [1, 2], 'chunks[] too');
 

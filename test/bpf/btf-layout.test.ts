@@ -12,6 +12,7 @@ import {
   NF_CHUNK_SHIFT,
   NF_CT_CLOSE_TIMEOUT_NS,
   NF_CT_RULE_DEFAULT,
+  NF_EP_SLOTS,
   NF_LAYOUT_VERSION,
   NF_MAX_CHUNKS,
   NF_MAX_RULES,
@@ -144,6 +145,7 @@ test('layout, chunk and sentinel constants match netfence.h', (t) => {
   t.is(value('NF_TABLE_NONE'), NF_TABLE_NONE);
   t.is(value('NF_RULE_DEFAULT'), NF_RULE_DEFAULT);
   t.is(value('NF_CT_RULE_DEFAULT'), NF_CT_RULE_DEFAULT);
+  t.is(value('NF_EP_SLOTS'), NF_EP_SLOTS);
   t.regex(header, /^#define NF_CT_CLOSE_TIMEOUT_NS \(10ULL \* 1000000000ULL\)$/m);
   t.is(NF_CT_CLOSE_TIMEOUT_NS, 10n * 1_000_000_000n);
   // the derived ones, as the header derives them

@@ -14,7 +14,7 @@ import { encodeAddr, encodeAddrLpmKey, mappedPrefix } from '../../src/wire/addr'
 import { encodeU32, encodeU8 } from '../../src/wire/bytes';
 import { PLAIN_CONFIG, encodeConfig, type Config } from '../../src/wire/config';
 import { decodeCt, encodeCt, type CtKey, type CtVal } from '../../src/wire/conntrack';
-import { encodeEpStatsKey, sumPerCpuCounters, type Counter } from '../../src/wire/counters';
+import { epCounterKey, sumPerCpuCounters, type Counter } from '../../src/wire/counters';
 import { chunkCount, encodeEndpoint, type Endpoint } from '../../src/wire/endpoint';
 import { decodeEvent, type DropEvent } from '../../src/wire/events';
 import { encodeLocal, type Local } from '../../src/wire/local';
@@ -86,8 +86,9 @@ function portPrefixes(p: TestPort | null): { proto?: number; port?: number; port
   return portRangePrefixes(p.port, p.endPort ?? p.port).map((r) => mk(p.proto, r.port, r.portBits));
 }
 
-/** An endpoint whose chunk counts may be left to Classifier.endpoint(). */
-export type TestEndpoint = Omit<Endpoint, 'ingressChunks' | 'egressChunks'> &
+/** An endpoint whose chunk counts may be left to Classifier.endpoint(), and whose counter
+ *  slot is the harness's: one per endpoint id, as the reconciler gives them. */
+export type TestEndpoint = Omit<Endpoint, 'ingressChunks' | 'egressChunks' | 'statsSlot'> &
   Partial<Pick<Endpoint, 'ingressChunks' | 'egressChunks'>>;
 
 export interface RunResult {
@@ -110,6 +111,7 @@ export class Classifier {
   private ring?: { close(): void };
   /** Chunks of the tables table() wrote. */
   private readonly tableChunks = new Map<number, number>();
+  private readonly slots = new Map<number, number>();
 
   constructor(objectName: 'netfence' | 'prefilter' = 'netfence') {
     this.obj = native.openObject(objectPath(objectName), {
@@ -125,7 +127,6 @@ export class Classifier {
               nf_ratelimit: 256,
               nf_endpoints: 256,
               nf_local_addrs: 256,
-              nf_ep_stats: 1024,
             },
     });
     this.maps = new Map(this.obj.maps().map((m) => [m.name, m]));
@@ -186,8 +187,16 @@ export class Classifier {
         egressChunks: chunks(ep.egressTable),
         ...ep,
         flags: ep.flags | nodeFlags,
+        statsSlot: this.statsSlot(ep.id),
       }),
     );
+  }
+
+  /** The counter slot of endpoint id `id` (a new one the first time). */
+  private statsSlot(id: number): number {
+    let slot = this.slots.get(id);
+    if (slot === undefined) this.slots.set(id, (slot = this.slots.size + 1));
+    return slot;
   }
 
   identity(ip: string, id: number): void {
@@ -310,9 +319,9 @@ export class Classifier {
     return v ? sumPerCpuCounters(v, this.cpus) : { packets: 0n, bytes: 0n };
   }
 
-  /** nf_ep_stats of an endpoint id, policy direction (NfDir) and verdict (NfEpVerdict). */
+  /** nf_ep_counters of an endpoint id, policy direction (NfDir) and verdict (NfEpVerdict). */
   epStats(epId: number, dir: number, verdict: number): Counter {
-    const v = native.mapLookup(this.fd('nf_ep_stats'), encodeEpStatsKey({ epId, dir, verdict }));
+    const v = native.mapLookup(this.fd('nf_ep_counters'), epCounterKey(this.statsSlot(epId), dir, verdict));
     return v ? sumPerCpuCounters(v, this.cpus) : { packets: 0n, bytes: 0n };
   }
 

@@ -23,6 +23,8 @@ export interface EpSpec {
   ip?: string;
   /** NfEpFlag bits (default: a plain pod endpoint) */
   flags?: number;
+  /** Its counter slot (default: its ifindex). */
+  slot?: number;
   /** Directions the compiler refused (their table is then Spec.isolation, as compile does). */
   refused?: ('ingress' | 'egress')[];
 }
@@ -91,6 +93,7 @@ export function build(spec: Spec): {
       egressChunks: chunks(e.egress),
       flags: e.flags ?? NfEpFlag.POD,
       revision: e.revision ?? 1,
+      statsSlot: e.slot ?? e.ifindex,
     };
     const ep: CompiledEndpoint = {
       ifname: `veth${e.ifindex}`,

@@ -38,6 +38,7 @@ const POD_ENTRY = {
   egressChunks: 0,
   flags: NfEpFlag.POD,
   revision: 1,
+  statsSlot: 0,
   hooks: ['ingress', 'egress'] as const,
   tunnel: false,
 };

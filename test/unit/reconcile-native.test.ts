@@ -60,6 +60,7 @@ function desired(rules: number, ifindex = 3, table = 1): { maps: DesiredMaps; en
     egressChunks: 0,
     flags: NfEpFlag.POD,
     revision: 1,
+    statsSlot: ifindex,
   };
   put('nf_endpoints', encodeU32(ifindex), encodeEndpoint(entry));
   const ep: CompiledEndpoint = {
@@ -214,7 +215,7 @@ test.serial(
 );
 
 test.serial(
-  'upgrade: pins without a map the new object has (nf_ep_stats) keep every pinned map and gain the new one',
+  'upgrade: pins without a map the new object has (nf_ep_counters) keep every pinned map and gain the new one; an obsolete pin goes',
   (t) => {
     const root = pinDir(t);
     const old = loadDatapath(native, { bpffsRoot: root });
@@ -222,24 +223,28 @@ test.serial(
     reconcile(new NativeMapIO(native, old.maps), attacher, d.maps, d.endpoints);
     const ids = new Map([...old.maps].map(([name, m]) => [name, m.id]));
     old.close();
-    // The pinned layout of an agent from before nf_ep_stats existed.
-    native.unpin(path.join(root, 'nf_ep_stats'));
+    // The pinned layout of an agent from before nf_ep_counters existed: nf_ep_stats instead.
+    native.unpin(path.join(root, 'nf_ep_counters'));
+    const obsolete = native.mapCreate(10 /* LRU_PERCPU_HASH */, 'nf_ep_stats', 8, 16, 16, 0);
+    native.pin(obsolete, path.join(root, 'nf_ep_stats'));
+    native.closeFd(obsolete);
 
     const dp = loadDatapath(native, { bpffsRoot: root });
     t.teardown(() => dp.close());
     t.false(dp.adopted, 'not adoptable: a runtime map is missing');
     t.is(dp.migration, undefined, 'no migration: the layout version is the same');
-    for (const [name, id] of ids) if (name !== 'nf_ep_stats') t.is(dp.maps.get(name)?.id, id, `${name} reused`);
-    t.not(dp.maps.get('nf_ep_stats')?.id, ids.get('nf_ep_stats'), 'a new nf_ep_stats');
-    const pinned = native.mapOpenPinned(path.join(root, 'nf_ep_stats'));
+    for (const [name, id] of ids) if (name !== 'nf_ep_counters') t.is(dp.maps.get(name)?.id, id, `${name} reused`);
+    t.not(dp.maps.get('nf_ep_counters')?.id, ids.get('nf_ep_counters'), 'a new nf_ep_counters');
+    const pinned = native.mapOpenPinned(path.join(root, 'nf_ep_counters'));
     t.teardown(() => native.closeFd(pinned.fd));
-    t.is(pinned.id, dp.maps.get('nf_ep_stats')!.id, 'and it is pinned');
+    t.is(pinned.id, dp.maps.get('nf_ep_counters')!.id, 'and it is pinned');
+    t.false(fs.existsSync(path.join(root, 'nf_ep_stats')), 'the obsolete pin is gone');
     t.is(readMap(new NativeMapIO(native, dp.maps), 'nf_rules').size, 2, 'policy state kept');
 
     const again = loadDatapath(native, { bpffsRoot: root });
     t.teardown(() => again.close());
     t.true(again.adopted, 'complete pins are adopted again');
-    t.is(again.maps.get('nf_ep_stats')!.id, pinned.id);
+    t.is(again.maps.get('nf_ep_counters')!.id, pinned.id);
   },
 );
 

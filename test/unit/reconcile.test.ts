@@ -57,6 +57,41 @@ test('a new endpoint: tables first, then programs, then the endpoint entry', (t)
   t.true(events.indexOf('attach egress') < events.indexOf('nf_endpoints'));
 });
 
+test("an endpoint's counter slot is zeroed just before an entry takes it, never while the same endpoint keeps it", (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  const events: string[] = [];
+  const origUpdate = io.update.bind(io);
+  io.update = (m, k, v) => {
+    if (m === 'nf_endpoints') events.push(`write ${decodeEndpoint(v).statsSlot}`);
+    origUpdate(m, k, v);
+  };
+  const origZero = io.zeroEndpointCounters.bind(io);
+  io.zeroEndpointCounters = (slot) => {
+    events.push(`zero ${slot}`);
+    origZero(slot);
+  };
+  const spec = (slot5: number, flags6 = NfEpFlag.POD): Parameters<typeof build>[0] => ({
+    tables: { 1: 1 },
+    endpoints: [
+      { ifindex: 5, ingress: 1, egress: 0, slot: slot5 },
+      { ifindex: 6, ingress: 0, egress: 0, flags: flags6 },
+      { ifindex: 7, ingress: 0, egress: 0, slot: 0 },
+    ],
+  });
+  let s = build(spec(5));
+  reconcile(io, att, s.maps, s.endpoints);
+  t.deepEqual(events, ['zero 5', 'write 5', 'zero 6', 'write 6', 'write 0'], 'new endpoints; slot 0 is not counted');
+  events.length = 0;
+  s = build(spec(5, NfEpFlag.POD | NfEpFlag.LOCAL_DELIVERY));
+  reconcile(io, att, s.maps, s.endpoints);
+  t.deepEqual(events, ['write 6'], 'a changed entry of the same endpoint on the same slot keeps its counters');
+  events.length = 0;
+  s = build(spec(9, NfEpFlag.POD | NfEpFlag.LOCAL_DELIVERY));
+  reconcile(io, att, s.maps, s.endpoints);
+  t.deepEqual(events, ['zero 9', 'write 9'], 'a slot the endpoint moves to starts from zero');
+});
+
 test('switching an endpoint to another table: minimal writes, endpoint switched last, old table deleted after', (t) => {
   const io = new RecordingIO();
   const att = new FakeAttacher();

@@ -6,7 +6,7 @@ import { NfCtOrig, NfDir } from '../../src/wire/abi';
 import { encodeAddr, bytesToAddr, decodeAddrLpmKey, encodeAddrLpmKey, encodeAddrPooled } from '../../src/wire/addr';
 import { decodeConfig, encodeConfig } from '../../src/wire/config';
 import { decodeCt, encodeCt } from '../../src/wire/conntrack';
-import { decodeEpStatsKey, encodeEpStatsKey, sumPerCpuCounters } from '../../src/wire/counters';
+import { epCounterKey, sumPerCpuCounters } from '../../src/wire/counters';
 import { chunkCount, decodeEndpoint, encodeEndpoint } from '../../src/wire/endpoint';
 import { decodeRateLimit, encodeRateLimit } from '../../src/wire/events';
 import { LAYOUT } from '../../src/wire/layout';
@@ -123,7 +123,16 @@ test('port keys', (t) => {
 });
 
 test('values round-trip', (t) => {
-  const ep = { id: 9, ingressTable: 3, egressTable: 4, ingressChunks: 64, egressChunks: 1, flags: 5, revision: 6 };
+  const ep = {
+    id: 9,
+    ingressTable: 3,
+    egressTable: 4,
+    ingressChunks: 64,
+    egressChunks: 1,
+    flags: 5,
+    revision: 6,
+    statsSlot: 4095,
+  };
   t.deepEqual(decodeEndpoint(encodeEndpoint(ep)), ep);
   t.is(encodeEndpoint(ep).readUInt32LE(4), 3, 'table[NF_DIR_INGRESS] first');
   t.is(encodeEndpoint(ep)[LAYOUT.nf_endpoint.fields.chunks], 64, 'chunks[NF_DIR_INGRESS] first');
@@ -133,9 +142,7 @@ test('values round-trip', (t) => {
   t.deepEqual([0, 1, 256, 257, 16384].map(chunkCount), [0, 1, 1, 2, 64]);
   const r = { action: 3, tier: 1, tierEnd: 17, policyId: 1000, ruleId: 2 };
   t.deepEqual(decodeRule(encodeRule(r)), r);
-  const sk = { epId: 0x01020304, dir: 1, verdict: 1 };
-  t.deepEqual(decodeEpStatsKey(encodeEpStatsKey(sk)), sk);
-  t.is(encodeEpStatsKey(sk).length, LAYOUT.nf_ep_stats_key.size);
+  t.is(epCounterKey(3, 1, 1).readUInt32LE(0), 3 * 4 + 2 + 1, 'NF_EP_COUNTER_INDEX(slot, dir, verdict)');
   const cfg = {
     layoutVersion: 1,
     flags: 3,
