@@ -180,6 +180,14 @@ while read -r from to port got; do
 done < <(cat "$work/got.node1" "$work/got.node2")
 row "gateway saw node1's hairpin (packets)" ">0" "$([ "$after" -gt "$before" ] && echo ">0" || echo "$((after - before))")"
 
+# A hook removed behind the agent's back comes back at once (the agent hears the tc
+# deletion over netlink on this kernel too), well before the 30 s resync: the denied
+# probe is denied again 2 s after web's clsact qdisc (and every filter on it) went.
+on node1 tc qdisc del dev v-shop-web clsact
+sleep 2
+repaired=$(on "$(node_of shop/intruder)" bash /netfence/vagrant/guest/probe.sh <<< "shop/intruder shop/web 80/TCP" | awk '{ print $4 }')
+row "shop/intruder -> shop/web 2 s after tc qdisc del" "deny" "$repaired"
+
 # The node policy denies everything else on every host interface, eth0 included, and the
 # privileged rules keep ssh: from this namespace (the management network), ssh still logs
 # in and another port is dropped.

@@ -44,6 +44,7 @@ import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
 import { HookRepairs, type LostHook } from './hook-repairs';
 import { KnownHooks } from './known-hooks';
 import { LastGoodFile, lastGoodFilePath } from './last-good-file';
+import { RpFilterRecord, rpFilterRecordPath } from './rp-filter-record';
 import { AgentMetrics } from './metrics';
 import { LatestWrite } from './latest-write';
 import { namesFilePath, namesFromCompile, writeNamesFile, type NamesFile } from './names-file';
@@ -124,6 +125,7 @@ export class Agent {
   private latest?: { snapshot: Snapshot; version: string };
   private lastGood = new LastGood();
   private lastGoodFile?: LastGoodFile;
+  private rpFilter?: RpFilterRecord;
   /** The newest snapshot's validation errors, listed by every pass while they last. */
   private invalid: string[] = [];
   /** The errors of the last finished pass, and those of the pass running: an error is
@@ -199,6 +201,7 @@ export class Agent {
     });
     this.reconciler = new Reconciler(new NativeMapIO(this.addon, this.dp.maps), this.hooks);
     this.namesFile = namesFilePath(root);
+    this.rpFilter = new RpFilterRecord(rpFilterRecordPath(root), this.opts.procRoot);
     // Before the first snapshot is merged: its rejected objects keep the versions saved.
     this.lastGoodFile = new LastGoodFile(lastGoodFilePath(root));
     const { store, warning } = this.lastGoodFile.load();
@@ -390,6 +393,9 @@ export class Agent {
     };
     if (wantTunnel) {
       const gateways = await this.gateways.follow(redirect.uplink, tunnelGateways(redirect));
+      await this.rpFilter!.remember(redirect.uplink).catch((e: Error) =>
+        this.fail('tunnel', `record rp_filter of ${redirect.uplink}: ${e.message}`, 'warn'),
+      );
       const t = ensureTunnel(this.addon, redirect, gateways, { procRoot: this.opts.procRoot });
       tunnel = { enabled: t.patch.flags !== 0, off: t.off, error: t.error, gateways };
       if (t.error) this.fail('tunnel', t.error);
@@ -398,6 +404,11 @@ export class Agent {
     } else {
       this.gateways.stop();
       updateConfig(this.addon, dp, { ...TUNNEL_OFF, eventsPerSec: snap.config.eventsPerSecond });
+      try {
+        this.rpFilter!.restoreAll();
+      } catch (e) {
+        this.fail('tunnel', `put rp_filter back: ${(e as Error).message}`, 'warn');
+      }
     }
 
     const report = this.reconciler!.apply(result.maps, result.endpoints, result.isolation);

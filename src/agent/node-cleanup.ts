@@ -5,8 +5,9 @@
 //   detaches a stale hook), the maps and programs;
 // - a scan of every interface for a filter at netfence's handle running one of its
 //   programs (markers lost, root removed);
-// - the tunnel's ip rules and routes (tagged NF_RT_PROTO) and the configured table;
-// - the agent's run directory (names, last-good and sandboxes files, its sockets).
+// - the tunnel's ip rules and routes (tagged NF_RT_PROTO) and the configured table, and
+//   the uplink's rp_filter recorded before the tunnel loosened it (agent/rp-filter-record);
+// - the agent's run directory (names, last-good, sandboxes and rp_filter files, its sockets).
 // Planned first (--dry-run prints the plan), then each step run; a failed step does not
 // stop the others.
 import fs from 'node:fs';
@@ -19,6 +20,7 @@ import { ownedRouting } from '../redirect/tunnel';
 import { agentSocketPath } from './agent-socket';
 import { lastGoodFilePath } from './last-good-file';
 import { namesFilePath } from './names-file';
+import { RP_FILTER_LOOSE, RpFilterRecord, rpFilterRecordPath } from './rp-filter-record';
 import { sandboxesFilePath } from './sandboxes';
 
 export interface CleanupOptions {
@@ -80,6 +82,13 @@ function routingSteps(addon: NativeAddon, table: number): CleanupStep[] {
   ];
 }
 
+/** The uplinks' rp_filter as it was before the tunnel loosened it (where it is still 2). */
+function rpFilterSteps(root: string, runDir: string | undefined): CleanupStep[] {
+  return new RpFilterRecord(rpFilterRecordPath(root, runDir))
+    .restores()
+    .map((r) => ({ what: `rp_filter of ${r.ifname}: ${RP_FILTER_LOOSE} -> ${r.value}`, run: r.run }));
+}
+
 /** The maps, programs and directories under the root, and the root itself once that
  *  leaves it empty (the hooks' pins go with the hooks, before). */
 function pinSteps(root: string): CleanupStep[] {
@@ -97,7 +106,7 @@ function pinSteps(root: string): CleanupStep[] {
 
 /** The agent's files in its run directory, and its sockets that no one serves. */
 async function runDirSteps(root: string, runDir: string | undefined, sockets: string[]): Promise<CleanupStep[]> {
-  const files = [namesFilePath, lastGoodFilePath, sandboxesFilePath]
+  const files = [namesFilePath, lastGoodFilePath, sandboxesFilePath, rpFilterRecordPath]
     .map((f) => f(root, runDir))
     .filter((f) => fs.existsSync(f));
   const live: string[] = [];
@@ -114,12 +123,13 @@ async function runDirSteps(root: string, runDir: string | undefined, sockets: st
 }
 
 /** What cleanup would remove, in the order it removes it: the hooks first (enforcement
- *  ends), then the tunnel's routing, the pins and the agent's files. The caller holds the
+ *  ends), then the tunnel's routing and rp_filter, the pins and the agent's files. The caller holds the
  *  bpffs root's instance lock (no agent changes any of it meanwhile). */
 export async function planCleanup(addon: NativeAddon, opts: CleanupOptions): Promise<CleanupStep[]> {
   return [
     ...hookSteps(addon, opts.bpffsRoot),
     ...routingSteps(addon, opts.tunnelTable),
+    ...rpFilterSteps(opts.bpffsRoot, opts.runDir),
     ...pinSteps(opts.bpffsRoot),
     ...(await runDirSteps(opts.bpffsRoot, opts.runDir, opts.sockets ?? [])),
   ];

@@ -27,12 +27,13 @@ Removes, and prints each:
     (handle 0x4e46 at priority 1 or 0x4e46, the spare handle 0x4e47 at priority 1) whose
     program is netfence's (nf_tc_ingress, nf_tc_egress), on every interface of this
     network namespace (markers lost, bpffs root removed);
-  - the transparent tunnel's ip rules and routes (protocol 0x4e, the configured table);
+  - the transparent tunnel's ip rules and routes (protocol 0x4e, the configured table), and
+    the uplink's rp_filter goes back to the value the agent recorded before it set 2 (loose;
+    unless someone changed it since);
   - the pinned maps and programs under the bpffs root, and the root once empty;
   - the agent's files in /run/netfence/<hash of the root>/ and its sockets no one serves.
 Stays: the clsact qdiscs (netfence does not record which ones it created; other filters
-may use them), other owners' filters, the uplink's rp_filter (the tunnel set it to 2,
-loose; netfence does not record the value before), and a bpffs the agent mounted.
+may use them), other owners' filters, and a bpffs the agent mounted.
 netfence attaches no XDP program. A second run finds nothing and exits 0. Exit code 1 if
 a step failed (the others still ran).`;
 

@@ -56,8 +56,13 @@ native.tcAttach(native.linkByName('${FOREIGN_IF}').ifindex, 'ingress', prog.fd, 
   if (r.code !== 0) throw new Error(`attach foreign program: ${r.stderr}`);
 }
 
+const RP_FILTER = 'net.ipv4.conf.eth0.rp_filter';
+const rpFilter = async (): Promise<string> => (await sh(['sysctl', '-n', RP_FILTER])).trim();
+
 test.serial('cleanup refuses while an agent runs, then removes what the stopped agent left', async (t) => {
+  await sh(['sysctl', '-qw', `${RP_FILTER}=1`]);
   const { pid } = await lab.startAgent();
+  t.is(await rpFilter(), '2', 'the tunnel loosened the uplink');
   t.deepEqual(await lab.probe([A_TO_B, C_TO_A]), ['deny', 'allow']);
   const { bpffsRoot } = lab.node();
   const runDir = path.dirname(namesFilePath(bpffsRoot));
@@ -122,6 +127,7 @@ test.serial('cleanup refuses while an agent runs, then removes what the stopped 
     ),
   );
   t.regex(dry.stdout, /would remove (ingress|egress) hook of eth0\n/);
+  t.regex(dry.stdout, /would remove rp_filter of eth0: 2 -> 1\n/);
   t.deepEqual(await lab.probe([A_TO_B, C_TO_A]), ['deny', 'allow'], 'a dry run removes nothing');
 
   const done = cleanup();
@@ -138,6 +144,7 @@ test.serial('cleanup refuses while an agent runs, then removes what the stopped 
     t.regex(await sh(['tc', 'filter', 'show', 'dev', vethB, dir]), /u32/, `the u32 filter on b's ${dir} stays`);
   t.notRegex(await sh(['ip', 'rule', 'show']), new RegExp(`lookup ${table}`), "the tunnel's rule is gone");
   t.is((await sh(['ip', 'route', 'show', 'table', table])).trim(), '', "the tunnel's route is gone");
+  t.is(await rpFilter(), '1', "the uplink's rp_filter is back to what it was");
   t.false(fs.existsSync(bpffsRoot), 'the bpffs root is gone with its pins');
   t.false(fs.existsSync(runDir), "the agent's run directory is gone");
 

@@ -83,8 +83,13 @@ async function measure(mode: string): Promise<Measure> {
 
 const results: Measure[] = [];
 
+const rpFilter = async (): Promise<string> =>
+  (await lab.exec(lab.node().netns, ['sysctl', '-n', 'net.ipv4.conf.eth0.rp_filter'])).trim();
+
 test.serial('tunnel off: same-node traffic stays on the node (baseline)', async (t) => {
+  await lab.exec(lab.node().netns, ['sysctl', '-qw', 'net.ipv4.conf.eth0.rp_filter=1']);
   await lab.startAgent();
+  t.is(await rpFilter(), '1', 'no tunnel: the uplink keeps strict reverse-path filtering');
   const before = await hairpins();
   t.deepEqual(await lab.probe([{ from: 'demo/a', to: 'demo/b', port: '80/TCP' }]), ['allow']);
   t.is(await hairpins(), before);
@@ -101,6 +106,7 @@ for (const mode of ['fwmark', 'direct']) {
       const [ready] = await lab.ready();
       t.log(`mode switch applied in ${Date.now() - t0} ms`);
       t.like(ready.body, { tunnel: { mode, enabled: true } }, JSON.stringify(ready.body));
+      t.is(await rpFilter(), '2', 'loose on the uplink: the replies come back in through it');
 
       const before = await hairpins();
       const r = await lab.probeFull([
@@ -138,6 +144,13 @@ for (const mode of ['fwmark', 'direct']) {
     },
   );
 }
+
+test.serial("turning the tunnel off puts the uplink's rp_filter back", async (t) => {
+  lab.write('netfence.yaml', labConfig());
+  const [ready] = await lab.ready();
+  t.is((ready.body as { tunnel?: unknown }).tunnel, undefined, 'no tunnel configured');
+  t.is(await rpFilter(), '1');
+});
 
 test.serial('the default tunnel mode and the other one lose no DNS query', (t) => {
   t.log(`measured (${QUERIES} UDP queries via a same-node ClusterIP; 200 concurrent TCP connects):`);
