@@ -16,11 +16,11 @@ import { canConnect } from '../cni/protocol';
 import { detachHook, ifindexesByName, pinnedHooks } from '../datapath/attach';
 import { loaderPins, PROGRAMS } from '../datapath/loader';
 import type { NativeAddon, Route, RouteRule, TcDirection } from '../datapath/native-api';
-import { ownedRouting } from '../redirect/tunnel';
+import { ownedRouting, RP_FILTER_LOOSE } from '../redirect/tunnel';
 import { agentSocketPath } from './agent-socket';
 import { lastGoodFilePath } from './last-good-file';
 import { namesFilePath } from './names-file';
-import { RP_FILTER_LOOSE, RpFilterRecord, rpFilterRecordPath } from './rp-filter-record';
+import { RpFilterRecord, rpFilterRecordPath } from './rp-filter-record';
 import { sandboxesFilePath } from './sandboxes';
 
 export interface CleanupOptions {

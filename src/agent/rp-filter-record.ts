@@ -6,11 +6,9 @@
 // A value someone changed after netfence set 2 is theirs: it is left as it is.
 import fs from 'node:fs';
 import path from 'node:path';
+import { RP_FILTER_LOOSE, rpFilterSysctl } from '../redirect/tunnel';
 import { DEFAULT_RUN_DIR, namesFilePath } from './names-file';
 import { writeFileAtomic } from './write-atomic';
-
-/** What the tunnel sets: loose reverse-path filtering. */
-export const RP_FILTER_LOOSE = '2';
 
 export function rpFilterRecordPath(bpffsRoot: string, runDir = DEFAULT_RUN_DIR): string {
   return path.join(path.dirname(namesFilePath(bpffsRoot, runDir)), 'rp-filter.json');
@@ -27,13 +25,18 @@ export interface RpFilterRestore {
 }
 
 export class RpFilterRecord {
+  /** What this instance left in the record: the uplink recorded, or none (null); unknown
+   *  until the first call. A pass runs every time something changes: it need not read the
+   *  file again for what it knows. */
+  private recorded: string | null | undefined;
+
   constructor(
     readonly file: string,
     private readonly procRoot = '/proc',
   ) {}
 
   private sysctl(ifname: string): string {
-    return path.join(this.procRoot, 'sys/net/ipv4/conf', ifname, 'rp_filter');
+    return rpFilterSysctl(this.procRoot, ifname);
   }
 
   /** The record; none (no file) is empty. An unreadable record is empty too: the values
@@ -54,6 +57,7 @@ export class RpFilterRecord {
    *  restarted agent finds 2, its own), and puts back any other uplink recorded before.
    *  An uplink without the sysctl (no such interface) is left to the tunnel to report. */
   async remember(uplink: string): Promise<void> {
+    if (this.recorded === uplink) return;
     const saved = this.read();
     const others = Object.keys(saved).filter((ifname) => ifname !== uplink);
     for (const r of this.restores(saved, uplink)) r.run();
@@ -68,13 +72,17 @@ export class RpFilterRecord {
       }
     }
     if (changed) await writeFileAtomic(this.file, `${JSON.stringify(saved)}\n`);
+    if (uplink in saved) this.recorded = uplink;
   }
 
   /** Puts every recorded interface back and forgets the record (the tunnel is off). */
   restoreAll(): void {
-    if (!fs.existsSync(this.file)) return;
-    for (const r of this.restores(this.read())) r.run();
-    fs.rmSync(this.file, { force: true });
+    if (this.recorded === null) return;
+    if (fs.existsSync(this.file)) {
+      for (const r of this.restores(this.read())) r.run();
+      fs.rmSync(this.file, { force: true });
+    }
+    this.recorded = null;
   }
 
   /** The recorded interfaces (but `except`) whose value is still netfence's: the others

@@ -62,8 +62,12 @@ function reachable(routes: Route[], gw: string, oif: number): boolean {
   return routes.some((r) => r.oif === oif && contains(r.dst, gw));
 }
 
-function writeSysctl(procRoot: string, file: string, value: string): void {
-  fs.writeFileSync(path.join(procRoot, 'sys/net', file), value);
+/** What the tunnel sets on the uplink: loose reverse-path filtering. */
+export const RP_FILTER_LOOSE = '2';
+
+/** The rp_filter sysctl of an interface under `procRoot` (/proc: the caller's netns). */
+export function rpFilterSysctl(procRoot: string, ifname: string): string {
+  return path.join(procRoot, 'sys/net/ipv4/conf', ifname, 'rp_filter');
 }
 
 export interface TunnelOptions {
@@ -119,7 +123,7 @@ export function ensureTunnel(
 
   const procRoot = opts.procRoot ?? '/proc';
   try {
-    writeSysctl(procRoot, `ipv4/conf/${cfg.uplink}/rp_filter`, '2');
+    fs.writeFileSync(rpFilterSysctl(procRoot, cfg.uplink), RP_FILTER_LOOSE);
     if (cfg.mode === 'direct') {
       const patch = {
         ...OFF,
