@@ -22,7 +22,7 @@ import { TC_HOOKS, type TcHook } from '../compile/hooks';
 import { MAP_WRITE_ORDER } from './order';
 import type { CompileResult, CompiledEndpoint, DesiredMaps } from '../compile/output';
 import type { PolicyMapName } from '../wire/maps';
-import { decodeEndpoint } from '../wire/endpoint';
+import { decodeEndpoint, encodeEndpoint } from '../wire/endpoint';
 import { encodeU32, keyHex } from '../wire/bytes';
 import type { Attacher, EndpointRef } from '../datapath/attach';
 import type { TcDirection } from '../datapath/native-api';
@@ -66,8 +66,9 @@ interface Pass {
   written: Map<string, number[]>;
   /** Endpoints this pass failed: they keep their previous entry and hooks. */
   failedKeys: Set<string>;
-  /** What the prune phase could not delete or detach. */
-  pruneErrors: string[];
+  /** What the prune phase could not delete or detach, and counter slots that could not be
+   *  zeroed (withSlot): each leaves the maps other than desired (the pass is not exact). */
+  errors: string[];
   /** Entries left in place because an endpoint still points at their table. */
   withheld: number;
 }
@@ -149,7 +150,7 @@ function plan(
     sharedTables,
     written: new Map(),
     failedKeys: new Set(),
-    pruneErrors: [],
+    errors: [],
     withheld: 0,
   };
 }
@@ -190,13 +191,21 @@ function fellBack(p: Pass, ep: CompiledEndpoint, r: Resolution): void {
   });
 }
 
-/** Before entry `value` replaces `old` (if any): its counter slot starts from zero unless
- *  the entry in place is the same endpoint's on that slot already. */
-function takeSlot(p: Pass, value: Buffer, old: Buffer | undefined): void {
+/** Entry `value`, about to replace `old` (if any), with its counter slot ready: the slot
+ *  starts from zero unless the entry in place is the same endpoint's on that slot already.
+ *  A slot that cannot be zeroed is not taken (0: not counted) and the pass is not exact,
+ *  so the next pass reads the maps and tries again: counters never hold enforcement back. */
+function withSlot(p: Pass, value: Buffer, old: Buffer | undefined): Buffer {
   const next = decodeEndpoint(value);
   const was = old && decodeEndpoint(old);
-  if (next.statsSlot !== 0 && !(was && was.id === next.id && was.statsSlot === next.statsSlot))
+  if (next.statsSlot === 0 || (was && was.id === next.id && was.statsSlot === next.statsSlot)) return value;
+  try {
     p.io.zeroEndpointCounters(next.statsSlot);
+    return value;
+  } catch (e) {
+    p.errors.push(`zero counter slot ${next.statsSlot}: ${errText(e)} (its endpoint is not counted meanwhile)`);
+    return encodeEndpoint({ ...next, statsSlot: 0 });
+  }
 }
 
 /** Phase 2: a new endpoint in one transaction: its exclusive tables, its programs, its entry. */
@@ -217,8 +226,7 @@ function programNew(p: Pass, ep: CompiledEndpoint): void {
     }
     const journal = new Journal(p.io, p.actual);
     journals.push({ journal });
-    takeSlot(p, r.value, old);
-    journal.write('nf_endpoints', [{ key: encodeU32(ep.ifindex), value: r.value }], counts);
+    journal.write('nf_endpoints', [{ key: encodeU32(ep.ifindex), value: withSlot(p, r.value, old) }], counts);
     addCounts(p.report.updates, counts);
     p.written.set(key, r.tables);
     p.report.programmed.push(ep.ifname);
@@ -260,9 +268,9 @@ function switchEnforced(p: Pass): void {
     try {
       const old = p.actual.nf_endpoints.get(key)!.value;
       const r = resolve(p.tables, ep, entry.value, old, []);
-      if (!old.equals(r.value)) {
-        takeSlot(p, r.value, old);
-        p.io.update('nf_endpoints', encodeU32(ep.ifindex), r.value);
+      const value = old.equals(r.value) ? old : withSlot(p, r.value, old);
+      if (!old.equals(value)) {
+        p.io.update('nf_endpoints', encodeU32(ep.ifindex), value);
         p.report.updates.nf_endpoints = (p.report.updates.nf_endpoints ?? 0) + 1;
         p.written.set(key, r.tables);
       }
@@ -304,7 +312,7 @@ function deleteKeys(p: Pass, m: PolicyMapName, keys: Buffer[]): boolean {
     p.report.deletes[m] = (p.report.deletes[m] ?? 0) + n;
     return true;
   } catch (e) {
-    p.pruneErrors.push(`delete from ${m}: ${errText(e)}`);
+    p.errors.push(`delete from ${m}: ${errText(e)}`);
     return false;
   }
 }
@@ -314,7 +322,7 @@ function detach(p: Pass, ref: EndpointRef, d: TcDirection): boolean {
     p.attacher.detach(ref, d);
     return true;
   } catch (e) {
-    p.pruneErrors.push(`detach ${ref.ifname} ${d}: ${errText(e)}`);
+    p.errors.push(`detach ${ref.ifname} ${d}: ${errText(e)}`);
     return false;
   }
 }
@@ -355,8 +363,8 @@ function deleteTables(p: Pass, keep: ReadonlySet<number>): void {
 }
 
 function finish(p: Pass): ReconcileReport {
-  if (p.pruneErrors.length > 0) p.report.error = p.pruneErrors.join('; ');
+  if (p.errors.length > 0) p.report.error = p.errors.join('; ');
   p.report.failed.sort((a, b) => a.ifindex - b.ifindex);
-  p.report.exact = p.report.failed.length === 0 && p.pruneErrors.length === 0 && p.withheld === 0;
+  p.report.exact = p.report.failed.length === 0 && p.errors.length === 0 && p.withheld === 0;
   return p.report;
 }

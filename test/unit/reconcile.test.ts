@@ -6,6 +6,7 @@ import { encodeU32 } from '../../src/wire/bytes';
 import { decodeEndpoint } from '../../src/wire/endpoint';
 import { decodeCidrKey, decodePortKey } from '../../src/wire/tables';
 import { reconcile } from '../../src/reconcile/apply';
+import { MapOpError } from '../../src/reconcile/mapio';
 import { MAP_WRITE_ORDER } from '../../src/reconcile/order';
 import { planDiff } from '../../src/reconcile/plan';
 import { FakeAttacher, RecordingIO, build, rulesOf, type EpSpec } from './_reconcile';
@@ -90,6 +91,30 @@ test("an endpoint's counter slot is zeroed just before an entry takes it, never 
   s = build(spec(9, NfEpFlag.POD | NfEpFlag.LOCAL_DELIVERY));
   reconcile(io, att, s.maps, s.endpoints);
   t.deepEqual(events, ['zero 9', 'write 9'], 'a slot the endpoint moves to starts from zero');
+});
+
+test('a counter slot that cannot be zeroed holds no endpoint back: written uncounted, taken by the next pass', (t) => {
+  const io = new RecordingIO();
+  const att = new FakeAttacher();
+  const s = build({ tables: { 1: 1 }, endpoints: [{ ifindex: 5, ingress: 1, egress: 0 }] });
+  let broken = true;
+  const origZero = io.zeroEndpointCounters.bind(io);
+  io.zeroEndpointCounters = (slot) => {
+    if (broken) throw new MapOpError('update nf_ep_counters: injected', 'EIO');
+    origZero(slot);
+  };
+  const r1 = reconcile(io, att, s.maps, s.endpoints);
+  t.deepEqual(r1.programmed, ['veth5'], 'enforced');
+  t.deepEqual(r1.failed, []);
+  t.false(r1.exact);
+  t.regex(r1.error ?? '', /^zero counter slot 5: update nf_ep_counters: injected/);
+  const entry = () => decodeEndpoint(io.lookup('nf_endpoints', encodeU32(5))!);
+  t.like(entry(), { ingressTable: 1, statsSlot: 0 }, 'its table, no slot');
+  broken = false;
+  const r2 = reconcile(io, att, s.maps, s.endpoints);
+  t.true(r2.exact);
+  t.deepEqual(io.zeroedSlots, [5]);
+  t.is(entry().statsSlot, 5, 'the next pass zeroed the slot and took it');
 });
 
 test('switching an endpoint to another table: minimal writes, endpoint switched last, old table deleted after', (t) => {
