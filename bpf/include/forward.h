@@ -193,7 +193,7 @@ static __always_inline int nf_deliver_local(struct __sk_buff *skb, const struct 
 	if (!nf_allow(dep, s, NULL, NF_DIR_INGRESS, 0, dif))
 		return TC_ACT_SHOT;
 	if (nf_forward_rewrite(skb, p->family, l))
-		return TC_ACT_SHOT; /* a half-rewritten packet must not go anywhere */
+		return TC_ACT_SHOT; /* its headers went since nf_ttl read them: not routable */
 	return bpf_redirect_peer(dif, 0);
 }
 
