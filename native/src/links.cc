@@ -59,12 +59,30 @@ Napi::Object LinkToJs(Napi::Env env, rtnl_link* link) {
   return o;
 }
 
+// One RTM_GETLINK dump without counters (RTEXT_FILTER_SKIP_STATS): libnl's own cache
+// refill asks for every link's statistics (IPv6's per-CPU SNMP sums among them), which
+// the agent never reads and which were most of a dump's kernel time under pod churn.
 Napi::Value LinkList(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* what = "list links";
   NlSocket sk(env, what);
   CachePtr cache;
-  sk.Check(rtnl_link_alloc_cache(sk.get(), AF_UNSPEC, &cache.p), what, "rtnl_link_alloc_cache");
+  sk.Check(nl_cache_alloc_name("route/link", &cache.p), what, "nl_cache_alloc_name");
+  // A link added or removed during the dump interrupts it: ask again (a new message, a
+  // new sequence number), as libnl's own refill does.
+  int err;
+  do {
+    NlPtr<nl_msg, nlmsg_free> msg(nlmsg_alloc_simple(RTM_GETLINK, NLM_F_DUMP));
+    if (!msg.get()) Throw(env, what, ENOMEM, "nlmsg_alloc_simple");
+    ifinfomsg ifi = {};
+    ifi.ifi_family = AF_UNSPEC;
+    sk.Check(nlmsg_append(msg.get(), &ifi, sizeof(ifi), NLMSG_ALIGNTO), what, "nlmsg_append");
+    sk.Check(nla_put_u32(msg.get(), IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS), what, "nla_put_u32");
+    nl_cache_clear(cache.get());
+    sk.Check(nl_send_auto(sk.get(), msg.get()), what, "nl_send_auto");
+    err = nl_cache_pickup(sk.get(), cache.get());
+  } while (err == -NLE_DUMP_INTR);
+  sk.Check(err, what, "nl_cache_pickup");
   Napi::Array out = Napi::Array::New(env);
   for (nl_object* o = nl_cache_get_first(cache.get()); o; o = nl_cache_get_next(o))
     out.Set(out.Length(), LinkToJs(env, reinterpret_cast<rtnl_link*>(o)));

@@ -40,13 +40,15 @@ import type { SnapshotSource } from '../sources/source';
 import type { CniRequest } from '../cni/protocol';
 import { prevResultIps } from './cni-ips';
 import { FlowFeed } from './flow-feed';
-import { RateLimiter, flowContext, toFlow, type FlowContext } from './flows';
+import { RateLimiter, flowContext, isolationNames, toFlow, type FlowContext } from './flows';
 import { HookRepairs, type LostHook } from './hook-repairs';
 import { KnownHooks } from './known-hooks';
 import { LastGoodFile, lastGoodFilePath } from './last-good-file';
 import { RpFilterRecord, rpFilterRecordPath } from './rp-filter-record';
 import { AgentMetrics } from './metrics';
 import { LatestWrite } from './latest-write';
+import { LinkFollowUps } from './link-follow-ups';
+import { once } from './once';
 import { namesFilePath, namesFromCompile, writeNamesFile, type NamesFile } from './names-file';
 import { UnsupportedLayoutError, hostInterfaceOf } from './sandboxes-hostif';
 import { PRIMARY_IFNAME, applySandboxes, type SandboxEndpoint } from './sandbox-networks';
@@ -94,20 +96,21 @@ export interface AgentStatus {
 /** A pass that threw is run again after this long (not at once: it may throw again). */
 const PASS_RETRY_MS = 200;
 
-// Follow-up passes after a new link: the CNI adds the pod route just after the veth.
-const LINK_FOLLOWUPS_MS = [0, 50, 200, 1000];
-
 export class Agent {
   readonly metrics: AgentMetrics;
   /** Every drop event, for `netfence flows` clients (the agent is the ring buffer's only reader). */
   readonly flowFeed: FlowFeed;
   private dp?: Datapath;
   private namesFile?: string;
-  private readonly namesWrite = new LatestWrite<NamesFile>((names) =>
-    writeNamesFile(this.namesFile!, names).catch((e: Error) =>
-      this.fail('names', `write names file ${this.namesFile}: ${e.message}`),
-    ),
-  );
+  /** The names file's content is made when its write starts: under pod churn most passes'
+   *  names are replaced before their turn, and making them was ~15 % of a pass. */
+  private readonly namesWrite = new LatestWrite<() => NamesFile>(async (names) => {
+    try {
+      await writeNamesFile(this.namesFile!, names());
+    } catch (e) {
+      this.fail('names', `write names file ${this.namesFile}: ${(e as Error).message}`);
+    }
+  });
   private attacher?: TcAttacher;
   /** The attacher passes use: remembers the hooks it attached (forgotten at resync). */
   private hooks?: KnownHooks;
@@ -147,13 +150,15 @@ export class Agent {
   private compiled?: CompileResult;
   /** Keeps per-pod, per-policy and per-table work between passes (a pod add is O(1)). */
   private readonly compiler = new Compiler();
-  private flowCtx?: FlowContext;
+  /** What names drop events: made at the first event after a pass. */
+  private flowCtx?: () => FlowContext;
   private appliedHash?: string;
   private running = false;
   private again = false;
   private stopped = false;
   private readonly closers: (() => void)[] = [];
   private scheduled?: NodeJS.Timeout;
+  private readonly followUps = new LinkFollowUps((reason) => void this.apply(reason));
   private readonly flowLimiter: RateLimiter;
   /** Probes the tunnel's gateways while the tunnel is wanted; a change runs a pass. */
   private readonly gateways: GatewayMonitor;
@@ -237,7 +242,7 @@ export class Agent {
         // Lost events may have been new links or hooks removed: everything is asked
         // again, and passes follow up as after a new link.
         this.forgetKernelState();
-        this.followUp('link events lost (netlink overflow)');
+        this.followUps.schedule('link events lost (netlink overflow)');
       } else this.schedule(`host route ${ev.type.slice(6)}`);
     });
     this.closers.push(() => lw.close());
@@ -287,12 +292,8 @@ export class Agent {
     this.log.debug({ type, link: name }, 'link event');
     // Carrier or admin state of the uplink: probe now rather than at the next interval.
     if (name === this.latest?.snapshot.config.redirect?.uplink) this.gateways.poke();
-    if (type === 'new') this.followUp(`link new ${name}`);
+    if (type === 'new') this.followUps.schedule(`link new ${name}`, name);
     else setTimeout(() => void this.apply(`link del ${name}`), 0);
-  }
-
-  private followUp(reason: string): void {
-    for (const ms of LINK_FOLLOWUPS_MS) setTimeout(() => void this.apply(reason), ms);
   }
 
   /** One pass; passes never overlap (a request during a pass runs once more after it). */
@@ -358,6 +359,7 @@ export class Agent {
       return undefined;
     }
     const hash = this.latest.version;
+    const started = performance.now();
     const view = readNetView(this.addon, this.peerMacs);
     const {
       snapshot: snap,
@@ -411,7 +413,8 @@ export class Agent {
       }
     }
 
-    const report = this.reconciler!.apply(result.maps, result.endpoints, result.isolation);
+    const ifindexes = new Map(view.links.map((l) => [l.name, l.ifindex]));
+    const report = this.reconciler!.apply(result.maps, result.endpoints, result.isolation, ifindexes);
     if (!wantTunnel) removeTunnel(this.addon, redirect?.table);
     for (const f of report.failed) this.fail('endpoint', f.error);
     if (report.retiredRuleKeys.length > 0) {
@@ -445,15 +448,18 @@ export class Agent {
       this.status.stateHash = this.appliedHash;
       this.applied = true;
       this.status.endpoints = result.endpoints.length - report.failed.length;
+      const failed = new Set(report.failed.map((f) => f.ifname));
+      this.followUps.passed(
+        started,
+        new Set(ifindexes.keys()),
+        new Set(result.endpoints.flatMap((e) => (failed.has(e.ifname) ? [] : [e.ifname]))),
+      );
       this.metrics.endpoints.set(this.status.endpoints);
       // For `netfence inspect` and `netfence flows` (names the maps cannot hold).
-      const names = namesFromCompile(result, snap, {
-        bpffsRoot: dp.root,
-        node: this.opts.nodeName,
-        generation: this.status.generation,
-      });
-      this.flowCtx = flowContext(snap, result, names.isolation);
-      this.namesWrite.queue(names);
+      const meta = { bpffsRoot: dp.root, node: this.opts.nodeName, generation: this.status.generation };
+      const isolation = once(() => isolationNames(snap, result));
+      this.flowCtx = once(() => flowContext(snap, result, isolation()));
+      this.namesWrite.queue(() => namesFromCompile(result, snap, meta, isolation()));
     }
     this.repairs!.settle();
     this.refreshReady();
@@ -659,7 +665,7 @@ export class Agent {
     const logged = this.flowLimiter.allow();
     if (!logged) this.metrics.flowLogsSuppressed.inc();
     if (!logged && this.flowFeed.size === 0) return;
-    const flow = toFlow(decodeEvent(sample), this.flowCtx);
+    const flow = toFlow(decodeEvent(sample), this.flowCtx());
     this.flowFeed.publish(flow);
     if (logged) this.log.info({ flow }, 'flow');
   }

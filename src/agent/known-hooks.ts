@@ -45,7 +45,7 @@ export class KnownHooks implements Attacher {
     this.inner.detach(ep, dir);
   }
 
-  list(): EndpointRef[] {
-    return this.inner.list();
+  list(ifindexes?: ReadonlyMap<string, number>): EndpointRef[] {
+    return this.inner.list(ifindexes);
   }
 }

@@ -45,10 +45,12 @@ export function namesFilePath(bpffsRoot: string, runDir = DEFAULT_RUN_DIR): stri
   return path.join(runDir, hash, 'names.json');
 }
 
+/** `isolation`: isolationNames of the same compile, when the caller has them. */
 export function namesFromCompile(
   compiled: Pick<CompileResult, 'policies' | 'rules' | 'endpoints' | 'identities'>,
   snapshot: Snapshot,
   meta: { bpffsRoot: string; node: string; generation: number },
+  isolation: IsolationNames = isolationNames(snapshot, compiled),
   now = new Date(),
 ): NamesFile {
   const pods: PodAddress[] = [];
@@ -67,7 +69,7 @@ export function namesFromCompile(
     endpoints: compiled.endpoints,
     identities: Object.fromEntries(compiled.identities),
     pods,
-    isolation: isolationNames(snapshot, compiled),
+    isolation,
   };
 }
 

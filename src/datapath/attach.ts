@@ -74,8 +74,9 @@ export interface Attacher {
   attached(ep: EndpointRef, dir: TcDirection): boolean;
   attach(ep: EndpointRef, dir: TcDirection): void;
   detach(ep: EndpointRef, dir: TcDirection): void;
-  /** Every interface netfence has programs on (to detach stale ones). */
-  list(): EndpointRef[];
+  /** Every interface netfence has programs on (to detach stale ones). `ifindexes`: the
+   *  caller's link view by name, saving a link dump (absent: ifindex 0, only pins go). */
+  list(ifindexes?: ReadonlyMap<string, number>): EndpointRef[];
 }
 
 export interface HookPrograms {
@@ -157,11 +158,11 @@ export class TcAttacher implements Attacher {
     detachHook(this.addon, this.root, ep, dir);
   }
 
-  list(): EndpointRef[] {
+  list(ifindexes?: ReadonlyMap<string, number>): EndpointRef[] {
     const names = new Set(pinnedHooks(this.root).map((h) => h.ifname));
     if (names.size === 0) return [];
-    const ifindexes = ifindexesByName(this.addon);
-    return [...names].sort().map((ifname) => ({ ifname, ifindex: ifindexes.get(ifname) ?? 0 }));
+    const byName = ifindexes ?? ifindexesByName(this.addon);
+    return [...names].sort().map((ifname) => ({ ifname, ifindex: byName.get(ifname) ?? 0 }));
   }
 
   /** Move every hook to new programs (layout migration); the old program runs until each switch. */

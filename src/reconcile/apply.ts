@@ -39,6 +39,8 @@ export interface ReconcileOptions {
   /** The isolation tables' entries (CompileResult.isolation): written only when an
    *  endpoint falls back to one. */
   isolation?: CompileResult['isolation'];
+  /** ifindex by interface name from the caller's link view (Attacher.list). */
+  ifindexes?: ReadonlyMap<string, number>;
 }
 
 export function readActual(io: MapIO): ActualMaps {
@@ -71,6 +73,8 @@ interface Pass {
   errors: string[];
   /** Entries left in place because an endpoint still points at their table. */
   withheld: number;
+  /** ReconcileOptions.ifindexes. */
+  ifindexes?: ReadonlyMap<string, number>;
 }
 
 const epKey = (ep: EndpointRef): string => keyHex(encodeU32(ep.ifindex));
@@ -152,6 +156,7 @@ function plan(
     failedKeys: new Set(),
     errors: [],
     withheld: 0,
+    ifindexes: opts.ifindexes,
   };
 }
 
@@ -341,7 +346,7 @@ function detachUnneeded(p: Pass, entries: ReadonlySet<string>): void {
     }
   }
   const wanted = new Set(kept.map((ep) => ep.ifname));
-  for (const ref of p.attacher.list()) {
+  for (const ref of p.attacher.list(p.ifindexes)) {
     if (wanted.has(ref.ifname)) continue;
     for (const d of TC_HOOKS) detach(p, ref, d);
     p.report.detached.push(ref.ifname);

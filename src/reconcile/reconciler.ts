@@ -28,17 +28,19 @@ export class Reconciler {
     this.verifyNext = true;
   }
 
-  /** `isolation`: CompileResult.isolation, the tables endpoints fall back to. */
+  /** `isolation`: CompileResult.isolation, the tables endpoints fall back to; `ifindexes`:
+   *  the pass's link view by name. */
   apply(
     desired: DesiredMaps,
     endpoints: readonly CompiledEndpoint[],
     isolation?: CompileResult['isolation'],
+    ifindexes?: ReadonlyMap<string, number>,
   ): ReconcileReport {
     const known = this.verifyNext ? undefined : this.known;
     this.verifyNext = false;
     // Unknown until this pass proves exact (a throw leaves it unknown too).
     this.known = undefined;
-    const report = reconcile(this.io, this.attacher, desired, endpoints, { known, isolation });
+    const report = reconcile(this.io, this.attacher, desired, endpoints, { known, isolation, ifindexes });
     if (report.exact) this.known = desired;
     return report;
   }

@@ -1,7 +1,7 @@
 // libnl-route bindings in a private netns (this process unshares one): links, link
 // events, ip rules and routes, each cross-checked with iproute2.
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../src/datapath/native';
 import type { LinkEvent, Route, RouteRule } from '../../src/datapath/native-api';
@@ -317,6 +317,38 @@ test.serial('neighbours and bridge FDB: entries iproute2 added, with their MACs,
   const own = fdb.find((f) => f.mac === native.linkByName('nbpa')!.mac && f.ifindex === port);
   t.true(own?.local, "the port's own address is the bridge's (permanent)");
   t.true(native.fdbList().every((f) => f.mac !== '' && f.ifindex > 0));
+});
+
+test.serial('linkList: links added and removed during the dump (an interrupted dump is asked again)', async (t) => {
+  const lines = Array.from({ length: 150 }, (_, i) => `link add nld${i} type veth peer name nle${i}\n`).join('');
+  execFileSync('ip', ['-force', '-batch', '-'], { input: lines, stdio: ['pipe', 'ignore', 'ignore'] });
+  const churn = spawn('ip', ['-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const exited = new Promise((r) => churn.on('exit', r));
+  churn.stdin.end(
+    Array.from({ length: 200 }, (_, i) => `link add nlc${i % 50} type veth\nlink del nlc${i % 50}\n`).join(''),
+  );
+  let dumps = 0;
+  let done = false;
+  void exited.then(() => (done = true));
+  while (!done) {
+    const names = native.linkList().map((l) => l.name);
+    t.is(names.filter((n) => /^nl[de]\d/.test(n)).length, 300, 'every link that stays, in every dump');
+    dumps++;
+    await sleep(0);
+  }
+  t.true(dumps > 1);
+  const ip = (JSON.parse(run('ip', ['-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname).sort();
+  t.deepEqual(
+    native
+      .linkList()
+      .map((l) => l.name)
+      .sort(),
+    ip,
+  );
+  execFileSync('ip', ['-force', '-batch', '-'], {
+    input: Array.from({ length: 150 }, (_, i) => `link del nld${i}\n`).join(''),
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
 });
 
 test.serial('linkWatch: a burst that overflows the socket is reported, and watching goes on', async (t) => {
