@@ -80,12 +80,18 @@ function selector(r: Random, space: [string, string[]][]): RawSelector {
     const [k, vs] = r.pick(space);
     sel.matchLabels = { [k]: r.pick(vs) };
   }
+  if (sel.matchLabels && r.chance(0.15)) {
+    const [k, vs] = r.pick(space);
+    sel.matchLabels[k] = r.pick(vs);
+  }
   if (!sel.matchLabels || r.chance(0.3)) {
-    const [key, vs] = r.pick(space);
-    const operator = r.pick(['In', 'NotIn', 'Exists', 'DoesNotExist']);
-    sel.matchExpressions = [
-      operator === 'In' || operator === 'NotIn' ? { key, operator, values: r.sample(vs, r.int(1, 2)) } : { key, operator },
-    ];
+    sel.matchExpressions = Array.from({ length: r.chance(0.2) ? 2 : 1 }, () => {
+      const [key, vs] = r.pick(space);
+      const operator = r.pick(['In', 'NotIn', 'Exists', 'DoesNotExist']);
+      return operator === 'In' || operator === 'NotIn'
+        ? { key, operator, values: r.sample(vs, r.int(1, 2)) }
+        : { key, operator };
+    });
   }
   return sel;
 }
@@ -116,8 +122,9 @@ function cnpPort(c: Ctx): CnpProtocol {
     c.ports.add(number);
     destinationPort = { number };
   } else {
-    const start = r.pick(PORTS) + r.int(-2, 2);
-    const end = start + r.pick([1, 2, 30, 1000]);
+    const edge = r.next();
+    const start = edge < 0.1 ? 1 : edge < 0.2 ? 65535 - r.pick([1, 2, 100]) : r.pick(PORTS) + r.int(-2, 2);
+    const end = edge >= 0.1 && edge < 0.2 ? 65535 : start + r.pick([1, 2, 30, 1000]);
     for (const p of [start - 1, start, end, end + 1]) c.ports.add(p);
     destinationPort = { range: { start, end } };
   }
@@ -128,7 +135,13 @@ function cnpPeer(c: Ctx, egress: boolean): CnpPeer {
   const { r } = c;
   const kind = r.pick(egress ? ['namespaces', 'pods', 'pods', 'nodes', 'networks'] : ['namespaces', 'pods']);
   if (kind === 'namespaces') return { namespaces: nsSelector(c) };
-  if (kind === 'nodes') return { nodes: selector(r, [['zone', ['z1', 'z2']], ['pool', ['gp']]]) };
+  if (kind === 'nodes')
+    return {
+      nodes: selector(r, [
+        ['zone', ['z1', 'z2']],
+        ['pool', ['gp']],
+      ]),
+    };
   if (kind === 'networks') return { networks: r.sample(c.cidrs, r.int(1, 2)) };
   const pods: CnpPeer['pods'] = { podSelector: selector(r, POD_LABELS) };
   if (r.chance(0.6)) pods.namespaceSelector = nsSelector(c);
@@ -225,17 +238,20 @@ function np(c: Ctx, i: number): RawNp {
 
 /** ipBlock cidr and strictly narrower excepts of the same family. */
 function ipBlocks(c: Ctx): [string, string[]][] {
-  const v4 = c.pods.flatMap((p) => (p.status.podIPs ?? []).map((x) => x.ip).filter((ip) => !ip.includes(':')));
-  const v6 = c.pods.flatMap((p) => (p.status.podIPs ?? []).map((x) => x.ip).filter((ip) => ip.includes(':')));
+  // Pod addresses (never a node's): the first three groups of the IPv6 ones are spelled out.
+  const ips = c.pods.filter((p) => !p.spec.hostNetwork).flatMap((p) => (p.status.podIPs ?? []).map((x) => x.ip));
+  const v4 = ips.filter((ip) => !ip.includes(':'));
+  const v6 = ips.filter((ip) => ip.includes(':'));
   const out: [string, string[]][] = [
     ['10.244.0.0/16', ['10.244.1.0/24', '10.244.0.0/25']],
     ['0.0.0.0/0', ['10.244.2.0/24']],
     ['fd00::/8', ['fd00:244:1::/48']],
     ['::/0', ['fd00:10::/32']],
     ['192.168.0.0/24', ['192.168.0.2/32']],
+    ['10.244.2.9/23', ['10.244.3.0/24']],
   ];
   for (const ip of v4.slice(0, 3)) out.push([`${ip.split('.').slice(0, 3).join('.')}.0/24`, [`${ip}/32`]]);
-  for (const ip of v6.slice(0, 3)) out.push([`${ip.split('::')[0]}::/48`, [`${ip}/128`]]);
+  for (const ip of v6.slice(0, 3)) out.push([`${ip.split(':').slice(0, 3).join(':')}::/48`, [`${ip}/128`]]);
   return out;
 }
 
@@ -266,7 +282,13 @@ export function generateCluster(seed: number): Cluster {
     while (usedHosts.has(nsIdx * 1000 + host)) host = r.int(1, 254);
     usedHosts.add(nsIdx * 1000 + host);
     const v4 = `10.244.${nsIdx}.${host}`;
-    const v6 = `fd00:244:${nsIdx}::${host.toString(16)}`;
+    const spelling = r.next();
+    const v6 =
+      spelling < 0.1
+        ? `fd00:0244:${nsIdx}:0:0:0:0:${host.toString(16)}`
+        : spelling < 0.2
+          ? `FD00:244:${nsIdx}::${host.toString(16).toUpperCase()}`
+          : `fd00:244:${nsIdx}::${host.toString(16)}`;
     const stack = r.next();
     const ips = hostNetwork ? node.ips : stack < 0.1 ? [v4] : stack < 0.15 ? [v6] : [v4, v6];
     // Container ports: names unique in the pod, (port, protocol) unique in the pod.
@@ -280,6 +302,16 @@ export function generateCluster(seed: number): Cluster {
     const split = r.int(0, ports.length);
     const containers = [{ name: 'main', ports: ports.slice(0, split) }];
     if (split < ports.length || r.chance(0.2)) containers.push({ name: 'side', ports: ports.slice(split) });
+    // Port names are unique per container (API validation), so one name may serve two
+    // protocols from two containers (as "dns" on UDP and TCP does).
+    const twin = ports[0];
+    if (twin && split > 0 && r.chance(0.15)) {
+      const protocol = r.pick(PROTOCOLS.filter((x) => x !== (twin.protocol ?? 'TCP')));
+      const containerPort = r.pick(PORTS);
+      if (!ports.some((p) => p.containerPort === containerPort && (p.protocol ?? 'TCP') === protocol)) {
+        containers.push({ name: 'twin', ports: [{ name: twin.name, containerPort, protocol }] });
+      }
+    }
     return {
       kind: 'Pod',
       metadata: { name: `p${i}`, namespace: nsNames[nsIdx], labels: labels(r, POD_LABELS) },
@@ -305,6 +337,8 @@ export function generateCluster(seed: number): Cluster {
       '0.0.0.0/0',
       '::/0',
       '203.0.113.0/24',
+      '10.244.1.77/24',
+      'fd00:244:2::5/48',
       ...r.sample(podIps, 3).map((ip) => (ip.includes(':') ? `${ip}/128` : `${ip}/32`)),
     ],
     ports: new Set(),

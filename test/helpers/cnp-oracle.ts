@@ -316,9 +316,7 @@ export class Oracle {
     if (other.spec.hostNetwork) return false;
     if (p.namespaceSelector === undefined) {
       if (p.podSelector === undefined) fail('NetworkPolicy peer');
-      return (
-        this.ns(other) === (np.metadata.namespace ?? 'default') && selects(p.podSelector, other.metadata.labels)
-      );
+      return this.ns(other) === (np.metadata.namespace ?? 'default') && selects(p.podSelector, other.metadata.labels);
     }
     return this.podIn(other, p.namespaceSelector, p.podSelector);
   }
