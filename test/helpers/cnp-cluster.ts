@@ -2,8 +2,9 @@
 // test (test/unit/cnp-oracle.test.ts): namespaces, two nodes, pods (dual-stack, now and
 // then single-stack or hostNetwork) with labels and named container ports,
 // ClusterNetworkPolicies of both tiers with distinct priorities and Accept/Deny/Pass
-// rules, NetworkPolicies; and the probes (protocol, port) worth asking about: every port
-// a rule or container names, range boundaries and their neighbours.
+// rules, NetworkPolicies; and the probes (protocol, port, family) worth asking about:
+// every port a rule or container names, range boundaries and their neighbours, one port
+// nothing names, now and then ICMP/ICMPv6.
 import { dump } from 'js-yaml';
 import type {
   CnpPeer,
@@ -364,6 +365,11 @@ export function generateCluster(seed: number): Cluster {
   const probes = r.sample(candidates, 4);
   probes.push({ protocol: r.pick(PROTOCOLS), port: r.int(1, 65535) });
   for (const p of probes) p.family = r.chance(0.5) ? 4 : 6;
+  // Now and then a ping: only rules without protocols (ports) match it.
+  if (r.chance(0.15))
+    probes[probes.length - 1] = r.chance(0.5)
+      ? { protocol: 'ICMP', port: 0, family: 4 }
+      : { protocol: 'ICMPv6', port: 0, family: 6 };
   return { objects: [...namespaces, ...nodes, ...pods, ...cnps, ...nps], probes };
 }
 

@@ -19,7 +19,7 @@
 // - Peers: ingress `namespaces`/`pods`; egress also `nodes` (the IPs in the selected
 //   nodes' status.addresses) and `networks` (CIDRs, matched against any address, pods'
 //   included).
-// - Protocols: absent = every protocol and port; otherwise any entry matches: tcp/udp/sctp
+// - Protocols: absent = every protocol and port (ICMP too); otherwise any entry matches: tcp/udp/sctp
 //   with no destinationPort (every port), destinationPort.number, or destinationPort.range
 //   (start..end inclusive); destinationNamedPort = a containerPort of the destination pod
 //   with that name, whose protocol (default TCP) is the packet's.
@@ -183,7 +183,8 @@ export function family(ip: string): 4 | 6 {
 // ---- the cluster ----
 
 export interface Packet {
-  protocol: 'TCP' | 'UDP' | 'SCTP';
+  /** ICMP/ICMPv6 (port 0) match only rules that name no protocol or port. */
+  protocol: 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPv6';
   port: number;
   /** The address family the pods talk over (the oracle ignores it: it is given addresses). */
   family?: 4 | 6;
