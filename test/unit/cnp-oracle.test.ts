@@ -2,7 +2,8 @@
 // NetworkPolicies, written as YAML, loaded by the project's directory loader and judged
 // pod pair by pod pair against an independent oracle written from the upstream API text
 // (test/helpers/cnp-oracle.ts, which shares no code with src/). A failure names the seed:
-// CNP_ORACLE_SEED=<seed> runs that one alone, CNP_ORACLE_DUMP=<dir> keeps its YAML.
+// CNP_ORACLE_SEED=<seed> runs that one alone, CNP_ORACLE_DUMP=<dir> keeps its YAML,
+// CNP_ORACLE_CLUSTERS=<n> changes the number of clusters (2000: about 16 s on 2 cores).
 import test from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
