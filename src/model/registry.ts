@@ -32,7 +32,10 @@ export type Collections = Pick<
 export type Collection = keyof Collections;
 
 interface KindSpecOf<C extends Collection> {
+  /** The version the Kubernetes source watches (and deploy/crds serves). */
   apiVersion: string;
+  /** Other versions of the same schema, read as this one (from files, say). */
+  alsoApiVersions?: readonly string[];
   /** The kind as the API names it. */
   kind: string;
   /** Plural, as in RBAC rules and URLs. */
@@ -100,6 +103,8 @@ export const KINDS = {
   },
   ClusterNetworkPolicy: {
     apiVersion: 'policy.networking.k8s.io/v1alpha2',
+    // upstream's v1beta1 has v1alpha2's schema
+    alsoApiVersions: ['policy.networking.k8s.io/v1beta1'],
     kind: 'ClusterNetworkPolicy',
     resource: 'clusternetworkpolicies',
     namespaced: false,

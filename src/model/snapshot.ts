@@ -23,7 +23,9 @@ export interface SourceObject {
 }
 
 /** The registry's kinds by "apiVersion/kind". */
-const HANDLERS = new Map<string, ReadKind>(READ_KINDS.map((k) => [`${k.apiVersion}/${k.kind}`, k]));
+const HANDLERS = new Map<string, ReadKind>(
+  READ_KINDS.flatMap((k) => [k.apiVersion, ...(k.alsoApiVersions ?? [])].map((v) => [`${v}/${k.kind}`, k] as const)),
+);
 
 const CONFIG_KEY = 'netfence.io/v1alpha1/NetfenceConfig';
 /** There is at most one NetfenceConfig: its identity ignores its name. */

@@ -178,6 +178,17 @@ test('ClusterNetworkPolicy: tiers, priority, actions, rule order and names', (t)
   t.is(policyName(p.ref), 'ClusterNetworkPolicy cnp');
 });
 
+test('ClusterNetworkPolicy: upstream v1beta1 (the v1alpha2 schema) reads as v1alpha2', (t) => {
+  const spec = `  tier: Baseline
+  priority: 3
+  subject: { pods: { podSelector: { matchLabels: { app: db } } } }
+  ingress: [{ action: Deny, from: [{ namespaces: {} }], protocols: [{ tcp: { destinationPort: { number: 5432 } } }] }]
+`;
+  const beta = cnp(spec).replace('policy.networking.k8s.io/v1alpha2', 'policy.networking.k8s.io/v1beta1');
+  t.deepEqual(errors(beta), []);
+  t.deepEqual(policies(beta), policies(cnp(spec)));
+});
+
 test('ClusterNetworkPolicy: a named port becomes one spec per protocol', (t) => {
   const [p] = policies(
     cnp(`  tier: Baseline
