@@ -121,7 +121,11 @@ static __always_inline int nf_ct_lookup(const struct nf_endpoint *ep, const stru
 	reply = nf_ct_side(cv, dir, src_hi);
 	if (reply < 0)
 		return NF_CT_MISS;
-	now = nf_ct_now();
+	/* the clock only where a deadline is due or set: an open flow's packets skip it */
+	now = 0;
+	if (cv->expires_ns || (cv->flags & NF_CT_F_CLOSING) ||
+	    (p->proto == IPPROTO_TCP && (p->tcp_flags & (NF_TCP_FIN | NF_TCP_RST))))
+		now = nf_ct_now();
 	if (nf_ct_stale(cv, p, now)) {
 		if (stale)
 			*stale = cv;
@@ -140,7 +144,8 @@ static __always_inline int nf_ct_lookup(const struct nf_endpoint *ep, const stru
 		if (p->proto == IPPROTO_TCP)
 			nf_ct_tcp_close(cv, p->tcp_flags, reply, now);
 	}
-	nf_ct_touch(cv, now);
+	if (now)
+		nf_ct_touch(cv, now);
 	if (reply && reply_flags)
 		*reply_flags = cv->flags;
 	return NF_CT_HIT;

@@ -281,6 +281,23 @@ test.serial('TCP close: FIN from both sides starts the close timeout; one FIN do
 });
 
 test.serial(
+  'an open flow: its packets after the reply leave the entry untouched (no write shared by both ends)',
+  async (t) => {
+    isolatedPod();
+    expectRun(t, fromPod(tcp('pod', TCP_SYN)), OK, 'SYN');
+    expectRun(t, toPod(tcp('server', TCP_SYN | TCP_ACK)), OK, 'SYN-ACK');
+    const open = entry(t);
+    t.like(open.val, { flags: NfCtFlag.SEEN_REPLY, expiresNs: 0n });
+    await new Promise((r) => setTimeout(r, 30)); // conntrack time moves in ticks (<= 10 ms)
+    expectRun(t, fromPod(tcp('pod', TCP_ACK)), OK, 'ACK');
+    expectRun(t, toPod(tcp('server', TCP_ACK)), OK, 'data');
+    t.deepEqual(entry(t), open, 'byte for byte');
+    expectRun(t, fromPod(tcp('pod', TCP_RST)), OK, 'RST: closing, the clock is read again');
+    t.true(entry(t).val.lastSeenNs > open.val.lastSeenNs);
+  },
+);
+
+test.serial(
   'TCP close: after RST the entry closes; a new SYN on the tuple is evaluated again; past the deadline replies are new packets',
   (t) => {
     isolatedPod();
