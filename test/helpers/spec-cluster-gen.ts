@@ -44,12 +44,13 @@ export class SeededRandom {
 }
 
 export const NS_NAMES = ['alpha', 'beta', 'gamma', 'delta'];
-const NS_LABELS: Record<string, string[]> = { team: ['red', 'blue'], env: ['prod', 'dev', 'test'] };
+const NS_LABELS: Record<string, string[]> = { team: ['red', 'blue'], env: ['prod', 'dev', 'test', '2', 'on'] };
 // '' is a valid label value; a prefixed key; a key that is also an Object.prototype member.
 const POD_LABELS: Record<string, string[]> = {
   app: ['web', 'db', 'api'],
   role: ['fe', 'be', ''],
-  'app.kubernetes.io/version': ['v1', 'v2'],
+  // values a YAML writer must quote to keep them strings
+  'app.kubernetes.io/version': ['v1', '1', '1.0', 'true', 'yes', 'null', '0x1F', '08', '1e3'],
   constructor: ['x'],
 };
 export const PORT_NAMES = ['http', 'metrics', 'dns', 'grpc', 'admin'];
