@@ -49,6 +49,7 @@ import { AgentMetrics } from './metrics';
 import { LatestWrite } from './latest-write';
 import { LinkFollowUps } from './link-follow-ups';
 import { once } from './once';
+import { PassRequests } from './pass-requests';
 import { namesFilePath, namesFromCompile, writeNamesFile, type NamesFile } from './names-file';
 import { UnsupportedLayoutError, hostInterfaceOf } from './sandboxes-hostif';
 import { PRIMARY_IFNAME, applySandboxes, type SandboxEndpoint } from './sandbox-networks';
@@ -158,7 +159,8 @@ export class Agent {
   private stopped = false;
   private readonly closers: (() => void)[] = [];
   private scheduled?: NodeJS.Timeout;
-  private readonly followUps = new LinkFollowUps((reason) => void this.apply(reason));
+  private readonly passes = new PassRequests((reason) => void this.apply(reason));
+  private readonly followUps = new LinkFollowUps((reason) => this.request(reason));
   private readonly flowLimiter: RateLimiter;
   /** Probes the tunnel's gateways while the tunnel is wanted; a change runs a pass. */
   private readonly gateways: GatewayMonitor;
@@ -285,7 +287,7 @@ export class Agent {
   private schedule(reason: string, delayMs = 0): void {
     if (this.stopped) return;
     clearTimeout(this.scheduled);
-    this.scheduled = setTimeout(() => void this.apply(reason), delayMs);
+    this.scheduled = setTimeout(() => this.request(reason), delayMs);
   }
 
   private onLink(type: 'new' | 'del', name: string): void {
@@ -293,7 +295,11 @@ export class Agent {
     // Carrier or admin state of the uplink: probe now rather than at the next interval.
     if (name === this.latest?.snapshot.config.redirect?.uplink) this.gateways.poke();
     if (type === 'new') this.followUps.schedule(`link new ${name}`, name);
-    else setTimeout(() => void this.apply(`link del ${name}`), 0);
+    else this.request(`link del ${name}`);
+  }
+
+  private request(reason: string): void {
+    if (!this.stopped) this.passes.request(reason);
   }
 
   /** One pass; passes never overlap (a request during a pass runs once more after it). */
@@ -317,7 +323,7 @@ export class Agent {
       this.running = false;
       if (this.again && !this.stopped) {
         this.again = false;
-        setImmediate(() => void this.apply('queued'));
+        this.request('queued');
       }
     }
   }
@@ -602,7 +608,7 @@ export class Agent {
     this.log.info({ pod, ifName: req.ifName, network: req.network, containerId: req.containerId, outcome }, 'cni del');
     if (outcome === 'deleted') {
       this.hostIfErrors.delete(sandboxKey(pod, req.ifName));
-      void this.apply('cni del');
+      this.request('cni del');
     }
   }
 
