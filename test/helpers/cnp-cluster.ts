@@ -24,33 +24,7 @@ import type {
   RawPort,
   RawSelector,
 } from './cnp-oracle';
-
-/** mulberry32. */
-export class Random {
-  constructor(private s: number) {}
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) | 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.next() * xs.length)];
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  sample<T>(xs: readonly T[], n: number): T[] {
-    const copy = [...xs];
-    const out: T[] = [];
-    while (out.length < n && copy.length) out.push(copy.splice(Math.floor(this.next() * copy.length), 1)[0]);
-    return out;
-  }
-}
+import { Rng } from './rng';
 
 const PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
 const PORTS = [53, 80, 81, 443, 1000, 1024, 8080, 9000, 9090];
@@ -68,13 +42,13 @@ const NODES: { name: string; labels: Labels; ips: string[] }[] = [
   { name: 'node-b', labels: { zone: 'z2' }, ips: ['192.168.0.2', 'fd00:10::2'] },
 ];
 
-function labels(r: Random, space: [string, string[]][]): Labels {
+function labels(r: Rng, space: [string, string[]][]): Labels {
   const out: Labels = {};
   for (const [k, vs] of space) if (r.chance(0.7)) out[k] = r.pick(vs);
   return out;
 }
 
-function selector(r: Random, space: [string, string[]][]): RawSelector {
+function selector(r: Rng, space: [string, string[]][]): RawSelector {
   if (r.chance(0.2)) return {};
   const sel: RawSelector = {};
   if (r.chance(0.6)) {
@@ -98,7 +72,7 @@ function selector(r: Random, space: [string, string[]][]): RawSelector {
 }
 
 interface Ctx {
-  r: Random;
+  r: Rng;
   nsNames: string[];
   pods: RawPod[];
   nsSpace: [string, string[]][];
@@ -262,7 +236,7 @@ export interface Cluster {
 }
 
 export function generateCluster(seed: number): Cluster {
-  const r = new Random(seed);
+  const r = new Rng(seed);
   const nsCount = r.int(2, 4);
   const nsNames = Array.from({ length: nsCount }, (_, i) => `ns${i}`);
   const namespaces: RawNamespace[] = nsNames.map((name) => ({

@@ -7,31 +7,9 @@ import type { L4Protocol, Peer, Policy, PortSpec, Rule, Subject } from '../../sr
 import { emptySnapshot } from '../../src/model/snapshot';
 import type { ContainerPort, LabelSelector, NodeObj, PodObj, Snapshot } from '../../src/model/types';
 import type { Packet } from '../../src/reference/evaluate';
+import { Rng } from './rng';
 
-/** mulberry32: tiny, fast, good enough for test generation. */
-export class Rng {
-  constructor(private s: number) {}
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) | 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.next() * xs.length)];
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  some<T>(xs: readonly T[], max: number): T[] {
-    const n = this.int(0, Math.min(max, xs.length));
-    return [...xs].sort(() => this.next() - 0.5).slice(0, n);
-  }
-}
+export { Rng };
 
 const APPS = ['web', 'db', 'api'];
 const TIERS = ['fe', 'be'];

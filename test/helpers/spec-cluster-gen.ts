@@ -8,40 +8,10 @@
 // Shares no code with src/: test/unit/spec-oracle.test.ts feeds it to both the project's
 // loader and the independent oracle (spec-oracle.ts).
 
+import { Rng } from './rng';
+
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Raw = any;
-
-/** mulberry32. */
-export class SeededRandom {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) | 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.next() * xs.length)];
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  shuffle<T>(xs: readonly T[]): T[] {
-    const out = [...xs];
-    for (let i = out.length - 1; i > 0; i--) {
-      const j = Math.floor(this.next() * (i + 1));
-      [out[i], out[j]] = [out[j], out[i]];
-    }
-    return out;
-  }
-}
 
 export const NS_NAMES = ['alpha', 'beta', 'gamma', 'delta'];
 const NS_LABELS: Record<string, string[]> = { team: ['red', 'blue'], env: ['prod', 'dev', 'test', '2', 'on'] };
@@ -97,11 +67,11 @@ interface GenAddr {
   value: bigint;
 }
 
-function randomV4(r: SeededRandom): bigint {
+function randomV4(r: Rng): bigint {
   return (10n << 24n) | (244n << 16n) | (BigInt(r.int(0, 3)) << 8n) | BigInt(r.int(1, 254));
 }
 
-function randomV6(r: SeededRandom): bigint {
+function randomV6(r: Rng): bigint {
   // fd0X:0:0:S::H
   return (
     ((0xfd00n | BigInt(r.int(0, 3))) << 112n) |
@@ -112,13 +82,13 @@ function randomV6(r: SeededRandom): bigint {
 
 // ---- selectors ----
 
-function labelsFrom(r: SeededRandom, pool: Record<string, string[]>, p: number): Record<string, string> {
+function labelsFrom(r: Rng, pool: Record<string, string[]>, p: number): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, vs] of Object.entries(pool)) if (r.chance(p)) out[k] = r.pick(vs);
   return out;
 }
 
-function selector(r: SeededRandom, pool: Record<string, string[]>): Raw {
+function selector(r: Rng, pool: Record<string, string[]>): Raw {
   const keys = Object.keys(pool);
   const value = (k: string) => (r.chance(0.9) ? r.pick(pool[k]) : 'none');
   const shape = r.int(0, 9);
@@ -153,7 +123,7 @@ export interface GenOptions {
   nulls?: boolean;
 }
 
-function containers(r: SeededRandom): Raw[] {
+function containers(r: Rng): Raw[] {
   const names = r.shuffle(PORT_NAMES).slice(0, r.int(0, 4));
   const ports: Raw[] = names.map((name) => {
     const p: Raw = { name, containerPort: r.pick(PORT_NUMBERS) };
@@ -171,7 +141,7 @@ function containers(r: SeededRandom): Raw[] {
   });
 }
 
-function v6Text(r: SeededRandom, v: bigint, opts: GenOptions): string {
+function v6Text(r: Rng, v: bigint, opts: GenOptions): string {
   if (!opts.expandedV6 || r.chance(0.7)) return formatV6(v);
   const t = formatV6(v, r.chance(0.5));
   return r.chance(0.5) ? t.toUpperCase() : t;
@@ -182,7 +152,7 @@ interface GenPod {
   addrs: GenAddr[];
 }
 
-function pods(r: SeededRandom, namespaces: string[], opts: GenOptions): GenPod[] {
+function pods(r: Rng, namespaces: string[], opts: GenOptions): GenPod[] {
   const used = new Set<string>();
   const fresh = (f: () => bigint) => {
     for (;;) {
@@ -229,7 +199,7 @@ function pods(r: SeededRandom, namespaces: string[], opts: GenOptions): GenPod[]
 
 // ---- policies ----
 
-function ipBlock(r: SeededRandom, all: GenAddr[], opts: GenOptions): Raw {
+function ipBlock(r: Rng, all: GenAddr[], opts: GenOptions): Raw {
   const base: GenAddr =
     all.length && r.chance(0.8)
       ? r.pick(all)
@@ -257,7 +227,7 @@ function ipBlock(r: SeededRandom, all: GenAddr[], opts: GenOptions): Raw {
   return { ipBlock: block };
 }
 
-function peer(r: SeededRandom, all: GenAddr[], opts: GenOptions): Raw {
+function peer(r: Rng, all: GenAddr[], opts: GenOptions): Raw {
   const nsPool = { ...NS_LABELS, 'kubernetes.io/metadata.name': NS_NAMES };
   switch (r.int(0, 3)) {
     case 0:
@@ -271,7 +241,7 @@ function peer(r: SeededRandom, all: GenAddr[], opts: GenOptions): Raw {
   }
 }
 
-function port(r: SeededRandom): Raw {
+function port(r: Rng): Raw {
   const p: Raw = {};
   if (r.chance(0.7)) p.protocol = r.pick(PROTOCOLS);
   const kind = r.int(0, 9);
@@ -285,7 +255,7 @@ function port(r: SeededRandom): Raw {
   return p;
 }
 
-function rule(r: SeededRandom, peersKey: 'from' | 'to', all: GenAddr[], opts: GenOptions): Raw {
+function rule(r: Rng, peersKey: 'from' | 'to', all: GenAddr[], opts: GenOptions): Raw {
   const out: Raw = {};
   const peers = r.int(0, 9);
   if (peers === 1) out[peersKey] = [];
@@ -296,7 +266,7 @@ function rule(r: SeededRandom, peersKey: 'from' | 'to', all: GenAddr[], opts: Ge
   return out;
 }
 
-function section(r: SeededRandom, peersKey: 'from' | 'to', all: GenAddr[], opts: GenOptions): Raw[] | undefined {
+function section(r: Rng, peersKey: 'from' | 'to', all: GenAddr[], opts: GenOptions): Raw[] | undefined {
   const k = r.int(0, 9);
   if (k <= 2) return undefined;
   if (k === 3) return [];
@@ -317,7 +287,7 @@ const POLICY_TYPES: (string[] | undefined)[] = [
 ];
 
 /** Unset optional fields written as null now and then, and `podSelector: null` for {}. */
-function addNulls(r: SeededRandom, spec: Raw): void {
+function addNulls(r: Rng, spec: Raw): void {
   const maybe = (o: Raw, keys: string[]) => {
     for (const k of keys) if (o[k] === undefined && r.chance(0.3)) o[k] = null;
   };
@@ -333,7 +303,7 @@ function addNulls(r: SeededRandom, spec: Raw): void {
   }
 }
 
-function policy(r: SeededRandom, name: string, namespace: string, all: GenAddr[], opts: GenOptions): Raw {
+function policy(r: Rng, name: string, namespace: string, all: GenAddr[], opts: GenOptions): Raw {
   const spec: Raw = { podSelector: r.chance(0.3) ? {} : selector(r, POD_LABELS) };
   const shape = r.int(0, 9);
   if (shape === 0) {
@@ -363,7 +333,7 @@ export interface GenCluster {
 }
 
 export function generateCluster(seed: number, opts: GenOptions = {}): GenCluster {
-  const r = new SeededRandom(seed);
+  const r = new Rng(seed);
   const namespaces = NS_NAMES.slice(0, r.int(2, 4));
   const objects: Raw[] = [
     {

@@ -16,7 +16,8 @@ import { dump } from 'js-yaml';
 import { stringify } from 'yaml';
 import { loadStateDir } from '../../src/sources/directory';
 import { podMatrix } from '../../src/reference/matrix';
-import { generateCluster, SeededRandom, type GenOptions } from '../helpers/spec-cluster-gen';
+import { Rng } from '../helpers/rng';
+import { generateCluster, type GenOptions } from '../helpers/spec-cluster-gen';
 import {
   cidrContains,
   oracleCluster,
@@ -40,7 +41,7 @@ interface Probe {
 /** Ports worth probing: container ports (named ports resolve to them), the edges of every rule's
  *  port or range, a few others; at most `max`, chosen by the cluster's seed. */
 function probes(seed: number, objects: any[], max = 6): Probe[] {
-  const r = new SeededRandom(seed ^ 0x5eed);
+  const r = new Rng(seed ^ 0x5eed);
   const seen = new Map<string, Probe>();
   const add = (protocol: Proto, port: number) => {
     if (port >= 1 && port <= 65535) seen.set(`${protocol}/${port}`, { protocol, port });
