@@ -3,7 +3,7 @@
 // for a while. Under pod churn those were most passes; a follow-up is skipped once a good
 // pass that started after the event found the link enforced, or did not find it (gone, or
 // moved into a pod's namespace).
-export const LINK_FOLLOWUPS_MS = [0, 50, 200, 1000];
+const LINK_FOLLOWUPS_MS = [0, 50, 200, 1000];
 
 export class LinkFollowUps {
   /** The links the last good pass saw and those it left enforced. */

@@ -9,8 +9,6 @@ import type { ContainerPort, LabelSelector, NodeObj, PodObj, Snapshot } from '..
 import type { Packet } from '../../src/reference/evaluate';
 import { Rng } from './rng';
 
-export { Rng };
-
 const APPS = ['web', 'db', 'api'];
 const TIERS = ['fe', 'be'];
 const PORTS = [53, 80, 81, 443, 1000, 1023, 1024, 8080, 9000];

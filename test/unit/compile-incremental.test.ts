@@ -9,7 +9,8 @@ import type { Policy } from '../../src/model/rules';
 import type { PodObj, Snapshot } from '../../src/model/types';
 import { planDiff } from '../../src/reconcile/plan';
 import { nodeNames, synthesizeEndpoints } from '../../src/trace/endpoints';
-import { Rng, randomSnapshot } from '../helpers/random-snapshot';
+import { randomSnapshot } from '../helpers/random-snapshot';
+import { Rng } from '../helpers/rng';
 import { namespace, netpol, node, pod, podsPeer, n1Endpoints, rule, snapshot } from '../helpers/snapshot-builders';
 
 /** Everything a result says, maps in iteration order. */

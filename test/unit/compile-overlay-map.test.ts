@@ -2,7 +2,7 @@
 // whatever overlay it was derived from; a deleted root key that comes back is refused.
 import test from 'ava';
 import { OverlayMap } from '../../src/compile/overlay-map';
-import { Rng } from '../helpers/random-snapshot';
+import { Rng } from '../helpers/rng';
 
 type Edit = [number, string | undefined];
 
